@@ -1,0 +1,105 @@
+package loa
+
+import (
+	"strings"
+	"time"
+)
+
+// Area kinds, from the top of the tree down.
+const (
+	AreaProvince = "province"
+	AreaCommune  = "commune"
+	AreaCluster  = "cluster" // a village cluster (cụm loa)
+)
+
+// Area is a node in the administrative tree province → commune → cluster.
+// Devices belong to an area; targets and token scopes name areas.
+type Area struct {
+	ID        string    `json:"id"`
+	ParentID  string    `json:"parent_id,omitempty"`
+	Name      string    `json:"name"`
+	Kind      string    `json:"kind"`
+	Code      string    `json:"code,omitempty"` // administrative code (mã đơn vị hành chính)
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// childKind is the kind an area's child must have.
+var childKind = map[string]string{AreaProvince: AreaCommune, AreaCommune: AreaCluster}
+
+// Validate checks the area's own fields. The parent's existence and kind
+// are checked by ValidateParent, by whoever can look the parent up.
+func (a *Area) Validate() error {
+	if err := ValidateID("id", a.ID); err != nil {
+		return err
+	}
+	if strings.TrimSpace(a.Name) == "" || len(a.Name) > 200 {
+		return Errorf(EINVALID, "name: required, at most 200 bytes")
+	}
+	switch a.Kind {
+	case AreaProvince:
+		if a.ParentID != "" {
+			return Errorf(EINVALID, "parent_id: a province has no parent")
+		}
+	case AreaCommune, AreaCluster:
+		if a.ParentID == "" {
+			return Errorf(EINVALID, "parent_id: a %s needs a parent", a.Kind)
+		}
+	default:
+		return Errorf(EINVALID, "kind: must be province, commune or cluster, not %q", a.Kind)
+	}
+	return nil
+}
+
+// ValidateParent checks that parent may hold a as a child.
+func (a *Area) ValidateParent(parent *Area) error {
+	if childKind[parent.Kind] != a.Kind {
+		return Errorf(EINVALID, "parent_id: a %s cannot hold a %s", parent.Kind, a.Kind)
+	}
+	return nil
+}
+
+// AreaTree answers ancestry questions over a snapshot of all areas.
+type AreaTree map[string]*Area
+
+// NewAreaTree indexes areas by id.
+func NewAreaTree(areas []*Area) AreaTree {
+	t := make(AreaTree, len(areas))
+	for _, a := range areas {
+		t[a.ID] = a
+	}
+	return t
+}
+
+// Within reports whether area id is scope or one of its descendants.
+// An empty scope covers everything.
+func (t AreaTree) Within(id, scope string) bool {
+	if scope == "" {
+		return true
+	}
+	for depth := 0; id != "" && depth < 16; depth++ {
+		if id == scope {
+			return true
+		}
+		a := t[id]
+		if a == nil {
+			return false
+		}
+		id = a.ParentID
+	}
+	return false
+}
+
+// ValidateID checks an identifier chosen by a user: 1–64 bytes of
+// [a-z0-9-_.], so it is safe in MQTT topics, file names and URLs.
+func ValidateID(field, id string) error {
+	if id == "" || len(id) > 64 {
+		return Errorf(EINVALID, "%s: required, 1–64 characters", field)
+	}
+	for _, c := range id {
+		ok := c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.'
+		if !ok {
+			return Errorf(EINVALID, "%s: %q has %q; use a-z, 0-9, '-', '_' or '.'", field, id, c)
+		}
+	}
+	return nil
+}

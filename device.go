@@ -1,0 +1,76 @@
+package loa
+
+import (
+	"math"
+	"strings"
+	"time"
+)
+
+// Device is a smart receiver: a 4G/Ethernet box driving an amplifier and a
+// cluster of horn speakers. Its credentials are stored hashed, never here.
+type Device struct {
+	ID        string    `json:"id"`
+	AreaID    string    `json:"area_id"`
+	Name      string    `json:"name"`
+	Lat       float64   `json:"lat,omitempty"`
+	Lon       float64   `json:"lon,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Validate checks the device's own fields.
+func (d *Device) Validate() error {
+	if err := ValidateID("id", d.ID); err != nil {
+		return err
+	}
+	if err := ValidateID("area_id", d.AreaID); err != nil {
+		return err
+	}
+	if len(d.Name) > 200 || strings.ContainsAny(d.Name, "\x00\n") {
+		return Errorf(EINVALID, "name: at most 200 bytes on one line")
+	}
+	if math.IsNaN(d.Lat) || d.Lat < -90 || d.Lat > 90 {
+		return Errorf(EINVALID, "lat: must be within -90..90")
+	}
+	if math.IsNaN(d.Lon) || d.Lon < -180 || d.Lon > 180 {
+		return Errorf(EINVALID, "lon: must be within -180..180")
+	}
+	return nil
+}
+
+// DeviceState is what the controller knows of a device right now: presence
+// from its retained status and the last telemetry it sent. It is hot state,
+// kept in memory and flushed to the store in batches.
+type DeviceState struct {
+	ID          string     `json:"id"`
+	Online      bool       `json:"online"`
+	Boot        uint64     `json:"boot"`
+	OnlineSince time.Time  `json:"online_since,omitzero"`
+	LastSeen    time.Time  `json:"last_seen,omitzero"`
+	Telemetry   *Telemetry `json:"telemetry,omitempty"`
+	Malformed   uint64     `json:"malformed"` // payloads from this device that failed to decode
+}
+
+// Telemetry is a device's periodic report, in domain form.
+type Telemetry struct {
+	At       time.Time    `json:"at"`
+	RSSI     int          `json:"rssi"`
+	Net      string       `json:"net,omitempty"`
+	Volume   int          `json:"volume"`
+	Muted    bool         `json:"muted"`
+	TempC    float64      `json:"temp_c"`
+	UptimeS  int64        `json:"uptime_s"`
+	Firmware string       `json:"fw,omitempty"`
+	Session  string       `json:"session,omitempty"`
+	Stream   *StreamStats `json:"stream,omitempty"`
+}
+
+// StreamStats counts what a receiver did with the RTP stream it was sent.
+type StreamStats struct {
+	Received     uint64  `json:"received"`
+	Lost         uint64  `json:"lost"`
+	Late         uint64  `json:"late"`
+	Concealed    uint64  `json:"concealed"`
+	FECRecovered uint64  `json:"fec_recovered"`
+	Played       uint64  `json:"played"`
+	JitterMs     float64 `json:"jitter_ms"`
+}

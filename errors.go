@@ -1,0 +1,62 @@
+// Package loa holds the domain vocabulary of the Loa broadcast controller:
+// devices, areas, media, sessions, priorities, users, and the error codes
+// every adapter maps its failures to. It imports only the standard library.
+package loa
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error codes. The API maps each to one HTTP status in one table.
+const (
+	EINVALID      = "invalid"      // bad input; the message names the field
+	ENOTFOUND     = "not_found"    // the thing does not exist (or is out of scope)
+	ECONFLICT     = "conflict"     // already exists, or state forbids it
+	EUNAUTHORIZED = "unauthorized" // no or bad credentials
+	EFORBIDDEN    = "forbidden"    // credentials fine, not allowed
+	ETOOLARGE     = "too_large"    // body or file over the limit
+	EUNSUPPORTED  = "unsupported"  // a format or operation Loa does not handle
+	EUNAVAILABLE  = "unavailable"  // a dependency (broker, device) cannot be reached
+	ETIMEOUT      = "timeout"      // a device or peer did not answer in time
+	EINTERNAL     = "internal"     // a bug or an I/O failure
+)
+
+// Error is a domain error: a machine code and a message meant for the user.
+type Error struct {
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("loa: %s: %s", e.Code, e.Message) }
+
+// Errorf returns an *Error with the code and a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, EINTERNAL
+// for any other non-nil error, and "" for nil.
+func ErrorCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return EINTERNAL
+}
+
+// ErrorMessage returns the user-facing message of the first *Error in err's
+// chain, or a generic message for other errors so internals never leak.
+func ErrorMessage(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return "internal error"
+}

@@ -1,0 +1,18 @@
+package loa
+
+import "time"
+
+// Media is an audio item in the library, stored once as Ogg Opus
+// (48 kHz mono, 20 ms frames) in a file named by its content hash.
+type Media struct {
+	ID         string        `json:"id"`
+	Name       string        `json:"name"`
+	Hash       string        `json:"hash"` // hex SHA-256 of the stored Ogg Opus file
+	Size       int64         `json:"size"` // bytes of the stored file
+	Duration   time.Duration `json:"duration_ns"`
+	Frames     int           `json:"frames"`      // 20 ms Opus packets
+	Source     string        `json:"source"`      // format the upload was in: wav, mp3, opus
+	LoudnessDB float64       `json:"loudness_db"` // measured before normalising
+	CreatedAt  time.Time     `json:"created_at"`
+	CreatedBy  string        `json:"created_by,omitempty"`
+}

@@ -1,0 +1,268 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// MaxPayload bounds every JSON body on the wire; larger ones are refused
+// before they are parsed.
+const MaxPayload = 16 << 10
+
+// Status is published retained on dev/{id}/status. Boot increases on every
+// boot of the device, so a late offline Last Will from an earlier boot can
+// be told from a newer online status.
+type Status struct {
+	Online bool   `json:"online"`
+	Boot   uint64 `json:"boot"`
+	TS     int64  `json:"ts"` // unix milliseconds, device clock
+}
+
+// Command ops.
+const (
+	OpPlay     = "play"
+	OpStop     = "stop"
+	OpVolume   = "volume"
+	OpMute     = "mute"
+	OpAmp      = "amp"
+	OpTest     = "test"
+	OpReboot   = "reboot"
+	OpFirmware = "firmware"
+	OpConfig   = "config"
+)
+
+var knownOps = map[string]bool{OpPlay: true, OpStop: true, OpVolume: true, OpMute: true,
+	OpAmp: true, OpTest: true, OpReboot: true, OpFirmware: true, OpConfig: true}
+
+// Command is sent on dev/{id}/cmd. A receiver ignores (acks "expired") a
+// command whose Exp has passed, so nothing stale runs after a reconnect.
+type Command struct {
+	ID   string          `json:"id"`
+	Op   string          `json:"op"`
+	Exp  int64           `json:"exp"` // unix milliseconds
+	Args json.RawMessage `json:"args,omitempty"`
+}
+
+// Expired reports whether the command is stale at now.
+func (c *Command) Expired(now time.Time) bool { return now.UnixMilli() > c.Exp }
+
+// PlayArgs are the args of a play command: where the stream comes from and
+// how the receiver proves who it is when it opens its NAT.
+type PlayArgs struct {
+	Session  string `json:"session"`
+	Addr     string `json:"addr"`      // controller's media address host:port (RTP and RTCP)
+	SSRC     uint32 `json:"ssrc"`      // the stream's SSRC
+	PT       uint8  `json:"pt"`        // RTP payload type
+	RecvSSRC uint32 `json:"recv_ssrc"` // SSRC the receiver uses in its RTCP
+	Token    string `json:"token"`     // hex; sent in the RTCP APP packet to authenticate
+	DelayMs  int    `json:"delay_ms"`  // playout delay D, the same on every receiver
+	Priority uint8  `json:"priority"`
+	Frames   int    `json:"frames,omitempty"` // frames in the programme, 0 when unknown (live)
+}
+
+// StopArgs are the args of a stop command.
+type StopArgs struct {
+	Session string `json:"session"`
+}
+
+// VolumeArgs are the args of a volume command.
+type VolumeArgs struct {
+	Level int `json:"level"` // 0–100
+}
+
+// Ack states.
+const (
+	AckAccepted = "accepted"
+	AckProgress = "progress"
+	AckDone     = "done"
+	AckFailed   = "failed"
+	AckExpired  = "expired"
+)
+
+// Ack answers a command on dev/{id}/ack, correlated by ID.
+type Ack struct {
+	ID    string `json:"id"`
+	State string `json:"state"`
+	Code  string `json:"code,omitempty"`
+	Msg   string `json:"msg,omitempty"`
+}
+
+// Final reports whether no further ack follows this one.
+func (a *Ack) Final() bool {
+	return a.State == AckDone || a.State == AckFailed || a.State == AckExpired
+}
+
+// StreamStats count what a receiver did with one stream.
+type StreamStats struct {
+	Received     uint64  `json:"received"`
+	Lost         uint64  `json:"lost"`
+	Late         uint64  `json:"late"`
+	Concealed    uint64  `json:"concealed"`
+	FECRecovered uint64  `json:"fec_recovered"`
+	Played       uint64  `json:"played"`
+	Decoded      uint64  `json:"decoded"`
+	JitterMs     float64 `json:"jitter_ms"`
+}
+
+// Telemetry is published periodically on dev/{id}/tele.
+type Telemetry struct {
+	TS      int64        `json:"ts"`
+	RSSI    int          `json:"rssi"`
+	Net     string       `json:"net,omitempty"` // "4g", "eth", ...
+	Volume  int          `json:"volume"`
+	Muted   bool         `json:"muted"`
+	Temp    float64      `json:"temp"` // °C
+	Uptime  int64        `json:"uptime"`
+	FW      string       `json:"fw,omitempty"`
+	Session string       `json:"session,omitempty"` // playing now
+	Stream  *StreamStats `json:"stream,omitempty"`
+}
+
+// Event types.
+const (
+	EventPlayed   = "played"   // first frame of a session played
+	EventFinished = "finished" // a session ended on this receiver; Stream holds its totals
+	EventAmpFault = "amp_fault"
+	EventPower    = "power"
+	EventTamper   = "tamper"
+)
+
+// Event is an unsolicited report on dev/{id}/event.
+type Event struct {
+	Type    string       `json:"type"`
+	TS      int64        `json:"ts"`
+	Session string       `json:"session,omitempty"`
+	Stream  *StreamStats `json:"stream,omitempty"`
+	Msg     string       `json:"msg,omitempty"`
+}
+
+func decode(kind string, b []byte, v any) error {
+	if len(b) == 0 {
+		return fmt.Errorf("%s: empty payload", kind)
+	}
+	if len(b) > MaxPayload {
+		return fmt.Errorf("%s: payload of %d bytes exceeds %d", kind, len(b), MaxPayload)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%s: %w", kind, err)
+	}
+	if dec.More() {
+		return fmt.Errorf("%s: trailing data after the JSON object", kind)
+	}
+	return nil
+}
+
+// DecodeStatus parses and checks a status payload.
+func DecodeStatus(b []byte) (Status, error) {
+	var s Status
+	if err := decode("status", b, &s); err != nil {
+		return Status{}, err
+	}
+	return s, nil
+}
+
+// DecodeCommand parses and checks a command.
+func DecodeCommand(b []byte) (Command, error) {
+	var c Command
+	if err := decode("cmd", b, &c); err != nil {
+		return Command{}, err
+	}
+	if c.ID == "" || len(c.ID) > 64 {
+		return Command{}, errors.New("cmd: id must be 1–64 bytes")
+	}
+	if !knownOps[c.Op] {
+		return Command{}, fmt.Errorf("cmd: unknown op %q", c.Op)
+	}
+	if c.Exp <= 0 {
+		return Command{}, errors.New("cmd: exp is required")
+	}
+	return c, nil
+}
+
+// DecodePlayArgs parses and checks play args.
+func DecodePlayArgs(b []byte) (PlayArgs, error) {
+	var p PlayArgs
+	if err := decode("play", b, &p); err != nil {
+		return PlayArgs{}, err
+	}
+	switch {
+	case p.Session == "":
+		return PlayArgs{}, errors.New("play: session is required")
+	case p.Addr == "":
+		return PlayArgs{}, errors.New("play: addr is required")
+	case len(p.Token) != 2*TokenLen:
+		return PlayArgs{}, fmt.Errorf("play: token must be %d hex digits", 2*TokenLen)
+	case p.DelayMs < 0 || p.DelayMs > 10000:
+		return PlayArgs{}, errors.New("play: delay_ms must be within 0..10000")
+	}
+	return p, nil
+}
+
+// DecodeStopArgs parses stop args.
+func DecodeStopArgs(b []byte) (StopArgs, error) {
+	var s StopArgs
+	if err := decode("stop", b, &s); err != nil {
+		return StopArgs{}, err
+	}
+	return s, nil
+}
+
+// DecodeVolumeArgs parses and checks volume args.
+func DecodeVolumeArgs(b []byte) (VolumeArgs, error) {
+	var v VolumeArgs
+	if err := decode("volume", b, &v); err != nil {
+		return VolumeArgs{}, err
+	}
+	if v.Level < 0 || v.Level > 100 {
+		return VolumeArgs{}, fmt.Errorf("volume: level %d outside 0..100", v.Level)
+	}
+	return v, nil
+}
+
+// DecodeAck parses and checks an ack.
+func DecodeAck(b []byte) (Ack, error) {
+	var a Ack
+	if err := decode("ack", b, &a); err != nil {
+		return Ack{}, err
+	}
+	if a.ID == "" {
+		return Ack{}, errors.New("ack: id is required")
+	}
+	switch a.State {
+	case AckAccepted, AckProgress, AckDone, AckFailed, AckExpired:
+	default:
+		return Ack{}, fmt.Errorf("ack: unknown state %q", a.State)
+	}
+	return a, nil
+}
+
+// DecodeTelemetry parses and checks a telemetry payload.
+func DecodeTelemetry(b []byte) (Telemetry, error) {
+	var t Telemetry
+	if err := decode("tele", b, &t); err != nil {
+		return Telemetry{}, err
+	}
+	if t.Volume < 0 || t.Volume > 100 {
+		return Telemetry{}, fmt.Errorf("tele: volume %d outside 0..100", t.Volume)
+	}
+	if len(t.Net) > 16 || len(t.FW) > 64 || len(t.Session) > 64 {
+		return Telemetry{}, errors.New("tele: net, fw or session too long")
+	}
+	return t, nil
+}
+
+// DecodeEvent parses and checks an event.
+func DecodeEvent(b []byte) (Event, error) {
+	var e Event
+	if err := decode("event", b, &e); err != nil {
+		return Event{}, err
+	}
+	if e.Type == "" || len(e.Type) > 32 {
+		return Event{}, errors.New("event: type must be 1–32 bytes")
+	}
+	return e, nil
+}

@@ -1,0 +1,63 @@
+package protocol
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// The RTP profile (RFC 3550 + RFC 7587): 48 kHz clock, 20 ms mono Opus
+// frames, one Opus packet per RTP packet, marker 0, DTX off. RTCP shares
+// the RTP port (RFC 5761).
+const (
+	ClockRate     = 48000
+	FrameSamples  = 960 // samples per 20 ms frame at 48 kHz; the timestamp step
+	FrameDuration = 20 * time.Millisecond
+	PayloadType   = 111
+	Channels      = 1
+)
+
+// Receivers authenticate the RTCP that opens their NAT mapping with a
+// compound packet: Receiver Report (SSRC = PlayArgs.RecvSSRC), SDES CNAME
+// (the device id) and an APP packet named RTCPAppName whose data is the
+// TokenLen bytes of PlayArgs.Token. The controller sends a session's RTP
+// only to addresses whose report carried a valid token, and ignores the rest.
+const (
+	RTCPAppName = "LOA1"
+	TokenLen    = 16
+)
+
+// RTCPReportInterval is how often receivers send their report; it also
+// keeps 4G NAT mappings (often 30 s or less for UDP) open.
+const RTCPReportInterval = 2 * time.Second
+
+// DefaultDelay is the playout delay D receivers add to the sender clock.
+const DefaultDelay = 200 * time.Millisecond
+
+// SDP describes a session's stream for third-party receivers (ffmpeg,
+// GStreamer): the stream arrives at dest (the receiver's own address) from
+// the controller at src. Opus is always signalled as opus/48000/2 (RFC 7587);
+// sprop-stereo=0 says the content is mono.
+func SDP(sessionID string, ssrc uint32, src netip.Addr, dest netip.AddrPort) string {
+	ipv := func(a netip.Addr) string {
+		if a.Is4() || a.Is4In6() {
+			return "IP4 " + a.Unmap().String()
+		}
+		return "IP6 " + a.String()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "v=0\r\n")
+	fmt.Fprintf(&b, "o=- %d 1 IN %s\r\n", ssrc, ipv(src))
+	fmt.Fprintf(&b, "s=Loa session %s\r\n", sessionID)
+	fmt.Fprintf(&b, "c=IN %s\r\n", ipv(dest.Addr()))
+	fmt.Fprintf(&b, "t=0 0\r\n")
+	fmt.Fprintf(&b, "m=audio %d RTP/AVP %d\r\n", dest.Port(), PayloadType)
+	fmt.Fprintf(&b, "a=rtpmap:%d opus/%d/2\r\n", PayloadType, ClockRate)
+	fmt.Fprintf(&b, "a=fmtp:%d minptime=20;useinbandfec=1;sprop-stereo=0;stereo=0\r\n", PayloadType)
+	fmt.Fprintf(&b, "a=ptime:20\r\n")
+	fmt.Fprintf(&b, "a=ssrc:%d cname:loa-%s\r\n", ssrc, sessionID)
+	fmt.Fprintf(&b, "a=rtcp-mux\r\n")
+	fmt.Fprintf(&b, "a=recvonly\r\n")
+	return b.String()
+}

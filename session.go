@@ -1,0 +1,62 @@
+package loa
+
+import "time"
+
+// Session states.
+const (
+	SessionPlaying = "playing"
+	SessionEnded   = "ended"   // the media played to the end
+	SessionStopped = "stopped" // stopped by a user or the max duration
+	SessionFailed  = "failed"
+)
+
+// Targets name who a session or schedule is for: whole areas (with all
+// their descendants) and single devices.
+type Targets struct {
+	Areas   []string `json:"areas,omitempty"`
+	Devices []string `json:"devices,omitempty"`
+}
+
+// Empty reports whether no target is named.
+func (t Targets) Empty() bool { return len(t.Areas) == 0 && len(t.Devices) == 0 }
+
+// Session is one programme being played to a set of receivers: one RTP
+// stream (one SSRC), encoded once, fanned out to every receiver it wins.
+type Session struct {
+	ID          string        `json:"id"`
+	MediaID     string        `json:"media_id"`
+	Targets     Targets       `json:"targets"`
+	Priority    Priority      `json:"priority"`
+	MaxDuration time.Duration `json:"max_duration_ns"`
+	SSRC        uint32        `json:"ssrc"`
+	State       string        `json:"state"`
+	Devices     []string      `json:"devices"` // resolved at start
+	StartedAt   time.Time     `json:"started_at"`
+	EndedAt     time.Time     `json:"ended_at,omitzero"`
+	CreatedBy   string        `json:"created_by,omitempty"`
+	Reason      string        `json:"reason,omitempty"` // why it ended, when not by itself
+}
+
+// Validate checks a session request before anything is resolved.
+func (s *Session) Validate() error {
+	if s.MediaID == "" {
+		return Errorf(EINVALID, "media_id: required")
+	}
+	if s.Targets.Empty() {
+		return Errorf(EINVALID, "targets: name at least one area or device")
+	}
+	for _, a := range s.Targets.Areas {
+		if err := ValidateID("targets.areas", a); err != nil {
+			return err
+		}
+	}
+	for _, d := range s.Targets.Devices {
+		if err := ValidateID("targets.devices", d); err != nil {
+			return err
+		}
+	}
+	if s.MaxDuration < 0 || s.MaxDuration > 24*time.Hour {
+		return Errorf(EINVALID, "max_duration: must be within 0..24h")
+	}
+	return nil
+}

@@ -1,0 +1,61 @@
+package loa
+
+import "time"
+
+// Roles, from most to least powerful.
+const (
+	RoleAdmin      = "admin"      // everything
+	RoleProvince   = "province"   // provincial staff: alerts, sessions, devices in scope
+	RoleOperator   = "operator"   // commune operator: media and sessions in scope
+	RoleTechnician = "technician" // devices in scope: view, provision, command
+)
+
+// Token is an API bearer token. Only its SHA-256 is stored; the secret is
+// shown once, when it is created.
+type Token struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Role      string    `json:"role"`
+	AreaID    string    `json:"area_id,omitempty"` // scope; empty = everything
+	Hash      string    `json:"-"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Can reports whether the role may perform action.
+func (t *Token) Can(action string) bool {
+	switch t.Role {
+	case RoleAdmin:
+		return true
+	case RoleProvince:
+		return action != ActionManageTokens
+	case RoleOperator:
+		return action == ActionRead || action == ActionMedia || action == ActionSession
+	case RoleTechnician:
+		return action == ActionRead || action == ActionDevice
+	}
+	return false
+}
+
+// Actions a role may be allowed.
+const (
+	ActionRead         = "read"
+	ActionMedia        = "media"   // upload media
+	ActionSession      = "session" // start and stop sessions
+	ActionDevice       = "device"  // provision and command devices
+	ActionArea         = "area"    // create areas
+	ActionManageTokens = "tokens"
+)
+
+// ValidRole reports whether r names a role.
+func ValidRole(r string) bool {
+	return r == RoleAdmin || r == RoleProvince || r == RoleOperator || r == RoleTechnician
+}
+
+// AuditRecord is one line of the audit log: who did what to what.
+type AuditRecord struct {
+	At     time.Time `json:"at"`
+	Actor  string    `json:"actor"` // token id, or "system"
+	Action string    `json:"action"`
+	Object string    `json:"object"`
+	Detail string    `json:"detail,omitempty"`
+}
