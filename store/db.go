@@ -1,0 +1,187 @@
+// Package store persists Loa's domain types in a bbolt database. Values are
+// JSON-encoded domain structs keyed by id; secrets are stored only as SHA-256
+// hashes. Audio files live beside the database in MediaDir, named by content
+// hash; the database holds their metadata.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/loa-broadcast/loa"
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// Compile-time checks that DB provides the persistence services.
+var (
+	_ loa.AreaService   = (*DB)(nil)
+	_ loa.DeviceService = (*DB)(nil)
+	_ loa.TokenService  = (*DB)(nil)
+	_ loa.AuditService  = (*DB)(nil)
+)
+
+// DefaultTimeout is how long Open waits for the file lock when Options.Timeout is zero.
+const DefaultTimeout = time.Second
+
+// Options configure Open. The zero value is usable.
+type Options struct {
+	Timeout time.Duration    // how long to wait for the file lock; default 1s
+	Now     func() time.Time // clock for CreatedAt stamps; default time.Now
+	Logger  *slog.Logger     // default discards
+}
+
+// DB is an open Loa database. It is safe for concurrent use.
+type DB struct {
+	bolt     *bolt.DB
+	mediaDir string
+	now      func() time.Time
+	log      *slog.Logger
+}
+
+// Open opens or creates the database at path, creating its directory and
+// the media directory beside it, and migrates the schema to the version
+// this build knows. A database held by another process (or another open
+// handle) fails with EUNAVAILABLE after opt.Timeout; a database written by
+// a newer build fails with EUNSUPPORTED.
+func Open(path string, opt Options) (*DB, error) {
+	if path == "" {
+		return nil, loa.Errorf(loa.EINVALID, "db path: required")
+	}
+	timeout := opt.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	db := &DB{now: opt.Now, log: opt.Logger}
+	if db.now == nil {
+		db.now = time.Now
+	}
+	if db.log == nil {
+		db.log = slog.New(slog.DiscardHandler)
+	}
+
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("create database directory: %w", err)
+	}
+	db.mediaDir = filepath.Join(dir, "media")
+	if err := os.MkdirAll(db.mediaDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create media directory: %w", err)
+	}
+
+	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("%w (%w)", loa.Errorf(loa.EUNAVAILABLE,
+			"database %s is in use by another process (is another loa running?); "+
+				"stop it or use a different database path", path), err)
+	} else if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	db.bolt = b
+
+	if err := db.bolt.Update(func(tx *bolt.Tx) error {
+		return migrate(tx, path, migrations, db.log)
+	}); err != nil {
+		_ = db.bolt.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// Close closes the database; it waits for open transactions to finish.
+func (db *DB) Close() error {
+	if err := db.bolt.Close(); err != nil {
+		return fmt.Errorf("close database: %w", err)
+	}
+	return nil
+}
+
+// Path returns the database file's path as given to Open.
+func (db *DB) Path() string { return db.bolt.Path() }
+
+// MediaDir returns the directory that holds the media files.
+func (db *DB) MediaDir() string { return db.mediaDir }
+
+// MediaPath returns the file a media item with content hash hash is stored
+// in, or "" if hash is not a valid lowercase hex digest, so a hash can never
+// name a path outside MediaDir.
+func (db *DB) MediaPath(hash string) string {
+	if validHash(hash) != nil {
+		return ""
+	}
+	return filepath.Join(db.mediaDir, hash+".opus")
+}
+
+// Backup writes a consistent copy of the whole database to w and returns
+// the number of bytes written. Writers are not blocked while it runs.
+func (db *DB) Backup(w io.Writer) (int64, error) {
+	var n int64
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("backup: %w", err)
+	}
+	return n, nil
+}
+
+// view and update run fn in a transaction after checking ctx: bbolt itself
+// cannot be interrupted, so a cancelled request does not start one.
+func (db *DB) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return db.bolt.View(fn)
+}
+
+func (db *DB) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return db.bolt.Update(fn)
+}
+
+// get decodes the value at key in bucket into v; found is false if absent.
+// Decoding copies, so nothing returned aliases bbolt's memory.
+func get(tx *bolt.Tx, bucket, key []byte, v any) (found bool, err error) {
+	data := tx.Bucket(bucket).Get(key)
+	if data == nil {
+		return false, nil
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return true, fmt.Errorf("decode %s/%s: %w", bucket, key, err)
+	}
+	return true, nil
+}
+
+// put encodes v as JSON and stores it at key in bucket.
+func put(tx *bolt.Tx, bucket, key []byte, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s/%s: %w", bucket, key, err)
+	}
+	return tx.Bucket(bucket).Put(key, data)
+}
+
+// list decodes every value in bucket, in key order.
+func list[T any](tx *bolt.Tx, bucket []byte) ([]*T, error) {
+	var out []*T
+	err := tx.Bucket(bucket).ForEach(func(k, v []byte) error {
+		t := new(T)
+		if err := json.Unmarshal(v, t); err != nil {
+			return fmt.Errorf("decode %s/%s: %w", bucket, k, err)
+		}
+		out = append(out, t)
+		return nil
+	})
+	return out, err
+}

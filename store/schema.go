@@ -1,0 +1,87 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+
+	"github.com/loa-broadcast/loa"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Bucket names. Every bucket is created by a migration, so code outside
+// schema.go may assume they exist.
+var (
+	bucketMeta         = []byte("meta")           // schema version
+	bucketAreas        = []byte("areas")          // id → Area
+	bucketDevices      = []byte("devices")        // id → Device
+	bucketDeviceCreds  = []byte("device_creds")   // id → SHA-256 of the MQTT password
+	bucketDeviceStates = []byte("device_states")  // id → DeviceState
+	bucketMedia        = []byte("media")          // id → Media
+	bucketMediaByHash  = []byte("media_by_hash")  // content hash → media id
+	bucketSessions     = []byte("sessions")       // id → Session
+	bucketTokens       = []byte("tokens")         // id → tokenRecord
+	bucketTokensByHash = []byte("tokens_by_hash") // SHA-256 of secret (hex) → token id
+	bucketAudit        = []byte("audit")          // big-endian sequence → AuditRecord
+)
+
+var keySchemaVersion = []byte("schema_version")
+
+// A migration moves the schema up by one version. migrations[i] takes a
+// database from version i to i+1, so the current version is len(migrations).
+// Append only; never edit a released step.
+type migration struct {
+	name string
+	up   func(tx *bolt.Tx) error
+}
+
+var migrations = []migration{
+	{"create buckets", func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{
+			bucketAreas, bucketDevices, bucketDeviceCreds, bucketDeviceStates,
+			bucketMedia, bucketMediaByHash, bucketSessions, bucketTokens,
+			bucketTokensByHash, bucketAudit,
+		} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return fmt.Errorf("create bucket %s: %w", b, err)
+			}
+		}
+		return nil
+	}},
+}
+
+// SchemaVersion is the schema version this build writes.
+func SchemaVersion() int { return len(migrations) }
+
+// migrate runs the steps a database at an older version lacks, all in tx,
+// so a failed step leaves the database as it was. A database from a newer
+// build is refused rather than misread.
+func migrate(tx *bolt.Tx, path string, steps []migration, log *slog.Logger) error {
+	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+	if err != nil {
+		return fmt.Errorf("create meta bucket: %w", err)
+	}
+	var from uint64
+	if v := meta.Get(keySchemaVersion); v != nil {
+		if len(v) != 8 {
+			return fmt.Errorf("database %s: schema version is %d bytes, want 8", path, len(v))
+		}
+		from = binary.BigEndian.Uint64(v)
+	}
+	to := uint64(len(steps))
+	if from > to {
+		return loa.Errorf(loa.EUNSUPPORTED,
+			"database %s has schema version %d, but this build of loa knows only up to %d; "+
+				"run a newer loa or restore a backup made by this version", path, from, to)
+	}
+	for v := from; v < to; v++ {
+		log.Info("migrating database", "path", path, "version", v+1, "step", steps[v].name)
+		if err := steps[v].up(tx); err != nil {
+			return fmt.Errorf("migrate database %s to version %d (%s): %w", path, v+1, steps[v].name, err)
+		}
+	}
+	if from == to {
+		return nil
+	}
+	return meta.Put(keySchemaVersion, binary.BigEndian.AppendUint64(nil, to))
+}

@@ -1,0 +1,127 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/hex"
+	"strings"
+
+	"github.com/loa-broadcast/loa"
+	bolt "go.etcd.io/bbolt"
+)
+
+// TokenPrefix starts every token secret, so a leaked one is easy to spot
+// in logs and by secret scanners.
+const TokenPrefix = "loa_"
+
+// tokenRecord is a Token as stored: loa.Token hides its hash from JSON so
+// it never reaches an API response, but the store must keep it.
+type tokenRecord struct {
+	loa.Token
+	Hash string `json:"hash"`
+}
+
+var secretEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// CreateToken stores t and returns its secret, which is shown once: only
+// its SHA-256 is kept (in t.Hash). It sets t.ID if empty and t.CreatedAt.
+// A scope (t.AreaID) must name an existing area.
+func (db *DB) CreateToken(ctx context.Context, t *loa.Token) (secret string, err error) {
+	if t.ID == "" {
+		t.ID = "tok-" + hex.EncodeToString(randomBytes(8))
+	}
+	if err := loa.ValidateID("id", t.ID); err != nil {
+		return "", err
+	}
+	if len(t.Name) > 200 || strings.ContainsAny(t.Name, "\x00\n") {
+		return "", loa.Errorf(loa.EINVALID, "name: at most 200 bytes on one line")
+	}
+	if !loa.ValidRole(t.Role) {
+		return "", loa.Errorf(loa.EINVALID, "role: must be admin, province, operator or technician, not %q", t.Role)
+	}
+	secret = TokenPrefix + strings.ToLower(secretEncoding.EncodeToString(randomBytes(32)))
+	hash := hashSecret(secret)
+	err = db.update(ctx, func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketTokens).Get([]byte(t.ID)) != nil {
+			return loa.Errorf(loa.ECONFLICT, "id: token %q already exists", t.ID)
+		}
+		if t.AreaID != "" {
+			if err := areaExists(tx, "area_id", t.AreaID); err != nil {
+				return err
+			}
+		}
+		rec := tokenRecord{Token: *t, Hash: hash}
+		rec.CreatedAt = db.now().UTC()
+		if err := put(tx, bucketTokens, []byte(t.ID), &rec); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketTokensByHash).Put([]byte(hash), []byte(t.ID)); err != nil {
+			return err
+		}
+		t.CreatedAt, t.Hash = rec.CreatedAt, hash
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return secret, nil
+}
+
+// TokenBySecret returns the token whose secret is secret, EUNAUTHORIZED if
+// there is none. The lookup is by hash, so the secret is never compared
+// byte by byte against stored data.
+func (db *DB) TokenBySecret(ctx context.Context, secret string) (*loa.Token, error) {
+	if !strings.HasPrefix(secret, TokenPrefix) {
+		return nil, loa.Errorf(loa.EUNAUTHORIZED, "invalid token")
+	}
+	hash := hashSecret(secret)
+	var t *loa.Token
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		id := tx.Bucket(bucketTokensByHash).Get([]byte(hash))
+		if id == nil {
+			return loa.Errorf(loa.EUNAUTHORIZED, "invalid token")
+		}
+		var rec tokenRecord
+		if found, err := get(tx, bucketTokens, id, &rec); err != nil {
+			return err
+		} else if !found {
+			return loa.Errorf(loa.EUNAUTHORIZED, "invalid token")
+		}
+		rec.Token.Hash = rec.Hash
+		t = &rec.Token
+		return nil
+	})
+	return t, err
+}
+
+// Tokens returns every token (with its hash, never its secret), sorted by id.
+func (db *DB) Tokens(ctx context.Context) ([]*loa.Token, error) {
+	var ts []*loa.Token
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		recs, err := list[tokenRecord](tx, bucketTokens)
+		for _, r := range recs {
+			r.Token.Hash = r.Hash
+			ts = append(ts, &r.Token)
+		}
+		return err
+	})
+	return ts, err
+}
+
+// HasTokens reports whether any token exists; the daemon uses it to decide
+// whether to bootstrap an admin token on first start.
+func (db *DB) HasTokens(ctx context.Context) (bool, error) {
+	var has bool
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		k, _ := tx.Bucket(bucketTokens).Cursor().First()
+		has = k != nil
+		return nil
+	})
+	return has, err
+}
+
+func hashSecret(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
