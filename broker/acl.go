@@ -1,0 +1,35 @@
+package broker
+
+import (
+	"strings"
+
+	"github.com/loa-broadcast/loa/protocol"
+)
+
+// acl is the access policy of the wire contract. It is a pure function of
+// the authenticated user name, so it is tested without a broker.
+type acl struct {
+	controller string // the controller's user name
+}
+
+// allow reports whether user may publish to (write) or subscribe to (!write)
+// topic. The controller may use anything under loa/v1/, wildcards included.
+// A device may publish only its own status, ack, tele and event, and
+// subscribe only to its own cmd topic, spelled out exactly.
+func (a acl) allow(user, topic string, write bool) bool {
+	if user == a.controller {
+		return strings.HasPrefix(topic, protocol.Prefix)
+	}
+	if !write {
+		return topic == protocol.DeviceTopic(user, protocol.KindCmd)
+	}
+	id, kind, err := protocol.ParseDeviceTopic(topic)
+	if err != nil || id != user {
+		return false
+	}
+	switch kind {
+	case protocol.KindStatus, protocol.KindAck, protocol.KindTele, protocol.KindEvent:
+		return true
+	}
+	return false
+}

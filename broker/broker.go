@@ -1,0 +1,189 @@
+// Package broker is the embedded MQTT 3.1.1 broker (mochi-mqtt), the default
+// for a single machine. It authenticates every client — each device with its
+// own credentials, the controller with its own account — and enforces the
+// per-device ACL of the wire contract. It keeps no state across restarts:
+// devices republish their retained status when they reconnect.
+package broker
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// Authenticator checks device credentials; store.DB implements it.
+type Authenticator interface {
+	CheckDeviceCredentials(ctx context.Context, id, password string) (bool, error)
+}
+
+// Config configures a Broker.
+type Config struct {
+	Addr               string // TCP listen address, e.g. ":1883" or "127.0.0.1:0"
+	ControllerUser     string // the controller's own account (full access under loa/v1/)
+	ControllerPassword string
+	Auth               Authenticator
+	Logger             *slog.Logger
+}
+
+// Stats counts what the broker refused, and who is connected now.
+type Stats struct {
+	Refused      uint64 // ACL denials: publishes, subscriptions, Last Wills, client ids
+	AuthFailures uint64 // connections refused for bad, missing or uncheckable credentials
+	Clients      int    // clients connected now
+}
+
+// Broker is an embedded MQTT broker with per-device auth and ACL.
+type Broker struct {
+	cfg        Config
+	log        *slog.Logger
+	ctrlPwHash [sha256.Size]byte
+
+	srv *mqtt.Server
+
+	// ctx bounds credential checks; cancelled by Close.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	ln      net.Listener
+	started bool
+	closed  bool
+
+	refused      atomic.Uint64
+	authFailures atomic.Uint64
+	connections  atomic.Uint64
+}
+
+// New validates cfg and builds a broker; Start makes it listen.
+func New(cfg Config) (*Broker, error) {
+	if cfg.Addr == "" {
+		return nil, errors.New("broker: Addr is required")
+	}
+	if cfg.ControllerUser == "" || cfg.ControllerPassword == "" {
+		return nil, errors.New("broker: ControllerUser and ControllerPassword are required")
+	}
+	if cfg.Auth == nil {
+		return nil, errors.New("broker: Auth is required")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("component", "broker")
+
+	caps := mqtt.NewDefaultServerCapabilities()
+	// Sessions of devices that connected with clean=false would otherwise be
+	// kept forever; a day covers any outage a queued command could survive.
+	caps.MaximumSessionExpiryInterval = 24 * 60 * 60
+
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &Broker{
+		cfg:        cfg,
+		log:        log,
+		ctrlPwHash: sha256.Sum256([]byte(cfg.ControllerPassword)),
+		ctx:        ctx,
+		cancel:     cancel,
+	}
+	b.srv = mqtt.New(&mqtt.Options{
+		Capabilities:           caps,
+		Logger:                 quietLogger(log),
+		SysTopicResendInterval: 30, // nobody may read $SYS; refresh it rarely
+	})
+	if err := b.srv.AddHook(&hook{b: b}, nil); err != nil {
+		cancel()
+		return nil, fmt.Errorf("broker: add hook: %w", err)
+	}
+	return b, nil
+}
+
+// Start binds the listen address and serves clients in the background. The
+// broker is accepting connections when Start returns; ctx bounds only the bind.
+func (b *Broker) Start(ctx context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return errors.New("broker: closed")
+	}
+	if b.started {
+		return errors.New("broker: already started")
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", b.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("broker: listen: %w", err)
+	}
+	if err := b.srv.AddListener(listeners.NewNet("tcp", ln)); err != nil {
+		ln.Close()
+		return fmt.Errorf("broker: add listener: %w", err)
+	}
+	if err := b.srv.Serve(); err != nil {
+		ln.Close()
+		return fmt.Errorf("broker: serve: %w", err)
+	}
+	b.ln = ln
+	b.started = true
+	b.log.Info("mqtt broker listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// Addr returns the host:port the broker is bound to, or the configured
+// address before Start.
+func (b *Broker) Addr() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ln == nil {
+		return b.cfg.Addr
+	}
+	return b.ln.Addr().String()
+}
+
+// Close disconnects every client and stops listening. It waits for client
+// goroutines to finish and is safe to call more than once.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	b.cancel()
+	if err := b.srv.Close(); err != nil {
+		return fmt.Errorf("broker: close: %w", err)
+	}
+	return nil
+}
+
+// Disconnect drops every live connection authenticated as deviceID, as when
+// its credentials are revoked. Its Last Will is published, so the fleet sees
+// it offline; whether it may come back is up to the Authenticator.
+func (b *Broker) Disconnect(deviceID string) {
+	if deviceID == b.cfg.ControllerUser {
+		return // the controller's account is not a device
+	}
+	for _, cl := range b.srv.Clients.GetAll() {
+		if cl.Net.Inline || cl.Closed() || string(cl.Properties.Username) != deviceID {
+			continue
+		}
+		// The error only reports the code we disconnected with.
+		_ = b.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
+		b.log.Info("device disconnected", "device", deviceID, "client", cl.ID)
+	}
+}
+
+// Stats returns the broker's counters and the number of connected clients.
+func (b *Broker) Stats() Stats {
+	return Stats{
+		Refused:      b.refused.Load(),
+		AuthFailures: b.authFailures.Load(),
+		Clients:      int(atomic.LoadInt64(&b.srv.Info.ClientsConnected)),
+	}
+}
