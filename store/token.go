@@ -28,10 +28,11 @@ var secretEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 // its SHA-256 is kept (in t.Hash). It sets t.ID if empty and t.CreatedAt.
 // A scope (t.AreaID) must name an existing area.
 func (db *DB) CreateToken(ctx context.Context, t *loa.Token) (secret string, err error) {
-	if t.ID == "" {
-		t.ID = "tok-" + hex.EncodeToString(randomBytes(8))
+	id := t.ID
+	if id == "" {
+		id = "tok-" + hex.EncodeToString(randomBytes(8))
 	}
-	if err := loa.ValidateID("id", t.ID); err != nil {
+	if err := loa.ValidateID("id", id); err != nil {
 		return "", err
 	}
 	if len(t.Name) > 200 || strings.ContainsAny(t.Name, "\x00\n") {
@@ -43,8 +44,8 @@ func (db *DB) CreateToken(ctx context.Context, t *loa.Token) (secret string, err
 	secret = TokenPrefix + strings.ToLower(secretEncoding.EncodeToString(randomBytes(32)))
 	hash := hashSecret(secret)
 	err = db.update(ctx, func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketTokens).Get([]byte(t.ID)) != nil {
-			return loa.Errorf(loa.ECONFLICT, "id: token %q already exists", t.ID)
+		if tx.Bucket(bucketTokens).Get([]byte(id)) != nil {
+			return loa.Errorf(loa.ECONFLICT, "id: token %q already exists", id)
 		}
 		if t.AreaID != "" {
 			if err := areaExists(tx, "area_id", t.AreaID); err != nil {
@@ -52,14 +53,14 @@ func (db *DB) CreateToken(ctx context.Context, t *loa.Token) (secret string, err
 			}
 		}
 		rec := tokenRecord{Token: *t, Hash: hash}
-		rec.CreatedAt = db.now().UTC()
-		if err := put(tx, bucketTokens, []byte(t.ID), &rec); err != nil {
+		rec.ID, rec.CreatedAt = id, db.now().UTC()
+		if err := put(tx, bucketTokens, []byte(id), &rec); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketTokensByHash).Put([]byte(hash), []byte(t.ID)); err != nil {
+		if err := tx.Bucket(bucketTokensByHash).Put([]byte(hash), []byte(id)); err != nil {
 			return err
 		}
-		t.CreatedAt, t.Hash = rec.CreatedAt, hash
+		t.ID, t.CreatedAt, t.Hash = id, rec.CreatedAt, hash
 		return nil
 	})
 	if err != nil {

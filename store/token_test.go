@@ -125,3 +125,14 @@ func TestTokens_ReturnsCopies(t *testing.T) {
 		t.Fatalf("mutating a returned token changed the db: %+v", again)
 	}
 }
+
+func TestCreateToken_FailureLeavesArgument(t *testing.T) {
+	db := mustOpen(t)
+	tok := &loa.Token{Role: "root"}
+	if _, err := db.CreateToken(context.Background(), tok); err == nil {
+		t.Fatal("bad role accepted")
+	}
+	if tok.ID != "" || !tok.CreatedAt.IsZero() || tok.Hash != "" {
+		t.Fatalf("refused CreateToken modified its argument: %+v", tok)
+	}
+}
