@@ -484,3 +484,38 @@ func TestNewRequiresConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestLifecycle(t *testing.T) {
+	b, err := New(Config{Addr: "127.0.0.1:0", ControllerUser: ctlUser, ControllerPassword: ctlPass, Auth: fakeAuth{"d1": "p1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, port, _ := net.SplitHostPort(b.Addr()); port == "0" || port == "" {
+		t.Fatalf("Addr = %q, want the bound port", b.Addr())
+	}
+	if err := b.Start(t.Context()); err == nil {
+		t.Error("second Start succeeded")
+	}
+	lost := make(chan struct{})
+	mustConnect(t, clientOptions(b, "d1", "d1", "p1").
+		SetConnectionLostHandler(func(paho.Client, error) { close(lost) }))
+
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-lost:
+	case <-time.After(wait):
+		t.Fatal("client still connected after Close")
+	}
+	if err := b.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if c, err := connectWith(clientOptions(b, "d1", "d1", "p1")); err == nil {
+		c.Disconnect(0)
+		t.Error("connected after Close")
+	}
+}
