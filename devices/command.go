@@ -1,0 +1,299 @@
+package devices
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/protocol"
+)
+
+// Result states beyond the ack states (accepted, progress, done, failed,
+// expired) that a CommandResult can hold.
+const (
+	ResultSent        = "sent"        // published, no ack yet
+	ResultTimeout     = "timeout"     // no final ack within CommandTimeout or the caller's ctx
+	ResultUnavailable = "unavailable" // not sent or abandoned: device offline, broker error, fleet closed
+)
+
+// CommandResult is the outcome of one command, kept for the last 10,000
+// commands.
+type CommandResult struct {
+	ID     string    `json:"id"`
+	Device string    `json:"device"`
+	Op     string    `json:"op"`
+	State  string    `json:"state"`          // an ack state or one of the Result states
+	Code   string    `json:"code,omitempty"` // loa error code when the command failed
+	Msg    string    `json:"msg,omitempty"`  // the device's ack message, or why it failed here
+	SentAt time.Time `json:"sent_at"`
+	DoneAt time.Time `json:"done_at,omitzero"`
+}
+
+// pending is a command waiting for its final ack.
+type pending struct {
+	device string
+	ch     chan protocol.Ack // capacity 1: the final ack
+}
+
+var knownOps = map[string]bool{
+	protocol.OpPlay: true, protocol.OpStop: true, protocol.OpVolume: true,
+	protocol.OpMute: true, protocol.OpAmp: true, protocol.OpTest: true,
+	protocol.OpReboot: true, protocol.OpFirmware: true, protocol.OpConfig: true,
+}
+
+// Command sends op with args (marshalled to JSON; nil for none) to the
+// device and waits for its final ack. The command carries a random id and
+// expires CommandTTL from now. Errors:
+//   - EINVALID: bad device id, op or args, or the device failed it as invalid;
+//   - EUNAVAILABLE without sending: the device is known to be offline;
+//   - EUNAVAILABLE: the device failed the command or it expired on the
+//     device (the ack's msg is in the error), or the broker refused it;
+//   - ETIMEOUT: no final ack within CommandTimeout or before ctx ended
+//     (then the error also wraps ctx.Err()).
+//
+// The returned Ack always carries the command id, so CommandResult can
+// find it; its State is empty when no final ack arrived.
+func (f *Fleet) Command(ctx context.Context, deviceID, op string, args any) (protocol.Ack, error) {
+	if err := loa.ValidateID("device", deviceID); err != nil {
+		return protocol.Ack{}, err
+	}
+	if !knownOps[op] {
+		return protocol.Ack{}, loa.Errorf(loa.EINVALID, "op: unknown command %q", op)
+	}
+	var raw json.RawMessage
+	if args != nil {
+		b, err := json.Marshal(args)
+		if err != nil {
+			return protocol.Ack{}, fmt.Errorf("%w: %w", loa.Errorf(loa.EINVALID, "%s args: %v", op, err), err)
+		}
+		raw = b
+	}
+	select {
+	case <-f.closing:
+		return protocol.Ack{}, loa.Errorf(loa.EUNAVAILABLE, "device %s: fleet is closed", deviceID)
+	default:
+	}
+
+	id := randomHex(8)
+	sent := f.now()
+	res := CommandResult{ID: id, Device: deviceID, Op: op, State: ResultSent, SentAt: sent}
+	if f.knownOffline(deviceID) {
+		res.State, res.Code, res.Msg, res.DoneAt = ResultUnavailable, loa.EUNAVAILABLE, "device offline", sent
+		f.cmdMu.Lock()
+		f.results.put(res)
+		f.cmdMu.Unlock()
+		f.metrics.command(op, ResultUnavailable, 0)
+		return protocol.Ack{ID: id}, loa.Errorf(loa.EUNAVAILABLE, "device %s is offline", deviceID)
+	}
+	payload, err := json.Marshal(protocol.Command{ID: id, Op: op, Exp: sent.Add(f.cfg.CommandTTL).UnixMilli(), Args: raw})
+	if err != nil { // args marshalled once already; cannot happen
+		return protocol.Ack{}, fmt.Errorf("devices: encoding command: %w", err)
+	}
+
+	p := &pending{device: deviceID, ch: make(chan protocol.Ack, 1)}
+	f.cmdMu.Lock()
+	f.pending[id] = p
+	f.results.put(res)
+	f.cmdMu.Unlock()
+	f.commands.Add(1)
+	start := time.Now() // monotonic, for the latency histogram
+
+	tok := f.client.Publish(protocol.DeviceTopic(deviceID, protocol.KindCmd), protocol.QoS[protocol.KindCmd], false, payload)
+	published := tok.Done()
+	timer := time.NewTimer(f.cfg.CommandTimeout)
+	defer timer.Stop()
+	for {
+		select {
+		case a := <-p.ch:
+			return f.acked(deviceID, op, a, start)
+		case <-published:
+			published = nil
+			if err := tok.Error(); err != nil {
+				return f.abandon(p, id, op, start, ResultUnavailable,
+					fmt.Errorf("%w: %w", loa.Errorf(loa.EUNAVAILABLE, "device %s: %s: broker did not take the command: %v", deviceID, op, err), err))
+			}
+		case <-timer.C:
+			return f.abandon(p, id, op, start, ResultTimeout,
+				loa.Errorf(loa.ETIMEOUT, "device %s: no answer to %s within %v", deviceID, op, f.cfg.CommandTimeout))
+		case <-ctx.Done():
+			return f.abandon(p, id, op, start, ResultTimeout,
+				fmt.Errorf("%w: %w", loa.Errorf(loa.ETIMEOUT, "device %s: no answer to %s: %v", deviceID, op, ctx.Err()), ctx.Err()))
+		case <-f.closing:
+			return f.abandon(p, id, op, start, ResultUnavailable,
+				loa.Errorf(loa.EUNAVAILABLE, "device %s: fleet closed while waiting for %s", deviceID, op))
+		}
+	}
+}
+
+// knownOffline reports whether the device's last accepted status was
+// offline. Devices never heard of may be online: they get the command.
+func (f *Fleet) knownOffline(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d, ok := f.devices[id]
+	return ok && !d.st.Online
+}
+
+// abandon stops waiting for command id. If the handler claimed the final
+// ack in the meantime, that ack wins.
+func (f *Fleet) abandon(p *pending, id, op string, start time.Time, state string, err error) (protocol.Ack, error) {
+	f.cmdMu.Lock()
+	if _, waiting := f.pending[id]; !waiting {
+		f.cmdMu.Unlock()
+		return f.acked(p.device, op, <-p.ch, start)
+	}
+	delete(f.pending, id)
+	if r := f.results.get(id); r != nil {
+		r.State, r.Code, r.Msg, r.DoneAt = state, loa.ErrorCode(err), loa.ErrorMessage(err), f.now()
+	}
+	f.cmdMu.Unlock()
+	if state == ResultTimeout {
+		f.timeouts.Add(1)
+	}
+	f.metrics.command(op, state, time.Since(start))
+	return protocol.Ack{ID: id}, err
+}
+
+// acked turns a final ack into Command's result.
+func (f *Fleet) acked(device, op string, a protocol.Ack, start time.Time) (protocol.Ack, error) {
+	f.metrics.command(op, a.State, time.Since(start))
+	return a, ackError(device, op, a)
+}
+
+func ackError(device, op string, a protocol.Ack) error {
+	switch a.State {
+	case protocol.AckDone:
+		return nil
+	case protocol.AckExpired:
+		return loa.Errorf(loa.EUNAVAILABLE, "device %s: %s expired before the device could run it%s", device, op, suffix(a.Msg))
+	default:
+		return loa.Errorf(ackCode(a.Code), "device %s: %s failed%s", device, op, suffix(a.Msg))
+	}
+}
+
+// ackCode maps a device's failure code: the device judged the command
+// itself bad (EINVALID), or it could not carry it out (EUNAVAILABLE).
+func ackCode(code string) string {
+	switch code {
+	case loa.EINVALID, loa.EUNSUPPORTED:
+		return loa.EINVALID
+	default:
+		return loa.EUNAVAILABLE
+	}
+}
+
+func suffix(msg string) string {
+	if msg == "" {
+		return ""
+	}
+	return ": " + truncate(msg, 200)
+}
+
+// applyAck records an ack and wakes the waiting Command on a final one.
+// It reports whether the ack belonged to a command of this fleet; acks for
+// unknown ids (or from another device than the command's) are ignored and
+// counted. A final ack arriving after Command gave up still updates the
+// CommandResult.
+func (f *Fleet) applyAck(device string, a protocol.Ack, now time.Time) bool {
+	f.cmdMu.Lock()
+	p := f.pending[a.ID]
+	r := f.results.get(a.ID)
+	if (p == nil && r == nil) || (p != nil && p.device != device) || (r != nil && r.Device != device) {
+		f.cmdMu.Unlock()
+		n := f.unknownAcks.Add(1)
+		f.log.Debug("fleet: ack for an unknown command ignored", "device", device, "command", truncate(a.ID, 64), "unknown_acks", n)
+		return false
+	}
+	// While the command is pending every ack updates the result; after
+	// Command gave up, only a final ack does (a late truth beats "timeout").
+	if r != nil && (p != nil || a.Final()) {
+		r.State = a.State
+		r.Msg = truncate(a.Msg, 200)
+		if a.Final() {
+			r.DoneAt = now
+			r.Code = loa.ErrorCode(ackError(device, r.Op, a))
+		}
+	}
+	if p != nil && a.Final() {
+		delete(f.pending, a.ID)
+		p.ch <- a // capacity 1; the entry is deleted, so nothing sends again
+	}
+	f.cmdMu.Unlock()
+	return true
+}
+
+// CommandResult returns the result of a recent command by id.
+func (f *Fleet) CommandResult(id string) (CommandResult, bool) {
+	f.cmdMu.Lock()
+	defer f.cmdMu.Unlock()
+	if r := f.results.get(id); r != nil {
+		return *r, true
+	}
+	return CommandResult{}, false
+}
+
+// Tune tells the device to play a session's stream (satisfies
+// broadcast.Tuner).
+func (f *Fleet) Tune(ctx context.Context, deviceID string, args protocol.PlayArgs) error {
+	b, err := json.Marshal(args)
+	if err != nil {
+		return fmt.Errorf("devices: encoding play args: %w", err)
+	}
+	if _, err := protocol.DecodePlayArgs(b); err != nil {
+		return loa.Errorf(loa.EINVALID, "%v", err)
+	}
+	_, err = f.Command(ctx, deviceID, protocol.OpPlay, json.RawMessage(b))
+	return err
+}
+
+// Untune tells the device to stop playing a session.
+func (f *Fleet) Untune(ctx context.Context, deviceID, sessionID string) error {
+	if sessionID == "" {
+		return loa.Errorf(loa.EINVALID, "stop: session is required")
+	}
+	_, err := f.Command(ctx, deviceID, protocol.OpStop, protocol.StopArgs{Session: sessionID})
+	return err
+}
+
+// SetVolume sets the device's volume, 0–100.
+func (f *Fleet) SetVolume(ctx context.Context, deviceID string, level int) error {
+	if level < 0 || level > 100 {
+		return loa.Errorf(loa.EINVALID, "volume: level %d outside 0..100", level)
+	}
+	_, err := f.Command(ctx, deviceID, protocol.OpVolume, protocol.VolumeArgs{Level: level})
+	return err
+}
+
+// results is a bounded map of recent command results: when full, the
+// oldest is forgotten.
+type results struct {
+	buf  []CommandResult
+	idx  map[string]int
+	next int
+	max  int
+}
+
+func newResults(max int) results {
+	return results{idx: make(map[string]int), max: max}
+}
+
+func (r *results) put(c CommandResult) {
+	if len(r.buf) < r.max {
+		r.idx[c.ID] = len(r.buf)
+		r.buf = append(r.buf, c)
+		return
+	}
+	delete(r.idx, r.buf[r.next].ID)
+	r.buf[r.next] = c
+	r.idx[c.ID] = r.next
+	r.next = (r.next + 1) % r.max
+}
+
+func (r *results) get(id string) *CommandResult {
+	if i, ok := r.idx[id]; ok {
+		return &r.buf[i]
+	}
+	return nil
+}
