@@ -1,0 +1,38 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/loa-broadcast/loa"
+)
+
+// Audit log page sizes.
+const (
+	defaultAuditLimit = 100
+	maxAuditLimit     = 1000
+)
+
+// auditLog answers the newest audit records, ?limit=N of them.
+func (s *Server) auditLog(w http.ResponseWriter, r *http.Request, c *call) error {
+	if s.Audit == nil {
+		return errUnavailable("audit")
+	}
+	limit := defaultAuditLimit
+	if raw := r.URL.Query().Get("limit"); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 || n > maxAuditLimit {
+			return loa.Errorf(loa.EINVALID, "limit: must be an integer within 1..%d", maxAuditLimit)
+		}
+		limit = n
+	}
+	recs, err := s.Audit.AuditLog(r.Context(), limit)
+	if err != nil {
+		return err
+	}
+	if recs == nil {
+		recs = []loa.AuditRecord{}
+	}
+	writeJSON(w, http.StatusOK, recs)
+	return nil
+}

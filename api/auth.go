@@ -1,0 +1,159 @@
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/loa-broadcast/loa"
+)
+
+// handler serves one authenticated API call. A returned error becomes the
+// JSON error response; a handler that returns nil has written its answer.
+type handler func(w http.ResponseWriter, r *http.Request, c *call) error
+
+// call is what a handler knows about the caller: the token and, loaded on
+// first use, the area tree and device registry its scope is checked with.
+type call struct {
+	s       *Server
+	ctx     context.Context
+	tok     *loa.Token
+	areas   []*loa.Area
+	tree    loa.AreaTree
+	devices map[string]*loa.Device
+}
+
+// auth checks the bearer token and that its role may perform action, then
+// runs h.
+func (s *Server) auth(action string, h handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, err := s.authenticate(r)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if !tok.Can(action) {
+			s.writeError(w, r, loa.Errorf(loa.EFORBIDDEN, "a %s token may not do this (needs the %q permission)", tok.Role, action))
+			return
+		}
+		c := &call{s: s, ctx: r.Context(), tok: tok}
+		if err := h(w, r, c); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+// authenticate returns the token named by the request's bearer secret.
+func (s *Server) authenticate(r *http.Request) (*loa.Token, error) {
+	scheme, secret, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	secret = strings.TrimSpace(secret)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" {
+		return nil, loa.Errorf(loa.EUNAUTHORIZED, "missing credentials: send Authorization: Bearer <token>")
+	}
+	if s.Tokens == nil {
+		return nil, errUnavailable("token")
+	}
+	tok, err := s.Tokens.TokenBySecret(r.Context(), secret)
+	if err != nil {
+		if loa.ErrorCode(err) == loa.ENOTFOUND {
+			err = loa.Errorf(loa.EUNAUTHORIZED, "unknown token")
+		}
+		return nil, err
+	}
+	if tok == nil {
+		return nil, loa.Errorf(loa.EUNAUTHORIZED, "unknown token")
+	}
+	return tok, nil
+}
+
+// scoped reports whether the caller's token is limited to an area subtree.
+func (c *call) scoped() bool { return c.tok.AreaID != "" }
+
+// areaList loads every area, and the tree over them, once per call.
+func (c *call) areaList() ([]*loa.Area, error) {
+	if c.tree != nil {
+		return c.areas, nil
+	}
+	if c.s.Areas == nil {
+		return nil, errUnavailable("area")
+	}
+	areas, err := c.s.Areas.Areas(c.ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.areas, c.tree = areas, loa.NewAreaTree(areas)
+	return areas, nil
+}
+
+// areaInScope reports whether area id is within the caller's scope.
+func (c *call) areaInScope(id string) (bool, error) {
+	if !c.scoped() {
+		return true, nil
+	}
+	if _, err := c.areaList(); err != nil {
+		return false, err
+	}
+	return c.tree.Within(id, c.tok.AreaID), nil
+}
+
+// deviceInScope reports whether device id exists and is within the caller's
+// scope. For an unscoped caller it only reports whether the device exists.
+func (c *call) deviceInScope(id string) (bool, error) {
+	if c.devices == nil {
+		if c.s.Devices == nil {
+			return false, errUnavailable("device")
+		}
+		list, err := c.s.Devices.Devices(c.ctx)
+		if err != nil {
+			return false, err
+		}
+		c.devices = make(map[string]*loa.Device, len(list))
+		for _, d := range list {
+			c.devices[d.ID] = d
+		}
+	}
+	d := c.devices[id]
+	if d == nil {
+		return false, nil
+	}
+	return c.areaInScope(d.AreaID)
+}
+
+// targetsInScope returns the first target outside the caller's scope, as
+// "targets.areas: x" or "targets.devices: y", or "" if every target is in.
+func (c *call) targetsInScope(t loa.Targets) (string, error) {
+	if !c.scoped() {
+		return "", nil
+	}
+	for _, a := range t.Areas {
+		if ok, err := c.areaInScope(a); err != nil || !ok {
+			return "targets.areas: " + a, err
+		}
+	}
+	for _, d := range t.Devices {
+		if ok, err := c.deviceInScope(d); err != nil || !ok {
+			return "targets.devices: " + d, err
+		}
+	}
+	return "", nil
+}
+
+// audit records a change the caller made. The change has happened, so a
+// failure to record it is logged, not returned.
+func (c *call) audit(action, object, detail string) {
+	if c.s.Audit == nil {
+		return
+	}
+	rec := loa.AuditRecord{Actor: c.tok.ID, Action: action, Object: object, Detail: detail}
+	if err := c.s.Audit.Audit(c.ctx, rec); err != nil {
+		c.s.logger().LogAttrs(c.ctx, slog.LevelError, "audit record lost",
+			slog.String("actor", rec.Actor), slog.String("action", action),
+			slog.String("object", object), slog.Any("err", err))
+	}
+}
+
+// errUnavailable reports a service the server was built without.
+func errUnavailable(service string) error {
+	return loa.Errorf(loa.EUNAVAILABLE, "the %s service is not configured", service)
+}

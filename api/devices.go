@@ -1,0 +1,110 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/loa-broadcast/loa"
+)
+
+// deviceRequest is the body of POST /api/v1/devices.
+type deviceRequest struct {
+	ID     string  `json:"id"`
+	AreaID string  `json:"area_id"`
+	Name   string  `json:"name"`
+	Lat    float64 `json:"lat"`
+	Lon    float64 `json:"lon"`
+}
+
+// deviceView is a device with its live state, null when the controller
+// has heard nothing from it.
+type deviceView struct {
+	*loa.Device
+	State *loa.DeviceState `json:"state"`
+}
+
+// deviceCreated is the answer to POST /api/v1/devices. The password is the
+// device's MQTT password, shown this once.
+type deviceCreated struct {
+	Device   *loa.Device `json:"device"`
+	Password string      `json:"password"`
+}
+
+func (s *Server) view(d *loa.Device) deviceView {
+	v := deviceView{Device: d}
+	if s.Presence != nil {
+		if st, ok := s.Presence.DeviceState(d.ID); ok {
+			v.State = &st
+		}
+	}
+	return v
+}
+
+// listDevices answers the devices whose area is within the caller's scope.
+func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, c *call) error {
+	if s.Devices == nil {
+		return errUnavailable("device")
+	}
+	list, err := s.Devices.Devices(r.Context())
+	if err != nil {
+		return err
+	}
+	out := make([]deviceView, 0, len(list))
+	for _, d := range list {
+		ok, err := c.areaInScope(d.AreaID)
+		if err != nil {
+			return err
+		}
+		if ok {
+			out = append(out, s.view(d))
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// getDevice answers one device; a device outside the caller's scope is
+// not found, so its existence does not leak.
+func (s *Server) getDevice(w http.ResponseWriter, r *http.Request, c *call) error {
+	if s.Devices == nil {
+		return errUnavailable("device")
+	}
+	id := r.PathValue("id")
+	d, err := s.Devices.Device(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	if ok, err := c.areaInScope(d.AreaID); err != nil {
+		return err
+	} else if !ok {
+		return loa.Errorf(loa.ENOTFOUND, "device %q not found", id)
+	}
+	writeJSON(w, http.StatusOK, s.view(d))
+	return nil
+}
+
+// createDevice registers a device in an area within the caller's scope.
+func (s *Server) createDevice(w http.ResponseWriter, r *http.Request, c *call) error {
+	var req deviceRequest
+	if err := decodeJSON(r.Body, &req); err != nil {
+		return err
+	}
+	d := &loa.Device{ID: req.ID, AreaID: req.AreaID, Name: req.Name, Lat: req.Lat, Lon: req.Lon}
+	if err := d.Validate(); err != nil {
+		return err
+	}
+	if ok, err := c.areaInScope(d.AreaID); err != nil {
+		return err
+	} else if !ok {
+		return loa.Errorf(loa.EFORBIDDEN, "area_id: %q is outside your scope (%s)", d.AreaID, c.tok.AreaID)
+	}
+	if s.Devices == nil {
+		return errUnavailable("device")
+	}
+	password, err := s.Devices.CreateDevice(r.Context(), d)
+	if err != nil {
+		return err
+	}
+	c.audit("device.create", d.ID, "area "+d.AreaID)
+	writeJSON(w, http.StatusCreated, deviceCreated{Device: d, Password: password})
+	return nil
+}

@@ -1,0 +1,153 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/loa-broadcast/loa"
+)
+
+// statusOf maps every domain error code to its HTTP status. It is the only
+// place the API decides a status from an error.
+var statusOf = map[string]int{
+	loa.EINVALID:      http.StatusBadRequest,
+	loa.EUNAUTHORIZED: http.StatusUnauthorized,
+	loa.EFORBIDDEN:    http.StatusForbidden,
+	loa.ENOTFOUND:     http.StatusNotFound,
+	loa.ECONFLICT:     http.StatusConflict,
+	loa.ETOOLARGE:     http.StatusRequestEntityTooLarge,
+	loa.EUNSUPPORTED:  http.StatusUnsupportedMediaType,
+	loa.ETIMEOUT:      http.StatusGatewayTimeout,
+	loa.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	loa.EINTERNAL:     http.StatusInternalServerError,
+}
+
+// errorBody is the JSON shape of every error response.
+type errorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+// errorResponse turns err into a status and body. Internal errors, and
+// errors with a code the table does not know, get a generic message; the
+// caller logs the real one.
+func errorResponse(err error) (int, errorBody) {
+	code := loa.ErrorCode(err)
+	if code == loa.EINTERNAL {
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
+			code = loa.ETIMEOUT
+		case errors.Is(err, context.Canceled):
+			code = loa.EUNAVAILABLE
+		}
+	}
+	status, ok := statusOf[code]
+	if !ok || code == loa.EINTERNAL {
+		return http.StatusInternalServerError, errorBody{Error: "internal error", Code: loa.EINTERNAL}
+	}
+	msg := loa.ErrorMessage(err)
+	if msg == "internal error" { // a context error, not a *loa.Error
+		msg = http.StatusText(status)
+	}
+	return status, errorBody{Error: msg, Code: code}
+}
+
+// writeError writes err as JSON, logging errors that are the server's fault.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status, body := errorResponse(err)
+	if status >= 500 {
+		s.logger().LogAttrs(r.Context(), slog.LevelError, "request failed",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.Int("status", status), slog.Any("err", err))
+	}
+	writeJSON(w, status, body)
+}
+
+// writeJSON writes v as the JSON response body with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v) // the client may be gone; nothing to do
+}
+
+// maxJSONBody bounds every JSON request body.
+const maxJSONBody = 1 << 20
+
+// decodeJSON reads one JSON object from r into v, rejecting unknown
+// fields, wrong types, trailing data and bodies over maxJSONBody. Every
+// failure is EINVALID with a message that names the problem.
+func decodeJSON(r io.Reader, v any) error {
+	b, err := io.ReadAll(io.LimitReader(r, maxJSONBody+1))
+	if err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			return loa.Errorf(loa.EINVALID, "body: larger than %d bytes", maxJSONBody)
+		}
+		return loa.Errorf(loa.EINVALID, "body: reading failed: %v", err)
+	}
+	if len(b) > maxJSONBody {
+		return loa.Errorf(loa.EINVALID, "body: larger than %d bytes", maxJSONBody)
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return loa.Errorf(loa.EINVALID, "body: empty; expected a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return loa.Errorf(loa.EINVALID, "body: unexpected data after the JSON object")
+	}
+	return nil
+}
+
+// jsonError turns an encoding/json error into an EINVALID naming the
+// field or the byte offset at fault.
+func jsonError(err error) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return loa.Errorf(loa.EINVALID, "body: malformed JSON at byte %d: %s", syn.Offset, strings.TrimPrefix(syn.Error(), "json: "))
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			field = "body"
+		}
+		return loa.Errorf(loa.EINVALID, "%s: expected %s, got JSON %s", field, typeName(typ.Type.String()), typ.Value)
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return loa.Errorf(loa.EINVALID, "body: truncated JSON")
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return loa.Errorf(loa.EINVALID, "body: unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+	}
+	return loa.Errorf(loa.EINVALID, "body: %s", strings.TrimPrefix(err.Error(), "json: "))
+}
+
+// typeName describes a Go type in JSON terms.
+func typeName(t string) string {
+	t = strings.TrimPrefix(t, "*")
+	switch {
+	case t == "string":
+		return "a string"
+	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"):
+		return "an integer"
+	case strings.HasPrefix(t, "float"):
+		return "a number"
+	case t == "bool":
+		return "true or false"
+	case strings.HasPrefix(t, "[]"):
+		return "an array"
+	}
+	return fmt.Sprintf("an object (%s)", t)
+}

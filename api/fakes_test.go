@@ -1,0 +1,168 @@
+package api_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/loa-broadcast/loa"
+)
+
+// fakeMedia is an in-memory MediaService. It reads the whole upload (so
+// the server's size limit is exercised) but keeps only its hash.
+type fakeMedia struct {
+	mu    sync.Mutex
+	items map[string]*loa.Media
+	fail  error // returned by MediaList when set
+}
+
+func (f *fakeMedia) ImportMedia(ctx context.Context, name string, r io.Reader, createdBy string) (*loa.Media, error) {
+	h := sha256.New()
+	n, err := io.Copy(h, r)
+	if err != nil {
+		return nil, fmt.Errorf("read upload: %w", err)
+	}
+	if n == 0 {
+		return nil, loa.Errorf(loa.EINVALID, "file: empty")
+	}
+	if name == "not-audio.txt" {
+		return nil, loa.Errorf(loa.EUNSUPPORTED, "file: not a known audio format")
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.items == nil {
+		f.items = map[string]*loa.Media{}
+	}
+	m := &loa.Media{ID: fmt.Sprintf("m-%d", len(f.items)+1), Name: name, Hash: sum, Size: n,
+		Duration: time.Second, Frames: 50, Source: "wav", CreatedBy: createdBy}
+	f.items[m.ID] = m
+	return m, nil
+}
+
+func (f *fakeMedia) Media(ctx context.Context, id string) (*loa.Media, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if m, ok := f.items[id]; ok {
+		return m, nil
+	}
+	return nil, loa.Errorf(loa.ENOTFOUND, "media %q not found", id)
+}
+
+func (f *fakeMedia) MediaList(ctx context.Context) ([]*loa.Media, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return nil, f.fail
+	}
+	var out []*loa.Media
+	for _, m := range f.items {
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+func (f *fakeMedia) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.items)
+}
+
+// fakeSessions is an in-memory SessionService: it checks the media exists
+// and takes the named devices as the resolved ones.
+type fakeSessions struct {
+	media *fakeMedia
+	mu    sync.Mutex
+	all   map[string]*loa.Session
+	dests []netip.AddrPort
+}
+
+func (f *fakeSessions) StartSession(ctx context.Context, s *loa.Session) error {
+	if _, err := f.media.Media(ctx, s.MediaID); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.all == nil {
+		f.all = map[string]*loa.Session{}
+	}
+	s.ID = fmt.Sprintf("s-%d", len(f.all)+1)
+	s.SSRC = uint32(len(f.all) + 1000)
+	s.State = loa.SessionPlaying
+	s.Devices = slices.Clone(s.Targets.Devices)
+	s.StartedAt = time.Date(2026, 11, 25, 6, 0, 0, 0, time.UTC)
+	c := *s
+	f.all[s.ID] = &c
+	return nil
+}
+
+func (f *fakeSessions) StopSession(ctx context.Context, id, reason string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.all[id]
+	if !ok {
+		return loa.Errorf(loa.ENOTFOUND, "session %q not found", id)
+	}
+	if s.State != loa.SessionPlaying {
+		return loa.Errorf(loa.ECONFLICT, "session %q is %s", id, s.State)
+	}
+	s.State, s.Reason = loa.SessionStopped, reason
+	return nil
+}
+
+func (f *fakeSessions) Session(ctx context.Context, id string) (*loa.Session, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.all[id]
+	if !ok {
+		return nil, loa.Errorf(loa.ENOTFOUND, "session %q not found", id)
+	}
+	c := *s
+	return &c, nil
+}
+
+func (f *fakeSessions) Sessions(ctx context.Context) ([]*loa.Session, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []*loa.Session
+	for _, s := range f.all {
+		c := *s
+		out = append(out, &c)
+	}
+	return out, nil
+}
+
+func (f *fakeSessions) SessionSDP(ctx context.Context, id string, dest netip.AddrPort) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.all[id]
+	if !ok {
+		return "", loa.Errorf(loa.ENOTFOUND, "session %q not found", id)
+	}
+	f.dests = append(f.dests, dest)
+	return fmt.Sprintf("v=0\r\no=- %d 0 IN IP4 127.0.0.1\r\ns=%s\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio %d RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\n",
+		s.SSRC, s.ID, dest.Addr(), dest.Port()), nil
+}
+
+func (f *fakeSessions) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.all)
+}
+
+// fakePresence reports a fixed state per device.
+type fakePresence map[string]loa.DeviceState
+
+func (p fakePresence) DeviceState(id string) (loa.DeviceState, bool) {
+	st, ok := p[id]
+	return st, ok
+}
+
+var errDiskOnFire = errors.New("read /var/lib/loa/media: disk on fire")

@@ -1,0 +1,149 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"unicode/utf8"
+
+	"github.com/loa-broadcast/loa"
+)
+
+// maxMediaName bounds the "name" form field.
+const maxMediaName = 200
+
+func (s *Server) listMedia(w http.ResponseWriter, r *http.Request, c *call) error {
+	if s.Media == nil {
+		return errUnavailable("media")
+	}
+	list, err := s.Media.MediaList(r.Context())
+	if err != nil {
+		return err
+	}
+	if list == nil {
+		list = []*loa.Media{}
+	}
+	writeJSON(w, http.StatusOK, list)
+	return nil
+}
+
+func (s *Server) getMedia(w http.ResponseWriter, r *http.Request, c *call) error {
+	if s.Media == nil {
+		return errUnavailable("media")
+	}
+	m, err := s.Media.Media(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, m)
+	return nil
+}
+
+// uploadMedia streams the "file" part of a multipart/form-data body into
+// MediaService.ImportMedia, never holding the whole file in memory. An
+// optional "name" field names the media; it must come before "file"
+// (browsers send fields in form order). Without it the file name is used.
+func (s *Server) uploadMedia(w http.ResponseWriter, r *http.Request, c *call) error {
+	if s.Media == nil {
+		return errUnavailable("media")
+	}
+	limit := s.maxUpload()
+	if r.ContentLength > limit {
+		return tooLarge(limit)
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/form-data" {
+		return loa.Errorf(loa.EINVALID, `body: expected multipart/form-data with a "file" field`)
+	}
+	body := &limitedBody{r: http.MaxBytesReader(w, r.Body, limit)}
+	r.Body = body
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return loa.Errorf(loa.EINVALID, "body: bad multipart/form-data: %v", err)
+	}
+	var name string
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return loa.Errorf(loa.EINVALID, `file: required (a multipart field named "file")`)
+		}
+		if err != nil {
+			if body.overLimit.Load() {
+				return tooLarge(limit)
+			}
+			return loa.Errorf(loa.EINVALID, "body: bad multipart/form-data: %v", err)
+		}
+		switch part.FormName() {
+		case "name":
+			b, err := io.ReadAll(io.LimitReader(part, maxMediaName+1))
+			if err != nil {
+				if body.overLimit.Load() {
+					return tooLarge(limit)
+				}
+				return loa.Errorf(loa.EINVALID, "name: %v", err)
+			}
+			if len(b) > maxMediaName || !utf8.Valid(b) || strings.ContainsAny(string(b), "\x00\r\n") {
+				return loa.Errorf(loa.EINVALID, "name: at most %d bytes of UTF-8 on one line", maxMediaName)
+			}
+			name = strings.TrimSpace(string(b))
+		case "file":
+			if name == "" {
+				name = strings.TrimSpace(part.FileName())
+			}
+			if name == "" {
+				return loa.Errorf(loa.EINVALID, `name: required; send a "name" field or a file name`)
+			}
+			if len(name) > maxMediaName || !utf8.ValidString(name) {
+				return loa.Errorf(loa.EINVALID, "name: at most %d bytes of UTF-8", maxMediaName)
+			}
+			m, err := s.Media.ImportMedia(r.Context(), name, part, c.tok.ID)
+			if err != nil {
+				if body.overLimit.Load() {
+					return tooLarge(limit)
+				}
+				return err
+			}
+			c.audit("media.upload", m.ID, m.Name)
+			writeJSON(w, http.StatusCreated, m)
+			return nil
+		}
+		// Other fields are skipped.
+	}
+}
+
+func tooLarge(limit int64) error {
+	return loa.Errorf(loa.ETOOLARGE, "body: an upload may be at most %s", sizeString(limit))
+}
+
+// sizeString renders a byte count for people.
+func sizeString(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// limitedBody notes when the http.MaxBytesReader under it hits its limit,
+// whatever the media importer then makes of the read error.
+type limitedBody struct {
+	r         io.ReadCloser
+	overLimit atomic.Bool // the importer may read from another goroutine
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	var mb *http.MaxBytesError
+	if errors.As(err, &mb) {
+		b.overLimit.Store(true)
+	}
+	return n, err
+}
+
+func (b *limitedBody) Close() error { return b.r.Close() }

@@ -1,0 +1,157 @@
+// Package api serves Loa's HTTP JSON API under /api/v1, the Prometheus
+// metrics and the operator UI of package web. Every API call but /healthz
+// needs a bearer token; what a token may do is its role (loa.Token.Can)
+// narrowed to its area scope.
+package api
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/web"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// DefaultMaxUpload bounds a media upload when Server.MaxUpload is zero.
+const DefaultMaxUpload = 200 << 20
+
+// Server is the HTTP API. Set the fields, then call Handler. A nil service
+// makes the routes that need it answer 503 unavailable.
+type Server struct {
+	Areas     loa.AreaService
+	Devices   loa.DeviceService
+	Presence  loa.PresenceService
+	Media     loa.MediaService
+	Sessions  loa.SessionService
+	Tokens    loa.TokenService
+	Audit     loa.AuditService
+	Gatherer  prometheus.Gatherer // for /metrics; nil = prometheus.DefaultGatherer
+	MaxUpload int64               // bytes of one upload request; 0 = DefaultMaxUpload
+	Logger    *slog.Logger        // nil = discard
+}
+
+// Handler returns the HTTP handler serving the API, /healthz, /metrics and
+// the web UI.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+	})
+	gatherer := s.Gatherer
+	if gatherer == nil {
+		gatherer = prometheus.DefaultGatherer
+	}
+	metrics := promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})
+	mux.Handle("GET /metrics", s.auth(loa.ActionRead, func(w http.ResponseWriter, r *http.Request, c *call) error {
+		metrics.ServeHTTP(w, r)
+		return nil
+	}))
+
+	route := func(pattern, action string, h handler) { mux.Handle(pattern, s.auth(action, h)) }
+	route("GET /api/v1/areas", loa.ActionRead, s.listAreas)
+	route("POST /api/v1/areas", loa.ActionArea, s.createArea)
+	route("GET /api/v1/areas/{id}", loa.ActionRead, s.getArea)
+
+	route("GET /api/v1/devices", loa.ActionRead, s.listDevices)
+	route("POST /api/v1/devices", loa.ActionDevice, s.createDevice)
+	route("GET /api/v1/devices/{id}", loa.ActionRead, s.getDevice)
+
+	route("GET /api/v1/media", loa.ActionRead, s.listMedia)
+	route("POST /api/v1/media", loa.ActionMedia, s.uploadMedia)
+	route("GET /api/v1/media/{id}", loa.ActionRead, s.getMedia)
+
+	route("GET /api/v1/sessions", loa.ActionRead, s.listSessions)
+	route("POST /api/v1/sessions", loa.ActionSession, s.startSession)
+	route("GET /api/v1/sessions/{id}", loa.ActionRead, s.getSession)
+	route("POST /api/v1/sessions/{id}/stop", loa.ActionSession, s.stopSession)
+	route("GET /api/v1/sessions/{id}/sdp", loa.ActionSession, s.sessionSDP)
+
+	route("GET /api/v1/me", loa.ActionRead, s.me)
+	route("POST /api/v1/tokens", loa.ActionManageTokens, s.createToken)
+	route("GET /api/v1/audit", loa.ActionManageTokens, s.auditLog)
+
+	// Anything else under /api/ is a JSON 404 or 405, never the UI.
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		var allow []string
+		for _, m := range []string{http.MethodGet, http.MethodPost} {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, p := mux.Handler(probe); p != "/api/" {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) > 0 {
+			for _, m := range allow {
+				w.Header().Add("Allow", m)
+			}
+			writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: r.Method + " is not allowed here", Code: loa.EUNSUPPORTED})
+			return
+		}
+		s.writeError(w, r, loa.Errorf(loa.ENOTFOUND, "no API route %s", r.URL.Path))
+	})
+
+	ui := web.Handler()
+	mux.Handle("/", ui)
+	mux.Handle("/ui/", http.StripPrefix("/ui", ui))
+
+	return s.logRequests(mux)
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Logger
+}
+
+func (s *Server) maxUpload() int64 {
+	if s.MaxUpload <= 0 {
+		return DefaultMaxUpload
+	}
+	return s.MaxUpload
+}
+
+// statusWriter remembers the status a handler wrote, for the request log.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the real writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// logRequests logs each request at debug level, and client or server
+// failures at info level. It never logs the Authorization header.
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	log := s.logger()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		level := slog.LevelDebug
+		if sw.status >= 400 {
+			level = slog.LevelInfo
+		}
+		log.LogAttrs(r.Context(), level, "http request",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.Int("status", sw.status), slog.Duration("elapsed", time.Since(start)))
+	})
+}

@@ -1,0 +1,254 @@
+// Loa operator page. Plain JavaScript, no framework, no build step.
+// Every value from the API is put into the page with textContent, never
+// innerHTML, so names and ids cannot inject markup.
+"use strict";
+
+const TOKEN_KEY = "loa.token";
+const REFRESH_MS = 5000;
+const $ = (id) => document.getElementById(id);
+
+let timer = null;
+
+function token() { return sessionStorage.getItem(TOKEN_KEY) || ""; }
+
+// api calls the JSON API and returns the decoded body, or throws an Error
+// whose message is the API's error message.
+async function api(method, path, body) {
+  const opts = { method, headers: { "Authorization": "Bearer " + token() } };
+  if (body instanceof FormData) {
+    opts.body = body;
+  } else if (body !== undefined) {
+    opts.headers["Content-Type"] = "application/json";
+    opts.body = JSON.stringify(body);
+  }
+  const res = await fetch(path, opts);
+  const data = await res.json().catch(() => null);
+  if (res.status === 401) {
+    logout("Mã truy cập không hợp lệ hoặc đã hết hạn.");
+  }
+  if (!res.ok) {
+    throw new Error((data && data.error) || res.status + " " + res.statusText);
+  }
+  return data;
+}
+
+function say(text, isError) {
+  const m = $("msg");
+  m.textContent = text;
+  m.className = isError ? "error" : "ok";
+  m.hidden = !text;
+}
+
+function cell(tr, text, cls) {
+  const td = document.createElement("td");
+  td.textContent = text === undefined || text === null ? "" : String(text);
+  if (cls) td.className = cls;
+  tr.appendChild(td);
+  return td;
+}
+
+function fill(tbody, rows, render, emptyText, cols) {
+  tbody.replaceChildren();
+  if (rows.length === 0) {
+    const tr = document.createElement("tr");
+    const td = cell(tr, emptyText, "empty");
+    td.colSpan = cols;
+    tbody.appendChild(tr);
+    return;
+  }
+  for (const r of rows) {
+    const tr = document.createElement("tr");
+    render(tr, r);
+    tbody.appendChild(tr);
+  }
+}
+
+function when(ts) {
+  if (!ts) return "";
+  const d = new Date(ts);
+  return isNaN(d) ? "" : d.toLocaleString("vi-VN");
+}
+
+function duration(ns) {
+  const s = Math.round((ns || 0) / 1e9);
+  return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
+}
+
+function band(p) {
+  if (p >= 224) return "Khẩn cấp";
+  if (p >= 128) return "Ưu tiên";
+  if (p >= 32) return "Thông thường";
+  return "Nền";
+}
+
+function loss(stream) {
+  if (!stream) return "";
+  const total = stream.received + stream.lost;
+  return total ? (100 * stream.lost / total).toFixed(1) + " %" : "0 %";
+}
+
+let mediaNames = {};
+
+async function refresh() {
+  try {
+    const [devices, sessions, media, areas] = await Promise.all([
+      api("GET", "/api/v1/devices"),
+      api("GET", "/api/v1/sessions"),
+      api("GET", "/api/v1/media"),
+      api("GET", "/api/v1/areas"),
+    ]);
+    mediaNames = {};
+    for (const m of media) mediaNames[m.id] = m.name;
+
+    fill($("devices-body"), devices, (tr, d) => {
+      const st = d.state, t = st && st.telemetry;
+      cell(tr, d.name ? d.id + " — " + d.name : d.id);
+      cell(tr, d.area_id);
+      cell(tr, st && st.online ? "● Có" : "○ Không", st && st.online ? "on" : "off");
+      cell(tr, t ? t.rssi + " dBm" : "");
+      cell(tr, t ? (t.muted ? "tắt tiếng" : t.volume) : "");
+      cell(tr, t && t.session ? t.session : "");
+      cell(tr, t ? loss(t.stream) : "");
+    }, "Chưa có thiết bị.", 7);
+
+    sessions.sort((a, b) => (b.started_at || "").localeCompare(a.started_at || ""));
+    fill($("sessions-body"), sessions, (tr, s) => {
+      cell(tr, s.id);
+      cell(tr, mediaNames[s.media_id] || s.media_id);
+      cell(tr, band(s.priority) + " (" + s.priority + ")", s.priority >= 224 ? "emergency" : "");
+      cell(tr, s.state);
+      cell(tr, (s.devices || []).length);
+      cell(tr, when(s.started_at));
+      const td = cell(tr, "");
+      if (s.state === "playing") {
+        const b = document.createElement("button");
+        b.type = "button";
+        b.textContent = "Dừng";
+        b.className = "stop";
+        b.addEventListener("click", () => stop(s.id));
+        td.appendChild(b);
+      }
+    }, "Không có phiên phát nào.", 7);
+
+    fill($("media-body"), media, (tr, m) => {
+      cell(tr, m.name);
+      cell(tr, duration(m.duration_ns));
+      cell(tr, m.source);
+      cell(tr, when(m.created_at));
+    }, "Thư viện trống.", 4);
+
+    options($("play-media"), media.map((m) => [m.id, m.name]));
+    options($("play-area"), areas.map((a) => [a.id, a.name + " (" + a.kind + ")"]));
+  } catch (e) {
+    if (token()) say(e.message, true);
+  }
+}
+
+// options replaces a select's options, keeping the current choice.
+function options(sel, pairs) {
+  const keep = sel.value;
+  sel.replaceChildren();
+  for (const [value, label] of pairs) {
+    const o = document.createElement("option");
+    o.value = value;
+    o.textContent = label;
+    sel.appendChild(o);
+  }
+  if (pairs.some(([v]) => v === keep)) sel.value = keep;
+}
+
+async function stop(id) {
+  if (!confirm("Dừng phiên " + id + "?")) return;
+  try {
+    await api("POST", "/api/v1/sessions/" + encodeURIComponent(id) + "/stop");
+    say("Đã dừng phiên " + id + ".");
+  } catch (e) {
+    say(e.message, true);
+  }
+  refresh();
+}
+
+async function play(ev) {
+  ev.preventDefault();
+  const body = {
+    media_id: $("play-media").value,
+    targets: { areas: [$("play-area").value] },
+    priority: Number($("play-priority").value),
+  };
+  const max = $("play-max").value.trim();
+  if (max) body.max_duration = max;
+  if (body.priority >= 224 && !confirm("Phát KHẨN CẤP tới " + $("play-area").selectedOptions[0].textContent + "?")) return;
+  try {
+    const s = await api("POST", "/api/v1/sessions", body);
+    say("Đang phát: phiên " + s.id + " tới " + (s.devices || []).length + " thiết bị.");
+  } catch (e) {
+    say(e.message, true);
+  }
+  refresh();
+}
+
+async function upload(ev) {
+  ev.preventDefault();
+  const file = $("upload-file").files[0];
+  if (!file) return;
+  // The name field goes first: the server reads the form as a stream.
+  const form = new FormData();
+  const name = $("upload-name").value.trim();
+  if (name) form.append("name", name);
+  form.append("file", file);
+  const button = ev.submitter || $("upload-form").querySelector("button");
+  button.disabled = true;
+  say("Đang tải lên và mã hoá " + file.name + "…");
+  try {
+    const m = await api("POST", "/api/v1/media", form);
+    say("Đã thêm " + m.name + " (" + duration(m.duration_ns) + ").");
+    $("upload-form").reset();
+  } catch (e) {
+    say(e.message, true);
+  } finally {
+    button.disabled = false;
+  }
+  refresh();
+}
+
+async function login(ev) {
+  if (ev) ev.preventDefault();
+  const input = $("token");
+  if (input.value.trim()) sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+  input.value = "";
+  if (!token()) return;
+  try {
+    const me = await api("GET", "/api/v1/me");
+    $("who-name").textContent = me.name + " · " + me.role + (me.area_id ? " · " + me.area_id : "");
+    const emergency = me.role === "admin" || me.role === "province";
+    $("play-priority").querySelector('option[value="240"]').hidden = !emergency;
+    $("play-priority").querySelector('option[value="240"]').disabled = !emergency;
+  } catch (e) {
+    say(e.message, true);
+    return;
+  }
+  say("");
+  $("login").hidden = true;
+  $("app").hidden = false;
+  $("who").hidden = false;
+  await refresh();
+  clearInterval(timer);
+  timer = setInterval(refresh, REFRESH_MS);
+}
+
+function logout(text) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  clearInterval(timer);
+  $("app").hidden = true;
+  $("who").hidden = true;
+  $("login").hidden = false;
+  say(typeof text === "string" ? text : "", typeof text === "string");
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("login-form").addEventListener("submit", login);
+  $("logout").addEventListener("click", () => logout());
+  $("play-form").addEventListener("submit", play);
+  $("upload-form").addEventListener("submit", upload);
+  if (token()) login();
+});
