@@ -1,0 +1,365 @@
+// Package firmwaresim is a faithful simulated Loa receiver: it speaks the
+// wire contract in package protocol (MQTT commands and acks, status with a
+// Last Will, telemetry and events; RTP/RTCP with token authentication), runs
+// a jitter buffer and a play-out clock, and decodes Opus with libopus. Many
+// receivers run in one process (see Fleet). It imports nothing else from the
+// module, as a real receiver cannot see the controller's internals.
+package firmwaresim
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand"
+	"net"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/loa-broadcast/loa/protocol"
+)
+
+// Impairment degrades the incoming RTP on its way into the jitter buffer,
+// as a lossy 4G link would.
+type Impairment struct {
+	Loss    float64       // 0..1: probability of dropping an incoming RTP packet
+	Jitter  time.Duration // extra delay, uniform in 0..Jitter, per incoming RTP packet
+	Reorder float64       // 0..1: probability of holding a packet back behind the next one
+	Seed    int64         // random seed; 0 picks one
+}
+
+// Config configures one receiver.
+type Config struct {
+	ID, Password string // device id and MQTT password; the username and client id are the ID
+	Broker       string // e.g. tcp://127.0.0.1:1883
+	Decode       bool   // decode with libopus; false verifies packets and plays out without decoding
+	KeepPCM      bool   // keep the decoded 48 kHz mono PCM of each session in memory
+	WAVDir       string // if set, write <ID>-<session>.wav of what was played (needs Decode)
+	Impair       Impairment
+	TeleInterval time.Duration // telemetry period, default 10s
+	Firmware     string        // reported firmware version, default "sim-1.0"
+	Logger       *slog.Logger
+}
+
+// DefaultVolume is a receiver's volume after boot.
+const DefaultVolume = 70
+
+// Receiver is one simulated receiver. Start it once; end it with Close
+// (graceful) or Kill (abrupt, so the broker publishes its Last Will).
+type Receiver struct {
+	cfg  Config
+	log  *slog.Logger
+	boot uint64
+
+	client mqtt.Client
+	ready  chan error // first subscription result
+	cmds   chan mqtt.Message
+	quit   chan struct{} // stops the command loop and telemetry
+	wg     sync.WaitGroup
+
+	connMu sync.Mutex
+	conn   net.Conn // the live broker connection, closed by Kill
+	killed atomic.Bool
+	ended  atomic.Bool
+
+	mu        sync.Mutex
+	started   time.Time
+	volume    int
+	current   *session
+	sessions  []*session
+	malformed uint64 // commands ignored as unparseable
+	rng       *rand.Rand
+}
+
+// NewReceiver returns a receiver for cfg, filling in defaults.
+func NewReceiver(cfg Config) *Receiver {
+	if cfg.TeleInterval <= 0 {
+		cfg.TeleInterval = 10 * time.Second
+	}
+	if cfg.Firmware == "" {
+		cfg.Firmware = "sim-1.0"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Impair.Seed == 0 {
+		cfg.Impair.Seed = rand.Int63()
+	}
+	return &Receiver{
+		cfg:    cfg,
+		log:    cfg.Logger.With("device", cfg.ID),
+		volume: DefaultVolume,
+		ready:  make(chan error, 1),
+		cmds:   make(chan mqtt.Message, 64),
+		quit:   make(chan struct{}),
+		rng:    rand.New(rand.NewSource(cfg.Impair.Seed ^ 0x5eed)),
+	}
+}
+
+// ID returns the device id.
+func (r *Receiver) ID() string { return r.cfg.ID }
+
+// Start connects to the broker with the offline status as Last Will,
+// subscribes to the receiver's command topic, publishes the retained online
+// status, and returns once subscribed. On reconnects it resubscribes and
+// republishes online, since the broker may have published the Will meanwhile.
+func (r *Receiver) Start(ctx context.Context) error {
+	r.mu.Lock()
+	r.started = time.Now()
+	// Boot increases on every boot of a device, so a late Will of an
+	// earlier boot can be told from a newer online status.
+	r.boot = uint64(r.started.UnixMilli())
+	r.mu.Unlock()
+
+	will, err := json.Marshal(protocol.Status{Online: false, Boot: r.boot})
+	if err != nil {
+		return fmt.Errorf("start %s: %w", r.cfg.ID, err)
+	}
+	opts := mqtt.NewClientOptions().
+		AddBroker(r.cfg.Broker).
+		SetClientID(r.cfg.ID).
+		SetUsername(r.cfg.ID).
+		SetPassword(r.cfg.Password).
+		SetCleanSession(true).
+		SetAutoReconnect(true).
+		SetMaxReconnectInterval(30*time.Second).
+		SetKeepAlive(30*time.Second).
+		SetConnectTimeout(10*time.Second).
+		SetOrderMatters(true). // commands run in the order sent
+		SetBinaryWill(protocol.DeviceTopic(r.cfg.ID, protocol.KindStatus), will, protocol.QoS[protocol.KindStatus], true).
+		SetCustomOpenConnectionFn(r.dial).
+		SetOnConnectHandler(r.onConnect).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			if !r.killed.Load() {
+				r.log.Warn("broker connection lost", "err", err)
+			}
+		})
+	r.client = mqtt.NewClient(opts)
+
+	r.wg.Add(2)
+	go r.commandLoop()
+	go r.telemetryLoop()
+
+	tok := r.client.Connect()
+	select {
+	case <-tok.Done():
+		err = tok.Error()
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	if err == nil {
+		select {
+		case err = <-r.ready:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	if err != nil {
+		r.ended.Store(true)
+		close(r.quit)
+		r.wg.Wait()
+		r.client.Disconnect(0)
+		return fmt.Errorf("start %s: connect %s: %w", r.cfg.ID, r.cfg.Broker, err)
+	}
+	r.log.Debug("receiver started", "boot", r.boot)
+	return nil
+}
+
+// dial opens the broker connection itself so that Kill can drop it without
+// an MQTT DISCONNECT.
+func (r *Receiver) dial(u *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
+	if r.killed.Load() {
+		return nil, errors.New("receiver killed")
+	}
+	d := &net.Dialer{Timeout: o.ConnectTimeout}
+	var c net.Conn
+	var err error
+	switch u.Scheme {
+	case "tcp", "mqtt":
+		c, err = d.Dial("tcp", u.Host)
+	case "ssl", "tls", "mqtts", "mqtt+ssl", "tcps":
+		c, err = tls.DialWithDialer(d, "tcp", u.Host, o.TLSConfig)
+	default:
+		return nil, fmt.Errorf("broker scheme %q not supported", u.Scheme)
+	}
+	if err != nil {
+		return nil, err
+	}
+	r.connMu.Lock()
+	defer r.connMu.Unlock()
+	if r.killed.Load() {
+		c.Close()
+		return nil, errors.New("receiver killed")
+	}
+	r.conn = c
+	return c, nil
+}
+
+// onConnect runs (in its own goroutine) on every connection: subscribe
+// first, so no command sent on seeing "online" is missed.
+func (r *Receiver) onConnect(c mqtt.Client) {
+	err := waitToken(c.Subscribe(protocol.DeviceTopic(r.cfg.ID, protocol.KindCmd), protocol.QoS[protocol.KindCmd], r.onCommand))
+	if err == nil {
+		err = waitToken(r.publish(protocol.KindStatus, protocol.Status{Online: true, Boot: r.boot, TS: time.Now().UnixMilli()}))
+	}
+	if err != nil {
+		r.log.Warn("subscribe or online status failed", "err", err)
+	}
+	select {
+	case r.ready <- err:
+	default: // only Start listens, once
+	}
+}
+
+// onCommand must not block paho's delivery goroutine.
+func (r *Receiver) onCommand(_ mqtt.Client, m mqtt.Message) {
+	select {
+	case r.cmds <- m:
+	case <-r.quit:
+	default:
+		r.log.Warn("command queue full, command dropped")
+	}
+}
+
+func waitToken(t mqtt.Token) error {
+	if t == nil {
+		return nil
+	}
+	if !t.WaitTimeout(10 * time.Second) {
+		return errors.New("mqtt: timed out")
+	}
+	return t.Error()
+}
+
+// publish sends v as JSON on the receiver's topic of kind with the QoS and
+// retain flag the contract fixes. Nothing leaves a killed receiver.
+func (r *Receiver) publish(kind string, v any) mqtt.Token {
+	if r.killed.Load() || r.client == nil {
+		return nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		r.log.Error("encode payload", "kind", kind, "err", err)
+		return nil
+	}
+	return r.client.Publish(protocol.DeviceTopic(r.cfg.ID, kind), protocol.QoS[kind], kind == protocol.KindStatus, b)
+}
+
+// Close stops playing (the session ends with reason "stop" and its finished
+// event is published), publishes the retained offline status and
+// disconnects.
+func (r *Receiver) Close() error {
+	if !r.ended.CompareAndSwap(false, true) {
+		return nil
+	}
+	close(r.quit)
+	r.wg.Wait()
+	r.endCurrent(EndStop)
+	err := waitToken(r.publish(protocol.KindStatus, protocol.Status{Online: false, Boot: r.boot, TS: time.Now().UnixMilli()}))
+	r.client.Disconnect(250)
+	if err != nil {
+		return fmt.Errorf("close %s: offline status: %w", r.cfg.ID, err)
+	}
+	return nil
+}
+
+// Kill ends the receiver abruptly, like a power cut: the broker connection
+// is closed without DISCONNECT, so the broker publishes the Last Will, and
+// nothing more is sent on MQTT or RTCP.
+func (r *Receiver) Kill() {
+	if !r.ended.CompareAndSwap(false, true) {
+		return
+	}
+	r.connMu.Lock()
+	r.killed.Store(true)
+	if r.conn != nil {
+		r.conn.Close()
+	}
+	r.connMu.Unlock()
+	close(r.quit)
+	r.wg.Wait()
+	r.endCurrent(EndStop)
+	// Stops paho's reconnect attempts; its DISCONNECT cannot reach the
+	// broker through the closed connection.
+	r.client.Disconnect(0)
+}
+
+// endCurrent ends the playing session, if any, and waits for it.
+func (r *Receiver) endCurrent(reason string) {
+	r.mu.Lock()
+	s := r.current
+	r.current = nil
+	r.mu.Unlock()
+	if s != nil {
+		s.stop(reason)
+	}
+}
+
+// sessionEnded is called by a session that ended on its own (BYE, timeout).
+func (r *Receiver) sessionEnded(s *session) {
+	r.mu.Lock()
+	if r.current == s {
+		r.current = nil
+	}
+	r.mu.Unlock()
+}
+
+// Sessions returns the stats of every session played, in order.
+func (r *Receiver) Sessions() []SessionStats {
+	r.mu.Lock()
+	ss := append([]*session(nil), r.sessions...)
+	r.mu.Unlock()
+	out := make([]SessionStats, len(ss))
+	for i, s := range ss {
+		out[i] = s.snapshot()
+	}
+	return out
+}
+
+// Session returns the stats of the latest session with id.
+func (r *Receiver) Session(id string) (SessionStats, bool) {
+	if s := r.find(id); s != nil {
+		return s.snapshot(), true
+	}
+	return SessionStats{}, false
+}
+
+// PCM returns a copy of the 48 kHz mono PCM played in the latest session
+// with id (before volume), when Config.KeepPCM is set.
+func (r *Receiver) PCM(sessionID string) []int16 {
+	if s := r.find(sessionID); s != nil {
+		return s.pcmCopy()
+	}
+	return nil
+}
+
+func (r *Receiver) find(id string) *session {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := len(r.sessions) - 1; i >= 0; i-- {
+		if r.sessions[i].args.Session == id {
+			return r.sessions[i]
+		}
+	}
+	return nil
+}
+
+// Volume returns the current volume, 0..100.
+func (r *Receiver) Volume() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.volume
+}
+
+// Malformed returns how many commands were ignored as unparseable.
+func (r *Receiver) Malformed() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.malformed
+}

@@ -1,0 +1,148 @@
+package firmwaresim
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/pion/rtcp"
+
+	"github.com/loa-broadcast/loa/protocol"
+)
+
+// maxSRSkew bounds how far the Sender Report clock may move the play-out
+// point from the one the first packet's arrival gave; beyond it the
+// controller's clock is not trusted (the device clock is unsynchronised).
+const maxSRSkew = time.Second
+
+// senderReport is the controller's latest NTP ↔ RTP timestamp mapping.
+type senderReport struct {
+	wall time.Time // NTP time of the report, sender's wall clock
+	rtp  uint32
+	lsr  uint32    // middle 32 bits of the NTP timestamp, echoed in reports
+	at   time.Time // when it arrived, for the DLSR field
+}
+
+// isRTCP tells RTCP from RTP on a multiplexed port (RFC 5761 §4): RTCP
+// packet types 192–223 fall where RTP's marker bit and payload type are.
+func isRTCP(b []byte) bool {
+	return len(b) >= 8 && b[0]>>6 == 2 && b[1] >= 192 && b[1] <= 223
+}
+
+func ntpTime(ntp uint64) time.Time {
+	const unixToNTP = 2208988800
+	secs := int64(ntp>>32) - unixToNTP
+	nanos := int64((ntp & 0xffffffff) * 1e9 >> 32)
+	return time.Unix(secs, nanos)
+}
+
+// handleRTCP takes the stream's Sender Reports (the sender clock all
+// receivers play against) and its BYE.
+func (s *session) handleRTCP(b []byte) {
+	pkts, err := rtcp.Unmarshal(b)
+	if err != nil {
+		s.mu.Lock()
+		s.st.Corrupt++
+		s.mu.Unlock()
+		return
+	}
+	for _, p := range pkts {
+		switch p := p.(type) {
+		case *rtcp.SenderReport:
+			if p.SSRC != s.args.SSRC {
+				continue
+			}
+			s.mu.Lock()
+			s.sr = &senderReport{wall: ntpTime(p.NTPTime), rtp: p.RTPTime, lsr: uint32(p.NTPTime >> 16), at: time.Now()}
+			moved := s.started && s.applySR()
+			s.mu.Unlock()
+			if moved {
+				s.poke()
+			}
+		case *rtcp.Goodbye:
+			for _, src := range p.Sources {
+				if src == s.args.SSRC {
+					s.mu.Lock()
+					s.bye = true
+					s.mu.Unlock()
+					s.poke()
+				}
+			}
+		}
+	}
+}
+
+// applySR moves the play-out point to the sender clock: slot 0 (timestamp
+// ts0) plays at the sender's wall time of ts0 plus the delay D, the same
+// instant on every receiver whose clock is synchronised. It reports
+// whether the play-out point moved. s.mu is held.
+func (s *session) applySR() bool {
+	sr := s.sr
+	wall := sr.wall.Add(time.Duration(int32(s.ts0-sr.rtp)) * time.Second / protocol.ClockRate).Add(s.delay)
+	now := time.Now()
+	base := now.Add(wall.Sub(now)) // onto the monotonic clock
+	if d := base.Sub(s.arrivalBase); d > maxSRSkew || d < -maxSRSkew {
+		s.log.Debug("sender report clock ignored", "skew", d)
+		return false
+	}
+	if d := base.Sub(s.base); d < time.Millisecond && d > -time.Millisecond {
+		return false
+	}
+	s.base = base
+	return true
+}
+
+// reportBlock is the RFC 3550 reception report of the stream. s.mu is held.
+func (s *session) reportBlock(now time.Time) rtcp.ReceptionReport {
+	expected := s.highest + 1
+	lost := expected - int64(s.st.Received)
+	lost = max(0, min(lost, 0x7fffff))
+	expInt := expected - s.priorExp
+	lostInt := expInt - int64(s.st.Received-s.priorRecv)
+	s.priorExp, s.priorRecv = expected, s.st.Received
+	var fraction uint8
+	if expInt > 0 && lostInt > 0 {
+		fraction = uint8(lostInt << 8 / expInt)
+	}
+	rb := rtcp.ReceptionReport{
+		SSRC:               s.args.SSRC,
+		FractionLost:       fraction,
+		TotalLost:          uint32(lost),
+		LastSequenceNumber: uint32(s.highestExt),
+		Jitter:             uint32(s.jitter),
+	}
+	if s.sr != nil {
+		rb.LastSenderReport = s.sr.lsr
+		rb.Delay = uint32(now.Sub(s.sr.at) * 65536 / time.Second)
+	}
+	return rb
+}
+
+// sendReport sends the authenticating compound: Receiver Report (with a
+// report block once packets arrived), SDES CNAME = device id, APP
+// RTCPAppName carrying the token; and a BYE when the session ends.
+func (s *session) sendReport(bye bool) error {
+	recv := s.args.RecvSSRC
+	rr := &rtcp.ReceiverReport{SSRC: recv}
+	s.mu.Lock()
+	if s.started {
+		rr.Reports = []rtcp.ReceptionReport{s.reportBlock(time.Now())}
+	}
+	reason := s.reason
+	s.mu.Unlock()
+	pkts := []rtcp.Packet{
+		rr,
+		rtcp.NewCNAMESourceDescription(recv, s.r.cfg.ID),
+		&rtcp.ApplicationDefined{Name: protocol.RTCPAppName, SSRC: recv, Data: s.token},
+	}
+	if bye {
+		pkts = append(pkts, &rtcp.Goodbye{Sources: []uint32{recv}, Reason: reason})
+	}
+	b, err := rtcp.Marshal(pkts)
+	if err != nil {
+		return fmt.Errorf("rtcp: %w", err)
+	}
+	if _, err := s.conn.WriteToUDP(b, s.dest); err != nil {
+		return fmt.Errorf("rtcp: %w", err)
+	}
+	return nil
+}

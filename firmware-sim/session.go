@@ -1,0 +1,543 @@
+package firmwaresim
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hraban/opus"
+	"github.com/pion/rtp"
+
+	"github.com/loa-broadcast/loa/protocol"
+)
+
+// maxAhead bounds how far ahead of the play-out point a packet may land in
+// the jitter buffer (60 s); further is treated as corrupt.
+const maxAhead = 3000
+
+// reorderHold is how long a packet held back for reordering waits for the
+// next one before it is delivered anyway.
+const reorderHold = 60 * time.Millisecond
+
+// invalidError marks play args the receiver cannot use.
+type invalidError struct{ error }
+
+func isInvalid(err error) bool {
+	var ie invalidError
+	return errors.As(err, &ie)
+}
+
+// seenSlot remembers which slot a ring entry of received packets holds.
+type seenSlot struct {
+	slot int64
+	ok   bool
+}
+
+// session is one play of one stream: a UDP socket, a reader goroutine
+// (RTP into the jitter buffer, RTCP from the controller) and a play-out
+// goroutine that owns the decoder, the RTCP reports and the session's end.
+type session struct {
+	r       *Receiver
+	args    protocol.PlayArgs
+	log     *slog.Logger
+	token   []byte
+	pt      uint8
+	delay   time.Duration
+	conn    *net.UDPConn
+	dest    *net.UDPAddr
+	dec     *opus.Decoder // nil when only verifying
+	wav     *wavWriter
+	keepPCM bool
+	impair  Impairment
+	rng     *rand.Rand // reader goroutine only
+	pcmBuf  []int16    // play-out goroutine only
+
+	stopc      chan struct{}
+	stopOnce   sync.Once
+	wake       chan struct{}
+	done       chan struct{}
+	readerDone chan struct{}
+
+	mu          sync.Mutex
+	reason      string // asked for by stop
+	stopNext    int64  // the play-out slot when stop was asked
+	ended       bool   // no more packets are accepted
+	started     bool   // the first valid packet arrived
+	ext0        int64  // extended seq of the first packet: slot 0
+	highestExt  int64
+	highest     int64 // highest slot received
+	next        int64 // next slot to play
+	ts0         uint32
+	buf         map[int64][]byte
+	seen        [1024]seenSlot
+	base        time.Time // when slot 0 plays (monotonic)
+	arrivalBase time.Time // base from the first packet's arrival
+	lastArrival time.Time
+	firstArr    time.Time
+	sr          *senderReport // latest SR of the stream
+	bye         bool
+	jitter      float64 // RFC 3550, in timestamp units
+	lastTransit float64
+	haveTransit bool
+	priorExp    int64
+	priorRecv   uint64
+	st          SessionStats
+	pcm         []int16
+}
+
+// startSession opens the stream socket and sends the first RTCP compound
+// from it, which opens the NAT mapping and authenticates the receiver.
+func startSession(r *Receiver, args protocol.PlayArgs) (*session, error) {
+	token, err := hex.DecodeString(args.Token)
+	if err != nil {
+		return nil, invalidError{fmt.Errorf("token: %w", err)}
+	}
+	dest, err := net.ResolveUDPAddr("udp", args.Addr)
+	if err != nil {
+		return nil, invalidError{fmt.Errorf("addr %q: %w", args.Addr, err)}
+	}
+	network := "udp4"
+	if dest.IP.To4() == nil {
+		network = "udp6"
+	}
+	conn, err := net.ListenUDP(network, nil)
+	if err != nil {
+		return nil, fmt.Errorf("stream socket: %w", err)
+	}
+	s := &session{
+		r:          r,
+		args:       args,
+		log:        r.log.With("session", args.Session),
+		token:      token,
+		pt:         args.PT,
+		delay:      time.Duration(args.DelayMs) * time.Millisecond,
+		conn:       conn,
+		dest:       dest,
+		keepPCM:    r.cfg.KeepPCM && r.cfg.Decode,
+		impair:     r.cfg.Impair,
+		pcmBuf:     make([]int16, protocol.FrameSamples),
+		stopc:      make(chan struct{}),
+		wake:       make(chan struct{}, 1),
+		done:       make(chan struct{}),
+		readerDone: make(chan struct{}),
+		buf:        make(map[int64][]byte),
+		highest:    -1,
+		st:         SessionStats{Session: args.Session},
+	}
+	if s.pt == 0 {
+		s.pt = protocol.PayloadType
+	}
+	r.mu.Lock()
+	s.rng = rand.New(rand.NewSource(r.cfg.Impair.Seed + int64(len(r.sessions))))
+	r.mu.Unlock()
+	fail := func(err error) (*session, error) {
+		conn.Close()
+		if s.wav != nil {
+			s.wav.close(0)
+		}
+		return nil, err
+	}
+	if r.cfg.Decode {
+		if s.dec, err = opus.NewDecoder(protocol.ClockRate, protocol.Channels); err != nil {
+			return fail(fmt.Errorf("opus decoder: %w", err))
+		}
+		if r.cfg.WAVDir != "" {
+			name := fileSafe(r.cfg.ID + "-" + args.Session + ".wav")
+			if s.wav, err = createWAV(filepath.Join(r.cfg.WAVDir, name)); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	if err := s.sendReport(false); err != nil {
+		return fail(fmt.Errorf("first rtcp to %s: %w", dest, err))
+	}
+	return s, nil
+}
+
+func fileSafe(name string) string {
+	return strings.Map(func(c rune) rune {
+		if c == '/' || c == '\\' || c == 0 {
+			return '_'
+		}
+		return c
+	}, name)
+}
+
+// begin starts the session's goroutines.
+func (s *session) begin() {
+	go s.read()
+	go s.run()
+}
+
+// stop ends the session now, without draining, and waits until it ended.
+func (s *session) stop(reason string) {
+	s.stopOnce.Do(func() {
+		s.mu.Lock()
+		s.reason = reason
+		s.stopNext = s.next
+		s.mu.Unlock()
+		close(s.stopc)
+	})
+	<-s.done
+}
+
+func (s *session) isEnded() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ended
+}
+
+func (s *session) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// read receives the stream: RTCP from the controller (Sender Reports,
+// BYE) and RTP, impaired on the way into the jitter buffer.
+func (s *session) read() {
+	defer close(s.readerDone)
+	b := make([]byte, 1500)
+	var held *rtpIn // held back for reordering
+	for {
+		n, _, err := s.conn.ReadFromUDP(b)
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) && held != nil {
+				s.deliver(held)
+				held = nil
+				s.conn.SetReadDeadline(time.Time{})
+				continue
+			}
+			if !errors.Is(err, net.ErrClosed) {
+				s.log.Warn("stream socket", "err", err)
+			}
+			return
+		}
+		pkt := b[:n]
+		if isRTCP(pkt) {
+			s.handleRTCP(pkt)
+			continue
+		}
+		var p rtp.Packet
+		if err := p.Unmarshal(pkt); err != nil || p.Version != 2 {
+			s.mu.Lock()
+			s.st.Corrupt++
+			s.mu.Unlock()
+			continue
+		}
+		if p.SSRC != s.args.SSRC || p.PayloadType != s.pt {
+			continue // not this stream
+		}
+		in := &rtpIn{seq: p.SequenceNumber, ts: p.Timestamp, payload: append([]byte(nil), p.Payload...)}
+		im := s.impair
+		if im.Loss > 0 && s.rng.Float64() < im.Loss {
+			continue
+		}
+		if im.Jitter > 0 {
+			in.delay = time.Duration(s.rng.Int63n(int64(im.Jitter) + 1))
+		}
+		if held == nil && im.Reorder > 0 && s.rng.Float64() < im.Reorder {
+			held = in
+			s.conn.SetReadDeadline(time.Now().Add(reorderHold))
+			continue
+		}
+		s.deliver(in)
+		if held != nil {
+			s.deliver(held)
+			held = nil
+			s.conn.SetReadDeadline(time.Time{})
+		}
+	}
+}
+
+type rtpIn struct {
+	seq     uint16
+	ts      uint32
+	payload []byte
+	delay   time.Duration
+}
+
+func (s *session) deliver(in *rtpIn) {
+	if in.delay <= 0 {
+		s.accept(in, time.Now())
+		return
+	}
+	time.AfterFunc(in.delay, func() { s.accept(in, time.Now()) })
+}
+
+// accept puts a packet into the jitter buffer, keyed by its slot: its
+// extended sequence number counted from the first packet received.
+func (s *session) accept(in *rtpIn, arrival time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return
+	}
+	if n, err := opusPacketSamples(in.payload); err != nil || n != protocol.FrameSamples {
+		s.st.Corrupt++
+		return
+	}
+	if !s.started {
+		s.started = true
+		s.ext0, s.highestExt, s.ts0 = int64(in.seq), int64(in.seq), in.ts
+		s.firstArr = arrival
+		s.arrivalBase = arrival.Add(s.delay)
+		s.base = s.arrivalBase
+		if s.sr != nil {
+			s.applySR()
+		}
+		s.poke()
+	}
+	ext := s.highestExt + int64(int16(in.seq-uint16(s.highestExt)))
+	slot := ext - s.ext0
+	if int64(int32(in.ts-s.ts0)) != slot*protocol.FrameSamples || slot > s.next+maxAhead {
+		s.st.Corrupt++
+		return
+	}
+	if e := &s.seen[slot&1023]; e.ok && e.slot == slot {
+		s.st.Duplicate++
+		return
+	} else {
+		*e = seenSlot{slot: slot, ok: true}
+	}
+	s.st.Received++
+	s.lastArrival = arrival
+	// RFC 3550 §6.4.1 interarrival jitter, in timestamp units.
+	transit := arrival.Sub(s.firstArr).Seconds()*protocol.ClockRate - float64(slot*protocol.FrameSamples)
+	if s.haveTransit {
+		d := transit - s.lastTransit
+		if d < 0 {
+			d = -d
+		}
+		s.jitter += (d - s.jitter) / 16
+	}
+	s.lastTransit, s.haveTransit = transit, true
+	if slot < s.next {
+		s.st.Late++
+		return
+	}
+	if slot > s.highest {
+		s.highest, s.highestExt = slot, ext
+	}
+	s.buf[slot] = in.payload
+}
+
+// run is the play-out clock: slot n plays at base + n·20 ms on the
+// monotonic clock. It also sends the periodic RTCP and ends the session.
+func (s *session) run() {
+	defer close(s.done)
+	report := time.NewTicker(protocol.RTCPReportInterval)
+	defer report.Stop()
+	slot := time.NewTimer(time.Hour)
+	slot.Stop()
+	defer slot.Stop()
+	first := time.NewTimer(FirstPacketTimeout)
+	defer first.Stop()
+	reset := func() {
+		s.mu.Lock()
+		at := s.base.Add(time.Duration(s.next) * protocol.FrameDuration)
+		s.mu.Unlock()
+		slot.Reset(time.Until(at))
+	}
+	for {
+		select {
+		case <-s.stopc:
+			s.mu.Lock()
+			reason := s.reason
+			s.mu.Unlock()
+			s.finish(reason)
+			return
+		case <-report.C:
+			if err := s.sendReport(false); err != nil {
+				s.log.Warn("rtcp report", "err", err)
+			}
+		case <-first.C:
+			s.mu.Lock()
+			started := s.started
+			s.mu.Unlock()
+			if !started {
+				s.finish(EndTimeout)
+				return
+			}
+		case <-s.wake:
+			s.mu.Lock()
+			started, drained := s.started, s.bye && s.next > s.highest
+			s.mu.Unlock()
+			if drained {
+				s.finish(EndBye)
+				return
+			}
+			if started {
+				reset()
+			}
+		case <-slot.C:
+			if reason := s.playSlot(); reason != "" {
+				s.finish(reason)
+				return
+			}
+			reset()
+		}
+	}
+}
+
+// playSlot plays the next slot: its own packet if present, else the next
+// packet's in-band FEC, else packet-loss concealment. It returns an end
+// reason once the stream is over and the buffer drained.
+func (s *session) playSlot() string {
+	s.mu.Lock()
+	n := s.next
+	pkt, have := s.buf[n]
+	delete(s.buf, n)
+	var after []byte
+	if !have {
+		after = s.buf[n+1]
+	}
+	s.next++
+	s.mu.Unlock()
+
+	pcm := s.pcmBuf[:protocol.FrameSamples:protocol.FrameSamples]
+	const (
+		fromPacket = iota
+		fec
+		concealed
+	)
+	kind, corrupt := concealed, false
+	switch {
+	case have && s.dec == nil:
+		kind = fromPacket // verified when it entered the buffer
+	case have:
+		if k, err := s.dec.Decode(pkt, pcm); err == nil && k == protocol.FrameSamples {
+			kind = fromPacket
+		} else {
+			corrupt = true
+		}
+	case after != nil && s.dec != nil:
+		if err := s.dec.DecodeFEC(after, pcm); err == nil {
+			kind = fec
+		}
+	}
+	if kind == concealed && s.dec != nil {
+		if err := s.dec.DecodePLC(pcm); err != nil {
+			clear(pcm)
+		}
+	}
+
+	now := time.Now()
+	s.mu.Lock()
+	s.st.Played++
+	first := s.st.Played == 1
+	if first {
+		s.st.FirstPlayed = now
+	}
+	switch kind {
+	case fromPacket:
+		if s.dec != nil {
+			s.st.Decoded++
+		}
+	case fec:
+		s.st.FECRecovered++
+	case concealed:
+		s.st.Concealed++
+	}
+	if corrupt {
+		s.st.Corrupt++
+	}
+	if s.keepPCM {
+		s.pcm = append(s.pcm, pcm...)
+	}
+	drained := s.next > s.highest
+	var reason string
+	switch {
+	case drained && s.bye:
+		reason = EndBye
+	case drained && now.Sub(s.lastArrival) > StreamTimeout:
+		reason = EndTimeout
+	}
+	s.mu.Unlock()
+
+	if s.wav != nil {
+		if err := s.wav.write(pcm); err != nil {
+			s.log.Warn("wav write", "err", err)
+		}
+	}
+	if first {
+		s.r.publish(protocol.KindEvent, protocol.Event{Type: protocol.EventPlayed, TS: now.UnixMilli(), Session: s.args.Session})
+	}
+	return reason
+}
+
+// finish ends the session: slots concealed past the stream's last packet
+// are not counted, a BYE goes to the controller, the socket closes and the
+// finished event carries the totals.
+func (s *session) finish(reason string) {
+	s.mu.Lock()
+	s.ended = true
+	if over := s.next - (s.highest + 1); s.started && over > 0 {
+		// Only concealment can play past the highest packet received.
+		s.st.Played -= uint64(over)
+		s.st.Concealed -= uint64(over)
+		if s.keepPCM {
+			s.pcm = s.pcm[:len(s.pcm)-int(over)*protocol.FrameSamples]
+		}
+	}
+	s.st.EndReason = reason
+	s.st.Ended = time.Now()
+	s.buf = nil
+	played := int64(s.st.Played)
+	s.mu.Unlock()
+
+	silent := s.r.killed.Load()
+	if !silent {
+		if err := s.sendReport(true); err != nil {
+			s.log.Debug("rtcp bye", "err", err)
+		}
+	}
+	s.conn.Close()
+	<-s.readerDone
+	if s.wav != nil {
+		if err := s.wav.close(played * protocol.FrameSamples); err != nil {
+			s.log.Warn("wav close", "err", err)
+		}
+	}
+	st := s.snapshot()
+	if !silent {
+		ss := st.StreamStats()
+		s.r.publish(protocol.KindEvent, protocol.Event{Type: protocol.EventFinished, TS: st.Ended.UnixMilli(), Session: s.args.Session, Stream: &ss})
+	}
+	s.mu.Lock()
+	s.st.Done = true
+	s.mu.Unlock()
+	s.log.Debug("session finished", "reason", reason, "played", st.Played, "expected", st.Expected,
+		"concealed", st.Concealed, "fec", st.FECRecovered)
+	s.r.sessionEnded(s)
+}
+
+// snapshot returns the stats with the derived fields filled in.
+func (s *session) snapshot() SessionStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.st
+	if s.started {
+		st.Expected = int(s.highest + 1)
+	}
+	if uint64(st.Expected) > st.Received {
+		st.Lost = uint64(st.Expected) - st.Received
+	}
+	st.JitterMs = s.jitter * 1000 / protocol.ClockRate
+	return st
+}
+
+func (s *session) pcmCopy() []int16 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]int16(nil), s.pcm...)
+}

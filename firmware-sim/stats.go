@@ -1,0 +1,69 @@
+package firmwaresim
+
+import (
+	"time"
+
+	"github.com/loa-broadcast/loa/protocol"
+)
+
+// Why a session ended on a receiver.
+const (
+	EndBye       = "bye"       // the stream's RTCP BYE, after the buffer drained
+	EndStop      = "stop"      // a stop command, or the receiver closing
+	EndPreempted = "preempted" // a play for another session replaced it
+	EndTimeout   = "timeout"   // no packets for StreamTimeout after the stream started
+)
+
+// StreamTimeout ends a session whose packets stopped arriving.
+const StreamTimeout = 3 * time.Second
+
+// FirstPacketTimeout ends a session whose stream never started.
+const FirstPacketTimeout = 30 * time.Second
+
+// SessionStats count what a receiver did with one session's stream, with
+// the semantics of protocol.StreamStats and RFC 3550:
+//
+//   - Expected: packets from the first one received to the highest sequence
+//     number received (the play-out slots of the stream).
+//   - Received: distinct valid packets of the stream, late ones included.
+//   - Lost: Expected − Received, never below zero.
+//   - Late: received after their play-out slot had passed.
+//   - Duplicate: received again; not counted in Received.
+//   - Corrupt: not RTP, not a valid Opus packet of one 20 ms frame, a
+//     timestamp off the 960-sample grid, or failing to decode.
+//   - Played: play-out slots played, = Decoded (or verified) + FECRecovered
+//   - Concealed; equal to Expected once the session is Done.
+//   - Decoded: frames decoded from their own packet (only when decoding).
+//   - FECRecovered: missing frames rebuilt from the next packet's in-band FEC.
+//   - Concealed: missing frames filled by packet-loss concealment.
+//   - JitterMs: RFC 3550 interarrival jitter.
+type SessionStats struct {
+	Session  string
+	Expected int
+
+	Received, Lost, Late, Duplicate, Corrupt uint64
+	Concealed, FECRecovered, Played, Decoded uint64
+
+	JitterMs           float64
+	FirstPlayed, Ended time.Time
+	EndReason          string
+	Done               bool
+}
+
+// StreamStats returns the stats in their wire form.
+func (s SessionStats) StreamStats() protocol.StreamStats {
+	return protocol.StreamStats{
+		Received:     s.Received,
+		Lost:         s.Lost,
+		Late:         s.Late,
+		Concealed:    s.Concealed,
+		FECRecovered: s.FECRecovered,
+		Played:       s.Played,
+		Decoded:      s.Decoded,
+		JitterMs:     s.JitterMs,
+	}
+}
+
+// FromPacket is the number of frames played from their own packet,
+// decoded or verified.
+func (s SessionStats) FromPacket() uint64 { return s.Played - s.Concealed - s.FECRecovered }

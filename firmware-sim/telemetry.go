@@ -1,0 +1,50 @@
+package firmwaresim
+
+import (
+	"math"
+	"time"
+
+	"github.com/loa-broadcast/loa/protocol"
+)
+
+// telemetryLoop publishes telemetry every TeleInterval until Close or Kill.
+func (r *Receiver) telemetryLoop() {
+	defer r.wg.Done()
+	t := time.NewTicker(r.cfg.TeleInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if r.client != nil && r.client.IsConnectionOpen() {
+				r.publish(protocol.KindTele, r.Telemetry())
+			}
+		case <-r.quit:
+			return
+		}
+	}
+}
+
+// Telemetry returns what the receiver would report now: a simulated 4G
+// signal and board temperature, its volume, uptime, firmware, and the
+// stream stats of the session playing.
+func (r *Receiver) Telemetry() protocol.Telemetry {
+	r.mu.Lock()
+	t := protocol.Telemetry{
+		TS:     time.Now().UnixMilli(),
+		RSSI:   -70 - r.rng.Intn(21),
+		Net:    "4g",
+		Volume: r.volume,
+		Temp:   math.Round((38+4*r.rng.Float64())*10) / 10,
+		Uptime: int64(time.Since(r.started) / time.Second),
+		FW:     r.cfg.Firmware,
+	}
+	cur := r.current
+	r.mu.Unlock()
+	if cur != nil {
+		st := cur.snapshot()
+		t.Session = st.Session
+		ss := st.StreamStats()
+		t.Stream = &ss
+	}
+	return t
+}
