@@ -77,6 +77,7 @@ type Fleet struct {
 
 	malformed   atomic.Uint64
 	unknownAcks atomic.Uint64
+	stale       atomic.Uint64
 	dropped     atomic.Uint64
 	commands    atomic.Uint64
 	timeouts    atomic.Uint64
@@ -119,6 +120,7 @@ type Stats struct {
 	Commands    uint64 // commands sent
 	Timeouts    uint64 // commands that got no final ack in time
 	UnknownAcks uint64 // acks whose id matched no command sent by this Fleet
+	Stale       uint64 // statuses ignored because their boot was lower than the last seen
 	Dropped     uint64 // messages dropped because the handler fell behind
 }
 
@@ -356,6 +358,7 @@ func (f *Fleet) Stats() Stats {
 		Commands:    f.commands.Load(),
 		Timeouts:    f.timeouts.Load(),
 		UnknownAcks: f.unknownAcks.Load(),
+		Stale:       f.stale.Load(),
 		Dropped:     f.dropped.Load(),
 	}
 }

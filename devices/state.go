@@ -179,6 +179,7 @@ func (f *Fleet) applyStatus(id string, s protocol.Status, now time.Time) {
 	d, known := f.devices[id]
 	if known && s.Boot < d.st.Boot {
 		f.mu.Unlock()
+		f.stale.Add(1)
 		f.log.Debug("fleet: stale status ignored", "device", id, "boot", s.Boot, "last_boot", d.st.Boot, "online", s.Online)
 		return
 	}

@@ -1,0 +1,372 @@
+package devices
+
+import (
+	"context"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/protocol"
+)
+
+func TestPresenceOnlineThenLastWill(t *testing.T) {
+	b := startBroker(t, "127.0.0.1:0", "")
+	f := openFleet(t, b, Config{})
+	w := watchPresence(t, f)
+
+	d := startDevice(t, b, "dev-1", 7, nil, deviceOpt{})
+	on := w.wait(t, "dev-1", true)
+	if on.Boot != 7 || on.OnlineSince.IsZero() || on.LastSeen.IsZero() {
+		t.Fatalf("online state = %+v", on)
+	}
+	if got := f.Stats().Online; got != 1 {
+		t.Fatalf("Stats().Online = %d, want 1", got)
+	}
+
+	d.drop()
+	off := w.wait(t, "dev-1", false)
+	if off.Boot != 7 || !off.OnlineSince.IsZero() {
+		t.Fatalf("offline state = %+v", off)
+	}
+	if !off.LastSeen.Equal(on.LastSeen) {
+		t.Fatalf("the Last Will moved LastSeen from %v to %v", on.LastSeen, off.LastSeen)
+	}
+	st, ok := f.DeviceState("dev-1")
+	if !ok || st.Online {
+		t.Fatalf("DeviceState = %+v, %v; want offline", st, ok)
+	}
+	if got := f.Stats().Online; got != 0 {
+		t.Fatalf("Stats().Online = %d, want 0", got)
+	}
+}
+
+func TestPresenceLateWillOfEarlierBootIgnored(t *testing.T) {
+	b := startBroker(t, "127.0.0.1:0", "")
+	f := openFleet(t, b, Config{})
+	w := watchPresence(t, f)
+
+	// Boot 1's connection is still open at the broker when the device has
+	// rebooted and connected again as boot 2 (a new client id here, so
+	// the broker does not take the old session over).
+	old := startDevice(t, b, "dev-1", 1, nil, deviceOpt{clientID: "dev-1-boot1"})
+	w.wait(t, "dev-1", true)
+	startDevice(t, b, "dev-1", 2, nil, deviceOpt{clientID: "dev-1-boot2"})
+	eventually(t, "boot 2 seen", func() bool { st, _ := f.DeviceState("dev-1"); return st.Boot == 2 })
+	before, _ := f.DeviceState("dev-1")
+
+	old.drop() // the broker now publishes boot 1's will: offline, boot 1
+	eventually(t, "stale will counted", func() bool { return f.Stats().Stale == 1 })
+
+	st, _ := f.DeviceState("dev-1")
+	if !st.Online || st.Boot != 2 || !st.OnlineSince.Equal(before.OnlineSince) {
+		t.Fatalf("after the late will: %+v, want online boot 2 since %v", st, before.OnlineSince)
+	}
+	if got := f.Stats().Online; got != 1 {
+		t.Fatalf("Stats().Online = %d, want 1", got)
+	}
+	select {
+	case st := <-w:
+		if !st.Online {
+			t.Fatalf("OnPresence reported %+v", st)
+		}
+	default:
+	}
+}
+
+func TestPresenceSameBootOfflineThenOnlineAgain(t *testing.T) {
+	f := newFleet(Config{})
+	topic := protocol.DeviceTopic("dev-1", protocol.KindStatus)
+	f.handle(topic, []byte(`{"online":true,"boot":3}`), true)
+	f.handle(topic, []byte(`{"online":false,"boot":3}`), true) // its own will: accepted
+	if st, _ := f.DeviceState("dev-1"); st.Online {
+		t.Fatalf("offline of the same boot ignored: %+v", st)
+	}
+	f.handle(topic, []byte(`{"online":true,"boot":3}`), true) // back after a 4G drop, no reboot
+	if st, _ := f.DeviceState("dev-1"); !st.Online || st.OnlineSince.IsZero() {
+		t.Fatalf("online again of the same boot ignored: %+v", st)
+	}
+	f.handle(topic, []byte(`{"online":false,"boot":2}`), true)
+	if st, _ := f.DeviceState("dev-1"); !st.Online || st.Boot != 3 {
+		t.Fatalf("offline of an earlier boot applied: %+v", st)
+	}
+	if f.Stats().Online != 1 || f.Stats().Stale != 1 {
+		t.Fatalf("stats = %+v", f.Stats())
+	}
+}
+
+func TestTelemetryVisibleInDeviceState(t *testing.T) {
+	b := startBroker(t, "127.0.0.1:0", "")
+	now := time.Date(2026, 11, 25, 6, 0, 0, 0, time.UTC)
+	f := openFleet(t, b, Config{Now: func() time.Time { return now }})
+	w := watchPresence(t, f)
+	d := startDevice(t, b, "dev-1", 1, nil, deviceOpt{})
+	w.wait(t, "dev-1", true)
+
+	d.publish(protocol.KindTele, protocol.Telemetry{
+		TS: 1, RSSI: -71, Net: "4g", Volume: 80, Muted: true, Temp: 41.5, Uptime: 3600, FW: "1.2.3", Session: "s-1",
+		Stream: &protocol.StreamStats{Received: 1000, Lost: 3, Late: 1, Concealed: 2, FECRecovered: 4, Played: 995, Decoded: 997, JitterMs: 12.5},
+	}, false)
+	eventually(t, "telemetry", func() bool { st, _ := f.DeviceState("dev-1"); return st.Telemetry != nil })
+
+	st, _ := f.DeviceState("dev-1")
+	want := loa.Telemetry{At: now, RSSI: -71, Net: "4g", Volume: 80, Muted: true, TempC: 41.5, UptimeS: 3600, Firmware: "1.2.3", Session: "s-1",
+		Stream: &loa.StreamStats{Received: 1000, Lost: 3, Late: 1, Concealed: 2, FECRecovered: 4, Played: 995, JitterMs: 12.5}}
+	got := *st.Telemetry
+	if got.Stream == nil || *got.Stream != *want.Stream {
+		t.Fatalf("stream = %+v, want %+v", got.Stream, want.Stream)
+	}
+	got.Stream, want.Stream = nil, nil
+	if got != want {
+		t.Fatalf("telemetry = %+v, want %+v", got, want)
+	}
+	if !st.LastSeen.Equal(now) {
+		t.Fatalf("LastSeen = %v", st.LastSeen)
+	}
+
+	// Readers get copies: changing one changes nothing inside the fleet.
+	st.Telemetry.Stream.Lost = 999
+	again, _ := f.DeviceState("dev-1")
+	if again.Telemetry.Stream.Lost != 3 {
+		t.Fatal("DeviceState shares memory with the fleet")
+	}
+}
+
+func TestMalformedPayloadsCountedStateUnchanged(t *testing.T) {
+	b := startBroker(t, "127.0.0.1:0", "")
+	f := openFleet(t, b, Config{})
+	w := watchPresence(t, f)
+	d := startDevice(t, b, "dev-1", 4, answerDone, deviceOpt{})
+	w.wait(t, "dev-1", true)
+	d.publish(protocol.KindTele, protocol.Telemetry{Volume: 50}, false)
+	eventually(t, "telemetry", func() bool { st, _ := f.DeviceState("dev-1"); return st.Telemetry != nil })
+	before, _ := f.DeviceState("dev-1")
+
+	bad := []struct{ kind, payload string }{
+		{protocol.KindStatus, `{"online":"yes"}`},
+		{protocol.KindStatus, `{"online":false,"boot":9}{}`},
+		{protocol.KindTele, `{"volume":101}`},
+		{protocol.KindTele, `not json`},
+		{protocol.KindAck, `{"id":"x","state":"maybe"}`},
+		{protocol.KindAck, `{"state":"done"}`},
+		{protocol.KindEvent, `{"type":""}`},
+		{protocol.KindEvent, `[1,2]`},
+		{protocol.KindTele, `{"net":"` + string(make([]byte, protocol.MaxPayload)) + `"}`}, // oversize
+	}
+	for _, m := range bad {
+		d.publishRaw(m.kind, []byte(m.payload), false)
+	}
+	n := uint64(len(bad))
+	eventually(t, "malformed counted", func() bool { return f.Stats().Malformed == n })
+
+	after, _ := f.DeviceState("dev-1")
+	if after.Malformed != n {
+		t.Fatalf("device Malformed = %d, want %d", after.Malformed, n)
+	}
+	after.Malformed = before.Malformed
+	if !equalState(before, after) {
+		t.Fatalf("state changed by malformed input:\n%+v\n%+v", before, after)
+	}
+	// A malformed retained status must not stay at the broker as this
+	// device's status: clean it so the next test run of a real device is
+	// unaffected. (Here: the retained one is still the good online.)
+	if st := f.Stats(); st.Online != 1 || st.UnknownAcks != 0 {
+		t.Fatalf("stats = %+v", st)
+	}
+}
+
+func equalState(a, b loa.DeviceState) bool {
+	ta, tb := a.Telemetry, b.Telemetry
+	a.Telemetry, b.Telemetry = nil, nil
+	if a != b || (ta == nil) != (tb == nil) {
+		return false
+	}
+	if ta == nil {
+		return true
+	}
+	sa, sb := ta.Stream, tb.Stream
+	x, y := *ta, *tb
+	x.Stream, y.Stream = nil, nil
+	if x != y || (sa == nil) != (sb == nil) {
+		return false
+	}
+	return sa == nil || *sa == *sb
+}
+
+func TestMalformedFromUnknownDeviceCreatesNoEntry(t *testing.T) {
+	f := newFleet(Config{})
+	f.handle(protocol.DeviceTopic("ghost", protocol.KindTele), []byte(`{`), false)
+	f.handle("loa/v1/dev/UPPER/tele", []byte(`{}`), false) // id outside loa.ValidateID
+	f.handle("loa/v1/dev/a/b/tele", []byte(`{}`), false)
+	f.handle("elsewhere", []byte(`{}`), false)
+	if got := f.Stats().Malformed; got != 4 {
+		t.Fatalf("Malformed = %d, want 4", got)
+	}
+	if got := f.States(); len(got) != 0 {
+		t.Fatalf("States = %+v, want none", got)
+	}
+}
+
+// recordingWriter is a StateWriter that remembers every call.
+type recordingWriter struct {
+	mu    sync.Mutex
+	calls [][]loa.DeviceState
+	fail  bool
+	got   chan []loa.DeviceState
+}
+
+func (w *recordingWriter) PutDeviceStates(_ context.Context, states []loa.DeviceState) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.fail {
+		return loa.Errorf(loa.EINTERNAL, "disk full")
+	}
+	w.calls = append(w.calls, states)
+	if w.got != nil {
+		w.got <- states
+	}
+	return nil
+}
+
+func TestFlusherWritesDirtyStatesOnly(t *testing.T) {
+	b := startBroker(t, "127.0.0.1:0", "")
+	wr := &recordingWriter{got: make(chan []loa.DeviceState, 100)}
+	openFleet(t, b, Config{
+		States:        wr,
+		FlushInterval: 10 * time.Millisecond,
+		Initial:       []loa.DeviceState{{ID: "quiet", Boot: 1}, {ID: "dev-1", Boot: 1}},
+	})
+	startDevice(t, b, "dev-1", 2, nil, deviceOpt{})
+
+	timeout := time.After(waitLimit)
+	for {
+		select {
+		case states := <-wr.got:
+			for _, st := range states {
+				if st.ID == "quiet" {
+					t.Fatalf("flushed an unchanged state: %+v", states)
+				}
+			}
+			if len(states) == 1 && states[0].ID == "dev-1" && states[0].Online && states[0].Boot == 2 {
+				return
+			}
+		case <-timeout:
+			t.Fatal("dev-1 online never flushed")
+		}
+	}
+}
+
+func TestFlushRetriesAndCloseFlushes(t *testing.T) {
+	wr := &recordingWriter{fail: true}
+	f := newFleet(Config{States: wr})
+	f.handle(protocol.DeviceTopic("dev-1", protocol.KindStatus), []byte(`{"online":true,"boot":1}`), true)
+	if err := f.flush(context.Background()); err == nil {
+		t.Fatal("flush hid the writer's error")
+	}
+	wr.mu.Lock()
+	wr.fail = false
+	wr.mu.Unlock()
+	f.handle(protocol.DeviceTopic("dev-2", protocol.KindStatus), []byte(`{"online":true,"boot":1}`), true)
+	f.start()
+	if err := f.Close(); err != nil { // the final flush
+		t.Fatal(err)
+	}
+	if len(wr.calls) != 1 || len(wr.calls[0]) != 2 {
+		t.Fatalf("calls = %+v, want one call with dev-1 (retried) and dev-2", wr.calls)
+	}
+	if err := f.flush(context.Background()); err != nil || len(wr.calls) != 1 {
+		t.Fatalf("a clean state was written again: %v %d", err, len(wr.calls))
+	}
+}
+
+func TestInitialStateLoaded(t *testing.T) {
+	seen := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f := newFleet(Config{Initial: []loa.DeviceState{
+		{ID: "dev-1", Online: true, Boot: 5, LastSeen: seen, Telemetry: &loa.Telemetry{Volume: 30, Stream: &loa.StreamStats{Lost: 2}}},
+		{ID: "dev-2", Boot: 1},
+		{ID: "Bad ID"},
+	}})
+	if got := f.Stats().Online; got != 1 {
+		t.Fatalf("Online = %d", got)
+	}
+	st, ok := f.DeviceState("dev-1")
+	if !ok || st.Boot != 5 || !st.LastSeen.Equal(seen) || st.Telemetry.Volume != 30 || st.Telemetry.Stream.Lost != 2 {
+		t.Fatalf("dev-1 = %+v", st)
+	}
+	if got := len(f.States()); got != 2 {
+		t.Fatalf("States has %d devices, want 2", got)
+	}
+	// A late will of boot 4 must not override the stored boot 5.
+	f.handle(protocol.DeviceTopic("dev-1", protocol.KindStatus), []byte(`{"online":false,"boot":4}`), true)
+	if st, _ := f.DeviceState("dev-1"); !st.Online {
+		t.Fatal("stale will applied over stored state")
+	}
+}
+
+func TestReconnectResubscribes(t *testing.T) {
+	b := startBroker(t, "127.0.0.1:0", "")
+	f := openFleet(t, b, Config{})
+	w := watchPresence(t, f)
+	startDevice(t, b, "dev-1", 1, nil, deviceOpt{})
+	w.wait(t, "dev-1", true)
+
+	b.restart() // drops the fleet's session and every subscription
+
+	// A device that exists only on the new broker: the fleet sees it only
+	// if it subscribed again after reconnecting.
+	startDevice(t, b, "dev-2", 1, answerDone, deviceOpt{})
+	w.wait(t, "dev-2", true)
+
+	// And commands work over the new connection.
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if _, err := f.Command(ctx, "dev-2", protocol.OpTest, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOpenUnreachableBroker(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	f, err := Open(ctx, Config{Broker: "tcp://" + addr})
+	if err == nil {
+		f.Close()
+		t.Fatal("Open succeeded with no broker")
+	}
+	if code(err) != loa.EUNAVAILABLE {
+		t.Fatalf("err = %v, want %s", err, loa.EUNAVAILABLE)
+	}
+}
+
+func TestOpenRefusedCredentials(t *testing.T) {
+	b := startBroker(t, "127.0.0.1:0", "right")
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	f, err := Open(ctx, Config{Broker: b.url(), Username: "loa", Password: "wrong"})
+	if err == nil {
+		f.Close()
+		t.Fatal("Open succeeded with a wrong password")
+	}
+	if code(err) != loa.EUNAUTHORIZED {
+		t.Fatalf("err = %v, want %s", err, loa.EUNAUTHORIZED)
+	}
+	f, err = Open(ctx, Config{Broker: b.url(), Username: "loa", Password: "right"})
+	if err != nil {
+		t.Fatalf("Open with the right password: %v", err)
+	}
+	f.Close()
+}
+
+func TestOpenBadBrokerURL(t *testing.T) {
+	_, err := Open(context.Background(), Config{Broker: "localhost"})
+	if code(err) != loa.EINVALID {
+		t.Fatalf("err = %v, want %s", err, loa.EINVALID)
+	}
+}
