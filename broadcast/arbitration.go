@@ -1,0 +1,218 @@
+package broadcast
+
+import (
+	"context"
+	"sync"
+
+	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/protocol"
+)
+
+// device is the engine's view of one receiver: which session it plays and
+// the commands on their way to it.
+type device struct {
+	id string
+
+	// cmd serialises Tune and Untune to the device so they arrive in the
+	// order they were decided.
+	cmd sync.Mutex
+
+	// Guarded by e.mu.
+	holder  *session
+	gen     uint64             // bumped on every decision; a command for an older one is not sent
+	cancel  context.CancelFunc // cancels the command in flight when a newer decision supersedes it
+	refs    int                // running sessions that target the device
+	pending int                // commands not yet done
+}
+
+// claim arbitrates t's device for t's session at start; e.mu must be held.
+// A higher priority takes the device; at equal priority the session that
+// plays keeps it, except in the emergency band where the newest wins
+// (loa.Priority.Preempts).
+func (e *Engine) claim(t *target) {
+	d := e.devices[t.device]
+	if d == nil {
+		d = &device{id: t.device}
+		e.devices[t.device] = d
+	}
+	d.refs++
+	if d.holder != nil && !t.s.prio.Preempts(d.holder.prio) {
+		t.state = DevicePreempted
+		return
+	}
+	if old := d.holder; old != nil {
+		ot := old.targets[d.id]
+		ot.holds, ot.state, ot.err = false, DevicePreempted, ""
+		old.publish()
+		e.log.Info("device preempted", "device", d.id, "session", old.id, "by", t.s.id)
+	}
+	e.hold(d, t)
+	e.command(d, nil, t)
+}
+
+// hold makes t's session the device's holder; e.mu must be held.
+func (e *Engine) hold(d *device, t *target) {
+	d.holder = t.s
+	t.holds, t.state, t.err = true, DeviceTuning, ""
+	t.s.publish()
+}
+
+// release hands the devices s held to the best session still running that
+// targets them, and untunes the ones left without one when untune is set;
+// e.mu must be held and s already removed from e.sessions.
+func (e *Engine) release(s *session, untune bool) {
+	for _, t := range s.order {
+		d := e.devices[t.device]
+		d.refs--
+		if d.holder == s {
+			d.holder = nil
+			t.holds = false
+			next := e.successor(d)
+			if next != nil {
+				e.hold(d, next)
+				e.log.Info("device returned", "device", d.id, "session", next.s.id, "from", s.id)
+			}
+			if !e.closed {
+				var un *session
+				if untune {
+					un = s
+				}
+				e.command(d, un, next)
+			}
+		}
+		e.forget(d)
+	}
+}
+
+// successor picks the running session that should get d back: the highest
+// priority; among equals the oldest (it was playing first), or in the
+// emergency band the newest.
+func (e *Engine) successor(d *device) *target {
+	var best *target
+	for _, s := range e.sessions {
+		t := s.targets[d.id]
+		if t == nil || s.stopState != "" {
+			continue
+		}
+		if best == nil || s.prio > best.s.prio ||
+			s.prio == best.s.prio && (s.prio.Emergency() == (s.seqNo > best.s.seqNo)) {
+			best = t
+		}
+	}
+	return best
+}
+
+// forget drops d once nothing refers to it; e.mu must be held.
+func (e *Engine) forget(d *device) {
+	if d.refs == 0 && d.pending == 0 && d.holder == nil && e.devices[d.id] == d {
+		delete(e.devices, d.id)
+	}
+}
+
+// command sends the device what was just decided: Untune the session it
+// leaves (if any), then Tune the one it joins (if any). e.mu must be held.
+// A newer decision cancels this one's call in flight and, if this one has
+// not started, skips its Tune.
+func (e *Engine) command(d *device, untune *session, tune *target) {
+	if untune == nil && tune == nil {
+		d.gen++
+		if d.cancel != nil {
+			d.cancel()
+			d.cancel = nil
+		}
+		return
+	}
+	d.gen++
+	if d.cancel != nil {
+		d.cancel()
+		d.cancel = nil
+	}
+	c := devCommand{d: d, gen: d.gen, tune: tune}
+	if untune != nil {
+		c.untune = untune.id
+	}
+	if tune != nil {
+		c.args = e.playArgs(tune)
+	}
+	d.pending++
+	e.wg.Add(1)
+	go e.runCommand(c)
+}
+
+type devCommand struct {
+	d      *device
+	gen    uint64
+	untune string  // session to leave, "" for none
+	tune   *target // session to join, nil for none
+	args   protocol.PlayArgs
+}
+
+func (e *Engine) runCommand(c devCommand) {
+	defer e.wg.Done()
+	d := c.d
+	defer func() {
+		e.mu.Lock()
+		d.pending--
+		e.forget(d)
+		e.mu.Unlock()
+	}()
+	select {
+	case e.sem <- struct{}{}:
+	case <-e.ctx.Done():
+		return
+	}
+	defer func() { <-e.sem }()
+	d.cmd.Lock()
+	defer d.cmd.Unlock()
+
+	ctx, cancel := context.WithCancel(e.ctx)
+	defer cancel()
+	e.mu.Lock()
+	current := d.gen == c.gen
+	if current {
+		d.cancel = cancel
+	}
+	e.mu.Unlock()
+
+	// An untune is sent even when superseded: it names its session, so it
+	// cannot disturb whatever the device plays next.
+	if c.untune != "" {
+		if err := e.cfg.Tuner.Untune(ctx, d.id, c.untune); err != nil {
+			e.log.Warn("untune failed", "device", d.id, "session", c.untune, "err", err)
+		}
+	}
+	if c.tune == nil || !current {
+		return
+	}
+	err := e.cfg.Tuner.Tune(ctx, d.id, c.args)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if d.gen == c.gen {
+		d.cancel = nil
+		if err != nil {
+			c.tune.state, c.tune.err = DeviceFailed, err.Error()
+		} else {
+			c.tune.state = DeviceTuned
+		}
+	}
+	if err != nil {
+		e.log.Warn("tune failed", "device", d.id, "session", c.tune.s.id, "err", err)
+	}
+}
+
+// finish retires s after its stream stopped; OnEnd runs without locks.
+func (e *Engine) finish(s *session, state, reason string) {
+	e.mu.Lock()
+	delete(e.sessions, s.id)
+	for _, t := range s.order {
+		delete(e.byRecv, t.recvSSRC)
+	}
+	s.dests.Store(&emptyDests)
+	e.release(s, state != loa.SessionEnded)
+	e.mu.Unlock()
+	e.metrics.active.Dec()
+	e.log.Info("session ended", "session", s.id, "state", state, "reason", reason, "sent", s.sent.Load())
+	if e.cfg.OnEnd != nil {
+		e.cfg.OnEnd(s.id, state, reason)
+	}
+}

@@ -1,0 +1,378 @@
+// Package broadcast is Loa's audio engine: it streams pre-encoded Opus
+// packets as RTP (RFC 3550, RFC 7587) from one UDP socket to every receiver
+// of a session with batched sends, authenticates receivers by the RTCP they
+// send to the same socket (RFC 5761), and arbitrates each receiver between
+// competing sessions by priority.
+package broadcast
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/protocol"
+)
+
+// Tuner tells a receiver to join or leave a session's stream.
+type Tuner interface {
+	// Tune returns when the device acked done, or with an error.
+	Tune(ctx context.Context, deviceID string, args protocol.PlayArgs) error
+	Untune(ctx context.Context, deviceID, sessionID string) error
+}
+
+// Source yields pre-encoded 20 ms Opus packets and io.EOF at the end.
+// The engine is done with a packet before it asks for the next, so a
+// source may reuse its buffer.
+type Source interface {
+	Next() ([]byte, error)
+}
+
+// Config configures an Engine.
+type Config struct {
+	Bind   string        // UDP listen address, e.g. ":5004" or "127.0.0.1:0"
+	Public string        // host:port receivers are told; default: the bound address (127.0.0.1 if unspecified)
+	Delay  time.Duration // playout delay D told to receivers; default protocol.DefaultDelay
+	Tuner  Tuner
+	OnEnd  func(sessionID, state, reason string) // called once when a session ends
+	Logger *slog.Logger
+}
+
+// Reasons the engine itself gives when it stops a session.
+const (
+	ReasonMaxDuration = "max duration"
+	ReasonShutdown    = "shutdown"
+)
+
+// tuneConcurrency bounds the Tune and Untune calls in flight, so starting a
+// province-wide session does not open thousands of MQTT exchanges at once.
+const tuneConcurrency = 128
+
+// Engine owns the media socket and every running session.
+type Engine struct {
+	cfg    Config
+	log    *slog.Logger
+	conn   *net.UDPConn
+	bw     batchWriter
+	local  netip.AddrPort
+	public string
+	is4    bool
+
+	ctx    context.Context // cancelled by Close; bounds device commands
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	sem    chan struct{}
+
+	metrics *metrics
+
+	mu       sync.Mutex
+	closed   bool
+	seq      uint64 // start order of sessions, for "newest wins"
+	sessions map[string]*session
+	devices  map[string]*device
+	byRecv   map[uint32]*target // RTCP sender SSRC → the target it authenticates
+}
+
+// Open binds the media socket and starts reading RTCP from it.
+func Open(ctx context.Context, cfg Config) (*Engine, error) {
+	if cfg.Delay == 0 {
+		cfg.Delay = protocol.DefaultDelay
+	}
+	if cfg.Delay < 0 {
+		return nil, loa.Errorf(loa.EINVALID, "broadcast: negative delay %v", cfg.Delay)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var lc net.ListenConfig
+	pc, err := lc.ListenPacket(ctx, "udp", cfg.Bind)
+	if err != nil {
+		return nil, fmt.Errorf("broadcast: listen %q: %w", cfg.Bind, err)
+	}
+	conn := pc.(*net.UDPConn)
+	local := conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	public := cfg.Public
+	if public == "" {
+		a := local.Addr().Unmap()
+		if a.IsUnspecified() {
+			a = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+		}
+		public = netip.AddrPortFrom(a, local.Port()).String()
+	}
+	ectx, cancel := context.WithCancel(context.Background())
+	e := &Engine{
+		cfg:      cfg,
+		log:      log.With("component", "broadcast"),
+		conn:     conn,
+		bw:       newBatchWriter(conn),
+		local:    local,
+		public:   public,
+		is4:      conn.LocalAddr().(*net.UDPAddr).IP.To4() != nil,
+		ctx:      ectx,
+		cancel:   cancel,
+		sem:      make(chan struct{}, tuneConcurrency),
+		metrics:  newMetrics(),
+		sessions: make(map[string]*session),
+		devices:  make(map[string]*device),
+		byRecv:   make(map[uint32]*target),
+	}
+	e.wg.Add(1)
+	go e.readLoop()
+	e.log.Info("media socket open", "addr", local.String(), "public", public)
+	return e, nil
+}
+
+// Close stops every session (BYE, OnEnd stopped "shutdown", no device
+// commands), closes the socket and waits for the engine's goroutines.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	running := make([]*session, 0, len(e.sessions))
+	for _, s := range e.sessions {
+		if s.stopState == "" {
+			s.stopState, s.stopReason = loa.SessionStopped, ReasonShutdown
+		}
+		running = append(running, s)
+	}
+	e.mu.Unlock()
+	for _, s := range running {
+		s.cancel()
+	}
+	for _, s := range running {
+		<-s.done
+	}
+	e.cancel()
+	err := e.conn.Close()
+	e.wg.Wait()
+	if err != nil {
+		return fmt.Errorf("broadcast: close socket: %w", err)
+	}
+	return nil
+}
+
+// LocalAddr is the address the media socket is bound to.
+func (e *Engine) LocalAddr() netip.AddrPort { return e.local }
+
+// PublicAddr is the host:port receivers are told to send RTCP to.
+func (e *Engine) PublicAddr() string { return e.public }
+
+// Start begins streaming s from src to the devices it wins and returns
+// once the stream runs; tunes proceed in the background. The caller sets
+// s.ID, s.SSRC (random, non-zero), s.Devices, s.Priority and s.MaxDuration
+// (0: frames·20 ms + 30 s, or 4 h when frames is 0, i.e. unknown).
+func (e *Engine) Start(ctx context.Context, s *loa.Session, src Source, frames int) error {
+	switch {
+	case s.ID == "":
+		return loa.Errorf(loa.EINVALID, "session: id required")
+	case s.SSRC == 0:
+		return loa.Errorf(loa.EINVALID, "session %s: ssrc must be non-zero", s.ID)
+	case src == nil:
+		return loa.Errorf(loa.EINVALID, "session %s: no source", s.ID)
+	case s.MaxDuration < 0:
+		return loa.Errorf(loa.EINVALID, "session %s: negative max duration", s.ID)
+	case len(s.Devices) > 0 && e.cfg.Tuner == nil:
+		return loa.Errorf(loa.EINVALID, "session %s: devices given but the engine has no tuner", s.ID)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("broadcast: start %s: %w", s.ID, err)
+	}
+	maxDur := s.MaxDuration
+	if maxDur == 0 {
+		maxDur = 4 * time.Hour
+		if frames > 0 {
+			maxDur = time.Duration(frames)*protocol.FrameDuration + 30*time.Second
+		}
+	}
+	ss := &session{
+		e:       e,
+		id:      s.ID,
+		ssrc:    s.SSRC,
+		prio:    s.Priority,
+		frames:  frames,
+		maxDur:  maxDur,
+		src:     src,
+		seq0:    uint16(mrand.Uint32()),
+		ts0:     mrand.Uint32(),
+		done:    make(chan struct{}),
+		targets: make(map[string]*target, len(s.Devices)),
+	}
+	ss.dests.Store(&[]*net.UDPAddr{})
+	for _, id := range s.Devices {
+		if _, dup := ss.targets[id]; dup || id == "" {
+			continue
+		}
+		t := &target{s: ss, device: id}
+		if _, err := rand.Read(t.token[:]); err != nil {
+			return fmt.Errorf("broadcast: token: %w", err)
+		}
+		ss.targets[id] = t
+		ss.order = append(ss.order, t)
+	}
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return loa.Errorf(loa.EUNAVAILABLE, "broadcast: engine closed")
+	}
+	if _, dup := e.sessions[s.ID]; dup {
+		return loa.Errorf(loa.ECONFLICT, "session %s is already running", s.ID)
+	}
+	for _, t := range ss.order {
+		for t.recvSSRC == 0 || e.byRecv[t.recvSSRC] != nil {
+			t.recvSSRC = mrand.Uint32()
+		}
+		e.byRecv[t.recvSSRC] = t
+	}
+	e.seq++
+	ss.seqNo = e.seq
+	e.sessions[s.ID] = ss
+	for _, t := range ss.order {
+		e.claim(t)
+	}
+	ss.publish()
+	var rctx context.Context
+	rctx, ss.cancel = context.WithCancel(context.Background())
+	ss.started = time.Now()
+	e.metrics.active.Inc()
+	e.wg.Add(1)
+	go ss.run(rctx)
+	e.log.Info("session started", "session", s.ID, "priority", int(s.Priority),
+		"devices", len(ss.order), "frames", frames, "max_duration", maxDur)
+	return nil
+}
+
+// Stop stops a running session: RTCP BYE to its receivers, Untune to the
+// devices it holds, OnEnd(id, loa.SessionStopped, reason). It returns once
+// the stream has stopped; device commands continue in the background.
+func (e *Engine) Stop(ctx context.Context, sessionID, reason string) error {
+	e.mu.Lock()
+	s := e.sessions[sessionID]
+	if s == nil {
+		e.mu.Unlock()
+		return loa.Errorf(loa.ENOTFOUND, "session %s is not running", sessionID)
+	}
+	if s.stopState == "" {
+		s.stopState, s.stopReason = loa.SessionStopped, reason
+	}
+	e.mu.Unlock()
+	s.cancel()
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("broadcast: stop %s: %w", sessionID, ctx.Err())
+	}
+}
+
+// AddListener sends a session's stream to a static third-party receiver
+// (ffmpeg or GStreamer playing protocol.SDP), which needs no RTCP token.
+func (e *Engine) AddListener(sessionID string, dest netip.AddrPort) error {
+	if !dest.IsValid() || dest.Port() == 0 {
+		return loa.Errorf(loa.EINVALID, "listener %s: need an address and a port", dest)
+	}
+	dest = netip.AddrPortFrom(dest.Addr().Unmap(), dest.Port())
+	if e.is4 && !dest.Addr().Is4() {
+		return loa.Errorf(loa.EINVALID, "listener %s: the media socket is IPv4 only", dest)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.sessions[sessionID]
+	if s == nil || s.stopState != "" {
+		return loa.Errorf(loa.ENOTFOUND, "session %s is not running", sessionID)
+	}
+	for _, l := range s.listeners {
+		if l.AddrPort() == dest {
+			return nil
+		}
+	}
+	s.listeners = append(s.listeners, net.UDPAddrFromAddrPort(dest))
+	s.publish()
+	e.log.Info("listener added", "session", sessionID, "addr", dest.String())
+	return nil
+}
+
+// Device states in DeviceStatus.
+const (
+	DeviceTuning    = "tuning"    // Tune sent, no answer yet
+	DeviceTuned     = "tuned"     // the device acked
+	DeviceFailed    = "failed"    // Tune failed; Err says why
+	DevicePreempted = "preempted" // a session of higher priority holds the device
+)
+
+// SessionStatus is a snapshot of a running session.
+type SessionStatus struct {
+	ID        string
+	Priority  loa.Priority
+	Sent      uint64 // stream packets sent so far (each to every receiver)
+	Frames    int    // packets in the source, 0 when unknown
+	Devices   map[string]DeviceStatus
+	Listeners int
+}
+
+// DeviceStatus is one device's part in a session.
+type DeviceStatus struct {
+	State  string
+	Addr   string        // the authenticated source address of its RTCP; RTP goes there
+	Err    string        // why Tune failed
+	Loss   float64       // fraction lost (0–1) from its last receiver report
+	Jitter time.Duration // interarrival jitter from its last receiver report
+}
+
+// Status reports a running session; false once it has ended.
+func (e *Engine) Status(sessionID string) (SessionStatus, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.sessions[sessionID]
+	if s == nil {
+		return SessionStatus{}, false
+	}
+	st := SessionStatus{
+		ID:        s.id,
+		Priority:  s.prio,
+		Sent:      s.sent.Load(),
+		Frames:    s.frames,
+		Devices:   make(map[string]DeviceStatus, len(s.order)),
+		Listeners: len(s.listeners),
+	}
+	for _, t := range s.order {
+		ds := DeviceStatus{
+			State:  t.state,
+			Err:    t.err,
+			Loss:   float64(t.loss) / 256,
+			Jitter: time.Duration(t.jitter) * time.Second / protocol.ClockRate,
+		}
+		if t.addr.IsValid() {
+			ds.Addr = t.addr.String()
+		}
+		st.Devices[t.device] = ds
+	}
+	return st, true
+}
+
+// playArgs is the play command for t; the token and SSRCs stay the same
+// when a preempted device is tuned back.
+func (e *Engine) playArgs(t *target) protocol.PlayArgs {
+	return protocol.PlayArgs{
+		Session:  t.s.id,
+		Addr:     e.public,
+		SSRC:     t.s.ssrc,
+		PT:       protocol.PayloadType,
+		RecvSSRC: t.recvSSRC,
+		Token:    hex.EncodeToString(t.token[:]),
+		DelayMs:  int(e.cfg.Delay / time.Millisecond),
+		Priority: uint8(t.s.prio),
+		Frames:   t.s.frames,
+	}
+}

@@ -1,0 +1,40 @@
+package broadcast
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the engine's Prometheus collectors. They belong to one
+// engine and are registered by whoever wires it (cmd/loa).
+type metrics struct {
+	packets      prometheus.Counter
+	bytes        prometheus.Counter
+	sendErrors   prometheus.Counter
+	rtcpSent     prometheus.Counter
+	rtcpAccepted prometheus.Counter
+	rtcpIgnored  prometheus.Counter
+	active       prometheus.Gauge
+}
+
+func newMetrics() *metrics {
+	c := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "loa", Subsystem: "broadcast", Name: name, Help: help})
+	}
+	return &metrics{
+		packets:      c("rtp_packets_sent_total", "RTP datagrams sent, one per receiver per frame."),
+		bytes:        c("rtp_bytes_sent_total", "Bytes of RTP datagrams sent (header and payload)."),
+		sendErrors:   c("rtp_send_errors_total", "RTP datagrams the kernel refused."),
+		rtcpSent:     c("rtcp_packets_sent_total", "RTCP datagrams (sender reports, BYE) sent."),
+		rtcpAccepted: c("rtcp_accepted_total", "Datagrams received that authenticated a receiver."),
+		rtcpIgnored:  c("rtcp_ignored_total", "Datagrams received and dropped: not RTCP, malformed, unknown SSRC or bad token."),
+		active: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "loa", Subsystem: "broadcast", Name: "sessions_active",
+			Help: "Sessions streaming now."}),
+	}
+}
+
+// Collectors returns the engine's metrics for registration.
+func (e *Engine) Collectors() []prometheus.Collector {
+	m := e.metrics
+	return []prometheus.Collector{m.packets, m.bytes, m.sendErrors, m.rtcpSent,
+		m.rtcpAccepted, m.rtcpIgnored, m.active}
+}

@@ -1,0 +1,194 @@
+package broadcast
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+
+	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/protocol"
+)
+
+// reportEvery is the number of packets between Sender Reports (~1 s).
+const reportEvery = int(time.Second / protocol.FrameDuration)
+
+// session is one running stream.
+type session struct {
+	e       *Engine
+	id      string
+	ssrc    uint32
+	prio    loa.Priority
+	frames  int
+	maxDur  time.Duration
+	src     Source
+	seq0    uint16
+	ts0     uint32
+	seqNo   uint64    // start order among sessions
+	started time.Time // packet n is due at started + n·20 ms (monotonic)
+
+	cancel context.CancelFunc // ends run early (Stop, Close)
+	done   chan struct{}      // closed after finish
+
+	// dests is who gets RTP now. It is rebuilt under e.mu whenever it
+	// changes and read without locks by run, once per packet.
+	dests  atomic.Pointer[[]*net.UDPAddr]
+	sent   atomic.Uint64
+	octets atomic.Uint64
+
+	// Guarded by e.mu.
+	targets    map[string]*target
+	order      []*target
+	listeners  []*net.UDPAddr
+	stopState  string // set by Stop or Close before cancel
+	stopReason string
+}
+
+// target is one device's membership in a session.
+type target struct {
+	s        *session
+	device   string
+	recvSSRC uint32
+	token    [protocol.TokenLen]byte
+
+	// Guarded by e.mu.
+	holds  bool // the device plays this session now
+	state  string
+	err    string
+	addr   netip.AddrPort // authenticated RTCP source; RTP goes there
+	ua     *net.UDPAddr   // addr, as sendmmsg wants it
+	loss   uint8
+	jitter uint32
+}
+
+// publish rebuilds dests; e.mu must be held. A new slice each time, so run
+// can keep using the one it loaded.
+func (s *session) publish() {
+	d := make([]*net.UDPAddr, 0, len(s.order)+len(s.listeners))
+	for _, t := range s.order {
+		if t.holds && t.ua != nil {
+			d = append(d, t.ua)
+		}
+	}
+	d = append(d, s.listeners...)
+	s.dests.Store(&d)
+}
+
+// run paces the stream until the source ends, the max duration passes or
+// the session is cancelled, then says goodbye and hands its devices back.
+func (s *session) run(ctx context.Context) {
+	defer s.e.wg.Done()
+	defer close(s.done)
+	fo := newFanout(s.e.conn, s.e.bw)
+	state, reason, n := s.stream(ctx, fo)
+	s.bye(fo, n, reason)
+	s.e.finish(s, state, reason)
+}
+
+// stream sends packets until it must stop and returns why, with the number
+// of packets sent.
+func (s *session) stream(ctx context.Context, fo *fanout) (state, reason string, sent int) {
+	h := rtp.Header{Version: 2, PayloadType: protocol.PayloadType, SSRC: s.ssrc}
+	var hdr [12]byte
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for n := 0; ; n++ {
+		at := time.Duration(n) * protocol.FrameDuration
+		if at >= s.maxDur {
+			return loa.SessionStopped, ReasonMaxDuration, n
+		}
+		payload, err := s.src.Next()
+		if errors.Is(err, io.EOF) {
+			return loa.SessionEnded, "", n
+		}
+		if err != nil {
+			s.e.log.Error("source failed", "session", s.id, "packet", n, "err", err)
+			return loa.SessionFailed, "source: " + err.Error(), n
+		}
+		// Sleep to the packet's own deadline, never by a fixed step, so
+		// late wake-ups do not accumulate into drift.
+		if wait := time.Until(s.started.Add(at)); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-timer.C:
+			case <-ctx.Done():
+				st, r := s.stopped()
+				return st, r, n
+			}
+		} else if ctx.Err() != nil {
+			st, r := s.stopped()
+			return st, r, n
+		}
+		h.SequenceNumber = s.seq0 + uint16(n)
+		h.Timestamp = s.ts0 + uint32(n)*protocol.FrameSamples
+		if _, err := h.MarshalTo(hdr[:]); err != nil {
+			return loa.SessionFailed, "rtp header: " + err.Error(), n
+		}
+		dests := *s.dests.Load()
+		k, err := fo.send(hdr[:], payload, dests)
+		s.e.metrics.packets.Add(float64(k))
+		s.e.metrics.bytes.Add(float64(k * (len(hdr) + len(payload))))
+		if err != nil {
+			s.e.metrics.sendErrors.Add(float64(len(dests) - k))
+			s.e.log.Warn("send failed", "session", s.id, "sent", k, "of", len(dests), "err", err)
+		}
+		s.sent.Add(1)
+		s.octets.Add(uint64(len(payload)))
+		if n%reportEvery == 0 {
+			s.report(fo, n, dests)
+		}
+	}
+}
+
+// stopped reads why the session was cancelled.
+func (s *session) stopped() (state, reason string) {
+	s.e.mu.Lock()
+	defer s.e.mu.Unlock()
+	if s.stopState == "" {
+		return loa.SessionStopped, ""
+	}
+	return s.stopState, s.stopReason
+}
+
+// report sends a Sender Report for packet n to every current receiver.
+func (s *session) report(fo *fanout, n int, dests []*net.UDPAddr) {
+	if len(dests) == 0 {
+		return
+	}
+	b, err := s.senderReport(n)
+	if err != nil {
+		s.e.log.Error("sender report", "session", s.id, "err", err)
+		return
+	}
+	k, err := fo.send(b, nil, dests)
+	s.e.metrics.rtcpSent.Add(float64(k))
+	if err != nil {
+		s.e.log.Warn("sender report not sent to all", "session", s.id, "sent", k, "of", len(dests), "err", err)
+	}
+}
+
+// bye tells every current receiver the stream is over.
+func (s *session) bye(fo *fanout, n int, reason string) {
+	dests := *s.dests.Load()
+	if len(dests) == 0 {
+		return
+	}
+	b, err := s.goodbye(n, reason)
+	if err != nil {
+		s.e.log.Error("bye", "session", s.id, "err", err)
+		return
+	}
+	k, err := fo.send(b, nil, dests)
+	s.e.metrics.rtcpSent.Add(float64(k))
+	if err != nil {
+		s.e.log.Warn("bye not sent to all", "session", s.id, "sent", k, "of", len(dests), "err", err)
+	}
+}
+
+// emptyDests is what a finished session publishes; never appended to.
+var emptyDests = []*net.UDPAddr{}
