@@ -32,7 +32,7 @@ type env struct {
 	registry *prometheus.Registry
 
 	admin, province, opA, opB, techA, provA string // token secrets
-	tokens                                     map[string]*loa.Token
+	tokens                                  map[string]*loa.Token
 }
 
 func newEnv(t *testing.T) *env {
