@@ -1,0 +1,324 @@
+// Package media ingests uploaded audio and stores it as Ogg Opus, so that
+// playing a recording later costs no encoder CPU: Transcode decodes WAV, MP3
+// or Ogg Opus, converts it to 48 kHz mono, normalises its loudness and
+// encodes it once; PacketReader hands the stored packets to the playout
+// path as they are.
+package media
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"time"
+
+	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/protocol"
+)
+
+// Options tune Transcode; zero fields take the defaults.
+type Options struct {
+	MaxBytes    int64         // input limit; default 200 MiB; over it -> loa.ETOOLARGE
+	MaxDuration time.Duration // default 3h; over it -> loa.ETOOLARGE
+	TargetLUFS  float64       // default -16 (integrated loudness, ITU-R BS.1770 K-weighted, gated); peaks limited to -1 dBFS
+	Bitrate     int           // default 32000
+}
+
+// Defaults and fixed levels.
+const (
+	DefaultMaxBytes    = 200 << 20
+	DefaultMaxDuration = 3 * time.Hour
+	DefaultTargetLUFS  = -16.0
+	DefaultBitrate     = 32000
+
+	// CeilingDBFS is the sample peak the limiter allows.
+	CeilingDBFS = -1.0
+	// MaxGainDB caps the normalising gain: past it a faint recording is
+	// mostly noise, and raising it further only makes the noise loud.
+	MaxGainDB = 30.0
+)
+
+// Info describes what Transcode did.
+type Info struct {
+	Format       string        // "wav", "mp3", "opus"
+	Frames       int           // 20 ms Opus packets written
+	Duration     time.Duration // of the audio, without the encoder's pre-skip and padding
+	LoudnessLUFS float64       // measured on the input (as 48 kHz mono) before gain
+	GainDB       float64       // gain applied (the limiter may lower peaks further)
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = DefaultMaxBytes
+	}
+	if o.MaxDuration <= 0 {
+		o.MaxDuration = DefaultMaxDuration
+	}
+	if o.TargetLUFS == 0 {
+		o.TargetLUFS = DefaultTargetLUFS
+	}
+	if o.Bitrate <= 0 {
+		o.Bitrate = DefaultBitrate
+	}
+	return o
+}
+
+// Transcode detects the format of r from its magic bytes (RIFF/WAVE, ID3 or
+// an MPEG frame sync, OggS with OpusHead), decodes it to 48 kHz mono
+// (stereo is downmixed, other rates resampled with a windowed-sinc
+// polyphase filter), normalises its integrated loudness to TargetLUFS with
+// peaks limited to -1 dBFS, encodes it with libopus (20 ms frames, in-band
+// FEC, DTX off) and writes an Ogg Opus file to w.
+//
+// The input is read twice, once to measure loudness and once to encode:
+// an r that is an io.ReaderAt and io.Seeker (an *os.File) is read in place,
+// anything else is first copied to memory or, past a few MiB, a temporary
+// file.
+//
+// Errors are *loa.Error with EINVALID (empty, damaged, truncated, silent or
+// shorter than one frame), EUNSUPPORTED (not WAV, MP3 or Ogg Opus, or an
+// encoding of those Loa does not decode) or ETOOLARGE; others are I/O
+// failures or ctx's error. Part of the output may have been written to w
+// when an error is returned.
+func Transcode(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Info, error) {
+	opt = opt.withDefaults()
+	in, size, cleanup, err := spool(ctx, r, opt.MaxBytes)
+	if err != nil {
+		return Info{}, err
+	}
+	defer cleanup()
+	if size == 0 {
+		return Info{}, loa.Errorf(loa.EINVALID, "file is empty")
+	}
+	head := make([]byte, 64)
+	n, err := in.ReadAt(head, 0)
+	if err != nil && err != io.EOF {
+		return Info{}, fmt.Errorf("media: read upload: %w", err)
+	}
+	format, err := detect(head[:n])
+	if err != nil {
+		return Info{}, err
+	}
+	info := Info{Format: format}
+	open := func() (source, error) { return openSource(format, in, size, opt.MaxDuration) }
+
+	// Pass 1: measure.
+	src, err := open()
+	if err != nil {
+		return info, err
+	}
+	meter := newLoudnessMeter()
+	limit := int64(opt.MaxDuration.Seconds() * protocol.ClockRate)
+	err = pump(ctx, src, func(pcm []float32) error {
+		meter.add(pcm)
+		if meter.n > limit {
+			return loa.Errorf(loa.ETOOLARGE, "the audio is longer than the %v limit", opt.MaxDuration)
+		}
+		return nil
+	})
+	if err != nil {
+		return info, err
+	}
+	samples := meter.n
+	if samples < protocol.FrameSamples {
+		return info, loa.Errorf(loa.EINVALID, "the audio is too short: %v, less than one %v frame", dur(samples), protocol.FrameDuration)
+	}
+	info.LoudnessLUFS = meter.integrated()
+	if math.IsInf(info.LoudnessLUFS, -1) {
+		return info, loa.Errorf(loa.EINVALID, "the audio is silent")
+	}
+	info.GainDB = min(opt.TargetLUFS-info.LoudnessLUFS, MaxGainDB)
+	info.Duration = dur(samples)
+
+	// Pass 2: normalise and encode.
+	preSkip, err := encoderLookahead()
+	if err != nil {
+		return info, err
+	}
+	enc, err := newEncoder(opt.Bitrate)
+	if err != nil {
+		return info, err
+	}
+	ogg := NewOggWriter(w, preSkip)
+	gain := float32(math.Pow(10, info.GainDB/20))
+	lim := newLimiter(float32(math.Pow(10, CeilingDBFS/20)))
+	// The encoder delays its output by preSkip samples, so it must be fed
+	// that much past the end to emit all of the audio.
+	total := samples + int64(preSkip)
+	frames := int((total + protocol.FrameSamples - 1) / protocol.FrameSamples)
+	frame := make([]float32, 0, protocol.FrameSamples)
+	pkt := make([]byte, maxPacketBytes)
+	var fed int64
+	var scaled, limited []float32
+	emit := func(pcm []float32) error {
+		for len(pcm) > 0 {
+			n := min(len(pcm), protocol.FrameSamples-len(frame))
+			frame = append(frame, pcm[:n]...)
+			pcm = pcm[n:]
+			if len(frame) < protocol.FrameSamples {
+				break
+			}
+			if info.Frames == frames {
+				return errors.New("media: the input decoded differently the second time")
+			}
+			n, err := enc.EncodeFloat32(frame, pkt)
+			if err != nil {
+				return fmt.Errorf("media: opus encode: %w", err)
+			}
+			info.Frames++
+			dur := protocol.FrameSamples
+			if info.Frames == frames {
+				dur = int(total - int64(frames-1)*protocol.FrameSamples)
+			}
+			if err := ogg.WritePacket(pkt[:n], dur); err != nil {
+				return err
+			}
+			frame = frame[:0]
+		}
+		return nil
+	}
+	src, err = open()
+	if err != nil {
+		return info, err
+	}
+	err = pump(ctx, src, func(pcm []float32) error {
+		if fed+int64(len(pcm)) > samples {
+			return errors.New("media: the input decoded differently the second time")
+		}
+		fed += int64(len(pcm))
+		scaled = scaled[:0]
+		for _, v := range pcm {
+			scaled = append(scaled, v*gain)
+		}
+		limited = lim.process(limited[:0], scaled)
+		return emit(limited)
+	})
+	if err != nil {
+		return info, err
+	}
+	if fed != samples {
+		return info, errors.New("media: the input decoded differently the second time")
+	}
+	limited = lim.flush(limited[:0])
+	pad := make([]float32, frames*protocol.FrameSamples-int(samples)) // the tail padding, silent
+	if err := emit(append(limited, pad...)); err != nil {
+		return info, err
+	}
+	if info.Frames != frames {
+		return info, fmt.Errorf("media: wrote %d frames, expected %d", info.Frames, frames)
+	}
+	return info, ogg.Close()
+}
+
+func dur(samples int64) time.Duration {
+	return time.Duration(samples) * time.Second / protocol.ClockRate
+}
+
+func openSource(format string, in io.ReaderAt, size int64, maxDur time.Duration) (source, error) {
+	r := io.NewSectionReader(in, 0, size)
+	switch format {
+	case "wav":
+		s, err := parseWAV(r, size)
+		if err != nil {
+			return nil, err
+		}
+		if s.frames > 0 && s.frames > int64(maxDur.Seconds()*float64(s.sr)) {
+			return nil, loa.Errorf(loa.ETOOLARGE, "the audio is %v long, over the %v limit", (time.Duration(s.frames) * time.Second / time.Duration(s.sr)).Round(time.Second), maxDur)
+		}
+		return s, nil
+	case "mp3":
+		return newMP3Source(in, size)
+	case "opus":
+		return newOpusSource(r)
+	}
+	return nil, fmt.Errorf("media: no decoder for %q", format)
+}
+
+// spoolMemory is how much of an upload is kept in memory before it spills
+// to a temporary file.
+const spoolMemory = 4 << 20
+
+// spool makes r readable twice, enforcing the size limit.
+func spool(ctx context.Context, r io.Reader, limit int64) (io.ReaderAt, int64, func(), error) {
+	tooLarge := loa.Errorf(loa.ETOOLARGE, "the file is larger than the %s limit", byteSize(limit))
+	if f, ok := r.(interface {
+		io.ReaderAt
+		io.Seeker
+	}); ok {
+		cur, err1 := f.Seek(0, io.SeekCurrent)
+		end, err2 := f.Seek(0, io.SeekEnd)
+		if err1 == nil && err2 == nil {
+			if end-cur > limit {
+				return nil, 0, nil, tooLarge
+			}
+			return io.NewSectionReader(f, cur, end-cur), end - cur, func() {}, nil
+		}
+	}
+	var buf bytes.Buffer
+	if err := copyCtx(ctx, &buf, io.LimitReader(r, min(limit+1, spoolMemory))); err != nil {
+		return nil, 0, nil, err
+	}
+	if int64(buf.Len()) > limit {
+		return nil, 0, nil, tooLarge
+	}
+	if buf.Len() < spoolMemory {
+		return bytes.NewReader(buf.Bytes()), int64(buf.Len()), func() {}, nil
+	}
+	f, err := os.CreateTemp("", "loa-upload-*")
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("media: spool upload: %w", err)
+	}
+	cleanup := func() { f.Close(); os.Remove(f.Name()) }
+	if _, err := f.Write(buf.Bytes()); err != nil {
+		cleanup()
+		return nil, 0, nil, fmt.Errorf("media: spool upload: %w", err)
+	}
+	if err := copyCtx(ctx, f, io.LimitReader(r, limit+1-int64(buf.Len()))); err != nil {
+		cleanup()
+		return nil, 0, nil, err
+	}
+	size, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		cleanup()
+		return nil, 0, nil, fmt.Errorf("media: spool upload: %w", err)
+	}
+	if size > limit {
+		cleanup()
+		return nil, 0, nil, tooLarge
+	}
+	return f, size, cleanup, nil
+}
+
+func copyCtx(ctx context.Context, w io.Writer, r io.Reader) error {
+	buf := make([]byte, 256<<10)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n, err := r.Read(buf)
+		if n > 0 {
+			if _, err := w.Write(buf[:n]); err != nil {
+				return fmt.Errorf("media: spool upload: %w", err)
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("media: read upload: %w", err)
+		}
+	}
+}
+
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d-byte", n)
+}
