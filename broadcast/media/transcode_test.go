@@ -296,3 +296,62 @@ func BenchmarkTranscode(b *testing.B) {
 		})
 	}
 }
+
+// A bump at exactly 1 s must come out at sample 48000, whatever the input
+// rate and format: this catches errors in pre-skip, resampler centring and
+// MP3 encoder-delay trimming, each hundreds of samples.
+func TestTranscodeAlignment(t *testing.T) {
+	bump := func(rate int) []float64 {
+		x := make([]float64, 3*rate)
+		for i := range x {
+			x[i] = 0.002 * math.Sin(2*math.Pi*300*float64(i)/float64(rate)) // keeps the level measurable
+		}
+		w := rate / 500 // 2 ms
+		for j := -w; j <= w; j++ {
+			x[rate+j] += 0.8 * (0.5 + 0.5*math.Cos(math.Pi*float64(j)/float64(w)))
+		}
+		return x
+	}
+	peakAt := func(pcm []float64) int {
+		best := 0
+		for i, v := range pcm {
+			if math.Abs(v) > math.Abs(pcm[best]) {
+				best = i
+			}
+		}
+		return best
+	}
+	cases := []struct {
+		name string
+		in   func(t *testing.T) []byte
+	}{
+		{"wav 48k", func(t *testing.T) []byte { return wavFile(t, bump(48000), 48000, 1, 16) }},
+		{"wav 44.1k", func(t *testing.T) []byte { return wavFile(t, bump(44100), 44100, 1, 16) }},
+		{"wav 8k", func(t *testing.T) []byte { return wavFile(t, bump(8000), 8000, 1, 16) }},
+		{"wav 11.025k", func(t *testing.T) []byte { return wavFile(t, bump(11025), 11025, 1, 24) }},
+		{"mp3 44.1k", func(t *testing.T) []byte {
+			return ffmpegFile(t, wavFile(t, bump(44100), 44100, 1, 16), "mp3", "-c:a", "libmp3lame", "-b:a", "128k")
+		}},
+		{"mp3 22.05k", func(t *testing.T) []byte {
+			return ffmpegFile(t, wavFile(t, bump(22050), 22050, 1, 16), "mp3", "-c:a", "libmp3lame", "-b:a", "64k")
+		}},
+		{"opus by ffmpeg", func(t *testing.T) []byte {
+			return ffmpegFile(t, wavFile(t, bump(48000), 48000, 1, 16), "opus", "-c:a", "libopus", "-b:a", "64k")
+		}},
+		{"opus by us", func(t *testing.T) []byte {
+			_, b := transcode(t, wavFile(t, bump(44100), 44100, 1, 16), Options{TargetLUFS: -30})
+			return b
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			info, out := transcode(t, c.in(t), Options{TargetLUFS: -30})
+			if info.Duration != 3*time.Second {
+				t.Errorf("Duration = %v, want 3s", info.Duration)
+			}
+			if at := peakAt(decodeOgg(t, out)); at < 48000-16 || at > 48000+16 {
+				t.Errorf("bump at sample %d, want 48000 ±16", at)
+			}
+		})
+	}
+}
