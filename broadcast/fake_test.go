@@ -3,6 +3,7 @@ package broadcast
 import (
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"math"
 	"net"
@@ -435,4 +436,13 @@ func (h *harness) deviceState(id, device string) string {
 		return "(not running)"
 	}
 	return st.Devices[device].State
+}
+
+func mustJSON(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

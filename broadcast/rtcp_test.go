@@ -1,0 +1,118 @@
+package broadcast
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/pion/rtcp"
+
+	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/protocol"
+)
+
+// FuzzHandleDatagram feeds arbitrary datagrams to the RTCP receive path of
+// an engine with a live session: it must never panic, and must accept
+// only a datagram that carries the device's token and receiver SSRC.
+func FuzzHandleDatagram(f *testing.F) {
+	h := newHarness(f, "127.0.0.1:0")
+	h.tuner.device("d")
+	h.tuner.on("d", func(context.Context, protocol.PlayArgs) error { return nil })
+	h.start(f, "s", loa.PriorityNormal, 0x5eed, &loopSource{pkts: opusPackets(f, 10)}, 0, "d")
+	waitFor(f, "tune", func() bool { return h.tuner.count("tune", "d", "s") == 1 })
+	c, _ := h.tuner.last("tune", "d", "s")
+	token, _ := hex.DecodeString(c.args.Token)
+
+	// A socket nobody reads: the kernel drops what the engine sends it.
+	sink, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { sink.Close() })
+	from := sink.LocalAddr().(*net.UDPAddr).AddrPort()
+
+	valid := authPacket(f, c.args.RecvSSRC, 0x5eed, "d", token)
+	f.Add(valid)
+	f.Add(authPacket(f, c.args.RecvSSRC, 0x5eed, "d", make([]byte, protocol.TokenLen)))
+	f.Add(authPacket(f, c.args.RecvSSRC+1, 0x5eed, "d", token))
+	f.Add([]byte{0x80, protocol.PayloadType, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9, 0xfc, 0xff, 0xfe})
+	f.Add([]byte{0x80, 0xc9, 0x00, 0x01, 0, 0, 0, 1})
+	f.Add([]byte{0x81, 0xcc, 0x00, 0x02, 0, 0, 0, 1, 'L', 'O', 'A', '1'})
+	bye, _ := rtcp.Marshal([]rtcp.Packet{&rtcp.ReceiverReport{SSRC: c.args.RecvSSRC}, &rtcp.Goodbye{Sources: []uint32{1}, Reason: "x"}})
+	f.Add(bye)
+	f.Add(valid[:len(valid)-1])
+	f.Add([]byte{})
+
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ok := h.e.handleDatagram(b, from)
+		if ok && (!bytes.Contains(b, token) || !bytes.Contains(b, valid[4:8])) {
+			t.Fatalf("accepted a datagram without the token and receiver SSRC: %x", b)
+		}
+		if ok {
+			if st := h.status(t, "s"); st.Devices["d"].Addr != from.String() {
+				t.Fatalf("accepted, but addr = %q", st.Devices["d"].Addr)
+			}
+		}
+	})
+}
+
+func TestHandleDatagramAcceptsTheValidCompound(t *testing.T) {
+	h := newHarness(t, "127.0.0.1:0")
+	h.tuner.device("d")
+	h.tuner.on("d", func(context.Context, protocol.PlayArgs) error { return nil })
+	h.start(t, "s", loa.PriorityNormal, 0x77, &loopSource{pkts: opusPackets(t, 10)}, 0, "d")
+	waitFor(t, "tune", func() bool { return h.tuner.count("tune", "d", "s") == 1 })
+	c, _ := h.tuner.last("tune", "d", "s")
+	token, _ := hex.DecodeString(c.args.Token)
+	from := netip.MustParseAddrPort("127.0.0.1:9")
+
+	// Without SDES, and with the APP padded, it still authenticates.
+	noSDES, err := rtcp.Marshal([]rtcp.Packet{
+		&rtcp.ReceiverReport{SSRC: c.args.RecvSSRC},
+		&rtcp.ApplicationDefined{SSRC: c.args.RecvSSRC, Name: protocol.RTCPAppName, Data: token},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		b    []byte
+		want bool
+	}{
+		{"RR+SDES+APP", authPacket(t, c.args.RecvSSRC, 0x77, "d", token), true},
+		{"RR+APP", noSDES, true},
+		{"APP with another SSRC", func() []byte {
+			b, _ := rtcp.Marshal([]rtcp.Packet{&rtcp.ReceiverReport{SSRC: c.args.RecvSSRC},
+				&rtcp.ApplicationDefined{SSRC: 1, Name: protocol.RTCPAppName, Data: token}})
+			return b
+		}(), false},
+		{"APP with another name", func() []byte {
+			b, _ := rtcp.Marshal([]rtcp.Packet{&rtcp.ReceiverReport{SSRC: c.args.RecvSSRC},
+				&rtcp.ApplicationDefined{SSRC: c.args.RecvSSRC, Name: "XXXX", Data: token}})
+			return b
+		}(), false},
+		{"SR first", func() []byte {
+			b, _ := rtcp.Marshal([]rtcp.Packet{&rtcp.SenderReport{SSRC: c.args.RecvSSRC},
+				&rtcp.ApplicationDefined{SSRC: c.args.RecvSSRC, Name: protocol.RTCPAppName, Data: token}})
+			return b
+		}(), false},
+		{"token with a flipped bit", authPacket(t, c.args.RecvSSRC, 0x77, "d", flip(token)), false},
+	}
+	for _, tt := range tests {
+		if got := h.e.handleDatagram(tt.b, from); got != tt.want {
+			t.Errorf("%s: accepted = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	if st := h.status(t, "s").Devices["d"]; st.Addr != from.String() || st.Jitter != 10e6 {
+		t.Errorf("status %+v, want addr %s and 10ms jitter", st, from)
+	}
+}
+
+func flip(b []byte) []byte {
+	c := append([]byte(nil), b...)
+	c[len(c)-1] ^= 1
+	return c
+}
