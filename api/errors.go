@@ -89,14 +89,10 @@ const maxJSONBody = 1 << 20
 func decodeJSON(r io.Reader, v any) error {
 	b, err := io.ReadAll(io.LimitReader(r, maxJSONBody+1))
 	if err != nil {
-		var mb *http.MaxBytesError
-		if errors.As(err, &mb) {
-			return loa.Errorf(loa.EINVALID, "body: larger than %d bytes", maxJSONBody)
-		}
 		return loa.Errorf(loa.EINVALID, "body: reading failed: %v", err)
 	}
 	if len(b) > maxJSONBody {
-		return loa.Errorf(loa.EINVALID, "body: larger than %d bytes", maxJSONBody)
+		return loa.Errorf(loa.EINVALID, "body: larger than %s", sizeString(maxJSONBody))
 	}
 	if len(bytes.TrimSpace(b)) == 0 {
 		return loa.Errorf(loa.EINVALID, "body: empty; expected a JSON object")
