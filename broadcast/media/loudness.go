@@ -121,8 +121,8 @@ type limiter struct {
 }
 
 func newLimiter(ceiling float32) *limiter {
-	const window = 240                               // 5 ms look-ahead at 48 kHz
-	release := float32(1 - math.Exp(-1/(0.1*48000))) // 100 ms
+	const window = 240                                // 5 ms look-ahead at 48 kHz
+	release := float32(1 - math.Exp(-1/(0.05*48000))) // 50 ms
 	l := &limiter{ceiling: ceiling, window: window, release: release, env: 1}
 	l.need = make([]float32, window)
 	l.hold = make([]float32, window)

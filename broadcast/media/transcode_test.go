@@ -5,6 +5,9 @@ import (
 	"context"
 	"io"
 	"math"
+	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -124,18 +127,34 @@ func TestTranscodeOggOpus(t *testing.T) {
 	checkTone(t, info, out, "opus", secs)
 }
 
-// ffmpeg must read what we write, and agree on its length and loudness.
+// ffmpeg must read what we write, and agree on its length and loudness
+// (its ebur128 filter is an independent BS.1770 meter).
 func TestTranscodeOutputFFmpeg(t *testing.T) {
-	needFFmpeg(t)
+	bin := needFFmpeg(t)
 	const secs = 4.0
-	wav := wavFile(t, tone(48000, 1, secs, 440, 0.4), 48000, 1, 16)
-	_, out := transcode(t, wav, Options{})
+	x := tone(48000, 1, secs, 440, 0.4)
+	for i := range x { // some pink-ish variety so it is not a single tone
+		x[i] += 0.2 * math.Sin(2*math.Pi*3100*float64(i)/48000) * math.Sin(2*math.Pi*0.7*float64(i)/48000)
+	}
+	_, out := transcode(t, wavFile(t, x, 48000, 1, 16), Options{TargetLUFS: -18})
 	pcm := ffmpeg(t, out, "-f", "s16le", "-ac", "1", "-ar", "48000", "pipe:1")
-	if n := len(pcm) / 2; math.Abs(float64(n)-secs*48000) > 1 {
+	if n := len(pcm) / 2; n != secs*48000 {
 		t.Errorf("ffmpeg decodes %d samples, want %v", n, secs*48000)
 	}
-	report := string(ffmpeg(t, out, "-af", "ebur128", "-f", "null", "-"))
-	_ = report // ebur128 reports on stderr; checked through our own meter instead
+	cmd := exec.Command(bin, "-hide_banner", "-nostats", "-i", "pipe:0", "-af", "ebur128", "-f", "null", "-")
+	cmd.Stdin = bytes.NewReader(out)
+	report, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffmpeg ebur128: %v\n%s", err, report)
+	}
+	m := regexp.MustCompile(`I:\s+(-?[0-9.]+) LUFS`).FindAllSubmatch(report, -1)
+	if m == nil {
+		t.Fatalf("no integrated loudness in ffmpeg's report:\n%s", report)
+	}
+	lufs, _ := strconv.ParseFloat(string(m[len(m)-1][1]), 64)
+	if math.Abs(lufs+18) > 1 {
+		t.Errorf("ffmpeg measures %.1f LUFS, want -18 ±1", lufs)
+	}
 }
 
 func TestTranscodeLimitsPeaks(t *testing.T) {
