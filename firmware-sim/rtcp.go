@@ -93,7 +93,7 @@ func (s *session) applySR() bool {
 
 // reportBlock is the RFC 3550 reception report of the stream. s.mu is held.
 func (s *session) reportBlock(now time.Time) rtcp.ReceptionReport {
-	expected := s.highest + 1
+	expected := s.maxExt - s.ext0 + 1
 	lost := expected - int64(s.st.Received)
 	lost = max(0, min(lost, 0x7fffff))
 	expInt := expected - s.priorExp
@@ -107,7 +107,7 @@ func (s *session) reportBlock(now time.Time) rtcp.ReceptionReport {
 		SSRC:               s.args.SSRC,
 		FractionLost:       fraction,
 		TotalLost:          uint32(lost),
-		LastSequenceNumber: uint32(s.highestExt),
+		LastSequenceNumber: uint32(s.maxExt - extOffset),
 		Jitter:             uint32(s.jitter),
 	}
 	if s.sr != nil {

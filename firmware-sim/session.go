@@ -68,14 +68,14 @@ type session struct {
 
 	mu          sync.Mutex
 	reason      string // asked for by stop
-	stopNext    int64  // the play-out slot when stop was asked
+	stopPlayed  uint64 // slots played when stop was asked
 	ended       bool   // no more packets are accepted
 	started     bool   // the first valid packet arrived
-	ext0        int64  // extended seq of the first packet: slot 0
-	highestExt  int64
-	highest     int64 // highest slot received
-	next        int64 // next slot to play
-	ts0         uint32
+	ext0        int64  // extended seq of slot 0, the first frame to play
+	maxExt      int64  // highest extended seq received
+	next        int64  // extended seq of the next slot to play
+	ts0         uint32 // timestamp of slot 0
+	tsRef       uint32 // timestamp of the first packet, for jitter
 	buf         map[int64][]byte
 	seen        [1024]seenSlot
 	base        time.Time // when slot 0 plays (monotonic)
@@ -129,7 +129,6 @@ func startSession(r *Receiver, args protocol.PlayArgs) (*session, error) {
 		done:       make(chan struct{}),
 		readerDone: make(chan struct{}),
 		buf:        make(map[int64][]byte),
-		highest:    -1,
 		st:         SessionStats{Session: args.Session},
 	}
 	if s.pt == 0 {
@@ -182,7 +181,7 @@ func (s *session) stop(reason string) {
 	s.stopOnce.Do(func() {
 		s.mu.Lock()
 		s.reason = reason
-		s.stopNext = s.next
+		s.stopPlayed = s.st.Played
 		s.mu.Unlock()
 		close(s.stopc)
 	})
@@ -274,8 +273,13 @@ func (s *session) deliver(in *rtpIn) {
 	time.AfterFunc(in.delay, func() { s.accept(in, time.Now()) })
 }
 
-// accept puts a packet into the jitter buffer, keyed by its slot: its
-// extended sequence number counted from the first packet received.
+// extOffset keeps extended sequence numbers positive when a packet from
+// before the first one arrives; RFC 3550 cycles count from the first.
+const extOffset = 1 << 16
+
+// accept puts a packet into the jitter buffer, keyed by its extended
+// sequence number; slot 0 is the first packet received, or an earlier one
+// that arrives before anything played and while its play time is ahead.
 func (s *session) accept(in *rtpIn, arrival time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -288,7 +292,9 @@ func (s *session) accept(in *rtpIn, arrival time.Time) {
 	}
 	if !s.started {
 		s.started = true
-		s.ext0, s.highestExt, s.ts0 = int64(in.seq), int64(in.seq), in.ts
+		s.ext0 = extOffset + int64(in.seq)
+		s.maxExt, s.next = s.ext0, s.ext0
+		s.ts0, s.tsRef = in.ts, in.ts
 		s.firstArr = arrival
 		s.arrivalBase = arrival.Add(s.delay)
 		s.base = s.arrivalBase
@@ -297,22 +303,21 @@ func (s *session) accept(in *rtpIn, arrival time.Time) {
 		}
 		s.poke()
 	}
-	ext := s.highestExt + int64(int16(in.seq-uint16(s.highestExt)))
-	slot := ext - s.ext0
-	if int64(int32(in.ts-s.ts0)) != slot*protocol.FrameSamples || slot > s.next+maxAhead {
+	ext := s.maxExt + int64(int16(in.seq-uint16(s.maxExt)))
+	if int64(int32(in.ts-s.ts0)) != (ext-s.ext0)*protocol.FrameSamples || ext > s.next+maxAhead {
 		s.st.Corrupt++
 		return
 	}
-	if e := &s.seen[slot&1023]; e.ok && e.slot == slot {
+	if e := &s.seen[ext&1023]; e.ok && e.slot == ext {
 		s.st.Duplicate++
 		return
 	} else {
-		*e = seenSlot{slot: slot, ok: true}
+		*e = seenSlot{slot: ext, ok: true}
 	}
 	s.st.Received++
 	s.lastArrival = arrival
 	// RFC 3550 §6.4.1 interarrival jitter, in timestamp units.
-	transit := arrival.Sub(s.firstArr).Seconds()*protocol.ClockRate - float64(slot*protocol.FrameSamples)
+	transit := arrival.Sub(s.firstArr).Seconds()*protocol.ClockRate - float64(int32(in.ts-s.tsRef))
 	if s.haveTransit {
 		d := transit - s.lastTransit
 		if d < 0 {
@@ -321,14 +326,22 @@ func (s *session) accept(in *rtpIn, arrival time.Time) {
 		s.jitter += (d - s.jitter) / 16
 	}
 	s.lastTransit, s.haveTransit = transit, true
-	if slot < s.next {
+	if ext < s.next && s.st.Played == 0 {
+		// Reordered ahead of the first packet: start the stream earlier
+		// if this frame's play time is still ahead.
+		shift := time.Duration(ext-s.ext0) * protocol.FrameDuration
+		if base := s.base.Add(shift); base.After(arrival) {
+			s.ext0, s.next, s.ts0 = ext, ext, in.ts
+			s.base, s.arrivalBase = base, s.arrivalBase.Add(shift)
+			s.poke()
+		}
+	}
+	if ext < s.next {
 		s.st.Late++
 		return
 	}
-	if slot > s.highest {
-		s.highest, s.highestExt = slot, ext
-	}
-	s.buf[slot] = in.payload
+	s.maxExt = max(s.maxExt, ext)
+	s.buf[ext] = in.payload
 }
 
 // run is the play-out clock: slot n plays at base + n·20 ms on the
@@ -344,7 +357,7 @@ func (s *session) run() {
 	defer first.Stop()
 	reset := func() {
 		s.mu.Lock()
-		at := s.base.Add(time.Duration(s.next) * protocol.FrameDuration)
+		at := s.base.Add(time.Duration(s.next-s.ext0) * protocol.FrameDuration)
 		s.mu.Unlock()
 		slot.Reset(time.Until(at))
 	}
@@ -370,7 +383,8 @@ func (s *session) run() {
 			}
 		case <-s.wake:
 			s.mu.Lock()
-			started, drained := s.started, s.bye && s.next > s.highest
+			started := s.started
+			drained := s.bye && (!started || s.next > s.maxExt)
 			s.mu.Unlock()
 			if drained {
 				s.finish(EndBye)
@@ -380,6 +394,11 @@ func (s *session) run() {
 				reset()
 			}
 		case <-slot.C:
+			select {
+			case <-s.stopc: // a stop wins over a slot that is due
+				continue
+			default:
+			}
 			if reason := s.playSlot(); reason != "" {
 				s.finish(reason)
 				return
@@ -454,7 +473,7 @@ func (s *session) playSlot() string {
 	if s.keepPCM {
 		s.pcm = append(s.pcm, pcm...)
 	}
-	drained := s.next > s.highest
+	drained := s.next > s.maxExt
 	var reason string
 	switch {
 	case drained && s.bye:
@@ -481,7 +500,7 @@ func (s *session) playSlot() string {
 func (s *session) finish(reason string) {
 	s.mu.Lock()
 	s.ended = true
-	if over := s.next - (s.highest + 1); s.started && over > 0 {
+	if over := s.next - (s.maxExt + 1); s.started && over > 0 {
 		// Only concealment can play past the highest packet received.
 		s.st.Played -= uint64(over)
 		s.st.Concealed -= uint64(over)
@@ -527,7 +546,7 @@ func (s *session) snapshot() SessionStats {
 	defer s.mu.Unlock()
 	st := s.st
 	if s.started {
-		st.Expected = int(s.highest + 1)
+		st.Expected = int(s.maxExt - s.ext0 + 1)
 	}
 	if uint64(st.Expected) > st.Received {
 		st.Lost = uint64(st.Expected) - st.Received

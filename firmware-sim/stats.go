@@ -23,8 +23,9 @@ const FirstPacketTimeout = 30 * time.Second
 // SessionStats count what a receiver did with one session's stream, with
 // the semantics of protocol.StreamStats and RFC 3550:
 //
-//   - Expected: packets from the first one received to the highest sequence
-//     number received (the play-out slots of the stream).
+//   - Expected: packets from the first one (slot 0: the first received, or
+//     an earlier one reordered behind it in time to play) to the highest
+//     sequence number received; the play-out slots of the stream.
 //   - Received: distinct valid packets of the stream, late ones included.
 //   - Lost: Expected − Received, never below zero.
 //   - Late: received after their play-out slot had passed.
