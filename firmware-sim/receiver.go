@@ -147,15 +147,20 @@ func (r *Receiver) Start(ctx context.Context) error {
 	go r.telemetryLoop()
 
 	tok := r.client.Connect()
+	connected := false
 	select {
 	case <-tok.Done():
 		err = tok.Error()
+		connected = err == nil
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
 	if err == nil {
 		select {
 		case err = <-r.ready:
+			if err != nil {
+				r.ready <- err // for the clean-up below
+			}
 		case <-ctx.Done():
 			err = ctx.Err()
 		}
@@ -164,7 +169,13 @@ func (r *Receiver) Start(ctx context.Context) error {
 		r.ended.Store(true)
 		close(r.quit)
 		r.wg.Wait()
-		r.client.Disconnect(0)
+		if connected {
+			// onConnect may be publishing online: let it finish, then
+			// leave the retained status offline.
+			<-r.ready
+			waitToken(r.publish(protocol.KindStatus, protocol.Status{Online: false, Boot: r.boot, TS: time.Now().UnixMilli()}))
+		}
+		r.client.Disconnect(250)
 		return fmt.Errorf("start %s: connect %s: %w", r.cfg.ID, r.cfg.Broker, err)
 	}
 	r.log.Debug("receiver started", "boot", r.boot)
