@@ -47,7 +47,8 @@ var knownOps = map[string]bool{
 // device and waits for its final ack. The command carries a random id and
 // expires CommandTTL from now. Errors:
 //   - EINVALID: bad device id, op or args, or the device failed it as invalid;
-//   - EUNAVAILABLE without sending: the device is known to be offline;
+//   - EUNAVAILABLE without sending: the device is known to be offline, or
+//     the connection to the broker is down;
 //   - EUNAVAILABLE: the device failed the command or it expired on the
 //     device (the ack's msg is in the error), or the broker refused it;
 //   - ETIMEOUT: no final ack within CommandTimeout or before ctx ended
@@ -86,6 +87,15 @@ func (f *Fleet) Command(ctx context.Context, deviceID, op string, args any) (pro
 		f.cmdMu.Unlock()
 		f.metrics.command(op, ResultUnavailable, 0)
 		return protocol.Ack{ID: id}, loa.Errorf(loa.EUNAVAILABLE, "device %s is offline", deviceID)
+	}
+	if !f.client.IsConnectionOpen() {
+		// Failing now beats a stale command queued until the broker is back.
+		res.State, res.Code, res.Msg, res.DoneAt = ResultUnavailable, loa.EUNAVAILABLE, "broker connection down", sent
+		f.cmdMu.Lock()
+		f.results.put(res)
+		f.cmdMu.Unlock()
+		f.metrics.command(op, ResultUnavailable, 0)
+		return protocol.Ack{ID: id}, loa.Errorf(loa.EUNAVAILABLE, "device %s: not connected to the mqtt broker %s", deviceID, f.cfg.Broker)
 	}
 	payload, err := json.Marshal(protocol.Command{ID: id, Op: op, Exp: sent.Add(f.cfg.CommandTTL).UnixMilli(), Args: raw})
 	if err != nil { // args marshalled once already; cannot happen

@@ -98,3 +98,35 @@ func TestSubscriberPanicDoesNotStopFleet(t *testing.T) {
 		t.Fatalf("got %+v", e)
 	}
 }
+
+// A subscriber that blocks holds up neither the fleet's locks nor acks:
+// commands complete and state reads work from inside the callback.
+func TestBlockedSubscriberBlocksNothingElse(t *testing.T) {
+	b := startBroker(t, "127.0.0.1:0", "")
+	f := openFleet(t, b, Config{})
+	d := onlineDevice(t, b, f, "dev-1", answerDone)
+
+	inside := make(chan struct{})
+	release := make(chan struct{})
+	f.OnEvent(func(id string, _ protocol.Event) {
+		if _, ok := f.DeviceState(id); !ok { // would deadlock under the fleet's lock
+			t.Error("DeviceState inside the callback")
+		}
+		f.States()
+		f.Stats()
+		close(inside)
+		<-release
+	})
+	defer close(release)
+	d.publish(protocol.KindEvent, protocol.Event{Type: protocol.EventPower}, false)
+	<-inside
+
+	if _, err := f.Command(testCtx(t), "dev-1", protocol.OpTest, nil); err != nil {
+		t.Fatalf("command while a subscriber blocks: %v", err)
+	}
+	d.publish(protocol.KindTele, protocol.Telemetry{Volume: 12}, false)
+	eventually(t, "telemetry while a subscriber blocks", func() bool {
+		st, _ := f.DeviceState("dev-1")
+		return st.Telemetry != nil && st.Telemetry.Volume == 12
+	})
+}

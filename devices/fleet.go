@@ -242,6 +242,11 @@ func (f *Fleet) receive(_ mqtt.Client, m mqtt.Message) {
 	if f.inbox.push(message{topic: m.Topic(), payload: m.Payload(), retained: m.Retained()}) {
 		return
 	}
+	select {
+	case <-f.closing:
+		return // a message paho delivers while Close disconnects
+	default:
+	}
 	if n := f.dropped.Add(1); n == 1 || n%1000 == 0 {
 		f.log.Warn("fleet handler behind; dropping messages", "dropped", n, "topic", m.Topic())
 	}
