@@ -44,7 +44,7 @@ func TestCommands(t *testing.T) {
 		args any
 		code string
 	}{
-		{"dance", nil, CodeUnsupported},           // unknown to the contract
+		{"dance", nil, CodeUnsupported},             // unknown to the contract
 		{protocol.OpFirmware, nil, CodeUnsupported}, // known, not implemented
 		{protocol.OpVolume, protocol.VolumeArgs{Level: 101}, CodeInvalid},
 		{protocol.OpPlay, protocol.PlayArgs{Session: "s"}, CodeInvalid},

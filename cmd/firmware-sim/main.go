@@ -1,0 +1,278 @@
+// Command firmware-sim runs N simulated Loa receivers against a controller
+// until SIGINT or SIGTERM, then prints a summary per receiver and one JSON
+// line with the totals per session.
+//
+// Devices come from a credentials file (-creds, lines "id password") or are
+// provisioned through the controller's HTTP API (-api, -token, -area, -n).
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	firmwaresim "github.com/loa-broadcast/loa/firmware-sim"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "firmware-sim:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	broker    string
+	creds     string
+	saveCreds string
+	api       string
+	token     string
+	area      string
+	n         int
+	prefix    string
+	decode    int
+	wavDir    string
+	loss      float64
+	jitter    time.Duration
+	reorder   float64
+	seed      int64
+	tele      time.Duration
+	verbose   bool
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("firmware-sim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.broker, "broker", "tcp://127.0.0.1:1883", "MQTT broker URL")
+	fs.StringVar(&o.creds, "creds", "", `credentials file, lines "id password"`)
+	fs.StringVar(&o.saveCreds, "save-creds", "", "write provisioned credentials to this file, for -creds next time")
+	fs.StringVar(&o.api, "api", "", "controller base URL, to provision devices (e.g. http://127.0.0.1:8080)")
+	fs.StringVar(&o.token, "token", "", "API bearer token for provisioning")
+	fs.StringVar(&o.area, "area", "", "area id the provisioned devices belong to")
+	fs.IntVar(&o.n, "n", 10, "devices to provision with -api")
+	fs.StringVar(&o.prefix, "prefix", "sim", "id prefix of provisioned devices")
+	fs.IntVar(&o.decode, "decode", -1, "how many receivers decode fully (default: all when ≤ 200 receivers, else 100)")
+	fs.StringVar(&o.wavDir, "wav-dir", "", "write <id>-<session>.wav of what each decoding receiver played")
+	fs.Float64Var(&o.loss, "loss", 0, "random loss of incoming RTP, 0..1")
+	fs.DurationVar(&o.jitter, "jitter", 0, "random extra delay of incoming RTP, up to this")
+	fs.Float64Var(&o.reorder, "reorder", 0, "probability of reordering an incoming RTP packet, 0..1")
+	fs.Int64Var(&o.seed, "seed", 0, "impairment seed (0: random); receiver i uses seed+i")
+	fs.DurationVar(&o.tele, "tele", 10*time.Second, "telemetry interval")
+	fs.BoolVar(&o.verbose, "v", false, "debug logging")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if (o.creds == "") == (o.api == "") {
+		return o, errors.New("give either -creds or -api")
+	}
+	if o.loss < 0 || o.loss > 1 || o.reorder < 0 || o.reorder > 1 {
+		return o, errors.New("-loss and -reorder are probabilities, 0..1")
+	}
+	return o, nil
+}
+
+type device struct {
+	ID       string `json:"id"`
+	Password string `json:"password"`
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	level := slog.LevelInfo
+	if o.verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	var devs []device
+	if o.creds != "" {
+		devs, err = readCreds(o.creds)
+	} else {
+		devs, err = provision(ctx, http.DefaultClient, o.api, o.token, o.area, o.prefix, o.n)
+		if err == nil && o.saveCreds != "" {
+			err = writeCreds(o.saveCreds, devs)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if len(devs) == 0 {
+		return errors.New("no devices")
+	}
+
+	decode := o.decode
+	if decode < 0 {
+		decode = len(devs)
+		if decode > 200 {
+			decode = 100
+		}
+	}
+	if o.wavDir != "" {
+		if err := os.MkdirAll(o.wavDir, 0o755); err != nil {
+			return fmt.Errorf("wav dir: %w", err)
+		}
+	}
+	cfgs := make([]firmwaresim.Config, len(devs))
+	for i, d := range devs {
+		seed := int64(0)
+		if o.seed != 0 {
+			seed = o.seed + int64(i)
+		}
+		cfgs[i] = firmwaresim.Config{
+			ID: d.ID, Password: d.Password, Broker: o.broker,
+			Decode: i < decode, WAVDir: o.wavDir, TeleInterval: o.tele, Logger: log,
+			Impair: firmwaresim.Impairment{Loss: o.loss, Jitter: o.jitter, Reorder: o.reorder, Seed: seed},
+		}
+	}
+	start := time.Now()
+	fleet, err := firmwaresim.StartFleet(ctx, cfgs)
+	if err != nil {
+		return err
+	}
+	log.Info("receivers started", "n", len(devs), "decoding", min(decode, len(devs)), "broker", o.broker,
+		"took", time.Since(start).Round(time.Millisecond))
+	<-ctx.Done()
+	log.Info("stopping")
+	if err := fleet.Close(); err != nil {
+		log.Warn("close", "err", err)
+	}
+	return report(stdout, fleet, min(decode, len(devs)))
+}
+
+// report prints one line per receiver and session, then one JSON object.
+func report(w io.Writer, f *firmwaresim.Fleet, decoding int) error {
+	var ids []string
+	seen := map[string]bool{}
+	for _, r := range f.Receivers() {
+		ss := r.Sessions()
+		if len(ss) == 0 {
+			fmt.Fprintf(w, "%s\tno sessions\n", r.ID())
+		}
+		for _, s := range ss {
+			fmt.Fprintf(w, "%s\t%s\t%s\texpected=%d played=%d decoded=%d fec=%d concealed=%d lost=%d late=%d corrupt=%d jitter=%.1fms\n",
+				r.ID(), s.Session, s.EndReason, s.Expected, s.Played, s.Decoded, s.FECRecovered, s.Concealed,
+				s.Lost, s.Late, s.Corrupt, s.JitterMs)
+			if !seen[s.Session] {
+				seen[s.Session] = true
+				ids = append(ids, s.Session)
+			}
+		}
+	}
+	slices.Sort(ids)
+	out := struct {
+		Receivers int                            `json:"receivers"`
+		Decoding  int                            `json:"decoding"`
+		Sessions  map[string]firmwaresim.Summary `json:"sessions"`
+	}{len(f.Receivers()), decoding, map[string]firmwaresim.Summary{}}
+	for _, id := range ids {
+		out.Sessions[id] = f.Summary(id)
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+func readCreds(path string) ([]device, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("creds: %w", err)
+	}
+	defer f.Close()
+	var devs []device
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		fields := strings.Fields(line)
+		if len(fields) != 2 {
+			return nil, fmt.Errorf("creds %s:%d: want \"id password\"", path, n)
+		}
+		devs = append(devs, device{ID: fields[0], Password: fields[1]})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("creds: %w", err)
+	}
+	return devs, nil
+}
+
+func writeCreds(path string, devs []device) error {
+	var b strings.Builder
+	for _, d := range devs {
+		fmt.Fprintf(&b, "%s %s\n", d.ID, d.Password)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		return fmt.Errorf("save creds: %w", err)
+	}
+	return nil
+}
+
+// provision creates n devices through the controller's HTTP API; the
+// controller answers each with the device's MQTT password.
+func provision(ctx context.Context, c *http.Client, api, token, area, prefix string, n int) ([]device, error) {
+	url := strings.TrimRight(api, "/") + "/api/v1/devices"
+	devs := make([]device, 0, n)
+	for i := 1; i <= n; i++ {
+		id := fmt.Sprintf("%s-%04d", prefix, i)
+		body, err := json.Marshal(map[string]string{"id": id, "area_id": area, "name": "simulated receiver " + id})
+		if err != nil {
+			return nil, err
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+		if err != nil {
+			return nil, fmt.Errorf("provision %s: %w", id, err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := c.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("provision %s: %w", id, err)
+		}
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("provision %s: %w", id, err)
+		}
+		if resp.StatusCode/100 != 2 {
+			return nil, fmt.Errorf("provision %s: %s: %s", id, resp.Status, bytes.TrimSpace(b))
+		}
+		var got struct {
+			ID       string `json:"id"`
+			Password string `json:"password"`
+		}
+		if err := json.Unmarshal(b, &got); err != nil {
+			return nil, fmt.Errorf("provision %s: response: %w", id, err)
+		}
+		if got.Password == "" {
+			return nil, fmt.Errorf("provision %s: response has no password", id)
+		}
+		if got.ID != "" {
+			id = got.ID
+		}
+		devs = append(devs, device{ID: id, Password: got.Password})
+	}
+	return devs, nil
+}

@@ -1,0 +1,185 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	firmwaresim "github.com/loa-broadcast/loa/firmware-sim"
+	"github.com/loa-broadcast/loa/protocol"
+)
+
+type allowAll struct{ mochi.HookBase }
+
+func (h *allowAll) ID() string { return "allow-all" }
+func (h *allowAll) Provides(b byte) bool {
+	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
+}
+func (h *allowAll) OnConnectAuthenticate(*mochi.Client, packets.Packet) bool { return true }
+func (h *allowAll) OnACLCheck(*mochi.Client, string, bool) bool              { return true }
+
+func startBroker(t *testing.T) string {
+	t.Helper()
+	srv := mochi.New(&mochi.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err := srv.AddHook(new(allowAll), nil); err != nil {
+		t.Fatal(err)
+	}
+	l := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0"})
+	if err := srv.AddListener(l); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return "tcp://" + l.Address()
+}
+
+// syncBuffer is written by run and read by the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestRunWithCredsFile(t *testing.T) {
+	broker := startBroker(t)
+	creds := filepath.Join(t.TempDir(), "creds")
+	if err := os.WriteFile(creds, []byte("# devices\ncli-1 pw1\ncli-2 pw2\n\ncli-3 pw3\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	online := make(chan string, 10)
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker).SetClientID("ctl"))
+	if tok := c.Connect(); tok.Wait() && tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	defer c.Disconnect(0)
+	tok := c.Subscribe(protocol.DeviceFilter(protocol.KindStatus), 1, func(_ mqtt.Client, m mqtt.Message) {
+		if s, err := protocol.DecodeStatus(m.Payload()); err == nil && s.Online {
+			id, _, _ := protocol.ParseDeviceTopic(m.Topic())
+			online <- id
+		}
+	})
+	if tok.Wait() && tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-broker", broker, "-creds", creds, "-loss", "0.1", "-seed", "5"}, &out, &errOut)
+	}()
+	seen := map[string]bool{}
+	for len(seen) < 3 {
+		select {
+		case id := <-online:
+			seen[id] = true
+		case err := <-done:
+			t.Fatalf("run returned early: %v\n%s", err, errOut.String())
+		case <-time.After(20 * time.Second):
+			t.Fatalf("online: %v\n%s", seen, errOut.String())
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 4 || !strings.HasPrefix(lines[0], "cli-1\tno sessions") {
+		t.Fatalf("output:\n%s", out.String())
+	}
+	var sum struct {
+		Receivers int                            `json:"receivers"`
+		Decoding  int                            `json:"decoding"`
+		Sessions  map[string]firmwaresim.Summary `json:"sessions"`
+	}
+	if err := json.Unmarshal([]byte(lines[3]), &sum); err != nil {
+		t.Fatal(err)
+	}
+	if sum.Receivers != 3 || sum.Decoding != 3 || len(sum.Sessions) != 0 {
+		t.Errorf("summary %+v", sum)
+	}
+}
+
+func TestProvision(t *testing.T) {
+	var got []map[string]string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.URL.Path != "/api/v1/devices" || r.Header.Get("Authorization") != "Bearer tok" {
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		var body map[string]string
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		got = append(got, body)
+		w.WriteHeader(http.StatusCreated)
+		json.NewEncoder(w).Encode(map[string]any{"id": body["id"], "area_id": body["area_id"], "password": "pw-" + body["id"]})
+	}))
+	defer srv.Close()
+
+	devs, err := provision(context.Background(), srv.Client(), srv.URL+"/", "tok", "xa-1", "sim", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(devs) != 3 || devs[2] != (device{ID: "sim-0003", Password: "pw-sim-0003"}) {
+		t.Errorf("devices %+v", devs)
+	}
+	if len(got) != 3 || got[0]["id"] != "sim-0001" || got[0]["area_id"] != "xa-1" || got[0]["name"] == "" {
+		t.Errorf("requests %+v", got)
+	}
+	if _, err := provision(context.Background(), srv.Client(), srv.URL, "wrong", "xa-1", "sim", 1); err == nil ||
+		!strings.Contains(err.Error(), "401") {
+		t.Errorf("bad token: %v", err)
+	}
+
+	path := filepath.Join(t.TempDir(), "creds")
+	if err := writeCreds(path, devs); err != nil {
+		t.Fatal(err)
+	}
+	back, err := readCreds(path)
+	if err != nil || len(back) != 3 || back[0] != devs[0] {
+		t.Errorf("creds round trip: %+v, %v", back, err)
+	}
+}
+
+func TestFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"-creds", "x", "-api", "http://x"},
+		{"-creds", "x", "-loss", "2"},
+	} {
+		if _, err := parseFlags(args, io.Discard); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+}
