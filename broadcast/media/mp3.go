@@ -30,9 +30,15 @@ type mp3Source struct {
 
 func newMP3Source(r io.ReaderAt, size int64) (s *mp3Source, err error) {
 	defer recoverDecoder("MP3", &err)
-	g := mp3Gapless(r, size)
-	// Hide Seek so go-mp3 does not scan the whole file up front.
-	d, err := mp3.NewDecoder(struct{ io.Reader }{io.NewSectionReader(r, 0, size)})
+	start, err := skipID3(r, size)
+	if err != nil {
+		return nil, err
+	}
+	g := mp3Gapless(r, start)
+	// Start go-mp3 past the ID3 tags: it allocates whatever size a tag
+	// header claims, up to 4 GiB. Hide Seek so it does not scan the whole
+	// file up front either.
+	d, err := mp3.NewDecoder(struct{ io.Reader }{io.NewSectionReader(r, start, size-start)})
 	if err != nil {
 		return nil, loa.Errorf(loa.EINVALID, "MP3 file is corrupt: %v", err)
 	}
@@ -99,18 +105,35 @@ type gapless struct {
 	delay, padding int
 }
 
-// mp3Gapless reads the encoder delay and padding from the LAME tag in the
-// Xing/Info frame that starts most encoders' MP3 files.
-func mp3Gapless(r io.ReaderAt, size int64) gapless {
+// skipID3 returns the offset past the ID3v2 tags at the start of an MP3
+// file, checking that each fits in the file.
+func skipID3(r io.ReaderAt, size int64) (int64, error) {
 	var off int64
-	var id3 [10]byte
-	if _, err := r.ReadAt(id3[:], 0); err == nil && string(id3[:3]) == "ID3" {
-		n := int64(id3[6]&0x7f)<<21 | int64(id3[7]&0x7f)<<14 | int64(id3[8]&0x7f)<<7 | int64(id3[9]&0x7f)
-		off = 10 + n
-		if id3[5]&0x10 != 0 {
-			off += 10 // footer
+	for {
+		var h [10]byte
+		if n, _ := r.ReadAt(h[:], off); n < 10 || string(h[:3]) != "ID3" {
+			if n >= 3 && string(h[:3]) == "ID3" {
+				return 0, loa.Errorf(loa.EINVALID, "MP3 file is truncated inside the ID3 tag at byte %d", off)
+			}
+			return off, nil
 		}
+		if h[6]|h[7]|h[8]|h[9] >= 0x80 {
+			return 0, loa.Errorf(loa.EINVALID, "MP3 file is corrupt: the ID3 tag at byte %d has an invalid size", off)
+		}
+		n := 10 + (int64(h[6])<<21 | int64(h[7])<<14 | int64(h[8])<<7 | int64(h[9]))
+		if h[5]&0x10 != 0 {
+			n += 10 // footer
+		}
+		if off+n > size {
+			return 0, loa.Errorf(loa.EINVALID, "MP3 file is truncated: the ID3 tag at byte %d claims %d bytes, past the end of the file at %d", off, n, size)
+		}
+		off += n
 	}
+}
+
+// mp3Gapless reads the encoder delay and padding from the LAME tag in the
+// Xing/Info frame that starts most encoders' MP3 files, at off.
+func mp3Gapless(r io.ReaderAt, off int64) gapless {
 	buf := make([]byte, 512)
 	n, _ := r.ReadAt(buf, off)
 	b := buf[:n]
