@@ -55,6 +55,9 @@ const (
 // province-wide session does not open thousands of MQTT exchanges at once.
 const tuneConcurrency = 128
 
+// socketBuffer is the send and receive buffer asked for the media socket.
+const socketBuffer = 4 << 20
+
 // Engine owns the media socket and every running session.
 type Engine struct {
 	cfg    Config
@@ -98,6 +101,11 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("broadcast: listen %q: %w", cfg.Bind, err)
 	}
 	conn := pc.(*net.UDPConn)
+	// Thousands of receivers report within the same second when a session
+	// starts; the default buffers (~200 KB) drop a burst of that size. The
+	// kernel caps these at net.core.[rw]mem_max, so failure is harmless.
+	_ = conn.SetReadBuffer(socketBuffer)
+	_ = conn.SetWriteBuffer(socketBuffer)
 	local := conn.LocalAddr().(*net.UDPAddr).AddrPort()
 	public := cfg.Public
 	if public == "" {

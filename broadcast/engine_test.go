@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"testing"
 
@@ -336,5 +337,43 @@ func TestCloseEndsSessions(t *testing.T) {
 	}
 	if err := h.e.Start(context.Background(), &loa.Session{ID: "t", SSRC: 1}, &loopSource{pkts: opusPackets(t, 1)}, 0); err == nil {
 		t.Error("start after close succeeded")
+	}
+}
+
+func TestJoiningReceiverGetsASenderReportAtOnce(t *testing.T) {
+	h := newHarness(t, "127.0.0.1:0")
+	r := h.tuner.device("d")
+	args := make(chan protocol.PlayArgs, 1)
+	h.tuner.on("d", func(_ context.Context, a protocol.PlayArgs) error { args <- a; return nil })
+	h.start(t, "s", loa.PriorityNormal, 51, &loopSource{pkts: opusPackets(t, 10)}, 0, "d")
+	waitFor(t, "a few packets", func() bool { return h.status(t, "s").Sent >= 3 })
+	r.authenticate(t, "d", <-args)
+	// Reports are due every 50 packets; the joiner must not wait for the next.
+	for i := 0; ; i++ {
+		b := r.next(t)
+		if isRTCP(b) {
+			break
+		}
+		if i == 10 {
+			t.Fatal("10 RTP packets before the first sender report")
+		}
+	}
+}
+
+func TestFanoutSendDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	h := newHarness(t, "127.0.0.1:0")
+	var dests []*net.UDPAddr
+	for range 3 {
+		dests = append(dests, net.UDPAddrFromAddrPort(newReceiver(t).addr()))
+	}
+	fo := newFanout(h.e.conn, h.e.bw)
+	hdr, payload := make([]byte, 12), opusPackets(t, 1)[0]
+	hdr[0], hdr[1] = 0x80, protocol.PayloadType
+	fo.send(hdr, payload, dests) // warm the scratch and x/net's pool
+	if a := testing.AllocsPerRun(100, func() { fo.send(hdr, payload, dests) }); a >= 1 {
+		t.Errorf("%v allocations per send", a)
 	}
 }

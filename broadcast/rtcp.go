@@ -100,6 +100,7 @@ func (e *Engine) acceptRTCP(b []byte, from netip.AddrPort) bool {
 		t.addr = from
 		t.ua = net.UDPAddrFromAddrPort(from)
 		t.s.publish()
+		t.s.reportNow.Store(true)
 	}
 	return true
 }

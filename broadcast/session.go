@@ -40,6 +40,9 @@ type session struct {
 	dests  atomic.Pointer[[]*net.UDPAddr]
 	sent   atomic.Uint64
 	octets atomic.Uint64
+	// reportNow asks for a Sender Report with the next packet: a receiver
+	// that just joined cannot place packets on the sender clock without one.
+	reportNow atomic.Bool
 
 	// Guarded by e.mu.
 	targets    map[string]*target
@@ -139,7 +142,7 @@ func (s *session) stream(ctx context.Context, fo *fanout) (state, reason string,
 		}
 		s.sent.Add(1)
 		s.octets.Add(uint64(len(payload)))
-		if n%reportEvery == 0 {
+		if n%reportEvery == 0 || s.reportNow.Swap(false) {
 			s.report(fo, n, dests)
 		}
 	}
