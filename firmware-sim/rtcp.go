@@ -84,7 +84,13 @@ func (s *session) applySR() bool {
 		s.log.Debug("sender report clock ignored", "skew", d)
 		return false
 	}
-	if d := base.Sub(s.base); d < time.Millisecond && d > -time.Millisecond {
+	// Once playing, follow the sender clock only when it drifted: moving the
+	// play-out point re-times every later slot.
+	tolerance := time.Millisecond
+	if s.next != s.ext0 {
+		tolerance = protocol.FrameDuration / 2
+	}
+	if d := base.Sub(s.base); d < tolerance && d > -tolerance {
 		return false
 	}
 	s.base = base

@@ -326,7 +326,7 @@ func (s *session) accept(in *rtpIn, arrival time.Time) {
 		s.jitter += (d - s.jitter) / 16
 	}
 	s.lastTransit, s.haveTransit = transit, true
-	if ext < s.next && s.st.Played == 0 {
+	if ext < s.next && s.next == s.ext0 { // nothing taken for play-out yet
 		// Reordered ahead of the first packet: start the stream earlier
 		// if this frame's play time is still ahead.
 		shift := time.Duration(ext-s.ext0) * protocol.FrameDuration

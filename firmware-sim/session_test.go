@@ -281,3 +281,44 @@ func TestPlayPreemptsOtherSession(t *testing.T) {
 		t.Errorf("high after bye: %+v", high)
 	}
 }
+
+// Two receivers whose first packets arrive at different times play the
+// stream at the same instants, because both follow the sender clock.
+func TestSenderClockSyncsReceivers(t *testing.T) {
+	broker := startBroker(t)
+	rec := newRecorder(t, broker, "ctl")
+	a := startReceiver(t, Config{ID: "rxa", Broker: broker})
+	b := startReceiver(t, Config{ID: "rxb", Broker: broker, Impair: Impairment{Jitter: 100 * time.Millisecond, Seed: 1}})
+	const frames = 20
+	st := newStreamer(t, "s1", frames)
+	for i, dev := range []string{"rxa", "rxb"} {
+		id := rec.send(t, dev, protocol.OpPlay, st.playArgs(dev, uint32(i+1)), time.Now().Add(time.Minute))
+		rec.ack(t, dev, id, protocol.AckDone)
+	}
+	st.waitReceivers(t, 2)
+	st.senderReport()
+	st.stream(context.Background(), seq(frames))
+	st.bye()
+	waitDone(t, a, "s1")
+	waitDone(t, b, "s1")
+
+	sa, sb := a.find("s1"), b.find("s1")
+	sa.mu.Lock()
+	sb.mu.Lock()
+	defer sa.mu.Unlock()
+	defer sb.mu.Unlock()
+	// Play-out times of the same frame (timestamp ts0 of each).
+	at := func(s *session) time.Time {
+		return s.base.Add(time.Duration(int32(s.ts0-st.ts0)) * time.Second / protocol.ClockRate)
+	}
+	arrivalAt := func(s *session) time.Time {
+		return s.arrivalBase.Add(time.Duration(int32(s.ts0-st.ts0)) * time.Second / protocol.ClockRate)
+	}
+	skew := arrivalAt(sb).Sub(arrivalAt(sa))
+	if skew < 2*time.Millisecond {
+		t.Fatalf("the impairment did not delay rxb's first packet (%v): nothing to sync", skew)
+	}
+	if d := at(sb).Sub(at(sa)); d > time.Millisecond || d < -time.Millisecond {
+		t.Errorf("frame plays %v apart on rxa and rxb (first arrivals %v apart)", d, skew)
+	}
+}
