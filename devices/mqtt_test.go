@@ -88,6 +88,16 @@ func (b *testBroker) url() string { return "tcp://" + b.addr }
 // restart stops the broker (dropping every client and all retained
 // messages) and starts a fresh one on the same port.
 func (b *testBroker) restart() {
+	// Stop listening before dropping the clients, as a crashed broker
+	// does. (mochi's Close drops clients first; a client reconnecting at
+	// once can then land in the dying listener's backlog and wait out its
+	// whole connect timeout.)
+	if l, ok := b.srv.Listeners.Get("tcp"); ok {
+		l.Close(func(string) {})
+	}
+	for _, cl := range b.srv.Clients.GetAll() {
+		b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+	}
 	b.stop()
 	nb := startBroker(b.t, b.addr, "")
 	b.srv, b.stop = nb.srv, nb.stop
