@@ -39,6 +39,12 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // startBroker runs a real mochi broker on 127.0.0.1:0 with no auth.
 func startBroker(t *testing.T) string {
 	t.Helper()
+	url, _ := startBrokerServer(t)
+	return url
+}
+
+func startBrokerServer(t *testing.T) (string, *mochi.Server) {
+	t.Helper()
 	srv := mochi.New(&mochi.Options{Logger: quiet})
 	if err := srv.AddHook(new(allowAll), nil); err != nil {
 		t.Fatal(err)
@@ -51,7 +57,7 @@ func startBroker(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	return "tcp://" + l.Address()
+	return "tcp://" + l.Address(), srv
 }
 
 // allowAll admits every client to every topic (mochi's own allow hook

@@ -3,6 +3,7 @@ package firmwaresim
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
@@ -101,6 +102,47 @@ func TestStatusAndLastWill(t *testing.T) {
 		s, err := protocol.DecodeStatus(m.payload)
 		return m.topic == protocol.DeviceTopic("rx2", protocol.KindStatus) && err == nil && !s.Online
 	})
+}
+
+// When the broker drops a receiver, the receiver reconnects, says it is
+// online again (the broker published its Will meanwhile) and still obeys
+// commands, since it resubscribed.
+func TestReconnectResubscribes(t *testing.T) {
+	broker, srv := startBrokerServer(t)
+	rec := newRecorder(t, broker, "ctl")
+	r := startReceiver(t, Config{ID: "rx1", Broker: broker})
+	statuses := func() []protocol.Status {
+		var out []protocol.Status
+		for _, m := range rec.all(isTopic("rx1", protocol.KindStatus)) {
+			s, _ := protocol.DecodeStatus(m.payload)
+			out = append(out, s)
+		}
+		return out
+	}
+	rec.wait(t, "online", isTopic("rx1", protocol.KindStatus))
+
+	cl, ok := srv.Clients.Get("rx1")
+	if !ok {
+		t.Fatal("rx1 not connected to the broker")
+	}
+	cl.Stop(errors.New("test drops the client"))
+	n := 0
+	rec.wait(t, "will, then online again", func(m mqttMsg) bool {
+		if m.topic != protocol.DeviceTopic("rx1", protocol.KindStatus) {
+			return false
+		}
+		n++
+		return n == 3
+	})
+	ss := statuses()
+	if len(ss) != 3 || !ss[0].Online || ss[1].Online || !ss[2].Online || ss[2].Boot != ss[0].Boot {
+		t.Fatalf("statuses %+v, want online, offline (will), online of one boot", ss)
+	}
+	id := rec.send(t, "rx1", protocol.OpVolume, protocol.VolumeArgs{Level: 20}, time.Now().Add(time.Minute))
+	rec.ack(t, "rx1", id, protocol.AckDone)
+	if r.Volume() != 20 {
+		t.Errorf("volume %d after reconnect", r.Volume())
+	}
 }
 
 func TestKillStopsPlayingSilently(t *testing.T) {
