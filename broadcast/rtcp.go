@@ -69,10 +69,17 @@ func (e *Engine) acceptRTCP(b []byte, from netip.AddrPort) bool {
 		return false
 	}
 	var app *rtcp.ApplicationDefined
+	leaving := false
 	for _, p := range pkts[1:] {
-		if a, ok := p.(*rtcp.ApplicationDefined); ok && a.Name == protocol.RTCPAppName {
-			app = a
-			break
+		switch p := p.(type) {
+		case *rtcp.ApplicationDefined:
+			if app == nil && p.Name == protocol.RTCPAppName {
+				app = p
+			}
+		case *rtcp.Goodbye:
+			for _, src := range p.Sources {
+				leaving = leaving || src == rr.SSRC
+			}
 		}
 	}
 	if app == nil || app.SSRC != rr.SSRC || len(app.Data) != protocol.TokenLen {
@@ -93,6 +100,16 @@ func (e *Engine) acceptRTCP(b []byte, from netip.AddrPort) bool {
 		if r.SSRC == t.s.ssrc {
 			t.loss, t.jitter = r.FractionLost, r.Jitter
 		}
+	}
+	if leaving {
+		// The receiver left (its session ended or it was told to stop):
+		// no more RTP to it until it reports again. Mobile data costs.
+		if t.addr.IsValid() {
+			e.log.Info("receiver left", "session", t.s.id, "device", t.device, "addr", t.addr.String())
+			t.addr, t.ua = netip.AddrPort{}, nil
+			t.s.publish()
+		}
+		return true
 	}
 	if t.addr != from {
 		e.log.Info("receiver address", "session", t.s.id, "device", t.device,

@@ -116,3 +116,41 @@ func flip(b []byte) []byte {
 	c[len(c)-1] ^= 1
 	return c
 }
+
+func TestReceiverByeStopsItsStream(t *testing.T) {
+	h := newHarness(t, "127.0.0.1:0")
+	r := h.tuner.device("d")
+	var args protocol.PlayArgs
+	h.tuner.on("d", func(_ context.Context, a protocol.PlayArgs) error {
+		args = a
+		r.authenticate(t, "d", a)
+		return nil
+	})
+	h.start(t, "s", loa.PriorityNormal, 71, &loopSource{pkts: opusPackets(t, 10)}, 0, "d")
+	r.rtpOf(t, 71)
+	token, _ := hex.DecodeString(args.Token)
+	bye, err := rtcp.Marshal([]rtcp.Packet{
+		&rtcp.ReceiverReport{SSRC: args.RecvSSRC},
+		rtcp.NewCNAMESourceDescription(args.RecvSSRC, "d"),
+		&rtcp.ApplicationDefined{SSRC: args.RecvSSRC, Name: protocol.RTCPAppName, Data: token},
+		&rtcp.Goodbye{Sources: []uint32{args.RecvSSRC}, Reason: "finished"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := netip.MustParseAddrPort(args.Addr)
+	if _, err := r.conn.WriteToUDPAddrPort(bye, to); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "address cleared", func() bool { return h.status(t, "s").Devices["d"].Addr == "" })
+	sent := h.status(t, "s").Sent
+	r.countRTP()
+	waitFor(t, "three more packets sent", func() bool { return h.status(t, "s").Sent >= sent+3 })
+	// Only what was in flight when the BYE was handled, not the three since.
+	if n := r.countRTP(); n >= 3 {
+		t.Errorf("%d RTP packets after the receiver's BYE", n)
+	}
+	// Reporting again brings it back.
+	r.authenticate(t, "d", args)
+	r.rtpOf(t, 71)
+}
