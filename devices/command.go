@@ -76,26 +76,20 @@ func (f *Fleet) Command(ctx context.Context, deviceID, op string, args any) (pro
 		return protocol.Ack{}, loa.Errorf(loa.EUNAVAILABLE, "device %s: fleet is closed", deviceID)
 	default:
 	}
+	if err := ctx.Err(); err != nil { // send nothing the caller no longer waits for
+		return protocol.Ack{}, fmt.Errorf("%w: %w", loa.Errorf(loa.ETIMEOUT, "device %s: %s not sent: %v", deviceID, op, err), err)
+	}
 
 	id := randomHex(8)
 	sent := f.now()
 	res := CommandResult{ID: id, Device: deviceID, Op: op, State: ResultSent, SentAt: sent}
 	if f.knownOffline(deviceID) {
-		res.State, res.Code, res.Msg, res.DoneAt = ResultUnavailable, loa.EUNAVAILABLE, "device offline", sent
-		f.cmdMu.Lock()
-		f.results.put(res)
-		f.cmdMu.Unlock()
-		f.metrics.command(op, ResultUnavailable, 0)
-		return protocol.Ack{ID: id}, loa.Errorf(loa.EUNAVAILABLE, "device %s is offline", deviceID)
+		return f.refuse(res, "device offline", loa.Errorf(loa.EUNAVAILABLE, "device %s is offline", deviceID))
 	}
 	if !f.client.IsConnectionOpen() {
 		// Failing now beats a stale command queued until the broker is back.
-		res.State, res.Code, res.Msg, res.DoneAt = ResultUnavailable, loa.EUNAVAILABLE, "broker connection down", sent
-		f.cmdMu.Lock()
-		f.results.put(res)
-		f.cmdMu.Unlock()
-		f.metrics.command(op, ResultUnavailable, 0)
-		return protocol.Ack{ID: id}, loa.Errorf(loa.EUNAVAILABLE, "device %s: not connected to the mqtt broker %s", deviceID, f.cfg.Broker)
+		return f.refuse(res, "broker connection down",
+			loa.Errorf(loa.EUNAVAILABLE, "device %s: not connected to the mqtt broker %s", deviceID, f.cfg.Broker))
 	}
 	payload, err := json.Marshal(protocol.Command{ID: id, Op: op, Exp: sent.Add(f.cfg.CommandTTL).UnixMilli(), Args: raw})
 	if err != nil { // args marshalled once already; cannot happen
@@ -135,6 +129,16 @@ func (f *Fleet) Command(ctx context.Context, deviceID, op string, args any) (pro
 				loa.Errorf(loa.EUNAVAILABLE, "device %s: fleet closed while waiting for %s", deviceID, op))
 		}
 	}
+}
+
+// refuse records a command that is not sent.
+func (f *Fleet) refuse(res CommandResult, msg string, err error) (protocol.Ack, error) {
+	res.State, res.Code, res.Msg, res.DoneAt = ResultUnavailable, loa.ErrorCode(err), msg, res.SentAt
+	f.cmdMu.Lock()
+	f.results.put(res)
+	f.cmdMu.Unlock()
+	f.metrics.command(res.Op, ResultUnavailable, 0)
+	return protocol.Ack{ID: res.ID}, err
 }
 
 // knownOffline reports whether the device's last accepted status was

@@ -345,3 +345,18 @@ func TestCloseFailsWaitingCommands(t *testing.T) {
 		t.Fatalf("after Close: %v", err)
 	}
 }
+
+func TestCommandBrokerDownUnavailable(t *testing.T) {
+	b := startBroker(t, "127.0.0.1:0", "")
+	f := openFleet(t, b, Config{CommandTimeout: 20 * time.Millisecond})
+	b.stop()
+	var ack protocol.Ack
+	var err error
+	eventually(t, "fleet notices the broker is gone", func() bool {
+		ack, err = f.Command(testCtx(t), "dev-1", protocol.OpTest, nil)
+		return code(err) == loa.EUNAVAILABLE
+	})
+	if r, _ := f.CommandResult(ack.ID); r.State != ResultUnavailable || r.Msg != "broker connection down" {
+		t.Fatalf("result = %+v", r)
+	}
+}
