@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/loa-broadcast/loa/broadcast"
+)
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("usage: loa bench fanout [flags]")
+	}
+	switch args[0] {
+	case "fanout":
+		return benchFanout(ctx, args[1:], stdout, stderr)
+	}
+	return fmt.Errorf("unknown benchmark %q (have: fanout)", args[0])
+}
+
+// benchFanout streams one session to N loopback receivers and, in the same
+// run, a raw sendmmsg loop of the same packets, and prints both rates.
+func benchFanout(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("loa bench fanout", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	sizes := fs.String("receivers", "1000,5000", "comma-separated receiver counts")
+	dur := fs.Duration("for", 10*time.Second, "streaming time per size")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var ns []int
+	for _, s := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 || n > 20000 {
+			return fmt.Errorf("-receivers: %q is not a count within 1..20000", s)
+		}
+		ns = append(ns, n)
+	}
+	var last broadcast.FanoutResult
+	for _, n := range ns {
+		r, err := broadcast.BenchFanout(ctx, n, *dur, stdout)
+		if err != nil {
+			return fmt.Errorf("fanout %d: %w", n, err)
+		}
+		fmt.Fprintf(stdout, "fanout %5d receivers: controller %.0f pkt/s, raw sendmmsg %.0f pkt/s, ratio %.3f, %.3f CPU-s per receiver-hour, %d behind\n",
+			r.Receivers, r.ControllerPPS, r.RawPPS, r.Ratio, r.CPUSecondsPerReceiverHour, r.Behind)
+		last = r
+	}
+	line, _ := json.Marshal(map[string]any{
+		"receivers": last.Receivers, "controller_pps": last.ControllerPPS, "raw_pps": last.RawPPS,
+		"ratio": last.Ratio, "cpu_s_per_receiver_hour": last.CPUSecondsPerReceiverHour, "behind": last.Behind,
+	})
+	fmt.Fprintln(stdout, string(line))
+	return nil
+}

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Config is the controller's whole configuration. Defaults come first,
+// then LOA_* environment variables, then flags.
+type Config struct {
+	DataDir    string        // bbolt db, media files, admin token
+	HTTPAddr   string        // API and web UI
+	MQTTListen string        // embedded broker listen address (when MQTTURL is empty)
+	MQTTURL    string        // external MQTT 3.1.1 broker, e.g. tcp://mosquitto:1883
+	MQTTUser   string        // controller's account on the broker
+	MQTTPass   string        // empty with the embedded broker: a random one per start
+	RTPBind    string        // UDP address for RTP and RTCP
+	RTPPublic  string        // host:port receivers are told; differs behind NAT or a load balancer
+	Delay      time.Duration // playout delay told to receivers
+	LogLevel   string
+}
+
+// DefaultConfig returns the defaults for a single-machine install.
+func DefaultConfig() Config {
+	dir := "loa-data"
+	if home, err := os.UserHomeDir(); err == nil {
+		dir = filepath.Join(home, ".local", "share", "loa")
+	}
+	return Config{
+		DataDir:    dir,
+		HTTPAddr:   ":8080",
+		MQTTListen: ":1883",
+		MQTTUser:   "loa-controller",
+		RTPBind:    ":5004",
+		Delay:      200 * time.Millisecond,
+		LogLevel:   "info",
+	}
+}
+
+// configVars binds each setting to a flag and a LOA_* variable.
+func (c *Config) bind(fs *flag.FlagSet) {
+	fs.StringVar(&c.DataDir, "data", c.DataDir, "data directory (db, media, admin token) [LOA_DATA]")
+	fs.StringVar(&c.HTTPAddr, "http", c.HTTPAddr, "HTTP listen address for the API and web UI [LOA_HTTP]")
+	fs.StringVar(&c.MQTTListen, "mqtt-listen", c.MQTTListen, "embedded MQTT broker listen address [LOA_MQTT_LISTEN]")
+	fs.StringVar(&c.MQTTURL, "mqtt-url", c.MQTTURL, "external MQTT broker URL, e.g. tcp://host:1883; disables the embedded broker [LOA_MQTT_URL]")
+	fs.StringVar(&c.MQTTUser, "mqtt-user", c.MQTTUser, "controller's MQTT username [LOA_MQTT_USER]")
+	fs.StringVar(&c.MQTTPass, "mqtt-pass", c.MQTTPass, "controller's MQTT password (embedded broker: random when empty) [LOA_MQTT_PASS]")
+	fs.StringVar(&c.RTPBind, "rtp", c.RTPBind, "UDP listen address for RTP/RTCP [LOA_RTP]")
+	fs.StringVar(&c.RTPPublic, "rtp-public", c.RTPPublic, "host:port receivers send RTCP to (default: the bound address) [LOA_RTP_PUBLIC]")
+	fs.DurationVar(&c.Delay, "delay", c.Delay, "playout delay receivers add, the same on every speaker [LOA_DELAY]")
+	fs.StringVar(&c.LogLevel, "log", c.LogLevel, "log level: debug, info, warn, error [LOA_LOG]")
+}
+
+// fromEnv applies LOA_* variables; flags parsed afterwards win.
+func (c *Config) fromEnv(getenv func(string) string) error {
+	str := map[string]*string{
+		"LOA_DATA": &c.DataDir, "LOA_HTTP": &c.HTTPAddr, "LOA_MQTT_LISTEN": &c.MQTTListen,
+		"LOA_MQTT_URL": &c.MQTTURL, "LOA_MQTT_USER": &c.MQTTUser, "LOA_MQTT_PASS": &c.MQTTPass,
+		"LOA_RTP": &c.RTPBind, "LOA_RTP_PUBLIC": &c.RTPPublic, "LOA_LOG": &c.LogLevel,
+	}
+	for k, p := range str {
+		if v := getenv(k); v != "" {
+			*p = v
+		}
+	}
+	if v := getenv("LOA_DELAY"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("LOA_DELAY: %w", err)
+		}
+		c.Delay = d
+	}
+	return nil
+}
+
+// Validate reports the first setting that cannot work.
+func (c *Config) Validate() error {
+	if strings.TrimSpace(c.DataDir) == "" {
+		return fmt.Errorf("data: a directory is required")
+	}
+	if c.MQTTURL != "" && !strings.Contains(c.MQTTURL, "://") {
+		return fmt.Errorf("mqtt-url %q: want scheme://host:port, e.g. tcp://127.0.0.1:1883", c.MQTTURL)
+	}
+	if c.Delay < 0 || c.Delay > 10*time.Second {
+		return fmt.Errorf("delay %v: must be within 0..10s", c.Delay)
+	}
+	return nil
+}

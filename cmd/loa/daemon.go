@@ -1,0 +1,265 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/api"
+	"github.com/loa-broadcast/loa/broadcast"
+	"github.com/loa-broadcast/loa/broker"
+	"github.com/loa-broadcast/loa/devices"
+	"github.com/loa-broadcast/loa/store"
+)
+
+// Main is the controller daemon: it owns every component and wires the
+// concrete types together. Open starts everything; Close stops it in
+// reverse order.
+type Main struct {
+	Config Config
+	Logger *slog.Logger
+
+	DB       *store.DB
+	Broker   *broker.Broker // nil with an external broker
+	Fleet    *devices.Fleet
+	Engine   *broadcast.Engine
+	Sessions *sessionService
+	Media    *mediaService
+
+	httpLn     net.Listener
+	httpServer *http.Server
+	httpDone   chan error
+
+	// AdminToken is the secret of the admin token created on the first
+	// start (empty on later starts); AdminTokenFile is where it is kept.
+	AdminToken     string
+	AdminTokenFile string
+}
+
+// NewMain returns a Main with cfg.
+func NewMain(cfg Config, logger *slog.Logger) *Main {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Main{Config: cfg, Logger: logger}
+}
+
+// Open starts the controller. Every address may use port 0; the bound
+// addresses are available from HTTPAddr, MQTTAddr and RTPAddr.
+func (m *Main) Open(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			m.Close()
+		}
+	}()
+	cfg := m.Config
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	m.DB, err = store.Open(filepath.Join(cfg.DataDir, "loa.db"), store.Options{Logger: m.Logger})
+	if err != nil {
+		return err
+	}
+	if err := m.failInterruptedSessions(ctx); err != nil {
+		return err
+	}
+
+	brokerURL := cfg.MQTTURL
+	mqttPass := cfg.MQTTPass
+	if brokerURL == "" {
+		if mqttPass == "" {
+			mqttPass = randomHex(16)
+		}
+		m.Broker, err = broker.New(broker.Config{
+			Addr: cfg.MQTTListen, ControllerUser: cfg.MQTTUser, ControllerPassword: mqttPass,
+			Auth: m.DB, Logger: m.Logger.With("component", "broker"),
+		})
+		if err != nil {
+			return fmt.Errorf("broker: %w", err)
+		}
+		if err := m.Broker.Start(ctx); err != nil {
+			return fmt.Errorf("broker: %w", err)
+		}
+		brokerURL = "tcp://" + loopbackFor(m.Broker.Addr())
+	}
+
+	initial, err := m.DB.DeviceStates(ctx)
+	if err != nil {
+		return err
+	}
+	for i := range initial {
+		initial[i].Online = false // presence is relearned from the broker
+	}
+	m.Fleet, err = devices.Open(ctx, devices.Config{
+		Broker: brokerURL, Username: cfg.MQTTUser, Password: mqttPass,
+		ClientID: cfg.MQTTUser + "-" + randomHex(4),
+		States:   m.DB, Initial: initial,
+		Logger: m.Logger.With("component", "devices"),
+	})
+	if err != nil {
+		return fmt.Errorf("devices: %w", err)
+	}
+
+	m.Sessions = &sessionService{db: m.DB, logger: m.Logger.With("component", "sessions")}
+	m.Engine, err = broadcast.Open(ctx, broadcast.Config{
+		Bind: cfg.RTPBind, Public: cfg.RTPPublic, Delay: cfg.Delay,
+		Tuner: m.Fleet, OnEnd: m.Sessions.ended,
+		Logger: m.Logger.With("component", "broadcast"),
+	})
+	if err != nil {
+		return fmt.Errorf("broadcast: %w", err)
+	}
+	m.Sessions.engine = m.Engine
+	m.Media = &mediaService{db: m.DB, logger: m.Logger.With("component", "media")}
+
+	if err := m.ensureAdminToken(ctx); err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, c := range m.Fleet.Collectors() {
+		reg.MustRegister(c)
+	}
+	for _, c := range m.Engine.Collectors() {
+		reg.MustRegister(c)
+	}
+	if m.Broker != nil {
+		for _, c := range m.Broker.Collectors() {
+			reg.MustRegister(c)
+		}
+	}
+	srv := &api.Server{
+		Areas: m.DB, Devices: m.DB, Presence: m.Fleet, Media: m.Media,
+		Sessions: m.Sessions, Tokens: m.DB, Audit: m.DB, Gatherer: reg,
+		Logger: m.Logger.With("component", "api"),
+	}
+	m.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("http: %w", err)
+	}
+	m.httpServer = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	m.httpDone = make(chan error, 1)
+	go func() { m.httpDone <- m.httpServer.Serve(m.httpLn) }()
+
+	m.Logger.Info("controller started", "http", m.HTTPAddr(), "mqtt", brokerURL,
+		"rtp", m.Engine.LocalAddr().String(), "rtp_public", m.Engine.PublicAddr(), "data", cfg.DataDir)
+	return nil
+}
+
+// Close stops every component, the newest first.
+func (m *Main) Close() error {
+	var errs []error
+	if m.httpServer != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, m.httpServer.Shutdown(ctx))
+		cancel()
+		if err := <-m.httpDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+		m.httpServer = nil
+	}
+	if m.Engine != nil {
+		errs = append(errs, m.Engine.Close())
+		m.Engine = nil
+	}
+	if m.Fleet != nil {
+		errs = append(errs, m.Fleet.Close())
+		m.Fleet = nil
+	}
+	if m.Broker != nil {
+		errs = append(errs, m.Broker.Close())
+		m.Broker = nil
+	}
+	if m.DB != nil {
+		errs = append(errs, m.DB.Close())
+		m.DB = nil
+	}
+	return errors.Join(errs...)
+}
+
+// HTTPAddr is the bound API address.
+func (m *Main) HTTPAddr() string { return m.httpLn.Addr().String() }
+
+// URL is the API base URL on loopback.
+func (m *Main) URL() string { return "http://" + loopbackFor(m.HTTPAddr()) }
+
+// MQTTURL is the broker URL receivers connect to.
+func (m *Main) MQTTURL() string {
+	if m.Broker != nil {
+		return "tcp://" + loopbackFor(m.Broker.Addr())
+	}
+	return m.Config.MQTTURL
+}
+
+// ensureAdminToken creates the admin token on the first start and keeps its
+// secret in the data dir (mode 0600), so the user can find it again.
+func (m *Main) ensureAdminToken(ctx context.Context) error {
+	m.AdminTokenFile = filepath.Join(m.Config.DataDir, "admin-token")
+	has, err := m.DB.HasTokens(ctx)
+	if err != nil || has {
+		return err
+	}
+	secret, err := m.DB.CreateToken(ctx, &loa.Token{Name: "admin (first start)", Role: loa.RoleAdmin})
+	if err != nil {
+		return fmt.Errorf("admin token: %w", err)
+	}
+	if err := os.WriteFile(m.AdminTokenFile, []byte(secret+"\n"), 0o600); err != nil {
+		return fmt.Errorf("admin token: %w", err)
+	}
+	m.AdminToken = secret
+	m.Logger.Info("created the admin API token", "file", m.AdminTokenFile)
+	return nil
+}
+
+// failInterruptedSessions marks sessions that were playing when the
+// controller last stopped: nothing streams them any more.
+func (m *Main) failInterruptedSessions(ctx context.Context) error {
+	sessions, err := m.DB.Sessions(ctx)
+	if err != nil {
+		return err
+	}
+	for _, s := range sessions {
+		if s.State != loa.SessionPlaying {
+			continue
+		}
+		s.State, s.Reason, s.EndedAt = loa.SessionFailed, "controller restarted", time.Now()
+		if err := m.DB.PutSession(ctx, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loopbackFor turns a wildcard listen address into one a local client can dial.
+func loopbackFor(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,98 @@
+// Command loa is the Loa controller: it schedules programmes and streams
+// Opus over RTP to commune loudspeaker receivers, which it controls over
+// MQTT.
+//
+//	loa serve   run the controller
+//	loa demo    controller + simulated receivers playing one programme
+//	loa bench   measurements (fanout)
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "loa:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: loa <command> [flags]
+
+commands:
+  serve   run the controller (API, embedded MQTT broker, RTP engine)
+  demo    run the controller with simulated receivers and play one programme
+  bench   measure: "loa bench fanout"
+
+"loa <command> -h" lists a command's flags.
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	switch args[0] {
+	case "serve":
+		return runServe(ctx, args[1:], stderr, getenv)
+	case "demo":
+		return runDemo(ctx, args[1:], stdout, stderr, getenv)
+	case "bench":
+		return runBench(ctx, args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: %w", level, err)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+func runServe(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
+	cfg := DefaultConfig()
+	if err := cfg.fromEnv(getenv); err != nil {
+		return err
+	}
+	fs := flag.NewFlagSet("loa serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg.bind(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	logger, err := newLogger(stderr, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	m := NewMain(cfg, logger)
+	if err := m.Open(ctx); err != nil {
+		return err
+	}
+	if m.AdminToken != "" {
+		fmt.Fprintf(stderr, "\nAdmin API token (shown once, also in %s):\n  %s\n\n", m.AdminTokenFile, m.AdminToken)
+	} else {
+		fmt.Fprintf(stderr, "The admin API token is in %s\n", m.AdminTokenFile)
+	}
+	fmt.Fprintf(stderr, "Web UI and API: %s\n", m.URL())
+	<-ctx.Done()
+	logger.Info("shutting down")
+	return m.Close()
+}

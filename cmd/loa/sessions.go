@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/broadcast"
+	"github.com/loa-broadcast/loa/broadcast/media"
+	"github.com/loa-broadcast/loa/protocol"
+	"github.com/loa-broadcast/loa/store"
+)
+
+// sessionService implements loa.SessionService: it resolves targets from
+// the store, persists the session before acting, and hands the stream to
+// the broadcast engine.
+type sessionService struct {
+	db     *store.DB
+	engine *broadcast.Engine
+	logger *slog.Logger
+
+	mu    sync.Mutex
+	files map[string]*os.File // open media files of running sessions
+}
+
+var _ loa.SessionService = (*sessionService)(nil)
+
+func (s *sessionService) StartSession(ctx context.Context, sess *loa.Session) error {
+	if err := sess.Validate(); err != nil {
+		return err
+	}
+	m, err := s.db.Media(ctx, sess.MediaID)
+	if loa.ErrorCode(err) == loa.ENOTFOUND {
+		return loa.Errorf(loa.ENOTFOUND, "media_id: no media %q", sess.MediaID)
+	} else if err != nil {
+		return err
+	}
+	devs, err := s.resolve(ctx, sess.Targets)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(s.db.MediaPath(m.Hash))
+	if err != nil {
+		return fmt.Errorf("media %s: %w", m.ID, err)
+	}
+	src, err := media.NewPacketReader(f)
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("media %s: %w", m.ID, err)
+	}
+
+	sess.ID = randomHex(8)
+	sess.SSRC = randomSSRC()
+	sess.Devices = devs
+	sess.State = loa.SessionPlaying
+	sess.StartedAt = time.Now()
+	if sess.MaxDuration == 0 {
+		sess.MaxDuration = m.Duration + 30*time.Second
+	}
+	// Written before acting, so a crash leaves a record of what was playing.
+	if err := s.db.PutSession(ctx, sess); err != nil {
+		f.Close()
+		return err
+	}
+	s.mu.Lock()
+	if s.files == nil {
+		s.files = make(map[string]*os.File)
+	}
+	s.files[sess.ID] = f
+	s.mu.Unlock()
+	if err := s.engine.Start(ctx, sess, src, m.Frames); err != nil {
+		s.ended(sess.ID, loa.SessionFailed, err.Error())
+		return err
+	}
+	s.logger.Info("session started", "session", sess.ID, "media", m.ID, "devices", len(devs), "priority", sess.Priority)
+	return nil
+}
+
+// resolve expands target areas (with their descendants) and devices into
+// a sorted, de-duplicated list of device ids.
+func (s *sessionService) resolve(ctx context.Context, t loa.Targets) ([]string, error) {
+	areas, err := s.db.Areas(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tree := loa.NewAreaTree(areas)
+	for _, a := range t.Areas {
+		if tree[a] == nil {
+			return nil, loa.Errorf(loa.ENOTFOUND, "targets.areas: no area %q", a)
+		}
+	}
+	all, err := s.db.Devices(ctx)
+	if err != nil {
+		return nil, err
+	}
+	known := make(map[string]bool, len(all))
+	var ids []string
+	for _, d := range all {
+		known[d.ID] = true
+		for _, a := range t.Areas {
+			if tree.Within(d.AreaID, a) {
+				ids = append(ids, d.ID)
+				break
+			}
+		}
+	}
+	for _, id := range t.Devices {
+		if !known[id] {
+			return nil, loa.Errorf(loa.ENOTFOUND, "targets.devices: no device %q", id)
+		}
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids), nil
+}
+
+// ended is the engine's OnEnd callback: record how the session ended.
+func (s *sessionService) ended(id, state, reason string) {
+	s.mu.Lock()
+	if f := s.files[id]; f != nil {
+		f.Close()
+		delete(s.files, id)
+	}
+	s.mu.Unlock()
+	ctx := context.Background()
+	sess, err := s.db.Session(ctx, id)
+	if err != nil {
+		s.logger.Error("session ended but cannot be read", "session", id, "err", err)
+		return
+	}
+	sess.State, sess.Reason, sess.EndedAt = state, reason, time.Now()
+	if err := s.db.PutSession(ctx, sess); err != nil {
+		s.logger.Error("session end not recorded", "session", id, "err", err)
+		return
+	}
+	s.logger.Info("session ended", "session", id, "state", state, "reason", reason)
+}
+
+func (s *sessionService) StopSession(ctx context.Context, id, reason string) error {
+	sess, err := s.db.Session(ctx, id)
+	if err != nil {
+		return err
+	}
+	if sess.State != loa.SessionPlaying {
+		return loa.Errorf(loa.ECONFLICT, "session %s is already %s", id, sess.State)
+	}
+	if reason == "" {
+		reason = "stopped"
+	}
+	return s.engine.Stop(ctx, id, reason)
+}
+
+func (s *sessionService) Session(ctx context.Context, id string) (*loa.Session, error) {
+	return s.db.Session(ctx, id)
+}
+
+func (s *sessionService) Sessions(ctx context.Context) ([]*loa.Session, error) {
+	return s.db.Sessions(ctx)
+}
+
+func (s *sessionService) SessionSDP(ctx context.Context, id string, dest netip.AddrPort) (string, error) {
+	sess, err := s.db.Session(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	if sess.State != loa.SessionPlaying {
+		return "", loa.Errorf(loa.ECONFLICT, "session %s is %s, not playing", id, sess.State)
+	}
+	if err := s.engine.AddListener(id, dest); err != nil {
+		return "", err
+	}
+	src := s.engine.LocalAddr().Addr()
+	if ap, err := netip.ParseAddrPort(s.engine.PublicAddr()); err == nil {
+		src = ap.Addr()
+	}
+	return protocol.SDP(id, sess.SSRC, src, dest), nil
+}
+
+func randomSSRC() uint32 {
+	var b [4]byte
+	for {
+		rand.Read(b[:])
+		if v := binary.BigEndian.Uint32(b[:]); v != 0 {
+			return v
+		}
+	}
+}
