@@ -92,7 +92,6 @@ func (f *Fleet) OnPresence(fn func(st loa.DeviceState)) (cancel func()) {
 	}
 }
 
-func slices_clone[T any](l []T) []T { return append([]T(nil), l...) }
 
 func removeSub[T any](l []T, match func(T) bool) []T {
 	out := make([]T, 0, len(l))
