@@ -89,6 +89,29 @@ function loss(stream) {
 
 let mediaNames = {};
 
+const KINDS = { province: "Tỉnh", commune: "Xã", cluster: "Cụm loa" };
+const STATES = { playing: "đang phát", ended: "đã xong", stopped: "đã dừng", failed: "lỗi" };
+
+// treeOrder lists areas parents first, each followed by its children, as
+// [id, label] pairs with the label indented by depth.
+function treeOrder(areas) {
+  const ids = new Set(areas.map((a) => a.id));
+  const kids = {};
+  for (const a of areas) {
+    const p = ids.has(a.parent_id) ? a.parent_id : "";
+    (kids[p] = kids[p] || []).push(a);
+  }
+  const out = [];
+  const walk = (p, depth) => {
+    for (const a of kids[p] || []) {
+      out.push([a.id, "\u00a0\u00a0".repeat(depth) + (KINDS[a.kind] || a.kind) + ": " + a.name]);
+      if (depth < 8) walk(a.id, depth + 1);
+    }
+  };
+  walk("", 0);
+  return out;
+}
+
 async function refresh() {
   try {
     const [devices, sessions, media, areas] = await Promise.all([
@@ -99,11 +122,13 @@ async function refresh() {
     ]);
     mediaNames = {};
     for (const m of media) mediaNames[m.id] = m.name;
+    const areaNames = {};
+    for (const a of areas) areaNames[a.id] = a.name;
 
     fill($("devices-body"), devices, (tr, d) => {
       const st = d.state, t = st && st.telemetry;
       cell(tr, d.name ? d.id + " — " + d.name : d.id);
-      cell(tr, d.area_id);
+      cell(tr, areaNames[d.area_id] || d.area_id);
       cell(tr, st && st.online ? "● Có" : "○ Không", st && st.online ? "on" : "off");
       cell(tr, t ? t.rssi + " dBm" : "");
       cell(tr, t ? (t.muted ? "tắt tiếng" : t.volume) : "");
@@ -116,7 +141,7 @@ async function refresh() {
       cell(tr, s.id);
       cell(tr, mediaNames[s.media_id] || s.media_id);
       cell(tr, band(s.priority) + " (" + s.priority + ")", s.priority >= 224 ? "emergency" : "");
-      cell(tr, s.state);
+      cell(tr, STATES[s.state] || s.state);
       cell(tr, (s.devices || []).length);
       cell(tr, when(s.started_at));
       const td = cell(tr, "");
@@ -138,7 +163,7 @@ async function refresh() {
     }, "Thư viện trống.", 4);
 
     options($("play-media"), media.map((m) => [m.id, m.name]));
-    options($("play-area"), areas.map((a) => [a.id, a.name + " (" + a.kind + ")"]));
+    options($("play-area"), treeOrder(areas));
   } catch (e) {
     if (token()) say(e.message, true);
   }
