@@ -101,64 +101,76 @@ func (m *loudnessMeter) integrated() float64 {
 }
 
 // limiter keeps peaks under a ceiling with a look-ahead gain envelope: the
-// gain each sample needs is held for the look-ahead window, smoothed by a
-// moving average over the same window (so it ramps down before a peak
-// arrives and never overshoots it), and recovers slowly afterwards. The
-// signal is delayed by window-1 samples to line up with its gain.
+// gain each sample needs is held for the look-ahead window (a sliding
+// minimum), smoothed by a moving average over the same window (so it ramps
+// down before a peak arrives and never overshoots it), and recovers slowly
+// afterwards. The signal is delayed by window-1 samples to line up with
+// its gain.
 type limiter struct {
 	ceiling float32
 	window  int
 	release float32 // per-sample recovery coefficient
 
-	need    []float32 // ring: gain each of the last window samples needs
-	hold    []float32 // ring: released minimum of need over the window
+	// Sliding minimum of the needed gain: a monotonic queue (ring) of
+	// sample indices whose needs increase from front to back.
+	qIdx  []int64
+	qVal  []float32
+	qHead int
+	qLen  int
+	t     int64
+
+	hold    []float32 // ring: released minimum over the window
 	delay   []float32 // ring: delayed signal
 	pos     int
 	env     float32 // released envelope
 	holdSum float64
 	primed  int
-	limited int // samples in the window that need gain below 1
+	clamped int // samples the envelope left over the ceiling (rounding aside)
 }
 
 func newLimiter(ceiling float32) *limiter {
 	const window = 240                                // 5 ms look-ahead at 48 kHz
 	release := float32(1 - math.Exp(-1/(0.05*48000))) // 50 ms
 	l := &limiter{ceiling: ceiling, window: window, release: release, env: 1}
-	l.need = make([]float32, window)
+	l.qIdx = make([]int64, window+1)
+	l.qVal = make([]float32, window+1)
 	l.hold = make([]float32, window)
 	l.delay = make([]float32, window)
-	for i := range l.need {
-		l.need[i], l.hold[i] = 1, 1
+	for i := range l.hold {
+		l.hold[i] = 1
 	}
 	l.holdSum = window
 	return l
 }
 
+// windowMin adds the need of the next sample and returns the minimum need
+// over the last window samples.
+func (l *limiter) windowMin(g float32) float32 {
+	size := len(l.qIdx)
+	for l.qLen > 0 && l.qVal[(l.qHead+l.qLen-1)%size] >= g {
+		l.qLen--
+	}
+	back := (l.qHead + l.qLen) % size
+	l.qIdx[back], l.qVal[back] = l.t, g
+	l.qLen++
+	for l.qIdx[l.qHead] <= l.t-int64(l.window) {
+		l.qHead = (l.qHead + 1) % size
+		l.qLen--
+	}
+	l.t++
+	return l.qVal[l.qHead]
+}
+
 // process appends output delayed by window-1 samples: the first window-1
-// calls of a stream append nothing, and flush appends the rest.
+// samples of a stream append nothing, and flush appends the rest.
 func (l *limiter) process(dst, in []float32) []float32 {
 	for _, x := range in {
 		g := float32(1)
 		if a := max(x, -x); a > l.ceiling {
 			g = l.ceiling / a
 		}
-		if l.need[l.pos] < 1 {
-			l.limited--
-		}
-		if g < 1 {
-			l.limited++
-		}
-		l.need[l.pos] = g
-		// Minimum of the needs over the window. After normalisation peaks
-		// are rare, so most windows need no scan at all.
-		h := g
-		if l.limited > 0 {
-			for _, v := range l.need {
-				h = min(h, v)
-			}
-		}
 		// Recover towards 1 slowly, but never above what is needed.
-		l.env = min(h, l.env+(1-l.env)*l.release)
+		l.env = min(l.windowMin(g), l.env+(1-l.env)*l.release)
 		l.holdSum += float64(l.env) - float64(l.hold[l.pos])
 		l.hold[l.pos] = l.env
 		gain := float32(l.holdSum / float64(l.window))
@@ -170,6 +182,9 @@ func (l *limiter) process(dst, in []float32) []float32 {
 		if l.primed < l.window-1 {
 			l.primed++
 			continue
+		}
+		if max(y, -y) > l.ceiling*1.0001 {
+			l.clamped++ // the envelope failed; tests check this stays 0
 		}
 		dst = append(dst, max(-l.ceiling, min(l.ceiling, y)))
 	}

@@ -71,6 +71,13 @@ func TestLimiter(t *testing.T) {
 			t.Fatalf("sample %d = %v over the ceiling", i, v)
 		}
 	}
+	if l.clamped != 0 {
+		t.Errorf("%d samples needed the hard clip: the envelope came too late", l.clamped)
+	}
+	// The spike pulls the gain down around it, not just on itself.
+	if g := out[15000-60] / in[15000-60]; g > 0.5 {
+		t.Errorf("gain 60 samples before the spike is %.3f, want the ramp towards 0.25", g)
+	}
 	// The burst is held at the ceiling, not scaled far below it.
 	if v := out[5050]; v < 0.99*ceiling {
 		t.Errorf("burst comes out at %v, want about %v", v, ceiling)

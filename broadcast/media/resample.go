@@ -18,7 +18,7 @@ const (
 	rsZeroCrossings = 24  // per side of the sinc, at the cutoff frequency
 	rsRolloff       = 0.9 // cutoff as a fraction of the lower Nyquist frequency
 	rsKaiserBeta    = 8.0 // about 80 dB stop-band attenuation
-	rsMaxPhases     = 4096
+	rsMaxPhases     = 1024
 	rsMinRate       = 4000
 	rsMaxRate       = 384000
 )
