@@ -114,18 +114,13 @@ func (e *Engine) forget(d *device) {
 // A newer decision cancels this one's call in flight and, if this one has
 // not started, skips its Tune.
 func (e *Engine) command(d *device, untune *session, tune *target) {
-	if untune == nil && tune == nil {
-		d.gen++
-		if d.cancel != nil {
-			d.cancel()
-			d.cancel = nil
-		}
-		return
-	}
 	d.gen++
 	if d.cancel != nil {
 		d.cancel()
 		d.cancel = nil
+	}
+	if untune == nil && tune == nil {
+		return
 	}
 	c := devCommand{d: d, gen: d.gen, tune: tune}
 	if untune != nil {
