@@ -118,7 +118,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	ectx, cancel := context.WithCancel(context.Background())
 	e := &Engine{
 		cfg:      cfg,
-		log:      log.With("component", "broadcast"),
+		log:      log,
 		conn:     conn,
 		bw:       newBatchWriter(conn),
 		local:    local,

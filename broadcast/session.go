@@ -100,6 +100,7 @@ func (s *session) stream(ctx context.Context, fo *fanout) (state, reason string,
 	var hdr [12]byte
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	warned := -reportEvery
 	for n := 0; ; n++ {
 		at := time.Duration(n) * protocol.FrameDuration
 		if at >= s.maxDur {
@@ -138,7 +139,10 @@ func (s *session) stream(ctx context.Context, fo *fanout) (state, reason string,
 		s.e.metrics.bytes.Add(float64(k * (len(hdr) + len(payload))))
 		if err != nil {
 			s.e.metrics.sendErrors.Add(float64(len(dests) - k))
-			s.e.log.Warn("send failed", "session", s.id, "sent", k, "of", len(dests), "err", err)
+			if n-warned >= reportEvery { // a persistent fault logs once a second, not 50 times
+				warned = n
+				s.e.log.Warn("send failed", "session", s.id, "sent", k, "of", len(dests), "err", err)
+			}
 		}
 		s.sent.Add(1)
 		s.octets.Add(uint64(len(payload)))
