@@ -266,7 +266,7 @@ func newStreamer(t *testing.T, session string, frames int) *streamer {
 
 // toneFrames encodes a 1 kHz tone as 20 ms Opus frames at 32 kbit/s with
 // in-band FEC, as the controller does.
-func toneFrames(t *testing.T, n int) [][]byte {
+func toneFrames(t testing.TB, n int) [][]byte {
 	t.Helper()
 	enc, err := opus.NewEncoder(protocol.ClockRate, 1, opus.AppAudio)
 	if err != nil {

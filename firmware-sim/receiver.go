@@ -111,6 +111,10 @@ func (r *Receiver) ID() string { return r.cfg.ID }
 // republishes online, since the broker may have published the Will meanwhile.
 func (r *Receiver) Start(ctx context.Context) error {
 	r.mu.Lock()
+	if !r.started.IsZero() || r.ended.Load() {
+		r.mu.Unlock()
+		return fmt.Errorf("start %s: a receiver starts once", r.cfg.ID)
+	}
 	r.started = time.Now()
 	// Boot increases on every boot of a device, so a late Will of an
 	// earlier boot can be told from a newer online status.
@@ -266,7 +270,7 @@ func (r *Receiver) publish(kind string, v any) mqtt.Token {
 // event is published), publishes the retained offline status and
 // disconnects.
 func (r *Receiver) Close() error {
-	if !r.ended.CompareAndSwap(false, true) {
+	if !r.ended.CompareAndSwap(false, true) || r.client == nil {
 		return nil
 	}
 	close(r.quit)
@@ -284,7 +288,7 @@ func (r *Receiver) Close() error {
 // is closed without DISCONNECT, so the broker publishes the Last Will, and
 // nothing more is sent on MQTT or RTCP.
 func (r *Receiver) Kill() {
-	if !r.ended.CompareAndSwap(false, true) {
+	if !r.ended.CompareAndSwap(false, true) || r.client == nil {
 		return
 	}
 	r.connMu.Lock()

@@ -145,7 +145,7 @@ func startSession(r *Receiver, args protocol.PlayArgs) (*session, error) {
 		return nil, err
 	}
 	if r.cfg.Decode {
-		if s.dec, err = opus.NewDecoder(protocol.ClockRate, protocol.Channels); err != nil {
+		if s.dec, err = newDecoder(); err != nil {
 			return fail(fmt.Errorf("opus decoder: %w", err))
 		}
 		if r.cfg.WAVDir != "" {
@@ -159,6 +159,10 @@ func startSession(r *Receiver, args protocol.PlayArgs) (*session, error) {
 		return fail(fmt.Errorf("first rtcp to %s: %w", dest, err))
 	}
 	return s, nil
+}
+
+func newDecoder() (*opus.Decoder, error) {
+	return opus.NewDecoder(protocol.ClockRate, protocol.Channels)
 }
 
 func fileSafe(name string) string {
@@ -226,17 +230,10 @@ func (s *session) read() {
 			s.handleRTCP(pkt)
 			continue
 		}
-		var p rtp.Packet
-		if err := p.Unmarshal(pkt); err != nil || p.Version != 2 {
-			s.mu.Lock()
-			s.st.Corrupt++
-			s.mu.Unlock()
+		in := s.parseRTP(pkt)
+		if in == nil {
 			continue
 		}
-		if p.SSRC != s.args.SSRC || p.PayloadType != s.pt {
-			continue // not this stream
-		}
-		in := &rtpIn{seq: p.SequenceNumber, ts: p.Timestamp, payload: append([]byte(nil), p.Payload...)}
 		im := s.impair
 		if im.Loss > 0 && s.rng.Float64() < im.Loss {
 			continue
@@ -256,6 +253,22 @@ func (s *session) read() {
 			s.conn.SetReadDeadline(time.Time{})
 		}
 	}
+}
+
+// parseRTP returns the stream's packet in b (copied), or nil: garbage
+// counts as corrupt, another SSRC or payload type is not this stream.
+func (s *session) parseRTP(b []byte) *rtpIn {
+	var p rtp.Packet
+	if err := p.Unmarshal(b); err != nil || p.Version != 2 {
+		s.mu.Lock()
+		s.st.Corrupt++
+		s.mu.Unlock()
+		return nil
+	}
+	if p.SSRC != s.args.SSRC || p.PayloadType != s.pt {
+		return nil
+	}
+	return &rtpIn{seq: p.SequenceNumber, ts: p.Timestamp, payload: append([]byte(nil), p.Payload...)}
 }
 
 type rtpIn struct {

@@ -1,0 +1,134 @@
+package firmwaresim
+
+import (
+	"testing"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+
+	"github.com/loa-broadcast/loa/protocol"
+)
+
+// offlineSession is a session with no socket or goroutines, to feed
+// datagrams to directly.
+func offlineSession() *session {
+	return &session{
+		r:     &Receiver{log: quiet},
+		args:  protocol.PlayArgs{Session: "f", SSRC: 42, PT: protocol.PayloadType},
+		log:   quiet,
+		pt:    protocol.PayloadType,
+		delay: protocol.DefaultDelay,
+		buf:   map[int64][]byte{},
+		wake:  make(chan struct{}, 1),
+	}
+}
+
+func (s *session) datagram(b []byte, at time.Time) {
+	if isRTCP(b) {
+		s.handleRTCP(b)
+		return
+	}
+	if in := s.parseRTP(b); in != nil {
+		s.accept(in, at)
+	}
+}
+
+func rtpBytes(seq uint16, ts uint32, payload []byte) []byte {
+	b, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: protocol.PayloadType, SequenceNumber: seq, Timestamp: ts, SSRC: 42},
+		Payload: payload}).Marshal()
+	return b
+}
+
+// FuzzStreamInput feeds arbitrary datagrams after a valid first packet:
+// the receiver must neither panic nor let its buffer run away.
+func FuzzStreamInput(f *testing.F) {
+	celt := []byte{31 << 3, 1, 2, 3}
+	f.Add(rtpBytes(101, 960, celt))
+	f.Add(rtpBytes(99, 0xffffffff-959, celt))
+	f.Add(rtpBytes(40000, 960*39900, celt))
+	bye, _ := rtcp.Marshal([]rtcp.Packet{&rtcp.ReceiverReport{}, &rtcp.Goodbye{Sources: []uint32{42}}})
+	f.Add(bye)
+	sr, _ := rtcp.Marshal([]rtcp.Packet{&rtcp.SenderReport{SSRC: 42, NTPTime: 1 << 63, RTPTime: 7}})
+	f.Add(sr)
+	f.Add([]byte{0x80, 200, 0, 1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s := offlineSession()
+		now := time.Now()
+		s.datagram(rtpBytes(100, 0, celt), now)
+		s.datagram(b, now.Add(time.Millisecond))
+		s.datagram(b, now.Add(2*time.Millisecond))
+		st := s.snapshot()
+		if st.Received+st.Duplicate+st.Corrupt > 3 || st.Received == 0 {
+			t.Fatalf("stats %+v after 3 datagrams", st)
+		}
+		if s.maxExt-s.next > maxAhead || len(s.buf) > 3 || st.Expected <= 0 || st.Expected > maxAhead+1 {
+			t.Fatalf("buffer: next %d, max %d, %d held, expected %d", s.next, s.maxExt, len(s.buf), st.Expected)
+		}
+	})
+}
+
+func TestStreamInputCounts(t *testing.T) {
+	celt := []byte{31 << 3, 1, 2, 3}
+	s := offlineSession()
+	now := time.Now()
+	for _, d := range []struct {
+		b  []byte
+		at time.Duration
+	}{
+		{rtpBytes(65535, 5000, celt), 0},
+		{rtpBytes(1, 5000+2*960, celt), 40},     // across the wrap, one missing
+		{rtpBytes(1, 5000+2*960, celt), 41},     // duplicate
+		{rtpBytes(2, 5000+2*960, celt), 42},     // timestamp off the grid
+		{rtpBytes(3, 5000+4*960, []byte{}), 43}, // no Opus
+		{[]byte{0x80, 0x6f, 0, 0}, 44},          // truncated RTP
+		{rtpBytes(65534, 5000-960, celt), 45},   // before the first, in time: becomes slot 0
+	} {
+		s.datagram(d.b, now.Add(d.at*time.Millisecond))
+	}
+	st := s.snapshot()
+	if st.Expected != 4 || st.Received != 3 || st.Lost != 1 || st.Duplicate != 1 || st.Corrupt != 3 || st.Late != 0 {
+		t.Errorf("stats %+v", st)
+	}
+	if s.ts0 != 5000-960 || s.next != s.ext0 || uint16(s.ext0) != 65534 {
+		t.Errorf("slot 0 is seq %d ts %d", uint16(s.ext0), s.ts0)
+	}
+}
+
+func BenchmarkAccept(b *testing.B) {
+	frames := toneFrames(b, 50)
+	s := offlineSession()
+	now := time.Now()
+	b.ReportAllocs()
+	for i := range b.N {
+		in := &rtpIn{seq: uint16(i), ts: uint32(i * protocol.FrameSamples), payload: frames[i%50]}
+		s.accept(in, now)
+		s.mu.Lock()
+		delete(s.buf, s.next)
+		s.next++
+		s.mu.Unlock()
+	}
+}
+
+func BenchmarkPlaySlot(b *testing.B) {
+	for _, decode := range []bool{false, true} {
+		name := "verify"
+		if decode {
+			name = "decode"
+		}
+		b.Run(name, func(b *testing.B) {
+			frames := toneFrames(b, 50)
+			s := offlineSession()
+			s.pcmBuf = make([]int16, protocol.FrameSamples)
+			if decode {
+				s.dec, _ = newDecoder()
+			}
+			now := time.Now()
+			b.ReportAllocs()
+			for i := range b.N {
+				s.accept(&rtpIn{seq: uint16(i), ts: uint32(i * protocol.FrameSamples), payload: frames[i%50]}, now)
+				s.playSlot()
+			}
+		})
+	}
+}
