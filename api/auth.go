@@ -34,7 +34,7 @@ func (s *Server) auth(action string, h handler) http.Handler {
 			return
 		}
 		if !tok.Can(action) {
-			s.writeError(w, r, loa.Errorf(loa.EFORBIDDEN, "a %s token may not do this (needs the %q permission)", tok.Role, action))
+			s.writeError(w, r, loa.Errorf(loa.EFORBIDDEN, "role %s may not do this (needs the %q permission)", tok.Role, action))
 			return
 		}
 		c := &call{s: s, ctx: r.Context(), tok: tok}
@@ -44,12 +44,18 @@ func (s *Server) auth(action string, h handler) http.Handler {
 	})
 }
 
+// maxSecret bounds a bearer secret; longer ones are not looked up.
+const maxSecret = 256
+
 // authenticate returns the token named by the request's bearer secret.
 func (s *Server) authenticate(r *http.Request) (*loa.Token, error) {
 	scheme, secret, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	secret = strings.TrimSpace(secret)
 	if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" {
 		return nil, loa.Errorf(loa.EUNAUTHORIZED, "missing credentials: send Authorization: Bearer <token>")
+	}
+	if len(secret) > maxSecret {
+		return nil, loa.Errorf(loa.EUNAUTHORIZED, "unknown token")
 	}
 	if s.Tokens == nil {
 		return nil, errUnavailable("token")

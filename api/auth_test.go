@@ -29,6 +29,7 @@ func TestMissingOrWrongTokenIs401(t *testing.T) {
 		"secret alone":  e.admin,
 		"wrong scheme":  "Token " + e.admin,
 		"secret suffix": "Bearer " + e.admin + "x",
+		"huge":          "Bearer " + e.admin + strings.Repeat("a", 4096),
 	}
 	paths := []string{"GET /api/v1/areas", "GET /api/v1/devices", "POST /api/v1/sessions", "GET /api/v1/media",
 		"POST /api/v1/tokens", "GET /api/v1/audit", "GET /metrics", "GET /api/v1/sessions/s-1/sdp?dest=127.0.0.1:5004"}

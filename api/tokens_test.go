@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/loa-broadcast/loa"
 )
 
 func TestCreateToken(t *testing.T) {
@@ -100,4 +102,18 @@ func TestAuditLog(t *testing.T) {
 	for _, q := range []string{"0", "-1", "x", "100000"} {
 		wantError(t, e.do("GET", "/api/v1/audit?limit="+q, e.admin, nil), http.StatusBadRequest, "invalid", "limit")
 	}
+}
+
+func TestScopedAdminCannotIssueWiderTokens(t *testing.T) {
+	e := newEnv(t)
+	tok := &loa.Token{Name: "commune admin", Role: loa.RoleAdmin, AreaID: "xa-a"}
+	secret, err := e.db.CreateToken(t.Context(), tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, area := range []string{"", "hn", "xa-b", "b-1"} {
+		r := e.do("POST", "/api/v1/tokens", secret, map[string]any{"name": "x", "role": "operator", "area_id": area})
+		wantError(t, r, http.StatusForbidden, "forbidden", "area_id")
+	}
+	want(t, e.do("POST", "/api/v1/tokens", secret, map[string]any{"name": "cụm 1", "role": "operator", "area_id": "a-1"}), http.StatusCreated)
 }
