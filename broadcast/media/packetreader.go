@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 
 	"github.com/loa-broadcast/loa"
@@ -21,7 +22,8 @@ const (
 // PacketReader reads the Opus packets of an Ogg Opus file (RFC 7845) in
 // order, without decoding them: the playout path sends them as they are.
 // It checks every page's CRC and sequence number and reassembles packets
-// that span pages. Pages of other logical streams are skipped.
+// that span pages. Pages of other logical streams are skipped, and so is
+// anything after the end-of-stream page (a chained stream).
 type PacketReader struct {
 	r   *bufio.Reader
 	off int64 // bytes consumed so far, for error messages
@@ -34,18 +36,15 @@ type PacketReader struct {
 	gainQ8   int16 // OpusHead output gain, Q7.8 dB
 
 	// the current page
-	hdr      [oggHeaderLen + 255]byte
-	flags    byte
-	granule  int64
-	segs     []byte
-	body     []byte
-	seg      int // next lacing value to read
-	bodyOff  int
-	pageAt   int64 // byte offset of the current page
-	eos      bool
-	lastSeen bool // the page with EOS has been read
-
-	packets int // audio packets returned
+	hdr     [oggHeaderLen + 255]byte
+	flags   byte
+	granule int64
+	segs    []byte
+	body    []byte
+	seg     int // next lacing value to read
+	bodyOff int
+	pageAt  int64 // byte offset of the current page
+	eos     bool  // the current page ends the stream
 }
 
 // NewPacketReader reads and checks the OpusHead and OpusTags headers.
@@ -111,18 +110,14 @@ func (p *PacketReader) Channels() int { return p.channels }
 // or io.EOF after the packet that ends the end-of-stream page. A file that
 // ends without that page gives EINVALID: it was cut short.
 func (p *PacketReader) Next() ([]byte, error) {
-	pkt, err := p.packet(maxAudioPacket)
-	if err != nil {
-		return nil, err
-	}
-	p.packets++
-	return pkt, nil
+	return p.packet(maxAudioPacket)
 }
 
-// atEnd reports whether the packet last returned ended the last page, and
-// that page's granule position (the stream's end, pre-skip included).
+// endGranule reports whether the packet last returned ended on the last
+// page, and that page's granule position: where the stream ends, pre-skip
+// included.
 func (p *PacketReader) endGranule() (int64, bool) {
-	return p.granule, p.lastSeen
+	return p.granule, p.eos
 }
 
 // packet assembles the next packet from the lacing values of one or more
@@ -227,7 +222,7 @@ func (p *PacketReader) readPage(first bool) error {
 		p.body = body
 		p.seg, p.bodyOff = 0, 0
 		if p.flags&flagEOS != 0 {
-			p.eos, p.lastSeen = true, true
+			p.eos = true
 		}
 		return nil
 	}
@@ -242,5 +237,5 @@ func (p *PacketReader) readErr(err error, clean bool, at int64) error {
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		return loa.Errorf(loa.EINVALID, "Ogg file is truncated: the page at byte %d is cut off at byte %d", at, p.off)
 	}
-	return err
+	return fmt.Errorf("media: read Ogg page at byte %d: %w", at, err)
 }

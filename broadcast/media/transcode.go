@@ -70,7 +70,7 @@ func (o Options) withDefaults() Options {
 // an MPEG frame sync, OggS with OpusHead), decodes it to 48 kHz mono
 // (stereo is downmixed, other rates resampled with a windowed-sinc
 // polyphase filter), normalises its integrated loudness to TargetLUFS with
-// peaks limited to -1 dBFS, encodes it with libopus (20 ms frames, in-band
+// peaks limited to -1 dBFS (gain is capped at MaxGainDB), encodes it with libopus (20 ms frames, in-band
 // FEC, DTX off) and writes an Ogg Opus file to w.
 //
 // The input is read twice, once to measure loudness and once to encode:
@@ -85,6 +85,12 @@ func (o Options) withDefaults() Options {
 // when an error is returned.
 func Transcode(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Info, error) {
 	opt = opt.withDefaults()
+	if opt.TargetLUFS < -70 || opt.TargetLUFS > 0 {
+		return Info{}, loa.Errorf(loa.EINVALID, "target loudness %v LUFS is out of range (-70 to 0)", opt.TargetLUFS)
+	}
+	if opt.Bitrate < 6000 || opt.Bitrate > 510000 {
+		return Info{}, loa.Errorf(loa.EINVALID, "Opus bitrate %d bit/s is out of range (6000 to 510000)", opt.Bitrate)
+	}
 	in, size, cleanup, err := spool(ctx, r, opt.MaxBytes)
 	if err != nil {
 		return Info{}, err
@@ -105,20 +111,7 @@ func Transcode(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Info
 	info := Info{Format: format}
 	open := func() (source, error) { return openSource(format, in, size, opt.MaxDuration) }
 
-	// Pass 1: measure.
-	src, err := open()
-	if err != nil {
-		return info, err
-	}
-	meter := newLoudnessMeter()
-	limit := int64(opt.MaxDuration.Seconds() * protocol.ClockRate)
-	err = pump(ctx, src, func(pcm []float32) error {
-		meter.add(pcm)
-		if meter.n > limit {
-			return loa.Errorf(loa.ETOOLARGE, "the audio is longer than the %v limit", opt.MaxDuration)
-		}
-		return nil
-	})
+	meter, err := measure(ctx, open, opt.MaxDuration)
 	if err != nil {
 		return info, err
 	}
@@ -132,27 +125,52 @@ func Transcode(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Info
 	}
 	info.GainDB = min(opt.TargetLUFS-info.LoudnessLUFS, MaxGainDB)
 	info.Duration = dur(samples)
+	info.Frames, err = encode(ctx, open, w, samples, info.GainDB, opt.Bitrate)
+	return info, err
+}
 
-	// Pass 2: normalise and encode.
+// measure is the first pass: loudness and length of the 48 kHz mono signal.
+func measure(ctx context.Context, open func() (source, error), maxDur time.Duration) (*loudnessMeter, error) {
+	src, err := open()
+	if err != nil {
+		return nil, err
+	}
+	meter := newLoudnessMeter()
+	limit := int64(maxDur.Seconds() * protocol.ClockRate)
+	err = pump(ctx, src, func(pcm []float32) error {
+		meter.add(pcm)
+		if meter.n > limit {
+			return loa.Errorf(loa.ETOOLARGE, "the audio is longer than the %v limit", maxDur)
+		}
+		return nil
+	})
+	return meter, err
+}
+
+var errNondeterministic = errors.New("media: the input decoded differently the second time")
+
+// encode is the second pass: gain, limiter, Opus, Ogg. It returns the
+// number of packets written.
+func encode(ctx context.Context, open func() (source, error), w io.Writer, samples int64, gainDB float64, bitrate int) (int, error) {
 	preSkip, err := encoderLookahead()
 	if err != nil {
-		return info, err
+		return 0, err
 	}
-	enc, err := newEncoder(opt.Bitrate)
+	enc, err := newEncoder(bitrate)
 	if err != nil {
-		return info, err
+		return 0, err
 	}
 	ogg := NewOggWriter(w, preSkip)
-	gain := float32(math.Pow(10, info.GainDB/20))
+	gain := float32(math.Pow(10, gainDB/20))
 	lim := newLimiter(float32(math.Pow(10, CeilingDBFS/20)))
 	// The encoder delays its output by preSkip samples, so it must be fed
-	// that much past the end to emit all of the audio.
+	// that much past the end to emit all of the audio; the last packet's
+	// granule then trims what lies beyond (RFC 7845 §4.5).
 	total := samples + int64(preSkip)
 	frames := int((total + protocol.FrameSamples - 1) / protocol.FrameSamples)
+	written := 0
 	frame := make([]float32, 0, protocol.FrameSamples)
 	pkt := make([]byte, maxPacketBytes)
-	var fed int64
-	var scaled, limited []float32
 	emit := func(pcm []float32) error {
 		for len(pcm) > 0 {
 			n := min(len(pcm), protocol.FrameSamples-len(frame))
@@ -161,34 +179,36 @@ func Transcode(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Info
 			if len(frame) < protocol.FrameSamples {
 				break
 			}
-			if info.Frames == frames {
-				return errors.New("media: the input decoded differently the second time")
+			if written == frames {
+				return errNondeterministic
 			}
 			n, err := enc.EncodeFloat32(frame, pkt)
 			if err != nil {
 				return fmt.Errorf("media: opus encode: %w", err)
 			}
-			info.Frames++
-			dur := protocol.FrameSamples
-			if info.Frames == frames {
-				dur = int(total - int64(frames-1)*protocol.FrameSamples)
+			written++
+			claim := protocol.FrameSamples
+			if written == frames {
+				claim = int(total - int64(frames-1)*protocol.FrameSamples)
 			}
-			if err := ogg.WritePacket(pkt[:n], dur); err != nil {
+			if err := ogg.WritePacket(pkt[:n], claim); err != nil {
 				return err
 			}
 			frame = frame[:0]
 		}
 		return nil
 	}
-	src, err = open()
+
+	src, err := open()
 	if err != nil {
-		return info, err
+		return 0, err
 	}
+	var fed int64
+	var scaled, limited []float32
 	err = pump(ctx, src, func(pcm []float32) error {
-		if fed+int64(len(pcm)) > samples {
-			return errors.New("media: the input decoded differently the second time")
+		if fed += int64(len(pcm)); fed > samples {
+			return errNondeterministic
 		}
-		fed += int64(len(pcm))
 		scaled = scaled[:0]
 		for _, v := range pcm {
 			scaled = append(scaled, v*gain)
@@ -197,20 +217,20 @@ func Transcode(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Info
 		return emit(limited)
 	})
 	if err != nil {
-		return info, err
+		return written, err
 	}
 	if fed != samples {
-		return info, errors.New("media: the input decoded differently the second time")
+		return written, errNondeterministic
 	}
 	limited = lim.flush(limited[:0])
-	pad := make([]float32, frames*protocol.FrameSamples-int(samples)) // the tail padding, silent
+	pad := make([]float32, frames*protocol.FrameSamples-int(samples)) // silence
 	if err := emit(append(limited, pad...)); err != nil {
-		return info, err
+		return written, err
 	}
-	if info.Frames != frames {
-		return info, fmt.Errorf("media: wrote %d frames, expected %d", info.Frames, frames)
+	if written != frames {
+		return written, fmt.Errorf("media: wrote %d frames, expected %d", written, frames)
 	}
-	return info, ogg.Close()
+	return written, ogg.Close()
 }
 
 func dur(samples int64) time.Duration {

@@ -223,6 +223,8 @@ func TestTranscodeErrors(t *testing.T) {
 		{"truncated ogg at page", okOgg[:len(okOgg)/2], Options{}, loa.EINVALID, "truncated"},
 		{"ogg CRC", corruptOgg, Options{}, loa.EINVALID, "CRC"},
 		{"ID3 tag past the end", []byte("ID3\x03\x00\x00\x7f\x7f\x7f\x7f\xff\xfb\x90\x64"), Options{}, loa.EINVALID, "ID3"},
+		{"target above 0 LUFS", okWAV, Options{TargetLUFS: 3}, loa.EINVALID, "target loudness"},
+		{"bitrate", okWAV, Options{Bitrate: 100}, loa.EINVALID, "bitrate"},
 		{"odd WAV rate", wavFile(t, tone(44101, 1, 0.1, 1000, 0.3), 44101, 1, 16), Options{}, loa.EUNSUPPORTED, "44101"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
