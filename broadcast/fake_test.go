@@ -446,3 +446,5 @@ func mustJSON(t testing.TB, v any) []byte {
 	}
 	return b
 }
+
+func netipMust(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
