@@ -213,17 +213,23 @@ func (s *session) read() {
 	var held *rtpIn // held back for reordering
 	for {
 		n, _, err := s.conn.ReadFromUDP(b)
-		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) && held != nil {
+		switch {
+		case err == nil:
+		case errors.Is(err, net.ErrClosed):
+			return
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			if held != nil {
 				s.deliver(held)
 				held = nil
-				s.conn.SetReadDeadline(time.Time{})
-				continue
 			}
-			if !errors.Is(err, net.ErrClosed) {
-				s.log.Warn("stream socket", "err", err)
-			}
-			return
+			s.conn.SetReadDeadline(time.Time{})
+			continue
+		default:
+			// Transient (e.g. an ICMP error reported on the socket): keep
+			// listening; the stream timeout ends a dead session.
+			s.log.Debug("stream socket", "err", err)
+			time.Sleep(10 * time.Millisecond)
+			continue
 		}
 		pkt := b[:n]
 		if isRTCP(pkt) {
