@@ -11,7 +11,7 @@ import (
 const (
 	CodeUnsupported = "unsupported" // op unknown to, or not implemented by, this firmware
 	CodeInvalid     = "invalid"     // args do not parse or check
-	CodeNetwork     = "network"     // the stream socket or its first RTCP failed
+	CodeUnavailable = "unavailable" // the stream socket or its first RTCP failed
 )
 
 // commandLoop runs commands one at a time, in the order they arrived.
@@ -88,7 +88,7 @@ func (r *Receiver) play(cmd protocol.Command) {
 
 	s, err := startSession(r, args)
 	if err != nil {
-		code := CodeNetwork
+		code := CodeUnavailable
 		if isInvalid(err) {
 			code = CodeInvalid
 		}
