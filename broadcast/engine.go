@@ -30,7 +30,8 @@ type Tuner interface {
 
 // Source yields pre-encoded 20 ms Opus packets and io.EOF at the end.
 // The engine is done with a packet before it asks for the next, so a
-// source may reuse its buffer.
+// source may reuse its buffer. Next is not interrupted by Stop: a source
+// that blocks (a live input) delays Stop until it returns.
 type Source interface {
 	Next() ([]byte, error)
 }
@@ -41,7 +42,10 @@ type Config struct {
 	Public string        // host:port receivers are told; default: the bound address (127.0.0.1 if unspecified)
 	Delay  time.Duration // playout delay D told to receivers; default protocol.DefaultDelay
 	Tuner  Tuner
-	OnEnd  func(sessionID, state, reason string) // called once when a session ends
+	// OnEnd is called once per session with loa.SessionEnded,
+	// loa.SessionStopped or loa.SessionFailed, from the session's goroutine
+	// after its last packet and BYE; it must not call Close.
+	OnEnd  func(sessionID, state, reason string)
 	Logger *slog.Logger
 }
 
