@@ -22,16 +22,15 @@ const (
 
 // wavSource streams the samples of a RIFF/WAVE file's data chunk.
 type wavSource struct {
-	r        io.Reader
-	format   int
-	bits     int
-	ch       int
-	sr       int
-	block    int   // bytes per sample frame
-	left     int64 // bytes of whole frames still to read; <0 means until EOF
-	buf      []byte
-	frames   int64 // whole frames in the data chunk, or -1 if unknown
-	dataSize int64
+	r      io.Reader
+	format int
+	bits   int
+	ch     int
+	sr     int
+	block  int   // bytes per sample frame
+	left   int64 // bytes of whole frames still to read; <0 means until EOF
+	buf    []byte
+	frames int64 // whole frames in the data chunk, or -1 if unknown
 }
 
 func (s *wavSource) rate() int     { return s.sr }
@@ -92,7 +91,6 @@ func parseWAV(r io.Reader, size int64) (*wavSource, error) {
 			if !haveFmt {
 				return nil, loa.Errorf(loa.EINVALID, "WAV file is corrupt: the data chunk at byte %d comes before any fmt chunk", off-8)
 			}
-			s.dataSize = n
 			s.left = n - n%int64(s.block)
 			s.frames = n / int64(s.block)
 			if n == 0xffffffff {
