@@ -105,6 +105,10 @@ func (s *Server) uploadMedia(w http.ResponseWriter, r *http.Request, c *call) er
 				if body.overLimit.Load() {
 					return tooLarge(limit)
 				}
+				if rerr := body.readErr(); rerr != nil && loa.ErrorCode(err) == loa.EINTERNAL {
+					// The client went away or sent a broken body; not our fault.
+					return loa.Errorf(loa.EINVALID, "file: upload interrupted: %v", rerr)
+				}
 				return err
 			}
 			c.audit("media.upload", m.ID, m.Name)
@@ -131,19 +135,32 @@ func sizeString(n int64) string {
 }
 
 // limitedBody notes when the http.MaxBytesReader under it hits its limit,
-// whatever the media importer then makes of the read error.
+// or reading the request fails, whatever the media importer then makes of
+// the read error. The importer may read from another goroutine.
 type limitedBody struct {
 	r         io.ReadCloser
-	overLimit atomic.Bool // the importer may read from another goroutine
+	overLimit atomic.Bool
+	err       atomic.Pointer[error]
 }
 
 func (b *limitedBody) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
-	var mb *http.MaxBytesError
-	if errors.As(err, &mb) {
-		b.overLimit.Store(true)
+	if err != nil && err != io.EOF {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			b.overLimit.Store(true)
+		}
+		b.err.CompareAndSwap(nil, &err)
 	}
 	return n, err
+}
+
+// readErr returns the first error reading the request body, if any.
+func (b *limitedBody) readErr() error {
+	if p := b.err.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 func (b *limitedBody) Close() error { return b.r.Close() }

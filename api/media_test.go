@@ -1,9 +1,12 @@
 package api_test
 
 import (
+	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -117,4 +120,34 @@ func TestOversizedUploadIs413(t *testing.T) {
 		t.Errorf("oversized uploads stored %d media", n)
 	}
 	want(t, e.upload(e.opA, nil, "small.wav", strings.Repeat("x", 60<<10)), http.StatusCreated)
+}
+
+func TestInterruptedUploadIsNotAServerError(t *testing.T) {
+	e := newEnv(t)
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	fw, _ := mw.CreateFormFile("file", "cut.wav")
+	io.WriteString(fw, strings.Repeat("x", 1000))
+	// No closing boundary, and the connection ends 500 bytes short of the
+	// announced length.
+	conn, err := net.Dial("tcp", e.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /api/v1/media HTTP/1.1\r\nHost: loa\r\nAuthorization: Bearer %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n",
+		e.opA, mw.FormDataContentType(), buf.Len()+500)
+	conn.Write(buf.Bytes())
+	conn.(*net.TCPConn).CloseWrite()
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	r := response{status: res.StatusCode, header: res.Header, body: b}
+	wantError(t, r, http.StatusBadRequest, "invalid", "interrupted")
+	if e.media.count() != 0 {
+		t.Error("an interrupted upload was stored")
+	}
 }
