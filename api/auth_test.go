@@ -2,9 +2,12 @@ package api_test
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/loa-broadcast/loa/api"
 )
 
 func TestHealthzNeedsNoToken(t *testing.T) {
@@ -120,5 +123,16 @@ func TestUnknownAPIRoutesAreJSON(t *testing.T) {
 	r.apiError(t)
 	if allow := r.header.Values("Allow"); !slices.Equal(allow, []string{"GET", "POST"}) {
 		t.Errorf("Allow %v, want GET and POST", allow)
+	}
+}
+
+func TestMissingServicesAre503(t *testing.T) {
+	e := newEnv(t)
+	srv := httptest.NewServer((&api.Server{Tokens: e.db}).Handler())
+	defer srv.Close()
+	for _, p := range []string{"/api/v1/areas", "/api/v1/devices", "/api/v1/media", "/api/v1/sessions", "/api/v1/audit"} {
+		req, _ := http.NewRequest("GET", srv.URL+p, nil)
+		req.Header.Set("Authorization", "Bearer "+e.admin)
+		wantError(t, e.send(req), http.StatusServiceUnavailable, "unavailable", "not configured")
 	}
 }

@@ -1,7 +1,35 @@
 // Package api serves Loa's HTTP JSON API under /api/v1, the Prometheus
-// metrics and the operator UI of package web. Every API call but /healthz
-// needs a bearer token; what a token may do is its role (loa.Token.Can)
-// narrowed to its area scope.
+// metrics and the operator UI of package web.
+//
+// Every route but /healthz and the UI needs "Authorization: Bearer
+// <secret>". What a token may do is its role (loa.Token.Can) narrowed to
+// its area scope (loa.Token.AreaID): a scoped token sees and touches only
+// areas in its subtree, devices in those areas and sessions whose every
+// target is in it; anything else is not found (reads) or forbidden
+// (writes, naming the target).
+//
+//	GET  /healthz                          {"ok":true}, no token
+//	GET  /metrics                          Prometheus text, any role
+//	GET  /api/v1/me                        the caller's token
+//	GET  /api/v1/areas                     [area] in scope
+//	POST /api/v1/areas                     {id,parent_id,name,kind,code} → 201 area
+//	GET  /api/v1/areas/{id}                area
+//	GET  /api/v1/devices                   [device + "state"] in scope
+//	POST /api/v1/devices                   {id,area_id,name,lat,lon} → 201 {device,password}
+//	GET  /api/v1/devices/{id}              device + "state"
+//	GET  /api/v1/media                     [media]
+//	POST /api/v1/media                     multipart: "name" (optional, first), "file" → 201 media
+//	GET  /api/v1/media/{id}                media
+//	GET  /api/v1/sessions                  [session] in scope
+//	POST /api/v1/sessions                  {media_id,targets:{areas,devices},priority,max_duration} → 201 session
+//	GET  /api/v1/sessions/{id}             session
+//	POST /api/v1/sessions/{id}/stop        → 200 session
+//	GET  /api/v1/sessions/{id}/sdp?dest=IP:PORT  application/sdp
+//	POST /api/v1/tokens                    {name,role,area_id} → 201 {token,secret}
+//	GET  /api/v1/audit?limit=N             [audit record], newest first
+//
+// Errors are {"error": message, "code": code} with the status from one
+// table (statusOf). Every change is written to the audit log.
 package api
 
 import (
