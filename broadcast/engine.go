@@ -41,7 +41,11 @@ type Config struct {
 	Bind   string        // UDP listen address, e.g. ":5004" or "127.0.0.1:0"
 	Public string        // host:port receivers are told; default: the bound address (127.0.0.1 if unspecified)
 	Delay  time.Duration // playout delay D told to receivers; default protocol.DefaultDelay
-	Tuner  Tuner
+	// Lead holds back packet 0 after Start so receivers can be tuned and
+	// open their NAT before the programme begins; without it a recorded
+	// bulletin's first words reach nobody. Default 0 (stream at once).
+	Lead  time.Duration
+	Tuner Tuner
 	// OnEnd is called once per session with loa.SessionEnded,
 	// loa.SessionStopped or loa.SessionFailed, from the session's goroutine
 	// after its last packet and BYE; it must not call Close.
@@ -92,8 +96,8 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.Delay == 0 {
 		cfg.Delay = protocol.DefaultDelay
 	}
-	if cfg.Delay < 0 {
-		return nil, loa.Errorf(loa.EINVALID, "broadcast: negative delay %v", cfg.Delay)
+	if cfg.Delay < 0 || cfg.Lead < 0 {
+		return nil, loa.Errorf(loa.EINVALID, "broadcast: negative delay or lead")
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -256,7 +260,7 @@ func (e *Engine) Start(ctx context.Context, s *loa.Session, src Source, frames i
 	ss.publish()
 	var rctx context.Context
 	rctx, ss.cancel = context.WithCancel(context.Background())
-	ss.started = time.Now()
+	ss.started = time.Now().Add(e.cfg.Lead)
 	e.metrics.active.Inc()
 	e.wg.Add(1)
 	go ss.run(rctx)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/protocol"
@@ -375,5 +376,35 @@ func TestFanoutSendDoesNotAllocate(t *testing.T) {
 	fo.send(hdr, payload, dests) // warm the scratch and x/net's pool
 	if a := testing.AllocsPerRun(100, func() { fo.send(hdr, payload, dests) }); a >= 1 {
 		t.Errorf("%v allocations per send", a)
+	}
+}
+
+func TestLeadHoldsThePacketsBack(t *testing.T) {
+	// A lead no test outlasts: nothing may be sent while receivers tune.
+	h := newHarnessConfig(t, Config{Bind: "127.0.0.1:0", Lead: time.Hour})
+	r := h.tuner.device("d")
+	src := opusPackets(t, 20)
+	h.start(t, "s", loa.PriorityNormal, 91, &sliceSource{pkts: src}, 20, "d")
+	waitFor(t, "authenticated", func() bool { return h.status(t, "s").Devices["d"].Addr != "" })
+	if st := h.status(t, "s"); st.Sent != 0 {
+		t.Errorf("sent %d packets during the lead", st.Sent)
+	}
+	if err := h.e.Stop(context.Background(), "s", "cancelled"); err != nil {
+		t.Fatal(err)
+	}
+	s := r.untilBye(t, 91)
+	if len(s.rtp) != 0 {
+		t.Errorf("%d RTP packets for a session stopped in its lead", len(s.rtp))
+	}
+}
+
+func TestLeadLetsReceiversHearTheStart(t *testing.T) {
+	h := newHarnessConfig(t, Config{Bind: "127.0.0.1:0", Lead: time.Second})
+	r := h.tuner.device("d")
+	src := opusPackets(t, 20)
+	h.start(t, "s", loa.PriorityNormal, 92, &sliceSource{pkts: src}, 20, "d")
+	s := r.untilBye(t, 92)
+	if len(s.rtp) != len(src) || !bytes.Equal(s.rtp[0].Payload, src[0]) {
+		t.Errorf("got %d of %d packets", len(s.rtp), len(src))
 	}
 }

@@ -370,16 +370,20 @@ type harness struct {
 
 func newHarness(t testing.TB, bind string) *harness {
 	t.Helper()
+	return newHarnessConfig(t, Config{Bind: bind})
+}
+
+// newHarnessConfig opens an engine with cfg, the fake tuner and OnEnd added.
+func newHarnessConfig(t testing.TB, cfg Config) *harness {
+	t.Helper()
 	h := &harness{tuner: newFakeTuner(t)}
-	e, err := Open(context.Background(), Config{
-		Bind:  bind,
-		Tuner: h.tuner,
-		OnEnd: func(id, state, reason string) {
-			h.mu.Lock()
-			h.ends = append(h.ends, ending{id, state, reason})
-			h.mu.Unlock()
-		},
-	})
+	cfg.Tuner = h.tuner
+	cfg.OnEnd = func(id, state, reason string) {
+		h.mu.Lock()
+		h.ends = append(h.ends, ending{id, state, reason})
+		h.mu.Unlock()
+	}
+	e, err := Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
