@@ -126,11 +126,7 @@ func (r *Receiver) stopCmd(cmd protocol.Command) {
 	r.ack(cmd.ID, protocol.AckDone, "", "")
 }
 
-// ack publishes an ack and waits for the broker to take it, so acks of one
-// command go out in order.
+// ack queues an ack; acks of one command go out in order.
 func (r *Receiver) ack(id, state, code, msg string) {
-	err := waitToken(r.publish(protocol.KindAck, protocol.Ack{ID: id, State: state, Code: code, Msg: msg}))
-	if err != nil {
-		r.log.Warn("ack not published", "cmd", id, "state", state, "err", err)
-	}
+	r.send(protocol.KindAck, protocol.Ack{ID: id, State: state, Code: code, Msg: msg})
 }

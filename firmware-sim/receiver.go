@@ -62,6 +62,8 @@ type Receiver struct {
 	cmds   chan mqtt.Message
 	quit   chan struct{} // stops the command loop and telemetry
 	wg     sync.WaitGroup
+	outbox chan outMsg // acks, events and telemetry, published in order
+	outEnd chan struct{}
 
 	connMu sync.Mutex
 	conn   net.Conn // the live broker connection, closed by Kill
@@ -98,6 +100,8 @@ func NewReceiver(cfg Config) *Receiver {
 		ready:  make(chan error, 1),
 		cmds:   make(chan mqtt.Message, 64),
 		quit:   make(chan struct{}),
+		outbox: make(chan outMsg, 256),
+		outEnd: make(chan struct{}),
 		rng:    rand.New(rand.NewSource(cfg.Impair.Seed ^ 0x5eed)),
 	}
 }
@@ -135,6 +139,7 @@ func (r *Receiver) Start(ctx context.Context) error {
 		SetMaxReconnectInterval(30*time.Second).
 		SetKeepAlive(30*time.Second).
 		SetConnectTimeout(10*time.Second).
+		SetWriteTimeout(5*time.Second).
 		SetOrderMatters(true). // commands run in the order sent
 		SetBinaryWill(protocol.DeviceTopic(r.cfg.ID, protocol.KindStatus), will, protocol.QoS[protocol.KindStatus], true).
 		SetCustomOpenConnectionFn(r.dial).
@@ -149,6 +154,7 @@ func (r *Receiver) Start(ctx context.Context) error {
 	r.wg.Add(2)
 	go r.commandLoop()
 	go r.telemetryLoop()
+	go r.outboxLoop()
 
 	tok := r.client.Connect()
 	connected := false
@@ -173,6 +179,8 @@ func (r *Receiver) Start(ctx context.Context) error {
 		r.ended.Store(true)
 		close(r.quit)
 		r.wg.Wait()
+		close(r.outbox)
+		<-r.outEnd
 		if connected {
 			// onConnect may be publishing online: let it finish, then
 			// leave the retained status offline.
@@ -252,6 +260,27 @@ func waitToken(t mqtt.Token) error {
 	return t.Error()
 }
 
+type outMsg struct {
+	kind string
+	v    any
+}
+
+// send queues v for publishing on the receiver's topic of kind. The queue
+// keeps play-out and command handling from waiting on the broker, and
+// keeps messages in order (a session's finished event before the ack of
+// the stop that ended it).
+func (r *Receiver) send(kind string, v any) { r.outbox <- outMsg{kind, v} }
+
+// outboxLoop publishes the queue until Close or Kill closes it.
+func (r *Receiver) outboxLoop() {
+	defer close(r.outEnd)
+	for m := range r.outbox {
+		if err := waitToken(r.publish(m.kind, m.v)); err != nil && !r.killed.Load() {
+			r.log.Warn("publish failed", "kind", m.kind, "err", err)
+		}
+	}
+}
+
 // publish sends v as JSON on the receiver's topic of kind with the QoS and
 // retain flag the contract fixes. Nothing leaves a killed receiver.
 func (r *Receiver) publish(kind string, v any) mqtt.Token {
@@ -276,6 +305,8 @@ func (r *Receiver) Close() error {
 	close(r.quit)
 	r.wg.Wait()
 	r.endCurrent(EndStop)
+	close(r.outbox)
+	<-r.outEnd
 	err := waitToken(r.publish(protocol.KindStatus, protocol.Status{Online: false, Boot: r.boot, TS: time.Now().UnixMilli()}))
 	r.client.Disconnect(250)
 	if err != nil {
@@ -300,6 +331,8 @@ func (r *Receiver) Kill() {
 	close(r.quit)
 	r.wg.Wait()
 	r.endCurrent(EndStop)
+	close(r.outbox)
+	<-r.outEnd
 	// Stops paho's reconnect attempts; its DISCONNECT cannot reach the
 	// broker through the closed connection.
 	r.client.Disconnect(0)

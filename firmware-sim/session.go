@@ -508,7 +508,7 @@ func (s *session) playSlot() string {
 		}
 	}
 	if first {
-		s.r.publish(protocol.KindEvent, protocol.Event{Type: protocol.EventPlayed, TS: now.UnixMilli(), Session: s.args.Session})
+		s.r.send(protocol.KindEvent, protocol.Event{Type: protocol.EventPlayed, TS: now.UnixMilli(), Session: s.args.Session})
 	}
 	return reason
 }
@@ -549,7 +549,7 @@ func (s *session) finish(reason string) {
 	st := s.snapshot()
 	if !silent {
 		ss := st.StreamStats()
-		s.r.publish(protocol.KindEvent, protocol.Event{Type: protocol.EventFinished, TS: st.Ended.UnixMilli(), Session: s.args.Session, Stream: &ss})
+		s.r.send(protocol.KindEvent, protocol.Event{Type: protocol.EventFinished, TS: st.Ended.UnixMilli(), Session: s.args.Session, Stream: &ss})
 	}
 	s.mu.Lock()
 	s.st.Done = true

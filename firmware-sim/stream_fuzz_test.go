@@ -14,7 +14,7 @@ import (
 // datagrams to directly.
 func offlineSession() *session {
 	return &session{
-		r:     &Receiver{log: quiet},
+		r:     &Receiver{log: quiet, outbox: make(chan outMsg, 16)},
 		args:  protocol.PlayArgs{Session: "f", SSRC: 42, PT: protocol.PayloadType},
 		log:   quiet,
 		pt:    protocol.PayloadType,

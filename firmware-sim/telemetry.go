@@ -16,7 +16,7 @@ func (r *Receiver) telemetryLoop() {
 		select {
 		case <-t.C:
 			if r.client != nil && r.client.IsConnectionOpen() {
-				r.publish(protocol.KindTele, r.Telemetry())
+				r.send(protocol.KindTele, r.Telemetry())
 			}
 		case <-r.quit:
 			return
