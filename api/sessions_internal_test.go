@@ -40,24 +40,3 @@ func FuzzSessionRequest(f *testing.F) {
 		}
 	})
 }
-
-func TestDecodeJSONMessages(t *testing.T) {
-	var v struct {
-		N int               `json:"n"`
-		M map[string]string `json:"m"`
-	}
-	for body, want := range map[string]string{
-		`{"n":"x"}`:     "n: expected an integer",
-		`{"m":{"a":1}}`: "m: expected a string",
-		`{"n":1,`:       "truncated",
-		`{"n":1}x`:      "after the JSON object",
-		`{"x":1}`:       `unknown field "x"`,
-		`{"n":1 "m"}`:   "malformed JSON at byte",
-		`  `:            "empty",
-	} {
-		err := decodeJSON(strings.NewReader(body), &v)
-		if loa.ErrorCode(err) != loa.EINVALID || !strings.Contains(loa.ErrorMessage(err), want) {
-			t.Errorf("%s: got %v, want invalid mentioning %q", body, err, want)
-		}
-	}
-}
