@@ -23,6 +23,10 @@ import (
 // the jitter buffer (60 s); further is treated as corrupt.
 const maxAhead = 3000
 
+// stallSlack is how late the play-out timer may fire before the receiver
+// counts it as a stall of its own process rather than timer jitter.
+const stallSlack = 50 * time.Millisecond
+
 // reorderHold is how long a packet held back for reordering waits for the
 // next one before it is delivered anyway.
 const reorderHold = 60 * time.Millisecond
@@ -374,11 +378,15 @@ func (s *session) run() {
 	defer slot.Stop()
 	first := time.NewTimer(FirstPacketTimeout)
 	defer first.Stop()
+	var target time.Time // when the slot timer should fire
+	var ahead bool       // it was set in the future, not to catch up
 	reset := func() {
 		s.mu.Lock()
-		at := s.base.Add(time.Duration(s.next-s.ext0) * protocol.FrameDuration)
+		target = s.base.Add(time.Duration(s.next-s.ext0) * protocol.FrameDuration)
 		s.mu.Unlock()
-		slot.Reset(time.Until(at))
+		d := time.Until(target)
+		ahead = d > 0
+		slot.Reset(d)
 	}
 	for {
 		select {
@@ -417,6 +425,15 @@ func (s *session) run() {
 			case <-s.stopc: // a stop wins over a slot that is due
 				continue
 			default:
+			}
+			if late := time.Since(target); ahead && late > stallSlack {
+				// This process stalled (a loaded host): a speaker cannot
+				// play the missed time in no time, so its clock resumes
+				// where it stopped; a later Sender Report re-syncs it.
+				s.mu.Lock()
+				s.base = s.base.Add(late)
+				s.mu.Unlock()
+				s.log.Debug("play-out stalled", "late", late)
 			}
 			if reason := s.playSlot(); reason != "" {
 				s.finish(reason)
