@@ -240,7 +240,7 @@ func TestTranscodeErrors(t *testing.T) {
 // A reader that is not seekable goes through the spool, and a large one
 // through a temporary file.
 func TestTranscodeStreamedInput(t *testing.T) {
-	const secs = 30.0 // 2.9 MB at 48 kHz mono 16-bit... stereo makes it spill
+	const secs = 30.0 // 5.8 MB of 48 kHz stereo, past the 4 MiB kept in memory
 	in := wavFile(t, tone(48000, 2, secs, 1000, 0.3), 48000, 2, 16)
 	if len(in) <= spoolMemory {
 		t.Fatalf("input %d bytes does not exceed the %d in-memory spool", len(in), spoolMemory)
