@@ -33,6 +33,9 @@ func (s *Server) auth(action string, h handler) http.Handler {
 			s.writeError(w, r, err)
 			return
 		}
+		if sw, ok := w.(*statusWriter); ok {
+			sw.actor = tok.ID
+		}
 		if !tok.Can(action) {
 			s.writeError(w, r, loa.Errorf(loa.EFORBIDDEN, "role %s may not do this (needs the %q permission)", tok.Role, action))
 			return

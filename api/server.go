@@ -143,10 +143,12 @@ func (s *Server) maxUpload() int64 {
 	return s.MaxUpload
 }
 
-// statusWriter remembers the status a handler wrote, for the request log.
+// statusWriter remembers the status a handler wrote, and the token id
+// that made the call, for the request log.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	actor  string
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -180,6 +182,7 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		}
 		log.LogAttrs(r.Context(), level, "http request",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path),
-			slog.Int("status", sw.status), slog.Duration("elapsed", time.Since(start)))
+			slog.Int("status", sw.status), slog.String("actor", sw.actor),
+			slog.Duration("elapsed", time.Since(start)))
 	})
 }
