@@ -105,8 +105,8 @@ func TestStatusAndLastWill(t *testing.T) {
 }
 
 // When the broker drops a receiver, the receiver reconnects, says it is
-// online again (the broker published its Will meanwhile) and still obeys
-// commands, since it resubscribed.
+// online again (the broker may have published its Will meanwhile) and
+// still obeys commands, since it resubscribed.
 func TestReconnectResubscribes(t *testing.T) {
 	broker, srv := startBrokerServer(t)
 	rec := newRecorder(t, broker, "ctl")
@@ -126,17 +126,21 @@ func TestReconnectResubscribes(t *testing.T) {
 		t.Fatal("rx1 not connected to the broker")
 	}
 	cl.Stop(errors.New("test drops the client"))
-	n := 0
-	rec.wait(t, "will, then online again", func(m mqttMsg) bool {
-		if m.topic != protocol.DeviceTopic("rx1", protocol.KindStatus) {
-			return false
+	// The broker may or may not publish the Will first: if the receiver
+	// reconnects before the broker cleaned up, it takes the session over.
+	onlines := 0
+	rec.wait(t, "online again", func(m mqttMsg) bool {
+		st, err := protocol.DecodeStatus(m.payload)
+		if m.topic == protocol.DeviceTopic("rx1", protocol.KindStatus) && err == nil && st.Online {
+			onlines++
 		}
-		n++
-		return n == 3
+		return onlines == 2
 	})
 	ss := statuses()
-	if len(ss) != 3 || !ss[0].Online || ss[1].Online || !ss[2].Online || ss[2].Boot != ss[0].Boot {
-		t.Fatalf("statuses %+v, want online, offline (will), online of one boot", ss)
+	for _, st := range ss {
+		if st.Boot != ss[0].Boot {
+			t.Errorf("statuses %+v: one boot expected", ss)
+		}
 	}
 	id := rec.send(t, "rx1", protocol.OpVolume, protocol.VolumeArgs{Level: 20}, time.Now().Add(time.Minute))
 	rec.ack(t, "rx1", id, protocol.AckDone)
