@@ -25,7 +25,10 @@ func TestStreamReachesAuthenticatedReceivers(t *testing.T) {
 				rs = append(rs, h.tuner.device(d))
 			}
 			const ssrc = 0x10a0
-			h.start(t, "s1", loa.PriorityNormal, ssrc, &sliceSource{pkts: src}, frames, devs...)
+			gate := newGate(&sliceSource{pkts: src})
+			h.start(t, "s1", loa.PriorityNormal, ssrc, gate, frames, devs...)
+			waitFor(t, "receivers authenticated", func() bool { return h.authenticated("s1") == len(devs) })
+			gate.open()
 
 			var streams []stream
 			for _, r := range rs {
@@ -36,8 +39,8 @@ func TestStreamReachesAuthenticatedReceivers(t *testing.T) {
 			}
 			bySeq := map[uint16][]byte{}
 			for i, s := range streams {
-				if len(s.rtp) == 0 {
-					t.Fatalf("%s got no RTP", devs[i])
+				if len(s.rtp) != frames {
+					t.Fatalf("%s got %d of %d packets", devs[i], len(s.rtp), frames)
 				}
 				last := s.rtp[len(s.rtp)-1]
 				for j, p := range s.rtp {
@@ -99,11 +102,15 @@ func TestOnlyAuthenticatedReceiversGetRTP(t *testing.T) {
 		return nil
 	})
 	const frames = 40
-	h.start(t, "s", loa.PriorityNormal, 77, &sliceSource{pkts: opusPackets(t, frames)}, frames, "good", "silent", "wrong")
+	gate := newGate(&sliceSource{pkts: opusPackets(t, frames)})
+	h.start(t, "s", loa.PriorityNormal, 77, gate, frames, "good", "silent", "wrong")
+	waitFor(t, "good authenticated", func() bool { return h.authenticated("s") == 1 })
+	waitFor(t, "wrong token refused", func() bool { return counter(t, h.e.metrics.rtcpIgnored) == 1 })
+	gate.open()
 	s := good.untilBye(t, 77)
 	h.ended(t, "s")
-	if len(s.rtp) == 0 {
-		t.Fatal("the authenticated receiver got nothing")
+	if len(s.rtp) != frames {
+		t.Fatalf("the authenticated receiver got %d of %d packets", len(s.rtp), frames)
 	}
 	if n := silent.countRTP(); n != 0 {
 		t.Errorf("a receiver that never authenticated got %d RTP packets", n)
@@ -399,7 +406,8 @@ func TestLeadHoldsThePacketsBack(t *testing.T) {
 }
 
 func TestLeadLetsReceiversHearTheStart(t *testing.T) {
-	h := newHarnessConfig(t, Config{Bind: "127.0.0.1:0", Lead: time.Second})
+	// Two seconds is ample for a tune and a report on loopback.
+	h := newHarnessConfig(t, Config{Bind: "127.0.0.1:0", Lead: 2 * time.Second})
 	r := h.tuner.device("d")
 	src := opusPackets(t, 20)
 	h.start(t, "s", loa.PriorityNormal, 92, &sliceSource{pkts: src}, 20, "d")

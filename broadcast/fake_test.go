@@ -452,3 +452,35 @@ func mustJSON(t testing.TB, v any) []byte {
 }
 
 func netipMust(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+// gate holds a source's first packet until the test opens it, so receivers
+// can authenticate before the stream begins without any timing.
+type gate struct {
+	Source
+	ch   chan struct{}
+	once sync.Once
+}
+
+func newGate(src Source) *gate { return &gate{Source: src, ch: make(chan struct{})} }
+
+func (g *gate) open() { g.once.Do(func() { close(g.ch) }) }
+
+func (g *gate) Next() ([]byte, error) {
+	<-g.ch
+	return g.Source.Next()
+}
+
+// authenticated counts the devices of a session with an address.
+func (h *harness) authenticated(id string) int {
+	st, ok := h.e.Status(id)
+	if !ok {
+		return -1
+	}
+	n := 0
+	for _, d := range st.Devices {
+		if d.Addr != "" {
+			n++
+		}
+	}
+	return n
+}
