@@ -21,7 +21,8 @@ func TestHigherPriorityPreemptsAndReturnsDevices(t *testing.T) {
 	first, _ := h.tuner.last("tune", "a", "music")
 
 	const alertFrames = 25
-	h.start(t, "bulletin", loa.PriorityHigh, 200, &sliceSource{pkts: opusPackets(t, alertFrames)}, alertFrames, "a", "b")
+	gate := newGate(&sliceSource{pkts: opusPackets(t, alertFrames)})
+	h.start(t, "bulletin", loa.PriorityHigh, 200, gate, alertFrames, "a", "b")
 	st := h.status(t, "music")
 	if st.Devices["a"].State != DevicePreempted || st.Devices["b"].State != DevicePreempted {
 		t.Errorf("music after bulletin start: %+v", st.Devices)
@@ -34,10 +35,12 @@ func TestHigherPriorityPreemptsAndReturnsDevices(t *testing.T) {
 		t.Errorf("tune a to bulletin: %+v, %v", args, ok)
 	}
 
-	// a hears the bulletin to its end, and nothing of the music meanwhile.
+	// a hears all of the bulletin.
+	waitFor(t, "a and b on the bulletin", func() bool { return h.authenticated("bulletin") == 2 })
+	gate.open()
 	s := ra.untilBye(t, 200)
-	if len(s.rtp) == 0 {
-		t.Fatal("a got none of the bulletin")
+	if len(s.rtp) != alertFrames {
+		t.Fatalf("a got %d of %d bulletin packets", len(s.rtp), alertFrames)
 	}
 	h.ended(t, "bulletin")
 	// Then a and b go back to the music, with the same credentials.

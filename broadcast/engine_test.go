@@ -244,9 +244,12 @@ func TestMaxDurationStopsTheSession(t *testing.T) {
 	r := h.tuner.device("d")
 	s := &loa.Session{ID: "mic", SSRC: 3, Priority: loa.PriorityHigh, Devices: []string{"d"},
 		MaxDuration: 5 * protocol.FrameDuration}
-	if err := h.e.Start(context.Background(), s, &loopSource{pkts: opusPackets(t, 10)}, 0); err != nil {
+	gate := newGate(&loopSource{pkts: opusPackets(t, 10)})
+	if err := h.e.Start(context.Background(), s, gate, 0); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, "authenticated", func() bool { return h.authenticated("mic") == 1 })
+	gate.open()
 	st := r.untilBye(t, 3)
 	if e := h.ended(t, "mic"); e.state != loa.SessionStopped || e.reason != ReasonMaxDuration {
 		t.Errorf("OnEnd = %+v", e)

@@ -30,13 +30,16 @@ func TestStreamsAStoredProgramme(t *testing.T) {
 
 	h := newHarness(t, "127.0.0.1:0")
 	r := h.tuner.device("d")
-	h.start(t, "prog", loa.PriorityNormal, 61, src, frames, "d")
+	gate := newGate(src)
+	h.start(t, "prog", loa.PriorityNormal, 61, gate, frames, "d")
+	waitFor(t, "authenticated", func() bool { return h.authenticated("prog") == 1 })
+	gate.open()
 	s := r.untilBye(t, 61)
 	if e := h.ended(t, "prog"); e.state != loa.SessionEnded {
 		t.Errorf("OnEnd %+v", e)
 	}
-	if len(s.rtp) == 0 {
-		t.Fatal("nothing arrived")
+	if len(s.rtp) != frames {
+		t.Fatalf("%d of %d packets arrived", len(s.rtp), frames)
 	}
 	var got [][]byte
 	for i, p := range s.rtp {

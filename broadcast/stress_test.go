@@ -114,9 +114,12 @@ func TestIPv6Engine(t *testing.T) {
 	h.tuner.mu.Lock()
 	h.tuner.receivers["d"] = r
 	h.tuner.mu.Unlock()
-	h.start(t, "s", loa.PriorityNormal, 81, &sliceSource{pkts: opusPackets(t, 20)}, 20, "d")
-	if s := r.untilBye(t, 81); len(s.rtp) == 0 {
-		t.Fatal("no RTP over IPv6")
+	gate := newGate(&sliceSource{pkts: opusPackets(t, 20)})
+	h.start(t, "s", loa.PriorityNormal, 81, gate, 20, "d")
+	waitFor(t, "authenticated", func() bool { return h.authenticated("s") == 1 })
+	gate.open()
+	if s := r.untilBye(t, 81); len(s.rtp) != 20 {
+		t.Fatalf("%d of 20 packets over IPv6", len(s.rtp))
 	}
 	if h.e.PublicAddr() != h.e.LocalAddr().String() || h.e.LocalAddr().Addr().Is4() {
 		t.Errorf("public %s local %s", h.e.PublicAddr(), h.e.LocalAddr())
