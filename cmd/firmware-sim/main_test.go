@@ -108,6 +108,15 @@ func TestRunWithCredsFile(t *testing.T) {
 			t.Fatalf("online: %v\n%s", seen, errOut.String())
 		}
 	}
+	// Online statuses go out before the fleet finished starting; stop only
+	// once it says it did.
+	for !strings.Contains(errOut.String(), "receivers started") {
+		select {
+		case err := <-done:
+			t.Fatalf("run returned early: %v\n%s", err, errOut.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
