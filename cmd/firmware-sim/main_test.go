@@ -110,7 +110,10 @@ func TestRunWithCredsFile(t *testing.T) {
 	}
 	// Online statuses go out before the fleet finished starting; stop only
 	// once it says it did.
-	for !strings.Contains(errOut.String(), "receivers started") {
+	for giveUp := time.Now().Add(20 * time.Second); !strings.Contains(errOut.String(), "receivers started"); {
+		if time.Now().After(giveUp) {
+			t.Fatalf("fleet never started:\n%s", errOut.String())
+		}
 		select {
 		case err := <-done:
 			t.Fatalf("run returned early: %v\n%s", err, errOut.String())
