@@ -350,12 +350,11 @@ func TestCommandBrokerDownUnavailable(t *testing.T) {
 	b := startBroker(t, "127.0.0.1:0", "")
 	f := openFleet(t, b, Config{CommandTimeout: 20 * time.Millisecond})
 	b.stop()
-	var ack protocol.Ack
-	var err error
-	eventually(t, "fleet notices the broker is gone", func() bool {
-		ack, err = f.Command(testCtx(t), "dev-1", protocol.OpTest, nil)
-		return code(err) == loa.EUNAVAILABLE
-	})
+	eventually(t, "fleet notices the broker is gone", func() bool { return !f.client.IsConnectionOpen() })
+	ack, err := f.Command(testCtx(t), "dev-1", protocol.OpTest, nil)
+	if code(err) != loa.EUNAVAILABLE {
+		t.Fatalf("err = %v, want %s", err, loa.EUNAVAILABLE)
+	}
 	if r, _ := f.CommandResult(ack.ID); r.State != ResultUnavailable || r.Msg != "broker connection down" {
 		t.Fatalf("result = %+v", r)
 	}

@@ -92,7 +92,6 @@ func (f *Fleet) OnPresence(fn func(st loa.DeviceState)) (cancel func()) {
 	}
 }
 
-
 func removeSub[T any](l []T, match func(T) bool) []T {
 	out := make([]T, 0, len(l))
 	for _, x := range l {

@@ -78,9 +78,25 @@ func startBroker(t *testing.T, addr, password string) *testBroker {
 	}
 	b := &testBroker{t: t, srv: srv, addr: tcp.Address()}
 	var once sync.Once
-	b.stop = func() { once.Do(func() { srv.Close() }) } // mochi panics on a second Close
+	b.stop = func() { once.Do(func() { stopBroker(srv) }) }
 	t.Cleanup(func() { b.stop() })
 	return b
+}
+
+// stopBroker stops listening, then drops every client, as a crashed broker
+// does, then closes the server. mochi's own Close drops clients first (a
+// client reconnecting at once can land in the dying listener's backlog and
+// wait out its connect timeout), and it can deadlock when a client
+// disconnects meanwhile (Clients.GetByListener takes its read lock
+// recursively). A second Close panics; callers go through a sync.Once.
+func stopBroker(srv *mochi.Server) {
+	if l, ok := srv.Listeners.Get("tcp"); ok {
+		l.Close(func(string) {}) // marks the listener closed: Close will not drop clients itself
+	}
+	for _, cl := range srv.Clients.GetAll() {
+		srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+	}
+	srv.Close()
 }
 
 func (b *testBroker) url() string { return "tcp://" + b.addr }
@@ -88,16 +104,6 @@ func (b *testBroker) url() string { return "tcp://" + b.addr }
 // restart stops the broker (dropping every client and all retained
 // messages) and starts a fresh one on the same port.
 func (b *testBroker) restart() {
-	// Stop listening before dropping the clients, as a crashed broker
-	// does. (mochi's Close drops clients first; a client reconnecting at
-	// once can then land in the dying listener's backlog and wait out its
-	// whole connect timeout.)
-	if l, ok := b.srv.Listeners.Get("tcp"); ok {
-		l.Close(func(string) {})
-	}
-	for _, cl := range b.srv.Clients.GetAll() {
-		b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
-	}
 	b.stop()
 	nb := startBroker(b.t, b.addr, "")
 	b.srv, b.stop = nb.srv, nb.stop
@@ -183,7 +189,10 @@ func startDevice(t *testing.T, b *testBroker, id string, boot uint64, answer ans
 				d.cmds <- cmd
 				d.work <- cmd // never blocks the router in these tests
 			}).Wait()
-			d.publish(protocol.KindStatus, protocol.Status{Online: true, Boot: boot, TS: time.Now().UnixMilli()}, true)
+			// No assertion here: this runs on paho's goroutine and may
+			// outlive the test (or race a deliberate drop).
+			b, _ := json.Marshal(protocol.Status{Online: true, Boot: boot, TS: time.Now().UnixMilli()})
+			c.Publish(protocol.DeviceTopic(id, protocol.KindStatus), 1, true, b)
 		})
 	d.c = mqtt.NewClient(opts)
 	if tok := d.c.Connect(); !tok.WaitTimeout(waitLimit) || tok.Error() != nil {
