@@ -42,6 +42,7 @@ type options struct {
 	saveCreds string
 	api       string
 	token     string
+	tokenFile string
 	area      string
 	n         int
 	prefix    string
@@ -64,6 +65,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.saveCreds, "save-creds", "", "write provisioned credentials to this file, for -creds next time")
 	fs.StringVar(&o.api, "api", "", "controller base URL, to provision devices (e.g. http://127.0.0.1:8080)")
 	fs.StringVar(&o.token, "token", "", "API bearer token for provisioning")
+	fs.StringVar(&o.tokenFile, "token-file", "", "read the API token from this file (waits up to a minute for it, e.g. the controller's admin-token)")
 	fs.StringVar(&o.area, "area", "", "area id the provisioned devices belong to")
 	fs.IntVar(&o.n, "n", 10, "devices to provision with -api")
 	fs.StringVar(&o.prefix, "prefix", "sim", "id prefix of provisioned devices")
@@ -107,7 +109,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.creds != "" {
 		devs, err = readCreds(o.creds)
 	} else {
-		devs, err = provision(ctx, http.DefaultClient, o.api, o.token, o.area, o.prefix, o.n)
+		token := o.token
+		if o.tokenFile != "" {
+			token, err = waitTokenFile(ctx, o.tokenFile, time.Minute)
+			if err != nil {
+				return err
+			}
+		}
+		if err := ensureArea(ctx, http.DefaultClient, o.api, token, o.area); err != nil {
+			return err
+		}
+		devs, err = provision(ctx, http.DefaultClient, o.api, token, o.area, o.prefix, o.n)
 		if err == nil && o.saveCreds != "" {
 			err = writeCreds(o.saveCreds, devs)
 		}
@@ -275,4 +287,88 @@ func provision(ctx context.Context, c *http.Client, api, token, area, prefix str
 		devs = append(devs, device{ID: id, Password: got.Password})
 	}
 	return devs, nil
+}
+
+// waitTokenFile reads a token file, waiting for it to appear: in
+// docker-compose the controller writes it on its first start.
+func waitTokenFile(ctx context.Context, path string, timeout time.Duration) (string, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		b, err := os.ReadFile(path)
+		if err == nil && len(bytes.TrimSpace(b)) > 0 {
+			return string(bytes.TrimSpace(b)), nil
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("token file %s: not there after %v: %v", path, timeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// ensureArea creates the area the receivers are provisioned into, as a
+// commune under a "sim" province, when it does not exist yet. The API may
+// not be up yet (docker-compose), so the first request is retried.
+func ensureArea(ctx context.Context, c *http.Client, api, token, area string) error {
+	if area == "" {
+		return errors.New("-area: required with -api")
+	}
+	base := strings.TrimRight(api, "/") + "/api/v1/areas"
+	call := func(method, url string, body any) (int, []byte, error) {
+		var r io.Reader
+		if body != nil {
+			b, _ := json.Marshal(body)
+			r = bytes.NewReader(b)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, url, r)
+		if err != nil {
+			return 0, nil, err
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := c.Do(req)
+		if err != nil {
+			return 0, nil, err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return resp.StatusCode, b, nil
+	}
+	var code int
+	var err error
+	for try := 0; try < 60; try++ {
+		if code, _, err = call(http.MethodGet, base+"/"+area, nil); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("controller API %s: %w", api, err)
+	}
+	if code == http.StatusOK {
+		return nil
+	}
+	if code != http.StatusNotFound {
+		return fmt.Errorf("area %s: HTTP %d", area, code)
+	}
+	for _, a := range []map[string]string{
+		{"id": "sim", "name": "Simulated province", "kind": "province"},
+		{"id": area, "parent_id": "sim", "name": "Simulated commune " + area, "kind": "commune"},
+	} {
+		code, b, err := call(http.MethodPost, base, a)
+		if err != nil {
+			return fmt.Errorf("create area %s: %w", a["id"], err)
+		}
+		if code/100 != 2 && code != http.StatusConflict {
+			return fmt.Errorf("create area %s: HTTP %d: %s", a["id"], code, bytes.TrimSpace(b))
+		}
+	}
+	return nil
 }
