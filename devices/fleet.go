@@ -2,6 +2,17 @@
 // from retained status, telemetry, events, and commands correlated with
 // their acks. Hot device state lives in memory and is flushed to a
 // StateWriter in batches.
+//
+// Presence follows the retained dev/{id}/status: a status whose boot is
+// lower than the last one seen is a late Last Will (or status) of an
+// earlier boot and is ignored; with an equal boot both offline (the
+// current boot's will) and online again (a reconnect without reboot) are
+// accepted. LastSeen moves with every valid message the device itself
+// sends, so not with the offline form, which the broker publishes.
+//
+// paho calls Fleet only to enqueue: one goroutine handles messages in
+// arrival order (O(1) each, under a short lock), another calls the
+// OnEvent/OnPresence subscribers outside any lock, a third flushes.
 package devices
 
 import (

@@ -178,9 +178,10 @@ func (f *Fleet) applyStatus(id string, s protocol.Status, now time.Time) {
 	f.mu.Lock()
 	d, known := f.devices[id]
 	if known && s.Boot < d.st.Boot {
+		last := d.st.Boot
 		f.mu.Unlock()
 		f.stale.Add(1)
-		f.log.Debug("fleet: stale status ignored", "device", id, "boot", s.Boot, "last_boot", d.st.Boot, "online", s.Online)
+		f.log.Debug("fleet: stale status ignored", "device", id, "boot", s.Boot, "last_boot", last, "online", s.Online)
 		return
 	}
 	if !known {
