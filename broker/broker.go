@@ -156,6 +156,17 @@ func (b *Broker) Close() error {
 	}
 	b.closed = true
 	b.cancel()
+	// mochi's Close drops clients before it stops listening, and can
+	// deadlock when a client leaves during it: stop new connections first,
+	// then drop the clients, then close the server.
+	if b.ln != nil {
+		b.ln.Close()
+	}
+	for _, cl := range b.srv.Clients.GetAll() {
+		if !cl.Net.Inline && !cl.Closed() {
+			cl.Stop(nil)
+		}
+	}
 	if err := b.srv.Close(); err != nil {
 		return fmt.Errorf("broker: close: %w", err)
 	}
