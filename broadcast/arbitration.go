@@ -186,6 +186,7 @@ func (e *Engine) runCommand(c devCommand) {
 		d.cancel = nil
 		if err != nil {
 			c.tune.state, c.tune.err = DeviceFailed, err.Error()
+			c.tune.s.checkReady()
 		} else {
 			c.tune.state = DeviceTuned
 		}

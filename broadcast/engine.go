@@ -41,9 +41,11 @@ type Config struct {
 	Bind   string        // UDP listen address, e.g. ":5004" or "127.0.0.1:0"
 	Public string        // host:port receivers are told; default: the bound address (127.0.0.1 if unspecified)
 	Delay  time.Duration // playout delay D told to receivers; default protocol.DefaultDelay
-	// Lead holds back packet 0 after Start so receivers can be tuned and
-	// open their NAT before the programme begins; without it a recorded
-	// bulletin's first words reach nobody. Default 0 (stream at once).
+	// Lead is the longest packet 0 is held back after Start while the
+	// session's devices tune and open their NAT: streaming begins as soon
+	// as every device it holds has authenticated (or failed), at the
+	// latest after Lead. Without it a bulletin's first words reach nobody.
+	// Default 0 (stream at once).
 	Lead  time.Duration
 	Tuner Tuner
 	// OnEnd is called once per session with loa.SessionEnded,
@@ -222,6 +224,7 @@ func (e *Engine) Start(ctx context.Context, s *loa.Session, src Source, frames i
 		seq0:    uint16(mrand.Uint32()),
 		ts0:     mrand.Uint32(),
 		done:    make(chan struct{}),
+		ready:   make(chan struct{}),
 		targets: make(map[string]*target, len(s.Devices)),
 	}
 	ss.dests.Store(&[]*net.UDPAddr{})
@@ -260,7 +263,6 @@ func (e *Engine) Start(ctx context.Context, s *loa.Session, src Source, frames i
 	ss.publish()
 	var rctx context.Context
 	rctx, ss.cancel = context.WithCancel(context.Background())
-	ss.started = time.Now().Add(e.cfg.Lead)
 	e.metrics.active.Inc()
 	e.wg.Add(1)
 	go ss.run(rctx)

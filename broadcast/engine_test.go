@@ -3,6 +3,7 @@ package broadcast
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -390,14 +391,16 @@ func TestFanoutSendDoesNotAllocate(t *testing.T) {
 }
 
 func TestLeadHoldsThePacketsBack(t *testing.T) {
-	// A lead no test outlasts: nothing may be sent while receivers tune.
+	// A lead no test outlasts: nothing may be sent while a device the
+	// session holds has tuned but not yet opened its path.
 	h := newHarnessConfig(t, Config{Bind: "127.0.0.1:0", Lead: time.Hour})
 	r := h.tuner.device("d")
 	src := opusPackets(t, 20)
-	h.start(t, "s", loa.PriorityNormal, 91, &sliceSource{pkts: src}, 20, "d")
+	h.start(t, "s", loa.PriorityNormal, 91, &sliceSource{pkts: src}, 20, "d", "quiet")
 	waitFor(t, "authenticated", func() bool { return h.status(t, "s").Devices["d"].Addr != "" })
+	waitFor(t, "quiet tuned", func() bool { return h.status(t, "s").Devices["quiet"].State == DeviceTuned })
 	if st := h.status(t, "s"); st.Sent != 0 {
-		t.Errorf("sent %d packets during the lead", st.Sent)
+		t.Errorf("sent %d packets while a receiver was not ready", st.Sent)
 	}
 	if err := h.e.Stop(context.Background(), "s", "cancelled"); err != nil {
 		t.Fatal(err)
@@ -405,6 +408,20 @@ func TestLeadHoldsThePacketsBack(t *testing.T) {
 	s := r.untilBye(t, 91)
 	if len(s.rtp) != 0 {
 		t.Errorf("%d RTP packets for a session stopped in its lead", len(s.rtp))
+	}
+}
+
+func TestLeadEndsWhenEveryDeviceIsReady(t *testing.T) {
+	// With an hour's lead, the programme still plays at once: every device
+	// it holds either authenticated or failed to tune.
+	h := newHarnessConfig(t, Config{Bind: "127.0.0.1:0", Lead: time.Hour})
+	r := h.tuner.device("d")
+	h.tuner.on("broken", func(context.Context, protocol.PlayArgs) error { return errors.New("no ack") })
+	src := opusPackets(t, 20)
+	h.start(t, "s", loa.PriorityNormal, 93, &sliceSource{pkts: src}, 20, "d", "broken")
+	s := r.untilBye(t, 93)
+	if len(s.rtp) != len(src) || !bytes.Equal(s.rtp[0].Payload, src[0]) {
+		t.Errorf("got %d of %d packets", len(s.rtp), len(src))
 	}
 }
 

@@ -30,7 +30,7 @@ type session struct {
 	seq0    uint16
 	ts0     uint32
 	seqNo   uint64    // start order among sessions
-	started time.Time // packet n is due at started + n·20 ms (monotonic)
+	started time.Time // packet n is due at started + n·20 ms (monotonic); set and read by run only
 
 	cancel context.CancelFunc // ends run early (Stop, Close)
 	done   chan struct{}      // closed after finish
@@ -50,6 +50,25 @@ type session struct {
 	listeners  []*net.UDPAddr
 	stopState  string // set by Stop or Close before cancel
 	stopReason string
+	ready      chan struct{} // closed once every device it holds can hear it
+	isReady    bool
+}
+
+// checkReady closes ready once every device the session holds has
+// authenticated its address or failed to tune; e.mu must be held. Until
+// then run holds packet 0 back (at most Config.Lead), so receivers hear a
+// programme from its first word and no later than they must.
+func (s *session) checkReady() {
+	if s.isReady {
+		return
+	}
+	for _, t := range s.order {
+		if t.holds && !t.addr.IsValid() && t.state != DeviceFailed {
+			return
+		}
+	}
+	s.isReady = true
+	close(s.ready)
 }
 
 // target is one device's membership in a session.
@@ -79,6 +98,7 @@ func (s *session) publish() {
 		}
 	}
 	d = append(d, s.listeners...)
+	s.checkReady()
 	s.dests.Store(&d)
 }
 
@@ -88,6 +108,17 @@ func (s *session) run(ctx context.Context) {
 	defer s.e.wg.Done()
 	defer close(s.done)
 	fo := newFanout(s.e.conn, s.e.bw)
+	if lead := s.e.cfg.Lead; lead > 0 {
+		t := time.NewTimer(lead)
+		select {
+		case <-s.ready:
+		case <-t.C:
+			s.e.log.Info("starting before every receiver is ready", "session", s.id, "waited", lead)
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
+	s.started = time.Now()
 	state, reason, n := s.stream(ctx, fo)
 	s.bye(fo, n, reason)
 	s.e.finish(s, state, reason)

@@ -21,6 +21,7 @@ type Config struct {
 	RTPBind    string        // UDP address for RTP and RTCP
 	RTPPublic  string        // host:port receivers are told; differs behind NAT or a load balancer
 	Delay      time.Duration // playout delay told to receivers
+	Lead       time.Duration // longest wait for receivers to tune before packet 0
 	LogLevel   string
 }
 
@@ -37,6 +38,7 @@ func DefaultConfig() Config {
 		MQTTUser:   "loa-controller",
 		RTPBind:    ":5004",
 		Delay:      200 * time.Millisecond,
+		Lead:       2 * time.Second,
 		LogLevel:   "info",
 	}
 }
@@ -52,6 +54,7 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.RTPBind, "rtp", c.RTPBind, "UDP listen address for RTP/RTCP [LOA_RTP]")
 	fs.StringVar(&c.RTPPublic, "rtp-public", c.RTPPublic, "host:port receivers send RTCP to (default: the bound address) [LOA_RTP_PUBLIC]")
 	fs.DurationVar(&c.Delay, "delay", c.Delay, "playout delay receivers add, the same on every speaker [LOA_DELAY]")
+	fs.DurationVar(&c.Lead, "lead", c.Lead, "longest a session waits for its receivers to tune before its first packet [LOA_LEAD]")
 	fs.StringVar(&c.LogLevel, "log", c.LogLevel, "log level: debug, info, warn, error [LOA_LOG]")
 }
 
@@ -67,12 +70,14 @@ func (c *Config) fromEnv(getenv func(string) string) error {
 			*p = v
 		}
 	}
-	if v := getenv("LOA_DELAY"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return fmt.Errorf("LOA_DELAY: %w", err)
+	for k, p := range map[string]*time.Duration{"LOA_DELAY": &c.Delay, "LOA_LEAD": &c.Lead} {
+		if v := getenv(k); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("%s: %w", k, err)
+			}
+			*p = d
 		}
-		c.Delay = d
 	}
 	return nil
 }
@@ -87,6 +92,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Delay < 0 || c.Delay > 10*time.Second {
 		return fmt.Errorf("delay %v: must be within 0..10s", c.Delay)
+	}
+	if c.Lead < 0 || c.Lead > 30*time.Second {
+		return fmt.Errorf("lead %v: must be within 0..30s", c.Lead)
 	}
 	return nil
 }
