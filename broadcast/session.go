@@ -98,8 +98,8 @@ func (s *session) publish() {
 		}
 	}
 	d = append(d, s.listeners...)
-	s.checkReady()
 	s.dests.Store(&d)
+	s.checkReady() // after the store: run must see the new receivers
 }
 
 // run paces the stream until the source ends, the max duration passes or
