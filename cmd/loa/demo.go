@@ -35,7 +35,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	fs := flag.NewFlagSet("loa demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	n := fs.Int("receivers", 20, "simulated receivers")
-	dur := fs.Duration("for", 10*time.Second, "programme length")
+	dur := fs.Duration("for", 10*time.Second, "programme length (the spoken part, about 7 s, is never cut)")
 	keep := fs.Bool("keep", false, "keep serving after the programme, until Ctrl-C")
 	httpAddr := fs.String("http", "", "HTTP address (default 127.0.0.1:8080 with -keep, else any free port)")
 	decode := fs.Int("decode", -1, "receivers that fully decode (default: all up to 200, else 100)")
@@ -62,6 +62,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		*httpAddr = "127.0.0.1:0"
 		if *keep {
 			*httpAddr = "127.0.0.1:8080"
+		}
+	}
+	if *wavDir != "" {
+		if err := os.MkdirAll(*wavDir, 0o755); err != nil {
+			return fmt.Errorf("-wav-dir: %w", err)
 		}
 	}
 	logger, err := newLogger(stderr, *logLevel)
