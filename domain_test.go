@@ -16,7 +16,7 @@ func TestPriorityPreempts(t *testing.T) {
 	}{
 		{200, 64, true, loa.BandPriority},
 		{64, 200, false, loa.BandNormal},
-		{64, 64, false, loa.BandNormal},    // equal: the playing one keeps it
+		{64, 64, false, loa.BandNormal},     // equal: the playing one keeps it
 		{130, 130, false, loa.BandPriority}, // also in the priority band
 		{230, 230, true, loa.BandEmergency}, // emergency: the newest wins
 		{10, 0, true, loa.BandBackground},

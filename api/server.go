@@ -17,6 +17,8 @@
 //	GET  /api/v1/devices                   [device + "state"] in scope
 //	POST /api/v1/devices                   {id,area_id,name,lat,lon} → 201 {device,password}
 //	GET  /api/v1/devices/{id}              device + "state"
+//	POST /api/v1/devices/{id}/commands     {op: volume|mute|amp|test|reboot|config, args} → 200 result after the ack
+//	GET  /api/v1/commands/{id}             command result
 //	GET  /api/v1/media                     [media]
 //	POST /api/v1/media                     multipart: "name" (optional, first), "file" → 201 media
 //	GET  /api/v1/media/{id}                media
@@ -56,6 +58,7 @@ type Server struct {
 	Sessions  loa.SessionService
 	Tokens    loa.TokenService
 	Audit     loa.AuditService
+	Commands  loa.CommandService
 	Gatherer  prometheus.Gatherer // for /metrics; nil = prometheus.DefaultGatherer
 	MaxUpload int64               // bytes of one upload request; 0 = DefaultMaxUpload
 	Logger    *slog.Logger        // nil = discard
@@ -87,6 +90,8 @@ func (s *Server) Handler() http.Handler {
 	route("GET /api/v1/devices", loa.ActionRead, s.listDevices)
 	route("POST /api/v1/devices", loa.ActionDevice, s.createDevice)
 	route("GET /api/v1/devices/{id}", loa.ActionRead, s.getDevice)
+	route("POST /api/v1/devices/{id}/commands", loa.ActionDevice, s.sendCommand)
+	route("GET /api/v1/commands/{id}", loa.ActionRead, s.getCommand)
 
 	route("GET /api/v1/media", loa.ActionRead, s.listMedia)
 	route("POST /api/v1/media", loa.ActionMedia, s.uploadMedia)

@@ -1,0 +1,89 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/protocol"
+)
+
+// commandRequest is the body of POST /api/v1/devices/{id}/commands.
+type commandRequest struct {
+	Op   string          `json:"op"`
+	Args json.RawMessage `json:"args"`
+}
+
+// deviceOps are the commands an operator may send a device directly. Play
+// and stop are the sessions' job; firmware belongs to rollouts.
+var deviceOps = map[string]bool{
+	protocol.OpVolume: true, protocol.OpMute: true, protocol.OpAmp: true,
+	protocol.OpTest: true, protocol.OpReboot: true, protocol.OpConfig: true,
+}
+
+// deviceInScope loads a device the caller may see; others are not found.
+func (s *Server) deviceInScope(r *http.Request, c *call, id string) (*loa.Device, error) {
+	if s.Devices == nil {
+		return nil, errUnavailable("device")
+	}
+	d, err := s.Devices.Device(r.Context(), id)
+	if err != nil {
+		return nil, err
+	}
+	if ok, err := c.areaInScope(d.AreaID); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, loa.Errorf(loa.ENOTFOUND, "device %q not found", id)
+	}
+	return d, nil
+}
+
+// sendCommand sends a command to one device and answers with its result
+// once the device acked it (or the wait ended).
+func (s *Server) sendCommand(w http.ResponseWriter, r *http.Request, c *call) error {
+	var req commandRequest
+	if err := decodeJSON(r.Body, &req); err != nil {
+		return err
+	}
+	if !deviceOps[req.Op] {
+		return loa.Errorf(loa.EINVALID, "op: %q is not a device command; use volume, mute, amp, test, reboot or config", req.Op)
+	}
+	if req.Op == protocol.OpVolume {
+		if _, err := protocol.DecodeVolumeArgs(req.Args); err != nil {
+			return loa.Errorf(loa.EINVALID, "args: %v", err)
+		}
+	}
+	d, err := s.deviceInScope(r, c, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if s.Commands == nil {
+		return errUnavailable("command")
+	}
+	res, err := s.Commands.Command(r.Context(), d.ID, req.Op, req.Args)
+	if res.ID != "" {
+		c.audit("device.command", d.ID, req.Op+" "+res.ID+" "+res.State)
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+// getCommand answers a command's result, for a device in scope.
+func (s *Server) getCommand(w http.ResponseWriter, r *http.Request, c *call) error {
+	if s.Commands == nil {
+		return errUnavailable("command")
+	}
+	id := r.PathValue("id")
+	res, ok := s.Commands.CommandResult(id)
+	if !ok {
+		return loa.Errorf(loa.ENOTFOUND, "command %q not found", id)
+	}
+	if _, err := s.deviceInScope(r, c, res.Device); err != nil {
+		return loa.Errorf(loa.ENOTFOUND, "command %q not found", id)
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
