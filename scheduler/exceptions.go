@@ -1,0 +1,235 @@
+package scheduler
+
+import (
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/loa-broadcast/loa"
+)
+
+// Exceptions change what a rule yields on particular local dates.
+type Exceptions struct {
+	// Skip lists dates (YYYY-MM-DD) with no occurrence.
+	Skip []string `json:"skip,omitempty"`
+	// Calendars names holiday calendars whose dates are skipped.
+	Calendars []string `json:"calendars,omitempty"`
+	// Replace maps a date (YYYY-MM-DD) on which the rule fires to what
+	// plays instead. A replacement beats a calendar's skip, so "nothing
+	// on Tết except a greeting on the first day" is one calendar and one
+	// replacement; it may not name a date also in Skip.
+	Replace map[string]Replacement `json:"replace,omitempty"`
+}
+
+// Replacement is one date's change: other content, another time, or both.
+type Replacement struct {
+	Content        // empty: the schedule's own content
+	Time    string `json:"time,omitempty"` // HH:MM; empty: the rule's time
+}
+
+// Calendar is a named set of dates, such as a holiday. A date is
+// YYYY-MM-DD, or MM-DD for the same day every year.
+type Calendar struct {
+	Name  string   `json:"name"`
+	Dates []string `json:"dates"`
+}
+
+// Calendars holds calendars by name.
+type Calendars map[string]Calendar
+
+// Examples returns a small set of holiday calendars to start from. They
+// are examples, not an authority: holiday dates are decreed each year,
+// and an operator should check and edit them.
+func Examples() Calendars {
+	return Calendars{
+		"Tết 2027": {Name: "Tết 2027", Dates: dateRange(dayOf(2027, time.February, 5), dayOf(2027, time.February, 11))},
+		// Quốc khánh (National Day), 2 September, every year. The adjacent
+		// day off changes yearly; add it per year.
+		"Quốc khánh": {Name: "Quốc khánh", Dates: []string{"09-02"}},
+	}
+}
+
+func dateRange(first, last day) []string {
+	var out []string
+	for d := first; d <= last; d++ {
+		out = append(out, d.String())
+	}
+	return out
+}
+
+// Validate checks the calendar's name and dates.
+func (c Calendar) Validate() error {
+	if strings.TrimSpace(c.Name) == "" || len(c.Name) > 200 {
+		return loa.Errorf(loa.EINVALID, "name: required, at most 200 bytes")
+	}
+	var set dateSet
+	return set.addCalendar(c)
+}
+
+// Validate checks every calendar, and that each is filed under its name.
+func (cs Calendars) Validate() error {
+	names := make([]string, 0, len(cs))
+	for n := range cs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		c := cs[n]
+		if c.Name != n {
+			return loa.Errorf(loa.EINVALID, "calendars: %q is filed under %q", c.Name, n)
+		}
+		if err := c.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dateSet holds dates by day and, for yearly MM-DD dates, by month and day.
+type dateSet struct {
+	days   map[day]bool
+	yearly map[[2]int]bool
+}
+
+func (s *dateSet) has(d day) bool {
+	if s.days[d] {
+		return true
+	}
+	if s.yearly == nil {
+		return false
+	}
+	_, m, dd := d.date()
+	return s.yearly[[2]int{int(m), dd}]
+}
+
+func (s *dateSet) addDay(d day) {
+	if s.days == nil {
+		s.days = make(map[day]bool)
+	}
+	s.days[d] = true
+}
+
+func (s *dateSet) addCalendar(c Calendar) error {
+	for _, v := range c.Dates {
+		if len(v) == 5 && v[2] == '-' {
+			m, ok1 := digits(v[0:2])
+			d, ok2 := digits(v[3:5])
+			if !ok1 || !ok2 || m < 1 || m > 12 || d < 1 || d > daysIn(2028, time.Month(m)) {
+				return loa.Errorf(loa.EINVALID, "dates: %q is not a date YYYY-MM-DD or MM-DD", v)
+			}
+			if s.yearly == nil {
+				s.yearly = make(map[[2]int]bool)
+			}
+			s.yearly[[2]int{m, d}] = true
+			continue
+		}
+		d, err := parseDate("dates", v)
+		if err != nil {
+			return err
+		}
+		s.addDay(d)
+	}
+	return nil
+}
+
+// exceptionPlan is validated Exceptions with calendars resolved.
+type exceptionPlan struct {
+	skip    dateSet
+	replace map[day]replacementPlan
+	unknown []string // calendars named but not found
+}
+
+type replacementPlan struct {
+	content  Content
+	start    clock
+	hasStart bool
+}
+
+// Validate checks dates, replacements and calendar names (not that the
+// calendars exist: see CheckCalendars).
+func (e Exceptions) Validate() error {
+	_, err := e.compile("", nil)
+	return err
+}
+
+// CheckCalendars reports a calendar e names that cals lacks.
+func (e Exceptions) CheckCalendars(cals Calendars) error {
+	for _, n := range e.Calendars {
+		if _, ok := cals[n]; !ok {
+			return loa.Errorf(loa.EINVALID, "exceptions.calendars: no calendar %q", n)
+		}
+	}
+	return nil
+}
+
+// compile resolves e against cals. A calendar cals lacks skips nothing
+// and is listed in unknown: playing on a holiday is a smaller failure
+// than silence on a working day.
+func (e Exceptions) compile(prefix string, cals Calendars) (*exceptionPlan, error) {
+	p := &exceptionPlan{}
+	for _, s := range e.Skip {
+		d, err := parseDate(prefix+"skip", s)
+		if err != nil {
+			return nil, err
+		}
+		p.skip.addDay(d)
+	}
+	for _, n := range e.Calendars {
+		if strings.TrimSpace(n) == "" {
+			return nil, loa.Errorf(loa.EINVALID, "%scalendars: empty calendar name", prefix)
+		}
+		c, ok := cals[n]
+		if !ok {
+			p.unknown = append(p.unknown, n)
+			continue
+		}
+		if err := p.skip.addCalendar(c); err != nil {
+			return nil, loa.Errorf(loa.EINVALID, "%scalendars: %q: %s", prefix, n, loa.ErrorMessage(err))
+		}
+	}
+	if len(e.Replace) > 0 {
+		p.replace = make(map[day]replacementPlan, len(e.Replace))
+	}
+	keys := make([]string, 0, len(e.Replace))
+	for k := range e.Replace {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // the first error is the same every time
+	for _, k := range keys {
+		r := e.Replace[k]
+		field := prefix + "replace." + k
+		d, err := parseDate(prefix+"replace", k)
+		if err != nil {
+			return nil, err
+		}
+		if contains(e.Skip, k) {
+			return nil, loa.Errorf(loa.EINVALID, "%s: the date is also in skip", field)
+		}
+		rp := replacementPlan{content: r.Content}
+		if !r.Content.empty() {
+			if err := r.Content.validate(field + "."); err != nil {
+				return nil, err
+			}
+		}
+		if r.Time != "" {
+			if rp.start, err = parseClock(field+".time", r.Time); err != nil {
+				return nil, err
+			}
+			rp.hasStart = true
+		}
+		if r.Content.empty() && !rp.hasStart {
+			return nil, loa.Errorf(loa.EINVALID, "%s: name other content, another time, or both", field)
+		}
+		p.replace[d] = rp
+	}
+	return p, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
