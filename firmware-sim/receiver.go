@@ -181,6 +181,12 @@ func (r *Receiver) Start(ctx context.Context) error {
 		r.wg.Wait()
 		close(r.outbox)
 		<-r.outEnd
+		if !connected {
+			// A cancelled start may still connect (and publish online):
+			// the attempt ends within the connect timeout; then clean up.
+			<-tok.Done()
+			connected = tok.Error() == nil
+		}
 		if connected {
 			// onConnect may be publishing online: let it finish, then
 			// leave the retained status offline.
