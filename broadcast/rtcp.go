@@ -132,12 +132,12 @@ func ntpTime(t time.Time) uint64 {
 	return sec<<32 | frac
 }
 
-// senderReport maps packet n's RTP timestamp to the wall-clock time it was
+// srPackets maps packet n's RTP timestamp to the wall-clock time it was
 // due. Every receiver of the session gets the same mapping, derived from
 // the session's start, which is what lets them play in step.
-func (s *session) senderReport(n int) ([]byte, error) {
+func (s *session) srPackets(n int) []rtcp.Packet {
 	at := s.started.Round(0).Add(time.Duration(n) * protocol.FrameDuration)
-	return rtcp.Marshal([]rtcp.Packet{
+	return []rtcp.Packet{
 		&rtcp.SenderReport{
 			SSRC:        s.ssrc,
 			NTPTime:     ntpTime(at),
@@ -146,24 +146,18 @@ func (s *session) senderReport(n int) ([]byte, error) {
 			OctetCount:  uint32(s.octets.Load()),
 		},
 		rtcp.NewCNAMESourceDescription(s.ssrc, "loa-"+s.id),
-	})
+	}
+}
+
+// senderReport is the Sender Report compound for packet n.
+func (s *session) senderReport(n int) ([]byte, error) {
+	return rtcp.Marshal(s.srPackets(n))
 }
 
 // goodbye is a Sender Report followed by a BYE for the session's SSRC.
 func (s *session) goodbye(n int, reason string) ([]byte, error) {
-	at := s.started.Round(0).Add(time.Duration(n) * protocol.FrameDuration)
 	if len(reason) > 255 {
 		reason = reason[:255]
 	}
-	return rtcp.Marshal([]rtcp.Packet{
-		&rtcp.SenderReport{
-			SSRC:        s.ssrc,
-			NTPTime:     ntpTime(at),
-			RTPTime:     s.ts0 + uint32(n)*protocol.FrameSamples,
-			PacketCount: uint32(s.sent.Load()),
-			OctetCount:  uint32(s.octets.Load()),
-		},
-		rtcp.NewCNAMESourceDescription(s.ssrc, "loa-"+s.id),
-		&rtcp.Goodbye{Sources: []uint32{s.ssrc}, Reason: reason},
-	})
+	return rtcp.Marshal(append(s.srPackets(n), &rtcp.Goodbye{Sources: []uint32{s.ssrc}, Reason: reason}))
 }
