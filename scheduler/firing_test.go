@@ -431,3 +431,20 @@ func BenchmarkNext(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(schedules)), "ns/schedule")
 }
+
+// BenchmarkNextCompiled is what the firing loop pays per fired schedule:
+// schedules are compiled once per load.
+func BenchmarkNextCompiled(b *testing.B) {
+	s := sched("s", Rule{Kind: Weekly, Weekdays: []string{"mon", "wed", "fri"}, Time: "17:00"})
+	s.Exceptions = Exceptions{Calendars: []string{"Tết 2027"}}
+	p, err := s.compile(Examples())
+	if err != nil {
+		b.Fatal(err)
+	}
+	after := lt(hcm, "2027-02-04 12:00")
+	for b.Loop() {
+		if _, ok := p.next(after); !ok {
+			b.Fatal("no next")
+		}
+	}
+}
