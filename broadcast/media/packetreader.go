@@ -120,23 +120,50 @@ func (p *PacketReader) endGranule() (int64, bool) {
 	return p.granule, p.eos
 }
 
+// Skip passes over the next n audio packets without returning them, as
+// Next would, CRC and sequence checks included: a restarted controller
+// resumes a programme at elapsed / 20 ms. It returns how many packets it
+// skipped, and io.EOF if the stream ended before n; a negative n gives
+// EINVALID.
+func (p *PacketReader) Skip(n int) (int, error) {
+	if n < 0 {
+		return 0, loa.Errorf(loa.EINVALID, "skip: %d packets is negative", n)
+	}
+	for i := range n {
+		if _, err := p.read(maxAudioPacket, false); err != nil {
+			return i, err
+		}
+	}
+	return n, nil
+}
+
 // packet assembles the next packet from the lacing values of one or more
 // pages.
 func (p *PacketReader) packet(limit int) ([]byte, error) {
+	return p.read(limit, true)
+}
+
+// read walks the next packet's lacing values; it copies the packet out only
+// if keep is set, so Skip costs no allocation beyond the pages themselves.
+func (p *PacketReader) read(limit int, keep bool) ([]byte, error) {
 	var pkt []byte
+	size := 0
 	started := false
 	for {
 		for p.seg < len(p.segs) {
 			n := int(p.segs[p.seg])
 			p.seg++
-			if len(pkt)+n > limit {
+			if size+n > limit {
 				return nil, loa.Errorf(loa.EINVALID, "Ogg file is corrupt: a packet in page %d (byte %d) is larger than %d bytes", p.pages-1, p.pageAt, limit)
 			}
-			pkt = append(pkt, p.body[p.bodyOff:p.bodyOff+n]...)
+			if keep {
+				pkt = append(pkt, p.body[p.bodyOff:p.bodyOff+n]...)
+			}
+			size += n
 			p.bodyOff += n
 			started = true
 			if n < 255 {
-				if pkt == nil {
+				if pkt == nil && keep {
 					pkt = []byte{}
 				}
 				return pkt, nil
