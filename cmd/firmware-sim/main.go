@@ -69,7 +69,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.area, "area", "", "area id the provisioned devices belong to")
 	fs.IntVar(&o.n, "n", 10, "devices to provision with -api")
 	fs.StringVar(&o.prefix, "prefix", "sim", "id prefix of provisioned devices")
-	fs.IntVar(&o.decode, "decode", -1, "how many receivers decode fully (default: all when ≤ 200 receivers, else 100)")
+	fs.IntVar(&o.decode, "decode", -1, "how many receivers decode fully (default: all when ≤ 200 receivers, else 20)")
 	fs.StringVar(&o.wavDir, "wav-dir", "", "write <id>-<session>.wav of what each decoding receiver played")
 	fs.Float64Var(&o.loss, "loss", 0, "random loss of incoming RTP, 0..1")
 	fs.DurationVar(&o.jitter, "jitter", 0, "random extra delay of incoming RTP, up to this")
@@ -135,7 +135,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if decode < 0 {
 		decode = len(devs)
 		if decode > 200 {
-			decode = 100
+			decode = 20
 		}
 	}
 	if o.wavDir != "" {

@@ -38,7 +38,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	dur := fs.Duration("for", 10*time.Second, "programme length (the spoken part, about 7 s, is never cut)")
 	keep := fs.Bool("keep", false, "keep serving after the programme, until Ctrl-C")
 	httpAddr := fs.String("http", "", "HTTP address (default 127.0.0.1:8080 with -keep, else any free port)")
-	decode := fs.Int("decode", -1, "receivers that fully decode (default: all up to 200, else 100)")
+	decode := fs.Int("decode", -1, "receivers that fully decode (default: all up to 200, else 20)")
 	wavDir := fs.String("wav-dir", "", "write what each decoding receiver played to WAV files here")
 	loss := fs.Float64("loss", 0, "simulated packet loss on each receiver's link (0..1)")
 	jitter := fs.Duration("jitter", 0, "simulated jitter on each receiver's link")
@@ -55,7 +55,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	if *decode < 0 {
 		*decode = *n
 		if *n > 200 {
-			*decode = 100
+			*decode = 20
 		}
 	}
 	if *httpAddr == "" {
@@ -218,9 +218,11 @@ func waitFinished(ctx context.Context, fleet *firmwaresim.Fleet, session string,
 }
 
 // played is the demo's verdict on one receiver: it ended the session
-// having played at least 99 % of the frames, and decoded them if asked to.
+// having heard at least 95 % of the frames from their own packets or
+// their FEC (concealment does not count), and decoded them if asked to.
 func played(st firmwaresim.SessionStats, expected int, decoding bool) bool {
-	if !st.Done || float64(st.Played) < 0.99*float64(expected) {
+	heard := st.FromPacket() + st.FECRecovered
+	if !st.Done || float64(heard) < 0.95*float64(expected) {
 		return false
 	}
 	return !decoding || st.Decoded > 0
