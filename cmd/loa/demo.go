@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -43,6 +44,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	loss := fs.Float64("loss", 0, "simulated packet loss on each receiver's link (0..1)")
 	jitter := fs.Duration("jitter", 0, "simulated jitter on each receiver's link")
 	logLevel := fs.String("log", "warn", "controller log level")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole demo here")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -63,6 +65,17 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		if *keep {
 			*httpAddr = "127.0.0.1:8080"
 		}
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if *wavDir != "" {
 		if err := os.MkdirAll(*wavDir, 0o755); err != nil {
