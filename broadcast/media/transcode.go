@@ -2,7 +2,8 @@
 // playing a recording later costs no encoder CPU: Transcode decodes WAV, MP3
 // or Ogg Opus, converts it to 48 kHz mono, normalises its loudness and
 // encodes it once; PacketReader hands the stored packets to the playout
-// path as they are.
+// path as they are, and Playlist joins several stored files and their gaps
+// of silence into one session's stream.
 package media
 
 import (
