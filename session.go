@@ -24,7 +24,8 @@ func (t Targets) Empty() bool { return len(t.Areas) == 0 && len(t.Devices) == 0 
 // stream (one SSRC), encoded once, fanned out to every receiver it wins.
 type Session struct {
 	ID          string        `json:"id"`
-	MediaID     string        `json:"media_id"`
+	MediaID     string        `json:"media_id,omitempty"`
+	PlaylistID  string        `json:"playlist_id,omitempty"` // instead of MediaID
 	Targets     Targets       `json:"targets"`
 	Priority    Priority      `json:"priority"`
 	MaxDuration time.Duration `json:"max_duration_ns"`
@@ -39,8 +40,8 @@ type Session struct {
 
 // Validate checks a session request before anything is resolved.
 func (s *Session) Validate() error {
-	if s.MediaID == "" {
-		return Errorf(EINVALID, "media_id: required")
+	if (s.MediaID == "") == (s.PlaylistID == "") {
+		return Errorf(EINVALID, "media_id, playlist_id: name exactly one")
 	}
 	if s.Targets.Empty() {
 		return Errorf(EINVALID, "targets: name at least one area or device")

@@ -22,8 +22,11 @@
 //	GET  /api/v1/media                     [media]
 //	POST /api/v1/media                     multipart: "name" (optional, first), "file" → 201 media
 //	GET  /api/v1/media/{id}                media
+//	GET  /api/v1/playlists                 [playlist]
+//	POST /api/v1/playlists                 {id,name,items:[{media_id,gap:"2s"}]} → 201 playlist
+//	GET  /api/v1/playlists/{id}            playlist
 //	GET  /api/v1/sessions                  [session] in scope
-//	POST /api/v1/sessions                  {media_id,targets:{areas,devices},priority,max_duration} → 201 session
+//	POST /api/v1/sessions                  {media_id|playlist_id,targets:{areas,devices},priority,max_duration} → 201 session
 //	GET  /api/v1/sessions/{id}             session
 //	POST /api/v1/sessions/{id}/stop        → 200 session
 //	GET  /api/v1/sessions/{id}/sdp?dest=IP:PORT  application/sdp
@@ -59,6 +62,7 @@ type Server struct {
 	Tokens    loa.TokenService
 	Audit     loa.AuditService
 	Commands  loa.CommandService
+	Playlists loa.PlaylistService
 	Gatherer  prometheus.Gatherer // for /metrics; nil = prometheus.DefaultGatherer
 	MaxUpload int64               // bytes of one upload request; 0 = DefaultMaxUpload
 	Logger    *slog.Logger        // nil = discard
@@ -96,6 +100,10 @@ func (s *Server) Handler() http.Handler {
 	route("GET /api/v1/media", loa.ActionRead, s.listMedia)
 	route("POST /api/v1/media", loa.ActionMedia, s.uploadMedia)
 	route("GET /api/v1/media/{id}", loa.ActionRead, s.getMedia)
+
+	route("GET /api/v1/playlists", loa.ActionRead, s.listPlaylists)
+	route("POST /api/v1/playlists", loa.ActionMedia, s.createPlaylist)
+	route("GET /api/v1/playlists/{id}", loa.ActionRead, s.getPlaylist)
 
 	route("GET /api/v1/sessions", loa.ActionRead, s.listSessions)
 	route("POST /api/v1/sessions", loa.ActionSession, s.startSession)

@@ -17,6 +17,7 @@ const DefaultPriority loa.Priority = 64
 // sessionRequest is the body of POST /api/v1/sessions.
 type sessionRequest struct {
 	MediaID     string      `json:"media_id"`
+	PlaylistID  string      `json:"playlist_id"` // instead of media_id
 	Targets     loa.Targets `json:"targets"`
 	Priority    *int        `json:"priority"`     // 0–255; nil = DefaultPriority
 	MaxDuration string      `json:"max_duration"` // a Go duration, "30m"; "" = the service default
@@ -29,7 +30,7 @@ func parseSessionRequest(body io.Reader) (*loa.Session, error) {
 	if err := decodeJSON(body, &req); err != nil {
 		return nil, err
 	}
-	sess := &loa.Session{MediaID: req.MediaID, Targets: req.Targets, Priority: DefaultPriority}
+	sess := &loa.Session{MediaID: req.MediaID, PlaylistID: req.PlaylistID, Targets: req.Targets, Priority: DefaultPriority}
 	if req.Priority != nil {
 		if *req.Priority < 0 || *req.Priority > 255 {
 			return nil, loa.Errorf(loa.EINVALID, "priority: must be 0–255, not %d", *req.Priority)
@@ -131,7 +132,11 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, c *call) e
 	if err := s.Sessions.StartSession(r.Context(), sess); err != nil {
 		return err
 	}
-	c.audit("session.start", sess.ID, "media "+sess.MediaID+", priority "+strconv.Itoa(int(sess.Priority)))
+	content := "media " + sess.MediaID
+	if sess.PlaylistID != "" {
+		content = "playlist " + sess.PlaylistID
+	}
+	c.audit("session.start", sess.ID, content+", priority "+strconv.Itoa(int(sess.Priority)))
 	writeJSON(w, http.StatusCreated, sess)
 	return nil
 }

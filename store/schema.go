@@ -23,6 +23,7 @@ var (
 	bucketTokens       = []byte("tokens")         // id → tokenRecord
 	bucketTokensByHash = []byte("tokens_by_hash") // SHA-256 of secret (hex) → token id
 	bucketAudit        = []byte("audit")          // big-endian sequence → AuditRecord
+	bucketPlaylists    = []byte("playlists")      // id → Playlist
 )
 
 var keySchemaVersion = []byte("schema_version")
@@ -47,6 +48,10 @@ var migrations = []migration{
 			}
 		}
 		return nil
+	}},
+	{"playlists", func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucketPlaylists)
+		return err
 	}},
 }
 

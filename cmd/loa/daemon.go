@@ -146,7 +146,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	srv := &api.Server{
 		Areas: m.DB, Devices: m.DB, Presence: m.Fleet, Media: m.Media,
-		Sessions: m.Sessions, Tokens: m.DB, Audit: m.DB, Commands: commandService{m.Fleet}, Gatherer: reg,
+		Sessions: m.Sessions, Tokens: m.DB, Audit: m.DB, Commands: commandService{m.Fleet},
+		Playlists: m.DB, Gatherer: reg,
 		Logger: m.Logger.With("component", "api"),
 	}
 	m.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)

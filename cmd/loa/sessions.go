@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -27,8 +28,8 @@ type sessionService struct {
 	engine *broadcast.Engine
 	logger *slog.Logger
 
-	mu    sync.Mutex
-	files map[string]*os.File // open media files of running sessions
+	mu      sync.Mutex
+	content map[string]io.Closer // of running sessions, closed when they end
 }
 
 var _ loa.SessionService = (*sessionService)(nil)
@@ -37,25 +38,15 @@ func (s *sessionService) StartSession(ctx context.Context, sess *loa.Session) er
 	if err := sess.Validate(); err != nil {
 		return err
 	}
-	m, err := s.db.Media(ctx, sess.MediaID)
-	if loa.ErrorCode(err) == loa.ENOTFOUND {
-		return loa.Errorf(loa.ENOTFOUND, "media_id: no media %q", sess.MediaID)
-	} else if err != nil {
-		return err
-	}
 	devs, err := s.resolve(ctx, sess.Targets)
 	if err != nil {
 		return err
 	}
-	f, err := os.Open(s.db.MediaPath(m.Hash))
+	src, frames, err := s.open(ctx, sess)
 	if err != nil {
-		return fmt.Errorf("media %s: %w", m.ID, err)
+		return err
 	}
-	src, err := media.NewPacketReader(f)
-	if err != nil {
-		f.Close()
-		return fmt.Errorf("media %s: %w", m.ID, err)
-	}
+	length := time.Duration(frames) * protocol.FrameDuration
 
 	sess.ID = randomHex(8)
 	sess.SSRC = randomSSRC()
@@ -63,25 +54,84 @@ func (s *sessionService) StartSession(ctx context.Context, sess *loa.Session) er
 	sess.State = loa.SessionPlaying
 	sess.StartedAt = time.Now()
 	if sess.MaxDuration == 0 {
-		sess.MaxDuration = m.Duration + 30*time.Second
+		sess.MaxDuration = length + 30*time.Second
 	}
 	// Written before acting, so a crash leaves a record of what was playing.
 	if err := s.db.PutSession(ctx, sess); err != nil {
-		f.Close()
+		src.Close()
 		return err
 	}
 	s.mu.Lock()
-	if s.files == nil {
-		s.files = make(map[string]*os.File)
+	if s.content == nil {
+		s.content = make(map[string]io.Closer)
 	}
-	s.files[sess.ID] = f
+	s.content[sess.ID] = src
 	s.mu.Unlock()
-	if err := s.engine.Start(ctx, sess, src, m.Frames); err != nil {
+	if err := s.engine.Start(ctx, sess, src, frames); err != nil {
 		s.ended(sess.ID, loa.SessionFailed, err.Error())
 		return err
 	}
-	s.logger.Info("session started", "session", sess.ID, "media", m.ID, "devices", len(devs), "priority", sess.Priority)
+	s.logger.Info("session started", "session", sess.ID, "media", sess.MediaID, "playlist", sess.PlaylistID,
+		"devices", len(devs), "priority", sess.Priority, "length", length)
 	return nil
+}
+
+// source is what a session streams: its packets, and what to close after.
+type source interface {
+	broadcast.Source
+	io.Closer
+}
+
+// packetFile is a stored Ogg Opus file read packet by packet.
+type packetFile struct {
+	*media.PacketReader
+	io.Closer
+}
+
+// open returns the packets of the session's media item or playlist and
+// how many there are. Missing content is ENOTFOUND naming the field.
+func (s *sessionService) open(ctx context.Context, sess *loa.Session) (source, int, error) {
+	if sess.PlaylistID == "" {
+		m, err := s.db.Media(ctx, sess.MediaID)
+		if loa.ErrorCode(err) == loa.ENOTFOUND {
+			return nil, 0, loa.Errorf(loa.ENOTFOUND, "media_id: no media %q", sess.MediaID)
+		} else if err != nil {
+			return nil, 0, err
+		}
+		f, err := os.Open(s.db.MediaPath(m.Hash))
+		if err != nil {
+			return nil, 0, fmt.Errorf("media %s: %w", m.ID, err)
+		}
+		r, err := media.NewPacketReader(f)
+		if err != nil {
+			f.Close()
+			return nil, 0, fmt.Errorf("media %s: %w", m.ID, err)
+		}
+		return packetFile{r, f}, m.Frames, nil
+	}
+	p, err := s.db.Playlist(ctx, sess.PlaylistID)
+	if loa.ErrorCode(err) == loa.ENOTFOUND {
+		return nil, 0, loa.Errorf(loa.ENOTFOUND, "playlist_id: no playlist %q", sess.PlaylistID)
+	} else if err != nil {
+		return nil, 0, err
+	}
+	items := make([]media.PlaylistItem, len(p.Items))
+	frames := make([]int, len(p.Items))
+	gaps := make([]time.Duration, len(p.Items))
+	for i, it := range p.Items {
+		m, err := s.db.Media(ctx, it.MediaID)
+		if err != nil {
+			return nil, 0, loa.Errorf(loa.ENOTFOUND, "playlist %s: items[%d]: no media %q", p.ID, i, it.MediaID)
+		}
+		path := s.db.MediaPath(m.Hash)
+		items[i] = media.PlaylistItem{Open: func() (io.ReadCloser, error) { return os.Open(path) }, Gap: it.Gap}
+		frames[i], gaps[i] = m.Frames, it.Gap
+	}
+	pl, err := media.NewPlaylist(items)
+	if err != nil {
+		return nil, 0, err
+	}
+	return pl, media.PlaylistFrames(frames, gaps), nil
 }
 
 // resolve expands target areas (with their descendants) and devices into
@@ -125,9 +175,9 @@ func (s *sessionService) resolve(ctx context.Context, t loa.Targets) ([]string, 
 // ended is the engine's OnEnd callback: record how the session ended.
 func (s *sessionService) ended(id, state, reason string) {
 	s.mu.Lock()
-	if f := s.files[id]; f != nil {
-		f.Close()
-		delete(s.files, id)
+	if c := s.content[id]; c != nil {
+		c.Close()
+		delete(s.content, id)
 	}
 	s.mu.Unlock()
 	ctx := context.Background()
