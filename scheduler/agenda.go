@@ -4,22 +4,24 @@ import (
 	"cmp"
 	"slices"
 	"time"
+
+	"github.com/loa-broadcast/loa"
 )
 
 // Agenda lists what the enabled schedules play in [from, to), for a day
 // or week calendar view: sorted by time, then priority (highest first),
 // then schedule id. Invalid schedules are left out; Validate them when
 // they are saved.
-func Agenda(schedules []*Schedule, cals Calendars, from, to time.Time) []Occurrence {
+func Agenda(schedules []*loa.Schedule, cals loa.Calendars, from, to time.Time) []loa.Occurrence {
 	if to.IsZero() || !to.After(from) {
 		return nil
 	}
-	var out []Occurrence
+	var out []loa.Occurrence
 	for _, s := range schedules {
 		if !s.Enabled {
 			continue
 		}
-		p, err := s.compile(cals)
+		p, err := compile(s, cals)
 		if err != nil {
 			continue
 		}
@@ -29,8 +31,8 @@ func Agenda(schedules []*Schedule, cals Calendars, from, to time.Time) []Occurre
 	return out
 }
 
-func sortOccurrences(occs []Occurrence) {
-	slices.SortFunc(occs, func(a, b Occurrence) int {
+func sortOccurrences(occs []loa.Occurrence) {
+	slices.SortFunc(occs, func(a, b loa.Occurrence) int {
 		if c := a.At.Compare(b.At); c != 0 {
 			return c
 		}

@@ -1,10 +1,16 @@
 // Package scheduler turns schedules into fire times and fires them.
 //
-// The computation is pure: a Rule (once, daily, weekly, monthly, every N
-// days or weeks, in an IANA zone, default Asia/Ho_Chi_Minh) yields local
-// dates and times; Exceptions skip dates, whole holiday Calendars, or
-// replace one date's content or time; a Schedule adds content, targets and
-// priority, and Agenda lists what a station plays in a window.
+// The schedule vocabulary is the root package's: loa.Rule, loa.Exceptions,
+// loa.Calendar(s), loa.Schedule and loa.Occurrence. This package gives it
+// meaning. The computation is pure: a rule (once, daily, weekly, monthly,
+// every N days or weeks, in an IANA zone, default loa.DefaultZone,
+// Asia/Ho_Chi_Minh) yields local dates and times (NextRule,
+// RuleOccurrences); exceptions skip dates, whole holiday calendars, or
+// replace one date's content or time; a schedule adds content, targets and
+// priority (Next, Occurrences), and Agenda lists what a station plays in
+// a window. ValidateRule, ValidateExceptions, ValidateCalendar(s),
+// CheckCalendars and Validate report what is wrong as loa EINVALID errors
+// naming the field.
 //
 // The Scheduler is the firing loop: it sleeps on a timer until the next
 // occurrence, hands it to a Starter, and never fires the same (schedule,

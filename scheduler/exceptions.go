@@ -8,40 +8,11 @@ import (
 	"github.com/loa-broadcast/loa"
 )
 
-// Exceptions change what a rule yields on particular local dates.
-type Exceptions struct {
-	// Skip lists dates (YYYY-MM-DD) with no occurrence.
-	Skip []string `json:"skip,omitempty"`
-	// Calendars names holiday calendars whose dates are skipped.
-	Calendars []string `json:"calendars,omitempty"`
-	// Replace maps a date (YYYY-MM-DD) on which the rule fires to what
-	// plays instead. A replacement beats a calendar's skip, so "nothing
-	// on Tết except a greeting on the first day" is one calendar and one
-	// replacement; it may not name a date also in Skip.
-	Replace map[string]Replacement `json:"replace,omitempty"`
-}
-
-// Replacement is one date's change: other content, another time, or both.
-type Replacement struct {
-	Content        // empty: the schedule's own content
-	Time    string `json:"time,omitempty"` // HH:MM; empty: the rule's time
-}
-
-// Calendar is a named set of dates, such as a holiday. A date is
-// YYYY-MM-DD, or MM-DD for the same day every year.
-type Calendar struct {
-	Name  string   `json:"name"`
-	Dates []string `json:"dates"`
-}
-
-// Calendars holds calendars by name.
-type Calendars map[string]Calendar
-
 // Examples returns a small set of holiday calendars to start from. They
 // are examples, not an authority: holiday dates are decreed each year,
 // and an operator should check and edit them.
-func Examples() Calendars {
-	return Calendars{
+func Examples() loa.Calendars {
+	return loa.Calendars{
 		"Tết 2027": {Name: "Tết 2027", Dates: dateRange(dayOf(2027, time.February, 5), dayOf(2027, time.February, 11))},
 		// Quốc khánh (National Day), 2 September, every year. The adjacent
 		// day off changes yearly; add it per year.
@@ -57,8 +28,8 @@ func dateRange(first, last day) []string {
 	return out
 }
 
-// Validate checks the calendar's name and dates.
-func (c Calendar) Validate() error {
+// ValidateCalendar checks c's name and dates.
+func ValidateCalendar(c loa.Calendar) error {
 	if strings.TrimSpace(c.Name) == "" || len(c.Name) > 200 {
 		return loa.Errorf(loa.EINVALID, "name: required, at most 200 bytes")
 	}
@@ -66,8 +37,9 @@ func (c Calendar) Validate() error {
 	return set.addCalendar(c)
 }
 
-// Validate checks every calendar, and that each is filed under its name.
-func (cs Calendars) Validate() error {
+// ValidateCalendars checks every calendar, and that each is filed under
+// its name.
+func ValidateCalendars(cs loa.Calendars) error {
 	names := make([]string, 0, len(cs))
 	for n := range cs {
 		names = append(names, n)
@@ -78,7 +50,7 @@ func (cs Calendars) Validate() error {
 		if c.Name != n {
 			return loa.Errorf(loa.EINVALID, "calendars: %q is filed under %q", c.Name, n)
 		}
-		if err := c.Validate(); err != nil {
+		if err := ValidateCalendar(c); err != nil {
 			return err
 		}
 	}
@@ -109,7 +81,7 @@ func (s *dateSet) addDay(d day) {
 	s.days[d] = true
 }
 
-func (s *dateSet) addCalendar(c Calendar) error {
+func (s *dateSet) addCalendar(c loa.Calendar) error {
 	for _, v := range c.Dates {
 		if len(v) == 5 && v[2] == '-' {
 			m, ok1 := digits(v[0:2])
@@ -132,7 +104,7 @@ func (s *dateSet) addCalendar(c Calendar) error {
 	return nil
 }
 
-// exceptionPlan is validated Exceptions with calendars resolved.
+// exceptionPlan is validated loa.Exceptions with calendars resolved.
 type exceptionPlan struct {
 	skip    dateSet
 	replace map[day]replacementPlan
@@ -140,20 +112,25 @@ type exceptionPlan struct {
 }
 
 type replacementPlan struct {
-	content  Content
+	content  loa.Content
 	start    clock
 	hasStart bool
 }
 
-// Validate checks dates, replacements and calendar names (not that the
-// calendars exist: see CheckCalendars).
-func (e Exceptions) Validate() error {
-	_, err := e.compile("", nil)
+// ValidateExceptions checks dates, replacements and calendar names (not
+// that the calendars exist: see CheckCalendars).
+//
+// A replacement beats a calendar's skip, so "nothing on Tết except a
+// greeting on the first day" is one calendar and one replacement; it may
+// not name a date also in Skip, and must name other content, another
+// time, or both.
+func ValidateExceptions(e loa.Exceptions) error {
+	_, err := compileExceptions(e, "", nil)
 	return err
 }
 
 // CheckCalendars reports a calendar e names that cals lacks.
-func (e Exceptions) CheckCalendars(cals Calendars) error {
+func CheckCalendars(e loa.Exceptions, cals loa.Calendars) error {
 	for _, n := range e.Calendars {
 		if _, ok := cals[n]; !ok {
 			return loa.Errorf(loa.EINVALID, "exceptions.calendars: no calendar %q", n)
@@ -162,10 +139,10 @@ func (e Exceptions) CheckCalendars(cals Calendars) error {
 	return nil
 }
 
-// compile resolves e against cals. A calendar cals lacks skips nothing
-// and is listed in unknown: playing on a holiday is a smaller failure
-// than silence on a working day.
-func (e Exceptions) compile(prefix string, cals Calendars) (*exceptionPlan, error) {
+// compileExceptions resolves e against cals. A calendar cals lacks skips
+// nothing and is listed in unknown: playing on a holiday is a smaller
+// failure than silence on a working day.
+func compileExceptions(e loa.Exceptions, prefix string, cals loa.Calendars) (*exceptionPlan, error) {
 	p := &exceptionPlan{}
 	for _, s := range e.Skip {
 		d, err := parseDate(prefix+"skip", s)
@@ -206,8 +183,8 @@ func (e Exceptions) compile(prefix string, cals Calendars) (*exceptionPlan, erro
 			return nil, loa.Errorf(loa.EINVALID, "%s: the date is also in skip", field)
 		}
 		rp := replacementPlan{content: r.Content}
-		if !r.Content.empty() {
-			if err := r.Content.validate(field + "."); err != nil {
+		if !emptyContent(r.Content) {
+			if err := validateContent(r.Content, field+"."); err != nil {
 				return nil, err
 			}
 		}
@@ -217,7 +194,7 @@ func (e Exceptions) compile(prefix string, cals Calendars) (*exceptionPlan, erro
 			}
 			rp.hasStart = true
 		}
-		if r.Content.empty() && !rp.hasStart {
+		if emptyContent(r.Content) && !rp.hasStart {
 			return nil, loa.Errorf(loa.EINVALID, "%s: name other content, another time, or both", field)
 		}
 		p.replace[d] = rp

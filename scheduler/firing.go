@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/loa-broadcast/loa"
 )
 
 // Starter starts the session of an occurrence. cmd/loa implements it: it
@@ -16,13 +18,13 @@ import (
 // run; across a crash it may see an occurrence again, so it should
 // refuse an occ.Key() it has already started.
 type Starter interface {
-	StartScheduled(ctx context.Context, occ Occurrence, late time.Duration) error
+	StartScheduled(ctx context.Context, occ loa.Occurrence, late time.Duration) error
 }
 
 // Source supplies the schedules and holiday calendars; the store
 // implements it.
 type Source interface {
-	Schedules(ctx context.Context) ([]*Schedule, Calendars, error)
+	Schedules(ctx context.Context) ([]*loa.Schedule, loa.Calendars, error)
 }
 
 // Config configures a Scheduler. Starter and Source are required.
@@ -38,7 +40,7 @@ type Config struct {
 	Logger *slog.Logger // default slog.Default()
 	// OnMissed is told of each occurrence missed by more than Grace, so
 	// it can go in the play log. It must not block for long.
-	OnMissed func(occ Occurrence, late time.Duration)
+	OnMissed func(occ loa.Occurrence, late time.Duration)
 }
 
 // DefaultGrace is Config.Grace when none is set.
@@ -101,7 +103,7 @@ func (s *Scheduler) Handled() time.Time {
 // entry is one schedule's plan and its next occurrence after the cursor.
 type entry struct {
 	plan *plan
-	next Occurrence
+	next loa.Occurrence
 	ok   bool
 }
 
@@ -174,7 +176,7 @@ func (s *Scheduler) Run(ctx context.Context, since time.Time) error {
 // fire handles every occurrence up to horizon: starts those within
 // Grace, reports older ones missed, and moves each fired entry on.
 func (s *Scheduler) fire(ctx context.Context, wg *sync.WaitGroup, entries []entry, last map[string]time.Time, horizon, now time.Time) {
-	var due []Occurrence
+	var due []loa.Occurrence
 	for i := range entries {
 		e := &entries[i]
 		for n := 1; e.ok && !e.next.At.After(horizon); n++ {
@@ -246,7 +248,7 @@ func (s *Scheduler) load(ctx context.Context) ([]entry, error) {
 			continue
 		}
 		sc := *sc // a copy, so the caller may reuse its value
-		p, err := sc.compile(cals)
+		p, err := compile(&sc, cals)
 		switch {
 		case err != nil:
 			s.log.Error("scheduler: invalid schedule left out", "schedule", sc.ID, "err", err)

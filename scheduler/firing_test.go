@@ -20,7 +20,7 @@ import (
 // Saturday: 07:00 in Ho Chi Minh City.
 
 type start struct {
-	occ  Occurrence
+	occ  loa.Occurrence
 	late time.Duration
 	now  time.Time
 }
@@ -31,7 +31,7 @@ type recorder struct {
 	err    error
 }
 
-func (r *recorder) StartScheduled(ctx context.Context, occ Occurrence, late time.Duration) error {
+func (r *recorder) StartScheduled(ctx context.Context, occ loa.Occurrence, late time.Duration) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.starts = append(r.starts, start{occ, late, time.Now()})
@@ -53,18 +53,18 @@ func (r *recorder) get() []start {
 
 type source struct {
 	mu        sync.Mutex
-	schedules []*Schedule
-	cals      Calendars
+	schedules []*loa.Schedule
+	cals      loa.Calendars
 	err       error
 }
 
-func (s *source) Schedules(ctx context.Context) ([]*Schedule, Calendars, error) {
+func (s *source) Schedules(ctx context.Context) ([]*loa.Schedule, loa.Calendars, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.schedules), s.cals, s.err
 }
 
-func (s *source) set(schedules ...*Schedule) {
+func (s *source) set(schedules ...*loa.Schedule) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.schedules = schedules
@@ -75,7 +75,7 @@ type missed struct {
 	occs []start
 }
 
-func (m *missed) record(occ Occurrence, late time.Duration) {
+func (m *missed) record(occ loa.Occurrence, late time.Duration) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.occs = append(m.occs, start{occ, late, time.Now()})
@@ -104,9 +104,9 @@ func (l *logBuffer) String() string {
 	return l.buf.String()
 }
 
-func sched(id string, rule Rule) *Schedule {
-	return &Schedule{
-		ID: id, Name: id, Rule: rule, Content: Content{MediaID: "m-" + id},
+func sched(id string, rule loa.Rule) *loa.Schedule {
+	return &loa.Schedule{
+		ID: id, Name: id, Rule: rule, Content: loa.Content{MediaID: "m-" + id},
 		Targets: loa.Targets{Areas: []string{"xa"}}, Priority: 64, Enabled: true,
 	}
 }
@@ -123,7 +123,7 @@ type harness struct {
 	done   chan error
 }
 
-func run(t *testing.T, since time.Time, cfg Config, schedules ...*Schedule) *harness {
+func run(t *testing.T, since time.Time, cfg Config, schedules ...*loa.Schedule) *harness {
 	h := &harness{t: t, rec: &recorder{}, src: &source{schedules: schedules, cals: Examples()}, missed: &missed{}, logs: &logBuffer{}}
 	if cfg.Starter == nil {
 		cfg.Starter = h.rec
@@ -149,11 +149,11 @@ func (h *harness) stop() {
 
 func TestFiresAtExactTimes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		schedules := []*Schedule{
-			sched("sang", Rule{Kind: Daily, Time: "06:00"}),
-			sched("chieu", Rule{Kind: Daily, Time: "17:00"}),
-			sched("ban-tin", Rule{Kind: Weekly, Weekdays: []string{"mon", "tue", "wed", "thu", "fri"}, Time: "11:00:30"}),
-			sched("berlin", Rule{Kind: Daily, Time: "09:00", Zone: "Europe/Berlin"}),
+		schedules := []*loa.Schedule{
+			sched("sang", loa.Rule{Kind: loa.RuleDaily, Time: "06:00"}),
+			sched("chieu", loa.Rule{Kind: loa.RuleDaily, Time: "17:00"}),
+			sched("ban-tin", loa.Rule{Kind: loa.RuleWeekly, Weekdays: []string{"mon", "tue", "wed", "thu", "fri"}, Time: "11:00:30"}),
+			sched("berlin", loa.Rule{Kind: loa.RuleDaily, Time: "09:00", Zone: "Europe/Berlin"}),
 		}
 		begin := time.Now()
 		h := run(t, begin, Config{}, schedules...)
@@ -182,7 +182,7 @@ func TestFiresAtExactTimes(t *testing.T) {
 
 func TestLeadFiresEarly(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := run(t, time.Now(), Config{Lead: 2 * time.Second}, sched("sang", Rule{Kind: Daily, Time: "06:00"}))
+		h := run(t, time.Now(), Config{Lead: 2 * time.Second}, sched("sang", loa.Rule{Kind: loa.RuleDaily, Time: "06:00"}))
 		time.Sleep(24 * time.Hour)
 		h.stop()
 		got := h.rec.get()
@@ -198,12 +198,12 @@ func TestLeadFiresEarly(t *testing.T) {
 
 func TestReload(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := run(t, time.Now(), Config{}, sched("sang", Rule{Kind: Daily, Time: "06:00"}))
+		h := run(t, time.Now(), Config{}, sched("sang", loa.Rule{Kind: loa.RuleDaily, Time: "06:00"}))
 		time.Sleep(time.Hour) // 08:00 in Ho Chi Minh City
 		h.src.set(
-			sched("sang", Rule{Kind: Daily, Time: "06:00"}),
-			sched("new", Rule{Kind: Daily, Time: "09:00"}),
-			sched("past", Rule{Kind: Daily, Time: "07:30"}), // already past today
+			sched("sang", loa.Rule{Kind: loa.RuleDaily, Time: "06:00"}),
+			sched("new", loa.Rule{Kind: loa.RuleDaily, Time: "09:00"}),
+			sched("past", loa.Rule{Kind: loa.RuleDaily, Time: "07:30"}), // already past today
 		)
 		h.s.Reload()
 		h.s.Reload() // coalesced, harmless
@@ -218,7 +218,7 @@ func TestReload(t *testing.T) {
 		}
 
 		// A change of time: the old time no longer fires, the new does.
-		h.src.set(sched("sang", Rule{Kind: Daily, Time: "06:30"}))
+		h.src.set(sched("sang", loa.Rule{Kind: loa.RuleDaily, Time: "06:30"}))
 		h.s.Reload()
 		time.Sleep(24 * time.Hour) // to 10:00 on 2 January
 		h.stop()
@@ -231,7 +231,7 @@ func TestReload(t *testing.T) {
 
 func TestReloadAtFireTimeDoesNotRepeat(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := run(t, time.Now(), Config{}, sched("sang", Rule{Kind: Daily, Time: "07:00:01"}))
+		h := run(t, time.Now(), Config{}, sched("sang", loa.Rule{Kind: loa.RuleDaily, Time: "07:00:01"}))
 		time.Sleep(time.Second) // exactly 07:00:01
 		synctest.Wait()
 		for range 3 {
@@ -251,12 +251,12 @@ func TestMissedWhileDown(t *testing.T) {
 		now := time.Now() // 07:00 in Ho Chi Minh City
 		since := lt(hcm, "2000-01-01 06:40")
 		h := run(t, since, Config{},
-			sched("before-since", Rule{Kind: Once, Date: "2000-01-01", Time: "06:30"}),
-			sched("too-late", Rule{Kind: Once, Date: "2000-01-01", Time: "06:50"}),
-			sched("daily", Rule{Kind: Daily, Time: "06:56"}),
-			sched("edge", Rule{Kind: Once, Date: "2000-01-01", Time: "06:55"}), // late by Grace exactly: plays
-			sched("just", Rule{Kind: Once, Date: "2000-01-01", Time: "06:58"}),
-			sched("now", Rule{Kind: Once, Date: "2000-01-01", Time: "07:00"}),
+			sched("before-since", loa.Rule{Kind: loa.RuleOnce, Date: "2000-01-01", Time: "06:30"}),
+			sched("too-late", loa.Rule{Kind: loa.RuleOnce, Date: "2000-01-01", Time: "06:50"}),
+			sched("daily", loa.Rule{Kind: loa.RuleDaily, Time: "06:56"}),
+			sched("edge", loa.Rule{Kind: loa.RuleOnce, Date: "2000-01-01", Time: "06:55"}), // late by Grace exactly: plays
+			sched("just", loa.Rule{Kind: loa.RuleOnce, Date: "2000-01-01", Time: "06:58"}),
+			sched("now", loa.Rule{Kind: loa.RuleOnce, Date: "2000-01-01", Time: "07:00"}),
 		)
 		got := h.rec.get()
 		want := []struct {
@@ -293,7 +293,7 @@ func TestMissedWhileDown(t *testing.T) {
 
 func TestDownForYears(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := run(t, time.Now().AddDate(-5, 0, 0), Config{}, sched("daily", Rule{Kind: Daily, Time: "06:58"}))
+		h := run(t, time.Now().AddDate(-5, 0, 0), Config{}, sched("daily", loa.Rule{Kind: loa.RuleDaily, Time: "06:58"}))
 		h.stop()
 		if got := h.rec.get(); len(got) != 1 || got[0].late != 2*time.Minute {
 			t.Errorf("today's start: %+v, want one, 2m late", got)
@@ -309,7 +309,7 @@ func TestDownForYears(t *testing.T) {
 
 func TestRestartDoesNotRepeat(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rule := Rule{Kind: Daily, Time: "06:00"}
+		rule := loa.Rule{Kind: loa.RuleDaily, Time: "06:00"}
 		h := run(t, time.Now(), Config{}, sched("sang", rule))
 		time.Sleep(23*time.Hour + time.Minute) // 06:01 on the 2nd
 		h.stop()
@@ -334,7 +334,7 @@ func TestRestartDoesNotRepeat(t *testing.T) {
 func TestStarterErrorNotRetried(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := &recorder{err: errors.New("store is full")}
-		h := run(t, time.Now(), Config{Starter: rec}, sched("sang", Rule{Kind: Daily, Time: "06:00"}))
+		h := run(t, time.Now(), Config{Starter: rec}, sched("sang", loa.Rule{Kind: loa.RuleDaily, Time: "06:00"}))
 		time.Sleep(3 * 24 * time.Hour)
 		h.stop()
 		if n := len(rec.get()); n != 3 {
@@ -350,7 +350,7 @@ func TestStarterErrorNotRetried(t *testing.T) {
 // blocker blocks every start until its context ends.
 type blocker struct{ started, ended chan struct{} }
 
-func (b *blocker) StartScheduled(ctx context.Context, occ Occurrence, late time.Duration) error {
+func (b *blocker) StartScheduled(ctx context.Context, occ loa.Occurrence, late time.Duration) error {
 	b.started <- struct{}{}
 	<-ctx.Done()
 	close(b.ended)
@@ -360,7 +360,7 @@ func (b *blocker) StartScheduled(ctx context.Context, occ Occurrence, late time.
 func TestRunWaitsForStarts(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := &blocker{started: make(chan struct{}, 1), ended: make(chan struct{})}
-		h := run(t, time.Now(), Config{Starter: b}, sched("sang", Rule{Kind: Daily, Time: "07:00:05"}))
+		h := run(t, time.Now(), Config{Starter: b}, sched("sang", loa.Rule{Kind: loa.RuleDaily, Time: "07:00:05"}))
 		time.Sleep(5 * time.Second)
 		<-b.started
 		h.stop() // Run returned...
@@ -380,10 +380,10 @@ func TestSourceErrors(t *testing.T) {
 			t.Errorf("Run with a failing source = %v", err)
 		}
 
-		bad := sched("bad", Rule{Kind: Weekly, Time: "06:00"}) // no weekdays
-		off := sched("off", Rule{Kind: Daily, Time: "06:00"})
+		bad := sched("bad", loa.Rule{Kind: loa.RuleWeekly, Time: "06:00"}) // no weekdays
+		off := sched("off", loa.Rule{Kind: loa.RuleDaily, Time: "06:00"})
 		off.Enabled = false
-		h := run(t, time.Time{}, Config{}, bad, off, sched("sang", Rule{Kind: Daily, Time: "06:00"}), sched("sang", Rule{Kind: Daily, Time: "06:30"}))
+		h := run(t, time.Time{}, Config{}, bad, off, sched("sang", loa.Rule{Kind: loa.RuleDaily, Time: "06:00"}), sched("sang", loa.Rule{Kind: loa.RuleDaily, Time: "06:30"}))
 		h.src.mu.Lock()
 		h.src.err = errors.New("db closed")
 		h.src.mu.Unlock()
@@ -404,19 +404,19 @@ func TestSourceErrors(t *testing.T) {
 }
 
 func BenchmarkNext(b *testing.B) {
-	kinds := []Rule{
-		{Kind: Daily, Time: "06:00"},
-		{Kind: Weekly, Weekdays: []string{"mon", "wed", "fri"}, Time: "17:00"},
-		{Kind: Monthly, MonthDay: -1, Time: "08:00", Zone: "Europe/Berlin"},
-		{Kind: EveryNDays, Interval: 3, Date: "2027-01-01", Time: "11:00"},
-		{Kind: EveryNWeeks, Interval: 2, Date: "2027-01-01", Weekdays: []string{"tue"}, Time: "19:30"},
-		{Kind: Once, Date: "2027-06-01", Time: "06:00"},
+	kinds := []loa.Rule{
+		{Kind: loa.RuleDaily, Time: "06:00"},
+		{Kind: loa.RuleWeekly, Weekdays: []string{"mon", "wed", "fri"}, Time: "17:00"},
+		{Kind: loa.RuleMonthly, MonthDay: -1, Time: "08:00", Zone: "Europe/Berlin"},
+		{Kind: loa.RuleEveryNDays, Interval: 3, Date: "2027-01-01", Time: "11:00"},
+		{Kind: loa.RuleEveryNWeeks, Interval: 2, Date: "2027-01-01", Weekdays: []string{"tue"}, Time: "19:30"},
+		{Kind: loa.RuleOnce, Date: "2027-06-01", Time: "06:00"},
 	}
-	schedules := make([]*Schedule, 10000)
+	schedules := make([]*loa.Schedule, 10000)
 	for i := range schedules {
 		s := sched(fmt.Sprintf("s%d", i), kinds[i%len(kinds)])
 		if i%4 == 0 {
-			s.Exceptions = Exceptions{Calendars: []string{"Tết 2027"}, Skip: []string{"2027-04-30"}}
+			s.Exceptions = loa.Exceptions{Calendars: []string{"Tết 2027"}, Skip: []string{"2027-04-30"}}
 		}
 		schedules[i] = s
 	}
@@ -424,7 +424,7 @@ func BenchmarkNext(b *testing.B) {
 	after := lt(hcm, "2027-02-04 12:00")
 	for b.Loop() {
 		for _, s := range schedules {
-			if _, ok := s.Next(after, cals); !ok {
+			if _, ok := Next(s, after, cals); !ok {
 				b.Fatal("no next")
 			}
 		}
@@ -435,9 +435,9 @@ func BenchmarkNext(b *testing.B) {
 // BenchmarkNextCompiled is what the firing loop pays per fired schedule:
 // schedules are compiled once per load.
 func BenchmarkNextCompiled(b *testing.B) {
-	s := sched("s", Rule{Kind: Weekly, Weekdays: []string{"mon", "wed", "fri"}, Time: "17:00"})
-	s.Exceptions = Exceptions{Calendars: []string{"Tết 2027"}}
-	p, err := s.compile(Examples())
+	s := sched("s", loa.Rule{Kind: loa.RuleWeekly, Weekdays: []string{"mon", "wed", "fri"}, Time: "17:00"})
+	s.Exceptions = loa.Exceptions{Calendars: []string{"Tết 2027"}}
+	p, err := compile(s, Examples())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -8,50 +8,12 @@ import (
 	"github.com/loa-broadcast/loa"
 )
 
-// Rule kinds.
-const (
-	Once        = "once"
-	Daily       = "daily"
-	Weekly      = "weekly"
-	Monthly     = "monthly"
-	EveryNDays  = "every_n_days"
-	EveryNWeeks = "every_n_weeks"
-)
-
-// DefaultZone is the zone of a rule that names none.
-const DefaultZone = "Asia/Ho_Chi_Minh"
-
-// Rule says on which local dates, and at what local time, something
-// happens. Dates are YYYY-MM-DD and times HH:MM or HH:MM:SS, in Zone.
-type Rule struct {
-	Kind string `json:"kind"`
-	// Date is the day of a once rule; for the others the first day of the
-	// range, and the anchor every_n_days and every_n_weeks count from
-	// (required for those, optional for daily, weekly and monthly).
-	Date string `json:"date,omitempty"`
-	// Until is the last day of the range, inclusive; empty means forever.
-	Until string `json:"until,omitempty"`
-	Time  string `json:"time"`
-	// End is when the programme must stop that day, after Time; empty
-	// means it plays to the end of its content.
-	End string `json:"end,omitempty"`
-	// Weekdays ("mon".."sun") for weekly and every_n_weeks.
-	Weekdays []string `json:"weekdays,omitempty"`
-	// Interval is N for every_n_days and every_n_weeks. Weeks run Monday
-	// to Sunday and are counted from the week holding Date.
-	Interval int `json:"interval,omitempty"`
-	// MonthDay is the day for monthly: 1..31, months without it are
-	// skipped (no 31 April); -1 is the last day, -2 the one before, …
-	MonthDay int    `json:"month_day,omitempty"`
-	Zone     string `json:"zone,omitempty"`
-}
-
 var weekdayNames = map[string]time.Weekday{
 	"sun": time.Sunday, "mon": time.Monday, "tue": time.Tuesday, "wed": time.Wednesday,
 	"thu": time.Thursday, "fri": time.Friday, "sat": time.Saturday,
 }
 
-// rulePlan is a validated Rule in the form next-date arithmetic needs.
+// rulePlan is a validated loa.Rule in the form next-date arithmetic needs.
 type rulePlan struct {
 	kind       string
 	loc        *time.Location
@@ -66,21 +28,27 @@ type rulePlan struct {
 	monthDay   int
 }
 
-// Validate reports the first thing wrong with r as an EINVALID error
-// naming the field.
-func (r Rule) Validate() error {
-	_, err := r.compile("")
+// ValidateRule reports the first thing wrong with r as an EINVALID error
+// naming the field. Date is required for once, every_n_days and
+// every_n_weeks, optional for daily, weekly and monthly; End, when set,
+// must be after Time; Zone must be an IANA zone, not Local.
+//
+// How a rule counts: every_n_weeks weeks run Monday to Sunday and are
+// counted from the week holding Date; a monthly MonthDay a month lacks
+// (31 April) skips that month.
+func ValidateRule(r loa.Rule) error {
+	_, err := compileRule(r, "")
 	return err
 }
 
-func (r Rule) compile(prefix string) (*rulePlan, error) {
+func compileRule(r loa.Rule, prefix string) (*rulePlan, error) {
 	bad := func(field, format string, args ...any) error {
 		return loa.Errorf(loa.EINVALID, prefix+field+": "+format, args...)
 	}
 	p := &rulePlan{kind: r.Kind, interval: r.Interval, monthDay: r.MonthDay}
 	var err error
 	switch r.Kind {
-	case Once, Daily, Weekly, Monthly, EveryNDays, EveryNWeeks:
+	case loa.RuleOnce, loa.RuleDaily, loa.RuleWeekly, loa.RuleMonthly, loa.RuleEveryNDays, loa.RuleEveryNWeeks:
 	case "":
 		return nil, bad("kind", "required: once, daily, weekly, monthly, every_n_days or every_n_weeks")
 	default:
@@ -94,11 +62,11 @@ func (r Rule) compile(prefix string) (*rulePlan, error) {
 			return nil, err
 		}
 		p.hasFrom = true
-	} else if r.Kind == Once || r.Kind == EveryNDays || r.Kind == EveryNWeeks {
+	} else if r.Kind == loa.RuleOnce || r.Kind == loa.RuleEveryNDays || r.Kind == loa.RuleEveryNWeeks {
 		return nil, bad("date", "required for %s", r.Kind)
 	}
 	if r.Until != "" {
-		if r.Kind == Once {
+		if r.Kind == loa.RuleOnce {
 			return nil, bad("until", "a once rule has no range")
 		}
 		if p.until, err = parseDate(prefix+"until", r.Until); err != nil {
@@ -124,7 +92,7 @@ func (r Rule) compile(prefix string) (*rulePlan, error) {
 		}
 		p.hasEnd = true
 	}
-	weekly := r.Kind == Weekly || r.Kind == EveryNWeeks
+	weekly := r.Kind == loa.RuleWeekly || r.Kind == loa.RuleEveryNWeeks
 	switch {
 	case weekly && len(r.Weekdays) == 0:
 		return nil, bad("weekdays", "name at least one day, mon..sun")
@@ -138,7 +106,7 @@ func (r Rule) compile(prefix string) (*rulePlan, error) {
 		}
 		p.weekdays[wd] = true
 	}
-	every := r.Kind == EveryNDays || r.Kind == EveryNWeeks
+	every := r.Kind == loa.RuleEveryNDays || r.Kind == loa.RuleEveryNWeeks
 	switch {
 	case every && r.Interval < 1:
 		return nil, bad("interval", "must be at least 1, not %d", r.Interval)
@@ -148,9 +116,9 @@ func (r Rule) compile(prefix string) (*rulePlan, error) {
 		return nil, bad("interval", "only for every_n_days and every_n_weeks")
 	}
 	switch {
-	case r.Kind == Monthly && (r.MonthDay == 0 || r.MonthDay > 31 || r.MonthDay < -31):
+	case r.Kind == loa.RuleMonthly && (r.MonthDay == 0 || r.MonthDay > 31 || r.MonthDay < -31):
 		return nil, bad("month_day", "must be 1..31, or -1 for the last day, not %d", r.MonthDay)
-	case r.Kind != Monthly && r.MonthDay != 0:
+	case r.Kind != loa.RuleMonthly && r.MonthDay != 0:
 		return nil, bad("month_day", "only for monthly")
 	}
 	return p, nil
@@ -160,13 +128,13 @@ var zones sync.Map // name → *time.Location; LoadLocation reads a file each ca
 
 func loadZone(field, name string) (*time.Location, error) {
 	if name == "" {
-		name = DefaultZone
+		name = loa.DefaultZone
 	}
 	if loc, ok := zones.Load(name); ok {
 		return loc.(*time.Location), nil
 	}
 	if name == "Local" {
-		return nil, loa.Errorf(loa.EINVALID, "%s: name an IANA zone such as %s, not Local", field, DefaultZone)
+		return nil, loa.Errorf(loa.EINVALID, "%s: name an IANA zone such as %s, not Local", field, loa.DefaultZone)
 	}
 	loc, err := time.LoadLocation(name)
 	if err != nil {
@@ -186,21 +154,21 @@ func (p *rulePlan) nextDate(d day) (day, bool) {
 		d = p.from
 	}
 	switch p.kind {
-	case Once:
+	case loa.RuleOnce:
 		if d != p.from {
 			return 0, false
 		}
-	case Daily:
-	case EveryNDays:
+	case loa.RuleDaily:
+	case loa.RuleEveryNDays:
 		n := day(p.interval)
 		d = p.from + (d-p.from+n-1)/n*n
-	case Weekly:
+	case loa.RuleWeekly:
 		for i := 0; i < 7 && !p.weekdays[d.weekday()]; i++ {
 			d++
 		}
-	case EveryNWeeks:
+	case loa.RuleEveryNWeeks:
 		d = p.nextWeekDay(d)
-	case Monthly:
+	case loa.RuleMonthly:
 		var ok bool
 		if d, ok = p.nextMonthDay(d); !ok {
 			return 0, false
@@ -250,11 +218,12 @@ func (p *rulePlan) nextMonthDay(d day) (day, bool) {
 	return 0, false
 }
 
-// Next returns the first occurrence strictly after after, and false when
-// there is none (past Until, or r is invalid: call Validate first).
+// NextRule returns r's first occurrence strictly after after, and false
+// when there is none (past Until, or r is invalid: call ValidateRule
+// first).
 // Occurrences are at Time on each date in Zone; see the DST notes on at.
-func (r Rule) Next(after time.Time) (time.Time, bool) {
-	p, err := r.compile("")
+func NextRule(r loa.Rule, after time.Time) (time.Time, bool) {
+	p, err := compileRule(r, "")
 	if err != nil {
 		return time.Time{}, false
 	}
@@ -273,11 +242,11 @@ func (p *rulePlan) next(after time.Time) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// Occurrences returns the occurrences in [from, to), at most limit of
+// RuleOccurrences returns r's occurrences in [from, to), at most limit of
 // them (limit ≤ 0: no limit; then to must not be zero). A zero to means
 // no end.
-func (r Rule) Occurrences(from, to time.Time, limit int) []time.Time {
-	p, err := r.compile("")
+func RuleOccurrences(r loa.Rule, from, to time.Time, limit int) []time.Time {
+	p, err := compileRule(r, "")
 	if err != nil || limit <= 0 && to.IsZero() {
 		return nil
 	}

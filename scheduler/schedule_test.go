@@ -10,12 +10,12 @@ import (
 	"github.com/loa-broadcast/loa"
 )
 
-func morning(id string) *Schedule {
-	return &Schedule{
+func morning(id string) *loa.Schedule {
+	return &loa.Schedule{
 		ID:       id,
 		Name:     "Chương trình buổi sáng",
-		Rule:     Rule{Kind: Daily, Time: "06:00", End: "06:30"},
-		Content:  Content{PlaylistID: "sang"},
+		Rule:     loa.Rule{Kind: loa.RuleDaily, Time: "06:00", End: "06:30"},
+		Content:  loa.Content{PlaylistID: "sang"},
 		Targets:  loa.Targets{Areas: []string{"xa-an-binh"}},
 		Priority: 64,
 		Enabled:  true,
@@ -26,72 +26,72 @@ func TestScheduleNextExceptions(t *testing.T) {
 	cals := Examples()
 	cases := []struct {
 		name     string
-		exc      Exceptions
+		exc      loa.Exceptions
 		after    time.Time
 		want     time.Time
-		content  Content
+		content  loa.Content
 		replaced bool
 		end      time.Time
 	}{
 		{
 			name: "no exceptions", after: lt(hcm, "2027-02-04 07:00"),
-			want: lt(hcm, "2027-02-05 06:00"), content: Content{PlaylistID: "sang"}, end: lt(hcm, "2027-02-05 06:30"),
+			want: lt(hcm, "2027-02-05 06:00"), content: loa.Content{PlaylistID: "sang"}, end: lt(hcm, "2027-02-05 06:30"),
 		},
 		{
-			name: "skip a date", exc: Exceptions{Skip: []string{"2027-02-05"}}, after: lt(hcm, "2027-02-04 07:00"),
-			want: lt(hcm, "2027-02-06 06:00"), content: Content{PlaylistID: "sang"}, end: lt(hcm, "2027-02-06 06:30"),
+			name: "skip a date", exc: loa.Exceptions{Skip: []string{"2027-02-05"}}, after: lt(hcm, "2027-02-04 07:00"),
+			want: lt(hcm, "2027-02-06 06:00"), content: loa.Content{PlaylistID: "sang"}, end: lt(hcm, "2027-02-06 06:30"),
 		},
 		{
-			name: "Tết 2027 calendar", exc: Exceptions{Calendars: []string{"Tết 2027"}}, after: lt(hcm, "2027-02-04 07:00"),
-			want: lt(hcm, "2027-02-12 06:00"), content: Content{PlaylistID: "sang"}, end: lt(hcm, "2027-02-12 06:30"),
+			name: "Tết 2027 calendar", exc: loa.Exceptions{Calendars: []string{"Tết 2027"}}, after: lt(hcm, "2027-02-04 07:00"),
+			want: lt(hcm, "2027-02-12 06:00"), content: loa.Content{PlaylistID: "sang"}, end: lt(hcm, "2027-02-12 06:30"),
 		},
 		{
-			name: "yearly calendar date", exc: Exceptions{Calendars: []string{"Quốc khánh"}}, after: lt(hcm, "2028-09-01 07:00"),
-			want: lt(hcm, "2028-09-03 06:00"), content: Content{PlaylistID: "sang"}, end: lt(hcm, "2028-09-03 06:30"),
+			name: "yearly calendar date", exc: loa.Exceptions{Calendars: []string{"Quốc khánh"}}, after: lt(hcm, "2028-09-01 07:00"),
+			want: lt(hcm, "2028-09-03 06:00"), content: loa.Content{PlaylistID: "sang"}, end: lt(hcm, "2028-09-03 06:30"),
 		},
 		{
-			name: "unknown calendar skips nothing", exc: Exceptions{Calendars: []string{"Tết 2099"}}, after: lt(hcm, "2027-02-04 07:00"),
-			want: lt(hcm, "2027-02-05 06:00"), content: Content{PlaylistID: "sang"}, end: lt(hcm, "2027-02-05 06:30"),
+			name: "unknown calendar skips nothing", exc: loa.Exceptions{Calendars: []string{"Tết 2099"}}, after: lt(hcm, "2027-02-04 07:00"),
+			want: lt(hcm, "2027-02-05 06:00"), content: loa.Content{PlaylistID: "sang"}, end: lt(hcm, "2027-02-05 06:30"),
 		},
 		{
 			name: "replacement content", after: lt(hcm, "2028-09-01 07:00"),
-			exc:  Exceptions{Replace: map[string]Replacement{"2028-09-02": {Content: Content{MediaID: "quoc-khanh"}}}},
-			want: lt(hcm, "2028-09-02 06:00"), content: Content{MediaID: "quoc-khanh"}, replaced: true, end: lt(hcm, "2028-09-02 06:30"),
+			exc:  loa.Exceptions{Replace: map[string]loa.Replacement{"2028-09-02": {Content: loa.Content{MediaID: "quoc-khanh"}}}},
+			want: lt(hcm, "2028-09-02 06:00"), content: loa.Content{MediaID: "quoc-khanh"}, replaced: true, end: lt(hcm, "2028-09-02 06:30"),
 		},
 		{
 			// After the rule's 06:00 that day, the moved 20:00 is still to come.
 			name: "replacement later the same day", after: lt(hcm, "2028-09-02 07:00"),
-			exc:  Exceptions{Replace: map[string]Replacement{"2028-09-02": {Content: Content{MediaID: "quoc-khanh"}, Time: "20:00"}}},
-			want: lt(hcm, "2028-09-02 20:00"), content: Content{MediaID: "quoc-khanh"}, replaced: true, end: lt(hcm, "2028-09-02 20:30"),
+			exc:  loa.Exceptions{Replace: map[string]loa.Replacement{"2028-09-02": {Content: loa.Content{MediaID: "quoc-khanh"}, Time: "20:00"}}},
+			want: lt(hcm, "2028-09-02 20:00"), content: loa.Content{MediaID: "quoc-khanh"}, replaced: true, end: lt(hcm, "2028-09-02 20:30"),
 		},
 		{
 			name: "replacement of time only", after: lt(hcm, "2028-09-01 07:00"),
-			exc:  Exceptions{Replace: map[string]Replacement{"2028-09-02": {Time: "05:00"}}},
-			want: lt(hcm, "2028-09-02 05:00"), content: Content{PlaylistID: "sang"}, replaced: true, end: lt(hcm, "2028-09-02 05:30"),
+			exc:  loa.Exceptions{Replace: map[string]loa.Replacement{"2028-09-02": {Time: "05:00"}}},
+			want: lt(hcm, "2028-09-02 05:00"), content: loa.Content{PlaylistID: "sang"}, replaced: true, end: lt(hcm, "2028-09-02 05:30"),
 		},
 		{
 			name: "replacement earlier than after is past", after: lt(hcm, "2028-09-02 05:30"),
-			exc:  Exceptions{Replace: map[string]Replacement{"2028-09-02": {Time: "05:00"}}},
-			want: lt(hcm, "2028-09-03 06:00"), content: Content{PlaylistID: "sang"}, end: lt(hcm, "2028-09-03 06:30"),
+			exc:  loa.Exceptions{Replace: map[string]loa.Replacement{"2028-09-02": {Time: "05:00"}}},
+			want: lt(hcm, "2028-09-03 06:00"), content: loa.Content{PlaylistID: "sang"}, end: lt(hcm, "2028-09-03 06:30"),
 		},
 		{
 			name: "replacement beats a calendar", after: lt(hcm, "2027-02-04 07:00"),
-			exc: Exceptions{Calendars: []string{"Tết 2027"},
-				Replace: map[string]Replacement{"2027-02-06": {Content: Content{MediaID: "chuc-tet"}, Time: "08:00"}}},
-			want: lt(hcm, "2027-02-06 08:00"), content: Content{MediaID: "chuc-tet"}, replaced: true, end: lt(hcm, "2027-02-06 08:30"),
+			exc: loa.Exceptions{Calendars: []string{"Tết 2027"},
+				Replace: map[string]loa.Replacement{"2027-02-06": {Content: loa.Content{MediaID: "chuc-tet"}, Time: "08:00"}}},
+			want: lt(hcm, "2027-02-06 08:00"), content: loa.Content{MediaID: "chuc-tet"}, replaced: true, end: lt(hcm, "2027-02-06 08:30"),
 		},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			s := morning("sang")
 			s.Exceptions = c.exc
-			if err := s.Validate(); err != nil {
+			if err := Validate(s); err != nil {
 				t.Fatalf("Validate: %v", err)
 			}
-			got, ok := s.Next(c.after, cals)
-			want := Occurrence{
+			got, ok := Next(s, c.after, cals)
+			want := loa.Occurrence{
 				ScheduleID: "sang", At: c.want, End: c.end, Content: c.content, Replaced: c.replaced,
-				Priority: 64, Targets: s.Targets, Overrun: Interrupt,
+				Priority: 64, Targets: s.Targets, Overrun: loa.OverrunInterrupt,
 			}
 			if !ok || !got.At.Equal(want.At) || !got.End.Equal(want.End) {
 				t.Fatalf("Next = %v–%v %v, want %v–%v", got.At, got.End, ok, want.At, want.End)
@@ -106,8 +106,8 @@ func TestScheduleNextExceptions(t *testing.T) {
 
 func TestScheduleOccurrences(t *testing.T) {
 	s := morning("sang")
-	s.Exceptions = Exceptions{Calendars: []string{"Tết 2027"}}
-	got := s.Occurrences(lt(hcm, "2027-02-03 00:00"), time.Time{}, 4, Examples())
+	s.Exceptions = loa.Exceptions{Calendars: []string{"Tết 2027"}}
+	got := Occurrences(s, lt(hcm, "2027-02-03 00:00"), time.Time{}, 4, Examples())
 	var days []string
 	for _, o := range got {
 		days = append(days, o.At.In(hcm).Format("01-02 15:04"))
@@ -121,70 +121,70 @@ func TestScheduleOccurrences(t *testing.T) {
 func TestScheduleValidate(t *testing.T) {
 	cases := []struct {
 		name   string
-		change func(*Schedule)
+		change func(*loa.Schedule)
 		field  string
 	}{
-		{"id", func(s *Schedule) { s.ID = "" }, "id"},
-		{"id chars", func(s *Schedule) { s.ID = "Sáng" }, "id"},
-		{"name", func(s *Schedule) { s.Name = " " }, "name"},
-		{"rule", func(s *Schedule) { s.Rule.Date, s.Rule.Kind = "2027-02-30", Once }, "rule.date"},
-		{"rule weekdays", func(s *Schedule) { s.Rule.Kind = Weekly }, "rule.weekdays"},
-		{"rule zone", func(s *Schedule) { s.Rule.Zone = "Mars/Olympus" }, "rule.zone"},
-		{"no content", func(s *Schedule) { s.Content = Content{} }, "content.media_id"},
-		{"both contents", func(s *Schedule) { s.Content.MediaID = "m" }, "content.media_id"},
-		{"bad playlist id", func(s *Schedule) { s.Content.PlaylistID = "a/b" }, "content.playlist_id"},
-		{"no targets", func(s *Schedule) { s.Targets = loa.Targets{} }, "targets"},
-		{"bad area", func(s *Schedule) { s.Targets.Areas = []string{"+"} }, "targets.areas"},
-		{"bad device", func(s *Schedule) { s.Targets.Devices = []string{"dev#1"} }, "targets.devices"},
-		{"overrun", func(s *Schedule) { s.Overrun = "queue" }, "overrun"},
-		{"wait without max", func(s *Schedule) { s.Overrun = Wait }, "max_wait"},
-		{"wait too long", func(s *Schedule) { s.Overrun, s.MaxWait = Wait, 25*time.Hour }, "max_wait"},
-		{"max wait on interrupt", func(s *Schedule) { s.MaxWait = time.Minute }, "max_wait"},
-		{"skip date", func(s *Schedule) { s.Exceptions.Skip = []string{"2027-02-29"} }, "exceptions.skip"},
-		{"calendar name", func(s *Schedule) { s.Exceptions.Calendars = []string{""} }, "exceptions.calendars"},
-		{"replace date", func(s *Schedule) {
-			s.Exceptions.Replace = map[string]Replacement{"2027-9-2": {Time: "07:00"}}
+		{"id", func(s *loa.Schedule) { s.ID = "" }, "id"},
+		{"id chars", func(s *loa.Schedule) { s.ID = "Sáng" }, "id"},
+		{"name", func(s *loa.Schedule) { s.Name = " " }, "name"},
+		{"rule", func(s *loa.Schedule) { s.Rule.Date, s.Rule.Kind = "2027-02-30", loa.RuleOnce }, "rule.date"},
+		{"rule weekdays", func(s *loa.Schedule) { s.Rule.Kind = loa.RuleWeekly }, "rule.weekdays"},
+		{"rule zone", func(s *loa.Schedule) { s.Rule.Zone = "Mars/Olympus" }, "rule.zone"},
+		{"no content", func(s *loa.Schedule) { s.Content = loa.Content{} }, "content.media_id"},
+		{"both contents", func(s *loa.Schedule) { s.Content.MediaID = "m" }, "content.media_id"},
+		{"bad playlist id", func(s *loa.Schedule) { s.Content.PlaylistID = "a/b" }, "content.playlist_id"},
+		{"no targets", func(s *loa.Schedule) { s.Targets = loa.Targets{} }, "targets"},
+		{"bad area", func(s *loa.Schedule) { s.Targets.Areas = []string{"+"} }, "targets.areas"},
+		{"bad device", func(s *loa.Schedule) { s.Targets.Devices = []string{"dev#1"} }, "targets.devices"},
+		{"overrun", func(s *loa.Schedule) { s.Overrun = "queue" }, "overrun"},
+		{"wait without max", func(s *loa.Schedule) { s.Overrun = loa.OverrunWait }, "max_wait"},
+		{"wait too long", func(s *loa.Schedule) { s.Overrun, s.MaxWait = loa.OverrunWait, 25*time.Hour }, "max_wait"},
+		{"max wait on interrupt", func(s *loa.Schedule) { s.MaxWait = time.Minute }, "max_wait"},
+		{"skip date", func(s *loa.Schedule) { s.Exceptions.Skip = []string{"2027-02-29"} }, "exceptions.skip"},
+		{"calendar name", func(s *loa.Schedule) { s.Exceptions.Calendars = []string{""} }, "exceptions.calendars"},
+		{"replace date", func(s *loa.Schedule) {
+			s.Exceptions.Replace = map[string]loa.Replacement{"2027-9-2": {Time: "07:00"}}
 		}, "exceptions.replace"},
-		{"replace with nothing", func(s *Schedule) {
-			s.Exceptions.Replace = map[string]Replacement{"2027-09-02": {}}
+		{"replace with nothing", func(s *loa.Schedule) {
+			s.Exceptions.Replace = map[string]loa.Replacement{"2027-09-02": {}}
 		}, "exceptions.replace.2027-09-02"},
-		{"replace time", func(s *Schedule) {
-			s.Exceptions.Replace = map[string]Replacement{"2027-09-02": {Time: "25:00"}}
+		{"replace time", func(s *loa.Schedule) {
+			s.Exceptions.Replace = map[string]loa.Replacement{"2027-09-02": {Time: "25:00"}}
 		}, "exceptions.replace.2027-09-02.time"},
-		{"replace content", func(s *Schedule) {
-			s.Exceptions.Replace = map[string]Replacement{"2027-09-02": {Content: Content{MediaID: "a", PlaylistID: "b"}}}
+		{"replace content", func(s *loa.Schedule) {
+			s.Exceptions.Replace = map[string]loa.Replacement{"2027-09-02": {Content: loa.Content{MediaID: "a", PlaylistID: "b"}}}
 		}, "exceptions.replace.2027-09-02.media_id"},
-		{"replace and skip", func(s *Schedule) {
+		{"replace and skip", func(s *loa.Schedule) {
 			s.Exceptions.Skip = []string{"2027-09-02"}
-			s.Exceptions.Replace = map[string]Replacement{"2027-09-02": {Time: "07:00"}}
+			s.Exceptions.Replace = map[string]loa.Replacement{"2027-09-02": {Time: "07:00"}}
 		}, "exceptions.replace.2027-09-02"},
-		{"replace a day the rule skips", func(s *Schedule) {
-			s.Rule.Kind, s.Rule.Weekdays = Weekly, []string{"mon"}
-			s.Exceptions.Replace = map[string]Replacement{"2027-09-02": {Time: "07:00"}} // a Thursday
+		{"replace a day the rule skips", func(s *loa.Schedule) {
+			s.Rule.Kind, s.Rule.Weekdays = loa.RuleWeekly, []string{"mon"}
+			s.Exceptions.Replace = map[string]loa.Replacement{"2027-09-02": {Time: "07:00"}} // a Thursday
 		}, "exceptions.replace.2027-09-02"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			s := morning("sang")
 			c.change(s)
-			err := s.Validate()
+			err := Validate(s)
 			if loa.ErrorCode(err) != loa.EINVALID || !strings.HasPrefix(loa.ErrorMessage(err), c.field+":") {
-				t.Fatalf("Validate() = %v, want %s naming %q", err, loa.EINVALID, c.field)
+				t.Fatalf("Validate = %v, want %s naming %q", err, loa.EINVALID, c.field)
 			}
-			if _, ok := s.Next(lt(hcm, "2027-01-01 00:00"), nil); ok {
+			if _, ok := Next(s, lt(hcm, "2027-01-01 00:00"), nil); ok {
 				t.Error("an invalid schedule has an occurrence")
 			}
 		})
 	}
 	s := morning("sang")
-	s.Overrun, s.MaxWait = Wait, 10*time.Minute
-	if err := s.Validate(); err != nil {
+	s.Overrun, s.MaxWait = loa.OverrunWait, 10*time.Minute
+	if err := Validate(s); err != nil {
 		t.Errorf("valid schedule: %v", err)
 	}
 }
 
 func TestCalendars(t *testing.T) {
-	if err := Examples().Validate(); err != nil {
+	if err := ValidateCalendars(Examples()); err != nil {
 		t.Fatalf("examples: %v", err)
 	}
 	tet := Examples()["Tết 2027"].Dates
@@ -192,38 +192,38 @@ func TestCalendars(t *testing.T) {
 		t.Errorf("Tết 2027 = %v, want 2027-02-05..2027-02-11", tet)
 	}
 	for _, c := range []struct {
-		cals  Calendars
+		cals  loa.Calendars
 		field string
 	}{
-		{Calendars{"a": {Name: "b", Dates: nil}}, "calendars"},
-		{Calendars{"": {Name: "", Dates: nil}}, "name"},
-		{Calendars{"x": {Name: "x", Dates: []string{"2027-02-30"}}}, "dates"},
-		{Calendars{"x": {Name: "x", Dates: []string{"02-30"}}}, "dates"},
-		{Calendars{"x": {Name: "x", Dates: []string{"13-01"}}}, "dates"},
+		{loa.Calendars{"a": {Name: "b", Dates: nil}}, "calendars"},
+		{loa.Calendars{"": {Name: "", Dates: nil}}, "name"},
+		{loa.Calendars{"x": {Name: "x", Dates: []string{"2027-02-30"}}}, "dates"},
+		{loa.Calendars{"x": {Name: "x", Dates: []string{"02-30"}}}, "dates"},
+		{loa.Calendars{"x": {Name: "x", Dates: []string{"13-01"}}}, "dates"},
 	} {
-		err := c.cals.Validate()
+		err := ValidateCalendars(c.cals)
 		if loa.ErrorCode(err) != loa.EINVALID || !strings.HasPrefix(loa.ErrorMessage(err), c.field+":") {
-			t.Errorf("%v: Validate() = %v, want %s naming %q", c.cals, err, loa.EINVALID, c.field)
+			t.Errorf("%v: ValidateCalendars = %v, want %s naming %q", c.cals, err, loa.EINVALID, c.field)
 		}
 	}
-	if err := (Calendars{"x": {Name: "x", Dates: []string{"02-29"}}}).Validate(); err != nil {
+	if err := ValidateCalendars(loa.Calendars{"x": {Name: "x", Dates: []string{"02-29"}}}); err != nil {
 		t.Errorf("29 February every year (leap years only): %v", err)
 	}
-	e := Exceptions{Calendars: []string{"Tết 2027", "Tết 2099"}}
-	if err := e.CheckCalendars(Examples()); loa.ErrorCode(err) != loa.EINVALID || !strings.Contains(err.Error(), "Tết 2099") {
+	e := loa.Exceptions{Calendars: []string{"Tết 2027", "Tết 2099"}}
+	if err := CheckCalendars(e, Examples()); loa.ErrorCode(err) != loa.EINVALID || !strings.Contains(err.Error(), "Tết 2099") {
 		t.Errorf("CheckCalendars = %v, want the unknown calendar named", err)
 	}
 }
 
 func TestScheduleJSON(t *testing.T) {
 	s := morning("sang")
-	s.Rule = Rule{Kind: Weekly, Weekdays: []string{"mon", "fri"}, Time: "17:00", Date: "2027-01-01", Until: "2027-01-14"}
-	s.Exceptions = Exceptions{
+	s.Rule = loa.Rule{Kind: loa.RuleWeekly, Weekdays: []string{"mon", "fri"}, Time: "17:00", Date: "2027-01-01", Until: "2027-01-14"}
+	s.Exceptions = loa.Exceptions{
 		Skip:      []string{"2027-01-04"},
 		Calendars: []string{"Tết 2027"},
-		Replace:   map[string]Replacement{"2027-01-08": {Content: Content{MediaID: "m"}, Time: "18:00"}},
+		Replace:   map[string]loa.Replacement{"2027-01-08": {Content: loa.Content{MediaID: "m"}, Time: "18:00"}},
 	}
-	s.Overrun, s.MaxWait = Wait, 5*time.Minute
+	s.Overrun, s.MaxWait = loa.OverrunWait, 5*time.Minute
 	b, err := json.Marshal(s)
 	if err != nil {
 		t.Fatal(err)
@@ -231,7 +231,7 @@ func TestScheduleJSON(t *testing.T) {
 	if !strings.Contains(string(b), `"replace":{"2027-01-08":{"media_id":"m","time":"18:00"}}`) {
 		t.Errorf("replacement is not flat: %s", b)
 	}
-	var back Schedule
+	var back loa.Schedule
 	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatal(err)
 	}
@@ -241,9 +241,9 @@ func TestScheduleJSON(t *testing.T) {
 }
 
 func TestAgenda(t *testing.T) {
-	news := &Schedule{
-		ID: "thoi-su", Name: "Thời sự", Rule: Rule{Kind: Weekly, Weekdays: []string{"mon", "tue", "wed", "thu", "fri"}, Time: "06:00"},
-		Content: Content{MediaID: "ban-tin"}, Targets: loa.Targets{Devices: []string{"d1"}}, Priority: 130, Enabled: true,
+	news := &loa.Schedule{
+		ID: "thoi-su", Name: "Thời sự", Rule: loa.Rule{Kind: loa.RuleWeekly, Weekdays: []string{"mon", "tue", "wed", "thu", "fri"}, Time: "06:00"},
+		Content: loa.Content{MediaID: "ban-tin"}, Targets: loa.Targets{Devices: []string{"d1"}}, Priority: 130, Enabled: true,
 	}
 	evening := morning("chieu")
 	evening.Rule.Time, evening.Rule.End = "17:00", ""
@@ -252,7 +252,7 @@ func TestAgenda(t *testing.T) {
 	disabled.Enabled = false
 	invalid := morning("hong")
 	invalid.Targets = loa.Targets{}
-	schedules := []*Schedule{evening, morning("sang"), disabled, invalid, alsoSix, news}
+	schedules := []*loa.Schedule{evening, morning("sang"), disabled, invalid, alsoSix, news}
 
 	// Friday 26 and Saturday 27 March 2027.
 	got := Agenda(schedules, nil, lt(hcm, "2027-03-26 00:00"), lt(hcm, "2027-03-28 00:00"))
