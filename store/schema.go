@@ -24,6 +24,13 @@ var (
 	bucketTokensByHash = []byte("tokens_by_hash") // SHA-256 of secret (hex) → token id
 	bucketAudit        = []byte("audit")          // big-endian sequence → AuditRecord
 	bucketPlaylists    = []byte("playlists")      // id → Playlist
+
+	bucketSchedules      = []byte("schedules")       // id → Schedule
+	bucketCalendars      = []byte("calendars")       // name (bytes) → Calendar
+	bucketSchedulerState = []byte("scheduler_state") // keySchedulerHandled → RFC 3339 time
+	bucketStarted        = []byte("started")         // occurrence key → big-endian unix nanos recorded
+	bucketStartedByTime  = []byte("started_by_time") // big-endian unix nanos ‖ occurrence key → empty
+	bucketPlayLog        = []byte("play_log")        // big-endian sequence → PlayLogEntry
 )
 
 var keySchemaVersion = []byte("schema_version")
@@ -52,6 +59,17 @@ var migrations = []migration{
 	{"playlists", func(tx *bolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(bucketPlaylists)
 		return err
+	}},
+	{"schedules, calendars, scheduler state, play log", func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{
+			bucketSchedules, bucketCalendars, bucketSchedulerState,
+			bucketStarted, bucketStartedByTime, bucketPlayLog,
+		} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return fmt.Errorf("create bucket %s: %w", b, err)
+			}
+		}
+		return nil
 	}},
 }
 

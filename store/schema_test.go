@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -112,4 +113,75 @@ func TestOpen_RefusesNewerDatabase(t *testing.T) {
 	if got := readSchemaVersion(t, path); got != newer {
 		t.Fatalf("schema version = %d after refused Open, want %d", got, newer)
 	}
+}
+
+// TestOpen_MigratesVersion2 takes a database as version 2 left it (every
+// bucket but those step 3 adds, with data in them) to the current version:
+// the data is kept and the new buckets work.
+func TestOpen_MigratesVersion2(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "loa.db")
+	db, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw, secret := populate(t, db)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Roll the file back to version 2.
+	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = b.Update(func(tx *bolt.Tx) error {
+		for _, name := range []string{"schedules", "calendars", "scheduler_state", "started", "started_by_time", "play_log"} {
+			if err := tx.DeleteBucket([]byte(name)); err != nil {
+				return fmt.Errorf("delete bucket %s: %w", name, err)
+			}
+		}
+		return tx.Bucket([]byte("meta")).Put([]byte("schema_version"), binary.BigEndian.AppendUint64(nil, 2))
+	})
+	b.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	db = mustOpenPath(t, path)
+	if got := readSchemaVersionOpen(t, db); got < 3 {
+		t.Fatalf("schema version after migration = %d, want >= 3", got)
+	}
+	checkPopulated(t, db, pw, secret)
+	ctx := context.Background()
+	if err := db.CreateSchedule(ctx, &loa.Schedule{ID: "sang"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PutCalendar(ctx, loa.Calendar{Name: "Tết 2027"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PutSchedulerHandled(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.MarkStarted(ctx, "sang@x", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.AppendPlayLog(ctx, loa.PlayLogEntry{Event: loa.PlayStarted}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readSchemaVersionOpen reads the version through a backup of an open db.
+func readSchemaVersionOpen(t *testing.T, db *store.DB) uint64 {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "copy.db")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Backup(f); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return readSchemaVersion(t, path)
 }
