@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/api"
@@ -29,6 +30,8 @@ type env struct {
 	srv      *httptest.Server
 	media    *fakeMedia
 	sessions *fakeSessions
+	sched    *fakeSchedules
+	playlog  *fakePlayLog
 	registry *prometheus.Registry
 
 	admin, province, opA, opB, techA, provA string // token secrets
@@ -64,6 +67,8 @@ func newEnv(t *testing.T) *env {
 	}
 	e := &env{t: t, db: db, media: &fakeMedia{}, registry: prometheus.NewRegistry(), tokens: map[string]*loa.Token{}}
 	e.sessions = &fakeSessions{media: e.media}
+	e.sched = &fakeSchedules{}
+	e.playlog = &fakePlayLog{}
 	token := func(name, role, area string) string {
 		tok := &loa.Token{Name: name, Role: role, AreaID: area}
 		secret, err := db.CreateToken(ctx, tok)
@@ -84,6 +89,7 @@ func newEnv(t *testing.T) *env {
 	s := &api.Server{
 		Areas: db, Devices: db, Tokens: db, Audit: db,
 		Media: e.media, Sessions: e.sessions,
+		Schedules: e.sched, PlayLog: e.playlog, Now: func() time.Time { return testNow },
 		Presence: fakePresence{"dev-a1": {ID: "dev-a1", Online: true, Telemetry: &loa.Telemetry{RSSI: -71, Volume: 80,
 			Stream: &loa.StreamStats{Received: 990, Lost: 10}}}},
 		Gatherer:  e.registry,

@@ -25,6 +25,18 @@
 //	GET  /api/v1/playlists                 [playlist]
 //	POST /api/v1/playlists                 {id,name,items:[{media_id,gap:"2s"}]} → 201 playlist
 //	GET  /api/v1/playlists/{id}            playlist
+//	GET  /api/v1/schedules                 [schedule] in scope
+//	POST /api/v1/schedules                 {id,name,rule,exceptions,content,targets,priority,overrun,max_wait:"10m",enabled} → 201 schedule
+//	GET  /api/v1/schedules/{id}            schedule
+//	PUT  /api/v1/schedules/{id}            the same body (id empty or the path's) → 200 schedule
+//	DELETE /api/v1/schedules/{id}          → 204
+//	POST /api/v1/schedules/{id}/enable     → 200 schedule
+//	POST /api/v1/schedules/{id}/disable    → 200 schedule
+//	GET  /api/v1/schedules/{id}/next?n=10&after=RFC3339  [occurrence]
+//	GET  /api/v1/agenda?from=&to=|day=YYYY-MM-DD|week=YYYY-MM-DD  [occurrence] in scope; ≤ 31 days, default today
+//	GET  /api/v1/calendars                 {name: calendar}
+//	PUT  /api/v1/calendars/{name}          {dates:["2027-02-06","09-02"]} → 200 calendar
+//	GET  /api/v1/playlog?from=&to=&area=&device=&limit=  [play log entry]
 //	GET  /api/v1/sessions                  [session] in scope
 //	POST /api/v1/sessions                  {media_id|playlist_id,targets:{areas,devices},priority,max_duration} → 201 session
 //	GET  /api/v1/sessions/{id}             session
@@ -32,6 +44,11 @@
 //	GET  /api/v1/sessions/{id}/sdp?dest=IP:PORT  application/sdp
 //	POST /api/v1/tokens                    {name,role,area_id} → 201 {token,secret}
 //	GET  /api/v1/audit?limit=N             [audit record], newest first
+//
+// Schedules follow the session rules: their targets decide who sees and
+// changes them, and only admin and province tokens may create or change
+// one in the emergency band. Dates of ?day= and ?week= are in
+// Asia/Ho_Chi_Minh. A scoped caller's play log is limited to its scope.
 //
 // Errors are {"error": message, "code": code} with the status from one
 // table (statusOf). Every change is written to the audit log.
@@ -63,9 +80,12 @@ type Server struct {
 	Audit     loa.AuditService
 	Commands  loa.CommandService
 	Playlists loa.PlaylistService
+	Schedules loa.ScheduleService
+	PlayLog   PlayLogReader
 	Gatherer  prometheus.Gatherer // for /metrics; nil = prometheus.DefaultGatherer
 	MaxUpload int64               // bytes of one upload request; 0 = DefaultMaxUpload
 	Logger    *slog.Logger        // nil = discard
+	Now       func() time.Time    // the clock of default times; nil = time.Now
 }
 
 // Handler returns the HTTP handler serving the API, /healthz, /metrics and
@@ -105,6 +125,19 @@ func (s *Server) Handler() http.Handler {
 	route("POST /api/v1/playlists", loa.ActionMedia, s.createPlaylist)
 	route("GET /api/v1/playlists/{id}", loa.ActionRead, s.getPlaylist)
 
+	route("GET /api/v1/schedules", loa.ActionRead, s.listSchedules)
+	route("POST /api/v1/schedules", loa.ActionSession, s.createSchedule)
+	route("GET /api/v1/schedules/{id}", loa.ActionRead, s.getSchedule)
+	route("PUT /api/v1/schedules/{id}", loa.ActionSession, s.replaceSchedule)
+	route("DELETE /api/v1/schedules/{id}", loa.ActionSession, s.deleteSchedule)
+	route("POST /api/v1/schedules/{id}/enable", loa.ActionSession, s.setScheduleEnabled(true))
+	route("POST /api/v1/schedules/{id}/disable", loa.ActionSession, s.setScheduleEnabled(false))
+	route("GET /api/v1/schedules/{id}/next", loa.ActionRead, s.nextOccurrences)
+	route("GET /api/v1/agenda", loa.ActionRead, s.agenda)
+	route("GET /api/v1/calendars", loa.ActionRead, s.listCalendars)
+	route("PUT /api/v1/calendars/{name}", loa.ActionArea, s.putCalendar)
+	route("GET /api/v1/playlog", loa.ActionRead, s.playLog)
+
 	route("GET /api/v1/sessions", loa.ActionRead, s.listSessions)
 	route("POST /api/v1/sessions", loa.ActionSession, s.startSession)
 	route("GET /api/v1/sessions/{id}", loa.ActionRead, s.getSession)
@@ -118,7 +151,7 @@ func (s *Server) Handler() http.Handler {
 	// Anything else under /api/ is a JSON 404 or 405, never the UI.
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		var allow []string
-		for _, m := range []string{http.MethodGet, http.MethodPost} {
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
 			probe := r.Clone(r.Context())
 			probe.Method = m
 			if _, p := mux.Handler(probe); p != "/api/" {
