@@ -3,6 +3,7 @@ package broadcast
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/protocol"
@@ -74,10 +75,15 @@ func (e *Engine) release(s *session, untune bool) {
 			}
 			if !e.closed {
 				var un *session
+				var after time.Duration
 				if untune {
 					un = s
+				} else if next != nil {
+					// It ended by itself: its last packets still sit in the
+					// receiver's playout buffer. Retune once they have played.
+					after = e.cfg.Delay + 2*protocol.FrameDuration
 				}
-				e.command(d, un, next)
+				e.commandAfter(d, un, next, after)
 			}
 		}
 		e.forget(d)
@@ -114,6 +120,12 @@ func (e *Engine) forget(d *device) {
 // A newer decision cancels this one's call in flight and, if this one has
 // not started, skips its Tune.
 func (e *Engine) command(d *device, untune *session, tune *target) {
+	e.commandAfter(d, untune, tune, 0)
+}
+
+// commandAfter is command sent after a pause (a newer decision still
+// supersedes it); e.mu must be held.
+func (e *Engine) commandAfter(d *device, untune *session, tune *target, after time.Duration) {
 	d.gen++
 	if d.cancel != nil {
 		d.cancel()
@@ -122,7 +134,7 @@ func (e *Engine) command(d *device, untune *session, tune *target) {
 	if untune == nil && tune == nil {
 		return
 	}
-	c := devCommand{d: d, gen: d.gen, tune: tune}
+	c := devCommand{d: d, gen: d.gen, tune: tune, after: after}
 	if untune != nil {
 		c.untune = untune.id
 	}
@@ -140,6 +152,7 @@ type devCommand struct {
 	untune string  // session to leave, "" for none
 	tune   *target // session to join, nil for none
 	args   protocol.PlayArgs
+	after  time.Duration // wait before sending
 }
 
 func (e *Engine) runCommand(c devCommand) {
@@ -151,6 +164,15 @@ func (e *Engine) runCommand(c devCommand) {
 		e.forget(d)
 		e.mu.Unlock()
 	}()
+	if c.after > 0 {
+		t := time.NewTimer(c.after)
+		select {
+		case <-t.C:
+		case <-e.ctx.Done():
+			t.Stop()
+			return
+		}
+	}
 	select {
 	case e.sem <- struct{}{}:
 	case <-e.ctx.Done():
