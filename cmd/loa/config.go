@@ -22,6 +22,7 @@ type Config struct {
 	RTPPublic  string        // host:port receivers are told; differs behind NAT or a load balancer
 	Delay      time.Duration // playout delay told to receivers
 	Lead       time.Duration // longest wait for receivers to tune before packet 0
+	Grace      time.Duration // a scheduled start missed by less (controller down) plays late
 	LogLevel   string
 }
 
@@ -39,6 +40,7 @@ func DefaultConfig() Config {
 		RTPBind:    ":5004",
 		Delay:      200 * time.Millisecond,
 		Lead:       2 * time.Second,
+		Grace:      5 * time.Minute,
 		LogLevel:   "info",
 	}
 }
@@ -55,6 +57,7 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.RTPPublic, "rtp-public", c.RTPPublic, "host:port receivers send RTCP to (default: the bound address) [LOA_RTP_PUBLIC]")
 	fs.DurationVar(&c.Delay, "delay", c.Delay, "playout delay receivers add, the same on every speaker [LOA_DELAY]")
 	fs.DurationVar(&c.Lead, "lead", c.Lead, "longest a session waits for its receivers to tune before its first packet [LOA_LEAD]")
+	fs.DurationVar(&c.Grace, "grace", c.Grace, "a scheduled start missed while the controller was down plays late within this window, else is logged as missed [LOA_GRACE]")
 	fs.StringVar(&c.LogLevel, "log", c.LogLevel, "log level: debug, info, warn, error [LOA_LOG]")
 }
 
@@ -70,7 +73,7 @@ func (c *Config) fromEnv(getenv func(string) string) error {
 			*p = v
 		}
 	}
-	for k, p := range map[string]*time.Duration{"LOA_DELAY": &c.Delay, "LOA_LEAD": &c.Lead} {
+	for k, p := range map[string]*time.Duration{"LOA_DELAY": &c.Delay, "LOA_LEAD": &c.Lead, "LOA_GRACE": &c.Grace} {
 		if v := getenv(k); v != "" {
 			d, err := time.ParseDuration(v)
 			if err != nil {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +22,7 @@ import (
 	"github.com/loa-broadcast/loa/broadcast"
 	"github.com/loa-broadcast/loa/broker"
 	"github.com/loa-broadcast/loa/devices"
+	"github.com/loa-broadcast/loa/scheduler"
 	"github.com/loa-broadcast/loa/store"
 )
 
@@ -31,12 +33,17 @@ type Main struct {
 	Config Config
 	Logger *slog.Logger
 
-	DB       *store.DB
-	Broker   *broker.Broker // nil with an external broker
-	Fleet    *devices.Fleet
-	Engine   *broadcast.Engine
-	Sessions *sessionService
-	Media    *mediaService
+	DB        *store.DB
+	Broker    *broker.Broker // nil with an external broker
+	Fleet     *devices.Fleet
+	Engine    *broadcast.Engine
+	Sessions  *sessionService
+	Media     *mediaService
+	Schedules *scheduleService
+	Scheduler *scheduler.Scheduler
+
+	schedCancel context.CancelFunc
+	schedWG     sync.WaitGroup
 
 	httpLn     net.Listener
 	httpServer *http.Server
@@ -126,6 +133,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	m.Sessions.engine = m.Engine
 	m.Media = &mediaService{db: m.DB, logger: m.Logger.With("component", "media")}
+	if err := m.startScheduler(ctx); err != nil {
+		return err
+	}
 
 	if err := m.ensureAdminToken(ctx); err != nil {
 		return err
@@ -147,7 +157,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	srv := &api.Server{
 		Areas: m.DB, Devices: m.DB, Presence: m.Fleet, Media: m.Media,
 		Sessions: m.Sessions, Tokens: m.DB, Audit: m.DB, Commands: commandService{m.Fleet},
-		Playlists: m.DB, Gatherer: reg,
+		Playlists: m.DB, Schedules: m.Schedules, PlayLog: playLog{m.DB}, Gatherer: reg,
 		Logger: m.Logger.With("component", "api"),
 	}
 	m.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
@@ -174,6 +184,11 @@ func (m *Main) Close() error {
 			errs = append(errs, err)
 		}
 		m.httpServer = nil
+	}
+	if m.schedCancel != nil {
+		m.schedCancel()
+		m.schedWG.Wait()
+		m.schedCancel = nil
 	}
 	if m.Engine != nil {
 		errs = append(errs, m.Engine.Close())
@@ -244,6 +259,31 @@ func (m *Main) failInterruptedSessions(ctx context.Context) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// startScheduler starts firing schedules from where the last run stopped:
+// a start missed while the controller was down plays late within the
+// grace window, or is logged as missed.
+func (m *Main) startScheduler(ctx context.Context) error {
+	since, err := m.DB.SchedulerHandled(ctx)
+	if err != nil {
+		return err
+	}
+	if since.IsZero() {
+		since = time.Now()
+	}
+	m.Schedules = &scheduleService{db: m.DB}
+	st := &starter{db: m.DB, sessions: m.Sessions, logger: m.Logger.With("component", "scheduler"), poll: 200 * time.Millisecond}
+	m.Scheduler = scheduler.New(scheduler.Config{
+		Starter: st, Source: scheduleSource{m.Schedules}, Grace: m.Config.Grace,
+		Logger: m.Logger.With("component", "scheduler"), OnMissed: st.missed,
+	})
+	m.Schedules.reload = m.Scheduler.Reload
+	sctx, cancel := context.WithCancel(context.Background())
+	m.schedCancel = cancel
+	m.schedWG.Add(1)
+	go m.runScheduler(sctx, m.Scheduler, since, &m.schedWG)
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -71,6 +72,7 @@ func (s *sessionService) StartSession(ctx context.Context, sess *loa.Session) er
 		s.ended(sess.ID, loa.SessionFailed, err.Error())
 		return err
 	}
+	s.playLog(ctx, sess, loa.PlayStarted, "")
 	s.logger.Info("session started", "session", sess.ID, "media", sess.MediaID, "playlist", sess.PlaylistID,
 		"devices", len(devs), "priority", sess.Priority, "length", length)
 	return nil
@@ -191,7 +193,48 @@ func (s *sessionService) ended(id, state, reason string) {
 		s.logger.Error("session end not recorded", "session", id, "err", err)
 		return
 	}
+	event := map[string]string{loa.SessionEnded: loa.PlayEnded, loa.SessionStopped: loa.PlayStopped}[state]
+	if event == "" {
+		event = loa.PlayFailed
+	}
+	s.playLog(ctx, sess, event, reason)
 	s.logger.Info("session ended", "session", id, "state", state, "reason", reason)
+}
+
+// playLog writes a session's line in the station's broadcast log.
+func (s *sessionService) playLog(ctx context.Context, sess *loa.Session, event, detail string) {
+	e := loa.PlayLogEntry{Event: event, SessionID: sess.ID, Content: loa.Content{MediaID: sess.MediaID, PlaylistID: sess.PlaylistID},
+		Devices: sess.Devices, Areas: sess.Targets.Areas, By: sess.CreatedBy, Detail: detail}
+	if id, ok := strings.CutPrefix(sess.CreatedBy, "schedule:"); ok {
+		e.ScheduleID = id
+	}
+	if err := s.db.AppendPlayLog(ctx, e); err != nil {
+		s.logger.Error("play log not written", "session", sess.ID, "event", event, "err", err)
+	}
+}
+
+// busy reports whether a playing session holds any device the targets
+// resolve to.
+func (s *sessionService) busy(ctx context.Context, t loa.Targets) (bool, error) {
+	devs, err := s.resolve(ctx, t)
+	if err != nil {
+		return false, err
+	}
+	all, err := s.db.Sessions(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, sess := range all {
+		if sess.State != loa.SessionPlaying {
+			continue
+		}
+		for _, d := range sess.Devices {
+			if _, found := slices.BinarySearch(devs, d); found {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }
 
 func (s *sessionService) StopSession(ctx context.Context, id, reason string) error {
