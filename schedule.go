@@ -137,6 +137,7 @@ const (
 	PlayFailed    = "failed"
 	PlayPreempted = "preempted"
 	PlayMissed    = "missed"
+	PlayResumed   = "resumed" // after a controller restart, at its wall-clock position
 	PlaySkipped   = "skipped"
 )
 

@@ -78,10 +78,12 @@ func (r *Receiver) play(cmd protocol.Command) {
 	r.mu.Lock()
 	cur := r.current
 	r.mu.Unlock()
-	if cur != nil && cur.args.Session == args.Session && !cur.isEnded() {
+	if cur != nil && cur.args == args && !cur.isEnded() {
 		r.ack(cmd.ID, protocol.AckDone, "", "already playing")
 		return
 	}
+	// The same session with new stream parameters (a controller that
+	// restarted and resumed it) starts over on the new stream.
 	if cur != nil {
 		r.endCurrent(EndPreempted)
 	}

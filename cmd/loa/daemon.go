@@ -42,6 +42,9 @@ type Main struct {
 	Schedules *scheduleService
 	Scheduler *scheduler.Scheduler
 
+	// bg lives from Open to Close: the scheduler and session resumption
+	// run under it, and Close waits for them (schedWG).
+	bg          context.Context
 	schedCancel context.CancelFunc
 	schedWG     sync.WaitGroup
 
@@ -80,9 +83,6 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	m.DB, err = store.Open(filepath.Join(cfg.DataDir, "loa.db"), store.Options{Logger: m.Logger})
 	if err != nil {
-		return err
-	}
-	if err := m.failInterruptedSessions(ctx); err != nil {
 		return err
 	}
 
@@ -136,6 +136,14 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err := m.startScheduler(ctx); err != nil {
 		return err
 	}
+	m.schedWG.Add(1)
+	go func() {
+		defer m.schedWG.Done()
+		m.Sessions.resumeInterrupted(m.bg, func(id string) bool {
+			st, ok := m.Fleet.DeviceState(id)
+			return ok && st.Online
+		}, 15*time.Second)
+	}()
 
 	if err := m.ensureAdminToken(ctx); err != nil {
 		return err
@@ -243,25 +251,6 @@ func (m *Main) ensureAdminToken(ctx context.Context) error {
 	return nil
 }
 
-// failInterruptedSessions marks sessions that were playing when the
-// controller last stopped: nothing streams them any more.
-func (m *Main) failInterruptedSessions(ctx context.Context) error {
-	sessions, err := m.DB.Sessions(ctx)
-	if err != nil {
-		return err
-	}
-	for _, s := range sessions {
-		if s.State != loa.SessionPlaying {
-			continue
-		}
-		s.State, s.Reason, s.EndedAt = loa.SessionFailed, "controller restarted", time.Now()
-		if err := m.DB.PutSession(ctx, s); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // startScheduler starts firing schedules from where the last run stopped:
 // a start missed while the controller was down plays late within the
 // grace window, or is logged as missed.
@@ -280,10 +269,9 @@ func (m *Main) startScheduler(ctx context.Context) error {
 		Logger: m.Logger.With("component", "scheduler"), OnMissed: st.missed,
 	})
 	m.Schedules.reload = m.Scheduler.Reload
-	sctx, cancel := context.WithCancel(context.Background())
-	m.schedCancel = cancel
+	m.bg, m.schedCancel = context.WithCancel(context.Background())
 	m.schedWG.Add(1)
-	go m.runScheduler(sctx, m.Scheduler, since, &m.schedWG)
+	go m.runScheduler(m.bg, m.Scheduler, since, &m.schedWG)
 	return nil
 }
 

@@ -182,6 +182,12 @@ func (s *sessionService) ended(id, state, reason string) {
 		delete(s.content, id)
 	}
 	s.mu.Unlock()
+	if reason == broadcast.ReasonShutdown {
+		// The controller is stopping, not the programme: it stays
+		// "playing" in the store and resumes when the controller is back.
+		s.logger.Info("session interrupted by shutdown", "session", id)
+		return
+	}
 	ctx := context.Background()
 	sess, err := s.db.Session(ctx, id)
 	if err != nil {
@@ -285,4 +291,99 @@ func randomSSRC() uint32 {
 			return v
 		}
 	}
+}
+
+// resumeInterrupted picks up the sessions that were playing when the
+// controller stopped (shut down or killed): each resumes at the position
+// the wall clock says it should be at, so nothing is played twice, once its
+// receivers are back online (at most wait). Sessions whose programme ended
+// meanwhile are recorded as ended.
+func (s *sessionService) resumeInterrupted(ctx context.Context, online func(id string) bool, wait time.Duration) {
+	all, err := s.db.Sessions(ctx)
+	if err != nil {
+		s.logger.Error("cannot list interrupted sessions", "err", err)
+		return
+	}
+	var pending []*loa.Session
+	for _, sess := range all {
+		if sess.State == loa.SessionPlaying {
+			pending = append(pending, sess)
+		}
+	}
+	if len(pending) == 0 {
+		return
+	}
+	deadline := time.Now().Add(wait)
+	for _, sess := range pending {
+		for time.Now().Before(deadline) && ctx.Err() == nil && !allOnline(sess.Devices, online) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if err := s.resume(ctx, sess); err != nil {
+			s.logger.Error("session not resumed", "session", sess.ID, "err", err)
+			sess.State, sess.Reason, sess.EndedAt = loa.SessionFailed, "not resumed after restart: "+err.Error(), time.Now()
+			if err := s.db.PutSession(ctx, sess); err == nil {
+				s.playLog(ctx, sess, loa.PlayFailed, sess.Reason)
+			}
+		}
+	}
+}
+
+func allOnline(ids []string, online func(string) bool) bool {
+	for _, id := range ids {
+		if !online(id) {
+			return false
+		}
+	}
+	return true
+}
+
+// resume restarts one interrupted session at its wall-clock position.
+func (s *sessionService) resume(ctx context.Context, sess *loa.Session) error {
+	src, frames, err := s.open(ctx, sess)
+	if err != nil {
+		return err
+	}
+	elapsed := time.Since(sess.StartedAt)
+	skip := int(elapsed / protocol.FrameDuration)
+	if skip >= frames || (sess.MaxDuration > 0 && elapsed >= sess.MaxDuration) {
+		src.Close()
+		sess.State, sess.Reason, sess.EndedAt = loa.SessionEnded, "ended while the controller was down", sess.StartedAt.Add(time.Duration(frames)*protocol.FrameDuration)
+		if err := s.db.PutSession(ctx, sess); err != nil {
+			return err
+		}
+		s.playLog(ctx, sess, loa.PlayEnded, sess.Reason)
+		return nil
+	}
+	if _, err := src.(interface{ Skip(int) (int, error) }).Skip(skip); err != nil {
+		src.Close()
+		return fmt.Errorf("seek to %v: %w", elapsed, err)
+	}
+	sess.SSRC = randomSSRC()
+	if err := s.db.PutSession(ctx, sess); err != nil {
+		src.Close()
+		return err
+	}
+	run := *sess // the engine counts the max duration from now
+	if run.MaxDuration > 0 {
+		run.MaxDuration -= elapsed
+	}
+	s.mu.Lock()
+	if s.content == nil {
+		s.content = make(map[string]io.Closer)
+	}
+	s.content[sess.ID] = src
+	s.mu.Unlock()
+	if err := s.engine.Start(ctx, &run, src, frames-skip); err != nil {
+		s.mu.Lock()
+		delete(s.content, sess.ID)
+		s.mu.Unlock()
+		src.Close()
+		return err
+	}
+	s.playLog(ctx, sess, loa.PlayResumed, fmt.Sprintf("at %v of %v", (time.Duration(skip)*protocol.FrameDuration).Round(time.Millisecond), time.Duration(frames)*protocol.FrameDuration))
+	s.logger.Info("session resumed", "session", sess.ID, "position", time.Duration(skip)*protocol.FrameDuration, "devices", len(sess.Devices))
+	return nil
 }
