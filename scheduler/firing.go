@@ -148,7 +148,11 @@ func (s *Scheduler) Run(ctx context.Context, since time.Time) error {
 				s.log.Error("scheduler: reload failed, keeping the previous schedules", "err", err)
 			} else {
 				entries = e
-				advance(entries, done)
+				// From now, not from the lead horizon: an occurrence the
+				// change brings within the lead still fires (at once, so
+				// receivers tune); last and the Starter prevent repeats.
+				advance(entries, now)
+				s.fire(ctx, &wg, entries, last, done, now)
 				for id := range last {
 					if !hasSchedule(entries, id) {
 						delete(last, id)

@@ -448,3 +448,29 @@ func BenchmarkNextCompiled(b *testing.B) {
 		}
 	}
 }
+
+// A schedule added less than Lead before its time still fires, at once,
+// and only once.
+func TestReloadWithinLeadFires(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := run(t, time.Now(), Config{Lead: 2 * time.Second}, sched("sang", loa.Rule{Kind: loa.RuleDaily, Time: "06:00"}))
+		time.Sleep(time.Hour - time.Second) // 07:59:59 in Ho Chi Minh City
+		h.src.set(
+			sched("sang", loa.Rule{Kind: loa.RuleDaily, Time: "06:00"}),
+			sched("soon", loa.Rule{Kind: loa.RuleDaily, Time: "08:00"}),
+		)
+		h.s.Reload()
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		h.s.Reload()
+		time.Sleep(time.Minute)
+		h.stop()
+		got := h.rec.get()
+		if len(got) != 1 || got[0].occ.ScheduleID != "soon" || !got[0].occ.At.Equal(lt(hcm, "2000-01-01 08:00")) {
+			t.Fatalf("starts %+v, want one of soon at 08:00", got)
+		}
+		if got[0].now.After(lt(hcm, "2000-01-01 07:59:59").Add(time.Millisecond)) {
+			t.Errorf("fired at %v, want at once (07:59:59)", got[0].now)
+		}
+	})
+}
