@@ -31,8 +31,9 @@ type Session struct {
 	MaxDuration time.Duration `json:"max_duration_ns"`
 	SSRC        uint32        `json:"ssrc"`
 	State       string        `json:"state"`
-	Devices     []string      `json:"devices"` // resolved at start
-	StartedAt   time.Time     `json:"started_at"`
+	Devices     []string      `json:"devices"`               // resolved at start
+	StartedAt   time.Time     `json:"started_at"`            // when packet 0 is due: the scheduled time, or when it was started
+	ScheduledAt time.Time     `json:"scheduled_at,omitzero"` // a scheduled session's start time: packet 0 leaves no earlier
 	EndedAt     time.Time     `json:"ended_at,omitzero"`
 	CreatedBy   string        `json:"created_by,omitempty"`
 	Reason      string        `json:"reason,omitempty"` // why it ended, when not by itself

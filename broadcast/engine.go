@@ -51,8 +51,11 @@ type Config struct {
 	// OnEnd is called once per session with loa.SessionEnded,
 	// loa.SessionStopped or loa.SessionFailed, from the session's goroutine
 	// after its last packet and BYE; it must not call Close.
-	OnEnd  func(sessionID, state, reason string)
-	Logger *slog.Logger
+	OnEnd func(sessionID, state, reason string)
+	// OnStream, if set, is called from the session's goroutine when its
+	// first packet has left, with that time.
+	OnStream func(sessionID string, first time.Time)
+	Logger   *slog.Logger
 }
 
 // Reasons the engine itself gives when it stops a session.
@@ -214,18 +217,19 @@ func (e *Engine) Start(ctx context.Context, s *loa.Session, src Source, frames i
 		}
 	}
 	ss := &session{
-		e:       e,
-		id:      s.ID,
-		ssrc:    s.SSRC,
-		prio:    s.Priority,
-		frames:  frames,
-		maxDur:  maxDur,
-		src:     src,
-		seq0:    uint16(mrand.Uint32()),
-		ts0:     mrand.Uint32(),
-		done:    make(chan struct{}),
-		ready:   make(chan struct{}),
-		targets: make(map[string]*target, len(s.Devices)),
+		e:         e,
+		id:        s.ID,
+		ssrc:      s.SSRC,
+		prio:      s.Priority,
+		frames:    frames,
+		maxDur:    maxDur,
+		src:       src,
+		seq0:      uint16(mrand.Uint32()),
+		ts0:       mrand.Uint32(),
+		done:      make(chan struct{}),
+		ready:     make(chan struct{}),
+		notBefore: s.ScheduledAt,
+		targets:   make(map[string]*target, len(s.Devices)),
 	}
 	ss.dests.Store(&[]*net.UDPAddr{})
 	for _, id := range s.Devices {

@@ -436,3 +436,23 @@ func TestLeadLetsReceiversHearTheStart(t *testing.T) {
 		t.Errorf("got %d of %d packets", len(s.rtp), len(src))
 	}
 }
+
+func TestScheduledStartWaitsForItsTime(t *testing.T) {
+	first := make(chan time.Time, 1)
+	h := newHarnessConfig(t, Config{Bind: "127.0.0.1:0", Lead: time.Hour,
+		OnStream: func(id string, at time.Time) { first <- at }})
+	r := h.tuner.device("d")
+	src := opusPackets(t, 5)
+	at := time.Now().Add(300 * time.Millisecond)
+	s := &loa.Session{ID: "s", SSRC: 94, Priority: loa.PriorityNormal, Devices: []string{"d"}, ScheduledAt: at}
+	if err := h.e.Start(context.Background(), s, &sliceSource{pkts: src}, 5); err != nil {
+		t.Fatal(err)
+	}
+	got := r.untilBye(t, 94)
+	if len(got.rtp) != len(src) {
+		t.Errorf("got %d of %d packets", len(got.rtp), len(src))
+	}
+	if sent := <-first; sent.Before(at) {
+		t.Errorf("the first packet left %v before its scheduled time", at.Sub(sent))
+	}
+}

@@ -50,6 +50,7 @@ type session struct {
 	listeners  []*net.UDPAddr
 	stopState  string // set by Stop or Close before cancel
 	stopReason string
+	notBefore  time.Time     // a scheduled start: packet 0 leaves no earlier
 	ready      chan struct{} // closed once every device it holds can hear it
 	isReady    bool
 }
@@ -118,6 +119,16 @@ func (s *session) run(ctx context.Context) {
 		}
 		t.Stop()
 	}
+	if wait := time.Until(s.notBefore); wait > 0 && ctx.Err() == nil {
+		// Receivers tuned during the scheduler's lead; the programme
+		// starts on the second it was scheduled for.
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
 	s.started = time.Now()
 	state, reason, n := s.stream(ctx, fo)
 	s.bye(fo, n, reason)
@@ -177,6 +188,9 @@ func (s *session) stream(ctx context.Context, fo *fanout) (state, reason string,
 		}
 		s.sent.Add(1)
 		s.octets.Add(uint64(len(payload)))
+		if n == 0 && s.e.cfg.OnStream != nil {
+			s.e.cfg.OnStream(s.id, time.Now())
+		}
 		if n%reportEvery == 0 || s.reportNow.Swap(false) {
 			s.report(fo, n, dests)
 		}

@@ -125,7 +125,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.Sessions = &sessionService{db: m.DB, logger: m.Logger.With("component", "sessions")}
 	m.Engine, err = broadcast.Open(ctx, broadcast.Config{
 		Bind: cfg.RTPBind, Public: cfg.RTPPublic, Delay: cfg.Delay, Lead: cfg.Lead,
-		Tuner: m.Fleet, OnEnd: m.Sessions.ended,
+		Tuner: m.Fleet, OnEnd: m.Sessions.ended, OnStream: m.Sessions.streamed,
 		Logger: m.Logger.With("component", "broadcast"),
 	})
 	if err != nil {
@@ -266,6 +266,7 @@ func (m *Main) startScheduler(ctx context.Context) error {
 	st := &starter{db: m.DB, sessions: m.Sessions, logger: m.Logger.With("component", "scheduler"), poll: 200 * time.Millisecond}
 	m.Scheduler = scheduler.New(scheduler.Config{
 		Starter: st, Source: scheduleSource{m.Schedules}, Grace: m.Config.Grace,
+		Lead:   m.Config.Lead, // fire early: receivers tune, then packet 0 leaves on time
 		Logger: m.Logger.With("component", "scheduler"), OnMissed: st.missed,
 	})
 	m.Schedules.reload = m.Scheduler.Reload

@@ -212,9 +212,13 @@ func (st *starter) StartScheduled(ctx context.Context, occ loa.Occurrence, late 
 		}
 	}
 	sess := &loa.Session{MediaID: occ.Content.MediaID, PlaylistID: occ.Content.PlaylistID, Targets: occ.Targets,
-		Priority: occ.Priority, CreatedBy: "schedule:" + occ.ScheduleID}
+		Priority: occ.Priority, CreatedBy: "schedule:" + occ.ScheduleID, ScheduledAt: occ.At}
 	if !occ.End.IsZero() {
-		left := time.Until(occ.End)
+		from := occ.At
+		if now := time.Now(); now.After(from) {
+			from = now
+		}
+		left := occ.End.Sub(from)
 		if left <= 0 {
 			entry.Event, entry.Detail = loa.PlayMissed, "its end time passed before it could start"
 			st.log(ctx, entry)

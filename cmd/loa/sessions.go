@@ -29,8 +29,27 @@ type sessionService struct {
 	engine *broadcast.Engine
 	logger *slog.Logger
 
-	mu      sync.Mutex
-	content map[string]io.Closer // of running sessions, closed when they end
+	mu        sync.Mutex
+	content   map[string]io.Closer // of running sessions, closed when they end
+	firstSent map[string]time.Time // when each session's first packet left
+}
+
+// streamed is the engine's OnStream callback.
+func (s *sessionService) streamed(id string, first time.Time) {
+	s.mu.Lock()
+	if s.firstSent == nil {
+		s.firstSent = make(map[string]time.Time)
+	}
+	s.firstSent[id] = first
+	s.mu.Unlock()
+}
+
+// FirstSent reports when a session's first packet left the controller.
+func (s *sessionService) FirstSent(id string) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.firstSent[id]
+	return t, ok
 }
 
 var _ loa.SessionService = (*sessionService)(nil)
@@ -54,6 +73,9 @@ func (s *sessionService) StartSession(ctx context.Context, sess *loa.Session) er
 	sess.Devices = devs
 	sess.State = loa.SessionPlaying
 	sess.StartedAt = time.Now()
+	if sess.ScheduledAt.After(sess.StartedAt) {
+		sess.StartedAt = sess.ScheduledAt // started early so receivers can tune; streams on time
+	}
 	if sess.MaxDuration == 0 {
 		sess.MaxDuration = length + 30*time.Second
 	}
