@@ -15,13 +15,15 @@ import (
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: loa bench fanout [flags]")
+		return fmt.Errorf("usage: loa bench fanout|schedule [flags]")
 	}
 	switch args[0] {
 	case "fanout":
 		return benchFanout(ctx, args[1:], stdout, stderr)
+	case "schedule":
+		return benchSchedule(ctx, args[1:], stdout, stderr)
 	}
-	return fmt.Errorf("unknown benchmark %q (have: fanout)", args[0])
+	return fmt.Errorf("unknown benchmark %q (have: fanout, schedule)", args[0])
 }
 
 // benchFanout streams one session to N loopback receivers and, in the same
