@@ -22,6 +22,9 @@
 //	GET  /api/v1/media                     [media]
 //	POST /api/v1/media                     multipart: "name" (optional, first), "file" → 201 media
 //	GET  /api/v1/media/{id}                media
+//	PUT  /api/v1/areas/{id}/fallback       {media_id|playlist_id, priority 0–31} → 200: the area's background programme
+//	DELETE /api/v1/areas/{id}/fallback     → 204
+//	GET  /api/v1/fallbacks                 [fallback] in scope
 //	GET  /api/v1/playlists                 [playlist]
 //	POST /api/v1/playlists                 {id,name,items:[{media_id,gap:"2s"}]} → 201 playlist
 //	GET  /api/v1/playlists/{id}            playlist
@@ -80,6 +83,7 @@ type Server struct {
 	Audit     loa.AuditService
 	Commands  loa.CommandService
 	Playlists loa.PlaylistService
+	Fallbacks loa.FallbackService
 	Schedules loa.ScheduleService
 	PlayLog   PlayLogReader
 	Gatherer  prometheus.Gatherer // for /metrics; nil = prometheus.DefaultGatherer
@@ -110,6 +114,9 @@ func (s *Server) Handler() http.Handler {
 	route("GET /api/v1/areas", loa.ActionRead, s.listAreas)
 	route("POST /api/v1/areas", loa.ActionArea, s.createArea)
 	route("GET /api/v1/areas/{id}", loa.ActionRead, s.getArea)
+	route("PUT /api/v1/areas/{id}/fallback", loa.ActionSession, s.putFallback)
+	route("DELETE /api/v1/areas/{id}/fallback", loa.ActionSession, s.deleteFallback)
+	route("GET /api/v1/fallbacks", loa.ActionRead, s.listFallbacks)
 
 	route("GET /api/v1/devices", loa.ActionRead, s.listDevices)
 	route("POST /api/v1/devices", loa.ActionDevice, s.createDevice)

@@ -24,6 +24,7 @@ var (
 	bucketTokensByHash = []byte("tokens_by_hash") // SHA-256 of secret (hex) → token id
 	bucketAudit        = []byte("audit")          // big-endian sequence → AuditRecord
 	bucketPlaylists    = []byte("playlists")      // id → Playlist
+	bucketFallbacks    = []byte("fallbacks")      // area id → Fallback
 
 	bucketSchedules      = []byte("schedules")       // id → Schedule
 	bucketCalendars      = []byte("calendars")       // name (bytes) → Calendar
@@ -70,6 +71,10 @@ var migrations = []migration{
 			}
 		}
 		return nil
+	}},
+	{"fallbacks", func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucketFallbacks)
+		return err
 	}},
 }
 

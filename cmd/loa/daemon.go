@@ -41,6 +41,7 @@ type Main struct {
 	Media     *mediaService
 	Schedules *scheduleService
 	Scheduler *scheduler.Scheduler
+	Fallbacks *fallbackService
 
 	// bg lives from Open to Close: the scheduler and session resumption
 	// run under it, and Close waits for them (schedWG).
@@ -136,6 +137,12 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err := m.startScheduler(ctx); err != nil {
 		return err
 	}
+	m.Fallbacks = &fallbackService{db: m.DB, sessions: m.Sessions, logger: m.Logger.With("component", "fallback"), kick: make(chan struct{}, 1)}
+	m.schedWG.Add(1)
+	go func() {
+		defer m.schedWG.Done()
+		m.Fallbacks.supervise(m.bg)
+	}()
 	m.schedWG.Add(1)
 	go func() {
 		defer m.schedWG.Done()
@@ -165,7 +172,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	srv := &api.Server{
 		Areas: m.DB, Devices: m.DB, Presence: m.Fleet, Media: m.Media,
 		Sessions: m.Sessions, Tokens: m.DB, Audit: m.DB, Commands: commandService{m.Fleet},
-		Playlists: m.DB, Schedules: m.Schedules, PlayLog: playLog{m.DB}, Gatherer: reg,
+		Playlists: m.DB, Fallbacks: m.Fallbacks, Schedules: m.Schedules, PlayLog: playLog{m.DB}, Gatherer: reg,
 		Logger: m.Logger.With("component", "api"),
 	}
 	m.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)

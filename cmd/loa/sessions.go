@@ -55,6 +55,12 @@ func (s *sessionService) FirstSent(id string) (time.Time, bool) {
 var _ loa.SessionService = (*sessionService)(nil)
 
 func (s *sessionService) StartSession(ctx context.Context, sess *loa.Session) error {
+	return s.start(ctx, sess, false)
+}
+
+// start starts a session; a looping one repeats its content until stopped
+// (or its max duration), for background programmes.
+func (s *sessionService) start(ctx context.Context, sess *loa.Session, looping bool) error {
 	if err := sess.Validate(); err != nil {
 		return err
 	}
@@ -65,6 +71,10 @@ func (s *sessionService) StartSession(ctx context.Context, sess *loa.Session) er
 	src, frames, err := s.open(ctx, sess)
 	if err != nil {
 		return err
+	}
+	if looping {
+		src = &loop{open: func() (source, int, error) { return s.open(context.Background(), sess) }, cur: src}
+		frames = 0
 	}
 	length := time.Duration(frames) * protocol.FrameDuration
 
@@ -328,9 +338,18 @@ func (s *sessionService) resumeInterrupted(ctx context.Context, online func(id s
 	}
 	var pending []*loa.Session
 	for _, sess := range all {
-		if sess.State == loa.SessionPlaying {
-			pending = append(pending, sess)
+		if sess.State != loa.SessionPlaying {
+			continue
 		}
+		if isFallback(sess) {
+			// Its supervisor starts it afresh; a loop has no position.
+			sess.State, sess.Reason, sess.EndedAt = loa.SessionStopped, "controller restarted", time.Now()
+			if err := s.db.PutSession(ctx, sess); err != nil {
+				s.logger.Error("fallback session not closed", "session", sess.ID, "err", err)
+			}
+			continue
+		}
+		pending = append(pending, sess)
 	}
 	if len(pending) == 0 {
 		return
