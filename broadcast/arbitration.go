@@ -30,7 +30,7 @@ type device struct {
 // A higher priority takes the device; at equal priority the session that
 // plays keeps it, except in the emergency band where the newest wins
 // (loa.Priority.Preempts).
-func (e *Engine) claim(t *target) {
+func (e *Engine) claim(t *target) (preempted *session) {
 	d := e.devices[t.device]
 	if d == nil {
 		d = &device{id: t.device}
@@ -39,16 +39,18 @@ func (e *Engine) claim(t *target) {
 	d.refs++
 	if d.holder != nil && !t.s.prio.Preempts(d.holder.prio) {
 		t.state = DevicePreempted
-		return
+		return nil
 	}
 	if old := d.holder; old != nil {
 		ot := old.targets[d.id]
 		ot.holds, ot.state, ot.err = false, DevicePreempted, ""
 		old.publish()
 		e.log.Info("device preempted", "device", d.id, "session", old.id, "by", t.s.id)
+		preempted = old
 	}
 	e.hold(d, t)
 	e.command(d, nil, t)
+	return preempted
 }
 
 // hold makes t's session the device's holder; e.mu must be held.

@@ -52,6 +52,9 @@ type Config struct {
 	// loa.SessionStopped or loa.SessionFailed, from the session's goroutine
 	// after its last packet and BYE; it must not call Close.
 	OnEnd func(sessionID, state, reason string)
+	// OnPreempt, if set, is told (from its own goroutine) which devices a
+	// new session took from a running one.
+	OnPreempt func(sessionID string, devices []string, by string)
 	// OnStream, if set, is called from the session's goroutine when its
 	// first packet has left, with that time.
 	OnStream func(sessionID string, first time.Time)
@@ -261,8 +264,18 @@ func (e *Engine) Start(ctx context.Context, s *loa.Session, src Source, frames i
 	e.seq++
 	ss.seqNo = e.seq
 	e.sessions[s.ID] = ss
+	lost := map[string][]string{} // preempted session → its devices this one took
 	for _, t := range ss.order {
-		e.claim(t)
+		if old := e.claim(t); old != nil {
+			lost[old.id] = append(lost[old.id], t.device)
+		}
+	}
+	if fn := e.cfg.OnPreempt; fn != nil && len(lost) > 0 {
+		go func() {
+			for id, devs := range lost {
+				fn(id, devs, s.ID)
+			}
+		}()
 	}
 	ss.publish()
 	var rctx context.Context

@@ -126,7 +126,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.Sessions = &sessionService{db: m.DB, logger: m.Logger.With("component", "sessions")}
 	m.Engine, err = broadcast.Open(ctx, broadcast.Config{
 		Bind: cfg.RTPBind, Public: cfg.RTPPublic, Delay: cfg.Delay, Lead: cfg.Lead,
-		Tuner: m.Fleet, OnEnd: m.Sessions.ended, OnStream: m.Sessions.streamed,
+		Tuner: m.Fleet, OnEnd: m.Sessions.ended, OnStream: m.Sessions.streamed, OnPreempt: m.Sessions.preempted,
 		Logger: m.Logger.With("component", "broadcast"),
 	})
 	if err != nil {

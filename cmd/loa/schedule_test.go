@@ -236,7 +236,23 @@ func TestSystemScheduleOverrun(t *testing.T) {
 			t.Errorf("%s did not rejoin the normal programme after the priority one", r.ID())
 		}
 	}
+	preempted := map[string]bool{}
+	for _, e := range s.playLog("?area=p") {
+		if e.SessionID == normal.ID && e.Event == loa.PlayPreempted {
+			for _, d := range e.Devices {
+				preempted[d] = true
+			}
+		}
+	}
+	for _, r := range s.byArea["a"] {
+		if !preempted[r.ID()] {
+			t.Errorf("the play log does not say %s was preempted", r.ID())
+		}
+	}
 	for _, r := range s.byArea["b"] {
+		if preempted[r.ID()] {
+			t.Errorf("the play log says %s (not targeted) was preempted", r.ID())
+		}
 		if _, ok := r.Session(urgent.ID); ok {
 			t.Errorf("%s outside the priority programme's targets was preempted", r.ID())
 		}

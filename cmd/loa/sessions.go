@@ -428,3 +428,22 @@ func (s *sessionService) resume(ctx context.Context, sess *loa.Session) error {
 	s.logger.Info("session resumed", "session", sess.ID, "position", time.Duration(skip)*protocol.FrameDuration, "devices", len(sess.Devices))
 	return nil
 }
+
+// preempted is the engine's OnPreempt callback: the play log records which
+// receivers a session lost, and to what.
+func (s *sessionService) preempted(id string, devices []string, by string) {
+	ctx := context.Background()
+	sess, err := s.db.Session(ctx, id)
+	if err != nil {
+		s.logger.Warn("preempted session not found", "session", id, "err", err)
+		return
+	}
+	e := loa.PlayLogEntry{Event: loa.PlayPreempted, SessionID: id, Content: loa.Content{MediaID: sess.MediaID, PlaylistID: sess.PlaylistID},
+		Devices: devices, Areas: sess.Targets.Areas, By: sess.CreatedBy, Detail: "by session " + by}
+	if sid, ok := strings.CutPrefix(sess.CreatedBy, "schedule:"); ok {
+		e.ScheduleID = sid
+	}
+	if err := s.db.AppendPlayLog(ctx, e); err != nil {
+		s.logger.Error("play log not written", "session", id, "event", e.Event, "err", err)
+	}
+}
