@@ -241,13 +241,22 @@ func (s *sessionService) ended(id, state, reason string) {
 
 // playLog writes a session's line in the station's broadcast log.
 func (s *sessionService) playLog(ctx context.Context, sess *loa.Session, event, detail string) {
+	s.appendLog(ctx, logEntry(sess, event, sess.Devices, detail))
+}
+
+// logEntry is sess's play log line for devices.
+func logEntry(sess *loa.Session, event string, devices []string, detail string) loa.PlayLogEntry {
 	e := loa.PlayLogEntry{Event: event, SessionID: sess.ID, Content: loa.Content{MediaID: sess.MediaID, PlaylistID: sess.PlaylistID},
-		Devices: sess.Devices, Areas: sess.Targets.Areas, By: sess.CreatedBy, Detail: detail}
+		Devices: devices, Areas: sess.Targets.Areas, By: sess.CreatedBy, Detail: detail}
 	if id, ok := strings.CutPrefix(sess.CreatedBy, "schedule:"); ok {
 		e.ScheduleID = id
 	}
+	return e
+}
+
+func (s *sessionService) appendLog(ctx context.Context, e loa.PlayLogEntry) {
 	if err := s.db.AppendPlayLog(ctx, e); err != nil {
-		s.logger.Error("play log not written", "session", sess.ID, "event", event, "err", err)
+		s.logger.Error("play log not written", "session", e.SessionID, "event", e.Event, "err", err)
 	}
 }
 
@@ -438,12 +447,5 @@ func (s *sessionService) preempted(id string, devices []string, by string) {
 		s.logger.Warn("preempted session not found", "session", id, "err", err)
 		return
 	}
-	e := loa.PlayLogEntry{Event: loa.PlayPreempted, SessionID: id, Content: loa.Content{MediaID: sess.MediaID, PlaylistID: sess.PlaylistID},
-		Devices: devices, Areas: sess.Targets.Areas, By: sess.CreatedBy, Detail: "by session " + by}
-	if sid, ok := strings.CutPrefix(sess.CreatedBy, "schedule:"); ok {
-		e.ScheduleID = sid
-	}
-	if err := s.db.AppendPlayLog(ctx, e); err != nil {
-		s.logger.Error("play log not written", "session", id, "event", e.Event, "err", err)
-	}
+	s.appendLog(ctx, logEntry(sess, loa.PlayPreempted, devices, "by session "+by))
 }
