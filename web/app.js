@@ -4,6 +4,12 @@
 "use strict";
 
 const TOKEN_KEY = "loa.token";
+// Times show in the station's zone, whatever the browser's.
+const ZONE = "Asia/Ho_Chi_Minh";
+const LOG_EVENTS = {
+  started: "bắt đầu", ended: "kết thúc", stopped: "dừng", failed: "lỗi", preempted: "bị chèn",
+  resumed: "phát tiếp", missed: "bỏ lỡ", skipped: "bỏ qua",
+};
 const REFRESH_MS = 5000;
 const $ = (id) => document.getElementById(id);
 
@@ -66,7 +72,7 @@ function fill(tbody, rows, render, emptyText, cols) {
 function when(ts) {
   if (!ts) return "";
   const d = new Date(ts);
-  return isNaN(d) ? "" : d.toLocaleString("vi-VN");
+  return isNaN(d) ? "" : d.toLocaleString("vi-VN", { timeZone: ZONE });
 }
 
 function duration(ns) {
@@ -120,6 +126,11 @@ async function refresh() {
       api("GET", "/api/v1/media"),
       api("GET", "/api/v1/areas"),
     ]);
+    // The agenda and the log are extras: a failure there keeps the rest.
+    const [agenda, playlog] = await Promise.all([
+      api("GET", "/api/v1/agenda").catch(() => []),
+      api("GET", "/api/v1/playlog?limit=20").catch(() => []),
+    ]);
     mediaNames = {};
     for (const m of media) mediaNames[m.id] = m.name;
     const areaNames = {};
@@ -136,10 +147,30 @@ async function refresh() {
       cell(tr, t ? loss(t.stream) : "");
     }, "Chưa có thiết bị.", 7);
 
+    const content = (c) => (c && c.playlist_id) ? "▶ " + c.playlist_id : (c && (mediaNames[c.media_id] || c.media_id)) || "";
+    const clock = (t) => new Date(t).toLocaleTimeString("vi-VN", { hour: "2-digit", minute: "2-digit", timeZone: ZONE });
+    fill($("agenda-body"), agenda || [], (tr, o) => {
+      cell(tr, clock(o.at));
+      cell(tr, o.schedule_id);
+      cell(tr, content(o.content) + (o.replaced ? " (thay thế)" : ""));
+      cell(tr, band(o.priority) + " (" + o.priority + ")", o.priority >= 224 ? "emergency" : "");
+      cell(tr, ((o.targets && o.targets.areas) || []).map((a) => areaNames[a] || a).join(", "));
+    }, "Không có chương trình nào được lên lịch hôm nay.", 5);
+
+    fill($("playlog-body"), playlog || [], (tr, e) => {
+      cell(tr, when(e.at));
+      cell(tr, LOG_EVENTS[e.event] || e.event);
+      cell(tr, e.session_id || "");
+      cell(tr, content(e.content));
+      cell(tr, (e.devices || []).length || "");
+      cell(tr, e.schedule_id ? "lịch " + e.schedule_id : e.by || "");
+      cell(tr, e.detail || "");
+    }, "Chưa có gì trong nhật ký.", 7);
+
     sessions.sort((a, b) => (b.started_at || "").localeCompare(a.started_at || ""));
     fill($("sessions-body"), sessions, (tr, s) => {
       cell(tr, s.id);
-      cell(tr, mediaNames[s.media_id] || s.media_id);
+      cell(tr, s.playlist_id ? "▶ " + s.playlist_id : mediaNames[s.media_id] || s.media_id);
       cell(tr, band(s.priority) + " (" + s.priority + ")", s.priority >= 224 ? "emergency" : "");
       cell(tr, STATES[s.state] || s.state);
       cell(tr, (s.devices || []).length);
