@@ -88,6 +88,9 @@ type Ack struct {
 	State string `json:"state"`
 	Code  string `json:"code,omitempty"`
 	Msg   string `json:"msg,omitempty"`
+	// Result is an op's outcome, carried only by a final "done" or
+	// "failed" ack of an op that has one (test: a TestResult).
+	Result json.RawMessage `json:"result,omitempty"`
 }
 
 // Final reports whether no further ack follows this one.
@@ -117,6 +120,7 @@ type Telemetry struct {
 	Temp    float64      `json:"temp"` // °C
 	Uptime  int64        `json:"uptime"`
 	FW      string       `json:"fw,omitempty"`
+	Amp     *bool        `json:"amp,omitempty"`     // amplifier relay on; absent when the receiver has no relay
 	Session string       `json:"session,omitempty"` // playing now
 	Stream  *StreamStats `json:"stream,omitempty"`
 }

@@ -22,23 +22,11 @@ func TestGoldenPayloads(t *testing.T) {
 		}
 		name := filepath.Base(f)
 		kind, _, _ := strings.Cut(name, ".")
-		var got any
-		switch kind {
-		case "status":
-			got, err = DecodeStatus(b)
-		case "cmd":
-			got, err = DecodeCommand(b)
-		case "play":
-			got, err = DecodePlayArgs(b)
-		case "ack":
-			got, err = DecodeAck(b)
-		case "tele":
-			got, err = DecodeTelemetry(b)
-		case "event":
-			got, err = DecodeEvent(b)
-		default:
+		dec, ok := decoders[kind]
+		if !ok {
 			t.Fatalf("%s: unknown kind", name)
 		}
+		got, err := dec(b)
 		if err != nil {
 			t.Errorf("%s: %v", name, err)
 			continue
@@ -53,6 +41,70 @@ func TestGoldenPayloads(t *testing.T) {
 		if string(wj) != string(aj) {
 			t.Errorf("%s: round trip changed the payload:\n got %s\nwant %s", name, aj, wj)
 		}
+	}
+}
+
+// decoders maps a payload kind (a golden file's name up to its first dot,
+// a CONTRACT.md block's kind) to its decoder.
+var decoders = map[string]func([]byte) (any, error){
+	"status":     func(b []byte) (any, error) { return DecodeStatus(b) },
+	"cmd":        func(b []byte) (any, error) { return DecodeCommand(b) },
+	"play":       func(b []byte) (any, error) { return DecodePlayArgs(b) },
+	"stop":       func(b []byte) (any, error) { return DecodeStopArgs(b) },
+	"volume":     func(b []byte) (any, error) { return DecodeVolumeArgs(b) },
+	"mute":       func(b []byte) (any, error) { return DecodeMuteArgs(b) },
+	"amp":        func(b []byte) (any, error) { return DecodeAmpArgs(b) },
+	"test":       func(b []byte) (any, error) { return DecodeTestArgs(b) },
+	"testresult": func(b []byte) (any, error) { return DecodeTestResult(b) },
+	"reboot":     func(b []byte) (any, error) { return DecodeRebootArgs(b) },
+	"config":     func(b []byte) (any, error) { return DecodeConfigArgs(b) },
+	"ack":        func(b []byte) (any, error) { return DecodeAck(b) },
+	"tele":       func(b []byte) (any, error) { return DecodeTelemetry(b) },
+	"event":      func(b []byte) (any, error) { return DecodeEvent(b) },
+}
+
+func TestDecodeArgsRejects(t *testing.T) {
+	bad := map[string][]string{
+		"mute":       {`{}`, `{"muted":null}`, `{"muted":1}`, `{"muted":true,"x":1}`, ``},
+		"amp":        {`{}`, `{"on":"yes"}`, `{"on":true,"volume":3}`},
+		"test":       {`{"tone_hz":99}`, `{"tone_hz":8001}`, `{"duration_ms":99}`, `{"duration_ms":10001}`, `{"tone_hz":-5}`, `{"tone":1000}`, `[]`},
+		"testresult": {`{}`, `{"level_db":-3}`, `{"passed":true}`, `{"level_db":"loud","passed":true}`},
+		"reboot":     {`{"now":true}`, `[]`, `{} {}`},
+		"config": {`{}`, `{"tele_interval_s":30}`, `{"delay_ms":200}`, `{"tele_interval_s":4,"delay_ms":0}`,
+			`{"tele_interval_s":3601,"delay_ms":0}`, `{"tele_interval_s":30,"delay_ms":-1}`, `{"tele_interval_s":30,"delay_ms":10001}`,
+			`{"tele_interval_s":30,"delay_ms":0,"boot_volume":101}`, `{"tele_interval_s":30,"delay_ms":0,"rtcp_interval_s":0}`,
+			`{"tele_interval_s":30,"delay_ms":0,"colour":"red"}`},
+	}
+	for kind, ins := range bad {
+		for _, in := range ins {
+			if v, err := decoders[kind]([]byte(in)); err == nil {
+				t.Errorf("%s accepted %q as %+v", kind, in, v)
+			}
+		}
+	}
+}
+
+func TestDecodeArgsDefaults(t *testing.T) {
+	for _, in := range []string{``, `{}`, `{"tone_hz":0}`} {
+		a, err := DecodeTestArgs([]byte(in))
+		if err != nil || a != (TestArgs{ToneHz: 1000, DurationMs: 2000}) {
+			t.Errorf("DecodeTestArgs(%q) = %+v, %v", in, a, err)
+		}
+	}
+	if _, err := DecodeRebootArgs(nil); err != nil {
+		t.Errorf("reboot without args: %v", err)
+	}
+	c, err := DecodeConfigArgs([]byte(`{"tele_interval_s":5,"delay_ms":0}`))
+	if err != nil || c.BootVolume != nil || c.RTCPIntervalS != nil {
+		t.Errorf("config with only required fields = %+v, %v", c, err)
+	}
+	a, err := DecodeAck([]byte(`{"id":"x","state":"done","result":{"level_db":-6.02,"passed":true}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := DecodeTestResult(a.Result)
+	if err != nil || r != (TestResult{LevelDB: -6.02, Passed: true}) {
+		t.Errorf("test result = %+v, %v", r, err)
 	}
 }
 
@@ -102,6 +154,9 @@ func FuzzDecoders(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte(`{"id":"x","op":"play","exp":1,"args":{"session":"s"}}`))
+	f.Add([]byte(`{"tone_hz":99999,"duration_ms":-1}`))
+	f.Add([]byte(`{"tele_interval_s":4,"delay_ms":0,"boot_volume":null}`))
+	f.Add([]byte(`{"muted":null}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		// None may panic; whatever decodes must re-encode.
 		if s, err := DecodeStatus(b); err == nil {
@@ -122,6 +177,17 @@ func FuzzDecoders(f *testing.F) {
 		DecodeEvent(b)
 		DecodeVolumeArgs(b)
 		DecodeStopArgs(b)
+		DecodeMuteArgs(b)
+		DecodeAmpArgs(b)
+		DecodeRebootArgs(b)
+		DecodeTestResult(b)
+		if a, err := DecodeTestArgs(b); err == nil && (a.ToneHz < TestToneMinHz || a.ToneHz > TestToneMaxHz ||
+			a.DurationMs < TestMinDurationMs || a.DurationMs > TestMaxDurationMs) {
+			t.Fatalf("test args out of range accepted: %+v", a)
+		}
+		if c, err := DecodeConfigArgs(b); err == nil && (c.TeleIntervalS < 5 || c.TeleIntervalS > 3600 || c.DelayMs < 0 || c.DelayMs > 10000) {
+			t.Fatalf("config out of range accepted: %+v", c)
+		}
 	})
 }
 
