@@ -2,6 +2,7 @@ package firmwaresim
 
 import (
 	"encoding/json"
+	"math"
 	"time"
 
 	"github.com/loa-broadcast/loa/protocol"
@@ -12,6 +13,7 @@ const (
 	CodeUnsupported = "unsupported" // op unknown to, or not implemented by, this firmware
 	CodeInvalid     = "invalid"     // args do not parse or check
 	CodeUnavailable = "unavailable" // the stream socket or its first RTCP failed
+	CodeFailed      = "failed"      // the op ran and failed (a speaker test below the pass level)
 )
 
 // commandLoop runs commands one at a time, in the order they arrived.
@@ -62,6 +64,43 @@ func (r *Receiver) handle(b []byte) {
 		r.volume = v.Level
 		r.mu.Unlock()
 		r.ack(cmd.ID, protocol.AckDone, "", "")
+	case protocol.OpMute:
+		a, err := protocol.DecodeMuteArgs(cmd.Args)
+		if err != nil {
+			r.ack(cmd.ID, protocol.AckFailed, CodeInvalid, err.Error())
+			return
+		}
+		r.mu.Lock()
+		r.muted = a.Muted
+		r.mu.Unlock()
+		r.ack(cmd.ID, protocol.AckDone, "", "")
+	case protocol.OpAmp:
+		a, err := protocol.DecodeAmpArgs(cmd.Args)
+		if err != nil {
+			r.ack(cmd.ID, protocol.AckFailed, CodeInvalid, err.Error())
+			return
+		}
+		r.mu.Lock()
+		r.amp = a.On
+		r.mu.Unlock()
+		r.ack(cmd.ID, protocol.AckDone, "", "")
+	case protocol.OpConfig:
+		a, err := protocol.DecodeConfigArgs(cmd.Args)
+		if err != nil {
+			r.ack(cmd.ID, protocol.AckFailed, CodeInvalid, err.Error())
+			return
+		}
+		r.mu.Lock()
+		r.delay = time.Duration(a.DelayMs) * time.Millisecond
+		r.mu.Unlock()
+		select { // the latest interval wins
+		case <-r.teleEvery:
+		default:
+		}
+		r.teleEvery <- time.Duration(a.TeleIntervalS) * time.Second
+		r.ack(cmd.ID, protocol.AckDone, "", "")
+	case protocol.OpTest:
+		r.test(cmd)
 	default:
 		r.ack(cmd.ID, protocol.AckFailed, CodeUnsupported, "op "+cmd.Op+" not supported by "+r.cfg.Firmware)
 	}
@@ -131,4 +170,60 @@ func (r *Receiver) stopCmd(cmd protocol.Command) {
 // ack queues an ack; acks of one command go out in order.
 func (r *Receiver) ack(id, state, code, msg string) {
 	r.send(protocol.KindAck, protocol.Ack{ID: id, State: state, Code: code, Msg: msg})
+}
+
+// testToneAmplitude is the level of the test tone before volume: a sine at half
+// of full scale.
+const testToneAmplitude = 0.5
+
+// testFloorDBFS is the level reported for silence (JSON has no -Inf).
+const testFloorDBFS = -120.0
+
+// test plays a tone internally for the test's duration and measures the
+// RMS level, in dBFS, of what reaches the amplifier: the tone after the
+// receiver's volume, silence when muted or with the amplifier off.
+func (r *Receiver) test(cmd protocol.Command) {
+	a, err := protocol.DecodeTestArgs(cmd.Args)
+	if err != nil {
+		r.ack(cmd.ID, protocol.AckFailed, CodeInvalid, err.Error())
+		return
+	}
+	r.ack(cmd.ID, protocol.AckAccepted, "", "")
+	select {
+	case <-time.After(time.Duration(a.DurationMs) * time.Millisecond):
+	case <-r.quit:
+		return
+	}
+	r.mu.Lock()
+	gain := float64(r.volume) / 100
+	if r.muted || !r.amp {
+		gain = 0
+	}
+	r.mu.Unlock()
+	level := ToneLevel(a.ToneHz, a.DurationMs, gain)
+	res := protocol.TestResult{LevelDB: level, Passed: level > protocol.TestPassLevelDBFS}
+	raw, _ := json.Marshal(res)
+	ack := protocol.Ack{ID: cmd.ID, State: protocol.AckDone, Result: raw}
+	if !res.Passed {
+		ack.State, ack.Code, ack.Msg = protocol.AckFailed, CodeFailed, "test tone level below the pass level"
+	}
+	r.send(protocol.KindAck, ack)
+}
+
+// ToneLevel generates durationMs of a sine of hz at 48 kHz, half of full
+// scale times gain, quantised to 16 bits, and returns its RMS level in
+// dBFS (a full-scale sine is -3.01 dBFS), rounded to 0.01 dB and floored
+// at -120.
+func ToneLevel(hz, durationMs int, gain float64) float64 {
+	n := protocol.ClockRate * durationMs / 1000
+	var sum float64
+	for i := 0; i < n; i++ {
+		x := math.Round(32767 * testToneAmplitude * gain * math.Sin(2*math.Pi*float64(hz)*float64(i)/protocol.ClockRate))
+		sum += x * x
+	}
+	if n == 0 || sum == 0 {
+		return testFloorDBFS
+	}
+	db := 20 * math.Log10(math.Sqrt(sum/float64(n))/32768)
+	return math.Max(testFloorDBFS, math.Round(db*100)/100)
 }

@@ -50,6 +50,10 @@ type Config struct {
 // DefaultVolume is a receiver's volume after boot.
 const DefaultVolume = 70
 
+// EmergencyPriority is the lowest priority of the emergency band, whose
+// sessions play even on a muted receiver.
+const EmergencyPriority = 224
+
 // Receiver is one simulated receiver. Start it once; end it with Close
 // (graceful) or Kill (abrupt, so the broker publishes its Last Will).
 type Receiver struct {
@@ -73,6 +77,10 @@ type Receiver struct {
 	mu        sync.Mutex
 	started   time.Time
 	volume    int
+	muted     bool
+	amp       bool          // amplifier relay
+	delay     time.Duration // default playout delay, set by config
+	teleEvery chan time.Duration
 	current   *session
 	sessions  []*session
 	malformed uint64 // commands ignored as unparseable
@@ -94,15 +102,18 @@ func NewReceiver(cfg Config) *Receiver {
 		cfg.Impair.Seed = rand.Int63()
 	}
 	return &Receiver{
-		cfg:    cfg,
-		log:    cfg.Logger.With("device", cfg.ID),
-		volume: DefaultVolume,
-		ready:  make(chan error, 1),
-		cmds:   make(chan mqtt.Message, 64),
-		quit:   make(chan struct{}),
-		outbox: make(chan outMsg, 256),
-		outEnd: make(chan struct{}),
-		rng:    rand.New(rand.NewSource(cfg.Impair.Seed ^ 0x5eed)),
+		cfg:       cfg,
+		log:       cfg.Logger.With("device", cfg.ID),
+		volume:    DefaultVolume,
+		amp:       true,
+		delay:     protocol.DefaultDelay,
+		teleEvery: make(chan time.Duration, 1),
+		ready:     make(chan error, 1),
+		cmds:      make(chan mqtt.Message, 64),
+		quit:      make(chan struct{}),
+		outbox:    make(chan outMsg, 256),
+		outEnd:    make(chan struct{}),
+		rng:       rand.New(rand.NewSource(cfg.Impair.Seed ^ 0x5eed)),
 	}
 }
 
@@ -409,6 +420,40 @@ func (r *Receiver) Volume() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.volume
+}
+
+// Muted reports whether a mute command muted the receiver.
+func (r *Receiver) Muted() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.muted
+}
+
+// Amp reports whether the amplifier relay is on.
+func (r *Receiver) Amp() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.amp
+}
+
+// silenced reports whether a session of priority plays silence now: the
+// receiver is muted (emergency sessions override mute) or its amplifier
+// is off.
+func (r *Receiver) silenced(priority uint8) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return !r.amp || (r.muted && priority < EmergencyPriority)
+}
+
+// playDelay is a play command's delay_ms, or the configured default
+// delay when the command gives 0.
+func (r *Receiver) playDelay(ms int) time.Duration {
+	if ms > 0 {
+		return time.Duration(ms) * time.Millisecond
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.delay
 }
 
 // Malformed returns how many commands were ignored as unparseable.

@@ -122,7 +122,7 @@ func startSession(r *Receiver, args protocol.PlayArgs) (*session, error) {
 		log:        r.log.With("session", args.Session),
 		token:      token,
 		pt:         args.PT,
-		delay:      time.Duration(args.DelayMs) * time.Millisecond,
+		delay:      r.playDelay(args.DelayMs),
 		conn:       conn,
 		dest:       dest,
 		keepPCM:    r.cfg.KeepPCM && r.cfg.Decode,
@@ -509,6 +509,10 @@ func (s *session) playSlot() string {
 	if s.keepPCM {
 		s.pcm = append(s.pcm, pcm...)
 	}
+	silent := s.r.silenced(s.args.Priority)
+	if silent {
+		s.st.Muted++
+	}
 	drained := s.next > s.maxExt
 	var reason string
 	switch {
@@ -520,6 +524,9 @@ func (s *session) playSlot() string {
 	s.mu.Unlock()
 
 	if s.wav != nil {
+		if silent {
+			clear(pcm)
+		}
 		if err := s.wav.write(pcm); err != nil {
 			s.log.Warn("wav write", "err", err)
 		}

@@ -44,6 +44,7 @@ type SessionStats struct {
 
 	Received, Lost, Late, Duplicate, Corrupt uint64
 	Concealed, FECRecovered, Played, Decoded uint64
+	Muted                                    uint64 // of Played, frames played as silence while muted
 
 	JitterMs           float64
 	FirstPlayed, Ended time.Time

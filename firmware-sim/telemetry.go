@@ -18,6 +18,8 @@ func (r *Receiver) telemetryLoop() {
 			if r.client != nil && r.client.IsConnectionOpen() {
 				r.send(protocol.KindTele, r.Telemetry())
 			}
+		case d := <-r.teleEvery:
+			t.Reset(d)
 		case <-r.quit:
 			return
 		}
@@ -29,6 +31,7 @@ func (r *Receiver) telemetryLoop() {
 // stream stats of the session playing.
 func (r *Receiver) Telemetry() protocol.Telemetry {
 	r.mu.Lock()
+	amp := r.amp
 	t := protocol.Telemetry{
 		TS:     time.Now().UnixMilli(),
 		RSSI:   -70 - r.rng.Intn(21),
@@ -37,6 +40,8 @@ func (r *Receiver) Telemetry() protocol.Telemetry {
 		Temp:   math.Round((38+4*r.rng.Float64())*10) / 10,
 		Uptime: int64(time.Since(r.started) / time.Second),
 		FW:     r.cfg.Firmware,
+		Muted:  r.muted,
+		Amp:    &amp,
 	}
 	cur := r.current
 	r.mu.Unlock()
