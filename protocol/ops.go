@@ -51,10 +51,9 @@ type RebootArgs struct{}
 // are required; the pointer fields are optional and leave the setting
 // unchanged when absent.
 type ConfigArgs struct {
-	TeleIntervalS int  `json:"tele_interval_s"`           // telemetry period, 5–3600 s
-	DelayMs       int  `json:"delay_ms"`                  // default playout delay D, 0–10000 ms
-	BootVolume    *int `json:"boot_volume,omitempty"`     // volume after boot, 0–100
-	RTCPIntervalS *int `json:"rtcp_interval_s,omitempty"` // receiver report period, 1–30 s
+	TeleIntervalS int  `json:"tele_interval_s"`       // telemetry period, 5–3600 s
+	DelayMs       int  `json:"delay_ms"`              // default playout delay D, 0–10000 ms
+	BootVolume    *int `json:"boot_volume,omitempty"` // volume after boot, 0–100
 }
 
 // decodeStrict is decode that also refuses unknown fields, for args whose
@@ -155,7 +154,8 @@ func DecodeRebootArgs(b []byte) (RebootArgs, error) {
 	return a, nil
 }
 
-// DecodeConfigArgs parses and checks config args; unknown fields are refused.
+// DecodeConfigArgs parses and checks config args; unknown fields are
+// refused, so a receiver never acks done for a setting it did not apply.
 func DecodeConfigArgs(b []byte) (ConfigArgs, error) {
 	var a ConfigArgs
 	if err := decodeStrict("config", b, &a); err != nil {
@@ -171,8 +171,6 @@ func DecodeConfigArgs(b []byte) (ConfigArgs, error) {
 		return ConfigArgs{}, fmt.Errorf("config: delay_ms %d outside 0..10000", a.DelayMs)
 	case a.BootVolume != nil && (*a.BootVolume < 0 || *a.BootVolume > 100):
 		return ConfigArgs{}, fmt.Errorf("config: boot_volume %d outside 0..100", *a.BootVolume)
-	case a.RTCPIntervalS != nil && (*a.RTCPIntervalS < 1 || *a.RTCPIntervalS > 30):
-		return ConfigArgs{}, fmt.Errorf("config: rtcp_interval_s %d outside 1..30", *a.RTCPIntervalS)
 	}
 	return a, nil
 }

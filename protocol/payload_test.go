@@ -72,7 +72,7 @@ func TestDecodeArgsRejects(t *testing.T) {
 		"reboot":     {`{"now":true}`, `[]`, `{} {}`},
 		"config": {`{}`, `{"tele_interval_s":30}`, `{"delay_ms":200}`, `{"tele_interval_s":4,"delay_ms":0}`,
 			`{"tele_interval_s":3601,"delay_ms":0}`, `{"tele_interval_s":30,"delay_ms":-1}`, `{"tele_interval_s":30,"delay_ms":10001}`,
-			`{"tele_interval_s":30,"delay_ms":0,"boot_volume":101}`, `{"tele_interval_s":30,"delay_ms":0,"rtcp_interval_s":0}`,
+			`{"tele_interval_s":30,"delay_ms":0,"boot_volume":101}`, `{"tele_interval_s":30,"delay_ms":0,"boot_volume":-1}`,
 			`{"tele_interval_s":30,"delay_ms":0,"colour":"red"}`},
 	}
 	for kind, ins := range bad {
@@ -95,7 +95,7 @@ func TestDecodeArgsDefaults(t *testing.T) {
 		t.Errorf("reboot without args: %v", err)
 	}
 	c, err := DecodeConfigArgs([]byte(`{"tele_interval_s":5,"delay_ms":0}`))
-	if err != nil || c.BootVolume != nil || c.RTCPIntervalS != nil {
+	if err != nil || c.BootVolume != nil {
 		t.Errorf("config with only required fields = %+v, %v", c, err)
 	}
 	a, err := DecodeAck([]byte(`{"id":"x","state":"done","result":{"level_db":-6.02,"passed":true}}`))
