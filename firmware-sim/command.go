@@ -92,6 +92,9 @@ func (r *Receiver) handle(b []byte) {
 		}
 		r.mu.Lock()
 		r.delay = time.Duration(a.DelayMs) * time.Millisecond
+		if a.BootVolume != nil {
+			r.bootVol = *a.BootVolume
+		}
 		r.mu.Unlock()
 		select { // the latest interval wins
 		case <-r.teleEvery:
@@ -101,6 +104,12 @@ func (r *Receiver) handle(b []byte) {
 		r.ack(cmd.ID, protocol.AckDone, "", "")
 	case protocol.OpTest:
 		r.test(cmd)
+	case protocol.OpReboot:
+		if _, err := protocol.DecodeRebootArgs(cmd.Args); err != nil {
+			r.ack(cmd.ID, protocol.AckFailed, CodeInvalid, err.Error())
+			return
+		}
+		r.reboot(cmd)
 	default:
 		r.ack(cmd.ID, protocol.AckFailed, CodeUnsupported, "op "+cmd.Op+" not supported by "+r.cfg.Firmware)
 	}
@@ -226,4 +235,59 @@ func ToneLevel(hz, durationMs int, gain float64) float64 {
 	}
 	db := 20 * math.Log10(math.Sqrt(sum/float64(n))/32768)
 	return math.Max(testFloorDBFS, math.Round(db*100)/100)
+}
+
+// RebootDowntime is how long a rebooting receiver stays off the broker.
+const RebootDowntime = time.Second
+
+// reboot stops playing, acks done, then drops the broker connection
+// without DISCONNECT, so the broker publishes the Last Will of this boot,
+// and after RebootDowntime connects again with the boot counter one higher
+// (a new Will, a new online status). Volume, mute and amp return to their
+// boot state; configured telemetry interval and delay survive.
+func (r *Receiver) reboot(cmd protocol.Command) {
+	r.endCurrent(EndStop)
+	r.ack(cmd.ID, protocol.AckDone, "", "")
+	flushed := make(chan struct{})
+	r.outbox <- outMsg{"", flushed}
+	select {
+	case <-flushed:
+	case <-r.quit:
+		return
+	}
+
+	r.connMu.Lock()
+	r.rebooting.Store(true)
+	if r.conn != nil {
+		r.conn.Close()
+	}
+	r.connMu.Unlock()
+	old := r.mqttClient()
+	old.Disconnect(0) // stops paho's reconnects with the old Will
+
+	select {
+	case <-time.After(RebootDowntime):
+	case <-r.quit:
+		r.rebooting.Store(false)
+		return
+	}
+	boot := r.boot.Add(1)
+	r.mu.Lock()
+	r.started = time.Now()
+	r.volume, r.muted, r.amp = r.bootVol, false, true
+	r.mu.Unlock()
+	client, err := r.newClient(boot)
+	if err != nil {
+		r.log.Error("reboot", "err", err)
+		return
+	}
+	r.clientMu.Lock()
+	r.client = client
+	r.clientMu.Unlock()
+	r.rebooting.Store(false)
+	// Auto-reconnect covers a broker that is down right now.
+	if err := waitToken(client.Connect()); err != nil {
+		r.log.Warn("reconnect after reboot", "err", err)
+	}
+	r.log.Debug("rebooted", "boot", boot)
 }

@@ -47,6 +47,22 @@ func TestMuteAndAmp(t *testing.T) {
 		t.Errorf("muted session stats %+v: want %d received, played and muted", stats, frames)
 	}
 
+	// Emergency sessions play through mute.
+	em := newStreamer(t, "e1", frames)
+	id = rec.send(t, "rx1", protocol.OpPlay, func() protocol.PlayArgs {
+		a := em.playArgs("rx1", 2)
+		a.Priority = EmergencyPriority
+		return a
+	}(), later)
+	rec.ack(t, "rx1", id, protocol.AckDone)
+	em.waitReceivers(t, 1)
+	em.senderReport()
+	em.stream(context.Background(), seq(frames))
+	em.bye()
+	if stats := waitDone(t, r, "e1"); stats.Played != frames || stats.Muted != 0 {
+		t.Errorf("emergency session on a muted receiver: %+v", stats)
+	}
+
 	for _, bad := range []string{`{}`, `{"muted":"yes"}`} {
 		id := rec.send(t, "rx1", protocol.OpMute, rawJSON(bad), later)
 		if a := rec.finalAck(t, "rx1", id); a.State != protocol.AckFailed || a.Code != CodeInvalid {
@@ -149,3 +165,52 @@ func TestToneLevel(t *testing.T) {
 		}
 	}
 }
+
+// A reboot acks done, drops the connection so the broker publishes the
+// Will of the old boot, and comes back online with boot+1 after about a
+// second, obeying commands again.
+func TestReboot(t *testing.T) {
+	broker := startBroker(t)
+	rec := newRecorder(t, broker, "ctl")
+	r := startReceiver(t, Config{ID: "rx1", Broker: broker})
+	status := func(online bool, boot uint64) func(mqttMsg) bool {
+		return func(m mqttMsg) bool {
+			s, err := protocol.DecodeStatus(m.payload)
+			return m.topic == protocol.DeviceTopic("rx1", protocol.KindStatus) && err == nil && s.Online == online && s.Boot == boot
+		}
+	}
+	boot := r.Boot()
+	rec.wait(t, "online", status(true, boot))
+	later := time.Now().Add(time.Minute)
+	id := rec.send(t, "rx1", protocol.OpConfig, protocol.ConfigArgs{TeleIntervalS: 60, DelayMs: 300, BootVolume: ptr(55)}, later)
+	rec.ack(t, "rx1", id, protocol.AckDone)
+	id = rec.send(t, "rx1", protocol.OpMute, protocol.MuteArgs{Muted: true}, later)
+	rec.ack(t, "rx1", id, protocol.AckDone)
+
+	id = rec.send(t, "rx1", protocol.OpReboot, rawJSON(`{"now":true}`), later)
+	if a := rec.finalAck(t, "rx1", id); a.State != protocol.AckFailed || a.Code != CodeInvalid {
+		t.Errorf("reboot with unknown args acked %+v", a)
+	}
+	id = rec.send(t, "rx1", protocol.OpReboot, nil, later)
+	start := time.Now()
+	rec.ack(t, "rx1", id, protocol.AckDone)
+	rec.wait(t, "last will of the old boot", status(false, boot))
+	rec.wait(t, "online with boot+1", status(true, boot+1))
+	if el := time.Since(start); el < RebootDowntime {
+		t.Errorf("back online after %v, want at least %v", el, RebootDowntime)
+	}
+	if r.Volume() != 55 || r.Muted() || !r.Amp() || r.playDelay(0) != 300*time.Millisecond {
+		t.Errorf("after reboot: volume %d muted %v amp %v delay %v", r.Volume(), r.Muted(), r.Amp(), r.playDelay(0))
+	}
+	id = rec.send(t, "rx1", protocol.OpVolume, protocol.VolumeArgs{Level: 20}, time.Now().Add(time.Minute))
+	rec.ack(t, "rx1", id, protocol.AckDone)
+
+	// The retained status is the new boot's online, and a graceful close
+	// leaves the new boot's offline.
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rec.wait(t, "offline of the new boot", status(false, boot+1))
+}
+
+func ptr[T any](v T) *T { return &v }

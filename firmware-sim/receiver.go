@@ -59,15 +59,17 @@ const EmergencyPriority = 224
 type Receiver struct {
 	cfg  Config
 	log  *slog.Logger
-	boot uint64
+	boot atomic.Uint64
 
-	client mqtt.Client
-	ready  chan error // first subscription result
-	cmds   chan mqtt.Message
-	quit   chan struct{} // stops the command loop and telemetry
-	wg     sync.WaitGroup
-	outbox chan outMsg // acks, events and telemetry, published in order
-	outEnd chan struct{}
+	clientMu  sync.Mutex
+	client    mqtt.Client // replaced on reboot
+	rebooting atomic.Bool // between a reboot's abrupt disconnect and its reconnect
+	ready     chan error  // first subscription result
+	cmds      chan mqtt.Message
+	quit      chan struct{} // stops the command loop and telemetry
+	wg        sync.WaitGroup
+	outbox    chan outMsg // acks, events and telemetry, published in order
+	outEnd    chan struct{}
 
 	connMu sync.Mutex
 	conn   net.Conn // the live broker connection, closed by Kill
@@ -78,6 +80,7 @@ type Receiver struct {
 	started   time.Time
 	volume    int
 	muted     bool
+	bootVol   int           // volume after a reboot, set by config
 	amp       bool          // amplifier relay
 	delay     time.Duration // default playout delay, set by config
 	teleEvery chan time.Duration
@@ -133,41 +136,23 @@ func (r *Receiver) Start(ctx context.Context) error {
 	r.started = time.Now()
 	// Boot increases on every boot of a device, so a late Will of an
 	// earlier boot can be told from a newer online status.
-	r.boot = uint64(r.started.UnixMilli())
+	r.boot.Store(uint64(r.started.UnixMilli()))
 	r.mu.Unlock()
 
-	will, err := json.Marshal(protocol.Status{Online: false, Boot: r.boot})
+	client, err := r.newClient(r.boot.Load())
 	if err != nil {
 		return fmt.Errorf("start %s: %w", r.cfg.ID, err)
 	}
-	opts := mqtt.NewClientOptions().
-		AddBroker(r.cfg.Broker).
-		SetClientID(r.cfg.ID).
-		SetUsername(r.cfg.ID).
-		SetPassword(r.cfg.Password).
-		SetCleanSession(true).
-		SetAutoReconnect(true).
-		SetMaxReconnectInterval(30*time.Second).
-		SetKeepAlive(30*time.Second).
-		SetConnectTimeout(10*time.Second).
-		SetWriteTimeout(5*time.Second).
-		SetOrderMatters(true). // commands run in the order sent
-		SetBinaryWill(protocol.DeviceTopic(r.cfg.ID, protocol.KindStatus), will, protocol.QoS[protocol.KindStatus], true).
-		SetCustomOpenConnectionFn(r.dial).
-		SetOnConnectHandler(r.onConnect).
-		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
-			if !r.killed.Load() {
-				r.log.Warn("broker connection lost", "err", err)
-			}
-		})
-	r.client = mqtt.NewClient(opts)
+	r.clientMu.Lock()
+	r.client = client
+	r.clientMu.Unlock()
 
 	r.wg.Add(2)
 	go r.commandLoop()
 	go r.telemetryLoop()
 	go r.outboxLoop()
 
-	tok := r.client.Connect()
+	tok := client.Connect()
 	connected := false
 	select {
 	case <-tok.Done():
@@ -202,20 +187,50 @@ func (r *Receiver) Start(ctx context.Context) error {
 			// onConnect may be publishing online: let it finish, then
 			// leave the retained status offline.
 			<-r.ready
-			waitToken(r.publish(protocol.KindStatus, protocol.Status{Online: false, Boot: r.boot, TS: time.Now().UnixMilli()}))
+			waitToken(r.publish(protocol.KindStatus, protocol.Status{Online: false, Boot: r.boot.Load(), TS: time.Now().UnixMilli()}))
 		}
-		r.client.Disconnect(250)
+		client.Disconnect(250)
 		return fmt.Errorf("start %s: connect %s: %w", r.cfg.ID, r.cfg.Broker, err)
 	}
-	r.log.Debug("receiver started", "boot", r.boot)
+	r.log.Debug("receiver started", "boot", r.boot.Load())
 	return nil
+}
+
+// newClient returns a broker client whose Last Will is the offline status
+// of boot.
+func (r *Receiver) newClient(boot uint64) (mqtt.Client, error) {
+	will, err := json.Marshal(protocol.Status{Online: false, Boot: boot})
+	if err != nil {
+		return nil, err
+	}
+	opts := mqtt.NewClientOptions().
+		AddBroker(r.cfg.Broker).
+		SetClientID(r.cfg.ID).
+		SetUsername(r.cfg.ID).
+		SetPassword(r.cfg.Password).
+		SetCleanSession(true).
+		SetAutoReconnect(true).
+		SetMaxReconnectInterval(30*time.Second).
+		SetKeepAlive(30*time.Second).
+		SetConnectTimeout(10*time.Second).
+		SetWriteTimeout(5*time.Second).
+		SetOrderMatters(true). // commands run in the order sent
+		SetBinaryWill(protocol.DeviceTopic(r.cfg.ID, protocol.KindStatus), will, protocol.QoS[protocol.KindStatus], true).
+		SetCustomOpenConnectionFn(r.dial).
+		SetOnConnectHandler(r.onConnect).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			if !r.killed.Load() && !r.rebooting.Load() {
+				r.log.Warn("broker connection lost", "err", err)
+			}
+		})
+	return mqtt.NewClient(opts), nil
 }
 
 // dial opens the broker connection itself so that Kill can drop it without
 // an MQTT DISCONNECT.
 func (r *Receiver) dial(u *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
-	if r.killed.Load() {
-		return nil, errors.New("receiver killed")
+	if r.killed.Load() || r.rebooting.Load() {
+		return nil, errors.New("receiver killed or rebooting")
 	}
 	d := &net.Dialer{Timeout: o.ConnectTimeout}
 	var c net.Conn
@@ -246,7 +261,7 @@ func (r *Receiver) dial(u *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
 func (r *Receiver) onConnect(c mqtt.Client) {
 	err := waitToken(c.Subscribe(protocol.DeviceTopic(r.cfg.ID, protocol.KindCmd), protocol.QoS[protocol.KindCmd], r.onCommand))
 	if err == nil {
-		err = waitToken(r.publish(protocol.KindStatus, protocol.Status{Online: true, Boot: r.boot, TS: time.Now().UnixMilli()}))
+		err = waitToken(r.publish(protocol.KindStatus, protocol.Status{Online: true, Boot: r.boot.Load(), TS: time.Now().UnixMilli()}))
 	}
 	if err != nil {
 		r.log.Warn("subscribe or online status failed", "err", err)
@@ -292,6 +307,10 @@ func (r *Receiver) send(kind string, v any) { r.outbox <- outMsg{kind, v} }
 func (r *Receiver) outboxLoop() {
 	defer close(r.outEnd)
 	for m := range r.outbox {
+		if done, ok := m.v.(chan struct{}); ok && m.kind == "" {
+			close(done) // a flush marker: everything before it is out
+			continue
+		}
 		if err := waitToken(r.publish(m.kind, m.v)); err != nil && !r.killed.Load() {
 			r.log.Warn("publish failed", "kind", m.kind, "err", err)
 		}
@@ -301,7 +320,8 @@ func (r *Receiver) outboxLoop() {
 // publish sends v as JSON on the receiver's topic of kind with the QoS and
 // retain flag the contract fixes. Nothing leaves a killed receiver.
 func (r *Receiver) publish(kind string, v any) mqtt.Token {
-	if r.killed.Load() || r.client == nil {
+	c := r.mqttClient()
+	if r.killed.Load() || r.rebooting.Load() || c == nil {
 		return nil
 	}
 	b, err := json.Marshal(v)
@@ -309,14 +329,14 @@ func (r *Receiver) publish(kind string, v any) mqtt.Token {
 		r.log.Error("encode payload", "kind", kind, "err", err)
 		return nil
 	}
-	return r.client.Publish(protocol.DeviceTopic(r.cfg.ID, kind), protocol.QoS[kind], kind == protocol.KindStatus, b)
+	return c.Publish(protocol.DeviceTopic(r.cfg.ID, kind), protocol.QoS[kind], kind == protocol.KindStatus, b)
 }
 
 // Close stops playing (the session ends with reason "stop" and its finished
 // event is published), publishes the retained offline status and
 // disconnects.
 func (r *Receiver) Close() error {
-	if !r.ended.CompareAndSwap(false, true) || r.client == nil {
+	if !r.ended.CompareAndSwap(false, true) || r.mqttClient() == nil {
 		return nil
 	}
 	close(r.quit)
@@ -324,8 +344,8 @@ func (r *Receiver) Close() error {
 	r.endCurrent(EndStop)
 	close(r.outbox)
 	<-r.outEnd
-	err := waitToken(r.publish(protocol.KindStatus, protocol.Status{Online: false, Boot: r.boot, TS: time.Now().UnixMilli()}))
-	r.client.Disconnect(250)
+	err := waitToken(r.publish(protocol.KindStatus, protocol.Status{Online: false, Boot: r.boot.Load(), TS: time.Now().UnixMilli()}))
+	r.mqttClient().Disconnect(250)
 	if err != nil {
 		return fmt.Errorf("close %s: offline status: %w", r.cfg.ID, err)
 	}
@@ -336,7 +356,7 @@ func (r *Receiver) Close() error {
 // is closed without DISCONNECT, so the broker publishes the Last Will, and
 // nothing more is sent on MQTT or RTCP.
 func (r *Receiver) Kill() {
-	if !r.ended.CompareAndSwap(false, true) || r.client == nil {
+	if !r.ended.CompareAndSwap(false, true) || r.mqttClient() == nil {
 		return
 	}
 	r.connMu.Lock()
@@ -352,8 +372,17 @@ func (r *Receiver) Kill() {
 	<-r.outEnd
 	// Stops paho's reconnect attempts; its DISCONNECT cannot reach the
 	// broker through the closed connection.
-	r.client.Disconnect(0)
+	r.mqttClient().Disconnect(0)
 }
+
+func (r *Receiver) mqttClient() mqtt.Client {
+	r.clientMu.Lock()
+	defer r.clientMu.Unlock()
+	return r.client
+}
+
+// Boot returns the boot counter of the running boot.
+func (r *Receiver) Boot() uint64 { return r.boot.Load() }
 
 // endCurrent ends the playing session, if any, and waits for it.
 func (r *Receiver) endCurrent(reason string) {

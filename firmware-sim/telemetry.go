@@ -15,7 +15,7 @@ func (r *Receiver) telemetryLoop() {
 	for {
 		select {
 		case <-t.C:
-			if r.client != nil && r.client.IsConnectionOpen() {
+			if c := r.mqttClient(); c != nil && c.IsConnectionOpen() {
 				r.send(protocol.KindTele, r.Telemetry())
 			}
 		case d := <-r.teleEvery:
