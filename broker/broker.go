@@ -14,6 +14,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -167,6 +168,14 @@ func (b *Broker) Close() error {
 			cl.Stop(nil)
 		}
 	}
+	// mochi's Close takes the clients' read lock recursively
+	// (GetByListener → Len); a client removing itself in between (a write
+	// lock waiting) deadlocks it. Let the stopped clients go first.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if b.networkClients() == 0 {
+			break
+		}
+	}
 	if err := b.srv.Close(); err != nil {
 		return fmt.Errorf("broker: close: %w", err)
 	}
@@ -197,4 +206,16 @@ func (b *Broker) Stats() Stats {
 		AuthFailures: b.authFailures.Load(),
 		Clients:      int(atomic.LoadInt64(&b.srv.Info.ClientsConnected)),
 	}
+}
+
+// networkClients counts the clients still in mochi's table, but for the
+// inline one.
+func (b *Broker) networkClients() int {
+	n := 0
+	for _, cl := range b.srv.Clients.GetAll() {
+		if !cl.Net.Inline {
+			n++
+		}
+	}
+	return n
 }
