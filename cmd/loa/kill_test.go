@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/loa-broadcast/loa"
+	firmwaresim "github.com/loa-broadcast/loa/firmware-sim"
+)
+
+// TestSystemKill9Resumes runs the controller as a real process, kills it
+// with SIGKILL in the middle of a programme and starts it again: the
+// programme resumes on its receivers and is not played twice.
+func TestSystemKill9Resumes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: builds and runs the controller binary")
+	}
+	ctx := context.Background()
+	bin := filepath.Join(t.TempDir(), "loa")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	data := t.TempDir()
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	mqttAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	serve := func() *exec.Cmd {
+		cmd := exec.Command(bin, "serve", "-data", data, "-http", httpAddr, "-mqtt-listen", mqttAddr,
+			"-mqtt-pass", "test-controller", "-rtp", "127.0.0.1:0", "-log", "warn")
+		log, _ := os.Create(filepath.Join(data, fmt.Sprintf("serve-%d.log", time.Now().UnixNano())))
+		cmd.Stdout, cmd.Stderr = log, log
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		for i := 0; ; i++ {
+			if resp, err := newAPIClient("http://"+httpAddr, "").http.Get("http://" + httpAddr + "/healthz"); err == nil {
+				resp.Body.Close()
+				return cmd
+			}
+			if i > 200 {
+				t.Fatal("the controller never answered /healthz")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	first := serve()
+	tok, err := os.ReadFile(filepath.Join(data, "admin-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newAPIClient("http://"+httpAddr, strings.TrimSpace(string(tok)))
+	c.createArea(ctx, loa.Area{ID: "p", Name: "P", Kind: loa.AreaProvince})
+	c.createArea(ctx, loa.Area{ID: "a", ParentID: "p", Name: "A", Kind: loa.AreaCommune})
+	var cfgs []firmwaresim.Config
+	for i := range 2 {
+		id := fmt.Sprintf("rx-%d", i)
+		pw, err := c.createDevice(ctx, loa.Device{ID: id, AreaID: "a"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfgs = append(cfgs, firmwaresim.Config{ID: id, Password: pw, Broker: "tcp://" + mqttAddr, Decode: true, Logger: testLogger(t)})
+	}
+	fleet, err := firmwaresim.StartFleet(ctx, cfgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fleet.Close()
+	if err := waitOnline(ctx, c, 2, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	s := &system{t: t, api: c, byArea: map[string][]*firmwaresim.Receiver{"a": fleet.Receivers()}}
+	med := s.upload(testSignal(8*time.Second), 48000)
+	sess := s.play(med.ID, "a")
+	for _, r := range fleet.Receivers() {
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if st, ok := r.Session(sess.ID); ok && st.Played >= 75 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never played", r.ID())
+			}
+		}
+	}
+	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	first.Wait()
+	serve()
+
+	end := s.finish(sess, med.Duration, "a")
+	if end.State != loa.SessionEnded {
+		t.Errorf("after kill -9 and restart the session is %s (%s), want ended", end.State, end.Reason)
+	}
+	for _, r := range fleet.Receivers() {
+		var heard uint64
+		parts := 0
+		for _, st := range r.Sessions() {
+			if st.Session == sess.ID {
+				heard += st.FromPacket()
+				parts++
+			}
+		}
+		if parts < 2 {
+			t.Errorf("%s did not resume the programme after the restart (%d parts)", r.ID(), parts)
+		}
+		if heard > uint64(med.Frames) {
+			t.Errorf("%s heard %d frames of a %d-frame programme: played twice", r.ID(), heard, med.Frames)
+		}
+	}
+}
