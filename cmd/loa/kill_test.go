@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -22,7 +21,6 @@ func TestSystemKill9Resumes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: builds and runs the controller binary")
 	}
-	ctx := context.Background()
 	bin := filepath.Join(t.TempDir(), "loa")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
@@ -56,38 +54,11 @@ func TestSystemKill9Resumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := newAPIClient("http://"+httpAddr, strings.TrimSpace(string(tok)))
-	c.createArea(ctx, loa.Area{ID: "p", Name: "P", Kind: loa.AreaProvince})
-	c.createArea(ctx, loa.Area{ID: "a", ParentID: "p", Name: "A", Kind: loa.AreaCommune})
-	var cfgs []firmwaresim.Config
-	for i := range 2 {
-		id := fmt.Sprintf("rx-%d", i)
-		pw, err := c.createDevice(ctx, loa.Device{ID: id, AreaID: "a"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfgs = append(cfgs, firmwaresim.Config{ID: id, Password: pw, Broker: "tcp://" + mqttAddr, Decode: true, Logger: testLogger(t)})
-	}
-	fleet, err := firmwaresim.StartFleet(ctx, cfgs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fleet.Close()
-	if err := waitOnline(ctx, c, 2, 30*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	fleet := provisionFleet(t, c, "tcp://"+mqttAddr, 2, false)
 	s := &system{t: t, api: c, byArea: map[string][]*firmwaresim.Receiver{"a": fleet.Receivers()}}
 	med := s.upload(testSignal(8*time.Second), 48000)
 	sess := s.play(med.ID, "a")
-	for _, r := range fleet.Receivers() {
-		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			if st, ok := r.Session(sess.ID); ok && st.Played >= 75 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s never played", r.ID())
-			}
-		}
-	}
+	waitPlaying(t, fleet, sess.ID, 75)
 	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

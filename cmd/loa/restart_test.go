@@ -23,37 +23,12 @@ func TestSystemRestartResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := newAPIClient(m1.URL(), m1.AdminToken)
-	c.createArea(ctx, loa.Area{ID: "p", Name: "P", Kind: loa.AreaProvince})
-	c.createArea(ctx, loa.Area{ID: "a", ParentID: "p", Name: "A", Kind: loa.AreaCommune})
-	var cfgs []firmwaresim.Config
-	for i := range 3 {
-		id := fmt.Sprintf("rx-%d", i)
-		pw, err := c.createDevice(ctx, loa.Device{ID: id, AreaID: "a"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfgs = append(cfgs, firmwaresim.Config{ID: id, Password: pw, Broker: m1.MQTTURL(), Decode: true, KeepPCM: true, Logger: testLogger(t)})
-	}
-	fleet, err := firmwaresim.StartFleet(ctx, cfgs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fleet.Close()
-	if err := waitOnline(ctx, c, 3, 30*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	fleet := provisionFleet(t, c, m1.MQTTURL(), 3, true)
 	s1 := &system{t: t, m: m1, api: c}
 	src := testSignal(8 * time.Second)
 	med := s1.upload(src, 48000)
 	sess := s1.play(med.ID, "a")
-	for _, r := range fleet.Receivers() {
-		for {
-			if st, ok := r.Session(sess.ID); ok && st.Played >= 100 {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	waitPlaying(t, fleet, sess.ID, 100)
 	if err := m1.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -103,5 +78,47 @@ func TestSystemRestartResumes(t *testing.T) {
 	}
 	if !resumed {
 		t.Error("the play log does not record the resumption")
+	}
+}
+
+// provisionFleet creates area a (in province p) with n receivers through
+// the API and starts them against the broker, online when it returns.
+func provisionFleet(t *testing.T, c *apiClient, broker string, n int, keepPCM bool) *firmwaresim.Fleet {
+	t.Helper()
+	ctx := context.Background()
+	c.createArea(ctx, loa.Area{ID: "p", Name: "P", Kind: loa.AreaProvince})
+	c.createArea(ctx, loa.Area{ID: "a", ParentID: "p", Name: "A", Kind: loa.AreaCommune})
+	var cfgs []firmwaresim.Config
+	for i := range n {
+		id := fmt.Sprintf("rx-%d", i)
+		pw, err := c.createDevice(ctx, loa.Device{ID: id, AreaID: "a"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfgs = append(cfgs, firmwaresim.Config{ID: id, Password: pw, Broker: broker, Decode: true, KeepPCM: keepPCM, Logger: testLogger(t)})
+	}
+	fleet, err := firmwaresim.StartFleet(ctx, cfgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fleet.Close() })
+	if err := waitOnline(ctx, c, n, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return fleet
+}
+
+// waitPlaying waits until every receiver played at least frames of a session.
+func waitPlaying(t *testing.T, fleet *firmwaresim.Fleet, session string, frames uint64) {
+	t.Helper()
+	for _, r := range fleet.Receivers() {
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if st, ok := r.Session(session); ok && st.Played >= frames {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never played %d frames of %s", r.ID(), frames, session)
+			}
+		}
 	}
 }

@@ -266,11 +266,7 @@ func (st *starter) missed(occ loa.Occurrence, late time.Duration) {
 		Detail: fmt.Sprintf("the controller was down; %v late, beyond the grace window", late.Round(time.Second))})
 }
 
-func (st *starter) log(ctx context.Context, e loa.PlayLogEntry) {
-	if err := st.db.AppendPlayLog(ctx, e); err != nil {
-		st.logger.Error("play log not written", "event", e.Event, "schedule", e.ScheduleID, "err", err)
-	}
-}
+func (st *starter) log(ctx context.Context, e loa.PlayLogEntry) { st.sessions.appendLog(ctx, e) }
 
 // playLog answers the API's play log queries with area filtering.
 type playLog struct{ db *store.DB }
