@@ -32,6 +32,15 @@ var (
 	bucketStarted        = []byte("started")         // occurrence key → big-endian unix nanos recorded
 	bucketStartedByTime  = []byte("started_by_time") // big-endian unix nanos ‖ occurrence key → empty
 	bucketPlayLog        = []byte("play_log")        // big-endian sequence → PlayLogEntry
+
+	// Fleet (health, alarms, firmware) and alerts, schema v5.
+	bucketHealthHourly  = []byte("health_hourly")  // device id ‖ big-endian unix hour → hourly aggregate
+	bucketAlarms        = []byte("alarms")         // alarm id → Alarm
+	bucketFirmware      = []byte("firmware")       // image id → FirmwareImage (image bytes live beside the db)
+	bucketRollouts      = []byte("rollouts")       // rollout id → Rollout
+	bucketGroupCommands = []byte("group_commands") // group command id → GroupCommand
+	bucketAlerts        = []byte("alerts")         // alert id → Alert (with its delivery report)
+	bucketAlertsByCAP   = []byte("alerts_by_cap")  // CAP sender ‖ 0 ‖ identifier → alert id
 )
 
 var keySchemaVersion = []byte("schema_version")
@@ -75,6 +84,17 @@ var migrations = []migration{
 	{"fallbacks", func(tx *bolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(bucketFallbacks)
 		return err
+	}},
+	{"fleet health, alarms, firmware, group commands, alerts", func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{
+			bucketHealthHourly, bucketAlarms, bucketFirmware, bucketRollouts,
+			bucketGroupCommands, bucketAlerts, bucketAlertsByCAP,
+		} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return fmt.Errorf("create bucket %s: %w", b, err)
+			}
+		}
+		return nil
 	}},
 }
 
