@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/loa-broadcast/loa"
@@ -44,6 +45,7 @@ type DB struct {
 	mediaDir string
 	now      func() time.Time
 	log      *slog.Logger
+	writeTxs atomic.Uint64 // write transactions run by update, for benchmarks
 }
 
 // Open opens or creates the database at path, creating its directory and
@@ -147,8 +149,14 @@ func (db *DB) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	db.writeTxs.Add(1)
 	return db.bolt.Update(fn)
 }
+
+// WriteTxs returns how many write transactions the database has run since
+// Open (migrations aside): each costs an fsync, so their rate is the
+// store's load.
+func (db *DB) WriteTxs() uint64 { return db.writeTxs.Load() }
 
 // get decodes the value at key in bucket into v; found is false if absent.
 // Decoding copies, so nothing returned aliases bbolt's memory.
