@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"net/netip"
 	"time"
 )
 
@@ -115,6 +117,7 @@ type Telemetry struct {
 	TS      int64        `json:"ts"`
 	RSSI    int          `json:"rssi"`
 	Net     string       `json:"net,omitempty"` // "4g", "eth", ...
+	IP      string       `json:"ip,omitempty"`  // the receiver's own address on its uplink (behind NAT, not what the controller sees)
 	Volume  int          `json:"volume"`
 	Muted   bool         `json:"muted"`
 	Temp    float64      `json:"temp"` // °C
@@ -127,9 +130,10 @@ type Telemetry struct {
 
 // Event types.
 const (
-	EventPlayed   = "played"   // first frame of a session played
-	EventFinished = "finished" // a session ended on this receiver; Stream holds its totals
-	EventAmpFault = "amp_fault"
+	EventPlayed   = "played"    // first frame of a session played
+	EventFinished = "finished"  // a session ended on this receiver; Stream holds its totals
+	EventAmpFault = "amp_fault" // the amplifier reports a fault; msg says which
+	EventAmpOK    = "amp_ok"    // the amplifier fault has cleared
 	EventPower    = "power"
 	EventTamper   = "tamper"
 )
@@ -256,6 +260,14 @@ func DecodeTelemetry(b []byte) (Telemetry, error) {
 	if len(t.Net) > 16 || len(t.FW) > 64 || len(t.Session) > 64 {
 		return Telemetry{}, errors.New("tele: net, fw or session too long")
 	}
+	if t.IP != "" {
+		if _, err := netip.ParseAddr(t.IP); err != nil || len(t.IP) > 45 {
+			return Telemetry{}, fmt.Errorf("tele: ip %q is not an IP address", truncateText(t.IP, 64))
+		}
+	}
+	if math.IsNaN(t.Temp) || math.IsInf(t.Temp, 0) || t.Temp < -100 || t.Temp > 250 {
+		return Telemetry{}, fmt.Errorf("tele: temp %v outside -100..250 °C", t.Temp)
+	}
 	return t, nil
 }
 
@@ -269,4 +281,12 @@ func DecodeEvent(b []byte) (Event, error) {
 		return Event{}, errors.New("event: type must be 1–32 bytes")
 	}
 	return e, nil
+}
+
+// truncateText shortens untrusted text quoted in an error.
+func truncateText(s string, n int) string {
+	if len(s) > n {
+		s = s[:n]
+	}
+	return s
 }

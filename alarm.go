@@ -1,0 +1,108 @@
+package loa
+
+import (
+	"context"
+	"time"
+)
+
+// Alarm kinds: what is wrong with a receiver.
+const (
+	AlarmOffline     = "offline"     // no presence for longer than the offline threshold
+	AlarmStreamLoss  = "stream_loss" // packet loss of a telemetry window above the threshold while streaming
+	AlarmAmpFault    = "amp_fault"   // the receiver reported an amplifier fault
+	AlarmTemperature = "temperature" // board temperature at or above the threshold
+	AlarmTestFailed  = "test_failed" // the last speaker test did not pass
+)
+
+// AlarmKinds lists every alarm kind.
+var AlarmKinds = []string{AlarmOffline, AlarmStreamLoss, AlarmAmpFault, AlarmTemperature, AlarmTestFailed}
+
+// ValidAlarmKind reports whether kind is one of AlarmKinds.
+func ValidAlarmKind(kind string) bool {
+	for _, k := range AlarmKinds {
+		if k == kind {
+			return true
+		}
+	}
+	return false
+}
+
+// Alarm severities.
+const (
+	SeverityWarning  = "warning"
+	SeverityCritical = "critical" // the receiver cannot play
+)
+
+// Alarm is one problem of one receiver, from raised to cleared. A device
+// has at most one active alarm of each kind.
+type Alarm struct {
+	ID        string    `json:"id"`
+	Device    string    `json:"device"`
+	Area      string    `json:"area,omitempty"` // the device's area when raised
+	Kind      string    `json:"kind"`
+	Severity  string    `json:"severity"`
+	Value     float64   `json:"value"`     // what was measured: seconds offline, loss %, °C, test level dBFS
+	Threshold float64   `json:"threshold"` // the limit it crossed, in the same unit
+	Msg       string    `json:"msg"`
+	RaisedAt  time.Time `json:"raised_at"`
+	ClearedAt time.Time `json:"cleared_at,omitzero"`
+}
+
+// Active reports whether the alarm has not been cleared.
+func (a *Alarm) Active() bool { return a.ClearedAt.IsZero() }
+
+// AlarmThresholds are the limits the alarm evaluator applies.
+type AlarmThresholds struct {
+	Offline       time.Duration // raise once a device has been offline this long
+	StreamLossPct float64       // raise when a telemetry window's loss exceeds this, in %; clear at half
+	TempC         float64       // raise at or above this board temperature, °C
+	TempClearC    float64       // clear below this (hysteresis, so a device near the limit does not flap)
+}
+
+// DefaultAlarmThresholds returns the thresholds used when none are configured.
+func DefaultAlarmThresholds() AlarmThresholds {
+	return AlarmThresholds{Offline: 5 * time.Minute, StreamLossPct: 5, TempC: 75, TempClearC: 70}
+}
+
+// Validate names the first threshold that cannot work.
+func (t AlarmThresholds) Validate() error {
+	switch {
+	case t.Offline <= 0:
+		return Errorf(EINVALID, "alarm offline: must be positive")
+	case t.StreamLossPct <= 0 || t.StreamLossPct > 100:
+		return Errorf(EINVALID, "alarm stream loss: must be within (0, 100] %%")
+	case t.TempClearC >= t.TempC:
+		return Errorf(EINVALID, "alarm temperature clear: %g °C must be below the raise level %g °C", t.TempClearC, t.TempC)
+	}
+	return nil
+}
+
+// Alarm change events, as sent to watchers, the SSE stream and webhooks.
+const (
+	AlarmRaised  = "raised"
+	AlarmCleared = "cleared"
+)
+
+// AlarmChange is an alarm raised or cleared.
+type AlarmChange struct {
+	Event string `json:"event"` // raised or cleared
+	Alarm Alarm  `json:"alarm"`
+}
+
+// AlarmFilter selects alarms. Zero fields select everything.
+type AlarmFilter struct {
+	Active bool   // only alarms not cleared
+	Kind   string // only this kind
+	Device string // only this device
+}
+
+// AlarmService lists alarms and streams their changes (the API consumes it).
+type AlarmService interface {
+	// Alarms returns the alarms matching f, newest first.
+	Alarms(ctx context.Context, f AlarmFilter) ([]Alarm, error)
+	// WatchAlarms returns the active alarms now and a channel of every
+	// change after them, in order, until ctx ends. The channel is closed
+	// when ctx ends or when the watcher falls too far behind (it should
+	// then watch again).
+	WatchAlarms(ctx context.Context) ([]Alarm, <-chan AlarmChange, error)
+}
