@@ -63,6 +63,10 @@ type PlayArgs struct {
 	DelayMs  int    `json:"delay_ms"`  // playout delay D, the same on every receiver
 	Priority uint8  `json:"priority"`
 	Frames   int    `json:"frames,omitempty"` // frames in the programme, 0 when unknown (live)
+	// Volume, in the emergency band only, is the level the receiver plays
+	// this session at, whatever its volume and mute; it restores its own
+	// volume when the session ends. 0 or absent: its own volume.
+	Volume int `json:"volume,omitempty"`
 }
 
 // StopArgs are the args of a stop command.
@@ -206,6 +210,8 @@ func DecodePlayArgs(b []byte) (PlayArgs, error) {
 		return PlayArgs{}, fmt.Errorf("play: token must be %d hex digits", 2*TokenLen)
 	case p.DelayMs < 0 || p.DelayMs > 10000:
 		return PlayArgs{}, errors.New("play: delay_ms must be within 0..10000")
+	case p.Volume < 0 || p.Volume > 100:
+		return PlayArgs{}, fmt.Errorf("play: volume %d outside 0..100", p.Volume)
 	}
 	return p, nil
 }
