@@ -1,0 +1,163 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/loa-broadcast/loa"
+	bolt "go.etcd.io/bbolt"
+)
+
+// FirmwareDir returns the directory beside the database that holds
+// firmware images, creating it if needed.
+func (db *DB) FirmwareDir() (string, error) {
+	dir := filepath.Join(filepath.Dir(db.Path()), "firmware")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return "", fmt.Errorf("create firmware directory: %w", err)
+	}
+	return dir, nil
+}
+
+// FirmwarePath returns the file an image with SHA-256 sha is stored in, or
+// "" if sha is not a lowercase hex digest, so no hash names a path outside
+// the firmware directory.
+func (db *DB) FirmwarePath(sha string) string {
+	if len(sha) != 64 || validHash(sha) != nil {
+		return ""
+	}
+	return filepath.Join(filepath.Dir(db.Path()), "firmware", sha+".img")
+}
+
+// PutFirmwareImage records an image's metadata. CreatedAt is set if zero.
+// ECONFLICT if the id is taken by another image or another image has the
+// same content: an image is stored once.
+func (db *DB) PutFirmwareImage(ctx context.Context, img *loa.FirmwareImage) error {
+	if err := validKey("id", img.ID); err != nil {
+		return err
+	}
+	if len(img.SHA256) != 64 || validHash(img.SHA256) != nil {
+		return loa.Errorf(loa.EINVALID, "sha256: must be 64 lowercase hex digits")
+	}
+	if err := loa.ValidFirmwareVersion("version", img.Version); err != nil {
+		return err
+	}
+	if img.Size <= 0 {
+		return loa.Errorf(loa.EINVALID, "size: must be positive")
+	}
+	if img.Sig == "" || len(img.Name) > 200 {
+		return loa.Errorf(loa.EINVALID, "sig: required; name: at most 200 bytes")
+	}
+	return db.update(ctx, func(tx *bolt.Tx) error {
+		var clash error
+		err := tx.Bucket(bucketFirmware).ForEach(func(k, v []byte) error {
+			var o loa.FirmwareImage
+			if err := decodeInto(k, v, &o); err != nil {
+				return err
+			}
+			if o.ID != img.ID && o.SHA256 == img.SHA256 && clash == nil {
+				clash = loa.Errorf(loa.ECONFLICT, "file: firmware image %q already has this content", o.ID)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if clash != nil {
+			return clash
+		}
+		var old loa.FirmwareImage
+		found, err := get(tx, bucketFirmware, []byte(img.ID), &old)
+		if err != nil {
+			return err
+		}
+		if found && old.SHA256 != img.SHA256 {
+			return loa.Errorf(loa.ECONFLICT, "id: firmware image %q exists with other content", img.ID)
+		}
+		if img.CreatedAt.IsZero() {
+			img.CreatedAt = db.now().UTC()
+		}
+		return put(tx, bucketFirmware, []byte(img.ID), img)
+	})
+}
+
+// FirmwareImage returns the image with id, ENOTFOUND if there is none.
+func (db *DB) FirmwareImage(ctx context.Context, id string) (*loa.FirmwareImage, error) {
+	img := new(loa.FirmwareImage)
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		found, err := get(tx, bucketFirmware, []byte(id), img)
+		if err == nil && !found {
+			err = loa.Errorf(loa.ENOTFOUND, "firmware image %q not found", id)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return img, nil
+}
+
+// FirmwareImages returns every image, newest first.
+func (db *DB) FirmwareImages(ctx context.Context) ([]*loa.FirmwareImage, error) {
+	var out []*loa.FirmwareImage
+	err := db.view(ctx, func(tx *bolt.Tx) (err error) {
+		out, err = list[loa.FirmwareImage](tx, bucketFirmware)
+		return err
+	})
+	slices.SortStableFunc(out, func(a, b *loa.FirmwareImage) int {
+		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), strings.Compare(b.ID, a.ID))
+	})
+	return out, err
+}
+
+// PutRollout inserts or replaces a rollout. The engine calls it on every
+// change, so a restarted controller continues where it stopped.
+func (db *DB) PutRollout(ctx context.Context, r *loa.Rollout) error {
+	if err := validKey("id", r.ID); err != nil {
+		return err
+	}
+	return db.update(ctx, func(tx *bolt.Tx) error {
+		return put(tx, bucketRollouts, []byte(r.ID), r)
+	})
+}
+
+// Rollout returns the rollout with id, ENOTFOUND if there is none.
+func (db *DB) Rollout(ctx context.Context, id string) (*loa.Rollout, error) {
+	r := new(loa.Rollout)
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		found, err := get(tx, bucketRollouts, []byte(id), r)
+		if err == nil && !found {
+			err = loa.Errorf(loa.ENOTFOUND, "rollout %q not found", id)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Rollouts returns every rollout, newest first.
+func (db *DB) Rollouts(ctx context.Context) ([]*loa.Rollout, error) {
+	var out []*loa.Rollout
+	err := db.view(ctx, func(tx *bolt.Tx) (err error) {
+		out, err = list[loa.Rollout](tx, bucketRollouts)
+		return err
+	})
+	slices.SortStableFunc(out, func(a, b *loa.Rollout) int {
+		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), strings.Compare(b.ID, a.ID))
+	})
+	return out, err
+}
+
+func decodeInto(k, v []byte, out any) error {
+	if err := json.Unmarshal(v, out); err != nil {
+		return fmt.Errorf("decode firmware/%s: %w", k, err)
+	}
+	return nil
+}
