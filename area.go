@@ -20,6 +20,7 @@ type Area struct {
 	Name      string    `json:"name"`
 	Kind      string    `json:"kind"`
 	Code      string    `json:"code,omitempty"` // administrative code (mã đơn vị hành chính)
+	Tests     bool      `json:"tests,omitempty"` // marked for tests: test and exercise alerts sound here (and in its descendants), nowhere else
 	CreatedAt time.Time `json:"created_at"`
 }
 

@@ -28,6 +28,7 @@ type Session struct {
 	PlaylistID  string        `json:"playlist_id,omitempty"` // instead of MediaID
 	Targets     Targets       `json:"targets"`
 	Priority    Priority      `json:"priority"`
+	Volume      int           `json:"volume,omitempty"` // emergency band: the receivers' volume while it plays, muted or not (1–100; 0 = their own)
 	MaxDuration time.Duration `json:"max_duration_ns"`
 	SSRC        uint32        `json:"ssrc"`
 	State       string        `json:"state"`
@@ -56,6 +57,9 @@ func (s *Session) Validate() error {
 		if err := ValidateID("targets.devices", d); err != nil {
 			return err
 		}
+	}
+	if s.Volume < 0 || s.Volume > 100 {
+		return Errorf(EINVALID, "volume: must be within 0..100")
 	}
 	if s.MaxDuration < 0 || s.MaxDuration > 24*time.Hour {
 		return Errorf(EINVALID, "max_duration: must be within 0..24h")
