@@ -19,7 +19,7 @@ type Area struct {
 	ParentID  string    `json:"parent_id,omitempty"`
 	Name      string    `json:"name"`
 	Kind      string    `json:"kind"`
-	Code      string    `json:"code,omitempty"` // administrative code (mã đơn vị hành chính)
+	Code      string    `json:"code,omitempty"`  // administrative code (mã đơn vị hành chính)
 	Tests     bool      `json:"tests,omitempty"` // marked for tests: test and exercise alerts sound here (and in its descendants), nowhere else
 	CreatedAt time.Time `json:"created_at"`
 }
