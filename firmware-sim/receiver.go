@@ -8,6 +8,7 @@ package firmwaresim
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -43,8 +44,11 @@ type Config struct {
 	WAVDir       string // if set, write <ID>-<session>.wav of what was played (needs Decode)
 	Impair       Impairment
 	TeleInterval time.Duration // telemetry period, default 10s
-	Firmware     string        // reported firmware version, default "sim-1.0"
-	Logger       *slog.Logger
+	Firmware     string        // version in slot a, running at start: dotted numeric, default "1.0.0"
+	// FirmwareKey is the operator's ed25519 public key the receiver was
+	// built with; without it every firmware command fails bad_signature.
+	FirmwareKey ed25519.PublicKey
+	Logger      *slog.Logger
 }
 
 // DefaultVolume is a receiver's volume after boot.
@@ -96,7 +100,7 @@ func NewReceiver(cfg Config) *Receiver {
 		cfg.TeleInterval = 10 * time.Second
 	}
 	if cfg.Firmware == "" {
-		cfg.Firmware = "sim-1.0"
+		cfg.Firmware = "1.0.0"
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

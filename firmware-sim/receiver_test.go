@@ -178,7 +178,7 @@ func TestKillStopsPlayingSilently(t *testing.T) {
 func TestTelemetry(t *testing.T) {
 	broker := startBroker(t)
 	rec := newRecorder(t, broker, "ctl")
-	startReceiver(t, Config{ID: "rx1", Broker: broker, TeleInterval: 20 * time.Millisecond, Firmware: "sim-test"})
+	startReceiver(t, Config{ID: "rx1", Broker: broker, TeleInterval: 20 * time.Millisecond, Firmware: "1.0.7"})
 	st := newStreamer(t, "s1", 10)
 	playSession(t, rec, st, "rx1", 1)
 	m := rec.wait(t, "telemetry while playing", func(m mqttMsg) bool {
@@ -186,7 +186,7 @@ func TestTelemetry(t *testing.T) {
 		return m.topic == protocol.DeviceTopic("rx1", protocol.KindTele) && err == nil && tl.Session == "s1"
 	})
 	tl, _ := protocol.DecodeTelemetry(m.payload)
-	if tl.FW != "sim-test" || tl.Net != "4g" || tl.Volume != DefaultVolume || tl.RSSI > -70 || tl.RSSI < -90 || tl.Stream == nil || tl.TS == 0 {
+	if tl.FW != "1.0.7" || tl.Net != "4g" || tl.Volume != DefaultVolume || tl.RSSI > -70 || tl.RSSI < -90 || tl.Stream == nil || tl.TS == 0 {
 		t.Errorf("telemetry %+v", tl)
 	}
 }
