@@ -224,6 +224,7 @@ func (e *Engine) Start(ctx context.Context, s *loa.Session, src Source, frames i
 		id:        s.ID,
 		ssrc:      s.SSRC,
 		prio:      s.Priority,
+		volume:    s.Volume,
 		frames:    frames,
 		maxDur:    maxDur,
 		src:       src,
@@ -409,5 +410,6 @@ func (e *Engine) playArgs(t *target) protocol.PlayArgs {
 		DelayMs:  int(e.cfg.Delay / time.Millisecond),
 		Priority: uint8(t.s.prio),
 		Frames:   t.s.frames,
+		Volume:   t.s.volume,
 	}
 }

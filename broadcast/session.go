@@ -24,6 +24,7 @@ type session struct {
 	id      string
 	ssrc    uint32
 	prio    loa.Priority
+	volume  int // the receivers' volume while it plays (emergency band; 0 = their own)
 	frames  int
 	maxDur  time.Duration
 	src     Source
