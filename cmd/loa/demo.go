@@ -141,7 +141,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	}
 	say("all %d receivers online", *n)
 
-	wav, desc, err := makeProgramme(ctx, *dur, dir)
+	wav, desc, err := makeProgramme(ctx, *dur)
 	if err != nil {
 		return err
 	}

@@ -7,11 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"time"
 
+	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/broadcast/media"
 )
 
@@ -22,25 +20,17 @@ const demoText = "Đài truyền thanh xã An Bình kính chào bà con. " +
 // makeProgramme builds the demo programme as a WAV file of length d: a
 // chime, spoken Vietnamese from espeak-ng when it is installed, and a
 // tone sequence to fill the rest.
-func makeProgramme(ctx context.Context, d time.Duration, tmpDir string) ([]byte, string, error) {
+func makeProgramme(ctx context.Context, d time.Duration) ([]byte, string, error) {
 	rate := 48000
 	var speech []int16
 	desc := "chime and tone sequence (espeak-ng not installed)"
-	if path, err := exec.LookPath("espeak-ng"); err == nil {
-		out := filepath.Join(tmpDir, "speech.wav")
-		cmd := exec.CommandContext(ctx, path, "-v", "vi", "-s", "150", "-w", out, demoText)
-		if msg, err := cmd.CombinedOutput(); err != nil {
-			return nil, "", fmt.Errorf("espeak-ng: %w: %s", err, msg)
-		}
-		data, err := os.ReadFile(out)
-		if err != nil {
-			return nil, "", err
-		}
-		speech, rate, err = readWAV16Mono(data)
-		if err != nil {
-			return nil, "", fmt.Errorf("espeak-ng output: %w", err)
-		}
+	speech, srate, err := media.EspeakNG{}.Synthesize(ctx, demoText)
+	switch {
+	case err == nil:
+		rate = srate
 		desc = "chime, spoken Vietnamese (espeak-ng vi) and tones"
+	case loa.ErrorCode(err) != loa.EUNAVAILABLE:
+		return nil, "", err
 	}
 	total := int(d.Seconds() * float64(rate))
 	pcm := make([]int16, 0, total)
