@@ -60,9 +60,7 @@ func (r *Receiver) handle(b []byte) {
 			r.ack(cmd.ID, protocol.AckFailed, CodeInvalid, err.Error())
 			return
 		}
-		r.mu.Lock()
-		r.volume = v.Level
-		r.mu.Unlock()
+		r.setVolume(v.Level)
 		r.ack(cmd.ID, protocol.AckDone, "", "")
 	case protocol.OpMute:
 		a, err := protocol.DecodeMuteArgs(cmd.Args)

@@ -84,6 +84,8 @@ type Receiver struct {
 	started   time.Time
 	volume    int
 	muted     bool
+	overrider *session      // the emergency session whose volume plays now; nil when none
+	ownVolume int           // the volume to restore once overrider ends
 	bootVol   int           // volume after a reboot, set by config
 	amp       bool          // amplifier relay
 	delay     time.Duration // default playout delay, set by config

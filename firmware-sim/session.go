@@ -180,6 +180,7 @@ func fileSafe(name string) string {
 
 // begin starts the session's goroutines.
 func (s *session) begin() {
+	s.r.overrideVolume(s)
 	go s.read()
 	go s.run()
 }
@@ -580,6 +581,7 @@ func (s *session) finish(reason string) {
 	s.mu.Unlock()
 	s.log.Debug("session finished", "reason", reason, "played", st.Played, "expected", st.Expected,
 		"concealed", st.Concealed, "fec", st.FECRecovered)
+	s.r.restoreVolume(s)
 	s.r.sessionEnded(s)
 }
 
