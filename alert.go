@@ -2,13 +2,35 @@ package loa
 
 import (
 	"context"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Alert levels (Thông tư 39/2020/TT-BTTTT).
 const (
 	AlertEmergency = "khan_cap" // khẩn cấp: emergency band, overrides volume and mute
 	AlertPriority  = "uu_tien"  // ưu tiên: priority band
+)
+
+// Alert priorities: khẩn cấp plays in the emergency band, above everything
+// but another emergency (where the newest wins); ưu tiên in the priority
+// band, above every programme and below any emergency. Both leave room in
+// their band for sessions an operator starts by hand (a live microphone at
+// 200 ties with ưu tiên alerts and so does not cut one off).
+const (
+	AlertPriorityEmergency Priority = 240
+	AlertPriorityHigh      Priority = 200
+)
+
+// Alert limits.
+const (
+	MaxAlertRepeats = 10
+	MaxAlertGap     = time.Minute
+	MaxAlertExpiry  = 24 * time.Hour
+	MaxAlertText    = 2000 // characters of speech text
+	MaxAlertTitle   = 200  // bytes
+	DefaultVolume   = 100  // an emergency alert's volume when none is given
 )
 
 // Alert states.
@@ -37,6 +59,7 @@ const (
 	ReasonRefused     = "refused"     // the receiver refused the play command
 	ReasonInterrupted = "interrupted" // a newer emergency alert took the receiver
 	ReasonExpiredHere = "expired"     // the alert expired before it finished here
+	ReasonFailed      = "failed"      // the session carrying the alert failed on the controller
 )
 
 // AlertContent is what an alert plays: a media item, or Text spoken in
@@ -105,4 +128,112 @@ type AlertService interface {
 	// WatchAlert calls fn with the alert now and after every change to it
 	// until ctx ends or the alert is final and reported; for live reports.
 	WatchAlert(ctx context.Context, id string, fn func(*Alert)) error
+}
+
+// Priority is the session priority the alert plays at.
+func (a *Alert) Priority() Priority {
+	if a.Level == AlertEmergency {
+		return AlertPriorityEmergency
+	}
+	return AlertPriorityHigh
+}
+
+// Final reports whether the alert has ended and its report is settled.
+func (a *Alert) Final() bool { return a.State != AlertActive && a.State != "" }
+
+// Validate checks an alert request at now, before anything is resolved,
+// and fills in defaults (Repeats 0 → 1, an emergency's Volume 0 → 100).
+// Every failure is EINVALID naming the field.
+func (a *Alert) Validate(now time.Time) error {
+	switch a.Level {
+	case AlertEmergency, AlertPriority:
+	default:
+		return Errorf(EINVALID, "level: must be %q (khẩn cấp) or %q (ưu tiên), not %q", AlertEmergency, AlertPriority, a.Level)
+	}
+	if len(a.Title) > MaxAlertTitle {
+		return Errorf(EINVALID, "title: at most %d bytes", MaxAlertTitle)
+	}
+	c := a.Content
+	if (c.MediaID == "") == (strings.TrimSpace(c.Text) == "") {
+		return Errorf(EINVALID, "content: name exactly one of media_id and text")
+	}
+	if c.MediaID != "" {
+		if err := ValidateID("content.media_id", c.MediaID); err != nil {
+			return err
+		}
+	}
+	if n := utf8.RuneCountInString(c.Text); n > MaxAlertText {
+		return Errorf(EINVALID, "content.text: %d characters is too long for speech; at most %d", n, MaxAlertText)
+	}
+	if !utf8.ValidString(c.Text) {
+		return Errorf(EINVALID, "content.text: not valid UTF-8")
+	}
+	if a.Targets.Empty() {
+		return Errorf(EINVALID, "targets: name at least one area or device")
+	}
+	for _, id := range a.Targets.Areas {
+		if err := ValidateID("targets.areas", id); err != nil {
+			return err
+		}
+	}
+	for _, id := range a.Targets.Devices {
+		if err := ValidateID("targets.devices", id); err != nil {
+			return err
+		}
+	}
+	if a.Repeats == 0 {
+		a.Repeats = 1
+	}
+	if a.Repeats < 1 || a.Repeats > MaxAlertRepeats {
+		return Errorf(EINVALID, "repeats: must be within 1..%d, not %d", MaxAlertRepeats, a.Repeats)
+	}
+	if a.Gap < 0 || a.Gap > MaxAlertGap {
+		return Errorf(EINVALID, "gap: must be within 0..%v, not %v", MaxAlertGap, a.Gap)
+	}
+	if a.Volume < 0 || a.Volume > 100 {
+		return Errorf(EINVALID, "volume: must be within 1..100 (0 for the default), not %d", a.Volume)
+	}
+	if a.Volume == 0 && a.Level == AlertEmergency {
+		a.Volume = DefaultVolume
+	}
+	switch {
+	case a.ExpiresAt.IsZero():
+		return Errorf(EINVALID, "expires_at: required")
+	case !a.ExpiresAt.After(now):
+		return Errorf(EINVALID, "expires_at: %s has already passed", a.ExpiresAt.UTC().Format(time.RFC3339))
+	case a.ExpiresAt.Sub(now) > MaxAlertExpiry:
+		return Errorf(EINVALID, "expires_at: at most %v ahead", MaxAlertExpiry)
+	}
+	return nil
+}
+
+// AlertTotals count an alert's receivers by delivery state.
+type AlertTotals struct {
+	Receivers int `json:"receivers"`
+	Queued    int `json:"queued"`
+	Acked     int `json:"acked"`
+	Started   int `json:"started"`
+	Finished  int `json:"finished"`
+	Failed    int `json:"failed"`
+	Late      int `json:"late"` // of all, got it after coming back online
+}
+
+// Add counts d.
+func (t *AlertTotals) Add(d *Delivery) {
+	t.Receivers++
+	switch d.State {
+	case DeliveryQueued:
+		t.Queued++
+	case DeliveryAcked:
+		t.Acked++
+	case DeliveryStarted:
+		t.Started++
+	case DeliveryFinished:
+		t.Finished++
+	case DeliveryFailed:
+		t.Failed++
+	}
+	if d.Late {
+		t.Late++
+	}
 }
