@@ -3,7 +3,9 @@ package firmwaresim
 import (
 	"context"
 	"errors"
+	"math/rand"
 	"sync"
+	"time"
 )
 
 // fleetStartConcurrency bounds simultaneous broker connects, so a fleet of
@@ -19,11 +21,29 @@ type Fleet struct {
 // returns when all started, or on the first error after closing the ones
 // that did.
 func StartFleet(ctx context.Context, cfgs []Config) (*Fleet, error) {
+	return startFleet(ctx, cfgs, 0, fleetStartConcurrency)
+}
+
+// StartFleetRamped is StartFleet at about perSecond starts a second, each
+// at a random moment within its slot, like receivers coming back after an
+// outage with jittered backoff, so thousands do not hit the broker at once.
+func StartFleetRamped(ctx context.Context, cfgs []Config, perSecond float64) (*Fleet, error) {
+	if perSecond <= 0 {
+		return StartFleet(ctx, cfgs)
+	}
+	// Enough in flight that the rate, not a slow connect, sets the pace.
+	return startFleet(ctx, cfgs, time.Duration(float64(time.Second)/perSecond), 8*fleetStartConcurrency)
+}
+
+// startFleet starts receiver i no earlier than i·slot (plus jitter within
+// the slot) after the call, with at most inFlight starting at once.
+func startFleet(ctx context.Context, cfgs []Config, slot time.Duration, inFlight int) (*Fleet, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	rs := make([]*Receiver, len(cfgs))
 	ok := make([]bool, len(cfgs))
-	sem := make(chan struct{}, fleetStartConcurrency)
+	sem := make(chan struct{}, inFlight)
+	t0 := time.Now()
 	var (
 		wg       sync.WaitGroup
 		errOnce  sync.Once
@@ -31,6 +51,13 @@ func StartFleet(ctx context.Context, cfgs []Config) (*Fleet, error) {
 	)
 	for i, cfg := range cfgs {
 		rs[i] = NewReceiver(cfg)
+		if slot > 0 {
+			at := t0.Add(time.Duration(i)*slot + time.Duration(rand.Int63n(int64(slot))))
+			select {
+			case <-time.After(time.Until(at)):
+			case <-ctx.Done():
+			}
+		}
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():

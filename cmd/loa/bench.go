@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -15,15 +16,19 @@ import (
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: loa bench fanout|schedule [flags]")
+		return fmt.Errorf("usage: loa bench fanout|schedule|fleet [flags]")
 	}
 	switch args[0] {
 	case "fanout":
 		return benchFanout(ctx, args[1:], stdout, stderr)
 	case "schedule":
 		return benchSchedule(ctx, args[1:], stdout, stderr)
+	case "fleet":
+		return benchFleet(ctx, args[1:], stdout, stderr)
+	case "fleet-receivers": // the receivers' process of "fleet", not for users
+		return benchFleetReceivers(ctx, os.Stdin, stdout, stderr)
 	}
-	return fmt.Errorf("unknown benchmark %q (have: fanout, schedule)", args[0])
+	return fmt.Errorf("unknown benchmark %q (have: fanout, schedule, fleet)", args[0])
 }
 
 // benchFanout streams one session to N loopback receivers and, in the same
