@@ -71,3 +71,17 @@ func areaExists(tx *bolt.Tx, field, id string) error {
 	}
 	return nil
 }
+
+// SetAreaTests marks an area for tests (or clears the mark) and returns
+// it; ENOTFOUND if there is no such area.
+func (db *DB) SetAreaTests(ctx context.Context, id string, tests bool) (*loa.Area, error) {
+	var a *loa.Area
+	err := db.update(ctx, func(tx *bolt.Tx) (err error) {
+		if a, err = area(tx, id); err != nil {
+			return err
+		}
+		a.Tests = tests
+		return put(tx, bucketAreas, []byte(id), a)
+	})
+	return a, err
+}
