@@ -83,12 +83,14 @@ type Rollout struct {
 	WaveStarted time.Time `json:"wave_started,omitzero"`
 	// Accepted is how many failures of the current wave an operator
 	// accepted by resuming after an automatic pause.
-	Accepted  int             `json:"accepted,omitempty"`
-	Devices   []RolloutDevice `json:"devices"` // in wave order
-	CreatedBy string          `json:"created_by,omitempty"`
-	CreatedAt time.Time       `json:"created_at"`
-	UpdatedAt time.Time       `json:"updated_at"`
-	EndedAt   time.Time       `json:"ended_at,omitzero"`
+	Accepted int `json:"accepted,omitempty"`
+	// AutoPaused is set while the rollout is paused by its threshold.
+	AutoPaused bool            `json:"auto_paused,omitempty"`
+	Devices    []RolloutDevice `json:"devices"` // in wave order
+	CreatedBy  string          `json:"created_by,omitempty"`
+	CreatedAt  time.Time       `json:"created_at"`
+	UpdatedAt  time.Time       `json:"updated_at"`
+	EndedAt    time.Time       `json:"ended_at,omitzero"`
 }
 
 // RolloutDevice is one device's progress in a rollout.

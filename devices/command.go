@@ -34,7 +34,15 @@ type CommandResult struct {
 // pending is a command waiting for its final ack.
 type pending struct {
 	device string
-	ch     chan protocol.Ack // capacity 1: the final ack
+	ch     chan protocol.Ack    // capacity 1: the final ack
+	onAck  func(a protocol.Ack) // optional: sees accepted and progress acks; must not block
+}
+
+// cmdOpts adjust one command: firmware waits across a reboot and watches
+// its progress acks.
+type cmdOpts struct {
+	timeout time.Duration // wait for the final ack; 0 = Config.CommandTimeout
+	onAck   func(a protocol.Ack)
 }
 
 var knownOps = map[string]bool{
@@ -57,6 +65,10 @@ var knownOps = map[string]bool{
 // The returned Ack always carries the command id, so CommandResult can
 // find it; its State is empty when no final ack arrived.
 func (f *Fleet) Command(ctx context.Context, deviceID, op string, args any) (protocol.Ack, error) {
+	return f.command(ctx, deviceID, op, args, cmdOpts{})
+}
+
+func (f *Fleet) command(ctx context.Context, deviceID, op string, args any, o cmdOpts) (protocol.Ack, error) {
 	if err := loa.ValidateID("device", deviceID); err != nil {
 		return protocol.Ack{}, err
 	}
@@ -96,7 +108,7 @@ func (f *Fleet) Command(ctx context.Context, deviceID, op string, args any) (pro
 		return protocol.Ack{}, fmt.Errorf("devices: encoding command: %w", err)
 	}
 
-	p := &pending{device: deviceID, ch: make(chan protocol.Ack, 1)}
+	p := &pending{device: deviceID, ch: make(chan protocol.Ack, 1), onAck: o.onAck}
 	f.cmdMu.Lock()
 	f.pending[id] = p
 	f.results.put(res)
@@ -106,7 +118,11 @@ func (f *Fleet) Command(ctx context.Context, deviceID, op string, args any) (pro
 
 	tok := f.client.Publish(protocol.DeviceTopic(deviceID, protocol.KindCmd), protocol.QoS[protocol.KindCmd], false, payload)
 	published := tok.Done()
-	timer := time.NewTimer(f.cfg.CommandTimeout)
+	timeout := f.cfg.CommandTimeout
+	if o.timeout > 0 {
+		timeout = o.timeout
+	}
+	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	for {
 		select {
@@ -120,7 +136,7 @@ func (f *Fleet) Command(ctx context.Context, deviceID, op string, args any) (pro
 			}
 		case <-timer.C:
 			return f.abandon(p, id, op, start, ResultTimeout,
-				loa.Errorf(loa.ETIMEOUT, "device %s: no answer to %s within %v", deviceID, op, f.cfg.CommandTimeout))
+				loa.Errorf(loa.ETIMEOUT, "device %s: no answer to %s within %v", deviceID, op, timeout))
 		case <-ctx.Done():
 			return f.abandon(p, id, op, start, ResultTimeout,
 				fmt.Errorf("%w: %w", loa.Errorf(loa.ETIMEOUT, "device %s: no answer to %s: %v", deviceID, op, ctx.Err()), ctx.Err()))
@@ -230,11 +246,17 @@ func (f *Fleet) applyAck(device string, a protocol.Ack, now time.Time) bool {
 			r.Code = loa.ErrorCode(ackError(device, r.Op, a))
 		}
 	}
+	var onAck func(protocol.Ack)
 	if p != nil && a.Final() {
 		delete(f.pending, a.ID)
 		p.ch <- a // capacity 1; the entry is deleted, so nothing sends again
+	} else if p != nil {
+		onAck = p.onAck
 	}
 	f.cmdMu.Unlock()
+	if onAck != nil {
+		onAck(a)
+	}
 	return true
 }
 
