@@ -55,6 +55,7 @@ type Telemetry struct {
 	At       time.Time    `json:"at"`
 	RSSI     int          `json:"rssi"`
 	Net      string       `json:"net,omitempty"`
+	IP       string       `json:"ip,omitempty"` // the receiver's own address, as it reports it
 	Volume   int          `json:"volume"`
 	Muted    bool         `json:"muted"`
 	TempC    float64      `json:"temp_c"`

@@ -9,12 +9,15 @@ import (
 	"github.com/loa-broadcast/loa/protocol"
 )
 
-// notice is an event or a presence change on its way to subscribers.
+// notice is an event, a presence change, a telemetry sample or a command
+// result on its way to subscribers.
 type notice struct {
 	presence bool
 	id       string
 	ev       protocol.Event
 	st       loa.DeviceState
+	tele     *loa.Telemetry // a telemetry notice (observe.go)
+	cmd      *commandNotice // a command result notice (observe.go)
 }
 
 type eventSub struct {
@@ -34,6 +37,8 @@ type subscribers struct {
 	next     uint64
 	events   atomic.Pointer[[]eventSub]
 	presence atomic.Pointer[[]presenceSub]
+	tele     atomic.Pointer[[]teleSub]    // observe.go
+	commands atomic.Pointer[[]commandSub] // observe.go
 }
 
 func (s *subscribers) hasEvents() bool {
@@ -124,6 +129,10 @@ func (f *Fleet) notify(batch []notice) {
 			for _, s := range load(&f.subs.presence) {
 				f.call(n.id, func() { s.fn(n.st) })
 			}
+			continue
+		}
+		if n.tele != nil || n.cmd != nil {
+			f.notifyObservers(n)
 			continue
 		}
 		for _, s := range load(&f.subs.events) {

@@ -5,11 +5,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/protocol"
 )
 
 type metrics struct {
 	online    prometheus.GaugeFunc
+	offline   prometheus.GaugeFunc
 	malformed prometheus.CounterFunc
 	unknown   prometheus.CounterFunc
 	dropped   prometheus.CounterFunc
@@ -23,6 +25,15 @@ func newMetrics(f *Fleet) *metrics {
 			Name: "loa_devices_online",
 			Help: "Devices whose last accepted status is online.",
 		}, func() float64 { return float64(f.online.Load()) }),
+		offline: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "loa_devices_offline",
+			Help: "Devices the controller has heard of whose last accepted status is offline.",
+		}, func() float64 {
+			f.mu.Lock()
+			n := len(f.devices)
+			f.mu.Unlock()
+			return float64(n) - float64(f.online.Load())
+		}),
 		malformed: prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "loa_device_malformed_payloads_total",
 			Help: "MQTT messages from devices ignored because their topic or payload did not parse.",
@@ -58,9 +69,67 @@ func (m *metrics) command(op, result string, d time.Duration) {
 }
 
 // Collectors returns the fleet's metrics for the caller to register:
-// devices online, malformed payloads, unknown acks, dropped messages,
+// devices online and offline, malformed payloads, unknown acks, dropped messages,
 // commands by op and result, and command latency.
 func (f *Fleet) Collectors() []prometheus.Collector {
 	m := f.metrics
-	return []prometheus.Collector{m.online, m.malformed, m.unknown, m.dropped, m.commands, m.latency}
+	return []prometheus.Collector{m.online, m.offline, m.malformed, m.unknown, m.dropped, m.commands, m.latency}
+}
+
+// streamHistograms describe stream quality across the fleet without
+// per-device labels: one observation per telemetry window of a device
+// that is streaming.
+type streamHistograms struct {
+	loss   prometheus.Histogram
+	jitter prometheus.Histogram
+}
+
+func newStreamHistograms() *streamHistograms {
+	return &streamHistograms{
+		loss: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "loa_device_stream_loss_ratio",
+			Help:    "Packet loss of one receiver over one telemetry window while streaming (lost / (received + lost)).",
+			Buckets: []float64{0, .001, .005, .01, .02, .05, .1, .2, .5, 1},
+		}),
+		jitter: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "loa_device_stream_jitter_seconds",
+			Help:    "Interarrival jitter a streaming receiver reports in its telemetry.",
+			Buckets: []float64{.001, .005, .01, .02, .05, .1, .2, .5},
+		}),
+	}
+}
+
+func (h *streamHistograms) observe(d streamMark, jitterMs float64) {
+	if n := d.received + d.lost; n > 0 {
+		h.loss.Observe(float64(d.lost) / float64(n))
+	}
+	h.jitter.Observe(jitterMs / 1000)
+}
+
+func (h *streamHistograms) collectors() []prometheus.Collector {
+	return []prometheus.Collector{h.loss, h.jitter}
+}
+
+// alarmMetrics count alarms by kind.
+type alarmMetrics struct {
+	active *prometheus.GaugeVec
+	raised *prometheus.CounterVec
+}
+
+func newAlarmMetrics() *alarmMetrics {
+	m := &alarmMetrics{
+		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "loa_alarms_active",
+			Help: "Alarms raised and not cleared, by kind.",
+		}, []string{"kind"}),
+		raised: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "loa_alarms_raised_total",
+			Help: "Alarms raised since the controller started, by kind.",
+		}, []string{"kind"}),
+	}
+	for _, k := range loa.AlarmKinds { // every kind present from the start, at 0
+		m.active.WithLabelValues(k)
+		m.raised.WithLabelValues(k)
+	}
+	return m
 }

@@ -114,6 +114,7 @@ func (f *Fleet) handle(topic string, payload []byte, retained bool) {
 			return
 		}
 		f.applyTelemetry(id, &t, now)
+		f.observeTelemetry(id)
 	case protocol.KindAck:
 		a, err := protocol.DecodeAck(payload)
 		if err != nil {
@@ -122,6 +123,7 @@ func (f *Fleet) handle(topic string, payload []byte, retained bool) {
 		}
 		if f.applyAck(id, a, now) {
 			f.touch(id, now)
+			f.observeAck(a)
 		}
 	case protocol.KindEvent:
 		e, err := protocol.DecodeEvent(payload)
@@ -229,6 +231,7 @@ func (f *Fleet) applyTelemetry(id string, t *protocol.Telemetry, now time.Time) 
 		At:       now, // receive time: device clocks on 4G boxes drift
 		RSSI:     t.RSSI,
 		Net:      t.Net,
+		IP:       t.IP,
 		Volume:   t.Volume,
 		Muted:    t.Muted,
 		TempC:    t.Temp,
