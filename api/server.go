@@ -19,6 +19,8 @@
 //	GET  /api/v1/devices/{id}              device + "state"
 //	POST /api/v1/devices/{id}/commands     {op: volume|mute|amp|test|reboot|config, args} → 200 result after the ack
 //	GET  /api/v1/commands/{id}             command result
+//	POST /api/v1/areas/{id}/commands?wait=5s  {op: volume|mute|amp|test|reboot|config, args, timeout:"15s"} → 202 group command (200 once settled within ?wait)
+//	GET  /api/v1/group-commands/{id}?wait=5s  group command {state: running|done, totals, results:[{device,state,code,msg,result,acked_at}]}
 //	GET  /api/v1/media                     [media]
 //	POST /api/v1/media                     multipart: "name" (optional, first), "file" → 201 media
 //	GET  /api/v1/media/{id}                media
@@ -82,6 +84,7 @@ type Server struct {
 	Tokens    loa.TokenService
 	Audit     loa.AuditService
 	Commands  loa.CommandService
+	Groups    loa.GroupCommandService
 	Playlists loa.PlaylistService
 	Fallbacks loa.FallbackService
 	Schedules loa.ScheduleService
@@ -123,6 +126,8 @@ func (s *Server) Handler() http.Handler {
 	route("GET /api/v1/devices/{id}", loa.ActionRead, s.getDevice)
 	route("POST /api/v1/devices/{id}/commands", loa.ActionDevice, s.sendCommand)
 	route("GET /api/v1/commands/{id}", loa.ActionRead, s.getCommand)
+	route("POST /api/v1/areas/{id}/commands", loa.ActionDevice, s.startGroupCommand)
+	route("GET /api/v1/group-commands/{id}", loa.ActionRead, s.getGroupCommand)
 
 	route("GET /api/v1/media", loa.ActionRead, s.listMedia)
 	route("POST /api/v1/media", loa.ActionMedia, s.uploadMedia)

@@ -42,6 +42,7 @@ type Main struct {
 	Schedules *scheduleService
 	Scheduler *scheduler.Scheduler
 	Fallbacks *fallbackService
+	Groups    *groupService
 
 	// bg lives from Open to Close: the scheduler and session resumption
 	// run under it, and Close waits for them (schedWG).
@@ -123,6 +124,11 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("devices: %w", err)
 	}
 
+	m.Groups, err = openGroupService(ctx, m.DB, m.Fleet, m.Logger.With("component", "groups"))
+	if err != nil {
+		return err
+	}
+
 	m.Sessions = &sessionService{db: m.DB, logger: m.Logger.With("component", "sessions")}
 	m.Engine, err = broadcast.Open(ctx, broadcast.Config{
 		Bind: cfg.RTPBind, Public: cfg.RTPPublic, Delay: cfg.Delay, Lead: cfg.Lead,
@@ -171,7 +177,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	srv := &api.Server{
 		Areas: m.DB, Devices: m.DB, Presence: m.Fleet, Media: m.Media,
-		Sessions: m.Sessions, Tokens: m.DB, Audit: m.DB, Commands: commandService{m.Fleet},
+		Sessions: m.Sessions, Tokens: m.DB, Audit: m.DB, Commands: commandService{m.Fleet}, Groups: m.Groups,
 		Playlists: m.DB, Fallbacks: m.Fallbacks, Schedules: m.Schedules, PlayLog: playLog{m.DB}, Gatherer: reg,
 		Logger: m.Logger.With("component", "api"),
 	}
@@ -208,6 +214,10 @@ func (m *Main) Close() error {
 	if m.Engine != nil {
 		errs = append(errs, m.Engine.Close())
 		m.Engine = nil
+	}
+	if m.Groups != nil {
+		m.Groups.close() // before the fleet: writes the abandoned runs
+		m.Groups = nil
 	}
 	if m.Fleet != nil {
 		errs = append(errs, m.Fleet.Close())

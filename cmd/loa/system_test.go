@@ -32,6 +32,7 @@ type systemOpts struct {
 	receivers int // alternately in cluster a1 (commune a) and b1 (commune b); byArea is keyed by commune
 	mqttURL   string
 	impair    firmwaresim.Impairment
+	tele      time.Duration // receivers' telemetry period; 0 = the simulator's default
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -95,7 +96,7 @@ func startSystem(t *testing.T, o systemOpts) *system {
 		imp := o.impair
 		imp.Seed = int64(i + 1)
 		cfgs[i] = firmwaresim.Config{ID: id, Password: pw, Broker: m.MQTTURL(), Decode: true, KeepPCM: true,
-			Impair: imp, Logger: testLogger(t).With("receiver", id)}
+			Impair: imp, TeleInterval: o.tele, Logger: testLogger(t).With("receiver", id)}
 		areaOf[id] = area[:1] // the commune: a or b
 	}
 	fleet, err := firmwaresim.StartFleet(ctx, cfgs)

@@ -1,0 +1,309 @@
+package devices
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/protocol"
+)
+
+// GroupRun is one command fanned out to many devices. Devices not online
+// when it is prepared are settled "offline" at once and never sent it
+// (a command queued for an offline receiver would only expire); the
+// others are sent it together by Run, which then collects every final ack
+// on one channel, so thousands of devices cost no goroutine, timer or
+// store transaction each.
+type GroupRun struct {
+	f       *Fleet
+	op      string
+	args    json.RawMessage
+	timeout time.Duration
+
+	mu      sync.Mutex // guards results and pending
+	results []loa.GroupResult
+	pending int
+	index   map[string]int // command id → results index, for the devices sent to
+	send    []int          // results indexes of the devices to send to
+}
+
+// PrepareGroup validates a group command and settles the devices that are
+// not online now as offline; nothing is sent until Run. ids must be
+// distinct. The results are ordered by device id. timeout bounds the wait
+// for acks and is also the command's expiry on the devices.
+func (f *Fleet) PrepareGroup(op string, args json.RawMessage, ids []string, timeout time.Duration) (*GroupRun, error) {
+	if !knownOps[op] {
+		return nil, loa.Errorf(loa.EINVALID, "op: unknown command %q", op)
+	}
+	if timeout <= 0 {
+		return nil, loa.Errorf(loa.EINVALID, "timeout: must be positive")
+	}
+	if len(args) > 0 && !json.Valid(args) {
+		return nil, loa.Errorf(loa.EINVALID, "args: not valid JSON")
+	}
+	sorted := slices.Clone(ids)
+	slices.Sort(sorted)
+	if i := firstDup(sorted); i >= 0 {
+		return nil, loa.Errorf(loa.EINVALID, "devices: %q named twice", sorted[i])
+	}
+	g := &GroupRun{f: f, op: op, args: args, timeout: timeout,
+		results: make([]loa.GroupResult, len(sorted)), index: make(map[string]int, len(sorted))}
+	f.mu.Lock()
+	for i, id := range sorted {
+		if err := loa.ValidateID("device", id); err != nil {
+			f.mu.Unlock()
+			return nil, err
+		}
+		g.results[i].Device = id
+		// A device the fleet never heard from is not online either.
+		if d, ok := f.devices[id]; ok && d.st.Online {
+			g.results[i].State = loa.GroupPending
+			g.send = append(g.send, i)
+		} else {
+			g.results[i].State, g.results[i].Code, g.results[i].Msg = loa.GroupOffline, loa.EUNAVAILABLE, "not sent: device offline"
+		}
+	}
+	f.mu.Unlock()
+	g.pending = len(g.send)
+	return g, nil
+}
+
+func firstDup(sorted []string) int {
+	for i := 1; i < len(sorted); i++ {
+		if sorted[i] == sorted[i-1] {
+			return i
+		}
+	}
+	return -1
+}
+
+// Results returns a copy of the results as they are now.
+func (g *GroupRun) Results() []loa.GroupResult {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.results)
+}
+
+// Run sends the command to every device that was online when prepared and
+// waits until each has a final ack, the timeout passes (the rest become
+// "timeout"), ctx ends or the fleet closes (the rest become "timeout"
+// with the reason). It returns the final results. Run once.
+func (g *GroupRun) Run(ctx context.Context) []loa.GroupResult {
+	f := g.f
+	n := len(g.send)
+	if n == 0 {
+		return g.Results()
+	}
+	start := time.Now() // monotonic, for the latency histogram
+	sent := f.now()
+	exp := sent.Add(g.timeout).UnixMilli()
+	timer := time.NewTimer(g.timeout)
+	defer timer.Stop()
+
+	select {
+	case <-f.closing:
+		g.abandon(nil, "not sent: the controller is stopping", loa.EUNAVAILABLE, loa.GroupFailed, start)
+		return g.Results()
+	default:
+	}
+	if !f.client.IsConnectionOpen() {
+		g.abandon(nil, "not sent: broker connection down", loa.EUNAVAILABLE, loa.GroupFailed, start)
+		return g.Results()
+	}
+
+	// Register every command before the first publish, so no ack can
+	// arrive for a command not yet pending. Each pending gets exactly one
+	// final ack (applyAck deletes it as it sends), so a channel of n never
+	// blocks the handler.
+	acks := make(chan protocol.Ack, n)
+	ids := make([]string, n)
+	g.mu.Lock()
+	f.cmdMu.Lock()
+	for k, i := range g.send {
+		id := randomHex(8)
+		ids[k] = id
+		g.index[id] = i
+		dev := g.results[i].Device
+		g.results[i].Command = id
+		f.pending[id] = &pending{device: dev, ch: acks}
+		f.results.put(CommandResult{ID: id, Device: dev, Op: g.op, State: ResultSent, SentAt: sent})
+	}
+	f.cmdMu.Unlock()
+	g.mu.Unlock()
+	f.commands.Add(uint64(n))
+
+	// Publishing only queues each command with paho; its writer sends
+	// them back to back. A publish the broker refuses fails that device.
+	type refused struct {
+		id  string
+		err error
+	}
+	refusals := make(chan refused, n)
+	tokens := make([]mqtt.Token, n)
+	for k, i := range g.send {
+		dev := g.results[i].Device
+		payload, err := json.Marshal(protocol.Command{ID: ids[k], Op: g.op, Exp: exp, Args: g.args})
+		if err != nil { // args were checked valid JSON
+			refusals <- refused{ids[k], err}
+			continue
+		}
+		tokens[k] = f.client.Publish(protocol.DeviceTopic(dev, protocol.KindCmd), protocol.QoS[protocol.KindCmd], false, payload)
+	}
+	stopWatch := make(chan struct{})
+	var watchers sync.WaitGroup
+	watchers.Add(1)
+	go func() { // one goroutine watches every publish token, in order
+		defer watchers.Done()
+		for k, tok := range tokens {
+			if tok == nil {
+				continue
+			}
+			select {
+			case <-tok.Done():
+				if err := tok.Error(); err != nil {
+					refusals <- refused{ids[k], err}
+				}
+			case <-stopWatch:
+				return
+			}
+		}
+	}()
+	defer func() { close(stopWatch); watchers.Wait() }()
+
+	for g.left() > 0 {
+		select {
+		case a := <-acks:
+			g.settle(a, start)
+			continue
+		case r := <-refusals:
+			g.refuse(r.id, r.err, start)
+			continue
+		case <-timer.C:
+			g.abandon(ids, fmt.Sprintf("no final ack within %v", g.timeout), loa.ETIMEOUT, loa.GroupTimeout, start)
+		case <-ctx.Done():
+			g.abandon(ids, "abandoned: "+ctx.Err().Error(), loa.ETIMEOUT, loa.GroupTimeout, start)
+		case <-f.closing:
+			g.abandon(ids, "abandoned: the controller is stopping", loa.EUNAVAILABLE, loa.GroupTimeout, start)
+		}
+		// Every device abandon did not settle had its final ack delivered
+		// before abandon took the lock: it is in the channel now.
+		for len(acks) > 0 {
+			g.settle(<-acks, start)
+		}
+		break
+	}
+	return g.Results()
+}
+
+func (g *GroupRun) left() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.pending
+}
+
+// settle records a device's final ack.
+func (g *GroupRun) settle(a protocol.Ack, start time.Time) {
+	f := g.f
+	f.cmdMu.Lock()
+	at := f.now()
+	if r := f.results.get(a.ID); r != nil && !r.DoneAt.IsZero() {
+		at = r.DoneAt // when the handler took the ack, not when we got here
+	}
+	f.cmdMu.Unlock()
+	g.mu.Lock()
+	i, ok := g.index[a.ID]
+	if !ok || g.results[i].Final() {
+		g.mu.Unlock()
+		return
+	}
+	r := &g.results[i]
+	r.State, r.AckedAt, r.Msg = a.State, at, truncate(a.Msg, 200)
+	if a.State != protocol.AckDone {
+		r.Code = loa.ErrorCode(ackError(r.Device, g.op, a))
+	}
+	if len(a.Result) > 0 && len(a.Result) <= 1024 && json.Valid(a.Result) {
+		r.Result = slices.Clone(a.Result)
+	}
+	g.pending--
+	g.mu.Unlock()
+	f.metrics.command(g.op, a.State, time.Since(start))
+}
+
+// refuse fails a device whose command the broker did not take, unless its
+// final ack already came.
+func (g *GroupRun) refuse(id string, err error, start time.Time) {
+	f := g.f
+	f.cmdMu.Lock()
+	_, waiting := f.pending[id]
+	delete(f.pending, id)
+	msg := "broker did not take the command: " + truncate(err.Error(), 200)
+	if r := f.results.get(id); waiting && r != nil {
+		r.State, r.Code, r.Msg, r.DoneAt = ResultUnavailable, loa.EUNAVAILABLE, msg, f.now()
+	}
+	f.cmdMu.Unlock()
+	if !waiting {
+		return // the ack won; it is in the channel
+	}
+	g.mu.Lock()
+	if i, ok := g.index[id]; ok && !g.results[i].Final() {
+		g.results[i].State, g.results[i].Code, g.results[i].Msg = loa.GroupFailed, loa.EUNAVAILABLE, msg
+		g.pending--
+	}
+	g.mu.Unlock()
+	f.metrics.command(g.op, ResultUnavailable, time.Since(start))
+}
+
+// abandon settles with state every device whose command is still pending,
+// taking the pending entries out under cmdMu first: an ack the handler
+// delivered before that is in the channel and still counts. ids nil means
+// nothing was registered: every unsettled device is abandoned.
+func (g *GroupRun) abandon(ids []string, msg, code, state string, start time.Time) {
+	f := g.f
+	now := f.now()
+	gone := make(map[string]bool, len(ids))
+	f.cmdMu.Lock()
+	for _, id := range ids {
+		if _, waiting := f.pending[id]; !waiting {
+			continue // its final ack is in the channel or already settled
+		}
+		delete(f.pending, id)
+		gone[id] = true
+		if r := f.results.get(id); r != nil {
+			r.State, r.Code, r.Msg, r.DoneAt = resultState(state), code, msg, now
+		}
+	}
+	f.cmdMu.Unlock()
+
+	g.mu.Lock()
+	n := 0
+	for i := range g.results {
+		r := &g.results[i]
+		if r.Final() || (ids != nil && !gone[r.Command]) {
+			continue
+		}
+		r.State, r.Code, r.Msg = state, code, msg
+		g.pending--
+		n++
+	}
+	g.mu.Unlock()
+	if state == loa.GroupTimeout {
+		f.timeouts.Add(uint64(n))
+	}
+	for range n {
+		f.metrics.command(g.op, resultState(state), time.Since(start))
+	}
+}
+
+// resultState maps a group state to the single-command result state.
+func resultState(s string) string {
+	if s == loa.GroupTimeout {
+		return ResultTimeout
+	}
+	return ResultUnavailable
+}
