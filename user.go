@@ -27,11 +27,11 @@ func (t *Token) Can(action string) bool {
 	case RoleAdmin:
 		return true
 	case RoleProvince:
-		return action != ActionManageTokens
+		return action != ActionManageTokens && action != ActionFirmware
 	case RoleOperator:
 		return action == ActionRead || action == ActionMedia || action == ActionSession
 	case RoleTechnician:
-		return action == ActionRead || action == ActionDevice
+		return action == ActionRead || action == ActionDevice || action == ActionFirmware
 	}
 	return false
 }
@@ -39,10 +39,11 @@ func (t *Token) Can(action string) bool {
 // Actions a role may be allowed.
 const (
 	ActionRead         = "read"
-	ActionMedia        = "media"   // upload media
-	ActionSession      = "session" // start and stop sessions
-	ActionDevice       = "device"  // provision and command devices
-	ActionArea         = "area"    // create areas
+	ActionMedia        = "media"    // upload media
+	ActionSession      = "session"  // start and stop sessions
+	ActionDevice       = "device"   // provision and command devices
+	ActionArea         = "area"     // create areas
+	ActionFirmware     = "firmware" // upload images, run rollouts: technicians and admins
 	ActionManageTokens = "tokens"
 )
 

@@ -21,6 +21,14 @@
 //	GET  /api/v1/commands/{id}             command result
 //	POST /api/v1/areas/{id}/commands?wait=5s  {op: volume|mute|amp|test|reboot|config, args, timeout:"15s"} → 202 group command (200 once settled within ?wait)
 //	GET  /api/v1/group-commands/{id}?wait=5s  group command {state: running|done, totals, results:[{device,state,code,msg,result,acked_at}]}
+//	GET  /api/v1/firmware                  [firmware image]
+//	POST /api/v1/firmware                  multipart: "version", "sig" (base64, from "loa firmware sign"), "name" (optional), then "file" → 201 image
+//	GET  /api/v1/firmware/{id}             firmware image
+//	GET  /api/v1/rollouts                  [rollout + per-wave totals, without devices] in scope
+//	POST /api/v1/rollouts                  {image_id,targets,waves:[1,10,50,100],fail_threshold:0.1,wave_timeout:"30m"} → 201 rollout
+//	GET  /api/v1/rollouts/{id}             rollout + per-device states + per-wave totals
+//	POST /api/v1/rollouts/{id}/pause|resume|abort  optional {reason} → 200 rollout
+//	GET  /fw/{id}                          image bytes for receivers: HTTP Basic device id + MQTT password, Range for resume
 //	GET  /api/v1/media                     [media]
 //	POST /api/v1/media                     multipart: "name" (optional, first), "file" → 201 media
 //	GET  /api/v1/media/{id}                media
@@ -84,6 +92,8 @@ type Server struct {
 	Tokens    loa.TokenService
 	Audit     loa.AuditService
 	Commands  loa.CommandService
+	Firmware  loa.FirmwareService
+	Receivers DeviceAuthenticator
 	Groups    loa.GroupCommandService
 	Playlists loa.PlaylistService
 	Fallbacks loa.FallbackService
@@ -128,6 +138,17 @@ func (s *Server) Handler() http.Handler {
 	route("GET /api/v1/commands/{id}", loa.ActionRead, s.getCommand)
 	route("POST /api/v1/areas/{id}/commands", loa.ActionDevice, s.startGroupCommand)
 	route("GET /api/v1/group-commands/{id}", loa.ActionRead, s.getGroupCommand)
+
+	route("GET /api/v1/firmware", loa.ActionRead, s.listFirmware)
+	route("POST /api/v1/firmware", loa.ActionFirmware, s.uploadFirmware)
+	route("GET /api/v1/firmware/{id}", loa.ActionRead, s.getFirmware)
+	route("GET /api/v1/rollouts", loa.ActionRead, s.listRollouts)
+	route("POST /api/v1/rollouts", loa.ActionFirmware, s.startRollout)
+	route("GET /api/v1/rollouts/{id}", loa.ActionRead, s.getRollout)
+	route("POST /api/v1/rollouts/{id}/pause", loa.ActionFirmware, s.changeRollout("pause"))
+	route("POST /api/v1/rollouts/{id}/resume", loa.ActionFirmware, s.changeRollout("resume"))
+	route("POST /api/v1/rollouts/{id}/abort", loa.ActionFirmware, s.changeRollout("abort"))
+	mux.HandleFunc("GET /fw/{id}", s.downloadFirmware) // device credentials, not a token
 
 	route("GET /api/v1/media", loa.ActionRead, s.listMedia)
 	route("POST /api/v1/media", loa.ActionMedia, s.uploadMedia)
