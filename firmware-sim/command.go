@@ -23,6 +23,8 @@ func (r *Receiver) commandLoop() {
 		select {
 		case m := <-r.cmds:
 			r.handle(m.Payload())
+		case id := <-r.fw.reboot:
+			r.firmwareReboot(id)
 		case <-r.quit:
 			return
 		}
@@ -108,8 +110,10 @@ func (r *Receiver) handle(b []byte) {
 			return
 		}
 		r.reboot(cmd)
+	case protocol.OpFirmware:
+		r.firmwareCmd(cmd)
 	default:
-		r.ack(cmd.ID, protocol.AckFailed, CodeUnsupported, "op "+cmd.Op+" not supported by "+r.cfg.Firmware)
+		r.ack(cmd.ID, protocol.AckFailed, CodeUnsupported, "op "+cmd.Op+" not supported by firmware "+r.Firmware())
 	}
 }
 
@@ -203,7 +207,7 @@ func (r *Receiver) test(cmd protocol.Command) {
 	}
 	r.mu.Lock()
 	gain := float64(r.volume) / 100
-	if r.muted || !r.amp || r.ampFaulty() {
+	if r.muted || !r.amp {
 		gain = 0
 	}
 	r.mu.Unlock()
@@ -242,10 +246,19 @@ const RebootDowntime = time.Second
 // without DISCONNECT, so the broker publishes the Last Will of this boot,
 // and after RebootDowntime connects again with the boot counter one higher
 // (a new Will, a new online status). Volume, mute and amp return to their
-// boot state; configured telemetry interval and delay survive.
+// boot state; configured telemetry interval and delay survive. A firmware
+// download in progress is interrupted; an installed update boots.
 func (r *Receiver) reboot(cmd protocol.Command) {
+	r.interruptFirmware()
 	r.endCurrent(EndStop)
 	r.ack(cmd.ID, protocol.AckDone, "", "")
+	r.restart()
+}
+
+// restart is the reboot after its ack: everything queued goes out, the
+// connection drops, and the bootloader (bootFirmware) brings the receiver
+// back; once online it reports its firmware (firmwareBooted).
+func (r *Receiver) restart() {
 	flushed := make(chan struct{})
 	r.outbox <- outMsg{"", flushed}
 	select {
@@ -269,7 +282,11 @@ func (r *Receiver) reboot(cmd protocol.Command) {
 		r.rebooting.Store(false)
 		return
 	}
-	boot := r.boot.Add(1)
+	boot, ok := r.bootFirmware()
+	if !ok {
+		r.rebooting.Store(false)
+		return
+	}
 	r.mu.Lock()
 	r.started = time.Now()
 	r.volume, r.muted, r.amp = r.bootVol, false, true
@@ -283,9 +300,15 @@ func (r *Receiver) reboot(cmd protocol.Command) {
 	r.client = client
 	r.clientMu.Unlock()
 	r.rebooting.Store(false)
+	online := r.expectOnline()
 	// Auto-reconnect covers a broker that is down right now.
 	if err := waitToken(client.Connect()); err != nil {
 		r.log.Warn("reconnect after reboot", "err", err)
 	}
 	r.log.Debug("rebooted", "boot", boot)
+	select { // what the new boot reports goes after its online status
+	case <-online:
+		r.firmwareBooted()
+	case <-r.quit:
+	}
 }

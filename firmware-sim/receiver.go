@@ -33,6 +33,9 @@ type Impairment struct {
 	Jitter  time.Duration // extra delay, uniform in 0..Jitter, per incoming RTP packet
 	Reorder float64       // 0..1: probability of holding a packet back behind the next one
 	Seed    int64         // random seed; 0 picks one
+	// CutDownloadAt drops the connection of a firmware download once,
+	// after this many bytes of the image, so the receiver must resume.
+	CutDownloadAt int64
 }
 
 // Config configures one receiver.
@@ -93,8 +96,9 @@ type Receiver struct {
 	current   *session
 	sessions  []*session
 	malformed uint64 // commands ignored as unparseable
-	faults    faults // simulated temperature and amplifier fault; see faults.go
 	rng       *rand.Rand
+
+	fw *firmware // A/B slots and the update in progress; see ota.go
 }
 
 // NewReceiver returns a receiver for cfg, filling in defaults.
@@ -124,6 +128,7 @@ func NewReceiver(cfg Config) *Receiver {
 		outbox:    make(chan outMsg, 256),
 		outEnd:    make(chan struct{}),
 		rng:       rand.New(rand.NewSource(cfg.Impair.Seed ^ 0x5eed)),
+		fw:        newFirmware(cfg.Firmware),
 	}
 }
 
@@ -135,6 +140,9 @@ func (r *Receiver) ID() string { return r.cfg.ID }
 // status, and returns once subscribed. On reconnects it resubscribes and
 // republishes online, since the broker may have published the Will meanwhile.
 func (r *Receiver) Start(ctx context.Context) error {
+	if err := r.cfg.checkFirmwareConfig(); err != nil {
+		return fmt.Errorf("start %s: %w", r.cfg.ID, err)
+	}
 	r.mu.Lock()
 	if !r.started.IsZero() || r.ended.Load() {
 		r.mu.Unlock()
@@ -272,6 +280,8 @@ func (r *Receiver) onConnect(c mqtt.Client) {
 	}
 	if err != nil {
 		r.log.Warn("subscribe or online status failed", "err", err)
+	} else {
+		r.onlineSent()
 	}
 	select {
 	case r.ready <- err:
@@ -478,7 +488,7 @@ func (r *Receiver) Amp() bool {
 func (r *Receiver) silenced(priority uint8) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return !r.amp || r.ampFaulty() || (r.muted && priority < EmergencyPriority)
+	return !r.amp || (r.muted && priority < EmergencyPriority)
 }
 
 // playDelay is a play command's delay_ms, or the configured default

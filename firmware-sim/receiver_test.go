@@ -45,8 +45,8 @@ func TestCommands(t *testing.T) {
 		args any
 		code string
 	}{
-		{"dance", nil, CodeUnsupported},             // unknown to the contract
-		{protocol.OpFirmware, nil, CodeUnsupported}, // known, not implemented
+		{"dance", nil, CodeUnsupported}, // unknown to the contract
+		{protocol.OpFirmware, nil, protocol.FWBadArgs},
 		{protocol.OpVolume, protocol.VolumeArgs{Level: 101}, CodeInvalid},
 		{protocol.OpPlay, protocol.PlayArgs{Session: "s"}, CodeInvalid},
 		{protocol.OpPlay, protocol.PlayArgs{Session: "s", Addr: "127.0.0.1:9", Token: "zz000000000000000000000000000000"}, CodeInvalid},

@@ -30,7 +30,7 @@ func (r *Receiver) telemetryLoop() {
 // signal and board temperature, its volume, uptime, firmware, and the
 // stream stats of the session playing.
 func (r *Receiver) Telemetry() protocol.Telemetry {
-	ip := r.localIP()
+	fw := r.Firmware()
 	r.mu.Lock()
 	amp := r.amp
 	t := protocol.Telemetry{
@@ -38,10 +38,9 @@ func (r *Receiver) Telemetry() protocol.Telemetry {
 		RSSI:   -70 - r.rng.Intn(21),
 		Net:    "4g",
 		Volume: r.volume,
-		IP:     ip,
-		Temp:   r.temperature(math.Round((38+4*r.rng.Float64())*10) / 10),
+		Temp:   math.Round((38+4*r.rng.Float64())*10) / 10,
 		Uptime: int64(time.Since(r.started) / time.Second),
-		FW:     r.cfg.Firmware,
+		FW:     fw,
 		Muted:  r.muted,
 		Amp:    &amp,
 	}

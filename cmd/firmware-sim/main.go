@@ -10,6 +10,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -25,6 +26,7 @@ import (
 	"time"
 
 	firmwaresim "github.com/loa-broadcast/loa/firmware-sim"
+	"github.com/loa-broadcast/loa/protocol"
 )
 
 func main() {
@@ -53,6 +55,8 @@ type options struct {
 	reorder   float64
 	seed      int64
 	tele      time.Duration
+	fwKey     string
+	fwVersion string
 	verbose   bool
 }
 
@@ -76,6 +80,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Float64Var(&o.reorder, "reorder", 0, "probability of reordering an incoming RTP packet, 0..1")
 	fs.Int64Var(&o.seed, "seed", 0, "impairment seed (0: random); receiver i uses seed+i")
 	fs.DurationVar(&o.tele, "tele", 10*time.Second, "telemetry interval")
+	fs.StringVar(&o.fwKey, "firmware-key", "", "operator's firmware public key file (<name>.pub); without it every firmware command fails bad_signature")
+	fs.StringVar(&o.fwVersion, "firmware-version", "1.0.0", "firmware version the receivers run at start (dotted numeric)")
 	fs.BoolVar(&o.verbose, "v", false, "debug logging")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -85,6 +91,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.loss < 0 || o.loss > 1 || o.reorder < 0 || o.reorder > 1 {
 		return o, errors.New("-loss and -reorder are probabilities, 0..1")
+	}
+	if _, err := protocol.ParseFWVersion(o.fwVersion); err != nil {
+		return o, fmt.Errorf("-firmware-version: %w", err)
 	}
 	return o, nil
 }
@@ -98,6 +107,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
+	}
+	var fwKey ed25519.PublicKey
+	if o.fwKey != "" {
+		if fwKey, err = firmwaresim.ReadPublicKey(o.fwKey); err != nil {
+			return err
+		}
 	}
 	level := slog.LevelInfo
 	if o.verbose {
@@ -152,6 +167,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cfgs[i] = firmwaresim.Config{
 			ID: d.ID, Password: d.Password, Broker: o.broker,
 			Decode: i < decode, WAVDir: o.wavDir, TeleInterval: o.tele, Logger: log,
+			Firmware: o.fwVersion, FirmwareKey: fwKey,
 			Impair: firmwaresim.Impairment{Loss: o.loss, Jitter: o.jitter, Reorder: o.reorder, Seed: seed},
 		}
 	}

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -189,9 +191,91 @@ func TestFlags(t *testing.T) {
 		{},
 		{"-creds", "x", "-api", "http://x"},
 		{"-creds", "x", "-loss", "2"},
+		{"-creds", "x", "-firmware-version", "sim-1.0"},
 	} {
 		if _, err := parseFlags(args, io.Discard); err == nil {
 			t.Errorf("%v accepted", args)
 		}
+	}
+}
+
+// -firmware-key and -firmware-version reach the receivers: with the key a
+// firmware command gets past the key check to the version check, which
+// compares with the version given.
+func TestRunFirmwareFlags(t *testing.T) {
+	broker := startBroker(t)
+	dir := t.TempDir()
+	creds, key := filepath.Join(dir, "creds"), filepath.Join(dir, "op.pub")
+	pub, _, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(creds, []byte("fw-1 pw1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, firmwaresim.EncodePublicKey(pub), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := run(t.Context(), []string{"-broker", broker, "-creds", creds, "-firmware-key", filepath.Join(dir, "none.pub")}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "firmware key") {
+		t.Errorf("missing key file: %v", err)
+	}
+
+	acks := make(chan protocol.Ack, 10)
+	online := make(chan struct{}, 10)
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker).SetClientID("ctl"))
+	if tok := c.Connect(); tok.Wait() && tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	defer c.Disconnect(0)
+	for topic, h := range map[string]mqtt.MessageHandler{
+		protocol.DeviceTopic("fw-1", protocol.KindAck): func(_ mqtt.Client, m mqtt.Message) {
+			if a, err := protocol.DecodeAck(m.Payload()); err == nil {
+				acks <- a
+			}
+		},
+		protocol.DeviceTopic("fw-1", protocol.KindStatus): func(_ mqtt.Client, m mqtt.Message) {
+			if s, err := protocol.DecodeStatus(m.Payload()); err == nil && s.Online {
+				online <- struct{}{}
+			}
+		},
+	} {
+		if tok := c.Subscribe(topic, 1, h); tok.Wait() && tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	var errOut syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-broker", broker, "-creds", creds, "-firmware-key", key, "-firmware-version", "2.0.0"}, io.Discard, &errOut)
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	select {
+	case <-online:
+	case err := <-done:
+		t.Fatalf("run returned early: %v\n%s", err, errOut.String())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("fw-1 never came online:\n%s", errOut.String())
+	}
+	args, _ := json.Marshal(protocol.FirmwareArgs{Version: "1.5.0", URL: "http://127.0.0.1:9/fw", Size: 10,
+		SHA256: strings.Repeat("ab", 32), Sig: base64.StdEncoding.EncodeToString(make([]byte, ed25519.SignatureSize))})
+	cmd, _ := json.Marshal(protocol.Command{ID: "f1", Op: protocol.OpFirmware, Exp: time.Now().Add(time.Minute).UnixMilli(), Args: args})
+	if tok := c.Publish(protocol.DeviceTopic("fw-1", protocol.KindCmd), 1, false, cmd); tok.Wait() && tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	select {
+	case a := <-acks:
+		if a.State != protocol.AckFailed || a.Code != protocol.FWDowngrade || !strings.Contains(a.Msg, "running 2.0.0") {
+			t.Errorf("firmware command acked %+v, want failed downgrade against 2.0.0", a)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no ack")
 	}
 }
