@@ -16,10 +16,11 @@ type deviceRequest struct {
 }
 
 // deviceView is a device with its live state, null when the controller
-// has heard nothing from it.
+// has heard nothing from it, and the kinds of its active alarms.
 type deviceView struct {
 	*loa.Device
-	State *loa.DeviceState `json:"state"`
+	State    *loa.DeviceState `json:"state"`
+	Problems []string         `json:"problems,omitempty"`
 }
 
 // deviceCreated is the answer to POST /api/v1/devices. The password is the
@@ -39,10 +40,20 @@ func (s *Server) view(d *loa.Device) deviceView {
 	return v
 }
 
-// listDevices answers the devices whose area is within the caller's scope.
+// listDevices answers the devices whose area is within the caller's
+// scope, filtered by ?area= (subtree), ?state=online|offline and
+// ?problem=<alarm kind>|any (devices with such an active alarm).
 func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, c *call) error {
 	if s.Devices == nil {
 		return errUnavailable("device")
+	}
+	f, err := parseDeviceFilter(r, c)
+	if err != nil {
+		return err
+	}
+	problems, err := s.problems(r, "")
+	if err != nil {
+		return err
 	}
 	list, err := s.Devices.Devices(r.Context())
 	if err != nil {
@@ -54,8 +65,13 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, c *call) er
 		if err != nil {
 			return err
 		}
-		if ok {
-			out = append(out, s.view(d))
+		if !ok {
+			continue
+		}
+		v := s.view(d)
+		v.Problems = problems[d.ID]
+		if f.match(c, &v) {
+			out = append(out, v)
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -78,7 +94,13 @@ func (s *Server) getDevice(w http.ResponseWriter, r *http.Request, c *call) erro
 	} else if !ok {
 		return loa.Errorf(loa.ENOTFOUND, "device %q not found", id)
 	}
-	writeJSON(w, http.StatusOK, s.view(d))
+	v := s.view(d)
+	problems, err := s.problems(r, d.ID)
+	if err != nil {
+		return err
+	}
+	v.Problems = problems[d.ID]
+	writeJSON(w, http.StatusOK, v)
 	return nil
 }
 

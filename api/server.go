@@ -14,9 +14,12 @@
 //	GET  /api/v1/areas                     [area] in scope
 //	POST /api/v1/areas                     {id,parent_id,name,kind,code} → 201 area
 //	GET  /api/v1/areas/{id}                area
-//	GET  /api/v1/devices                   [device + "state"] in scope
+//	GET  /api/v1/devices?area=&state=online|offline&problem=<alarm kind>|any  [device + "state" + "problems"] in scope
 //	POST /api/v1/devices                   {id,area_id,name,lat,lon} → 201 {device,password}
-//	GET  /api/v1/devices/{id}              device + "state"
+//	GET  /api/v1/devices/{id}              device + "state" + "problems"
+//	GET  /api/v1/devices/{id}/health?from=&to=  [hourly health aggregate], default the last 24 h, ≤ 31 days
+//	GET  /api/v1/alarms?area=&active=true|false&kind=&limit=  [alarm] in scope, newest first
+//	GET  /api/v1/alarms/stream?area=&kind=  server-sent events "raised"/"cleared" (active alarms first); also ?access_token=
 //	POST /api/v1/devices/{id}/commands     {op: volume|mute|amp|test|reboot|config, args} → 200 result after the ack
 //	GET  /api/v1/commands/{id}             command result
 //	POST /api/v1/areas/{id}/commands?wait=5s  {op: volume|mute|amp|test|reboot|config, args, timeout:"15s"} → 202 group command (200 once settled within ?wait)
@@ -99,6 +102,8 @@ type Server struct {
 	Fallbacks loa.FallbackService
 	Schedules loa.ScheduleService
 	PlayLog   PlayLogReader
+	Alarms    loa.AlarmService
+	Health    loa.HealthService
 	Gatherer  prometheus.Gatherer // for /metrics; nil = prometheus.DefaultGatherer
 	MaxUpload int64               // bytes of one upload request; 0 = DefaultMaxUpload
 	Logger    *slog.Logger        // nil = discard
@@ -136,6 +141,10 @@ func (s *Server) Handler() http.Handler {
 	route("GET /api/v1/devices/{id}", loa.ActionRead, s.getDevice)
 	route("POST /api/v1/devices/{id}/commands", loa.ActionDevice, s.sendCommand)
 	route("GET /api/v1/commands/{id}", loa.ActionRead, s.getCommand)
+	route("GET /api/v1/devices/{id}/health", loa.ActionRead, s.deviceHealth)
+	route("GET /api/v1/alarms", loa.ActionRead, s.listAlarms)
+	// EventSource cannot send headers: this stream also takes ?access_token=.
+	mux.Handle("GET /api/v1/alarms/stream", queryToken(s.auth(loa.ActionRead, s.alarmStream)))
 	route("POST /api/v1/areas/{id}/commands", loa.ActionDevice, s.startGroupCommand)
 	route("GET /api/v1/group-commands/{id}", loa.ActionRead, s.getGroupCommand)
 
