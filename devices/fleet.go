@@ -3,11 +3,11 @@
 // their acks. Hot device state lives in memory and is flushed to a
 // StateWriter in batches.
 //
-// Presence follows the retained dev/{id}/status: a status whose boot is
-// lower than the last one seen is a late Last Will (or status) of an
-// earlier boot and is ignored; with an equal boot both offline (the
-// current boot's will) and online again (a reconnect without reboot) are
-// accepted. LastSeen moves with every valid message the device itself
+// Presence follows the retained dev/{id}/status: a status whose (boot,
+// conn) is lower than the last one accepted is a late Last Will (or
+// status) of an earlier boot or connection and is ignored; at an equal
+// pair the latest wins (online, then that connection's Will). Receivers
+// without conn send 0 and are ordered by boot alone. LastSeen moves with every valid message the device itself
 // sends, so not with the offline form, which the broker publishes.
 //
 // paho calls Fleet only to enqueue: one goroutine handles messages in
@@ -131,7 +131,7 @@ type Stats struct {
 	Commands    uint64 // commands sent
 	Timeouts    uint64 // commands that got no final ack in time
 	UnknownAcks uint64 // acks whose id matched no command sent by this Fleet
-	Stale       uint64 // statuses ignored because their boot was lower than the last seen
+	Stale       uint64 // statuses ignored because their (boot, conn) was lower than the last accepted
 	Dropped     uint64 // messages dropped because the handler fell behind
 }
 

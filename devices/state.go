@@ -21,6 +21,7 @@ type device struct {
 	hasTele   bool
 	hasStream bool
 	dirty     bool
+	conn      uint64 // Status.Conn of the accepted status; st.Boot holds its boot
 }
 
 func (d *device) snapshot() loa.DeviceState {
@@ -173,24 +174,26 @@ func (f *Fleet) markDirty(d *device) {
 	f.dirty = append(f.dirty, d)
 }
 
-// applyStatus applies a retained status. A lower boot than the last seen
-// is a late Last Will (or status) of an earlier boot and is ignored; an
-// equal boot is the same boot going offline or coming back.
+// applyStatus applies a retained status. A lower (boot, conn) than the
+// last accepted is a late Last Will (or status) of an earlier boot or
+// connection and is ignored; an equal pair is the same connection, whose
+// latest status wins.
 func (f *Fleet) applyStatus(id string, s protocol.Status, now time.Time) {
 	f.mu.Lock()
 	d, known := f.devices[id]
-	if known && s.Boot < d.st.Boot {
-		last := d.st.Boot
+	if known && s.Older(d.st.Boot, d.conn) {
+		lastBoot, lastConn := d.st.Boot, d.conn
 		f.mu.Unlock()
 		f.stale.Add(1)
-		f.log.Debug("fleet: stale status ignored", "device", id, "boot", s.Boot, "last_boot", last, "online", s.Online)
+		f.log.Debug("fleet: stale status ignored", "device", id, "boot", s.Boot, "conn", s.Conn,
+			"last_boot", lastBoot, "last_conn", lastConn, "online", s.Online)
 		return
 	}
 	if !known {
 		d = f.entry(id)
 	}
 	wasOnline, prevBoot := d.st.Online, d.st.Boot
-	d.st.Boot = s.Boot
+	d.st.Boot, d.conn = s.Boot, s.Conn
 	if s.Online {
 		if !wasOnline || s.Boot != prevBoot {
 			d.st.OnlineSince = now

@@ -15,12 +15,22 @@ import (
 const MaxPayload = 16 << 10
 
 // Status is published retained on dev/{id}/status. Boot increases on every
-// boot of the device, so a late offline Last Will from an earlier boot can
-// be told from a newer online status.
+// boot of the device and Conn on every broker connection within a boot,
+// each connection's Will carrying its own Conn, so a late offline Will of an
+// earlier boot or connection can be told from a newer online status (see
+// Older).
 type Status struct {
 	Online bool   `json:"online"`
 	Boot   uint64 `json:"boot"`
-	TS     int64  `json:"ts"` // unix milliseconds, device clock
+	Conn   uint64 `json:"conn,omitempty"` // 0 (absent) from receivers that predate it
+	TS     int64  `json:"ts"`             // unix milliseconds, device clock
+}
+
+// Older reports whether s comes from an earlier boot, or an earlier
+// connection of the same boot, than (boot, conn): a status that must not
+// overwrite the one it was compared with.
+func (s Status) Older(boot, conn uint64) bool {
+	return s.Boot < boot || (s.Boot == boot && s.Conn < conn)
 }
 
 // Command ops.

@@ -1,0 +1,136 @@
+package devices
+
+import (
+	"encoding/json"
+	"net"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/loa-broadcast/loa/protocol"
+)
+
+// connDevice connects to the broker as device id on connection conn of
+// boot: its Will is the offline status of (boot, conn), and once connected
+// it publishes online with the same pair, as the contract says.
+type connDevice struct {
+	c    mqtt.Client
+	mu   sync.Mutex
+	conn net.Conn
+}
+
+func startConnDevice(t *testing.T, b *testBroker, id, clientID string, boot, conn uint64) *connDevice {
+	t.Helper()
+	d := &connDevice{}
+	will, _ := json.Marshal(protocol.Status{Online: false, Boot: boot, Conn: conn})
+	online, _ := json.Marshal(protocol.Status{Online: true, Boot: boot, Conn: conn, TS: time.Now().UnixMilli()})
+	opts := mqtt.NewClientOptions().AddBroker(b.url()).SetClientID(clientID).
+		SetCleanSession(true).SetAutoReconnect(false).
+		SetBinaryWill(protocol.DeviceTopic(id, protocol.KindStatus), will, 1, true).
+		SetCustomOpenConnectionFn(func(u *url.URL, _ mqtt.ClientOptions) (net.Conn, error) {
+			c, err := net.Dial("tcp", u.Host)
+			if err == nil {
+				d.mu.Lock()
+				d.conn = c
+				d.mu.Unlock()
+			}
+			return c, err
+		})
+	d.c = mqtt.NewClient(opts)
+	if tok := d.c.Connect(); !tok.WaitTimeout(waitLimit) || tok.Error() != nil {
+		t.Fatalf("%s connect: %v", clientID, tok.Error())
+	}
+	if tok := d.c.Publish(protocol.DeviceTopic(id, protocol.KindStatus), 1, true, online); !tok.WaitTimeout(waitLimit) || tok.Error() != nil {
+		t.Fatalf("%s online: %v", clientID, tok.Error())
+	}
+	t.Cleanup(func() { d.c.Disconnect(0) })
+	return d
+}
+
+// drop closes the TCP connection without DISCONNECT: the broker publishes
+// the Will.
+func (d *connDevice) drop() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.conn.Close()
+}
+
+// The late-Will race within one boot: the receiver lost connection k, came
+// back on connection k+1 (online) before the broker noticed k was dead;
+// then k's Will (offline, boot b, conn k) arrives. The device stays online.
+func TestPresenceLateWillOfEarlierConnectionIgnored(t *testing.T) {
+	b := startBroker(t, "127.0.0.1:0", "")
+	f := openFleet(t, b, Config{})
+	w := watchPresence(t, f)
+
+	// Different client ids, so the broker keeps connection 1 open (as a
+	// half-dead 4G link it has not timed out yet) while 2 is up.
+	first := startConnDevice(t, b, "dev-1", "dev-1-conn1", 5, 1)
+	w.wait(t, "dev-1", true)
+	startConnDevice(t, b, "dev-1", "dev-1-conn2", 5, 2)
+	eventually(t, "connection 2 seen", func() bool { return f.Stats().Stale == 0 && f.deviceConn("dev-1") == 2 })
+	before, _ := f.DeviceState("dev-1")
+
+	first.drop() // the broker publishes connection 1's Will: offline, boot 5, conn 1
+	eventually(t, "the late Will counted as stale", func() bool { return f.Stats().Stale == 1 })
+	st, _ := f.DeviceState("dev-1")
+	if !st.Online || st.Boot != 5 || !st.OnlineSince.Equal(before.OnlineSince) {
+		t.Fatalf("after the late Will: %+v, want online since %v", st, before.OnlineSince)
+	}
+	if got := f.Stats().Online; got != 1 {
+		t.Fatalf("Stats().Online = %d, want 1", got)
+	}
+	select {
+	case st := <-w:
+		if !st.Online {
+			t.Fatalf("OnPresence reported %+v", st)
+		}
+	default:
+	}
+}
+
+// The ordinary transitions keep working with conn: online, its own Will
+// (offline), online again on a new connection, a reboot (boot+1, conn
+// back to 1), and stale statuses of older pairs in between.
+func TestPresenceOrdersByBootThenConn(t *testing.T) {
+	t0 := time.Date(2026, 11, 25, 6, 0, 0, 0, time.UTC)
+	now := t0
+	f := newFleet(Config{Now: func() time.Time { return now }})
+	topic := protocol.DeviceTopic("dev-1", protocol.KindStatus)
+	step := func(payload string, online bool, boot uint64, stale uint64) {
+		t.Helper()
+		now = now.Add(time.Minute)
+		f.handle(topic, []byte(payload), true)
+		st, _ := f.DeviceState("dev-1")
+		if st.Online != online || st.Boot != boot || f.Stats().Stale != stale {
+			t.Fatalf("after %s: online %v boot %d stale %d; want %v %d %d", payload, st.Online, st.Boot, f.Stats().Stale, online, boot, stale)
+		}
+	}
+	step(`{"online":true,"boot":3,"conn":1}`, true, 3, 0)
+	step(`{"online":false,"boot":3,"conn":1}`, false, 3, 0) // its own Will
+	step(`{"online":true,"boot":3,"conn":2}`, true, 3, 0)   // back on a new connection
+	step(`{"online":false,"boot":3,"conn":1}`, true, 3, 1)  // a duplicate of the old Will: stale
+	step(`{"online":true,"boot":3,"conn":3}`, true, 3, 1)   // reconnected before conn 2's Will
+	step(`{"online":false,"boot":3,"conn":2}`, true, 3, 2)  // conn 2's late Will: stale
+	step(`{"online":false,"boot":3,"conn":3}`, false, 3, 2) // the live connection's Will
+	step(`{"online":true,"boot":4,"conn":1}`, true, 4, 2)   // rebooted: conn starts again
+	step(`{"online":false,"boot":3,"conn":9}`, true, 4, 3)  // any Will of boot 3 is stale
+	// A receiver from before conn (always 0) is ordered by boot alone.
+	step(`{"online":false,"boot":4}`, true, 4, 4) // older than conn 1 of boot 4
+	step(`{"online":true,"boot":5}`, true, 5, 4)
+	step(`{"online":false,"boot":5}`, false, 5, 4)
+	step(`{"online":true,"boot":5}`, true, 5, 4)
+}
+
+// deviceConn returns the conn of the device's accepted status.
+func (f *Fleet) deviceConn(id string) uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if d, ok := f.devices[id]; ok {
+		return d.conn
+	}
+	return 0
+}
