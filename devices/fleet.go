@@ -7,8 +7,9 @@
 // conn) is lower than the last one accepted is a late Last Will (or
 // status) of an earlier boot or connection and is ignored; at an equal
 // pair the latest wins (online, then that connection's Will). Receivers
-// without conn send 0 and are ordered by boot alone. LastSeen moves with every valid message the device itself
-// sends, so not with the offline form, which the broker publishes.
+// without conn send 0 and are ordered by boot alone. LastSeen moves with
+// every valid message the device itself sends, so not with the offline
+// form, which the broker publishes.
 //
 // paho calls Fleet only to enqueue: one goroutine handles messages in
 // arrival order (O(1) each, under a short lock), another calls the
