@@ -1,0 +1,4 @@
+package api
+
+// ParseRolloutRequest exposes the rollout request parser to the fuzz test.
+var ParseRolloutRequest = parseRolloutRequest
