@@ -26,9 +26,10 @@ type Synthesizer interface {
 }
 
 // MaxSpeechText is the longest text, in characters, a synthesizer is asked
-// to speak: about three minutes of speech, longer than any bulletin should
-// be and short enough that synthesis stays well inside its timeout.
-const MaxSpeechText = 2000
+// to speak: an alert's limit, about three minutes of speech, longer than
+// any bulletin should be and short enough that synthesis stays well inside
+// its timeout.
+const MaxSpeechText = loa.MaxAlertText
 
 // maxSpeechBytes bounds what the engine may write: 16-bit mono at up to
 // 48 kHz for 15 minutes. Anything longer is an engine gone wrong.
