@@ -513,9 +513,9 @@ func rangeStart(v string) (int64, bool) {
 		return 0, false
 	}
 	a, _, ok := strings.Cut(rest, "-")
-	if !ok {
+	if !ok || a == "" || strings.Trim(a, "0123456789") != "" {
 		return 0, false
 	}
 	n, err := strconv.ParseInt(a, 10, 64)
-	return n, err == nil && n >= 0
+	return n, err == nil
 }

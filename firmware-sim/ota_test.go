@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -471,4 +472,33 @@ func TestFirmwareConfigChecked(t *testing.T) {
 			r.Close()
 		}
 	}
+}
+
+func TestRangeStart(t *testing.T) {
+	for v, want := range map[string]int64{"bytes 40000-99999/100000": 40000, "bytes 0-0/1": 0, "bytes 7-/*": 7} {
+		if got, ok := rangeStart(v); !ok || got != want {
+			t.Errorf("%q: %d, %v; want %d", v, got, ok, want)
+		}
+	}
+	for _, v := range []string{"", "bytes", "bytes -5/10", "items 1-2/3", "bytes x-1/2", "bytes -1-2/3", "bytes +5-9/10", "bytes 99999999999999999999-/*"} {
+		if got, ok := rangeStart(v); ok {
+			t.Errorf("%q parsed as %d", v, got)
+		}
+	}
+}
+
+func FuzzRangeStart(f *testing.F) {
+	for _, s := range []string{"bytes 40000-99999/100000", "bytes */100", "bytes 1-", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		n, ok := rangeStart(v)
+		if !ok {
+			return
+		}
+		digits, _, _ := strings.Cut(strings.TrimPrefix(v, "bytes "), "-")
+		if m, err := strconv.ParseUint(digits, 10, 63); !strings.HasPrefix(v, "bytes ") || err != nil || int64(m) != n || strings.Trim(digits, "0123456789") != "" {
+			t.Fatalf("%q: start %d", v, n)
+		}
+	})
 }
