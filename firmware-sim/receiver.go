@@ -67,6 +67,11 @@ type Receiver struct {
 	cfg  Config
 	log  *slog.Logger
 	boot atomic.Uint64
+	// connN counts broker connection attempts within the boot (Status.Conn):
+	// each connection's Will and online status carry its own, so the
+	// controller can tell a late Will of a dropped connection from the
+	// online status of the connection that replaced it.
+	connN atomic.Uint64
 
 	clientMu  sync.Mutex
 	client    mqtt.Client // replaced on reboot
@@ -202,7 +207,7 @@ func (r *Receiver) Start(ctx context.Context) error {
 			// onConnect may be publishing online: let it finish, then
 			// leave the retained status offline.
 			<-r.ready
-			waitToken(r.publish(protocol.KindStatus, protocol.Status{Online: false, Boot: r.boot.Load(), TS: time.Now().UnixMilli()}))
+			waitToken(r.publish(protocol.KindStatus, r.status(false)))
 		}
 		client.Disconnect(250)
 		return fmt.Errorf("start %s: connect %s: %w", r.cfg.ID, r.cfg.Broker, err)
@@ -214,7 +219,8 @@ func (r *Receiver) Start(ctx context.Context) error {
 // newClient returns a broker client whose Last Will is the offline status
 // of boot.
 func (r *Receiver) newClient(boot uint64) (mqtt.Client, error) {
-	will, err := json.Marshal(protocol.Status{Online: false, Boot: boot})
+	r.connN.Store(1)
+	will, err := json.Marshal(protocol.Status{Online: false, Boot: boot, Conn: 1})
 	if err != nil {
 		return nil, err
 	}
@@ -233,6 +239,12 @@ func (r *Receiver) newClient(boot uint64) (mqtt.Client, error) {
 		SetBinaryWill(protocol.DeviceTopic(r.cfg.ID, protocol.KindStatus), will, protocol.QoS[protocol.KindStatus], true).
 		SetCustomOpenConnectionFn(r.dial).
 		SetOnConnectHandler(r.onConnect).
+		SetReconnectingHandler(func(_ mqtt.Client, o *mqtt.ClientOptions) {
+			// Runs before every reconnect attempt: a new connection, a new
+			// conn and a Will that carries it.
+			will, _ := json.Marshal(protocol.Status{Online: false, Boot: boot, Conn: r.connN.Add(1)})
+			o.SetBinaryWill(protocol.DeviceTopic(r.cfg.ID, protocol.KindStatus), will, protocol.QoS[protocol.KindStatus], true)
+		}).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			if !r.killed.Load() && !r.rebooting.Load() {
 				r.log.Warn("broker connection lost", "err", err)
@@ -276,7 +288,7 @@ func (r *Receiver) dial(u *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
 func (r *Receiver) onConnect(c mqtt.Client) {
 	err := waitToken(c.Subscribe(protocol.DeviceTopic(r.cfg.ID, protocol.KindCmd), protocol.QoS[protocol.KindCmd], r.onCommand))
 	if err == nil {
-		err = waitToken(r.publish(protocol.KindStatus, protocol.Status{Online: true, Boot: r.boot.Load(), TS: time.Now().UnixMilli()}))
+		err = waitToken(r.publish(protocol.KindStatus, r.status(true)))
 	}
 	if err != nil {
 		r.log.Warn("subscribe or online status failed", "err", err)
@@ -361,7 +373,7 @@ func (r *Receiver) Close() error {
 	r.endCurrent(EndStop)
 	close(r.outbox)
 	<-r.outEnd
-	err := waitToken(r.publish(protocol.KindStatus, protocol.Status{Online: false, Boot: r.boot.Load(), TS: time.Now().UnixMilli()}))
+	err := waitToken(r.publish(protocol.KindStatus, r.status(false)))
 	r.mqttClient().Disconnect(250)
 	if err != nil {
 		return fmt.Errorf("close %s: offline status: %w", r.cfg.ID, err)
@@ -400,6 +412,15 @@ func (r *Receiver) mqttClient() mqtt.Client {
 
 // Boot returns the boot counter of the running boot.
 func (r *Receiver) Boot() uint64 { return r.boot.Load() }
+
+// Conn returns the connection counter of the current (or last) broker
+// connection of this boot.
+func (r *Receiver) Conn() uint64 { return r.connN.Load() }
+
+// status is the receiver's status now, on its current connection.
+func (r *Receiver) status(online bool) protocol.Status {
+	return protocol.Status{Online: online, Boot: r.boot.Load(), Conn: r.connN.Load(), TS: time.Now().UnixMilli()}
+}
 
 // endCurrent ends the playing session, if any, and waits for it.
 func (r *Receiver) endCurrent(reason string) {
