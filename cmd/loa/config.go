@@ -24,6 +24,9 @@ type Config struct {
 	Lead       time.Duration // longest wait for receivers to tune before packet 0
 	Grace      time.Duration // a scheduled start missed by less (controller down) plays late
 	LogLevel   string
+
+	FirmwareKey string // the operator's ed25519 public key file (name.pub); without it uploads are refused
+	FirmwareURL string // base URL receivers download images from; default: the API's URL
 }
 
 // DefaultConfig returns the defaults for a single-machine install.
@@ -59,6 +62,8 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Lead, "lead", c.Lead, "longest a session waits for its receivers to tune before its first packet [LOA_LEAD]")
 	fs.DurationVar(&c.Grace, "grace", c.Grace, "a scheduled start missed while the controller was down plays late within this window, else is logged as missed [LOA_GRACE]")
 	fs.StringVar(&c.LogLevel, "log", c.LogLevel, "log level: debug, info, warn, error [LOA_LOG]")
+	fs.StringVar(&c.FirmwareKey, "firmware-key", c.FirmwareKey, "the operator's firmware public key file (name.pub from loa firmware keygen); firmware uploads need it [LOA_FIRMWARE_KEY]")
+	fs.StringVar(&c.FirmwareURL, "firmware-url", c.FirmwareURL, "base URL receivers download firmware from, e.g. http://ctl.example:8080 (default: the API address) [LOA_FIRMWARE_URL]")
 }
 
 // fromEnv applies LOA_* variables; flags parsed afterwards win.
@@ -67,6 +72,7 @@ func (c *Config) fromEnv(getenv func(string) string) error {
 		"LOA_DATA": &c.DataDir, "LOA_HTTP": &c.HTTPAddr, "LOA_MQTT_LISTEN": &c.MQTTListen,
 		"LOA_MQTT_URL": &c.MQTTURL, "LOA_MQTT_USER": &c.MQTTUser, "LOA_MQTT_PASS": &c.MQTTPass,
 		"LOA_RTP": &c.RTPBind, "LOA_RTP_PUBLIC": &c.RTPPublic, "LOA_LOG": &c.LogLevel,
+		"LOA_FIRMWARE_KEY": &c.FirmwareKey, "LOA_FIRMWARE_URL": &c.FirmwareURL,
 	}
 	for k, p := range str {
 		if v := getenv(k); v != "" {
@@ -95,6 +101,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Delay < 0 || c.Delay > 10*time.Second {
 		return fmt.Errorf("delay %v: must be within 0..10s", c.Delay)
+	}
+	if c.FirmwareURL != "" && !strings.HasPrefix(c.FirmwareURL, "http://") && !strings.HasPrefix(c.FirmwareURL, "https://") {
+		return fmt.Errorf("firmware-url %q: want http:// or https://, e.g. http://ctl.example:8080", c.FirmwareURL)
 	}
 	if c.Lead < 0 || c.Lead > 30*time.Second {
 		return fmt.Errorf("lead %v: must be within 0..30s", c.Lead)

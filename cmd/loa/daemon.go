@@ -41,6 +41,7 @@ type Main struct {
 	Media     *mediaService
 	Schedules *scheduleService
 	Scheduler *scheduler.Scheduler
+	Firmware  *firmwareService
 	Fallbacks *fallbackService
 	Groups    *groupService
 
@@ -181,6 +182,10 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Playlists: m.DB, Fallbacks: m.Fallbacks, Schedules: m.Schedules, PlayLog: playLog{m.DB}, Gatherer: reg,
 		Logger: m.Logger.With("component", "api"),
 	}
+	if m.Firmware, err = m.openFirmware(); err != nil {
+		return err
+	}
+	srv.Firmware, srv.Receivers = m.Firmware, m.DB
 	m.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("http: %w", err)
@@ -188,6 +193,10 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.httpServer = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	m.httpDone = make(chan error, 1)
 	go func() { m.httpDone <- m.httpServer.Serve(m.httpLn) }()
+	// Continued rollouts send download URLs: only once the server is up.
+	if err := m.Firmware.start(ctx, m.URL()); err != nil {
+		return err
+	}
 
 	m.Logger.Info("controller started", "http", m.HTTPAddr(), "mqtt", brokerURL,
 		"rtp", m.Engine.LocalAddr().String(), "rtp_public", m.Engine.PublicAddr(), "data", cfg.DataDir)
@@ -218,6 +227,10 @@ func (m *Main) Close() error {
 	if m.Groups != nil {
 		m.Groups.close() // before the fleet: writes the abandoned runs
 		m.Groups = nil
+	}
+	if m.Firmware != nil {
+		errs = append(errs, m.Firmware.close())
+		m.Firmware = nil
 	}
 	if m.Fleet != nil {
 		errs = append(errs, m.Fleet.Close())

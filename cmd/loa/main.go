@@ -5,6 +5,7 @@
 //	loa serve   run the controller
 //	loa demo    controller + simulated receivers playing one programme
 //	loa bench   measurements (fanout)
+//	loa firmware keygen|sign   firmware signing keys and image signatures
 package main
 
 import (
@@ -35,6 +36,7 @@ commands:
   serve   run the controller (API, embedded MQTT broker, RTP engine)
   demo    run the controller with simulated receivers and play one programme
   bench   measure: "loa bench fanout"
+  firmware  "loa firmware keygen" makes a signing key pair, "loa firmware sign" signs an image
 
 "loa <command> -h" lists a command's flags.
 `
@@ -51,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return runDemo(ctx, args[1:], stdout, stderr, getenv)
 	case "bench":
 		return runBench(ctx, args[1:], stdout, stderr)
+	case "firmware":
+		return runFirmware(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
