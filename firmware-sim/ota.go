@@ -398,6 +398,7 @@ func (r *Receiver) download(ctx context.Context, id string, args protocol.Firmwa
 		cut     = r.cfg.Impair.CutDownloadAt
 		fails   int
 		backoff = downloadBackoff
+		etag    string // the image's strong ETag, if the server gave one
 	)
 	r.fwProgress(id, protocol.FWPhaseDownloading, 0, args.Size)
 	for {
@@ -412,6 +413,9 @@ func (r *Receiver) download(ctx context.Context, id string, args protocol.Firmwa
 			req.SetBasicAuth(r.cfg.ID, r.cfg.Password)
 			if got > 0 {
 				req.Header.Set("Range", fmt.Sprintf("bytes=%d-", got))
+				if etag != "" { // a changed image comes whole (200), not spliced
+					req.Header.Set("If-Range", etag)
+				}
 			}
 			resp, err := fwHTTP.Do(req)
 			if err != nil {
@@ -420,9 +424,12 @@ func (r *Receiver) download(ctx context.Context, id string, args protocol.Firmwa
 			defer resp.Body.Close()
 			switch {
 			case resp.StatusCode == http.StatusOK:
-				if got > 0 { // the server ignored the Range: start over
+				if got > 0 { // the server ignored the Range or the image changed: start over
 					got, header, quarter = 0, nil, 0
 					h.Reset()
+				}
+				if etag = resp.Header.Get("ETag"); strings.HasPrefix(etag, "W/") {
+					etag = "" // a weak validator cannot guard a byte range
 				}
 			case resp.StatusCode == http.StatusPartialContent && got > 0:
 				if start, ok := rangeStart(resp.Header.Get("Content-Range")); !ok || start != got {

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -28,6 +29,7 @@ type imageServer struct {
 	mu      sync.Mutex
 	images  map[string][]byte
 	ranges  []string // the Range header of every authorised request, "" for none
+	ifRange []string // the If-Range header of every request with a Range
 	noRange bool     // answer every request with the whole image (200)
 	hold    chan struct{}
 }
@@ -49,6 +51,9 @@ func (s *imageServer) serve(w http.ResponseWriter, req *http.Request) {
 	s.mu.Lock()
 	img, found := s.images[req.URL.Path]
 	s.ranges = append(s.ranges, req.Header.Get("Range"))
+	if req.Header.Get("Range") != "" {
+		s.ifRange = append(s.ifRange, req.Header.Get("If-Range"))
+	}
 	noRange, hold := s.noRange, s.hold
 	s.mu.Unlock()
 	if !found {
@@ -71,6 +76,8 @@ func (s *imageServer) serve(w http.ResponseWriter, req *http.Request) {
 		w.Write(img)
 		return
 	}
+	// The image's hash as a strong ETag, as the controller's route does.
+	w.Header().Set("ETag", fmt.Sprintf(`"%x"`, sha256.Sum256(img)))
 	http.ServeContent(w, req, "fw.bin", time.Time{}, bytes.NewReader(img))
 }
 
@@ -267,6 +274,12 @@ func TestFirmwareResume(t *testing.T) {
 	}
 	if got := srv.rangeRequests(); len(got) != 1 || got[0] != "bytes=40000-" {
 		t.Errorf("Range requests %q, want one bytes=40000-", got)
+	}
+	srv.mu.Lock()
+	ifRange := srv.ifRange
+	srv.mu.Unlock()
+	if want := fmt.Sprintf(`"%x"`, sha256.Sum256(img)); len(ifRange) != 1 || ifRange[0] != want {
+		t.Errorf("If-Range %q, want the ETag %s", ifRange, want)
 	}
 	if r.Firmware() != "1.1.0" {
 		t.Errorf("running %s after a resumed update", r.Firmware())
