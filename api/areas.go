@@ -13,6 +13,7 @@ type areaRequest struct {
 	Name     string `json:"name"`
 	Kind     string `json:"kind"`
 	Code     string `json:"code"`
+	Tests    bool   `json:"tests"` // marked for tests: test alerts sound here
 }
 
 // listAreas answers the areas within the caller's scope (the scope area
@@ -57,7 +58,7 @@ func (s *Server) createArea(w http.ResponseWriter, r *http.Request, c *call) err
 	if err := decodeJSON(r.Body, &req); err != nil {
 		return err
 	}
-	a := &loa.Area{ID: req.ID, ParentID: req.ParentID, Name: req.Name, Kind: req.Kind, Code: req.Code}
+	a := &loa.Area{ID: req.ID, ParentID: req.ParentID, Name: req.Name, Kind: req.Kind, Code: req.Code, Tests: req.Tests}
 	if err := a.Validate(); err != nil {
 		return err
 	}

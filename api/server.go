@@ -12,8 +12,9 @@
 //	GET  /metrics                          Prometheus text, any role
 //	GET  /api/v1/me                        the caller's token
 //	GET  /api/v1/areas                     [area] in scope
-//	POST /api/v1/areas                     {id,parent_id,name,kind,code} → 201 area
+//	POST /api/v1/areas                     {id,parent_id,name,kind,code,tests} → 201 area
 //	GET  /api/v1/areas/{id}                area
+//	PUT  /api/v1/areas/{id}/tests          {tests: bool} → 200 area: test alerts sound only in marked areas (and below)
 //	GET  /api/v1/devices?area=&state=online|offline&problem=<alarm kind>|any  [device + "state" + "problems"] in scope
 //	POST /api/v1/devices                   {id,area_id,name,lat,lon} → 201 {device,password}
 //	GET  /api/v1/devices/{id}              device + "state" + "problems"
@@ -58,8 +59,24 @@
 //	GET  /api/v1/sessions/{id}             session
 //	POST /api/v1/sessions/{id}/stop        → 200 session
 //	GET  /api/v1/sessions/{id}/sdp?dest=IP:PORT  application/sdp
+//	GET  /api/v1/alerts                    [alert + "totals"] in scope, newest first
+//	POST /api/v1/alerts                    {title,level: khan_cap|uu_tien,content:{media_id|text,tone},targets:{areas,devices},
+//	                                        repeats 1–10,gap:"5s",volume 1–100,expires_at RFC3339|expires_in:"1h",test} → 201 alert
+//	GET  /api/v1/alerts/{id}               alert with its delivery report and "totals": {all, areas: {area: counts}}
+//	POST /api/v1/alerts/{id}/cancel        {reason} (optional) → 200 alert: stops it everywhere
+//	GET  /api/v1/alerts/{id}/events        text/event-stream: "report" events (alert + totals) on every change, until it ends
+//	POST /api/v1/alerts/cap                a CAP 1.2 message (application/cap+xml) → 201 alert (Alert, Update),
+//	                                        200 the cancelled alert (Cancel; 404 if no reference is known),
+//	                                        202 {sounded:false,reason} (System, Draft, Ack, Error); 409 a repeated identifier
+//	GET  /api/v1/alerts/{id}/cap           application/cap+xml: the CAP message it came from, or one generated; also ?format=cap
 //	POST /api/v1/tokens                    {name,role,area_id} → 201 {token,secret}
 //	GET  /api/v1/audit?limit=N             [audit record], newest first
+//
+// Alerts: khẩn cấp (emergency, priority 240, overrides volume and mute)
+// only from admin and province tokens; ưu tiên (priority, 200) also from
+// operators; always with every target in the caller's scope, and
+// cancelling needs the same authority as sending. Sends, cancels and
+// report reads are audited.
 //
 // Schedules follow the session rules: their targets decide who sees and
 // changes them, and only admin and province tokens may create or change
@@ -101,6 +118,9 @@ type Server struct {
 	Playlists loa.PlaylistService
 	Fallbacks loa.FallbackService
 	Schedules loa.ScheduleService
+	Alerts    loa.AlertService
+	CAPAlerts CAPAlertFinder // alerts by CAP sender and identifier, for Cancel and duplicates
+	CAPSender string         // sender of exported CAP messages; "" = DefaultCAPSender
 	PlayLog   PlayLogReader
 	Alarms    loa.AlarmService
 	Health    loa.HealthService
@@ -185,6 +205,15 @@ func (s *Server) Handler() http.Handler {
 	route("GET /api/v1/sessions/{id}", loa.ActionRead, s.getSession)
 	route("POST /api/v1/sessions/{id}/stop", loa.ActionSession, s.stopSession)
 	route("GET /api/v1/sessions/{id}/sdp", loa.ActionSession, s.sessionSDP)
+
+	route("GET /api/v1/alerts", loa.ActionRead, s.listAlerts)
+	route("POST /api/v1/alerts", loa.ActionSession, s.sendAlert)
+	route("GET /api/v1/alerts/{id}", loa.ActionRead, s.capFormat(s.getAlert))
+	route("POST /api/v1/alerts/cap", loa.ActionSession, s.postCAP)
+	route("GET /api/v1/alerts/{id}/cap", loa.ActionRead, s.getAlertCAP)
+	route("POST /api/v1/alerts/{id}/cancel", loa.ActionSession, s.cancelAlert)
+	route("GET /api/v1/alerts/{id}/events", loa.ActionRead, s.alertEvents)
+	route("PUT /api/v1/areas/{id}/tests", loa.ActionArea, s.setAreaTests)
 
 	route("GET /api/v1/me", loa.ActionRead, s.me)
 	route("POST /api/v1/tokens", loa.ActionManageTokens, s.createToken)

@@ -20,8 +20,10 @@ import (
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/api"
 	"github.com/loa-broadcast/loa/broadcast"
+	"github.com/loa-broadcast/loa/broadcast/media"
 	"github.com/loa-broadcast/loa/broker"
 	"github.com/loa-broadcast/loa/devices"
+	"github.com/loa-broadcast/loa/protocol"
 	"github.com/loa-broadcast/loa/scheduler"
 	"github.com/loa-broadcast/loa/store"
 )
@@ -43,6 +45,7 @@ type Main struct {
 	Scheduler *scheduler.Scheduler
 	Firmware  *firmwareService
 	Fallbacks *fallbackService
+	Alerts    *alertService
 	Groups    *groupService
 
 	// bg lives from Open to Close: the scheduler and session resumption
@@ -131,15 +134,33 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 
 	m.Sessions = &sessionService{db: m.DB, logger: m.Logger.With("component", "sessions")}
+	delay := cfg.Delay
+	if delay == 0 {
+		delay = protocol.DefaultDelay
+	}
+	m.Alerts = newAlertService(m.DB, m.Sessions, m.Fleet, media.EspeakNG{Voice: "vi"}, delay, m.Logger.With("component", "alerts"))
 	m.Engine, err = broadcast.Open(ctx, broadcast.Config{
 		Bind: cfg.RTPBind, Public: cfg.RTPPublic, Delay: cfg.Delay, Lead: cfg.Lead,
-		Tuner: m.Fleet, OnEnd: m.Sessions.ended, OnStream: m.Sessions.streamed, OnPreempt: m.Sessions.preempted,
+		// Alerts follow every play command's outcome, and their sessions' ends.
+		Tuner: alertTuner{m.Fleet, m.Alerts}, OnStream: m.Sessions.streamed,
+		OnEnd: func(id, state, reason string) {
+			m.Sessions.ended(id, state, reason)
+			m.Alerts.sessionEnded(id, state, reason)
+		},
+		OnPreempt: func(id string, devices []string, by string) {
+			m.Sessions.preempted(id, devices, by)
+			m.Alerts.preempted(id, devices, by)
+		},
 		Logger: m.Logger.With("component", "broadcast"),
 	})
 	if err != nil {
 		return fmt.Errorf("broadcast: %w", err)
 	}
 	m.Sessions.engine = m.Engine
+	// Before sessions resume: an alert's sessions are not resumed.
+	if err := m.Alerts.recover(ctx); err != nil {
+		return fmt.Errorf("alerts: %w", err)
+	}
 	m.Media = &mediaService{db: m.DB, logger: m.Logger.With("component", "media")}
 	if err := m.startScheduler(ctx); err != nil {
 		return err
@@ -149,6 +170,11 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	go func() {
 		defer m.schedWG.Done()
 		m.Fallbacks.supervise(m.bg)
+	}()
+	m.schedWG.Add(1)
+	go func() {
+		defer m.schedWG.Done()
+		m.Alerts.run(m.bg, m.Fleet)
 	}()
 	m.schedWG.Add(1)
 	go func() {
@@ -179,7 +205,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	srv := &api.Server{
 		Areas: m.DB, Devices: m.DB, Presence: m.Fleet, Media: m.Media,
 		Sessions: m.Sessions, Tokens: m.DB, Audit: m.DB, Commands: commandService{m.Fleet}, Groups: m.Groups,
-		Playlists: m.DB, Fallbacks: m.Fallbacks, Schedules: m.Schedules, PlayLog: playLog{m.DB}, Gatherer: reg,
+		Playlists: m.DB, Fallbacks: m.Fallbacks, Schedules: m.Schedules, Alerts: m.Alerts, PlayLog: playLog{m.DB}, Gatherer: reg,
 		Logger: m.Logger.With("component", "api"),
 	}
 	if m.Firmware, err = m.openFirmware(); err != nil {

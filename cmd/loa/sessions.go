@@ -110,6 +110,31 @@ func (s *sessionService) start(ctx context.Context, sess *loa.Session, looping b
 	return nil
 }
 
+// startSource starts sess streaming src, content built by the caller (an
+// alert's tone, speech and repeats), which the service closes when the
+// session ends. The caller sets ID, SSRC, Devices, Priority, MaxDuration
+// and CreatedBy; the session is written before acting, as every session.
+func (s *sessionService) startSource(ctx context.Context, sess *loa.Session, src source, frames int) error {
+	sess.State = loa.SessionPlaying
+	sess.StartedAt = time.Now()
+	if err := s.db.PutSession(ctx, sess); err != nil {
+		src.Close()
+		return err
+	}
+	s.mu.Lock()
+	if s.content == nil {
+		s.content = make(map[string]io.Closer)
+	}
+	s.content[sess.ID] = src
+	s.mu.Unlock()
+	if err := s.engine.Start(ctx, sess, src, frames); err != nil {
+		s.ended(sess.ID, loa.SessionFailed, err.Error())
+		return err
+	}
+	s.playLog(ctx, sess, loa.PlayStarted, "")
+	return nil
+}
+
 // source is what a session streams: its packets, and what to close after.
 type source interface {
 	broadcast.Source
