@@ -218,9 +218,11 @@ func (a *Alarms) Check(ctx context.Context) {
 	defer a.mu.Unlock()
 	now := a.now()
 	ids := make(map[string]bool, len(list))
+	created := make(map[string]time.Time, len(list))
 	for _, d := range list {
 		ids[d.ID] = true
 		a.area[d.ID] = d.AreaID
+		created[d.ID] = d.CreatedAt
 	}
 	for id := range a.area {
 		if !ids[id] && a.cfg.Directory != nil {
@@ -251,10 +253,13 @@ func (a *Alarms) Check(ctx context.Context) {
 		since, ok := a.offSince[id]
 		if !ok {
 			// Not seen going offline: count from when this controller
-			// started or the device last spoke, whichever is later.
+			// started, the device was registered or it last spoke,
+			// whichever is latest.
 			since = a.start
-			if ls := lastSeen[id]; ls.After(since) {
-				since = ls
+			for _, t := range []time.Time{created[id], lastSeen[id]} {
+				if t.After(since) {
+					since = t
+				}
 			}
 			a.offSince[id] = since
 		}

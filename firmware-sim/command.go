@@ -207,7 +207,7 @@ func (r *Receiver) test(cmd protocol.Command) {
 	}
 	r.mu.Lock()
 	gain := float64(r.volume) / 100
-	if r.muted || !r.amp {
+	if r.muted || !r.amp || r.ampFaulty() {
 		gain = 0
 	}
 	r.mu.Unlock()

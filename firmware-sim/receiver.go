@@ -101,6 +101,7 @@ type Receiver struct {
 	current   *session
 	sessions  []*session
 	malformed uint64 // commands ignored as unparseable
+	faults    faults // simulated temperature and amplifier fault; see faults.go
 	rng       *rand.Rand
 
 	fw *firmware // A/B slots and the update in progress; see ota.go
@@ -509,7 +510,7 @@ func (r *Receiver) Amp() bool {
 func (r *Receiver) silenced(priority uint8) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return !r.amp || (r.muted && priority < EmergencyPriority)
+	return !r.amp || r.ampFaulty() || (r.muted && priority < EmergencyPriority)
 }
 
 // playDelay is a play command's delay_ms, or the configured default

@@ -30,6 +30,7 @@ func (r *Receiver) telemetryLoop() {
 // signal and board temperature, its volume, uptime, firmware, and the
 // stream stats of the session playing.
 func (r *Receiver) Telemetry() protocol.Telemetry {
+	ip := r.localIP()
 	fw := r.Firmware()
 	r.mu.Lock()
 	amp := r.amp
@@ -38,7 +39,8 @@ func (r *Receiver) Telemetry() protocol.Telemetry {
 		RSSI:   -70 - r.rng.Intn(21),
 		Net:    "4g",
 		Volume: r.volume,
-		Temp:   math.Round((38+4*r.rng.Float64())*10) / 10,
+		IP:     ip,
+		Temp:   r.temperature(math.Round((38+4*r.rng.Float64())*10) / 10),
 		Uptime: int64(time.Since(r.started) / time.Second),
 		FW:     fw,
 		Muted:  r.muted,

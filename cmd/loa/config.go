@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/loa-broadcast/loa"
 )
 
 // Config is the controller's whole configuration. Defaults come first,
@@ -24,6 +27,9 @@ type Config struct {
 	Lead       time.Duration // longest wait for receivers to tune before packet 0
 	Grace      time.Duration // a scheduled start missed by less (controller down) plays late
 	LogLevel   string
+
+	Alarms       loa.AlarmThresholds // offline, stream loss, temperature raise/clear
+	AlarmWebhook string              // optional URL every alarm raise and clear is POSTed to
 
 	FirmwareKey string // the operator's ed25519 public key file (name.pub); without it uploads are refused
 	FirmwareURL string // base URL receivers download images from; default: the API's URL
@@ -45,6 +51,7 @@ func DefaultConfig() Config {
 		Lead:       2 * time.Second,
 		Grace:      5 * time.Minute,
 		LogLevel:   "info",
+		Alarms:     loa.DefaultAlarmThresholds(),
 	}
 }
 
@@ -62,6 +69,11 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Lead, "lead", c.Lead, "longest a session waits for its receivers to tune before its first packet [LOA_LEAD]")
 	fs.DurationVar(&c.Grace, "grace", c.Grace, "a scheduled start missed while the controller was down plays late within this window, else is logged as missed [LOA_GRACE]")
 	fs.StringVar(&c.LogLevel, "log", c.LogLevel, "log level: debug, info, warn, error [LOA_LOG]")
+	fs.DurationVar(&c.Alarms.Offline, "alarm-offline", c.Alarms.Offline, "raise an offline alarm for a receiver offline this long [LOA_ALARM_OFFLINE]")
+	fs.Float64Var(&c.Alarms.StreamLossPct, "alarm-loss", c.Alarms.StreamLossPct, "raise a stream_loss alarm above this packet loss, % of a telemetry window; clears at half [LOA_ALARM_LOSS]")
+	fs.Float64Var(&c.Alarms.TempC, "alarm-temp", c.Alarms.TempC, "raise a temperature alarm at this board temperature, °C [LOA_ALARM_TEMP]")
+	fs.Float64Var(&c.Alarms.TempClearC, "alarm-temp-clear", c.Alarms.TempClearC, "clear the temperature alarm below this, °C [LOA_ALARM_TEMP_CLEAR]")
+	fs.StringVar(&c.AlarmWebhook, "alarm-webhook", c.AlarmWebhook, "URL to POST every alarm raise and clear to, as JSON (optional) [LOA_ALARM_WEBHOOK]")
 	fs.StringVar(&c.FirmwareKey, "firmware-key", c.FirmwareKey, "the operator's firmware public key file (name.pub from loa firmware keygen); firmware uploads need it [LOA_FIRMWARE_KEY]")
 	fs.StringVar(&c.FirmwareURL, "firmware-url", c.FirmwareURL, "base URL receivers download firmware from, e.g. http://ctl.example:8080 (default: the API address) [LOA_FIRMWARE_URL]")
 }
@@ -72,14 +84,26 @@ func (c *Config) fromEnv(getenv func(string) string) error {
 		"LOA_DATA": &c.DataDir, "LOA_HTTP": &c.HTTPAddr, "LOA_MQTT_LISTEN": &c.MQTTListen,
 		"LOA_MQTT_URL": &c.MQTTURL, "LOA_MQTT_USER": &c.MQTTUser, "LOA_MQTT_PASS": &c.MQTTPass,
 		"LOA_RTP": &c.RTPBind, "LOA_RTP_PUBLIC": &c.RTPPublic, "LOA_LOG": &c.LogLevel,
-		"LOA_FIRMWARE_KEY": &c.FirmwareKey, "LOA_FIRMWARE_URL": &c.FirmwareURL,
+		"LOA_ALARM_WEBHOOK": &c.AlarmWebhook,
+		"LOA_FIRMWARE_KEY":  &c.FirmwareKey, "LOA_FIRMWARE_URL": &c.FirmwareURL,
 	}
 	for k, p := range str {
 		if v := getenv(k); v != "" {
 			*p = v
 		}
 	}
-	for k, p := range map[string]*time.Duration{"LOA_DELAY": &c.Delay, "LOA_LEAD": &c.Lead, "LOA_GRACE": &c.Grace} {
+	for k, p := range map[string]*float64{"LOA_ALARM_LOSS": &c.Alarms.StreamLossPct, "LOA_ALARM_TEMP": &c.Alarms.TempC,
+		"LOA_ALARM_TEMP_CLEAR": &c.Alarms.TempClearC} {
+		if v := getenv(k); v != "" {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return fmt.Errorf("%s: %w", k, err)
+			}
+			*p = f
+		}
+	}
+	for k, p := range map[string]*time.Duration{"LOA_DELAY": &c.Delay, "LOA_LEAD": &c.Lead, "LOA_GRACE": &c.Grace,
+		"LOA_ALARM_OFFLINE": &c.Alarms.Offline} {
 		if v := getenv(k); v != "" {
 			d, err := time.ParseDuration(v)
 			if err != nil {
@@ -107,6 +131,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Lead < 0 || c.Lead > 30*time.Second {
 		return fmt.Errorf("lead %v: must be within 0..30s", c.Lead)
+	}
+	if err := c.Alarms.Validate(); err != nil {
+		return err
 	}
 	return nil
 }

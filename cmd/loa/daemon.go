@@ -45,6 +45,10 @@ type Main struct {
 	Scheduler *scheduler.Scheduler
 	Firmware  *firmwareService
 	Fallbacks *fallbackService
+	Health    *devices.Health // hourly health aggregates
+	Alarms    *devices.Alarms // the alarm evaluator
+	webhook   *alarmWebhook   // nil without -alarm-webhook
+	detach    []func()        // fleet subscriptions of Health and Alarms
 	Alerts    *alertService
 	Groups    *groupService
 
@@ -133,6 +137,10 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return err
 	}
 
+	if err := m.openHealthAndAlarms(ctx); err != nil {
+		return err
+	}
+
 	m.Sessions = &sessionService{db: m.DB, logger: m.Logger.With("component", "sessions")}
 	delay := cfg.Delay
 	if delay == 0 {
@@ -197,6 +205,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	for _, c := range m.Engine.Collectors() {
 		reg.MustRegister(c)
 	}
+	for _, c := range m.healthCollectors() {
+		reg.MustRegister(c)
+	}
 	if m.Broker != nil {
 		for _, c := range m.Broker.Collectors() {
 			reg.MustRegister(c)
@@ -206,6 +217,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Areas: m.DB, Devices: m.DB, Presence: m.Fleet, Media: m.Media,
 		Sessions: m.Sessions, Tokens: m.DB, Audit: m.DB, Commands: commandService{m.Fleet}, Groups: m.Groups,
 		Playlists: m.DB, Fallbacks: m.Fallbacks, Schedules: m.Schedules, Alerts: m.Alerts, PlayLog: playLog{m.DB}, Gatherer: reg,
+		Alarms: m.Alarms, Health: m.Health,
 		Logger: m.Logger.With("component", "api"),
 	}
 	if m.Firmware, err = m.openFirmware(); err != nil {
@@ -232,6 +244,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 // Close stops every component, the newest first.
 func (m *Main) Close() error {
 	var errs []error
+	m.closeAlarms() // first: ends the alarm event streams the HTTP shutdown would wait for
 	if m.httpServer != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		errs = append(errs, m.httpServer.Shutdown(ctx))
@@ -262,6 +275,7 @@ func (m *Main) Close() error {
 		errs = append(errs, m.Fleet.Close())
 		m.Fleet = nil
 	}
+	errs = append(errs, m.closeHealth())
 	if m.Broker != nil {
 		errs = append(errs, m.Broker.Close())
 		m.Broker = nil

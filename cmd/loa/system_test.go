@@ -33,6 +33,7 @@ type systemOpts struct {
 	mqttURL   string
 	impair    firmwaresim.Impairment
 	tele      time.Duration // receivers' telemetry period; 0 = the simulator's default
+	configure func(*Config) // optional: adjust the controller's config before Open
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -58,6 +59,9 @@ func startSystem(t *testing.T, o systemOpts) *system {
 	ctx := context.Background()
 	cfg := testConfig(t)
 	cfg.MQTTURL = o.mqttURL
+	if o.configure != nil {
+		o.configure(&cfg)
+	}
 	m := NewMain(cfg, testLogger(t))
 	if err := m.Open(ctx); err != nil {
 		t.Fatalf("open controller: %v", err)
