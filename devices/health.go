@@ -99,11 +99,17 @@ func NewHealth(cfg HealthConfig) *Health {
 		devs: map[string]*healthDev{}, stop: make(chan struct{}), stopped: make(chan struct{})}
 }
 
-// Attach feeds the book from the fleet's telemetry and presence; the
-// returned function detaches it.
+// Attach feeds the book from the fleet's telemetry and presence, starting
+// with the devices online now; the returned function detaches it.
 func (h *Health) Attach(f *Fleet) (detach func()) {
 	c1 := f.OnTelemetry(h.ObserveTelemetry)
 	c2 := f.OnPresence(func(st loa.DeviceState) { h.ObservePresence(st.ID, st.Online, h.now()) })
+	now := h.now()
+	for _, st := range f.States() {
+		if st.Online { // a presence notice racing this one is a no-op
+			h.ObservePresence(st.ID, true, now)
+		}
+	}
 	return func() { c1(); c2() }
 }
 
