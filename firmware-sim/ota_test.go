@@ -31,6 +31,7 @@ type imageServer struct {
 	ranges  []string // the Range header of every authorised request, "" for none
 	ifRange []string // the If-Range header of every request with a Range
 	noRange bool     // answer every request with the whole image (200)
+	hangups int      // requests under /hangup/, answered by closing the connection
 	hold    chan struct{}
 }
 
@@ -55,7 +56,16 @@ func (s *imageServer) serve(w http.ResponseWriter, req *http.Request) {
 		s.ifRange = append(s.ifRange, req.Header.Get("If-Range"))
 	}
 	noRange, hold := s.noRange, s.hold
+	if strings.HasPrefix(req.URL.Path, "/hangup/") {
+		s.hangups++
+	}
 	s.mu.Unlock()
+	if strings.HasPrefix(req.URL.Path, "/hangup/") {
+		if c, _, err := w.(http.Hijacker).Hijack(); err == nil {
+			c.Close()
+		}
+		return
+	}
 	if !found {
 		http.NotFound(w, req)
 		return
@@ -344,6 +354,7 @@ func TestFirmwareRefused(t *testing.T) {
 		{"wrong key", "rx1", signedArgs(otherKey, "1.5.0", url, img), protocol.FWBadSignature, "does not verify"},
 		{"relabelled", "rx1", mod(func(a *protocol.FirmwareArgs) { a.Version = "9.0" }), protocol.FWBadSignature, "version 9.0"},
 		{"not found", "rx1", mod(func(a *protocol.FirmwareArgs) { a.URL = srv.URL + "/fw/none" }), protocol.FWDownload, "404"},
+		{"server hangs up", "rx1", mod(func(a *protocol.FirmwareArgs) { a.URL = srv.URL + "/hangup/fw" }), protocol.FWDownload, "tries without progress"},
 		{"wrong password", "rx3", good, protocol.FWDownload, "401"},
 	} {
 		id := rec.send(t, c.dev, protocol.OpFirmware, c.args, later)
@@ -359,6 +370,14 @@ func TestFirmwareRefused(t *testing.T) {
 	}
 	if r.Boot() != boot {
 		t.Errorf("a refused update rebooted: boot %d, want %d", r.Boot(), boot)
+	}
+	srv.mu.Lock()
+	hangups := srv.hangups
+	srv.mu.Unlock()
+	// net/http itself retries a GET once when a reused connection closes
+	// before the response, so an attempt may reach the server twice.
+	if hangups < downloadTries || hangups > 2*downloadTries {
+		t.Errorf("a server that hangs up was tried %d times, want %d attempts", hangups, downloadTries)
 	}
 	if n := len(rec.all(statusIs("rx1", false, boot))); n != 0 {
 		t.Errorf("%d offline statuses of rx1", n)
