@@ -185,7 +185,9 @@ func (r *Receiver) firmwareCmd(cmd protocol.Command) {
 	r.fw.mu.Unlock()
 
 	r.ack(cmd.ID, protocol.AckAccepted, "", "")
-	r.wg.Add(1) // the command loop's own count keeps Close's Wait from returning first
+	// Added on the command loop, itself counted in wg: Close's Wait cannot
+	// have returned yet, and it waits for the job.
+	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
 		defer close(job.done)
@@ -197,25 +199,32 @@ func (r *Receiver) firmwareCmd(cmd protocol.Command) {
 			case <-ctx.Done():
 			}
 		}()
-		err := r.update(ctx, cmd.ID, args)
+		r.finish(cmd.ID, args.Version, r.update(ctx, cmd.ID, args))
+	}()
+}
+
+// finish ends a firmware job: a failure is acked before the job is
+// cleared, so no later firmware command is accepted ahead of it.
+func (r *Receiver) finish(id, version string, err error) {
+	defer func() {
 		r.fw.mu.Lock()
 		r.fw.job = nil
 		r.fw.mu.Unlock()
-		if err == nil {
-			return
-		}
-		select {
-		case <-r.quit: // closing: nothing more goes out
-			return
-		default:
-		}
-		var fe *fwError
-		if !errors.As(err, &fe) {
-			fe = &fwError{protocol.FWInstall, err.Error()}
-		}
-		r.log.Warn("firmware update refused", "cmd", cmd.ID, "version", args.Version, "code", fe.code, "err", fe.msg)
-		r.ack(cmd.ID, protocol.AckFailed, fe.code, fe.msg)
 	}()
+	if err == nil {
+		return // installed; the new boot acks
+	}
+	select {
+	case <-r.quit: // closing: nothing more goes out
+		return
+	default:
+	}
+	var fe *fwError
+	if !errors.As(err, &fe) {
+		fe = &fwError{protocol.FWInstall, err.Error()}
+	}
+	r.log.Warn("firmware update failed", "cmd", id, "version", version, "code", fe.code, "err", fe.msg)
+	r.ack(id, protocol.AckFailed, fe.code, fe.msg)
 }
 
 // update downloads, verifies and installs an image into the spare slot,
