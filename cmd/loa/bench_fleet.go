@@ -34,8 +34,9 @@ type fleetBench struct {
 	Steady     time.Duration // the window CPU and write transactions are measured over
 	Rounds     int           // group command rounds
 	Online     time.Duration // give up if not all are online within this
-	CPUProfile string        // controller CPU profile of the steady window and group commands
+	CPUProfile string        // controller CPU profile of the steady window
 	SimProfile string        // receivers' CPU profile, whole run
+	CmdProfile string        // controller CPU profile of the group commands
 
 	// Child returns the command that runs the receivers ("loa bench
 	// fleet-receivers"); it reads a fleetChildConfig on stdin.
@@ -72,7 +73,8 @@ func benchFleet(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.DurationVar(&b.Steady, "steady", 30*time.Second, "steady-state window for CPU and bbolt writes")
 	fs.IntVar(&b.Rounds, "rounds", 3, "group command rounds")
 	fs.DurationVar(&b.Online, "online-timeout", 5*time.Minute, "give up if not all receivers are online by then")
-	fs.StringVar(&b.CPUProfile, "cpuprofile", "", "write the controller's CPU profile (steady window and group commands) to `file`")
+	fs.StringVar(&b.CPUProfile, "cpuprofile", "", "write the controller's CPU profile of the steady window to `file`")
+	fs.StringVar(&b.CmdProfile, "group-cpuprofile", "", "write the controller's CPU profile of the group commands to `file`")
 	fs.StringVar(&b.SimProfile, "sim-cpuprofile", "", "write the receivers' process CPU profile to `file`")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -222,6 +224,7 @@ func benchFleetRun(ctx context.Context, b fleetBench, stdout, stderr io.Writer) 
 		return nil, err
 	}
 	cpu1, sim1, tx1, wall := selfCPU(), procCPU(child.Process.Pid), m.DB.WriteTxs(), time.Since(w0)
+	stopProfile()
 	cpuPct := 100 * (cpu1 - cpu0).Seconds() / wall.Seconds()
 	simPct := 100 * (sim1 - sim0).Seconds() / wall.Seconds()
 	txPerS := float64(tx1-tx0) / wall.Seconds()
@@ -234,19 +237,29 @@ func benchFleetRun(ctx context.Context, b fleetBench, stdout, stderr io.Writer) 
 		mib(rss0), mib(rss1), rssPer, mib(simRSS), float64(simRSS)/float64(b.Devices))
 
 	// The group command: a volume to every receiver of the province.
+	stopCmdProfile, err := startCPUProfile(b.CmdProfile)
+	if err != nil {
+		return nil, err
+	}
+	defer stopCmdProfile()
 	var lat []float64
 	acked := b.Devices
 	for round := range b.Rounds {
-		l, ok, err := groupVolume(ctx, m, ids, 40+round)
+		cpu0, sim0 := selfCPU(), procCPU(child.Process.Pid)
+		l, ok, err := groupVolume(ctx, c, "bench", 40+round)
 		if err != nil {
 			return nil, err
 		}
-		say("group command round %d: volume to %d: %d acked, p50 %.1f ms, p99 %.1f ms, max %.1f ms",
-			round+1, len(ids), ok, pct(l, 50), pct(l, 99), pct(l, 100))
+		say("group command round %d: volume to %d: %d acked, p50 %.1f ms, p99 %.1f ms, max %.1f ms; CPU: controller %.0f ms, receivers %.0f ms",
+			round+1, len(ids), ok, pct(l, 50), pct(l, 99), pct(l, 100),
+			ms(selfCPU()-cpu0), ms(procCPU(child.Process.Pid)-sim0))
 		lat = append(lat, l...)
 		acked = min(acked, ok)
+		if err := sleepCtx(ctx, time.Second); err != nil { // let the acks' tail drain
+			return nil, err
+		}
 	}
-	stopProfile()
+	stopCmdProfile()
 	sim := stopChild()
 	if sim.Err != "" {
 		return nil, fmt.Errorf("receivers' process: %s", sim.Err)
@@ -273,35 +286,29 @@ func benchFleetRun(ctx context.Context, b fleetBench, stdout, stderr io.Writer) 
 	return res, nil
 }
 
-// groupVolume sends a volume command to every device at once, as N
-// concurrent single-device commands through the Fleet, and returns each
-// acked device's time from the send to its ack as the controller recorded
-// it, in ms, and how many acked done.
-func groupVolume(ctx context.Context, m *Main, ids []string, level int) ([]float64, int, error) {
-	lat := make([]float64, len(ids))
-	done := make([]bool, len(ids))
+// groupVolume sends a volume group command to the province through the
+// API, as an operator would, waits for it to settle, and returns each
+// device's time from the API call to its ack as the controller recorded
+// it, in ms, for the devices that acked done, and how many did.
+func groupVolume(ctx context.Context, c *apiClient, area string, level int) ([]float64, int, error) {
+	var g loa.GroupCommand
+	body := map[string]any{"op": protocol.OpVolume, "args": protocol.VolumeArgs{Level: level}, "timeout": "30s"}
 	start := time.Now()
-	var wg sync.WaitGroup
-	for i, id := range ids {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a, err := m.Fleet.Command(ctx, id, protocol.OpVolume, protocol.VolumeArgs{Level: level})
-			at := time.Now()
-			if r, ok := m.Fleet.CommandResult(a.ID); ok && !r.DoneAt.IsZero() {
-				at = r.DoneAt
-			}
-			lat[i], done[i] = ms(at.Sub(start)), err == nil
-		}()
+	if err := c.json(ctx, "POST", "/api/v1/areas/"+area+"/commands?wait=1m", body, &g); err != nil {
+		return nil, 0, fmt.Errorf("group command: %w", err)
 	}
-	wg.Wait()
-	var out []float64
-	for i := range ids {
-		if done[i] {
-			out = append(out, lat[i])
+	for g.State != loa.GroupDone {
+		if err := c.json(ctx, "GET", "/api/v1/group-commands/"+g.ID+"?wait=1m", nil, &g); err != nil {
+			return nil, 0, fmt.Errorf("group command %s: %w", g.ID, err)
 		}
 	}
-	return out, len(out), ctx.Err()
+	var lat []float64
+	for _, r := range g.Results {
+		if r.State == loa.GroupDoneAck && !r.AckedAt.IsZero() {
+			lat = append(lat, ms(r.AckedAt.Sub(start)))
+		}
+	}
+	return lat, len(lat), nil
 }
 
 // benchFleetReceivers is "loa bench fleet-receivers", the receivers'
