@@ -15,7 +15,19 @@ type Device struct {
 	Lat       float64   `json:"lat,omitempty"`
 	Lon       float64   `json:"lon,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
+	// Credentials is CredentialsActive or CredentialsRevoked; RotatedAt is
+	// when its MQTT password was last replaced (zero: the one issued at
+	// creation), RevokedAt when it was revoked. Set by the store only.
+	Credentials string    `json:"credentials"`
+	RotatedAt   time.Time `json:"rotated_at,omitzero"`
+	RevokedAt   time.Time `json:"revoked_at,omitzero"`
 }
+
+// Device credential states.
+const (
+	CredentialsActive  = "active"  // the device may connect with its password
+	CredentialsRevoked = "revoked" // no password works until new credentials are issued
+)
 
 // Validate checks the device's own fields.
 func (d *Device) Validate() error {

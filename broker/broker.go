@@ -59,6 +59,8 @@ type Broker struct {
 	started bool
 	closed  bool
 
+	revoked *revocations
+
 	refused      atomic.Uint64
 	authFailures atomic.Uint64
 	connections  atomic.Uint64
@@ -93,6 +95,7 @@ func New(cfg Config) (*Broker, error) {
 		ctrlPwHash: sha256.Sum256([]byte(cfg.ControllerPassword)),
 		ctx:        ctx,
 		cancel:     cancel,
+		revoked:    newRevocations(),
 	}
 	b.srv = mqtt.New(&mqtt.Options{
 		Capabilities:           caps,
@@ -183,12 +186,15 @@ func (b *Broker) Close() error {
 }
 
 // Disconnect drops every live connection authenticated as deviceID, as when
-// its credentials are revoked. Its Last Will is published, so the fleet sees
-// it offline; whether it may come back is up to the Authenticator.
+// its credentials are rotated or revoked, including one whose password was
+// checked just before the change and is still being let in. Its Last Will
+// is published, so the fleet sees it offline; whether it may come back is
+// up to the Authenticator. Call it after the credentials changed.
 func (b *Broker) Disconnect(deviceID string) {
 	if deviceID == b.cfg.ControllerUser {
 		return // the controller's account is not a device
 	}
+	b.revoked.revoke(deviceID)
 	for _, cl := range b.srv.Clients.GetAll() {
 		if cl.Net.Inline || cl.Closed() || string(cl.Properties.Username) != deviceID {
 			continue

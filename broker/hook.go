@@ -26,7 +26,7 @@ type hook struct {
 func (h *hook) ID() string { return "loa-auth" }
 
 func (h *hook) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck}, []byte{b})
+	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablished, mqtt.OnDisconnect}, []byte{b})
 }
 
 // OnConnectAuthenticate admits the controller and devices with valid
@@ -37,11 +37,14 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	user := string(pk.Connect.Username)
 	log := b.log.With("client", cl.ID, "user", user, "remote", cl.Net.Remote)
 
+	b.revoked.checking(cl, user)
 	if !h.authenticate(user, pk.Connect.Password, log) {
+		b.revoked.forget(cl)
 		b.authFailures.Add(1)
 		return false
 	}
 	if pk.Connect.WillFlag && !b.acl().allow(user, pk.Connect.WillTopic, true) {
+		b.revoked.forget(cl)
 		b.refused.Add(1)
 		log.Debug("mqtt last will denied", "topic", pk.Connect.WillTopic)
 		return false
@@ -49,6 +52,7 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	// mochi lets a new connection take over any session with the same client
 	// id; without this a device could knock another device off the broker.
 	if prev, ok := b.srv.Clients.Get(cl.ID); ok && string(prev.Properties.Username) != user {
+		b.revoked.forget(cl)
 		b.refused.Add(1)
 		log.Debug("mqtt client id held by another account", "holder", string(prev.Properties.Username))
 		return false

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"time"
 
 	"github.com/loa-broadcast/loa"
 	bolt "go.etcd.io/bbolt"
@@ -26,6 +27,7 @@ func (db *DB) CreateDevice(ctx context.Context, d *loa.Device) (password string,
 			return err
 		}
 		d.CreatedAt = db.now().UTC()
+		d.Credentials, d.RotatedAt, d.RevokedAt = loa.CredentialsActive, time.Time{}, time.Time{}
 		if err := put(tx, bucketDevices, []byte(d.ID), d); err != nil {
 			return err
 		}
@@ -51,7 +53,16 @@ func (db *DB) Device(ctx context.Context, id string) (*loa.Device, error) {
 	if err != nil {
 		return nil, err
 	}
+	credentialsState(d)
 	return d, nil
+}
+
+// credentialsState fills in the credentials state of a device stored
+// before it was recorded: it had the password issued at creation.
+func credentialsState(d *loa.Device) {
+	if d.Credentials == "" {
+		d.Credentials = loa.CredentialsActive
+	}
 }
 
 // Devices returns every device, sorted by id.
@@ -61,6 +72,9 @@ func (db *DB) Devices(ctx context.Context) ([]*loa.Device, error) {
 		ds, err = list[loa.Device](tx, bucketDevices)
 		return err
 	})
+	for _, d := range ds {
+		credentialsState(d)
+	}
 	return ds, err
 }
 
@@ -87,12 +101,20 @@ func (db *DB) CheckDeviceCredentials(ctx context.Context, id, password string) (
 }
 
 // ResetDeviceCredentials replaces device id's password with a new random
-// one and returns it; the old one stops working. ENOTFOUND if no such device.
+// one and returns it; the old one stops working. A revoked device becomes
+// active again with it. It records RotatedAt. ENOTFOUND if no such device.
 func (db *DB) ResetDeviceCredentials(ctx context.Context, id string) (password string, err error) {
 	password = newDevicePassword()
 	err = db.update(ctx, func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketDevices).Get([]byte(id)) == nil {
+		d := new(loa.Device)
+		if found, err := get(tx, bucketDevices, []byte(id), d); err != nil {
+			return err
+		} else if !found {
 			return loa.Errorf(loa.ENOTFOUND, "device %q not found", id)
+		}
+		d.Credentials, d.RotatedAt, d.RevokedAt = loa.CredentialsActive, db.now().UTC(), time.Time{}
+		if err := put(tx, bucketDevices, []byte(id), d); err != nil {
+			return err
 		}
 		sum := sha256.Sum256([]byte(password))
 		return tx.Bucket(bucketDeviceCreds).Put([]byte(id), sum[:])

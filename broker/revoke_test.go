@@ -1,0 +1,93 @@
+package broker
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+)
+
+// gatedAuth accepts d1/p1, but holds each check until the test releases it.
+type gatedAuth struct {
+	checking chan struct{} // a check has started
+	release  chan struct{} // let it answer
+}
+
+func (g gatedAuth) CheckDeviceCredentials(ctx context.Context, id, password string) (bool, error) {
+	g.checking <- struct{}{}
+	select {
+	case <-g.release:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	return id == "d1" && password == "p1", nil
+}
+
+// A connection whose password was checked just before the controller
+// rotated it (so Disconnect's sweep cannot see it yet) is dropped as soon
+// as it is established; a connection checked afterwards stays.
+func TestDisconnectDuringCredentialCheck(t *testing.T) {
+	g := gatedAuth{checking: make(chan struct{}), release: make(chan struct{})}
+	b, err := New(Config{Addr: "127.0.0.1:0", ControllerUser: ctlUser, ControllerPassword: ctlPass, Auth: g,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+
+	lost := make(chan struct{})
+	type result struct {
+		c   paho.Client
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		c, err := connectWith(clientOptions(b, "d1", "d1", "p1").
+			SetConnectionLostHandler(func(paho.Client, error) { close(lost) }))
+		done <- result{c, err}
+	}()
+	<-g.checking       // the check has read the old password...
+	b.Disconnect("d1") // ...when the credentials change
+	close(g.release)   // and it answers yes, as it read them before
+	r := <-done
+	if r.err == nil {
+		defer r.c.Disconnect(0)
+		select {
+		case <-lost:
+		case <-time.After(wait):
+			t.Fatal("a connection let in on credentials changed meanwhile was not dropped")
+		}
+	}
+	if n := b.Stats().Clients; n != 0 {
+		// mochi counts it until its goroutine ends; wait for that.
+		deadline := time.Now().Add(wait)
+		for b.Stats().Clients != 0 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if n := b.Stats().Clients; n != 0 {
+			t.Fatalf("Clients = %d after the drop, want 0", n)
+		}
+	}
+
+	// A connection checked after the change is unaffected.
+	go func() {
+		c, err := connectWith(clientOptions(b, "d1b", "d1", "p1"))
+		done <- result{c, err}
+	}()
+	<-g.checking
+	r = <-done
+	if r.err != nil {
+		t.Fatalf("connect after the change: %v", r.err)
+	}
+	defer r.c.Disconnect(0)
+	publish(t, r.c, "loa/v1/dev/d1/event", 1, false, "still here") // a QoS 1 round trip: connected and allowed
+	if !r.c.IsConnectionOpen() {
+		t.Error("the later connection was dropped")
+	}
+}
