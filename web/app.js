@@ -11,6 +11,10 @@ const LOG_EVENTS = {
   resumed: "phát tiếp", missed: "bỏ lỡ", skipped: "bỏ qua",
 };
 const REFRESH_MS = 5000;
+const ALARM_KINDS = {
+  offline: "Mất kết nối", stream_loss: "Mất gói tin", amp_fault: "Lỗi bộ khuếch đại",
+  temperature: "Quá nhiệt", test_failed: "Thử loa không đạt",
+};
 const $ = (id) => document.getElementById(id);
 
 let timer = null;
@@ -118,10 +122,54 @@ function treeOrder(areas) {
   return out;
 }
 
+// Active alarms arrive as server-sent events: the stream first sends every
+// active alarm as "raised", then each raise and clear as it happens.
+// EventSource cannot send an Authorization header, so the token goes in
+// ?access_token= (accepted on this route only); on a dropped connection
+// the browser reconnects and the active set is sent again.
+let alarmStream = null;
+let alarmAreaNames = {};
+const activeAlarms = new Map();
+
+function watchAlarms() {
+  if (alarmStream) alarmStream.close();
+  activeAlarms.clear();
+  const es = new EventSource("/api/v1/alarms/stream?access_token=" + encodeURIComponent(token()));
+  alarmStream = es;
+  const live = (on) => {
+    $("alarms-live").textContent = on ? "● trực tiếp" : "○ mất kết nối, đang thử lại";
+    $("alarms-live").className = on ? "on" : "off";
+  };
+  es.onopen = () => { activeAlarms.clear(); live(true); renderAlarms(); };
+  es.onerror = () => live(false);
+  es.addEventListener("raised", (ev) => {
+    const a = JSON.parse(ev.data);
+    activeAlarms.set(a.id, a);
+    renderAlarms();
+  });
+  es.addEventListener("cleared", (ev) => {
+    activeAlarms.delete(JSON.parse(ev.data).id);
+    renderAlarms();
+  });
+}
+
+// renderAlarms lists active alarms grouped by area, newest first within one.
+function renderAlarms() {
+  const rows = [...activeAlarms.values()].sort((x, y) =>
+    (x.area || "").localeCompare(y.area || "") || (y.raised_at || "").localeCompare(x.raised_at || ""));
+  fill($("alarms-body"), rows, (tr, a) => {
+    cell(tr, alarmAreaNames[a.area] || a.area || "—");
+    cell(tr, a.device);
+    cell(tr, ALARM_KINDS[a.kind] || a.kind, a.severity === "critical" ? "emergency" : "");
+    cell(tr, when(a.raised_at));
+    cell(tr, a.msg);
+  }, "Không có sự cố.", 5);
+}
+
 async function refresh() {
   try {
     const [devices, sessions, media, areas] = await Promise.all([
-      api("GET", "/api/v1/devices"),
+      api("GET", "/api/v1/devices" + ($("devices-problem").value ? "?problem=" + encodeURIComponent($("devices-problem").value) : "")),
       api("GET", "/api/v1/sessions"),
       api("GET", "/api/v1/media"),
       api("GET", "/api/v1/areas"),
@@ -135,6 +183,8 @@ async function refresh() {
     for (const m of media) mediaNames[m.id] = m.name;
     const areaNames = {};
     for (const a of areas) areaNames[a.id] = a.name;
+    alarmAreaNames = areaNames;
+    renderAlarms();
 
     fill($("devices-body"), devices, (tr, d) => {
       const st = d.state, t = st && st.telemetry;
@@ -143,9 +193,12 @@ async function refresh() {
       cell(tr, st && st.online ? "● Có" : "○ Không", st && st.online ? "on" : "off");
       cell(tr, t ? t.rssi + " dBm" : "");
       cell(tr, t ? (t.muted ? "tắt tiếng" : t.volume) : "");
+      cell(tr, t ? t.temp_c.toFixed(1) + " °C" : "");
       cell(tr, t && t.session ? t.session : "");
       cell(tr, t ? loss(t.stream) : "");
-    }, "Chưa có thiết bị.", 7);
+      const problems = (d.problems || []).map((k) => ALARM_KINDS[k] || k).join(", ");
+      cell(tr, problems, problems ? "emergency" : "");
+    }, "Không có thiết bị nào.", 9);
 
     const content = (c) => (c && c.playlist_id) ? "▶ " + c.playlist_id : (c && (mediaNames[c.media_id] || c.media_id)) || "";
     const clock = (t) => new Date(t).toLocaleTimeString("vi-VN", { hour: "2-digit", minute: "2-digit", timeZone: ZONE });
@@ -288,12 +341,15 @@ async function login(ev) {
   $("app").hidden = false;
   $("who").hidden = false;
   await refresh();
+  watchAlarms();
   clearInterval(timer);
   timer = setInterval(refresh, REFRESH_MS);
 }
 
 function logout(text) {
   sessionStorage.removeItem(TOKEN_KEY);
+  if (alarmStream) alarmStream.close();
+  alarmStream = null;
   clearInterval(timer);
   $("app").hidden = true;
   $("who").hidden = true;
@@ -306,5 +362,6 @@ document.addEventListener("DOMContentLoaded", () => {
   $("logout").addEventListener("click", () => logout());
   $("play-form").addEventListener("submit", play);
   $("upload-form").addEventListener("submit", upload);
+  $("devices-problem").addEventListener("change", refresh);
   if (token()) login();
 });
