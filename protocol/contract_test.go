@@ -17,6 +17,7 @@ var contractTypes = map[string]any{
 	"volume": VolumeArgs{}, "mute": MuteArgs{}, "amp": AmpArgs{}, "test": TestArgs{},
 	"testresult": TestResult{}, "reboot": RebootArgs{}, "config": ConfigArgs{},
 	"ack": Ack{}, "tele": Telemetry{}, "event": Event{}, "stream": StreamStats{},
+	"firmware": FirmwareArgs{}, "fwprogress": FirmwareProgress{}, "fwresult": FirmwareResult{},
 }
 
 type contractBlock struct {
@@ -32,7 +33,7 @@ func readContract(t *testing.T) (blocks []contractBlock, tableFields map[string]
 		t.Fatal(err)
 	}
 	kindRe := regexp.MustCompile(`^<!-- kind: (\S+) -->$`)
-	rowRe := regexp.MustCompile("^\\| `([a-z_]+)` \\|")
+	rowRe := regexp.MustCompile("^\\| `([a-z_][a-z0-9_]*)` \\|")
 	tableFields = map[string]bool{}
 	sc := bufio.NewScanner(bytes.NewReader(doc))
 	var kind string

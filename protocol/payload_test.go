@@ -61,6 +61,16 @@ var decoders = map[string]func([]byte) (any, error){
 	"ack":        func(b []byte) (any, error) { return DecodeAck(b) },
 	"tele":       func(b []byte) (any, error) { return DecodeTelemetry(b) },
 	"event":      func(b []byte) (any, error) { return DecodeEvent(b) },
+	"firmware":   func(b []byte) (any, error) { return DecodeFirmwareArgs(b) },
+	"fwprogress": func(b []byte) (any, error) { return decodeStrictAs[FirmwareProgress]("firmware progress", b) },
+	"fwresult":   func(b []byte) (any, error) { return decodeStrictAs[FirmwareResult]("firmware result", b) },
+}
+
+// decodeStrictAs decodes a result type that has no decoder of its own.
+func decodeStrictAs[T any](kind string, b []byte) (T, error) {
+	var v T
+	err := decodeStrict(kind, b, &v)
+	return v, err
 }
 
 func TestDecodeArgsRejects(t *testing.T) {
