@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/cap"
 )
 
 // Config is the controller's whole configuration. Defaults come first,
@@ -28,11 +29,13 @@ type Config struct {
 	Grace      time.Duration // a scheduled start missed by less (controller down) plays late
 	LogLevel   string
 
+	FirmwareKey string // the operator's ed25519 public key file (name.pub); without it uploads are refused
+	FirmwareURL string // base URL receivers download images from; default: the API's URL
+
 	Alarms       loa.AlarmThresholds // offline, stream loss, temperature raise/clear
 	AlarmWebhook string              // optional URL every alarm raise and clear is POSTed to
 
-	FirmwareKey string // the operator's ed25519 public key file (name.pub); without it uploads are refused
-	FirmwareURL string // base URL receivers download images from; default: the API's URL
+	CAPSender string // sender of the CAP messages alerts are exported as
 }
 
 // DefaultConfig returns the defaults for a single-machine install.
@@ -52,7 +55,17 @@ func DefaultConfig() Config {
 		Grace:      5 * time.Minute,
 		LogLevel:   "info",
 		Alarms:     loa.DefaultAlarmThresholds(),
+		CAPSender:  defaultCAPSender(),
 	}
+}
+
+// defaultCAPSender is loa@host: CAP asks senders to be unique, and the
+// host name is what a single-machine install has that is.
+func defaultCAPSender() string {
+	if h, err := os.Hostname(); err == nil && cap.CheckSender("loa@"+h) == nil {
+		return "loa@" + h
+	}
+	return "loa"
 }
 
 // configVars binds each setting to a flag and a LOA_* variable.
@@ -69,13 +82,14 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Lead, "lead", c.Lead, "longest a session waits for its receivers to tune before its first packet [LOA_LEAD]")
 	fs.DurationVar(&c.Grace, "grace", c.Grace, "a scheduled start missed while the controller was down plays late within this window, else is logged as missed [LOA_GRACE]")
 	fs.StringVar(&c.LogLevel, "log", c.LogLevel, "log level: debug, info, warn, error [LOA_LOG]")
+	fs.StringVar(&c.FirmwareKey, "firmware-key", c.FirmwareKey, "the operator's firmware public key file (name.pub from loa firmware keygen); firmware uploads need it [LOA_FIRMWARE_KEY]")
+	fs.StringVar(&c.FirmwareURL, "firmware-url", c.FirmwareURL, "base URL receivers download firmware from, e.g. http://ctl.example:8080 (default: the API address) [LOA_FIRMWARE_URL]")
 	fs.DurationVar(&c.Alarms.Offline, "alarm-offline", c.Alarms.Offline, "raise an offline alarm for a receiver offline this long [LOA_ALARM_OFFLINE]")
 	fs.Float64Var(&c.Alarms.StreamLossPct, "alarm-loss", c.Alarms.StreamLossPct, "raise a stream_loss alarm above this packet loss, % of a telemetry window; clears at half [LOA_ALARM_LOSS]")
 	fs.Float64Var(&c.Alarms.TempC, "alarm-temp", c.Alarms.TempC, "raise a temperature alarm at this board temperature, °C [LOA_ALARM_TEMP]")
 	fs.Float64Var(&c.Alarms.TempClearC, "alarm-temp-clear", c.Alarms.TempClearC, "clear the temperature alarm below this, °C [LOA_ALARM_TEMP_CLEAR]")
 	fs.StringVar(&c.AlarmWebhook, "alarm-webhook", c.AlarmWebhook, "URL to POST every alarm raise and clear to, as JSON (optional) [LOA_ALARM_WEBHOOK]")
-	fs.StringVar(&c.FirmwareKey, "firmware-key", c.FirmwareKey, "the operator's firmware public key file (name.pub from loa firmware keygen); firmware uploads need it [LOA_FIRMWARE_KEY]")
-	fs.StringVar(&c.FirmwareURL, "firmware-url", c.FirmwareURL, "base URL receivers download firmware from, e.g. http://ctl.example:8080 (default: the API address) [LOA_FIRMWARE_URL]")
+	fs.StringVar(&c.CAPSender, "cap-sender", c.CAPSender, "sender of exported CAP messages, unique to this controller, e.g. loa.quangngai.gov.vn [LOA_CAP_SENDER]")
 }
 
 // fromEnv applies LOA_* variables; flags parsed afterwards win.
@@ -84,8 +98,8 @@ func (c *Config) fromEnv(getenv func(string) string) error {
 		"LOA_DATA": &c.DataDir, "LOA_HTTP": &c.HTTPAddr, "LOA_MQTT_LISTEN": &c.MQTTListen,
 		"LOA_MQTT_URL": &c.MQTTURL, "LOA_MQTT_USER": &c.MQTTUser, "LOA_MQTT_PASS": &c.MQTTPass,
 		"LOA_RTP": &c.RTPBind, "LOA_RTP_PUBLIC": &c.RTPPublic, "LOA_LOG": &c.LogLevel,
-		"LOA_ALARM_WEBHOOK": &c.AlarmWebhook,
-		"LOA_FIRMWARE_KEY":  &c.FirmwareKey, "LOA_FIRMWARE_URL": &c.FirmwareURL,
+		"LOA_FIRMWARE_KEY": &c.FirmwareKey, "LOA_FIRMWARE_URL": &c.FirmwareURL,
+		"LOA_ALARM_WEBHOOK": &c.AlarmWebhook, "LOA_CAP_SENDER": &c.CAPSender,
 	}
 	for k, p := range str {
 		if v := getenv(k); v != "" {
@@ -134,6 +148,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Alarms.Validate(); err != nil {
 		return err
+	}
+	if err := cap.CheckSender(c.CAPSender); err != nil {
+		return fmt.Errorf("cap-sender: %s", loa.ErrorMessage(err))
 	}
 	return nil
 }

@@ -45,11 +45,11 @@ type Main struct {
 	Scheduler *scheduler.Scheduler
 	Firmware  *firmwareService
 	Fallbacks *fallbackService
+	Alerts    *alertService
 	Health    *devices.Health // hourly health aggregates
 	Alarms    *devices.Alarms // the alarm evaluator
 	webhook   *alarmWebhook   // nil without -alarm-webhook
 	detach    []func()        // fleet subscriptions of Health and Alarms
-	Alerts    *alertService
 	Groups    *groupService
 
 	// bg lives from Open to Close: the scheduler and session resumption
@@ -218,12 +218,14 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Sessions: m.Sessions, Tokens: m.DB, Audit: m.DB, Commands: commandService{m.Fleet}, Groups: m.Groups,
 		Playlists: m.DB, Fallbacks: m.Fallbacks, Schedules: m.Schedules, Alerts: m.Alerts, PlayLog: playLog{m.DB}, Gatherer: reg,
 		Alarms: m.Alarms, Health: m.Health,
+		CAPAlerts: m.DB, CAPSender: cfg.CAPSender,
 		Logger: m.Logger.With("component", "api"),
 	}
 	if m.Firmware, err = m.openFirmware(); err != nil {
 		return err
 	}
 	srv.Firmware, srv.Receivers = m.Firmware, m.DB
+	srv.Creds = credentialService{db: m.DB, broker: m.Broker, logger: m.Logger.With("component", "credentials")}
 	m.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("http: %w", err)
