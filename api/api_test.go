@@ -32,6 +32,8 @@ type env struct {
 	sessions *fakeSessions
 	sched    *fakeSchedules
 	playlog  *fakePlayLog
+	alarms   *fakeAlarms // alarms_test.go
+	health   *fakeHealth // alarms_test.go
 	registry *prometheus.Registry
 
 	admin, province, opA, opB, techA, provA string // token secrets
@@ -69,6 +71,7 @@ func newEnv(t *testing.T) *env {
 	e.sessions = &fakeSessions{media: e.media}
 	e.sched = &fakeSchedules{}
 	e.playlog = &fakePlayLog{}
+	e.alarms, e.health = newFakeAlarms(), &fakeHealth{}
 	token := func(name, role, area string) string {
 		tok := &loa.Token{Name: name, Role: role, AreaID: area}
 		secret, err := db.CreateToken(ctx, tok)
@@ -90,6 +93,7 @@ func newEnv(t *testing.T) *env {
 		Areas: db, Devices: db, Tokens: db, Audit: db,
 		Media: e.media, Sessions: e.sessions,
 		Schedules: e.sched, PlayLog: e.playlog, Now: func() time.Time { return testNow },
+		Alarms: e.alarms, Health: e.health,
 		Presence: fakePresence{"dev-a1": {ID: "dev-a1", Online: true, Telemetry: &loa.Telemetry{RSSI: -71, Volume: 80,
 			Stream: &loa.StreamStats{Received: 990, Lost: 10}}}},
 		Gatherer:  e.registry,

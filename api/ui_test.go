@@ -81,6 +81,13 @@ func TestOperatorPageInChromium(t *testing.T) {
 		})
 	}
 
+	script := func(js string) chromedp.Action[chromedp.Void] { // runs js, which must return a boolean
+		return chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js))
+			return err
+		})
+	}
+
 	step("sign in",
 		chromedp.Navigate(e.srv.URL+"/"),
 		chromedp.WaitVisible(chromedp.ID("token")),
@@ -89,6 +96,22 @@ func TestOperatorPageInChromium(t *testing.T) {
 		chromedp.WaitVisible(chromedp.ID("app")),
 		until(`document.querySelector("#devices-body").textContent.includes("dev-a1")`))
 	devices := text("#devices-body")
+
+	// Alarms arrive live over the event stream, per area; the device
+	// list filters on them.
+	e.alarms.raise("al-hot", "dev-a1", "a-1", "temperature")
+	step("alarm raised",
+		until(`document.querySelector("#alarms-body").textContent.includes("Quá nhiệt")`),
+		chromedp.SetValue(chromedp.ID("devices-problem"), "temperature"),
+		script(`document.querySelector("#devices-problem").dispatchEvent(new Event("change"))`),
+		until(`document.querySelector("#devices-body").textContent.includes("Quá nhiệt")`))
+	alarms := text("#alarms-body")
+	e.alarms.clear("al-hot")
+	step("alarm cleared",
+		until(`document.querySelector("#alarms-body").textContent.includes("Không có sự cố")`),
+		chromedp.SetValue(chromedp.ID("devices-problem"), "any"),
+		script(`document.querySelector("#devices-problem").dispatchEvent(new Event("change"))`),
+		until(`document.querySelector("#devices-body").textContent.includes("Không có thiết bị nào")`))
 
 	step("upload",
 		chromedp.SetUploadFiles(chromedp.ID("upload-file"), []string{audio}),
@@ -111,6 +134,9 @@ func TestOperatorPageInChromium(t *testing.T) {
 	}
 	if !strings.Contains(devices, "-71 dBm") || !strings.Contains(devices, "1.0 %") {
 		t.Errorf("devices table lacks signal or loss: %q", devices)
+	}
+	if !strings.Contains(alarms, "Cụm 1") || !strings.Contains(alarms, "dev-a1") {
+		t.Errorf("alarm panel %q: want the area's name and the device", alarms)
 	}
 	if !strings.Contains(sessions, "đang phát") || !strings.Contains(sessions, "Thông thường") {
 		t.Errorf("sessions table %q", sessions)
