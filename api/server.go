@@ -17,7 +17,9 @@
 //	PUT  /api/v1/areas/{id}/tests          {tests: bool} → 200 area: test alerts sound only in marked areas (and below)
 //	GET  /api/v1/devices?area=&state=online|offline&problem=<alarm kind>|any  [device + "state" + "problems"] in scope
 //	POST /api/v1/devices                   {id,area_id,name,lat,lon} → 201 {device,password}
-//	GET  /api/v1/devices/{id}              device + "state" + "problems"
+//	GET  /api/v1/devices/{id}              device + "state" + "problems" (credentials: active|revoked, rotated_at, revoked_at)
+//	POST /api/v1/devices/{id}/credentials  → 200 {device,password,broker}: a new MQTT password, shown once; the old one stops working
+//	DELETE /api/v1/devices/{id}/credentials → 204: revoked, disconnected, refused from now on (200 {device,broker} with what to do on an external broker)
 //	GET  /api/v1/devices/{id}/health?from=&to=  [hourly health aggregate], default the last 24 h, ≤ 31 days
 //	GET  /api/v1/alarms?area=&active=true|false&kind=&limit=  [alarm] in scope, newest first
 //	GET  /api/v1/alarms/stream?area=&kind=  server-sent events "raised"/"cleared" (active alarms first); also ?access_token=
@@ -115,6 +117,7 @@ type Server struct {
 	Firmware  loa.FirmwareService
 	Receivers DeviceAuthenticator
 	Groups    loa.GroupCommandService
+	Creds     CredentialService // rotates and revokes device credentials
 	Playlists loa.PlaylistService
 	Fallbacks loa.FallbackService
 	Schedules loa.ScheduleService
@@ -160,6 +163,8 @@ func (s *Server) Handler() http.Handler {
 	route("POST /api/v1/devices", loa.ActionDevice, s.createDevice)
 	route("GET /api/v1/devices/{id}", loa.ActionRead, s.getDevice)
 	route("POST /api/v1/devices/{id}/commands", loa.ActionDevice, s.sendCommand)
+	route("POST /api/v1/devices/{id}/credentials", loa.ActionDevice, s.rotateCredentials)
+	route("DELETE /api/v1/devices/{id}/credentials", loa.ActionDevice, s.revokeCredentials)
 	route("GET /api/v1/commands/{id}", loa.ActionRead, s.getCommand)
 	route("GET /api/v1/devices/{id}/health", loa.ActionRead, s.deviceHealth)
 	route("GET /api/v1/alarms", loa.ActionRead, s.listAlarms)
