@@ -251,6 +251,12 @@ func (r *Receiver) update(ctx context.Context, id string, args protocol.Firmware
 	r.fwProgress(id, protocol.FWPhaseInstalling, img.size, args.Size)
 	r.fw.mu.Lock()
 	spare := 1 - r.fw.active
+	if r.cfg.Impair.FailInstall {
+		// The bootloader is never told to try the spare slot, so the old
+		// image keeps running.
+		r.fw.mu.Unlock()
+		return fwFail(protocol.FWInstall, "writing slot %s failed: flash write error (impairment)", slotNames[spare])
+	}
 	r.fw.slots[spare] = fwSlot{version: args.Version, header: img.header}
 	r.fw.pending = &fwPending{cmdID: id, version: args.Version, size: args.Size, slot: spare}
 	r.fw.mu.Unlock()

@@ -492,6 +492,44 @@ func TestFirmwareBusyAndInterrupted(t *testing.T) {
 	}
 }
 
+// A flash that fails to write fails the command with code install and
+// changes nothing; closing a receiver mid-download ends the download and
+// sends nothing more.
+func TestFirmwareInstallFailsAndClose(t *testing.T) {
+	t.Parallel()
+	broker := startBroker(t)
+	rec := newRecorder(t, broker, "ctl")
+	pub, priv := newKey(t)
+	srv := newImageServer(t)
+	r := startReceiver(t, Config{ID: "rx1", Password: otaPassword, Broker: broker, FirmwareKey: pub, Impair: Impairment{FailInstall: true}})
+	boot := r.Boot()
+	img := BuildImage("1.1.0", true, 8000)
+	id := rec.send(t, "rx1", protocol.OpFirmware, signedArgs(priv, "1.1.0", srv.put("/fw/1.1.0", img), img), time.Now().Add(time.Minute))
+	if a := rec.finalAck(t, "rx1", id); a.State != protocol.AckFailed || a.Code != protocol.FWInstall || !strings.Contains(a.Msg, "slot b") {
+		t.Errorf("failed install acked %+v", a)
+	}
+	if s := r.FirmwareSlots(); s != (FirmwareSlots{Active: "a", A: "1.0.0"}) || r.Boot() != boot {
+		t.Errorf("after a failed install: slots %+v, boot %d (was %d)", s, r.Boot(), boot)
+	}
+
+	srv.mu.Lock()
+	srv.hold = make(chan struct{})
+	srv.mu.Unlock()
+	defer close(srv.hold)
+	img = BuildImage("1.2.0", true, 8000)
+	id = rec.send(t, "rx1", protocol.OpFirmware, signedArgs(priv, "1.2.0", srv.put("/fw/1.2.0", img), img), time.Now().Add(time.Minute))
+	rec.ack(t, "rx1", id, protocol.AckAccepted)
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rec.wait(t, "offline", statusIs("rx1", false, boot))
+	for _, a := range acksOf(rec, "rx1", id) {
+		if a.Final() {
+			t.Errorf("a closed receiver acked %+v", a)
+		}
+	}
+}
+
 func TestFirmwareConfigChecked(t *testing.T) {
 	broker := startBroker(t)
 	for _, cfg := range []Config{

@@ -36,6 +36,9 @@ type Impairment struct {
 	// CutDownloadAt drops the connection of a firmware download once,
 	// after this many bytes of the image, so the receiver must resume.
 	CutDownloadAt int64
+	// FailInstall makes writing a verified image to the spare slot fail
+	// (a worn-out flash): the firmware command fails with code install.
+	FailInstall bool
 }
 
 // Config configures one receiver.
