@@ -48,10 +48,12 @@ func (s *Server) sendCommand(w http.ResponseWriter, r *http.Request, c *call) er
 	if !deviceOps[req.Op] {
 		return loa.Errorf(loa.EINVALID, "op: %q is not a device command; use volume, mute, amp, test, reboot or config", req.Op)
 	}
-	if req.Op == protocol.OpVolume {
-		if _, err := protocol.DecodeVolumeArgs(req.Args); err != nil {
-			return loa.Errorf(loa.EINVALID, "args: %v", err)
-		}
+	// Bad args are refused here, before anything reaches the device.
+	if string(req.Args) == "null" {
+		req.Args = nil
+	}
+	if err := argCheckers[req.Op](req.Args); err != nil {
+		return loa.Errorf(loa.EINVALID, "args: %v", err)
 	}
 	d, err := s.deviceInScope(r, c, r.PathValue("id"))
 	if err != nil {
