@@ -243,7 +243,7 @@ func (h *Health) flush(ctx context.Context, partial bool) error {
 				d.agg = nil
 			}
 		}
-		if d.agg == nil && !d.online {
+		if d.agg == nil && !d.online && !d.mark.valid {
 			delete(h.devs, id) // nothing in progress: forget the device until it speaks
 		}
 	}
