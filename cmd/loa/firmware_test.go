@@ -398,3 +398,96 @@ func TestSystemFirmwareUploadNeedsKey(t *testing.T) {
 		t.Errorf("upload without a key: %v, want 503 naming -firmware-key", err)
 	}
 }
+
+// A controller restart in the middle of a rollout: the new process
+// continues the stored rollout. One receiver of the first wave is offline
+// until after the restart; once it comes online the continued rollout
+// updates it and goes on to the second wave.
+func TestSystemFirmwareRolloutSurvivesRestart(t *testing.T) {
+	ctx := context.Background()
+	name := filepath.Join(t.TempDir(), "op")
+	var out bytes.Buffer
+	if err := runFirmware([]string{"keygen", "-out", name}, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := readPublicKey(name + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t)
+	cfg.MQTTListen = fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	cfg.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	cfg.FirmwareKey = name + ".pub"
+	m1 := NewMain(cfg, testLogger(t))
+	if err := m1.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := newAPIClient(m1.URL(), m1.AdminToken)
+	c.createArea(ctx, loa.Area{ID: "p", Name: "P", Kind: loa.AreaProvince})
+	c.createArea(ctx, loa.Area{ID: "a", ParentID: "p", Name: "A", Kind: loa.AreaCommune})
+	ids := []string{"rx-0", "rx-1", "rx-2", "rx-3"}
+	waves := []int{50, 100}
+	plan := devices.PlanWaves(ids, waves)
+	late, early := plan[0].Device, plan[1].Device // both in the first wave
+	var now []firmwaresim.Config
+	var lateCfg firmwaresim.Config
+	for _, id := range ids {
+		pw, err := c.createDevice(ctx, loa.Device{ID: id, AreaID: "a"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc := firmwaresim.Config{ID: id, Password: pw, Broker: m1.MQTTURL(), FirmwareKey: pub, Logger: testLogger(t).With("receiver", id)}
+		if id == late {
+			lateCfg = rc
+		} else {
+			now = append(now, rc)
+		}
+	}
+	fleet, err := firmwaresim.StartFleet(ctx, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fleet.Close() })
+	if err := waitOnline(ctx, c, len(now), 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	s1 := &fwSystem{system: &system{t: t, m: m1, api: c}, keyPath: name + ".key"}
+	img := s1.upload("1.1.0", firmwaresim.BuildImage("1.1.0", true, 64<<10))
+	ro := s1.startRollout(rolloutRequest{ImageID: img.ID, Targets: loa.Targets{Areas: []string{"a"}}, Waves: waves, FailThreshold: 0.5, WaveTimeout: "2m"})
+	s1.waitRollout(ro.ID, "done on "+early, func(r *loa.Rollout) bool { return deviceOf(r, early).State == loa.RolloutDeviceDone })
+	if err := m1.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	m2 := NewMain(cfg, testLogger(t))
+	if err := m2.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Close()
+	s2 := &fwSystem{system: &system{t: t, m: m2, api: newAPIClient(m2.URL(), c.token)}}
+	mid := s2.rollout(ro.ID)
+	if mid.State != loa.RolloutRunning || mid.Wave != 0 || deviceOf(mid, late).State != loa.RolloutDevicePending ||
+		deviceOf(mid, early).State != loa.RolloutDeviceDone {
+		t.Fatalf("after the restart the rollout is %s in wave %d: %+v", mid.State, mid.Wave, mid.Devices)
+	}
+	lateFleet, err := firmwaresim.StartFleet(ctx, []firmwaresim.Config{lateCfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lateFleet.Close() })
+	end := s2.waitRollout(ro.ID, "completed", func(r *loa.Rollout) bool { return r.State == loa.RolloutCompleted })
+	for _, d := range end.Devices {
+		if d.State != loa.RolloutDeviceDone || d.Version != "1.1.0" {
+			t.Errorf("%s: %s %s %q, want done on 1.1.0", d.Device, d.State, d.Code, d.Msg)
+		}
+	}
+	for _, r := range append(fleet.Receivers(), lateFleet.Receivers()...) {
+		if v := r.Firmware(); v != "1.1.0" {
+			t.Errorf("%s runs %s", r.ID(), v)
+		}
+	}
+	// Receivers first: closing them after the broker waits for a broker
+	// that is gone.
+	lateFleet.Close()
+	fleet.Close()
+}
