@@ -300,3 +300,27 @@ func TestAlarmsAttachedToFleet(t *testing.T) {
 		}
 	}
 }
+
+// A device registered after the controller started gets the whole offline
+// threshold from its registration to connect.
+func TestAlarmOfflineCountsFromRegistration(t *testing.T) {
+	clock := &testClock{t: time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)}
+	changes := make(chan loa.AlarmChange, 10)
+	dir := staticDirectory{{ID: "new", AreaID: "a1", CreatedAt: clock.Now().Add(3 * time.Minute)}}
+	a, err := NewAlarms(context.Background(), AlarmConfig{Store: newMemAlarms(), Now: clock.Now, Directory: dir,
+		OnChange: func(c loa.AlarmChange) { changes <- c }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	clock.set(clock.Now().Add(7 * time.Minute)) // 7 min after start, 4 after registration
+	a.Check(context.Background())
+	if len(changes) != 0 {
+		t.Fatalf("raised %+v before the device had the threshold to connect", <-changes)
+	}
+	clock.set(clock.Now().Add(time.Minute))
+	a.Check(context.Background())
+	if c := <-changes; c.Event != loa.AlarmRaised || c.Alarm.Device != "new" || c.Alarm.Value != 300 {
+		t.Errorf("change %+v, want offline raised after 5 min", c)
+	}
+}
