@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -254,21 +255,24 @@ func (s *Server) changeRollout(action string) handler {
 		if _, err := s.rollout(c, id); err != nil {
 			return err
 		}
-		reason := ""
-		if r.ContentLength != 0 && r.Header.Get("Content-Type") != "" {
-			var req struct {
-				Reason string `json:"reason"`
-			}
-			if err := decodeJSON(r.Body, &req); err != nil {
+		// The body is optional: nothing, or {"reason": "..."}.
+		b, err := io.ReadAll(io.LimitReader(r.Body, maxJSONBody+1))
+		if err != nil {
+			return loa.Errorf(loa.EINVALID, "body: reading failed: %v", err)
+		}
+		var req struct {
+			Reason string `json:"reason"`
+		}
+		if len(bytes.TrimSpace(b)) > 0 {
+			if err := decodeJSON(bytes.NewReader(b), &req); err != nil {
 				return err
 			}
-			if len(req.Reason) > 200 || strings.ContainsAny(req.Reason, "\x00\r\n") {
-				return loa.Errorf(loa.EINVALID, "reason: at most 200 bytes on one line")
-			}
-			reason = req.Reason
 		}
+		if len(req.Reason) > 200 || strings.ContainsAny(req.Reason, "\x00\r\n") {
+			return loa.Errorf(loa.EINVALID, "reason: at most 200 bytes on one line")
+		}
+		reason := strings.TrimSpace(req.Reason)
 		var ro *loa.Rollout
-		var err error
 		switch action {
 		case "pause":
 			ro, err = s.Firmware.PauseRollout(r.Context(), id, reason)

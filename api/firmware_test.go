@@ -379,6 +379,8 @@ func TestRolloutRoutes(t *testing.T) {
 		t.Errorf("paused: %+v", paused)
 	}
 	wantError(t, fe.do("POST", "/api/v1/rollouts/"+ro.ID+"/pause", fe.techA, nil), http.StatusConflict, loa.ECONFLICT)
+	wantError(t, fe.do("POST", "/api/v1/rollouts/"+ro.ID+"/resume", fe.techA, `{"reason":"a\nb"}`), http.StatusBadRequest, loa.EINVALID, "reason")
+	wantError(t, fe.do("POST", "/api/v1/rollouts/"+ro.ID+"/resume", fe.techA, `{"why":"x"}`), http.StatusBadRequest, loa.EINVALID, "why")
 	want(t, fe.do("POST", "/api/v1/rollouts/"+ro.ID+"/resume", fe.techA, nil), http.StatusOK)
 	want(t, fe.do("POST", "/api/v1/rollouts/"+ro.ID+"/abort", fe.techA, nil), http.StatusOK)
 	wantError(t, fe.do("POST", "/api/v1/rollouts/"+ro.ID+"/pause", fe.opA, nil), http.StatusForbidden, loa.EFORBIDDEN)
