@@ -248,6 +248,7 @@ async function refresh() {
 
     options($("play-media"), media.map((m) => [m.id, m.name]));
     options($("play-area"), treeOrder(areas));
+    if (typeof alertDesk !== "undefined") alertDesk.refresh();
   } catch (e) {
     if (token()) say(e.message, true);
   }
@@ -326,8 +327,9 @@ async function login(ev) {
   if (input.value.trim()) sessionStorage.setItem(TOKEN_KEY, input.value.trim());
   input.value = "";
   if (!token()) return;
+  let me;
   try {
-    const me = await api("GET", "/api/v1/me");
+    me = await api("GET", "/api/v1/me");
     $("who-name").textContent = me.name + " · " + me.role + (me.area_id ? " · " + me.area_id : "");
     const emergency = me.role === "admin" || me.role === "province";
     $("play-priority").querySelector('option[value="240"]').hidden = !emergency;
@@ -342,6 +344,7 @@ async function login(ev) {
   $("who").hidden = false;
   await refresh();
   watchAlarms();
+  if (typeof alertDesk !== "undefined") alertDesk.start(me); // alerts.js
   clearInterval(timer);
   timer = setInterval(refresh, REFRESH_MS);
 }
@@ -350,6 +353,7 @@ function logout(text) {
   sessionStorage.removeItem(TOKEN_KEY);
   if (alarmStream) alarmStream.close();
   alarmStream = null;
+  if (typeof alertDesk !== "undefined") alertDesk.stop();
   clearInterval(timer);
   $("app").hidden = true;
   $("who").hidden = true;

@@ -11,7 +11,7 @@ import (
 
 // FS holds the UI's files.
 //
-//go:embed index.html app.js style.css
+//go:embed index.html app.js alerts.js style.css
 var FS embed.FS
 
 // contentSecurityPolicy lets the page load only its own files and talk
