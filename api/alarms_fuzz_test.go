@@ -21,7 +21,9 @@ var fuzzAreas = []*loa.Area{
 	{ID: "b", ParentID: "p", Kind: loa.AreaCommune}, {ID: "a1", ParentID: "a", Kind: loa.AreaCluster},
 }
 
-func (fuzzServices) CreateArea(context.Context, *loa.Area) error { return loa.Errorf(loa.EINVALID, "no") }
+func (fuzzServices) CreateArea(context.Context, *loa.Area) error {
+	return loa.Errorf(loa.EINVALID, "no")
+}
 func (fuzzServices) Area(_ context.Context, id string) (*loa.Area, error) {
 	for _, a := range fuzzAreas {
 		if a.ID == id {
