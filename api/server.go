@@ -80,6 +80,14 @@
 // cancelling needs the same authority as sending. Sends, cancels and
 // report reads are audited.
 //
+// CAP 1.2 (package cap) maps to an alert under the same rules: Immediate
+// with Extreme or Severe is khẩn cấp, anything else ưu tiên; geocodes
+// name areas by administrative code (an unknown code is 400), polygons
+// and circles the receivers located inside (in the caller's scope); the
+// content is an embedded audio resource (derefUri; audio by URL is never
+// fetched) or the headline, description and instruction spoken; status
+// Exercise and Test sound only in areas marked for tests.
+//
 // Schedules follow the session rules: their targets decide who sees and
 // changes them, and only admin and province tokens may create or change
 // one in the emergency band. Dates of ?day= and ?week= are in

@@ -329,6 +329,18 @@ func TestCAPPolygonAlert(t *testing.T) {
 		t.Fatalf("report devices %v, want %v", got, want)
 	}
 	s.waitPlayed(a, want...)
+
+	// An Update replaces it: the new alert is sent, the old one cancelled.
+	ref := "pctt.quangngai.gov.vn,NCHMF-TC-13," + a.CAP.Sent
+	b := s.mustPost(capMessage{id: "NCHMF-TC-13-U1", msgType: "Update", references: ref, urgency: "Immediate", severity: "Severe",
+		headline: "Bão số 13 đổ bộ", areaXML: area}.xml())
+	if b.ID == a.ID || b.Level != loa.AlertEmergency {
+		t.Fatalf("update: %s %s", b.ID, b.Level)
+	}
+	if old := s.alert(a.ID); old.State != loa.AlertCancelled || !strings.Contains(old.Reason, "NCHMF-TC-13-U1") {
+		t.Errorf("superseded alert: %s %q", old.State, old.Reason)
+	}
+	s.waitPlayed(b, want...)
 }
 
 // An Exercise sounds only in the areas marked for tests, even when it
@@ -418,6 +430,7 @@ func TestCAPBadInput(t *testing.T) {
 		{"operator sends khẩn cấp", operator, "", capMessage{id: "X7", areaXML: geocodeArea("20590")}.xml(), 403, "khẩn cấp"},
 		{"operator outside its scope", operator, "", capMessage{id: "X8", urgency: "Expected", severity: "Moderate", areaXML: geocodeArea("21070")}.xml(), 403, "targets.areas: tk"},
 		{"exercise with no test area", nil, "", capMessage{id: "X9", status: "Test", areaXML: geocodeArea("20590")}.xml(), 400, "marked for tests"},
+		{"too large", nil, "", bytes.Repeat([]byte(" "), cap.MaxSize+1), 413, "at most"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
