@@ -60,6 +60,7 @@ const (
 	ReasonInterrupted = "interrupted" // a newer emergency alert took the receiver
 	ReasonExpiredHere = "expired"     // the alert expired before it finished here
 	ReasonFailed      = "failed"      // the session carrying the alert failed on the controller
+	ReasonPartial     = "partial"     // played only part of it: joined late, or lost the stream
 )
 
 // AlertContent is what an alert plays: a media item, or Text spoken in

@@ -695,14 +695,17 @@ func (s *alertService) settleLocked(l *liveAlert, now time.Time) {
 			if now.Sub(r.endedAt) < s.delay+s.settle {
 				continue
 			}
-			reason := loa.ReasonInterrupted
+			reason := loa.ReasonInterrupted // a higher session took it and kept it
 			switch {
 			case r.state == loa.SessionFailed:
 				reason = loa.ReasonFailed
 			case d.State == loa.DeliveryQueued:
 				reason = loa.ReasonNoAck
-			case d.State == loa.DeliveryAcked && !tr.preempted:
+			case tr.preempted:
+			case d.State == loa.DeliveryAcked:
 				reason = loa.ReasonNoStream
+			case d.State == loa.DeliveryStarted:
+				reason = loa.ReasonPartial
 			}
 			l.fail(d, reason, now.UTC())
 			changed = true

@@ -16,7 +16,7 @@ import (
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: loa bench fanout|schedule|fleet [flags]")
+		return fmt.Errorf("usage: loa bench fanout|schedule|fleet|alert [flags]")
 	}
 	switch args[0] {
 	case "fanout":
@@ -25,10 +25,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return benchSchedule(ctx, args[1:], stdout, stderr)
 	case "fleet":
 		return benchFleet(ctx, args[1:], stdout, stderr)
+	case "alert":
+		return benchAlert(ctx, args[1:], stdout, stderr)
 	case "fleet-receivers": // the receivers' process of "fleet", not for users
 		return benchFleetReceivers(ctx, os.Stdin, stdout, stderr)
 	}
-	return fmt.Errorf("unknown benchmark %q (have: fanout, schedule, fleet)", args[0])
+	return fmt.Errorf("unknown benchmark %q (have: fanout, schedule, fleet, alert)", args[0])
 }
 
 // benchFanout streams one session to N loopback receivers and, in the same
