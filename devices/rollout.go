@@ -48,8 +48,12 @@ type RolloutConfig struct {
 	Args        FirmwareArgsFunc
 	Concurrency int           // devices of one rollout updating at once; default 100
 	Poll        time.Duration // how often a waiting device's presence is checked; default 1s
-	Now         func() time.Time
-	Logger      *slog.Logger
+	// SaveEvery bounds how often device progress alone is written: a
+	// rollout is stored whole, and a province's is large. Changes of the
+	// rollout's state or wave are written at once. Default 250ms.
+	SaveEvery time.Duration
+	Now       func() time.Time
+	Logger    *slog.Logger
 }
 
 // RolloutEngine runs firmware rollouts in waves. Every change is written
@@ -83,7 +87,10 @@ type run struct {
 	args     protocol.FirmwareArgs
 	started  map[int]bool // device indexes with a worker
 	inflight int
-	dirty    bool
+	dirty    bool          // changed since the last snapshot
+	urgent   bool          // the rollout itself changed: store it now
+	lastSave time.Time     // monotonic, for SaveEvery
+	timer    bool          // a delayed wake for a deferred save is set
 	wake     chan struct{} // capacity 1
 
 	seq     uint64     // snapshot counter, under RolloutEngine.mu
@@ -100,6 +107,9 @@ func NewRolloutEngine(cfg RolloutConfig) *RolloutEngine {
 	}
 	if cfg.Poll <= 0 {
 		cfg.Poll = time.Second
+	}
+	if cfg.SaveEvery <= 0 {
+		cfg.SaveEvery = 250 * time.Millisecond
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -313,7 +323,7 @@ func (e *RolloutEngine) change(ctx context.Context, id string, fn func(r *loa.Ro
 // snapshot copies rn's rollout for saving; e.mu is held.
 func (e *RolloutEngine) snapshot(rn *run) (*loa.Rollout, uint64) {
 	rn.seq++
-	rn.dirty = false
+	rn.dirty, rn.urgent, rn.lastSave = false, false, time.Now()
 	return cloneRollout(rn.r), rn.seq
 }
 
@@ -354,9 +364,18 @@ func (e *RolloutEngine) loop(rn *run) {
 		done := r.Final() && rn.inflight == 0
 		var snap *loa.Rollout
 		var seq uint64
-		if rn.dirty || done {
+		switch wait := e.cfg.SaveEvery - time.Since(rn.lastSave); {
+		case done || rn.urgent || rn.dirty && wait <= 0:
 			r.UpdatedAt = e.now().UTC()
 			snap, seq = e.snapshot(rn)
+		case rn.dirty && !rn.timer:
+			rn.timer = true
+			time.AfterFunc(wait, func() {
+				e.mu.Lock()
+				rn.timer = false
+				e.mu.Unlock()
+				wake(rn)
+			})
 		}
 		if done {
 			delete(e.runs, r.ID)
@@ -374,6 +393,18 @@ func (e *RolloutEngine) loop(rn *run) {
 		select {
 		case <-rn.wake:
 		case <-e.ctx.Done():
+			e.mu.Lock() // store what a deferred save still holds
+			if rn.dirty {
+				snap, seq = e.snapshot(rn)
+			} else {
+				snap = nil
+			}
+			e.mu.Unlock()
+			if snap != nil {
+				if err := e.save(e.ctx, rn, snap, seq); err != nil {
+					e.log.Error("rollout state not stored", "rollout", snap.ID, "err", err)
+				}
+			}
 			return
 		}
 	}
@@ -401,7 +432,7 @@ func (e *RolloutEngine) step(rn *run) {
 			go e.work(rn, i, r.WaveStarted.Add(r.WaveTimeout))
 		}
 		if over, reason := overThreshold(r); over {
-			r.State, r.AutoPaused, r.Reason, rn.dirty = loa.RolloutPaused, true, reason, true
+			r.State, r.AutoPaused, r.Reason, rn.dirty, rn.urgent = loa.RolloutPaused, true, reason, true, true
 			e.log.Warn("rollout paused: too many failures", "rollout", r.ID, "reason", reason)
 			return
 		}
@@ -416,7 +447,7 @@ func (e *RolloutEngine) step(rn *run) {
 		r.Wave++
 		r.Accepted = 0
 		r.WaveStarted = e.now().UTC()
-		rn.dirty = true
+		rn.dirty, rn.urgent = true, true
 	}
 }
 

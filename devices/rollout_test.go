@@ -477,3 +477,41 @@ func TestRolloutStartRefuses(t *testing.T) {
 		t.Errorf("refused starts stored %d rollouts", st.puts)
 	}
 }
+
+// Device progress is stored at most every SaveEvery; changes of the
+// rollout itself (a wave done, the end) are stored at once, and what is
+// stored last is the final state.
+func TestRolloutCoalescesProgressWrites(t *testing.T) {
+	ids := deviceIDs(40)
+	fl := newFakeFleet(ids)
+	fl.answer = func(ctx context.Context, id string, progress func(protocol.Ack)) (protocol.Ack, error) {
+		for _, p := range []string{protocol.FWPhaseDownloading, protocol.FWPhaseInstalling, protocol.FWPhaseRebooting} {
+			res, _ := json.Marshal(protocol.FirmwareProgress{Phase: p})
+			progress(protocol.Ack{ID: "c", State: protocol.AckProgress, Result: res})
+		}
+		return done("1.1.0"), nil
+	}
+	st := &memRollouts{}
+	e := newTestEngine(t, st, fl)
+	e.cfg.SaveEvery = time.Hour
+	e.cfg.Concurrency = 40
+	r := newRollout(10, 50, 100)
+	if err := e.Start(context.Background(), r, ids); err != nil {
+		t.Fatal(err)
+	}
+	waitStored(t, st, r.ID, func(s *loa.Rollout) bool { return s.State == loa.RolloutCompleted })
+	s, _ := st.Rollout(context.Background(), r.ID)
+	for _, d := range s.Devices {
+		if d.State != loa.RolloutDeviceDone {
+			t.Errorf("stored %s as %s", d.Device, d.State)
+		}
+	}
+	// 40 devices × 5 changes each, but only: the start, three waves done
+	// (the last one with the end) and at most one deferred write.
+	st.mu.Lock()
+	puts := st.puts
+	st.mu.Unlock()
+	if puts > 6 {
+		t.Errorf("%d writes for one rollout of 40 devices; device progress was not coalesced", puts)
+	}
+}
