@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -116,5 +117,25 @@ func TestRolloutPersists(t *testing.T) {
 	}
 	if _, err := db.Rollout(ctx, "nope"); loa.ErrorCode(err) != loa.ENOTFOUND {
 		t.Errorf("missing rollout: %v, want not_found", err)
+	}
+}
+
+// BenchmarkPutRollout5000 stores a province-sized rollout whole, as the
+// rollout engine does (at most every SaveEvery while devices progress).
+func BenchmarkPutRollout5000(b *testing.B) {
+	db := mustOpen(b)
+	now := time.Now().UTC()
+	r := &loa.Rollout{ID: "ro1", ImageID: "fw1", Version: "1.2.0", Targets: loa.Targets{Areas: []string{"p"}},
+		Waves: loa.DefaultWaves, FailThreshold: 0.1, WaveTimeout: time.Hour, State: loa.RolloutRunning, CreatedAt: now}
+	for i := range 5000 {
+		r.Devices = append(r.Devices, loa.RolloutDevice{Device: fmt.Sprintf("rx-%05d", i), Wave: i % 4,
+			State: loa.RolloutDeviceDownloading, Version: "1.1.0", UpdatedAt: now})
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := db.PutRollout(ctx, r); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
