@@ -114,8 +114,10 @@ func (s *Server) postCAP(w http.ResponseWriter, r *http.Request, c *call) error 
 			return errUnavailable("media")
 		}
 		m, err := s.Media.ImportMedia(c.ctx, capMediaName(msg, mp.Audio), bytes.NewReader(mp.Audio.Data), c.tok.ID)
-		if err != nil {
-			return fmt.Errorf("info.resource (%s): %w", mp.Audio.MimeType, err)
+		if code := loa.ErrorCode(err); code != "" && code != loa.EINTERNAL {
+			return loa.Errorf(code, "info.resource (%s): %s", mp.Audio.MimeType, loa.ErrorMessage(err))
+		} else if err != nil {
+			return fmt.Errorf("info.resource: import: %w", err)
 		}
 		a.Content.MediaID = m.ID
 		c.audit("media.upload", m.ID, m.Name)

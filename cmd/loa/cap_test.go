@@ -431,6 +431,9 @@ func TestCAPBadInput(t *testing.T) {
 		{"operator outside its scope", operator, "", capMessage{id: "X8", urgency: "Expected", severity: "Moderate", areaXML: geocodeArea("21070")}.xml(), 403, "targets.areas: tk"},
 		{"exercise with no test area", nil, "", capMessage{id: "X9", status: "Test", areaXML: geocodeArea("20590")}.xml(), 400, "marked for tests"},
 		{"too large", nil, "", bytes.Repeat([]byte(" "), cap.MaxSize+1), 413, "at most"},
+		{"embedded audio that is not audio", nil, "", capMessage{id: "X10", areaXML: geocodeArea("20590"),
+			resourceXML: "<resource><resourceDesc>x</resourceDesc><mimeType>audio/mpeg</mimeType><derefUri>" +
+				base64.StdEncoding.EncodeToString([]byte("this is not an mp3 file at all")) + "</derefUri></resource>"}.xml(), 415, "info.resource (audio/mpeg)"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
