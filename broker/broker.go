@@ -100,7 +100,8 @@ func New(cfg Config) (*Broker, error) {
 	b.srv = mqtt.New(&mqtt.Options{
 		Capabilities:           caps,
 		Logger:                 quietLogger(log),
-		SysTopicResendInterval: 30, // nobody may read $SYS; refresh it rarely
+		SysTopicResendInterval: 30,   // nobody may read $SYS; refresh it rarely
+		InlineClient:           true, // for NewInlineClient
 	})
 	if err := b.srv.AddHook(&hook{b: b}, nil); err != nil {
 		cancel()

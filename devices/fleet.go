@@ -52,6 +52,10 @@ type Config struct {
 	Initial                      []loa.DeviceState // optional: state loaded from the store at start
 	Now                          func() time.Time
 	Logger                       *slog.Logger
+	// NewClient builds the MQTT client from the options Open sets; nil
+	// means paho over the network. A controller embedding the broker
+	// passes its in-process client (broker.NewInlineClient).
+	NewClient func(*mqtt.ClientOptions) mqtt.Client
 }
 
 const (
@@ -204,7 +208,11 @@ func Open(ctx context.Context, cfg Config) (*Fleet, error) {
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			f.log.Warn("mqtt connection lost; reconnecting", "broker", cfg.Broker, "err", err)
 		})
-	f.client = mqtt.NewClient(opts)
+	if cfg.NewClient != nil {
+		f.client = cfg.NewClient(opts)
+	} else {
+		f.client = mqtt.NewClient(opts)
+	}
 	f.start()
 
 	tok := f.client.Connect()

@@ -122,12 +122,17 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	for i := range initial {
 		initial[i].Online = false // presence is relearned from the broker
 	}
-	m.Fleet, err = devices.Open(ctx, devices.Config{
+	dcfg := devices.Config{
 		Broker: brokerURL, Username: cfg.MQTTUser, Password: mqttPass,
 		ClientID: cfg.MQTTUser + "-" + randomHex(4),
 		States:   m.DB, Initial: initial,
 		Logger: m.Logger.With("component", "devices"),
-	})
+	}
+	if m.Broker != nil {
+		// In-process: no loopback TCP hop per device message.
+		dcfg.NewClient = m.Broker.NewInlineClient
+	}
+	m.Fleet, err = devices.Open(ctx, dcfg)
 	if err != nil {
 		return fmt.Errorf("devices: %w", err)
 	}
