@@ -196,6 +196,24 @@ func (e *RolloutEngine) Start(ctx context.Context, r *loa.Rollout, devices []str
 	if err != nil {
 		return err
 	}
+	// Two rollouts sending one device different images would fight.
+	want := make(map[string]bool, len(devices))
+	for _, id := range devices {
+		want[id] = true
+	}
+	e.mu.Lock()
+	for _, rn := range e.runs {
+		if rn.r.Final() {
+			continue
+		}
+		for _, d := range rn.r.Devices {
+			if want[d.Device] {
+				e.mu.Unlock()
+				return loa.Errorf(loa.ECONFLICT, "targets: device %s is in rollout %s (%s); abort that one first", d.Device, rn.r.ID, rn.r.State)
+			}
+		}
+	}
+	e.mu.Unlock()
 	now := e.now().UTC()
 	r.ID = "ro-" + randomHex(8)
 	r.Version = args.Version

@@ -476,6 +476,26 @@ func TestRolloutStartRefuses(t *testing.T) {
 	if st.puts != 0 {
 		t.Errorf("refused starts stored %d rollouts", st.puts)
 	}
+	// A device already in a live rollout cannot be in a second one.
+	fl.answer = func(ctx context.Context, id string, progress func(protocol.Ack)) (protocol.Ack, error) {
+		<-ctx.Done()
+		return protocol.Ack{ID: "c"}, loa.Errorf(loa.ETIMEOUT, "no answer")
+	}
+	first := newRollout(100)
+	if err := e.Start(context.Background(), first, deviceIDs(2)); err != nil {
+		t.Fatal(err)
+	}
+	second := newRollout(100)
+	if err := e.Start(context.Background(), second, deviceIDs(2)[1:]); loa.ErrorCode(err) != loa.ECONFLICT || !strings.Contains(err.Error(), first.ID) {
+		t.Errorf("overlapping rollout: %v, want conflict naming %s", err, first.ID)
+	}
+	if _, err := e.Abort(context.Background(), first.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	// An aborted rollout no longer holds its devices.
+	if err := e.Start(context.Background(), second, deviceIDs(2)[1:]); err != nil {
+		t.Errorf("rollout after the abort: %v", err)
+	}
 }
 
 // Device progress is stored at most every SaveEvery; changes of the
