@@ -291,13 +291,20 @@ func TestAlarmsAttachedToFleet(t *testing.T) {
 	detach := a.Attach(f)
 	defer detach()
 	d := startDevice(t, b, "dev-1", 1, nil, deviceOpt{})
+	// Malformed or out-of-range telemetry is refused and raises nothing.
+	d.publishRaw(protocol.KindTele, []byte(`{"ts":1,"rssi":-80,"volume":70,"temp":999}`), false)
+	d.publishRaw(protocol.KindTele, []byte(`{"ts":1,"rssi":-80,"volume":70,"temp":90,"ip":"not an ip"}`), false)
+	d.publishRaw(protocol.KindTele, append([]byte(`{"ts":1,"temp":95,"fw":"`), make([]byte, protocol.MaxPayload)...), false)
 	d.publish(protocol.KindTele, protocol.Telemetry{TS: 1, RSSI: -80, Volume: 70, Temp: 88}, false)
 	d.publish(protocol.KindEvent, protocol.Event{Type: protocol.EventAmpFault, TS: 2, Msg: "overload"}, false)
 	eventually(t, "temperature and amp_fault alarms", func() bool { return len(a.Active()) == 2 })
 	for _, al := range a.Active() {
-		if al.Area != "a1" || al.Device != "dev-1" {
+		if al.Area != "a1" || al.Device != "dev-1" || (al.Kind == loa.AlarmTemperature && al.Value != 88) {
 			t.Errorf("alarm %+v", al)
 		}
+	}
+	if n := f.Stats().Malformed; n != 3 {
+		t.Errorf("malformed = %d, want the 3 refused telemetry payloads", n)
 	}
 }
 
