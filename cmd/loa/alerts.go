@@ -56,9 +56,11 @@ type alertService struct {
 const (
 	alertNoStream = 3 * time.Second
 	alertSettle   = 3 * time.Second
-	alertPersist  = 500 * time.Millisecond
-	alertTick     = 100 * time.Millisecond
-	alertLateWait = 250 * time.Millisecond
+	// alertSettleMax bounds the wait for reports after a session ended.
+	alertSettleMax = 30 * time.Second
+	alertPersist   = 500 * time.Millisecond
+	alertTick      = 100 * time.Millisecond
+	alertLateWait  = 250 * time.Millisecond
 	// alertMargin is added to an alert's length for its max duration.
 	alertMargin = 30 * time.Second
 	// alertCreator prefixes the CreatedBy of alert sessions.
@@ -102,6 +104,7 @@ type alertRun struct {
 	late    bool
 	endedAt time.Time // zero while it runs
 	state   string    // how it ended
+	heard   time.Time // the last played or finished event of its receivers
 }
 
 // track is one receiver's part in an alert, beyond its report line.
@@ -113,6 +116,17 @@ type track struct {
 	played    uint64    // frames played, over every part of its session
 	preempted bool      // a higher session holds it now
 	ackedAt   time.Time // controller clock of its last ack
+}
+
+// revisable reports whether a failure the clock decided may still be
+// corrected by a late report from the receiver: on a congested broker a
+// played or finished event can arrive after the wait for it ran out.
+func revisable(d *loa.Delivery) bool {
+	switch d.Reason {
+	case loa.ReasonNoAck, loa.ReasonNoStream, loa.ReasonPartial:
+		return true
+	}
+	return false
 }
 
 func finalDelivery(d *loa.Delivery) bool {
@@ -489,13 +503,17 @@ func (s *alertService) event(device string, ev protocol.Event) {
 		return
 	}
 	d := &l.a.Report[l.idx[device]]
-	if finalDelivery(d) {
+	if finalDelivery(d) && !(l.a.State == loa.AlertActive && revisable(d)) {
 		return
 	}
 	at := time.UnixMilli(ev.TS).UTC()
 	now := time.Now().UTC()
+	if r := l.runs[ev.Session]; r != nil {
+		r.heard = now
+	}
 	switch ev.Type {
 	case protocol.EventPlayed:
+		d.EndedAt = time.Time{}
 		if d.AckedAt.IsZero() {
 			d.AckedAt = now // the ack and the event race on different goroutines
 		}
@@ -510,6 +528,8 @@ func (s *alertService) event(device string, ev protocol.Event) {
 		d.Repeats = l.content.repeatsPlayed(tr.played, l.a.Repeats)
 		if tr.played+l.content.tolerance() >= uint64(l.content.frames) {
 			d.State, d.Reason, d.EndedAt, d.Repeats = loa.DeliveryFinished, "", at, l.a.Repeats
+		} else if d.State == loa.DeliveryFailed && d.Reason != loa.ReasonPartial {
+			d.State, d.Reason = loa.DeliveryStarted, "" // settled early: the clock decides again
 		}
 	}
 	l.changedLocked()
@@ -692,7 +712,10 @@ func (s *alertService) settleLocked(l *liveAlert, now time.Time) {
 			continue
 		}
 		if !r.endedAt.IsZero() {
-			if now.Sub(r.endedAt) < s.delay+s.settle {
+			// Reports still arriving (a congested broker) extend the wait,
+			// up to alertSettleMax.
+			quiet := now.Sub(later(r.endedAt, r.heard)) >= s.delay+s.settle
+			if !quiet && now.Sub(r.endedAt) < alertSettleMax {
 				continue
 			}
 			reason := loa.ReasonInterrupted // a higher session took it and kept it
