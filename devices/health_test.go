@@ -3,6 +3,7 @@ package devices
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -206,5 +207,32 @@ func TestHealthPruneUsesRetention(t *testing.T) {
 	h := NewHealth(HealthConfig{Store: store, Now: func() time.Time { return now }})
 	if n, err := h.Prune(context.Background()); err != nil || n != 1 {
 		t.Errorf("prune = %d %v, want the one hour older than 30 days", n, err)
+	}
+}
+
+// BenchmarkObserveTelemetry is the cost per telemetry sample of the
+// health book and the alarm evaluator together, over 5000 streaming
+// receivers.
+func BenchmarkObserveTelemetry(b *testing.B) {
+	const n = 5000
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("rx-%04d", i)
+	}
+	now := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	h := NewHealth(HealthConfig{Store: newMemHealth(), Now: func() time.Time { return now }})
+	a, err := NewAlarms(context.Background(), AlarmConfig{Store: newMemAlarms(), Now: func() time.Time { return now }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer a.Close()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		k := uint64(i / n)
+		t := loa.Telemetry{At: now, RSSI: -80, TempC: 41, Volume: 70, Session: "s1",
+			Stream: &loa.StreamStats{Received: 500 * k, Lost: k, JitterMs: 3}}
+		h.ObserveTelemetry(ids[i%n], t)
+		a.ObserveTelemetry(ids[i%n], t)
 	}
 }
