@@ -295,14 +295,16 @@ func TestUnmappableFixtures(t *testing.T) {
 func TestParseTooLarge(t *testing.T) {
 	raw := readFixture(t, "testdata/valid/geocode.xml")
 	pad := bytes.Repeat([]byte(" "), MaxSize-len(raw)+1)
-	big := append(bytes.Replace(raw, []byte("</alert>"), append(pad, "</alert>"...), 1), '\n')
+	big := bytes.Replace(raw, []byte("</alert>"), append(pad, "</alert>"...), 1)
 	if _, err := Parse(big); loa.ErrorCode(err) != loa.ETOOLARGE {
 		t.Fatalf("%d bytes: %v, want too_large", len(big), err)
 	}
-	// Just under the limit still parses: the limit is the size, not a guess.
-	ok := bytes.Replace(raw, []byte("</alert>"), append(pad[:MaxSize-len(raw)-1], "</alert>"...), 1)
-	if _, err := Parse(ok); err != nil {
-		t.Fatalf("%d bytes: %v", len(ok), err)
+	// Exactly MaxSize bytes is read: it fails on its content, not its
+	// size (a wrong root element, found at once, keeps the test fast).
+	exact := append([]byte("<feed>"), bytes.Repeat([]byte(" "), MaxSize-len("<feed></feed>"))...)
+	exact = append(exact, "</feed>"...)
+	if _, err := Parse(exact); len(exact) != MaxSize || loa.ErrorCode(err) != loa.EINVALID || !strings.Contains(err.Error(), "<feed>") {
+		t.Fatalf("%d bytes: %v", len(exact), err)
 	}
 }
 
