@@ -36,6 +36,8 @@ func FuzzHandle(f *testing.F) {
 		{"loa/v1/dev/dev-1/status", `{"online":true,"boot":5,"ts":1}`},
 		{"loa/v1/dev/dev-1/status", `{"online":false,"boot":4}`},
 		{"loa/v1/dev/dev-2/status", `{"online":true,"boot":1}`},
+		{"loa/v1/dev/dev-1/status", `{"online":true,"boot":5,"conn":2,"ts":1}`},
+		{"loa/v1/dev/dev-1/status", `{"online":false,"boot":5,"conn":18446744073709551615}`},
 		{"loa/v1/dev/dev-1/tele", `{"rssi":-70,"volume":40,"stream":{"lost":1}}`},
 		{"loa/v1/dev/dev-1/ack", `{"id":"c1","state":"done"}`},
 		{"loa/v1/dev/dev-2/ack", `{"id":"c1","state":"failed"}`},

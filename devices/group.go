@@ -92,8 +92,9 @@ func (g *GroupRun) Results() []loa.GroupResult {
 
 // Run sends the command to every device that was online when prepared and
 // waits until each has a final ack, the timeout passes (the rest become
-// "timeout"), ctx ends or the fleet closes (the rest become "timeout"
-// with the reason). It returns the final results. Run once.
+// "timeout"), ctx ends (its cause is the reason) or the fleet closes (the
+// rest become "timeout" with the reason). It returns the final results.
+// Run once.
 func (g *GroupRun) Run(ctx context.Context) []loa.GroupResult {
 	f := g.f
 	n := len(g.send)
@@ -187,7 +188,7 @@ func (g *GroupRun) Run(ctx context.Context) []loa.GroupResult {
 		case <-timer.C:
 			g.abandon(ids, fmt.Sprintf("no final ack within %v", g.timeout), loa.ETIMEOUT, loa.GroupTimeout, start)
 		case <-ctx.Done():
-			g.abandon(ids, "abandoned: "+ctx.Err().Error(), loa.ETIMEOUT, loa.GroupTimeout, start)
+			g.abandon(ids, "abandoned: "+context.Cause(ctx).Error(), loa.ETIMEOUT, loa.GroupTimeout, start)
 		case <-f.closing:
 			g.abandon(ids, "abandoned: the controller is stopping", loa.EUNAVAILABLE, loa.GroupTimeout, start)
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -15,6 +16,9 @@ import (
 	"github.com/loa-broadcast/loa/store"
 )
 
+// errStopping is why a group command still running at Close was abandoned.
+var errStopping = errors.New("the controller stopped before the ack")
+
 // groupService implements loa.GroupCommandService over the fleet and the
 // store. A group command is written when created and once more when
 // settled; while it runs its live results come from the fleet.
@@ -25,7 +29,7 @@ type groupService struct {
 	now    func() time.Time
 
 	ctx    context.Context // ends the runs; cancelled by close
-	cancel context.CancelFunc
+	cancel context.CancelCauseFunc
 	wg     sync.WaitGroup
 
 	mu      sync.Mutex
@@ -45,21 +49,21 @@ var _ loa.GroupCommandService = (*groupService)(nil)
 // and returns the service.
 func openGroupService(ctx context.Context, db *store.DB, fleet *devices.Fleet, logger *slog.Logger) (*groupService, error) {
 	s := &groupService{db: db, fleet: fleet, logger: logger, now: time.Now, running: map[string]*runningGroup{}}
-	n, err := db.SettleInterruptedGroupCommands(ctx, s.now(), "the controller stopped before the ack")
+	n, err := db.SettleInterruptedGroupCommands(ctx, s.now(), errStopping.Error())
 	if err != nil {
 		return nil, fmt.Errorf("group commands: %w", err)
 	}
 	if n > 0 {
 		logger.Warn("settled group commands interrupted by a stop", "count", n)
 	}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.ctx, s.cancel = context.WithCancelCause(context.Background())
 	return s, nil
 }
 
 // close abandons the running group commands (their pending devices become
 // timeout), waits until they are written and returns.
 func (s *groupService) close() {
-	s.cancel()
+	s.cancel(errStopping)
 	s.wg.Wait()
 }
 

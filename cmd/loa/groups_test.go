@@ -240,3 +240,58 @@ func isStatus(err error, status int) bool {
 	ae, ok := err.(*apiError)
 	return ok && ae.Status == status
 }
+
+// A group command still running when the controller stops is written
+// settled, its silent device timed out with the reason; one a crash left
+// running is settled by the next start.
+func TestSystemGroupCommandAcrossRestart(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t)
+	m1 := NewMain(cfg, testLogger(t))
+	if err := m1.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := newAPIClient(m1.URL(), m1.AdminToken)
+	for _, a := range []loa.Area{{ID: "p", Name: "P", Kind: loa.AreaProvince}, {ID: "a", ParentID: "p", Name: "A", Kind: loa.AreaCommune}} {
+		if err := c.createArea(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pw, err := c.createDevice(ctx, loa.Device{ID: "rx-silent", AreaID: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	connectRaw(t, m1.MQTTURL(), "rx-silent", pw, "rx-silent", 1, 1) // online, never acks
+	waitOnlineAPI(t, c, "rx-silent", true)
+	g, err := c.groupCommand(ctx, "a", groupCommandRequest{Op: "volume", Args: json.RawMessage(`{"level":9}`), Timeout: "5m"}, 0)
+	if err != nil || g.State != loa.GroupRunning || g.Totals.Pending != 1 {
+		t.Fatalf("group command %+v, %v; want running with 1 pending", g, err)
+	}
+	crashed := &loa.GroupCommand{ID: "crashed", AreaID: "a", Op: "mute", State: loa.GroupRunning, CreatedAt: time.Now(),
+		Results: []loa.GroupResult{{Device: "rx-silent", State: loa.GroupPending}}}
+	crashed.Count()
+	if err := m1.DB.PutGroupCommand(ctx, crashed); err != nil {
+		t.Fatal(err)
+	}
+	if err := m1.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	m2 := NewMain(cfg, testLogger(t))
+	if err := m2.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Close()
+	c2 := newAPIClient(m2.URL(), c.token)
+	for _, id := range []string{g.ID, "crashed"} {
+		got, err := c2.getGroupCommand(ctx, id, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := got.Results[0]
+		if got.State != loa.GroupDone || got.Totals != (loa.GroupTotals{Timeout: 1}) || r.State != loa.GroupTimeout ||
+			!strings.Contains(r.Msg, "controller stopped") || got.SettledAt.IsZero() {
+			t.Errorf("%s after the restart: %+v, want done with rx-silent timed out by the stop", id, got)
+		}
+	}
+}
