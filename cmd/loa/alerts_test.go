@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"math"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -533,5 +536,47 @@ func TestSystemAlertEvents(t *testing.T) {
 	}
 	if reports[0].Totals.All.Finished == 2 {
 		t.Error("the first event already had the final report")
+	}
+}
+
+// A text alert is spoken by espeak-ng after the attention tone and
+// reaches the receivers.
+func TestSystemAlertSpeech(t *testing.T) {
+	if _, err := exec.LookPath("espeak-ng"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("espeak-ng is not installed; make deps-test installs it")
+		}
+		t.Skip("espeak-ng is not installed (make deps-test installs it)")
+	}
+	s := startSystem(t, systemOpts{receivers: 2})
+	al, err := s.sendAlert(map[string]any{"level": loa.AlertEmergency, "title": "Lũ quét",
+		"content": map[string]any{"text": "Cảnh báo lũ quét. Bà con di chuyển lên vùng cao.", "tone": true},
+		"targets": map[string][]string{"areas": {"a"}}, "expires_in": "10m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := s.waitAlert(al.ID, "ended", func(a *alertReply) bool { return a.State != loa.AlertActive })
+	if end.State != loa.AlertFinished || end.Totals.All.Finished != 1 {
+		t.Fatalf("speech alert ended %s: %+v", end.State, end.Report)
+	}
+	r := s.byArea["a"][0]
+	st, _ := r.Session(al.SessionID)
+	pcm := r.PCM(al.SessionID)
+	// A chime (~1.6 s) and a few seconds of speech.
+	if secs := float64(len(pcm)) / 48000; secs < 3 || secs > 30 {
+		t.Fatalf("the receiver played %.1f s of a spoken alert: %+v", secs, st)
+	}
+	var loud int
+	for i := 0; i+960 <= len(pcm); i += 960 {
+		var sum float64
+		for _, v := range pcm[i : i+960] {
+			sum += float64(v) * float64(v)
+		}
+		if math.Sqrt(sum/960) > 500 {
+			loud++
+		}
+	}
+	if frac := float64(loud) / float64(len(pcm)/960); frac < 0.3 {
+		t.Errorf("only %.0f%% of the spoken alert has sound", 100*frac)
 	}
 }
