@@ -580,3 +580,29 @@ func TestSystemAlertSpeech(t *testing.T) {
 		t.Errorf("only %.0f%% of the spoken alert has sound", 100*frac)
 	}
 }
+
+// At its expiry an alert stops waiting for receivers that never came
+// back: they are failed as offline, and the alert is expired.
+func TestSystemAlertExpires(t *testing.T) {
+	s := startSystem(t, systemOpts{receivers: 1})
+	ctx := context.Background()
+	if _, err := s.api.createDevice(ctx, loa.Device{ID: "rx-never", AreaID: "a1"}); err != nil {
+		t.Fatal(err)
+	}
+	bulletin := s.upload(tone(600, 48000, time.Second, 0.5), 48000)
+	al, err := s.sendAlert(map[string]any{"level": loa.AlertPriority, "content": map[string]any{"media_id": bulletin.ID},
+		"targets": map[string][]string{"areas": {"a"}}, "expires_in": "6s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := s.waitAlert(al.ID, "ended", func(a *alertReply) bool { return a.State != loa.AlertActive })
+	if end.State != loa.AlertExpired {
+		t.Errorf("alert %s, want expired", end.State)
+	}
+	if d := delivery(end, "rx-never"); d.State != loa.DeliveryFailed || d.Reason != loa.ReasonOffline {
+		t.Errorf("never-online receiver: %+v, want failed offline", d)
+	}
+	if d := delivery(end, s.byArea["a"][0].ID()); d.State != loa.DeliveryFinished {
+		t.Errorf("online receiver: %+v, want finished before the expiry", d)
+	}
+}
