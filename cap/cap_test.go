@@ -96,27 +96,27 @@ func TestValidFixtures(t *testing.T) {
 			level: loa.AlertEmergency, title: "Rò rỉ khí độc tại cảng",
 			text:    "Rò rỉ khí độc tại cảng. Đóng kín cửa, không ra ngoài cho đến khi có thông báo mới.",
 			devices: []string{"bc-1", "tk-1"},
-			expires: now.Add(time.Hour),
+			expires: time.Date(2026, 10, 12, 7, 5, 0, 0, ict),
 		},
 		"audio.xml": {
 			level: loa.AlertEmergency, title: "Cảnh báo triều cường",
-			areas: []string{"tinh-ky"}, audio: true, expires: now.Add(time.Hour),
+			areas: []string{"tinh-ky"}, audio: true, expires: time.Date(2026, 10, 12, 7, 15, 0, 0, ict),
 		},
 		"exercise.xml": {
 			level: loa.AlertEmergency, title: "Đây là tin diễn tập",
 			text:  "Đây là tin diễn tập. Đây là tin diễn tập, không phải cảnh báo thật.",
-			areas: []string{"quang-ngai"}, test: true, expires: now.Add(time.Hour),
+			areas: []string{"quang-ngai"}, test: true, expires: time.Date(2026, 10, 12, 7, 10, 0, 0, ict),
 		},
 		"update.xml": {
 			level: loa.AlertPriority, title: "Cập nhật: nguy cơ lũ quét giảm",
 			text: "Cập nhật: nguy cơ lũ quét giảm.", areas: []string{"binh-chau"},
-			expires: now.Add(time.Hour), supersedes: []string{"VN-QNG-2026-0142"},
+			expires: time.Date(2026, 10, 12, 7, 30, 0, 0, ict), supersedes: []string{"VN-QNG-2026-0142"},
 		},
 		// An audio resource at a URL is not fetched; the text is spoken.
 		"uri-audio-text.xml": {
 			level: loa.AlertPriority, title: "Phòng chống sốt xuất huyết",
 			text:  "Phòng chống sốt xuất huyết. Số ca sốt xuất huyết tăng 30% so với cùng kỳ.",
-			areas: []string{"nghia-an"}, expires: now.Add(time.Hour),
+			areas: []string{"nghia-an"}, expires: time.Date(2026, 10, 12, 7, 20, 0, 0, ict),
 		},
 		"cancel.xml": {cancel: []string{"VN-QNG-2026-0142"}},
 		"system.xml": {silent: true},
@@ -405,6 +405,20 @@ func TestMapClampsExpiry(t *testing.T) {
 	}
 	if err := got.Alert.Validate(now); err != nil {
 		t.Error(err)
+	}
+}
+
+// A message with no expires is good for an hour after it was sent: an
+// old one replayed does not sound.
+func TestMapStaleWithoutExpires(t *testing.T) {
+	m, err := Parse(readFixture(t, "testdata/valid/circle.xml")) // sent 06:05, no expires
+	if err != nil {
+		t.Fatal(err)
+	}
+	areas, devices := inventory()
+	_, err = Map(m, areas, devices, m.SentAt.Add(61*time.Minute), Options{})
+	if loa.ErrorCode(err) != loa.EINVALID || !strings.Contains(loa.ErrorMessage(err), "sent: 2026-10-12T06:05:00+07:00 is more than 1h0m0s ago and info[0] has no expires") {
+		t.Fatalf("got %v", err)
 	}
 }
 

@@ -15,7 +15,7 @@ import (
 type Options struct {
 	Repeats       int           // times the alert plays [2]
 	Gap           time.Duration // between repeats [5 s]
-	DefaultExpiry time.Duration // when info.expires is absent [1 h]
+	DefaultExpiry time.Duration // after sent, when info.expires is absent [1 h]
 	MaxExpiry     time.Duration // a later info.expires is brought in to this [24 h]
 }
 
@@ -82,15 +82,20 @@ func Map(m *Message, areas []*loa.Area, devices []*loa.Device, now time.Time, op
 	if in.Urgency == "Immediate" && (in.Severity == "Extreme" || in.Severity == "Severe") {
 		level = loa.AlertEmergency
 	}
-	expires := now.Add(opt.DefaultExpiry)
+	// Without an expiry the message is good for DefaultExpiry after it
+	// was sent, so an old message replayed or delayed does not sound.
+	expires := m.SentAt.Add(opt.DefaultExpiry)
 	if !in.ExpiresAt.IsZero() {
-		if !in.ExpiresAt.After(now) {
-			return nil, loa.Errorf(loa.EINVALID, "%s.expires: %s has passed: the alert expired before it arrived", path, in.Expires)
-		}
 		expires = in.ExpiresAt
-		if limit := now.Add(opt.MaxExpiry); expires.After(limit) {
-			expires = limit
-		}
+	}
+	switch {
+	case !expires.After(now) && in.ExpiresAt.IsZero():
+		return nil, loa.Errorf(loa.EINVALID, "sent: %s is more than %v ago and %s has no expires: the alert is stale", m.Sent, opt.DefaultExpiry, path)
+	case !expires.After(now):
+		return nil, loa.Errorf(loa.EINVALID, "%s.expires: %s has passed: the alert expired before it arrived", path, in.Expires)
+	}
+	if limit := now.Add(opt.MaxExpiry); expires.After(limit) {
+		expires = limit
 	}
 	targets, err := mapTargets(path, in, areas, devices)
 	if err != nil {
