@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -604,5 +605,65 @@ func TestSystemAlertExpires(t *testing.T) {
 	}
 	if d := delivery(end, s.byArea["a"][0].ID()); d.State != loa.DeliveryFinished {
 		t.Errorf("online receiver: %+v, want finished before the expiry", d)
+	}
+}
+
+// An alert playing when the controller stops is not replayed when it comes
+// back: it is closed, its unfinished receivers failed as interrupted, and
+// its receivers get their own volume back (they restore it themselves).
+func TestSystemAlertRestart(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t)
+	cfg.MQTTListen = fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	m1 := NewMain(cfg, testLogger(t))
+	if err := m1.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := newAPIClient(m1.URL(), m1.AdminToken)
+	fleet := provisionFleet(t, c, m1.MQTTURL(), 2, false)
+	s1 := &system{t: t, m: m1, api: c}
+	long := s1.upload(tone(500, 48000, 20*time.Second, 0.5), 48000)
+	al, err := s1.sendAlert(map[string]any{"level": loa.AlertEmergency, "volume": 95, "content": map[string]any{"media_id": long.ID},
+		"targets": map[string][]string{"areas": {"a"}}, "expires_in": "1h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitAlertPlaying(t, al.SessionID, fleet.Receivers()...)
+	if err := m1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m2 := NewMain(cfg, testLogger(t))
+	if err := m2.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Close()
+	s2 := &system{t: t, m: m2, api: newAPIClient(m2.URL(), c.token)}
+	a := s2.getAlert(al.ID)
+	if a.State != loa.AlertFinished || a.Reason != "controller restarted" || a.Totals.All.Failed != 2 {
+		t.Errorf("after a restart the alert is %s (%s), totals %+v", a.State, a.Reason, a.Totals.All)
+	}
+	for _, d := range a.Report {
+		if d.Reason != loa.ReasonInterrupted {
+			t.Errorf("%s: %+v, want failed interrupted", d.Device, d)
+		}
+	}
+	sess, err := s2.api.session(ctx, al.SessionID)
+	if err != nil || sess.State != loa.SessionStopped {
+		t.Errorf("alert session after restart: %+v, %v; want stopped, not resumed", sess, err)
+	}
+	for _, r := range fleet.Receivers() {
+		deadline := time.Now().Add(30 * time.Second)
+		for r.Volume() != firmwaresim.DefaultVolume || len(parts(r, al.SessionID)) != 1 || !parts(r, al.SessionID)[0].Done {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: volume %d, alert parts %+v; want its own volume back and the alert played once", r.ID(), r.Volume(), parts(r, al.SessionID))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	time.Sleep(time.Second) // a resumed session would have tuned them by now
+	for _, r := range fleet.Receivers() {
+		if n := len(parts(r, al.SessionID)); n != 1 {
+			t.Errorf("%s played the alert in %d parts: it was resumed", r.ID(), n)
+		}
 	}
 }
