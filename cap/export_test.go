@@ -2,6 +2,7 @@ package cap
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -179,4 +180,33 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func BenchmarkParseTyphoon(b *testing.B) {
+	raw := readFixture(b, "testdata/valid/typhoon-polygon.xml")
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		if _, err := Parse(raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// Mapping the typhoon polygon against a province's worth of receivers.
+func BenchmarkMapPolygon5000Devices(b *testing.B) {
+	m, err := Parse(readFixture(b, "testdata/valid/typhoon-polygon.xml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	areas, _ := inventory()
+	devices := make([]*loa.Device, 5000)
+	for i := range devices {
+		// A grid over central Vietnam, about half inside the coastal polygon.
+		devices[i] = &loa.Device{ID: fmt.Sprintf("d-%d", i), Lat: 14.9 + float64(i%100)*0.02, Lon: 107.3 + float64(i/100)*0.035}
+	}
+	for b.Loop() {
+		if _, err := Map(m, areas, devices, now, Options{}); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

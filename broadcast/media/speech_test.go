@@ -278,3 +278,24 @@ func TestSpeechWAVPutsToneFirst(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkEspeakNG reports how much faster than real time espeak-ng
+// speaks a bulletin (an alert waits for it before its first frame).
+func BenchmarkEspeakNG(b *testing.B) {
+	if _, err := exec.LookPath("espeak-ng"); err != nil {
+		b.Skip("espeak-ng is not installed")
+	}
+	const text = "Bão số 13 đang tiến vào bờ biển miền Trung. Đêm nay bão đổ bộ vào khu vực từ Thừa Thiên Huế đến Quảng Ngãi, " +
+		"sức gió mạnh cấp 12, giật cấp 14. Bà con ở trong nhà kiên cố, tàu thuyền khẩn trương về nơi tránh trú."
+	var audio time.Duration
+	start := time.Now()
+	for b.Loop() {
+		pcm, rate, err := EspeakNG{}.Synthesize(context.Background(), text)
+		if err != nil {
+			b.Fatal(err)
+		}
+		audio += time.Duration(len(pcm)) * time.Second / time.Duration(rate)
+	}
+	b.ReportMetric(audio.Seconds()/time.Since(start).Seconds(), "x-realtime")
+	b.ReportMetric(audio.Seconds()/float64(b.N), "speech-s/op")
+}
