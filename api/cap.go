@@ -128,8 +128,12 @@ func (s *Server) postCAP(w http.ResponseWriter, r *http.Request, c *call) error 
 	}
 	c.audit("alert.send", a.ID, fmt.Sprintf("CAP %s %s,%s: %s %q, %d receivers, targets %s",
 		msg.MsgType, msg.Sender, msg.Identifier, a.Level, a.Title, len(a.Report), targetsString(a.Targets)))
+	// The update is out; what it replaces stops. A reference that is
+	// unknown here, or not the caller's to cancel, is left alone.
 	for _, ref := range mp.Supersedes {
-		s.capCancelOne(c, ref, fmt.Sprintf("superseded by CAP update %s,%s", msg.Sender, msg.Identifier))
+		if _, err := s.capCancelOne(c, ref, fmt.Sprintf("superseded by CAP update %s,%s", msg.Sender, msg.Identifier)); err != nil {
+			s.logger().Warn("CAP update: superseded alert not cancelled", "reference", ref.String(), "update", a.ID, "err", err)
+		}
 	}
 	v, err := c.view(a)
 	if err != nil {
