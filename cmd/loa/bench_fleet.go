@@ -35,7 +35,7 @@ type fleetBench struct {
 	Rounds     int           // group command rounds
 	Online     time.Duration // give up if not all are online within this
 	CPUProfile string        // controller CPU profile of the steady window
-	SimProfile string        // receivers' CPU profile, whole run
+	SimProfile string        // receivers' CPU profile, once all are connected
 	CmdProfile string        // controller CPU profile of the group commands
 
 	// Child returns the command that runs the receivers ("loa bench
@@ -75,7 +75,7 @@ func benchFleet(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.DurationVar(&b.Online, "online-timeout", 5*time.Minute, "give up if not all receivers are online by then")
 	fs.StringVar(&b.CPUProfile, "cpuprofile", "", "write the controller's CPU profile of the steady window to `file`")
 	fs.StringVar(&b.CmdProfile, "group-cpuprofile", "", "write the controller's CPU profile of the group commands to `file`")
-	fs.StringVar(&b.SimProfile, "sim-cpuprofile", "", "write the receivers' process CPU profile to `file`")
+	fs.StringVar(&b.SimProfile, "sim-cpuprofile", "", "write the receivers' process CPU profile, from when all are connected, to `file`")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -336,11 +336,6 @@ func runFleetReceivers(ctx context.Context, stdin io.Reader, stderr io.Writer) f
 	if err := json.Unmarshal(line, &cfg); err != nil {
 		return fleetChildReport{Err: fmt.Sprintf("config: %v", err)}
 	}
-	stopProfile, err := startCPUProfile(cfg.CPUProfile)
-	if err != nil {
-		return fleetChildReport{Err: err.Error()}
-	}
-	defer stopProfile()
 	cfgs := make([]firmwaresim.Config, len(cfg.Devices))
 	for i, d := range cfg.Devices {
 		cfgs[i] = firmwaresim.Config{ID: d[0], Password: d[1], Broker: cfg.Broker,
@@ -360,7 +355,15 @@ func runFleetReceivers(ctx context.Context, stdin io.Reader, stderr io.Writer) f
 		}
 		return fleetChildReport{Err: err.Error()}
 	}
+	// Profile the receivers once all are connected: the steady state and
+	// the group commands, not the connects.
+	stopProfile, err := startCPUProfile(cfg.CPUProfile)
+	if err != nil {
+		fleet.Close()
+		return fleetChildReport{Err: err.Error()}
+	}
 	<-ctx.Done()
+	stopProfile()
 	fleet.Close()
 	return fleetChildReport{Started: len(cfgs), CPUS: selfCPU().Seconds()}
 }
