@@ -154,6 +154,16 @@ func benchAlert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			first = append(first, ms(st.FirstPlayed.Sub(sent)-cfg.Delay))
 		}
 	}
+	// Where the time went on the controller: the session handed to the
+	// engine (alert validated, stored, session stored), and packet 0 sent
+	// (once every receiver tuned and opened its NAT, or after -lead).
+	var started, streamed float64
+	if sess, err := m.Sessions.Session(ctx, al.SessionID); err == nil {
+		started = ms(sess.StartedAt.Sub(sent))
+	}
+	if first, ok := m.Sessions.FirstSent(al.SessionID); ok {
+		streamed = ms(first.Sub(sent))
+	}
 	var tot loa.AlertTotals
 	reasons := map[string]int{}
 	for i := range end.Report {
@@ -167,9 +177,9 @@ func benchAlert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		"first_frame_ms_p50": pct(first, 50), "first_frame_ms_p99": pct(first, 99), "first_frame_ms_max": pct(first, 100),
 		"report_complete_ms": ms(known), "report_final_ms": ms(final), "api_ms": ms(answered),
 		"alert_ms": float64(*repeats) * float64(length.Milliseconds()), "playout_delay_ms": ms(cfg.Delay), "lead_ms": ms(*lead),
-		"programme": *withProgramme, "host_cpu_busy": busy,
+		"programme": *withProgramme, "host_cpu_busy": busy, "session_start_ms": started, "first_packet_ms": streamed,
 	}
-	say("API call answered in %.1f ms", ms(answered))
+	say("API call answered in %.1f ms; alert stored and its session created after %.1f ms, packet 0 sent after %.1f ms (lead %v)", ms(answered), started, streamed, *lead)
 	say("first alert frame played, after the API call, less the %v playout delay: p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d of %d receivers)",
 		cfg.Delay, res["first_frame_ms_p50"], res["first_frame_ms_p99"], res["first_frame_ms_max"], len(first), *nRecv)
 	say("delivery report: every receiver started or failed after %.0f ms; final (%s, %d finished, %d failed %v) after %.0f ms",
