@@ -98,8 +98,10 @@ func (e EspeakNG) Synthesize(ctx context.Context, text string) ([]int16, int, er
 	switch {
 	case over:
 		return nil, 0, loa.Errorf(loa.EINVALID, "text: the speech would be longer than 15 minutes")
-	case ctx.Err() != nil && waitErr != nil:
+	case waitErr != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return nil, 0, loa.Errorf(loa.ETIMEOUT, "speech engine espeak-ng did not finish within %s", timeout)
+	case waitErr != nil && ctx.Err() != nil:
+		return nil, 0, fmt.Errorf("espeak-ng: %w", ctx.Err()) // the caller gave up
 	case waitErr != nil:
 		msg := strings.TrimSpace(stderr.String())
 		if strings.Contains(msg, "voice does not exist") {
