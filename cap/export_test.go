@@ -210,3 +210,42 @@ func BenchmarkMapPolygon5000Devices(b *testing.B) {
 		}
 	}
 }
+
+// FuzzGeometry drives the polygon, circle and references parsers
+// directly, which FuzzParse reaches only through valid XML.
+func FuzzGeometry(f *testing.F) {
+	f.Add("16.80,107.45 16.70,107.85 16.30,108.10 16.80,107.45", "15.19,108.88 6", "a,b,2026-10-12T06:00:00+07:00")
+	f.Add("1,2 3,4 5,6", "1,2 -1", "a,b")
+	f.Add("nan,1 1,1 1,1 nan,1", "inf,0 1", "a,b,c d,e,f")
+	f.Fuzz(func(t *testing.T, polygon, circle, refs string) {
+		if p, err := ParsePolygon("polygon", polygon); err == nil {
+			if len(p) < 4 || p[0] != p[len(p)-1] {
+				t.Fatalf("%q -> %v", polygon, p)
+			}
+			for _, q := range p {
+				if !(q.Lat >= -90 && q.Lat <= 90 && q.Lon >= -180 && q.Lon <= 180) {
+					t.Fatalf("%q -> point %v out of range", polygon, q)
+				}
+			}
+			InPolygon(p[0], p)
+		} else if loa.ErrorCode(err) != loa.EINVALID {
+			t.Fatal(err)
+		}
+		if c, err := ParseCircle("circle", circle); err == nil {
+			if !(c.RadiusKm >= 0) || !InCircle(c.Center, c) {
+				t.Fatalf("%q -> %+v", circle, c)
+			}
+		} else if loa.ErrorCode(err) != loa.EINVALID {
+			t.Fatal(err)
+		}
+		if rs, err := ParseReferences(refs); err == nil {
+			for _, r := range rs {
+				if again, err := ParseReferences(r.String()); err != nil || len(again) != 1 || again[0] != r {
+					t.Fatalf("%q: %v does not round-trip: %v %v", refs, r, again, err)
+				}
+			}
+		} else if loa.ErrorCode(err) != loa.EINVALID {
+			t.Fatal(err)
+		}
+	})
+}
