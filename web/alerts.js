@@ -35,13 +35,16 @@ const alertDesk = {
     $("alert-report").hidden = true;
   },
 
-  // refresh reloads the area checkboxes, media choices and recent alerts.
-  async refresh() {
+  // refresh reloads the area checkboxes, media choices and recent alerts;
+  // app.js passes the areas and media it has just loaded.
+  async refresh(areas, media) {
     if ($("alert-desk").hidden) return;
     try {
-      const [areas, media, alerts] = await Promise.all([
-        api("GET", "/api/v1/areas"), api("GET", "/api/v1/media"), api("GET", "/api/v1/alerts"),
+      const [as, ms, alerts] = await Promise.all([
+        areas || api("GET", "/api/v1/areas"), media || api("GET", "/api/v1/media"), api("GET", "/api/v1/alerts"),
       ]);
+      areas = as;
+      media = ms;
       this.areaNames = {};
       for (const a of areas) this.areaNames[a.id] = a.name;
       this.areaBoxes(treeOrder(areas));

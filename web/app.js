@@ -248,7 +248,7 @@ async function refresh() {
 
     options($("play-media"), media.map((m) => [m.id, m.name]));
     options($("play-area"), treeOrder(areas));
-    if (typeof alertDesk !== "undefined") alertDesk.refresh();
+    if (typeof alertDesk !== "undefined") alertDesk.refresh(areas, media);
   } catch (e) {
     if (token()) say(e.message, true);
   }
