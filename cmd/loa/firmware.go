@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"strings"
 
@@ -56,6 +58,11 @@ func (m *Main) openFirmware() (*firmwareService, error) {
 func (s *firmwareService) start(ctx context.Context, apiURL string) error {
 	if s.baseURL == "" {
 		s.baseURL = apiURL
+		if u, err := url.Parse(apiURL); err == nil {
+			if ip := net.ParseIP(u.Hostname()); ip != nil && ip.IsLoopback() {
+				s.logger.Warn("receivers are told to download firmware from a loopback address; set -firmware-url to one they can reach", "url", apiURL)
+			}
+		}
 	}
 	if s.key == nil {
 		s.logger.Info("firmware uploads are off: no -firmware-key")
