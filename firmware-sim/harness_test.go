@@ -56,7 +56,16 @@ func startBrokerServer(t *testing.T) (string, *mochi.Server) {
 	if err := srv.Serve(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { srv.Close() })
+	t.Cleanup(func() {
+		// mochi's Close takes the clients' read lock recursively
+		// (GetByListener → Len); a client leaving or taken over meanwhile
+		// (a write lock waiting) deadlocks it. Let the clients go first,
+		// as package broker does.
+		for deadline := time.Now().Add(5 * time.Second); len(srv.Clients.GetAll()) > 0 && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
+		}
+		srv.Close()
+	})
 	return "tcp://" + l.Address(), srv
 }
 
