@@ -18,7 +18,6 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
-	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // Authenticator checks device credentials; store.DB implements it.
@@ -200,8 +199,7 @@ func (b *Broker) Disconnect(deviceID string) {
 		if cl.Net.Inline || cl.Closed() || string(cl.Properties.Username) != deviceID {
 			continue
 		}
-		// The error only reports the code we disconnected with.
-		_ = b.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
+		b.kick(cl)
 		b.log.Info("device disconnected", "device", deviceID, "client", cl.ID)
 	}
 }

@@ -26,7 +26,8 @@ type hook struct {
 func (h *hook) ID() string { return "loa-auth" }
 
 func (h *hook) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablished, mqtt.OnDisconnect}, []byte{b})
+	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck,
+		mqtt.OnSessionEstablished, mqtt.OnWillSent, mqtt.OnDisconnect}, []byte{b})
 }
 
 // OnConnectAuthenticate admits the controller and devices with valid
@@ -57,6 +58,7 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		log.Debug("mqtt client id held by another account", "holder", string(prev.Properties.Username))
 		return false
 	}
+	b.revoked.admitted(cl, pk)
 	b.connections.Add(1)
 	log.Debug("mqtt client authenticated")
 	return true

@@ -7,20 +7,31 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
-// revocations closes the gap between a credential check and the client
-// joining mochi's table: a connection whose password was checked just
-// before the controller rotated or revoked it would be missed by
-// Disconnect's sweep of the table. Each Disconnect bumps the device's
-// epoch before sweeping; a connection remembers the epoch from before its
-// check, and is dropped once established if the epoch moved.
+// revocations makes Disconnect complete and honest.
+//
+// Complete: a connection whose password was checked just before the
+// controller rotated or revoked it would be missed by Disconnect's sweep
+// of mochi's table, which it joins only after the check. Each Disconnect
+// bumps the device's epoch before sweeping; a connection remembers the
+// epoch from before its check and is dropped once established if it
+// moved.
+//
+// Honest: mochi forgets the Will of a client stopped before its read loop
+// starts (it takes it for a clean DISCONNECT), so a device dropped right
+// after connecting would never be seen offline. The Will of every device
+// connection is kept from its CONNECT, and published here for a dropped
+// connection whose Will mochi did not send.
 type revocations struct {
 	mu     sync.Mutex
-	epochs map[string]uint64       // device id → Disconnect count
-	authed map[*mqtt.Client]uint64 // connections between check and session, with their epoch
+	epochs map[string]uint64               // device id → Disconnect count
+	authed map[*mqtt.Client]uint64         // connections between check and session, with their epoch
+	wills  map[*mqtt.Client]packets.Packet // device connections' Wills not yet sent
+	kicked map[*mqtt.Client]bool           // connections Disconnect dropped
 }
 
 func newRevocations() *revocations {
-	return &revocations{epochs: map[string]uint64{}, authed: map[*mqtt.Client]uint64{}}
+	return &revocations{epochs: map[string]uint64{}, authed: map[*mqtt.Client]uint64{},
+		wills: map[*mqtt.Client]packets.Packet{}, kicked: map[*mqtt.Client]bool{}}
 }
 
 // checking records cl's epoch; call before checking its credentials.
@@ -30,10 +41,22 @@ func (r *revocations) checking(cl *mqtt.Client, device string) {
 	r.mu.Unlock()
 }
 
-// forget drops cl's record (refused, or gone before its session).
+// admitted keeps the Will of a connection let in.
+func (r *revocations) admitted(cl *mqtt.Client, pk packets.Packet) {
+	if !pk.Connect.WillFlag {
+		return
+	}
+	r.mu.Lock()
+	r.wills[cl] = pk
+	r.mu.Unlock()
+}
+
+// forget drops what is kept of cl.
 func (r *revocations) forget(cl *mqtt.Client) {
 	r.mu.Lock()
 	delete(r.authed, cl)
+	delete(r.wills, cl)
+	delete(r.kicked, cl)
 	r.mu.Unlock()
 }
 
@@ -44,14 +67,39 @@ func (r *revocations) revoke(device string) {
 	r.mu.Unlock()
 }
 
-// stale reports whether device was revoked since cl was checked, and
-// forgets cl.
+// kick marks cl as dropped by the controller.
+func (r *revocations) kick(cl *mqtt.Client) {
+	r.mu.Lock()
+	r.kicked[cl] = true
+	r.mu.Unlock()
+}
+
+// stale reports whether device was revoked since cl was checked.
 func (r *revocations) stale(cl *mqtt.Client, device string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e, ok := r.authed[cl]
 	delete(r.authed, cl)
 	return ok && e != r.epochs[device]
+}
+
+// disconnected returns the Will still owed for a kicked connection, and
+// forgets cl.
+func (r *revocations) disconnected(cl *mqtt.Client) (will packets.Packet, owed bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	will, hasWill := r.wills[cl]
+	owed = hasWill && r.kicked[cl]
+	delete(r.authed, cl)
+	delete(r.wills, cl)
+	delete(r.kicked, cl)
+	return will, owed
+}
+
+// kick drops cl as not authorised.
+func (b *Broker) kick(cl *mqtt.Client) {
+	b.revoked.kick(cl)
+	_ = b.srv.DisconnectClient(cl, packets.ErrNotAuthorized) // the error only echoes the code
 }
 
 // OnSessionEstablished drops a device whose credentials were rotated or
@@ -63,12 +111,30 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 		return
 	}
 	if b.revoked.stale(cl, user) {
-		_ = b.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
+		b.kick(cl)
 		b.log.Info("device disconnected: credentials changed while it connected", "device", user, "client", cl.ID)
 	}
 }
 
-// OnDisconnect forgets a connection that never reached its session.
+// OnWillSent forgets a Will mochi published.
+func (h *hook) OnWillSent(cl *mqtt.Client, _ packets.Packet) {
+	h.b.revoked.mu.Lock()
+	delete(h.b.revoked.wills, cl)
+	h.b.revoked.mu.Unlock()
+}
+
+// OnDisconnect publishes the Will mochi forgot for a connection the
+// controller dropped.
 func (h *hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
-	h.b.revoked.forget(cl)
+	b := h.b
+	will, owed := b.revoked.disconnected(cl)
+	if !owed {
+		return
+	}
+	c := will.Connect
+	if err := b.srv.Publish(c.WillTopic, c.WillPayload, c.WillRetain, c.WillQos); err != nil {
+		b.log.Error("publishing the Last Will of a dropped device", "client", cl.ID, "topic", c.WillTopic, "err", err)
+		return
+	}
+	b.log.Debug("published the Last Will of a dropped device", "client", cl.ID, "topic", c.WillTopic)
 }
