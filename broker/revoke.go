@@ -23,15 +23,15 @@ import (
 // connection whose Will mochi did not send.
 type revocations struct {
 	mu     sync.Mutex
-	epochs map[string]uint64               // device id → Disconnect count
-	authed map[*mqtt.Client]uint64         // connections between check and session, with their epoch
-	wills  map[*mqtt.Client]packets.Packet // device connections' Wills not yet sent
-	kicked map[*mqtt.Client]bool           // connections Disconnect dropped
+	epochs map[string]uint64       // device id → Disconnect count
+	authed map[*mqtt.Client]uint64 // connections between check and session, with their epoch
+	wills  map[*mqtt.Client]will   // device connections' Wills not yet sent
+	kicked map[*mqtt.Client]bool   // connections Disconnect dropped
 }
 
 func newRevocations() *revocations {
 	return &revocations{epochs: map[string]uint64{}, authed: map[*mqtt.Client]uint64{},
-		wills: map[*mqtt.Client]packets.Packet{}, kicked: map[*mqtt.Client]bool{}}
+		wills: map[*mqtt.Client]will{}, kicked: map[*mqtt.Client]bool{}}
 }
 
 // checking records cl's epoch; call before checking its credentials.
@@ -41,13 +41,22 @@ func (r *revocations) checking(cl *mqtt.Client, device string) {
 	r.mu.Unlock()
 }
 
+// will is what the broker needs to publish a Last Will itself.
+type will struct {
+	topic   string
+	payload []byte
+	retain  bool
+	qos     byte
+}
+
 // admitted keeps the Will of a connection let in.
 func (r *revocations) admitted(cl *mqtt.Client, pk packets.Packet) {
-	if !pk.Connect.WillFlag {
+	c := &pk.Connect
+	if !c.WillFlag {
 		return
 	}
 	r.mu.Lock()
-	r.wills[cl] = pk
+	r.wills[cl] = will{c.WillTopic, c.WillPayload, c.WillRetain, c.WillQos}
 	r.mu.Unlock()
 }
 
@@ -85,15 +94,15 @@ func (r *revocations) stale(cl *mqtt.Client, device string) bool {
 
 // disconnected returns the Will still owed for a kicked connection, and
 // forgets cl.
-func (r *revocations) disconnected(cl *mqtt.Client) (will packets.Packet, owed bool) {
+func (r *revocations) disconnected(cl *mqtt.Client) (w will, owed bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	will, hasWill := r.wills[cl]
+	w, hasWill := r.wills[cl]
 	owed = hasWill && r.kicked[cl]
 	delete(r.authed, cl)
 	delete(r.wills, cl)
 	delete(r.kicked, cl)
-	return will, owed
+	return w, owed
 }
 
 // kick drops cl as not authorised.
@@ -127,14 +136,13 @@ func (h *hook) OnWillSent(cl *mqtt.Client, _ packets.Packet) {
 // controller dropped.
 func (h *hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	b := h.b
-	will, owed := b.revoked.disconnected(cl)
+	w, owed := b.revoked.disconnected(cl)
 	if !owed {
 		return
 	}
-	c := will.Connect
-	if err := b.srv.Publish(c.WillTopic, c.WillPayload, c.WillRetain, c.WillQos); err != nil {
-		b.log.Error("publishing the Last Will of a dropped device", "client", cl.ID, "topic", c.WillTopic, "err", err)
+	if err := b.srv.Publish(w.topic, w.payload, w.retain, w.qos); err != nil {
+		b.log.Error("publishing the Last Will of a dropped device", "client", cl.ID, "topic", w.topic, "err", err)
 		return
 	}
-	b.log.Debug("published the Last Will of a dropped device", "client", cl.ID, "topic", c.WillTopic)
+	b.log.Debug("published the Last Will of a dropped device", "client", cl.ID, "topic", w.topic)
 }
