@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"slices"
 	"sync"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -56,7 +57,7 @@ func (r *revocations) admitted(cl *mqtt.Client, pk packets.Packet) {
 		return
 	}
 	r.mu.Lock()
-	r.wills[cl] = will{c.WillTopic, c.WillPayload, c.WillRetain, c.WillQos}
+	r.wills[cl] = will{c.WillTopic, slices.Clone(c.WillPayload), c.WillRetain, c.WillQos}
 	r.mu.Unlock()
 }
 
