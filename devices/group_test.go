@@ -40,13 +40,16 @@ func TestGroupRunSettlesEveryDevice(t *testing.T) {
 			Result: json.RawMessage(`{"level_db":-120,"passed":false}`)}}
 	})
 	silent := onlineDevice(t, b, f, "silent", nil)
+	stale := onlineDevice(t, b, f, "stale", func(cmd protocol.Command) []protocol.Ack {
+		return []protocol.Ack{{ID: cmd.ID, State: protocol.AckExpired}} // its clock is ahead
+	})
 	gone := onlineDevice(t, b, f, "gone", answerDone)
 	w := watchPresence(t, f)
 	gone.drop()
 	w.wait(t, "gone", false)
 
 	g, err := f.PrepareGroup(protocol.OpTest, json.RawMessage(`{"duration_ms":100}`),
-		[]string{"silent", "ok-2", "gone", "bad", "ok-0", "never", "ok-1"}, 300*time.Millisecond)
+		[]string{"silent", "ok-2", "gone", "bad", "stale", "ok-0", "never", "ok-1"}, 300*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,6 +80,10 @@ func TestGroupRunSettlesEveryDevice(t *testing.T) {
 	if r := got["bad"]; r.State != loa.GroupFailed || r.Code != loa.EUNAVAILABLE || r.Msg != "amp off" || string(r.Result) != `{"level_db":-120,"passed":false}` {
 		t.Errorf("bad: %+v, want failed with the device's message and result", r)
 	}
+	if r := got["stale"]; r.State != loa.GroupExpired || r.Code != loa.EUNAVAILABLE || r.AckedAt.IsZero() {
+		t.Errorf("stale: %+v, want expired", r)
+	}
+	<-stale.cmds
 	if r := got["silent"]; r.State != loa.GroupTimeout || r.Code != loa.ETIMEOUT || !r.AckedAt.IsZero() {
 		t.Errorf("silent: %+v, want timeout", r)
 	}
@@ -90,12 +97,12 @@ func TestGroupRunSettlesEveryDevice(t *testing.T) {
 		t.Errorf("the offline device got %+v", c)
 	default:
 	}
-	if st := f.Stats(); st.Commands != 5 || st.Timeouts != 1 {
-		t.Errorf("stats %+v, want 5 commands sent and 1 timeout", st)
+	if st := f.Stats(); st.Commands != 6 || st.Timeouts != 1 {
+		t.Errorf("stats %+v, want 6 commands sent and 1 timeout", st)
 	}
 	gc := loa.GroupCommand{Results: res}
 	gc.Count()
-	if want := (loa.GroupTotals{Done: 3, Failed: 1, Offline: 2, Timeout: 1}); gc.Totals != want {
+	if want := (loa.GroupTotals{Done: 3, Failed: 1, Expired: 1, Offline: 2, Timeout: 1}); gc.Totals != want {
 		t.Errorf("totals %+v, want %+v", gc.Totals, want)
 	}
 }
