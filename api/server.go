@@ -66,7 +66,7 @@
 //	                                        repeats 1–10,gap:"5s",volume 1–100,expires_at RFC3339|expires_in:"1h",test} → 201 alert
 //	GET  /api/v1/alerts/{id}               alert with its delivery report and "totals": {all, areas: {area: counts}}
 //	POST /api/v1/alerts/{id}/cancel        {reason} (optional) → 200 alert: stops it everywhere
-//	GET  /api/v1/alerts/{id}/events        text/event-stream: "report" events (alert + totals) on every change, until it ends
+//	GET  /api/v1/alerts/{id}/events        text/event-stream: "report" events (alert + totals) on every change, until it ends; also ?access_token=
 //	POST /api/v1/alerts/cap                a CAP 1.2 message (application/cap+xml) → 201 alert (Alert, Update),
 //	                                        200 the cancelled alert (Cancel; 404 if no reference is known),
 //	                                        202 {sounded:false,reason} (System, Draft, Ack, Error); 409 a repeated identifier
@@ -225,7 +225,7 @@ func (s *Server) Handler() http.Handler {
 	route("POST /api/v1/alerts/cap", loa.ActionSession, s.postCAP)
 	route("GET /api/v1/alerts/{id}/cap", loa.ActionRead, s.getAlertCAP)
 	route("POST /api/v1/alerts/{id}/cancel", loa.ActionSession, s.cancelAlert)
-	route("GET /api/v1/alerts/{id}/events", loa.ActionRead, s.alertEvents)
+	mux.Handle("GET /api/v1/alerts/{id}/events", queryToken(s.auth(loa.ActionRead, s.alertEvents))) // EventSource: also ?access_token=
 	route("PUT /api/v1/areas/{id}/tests", loa.ActionArea, s.setAreaTests)
 
 	route("GET /api/v1/me", loa.ActionRead, s.me)

@@ -538,6 +538,19 @@ func TestSystemAlertEvents(t *testing.T) {
 	if reports[0].Totals.All.Finished == 2 {
 		t.Error("the first event already had the final report")
 	}
+
+	// The browser's EventSource sends no header: ?access_token= instead.
+	// An ended alert's stream is its final report, then the end.
+	var again string
+	if err := newAPIClient(s.m.URL(), "").do(ctx, "GET", "/api/v1/alerts/"+al.ID+"/events?access_token="+s.api.token, "", nil, &again); err != nil {
+		t.Fatalf("events with ?access_token=: %v", err)
+	}
+	if n := strings.Count(again, "event: report\n"); n != 1 || !strings.Contains(again, `"state":"finished"`) {
+		t.Errorf("stream of an ended alert: %d reports:\n%s", n, again)
+	}
+	if err := newAPIClient(s.m.URL(), "").do(ctx, "GET", "/api/v1/alerts/"+al.ID+"/events?access_token=nope", "", nil, &again); err == nil {
+		t.Error("a bad access_token was accepted")
+	}
 }
 
 // A text alert is spoken by espeak-ng after the attention tone and
