@@ -37,6 +37,11 @@ type fleetBench struct {
 	CPUProfile string        // controller CPU profile of the steady window
 	SimProfile string        // receivers' CPU profile, once all are connected
 	CmdProfile string        // controller CPU profile of the group commands
+	// MQTTURL, MQTTUser, MQTTPass select an external broker instead of
+	// the embedded one; BrokerPID, if set, is its process, whose CPU over
+	// the steady window is reported too.
+	MQTTURL, MQTTUser, MQTTPass string
+	BrokerPID                   int
 
 	// Child returns the command that runs the receivers ("loa bench
 	// fleet-receivers"); it reads a fleetChildConfig on stdin.
@@ -76,6 +81,10 @@ func benchFleet(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.StringVar(&b.CPUProfile, "cpuprofile", "", "write the controller's CPU profile of the steady window to `file`")
 	fs.StringVar(&b.CmdProfile, "group-cpuprofile", "", "write the controller's CPU profile of the group commands to `file`")
 	fs.StringVar(&b.SimProfile, "sim-cpuprofile", "", "write the receivers' process CPU profile, from when all are connected, to `file`")
+	fs.StringVar(&b.MQTTURL, "mqtt-url", "", "external MQTT broker (e.g. a local Mosquitto) instead of the embedded one")
+	fs.StringVar(&b.MQTTUser, "mqtt-user", "loa-controller", "controller's username on the external broker")
+	fs.StringVar(&b.MQTTPass, "mqtt-pass", "", "controller's password on the external broker")
+	fs.IntVar(&b.BrokerPID, "broker-pid", 0, "process id of the external broker, to report its CPU too")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -111,12 +120,19 @@ func benchFleetRun(ctx context.Context, b fleetBench, stdout, stderr io.Writer) 
 	defer os.RemoveAll(dir)
 	cfg := DefaultConfig()
 	cfg.DataDir, cfg.HTTPAddr, cfg.MQTTListen, cfg.RTPBind = dir, "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	if b.MQTTURL != "" {
+		cfg.MQTTURL, cfg.MQTTUser, cfg.MQTTPass = b.MQTTURL, b.MQTTUser, b.MQTTPass
+	}
 	m := NewMain(cfg, logger)
 	if err := m.Open(ctx); err != nil {
 		return nil, err
 	}
 	defer m.Close()
 	c := newAPIClient(m.URL(), m.AdminToken)
+	brokerName := "embedded broker (in the controller's figures)"
+	if b.MQTTURL != "" {
+		brokerName = "external broker " + b.MQTTURL
+	}
 
 	// One province, 100 receivers per commune, provisioned through the API.
 	setup := time.Now()
@@ -140,8 +156,8 @@ func benchFleetRun(ctx context.Context, b fleetBench, stdout, stderr io.Writer) 
 	}); err != nil {
 		return nil, fmt.Errorf("provisioning: %w", err)
 	}
-	say("bench fleet: %d receivers in %d communes provisioned in %.1f s; telemetry every %v, %.0f connects/s",
-		b.Devices, communes, time.Since(setup).Seconds(), b.Tele, b.Ramp)
+	say("bench fleet: %d receivers in %d communes provisioned in %.1f s; telemetry every %v, %.0f connects/s; %s",
+		b.Devices, communes, time.Since(setup).Seconds(), b.Tele, b.Ramp, brokerName)
 
 	rss0 := settledRSS()
 	child, err := b.Child(ctx)
@@ -219,11 +235,11 @@ func benchFleetRun(ctx context.Context, b fleetBench, stdout, stderr io.Writer) 
 		return nil, err
 	}
 	defer stopProfile()
-	cpu0, sim0, tx0, w0 := selfCPU(), procCPU(child.Process.Pid), m.DB.WriteTxs(), time.Now()
+	cpu0, sim0, br0, tx0, w0 := selfCPU(), procCPU(child.Process.Pid), procCPU(b.BrokerPID), m.DB.WriteTxs(), time.Now()
 	if err := sleepCtx(ctx, b.Steady); err != nil {
 		return nil, err
 	}
-	cpu1, sim1, tx1, wall := selfCPU(), procCPU(child.Process.Pid), m.DB.WriteTxs(), time.Since(w0)
+	cpu1, sim1, br1, tx1, wall := selfCPU(), procCPU(child.Process.Pid), procCPU(b.BrokerPID), m.DB.WriteTxs(), time.Since(w0)
 	stopProfile()
 	cpuPct := 100 * (cpu1 - cpu0).Seconds() / wall.Seconds()
 	simPct := 100 * (sim1 - sim0).Seconds() / wall.Seconds()
@@ -233,6 +249,9 @@ func benchFleetRun(ctx context.Context, b fleetBench, stdout, stderr io.Writer) 
 	simRSS := procRSS(child.Process.Pid)
 	say("steady %.0f s: controller %.2f %% of one core (%.2f ms CPU per device-minute), receivers' process %.1f %%; %.2f bbolt write tx/s",
 		wall.Seconds(), cpuPct, 1000*(cpu1-cpu0).Seconds()/float64(b.Devices)/wall.Minutes(), simPct, txPerS)
+	if b.BrokerPID > 0 {
+		say("external broker (pid %d): %.2f %% of one core", b.BrokerPID, 100*(br1-br0).Seconds()/wall.Seconds())
+	}
 	say("memory: controller RSS %.1f MiB before receivers, %.1f MiB at steady: %.0f bytes per device; receivers' process %.1f MiB (%.0f bytes per receiver)",
 		mib(rss0), mib(rss1), rssPer, mib(simRSS), float64(simRSS)/float64(b.Devices))
 
@@ -272,6 +291,10 @@ func benchFleetRun(ctx context.Context, b fleetBench, stdout, stderr io.Writer) 
 		"group_cmd_rounds": b.Rounds, "acked": acked,
 		"tele_s": b.Tele.Seconds(), "steady_s": round3(wall.Seconds()),
 		"sim_cpu_pct_steady": round3(simPct), "sim_rss_bytes_per_device": simRSS / uint64(b.Devices),
+		"embedded_broker": b.MQTTURL == "",
+	}
+	if b.BrokerPID > 0 {
+		res["broker_cpu_pct_steady"] = round3(100 * (br1 - br0).Seconds() / wall.Seconds())
 	}
 	verdict := func(ok bool) string {
 		if ok {
@@ -445,6 +468,9 @@ func selfCPU() time.Duration {
 // procCPU is process pid's user + system CPU time from /proc (Linux; 0
 // elsewhere).
 func procCPU(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
@@ -464,6 +490,9 @@ func procCPU(pid int) time.Duration {
 // procRSS is process pid's resident set in bytes from /proc (Linux; 0
 // elsewhere).
 func procRSS(pid int) uint64 {
+	if pid <= 0 {
+		return 0
+	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
