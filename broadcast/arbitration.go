@@ -175,12 +175,16 @@ func (e *Engine) runCommand(c devCommand) {
 			return
 		}
 	}
+	sem := e.sem
+	if c.tune != nil && c.tune.s.prio.Emergency() {
+		sem = e.emSem
+	}
 	select {
-	case e.sem <- struct{}{}:
+	case sem <- struct{}{}:
 	case <-e.ctx.Done():
 		return
 	}
-	defer func() { <-e.sem }()
+	defer func() { <-sem }()
 	d.cmd.Lock()
 	defer d.cmd.Unlock()
 

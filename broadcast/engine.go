@@ -71,6 +71,11 @@ const (
 // province-wide session does not open thousands of MQTT exchanges at once.
 const tuneConcurrency = 128
 
+// emergencyTuneConcurrency is the same bound for the commands that tune
+// receivers to an emergency-band session: an alert must reach a whole
+// province at once, and its first word waits for the slowest tune.
+const emergencyTuneConcurrency = 2048
+
 // socketBuffer is the send and receive buffer asked for the media socket.
 const socketBuffer = 4 << 20
 
@@ -88,6 +93,7 @@ type Engine struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	sem    chan struct{}
+	emSem  chan struct{} // for tunes to emergency-band sessions
 
 	metrics *metrics
 
@@ -143,6 +149,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		ctx:      ectx,
 		cancel:   cancel,
 		sem:      make(chan struct{}, tuneConcurrency),
+		emSem:    make(chan struct{}, emergencyTuneConcurrency),
 		metrics:  newMetrics(),
 		sessions: make(map[string]*session),
 		devices:  make(map[string]*device),

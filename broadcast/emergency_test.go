@@ -2,9 +2,13 @@ package broadcast
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/protocol"
 )
 
 // An emergency session's volume reaches the receivers in its play args,
@@ -36,5 +40,57 @@ func TestPlayArgsCarryVolume(t *testing.T) {
 	gate.open()
 	if err := h.e.Stop(context.Background(), "alert", "done"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Tunes to an emergency session are not held to the normal bound on
+// commands in flight: an alert reaches a province at once.
+func TestEmergencyTunesAllInFlight(t *testing.T) {
+	const n = tuneConcurrency + 72
+	for _, prio := range []loa.Priority{loa.PriorityNormal, loa.PriorityEmergency} {
+		h := newHarness(t, "127.0.0.1:0")
+		release := make(chan struct{})
+		var mu sync.Mutex
+		inFlight, most := 0, 0
+		devs := make([]string, n)
+		for i := range devs {
+			devs[i] = fmt.Sprintf("d%03d", i)
+			h.tuner.on(devs[i], func(ctx context.Context, _ protocol.PlayArgs) error {
+				mu.Lock()
+				inFlight++
+				most = max(most, inFlight)
+				mu.Unlock()
+				select {
+				case <-release:
+				case <-ctx.Done():
+				}
+				mu.Lock()
+				inFlight--
+				mu.Unlock()
+				return ctx.Err()
+			})
+		}
+		id := fmt.Sprintf("s%d", prio)
+		h.start(t, id, prio, 0x5000+uint32(prio), &loopSource{pkts: opusPackets(t, 3)}, 0, devs...)
+		want := tuneConcurrency
+		if prio.Emergency() {
+			want = n
+		}
+		waitFor(t, fmt.Sprintf("%d tunes in flight at priority %d", want, prio), func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return inFlight == want
+		})
+		time.Sleep(50 * time.Millisecond) // no more may start
+		mu.Lock()
+		got := most
+		mu.Unlock()
+		if got != want {
+			t.Errorf("priority %d: %d tunes in flight at most, want %d", prio, got, want)
+		}
+		close(release)
+		if err := h.e.Stop(context.Background(), id, "done"); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
