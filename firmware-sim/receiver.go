@@ -242,6 +242,7 @@ func (r *Receiver) newClient(boot uint64) (mqtt.Client, error) {
 		SetOrderMatters(true). // commands run in the order sent
 		SetBinaryWill(protocol.DeviceTopic(r.cfg.ID, protocol.KindStatus), will, protocol.QoS[protocol.KindStatus], true).
 		SetCustomOpenConnectionFn(r.dial).
+		SetStore(cleanStore{}). // a clean session: nothing to resend after a reconnect
 		SetOnConnectHandler(r.onConnect).
 		SetReconnectingHandler(func(_ mqtt.Client, o *mqtt.ClientOptions) {
 			// Runs before every reconnect attempt: a new connection, a new
