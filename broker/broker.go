@@ -86,6 +86,10 @@ func New(cfg Config) (*Broker, error) {
 	// Sessions of devices that connected with clean=false would otherwise be
 	// kept forever; a day covers any outage a queued command could survive.
 	caps.MaximumSessionExpiryInterval = 24 * 60 * 60
+	// mochi's default (a day) also deletes every retained message older
+	// than a day: a device online for 25 hours would lose its retained
+	// online status. MQTT 3.1.1 messages carry no expiry; keep them.
+	caps.MaximumMessageExpiryInterval = 0
 
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Broker{
