@@ -4,7 +4,7 @@
 //
 //	loa serve   run the controller
 //	loa demo    controller + simulated receivers playing one programme
-//	loa bench   measurements (fanout)
+//	loa bench   measurements (fanout, schedule, fleet, alert)
 //	loa firmware keygen|sign   firmware signing keys and image signatures
 package main
 
@@ -35,7 +35,7 @@ const usage = `usage: loa <command> [flags]
 commands:
   serve   run the controller (API, embedded MQTT broker, RTP engine)
   demo    run the controller with simulated receivers and play one programme
-  bench   measure: "loa bench fanout"
+  bench   measure: "loa bench fanout|schedule|fleet|alert"
   firmware  "loa firmware keygen" makes a signing key pair, "loa firmware sign" signs an image
 
 "loa <command> -h" lists a command's flags.
