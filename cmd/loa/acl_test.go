@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -308,31 +307,7 @@ func TestACLMosquitto(t *testing.T) {
 	if !strings.Contains(conf, "allow_anonymous false") {
 		t.Fatalf("deploy/mosquitto.conf does not tell users to refuse anonymous clients:\n%s", conf)
 	}
-	confFile := filepath.Join(dir, "mosquitto.conf")
-	os.WriteFile(confFile, []byte(conf), 0o644)
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "-c", confFile)
-	logf, _ := os.Create(filepath.Join(dir, "mosquitto.log"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start mosquitto: %v", err)
-	}
-	t.Cleanup(func() { cancel(); cmd.Wait(); logf.Close() })
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for i := 0; ; i++ {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if i > 200 {
-			log, _ := os.ReadFile(filepath.Join(dir, "mosquitto.log"))
-			conf, _ := os.ReadFile(confFile)
-			t.Fatalf("mosquitto did not listen on %s: %s\nconfig:\n%s", addr, log, conf)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	b.url = "tcp://" + addr
+	b.url = startMosquitto(t, bin, dir, port, conf)
 	// Anonymous clients are refused too.
 	if c, err := aclConnect(b, "anon", "", "", nil, nil); err == nil {
 		c.Disconnect(0)

@@ -50,6 +50,36 @@ func freePort(t *testing.T, network string) int {
 	}
 }
 
+// startMosquitto runs Mosquitto with conf (which must listen on port) from
+// dir, logging to dir/mosquitto.log, until the test ends, and returns its
+// URL once it accepts connections.
+func startMosquitto(t *testing.T, bin, dir string, port int, conf string) string {
+	t.Helper()
+	confFile := filepath.Join(dir, "mosquitto.conf")
+	os.WriteFile(confFile, []byte(conf), 0o644)
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, "-c", confFile)
+	logf, _ := os.Create(filepath.Join(dir, "mosquitto.log"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start mosquitto: %v", err)
+	}
+	t.Cleanup(func() { cancel(); cmd.Wait(); logf.Close() })
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	for i := 0; ; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return "tcp://" + addr
+		}
+		if i > 200 {
+			log, _ := os.ReadFile(filepath.Join(dir, "mosquitto.log"))
+			t.Fatalf("mosquitto did not listen on %s: %s\nconfig:\n%s", addr, log, conf)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // TestInteropFFmpegFromSDP plays a session with ffmpeg, a receiver no one
 // here wrote, from the SDP the API returns.
 func TestInteropFFmpegFromSDP(t *testing.T) {
@@ -126,32 +156,10 @@ func TestInteropFFmpegFromSDP(t *testing.T) {
 func TestSystemExternalMosquitto(t *testing.T) {
 	bin := needTool(t, "mosquitto")
 	port := freePort(t, "tcp")
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "mosquitto.conf")
-	os.WriteFile(conf, []byte(fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n", port)), 0o644)
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "-c", conf)
-	logf, _ := os.Create(filepath.Join(dir, "mosquitto.log"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start mosquitto: %v", err)
-	}
-	t.Cleanup(func() { cancel(); cmd.Wait(); logf.Close() })
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for i := 0; ; i++ {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if i > 100 {
-			log, _ := os.ReadFile(filepath.Join(dir, "mosquitto.log"))
-			t.Fatalf("mosquitto did not listen on %s: %s", addr, log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	url := startMosquitto(t, bin, t.TempDir(), port,
+		fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n", port))
 
-	s := startSystem(t, systemOpts{receivers: 6, mqttURL: "tcp://" + addr})
+	s := startSystem(t, systemOpts{receivers: 6, mqttURL: url})
 	if s.m.Broker != nil {
 		t.Fatal("the embedded broker started although an external one was given")
 	}
