@@ -65,27 +65,12 @@ func (db *DB) PutAlert(ctx context.Context, a *loa.Alert) error {
 
 // Alert returns the alert with id, ENOTFOUND if there is none.
 func (db *DB) Alert(ctx context.Context, id string) (*loa.Alert, error) {
-	a := new(loa.Alert)
-	err := db.view(ctx, func(tx *bolt.Tx) error {
-		found, err := get(tx, bucketAlerts, []byte(id), a)
-		if err == nil && !found {
-			err = loa.Errorf(loa.ENOTFOUND, "alert %q not found", id)
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return a, nil
+	return getOne[loa.Alert](ctx, db, bucketAlerts, "alert", id)
 }
 
 // Alerts returns every alert, newest first.
 func (db *DB) Alerts(ctx context.Context) ([]*loa.Alert, error) {
-	var as []*loa.Alert
-	err := db.view(ctx, func(tx *bolt.Tx) (err error) {
-		as, err = list[loa.Alert](tx, bucketAlerts)
-		return err
-	})
+	as, err := listAll[loa.Alert](ctx, db, bucketAlerts)
 	slices.SortStableFunc(as, func(a, b *loa.Alert) int {
 		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), strings.Compare(b.ID, a.ID))
 	})

@@ -45,12 +45,7 @@ func (db *DB) Area(ctx context.Context, id string) (*loa.Area, error) {
 
 // Areas returns every area, sorted by id.
 func (db *DB) Areas(ctx context.Context) ([]*loa.Area, error) {
-	var as []*loa.Area
-	err := db.view(ctx, func(tx *bolt.Tx) (err error) {
-		as, err = list[loa.Area](tx, bucketAreas)
-		return err
-	})
-	return as, err
+	return listAll[loa.Area](ctx, db, bucketAreas)
 }
 
 func area(tx *bolt.Tx, id string) (*loa.Area, error) {

@@ -180,6 +180,33 @@ func put(tx *bolt.Tx, bucket, key []byte, v any) error {
 	return tx.Bucket(bucket).Put(key, data)
 }
 
+// getOne reads the value at id in bucket in a transaction of its own;
+// ENOTFOUND names it "what" if there is none.
+func getOne[T any](ctx context.Context, db *DB, bucket []byte, what, id string) (*T, error) {
+	v := new(T)
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		found, err := get(tx, bucket, []byte(id), v)
+		if err == nil && !found {
+			err = loa.Errorf(loa.ENOTFOUND, "%s %q not found", what, id)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// listAll decodes every value in bucket, in key order, in a transaction of
+// its own.
+func listAll[T any](ctx context.Context, db *DB, bucket []byte) (out []*T, err error) {
+	err = db.view(ctx, func(tx *bolt.Tx) error {
+		out, err = list[T](tx, bucket)
+		return err
+	})
+	return out, err
+}
+
 // list decodes every value in bucket, in key order.
 func list[T any](tx *bolt.Tx, bucket []byte) ([]*T, error) {
 	var out []*T

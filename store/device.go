@@ -42,14 +42,7 @@ func (db *DB) CreateDevice(ctx context.Context, d *loa.Device) (password string,
 
 // Device returns the device with id, ENOTFOUND if there is none.
 func (db *DB) Device(ctx context.Context, id string) (*loa.Device, error) {
-	d := new(loa.Device)
-	err := db.view(ctx, func(tx *bolt.Tx) error {
-		found, err := get(tx, bucketDevices, []byte(id), d)
-		if err == nil && !found {
-			err = loa.Errorf(loa.ENOTFOUND, "device %q not found", id)
-		}
-		return err
-	})
+	d, err := getOne[loa.Device](ctx, db, bucketDevices, "device", id)
 	if err != nil {
 		return nil, err
 	}
@@ -67,11 +60,7 @@ func credentialsState(d *loa.Device) {
 
 // Devices returns every device, sorted by id.
 func (db *DB) Devices(ctx context.Context) ([]*loa.Device, error) {
-	var ds []*loa.Device
-	err := db.view(ctx, func(tx *bolt.Tx) (err error) {
-		ds, err = list[loa.Device](tx, bucketDevices)
-		return err
-	})
+	ds, err := listAll[loa.Device](ctx, db, bucketDevices)
 	for _, d := range ds {
 		credentialsState(d)
 	}

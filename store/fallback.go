@@ -40,10 +40,5 @@ func (db *DB) DeleteFallback(ctx context.Context, areaID string) error {
 
 // Fallbacks returns every area's background programme, by area id.
 func (db *DB) Fallbacks(ctx context.Context) ([]*loa.Fallback, error) {
-	var fs []*loa.Fallback
-	err := db.view(ctx, func(tx *bolt.Tx) (err error) {
-		fs, err = list[loa.Fallback](tx, bucketFallbacks)
-		return err
-	})
-	return fs, err
+	return listAll[loa.Fallback](ctx, db, bucketFallbacks)
 }

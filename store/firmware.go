@@ -88,27 +88,12 @@ func (db *DB) PutFirmwareImage(ctx context.Context, img *loa.FirmwareImage) erro
 
 // FirmwareImage returns the image with id, ENOTFOUND if there is none.
 func (db *DB) FirmwareImage(ctx context.Context, id string) (*loa.FirmwareImage, error) {
-	img := new(loa.FirmwareImage)
-	err := db.view(ctx, func(tx *bolt.Tx) error {
-		found, err := get(tx, bucketFirmware, []byte(id), img)
-		if err == nil && !found {
-			err = loa.Errorf(loa.ENOTFOUND, "firmware image %q not found", id)
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return img, nil
+	return getOne[loa.FirmwareImage](ctx, db, bucketFirmware, "firmware image", id)
 }
 
 // FirmwareImages returns every image, newest first.
 func (db *DB) FirmwareImages(ctx context.Context) ([]*loa.FirmwareImage, error) {
-	var out []*loa.FirmwareImage
-	err := db.view(ctx, func(tx *bolt.Tx) (err error) {
-		out, err = list[loa.FirmwareImage](tx, bucketFirmware)
-		return err
-	})
+	out, err := listAll[loa.FirmwareImage](ctx, db, bucketFirmware)
 	slices.SortStableFunc(out, func(a, b *loa.FirmwareImage) int {
 		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), strings.Compare(b.ID, a.ID))
 	})
@@ -128,27 +113,12 @@ func (db *DB) PutRollout(ctx context.Context, r *loa.Rollout) error {
 
 // Rollout returns the rollout with id, ENOTFOUND if there is none.
 func (db *DB) Rollout(ctx context.Context, id string) (*loa.Rollout, error) {
-	r := new(loa.Rollout)
-	err := db.view(ctx, func(tx *bolt.Tx) error {
-		found, err := get(tx, bucketRollouts, []byte(id), r)
-		if err == nil && !found {
-			err = loa.Errorf(loa.ENOTFOUND, "rollout %q not found", id)
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return r, nil
+	return getOne[loa.Rollout](ctx, db, bucketRollouts, "rollout", id)
 }
 
 // Rollouts returns every rollout, newest first.
 func (db *DB) Rollouts(ctx context.Context) ([]*loa.Rollout, error) {
-	var out []*loa.Rollout
-	err := db.view(ctx, func(tx *bolt.Tx) (err error) {
-		out, err = list[loa.Rollout](tx, bucketRollouts)
-		return err
-	})
+	out, err := listAll[loa.Rollout](ctx, db, bucketRollouts)
 	slices.SortStableFunc(out, func(a, b *loa.Rollout) int {
 		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), strings.Compare(b.ID, a.ID))
 	})

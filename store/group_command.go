@@ -24,18 +24,7 @@ func (db *DB) PutGroupCommand(ctx context.Context, g *loa.GroupCommand) error {
 
 // GroupCommand returns the group command with id, ENOTFOUND if there is none.
 func (db *DB) GroupCommand(ctx context.Context, id string) (*loa.GroupCommand, error) {
-	g := new(loa.GroupCommand)
-	err := db.view(ctx, func(tx *bolt.Tx) error {
-		found, err := get(tx, bucketGroupCommands, []byte(id), g)
-		if err == nil && !found {
-			err = loa.Errorf(loa.ENOTFOUND, "group command %q not found", id)
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return g, nil
+	return getOne[loa.GroupCommand](ctx, db, bucketGroupCommands, "group command", id)
 }
 
 // SettleInterruptedGroupCommands settles the group commands a previous run

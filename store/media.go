@@ -82,11 +82,7 @@ func (db *DB) MediaByHash(ctx context.Context, hash string) (*loa.Media, error) 
 
 // MediaList returns every media item, newest first.
 func (db *DB) MediaList(ctx context.Context) ([]*loa.Media, error) {
-	var ms []*loa.Media
-	err := db.view(ctx, func(tx *bolt.Tx) (err error) {
-		ms, err = list[loa.Media](tx, bucketMedia)
-		return err
-	})
+	ms, err := listAll[loa.Media](ctx, db, bucketMedia)
 	slices.SortStableFunc(ms, func(a, b *loa.Media) int {
 		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), strings.Compare(b.ID, a.ID))
 	})

@@ -31,26 +31,10 @@ func (db *DB) CreatePlaylist(ctx context.Context, p *loa.Playlist) error {
 
 // Playlist returns the playlist with id, ENOTFOUND if there is none.
 func (db *DB) Playlist(ctx context.Context, id string) (*loa.Playlist, error) {
-	p := new(loa.Playlist)
-	err := db.view(ctx, func(tx *bolt.Tx) error {
-		found, err := get(tx, bucketPlaylists, []byte(id), p)
-		if err == nil && !found {
-			err = loa.Errorf(loa.ENOTFOUND, "playlist %q not found", id)
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return p, nil
+	return getOne[loa.Playlist](ctx, db, bucketPlaylists, "playlist", id)
 }
 
 // Playlists returns every playlist, by id.
 func (db *DB) Playlists(ctx context.Context) ([]*loa.Playlist, error) {
-	var ps []*loa.Playlist
-	err := db.view(ctx, func(tx *bolt.Tx) (err error) {
-		ps, err = list[loa.Playlist](tx, bucketPlaylists)
-		return err
-	})
-	return ps, err
+	return listAll[loa.Playlist](ctx, db, bucketPlaylists)
 }

@@ -76,12 +76,7 @@ func (db *DB) Schedule(ctx context.Context, id string) (*loa.Schedule, error) {
 
 // Schedules returns every schedule, by id.
 func (db *DB) Schedules(ctx context.Context) ([]*loa.Schedule, error) {
-	var ss []*loa.Schedule
-	err := db.view(ctx, func(tx *bolt.Tx) (err error) {
-		ss, err = list[loa.Schedule](tx, bucketSchedules)
-		return err
-	})
-	return ss, err
+	return listAll[loa.Schedule](ctx, db, bucketSchedules)
 }
 
 // MaxCalendarName is the longest calendar name, in bytes.
