@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -61,10 +62,33 @@ func benchFanout(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			r.Receivers, r.ControllerPPS, r.RawPPS, r.Ratio, r.CPUSecondsPerReceiverHour, r.Behind)
 		last = r
 	}
-	line, _ := json.Marshal(map[string]any{
+	printJSONLine(stdout, map[string]any{
 		"receivers": last.Receivers, "controller_pps": last.ControllerPPS, "raw_pps": last.RawPPS,
 		"ratio": last.Ratio, "cpu_s_per_receiver_hour": last.CPUSecondsPerReceiverHour, "behind": last.Behind,
 	})
-	fmt.Fprintln(stdout, string(line))
 	return nil
+}
+
+// openBenchController opens a controller with cfg on loopback ports, its
+// data in a temporary folder; closeController stops it and removes the
+// folder.
+func openBenchController(ctx context.Context, cfg Config, logger *slog.Logger) (m *Main, closeController func(), err error) {
+	dir, err := os.MkdirTemp("", "loa-bench-")
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg.DataDir, cfg.HTTPAddr, cfg.MQTTListen, cfg.RTPBind = dir, "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	m = NewMain(cfg, logger)
+	if err := m.Open(ctx); err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	return m, func() { m.Close(); os.RemoveAll(dir) }, nil
+}
+
+// printJSONLine prints v as one line of JSON: a benchmark's figures for
+// scripts, after its lines for people.
+func printJSONLine(w io.Writer, v any) {
+	line, _ := json.Marshal(v)
+	fmt.Fprintln(w, string(line))
 }

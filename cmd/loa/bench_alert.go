@@ -3,11 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"runtime"
 	"time"
 
@@ -39,19 +37,13 @@ func benchAlert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("need ≥ 1 receiver, -length ≥ 100ms, -repeats 1..%d", loa.MaxAlertRepeats)
 	}
 	logger, _ := newLogger(stderr, "warn")
-	dir, err := os.MkdirTemp("", "loa-bench-")
+	cfg := DefaultConfig()
+	cfg.Lead = *lead
+	m, closeController, err := openBenchController(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	cfg := DefaultConfig()
-	cfg.DataDir, cfg.HTTPAddr, cfg.MQTTListen, cfg.RTPBind = dir, "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Lead = *lead
-	m := NewMain(cfg, logger)
-	if err := m.Open(ctx); err != nil {
-		return err
-	}
-	defer m.Close()
+	defer closeController()
 	c := newAPIClient(m.URL(), m.AdminToken)
 	say := func(format string, a ...any) { fmt.Fprintf(stdout, format+"\n", a...) }
 
@@ -184,8 +176,7 @@ func benchAlert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		cfg.Delay, res["first_frame_ms_p50"], res["first_frame_ms_p99"], res["first_frame_ms_max"], len(first), *nRecv)
 	say("delivery report: every receiver started or failed after %.0f ms; final (%s, %d finished, %d failed %v) after %.0f ms",
 		ms(known), end.State, tot.Finished, tot.Failed, reasons, ms(final))
-	line, _ := json.Marshal(res)
-	fmt.Fprintln(stdout, string(line))
+	printJSONLine(stdout, res)
 	return nil
 }
 

@@ -113,21 +113,15 @@ func benchFleet(ctx context.Context, args []string, stdout, stderr io.Writer) er
 func benchFleetRun(ctx context.Context, b fleetBench, stdout, stderr io.Writer) (map[string]any, error) {
 	say := func(format string, a ...any) { fmt.Fprintf(stdout, format+"\n", a...) }
 	logger, _ := newLogger(stderr, "warn")
-	dir, err := os.MkdirTemp("", "loa-bench-fleet-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
 	cfg := DefaultConfig()
-	cfg.DataDir, cfg.HTTPAddr, cfg.MQTTListen, cfg.RTPBind = dir, "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	if b.MQTTURL != "" {
 		cfg.MQTTURL, cfg.MQTTUser, cfg.MQTTPass = b.MQTTURL, b.MQTTUser, b.MQTTPass
 	}
-	m := NewMain(cfg, logger)
-	if err := m.Open(ctx); err != nil {
+	m, closeController, err := openBenchController(ctx, cfg, logger)
+	if err != nil {
 		return nil, err
 	}
-	defer m.Close()
+	defer closeController()
 	c := newAPIClient(m.URL(), m.AdminToken)
 	brokerName := "embedded broker (in the controller's figures)"
 	if b.MQTTURL != "" {
@@ -304,8 +298,7 @@ func benchFleetRun(ctx context.Context, b fleetBench, stdout, stderr io.Writer) 
 	}
 	say("goals: controller < 10 %% of one core: %s; group command p99 < 2 s: %s; all acked: %s",
 		verdict(cpuPct < 10), verdict(pct(lat, 99) < 2000), verdict(acked == b.Devices))
-	line, _ := json.Marshal(res)
-	fmt.Fprintln(stdout, string(line))
+	printJSONLine(stdout, res)
 	return res, nil
 }
 
@@ -340,8 +333,7 @@ func groupVolume(ctx context.Context, c *apiClient, area string, level int) ([]f
 // fleetChildReport.
 func benchFleetReceivers(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) error {
 	rep := runFleetReceivers(ctx, stdin, stderr)
-	line, _ := json.Marshal(rep)
-	fmt.Fprintln(stdout, string(line))
+	printJSONLine(stdout, rep)
 	if rep.Err != "" {
 		return errors.New(rep.Err)
 	}

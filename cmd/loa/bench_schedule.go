@@ -3,11 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"time"
 
@@ -35,18 +33,12 @@ func benchSchedule(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return fmt.Errorf("need ≥ 1 schedule, ≥ %d receivers, -within and -length ≥ 1s", communes)
 	}
 	logger, _ := newLogger(stderr, "warn")
-	dir, err := os.MkdirTemp("", "loa-bench-")
+	cfg := DefaultConfig()
+	m, closeController, err := openBenchController(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	cfg := DefaultConfig()
-	cfg.DataDir, cfg.HTTPAddr, cfg.MQTTListen, cfg.RTPBind = dir, "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	m := NewMain(cfg, logger)
-	if err := m.Open(ctx); err != nil {
-		return err
-	}
-	defer m.Close()
+	defer closeController()
 	c := newAPIClient(m.URL(), m.AdminToken)
 	say := func(format string, a ...any) { fmt.Fprintf(stdout, format+"\n", a...) }
 
@@ -141,8 +133,7 @@ func benchSchedule(ctx context.Context, args []string, stdout, stderr io.Writer)
 		res["start_late_ms_p50"], res["start_late_ms_p99"], res["start_late_ms_max"], len(ctl), missed)
 	say("receivers: first frame played after scheduled time + playout delay %v: p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d starts)",
 		cfg.Delay, res["receiver_late_ms_p50"], res["receiver_late_ms_p99"], res["receiver_late_ms_max"], len(rx))
-	line, _ := json.Marshal(res)
-	fmt.Fprintln(stdout, string(line))
+	printJSONLine(stdout, res)
 	return nil
 }
 
