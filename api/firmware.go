@@ -3,10 +3,9 @@ package api
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"mime"
+	"mime/multipart"
 	"net/http"
 	"strconv"
 	"strings"
@@ -33,71 +32,33 @@ func (s *Server) uploadFirmware(w http.ResponseWriter, r *http.Request, c *call)
 	if s.Firmware == nil {
 		return errUnavailable("firmware")
 	}
-	limit := int64(protocol.MaxFirmwareSize) + 1<<20 // the image and the form around it
-	if r.ContentLength > limit {
-		return tooLarge(limit)
+	form := uploadForm{
+		limit:  int64(protocol.MaxFirmwareSize) + 1<<20, // the image and the form around it
+		fields: []string{"version", "sig", "name"}, maxField: maxFirmwareField,
+		expect: `"version", "sig" and "file" fields`, after: `, after "version" and "sig"`,
 	}
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "multipart/form-data" {
-		return loa.Errorf(loa.EINVALID, `body: expected multipart/form-data with "version", "sig" and "file" fields`)
-	}
-	body := &limitedBody{r: http.MaxBytesReader(w, r.Body, limit)}
-	r.Body = body
-	mr, err := r.MultipartReader()
-	if err != nil {
-		return loa.Errorf(loa.EINVALID, "body: bad multipart/form-data: %v", err)
-	}
-	fields := map[string]string{}
-	for {
-		part, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
-			return loa.Errorf(loa.EINVALID, `file: required (a multipart field named "file", after "version" and "sig")`)
+	return readUpload(w, r, form, func(fields map[string]string, part *multipart.Part) error {
+		if err := loa.ValidFirmwareVersion("version", fields["version"]); err != nil {
+			return err
 		}
+		if fields["sig"] == "" {
+			return loa.Errorf(loa.EINVALID, `sig: required before "file": the base64 signature from "loa firmware sign"`)
+		}
+		name := fields["name"]
+		if name == "" {
+			name = strings.TrimSpace(part.FileName())
+		}
+		if len(name) > maxFirmwareField || !utf8.ValidString(name) {
+			name = ""
+		}
+		img, err := s.Firmware.UploadFirmware(r.Context(), fields["version"], fields["sig"], name, part, c.tok.ID)
 		if err != nil {
-			if body.overLimit.Load() {
-				return tooLarge(limit)
-			}
-			return loa.Errorf(loa.EINVALID, "body: bad multipart/form-data: %v", err)
+			return err
 		}
-		switch name := part.FormName(); name {
-		case "version", "sig", "name":
-			b, err := io.ReadAll(io.LimitReader(part, maxFirmwareField+1))
-			if err != nil {
-				return loa.Errorf(loa.EINVALID, "%s: %v", name, err)
-			}
-			if len(b) > maxFirmwareField || !utf8.Valid(b) || strings.ContainsAny(string(b), "\x00\r\n") {
-				return loa.Errorf(loa.EINVALID, "%s: at most %d bytes of UTF-8 on one line", name, maxFirmwareField)
-			}
-			fields[name] = strings.TrimSpace(string(b))
-		case "file":
-			if err := loa.ValidFirmwareVersion("version", fields["version"]); err != nil {
-				return err
-			}
-			if fields["sig"] == "" {
-				return loa.Errorf(loa.EINVALID, `sig: required before "file": the base64 signature from "loa firmware sign"`)
-			}
-			name := fields["name"]
-			if name == "" {
-				name = strings.TrimSpace(part.FileName())
-			}
-			if len(name) > maxFirmwareField || !utf8.ValidString(name) {
-				name = ""
-			}
-			img, err := s.Firmware.UploadFirmware(r.Context(), fields["version"], fields["sig"], name, part, c.tok.ID)
-			if err != nil {
-				if body.overLimit.Load() {
-					return tooLarge(limit)
-				}
-				if rerr := body.readErr(); rerr != nil && loa.ErrorCode(err) == loa.EINTERNAL {
-					return loa.Errorf(loa.EINVALID, "file: upload interrupted: %v", rerr)
-				}
-				return err
-			}
-			c.audit("firmware.upload", img.ID, "version "+img.Version+", sha256 "+img.SHA256)
-			writeJSON(w, http.StatusCreated, img)
-			return nil
-		}
-	}
+		c.audit("firmware.upload", img.ID, "version "+img.Version+", sha256 "+img.SHA256)
+		writeJSON(w, http.StatusCreated, img)
+		return nil
+	})
 }
 
 func (s *Server) listFirmware(w http.ResponseWriter, r *http.Request, c *call) error {

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
+	"mime/multipart"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -51,46 +51,9 @@ func (s *Server) uploadMedia(w http.ResponseWriter, r *http.Request, c *call) er
 	if s.Media == nil {
 		return errUnavailable("media")
 	}
-	limit := s.maxUpload()
-	if r.ContentLength > limit {
-		return tooLarge(limit)
-	}
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "multipart/form-data" {
-		return loa.Errorf(loa.EINVALID, `body: expected multipart/form-data with a "file" field`)
-	}
-	body := &limitedBody{r: http.MaxBytesReader(w, r.Body, limit)}
-	r.Body = body
-	mr, err := r.MultipartReader()
-	if err != nil {
-		return loa.Errorf(loa.EINVALID, "body: bad multipart/form-data: %v", err)
-	}
-	var name string
-	for {
-		part, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
-			return loa.Errorf(loa.EINVALID, `file: required (a multipart field named "file")`)
-		}
-		if err != nil {
-			if body.overLimit.Load() {
-				return tooLarge(limit)
-			}
-			return loa.Errorf(loa.EINVALID, "body: bad multipart/form-data: %v", err)
-		}
-		switch part.FormName() {
-		case "name":
-			b, err := io.ReadAll(io.LimitReader(part, maxMediaName+1))
-			if err != nil {
-				if body.overLimit.Load() {
-					return tooLarge(limit)
-				}
-				return loa.Errorf(loa.EINVALID, "name: %v", err)
-			}
-			if len(b) > maxMediaName || !utf8.Valid(b) || strings.ContainsAny(string(b), "\x00\r\n") {
-				return loa.Errorf(loa.EINVALID, "name: at most %d bytes of UTF-8 on one line", maxMediaName)
-			}
-			name = strings.TrimSpace(string(b))
-		case "file":
+	return readUpload(w, r, uploadForm{limit: s.maxUpload(), fields: []string{"name"}, maxField: maxMediaName, expect: `a "file" field`},
+		func(fields map[string]string, part *multipart.Part) error {
+			name := fields["name"]
 			if name == "" {
 				name = strings.TrimSpace(part.FileName())
 			}
@@ -102,21 +65,12 @@ func (s *Server) uploadMedia(w http.ResponseWriter, r *http.Request, c *call) er
 			}
 			m, err := s.Media.ImportMedia(r.Context(), name, part, c.tok.ID)
 			if err != nil {
-				if body.overLimit.Load() {
-					return tooLarge(limit)
-				}
-				if rerr := body.readErr(); rerr != nil && loa.ErrorCode(err) == loa.EINTERNAL {
-					// The client went away or sent a broken body; not our fault.
-					return loa.Errorf(loa.EINVALID, "file: upload interrupted: %v", rerr)
-				}
 				return err
 			}
 			c.audit("media.upload", m.ID, m.Name)
 			writeJSON(w, http.StatusCreated, m)
 			return nil
-		}
-		// Other fields are skipped.
-	}
+		})
 }
 
 func tooLarge(limit int64) error {
