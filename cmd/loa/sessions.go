@@ -89,22 +89,9 @@ func (s *sessionService) start(ctx context.Context, sess *loa.Session, looping b
 	if sess.MaxDuration == 0 {
 		sess.MaxDuration = length + 30*time.Second
 	}
-	// Written before acting, so a crash leaves a record of what was playing.
-	if err := s.db.PutSession(ctx, sess); err != nil {
-		src.Close()
+	if err := s.launch(ctx, sess, src, frames); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	if s.content == nil {
-		s.content = make(map[string]io.Closer)
-	}
-	s.content[sess.ID] = src
-	s.mu.Unlock()
-	if err := s.engine.Start(ctx, sess, src, frames); err != nil {
-		s.ended(sess.ID, loa.SessionFailed, err.Error())
-		return err
-	}
-	s.playLog(ctx, sess, loa.PlayStarted, "")
 	s.logger.Info("session started", "session", sess.ID, "media", sess.MediaID, "playlist", sess.PlaylistID,
 		"devices", len(devs), "priority", sess.Priority, "length", length)
 	return nil
@@ -117,6 +104,13 @@ func (s *sessionService) start(ctx context.Context, sess *loa.Session, looping b
 func (s *sessionService) startSource(ctx context.Context, sess *loa.Session, src source, frames int) error {
 	sess.State = loa.SessionPlaying
 	sess.StartedAt = time.Now()
+	return s.launch(ctx, sess, src, frames)
+}
+
+// launch writes sess, before acting, so a crash leaves a record of what
+// was playing, then streams src, which the service closes when the
+// session ends.
+func (s *sessionService) launch(ctx context.Context, sess *loa.Session, src source, frames int) error {
 	if err := s.db.PutSession(ctx, sess); err != nil {
 		src.Close()
 		return err
