@@ -150,10 +150,8 @@ func (s *Server) sendAlert(w http.ResponseWriter, r *http.Request, c *call) erro
 	if err := c.canSendLevel(a.Level); err != nil {
 		return err
 	}
-	if out, err := c.targetsInScope(a.Targets); err != nil {
+	if err := c.targetsAllowed(a.Targets); err != nil {
 		return err
-	} else if out != "" {
-		return loa.Errorf(loa.EFORBIDDEN, "%s is outside your scope (%s)", out, c.tok.AreaID)
 	}
 	if s.Alerts == nil {
 		return errUnavailable("alert")

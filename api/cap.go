@@ -95,10 +95,8 @@ func (s *Server) postCAP(w http.ResponseWriter, r *http.Request, c *call) error 
 	if err := c.canSendLevel(a.Level); err != nil {
 		return err
 	}
-	if out, err := c.targetsInScope(a.Targets); err != nil {
+	if err := c.targetsAllowed(a.Targets); err != nil {
 		return err
-	} else if out != "" {
-		return loa.Errorf(loa.EFORBIDDEN, "%s is outside your scope (%s)", out, c.tok.AreaID)
 	}
 	// Every check the alert service does not repeat is done: only now is
 	// embedded audio imported, so refused messages leave no media behind.

@@ -192,10 +192,8 @@ func (s *Server) startRollout(w http.ResponseWriter, r *http.Request, c *call) e
 	if err != nil {
 		return err
 	}
-	if out, err := c.targetsInScope(ro.Targets); err != nil {
+	if err := c.targetsAllowed(ro.Targets); err != nil {
 		return err
-	} else if out != "" {
-		return loa.Errorf(loa.EFORBIDDEN, "%s is outside your scope (%s)", out, c.tok.AreaID)
 	}
 	if s.Firmware == nil {
 		return errUnavailable("firmware")

@@ -120,10 +120,8 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, c *call) e
 	if sess.Priority.Emergency() && c.tok.Role != loa.RoleAdmin && c.tok.Role != loa.RoleProvince {
 		return loa.Errorf(loa.EFORBIDDEN, "priority: the emergency band (%d–255) needs an admin or province token", loa.PriorityEmergency)
 	}
-	if out, err := c.targetsInScope(sess.Targets); err != nil {
+	if err := c.targetsAllowed(sess.Targets); err != nil {
 		return err
-	} else if out != "" {
-		return loa.Errorf(loa.EFORBIDDEN, "%s is outside your scope (%s)", out, c.tok.AreaID)
 	}
 	if s.Sessions == nil {
 		return errUnavailable("session")
