@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -58,30 +57,11 @@ func (db *DB) Alarms(ctx context.Context, f loa.AlarmFilter) ([]loa.Alarm, error
 // PruneAlarms deletes alarms cleared before cutoff; active alarms stay
 // however old they are. It returns how many it deleted.
 func (db *DB) PruneAlarms(ctx context.Context, cutoff time.Time) (int, error) {
-	n := 0
-	err := db.update(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketAlarms)
-		var old [][]byte
-		err := b.ForEach(func(k, v []byte) error {
-			var a loa.Alarm
-			if err := json.Unmarshal(v, &a); err != nil {
-				return fmt.Errorf("decode %s/%s: %w", bucketAlarms, k, err)
-			}
-			if !a.Active() && a.ClearedAt.Before(cutoff) {
-				old = append(old, bytes.Clone(k))
-			}
-			return nil
-		})
-		if err != nil {
-			return err
+	return db.deleteWhere(ctx, bucketAlarms, func(k, v []byte) (bool, error) {
+		var a loa.Alarm
+		if err := json.Unmarshal(v, &a); err != nil {
+			return false, fmt.Errorf("decode %s/%s: %w", bucketAlarms, k, err)
 		}
-		for _, k := range old {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
-		}
-		n = len(old)
-		return nil
+		return !a.Active() && a.ClearedAt.Before(cutoff), nil
 	})
-	return n, err
 }

@@ -5,6 +5,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -205,6 +206,33 @@ func listAll[T any](ctx context.Context, db *DB, bucket []byte) (out []*T, err e
 		return err
 	})
 	return out, err
+}
+
+// deleteWhere deletes, in one transaction, the values of bucket that drop
+// picks, and returns how many it deleted.
+func (db *DB) deleteWhere(ctx context.Context, bucket []byte, drop func(k, v []byte) (bool, error)) (n int, err error) {
+	err = db.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucket)
+		var old [][]byte
+		err := b.ForEach(func(k, v []byte) error {
+			ok, err := drop(k, v)
+			if ok {
+				old = append(old, bytes.Clone(k))
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range old {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		n = len(old)
+		return nil
+	})
+	return n, err
 }
 
 // list decodes every value in bucket, in key order.

@@ -98,26 +98,8 @@ func (db *DB) HealthHours(ctx context.Context, device string, from, to time.Time
 // PruneHealth deletes every aggregate whose hour started before cutoff and
 // returns how many it deleted.
 func (db *DB) PruneHealth(ctx context.Context, cutoff time.Time) (int, error) {
-	n := 0
-	err := db.update(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketHealthHourly)
-		var old [][]byte
-		err := b.ForEach(func(k, _ []byte) error {
-			if h, ok := healthKeyHour(k); !ok || h.Before(cutoff) {
-				old = append(old, bytes.Clone(k))
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		for _, k := range old {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
-		}
-		n = len(old)
-		return nil
+	return db.deleteWhere(ctx, bucketHealthHourly, func(k, _ []byte) (bool, error) {
+		h, ok := healthKeyHour(k)
+		return !ok || h.Before(cutoff), nil
 	})
-	return n, err
 }
