@@ -3,7 +3,6 @@ package store
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -54,22 +53,14 @@ func (db *DB) PutFirmwareImage(ctx context.Context, img *loa.FirmwareImage) erro
 		return loa.Errorf(loa.EINVALID, "sig: required; name: at most 200 bytes")
 	}
 	return db.update(ctx, func(tx *bolt.Tx) error {
-		var clash error
-		err := tx.Bucket(bucketFirmware).ForEach(func(k, v []byte) error {
-			var o loa.FirmwareImage
-			if err := decodeInto(k, v, &o); err != nil {
-				return err
-			}
-			if o.ID != img.ID && o.SHA256 == img.SHA256 && clash == nil {
-				clash = loa.Errorf(loa.ECONFLICT, "file: firmware image %q already has this content", o.ID)
-			}
-			return nil
-		})
+		all, err := list[loa.FirmwareImage](tx, bucketFirmware)
 		if err != nil {
 			return err
 		}
-		if clash != nil {
-			return clash
+		for _, o := range all {
+			if o.ID != img.ID && o.SHA256 == img.SHA256 {
+				return loa.Errorf(loa.ECONFLICT, "file: firmware image %q already has this content", o.ID)
+			}
 		}
 		var old loa.FirmwareImage
 		found, err := get(tx, bucketFirmware, []byte(img.ID), &old)
@@ -123,11 +114,4 @@ func (db *DB) Rollouts(ctx context.Context) ([]*loa.Rollout, error) {
 		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), strings.Compare(b.ID, a.ID))
 	})
 	return out, err
-}
-
-func decodeInto(k, v []byte, out any) error {
-	if err := json.Unmarshal(v, out); err != nil {
-		return fmt.Errorf("decode firmware/%s: %w", k, err)
-	}
-	return nil
 }
