@@ -2,6 +2,8 @@ package broadcast
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -201,7 +203,7 @@ func (e *Engine) runCommand(c devCommand) {
 	// cannot disturb whatever the device plays next.
 	if c.untune != "" {
 		if err := e.cfg.Tuner.Untune(ctx, d.id, c.untune); err != nil {
-			e.log.Warn("untune failed", "device", d.id, "session", c.untune, "err", err)
+			e.log.Log(ctx, tuneLogLevel(err), "untune failed", "device", d.id, "session", c.untune, "err", err)
 		}
 	}
 	if c.tune == nil || !current {
@@ -220,8 +222,17 @@ func (e *Engine) runCommand(c devCommand) {
 		}
 	}
 	if err != nil {
-		e.log.Warn("tune failed", "device", d.id, "session", c.tune.s.id, "err", err)
+		e.log.Log(ctx, tuneLogLevel(err), "tune failed", "device", d.id, "session", c.tune.s.id, "err", err)
 	}
+}
+
+// tuneLogLevel keeps a cancelled command (superseded by a newer one for the
+// device, or the engine closing) out of the warnings operators read.
+func tuneLogLevel(err error) slog.Level {
+	if errors.Is(err, context.Canceled) {
+		return slog.LevelDebug
+	}
+	return slog.LevelWarn
 }
 
 // finish retires s after its stream stopped; OnEnd runs without locks.

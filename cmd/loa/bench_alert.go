@@ -93,6 +93,14 @@ func benchAlert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return err
 		}
+		// Stop it, and let the receivers hear the stop, before they leave:
+		// otherwise shutdown logs a thousand failed retunes of a programme
+		// nobody hears.
+		defer func() {
+			if c.stopSession(context.WithoutCancel(ctx), prog.ID) == nil {
+				waitFleetEnded(ctx, fleet, prog.ID, 10*time.Second)
+			}
+		}()
 		if err := waitFleetPlaying(ctx, fleet, prog.ID, time.Minute); err != nil {
 			return err
 		}
@@ -199,4 +207,17 @@ func waitFleetPlaying(ctx context.Context, fleet *firmwaresim.Fleet, id string, 
 		}
 	}
 	return nil
+}
+
+// waitFleetEnded waits, at most timeout, until no receiver plays session id.
+func waitFleetEnded(ctx context.Context, fleet *firmwaresim.Fleet, id string, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for _, r := range fleet.Receivers() {
+		for time.Now().Before(deadline) && ctx.Err() == nil {
+			if st, ok := r.Session(id); !ok || st.Done {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 }
