@@ -628,10 +628,7 @@ func TestSystemAlertRestart(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig(t)
 	cfg.MQTTListen = fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
-	m1 := NewMain(cfg, testLogger(t))
-	if err := m1.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
+	m1 := openMain(t, cfg)
 	c := newAPIClient(m1.URL(), m1.AdminToken)
 	fleet := provisionFleet(t, c, m1.MQTTURL(), 2, false)
 	s1 := &system{t: t, m: m1, api: c}
@@ -645,10 +642,7 @@ func TestSystemAlertRestart(t *testing.T) {
 	if err := m1.Close(); err != nil {
 		t.Fatal(err)
 	}
-	m2 := NewMain(cfg, testLogger(t))
-	if err := m2.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
+	m2 := openMain(t, cfg)
 	defer m2.Close()
 	s2 := &system{t: t, m: m2, api: newAPIClient(m2.URL(), c.token)}
 	a := s2.getAlert(al.ID)

@@ -418,10 +418,7 @@ func TestSystemFirmwareRolloutSurvivesRestart(t *testing.T) {
 	cfg.MQTTListen = fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
 	cfg.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
 	cfg.FirmwareKey = name + ".pub"
-	m1 := NewMain(cfg, testLogger(t))
-	if err := m1.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
+	m1 := openMain(t, cfg)
 	c := newAPIClient(m1.URL(), m1.AdminToken)
 	c.createArea(ctx, loa.Area{ID: "p", Name: "P", Kind: loa.AreaProvince})
 	c.createArea(ctx, loa.Area{ID: "a", ParentID: "p", Name: "A", Kind: loa.AreaCommune})
@@ -459,10 +456,7 @@ func TestSystemFirmwareRolloutSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	m2 := NewMain(cfg, testLogger(t))
-	if err := m2.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
+	m2 := openMain(t, cfg)
 	defer m2.Close()
 	s2 := &fwSystem{system: &system{t: t, m: m2, api: newAPIClient(m2.URL(), c.token)}}
 	mid := s2.rollout(ro.ID)

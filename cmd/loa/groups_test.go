@@ -247,10 +247,7 @@ func isStatus(err error, status int) bool {
 func TestSystemGroupCommandAcrossRestart(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig(t)
-	m1 := NewMain(cfg, testLogger(t))
-	if err := m1.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
+	m1 := openMain(t, cfg)
 	c := newAPIClient(m1.URL(), m1.AdminToken)
 	for _, a := range []loa.Area{{ID: "p", Name: "P", Kind: loa.AreaProvince}, {ID: "a", ParentID: "p", Name: "A", Kind: loa.AreaCommune}} {
 		if err := c.createArea(ctx, a); err != nil {
@@ -277,10 +274,7 @@ func TestSystemGroupCommandAcrossRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	m2 := NewMain(cfg, testLogger(t))
-	if err := m2.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
+	m2 := openMain(t, cfg)
 	defer m2.Close()
 	c2 := newAPIClient(m2.URL(), c.token)
 	for _, id := range []string{g.ID, "crashed"} {

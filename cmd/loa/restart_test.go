@@ -14,14 +14,10 @@ import (
 // programme: on every receiver it resumes at the position the wall clock
 // says, nothing is played twice, and the session ends normally.
 func TestSystemRestartResumes(t *testing.T) {
-	ctx := context.Background()
 	cfg := testConfig(t)
 	cfg.MQTTListen = fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
 	cfg.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
-	m1 := NewMain(cfg, testLogger(t))
-	if err := m1.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
+	m1 := openMain(t, cfg)
 	c := newAPIClient(m1.URL(), m1.AdminToken)
 	fleet := provisionFleet(t, c, m1.MQTTURL(), 3, true)
 	s1 := &system{t: t, m: m1, api: c}
@@ -33,10 +29,7 @@ func TestSystemRestartResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(500 * time.Millisecond)
-	m2 := NewMain(cfg, testLogger(t))
-	if err := m2.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
+	m2 := openMain(t, cfg)
 	defer m2.Close()
 	s2 := &system{t: t, m: m2, api: newAPIClient(m2.URL(), c.token)}
 	s2.byArea = map[string][]*firmwaresim.Receiver{"a": fleet.Receivers()}

@@ -154,10 +154,7 @@ func TestSystemScheduleMissedWhileDown(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.MQTTListen = fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
 	cfg.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
-	m := NewMain(cfg, testLogger(t))
-	if err := m.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
+	m := openMain(t, cfg)
 	c := newAPIClient(m.URL(), m.AdminToken)
 	c.createArea(ctx, loa.Area{ID: "p", Name: "P", Kind: loa.AreaProvince})
 	c.createArea(ctx, loa.Area{ID: "a", ParentID: "p", Name: "A", Kind: loa.AreaCommune})
@@ -170,10 +167,7 @@ func TestSystemScheduleMissedWhileDown(t *testing.T) {
 	}
 	time.Sleep(time.Until(at) + 500*time.Millisecond) // down across the start time
 
-	m2 := NewMain(cfg, testLogger(t))
-	if err := m2.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
+	m2 := openMain(t, cfg)
 	defer m2.Close()
 	s2 := &system{t: t, m: m2, api: newAPIClient(m2.URL(), c.token)}
 	sess := s2.waitScheduled("sang", 10*time.Second)

@@ -54,6 +54,17 @@ func testConfig(t *testing.T) Config {
 	return cfg
 }
 
+// openMain opens a controller with cfg; the caller closes it (a restart
+// test closes one and opens another on the same data).
+func openMain(t *testing.T, cfg Config) *Main {
+	t.Helper()
+	m := NewMain(cfg, testLogger(t))
+	if err := m.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 func startSystem(t *testing.T, o systemOpts) *system {
 	t.Helper()
 	ctx := context.Background()
