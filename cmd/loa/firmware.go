@@ -24,12 +24,13 @@ import (
 // firmwareService implements loa.FirmwareService: signed images beside
 // the database, rollouts run by the devices.RolloutEngine.
 type firmwareService struct {
-	db      *store.DB
-	key     ed25519.PublicKey // the operator's; nil refuses uploads
-	baseURL string            // receivers fetch baseURL + "/fw/" + id
-	engine  *devices.RolloutEngine
-	resolve func(ctx context.Context, t loa.Targets) ([]string, error)
-	logger  *slog.Logger
+	db        *store.DB
+	key       ed25519.PublicKey // the operator's; nil refuses uploads
+	baseURL   string            // receivers fetch baseURL + "/fw/" + id
+	localOnly bool              // the API listens on loopback only
+	engine    *devices.RolloutEngine
+	resolve   func(ctx context.Context, t loa.Targets) ([]string, error)
+	logger    *slog.Logger
 }
 
 var _ loa.FirmwareService = (*firmwareService)(nil)
@@ -46,6 +47,10 @@ func (m *Main) openFirmware() (*firmwareService, error) {
 		s.key = key
 	}
 	s.baseURL = strings.TrimSuffix(m.Config.FirmwareURL, "/")
+	if host, _, err := net.SplitHostPort(m.Config.HTTPAddr); err == nil {
+		ip := net.ParseIP(host)
+		s.localOnly = host == "localhost" || ip != nil && ip.IsLoopback()
+	}
 	s.engine = devices.NewRolloutEngine(devices.RolloutConfig{
 		Store: m.DB, Sender: m.Fleet, Presence: m.Fleet, Args: s.args,
 		Logger: m.Logger.With("component", "rollouts"),
@@ -59,7 +64,9 @@ func (s *firmwareService) start(ctx context.Context, apiURL string) error {
 	if s.baseURL == "" {
 		s.baseURL = apiURL
 		if u, err := url.Parse(apiURL); err == nil {
-			if ip := net.ParseIP(u.Hostname()); ip != nil && ip.IsLoopback() {
+			// Only worth a warning when the API listens beyond loopback,
+			// where receivers on other hosts are expected.
+			if ip := net.ParseIP(u.Hostname()); ip != nil && ip.IsLoopback() && !s.localOnly {
 				s.logger.Warn("receivers are told to download firmware from a loopback address; set -firmware-url to one they can reach", "url", apiURL)
 			}
 		}
