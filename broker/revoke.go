@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"slices"
 	"sync"
 
@@ -93,13 +94,15 @@ func (r *revocations) stale(cl *mqtt.Client, device string) bool {
 	return ok && e != r.epochs[device]
 }
 
-// disconnected returns the Will still owed for a kicked connection, and
-// forgets cl.
+// disconnected returns the Will still owed for cl, and forgets cl. One is
+// owed when mochi did not send it although the connection did not end
+// with the client's own DISCONNECT: a kick, or a dead link its writer
+// noticed first (mochi's reader then takes the stop for a clean end).
 func (r *revocations) disconnected(cl *mqtt.Client) (w will, owed bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	w, hasWill := r.wills[cl]
-	owed = hasWill && r.kicked[cl]
+	owed = hasWill && (r.kicked[cl] || !errors.Is(cl.StopCause(), packets.CodeDisconnect))
 	delete(r.authed, cl)
 	delete(r.wills, cl)
 	delete(r.kicked, cl)
@@ -133,12 +136,12 @@ func (h *hook) OnWillSent(cl *mqtt.Client, _ packets.Packet) {
 	h.b.revoked.mu.Unlock()
 }
 
-// OnDisconnect publishes the Will mochi forgot for a connection the
-// controller dropped.
+// OnDisconnect publishes the Will mochi forgot for a connection that ended
+// without the client's DISCONNECT.
 func (h *hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	b := h.b
 	w, owed := b.revoked.disconnected(cl)
-	if !owed {
+	if !owed || b.ctx.Err() != nil { // the broker closing stops everyone; nobody is left to tell
 		return
 	}
 	if err := b.srv.Publish(w.topic, w.payload, w.retain, w.qos); err != nil {

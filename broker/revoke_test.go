@@ -4,10 +4,13 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/loa-broadcast/loa/protocol"
 )
@@ -98,5 +101,39 @@ func TestDisconnectDuringCredentialCheck(t *testing.T) {
 	publish(t, r.c, "loa/v1/dev/d1/event", 1, false, "still here") // a QoS 1 round trip: connected and allowed
 	if !r.c.IsConnectionOpen() {
 		t.Error("the later connection was dropped")
+	}
+}
+
+// A Will mochi did not send is owed unless the client itself said
+// DISCONNECT: mochi's reader takes any stop it did not see coming (a
+// takeover, a dead link its writer noticed first) for a clean end.
+func TestWillOwedUnlessCleanDisconnect(t *testing.T) {
+	srv := mqtt.New(&mqtt.Options{Logger: slog.New(slog.DiscardHandler)})
+	connect := packets.Packet{Connect: packets.ConnectParams{
+		WillFlag: true, WillTopic: "loa/v1/dev/d1/status", WillPayload: []byte("offline"), WillQos: 1, WillRetain: true}}
+	for _, c := range []struct {
+		name  string
+		cause error
+		owed  bool
+	}{
+		{"clean DISCONNECT", packets.CodeDisconnect, false},
+		{"taken over", packets.ErrSessionTakenOver, true},
+		{"dead link", io.ErrClosedPipe, true},
+		{"stopped without a cause", nil, true},
+	} {
+		r := newRevocations()
+		a, b := net.Pipe()
+		defer a.Close()
+		defer b.Close()
+		cl := srv.NewClient(a, "t", "d1", false)
+		r.admitted(cl, connect)
+		cl.Stop(c.cause)
+		w, owed := r.disconnected(cl)
+		if owed != c.owed || owed && (w.topic != "loa/v1/dev/d1/status" || string(w.payload) != "offline" || !w.retain || w.qos != 1) {
+			t.Errorf("%s: owed %v (%+v), want %v", c.name, owed, w, c.owed)
+		}
+		if _, again := r.disconnected(cl); again {
+			t.Errorf("%s: a Will owed twice", c.name)
+		}
 	}
 }
