@@ -76,20 +76,7 @@ func TestPresenceLateWillOfEarlierConnectionIgnored(t *testing.T) {
 
 	first.drop() // the broker publishes connection 1's Will: offline, boot 5, conn 1
 	eventually(t, "the late Will counted as stale", func() bool { return f.Stats().Stale == 1 })
-	st, _ := f.DeviceState("dev-1")
-	if !st.Online || st.Boot != 5 || !st.OnlineSince.Equal(before.OnlineSince) {
-		t.Fatalf("after the late Will: %+v, want online since %v", st, before.OnlineSince)
-	}
-	if got := f.Stats().Online; got != 1 {
-		t.Fatalf("Stats().Online = %d, want 1", got)
-	}
-	select {
-	case st := <-w:
-		if !st.Online {
-			t.Fatalf("OnPresence reported %+v", st)
-		}
-	default:
-	}
+	stillOnline(t, f, w, 5, before.OnlineSince)
 }
 
 // The ordinary transitions keep working with conn: online, its own Will

@@ -56,9 +56,16 @@ func TestPresenceLateWillOfEarlierBootIgnored(t *testing.T) {
 	old.drop() // the broker now publishes boot 1's will: offline, boot 1
 	eventually(t, "stale will counted", func() bool { return f.Stats().Stale == 1 })
 
+	stillOnline(t, f, w, 2, before.OnlineSince)
+}
+
+// stillOnline checks that a late Will left dev-1 online at boot since
+// its old online-since, and told no watcher otherwise.
+func stillOnline(t *testing.T, f *Fleet, w presenceWatch, boot uint64, since time.Time) {
+	t.Helper()
 	st, _ := f.DeviceState("dev-1")
-	if !st.Online || st.Boot != 2 || !st.OnlineSince.Equal(before.OnlineSince) {
-		t.Fatalf("after the late will: %+v, want online boot 2 since %v", st, before.OnlineSince)
+	if !st.Online || st.Boot != boot || !st.OnlineSince.Equal(since) {
+		t.Fatalf("after the late will: %+v, want online boot %d since %v", st, boot, since)
 	}
 	if got := f.Stats().Online; got != 1 {
 		t.Fatalf("Stats().Online = %d, want 1", got)
