@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/loa-broadcast/loa"
-	"github.com/loa-broadcast/loa/broadcast/media"
+	"github.com/loa-broadcast/loa/media"
 )
 
 // A stored programme (Ogg Opus from the media store) reaches a receiver

@@ -2,14 +2,11 @@ package firmwaresim
 
 import (
 	"bytes"
-	"crypto/ed25519"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 
 	"github.com/loa-broadcast/loa/protocol"
 )
@@ -78,37 +75,4 @@ func ParseImageHeader(b []byte) (ImageHeader, error) {
 		return ImageHeader{}, fmt.Errorf("image: header: %w", err)
 	}
 	return h, nil
-}
-
-// ReadPublicKey reads an operator's firmware public key file: the standard
-// base64 of the 32-byte ed25519 public key and a newline (surrounding white
-// space is ignored).
-func ReadPublicKey(path string) (ed25519.PublicKey, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("firmware key: %w", err)
-	}
-	k, err := ParsePublicKey(b)
-	if err != nil {
-		return nil, fmt.Errorf("firmware key %s: %w", path, err)
-	}
-	return k, nil
-}
-
-// ParsePublicKey parses the contents of a public key file (see
-// ReadPublicKey).
-func ParsePublicKey(b []byte) (ed25519.PublicKey, error) {
-	raw, err := base64.StdEncoding.DecodeString(string(bytes.TrimSpace(b)))
-	if err != nil {
-		return nil, fmt.Errorf("not standard base64: %w", err)
-	}
-	if len(raw) != ed25519.PublicKeySize {
-		return nil, fmt.Errorf("%d bytes, want a %d-byte ed25519 public key", len(raw), ed25519.PublicKeySize)
-	}
-	return ed25519.PublicKey(raw), nil
-}
-
-// EncodePublicKey returns the contents of a public key file for pub.
-func EncodePublicKey(pub ed25519.PublicKey) []byte {
-	return []byte(base64.StdEncoding.EncodeToString(pub) + "\n")
 }

@@ -2,11 +2,6 @@ package firmwaresim
 
 import (
 	"bytes"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/base64"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -70,53 +65,6 @@ func FuzzParseImageHeader(f *testing.F) {
 		h2, err := ParseImageHeader(BuildImage(h.Version, h.Healthy, len(b)))
 		if err != nil || h2 != h {
 			t.Fatalf("%+v rebuilt parses as %+v, %v", h, h2, err)
-		}
-	})
-}
-
-func TestReadPublicKey(t *testing.T) {
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	write := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	got, err := ReadPublicKey(write("ok.pub", string(EncodePublicKey(pub))))
-	if err != nil || !got.Equal(pub) {
-		t.Fatalf("read %x, %v; want %x", got, err, pub)
-	}
-	for _, c := range []struct{ path, want string }{
-		{filepath.Join(dir, "missing.pub"), "no such file"},
-		{write("hex.pub", "zz not base64\n"), "not standard base64"},
-		{write("short.pub", base64.StdEncoding.EncodeToString(pub[:16])+"\n"), "16 bytes"},
-	} {
-		if _, err := ReadPublicKey(c.path); err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s: error %v, want one containing %q", c.path, err, c.want)
-		}
-	}
-}
-
-func FuzzParsePublicKey(f *testing.F) {
-	pub, _, _ := ed25519.GenerateKey(rand.Reader)
-	f.Add(EncodePublicKey(pub))
-	f.Add([]byte("\n"))
-	f.Add([]byte("AAAA"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		k, err := ParsePublicKey(b)
-		if err != nil {
-			return
-		}
-		if len(k) != ed25519.PublicKeySize {
-			t.Fatalf("%d-byte key accepted", len(k))
-		}
-		if k2, err := ParsePublicKey(EncodePublicKey(k)); err != nil || !k2.Equal(k) {
-			t.Fatalf("key does not round-trip: %v", err)
 		}
 	})
 }

@@ -110,7 +110,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	var fwKey ed25519.PublicKey
 	if o.fwKey != "" {
-		if fwKey, err = firmwaresim.ReadPublicKey(o.fwKey); err != nil {
+		if fwKey, err = protocol.ReadFirmwarePublicKey(o.fwKey); err != nil {
 			return err
 		}
 	}

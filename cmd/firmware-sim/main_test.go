@@ -213,7 +213,7 @@ func TestRunFirmwareFlags(t *testing.T) {
 	if err := os.WriteFile(creds, []byte("fw-1 pw1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(key, firmwaresim.EncodePublicKey(pub), 0o600); err != nil {
+	if err := os.WriteFile(key, protocol.EncodeFirmwarePublicKey(pub), 0o600); err != nil {
 		t.Fatal(err)
 	}
 

@@ -13,7 +13,10 @@ import (
 	"time"
 
 	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/api"
+	"github.com/loa-broadcast/loa/daemon"
 	firmwaresim "github.com/loa-broadcast/loa/firmware-sim"
+	"github.com/loa-broadcast/loa/media"
 )
 
 // demoResult is the demo's last output line.
@@ -92,9 +95,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	}
 	defer os.RemoveAll(dir)
 
-	cfg := DefaultConfig()
+	cfg := daemon.DefaultConfig()
 	cfg.DataDir, cfg.HTTPAddr, cfg.MQTTListen, cfg.RTPBind = dir, *httpAddr, "127.0.0.1:0", "127.0.0.1:0"
-	m := NewMain(cfg, logger)
+	m := daemon.NewMain(cfg, logger)
 	if err := m.Open(ctx); err != nil {
 		return err
 	}
@@ -102,7 +105,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	say := func(format string, a ...any) { fmt.Fprintf(stdout, format+"\n", a...) }
 	say("controller: API %s, MQTT %s, RTP %s", m.URL(), m.MQTTURL(), m.Engine.LocalAddr())
 
-	c := newAPIClient(m.URL(), m.AdminToken)
+	c := api.NewClient(m.URL(), m.AdminToken)
 	areas := []loa.Area{
 		{ID: "demo-province", Name: "Tỉnh Demo", Kind: loa.AreaProvince, Code: "99"},
 		{ID: "an-binh", ParentID: "demo-province", Name: "Xã An Bình", Kind: loa.AreaCommune, Code: "99001"},
@@ -110,14 +113,14 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		{ID: "an-binh-thon-2", ParentID: "an-binh", Name: "Thôn 2", Kind: loa.AreaCluster},
 	}
 	for _, a := range areas {
-		if err := c.createArea(ctx, a); err != nil {
+		if err := c.CreateArea(ctx, a); err != nil {
 			return fmt.Errorf("create area %s: %w", a.ID, err)
 		}
 	}
 	cfgs := make([]firmwaresim.Config, *n)
 	for i := range cfgs {
 		id := fmt.Sprintf("loa-%04d", i+1)
-		pw, err := c.createDevice(ctx, loa.Device{ID: id, AreaID: areas[2+i%2].ID, Name: "Cụm loa " + id})
+		pw, err := c.CreateDevice(ctx, loa.Device{ID: id, AreaID: areas[2+i%2].ID, Name: "Cụm loa " + id})
 		if err != nil {
 			return fmt.Errorf("provision %s: %w", id, err)
 		}
@@ -136,29 +139,29 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		return fmt.Errorf("simulated receivers: %w", err)
 	}
 	defer fleet.Close()
-	if err := waitOnline(ctx, c, *n, 30*time.Second); err != nil {
+	if err := c.WaitOnline(ctx, *n, 30*time.Second); err != nil {
 		return err
 	}
 	say("all %d receivers online", *n)
 
-	wav, desc, err := makeProgramme(ctx, *dur)
+	wav, desc, err := media.DemoProgramme(ctx, *dur)
 	if err != nil {
 		return err
 	}
-	med, err := c.uploadMedia(ctx, "demo-programme.wav", wav)
+	med, err := c.UploadMedia(ctx, "demo-programme.wav", wav)
 	if err != nil {
 		return fmt.Errorf("upload: %w", err)
 	}
 	say("programme: %s, %v, %d frames (media %s)", desc, med.Duration.Round(time.Millisecond), med.Frames, med.ID)
 
 	start := time.Now()
-	sess, err := c.startSession(ctx, sessionRequest{MediaID: med.ID, Targets: loa.Targets{Areas: []string{"demo-province"}}, Priority: 64})
+	sess, err := c.StartSession(ctx, api.SessionRequest{MediaID: med.ID, Targets: loa.Targets{Areas: []string{"demo-province"}}, Priority: 64})
 	if err != nil {
 		return fmt.Errorf("start session: %w", err)
 	}
 	say("session %s playing to %d receivers", sess.ID, len(sess.Devices))
 	wctx, cancel := context.WithTimeout(ctx, med.Duration+time.Minute)
-	sess, err = c.waitSession(wctx, sess.ID)
+	sess, err = c.WaitSession(wctx, sess.ID)
 	cancel()
 	if err != nil {
 		return err
@@ -182,34 +185,6 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		return fmt.Errorf("%d of %d receivers did not play the programme", res.Receivers-res.Played, res.Receivers)
 	}
 	return nil
-}
-
-// waitOnline polls the API until n devices are online.
-func waitOnline(ctx context.Context, c *apiClient, n int, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		devs, err := c.devices(ctx)
-		if err != nil {
-			return err
-		}
-		online := 0
-		for _, d := range devs {
-			if d.State != nil && d.State.Online {
-				online++
-			}
-		}
-		if online >= n {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("only %d of %d receivers came online within %v", online, n, timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }
 
 // waitFinished waits until every receiver has ended the session, or timeout.

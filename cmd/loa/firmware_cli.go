@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -75,10 +73,10 @@ func firmwareKeygen(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("firmware keygen: %w", err)
 		}
 	}
-	if err := writeNew(keyPath, []byte(base64.StdEncoding.EncodeToString(priv)+"\n"), 0o600); err != nil {
+	if err := writeNew(keyPath, protocol.EncodeFirmwarePrivateKey(priv), 0o600); err != nil {
 		return err
 	}
-	if err := writeNew(pubPath, []byte(base64.StdEncoding.EncodeToString(pub)+"\n"), 0o644); err != nil {
+	if err := writeNew(pubPath, protocol.EncodeFirmwarePublicKey(pub), 0o644); err != nil {
 		os.Remove(keyPath)
 		return err
 	}
@@ -124,7 +122,7 @@ func firmwareSign(args []string, stdout, stderr io.Writer) error {
 	if _, err := protocol.ParseFWVersion(*version); err != nil {
 		return fmt.Errorf("firmware sign: -version: %w", err)
 	}
-	key, err := readPrivateKey(*keyPath)
+	key, err := protocol.ReadFirmwarePrivateKey(*keyPath)
 	if err != nil {
 		return err
 	}
@@ -152,63 +150,4 @@ func firmwareSign(args []string, stdout, stderr io.Writer) error {
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(m)
-}
-
-func readPrivateKey(path string) (ed25519.PrivateKey, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("firmware key: %w", err)
-	}
-	k, err := parsePrivateKey(b)
-	if err != nil {
-		return nil, fmt.Errorf("firmware key %s: %w", path, err)
-	}
-	return k, nil
-}
-
-func readPublicKey(path string) (ed25519.PublicKey, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("firmware key: %w", err)
-	}
-	k, err := parsePublicKey(b)
-	if err != nil {
-		return nil, fmt.Errorf("firmware key %s: %w", path, err)
-	}
-	return k, nil
-}
-
-// parsePrivateKey parses a .key file. The key's second half is its public
-// key; a file where it does not match the seed is damaged.
-func parsePrivateKey(b []byte) (ed25519.PrivateKey, error) {
-	raw, err := base64.StdEncoding.DecodeString(string(bytes.TrimSpace(b)))
-	if err != nil {
-		return nil, errors.New("not standard base64 (is this the .key from loa firmware keygen?)")
-	}
-	if len(raw) != ed25519.PrivateKeySize {
-		if len(raw) == ed25519.PublicKeySize {
-			return nil, errors.New("this is a public key (.pub); signing needs the secret .key")
-		}
-		return nil, fmt.Errorf("%d bytes, want a %d-byte ed25519 private key", len(raw), ed25519.PrivateKeySize)
-	}
-	k := ed25519.NewKeyFromSeed(raw[:ed25519.SeedSize])
-	if !bytes.Equal(k, raw) {
-		return nil, errors.New("damaged: its public half does not match its seed")
-	}
-	return k, nil
-}
-
-// parsePublicKey parses a .pub file.
-func parsePublicKey(b []byte) (ed25519.PublicKey, error) {
-	raw, err := base64.StdEncoding.DecodeString(string(bytes.TrimSpace(b)))
-	if err != nil {
-		return nil, errors.New("not standard base64 (is this the .pub from loa firmware keygen?)")
-	}
-	if len(raw) != ed25519.PublicKeySize {
-		if len(raw) == ed25519.PrivateKeySize {
-			return nil, errors.New("this is a secret key (.key); the controller needs only the .pub")
-		}
-		return nil, fmt.Errorf("%d bytes, want a %d-byte ed25519 public key", len(raw), ed25519.PublicKeySize)
-	}
-	return ed25519.PublicKey(raw), nil
 }

@@ -32,11 +32,11 @@ func TestFirmwareKeygenAndSign(t *testing.T) {
 	if !bytes.HasSuffix(pubFile, []byte("\n")) {
 		t.Errorf("public key file %q does not end in a newline", pubFile)
 	}
-	pub, err := readPublicKey(name + ".pub")
+	pub, err := protocol.ReadFirmwarePublicKey(name + ".pub")
 	if err != nil {
 		t.Fatal(err)
 	}
-	priv, err := readPrivateKey(name + ".key")
+	priv, err := protocol.ReadFirmwarePrivateKey(name + ".key")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,6 +68,13 @@ func TestFirmwareKeygenAndSign(t *testing.T) {
 	}
 	if _, err := os.Stat(img + ".sig"); !os.IsNotExist(err) {
 		t.Errorf("sign without -w wrote %s.sig", img)
+	}
+	out.Reset()
+	if err := run(t.Context(), []string{"firmware", "sign", "-key", name + ".key", "-version", "1.4.2", "-w", img}, &out, &out, os.Getenv); err != nil {
+		t.Fatalf("sign -w: %v: %s", err, out.String())
+	}
+	if sig, err := os.ReadFile(img + ".sig"); err != nil || strings.TrimSpace(string(sig)) != m.Sig {
+		t.Errorf("sign -w wrote %q (%v), want the manifest's sig", sig, err)
 	}
 }
 
@@ -110,43 +117,7 @@ func TestFirmwareCLIErrors(t *testing.T) {
 		})
 	}
 	// A controller given a secret key instead of the .pub says so.
-	if _, err := readPublicKey(key); err == nil || !strings.Contains(err.Error(), "secret key") {
+	if _, err := protocol.ReadFirmwarePublicKey(key); err == nil || !strings.Contains(err.Error(), "secret key") {
 		t.Errorf("reading a .key as the public key: %v", err)
 	}
-	// serve refuses to start with a bad -firmware-key rather than run
-	// without checking uploads.
-	cfg := testConfig(t)
-	cfg.FirmwareKey = write("bad.pub", "xyz")
-	m := NewMain(cfg, testLogger(t))
-	if err := m.Open(t.Context()); err == nil || !strings.Contains(err.Error(), "firmware key") {
-		t.Errorf("open with a bad -firmware-key: %v", err)
-	}
-	m.Close()
-	cfg = testConfig(t)
-	cfg.FirmwareURL = "ftp://ctl"
-	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "firmware-url") {
-		t.Errorf("validate firmware-url ftp://: %v", err)
-	}
-}
-
-// Key files come from outside (the operator's disk): any bytes either
-// parse to a key of the right size or fail with an error.
-func FuzzParseKeyFiles(f *testing.F) {
-	pub, priv, _ := ed25519.GenerateKey(nil)
-	for _, s := range []string{
-		base64.StdEncoding.EncodeToString(pub) + "\n", base64.StdEncoding.EncodeToString(priv) + "\n",
-		"", "\n", "====", "not base64", base64.StdEncoding.EncodeToString(make([]byte, 64)),
-	} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if k, err := parsePublicKey(b); err == nil && len(k) != ed25519.PublicKeySize {
-			t.Fatalf("public key of %d bytes accepted", len(k))
-		}
-		if k, err := parsePrivateKey(b); err == nil {
-			if len(k) != ed25519.PrivateKeySize || !bytes.Equal(k, ed25519.NewKeyFromSeed(k.Seed())) {
-				t.Fatal("an inconsistent private key was accepted")
-			}
-		}
-	})
 }

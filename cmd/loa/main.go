@@ -18,6 +18,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/loa-broadcast/loa/bench"
+	"github.com/loa-broadcast/loa/daemon"
 )
 
 func main() {
@@ -52,7 +55,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case "demo":
 		return runDemo(ctx, args[1:], stdout, stderr, getenv)
 	case "bench":
-		return runBench(ctx, args[1:], stdout, stderr)
+		return bench.Run(ctx, args[1:], stdout, stderr)
 	case "firmware":
 		return runFirmware(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
@@ -72,13 +75,13 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 }
 
 func runServe(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
-	cfg := DefaultConfig()
-	if err := cfg.fromEnv(getenv); err != nil {
+	cfg := daemon.DefaultConfig()
+	if err := configFromEnv(&cfg, getenv); err != nil {
 		return err
 	}
 	fs := flag.NewFlagSet("loa serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg.bind(fs)
+	bindConfig(&cfg, fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -86,7 +89,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	if err != nil {
 		return err
 	}
-	m := NewMain(cfg, logger)
+	m := daemon.NewMain(cfg, logger)
 	if err := m.Open(ctx); err != nil {
 		return err
 	}

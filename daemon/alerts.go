@@ -1,0 +1,971 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/broadcast"
+	"github.com/loa-broadcast/loa/media"
+	"github.com/loa-broadcast/loa/protocol"
+	"github.com/loa-broadcast/loa/store"
+)
+
+// alertService implements loa.AlertService. An alert is one session (its
+// tone, content and repeats with their gaps as one playlist stream) to the
+// targets online when it is sent, plus a late session for each batch of
+// targets that come back online before it expires. Its delivery report
+// follows each receiver from what the engine's Tuner answers (acked), the
+// receiver's "played" and "finished" events (started, finished) and the
+// clock (no_stream, settling after a session ends, expiry). The report is
+// written to the store when the alert is created, at most every persist
+// while it changes, and when it ends.
+type alertService struct {
+	db       *store.DB
+	sessions *sessionService
+	presence loa.PresenceService
+	speech   media.Synthesizer // nil: text alerts are EUNAVAILABLE
+	delay    time.Duration     // the receivers' playout delay
+	logger   *slog.Logger
+
+	// Zero takes the default.
+	noStream time.Duration // acked, stream running, nothing played this long: failed no_stream
+	settle   time.Duration // after its session ended, how long a receiver has to report finished
+	persist  time.Duration // shortest interval between report writes of one alert
+	tick     time.Duration // the clock's resolution
+	lateWait time.Duration // devices back online within this are sent one late session
+
+	tone func() (alertItem, error) // the attention tone, encoded once
+
+	mu        sync.Mutex
+	live      map[string]*liveAlert // active alerts by id
+	bySession map[string]*liveAlert // their sessions, running or settling
+	kick      chan struct{}
+}
+
+// Defaults of the alert clock.
+const (
+	alertNoStream = 3 * time.Second
+	alertSettle   = 3 * time.Second
+	// alertSettleMax bounds the wait for reports after a session ended.
+	alertSettleMax = 30 * time.Second
+	alertPersist   = 500 * time.Millisecond
+	alertTick      = 100 * time.Millisecond
+	alertLateWait  = 250 * time.Millisecond
+	// alertMargin is added to an alert's length for its max duration.
+	alertMargin = 30 * time.Second
+	// alertCreator prefixes the CreatedBy of alert sessions.
+	alertCreator = "alert:"
+)
+
+var _ loa.AlertService = (*alertService)(nil)
+
+func newAlertService(db *store.DB, sessions *sessionService, presence loa.PresenceService, speech media.Synthesizer, delay time.Duration, logger *slog.Logger) *alertService {
+	s := &alertService{
+		db: db, sessions: sessions, presence: presence, speech: speech, delay: delay, logger: logger,
+		noStream: alertNoStream, settle: alertSettle, persist: alertPersist, tick: alertTick, lateWait: alertLateWait,
+		live: map[string]*liveAlert{}, bySession: map[string]*liveAlert{}, kick: make(chan struct{}, 1),
+	}
+	s.tone = sync.OnceValues(func() (alertItem, error) {
+		return encodeItem(context.Background(), media.AttentionTone(protocol.ClockRate), protocol.ClockRate)
+	})
+	return s
+}
+
+// liveAlert is an active alert and what its report is built from; guarded
+// by alertService.mu.
+type liveAlert struct {
+	a        *loa.Alert
+	idx      map[string]int // device → its line in a.Report
+	dev      map[string]*track
+	content  *alertContent
+	runs     map[string]*alertRun // its sessions
+	changed  chan struct{}        // closed and replaced on every change
+	dirty    bool
+	savedAt  time.Time
+	lateDue  time.Time // when the devices back online get their late session
+	expired  bool      // its expiry ended it
+	final    bool      // ended and settled; leaves live once written
+	presence time.Time // last check of pending devices against presence
+}
+
+// alertRun is one session carrying an alert.
+type alertRun struct {
+	id      string
+	late    bool
+	endedAt time.Time // zero while it runs
+	state   string    // how it ended
+	heard   time.Time // the last played or finished event of its receivers
+}
+
+// track is one receiver's part in an alert, beyond its report line.
+type track struct {
+	session   string    // the session carrying it; "" while pending
+	pending   bool      // offline: waits to come back before expiry
+	back      bool      // came back online: goes in the next late session
+	blockedBy string    // a running session of this alert still holding it: the late session waits for its end
+	played    uint64    // frames played, over every part of its session
+	preempted bool      // a higher session holds it now
+	ackedAt   time.Time // controller clock of its last ack
+}
+
+// revisable reports whether a failure the clock decided may still be
+// corrected by a late report from the receiver: on a congested broker a
+// played or finished event can arrive after the wait for it ran out.
+func revisable(d *loa.Delivery) bool {
+	switch d.Reason {
+	case loa.ReasonNoAck, loa.ReasonNoStream, loa.ReasonPartial:
+		return true
+	}
+	return false
+}
+
+func finalDelivery(d *loa.Delivery) bool {
+	return d.State == loa.DeliveryFinished || d.State == loa.DeliveryFailed
+}
+
+// changedLocked records a change: watchers wake, the report is written.
+func (l *liveAlert) changedLocked() {
+	l.dirty = true
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
+
+func (l *liveAlert) snapshot() *loa.Alert { return cloneAlert(l.a) }
+
+// cloneAlert copies a and its report; the rest is not changed in place.
+func cloneAlert(a *loa.Alert) *loa.Alert {
+	cp := *a
+	cp.Report = slices.Clone(a.Report)
+	return &cp
+}
+
+// fail settles d as failed with reason.
+func (l *liveAlert) fail(d *loa.Delivery, reason string, at time.Time) {
+	d.State, d.Reason, d.EndedAt = loa.DeliveryFailed, reason, at
+}
+
+// run starts the alert clock; it returns when ctx ends.
+func (s *alertService) run(ctx context.Context, fleet interface {
+	OnEvent(func(string, protocol.Event)) func()
+	OnPresence(func(loa.DeviceState)) func()
+}) {
+	if fleet != nil {
+		defer fleet.OnEvent(s.event)()
+		defer fleet.OnPresence(s.presenceChanged)()
+	}
+	t := time.NewTicker(s.tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-s.kick:
+		}
+		s.step(ctx, time.Now())
+	}
+}
+
+func (s *alertService) poke() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// SendAlert validates a, resolves its targets, builds its content, stores
+// it and starts it.
+func (s *alertService) SendAlert(ctx context.Context, a *loa.Alert) error {
+	now := time.Now()
+	if err := a.Validate(now); err != nil {
+		return err
+	}
+	devs, areaOf, err := s.resolve(ctx, a)
+	if err != nil {
+		return err
+	}
+	content, err := s.content(ctx, a)
+	if err != nil {
+		return err
+	}
+	a.ID = randomHex(8)
+	a.State, a.CreatedAt, a.EndedAt, a.Reason = loa.AlertActive, now.UTC(), time.Time{}, ""
+	a.Report = make([]loa.Delivery, len(devs))
+	l := &liveAlert{idx: make(map[string]int, len(devs)), dev: make(map[string]*track, len(devs)),
+		content: content, runs: map[string]*alertRun{}, changed: make(chan struct{}), savedAt: now, presence: now}
+	var online []string
+	for i, id := range devs {
+		d := loa.Delivery{Device: id, Area: areaOf[id], State: loa.DeliveryQueued, QueuedAt: now.UTC()}
+		tr := &track{}
+		if st, ok := s.presence.DeviceState(id); ok && st.Online {
+			online = append(online, id)
+		} else {
+			// Offline (or never seen): it gets the alert when it comes back.
+			d.Reason, tr.pending = loa.ReasonOffline, true
+		}
+		a.Report[i] = d
+		l.idx[id], l.dev[id] = i, tr
+	}
+	var sess *loa.Session
+	if len(online) > 0 {
+		sess = s.newSession(a, content, online)
+		a.SessionID = sess.ID
+	}
+	// Written before acting: a crash leaves a record of what was sent.
+	if err := s.db.CreateAlert(ctx, a); err != nil {
+		return err
+	}
+	l.a = cloneAlert(a)
+	s.mu.Lock()
+	s.live[a.ID] = l
+	if sess != nil {
+		s.attachLocked(l, sess, online, false)
+	}
+	s.mu.Unlock()
+	if sess != nil {
+		if err := s.startSession(ctx, l, sess); err != nil {
+			s.logger.Error("alert session not started", "alert", a.ID, "err", err)
+		}
+	}
+	s.logger.Info("alert sent", "alert", a.ID, "level", a.Level, "devices", len(devs), "online", len(online),
+		"repeats", a.Repeats, "length", time.Duration(content.frames)*protocol.FrameDuration, "by", a.CreatedBy)
+	s.poke()
+	return nil
+}
+
+// newSession is the session that carries a to devices.
+func (s *alertService) newSession(a *loa.Alert, c *alertContent, devices []string) *loa.Session {
+	sess := &loa.Session{ID: randomHex(8), MediaID: a.Content.MediaID, Targets: loa.Targets{Devices: devices},
+		Priority: a.Priority(), SSRC: randomSSRC(), Devices: devices, CreatedBy: alertCreator + a.ID,
+		MaxDuration: time.Duration(c.frames)*protocol.FrameDuration + alertMargin}
+	if a.Priority().Emergency() {
+		sess.Volume = a.Volume
+	}
+	return sess
+}
+
+// attachLocked makes sess carry devices of l; s.mu must be held.
+func (s *alertService) attachLocked(l *liveAlert, sess *loa.Session, devices []string, late bool) {
+	l.runs[sess.ID] = &alertRun{id: sess.ID, late: late}
+	s.bySession[sess.ID] = l
+	for _, id := range devices {
+		tr := l.dev[id]
+		tr.session, tr.pending, tr.back, tr.blockedBy, tr.played, tr.preempted = sess.ID, false, false, "", 0, false
+	}
+}
+
+// startSession opens the content and starts sess; if it cannot start,
+// its receivers fail.
+func (s *alertService) startSession(ctx context.Context, l *liveAlert, sess *loa.Session) error {
+	src, err := l.content.open()
+	if err == nil {
+		err = s.sessions.startSource(ctx, sess, src, l.content.frames)
+	}
+	if err != nil {
+		s.mu.Lock()
+		now := time.Now()
+		if r := l.runs[sess.ID]; r != nil && r.endedAt.IsZero() {
+			r.endedAt, r.state = now, loa.SessionFailed
+		}
+		for _, id := range sess.Devices {
+			if d := &l.a.Report[l.idx[id]]; !finalDelivery(d) && l.dev[id].session == sess.ID {
+				l.fail(d, loa.ReasonFailed, now.UTC())
+			}
+		}
+		l.changedLocked()
+		s.mu.Unlock()
+		s.poke()
+		return err
+	}
+	return nil
+}
+
+// resolve expands a's targets to devices, each with its area. A test
+// alert keeps only the devices in areas marked for tests. Targets that
+// resolve to no device are EINVALID: an alert must reach someone.
+func (s *alertService) resolve(ctx context.Context, a *loa.Alert) ([]string, map[string]string, error) {
+	devs, err := s.sessions.resolve(ctx, a.Targets)
+	if err != nil {
+		return nil, nil, err
+	}
+	all, err := s.db.Devices(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	areaOf := make(map[string]string, len(all))
+	for _, d := range all {
+		areaOf[d.ID] = d.AreaID
+	}
+	if a.Test {
+		areas, err := s.db.Areas(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		tree := loa.NewAreaTree(areas)
+		devs = slices.DeleteFunc(devs, func(id string) bool { return !testArea(tree, areaOf[id]) })
+		if len(devs) == 0 {
+			return nil, nil, loa.Errorf(loa.EINVALID, "targets: a test alert sounds only in areas marked for tests, and none of its targets is in one")
+		}
+	}
+	if len(devs) == 0 {
+		return nil, nil, loa.Errorf(loa.EINVALID, "targets: no receiver in the areas and devices named; the alert would reach nobody")
+	}
+	return devs, areaOf, nil
+}
+
+// testArea reports whether area id or an ancestor is marked for tests.
+func testArea(tree loa.AreaTree, id string) bool {
+	for depth := 0; id != "" && depth < 16; depth++ {
+		a := tree[id]
+		if a == nil {
+			return false
+		}
+		if a.Tests {
+			return true
+		}
+		id = a.ParentID
+	}
+	return false
+}
+
+// alertItem is one encoded recording of an alert's content.
+type alertItem struct {
+	open   func() (io.ReadCloser, error)
+	frames int
+}
+
+// alertContent is what an alert plays: each repeat is the tone (if any)
+// and the content, with the gap between repeats, as one playlist.
+type alertContent struct {
+	items  []media.PlaylistItem
+	frames int // of the whole stream
+	repeat int // frames of one repeat, tone included
+	gap    int // frames of silence between repeats
+}
+
+func (c *alertContent) open() (source, error) {
+	return media.NewPlaylist(c.items)
+}
+
+// content builds a's stream once: the stored media item, or its text
+// spoken by the speech engine and encoded in memory.
+func (s *alertService) content(ctx context.Context, a *loa.Alert) (*alertContent, error) {
+	var body alertItem
+	if a.Content.MediaID != "" {
+		m, err := s.db.Media(ctx, a.Content.MediaID)
+		if loa.ErrorCode(err) == loa.ENOTFOUND {
+			return nil, loa.Errorf(loa.ENOTFOUND, "content.media_id: no media %q", a.Content.MediaID)
+		} else if err != nil {
+			return nil, err
+		}
+		path := s.db.MediaPath(m.Hash)
+		body = alertItem{open: func() (io.ReadCloser, error) { return os.Open(path) }, frames: m.Frames}
+	} else {
+		if s.speech == nil {
+			return nil, loa.Errorf(loa.EUNAVAILABLE, "content.text: no speech engine is configured; send a media item")
+		}
+		pcm, rate, err := s.speech.Synthesize(ctx, a.Content.Text)
+		if err != nil {
+			return nil, fmt.Errorf("content.text: %w", err)
+		}
+		if body, err = encodeItem(ctx, pcm, rate); err != nil {
+			return nil, fmt.Errorf("content.text: %w", err)
+		}
+	}
+	var tone alertItem
+	if a.Content.Tone {
+		var err error
+		if tone, err = s.tone(); err != nil {
+			return nil, fmt.Errorf("attention tone: %w", err)
+		}
+	}
+	c := &alertContent{repeat: tone.frames + body.frames}
+	var frames []int
+	var gaps []time.Duration
+	for r := range a.Repeats {
+		if tone.open != nil {
+			c.items = append(c.items, media.PlaylistItem{Open: tone.open})
+			frames, gaps = append(frames, tone.frames), append(gaps, 0)
+		}
+		gap := a.Gap
+		if r == a.Repeats-1 {
+			gap = 0
+		}
+		c.items = append(c.items, media.PlaylistItem{Open: body.open, Gap: gap})
+		frames, gaps = append(frames, body.frames), append(gaps, gap)
+	}
+	c.frames = media.PlaylistFrames(frames, gaps)
+	if a.Repeats > 1 {
+		c.gap = (c.frames - a.Repeats*c.repeat) / (a.Repeats - 1)
+	}
+	return c, nil
+}
+
+// encodeItem encodes PCM to Ogg Opus in memory, as an upload would be.
+func encodeItem(ctx context.Context, pcm []int16, rate int) (alertItem, error) {
+	var wav, ogg bytes.Buffer
+	if err := media.EncodeWAV(&wav, pcm, rate, 1); err != nil {
+		return alertItem{}, err
+	}
+	info, err := media.Transcode(ctx, &wav, &ogg, media.Options{})
+	if err != nil {
+		return alertItem{}, err
+	}
+	b := ogg.Bytes()
+	return alertItem{open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }, frames: info.Frames}, nil
+}
+
+// tolerance is how many frames short of the whole a receiver may play
+// and still count as having played it: the stream's edges can be lost.
+func (c *alertContent) tolerance() uint64 { return uint64(max(5, c.frames/50)) }
+
+// repeatsPlayed is how many whole repeats played frames cover.
+func (c *alertContent) repeatsPlayed(played uint64, repeats int) int {
+	n := 0
+	for k := 1; k <= repeats; k++ {
+		end := uint64((k-1)*(c.repeat+c.gap) + c.repeat)
+		if played+c.tolerance() < end {
+			break
+		}
+		n = k
+	}
+	return n
+}
+
+// tuned is told the outcome of every play command the engine sends.
+func (s *alertService) tuned(sessionID, device string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.bySession[sessionID]
+	if l == nil {
+		return
+	}
+	tr, i := l.dev[device], l.idx[device]
+	if tr == nil || tr.session != sessionID {
+		return
+	}
+	d := &l.a.Report[i]
+	if finalDelivery(d) {
+		return
+	}
+	now := time.Now()
+	switch {
+	case err == nil:
+		tr.preempted, tr.ackedAt = false, now
+		if d.State == loa.DeliveryQueued {
+			d.State, d.AckedAt, d.Reason = loa.DeliveryAcked, now.UTC(), ""
+		}
+	case errors.Is(err, context.Canceled):
+		// Superseded by a newer decision of the engine (the session ended
+		// or lost the device); the clock settles it.
+		return
+	case loa.ErrorCode(err) == loa.ETIMEOUT:
+		l.fail(d, loa.ReasonNoAck, now.UTC())
+	case loa.ErrorCode(err) == loa.EUNAVAILABLE && !s.online(device):
+		// Went offline between the send and its command: it gets the
+		// alert when it comes back, after this session lets it go.
+		d.State, d.Reason = loa.DeliveryQueued, loa.ReasonOffline
+		tr.pending, tr.session, tr.blockedBy = true, "", sessionID
+	default:
+		l.fail(d, loa.ReasonRefused, now.UTC())
+	}
+	l.changedLocked()
+}
+
+func (s *alertService) online(id string) bool {
+	st, ok := s.presence.DeviceState(id)
+	return ok && st.Online
+}
+
+// event follows the receivers' played and finished events.
+func (s *alertService) event(device string, ev protocol.Event) {
+	if ev.Type != protocol.EventPlayed && ev.Type != protocol.EventFinished {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.bySession[ev.Session]
+	if l == nil {
+		return
+	}
+	tr := l.dev[device]
+	if tr == nil || tr.session != ev.Session {
+		return
+	}
+	d := &l.a.Report[l.idx[device]]
+	if finalDelivery(d) && !(l.a.State == loa.AlertActive && revisable(d)) {
+		return
+	}
+	at := time.UnixMilli(ev.TS).UTC()
+	now := time.Now().UTC()
+	if r := l.runs[ev.Session]; r != nil {
+		r.heard = now
+	}
+	switch ev.Type {
+	case protocol.EventPlayed:
+		d.EndedAt = time.Time{}
+		if d.AckedAt.IsZero() {
+			d.AckedAt = now // the ack and the event race on different goroutines
+		}
+		if d.StartedAt.IsZero() {
+			d.StartedAt = at
+		}
+		d.State, d.Reason = loa.DeliveryStarted, ""
+	case protocol.EventFinished:
+		if ev.Stream != nil {
+			tr.played += ev.Stream.Played
+		}
+		d.Repeats = l.content.repeatsPlayed(tr.played, l.a.Repeats)
+		if tr.played+l.content.tolerance() >= uint64(l.content.frames) {
+			d.State, d.Reason, d.EndedAt, d.Repeats = loa.DeliveryFinished, "", at, l.a.Repeats
+		} else if d.State == loa.DeliveryFailed && d.Reason != loa.ReasonPartial {
+			d.State, d.Reason = loa.DeliveryStarted, "" // settled early: the clock decides again
+		}
+	}
+	l.changedLocked()
+}
+
+// preempted is told which devices a session lost to a higher one.
+func (s *alertService) preempted(sessionID string, devices []string, by string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.bySession[sessionID]
+	if l == nil {
+		return
+	}
+	for _, id := range devices {
+		if tr := l.dev[id]; tr != nil && tr.session == sessionID {
+			tr.preempted = true
+		}
+	}
+}
+
+// sessionEnded is told when a session ends.
+func (s *alertService) sessionEnded(sessionID, state, reason string) {
+	if reason == broadcast.ReasonShutdown {
+		return // the controller is stopping; the alert is closed at the next start
+	}
+	s.mu.Lock()
+	if l := s.bySession[sessionID]; l != nil {
+		if r := l.runs[sessionID]; r != nil && r.endedAt.IsZero() {
+			r.endedAt, r.state = time.Now(), state
+		}
+		l.changedLocked()
+	}
+	s.mu.Unlock()
+	s.poke()
+}
+
+// presenceChanged queues the pending devices that came back online for a
+// late session.
+func (s *alertService) presenceChanged(st loa.DeviceState) {
+	if !st.Online {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.live {
+		if s.backLocked(l, st.ID, time.Now()) {
+			l.changedLocked()
+		}
+	}
+}
+
+// backLocked marks a pending device of l as back online.
+func (s *alertService) backLocked(l *liveAlert, id string, now time.Time) bool {
+	tr := l.dev[id]
+	if tr == nil || !tr.pending || tr.back || l.a.State != loa.AlertActive {
+		return false
+	}
+	tr.back = true
+	if l.lateDue.IsZero() {
+		l.lateDue = now.Add(s.lateWait)
+	}
+	return true
+}
+
+// step runs the alert clock once.
+func (s *alertService) step(ctx context.Context, now time.Time) {
+	type late struct {
+		l    *liveAlert
+		sess *loa.Session
+	}
+	var (
+		starts []late
+		stops  []string
+		saves  []*loa.Alert
+		ended  []*liveAlert
+	)
+	s.mu.Lock()
+	for _, l := range s.live {
+		if l.final {
+			continue
+		}
+		stops = append(stops, s.expireLocked(l, now)...)
+		s.settleLocked(l, now)
+		if sess := s.lateLocked(l, now); sess != nil {
+			starts = append(starts, late{l, sess})
+		}
+		final := s.finishLocked(l, now)
+		if final || (l.dirty && now.Sub(l.savedAt) >= s.persist) {
+			l.dirty, l.savedAt = false, now
+			saves = append(saves, l.snapshot())
+		}
+		if final {
+			ended = append(ended, l)
+		}
+	}
+	s.mu.Unlock()
+	for _, id := range stops {
+		if err := s.sessions.StopSession(ctx, id, "alert expired"); err != nil && loa.ErrorCode(err) != loa.ECONFLICT {
+			s.logger.Warn("expired alert session not stopped", "session", id, "err", err)
+		}
+	}
+	for _, st := range starts {
+		if err := s.startSession(ctx, st.l, st.sess); err != nil {
+			s.logger.Error("late alert session not started", "alert", st.l.a.ID, "err", err)
+		}
+	}
+	for _, a := range saves {
+		if err := s.db.PutAlert(context.WithoutCancel(ctx), a); err != nil {
+			s.logger.Error("alert report not written", "alert", a.ID, "err", err)
+		}
+	}
+	// Ended alerts leave memory only once their final report is stored,
+	// so a reader never sees an older one.
+	s.mu.Lock()
+	for _, l := range ended {
+		delete(s.live, l.a.ID)
+		for id := range l.runs {
+			delete(s.bySession, id)
+		}
+	}
+	s.mu.Unlock()
+}
+
+// expireLocked ends l at its expiry: receivers still waiting fail, and
+// the sessions to stop are returned.
+func (s *alertService) expireLocked(l *liveAlert, now time.Time) []string {
+	if l.a.State != loa.AlertActive || now.Before(l.a.ExpiresAt) {
+		return nil
+	}
+	l.expired = true
+	l.a.State, l.a.Reason, l.a.EndedAt = loa.AlertExpired, "expired", now.UTC()
+	for i := range l.a.Report {
+		d := &l.a.Report[i]
+		if finalDelivery(d) {
+			continue
+		}
+		if l.dev[d.Device].pending {
+			l.fail(d, loa.ReasonOffline, now.UTC())
+		} else {
+			l.fail(d, loa.ReasonExpiredHere, now.UTC())
+		}
+	}
+	l.changedLocked()
+	return l.running()
+}
+
+// running lists l's sessions still streaming.
+func (l *liveAlert) running() []string {
+	var ids []string
+	for id, r := range l.runs {
+		if r.endedAt.IsZero() {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// settleLocked fails the receivers that cannot finish any more: acked with
+// no frame played a while after their stream began (no_stream), and those
+// whose session ended without their report of the whole.
+func (s *alertService) settleLocked(l *liveAlert, now time.Time) {
+	changed := false
+	if now.Sub(l.presence) >= time.Second {
+		// A device back online whose status change raced the send.
+		l.presence = now
+		for id, tr := range l.dev {
+			if tr.pending && !tr.back && s.online(id) {
+				changed = s.backLocked(l, id, now) || changed
+			}
+		}
+	}
+	for i := range l.a.Report {
+		d := &l.a.Report[i]
+		tr := l.dev[d.Device]
+		if finalDelivery(d) || tr.session == "" {
+			continue
+		}
+		r := l.runs[tr.session]
+		if r == nil {
+			continue
+		}
+		if !r.endedAt.IsZero() {
+			// Reports still arriving (a congested broker) extend the wait,
+			// up to alertSettleMax.
+			quiet := now.Sub(later(r.endedAt, r.heard)) >= s.delay+s.settle
+			if !quiet && now.Sub(r.endedAt) < alertSettleMax {
+				continue
+			}
+			reason := loa.ReasonInterrupted // a higher session took it and kept it
+			switch {
+			case r.state == loa.SessionFailed:
+				reason = loa.ReasonFailed
+			case d.State == loa.DeliveryQueued:
+				reason = loa.ReasonNoAck
+			case tr.preempted:
+			case d.State == loa.DeliveryAcked:
+				reason = loa.ReasonNoStream
+			case d.State == loa.DeliveryStarted:
+				reason = loa.ReasonPartial
+			}
+			l.fail(d, reason, now.UTC())
+			changed = true
+			continue
+		}
+		if d.State == loa.DeliveryAcked && !tr.preempted {
+			first, ok := s.sessions.FirstSent(tr.session)
+			if ok && now.Sub(later(first, tr.ackedAt)) > s.delay+s.noStream {
+				l.fail(d, loa.ReasonNoStream, now.UTC())
+				changed = true
+			}
+		}
+	}
+	if changed {
+		l.changedLocked()
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// lateLocked returns the late session for the devices of l back online,
+// once the batch is due, attached and ready to start.
+func (s *alertService) lateLocked(l *liveAlert, now time.Time) *loa.Session {
+	if l.lateDue.IsZero() || now.Before(l.lateDue) || l.a.State != loa.AlertActive {
+		return nil
+	}
+	var devs []string
+	wait := false
+	for id, tr := range l.dev {
+		if !tr.back {
+			continue
+		}
+		if r := l.runs[tr.blockedBy]; r != nil && r.endedAt.IsZero() {
+			wait = true // the session that failed to reach it still holds it
+			continue
+		}
+		devs = append(devs, id)
+	}
+	l.lateDue = time.Time{}
+	if wait {
+		l.lateDue = now.Add(s.lateWait)
+	}
+	if len(devs) == 0 {
+		return nil
+	}
+	slices.Sort(devs)
+	sess := s.newSession(l.a, l.content, devs)
+	s.attachLocked(l, sess, devs, true)
+	for _, id := range devs {
+		d := &l.a.Report[l.idx[id]]
+		d.State, d.Reason, d.Late, d.AckedAt, d.StartedAt = loa.DeliveryQueued, "", true, time.Time{}, time.Time{}
+	}
+	l.changedLocked()
+	s.logger.Info("alert sent to receivers back online", "alert", l.a.ID, "session", sess.ID, "devices", len(devs))
+	return sess
+}
+
+// finishLocked ends l once every session stopped and every receiver is
+// settled, and reports whether it did.
+func (s *alertService) finishLocked(l *liveAlert, now time.Time) bool {
+	if l.final || len(l.running()) > 0 {
+		return false
+	}
+	for i := range l.a.Report {
+		if !finalDelivery(&l.a.Report[i]) {
+			return false
+		}
+	}
+	if l.a.State == loa.AlertActive {
+		l.a.State, l.a.EndedAt = loa.AlertFinished, now.UTC()
+	}
+	l.final = true
+	l.changedLocked()
+	s.logger.Info("alert ended", "alert", l.a.ID, "state", l.a.State, "receivers", len(l.a.Report))
+	return true
+}
+
+// CancelAlert stops an active alert everywhere: its sessions stop (and
+// with them the receivers), and every receiver that has not finished is
+// failed as cancelled.
+func (s *alertService) CancelAlert(ctx context.Context, id, reason string) error {
+	s.mu.Lock()
+	l := s.live[id]
+	if l == nil || l.a.State != loa.AlertActive {
+		s.mu.Unlock()
+		a, err := s.Alert(ctx, id)
+		if err != nil {
+			return err
+		}
+		return loa.Errorf(loa.ECONFLICT, "alert %s is already %s", id, a.State)
+	}
+	if reason == "" {
+		reason = "cancelled"
+	}
+	now := time.Now().UTC()
+	l.a.State, l.a.Reason, l.a.EndedAt = loa.AlertCancelled, reason, now
+	for i := range l.a.Report {
+		if d := &l.a.Report[i]; !finalDelivery(d) {
+			l.fail(d, loa.ReasonCancelled, now)
+		}
+	}
+	l.changedLocked()
+	stops := l.running()
+	s.mu.Unlock()
+	var errs []error
+	for _, sid := range stops {
+		if err := s.sessions.StopSession(ctx, sid, "alert cancelled: "+reason); err != nil && loa.ErrorCode(err) != loa.ECONFLICT && loa.ErrorCode(err) != loa.ENOTFOUND {
+			errs = append(errs, err)
+		}
+	}
+	s.poke()
+	s.logger.Info("alert cancelled", "alert", id, "reason", reason, "sessions", len(stops))
+	return errors.Join(errs...)
+}
+
+// Alert returns the alert, live while it is active.
+func (s *alertService) Alert(ctx context.Context, id string) (*loa.Alert, error) {
+	s.mu.Lock()
+	if l := s.live[id]; l != nil {
+		a := l.snapshot()
+		s.mu.Unlock()
+		return a, nil
+	}
+	s.mu.Unlock()
+	return s.db.Alert(ctx, id)
+}
+
+// Alerts returns every alert, newest first, the active ones live.
+func (s *alertService) Alerts(ctx context.Context) ([]*loa.Alert, error) {
+	list, err := s.db.Alerts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, a := range list {
+		if l := s.live[a.ID]; l != nil {
+			list[i] = l.snapshot()
+		}
+	}
+	return list, nil
+}
+
+// watchEvery is the shortest interval between two calls of a watcher:
+// a thousand receivers acking within a second is a few reports, not a
+// thousand.
+const watchEvery = 200 * time.Millisecond
+
+// WatchAlert calls fn with the alert now and after its changes (at most
+// every watchEvery) until ctx ends or the alert has ended.
+func (s *alertService) WatchAlert(ctx context.Context, id string, fn func(*loa.Alert)) error {
+	for {
+		s.mu.Lock()
+		l := s.live[id]
+		if l == nil {
+			s.mu.Unlock()
+			a, err := s.db.Alert(ctx, id)
+			if err != nil {
+				return err
+			}
+			fn(a)
+			return nil
+		}
+		a, changed, final := l.snapshot(), l.changed, l.final
+		s.mu.Unlock()
+		fn(a)
+		if final {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed:
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(watchEvery):
+		}
+	}
+}
+
+// recover closes the alerts that were active when the controller last
+// stopped: their sessions are not resumed (a warning replayed from the
+// middle, or twice, is worse than a report that says where it was cut
+// off), and every receiver that had not finished is failed as
+// interrupted. It runs before sessions are resumed.
+func (s *alertService) recover(ctx context.Context) error {
+	sessions, err := s.db.Sessions(ctx)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	for _, sess := range sessions {
+		if sess.State == loa.SessionPlaying && strings.HasPrefix(sess.CreatedBy, alertCreator) {
+			sess.State, sess.Reason, sess.EndedAt = loa.SessionStopped, "controller restarted", now
+			if err := s.db.PutSession(ctx, sess); err != nil {
+				return err
+			}
+		}
+	}
+	alerts, err := s.db.Alerts(ctx)
+	if err != nil {
+		return err
+	}
+	for _, a := range alerts {
+		if a.State != loa.AlertActive {
+			continue
+		}
+		a.State, a.Reason, a.EndedAt = loa.AlertFinished, "controller restarted", now
+		for i := range a.Report {
+			if d := &a.Report[i]; !finalDelivery(d) {
+				d.State, d.Reason, d.EndedAt = loa.DeliveryFailed, loa.ReasonInterrupted, now
+			}
+		}
+		if err := s.db.PutAlert(ctx, a); err != nil {
+			return err
+		}
+		s.logger.Warn("alert interrupted by a controller restart", "alert", a.ID)
+	}
+	return nil
+}
+
+// alertTuner is the engine's Tuner: the fleet's, with every play
+// command's outcome told to the alert service.
+type alertTuner struct {
+	broadcast.Tuner
+	alerts *alertService
+}
+
+func (t alertTuner) Tune(ctx context.Context, deviceID string, args protocol.PlayArgs) error {
+	err := t.Tuner.Tune(ctx, deviceID, args)
+	t.alerts.tuned(args.Session, deviceID, err)
+	return err
+}

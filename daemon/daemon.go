@@ -1,0 +1,372 @@
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/api"
+	"github.com/loa-broadcast/loa/broadcast"
+	"github.com/loa-broadcast/loa/broker"
+	"github.com/loa-broadcast/loa/devices"
+	"github.com/loa-broadcast/loa/media"
+	"github.com/loa-broadcast/loa/protocol"
+	"github.com/loa-broadcast/loa/scheduler"
+	"github.com/loa-broadcast/loa/store"
+)
+
+// Main is the controller daemon: it owns every component and wires the
+// concrete types together. Open starts everything; Close stops it in
+// reverse order.
+type Main struct {
+	Config Config
+	Logger *slog.Logger
+
+	DB        *store.DB
+	Broker    *broker.Broker // nil with an external broker
+	Fleet     *devices.Fleet
+	Engine    *broadcast.Engine
+	Sessions  *sessionService
+	Media     *mediaService
+	Schedules *scheduleService
+	Scheduler *scheduler.Scheduler
+	Firmware  *firmwareService
+	Fallbacks *fallbackService
+	Alerts    *alertService
+	Health    *devices.Health // hourly health aggregates
+	Alarms    *devices.Alarms // the alarm evaluator
+	webhook   *alarmWebhook   // nil without -alarm-webhook
+	detach    []func()        // fleet subscriptions of Health and Alarms
+	Groups    *groupService
+
+	// bg lives from Open to Close: the scheduler and session resumption
+	// run under it, and Close waits for them (schedWG).
+	bg          context.Context
+	schedCancel context.CancelFunc
+	schedWG     sync.WaitGroup
+
+	httpLn     net.Listener
+	httpServer *http.Server
+	httpDone   chan error
+
+	// AdminToken is the secret of the admin token created on the first
+	// start (empty on later starts); AdminTokenFile is where it is kept.
+	AdminToken     string
+	AdminTokenFile string
+}
+
+// NewMain returns a Main with cfg.
+func NewMain(cfg Config, logger *slog.Logger) *Main {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Main{Config: cfg, Logger: logger}
+}
+
+// Open starts the controller. Every address may use port 0; the bound
+// addresses are available from HTTPAddr, MQTTAddr and RTPAddr.
+func (m *Main) Open(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			m.Close()
+		}
+	}()
+	cfg := m.Config
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	m.DB, err = store.Open(filepath.Join(cfg.DataDir, "loa.db"), store.Options{Logger: m.Logger})
+	if err != nil {
+		return err
+	}
+
+	brokerURL := cfg.MQTTURL
+	mqttPass := cfg.MQTTPass
+	if brokerURL == "" {
+		if mqttPass == "" {
+			mqttPass = randomHex(16)
+		}
+		m.Broker, err = broker.New(broker.Config{
+			Addr: cfg.MQTTListen, ControllerUser: cfg.MQTTUser, ControllerPassword: mqttPass,
+			Auth: m.DB, Logger: m.Logger.With("component", "broker"),
+		})
+		if err != nil {
+			return fmt.Errorf("broker: %w", err)
+		}
+		if err := m.Broker.Start(ctx); err != nil {
+			return fmt.Errorf("broker: %w", err)
+		}
+		brokerURL = "tcp://" + loopbackFor(m.Broker.Addr())
+	}
+
+	initial, err := m.DB.DeviceStates(ctx)
+	if err != nil {
+		return err
+	}
+	for i := range initial {
+		initial[i].Online = false // presence is relearned from the broker
+	}
+	dcfg := devices.Config{
+		Broker: brokerURL, Username: cfg.MQTTUser, Password: mqttPass,
+		ClientID: cfg.MQTTUser + "-" + randomHex(4),
+		States:   m.DB, Initial: initial,
+		Logger: m.Logger.With("component", "devices"),
+	}
+	if m.Broker != nil {
+		// In-process: no loopback TCP hop per device message.
+		dcfg.NewClient = m.Broker.NewInlineClient
+	}
+	m.Fleet, err = devices.Open(ctx, dcfg)
+	if err != nil {
+		return fmt.Errorf("devices: %w", err)
+	}
+
+	m.Groups, err = openGroupService(ctx, m.DB, m.Fleet, m.Logger.With("component", "groups"))
+	if err != nil {
+		return err
+	}
+
+	if err := m.openHealthAndAlarms(ctx); err != nil {
+		return err
+	}
+
+	m.Sessions = &sessionService{db: m.DB, logger: m.Logger.With("component", "sessions")}
+	delay := cfg.Delay
+	if delay == 0 {
+		delay = protocol.DefaultDelay
+	}
+	m.Alerts = newAlertService(m.DB, m.Sessions, m.Fleet, media.EspeakNG{Voice: "vi"}, delay, m.Logger.With("component", "alerts"))
+	m.Engine, err = broadcast.Open(ctx, broadcast.Config{
+		Bind: cfg.RTPBind, Public: cfg.RTPPublic, Delay: cfg.Delay, Lead: cfg.Lead,
+		// Alerts follow every play command's outcome, and their sessions' ends.
+		Tuner: alertTuner{m.Fleet, m.Alerts}, OnStream: m.Sessions.streamed,
+		OnEnd: func(id, state, reason string) {
+			m.Sessions.ended(id, state, reason)
+			m.Alerts.sessionEnded(id, state, reason)
+		},
+		OnPreempt: func(id string, devices []string, by string) {
+			m.Sessions.preempted(id, devices, by)
+			m.Alerts.preempted(id, devices, by)
+		},
+		Logger: m.Logger.With("component", "broadcast"),
+	})
+	if err != nil {
+		return fmt.Errorf("broadcast: %w", err)
+	}
+	m.Sessions.engine = m.Engine
+	// Before sessions resume: an alert's sessions are not resumed.
+	if err := m.Alerts.recover(ctx); err != nil {
+		return fmt.Errorf("alerts: %w", err)
+	}
+	m.Media = &mediaService{db: m.DB, logger: m.Logger.With("component", "media")}
+	if err := m.startScheduler(ctx); err != nil {
+		return err
+	}
+	m.Fallbacks = &fallbackService{db: m.DB, sessions: m.Sessions, logger: m.Logger.With("component", "fallback"), kick: make(chan struct{}, 1)}
+	m.schedWG.Add(1)
+	go func() {
+		defer m.schedWG.Done()
+		m.Fallbacks.supervise(m.bg)
+	}()
+	m.schedWG.Add(1)
+	go func() {
+		defer m.schedWG.Done()
+		m.Alerts.run(m.bg, m.Fleet)
+	}()
+	m.schedWG.Add(1)
+	go func() {
+		defer m.schedWG.Done()
+		m.Sessions.resumeInterrupted(m.bg, func(id string) bool {
+			st, ok := m.Fleet.DeviceState(id)
+			return ok && st.Online
+		}, 15*time.Second)
+	}()
+
+	if err := m.ensureAdminToken(ctx); err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, c := range m.Fleet.Collectors() {
+		reg.MustRegister(c)
+	}
+	for _, c := range m.Engine.Collectors() {
+		reg.MustRegister(c)
+	}
+	for _, c := range m.healthCollectors() {
+		reg.MustRegister(c)
+	}
+	if m.Broker != nil {
+		for _, c := range m.Broker.Collectors() {
+			reg.MustRegister(c)
+		}
+	}
+	srv := &api.Server{
+		Areas: m.DB, Devices: m.DB, Presence: m.Fleet, Media: m.Media,
+		Sessions: m.Sessions, Tokens: m.DB, Audit: m.DB, Commands: commandService{m.Fleet}, Groups: m.Groups,
+		Playlists: m.DB, Fallbacks: m.Fallbacks, Schedules: m.Schedules, Alerts: m.Alerts, PlayLog: playLog{m.DB}, Gatherer: reg,
+		Alarms: m.Alarms, Health: m.Health,
+		CAPAlerts: m.DB, CAPSender: cfg.CAPSender,
+		Logger: m.Logger.With("component", "api"),
+	}
+	if m.Firmware, err = m.openFirmware(); err != nil {
+		return err
+	}
+	srv.Firmware, srv.Receivers = m.Firmware, m.DB
+	srv.Creds = credentialService{db: m.DB, broker: m.Broker, logger: m.Logger.With("component", "credentials")}
+	m.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("http: %w", err)
+	}
+	m.httpServer = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	m.httpDone = make(chan error, 1)
+	go func() { m.httpDone <- m.httpServer.Serve(m.httpLn) }()
+	// Continued rollouts send download URLs: only once the server is up.
+	if err := m.Firmware.start(ctx, m.URL()); err != nil {
+		return err
+	}
+
+	m.Logger.Info("controller started", "http", m.HTTPAddr(), "mqtt", brokerURL,
+		"rtp", m.Engine.LocalAddr().String(), "rtp_public", m.Engine.PublicAddr(), "data", cfg.DataDir)
+	return nil
+}
+
+// Close stops every component, the newest first.
+func (m *Main) Close() error {
+	var errs []error
+	m.closeAlarms() // first: ends the alarm event streams the HTTP shutdown would wait for
+	if m.httpServer != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, m.httpServer.Shutdown(ctx))
+		cancel()
+		if err := <-m.httpDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+		m.httpServer = nil
+	}
+	if m.schedCancel != nil {
+		m.schedCancel()
+		m.schedWG.Wait()
+		m.schedCancel = nil
+	}
+	if m.Engine != nil {
+		errs = append(errs, m.Engine.Close())
+		m.Engine = nil
+	}
+	if m.Groups != nil {
+		m.Groups.close() // before the fleet: writes the abandoned runs
+		m.Groups = nil
+	}
+	if m.Firmware != nil {
+		errs = append(errs, m.Firmware.close())
+		m.Firmware = nil
+	}
+	if m.Fleet != nil {
+		errs = append(errs, m.Fleet.Close())
+		m.Fleet = nil
+	}
+	errs = append(errs, m.closeHealth())
+	if m.Broker != nil {
+		errs = append(errs, m.Broker.Close())
+		m.Broker = nil
+	}
+	if m.DB != nil {
+		errs = append(errs, m.DB.Close())
+		m.DB = nil
+	}
+	return errors.Join(errs...)
+}
+
+// HTTPAddr is the bound API address.
+func (m *Main) HTTPAddr() string { return m.httpLn.Addr().String() }
+
+// URL is the API base URL on loopback.
+func (m *Main) URL() string { return "http://" + loopbackFor(m.HTTPAddr()) }
+
+// MQTTURL is the broker URL receivers connect to.
+func (m *Main) MQTTURL() string {
+	if m.Broker != nil {
+		return "tcp://" + loopbackFor(m.Broker.Addr())
+	}
+	return m.Config.MQTTURL
+}
+
+// ensureAdminToken creates the admin token on the first start and keeps its
+// secret in the data dir (mode 0600), so the user can find it again.
+func (m *Main) ensureAdminToken(ctx context.Context) error {
+	m.AdminTokenFile = filepath.Join(m.Config.DataDir, "admin-token")
+	has, err := m.DB.HasTokens(ctx)
+	if err != nil || has {
+		return err
+	}
+	secret, err := m.DB.CreateToken(ctx, &loa.Token{Name: "admin (first start)", Role: loa.RoleAdmin})
+	if err != nil {
+		return fmt.Errorf("admin token: %w", err)
+	}
+	if err := os.WriteFile(m.AdminTokenFile, []byte(secret+"\n"), 0o600); err != nil {
+		return fmt.Errorf("admin token: %w", err)
+	}
+	m.AdminToken = secret
+	m.Logger.Info("created the admin API token", "file", m.AdminTokenFile)
+	return nil
+}
+
+// startScheduler starts firing schedules from where the last run stopped:
+// a start missed while the controller was down plays late within the
+// grace window, or is logged as missed.
+func (m *Main) startScheduler(ctx context.Context) error {
+	since, err := m.DB.SchedulerHandled(ctx)
+	if err != nil {
+		return err
+	}
+	if since.IsZero() {
+		since = time.Now()
+	}
+	m.Schedules = &scheduleService{db: m.DB}
+	st := &starter{db: m.DB, sessions: m.Sessions, logger: m.Logger.With("component", "scheduler"), poll: 200 * time.Millisecond}
+	m.Scheduler = scheduler.New(scheduler.Config{
+		Starter: st, Source: scheduleSource{m.Schedules}, Grace: m.Config.Grace,
+		Lead:   m.Config.Lead, // fire early: receivers tune, then packet 0 leaves on time
+		Logger: m.Logger.With("component", "scheduler"), OnMissed: st.missed,
+	})
+	m.Schedules.reload = m.Scheduler.Reload
+	m.bg, m.schedCancel = context.WithCancel(context.Background())
+	m.schedWG.Add(1)
+	go m.runScheduler(m.bg, m.Scheduler, since, &m.schedWG)
+	return nil
+}
+
+// loopbackFor turns a wildcard listen address into one a local client can dial.
+func loopbackFor(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,319 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"sync"
+	"time"
+
+	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/scheduler"
+	"github.com/loa-broadcast/loa/store"
+)
+
+// scheduleService implements loa.ScheduleService: the scheduler validates
+// and computes, the store keeps, and every change reloads the firing loop.
+type scheduleService struct {
+	db     *store.DB
+	reload func() // the running scheduler's Reload; nil before it runs
+}
+
+var _ loa.ScheduleService = (*scheduleService)(nil)
+
+// check validates s and that what it names exists.
+func (s *scheduleService) check(ctx context.Context, sc *loa.Schedule) error {
+	if sc.Overrun == "" {
+		sc.Overrun = loa.OverrunInterrupt
+	}
+	if err := scheduler.Validate(sc); err != nil {
+		return err
+	}
+	if err := s.contentExists(ctx, "content.", sc.Content); err != nil {
+		return err
+	}
+	for date, r := range sc.Exceptions.Replace {
+		if r.MediaID != "" || r.PlaylistID != "" {
+			if err := s.contentExists(ctx, "exceptions.replace."+date+".", r.Content); err != nil {
+				return err
+			}
+		}
+	}
+	cals, err := s.Calendars(ctx)
+	if err != nil {
+		return err
+	}
+	if err := scheduler.CheckCalendars(sc.Exceptions, cals); err != nil {
+		return err
+	}
+	for _, a := range sc.Targets.Areas {
+		if _, err := s.db.Area(ctx, a); err != nil {
+			return loa.Errorf(loa.ENOTFOUND, "targets.areas: no area %q", a)
+		}
+	}
+	for _, d := range sc.Targets.Devices {
+		if _, err := s.db.Device(ctx, d); err != nil {
+			return loa.Errorf(loa.ENOTFOUND, "targets.devices: no device %q", d)
+		}
+	}
+	return nil
+}
+
+func (s *scheduleService) contentExists(ctx context.Context, prefix string, c loa.Content) error {
+	if c.MediaID != "" {
+		if _, err := s.db.Media(ctx, c.MediaID); err != nil {
+			return loa.Errorf(loa.ENOTFOUND, "%smedia_id: no media %q", prefix, c.MediaID)
+		}
+	}
+	if c.PlaylistID != "" {
+		if _, err := s.db.Playlist(ctx, c.PlaylistID); err != nil {
+			return loa.Errorf(loa.ENOTFOUND, "%splaylist_id: no playlist %q", prefix, c.PlaylistID)
+		}
+	}
+	return nil
+}
+
+func (s *scheduleService) changed() {
+	if s.reload != nil {
+		s.reload()
+	}
+}
+
+func (s *scheduleService) CreateSchedule(ctx context.Context, sc *loa.Schedule) error {
+	if err := s.check(ctx, sc); err != nil {
+		return err
+	}
+	if err := s.db.CreateSchedule(ctx, sc); err != nil {
+		return err
+	}
+	s.changed()
+	return nil
+}
+
+func (s *scheduleService) UpdateSchedule(ctx context.Context, sc *loa.Schedule) error {
+	if _, err := s.db.Schedule(ctx, sc.ID); err != nil {
+		return err
+	}
+	if err := s.check(ctx, sc); err != nil {
+		return err
+	}
+	if err := s.db.PutSchedule(ctx, sc); err != nil {
+		return err
+	}
+	s.changed()
+	return nil
+}
+
+func (s *scheduleService) DeleteSchedule(ctx context.Context, id string) error {
+	if err := s.db.DeleteSchedule(ctx, id); err != nil {
+		return err
+	}
+	s.changed()
+	return nil
+}
+
+func (s *scheduleService) Schedule(ctx context.Context, id string) (*loa.Schedule, error) {
+	return s.db.Schedule(ctx, id)
+}
+
+func (s *scheduleService) Schedules(ctx context.Context) ([]*loa.Schedule, error) {
+	return s.db.Schedules(ctx)
+}
+
+func (s *scheduleService) NextOccurrences(ctx context.Context, id string, after time.Time, n int) ([]loa.Occurrence, error) {
+	sc, err := s.db.Schedule(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	cals, err := s.Calendars(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// Occurrences is [from, to); next means strictly after.
+	return scheduler.Occurrences(sc, after.Add(time.Nanosecond), time.Time{}, n, cals), nil
+}
+
+func (s *scheduleService) Agenda(ctx context.Context, from, to time.Time) ([]loa.Occurrence, error) {
+	all, cals, err := s.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return scheduler.Agenda(all, cals, from, to), nil
+}
+
+// Calendars are the built-in examples overlaid with the station's own.
+func (s *scheduleService) Calendars(ctx context.Context) (loa.Calendars, error) {
+	stored, err := s.db.Calendars(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cals := scheduler.Examples()
+	maps.Copy(cals, stored)
+	return cals, nil
+}
+
+func (s *scheduleService) PutCalendar(ctx context.Context, c loa.Calendar) error {
+	if err := scheduler.ValidateCalendar(c); err != nil {
+		return err
+	}
+	if err := s.db.PutCalendar(ctx, c); err != nil {
+		return err
+	}
+	s.changed()
+	return nil
+}
+
+// load is the scheduler's Source.
+func (s *scheduleService) load(ctx context.Context) ([]*loa.Schedule, loa.Calendars, error) {
+	all, err := s.db.Schedules(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	cals, err := s.Calendars(ctx)
+	return all, cals, err
+}
+
+// scheduleSource adapts load to scheduler.Source.
+type scheduleSource struct{ s *scheduleService }
+
+func (src scheduleSource) Schedules(ctx context.Context) ([]*loa.Schedule, loa.Calendars, error) {
+	return src.s.load(ctx)
+}
+
+// starter starts scheduled occurrences as sessions: once per occurrence
+// (recorded before acting, so a crash cannot play it twice), honouring
+// the overrun policy.
+type starter struct {
+	db       *store.DB
+	sessions *sessionService
+	logger   *slog.Logger
+	poll     time.Duration // how often a waiting occurrence looks again
+}
+
+func (st *starter) StartScheduled(ctx context.Context, occ loa.Occurrence, late time.Duration) error {
+	already, err := st.db.MarkStarted(ctx, occ.Key(), time.Now())
+	if err != nil {
+		return err
+	}
+	if already {
+		st.logger.Info("occurrence already started", "schedule", occ.ScheduleID, "at", occ.At)
+		return nil
+	}
+	entry := loa.PlayLogEntry{ScheduleID: occ.ScheduleID, Occurrence: occ.At, Content: occ.Content,
+		Areas: occ.Targets.Areas, Devices: occ.Targets.Devices, By: "schedule:" + occ.ScheduleID}
+	if occ.Overrun == loa.OverrunWait {
+		if waited, ok := st.waitFree(ctx, occ); !ok {
+			entry.Event, entry.Detail = loa.PlaySkipped, fmt.Sprintf("targets still busy after waiting %v", waited.Round(time.Second))
+			st.log(ctx, entry)
+			return nil
+		} else if waited > 0 {
+			late += waited
+		}
+	}
+	sess := &loa.Session{MediaID: occ.Content.MediaID, PlaylistID: occ.Content.PlaylistID, Targets: occ.Targets,
+		Priority: occ.Priority, CreatedBy: "schedule:" + occ.ScheduleID, ScheduledAt: occ.At}
+	if !occ.End.IsZero() {
+		from := occ.At
+		if now := time.Now(); now.After(from) {
+			from = now
+		}
+		left := occ.End.Sub(from)
+		if left <= 0 {
+			entry.Event, entry.Detail = loa.PlayMissed, "its end time passed before it could start"
+			st.log(ctx, entry)
+			return nil
+		}
+		sess.MaxDuration = left
+	}
+	if err := st.sessions.StartSession(ctx, sess); err != nil {
+		entry.Event, entry.Detail = loa.PlayFailed, err.Error()
+		st.log(ctx, entry)
+		return err
+	}
+	if late > time.Second {
+		st.logger.Warn("scheduled programme started late", "schedule", occ.ScheduleID, "at", occ.At, "late", late, "session", sess.ID)
+	}
+	return nil
+}
+
+// waitFree waits until no playing session holds any device the occurrence
+// targets, at most MaxWait (default 10 minutes).
+func (st *starter) waitFree(ctx context.Context, occ loa.Occurrence) (time.Duration, bool) {
+	maxWait := occ.MaxWait
+	if maxWait <= 0 {
+		maxWait = 10 * time.Minute
+	}
+	start := time.Now()
+	for {
+		busy, err := st.sessions.busy(ctx, occ.Targets)
+		if err == nil && !busy {
+			return time.Since(start), true
+		}
+		if time.Since(start) >= maxWait || ctx.Err() != nil {
+			return time.Since(start), false
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(st.poll):
+		}
+	}
+}
+
+func (st *starter) missed(occ loa.Occurrence, late time.Duration) {
+	st.log(context.Background(), loa.PlayLogEntry{Event: loa.PlayMissed, ScheduleID: occ.ScheduleID, Occurrence: occ.At,
+		Content: occ.Content, Areas: occ.Targets.Areas, Devices: occ.Targets.Devices, By: "schedule:" + occ.ScheduleID,
+		Detail: fmt.Sprintf("the controller was down; %v late, beyond the grace window", late.Round(time.Second))})
+}
+
+func (st *starter) log(ctx context.Context, e loa.PlayLogEntry) { st.sessions.appendLog(ctx, e) }
+
+// playLog answers the API's play log queries with area filtering.
+type playLog struct{ db *store.DB }
+
+func (p playLog) PlayLog(ctx context.Context, f loa.PlayLogFilter) ([]loa.PlayLogEntry, error) {
+	areas, err := p.db.Areas(ctx)
+	if err != nil {
+		return nil, err
+	}
+	devs, err := p.db.Devices(ctx)
+	if err != nil {
+		return nil, err
+	}
+	deviceArea := make(map[string]string, len(devs))
+	for _, d := range devs {
+		deviceArea[d.ID] = d.AreaID
+	}
+	return p.db.PlayLog(ctx, f, loa.NewAreaTree(areas), deviceArea)
+}
+
+// runScheduler fires schedules until ctx ends, saving how far it got so a
+// restart neither repeats nor silently drops a programme.
+func (m *Main) runScheduler(ctx context.Context, s *scheduler.Scheduler, since time.Time, wg *sync.WaitGroup) {
+	defer wg.Done()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := s.Run(ctx, since); err != nil {
+			m.Logger.Error("scheduler stopped", "err", err)
+		}
+	}()
+	save := func() {
+		if h := s.Handled(); !h.IsZero() {
+			if err := m.DB.PutSchedulerHandled(context.Background(), h); err != nil {
+				m.Logger.Error("scheduler state not saved", "err", err)
+			}
+		}
+	}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			save()
+		case <-done:
+			save()
+			return
+		}
+	}
+}

@@ -1,0 +1,470 @@
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/broadcast"
+	"github.com/loa-broadcast/loa/media"
+	"github.com/loa-broadcast/loa/protocol"
+	"github.com/loa-broadcast/loa/store"
+)
+
+// sessionService implements loa.SessionService: it resolves targets from
+// the store, persists the session before acting, and hands the stream to
+// the broadcast engine.
+type sessionService struct {
+	db     *store.DB
+	engine *broadcast.Engine
+	logger *slog.Logger
+
+	mu        sync.Mutex
+	content   map[string]io.Closer // of running sessions, closed when they end
+	firstSent map[string]time.Time // when each session's first packet left
+}
+
+// streamed is the engine's OnStream callback.
+func (s *sessionService) streamed(id string, first time.Time) {
+	s.mu.Lock()
+	if s.firstSent == nil {
+		s.firstSent = make(map[string]time.Time)
+	}
+	s.firstSent[id] = first
+	s.mu.Unlock()
+}
+
+// FirstSent reports when a session's first packet left the controller.
+func (s *sessionService) FirstSent(id string) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.firstSent[id]
+	return t, ok
+}
+
+var _ loa.SessionService = (*sessionService)(nil)
+
+func (s *sessionService) StartSession(ctx context.Context, sess *loa.Session) error {
+	return s.start(ctx, sess, false)
+}
+
+// start starts a session; a looping one repeats its content until stopped
+// (or its max duration), for background programmes.
+func (s *sessionService) start(ctx context.Context, sess *loa.Session, looping bool) error {
+	if err := sess.Validate(); err != nil {
+		return err
+	}
+	devs, err := s.resolve(ctx, sess.Targets)
+	if err != nil {
+		return err
+	}
+	src, frames, err := s.open(ctx, sess)
+	if err != nil {
+		return err
+	}
+	if looping {
+		src = &loop{open: func() (source, int, error) { return s.open(context.Background(), sess) }, cur: src}
+		frames = 0
+	}
+	length := time.Duration(frames) * protocol.FrameDuration
+
+	sess.ID = randomHex(8)
+	sess.SSRC = randomSSRC()
+	sess.Devices = devs
+	sess.State = loa.SessionPlaying
+	sess.StartedAt = time.Now()
+	if sess.ScheduledAt.After(sess.StartedAt) {
+		sess.StartedAt = sess.ScheduledAt // started early so receivers can tune; streams on time
+	}
+	if sess.MaxDuration == 0 {
+		sess.MaxDuration = length + 30*time.Second
+	}
+	if err := s.launch(ctx, sess, src, frames); err != nil {
+		return err
+	}
+	s.logger.Info("session started", "session", sess.ID, "media", sess.MediaID, "playlist", sess.PlaylistID,
+		"devices", len(devs), "priority", sess.Priority, "length", length)
+	return nil
+}
+
+// startSource starts sess streaming src, content built by the caller (an
+// alert's tone, speech and repeats), which the service closes when the
+// session ends. The caller sets ID, SSRC, Devices, Priority, MaxDuration
+// and CreatedBy; the session is written before acting, as every session.
+func (s *sessionService) startSource(ctx context.Context, sess *loa.Session, src source, frames int) error {
+	sess.State = loa.SessionPlaying
+	sess.StartedAt = time.Now()
+	return s.launch(ctx, sess, src, frames)
+}
+
+// launch writes sess, before acting, so a crash leaves a record of what
+// was playing, then streams src, which the service closes when the
+// session ends.
+func (s *sessionService) launch(ctx context.Context, sess *loa.Session, src source, frames int) error {
+	if err := s.db.PutSession(ctx, sess); err != nil {
+		src.Close()
+		return err
+	}
+	s.mu.Lock()
+	if s.content == nil {
+		s.content = make(map[string]io.Closer)
+	}
+	s.content[sess.ID] = src
+	s.mu.Unlock()
+	if err := s.engine.Start(ctx, sess, src, frames); err != nil {
+		s.ended(sess.ID, loa.SessionFailed, err.Error())
+		return err
+	}
+	s.playLog(ctx, sess, loa.PlayStarted, "")
+	return nil
+}
+
+// source is what a session streams: its packets, and what to close after.
+type source interface {
+	broadcast.Source
+	io.Closer
+}
+
+// packetFile is a stored Ogg Opus file read packet by packet.
+type packetFile struct {
+	*media.PacketReader
+	io.Closer
+}
+
+// open returns the packets of the session's media item or playlist and
+// how many there are. Missing content is ENOTFOUND naming the field.
+func (s *sessionService) open(ctx context.Context, sess *loa.Session) (source, int, error) {
+	if sess.PlaylistID == "" {
+		m, err := s.db.Media(ctx, sess.MediaID)
+		if loa.ErrorCode(err) == loa.ENOTFOUND {
+			return nil, 0, loa.Errorf(loa.ENOTFOUND, "media_id: no media %q", sess.MediaID)
+		} else if err != nil {
+			return nil, 0, err
+		}
+		f, err := os.Open(s.db.MediaPath(m.Hash))
+		if err != nil {
+			return nil, 0, fmt.Errorf("media %s: %w", m.ID, err)
+		}
+		r, err := media.NewPacketReader(f)
+		if err != nil {
+			f.Close()
+			return nil, 0, fmt.Errorf("media %s: %w", m.ID, err)
+		}
+		return packetFile{r, f}, m.Frames, nil
+	}
+	p, err := s.db.Playlist(ctx, sess.PlaylistID)
+	if loa.ErrorCode(err) == loa.ENOTFOUND {
+		return nil, 0, loa.Errorf(loa.ENOTFOUND, "playlist_id: no playlist %q", sess.PlaylistID)
+	} else if err != nil {
+		return nil, 0, err
+	}
+	items := make([]media.PlaylistItem, len(p.Items))
+	frames := make([]int, len(p.Items))
+	gaps := make([]time.Duration, len(p.Items))
+	for i, it := range p.Items {
+		m, err := s.db.Media(ctx, it.MediaID)
+		if err != nil {
+			return nil, 0, loa.Errorf(loa.ENOTFOUND, "playlist %s: items[%d]: no media %q", p.ID, i, it.MediaID)
+		}
+		path := s.db.MediaPath(m.Hash)
+		items[i] = media.PlaylistItem{Open: func() (io.ReadCloser, error) { return os.Open(path) }, Gap: it.Gap}
+		frames[i], gaps[i] = m.Frames, it.Gap
+	}
+	pl, err := media.NewPlaylist(items)
+	if err != nil {
+		return nil, 0, err
+	}
+	return pl, media.PlaylistFrames(frames, gaps), nil
+}
+
+// resolve expands target areas (with their descendants) and devices into
+// a sorted, de-duplicated list of device ids.
+func (s *sessionService) resolve(ctx context.Context, t loa.Targets) ([]string, error) {
+	areas, err := s.db.Areas(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tree := loa.NewAreaTree(areas)
+	for _, a := range t.Areas {
+		if tree[a] == nil {
+			return nil, loa.Errorf(loa.ENOTFOUND, "targets.areas: no area %q", a)
+		}
+	}
+	all, err := s.db.Devices(ctx)
+	if err != nil {
+		return nil, err
+	}
+	known := make(map[string]bool, len(all))
+	var ids []string
+	for _, d := range all {
+		known[d.ID] = true
+		for _, a := range t.Areas {
+			if tree.Within(d.AreaID, a) {
+				ids = append(ids, d.ID)
+				break
+			}
+		}
+	}
+	for _, id := range t.Devices {
+		if !known[id] {
+			return nil, loa.Errorf(loa.ENOTFOUND, "targets.devices: no device %q", id)
+		}
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids), nil
+}
+
+// ended is the engine's OnEnd callback: record how the session ended.
+func (s *sessionService) ended(id, state, reason string) {
+	s.mu.Lock()
+	if c := s.content[id]; c != nil {
+		c.Close()
+		delete(s.content, id)
+	}
+	s.mu.Unlock()
+	if reason == broadcast.ReasonShutdown {
+		// The controller is stopping, not the programme: it stays
+		// "playing" in the store and resumes when the controller is back.
+		s.logger.Info("session interrupted by shutdown", "session", id)
+		return
+	}
+	ctx := context.Background()
+	sess, err := s.db.Session(ctx, id)
+	if err != nil {
+		s.logger.Error("session ended but cannot be read", "session", id, "err", err)
+		return
+	}
+	sess.State, sess.Reason, sess.EndedAt = state, reason, time.Now()
+	if err := s.db.PutSession(ctx, sess); err != nil {
+		s.logger.Error("session end not recorded", "session", id, "err", err)
+		return
+	}
+	event := map[string]string{loa.SessionEnded: loa.PlayEnded, loa.SessionStopped: loa.PlayStopped}[state]
+	if event == "" {
+		event = loa.PlayFailed
+	}
+	s.playLog(ctx, sess, event, reason)
+	s.logger.Info("session ended", "session", id, "state", state, "reason", reason)
+}
+
+// playLog writes a session's line in the station's broadcast log.
+func (s *sessionService) playLog(ctx context.Context, sess *loa.Session, event, detail string) {
+	s.appendLog(ctx, logEntry(sess, event, sess.Devices, detail))
+}
+
+// logEntry is sess's play log line for devices.
+func logEntry(sess *loa.Session, event string, devices []string, detail string) loa.PlayLogEntry {
+	e := loa.PlayLogEntry{Event: event, SessionID: sess.ID, Content: loa.Content{MediaID: sess.MediaID, PlaylistID: sess.PlaylistID},
+		Devices: devices, Areas: sess.Targets.Areas, By: sess.CreatedBy, Detail: detail}
+	if id, ok := strings.CutPrefix(sess.CreatedBy, "schedule:"); ok {
+		e.ScheduleID = id
+	}
+	return e
+}
+
+func (s *sessionService) appendLog(ctx context.Context, e loa.PlayLogEntry) {
+	if err := s.db.AppendPlayLog(ctx, e); err != nil {
+		s.logger.Error("play log not written", "session", e.SessionID, "event", e.Event, "err", err)
+	}
+}
+
+// busy reports whether a playing session holds any device the targets
+// resolve to.
+func (s *sessionService) busy(ctx context.Context, t loa.Targets) (bool, error) {
+	devs, err := s.resolve(ctx, t)
+	if err != nil {
+		return false, err
+	}
+	all, err := s.db.Sessions(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, sess := range all {
+		if sess.State != loa.SessionPlaying {
+			continue
+		}
+		for _, d := range sess.Devices {
+			if _, found := slices.BinarySearch(devs, d); found {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+func (s *sessionService) StopSession(ctx context.Context, id, reason string) error {
+	sess, err := s.db.Session(ctx, id)
+	if err != nil {
+		return err
+	}
+	if sess.State != loa.SessionPlaying {
+		return loa.Errorf(loa.ECONFLICT, "session %s is already %s", id, sess.State)
+	}
+	if reason == "" {
+		reason = "stopped"
+	}
+	return s.engine.Stop(ctx, id, reason)
+}
+
+func (s *sessionService) Session(ctx context.Context, id string) (*loa.Session, error) {
+	return s.db.Session(ctx, id)
+}
+
+func (s *sessionService) Sessions(ctx context.Context) ([]*loa.Session, error) {
+	return s.db.Sessions(ctx)
+}
+
+func (s *sessionService) SessionSDP(ctx context.Context, id string, dest netip.AddrPort) (string, error) {
+	sess, err := s.db.Session(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	if sess.State != loa.SessionPlaying {
+		return "", loa.Errorf(loa.ECONFLICT, "session %s is %s, not playing", id, sess.State)
+	}
+	if err := s.engine.AddListener(id, dest); err != nil {
+		return "", err
+	}
+	src := s.engine.LocalAddr().Addr()
+	if ap, err := netip.ParseAddrPort(s.engine.PublicAddr()); err == nil {
+		src = ap.Addr()
+	}
+	return protocol.SDP(id, sess.SSRC, src, dest), nil
+}
+
+func randomSSRC() uint32 {
+	var b [4]byte
+	for {
+		rand.Read(b[:])
+		if v := binary.BigEndian.Uint32(b[:]); v != 0 {
+			return v
+		}
+	}
+}
+
+// resumeInterrupted picks up the sessions that were playing when the
+// controller stopped (shut down or killed): each resumes at the position
+// the wall clock says it should be at, so nothing is played twice, once its
+// receivers are back online (at most wait). Sessions whose programme ended
+// meanwhile are recorded as ended.
+func (s *sessionService) resumeInterrupted(ctx context.Context, online func(id string) bool, wait time.Duration) {
+	all, err := s.db.Sessions(ctx)
+	if err != nil {
+		s.logger.Error("cannot list interrupted sessions", "err", err)
+		return
+	}
+	var pending []*loa.Session
+	for _, sess := range all {
+		if sess.State != loa.SessionPlaying {
+			continue
+		}
+		if isFallback(sess) {
+			// Its supervisor starts it afresh; a loop has no position.
+			sess.State, sess.Reason, sess.EndedAt = loa.SessionStopped, "controller restarted", time.Now()
+			if err := s.db.PutSession(ctx, sess); err != nil {
+				s.logger.Error("fallback session not closed", "session", sess.ID, "err", err)
+			}
+			continue
+		}
+		pending = append(pending, sess)
+	}
+	if len(pending) == 0 {
+		return
+	}
+	deadline := time.Now().Add(wait)
+	for _, sess := range pending {
+		for time.Now().Before(deadline) && ctx.Err() == nil && !allOnline(sess.Devices, online) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if err := s.resume(ctx, sess); err != nil {
+			s.logger.Error("session not resumed", "session", sess.ID, "err", err)
+			sess.State, sess.Reason, sess.EndedAt = loa.SessionFailed, "not resumed after restart: "+err.Error(), time.Now()
+			if err := s.db.PutSession(ctx, sess); err == nil {
+				s.playLog(ctx, sess, loa.PlayFailed, sess.Reason)
+			}
+		}
+	}
+}
+
+func allOnline(ids []string, online func(string) bool) bool {
+	for _, id := range ids {
+		if !online(id) {
+			return false
+		}
+	}
+	return true
+}
+
+// resume restarts one interrupted session at its wall-clock position.
+func (s *sessionService) resume(ctx context.Context, sess *loa.Session) error {
+	src, frames, err := s.open(ctx, sess)
+	if err != nil {
+		return err
+	}
+	elapsed := time.Since(sess.StartedAt)
+	skip := int(elapsed / protocol.FrameDuration)
+	if skip >= frames || (sess.MaxDuration > 0 && elapsed >= sess.MaxDuration) {
+		src.Close()
+		sess.State, sess.Reason, sess.EndedAt = loa.SessionEnded, "ended while the controller was down", sess.StartedAt.Add(time.Duration(frames)*protocol.FrameDuration)
+		if err := s.db.PutSession(ctx, sess); err != nil {
+			return err
+		}
+		s.playLog(ctx, sess, loa.PlayEnded, sess.Reason)
+		return nil
+	}
+	if _, err := src.(interface{ Skip(int) (int, error) }).Skip(skip); err != nil {
+		src.Close()
+		return fmt.Errorf("seek to %v: %w", elapsed, err)
+	}
+	sess.SSRC = randomSSRC()
+	if err := s.db.PutSession(ctx, sess); err != nil {
+		src.Close()
+		return err
+	}
+	run := *sess // the engine counts the max duration from now
+	if run.MaxDuration > 0 {
+		run.MaxDuration -= elapsed
+	}
+	s.mu.Lock()
+	if s.content == nil {
+		s.content = make(map[string]io.Closer)
+	}
+	s.content[sess.ID] = src
+	s.mu.Unlock()
+	if err := s.engine.Start(ctx, &run, src, frames-skip); err != nil {
+		s.mu.Lock()
+		delete(s.content, sess.ID)
+		s.mu.Unlock()
+		src.Close()
+		return err
+	}
+	s.playLog(ctx, sess, loa.PlayResumed, fmt.Sprintf("at %v of %v", (time.Duration(skip)*protocol.FrameDuration).Round(time.Millisecond), time.Duration(frames)*protocol.FrameDuration))
+	s.logger.Info("session resumed", "session", sess.ID, "position", time.Duration(skip)*protocol.FrameDuration, "devices", len(sess.Devices))
+	return nil
+}
+
+// preempted is the engine's OnPreempt callback: the play log records which
+// receivers a session lost, and to what.
+func (s *sessionService) preempted(id string, devices []string, by string) {
+	ctx := context.Background()
+	sess, err := s.db.Session(ctx, id)
+	if err != nil {
+		s.logger.Warn("preempted session not found", "session", id, "err", err)
+		return
+	}
+	s.appendLog(ctx, logEntry(sess, loa.PlayPreempted, devices, "by session "+by))
+}
