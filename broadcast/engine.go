@@ -28,13 +28,10 @@ type Tuner interface {
 	Untune(ctx context.Context, deviceID, sessionID string) error
 }
 
-// Source yields pre-encoded 20 ms Opus packets and io.EOF at the end.
-// The engine is done with a packet before it asks for the next, so a
-// source may reuse its buffer. Next is not interrupted by Stop: a source
-// that blocks (a live input) delays Stop until it returns.
-type Source interface {
-	Next() ([]byte, error)
-}
+// Source is the content of a session (loa.PacketSource). Next is not
+// interrupted by Stop: a source that blocks (a live input) delays Stop
+// until it returns.
+type Source = loa.PacketSource
 
 // Config configures an Engine.
 type Config struct {

@@ -17,7 +17,7 @@ import (
 
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/api"
-	firmwaresim "github.com/loa-broadcast/loa/firmware-sim"
+	"github.com/loa-broadcast/loa/firmware-sim"
 )
 
 // sseEvent is one server-sent event of the alarm stream.

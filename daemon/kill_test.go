@@ -13,7 +13,7 @@ import (
 
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/api"
-	firmwaresim "github.com/loa-broadcast/loa/firmware-sim"
+	"github.com/loa-broadcast/loa/firmware-sim"
 )
 
 // TestSystemKill9Resumes runs the controller as a real process, kills it

@@ -22,7 +22,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	firmwaresim "github.com/loa-broadcast/loa/firmware-sim"
+	"github.com/loa-broadcast/loa/firmware-sim"
 	"github.com/loa-broadcast/loa/protocol"
 )
 
