@@ -25,6 +25,7 @@ import (
 	"github.com/loa-broadcast/loa/media"
 	"github.com/loa-broadcast/loa/protocol"
 	"github.com/loa-broadcast/loa/scheduler"
+	"github.com/loa-broadcast/loa/station"
 	"github.com/loa-broadcast/loa/store"
 )
 
@@ -46,10 +47,10 @@ type Main struct {
 	Firmware  *firmwareService
 	Fallbacks *fallbackService
 	Alerts    *alertService
-	Health    *devices.Health // hourly health aggregates
-	Alarms    *devices.Alarms // the alarm evaluator
-	webhook   *alarmWebhook   // nil without -alarm-webhook
-	detach    []func()        // fleet subscriptions of Health and Alarms
+	Health    *devices.Health       // hourly health aggregates
+	Alarms    *devices.Alarms       // the alarm evaluator
+	webhook   *station.AlarmWebhook // nil without -alarm-webhook
+	detach    []func()              // fleet subscriptions of Health and Alarms
 	Groups    *groupService
 
 	// bg lives from Open to Close: the scheduler and session resumption
