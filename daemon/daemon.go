@@ -231,7 +231,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return err
 	}
 	srv.Firmware, srv.Receivers = m.Firmware, m.DB
-	srv.Creds = credentialService{db: m.DB, broker: m.Broker, logger: m.Logger.With("component", "credentials")}
+	srv.Creds = m.credentials()
 	m.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("http: %w", err)

@@ -23,7 +23,7 @@ func alarmChange(i int) loa.AlarmChange {
 	return loa.AlarmChange{Event: loa.AlarmRaised, Alarm: loa.Alarm{ID: fmt.Sprint(i), Device: "rx", Kind: loa.AlarmOffline}}
 }
 
-func counterValue(t *testing.T, c prometheus.Counter) float64 {
+func counted(t *testing.T, c prometheus.Counter) float64 {
 	t.Helper()
 	var m dto.Metric
 	if err := c.Write(&m); err != nil {
@@ -32,7 +32,7 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	return m.GetCounter().GetValue()
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func quietLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
@@ -82,7 +82,7 @@ func (s *fakeSink) accepted() []string {
 
 func (s *fakeSink) webhook(t *testing.T) *AlarmWebhook {
 	t.Helper()
-	w, err := NewAlarmWebhook(WebhookConfig{URL: "http://sink.invalid/hook", Client: &http.Client{Transport: s}, Logger: testLogger(t)})
+	w, err := NewAlarmWebhook(WebhookConfig{URL: "http://sink.invalid/hook", Client: &http.Client{Transport: s}, Logger: quietLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestAlarmWebhookRetriesInOrder(t *testing.T) {
 		if got := sink.accepted(); fmt.Sprint(got) != "[1 3]" || len(sink.calls) != 4 {
 			t.Errorf("delivered %v in %d calls, want [1 3] in 4 (1 retried, 2 refused)", got, len(sink.calls))
 		}
-		if s, f := counterValue(t, w.sent), counterValue(t, w.failed); s != 2 || f != 1 {
+		if s, f := counted(t, w.sent), counted(t, w.failed); s != 2 || f != 1 {
 			t.Errorf("sent %v failed %v, want 2 and 1", s, f)
 		}
 		if d := sink.calls[1].at.Sub(start); d != webhookFirstRetry {
@@ -154,7 +154,7 @@ func TestAlarmWebhookBackoffThenGivesUp(t *testing.T) {
 		if last := sink.calls[webhookAttempts]; last.change.Alarm.ID != "2" || !last.at.Equal(sink.calls[webhookAttempts-1].at) {
 			t.Errorf("after giving up: %+v, want change 2 at once", last)
 		}
-		if s, f := counterValue(t, w.sent), counterValue(t, w.failed); s != 1 || f != 1 {
+		if s, f := counted(t, w.sent), counted(t, w.failed); s != 1 || f != 1 {
 			t.Errorf("sent %v failed %v, want 1 and 1", s, f)
 		}
 	})
@@ -178,12 +178,12 @@ func TestAlarmWebhookQueueDropsOldest(t *testing.T) {
 		for i := 1; i <= webhookQueue+5; i++ {
 			w.Enqueue(alarmChange(i))
 		}
-		if d := counterValue(t, w.dropped); d != 5 {
+		if d := counted(t, w.dropped); d != 5 {
 			t.Errorf("dropped %v, want 5", d)
 		}
 		close(release)
 		synctest.Wait()
-		if s := counterValue(t, w.sent); s != webhookQueue+1 {
+		if s := counted(t, w.sent); s != webhookQueue+1 {
 			t.Fatalf("sent %v, want %d", s, webhookQueue+1)
 		}
 		got := sink.accepted()
@@ -202,7 +202,7 @@ func TestAlarmWebhookCloseInterrupts(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				w, err := NewAlarmWebhook(WebhookConfig{URL: "https://sink.invalid/", Client: &http.Client{Transport: tr}, Logger: testLogger(t)})
+				w, err := NewAlarmWebhook(WebhookConfig{URL: "https://sink.invalid/", Client: &http.Client{Transport: tr}, Logger: quietLogger(t)})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -214,7 +214,7 @@ func TestAlarmWebhookCloseInterrupts(t *testing.T) {
 				if sink, ok := tr.(*fakeSink); ok && len(sink.calls) != 1 {
 					t.Errorf("%d calls before Close, want 1", len(sink.calls))
 				}
-				if s, f := counterValue(t, w.sent), counterValue(t, w.failed); s != 0 || f != 0 {
+				if s, f := counted(t, w.sent), counted(t, w.failed); s != 0 || f != 0 {
 					t.Errorf("sent %v failed %v after Close, want nothing settled", s, f)
 				}
 				w.mu.Lock()
@@ -259,7 +259,7 @@ func TestAlarmWebhookPostsJSON(t *testing.T) {
 		got <- p
 	}))
 	defer srv.Close()
-	w, err := NewAlarmWebhook(WebhookConfig{URL: srv.URL, Logger: testLogger(t)})
+	w, err := NewAlarmWebhook(WebhookConfig{URL: srv.URL, Logger: quietLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
