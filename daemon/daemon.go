@@ -51,7 +51,7 @@ type Main struct {
 	Alarms    *devices.Alarms       // the alarm evaluator
 	webhook   *station.AlarmWebhook // nil without -alarm-webhook
 	detach    []func()              // fleet subscriptions of Health and Alarms
-	Groups    *groupService
+	Groups    *station.GroupService
 
 	// bg lives from Open to Close: the scheduler and session resumption
 	// run under it, and Close waits for them (schedWG).
@@ -138,7 +138,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("devices: %w", err)
 	}
 
-	m.Groups, err = openGroupService(ctx, m.DB, m.Fleet, m.Logger.With("component", "groups"))
+	m.Groups, err = station.OpenGroupService(ctx, station.GroupConfig{
+		DB: m.DB, Fleet: groupFleet{m.Fleet}, Logger: m.Logger.With("component", "groups"),
+	})
 	if err != nil {
 		return err
 	}
@@ -272,7 +274,7 @@ func (m *Main) Close() error {
 		m.Engine = nil
 	}
 	if m.Groups != nil {
-		m.Groups.close() // before the fleet: writes the abandoned runs
+		m.Groups.Close() // before the fleet: writes the abandoned runs
 		m.Groups = nil
 	}
 	if m.Firmware != nil {
