@@ -44,7 +44,7 @@ type Main struct {
 	Media     *mediaService
 	Schedules *scheduleService
 	Scheduler *scheduler.Scheduler
-	Firmware  *firmwareService
+	Firmware  *station.FirmwareService
 	Fallbacks *fallbackService
 	Alerts    *alertService
 	Health    *devices.Health       // hourly health aggregates
@@ -52,6 +52,7 @@ type Main struct {
 	webhook   *station.AlarmWebhook // nil without -alarm-webhook
 	detach    []func()              // fleet subscriptions of Health and Alarms
 	Groups    *station.GroupService
+	rollouts  *devices.RolloutEngine // runs the Firmware service's rollouts
 
 	// bg lives from Open to Close: the scheduler and session resumption
 	// run under it, and Close waits for them (schedWG).
@@ -229,7 +230,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		CAPAlerts: m.DB, CAPSender: cfg.CAPSender,
 		Logger: m.Logger.With("component", "api"),
 	}
-	if m.Firmware, err = m.openFirmware(); err != nil {
+	if err := m.openFirmware(); err != nil {
 		return err
 	}
 	srv.Firmware, srv.Receivers = m.Firmware, m.DB
@@ -242,7 +243,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.httpDone = make(chan error, 1)
 	go func() { m.httpDone <- m.httpServer.Serve(m.httpLn) }()
 	// Continued rollouts send download URLs: only once the server is up.
-	if err := m.Firmware.start(ctx, m.URL()); err != nil {
+	if err := m.startFirmware(ctx); err != nil {
 		return err
 	}
 
@@ -277,10 +278,7 @@ func (m *Main) Close() error {
 		m.Groups.Close() // before the fleet: writes the abandoned runs
 		m.Groups = nil
 	}
-	if m.Firmware != nil {
-		errs = append(errs, m.Firmware.close())
-		m.Firmware = nil
-	}
+	errs = append(errs, m.closeFirmware())
 	if m.Fleet != nil {
 		errs = append(errs, m.Fleet.Close())
 		m.Fleet = nil
