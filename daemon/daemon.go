@@ -25,6 +25,7 @@ import (
 	"github.com/loa-broadcast/loa/media"
 	"github.com/loa-broadcast/loa/protocol"
 	"github.com/loa-broadcast/loa/scheduler"
+	"github.com/loa-broadcast/loa/station"
 	"github.com/loa-broadcast/loa/store"
 )
 
@@ -43,14 +44,15 @@ type Main struct {
 	Media     *mediaService
 	Schedules *scheduleService
 	Scheduler *scheduler.Scheduler
-	Firmware  *firmwareService
+	Firmware  *station.FirmwareService
 	Fallbacks *fallbackService
 	Alerts    *alertService
-	Health    *devices.Health // hourly health aggregates
-	Alarms    *devices.Alarms // the alarm evaluator
-	webhook   *alarmWebhook   // nil without -alarm-webhook
-	detach    []func()        // fleet subscriptions of Health and Alarms
-	Groups    *groupService
+	Health    *devices.Health       // hourly health aggregates
+	Alarms    *devices.Alarms       // the alarm evaluator
+	webhook   *station.AlarmWebhook // nil without -alarm-webhook
+	detach    []func()              // fleet subscriptions of Health and Alarms
+	Groups    *station.GroupService
+	rollouts  *devices.RolloutEngine // runs the Firmware service's rollouts
 
 	// bg lives from Open to Close: the scheduler and session resumption
 	// run under it, and Close waits for them (schedWG).
@@ -137,7 +139,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("devices: %w", err)
 	}
 
-	m.Groups, err = openGroupService(ctx, m.DB, m.Fleet, m.Logger.With("component", "groups"))
+	m.Groups, err = station.OpenGroupService(ctx, station.GroupConfig{
+		DB: m.DB, Fleet: groupFleet{m.Fleet}, Logger: m.Logger.With("component", "groups"),
+	})
 	if err != nil {
 		return err
 	}
@@ -226,11 +230,11 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		CAPAlerts: m.DB, CAPSender: cfg.CAPSender,
 		Logger: m.Logger.With("component", "api"),
 	}
-	if m.Firmware, err = m.openFirmware(); err != nil {
+	if err := m.openFirmware(); err != nil {
 		return err
 	}
 	srv.Firmware, srv.Receivers = m.Firmware, m.DB
-	srv.Creds = credentialService{db: m.DB, broker: m.Broker, logger: m.Logger.With("component", "credentials")}
+	srv.Creds = m.credentials()
 	m.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("http: %w", err)
@@ -239,7 +243,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.httpDone = make(chan error, 1)
 	go func() { m.httpDone <- m.httpServer.Serve(m.httpLn) }()
 	// Continued rollouts send download URLs: only once the server is up.
-	if err := m.Firmware.start(ctx, m.URL()); err != nil {
+	if err := m.startFirmware(ctx); err != nil {
 		return err
 	}
 
@@ -271,13 +275,10 @@ func (m *Main) Close() error {
 		m.Engine = nil
 	}
 	if m.Groups != nil {
-		m.Groups.close() // before the fleet: writes the abandoned runs
+		m.Groups.Close() // before the fleet: writes the abandoned runs
 		m.Groups = nil
 	}
-	if m.Firmware != nil {
-		errs = append(errs, m.Firmware.close())
-		m.Firmware = nil
-	}
+	errs = append(errs, m.closeFirmware())
 	if m.Fleet != nil {
 		errs = append(errs, m.Fleet.Close())
 		m.Fleet = nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -289,4 +290,15 @@ func TestSystemGroupCommandAcrossRestart(t *testing.T) {
 			t.Errorf("%s after the restart: %+v, want done with rx-silent timed out by the stop", id, got)
 		}
 	}
+}
+
+// groupResult returns the result of device in g.
+func groupResult(g *loa.GroupCommand, device string) (loa.GroupResult, bool) {
+	i, ok := slices.BinarySearchFunc(g.Results, device, func(r loa.GroupResult, id string) int {
+		return strings.Compare(r.Device, id)
+	})
+	if !ok {
+		return loa.GroupResult{}, false
+	}
+	return g.Results[i], true
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/devices"
+	"github.com/loa-broadcast/loa/station"
 )
 
 // openHealthAndAlarms starts the hourly health book and the alarm
@@ -21,7 +22,7 @@ func (m *Main) openHealthAndAlarms(ctx context.Context) error {
 
 	var onChange func(loa.AlarmChange)
 	if cfg.AlarmWebhook != "" {
-		w, err := newAlarmWebhook(cfg.AlarmWebhook, m.Logger.With("component", "alarm-webhook"))
+		w, err := station.NewAlarmWebhook(station.WebhookConfig{URL: cfg.AlarmWebhook, Logger: m.Logger.With("component", "alarm-webhook")})
 		if err != nil {
 			return err
 		}

@@ -1,4 +1,4 @@
-package daemon
+package station
 
 import (
 	"bytes"
@@ -26,16 +26,15 @@ const (
 	webhookTimeout    = 10 * time.Second // one POST
 )
 
-// alarmWebhook POSTs every alarm raise and clear, as JSON
+// AlarmWebhook POSTs every alarm raise and clear, as JSON
 // {"event":"raised"|"cleared","alarm":{...}}, to one URL. Enqueue never
 // blocks the alarm evaluator: changes wait in a bounded queue (the oldest
 // dropped and counted when it is full), and one sender goroutine delivers
 // them in order, retrying failures (network errors, 5xx, 429) with backoff.
-type alarmWebhook struct {
+type AlarmWebhook struct {
 	url    string
 	client *http.Client
 	log    *slog.Logger
-	retry  time.Duration // first retry delay; tests shorten it
 
 	mu     sync.Mutex
 	queue  []loa.AlarmChange
@@ -48,12 +47,26 @@ type alarmWebhook struct {
 	sent, failed, dropped prometheus.Counter
 }
 
-func newAlarmWebhook(rawURL string, log *slog.Logger) (*alarmWebhook, error) {
-	u, err := url.Parse(rawURL)
+// WebhookConfig configures an AlarmWebhook.
+type WebhookConfig struct {
+	URL    string       // http:// or https://
+	Client *http.Client // nil: one with a 10 s timeout per POST
+	Logger *slog.Logger
+}
+
+// NewAlarmWebhook validates the URL and starts the sender; Close stops it.
+func NewAlarmWebhook(cfg WebhookConfig) (*AlarmWebhook, error) {
+	u, err := url.Parse(cfg.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("alarm-webhook %q: want an http:// or https:// URL", rawURL)
+		return nil, fmt.Errorf("alarm-webhook %q: want an http:// or https:// URL", cfg.URL)
 	}
-	w := &alarmWebhook{url: rawURL, client: &http.Client{Timeout: webhookTimeout}, log: log, retry: webhookFirstRetry,
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{Timeout: webhookTimeout}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	w := &AlarmWebhook{url: cfg.URL, client: cfg.Client, log: cfg.Logger,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{}),
 		sent: prometheus.NewCounter(prometheus.CounterOpts{Name: "loa_alarm_webhook_sent_total",
 			Help: "Alarm changes the webhook accepted (2xx)."}),
@@ -67,7 +80,7 @@ func newAlarmWebhook(rawURL string, log *slog.Logger) (*alarmWebhook, error) {
 }
 
 // Enqueue queues a change for delivery without blocking.
-func (w *alarmWebhook) Enqueue(c loa.AlarmChange) {
+func (w *AlarmWebhook) Enqueue(c loa.AlarmChange) {
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
@@ -85,7 +98,7 @@ func (w *alarmWebhook) Enqueue(c loa.AlarmChange) {
 	}
 }
 
-func (w *alarmWebhook) next() (loa.AlarmChange, bool) {
+func (w *AlarmWebhook) next() (loa.AlarmChange, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(w.queue) == 0 {
@@ -96,7 +109,7 @@ func (w *alarmWebhook) next() (loa.AlarmChange, bool) {
 	return c, true
 }
 
-func (w *alarmWebhook) run() {
+func (w *AlarmWebhook) run() {
 	defer close(w.stopped)
 	for {
 		for c, ok := w.next(); ok; c, ok = w.next() {
@@ -114,13 +127,13 @@ func (w *alarmWebhook) run() {
 
 // deliver POSTs one change with retries; it reports false when Close
 // interrupted it.
-func (w *alarmWebhook) deliver(c loa.AlarmChange) bool {
+func (w *AlarmWebhook) deliver(c loa.AlarmChange) bool {
 	body, err := json.Marshal(c)
 	if err != nil {
 		w.log.Error("alarm webhook: encoding", "err", err)
 		return true
 	}
-	wait := w.retry
+	wait := webhookFirstRetry
 	for attempt := 1; ; attempt++ {
 		retry, err := w.post(body)
 		if err == nil {
@@ -134,17 +147,19 @@ func (w *alarmWebhook) deliver(c loa.AlarmChange) bool {
 			return true
 		}
 		w.log.Warn("alarm webhook: delivery failed; retrying", "attempt", attempt, "in", wait, "err", err)
+		t := time.NewTimer(wait)
 		select {
 		case <-w.stop:
+			t.Stop()
 			return false
-		case <-time.After(wait):
+		case <-t.C:
 		}
 		wait = min(2*wait, webhookMaxBackoff)
 	}
 }
 
 // post sends body once; retry says whether a failure may succeed later.
-func (w *alarmWebhook) post(body []byte) (retry bool, err error) {
+func (w *AlarmWebhook) post(body []byte) (retry bool, err error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
@@ -177,7 +192,7 @@ func (w *alarmWebhook) post(body []byte) (retry bool, err error) {
 }
 
 // Close stops the sender; changes still queued are not delivered.
-func (w *alarmWebhook) Close() {
+func (w *AlarmWebhook) Close() {
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
@@ -190,6 +205,6 @@ func (w *alarmWebhook) Close() {
 }
 
 // Collectors returns the webhook's counters.
-func (w *alarmWebhook) Collectors() []prometheus.Collector {
+func (w *AlarmWebhook) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{w.sent, w.failed, w.dropped}
 }
