@@ -360,14 +360,13 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 
 type ending struct{ id, state, reason string }
 
-// harness is an engine on 127.0.0.1 with a fake tuner and the outcomes
-// it delivered.
+// harness is an engine on 127.0.0.1 with a fake tuner and the sessions
+// it ended.
 type harness struct {
-	e        *Engine
-	tuner    *fakeTuner
-	mu       sync.Mutex
-	ends     []ending
-	outcomes []loa.SessionOutcome
+	e     *Engine
+	tuner *fakeTuner
+	mu    sync.Mutex
+	ends  []ending
 }
 
 func newHarness(t testing.TB, bind string) *harness {
@@ -376,7 +375,7 @@ func newHarness(t testing.TB, bind string) *harness {
 }
 
 // newHarnessConfig opens an engine with cfg and the fake tuner, and
-// subscribes to its outcomes.
+// subscribes to its ended outcomes.
 func newHarnessConfig(t testing.TB, cfg Config) *harness {
 	t.Helper()
 	h := &harness{tuner: newFakeTuner(t)}
@@ -386,11 +385,10 @@ func newHarnessConfig(t testing.TB, cfg Config) *harness {
 		t.Fatal(err)
 	}
 	e.Subscribe(func(o loa.SessionOutcome) {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		h.outcomes = append(h.outcomes, o)
 		if o.Kind == loa.OutcomeEnded {
+			h.mu.Lock()
 			h.ends = append(h.ends, ending{o.Session, o.State, o.Reason})
+			h.mu.Unlock()
 		}
 	})
 	t.Cleanup(func() {
