@@ -161,15 +161,22 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("broadcast: %w", err)
 	}
+	// Subscribers are called in this order: the sessions' record first.
 	m.Engine.Subscribe(func(o loa.SessionOutcome) {
 		switch o.Kind {
 		case loa.OutcomeStreaming:
 			m.Sessions.streamed(o.Session, o.At)
 		case loa.OutcomeEnded:
 			m.Sessions.ended(o.Session, o.State, o.Reason)
-			m.Alerts.sessionEnded(o.Session, o.State, o.Reason)
 		case loa.OutcomePreempted:
 			m.Sessions.preempted(o.Session, o.Devices, o.By)
+		}
+	})
+	m.Engine.Subscribe(func(o loa.SessionOutcome) {
+		switch o.Kind {
+		case loa.OutcomeEnded:
+			m.Alerts.sessionEnded(o.Session, o.State, o.Reason)
+		case loa.OutcomePreempted:
 			m.Alerts.preempted(o.Session, o.Devices, o.By)
 		}
 	})
