@@ -14,13 +14,6 @@ type commandRequest struct {
 	Args json.RawMessage `json:"args"`
 }
 
-// deviceOps are the commands an operator may send a device directly. Play
-// and stop are the sessions' job; firmware belongs to rollouts.
-var deviceOps = map[string]bool{
-	protocol.OpVolume: true, protocol.OpMute: true, protocol.OpAmp: true,
-	protocol.OpTest: true, protocol.OpReboot: true, protocol.OpConfig: true,
-}
-
 // deviceInScope loads a device the caller may see; others are not found.
 func (s *Server) deviceInScope(r *http.Request, c *call, id string) (*loa.Device, error) {
 	if s.Devices == nil {
@@ -45,14 +38,14 @@ func (s *Server) sendCommand(w http.ResponseWriter, r *http.Request, c *call) er
 	if err := decodeJSON(r.Body, &req); err != nil {
 		return err
 	}
-	if !deviceOps[req.Op] {
-		return loa.Errorf(loa.EINVALID, "op: %q is not a device command; use volume, mute, amp, test, reboot or config", req.Op)
+	if !protocol.OperatorOp(req.Op) {
+		return loa.Errorf(loa.EINVALID, "op: %q is not a device command; use %s", req.Op, protocol.OperatorOps())
 	}
 	// Bad args are refused here, before anything reaches the device.
 	if string(req.Args) == "null" {
 		req.Args = nil
 	}
-	if err := argCheckers[req.Op](req.Args); err != nil {
+	if err := protocol.CheckArgs(req.Op, req.Args); err != nil {
 		return loa.Errorf(loa.EINVALID, "args: %v", err)
 	}
 	d, err := s.deviceInScope(r, c, r.PathValue("id"))

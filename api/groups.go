@@ -21,27 +21,16 @@ type groupRequest struct {
 // maxGroupWait bounds ?wait= on the group command routes.
 const maxGroupWait = 5 * time.Minute
 
-// argCheckers validate each device op's args before anything is sent, so
-// a bad group command fails once here instead of on every device.
-var argCheckers = map[string]func([]byte) error{
-	protocol.OpVolume: func(b []byte) error { _, err := protocol.DecodeVolumeArgs(b); return err },
-	protocol.OpMute:   func(b []byte) error { _, err := protocol.DecodeMuteArgs(b); return err },
-	protocol.OpAmp:    func(b []byte) error { _, err := protocol.DecodeAmpArgs(b); return err },
-	protocol.OpTest:   func(b []byte) error { _, err := protocol.DecodeTestArgs(b); return err },
-	protocol.OpReboot: func(b []byte) error { _, err := protocol.DecodeRebootArgs(b); return err },
-	protocol.OpConfig: func(b []byte) error { _, err := protocol.DecodeConfigArgs(b); return err },
-}
-
 // parseGroupRequest checks a group command request completely.
 func parseGroupRequest(req groupRequest) (op string, args json.RawMessage, timeout time.Duration, err error) {
-	check, ok := argCheckers[req.Op]
-	if !ok {
-		return "", nil, 0, loa.Errorf(loa.EINVALID, "op: %q is not a group command; use volume, mute, amp, test, reboot or config", req.Op)
+	if !protocol.OperatorOp(req.Op) {
+		return "", nil, 0, loa.Errorf(loa.EINVALID, "op: %q is not a group command; use %s", req.Op, protocol.OperatorOps())
 	}
+	// Checked once here instead of failing on every device.
 	if string(req.Args) == "null" {
 		req.Args = nil
 	}
-	if err := check(req.Args); err != nil {
+	if err := protocol.CheckArgs(req.Op, req.Args); err != nil {
 		return "", nil, 0, loa.Errorf(loa.EINVALID, "args: %v", err)
 	}
 	timeout = loa.GroupDefaultTimeout

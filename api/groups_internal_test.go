@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/protocol"
 )
 
 // FuzzGroupRequest feeds arbitrary bodies and ?wait= values to the group
@@ -61,10 +62,10 @@ func FuzzGroupRequest(f *testing.F) {
 			check(err)
 			return
 		}
-		if argCheckers[op] == nil || op == "play" || op == "stop" || op == "firmware" {
+		if !protocol.OperatorOp(op) || op == "play" || op == "stop" || op == "firmware" {
 			t.Fatalf("accepted op %q", op)
 		}
-		if err := argCheckers[op](args); err != nil {
+		if err := protocol.CheckArgs(op, args); err != nil {
 			t.Fatalf("accepted args %s its decoder refuses: %v", args, err)
 		}
 		if timeout < 100*time.Millisecond || timeout > loa.GroupMaxTimeout {

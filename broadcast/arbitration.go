@@ -235,7 +235,8 @@ func tuneLogLevel(err error) slog.Level {
 	return slog.LevelWarn
 }
 
-// finish retires s after its stream stopped; OnEnd runs without locks.
+// finish retires s after its stream stopped and tells the subscribers,
+// without locks, once its preempted outcomes have been delivered.
 func (e *Engine) finish(s *session, state, reason string) {
 	e.mu.Lock()
 	delete(e.sessions, s.id)
@@ -247,7 +248,6 @@ func (e *Engine) finish(s *session, state, reason string) {
 	e.mu.Unlock()
 	e.metrics.active.Dec()
 	e.log.Info("session ended", "session", s.id, "state", state, "reason", reason, "sent", s.sent.Load())
-	if e.cfg.OnEnd != nil {
-		e.cfg.OnEnd(s.id, state, reason)
-	}
+	s.preempts.Wait()
+	e.deliver(loa.SessionOutcome{Kind: loa.OutcomeEnded, Session: s.id, At: time.Now(), State: state, Reason: reason})
 }

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/loa-broadcast/loa"
@@ -43,19 +44,9 @@ type Config struct {
 	// as every device it holds has authenticated (or failed), at the
 	// latest after Lead. Without it a bulletin's first words reach nobody.
 	// Default 0 (stream at once).
-	Lead  time.Duration
-	Tuner Tuner
-	// OnEnd is called once per session with loa.SessionEnded,
-	// loa.SessionStopped or loa.SessionFailed, from the session's goroutine
-	// after its last packet and BYE; it must not call Close.
-	OnEnd func(sessionID, state, reason string)
-	// OnPreempt, if set, is told (from its own goroutine) which devices a
-	// new session took from a running one.
-	OnPreempt func(sessionID string, devices []string, by string)
-	// OnStream, if set, is called from the session's goroutine when its
-	// first packet has left, with that time.
-	OnStream func(sessionID string, first time.Time)
-	Logger   *slog.Logger
+	Lead   time.Duration
+	Tuner  Tuner
+	Logger *slog.Logger
 }
 
 // Reasons the engine itself gives when it stops a session.
@@ -93,6 +84,11 @@ type Engine struct {
 	emSem  chan struct{} // for tunes to emergency-band sessions
 
 	metrics *metrics
+
+	subMu sync.Mutex                    // serialises Subscribe and cancel
+	subs  atomic.Pointer[[]*subscriber] // copied on write; read by deliver
+
+	closeDone chan struct{} // closed when the first Close has returned
 
 	mu       sync.Mutex
 	closed   bool
@@ -151,21 +147,27 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		sessions: make(map[string]*session),
 		devices:  make(map[string]*device),
 		byRecv:   make(map[uint32]*target),
+
+		closeDone: make(chan struct{}),
 	}
+	e.subs.Store(&[]*subscriber{})
 	e.wg.Add(1)
 	go e.readLoop()
 	e.log.Info("media socket open", "addr", local.String(), "public", public)
 	return e, nil
 }
 
-// Close stops every session (BYE, OnEnd stopped "shutdown", no device
-// commands), closes the socket and waits for the engine's goroutines.
+// Close stops every session (BYE, ended stopped "shutdown", no device
+// commands), closes the socket and waits for the engine's goroutines, so
+// no subscriber is called once it has returned.
 func (e *Engine) Close() error {
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
+		<-e.closeDone
 		return nil
 	}
+	defer close(e.closeDone)
 	e.closed = true
 	running := make([]*session, 0, len(e.sessions))
 	for _, s := range e.sessions {
@@ -269,18 +271,19 @@ func (e *Engine) Start(ctx context.Context, s *loa.Session, src Source, frames i
 	e.seq++
 	ss.seqNo = e.seq
 	e.sessions[s.ID] = ss
-	lost := map[string][]string{} // preempted session → its devices this one took
+	lost := map[*session][]string{} // preempted session → its devices this one took
 	for _, t := range ss.order {
 		if old := e.claim(t); old != nil {
-			lost[old.id] = append(lost[old.id], t.device)
+			if lost[old] == nil {
+				old.preempts.Add(1)
+			}
+			lost[old] = append(lost[old], t.device)
 		}
 	}
-	if fn := e.cfg.OnPreempt; fn != nil && len(lost) > 0 {
-		go func() {
-			for id, devs := range lost {
-				fn(id, devs, s.ID)
-			}
-		}()
+	if len(lost) > 0 {
+		// Not from here: e.mu is held, and so may be the caller's locks.
+		e.wg.Add(1)
+		go e.notifyPreempted(lost, s.ID, time.Now())
 	}
 	ss.publish()
 	var rctx context.Context
@@ -294,8 +297,9 @@ func (e *Engine) Start(ctx context.Context, s *loa.Session, src Source, frames i
 }
 
 // Stop stops a running session: RTCP BYE to its receivers, Untune to the
-// devices it holds, OnEnd(id, loa.SessionStopped, reason). It returns once
-// the stream has stopped; device commands continue in the background.
+// devices it holds, an ended outcome (loa.SessionStopped, reason). It
+// returns once the stream has stopped and the subscribers were told;
+// device commands continue in the background.
 func (e *Engine) Stop(ctx context.Context, sessionID, reason string) error {
 	e.mu.Lock()
 	s := e.sessions[sessionID]

@@ -36,7 +36,7 @@ func TestStreamReachesAuthenticatedReceivers(t *testing.T) {
 				streams = append(streams, r.untilBye(t, ssrc))
 			}
 			if e := h.ended(t, "s1"); e.state != loa.SessionEnded || e.reason != "" {
-				t.Errorf("OnEnd = %+v, want ended with no reason", e)
+				t.Errorf("ended = %+v, want ended with no reason", e)
 			}
 			bySeq := map[uint16][]byte{}
 			for i, s := range streams {
@@ -226,7 +226,7 @@ func TestStopSendsByeAndUntunes(t *testing.T) {
 		t.Errorf("BYE reason %q", s.bye.Reason)
 	}
 	if e := h.ended(t, "s"); e.state != loa.SessionStopped || e.reason != "operator" {
-		t.Errorf("OnEnd = %+v", e)
+		t.Errorf("ended = %+v", e)
 	}
 	waitFor(t, "untune", func() bool { return h.tuner.count("untune", "d", "s") == 1 })
 	if _, ok := h.e.Status("s"); ok {
@@ -253,7 +253,7 @@ func TestMaxDurationStopsTheSession(t *testing.T) {
 	gate.open()
 	st := r.untilBye(t, 3)
 	if e := h.ended(t, "mic"); e.state != loa.SessionStopped || e.reason != ReasonMaxDuration {
-		t.Errorf("OnEnd = %+v", e)
+		t.Errorf("ended = %+v", e)
 	}
 	if last := st.srs[len(st.srs)-1]; last.PacketCount != 5 {
 		t.Errorf("sent %d packets in 5 frames' time", last.PacketCount)
@@ -345,7 +345,7 @@ func TestCloseEndsSessions(t *testing.T) {
 	}
 	r.untilBye(t, 41)
 	if e := h.ended(t, "s"); e.state != loa.SessionStopped || e.reason != ReasonShutdown {
-		t.Errorf("OnEnd = %+v", e)
+		t.Errorf("ended = %+v", e)
 	}
 	if err := h.e.Start(context.Background(), &loa.Session{ID: "t", SSRC: 1}, &loopSource{pkts: opusPackets(t, 1)}, 0); err == nil {
 		t.Error("start after close succeeded")
@@ -439,8 +439,12 @@ func TestLeadLetsReceiversHearTheStart(t *testing.T) {
 
 func TestScheduledStartWaitsForItsTime(t *testing.T) {
 	first := make(chan time.Time, 1)
-	h := newHarnessConfig(t, Config{Bind: "127.0.0.1:0", Lead: time.Hour,
-		OnStream: func(id string, at time.Time) { first <- at }})
+	h := newHarnessConfig(t, Config{Bind: "127.0.0.1:0", Lead: time.Hour})
+	h.e.Subscribe(func(o loa.SessionOutcome) {
+		if o.Kind == loa.OutcomeStreaming {
+			first <- o.At
+		}
+	})
 	r := h.tuner.device("d")
 	src := opusPackets(t, 5)
 	at := time.Now().Add(300 * time.Millisecond)

@@ -360,7 +360,8 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 
 type ending struct{ id, state, reason string }
 
-// harness is an engine on 127.0.0.1 with a fake tuner and its OnEnd calls.
+// harness is an engine on 127.0.0.1 with a fake tuner and the sessions
+// it ended.
 type harness struct {
 	e     *Engine
 	tuner *fakeTuner
@@ -373,20 +374,23 @@ func newHarness(t testing.TB, bind string) *harness {
 	return newHarnessConfig(t, Config{Bind: bind})
 }
 
-// newHarnessConfig opens an engine with cfg, the fake tuner and OnEnd added.
+// newHarnessConfig opens an engine with cfg and the fake tuner, and
+// subscribes to its ended outcomes.
 func newHarnessConfig(t testing.TB, cfg Config) *harness {
 	t.Helper()
 	h := &harness{tuner: newFakeTuner(t)}
 	cfg.Tuner = h.tuner
-	cfg.OnEnd = func(id, state, reason string) {
-		h.mu.Lock()
-		h.ends = append(h.ends, ending{id, state, reason})
-		h.mu.Unlock()
-	}
 	e, err := Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.Subscribe(func(o loa.SessionOutcome) {
+		if o.Kind == loa.OutcomeEnded {
+			h.mu.Lock()
+			h.ends = append(h.ends, ending{o.Session, o.State, o.Reason})
+			h.mu.Unlock()
+		}
+	})
 	t.Cleanup(func() {
 		if err := e.Close(); err != nil {
 			t.Errorf("close: %v", err)
@@ -404,7 +408,7 @@ func (h *harness) start(t testing.TB, id string, prio loa.Priority, ssrc uint32,
 	}
 }
 
-// ended waits for the OnEnd of session id and checks it came only once.
+// ended waits for the ended outcome of session id and checks it came only once.
 func (h *harness) ended(t testing.TB, id string) ending {
 	t.Helper()
 	var got []ending
@@ -420,7 +424,7 @@ func (h *harness) ended(t testing.TB, id string) ending {
 		return len(got) > 0
 	})
 	if len(got) != 1 {
-		t.Errorf("OnEnd for %s called %d times: %v", id, len(got), got)
+		t.Errorf("%s ended %d times: %v", id, len(got), got)
 	}
 	return got[0]
 }

@@ -36,7 +36,7 @@ func TestStreamsAStoredProgramme(t *testing.T) {
 	gate.open()
 	s := r.untilBye(t, 61)
 	if e := h.ended(t, "prog"); e.state != loa.SessionEnded {
-		t.Errorf("OnEnd %+v", e)
+		t.Errorf("ended %+v", e)
 	}
 	if len(s.rtp) != frames {
 		t.Fatalf("%d of %d packets arrived", len(s.rtp), frames)

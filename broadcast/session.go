@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,6 +36,10 @@ type session struct {
 
 	cancel context.CancelFunc // ends run early (Stop, Close)
 	done   chan struct{}      // closed after finish
+
+	// preempts counts the preempted outcomes about it not yet delivered
+	// (Add under e.mu while it runs); its ended outcome waits for them.
+	preempts sync.WaitGroup
 
 	// dests is who gets RTP now. It is rebuilt under e.mu whenever it
 	// changes and read without locks by run, once per packet.
@@ -189,8 +194,8 @@ func (s *session) stream(ctx context.Context, fo *fanout) (state, reason string,
 		}
 		s.sent.Add(1)
 		s.octets.Add(uint64(len(payload)))
-		if n == 0 && s.e.cfg.OnStream != nil {
-			s.e.cfg.OnStream(s.id, time.Now())
+		if n == 0 {
+			s.e.deliver(loa.SessionOutcome{Kind: loa.OutcomeStreaming, Session: s.id, At: time.Now()})
 		}
 		if n%reportEvery == 0 || s.reportNow.Swap(false) {
 			s.report(fo, n, dests)

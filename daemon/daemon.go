@@ -159,20 +159,31 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.Engine, err = broadcast.Open(ctx, broadcast.Config{
 		Bind: cfg.RTPBind, Public: cfg.RTPPublic, Delay: cfg.Delay, Lead: cfg.Lead,
 		// Alerts follow every play command's outcome, and their sessions' ends.
-		Tuner: alertTuner{m.Fleet, m.Alerts}, OnStream: m.Sessions.streamed,
-		OnEnd: func(id, state, reason string) {
-			m.Sessions.ended(id, state, reason)
-			m.Alerts.sessionEnded(id, state, reason)
-		},
-		OnPreempt: func(id string, devices []string, by string) {
-			m.Sessions.preempted(id, devices, by)
-			m.Alerts.preempted(id, devices, by)
-		},
+		Tuner:  alertTuner{m.Fleet, m.Alerts},
 		Logger: m.Logger.With("component", "broadcast"),
 	})
 	if err != nil {
 		return fmt.Errorf("broadcast: %w", err)
 	}
+	// Subscribers are called in this order: the sessions' record first.
+	m.Engine.Subscribe(func(o loa.SessionOutcome) {
+		switch o.Kind {
+		case loa.OutcomeStreaming:
+			m.Sessions.streamed(o.Session, o.At)
+		case loa.OutcomeEnded:
+			m.Sessions.ended(o.Session, o.State, o.Reason)
+		case loa.OutcomePreempted:
+			m.Sessions.preempted(o.Session, o.Devices, o.By)
+		}
+	})
+	m.Engine.Subscribe(func(o loa.SessionOutcome) {
+		switch o.Kind {
+		case loa.OutcomeEnded:
+			m.Alerts.sessionEnded(o.Session, o.State, o.Reason)
+		case loa.OutcomePreempted:
+			m.Alerts.preempted(o.Session, o.Devices, o.By)
+		}
+	})
 	m.Sessions.engine = m.Engine
 	// Before sessions resume: an alert's sessions are not resumed.
 	if err := m.Alerts.recover(ctx); err != nil {

@@ -358,7 +358,7 @@ func (a *Alarms) ObserveEvent(id string, ev protocol.Event) {
 // ObserveCommand raises test_failed when a speaker test fails and clears
 // it (and an amp_fault: the amplifier demonstrably plays) when one passes.
 // Tests that got no answer change nothing: the offline alarm covers them.
-func (a *Alarms) ObserveCommand(r CommandResult, ack protocol.Ack) {
+func (a *Alarms) ObserveCommand(r loa.CommandResult, ack protocol.Ack) {
 	if r.Op != protocol.OpTest || (ack.State != protocol.AckDone && ack.State != protocol.AckFailed) {
 		return
 	}

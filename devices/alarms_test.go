@@ -175,7 +175,7 @@ func TestAlarmAmpFaultAndSpeakerTest(t *testing.T) {
 		b, _ := json.Marshal(protocol.TestResult{LevelDB: level, Passed: passed})
 		return b
 	}
-	test := CommandResult{ID: "c1", Device: "rx-1", Op: protocol.OpTest}
+	test := loa.CommandResult{ID: "c1", Device: "rx-1", Op: protocol.OpTest}
 	r.a.ObserveCommand(test, protocol.Ack{ID: "c1", State: protocol.AckFailed, Code: "failed", Result: res(-120, false)})
 	if al := r.expect(loa.AlarmRaised, "rx-1", loa.AlarmTestFailed); al.Value != -120 || al.Threshold != protocol.TestPassLevelDBFS {
 		t.Errorf("test_failed = %+v", al)
@@ -183,7 +183,7 @@ func TestAlarmAmpFaultAndSpeakerTest(t *testing.T) {
 	// Not measurements: an invalid test, an expired one, another op.
 	r.a.ObserveCommand(test, protocol.Ack{ID: "c2", State: protocol.AckFailed, Code: "invalid", Msg: "tone_hz"})
 	r.a.ObserveCommand(test, protocol.Ack{ID: "c3", State: protocol.AckExpired})
-	r.a.ObserveCommand(CommandResult{Device: "rx-1", Op: protocol.OpVolume}, protocol.Ack{State: protocol.AckDone})
+	r.a.ObserveCommand(loa.CommandResult{Device: "rx-1", Op: protocol.OpVolume}, protocol.Ack{State: protocol.AckDone})
 	r.expectNone()
 	r.a.ObserveEvent("rx-1", protocol.Event{Type: protocol.EventAmpFault})
 	r.expect(loa.AlarmRaised, "rx-1", loa.AlarmAmpFault)

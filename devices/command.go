@@ -10,27 +10,6 @@ import (
 	"github.com/loa-broadcast/loa/protocol"
 )
 
-// Result states beyond the ack states (accepted, progress, done, failed,
-// expired) that a CommandResult can hold.
-const (
-	ResultSent        = "sent"        // published, no ack yet
-	ResultTimeout     = "timeout"     // no final ack within CommandTimeout or the caller's ctx
-	ResultUnavailable = "unavailable" // not sent or abandoned: device offline, broker error, fleet closed
-)
-
-// CommandResult is the outcome of one command, kept for the last 10,000
-// commands.
-type CommandResult struct {
-	ID     string    `json:"id"`
-	Device string    `json:"device"`
-	Op     string    `json:"op"`
-	State  string    `json:"state"`          // an ack state or one of the Result states
-	Code   string    `json:"code,omitempty"` // loa error code when the command failed
-	Msg    string    `json:"msg,omitempty"`  // the device's ack message, or why it failed here
-	SentAt time.Time `json:"sent_at"`
-	DoneAt time.Time `json:"done_at,omitzero"`
-}
-
 // pending is a command waiting for its final ack.
 type pending struct {
 	device string
@@ -45,16 +24,11 @@ type cmdOpts struct {
 	onAck   func(a protocol.Ack)
 }
 
-var knownOps = map[string]bool{
-	protocol.OpPlay: true, protocol.OpStop: true, protocol.OpVolume: true,
-	protocol.OpMute: true, protocol.OpAmp: true, protocol.OpTest: true,
-	protocol.OpReboot: true, protocol.OpFirmware: true, protocol.OpConfig: true,
-}
-
-// Command sends op with args (marshalled to JSON; nil for none) to the
-// device and waits for its final ack. The command carries a random id and
-// expires CommandTTL from now. Errors:
-//   - EINVALID: bad device id, op or args, or the device failed it as invalid;
+// Command sends op with args (JSON; empty for none) to the device and
+// waits for its final ack (loa.CommandService). The command carries a
+// random id and expires CommandTTL from now. Errors:
+//   - EINVALID: bad device id, op or args (protocol.CheckArgs), or the
+//     device failed it as invalid;
 //   - EUNAVAILABLE without sending: the device is known to be offline, or
 //     the connection to the broker is down;
 //   - EUNAVAILABLE: the device failed the command or it expired on the
@@ -62,26 +36,34 @@ var knownOps = map[string]bool{
 //   - ETIMEOUT: no final ack within CommandTimeout or before ctx ended
 //     (then the error also wraps ctx.Err()).
 //
-// The returned Ack always carries the command id, so CommandResult can
-// find it; its State is empty when no final ack arrived.
-func (f *Fleet) Command(ctx context.Context, deviceID, op string, args any) (protocol.Ack, error) {
-	return f.command(ctx, deviceID, op, args, cmdOpts{})
+// The result is returned with the error too: its ID is set once the
+// command was recorded, and its State tells how far it got.
+func (f *Fleet) Command(ctx context.Context, deviceID, op string, args json.RawMessage) (loa.CommandResult, error) {
+	if string(args) == "null" {
+		args = nil
+	}
+	if protocol.KnownOp(op) { // command refuses the others
+		if err := protocol.CheckArgs(op, args); err != nil {
+			return loa.CommandResult{Device: deviceID, Op: op}, loa.Errorf(loa.EINVALID, "args: %v", err)
+		}
+	}
+	ack, err := f.command(ctx, deviceID, op, args, cmdOpts{})
+	res, ok := f.CommandResult(ack.ID)
+	if !ok { // refused before it was recorded, or forgotten already
+		res = loa.CommandResult{ID: ack.ID, Device: deviceID, Op: op, State: ack.State, Code: ack.Code, Msg: ack.Msg}
+	}
+	return res, err
 }
 
-func (f *Fleet) command(ctx context.Context, deviceID, op string, args any, o cmdOpts) (protocol.Ack, error) {
+// command sends op with args, checked by the caller, and returns the final
+// ack; the ack always carries the command id once it was recorded, and
+// its State is empty when no final ack arrived.
+func (f *Fleet) command(ctx context.Context, deviceID, op string, raw json.RawMessage, o cmdOpts) (protocol.Ack, error) {
 	if err := loa.ValidateID("device", deviceID); err != nil {
 		return protocol.Ack{}, err
 	}
-	if !knownOps[op] {
+	if !protocol.KnownOp(op) {
 		return protocol.Ack{}, loa.Errorf(loa.EINVALID, "op: unknown command %q", op)
-	}
-	var raw json.RawMessage
-	if args != nil {
-		b, err := json.Marshal(args)
-		if err != nil {
-			return protocol.Ack{}, fmt.Errorf("%w: %w", loa.Errorf(loa.EINVALID, "%s args: %v", op, err), err)
-		}
-		raw = b
 	}
 	select {
 	case <-f.closing:
@@ -94,7 +76,7 @@ func (f *Fleet) command(ctx context.Context, deviceID, op string, args any, o cm
 
 	id := randomHex(8)
 	sent := f.now()
-	res := CommandResult{ID: id, Device: deviceID, Op: op, State: ResultSent, SentAt: sent}
+	res := loa.CommandResult{ID: id, Device: deviceID, Op: op, State: loa.CommandSent, SentAt: sent}
 	if f.knownOffline(deviceID) {
 		return f.refuse(res, "device offline", loa.Errorf(loa.EUNAVAILABLE, "device %s is offline", deviceID))
 	}
@@ -104,8 +86,8 @@ func (f *Fleet) command(ctx context.Context, deviceID, op string, args any, o cm
 			loa.Errorf(loa.EUNAVAILABLE, "device %s: not connected to the mqtt broker %s", deviceID, f.cfg.Broker))
 	}
 	payload, err := json.Marshal(protocol.Command{ID: id, Op: op, Exp: sent.Add(f.cfg.CommandTTL).UnixMilli(), Args: raw})
-	if err != nil { // args marshalled once already; cannot happen
-		return protocol.Ack{}, fmt.Errorf("devices: encoding command: %w", err)
+	if err != nil { // raw is not JSON: the callers checked it
+		return protocol.Ack{}, fmt.Errorf("%w: %w", loa.Errorf(loa.EINVALID, "%s args: %v", op, err), err)
 	}
 
 	p := &pending{device: deviceID, ch: make(chan protocol.Ack, 1), onAck: o.onAck}
@@ -131,29 +113,29 @@ func (f *Fleet) command(ctx context.Context, deviceID, op string, args any, o cm
 		case <-published:
 			published = nil
 			if err := tok.Error(); err != nil {
-				return f.abandon(p, id, op, start, ResultUnavailable,
+				return f.abandon(p, id, op, start, loa.CommandUnavailable,
 					fmt.Errorf("%w: %w", loa.Errorf(loa.EUNAVAILABLE, "device %s: %s: broker did not take the command: %v", deviceID, op, err), err))
 			}
 		case <-timer.C:
-			return f.abandon(p, id, op, start, ResultTimeout,
+			return f.abandon(p, id, op, start, loa.CommandTimeout,
 				loa.Errorf(loa.ETIMEOUT, "device %s: no answer to %s within %v", deviceID, op, timeout))
 		case <-ctx.Done():
-			return f.abandon(p, id, op, start, ResultTimeout,
+			return f.abandon(p, id, op, start, loa.CommandTimeout,
 				fmt.Errorf("%w: %w", loa.Errorf(loa.ETIMEOUT, "device %s: no answer to %s: %v", deviceID, op, ctx.Err()), ctx.Err()))
 		case <-f.closing:
-			return f.abandon(p, id, op, start, ResultUnavailable,
+			return f.abandon(p, id, op, start, loa.CommandUnavailable,
 				loa.Errorf(loa.EUNAVAILABLE, "device %s: fleet closed while waiting for %s", deviceID, op))
 		}
 	}
 }
 
 // refuse records a command that is not sent.
-func (f *Fleet) refuse(res CommandResult, msg string, err error) (protocol.Ack, error) {
-	res.State, res.Code, res.Msg, res.DoneAt = ResultUnavailable, loa.ErrorCode(err), msg, res.SentAt
+func (f *Fleet) refuse(res loa.CommandResult, msg string, err error) (protocol.Ack, error) {
+	res.State, res.Code, res.Msg, res.DoneAt = loa.CommandUnavailable, loa.ErrorCode(err), msg, res.SentAt
 	f.cmdMu.Lock()
 	f.results.put(res)
 	f.cmdMu.Unlock()
-	f.metrics.command(res.Op, ResultUnavailable, 0)
+	f.metrics.command(res.Op, loa.CommandUnavailable, 0)
 	return protocol.Ack{ID: res.ID}, err
 }
 
@@ -179,7 +161,7 @@ func (f *Fleet) abandon(p *pending, id, op string, start time.Time, state string
 		r.State, r.Code, r.Msg, r.DoneAt = state, loa.ErrorCode(err), loa.ErrorMessage(err), f.now()
 	}
 	f.cmdMu.Unlock()
-	if state == ResultTimeout {
+	if state == loa.CommandTimeout {
 		f.timeouts.Add(1)
 	}
 	f.metrics.command(op, state, time.Since(start))
@@ -261,14 +243,16 @@ func (f *Fleet) applyAck(device string, a protocol.Ack, now time.Time) bool {
 }
 
 // CommandResult returns the result of a recent command by id.
-func (f *Fleet) CommandResult(id string) (CommandResult, bool) {
+func (f *Fleet) CommandResult(id string) (loa.CommandResult, bool) {
 	f.cmdMu.Lock()
 	defer f.cmdMu.Unlock()
 	if r := f.results.get(id); r != nil {
 		return *r, true
 	}
-	return CommandResult{}, false
+	return loa.CommandResult{}, false
 }
+
+var _ loa.CommandService = (*Fleet)(nil)
 
 // Tune tells the device to play a session's stream (satisfies
 // broadcast.Tuner).
@@ -280,7 +264,7 @@ func (f *Fleet) Tune(ctx context.Context, deviceID string, args protocol.PlayArg
 	if _, err := protocol.DecodePlayArgs(b); err != nil {
 		return loa.Errorf(loa.EINVALID, "%v", err)
 	}
-	_, err = f.Command(ctx, deviceID, protocol.OpPlay, json.RawMessage(b))
+	_, err = f.command(ctx, deviceID, protocol.OpPlay, b, cmdOpts{})
 	return err
 }
 
@@ -289,7 +273,11 @@ func (f *Fleet) Untune(ctx context.Context, deviceID, sessionID string) error {
 	if sessionID == "" {
 		return loa.Errorf(loa.EINVALID, "stop: session is required")
 	}
-	_, err := f.Command(ctx, deviceID, protocol.OpStop, protocol.StopArgs{Session: sessionID})
+	b, err := json.Marshal(protocol.StopArgs{Session: sessionID})
+	if err != nil {
+		return fmt.Errorf("devices: encoding stop args: %w", err)
+	}
+	_, err = f.command(ctx, deviceID, protocol.OpStop, b, cmdOpts{})
 	return err
 }
 
@@ -298,14 +286,18 @@ func (f *Fleet) SetVolume(ctx context.Context, deviceID string, level int) error
 	if level < 0 || level > 100 {
 		return loa.Errorf(loa.EINVALID, "volume: level %d outside 0..100", level)
 	}
-	_, err := f.Command(ctx, deviceID, protocol.OpVolume, protocol.VolumeArgs{Level: level})
+	b, err := json.Marshal(protocol.VolumeArgs{Level: level})
+	if err != nil {
+		return fmt.Errorf("devices: encoding volume args: %w", err)
+	}
+	_, err = f.command(ctx, deviceID, protocol.OpVolume, b, cmdOpts{})
 	return err
 }
 
 // results is a bounded map of recent command results: when full, the
 // oldest is forgotten.
 type results struct {
-	buf  []CommandResult
+	buf  []loa.CommandResult
 	idx  map[string]int
 	next int
 	max  int
@@ -315,7 +307,7 @@ func newResults(max int) results {
 	return results{idx: make(map[string]int), max: max}
 }
 
-func (r *results) put(c CommandResult) {
+func (r *results) put(c loa.CommandResult) {
 	if len(r.buf) < r.max {
 		r.idx[c.ID] = len(r.buf)
 		r.buf = append(r.buf, c)
@@ -327,7 +319,7 @@ func (r *results) put(c CommandResult) {
 	r.next = (r.next + 1) % r.max
 }
 
-func (r *results) get(id string) *CommandResult {
+func (r *results) get(id string) *loa.CommandResult {
 	if i, ok := r.idx[id]; ok {
 		return &r.buf[i]
 	}

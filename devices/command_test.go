@@ -2,6 +2,7 @@ package devices
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -35,22 +36,22 @@ func TestCommandDone(t *testing.T) {
 	f := openFleet(t, b, Config{Now: func() time.Time { return now }, CommandTTL: 45 * time.Second})
 	d := onlineDevice(t, b, f, "dev-1", answerDone)
 
-	ack, err := f.Command(testCtx(t), "dev-1", protocol.OpVolume, protocol.VolumeArgs{Level: 70})
+	res, err := f.Command(testCtx(t), "dev-1", protocol.OpVolume, json.RawMessage(`{"level":70}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ack.State != protocol.AckDone || ack.ID == "" {
-		t.Fatalf("ack = %+v", ack)
+	if res.State != protocol.AckDone || res.ID == "" {
+		t.Fatalf("result = %+v", res)
 	}
 	cmd := <-d.cmds
-	if cmd.ID != ack.ID || cmd.Op != protocol.OpVolume || cmd.Exp != now.Add(45*time.Second).UnixMilli() {
+	if cmd.ID != res.ID || cmd.Op != protocol.OpVolume || cmd.Exp != now.Add(45*time.Second).UnixMilli() {
 		t.Fatalf("device got %+v", cmd)
 	}
 	if args, err := protocol.DecodeVolumeArgs(cmd.Args); err != nil || args.Level != 70 {
 		t.Fatalf("args %s: %+v %v", cmd.Args, args, err)
 	}
-	r, ok := f.CommandResult(ack.ID)
-	if !ok || r.State != protocol.AckDone || r.Device != "dev-1" || r.Op != protocol.OpVolume || r.Code != "" || !r.SentAt.Equal(now) || !r.DoneAt.Equal(now) {
+	r, ok := f.CommandResult(res.ID)
+	if !ok || r != res || r.State != protocol.AckDone || r.Device != "dev-1" || r.Op != protocol.OpVolume || r.Code != "" || !r.SentAt.Equal(now) || !r.DoneAt.Equal(now) {
 		t.Fatalf("result = %+v, %v", r, ok)
 	}
 	if st := f.Stats(); st.Commands != 1 || st.Timeouts != 0 {
@@ -68,18 +69,16 @@ func TestCommandFailedAck(t *testing.T) {
 		return []protocol.Ack{{ID: cmd.ID, State: protocol.AckFailed, Code: loa.EINVALID, Msg: "unknown config key"}}
 	})
 
-	ack, err := f.Command(testCtx(t), "dev-1", protocol.OpAmp, map[string]bool{"on": true})
+	res, err := f.Command(testCtx(t), "dev-1", protocol.OpAmp, json.RawMessage(`{"on":true}`))
 	if code(err) != loa.EUNAVAILABLE || !strings.Contains(err.Error(), "amplifier overheated") {
 		t.Fatalf("err = %v, want %s with the device's message", err, loa.EUNAVAILABLE)
 	}
-	if ack.State != protocol.AckFailed || ack.Code != "amp_fault" {
-		t.Fatalf("ack = %+v", ack)
-	}
-	if r, _ := f.CommandResult(ack.ID); r.State != protocol.AckFailed || r.Code != loa.EUNAVAILABLE || r.Msg != "amplifier overheated" {
-		t.Fatalf("result = %+v", r)
+	if r, _ := f.CommandResult(res.ID); r != res || r.State != protocol.AckFailed || r.Code != loa.EUNAVAILABLE || r.Msg != "amplifier overheated" {
+		t.Fatalf("result = %+v, recorded %+v", res, r)
 	}
 
-	_, err = f.Command(testCtx(t), "dev-1", protocol.OpConfig, map[string]int{"nope": 1})
+	// Args the controller accepts, that the device refuses.
+	_, err = f.Command(testCtx(t), "dev-1", protocol.OpConfig, json.RawMessage(`{"tele_interval_s":60,"delay_ms":200}`))
 	if code(err) != loa.EINVALID || !strings.Contains(loa.ErrorMessage(err), "unknown config key") {
 		t.Fatalf("err = %v, want %s with the device's message", err, loa.EINVALID)
 	}
@@ -91,11 +90,11 @@ func TestCommandExpiredAck(t *testing.T) {
 	onlineDevice(t, b, f, "dev-1", func(cmd protocol.Command) []protocol.Ack {
 		return []protocol.Ack{{ID: cmd.ID, State: protocol.AckExpired, Msg: "exp in the past"}}
 	})
-	ack, err := f.Command(testCtx(t), "dev-1", protocol.OpReboot, nil)
+	res, err := f.Command(testCtx(t), "dev-1", protocol.OpReboot, nil)
 	if code(err) != loa.EUNAVAILABLE || !strings.Contains(err.Error(), "expired") {
 		t.Fatalf("err = %v", err)
 	}
-	if r, _ := f.CommandResult(ack.ID); r.State != protocol.AckExpired || r.Code != loa.EUNAVAILABLE {
+	if r, _ := f.CommandResult(res.ID); r.State != protocol.AckExpired || r.Code != loa.EUNAVAILABLE {
 		t.Fatalf("result = %+v", r)
 	}
 }
@@ -107,14 +106,14 @@ func TestCommandNoAckTimesOut(t *testing.T) {
 		return []protocol.Ack{{ID: cmd.ID, State: protocol.AckAccepted}} // never final
 	})
 
-	ack, err := f.Command(testCtx(t), "dev-1", protocol.OpTest, nil)
+	res, err := f.Command(testCtx(t), "dev-1", protocol.OpTest, nil)
 	if code(err) != loa.ETIMEOUT {
 		t.Fatalf("err = %v, want %s", err, loa.ETIMEOUT)
 	}
-	if ack.ID == "" || ack.State != "" {
-		t.Fatalf("ack = %+v", ack)
+	if res.ID == "" || res.State != loa.CommandTimeout {
+		t.Fatalf("result = %+v", res)
 	}
-	if r, _ := f.CommandResult(ack.ID); r.State != ResultTimeout || r.Code != loa.ETIMEOUT {
+	if r, _ := f.CommandResult(res.ID); r.State != loa.CommandTimeout || r.Code != loa.ETIMEOUT {
 		t.Fatalf("result = %+v", r)
 	}
 	if st := f.Stats(); st.Timeouts != 1 {
@@ -123,8 +122,8 @@ func TestCommandNoAckTimesOut(t *testing.T) {
 
 	// The device answers at last: the result learns the truth, and the ack
 	// is not an unknown one.
-	d.publish(protocol.KindAck, protocol.Ack{ID: ack.ID, State: protocol.AckDone}, false)
-	eventually(t, "late ack recorded", func() bool { r, _ := f.CommandResult(ack.ID); return r.State == protocol.AckDone })
+	d.publish(protocol.KindAck, protocol.Ack{ID: res.ID, State: protocol.AckDone}, false)
+	eventually(t, "late ack recorded", func() bool { r, _ := f.CommandResult(res.ID); return r.State == protocol.AckDone })
 	if st := f.Stats(); st.UnknownAcks != 0 {
 		t.Fatalf("stats = %+v", st)
 	}
@@ -145,14 +144,14 @@ func TestCommandContextCancelled(t *testing.T) {
 func TestCommandOfflineDeviceUnavailable(t *testing.T) {
 	b := startBroker(t, "127.0.0.1:0", "")
 	f := openFleet(t, b, Config{Initial: []loa.DeviceState{{ID: "dev-1", Online: false, Boot: 3}}})
-	ack, err := f.Command(testCtx(t), "dev-1", protocol.OpTest, nil)
+	res, err := f.Command(testCtx(t), "dev-1", protocol.OpTest, nil)
 	if code(err) != loa.EUNAVAILABLE {
 		t.Fatalf("err = %v, want %s", err, loa.EUNAVAILABLE)
 	}
 	if st := f.Stats(); st.Commands != 0 {
 		t.Fatalf("a command was sent to an offline device: %+v", st)
 	}
-	if r, ok := f.CommandResult(ack.ID); !ok || r.State != ResultUnavailable {
+	if r, ok := f.CommandResult(res.ID); !ok || r.State != loa.CommandUnavailable {
 		t.Fatalf("result = %+v, %v", r, ok)
 	}
 }
@@ -166,7 +165,11 @@ func TestCommandRejectsBadInput(t *testing.T) {
 	}{
 		{"bad device id", func() error { _, err := f.Command(ctx, "dev/+", protocol.OpTest, nil); return err }()},
 		{"unknown op", func() error { _, err := f.Command(ctx, "dev-1", "selfdestruct", nil); return err }()},
-		{"unmarshalable args", func() error { _, err := f.Command(ctx, "dev-1", protocol.OpConfig, func() {}); return err }()},
+		{"args not JSON", func() error { _, err := f.Command(ctx, "dev-1", protocol.OpConfig, json.RawMessage(`{`)); return err }()},
+		{"args the device would refuse", func() error {
+			_, err := f.Command(ctx, "dev-1", protocol.OpVolume, json.RawMessage(`{"level":101}`))
+			return err
+		}()},
 		{"volume", f.SetVolume(ctx, "dev-1", 101)},
 		{"untune", f.Untune(ctx, "dev-1", "")},
 		{"tune", f.Tune(ctx, "dev-1", protocol.PlayArgs{Session: "s"})},
@@ -246,17 +249,17 @@ func TestAckForUnknownCommandIgnored(t *testing.T) {
 	d := onlineDevice(t, b, f, "dev-1", answerDone)
 	other := onlineDevice(t, b, f, "dev-2", nil)
 
-	ack, err := f.Command(testCtx(t), "dev-1", protocol.OpTest, nil)
+	res, err := f.Command(testCtx(t), "dev-1", protocol.OpTest, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	before, _ := f.DeviceState("dev-2")
 	d.publish(protocol.KindAck, protocol.Ack{ID: "never-sent", State: protocol.AckDone}, false)
 	// Another device acking dev-1's command is not believed either.
-	other.publish(protocol.KindAck, protocol.Ack{ID: ack.ID, State: protocol.AckFailed, Msg: "spoof"}, false)
+	other.publish(protocol.KindAck, protocol.Ack{ID: res.ID, State: protocol.AckFailed, Msg: "spoof"}, false)
 	eventually(t, "unknown acks counted", func() bool { return f.Stats().UnknownAcks == 2 })
 
-	if r, _ := f.CommandResult(ack.ID); r.State != protocol.AckDone || r.Msg != "" {
+	if r, _ := f.CommandResult(res.ID); r.State != protocol.AckDone || r.Msg != "" {
 		t.Fatalf("result = %+v", r)
 	}
 	if after, _ := f.DeviceState("dev-2"); !equalState(before, after) {
@@ -270,7 +273,7 @@ func TestAckForUnknownCommandIgnored(t *testing.T) {
 func TestCommandResultsBounded(t *testing.T) {
 	r := newResults(3)
 	for i := range 5 {
-		r.put(CommandResult{ID: fmt.Sprint(i)})
+		r.put(loa.CommandResult{ID: fmt.Sprint(i)})
 	}
 	for i := range 5 {
 		if got := r.get(fmt.Sprint(i)) != nil; got != (i >= 2) {
@@ -351,11 +354,11 @@ func TestCommandBrokerDownUnavailable(t *testing.T) {
 	f := openFleet(t, b, Config{CommandTimeout: 20 * time.Millisecond})
 	b.stop()
 	eventually(t, "fleet notices the broker is gone", func() bool { return !f.client.IsConnectionOpen() })
-	ack, err := f.Command(testCtx(t), "dev-1", protocol.OpTest, nil)
+	res, err := f.Command(testCtx(t), "dev-1", protocol.OpTest, nil)
 	if code(err) != loa.EUNAVAILABLE {
 		t.Fatalf("err = %v, want %s", err, loa.EUNAVAILABLE)
 	}
-	if r, _ := f.CommandResult(ack.ID); r.State != ResultUnavailable || r.Msg != "broker connection down" {
+	if r, _ := f.CommandResult(res.ID); r.State != loa.CommandUnavailable || r.Msg != "broker connection down" {
 		t.Fatalf("result = %+v", r)
 	}
 }

@@ -66,7 +66,7 @@ func FuzzHandle(f *testing.F) {
 		fl.OnEvent(func(string, protocol.Event) {})
 		fl.OnPresence(func(loa.DeviceState) {})
 		fl.pending["c1"] = &pending{device: "dev-1", ch: make(chan protocol.Ack, 1)}
-		fl.results.put(CommandResult{ID: "c1", Device: "dev-1", Op: protocol.OpTest, State: ResultSent, SentAt: seen})
+		fl.results.put(loa.CommandResult{ID: "c1", Device: "dev-1", Op: protocol.OpTest, State: loa.CommandSent, SentAt: seen})
 		before := fl.States()
 		beforeStats := fl.Stats()
 
@@ -110,7 +110,7 @@ func FuzzHandle(f *testing.F) {
 		if bumped > 1 {
 			t.Fatalf("one message counted on %d devices", bumped)
 		}
-		if r, _ := fl.CommandResult("c1"); r.State != ResultSent {
+		if r, _ := fl.CommandResult("c1"); r.State != loa.CommandSent {
 			j, _ := json.Marshal(r)
 			t.Fatalf("invalid input changed a command: %s", j)
 		}

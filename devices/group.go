@@ -38,14 +38,14 @@ type GroupRun struct {
 // distinct. The results are ordered by device id. timeout bounds the wait
 // for acks and is also the command's expiry on the devices.
 func (f *Fleet) PrepareGroup(op string, args json.RawMessage, ids []string, timeout time.Duration) (*GroupRun, error) {
-	if !knownOps[op] {
+	if !protocol.KnownOp(op) {
 		return nil, loa.Errorf(loa.EINVALID, "op: unknown command %q", op)
 	}
 	if timeout <= 0 {
 		return nil, loa.Errorf(loa.EINVALID, "timeout: must be positive")
 	}
-	if len(args) > 0 && !json.Valid(args) {
-		return nil, loa.Errorf(loa.EINVALID, "args: not valid JSON")
+	if err := protocol.CheckArgs(op, args); err != nil {
+		return nil, loa.Errorf(loa.EINVALID, "args: %v", err)
 	}
 	sorted := slices.Clone(ids)
 	slices.Sort(sorted)
@@ -133,7 +133,7 @@ func (g *GroupRun) Run(ctx context.Context) []loa.GroupResult {
 		dev := g.results[i].Device
 		g.results[i].Command = id
 		f.pending[id] = &pending{device: dev, ch: acks}
-		f.results.put(CommandResult{ID: id, Device: dev, Op: g.op, State: ResultSent, SentAt: sent})
+		f.results.put(loa.CommandResult{ID: id, Device: dev, Op: g.op, State: loa.CommandSent, SentAt: sent})
 	}
 	f.cmdMu.Unlock()
 	g.mu.Unlock()
@@ -245,7 +245,7 @@ func (g *GroupRun) refuse(id string, err error, start time.Time) {
 	delete(f.pending, id)
 	msg := "broker did not take the command: " + truncate(err.Error(), 200)
 	if r := f.results.get(id); waiting && r != nil {
-		r.State, r.Code, r.Msg, r.DoneAt = ResultUnavailable, loa.EUNAVAILABLE, msg, f.now()
+		r.State, r.Code, r.Msg, r.DoneAt = loa.CommandUnavailable, loa.EUNAVAILABLE, msg, f.now()
 	}
 	f.cmdMu.Unlock()
 	if !waiting {
@@ -257,7 +257,7 @@ func (g *GroupRun) refuse(id string, err error, start time.Time) {
 		g.pending--
 	}
 	g.mu.Unlock()
-	f.metrics.command(g.op, ResultUnavailable, time.Since(start))
+	f.metrics.command(g.op, loa.CommandUnavailable, time.Since(start))
 }
 
 // abandon settles with state every device whose command is still pending,
@@ -304,7 +304,7 @@ func (g *GroupRun) abandon(ids []string, msg, code, state string, start time.Tim
 // resultState maps a group state to the single-command result state.
 func resultState(s string) string {
 	if s == loa.GroupTimeout {
-		return ResultTimeout
+		return loa.CommandTimeout
 	}
-	return ResultUnavailable
+	return loa.CommandUnavailable
 }

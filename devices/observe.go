@@ -17,12 +17,12 @@ type teleSub struct {
 
 type commandSub struct {
 	n  uint64
-	fn func(CommandResult, protocol.Ack)
+	fn func(loa.CommandResult, protocol.Ack)
 }
 
 // commandNotice is a command's final ack with the result it completed.
 type commandNotice struct {
-	res CommandResult
+	res loa.CommandResult
 	ack protocol.Ack
 }
 
@@ -36,7 +36,7 @@ func (f *Fleet) OnTelemetry(fn func(deviceID string, t loa.Telemetry)) (cancel f
 // OnCommandResult calls fn with every command of this fleet that a device
 // answered with a final ack (done, failed, expired), under the rules of
 // OnEvent.
-func (f *Fleet) OnCommandResult(fn func(r CommandResult, a protocol.Ack)) (cancel func()) {
+func (f *Fleet) OnCommandResult(fn func(r loa.CommandResult, a protocol.Ack)) (cancel func()) {
 	return subscribe(&f.subs, &f.subs.commands, func(n uint64) commandSub { return commandSub{n, fn} }, func(s commandSub) uint64 { return s.n })
 }
 
@@ -97,7 +97,7 @@ func (f *Fleet) observeAck(a protocol.Ack) {
 	}
 	f.cmdMu.Lock()
 	r := f.results.get(a.ID)
-	var res CommandResult
+	var res loa.CommandResult
 	if r != nil {
 		res = *r
 	}

@@ -5,7 +5,50 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 )
+
+// opArgs checks the args of every op a receiver understands, as the
+// receiver decodes them; empty args are a command without any.
+var opArgs = map[string]func([]byte) error{
+	OpPlay:     func(b []byte) error { _, err := DecodePlayArgs(b); return err },
+	OpStop:     func(b []byte) error { _, err := DecodeStopArgs(b); return err },
+	OpVolume:   func(b []byte) error { _, err := DecodeVolumeArgs(b); return err },
+	OpMute:     func(b []byte) error { _, err := DecodeMuteArgs(b); return err },
+	OpAmp:      func(b []byte) error { _, err := DecodeAmpArgs(b); return err },
+	OpTest:     func(b []byte) error { _, err := DecodeTestArgs(b); return err },
+	OpReboot:   func(b []byte) error { _, err := DecodeRebootArgs(b); return err },
+	OpFirmware: func(b []byte) error { _, err := DecodeFirmwareArgs(b); return err },
+	OpConfig:   func(b []byte) error { _, err := DecodeConfigArgs(b); return err },
+}
+
+// operatorOps are the ops an operator sends devices directly, one device
+// or a whole area: play and stop belong to sessions, firmware to rollouts.
+var operatorOps = []string{OpVolume, OpMute, OpAmp, OpTest, OpReboot, OpConfig}
+
+// KnownOp reports whether receivers understand op.
+func KnownOp(op string) bool { return opArgs[op] != nil }
+
+// OperatorOp reports whether op is one an operator may send directly.
+func OperatorOp(op string) bool { return slices.Contains(operatorOps, op) }
+
+// OperatorOps lists the operator ops for messages: "volume, mute, …, reboot
+// or config".
+func OperatorOps() string {
+	n := len(operatorOps)
+	return strings.Join(operatorOps[:n-1], ", ") + " or " + operatorOps[n-1]
+}
+
+// CheckArgs checks args for op as the receiver will decode them, so bad
+// args are refused before anything is sent.
+func CheckArgs(op string, args []byte) error {
+	check := opArgs[op]
+	if check == nil {
+		return fmt.Errorf("unknown op %q", op)
+	}
+	return check(args)
+}
 
 // MuteArgs are the args of a mute command. A muted receiver keeps receiving
 // and counting its stream but plays silence; emergency sessions override it.

@@ -46,9 +46,6 @@ const (
 	OpConfig   = "config"
 )
 
-var knownOps = map[string]bool{OpPlay: true, OpStop: true, OpVolume: true, OpMute: true,
-	OpAmp: true, OpTest: true, OpReboot: true, OpFirmware: true, OpConfig: true}
-
 // Command is sent on dev/{id}/cmd. A receiver ignores (acks "expired") a
 // command whose Exp has passed, so nothing stale runs after a reconnect.
 type Command struct {
@@ -196,7 +193,7 @@ func DecodeCommand(b []byte) (Command, error) {
 	if c.ID == "" || len(c.ID) > 64 {
 		return Command{}, errors.New("cmd: id must be 1–64 bytes")
 	}
-	if !knownOps[c.Op] {
+	if !KnownOp(c.Op) {
 		return Command{}, fmt.Errorf("cmd: unknown op %q", c.Op)
 	}
 	if c.Exp <= 0 {

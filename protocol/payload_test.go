@@ -173,7 +173,7 @@ func FuzzDecoders(f *testing.F) {
 			json.Marshal(s)
 		}
 		if c, err := DecodeCommand(b); err == nil {
-			if c.ID == "" || !knownOps[c.Op] {
+			if c.ID == "" || !KnownOp(c.Op) {
 				t.Fatalf("invalid command accepted: %+v", c)
 			}
 		}
