@@ -235,7 +235,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	srv := &api.Server{
 		Areas: m.DB, Devices: m.DB, Presence: m.Fleet, Media: m.Media,
-		Sessions: m.Sessions, Tokens: m.DB, Audit: m.DB, Commands: commandService{m.Fleet}, Groups: m.Groups,
+		Sessions: m.Sessions, Tokens: m.DB, Audit: m.DB, Commands: m.Fleet, Groups: m.Groups,
 		Playlists: m.DB, Fallbacks: m.Fallbacks, Schedules: m.Schedules, Alerts: m.Alerts, PlayLog: playLog{m.DB}, Gatherer: reg,
 		Alarms: m.Alarms, Health: m.Health,
 		CAPAlerts: m.DB, CAPSender: cfg.CAPSender,
