@@ -1,6 +1,10 @@
 package loa
 
-import "time"
+import (
+	"context"
+	"net/netip"
+	"time"
+)
 
 // Session states.
 const (
@@ -65,4 +69,17 @@ func (s *Session) Validate() error {
 		return Errorf(EINVALID, "max_duration: must be within 0..24h")
 	}
 	return nil
+}
+
+// SessionService starts and stops sessions.
+type SessionService interface {
+	// StartSession resolves s.Targets, persists s and starts streaming. It
+	// fills ID, SSRC, Devices, State and StartedAt.
+	StartSession(ctx context.Context, s *Session) error
+	StopSession(ctx context.Context, id, reason string) error
+	Session(ctx context.Context, id string) (*Session, error)
+	Sessions(ctx context.Context) ([]*Session, error)
+	// SessionSDP adds dest as a static receiver of the session and returns
+	// the SDP a third-party receiver listening at dest can play.
+	SessionSDP(ctx context.Context, id string, dest netip.AddrPort) (string, error)
 }

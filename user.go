@@ -1,6 +1,9 @@
 package loa
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Roles, from most to least powerful.
 const (
@@ -59,4 +62,18 @@ type AuditRecord struct {
 	Action string    `json:"action"`
 	Object string    `json:"object"`
 	Detail string    `json:"detail,omitempty"`
+}
+
+// TokenService issues and checks API tokens.
+type TokenService interface {
+	// CreateToken stores t (hashed) and returns the secret, shown once.
+	CreateToken(ctx context.Context, t *Token) (secret string, err error)
+	// TokenBySecret returns the token for a secret, EUNAUTHORIZED if none.
+	TokenBySecret(ctx context.Context, secret string) (*Token, error)
+}
+
+// AuditService records who did what.
+type AuditService interface {
+	Audit(ctx context.Context, r AuditRecord) error
+	AuditLog(ctx context.Context, limit int) ([]AuditRecord, error)
 }
