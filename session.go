@@ -3,6 +3,7 @@ package loa
 import (
 	"context"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -14,6 +15,11 @@ const (
 	SessionFailed  = "failed"
 )
 
+// SessionShutdown is the reason of a session ended because the controller
+// is stopping, not the programme: it stays "playing" in the store and
+// resumes at the next start.
+const SessionShutdown = "shutdown"
+
 // Targets name who a session or schedule is for: whole areas (with all
 // their descendants) and single devices.
 type Targets struct {
@@ -23,6 +29,18 @@ type Targets struct {
 
 // Empty reports whether no target is named.
 func (t Targets) Empty() bool { return len(t.Areas) == 0 && len(t.Devices) == 0 }
+
+// String names the targets, for logs and the audit log.
+func (t Targets) String() string {
+	var parts []string
+	if len(t.Areas) > 0 {
+		parts = append(parts, "areas "+strings.Join(t.Areas, ","))
+	}
+	if len(t.Devices) > 0 {
+		parts = append(parts, "devices "+strings.Join(t.Devices, ","))
+	}
+	return strings.Join(parts, "; ")
+}
 
 // Session is one programme being played to a set of receivers: one RTP
 // stream (one SSRC), encoded once, fanned out to every receiver it wins.

@@ -25,6 +25,7 @@ import (
 	"github.com/loa-broadcast/loa/media"
 	"github.com/loa-broadcast/loa/protocol"
 	"github.com/loa-broadcast/loa/scheduler"
+	"github.com/loa-broadcast/loa/station"
 	"github.com/loa-broadcast/loa/store"
 )
 
@@ -39,13 +40,13 @@ type Main struct {
 	Broker    *broker.Broker // nil with an external broker
 	Fleet     *devices.Fleet
 	Engine    *broadcast.Engine
-	Sessions  *sessionService
-	Media     *mediaService
-	Schedules *scheduleService
+	Sessions  *station.Sessions
+	Media     *station.Media
+	Schedules *station.Schedules
 	Scheduler *scheduler.Scheduler
 	Firmware  *firmwareService
-	Fallbacks *fallbackService
-	Alerts    *alertService
+	Fallbacks *station.Fallbacks
+	Alerts    *station.Alerts
 	Health    *devices.Health // hourly health aggregates
 	Alarms    *devices.Alarms // the alarm evaluator
 	webhook   *alarmWebhook   // nil without -alarm-webhook
@@ -146,53 +147,54 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return err
 	}
 
-	m.Sessions = &sessionService{db: m.DB, logger: m.Logger.With("component", "sessions")}
 	delay := cfg.Delay
 	if delay == 0 {
 		delay = protocol.DefaultDelay
 	}
-	m.Alerts = newAlertService(m.DB, m.Sessions, m.Fleet, media.EspeakNG{Voice: "vi"}, delay, m.Logger.With("component", "alerts"))
+	// Alerts follow every play command's outcome: the tuner tells them.
+	tuner := &station.AlertTuner{Tuner: m.Fleet}
 	m.Engine, err = broadcast.Open(ctx, broadcast.Config{
-		Bind: cfg.RTPBind, Public: cfg.RTPPublic, Delay: cfg.Delay, Lead: cfg.Lead,
-		// Alerts follow every play command's outcome, and their sessions' ends.
-		Tuner: alertTuner{m.Fleet, m.Alerts}, OnStream: m.Sessions.streamed,
+		Bind: cfg.RTPBind, Public: cfg.RTPPublic, Delay: cfg.Delay, Lead: cfg.Lead, Tuner: tuner,
+		OnStream: func(id string, first time.Time) {
+			m.outcome(loa.SessionOutcome{Kind: loa.OutcomeStreaming, Session: id, At: first})
+		},
 		OnEnd: func(id, state, reason string) {
-			m.Sessions.ended(id, state, reason)
-			m.Alerts.sessionEnded(id, state, reason)
+			m.outcome(loa.SessionOutcome{Kind: loa.OutcomeEnded, Session: id, At: time.Now(), State: state, Reason: reason})
 		},
 		OnPreempt: func(id string, devices []string, by string) {
-			m.Sessions.preempted(id, devices, by)
-			m.Alerts.preempted(id, devices, by)
+			m.outcome(loa.SessionOutcome{Kind: loa.OutcomePreempted, Session: id, At: time.Now(), Devices: devices, By: by})
 		},
 		Logger: m.Logger.With("component", "broadcast"),
 	})
 	if err != nil {
 		return fmt.Errorf("broadcast: %w", err)
 	}
-	m.Sessions.engine = m.Engine
+	m.Sessions = station.NewSessions(m.DB, m.Engine, m.Engine, m.Logger.With("component", "sessions"))
+	m.Alerts = station.NewAlerts(m.DB, m.Sessions, m.Fleet, media.EspeakNG{Voice: "vi"}, delay, m.Logger.With("component", "alerts"))
+	tuner.Alerts = m.Alerts
 	// Before sessions resume: an alert's sessions are not resumed.
-	if err := m.Alerts.recover(ctx); err != nil {
+	if err := m.Alerts.Recover(ctx); err != nil {
 		return fmt.Errorf("alerts: %w", err)
 	}
-	m.Media = &mediaService{db: m.DB, logger: m.Logger.With("component", "media")}
+	m.Media = station.NewMedia(m.DB, media.Options{}, m.Logger.With("component", "media"))
 	if err := m.startScheduler(ctx); err != nil {
 		return err
 	}
-	m.Fallbacks = &fallbackService{db: m.DB, sessions: m.Sessions, logger: m.Logger.With("component", "fallback"), kick: make(chan struct{}, 1)}
+	m.Fallbacks = station.NewFallbacks(m.DB, m.Sessions, m.Logger.With("component", "fallback"))
 	m.schedWG.Add(1)
 	go func() {
 		defer m.schedWG.Done()
-		m.Fallbacks.supervise(m.bg)
+		m.Fallbacks.Supervise(m.bg)
 	}()
 	m.schedWG.Add(1)
 	go func() {
 		defer m.schedWG.Done()
-		m.Alerts.run(m.bg, m.Fleet)
+		m.Alerts.Run(m.bg)
 	}()
 	m.schedWG.Add(1)
 	go func() {
 		defer m.schedWG.Done()
-		m.Sessions.resumeInterrupted(m.bg, func(id string) bool {
+		m.Sessions.ResumeInterrupted(m.bg, func(id string) bool {
 			st, ok := m.Fleet.DeviceState(id)
 			return ok && st.Online
 		}, 15*time.Second)
@@ -221,10 +223,10 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	srv := &api.Server{
 		Areas: m.DB, Devices: m.DB, Presence: m.Fleet, Media: m.Media,
 		Sessions: m.Sessions, Tokens: m.DB, Audit: m.DB, Commands: commandService{m.Fleet}, Groups: m.Groups,
-		Playlists: m.DB, Fallbacks: m.Fallbacks, Schedules: m.Schedules, Alerts: m.Alerts, PlayLog: playLog{m.DB}, Gatherer: reg,
+		Playlists: m.DB, Fallbacks: m.Fallbacks, Schedules: m.Schedules, Alerts: m.Alerts, PlayLog: station.NewPlayLog(m.DB), Gatherer: reg,
 		Alarms: m.Alarms, Health: m.Health,
 		CAPAlerts: m.DB, CAPSender: cfg.CAPSender,
-		Logger: m.Logger.With("component", "api"),
+		Logger:    m.Logger.With("component", "api"),
 	}
 	if m.Firmware, err = m.openFirmware(); err != nil {
 		return err
@@ -339,18 +341,29 @@ func (m *Main) startScheduler(ctx context.Context) error {
 	if since.IsZero() {
 		since = time.Now()
 	}
-	m.Schedules = &scheduleService{db: m.DB}
-	st := &starter{db: m.DB, sessions: m.Sessions, logger: m.Logger.With("component", "scheduler"), poll: 200 * time.Millisecond}
+	logger := m.Logger.With("component", "scheduler")
+	m.Schedules = station.NewSchedules(m.DB, logger)
+	st := station.NewStarter(m.DB, m.Sessions, 200*time.Millisecond, logger)
 	m.Scheduler = scheduler.New(scheduler.Config{
-		Starter: st, Source: scheduleSource{m.Schedules}, Grace: m.Config.Grace,
+		Starter: st, Source: m.Schedules.Source(), Grace: m.Config.Grace,
 		Lead:   m.Config.Lead, // fire early: receivers tune, then packet 0 leaves on time
-		Logger: m.Logger.With("component", "scheduler"), OnMissed: st.missed,
+		Logger: logger, OnMissed: st.Missed,
 	})
-	m.Schedules.reload = m.Scheduler.Reload
+	m.Schedules.Attach(m.Scheduler)
 	m.bg, m.schedCancel = context.WithCancel(context.Background())
 	m.schedWG.Add(1)
-	go m.runScheduler(m.bg, m.Scheduler, since, &m.schedWG)
+	go func() {
+		defer m.schedWG.Done()
+		m.Schedules.Run(m.bg, since)
+	}()
 	return nil
+}
+
+// outcome hands the engine's outcome of a session to the services that
+// follow it: sessions first, then alerts, whose report reads the session.
+func (m *Main) outcome(o loa.SessionOutcome) {
+	m.Sessions.HandleOutcome(o)
+	m.Alerts.HandleOutcome(o)
 }
 
 // loopbackFor turns a wildcard listen address into one a local client can dial.

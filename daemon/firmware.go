@@ -38,7 +38,7 @@ var _ loa.FirmwareService = (*firmwareService)(nil)
 // openFirmware builds the firmware service; start runs its rollouts once
 // the HTTP server that serves the images is up.
 func (m *Main) openFirmware() (*firmwareService, error) {
-	s := &firmwareService{db: m.DB, resolve: m.Sessions.resolve, logger: m.Logger.With("component", "firmware")}
+	s := &firmwareService{db: m.DB, resolve: m.Sessions.Resolve, logger: m.Logger.With("component", "firmware")}
 	if m.Config.FirmwareKey != "" {
 		key, err := protocol.ReadFirmwarePublicKey(m.Config.FirmwareKey)
 		if err != nil {
