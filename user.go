@@ -77,3 +77,15 @@ type AuditService interface {
 	Audit(ctx context.Context, r AuditRecord) error
 	AuditLog(ctx context.Context, limit int) ([]AuditRecord, error)
 }
+
+// Caller is who asks a service to act, as the API's authority rules see
+// them. A service that acts on a caller's behalf beyond one call (CAP
+// ingest sends, imports and cancels) checks each step through it and
+// records each in the audit log.
+type Caller interface {
+	ID() string                              // the token: CreatedBy of what it makes
+	AreaInScope(areaID string) (bool, error) // within the caller's scope
+	TargetsVisible(t Targets) (bool, error)  // every target within the scope
+	MaySend(a *Alert) error                  // its level and targets; EFORBIDDEN otherwise
+	Audit(action, object, detail string)
+}

@@ -225,7 +225,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Sessions: m.Sessions, Tokens: m.DB, Audit: m.DB, Commands: commandService{m.Fleet}, Groups: m.Groups,
 		Playlists: m.DB, Fallbacks: m.Fallbacks, Schedules: m.Schedules, Alerts: m.Alerts, PlayLog: station.NewPlayLog(m.DB), Gatherer: reg,
 		Alarms: m.Alarms, Health: m.Health,
-		CAPAlerts: m.DB, CAPSender: cfg.CAPSender,
+		CAP:       station.NewCAP(m.DB, m.Alerts, m.Media, nil, m.Logger.With("component", "cap")),
+		CAPSender: cfg.CAPSender,
 		Logger:    m.Logger.With("component", "api"),
 	}
 	if m.Firmware, err = m.openFirmware(); err != nil {
