@@ -3,7 +3,6 @@ package loa
 import (
 	"context"
 	"net/netip"
-	"strings"
 	"time"
 )
 
@@ -20,26 +19,30 @@ const (
 // resumes at the next start.
 const SessionShutdown = "shutdown"
 
-// Targets name who a session or schedule is for: whole areas (with all
-// their descendants) and single devices.
-type Targets struct {
-	Areas   []string `json:"areas,omitempty"`
-	Devices []string `json:"devices,omitempty"`
+// Origin kinds: what started a session.
+const (
+	OriginManual   = "manual"   // an operator started it through the API
+	OriginSchedule = "schedule" // a schedule fired; ID is the schedule
+	OriginAlert    = "alert"    // it carries an alert; ID is the alert
+	OriginFallback = "fallback" // an area's background programme; ID is the area
+	OriginLive     = "live"     // an official speaking live
+	OriginRelay    = "relay"    // a relayed programme
+)
+
+// Origin is what started a session, beside who (CreatedBy): authority over
+// the session follows it (only those who may cancel an alert may stop its
+// session), and the services find their own sessions by it.
+type Origin struct {
+	Kind string `json:"kind"`
+	ID   string `json:"id,omitempty"`
 }
 
-// Empty reports whether no target is named.
-func (t Targets) Empty() bool { return len(t.Areas) == 0 && len(t.Devices) == 0 }
-
-// String names the targets, for logs and the audit log.
-func (t Targets) String() string {
-	var parts []string
-	if len(t.Areas) > 0 {
-		parts = append(parts, "areas "+strings.Join(t.Areas, ","))
+// String is "kind:id", or the kind alone.
+func (o Origin) String() string {
+	if o.ID == "" {
+		return o.Kind
 	}
-	if len(t.Devices) > 0 {
-		parts = append(parts, "devices "+strings.Join(t.Devices, ","))
-	}
-	return strings.Join(parts, "; ")
+	return o.Kind + ":" + o.ID
 }
 
 // Session is one programme being played to a set of receivers: one RTP
@@ -58,8 +61,9 @@ type Session struct {
 	StartedAt   time.Time     `json:"started_at"`            // when packet 0 is due: the scheduled time, or when it was started
 	ScheduledAt time.Time     `json:"scheduled_at,omitzero"` // a scheduled session's start time: packet 0 leaves no earlier
 	EndedAt     time.Time     `json:"ended_at,omitzero"`
-	CreatedBy   string        `json:"created_by,omitempty"`
-	Reason      string        `json:"reason,omitempty"` // why it ended, when not by itself
+	Origin      Origin        `json:"origin,omitzero"`
+	CreatedBy   string        `json:"created_by,omitempty"` // the user (token) behind it, if any
+	Reason      string        `json:"reason,omitempty"`     // why it ended, when not by itself
 }
 
 // Validate checks a session request before anything is resolved.

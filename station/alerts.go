@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -62,8 +61,6 @@ const (
 	alertLateWait  = 250 * time.Millisecond
 	// alertMargin is added to an alert's length for its max duration.
 	alertMargin = 30 * time.Second
-	// alertCreator prefixes the CreatedBy of alert sessions.
-	alertCreator = "alert:"
 )
 
 var _ loa.AlertService = (*Alerts)(nil)
@@ -245,7 +242,7 @@ func (s *Alerts) SendAlert(ctx context.Context, a *loa.Alert) error {
 // newSession is the session that carries a to devices.
 func (s *Alerts) newSession(a *loa.Alert, c *alertContent, devices []string) *loa.Session {
 	sess := &loa.Session{ID: newID(), MediaID: a.Content.MediaID, Targets: loa.Targets{Devices: devices},
-		Priority: a.Priority(), SSRC: randomSSRC(), Devices: devices, CreatedBy: alertCreator + a.ID,
+		Priority: a.Priority(), SSRC: randomSSRC(), Devices: devices, Origin: loa.Origin{Kind: loa.OriginAlert, ID: a.ID}, CreatedBy: a.CreatedBy,
 		MaxDuration: time.Duration(c.frames)*protocol.FrameDuration + alertMargin}
 	if a.Priority().Emergency() {
 		sess.Volume = a.Volume
@@ -293,11 +290,16 @@ func (s *Alerts) startSession(ctx context.Context, l *liveAlert, sess *loa.Sessi
 // alert keeps only the devices in areas marked for tests. Targets that
 // resolve to no device are EINVALID: an alert must reach someone.
 func (s *Alerts) resolve(ctx context.Context, a *loa.Alert) ([]string, map[string]string, error) {
-	devs, err := s.sessions.Resolve(ctx, a.Targets)
+	areas, err := s.db.Areas(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	all, err := s.db.Devices(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	tree := loa.NewAreaTree(areas)
+	devs, err := a.Targets.Resolve(tree, all)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -306,11 +308,6 @@ func (s *Alerts) resolve(ctx context.Context, a *loa.Alert) ([]string, map[strin
 		areaOf[d.ID] = d.AreaID
 	}
 	if a.Test {
-		areas, err := s.db.Areas(ctx)
-		if err != nil {
-			return nil, nil, err
-		}
-		tree := loa.NewAreaTree(areas)
 		devs = slices.DeleteFunc(devs, func(id string) bool { return !testArea(tree, areaOf[id]) })
 		if len(devs) == 0 {
 			return nil, nil, loa.Errorf(loa.EINVALID, "targets: a test alert sounds only in areas marked for tests, and none of its targets is in one")
@@ -938,7 +935,7 @@ func (s *Alerts) Recover(ctx context.Context) error {
 	}
 	now := time.Now().UTC()
 	for _, sess := range sessions {
-		if sess.State == loa.SessionPlaying && strings.HasPrefix(sess.CreatedBy, alertCreator) {
+		if sess.State == loa.SessionPlaying && sess.Origin.Kind == loa.OriginAlert {
 			sess.State, sess.Reason, sess.EndedAt = loa.SessionStopped, "controller restarted", now
 			if err := s.db.PutSession(ctx, sess); err != nil {
 				return err

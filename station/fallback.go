@@ -5,14 +5,11 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/store"
 )
-
-const fallbackCreator = "fallback:"
 
 // Fallbacks implements loa.FallbackService: each area's background
 // programme is a looping session in the background band, which every other
@@ -72,7 +69,7 @@ func (f *Fallbacks) running(ctx context.Context, areaID string) *loa.Session {
 		return nil
 	}
 	for _, s := range all {
-		if s.State == loa.SessionPlaying && s.CreatedBy == fallbackCreator+areaID {
+		if s.State == loa.SessionPlaying && s.Origin == (loa.Origin{Kind: loa.OriginFallback, ID: areaID}) {
 			return s
 		}
 	}
@@ -103,7 +100,7 @@ func (f *Fallbacks) Supervise(ctx context.Context) {
 			}
 			sess := &loa.Session{MediaID: fb.Content.MediaID, PlaylistID: fb.Content.PlaylistID,
 				Targets: loa.Targets{Areas: []string{fb.AreaID}}, Priority: fb.Priority,
-				MaxDuration: 24 * time.Hour, CreatedBy: fallbackCreator + fb.AreaID}
+				MaxDuration: 24 * time.Hour, Origin: loa.Origin{Kind: loa.OriginFallback, ID: fb.AreaID}}
 			if err := f.sessions.start(ctx, sess, true); err != nil && ctx.Err() == nil {
 				f.logger.Warn("fallback not started", "area", fb.AreaID, "err", err)
 			}
@@ -145,6 +142,3 @@ type emptySource struct{}
 
 func (emptySource) Next() ([]byte, error) { return nil, io.EOF }
 func (emptySource) Close() error          { return nil }
-
-// isFallback tells a fallback session by who started it.
-func isFallback(s *loa.Session) bool { return strings.HasPrefix(s.CreatedBy, fallbackCreator) }

@@ -55,17 +55,16 @@ func (s *Schedules) check(ctx context.Context, sc *loa.Schedule) error {
 	if err := scheduler.CheckCalendars(sc.Exceptions, cals); err != nil {
 		return err
 	}
-	for _, a := range sc.Targets.Areas {
-		if _, err := s.db.Area(ctx, a); err != nil {
-			return loa.Errorf(loa.ENOTFOUND, "targets.areas: no area %q", a)
-		}
+	areas, err := s.db.Areas(ctx)
+	if err != nil {
+		return err
 	}
-	for _, d := range sc.Targets.Devices {
-		if _, err := s.db.Device(ctx, d); err != nil {
-			return loa.Errorf(loa.ENOTFOUND, "targets.devices: no device %q", d)
-		}
+	devices, err := s.db.Devices(ctx)
+	if err != nil {
+		return err
 	}
-	return nil
+	_, err = sc.Targets.Resolve(loa.NewAreaTree(areas), devices)
+	return err
 }
 
 func (s *Schedules) contentExists(ctx context.Context, prefix string, c loa.Content) error {
@@ -243,8 +242,9 @@ func (st *Starter) StartScheduled(ctx context.Context, occ loa.Occurrence, late 
 		st.logger.Info("occurrence already started", "schedule", occ.ScheduleID, "at", occ.At)
 		return nil
 	}
+	origin := loa.Origin{Kind: loa.OriginSchedule, ID: occ.ScheduleID}
 	entry := loa.PlayLogEntry{ScheduleID: occ.ScheduleID, Occurrence: occ.At, Content: occ.Content,
-		Areas: occ.Targets.Areas, Devices: occ.Targets.Devices, By: "schedule:" + occ.ScheduleID}
+		Areas: occ.Targets.Areas, Devices: occ.Targets.Devices, By: origin.String()}
 	if occ.Overrun == loa.OverrunWait {
 		if waited, ok := st.waitFree(ctx, occ); !ok {
 			entry.Event, entry.Detail = loa.PlaySkipped, fmt.Sprintf("targets still busy after waiting %v", waited.Round(time.Second))
@@ -255,7 +255,7 @@ func (st *Starter) StartScheduled(ctx context.Context, occ loa.Occurrence, late 
 		}
 	}
 	sess := &loa.Session{MediaID: occ.Content.MediaID, PlaylistID: occ.Content.PlaylistID, Targets: occ.Targets,
-		Priority: occ.Priority, CreatedBy: "schedule:" + occ.ScheduleID, ScheduledAt: occ.At}
+		Priority: occ.Priority, Origin: origin, ScheduledAt: occ.At}
 	if !occ.End.IsZero() {
 		from := occ.At
 		if now := time.Now(); now.After(from) {
@@ -306,7 +306,7 @@ func (st *Starter) waitFree(ctx context.Context, occ loa.Occurrence) (time.Durat
 // Missed logs an occurrence missed beyond the grace window.
 func (st *Starter) Missed(occ loa.Occurrence, late time.Duration) {
 	st.log(context.Background(), loa.PlayLogEntry{Event: loa.PlayMissed, ScheduleID: occ.ScheduleID, Occurrence: occ.At,
-		Content: occ.Content, Areas: occ.Targets.Areas, Devices: occ.Targets.Devices, By: "schedule:" + occ.ScheduleID,
+		Content: occ.Content, Areas: occ.Targets.Areas, Devices: occ.Targets.Devices, By: loa.Origin{Kind: loa.OriginSchedule, ID: occ.ScheduleID}.String(),
 		Detail: fmt.Sprintf("the controller was down; %v late, beyond the grace window", late.Round(time.Second))})
 }
 

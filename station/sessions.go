@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -80,6 +79,9 @@ func (s *Sessions) start(ctx context.Context, sess *loa.Session, looping bool) e
 	if err := sess.Validate(); err != nil {
 		return err
 	}
+	if sess.Origin.Kind == "" {
+		sess.Origin.Kind = loa.OriginManual
+	}
 	devs, err := s.Resolve(ctx, sess.Targets)
 	if err != nil {
 		return err
@@ -115,8 +117,8 @@ func (s *Sessions) start(ctx context.Context, sess *loa.Session, looping bool) e
 
 // startSource starts sess streaming src, content built by the caller (an
 // alert's tone, speech and repeats), which the service closes when the
-// session ends. The caller sets ID, SSRC, Devices, Priority, MaxDuration
-// and CreatedBy; the session is written before acting, as every session.
+// session ends. The caller sets ID, SSRC, Devices, Priority, MaxDuration,
+// Origin and CreatedBy; the session is written before acting, as every session.
 func (s *Sessions) startSource(ctx context.Context, sess *loa.Session, src source, frames int) error {
 	sess.State = loa.SessionPlaying
 	sess.StartedAt = time.Now()
@@ -204,41 +206,18 @@ func (s *Sessions) open(ctx context.Context, sess *loa.Session) (source, int, er
 }
 
 // Resolve expands target areas (with their descendants) and devices into
-// a sorted, de-duplicated list of device ids.
+// a sorted, de-duplicated list of device ids (loa.Targets.Resolve over the
+// stored areas and devices).
 func (s *Sessions) Resolve(ctx context.Context, t loa.Targets) ([]string, error) {
 	areas, err := s.db.Areas(ctx)
 	if err != nil {
 		return nil, err
 	}
-	tree := loa.NewAreaTree(areas)
-	for _, a := range t.Areas {
-		if tree[a] == nil {
-			return nil, loa.Errorf(loa.ENOTFOUND, "targets.areas: no area %q", a)
-		}
-	}
-	all, err := s.db.Devices(ctx)
+	devices, err := s.db.Devices(ctx)
 	if err != nil {
 		return nil, err
 	}
-	known := make(map[string]bool, len(all))
-	var ids []string
-	for _, d := range all {
-		known[d.ID] = true
-		for _, a := range t.Areas {
-			if tree.Within(d.AreaID, a) {
-				ids = append(ids, d.ID)
-				break
-			}
-		}
-	}
-	for _, id := range t.Devices {
-		if !known[id] {
-			return nil, loa.Errorf(loa.ENOTFOUND, "targets.devices: no device %q", id)
-		}
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return slices.Compact(ids), nil
+	return t.Resolve(loa.NewAreaTree(areas), devices)
 }
 
 // ended records how the session ended.
@@ -283,8 +262,12 @@ func (s *Sessions) playLog(ctx context.Context, sess *loa.Session, event, detail
 func logEntry(sess *loa.Session, event string, devices []string, detail string) loa.PlayLogEntry {
 	e := loa.PlayLogEntry{Event: event, SessionID: sess.ID, Content: loa.Content{MediaID: sess.MediaID, PlaylistID: sess.PlaylistID},
 		Devices: devices, Areas: sess.Targets.Areas, By: sess.CreatedBy, Detail: detail}
-	if id, ok := strings.CutPrefix(sess.CreatedBy, "schedule:"); ok {
-		e.ScheduleID = id
+	switch sess.Origin.Kind {
+	case loa.OriginSchedule, loa.OriginAlert, loa.OriginFallback:
+		e.By = sess.Origin.String() // the log names the schedule, alert or area behind it
+	}
+	if sess.Origin.Kind == loa.OriginSchedule {
+		e.ScheduleID = sess.Origin.ID
 	}
 	return e
 }
@@ -378,7 +361,7 @@ func (s *Sessions) ResumeInterrupted(ctx context.Context, online func(id string)
 		if sess.State != loa.SessionPlaying {
 			continue
 		}
-		if isFallback(sess) {
+		if sess.Origin.Kind == loa.OriginFallback {
 			// Its supervisor starts it afresh; a loop has no position.
 			sess.State, sess.Reason, sess.EndedAt = loa.SessionStopped, "controller restarted", time.Now()
 			if err := s.db.PutSession(ctx, sess); err != nil {
