@@ -255,7 +255,7 @@ func TestACLEmbeddedBroker(t *testing.T) {
 // so the test checks the configuration users are told to deploy.
 func mosquittoACL(t *testing.T) (acl string, confLines []string) {
 	t.Helper()
-	b, err := os.ReadFile("../../deploy/mosquitto.conf")
+	b, err := os.ReadFile("../deploy/mosquitto.conf")
 	if err != nil {
 		t.Fatal(err)
 	}
