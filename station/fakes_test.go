@@ -203,7 +203,7 @@ func newWorld(t *testing.T, dir string, fleet *fakeFleet, devices ...string) *wo
 		w.alerts.HandleOutcome(o)
 	}}
 	w.sessions = station.NewSessions(db, w.engine, nil, discard)
-	w.alerts = station.NewAlerts(db, w.sessions, fleet, nil, 100*time.Millisecond, discard)
+	w.alerts = station.NewAlerts(db, w.sessions, fleet, toneSpeech{}, 100*time.Millisecond, discard)
 	tuner.Alerts = w.alerts
 	if fresh {
 		if err := db.CreateArea(ctx, &loa.Area{ID: "xa", Name: "Tỉnh", Kind: loa.AreaProvince}); err != nil {
@@ -240,6 +240,13 @@ func (w *world) stop() {
 	if err := w.db.Close(); err != nil {
 		w.t.Error(err)
 	}
+}
+
+// toneSpeech "speaks" any text as half a second of tone.
+type toneSpeech struct{}
+
+func (toneSpeech) Synthesize(ctx context.Context, text string) ([]int16, int, error) {
+	return media.AttentionTone(48000)[:24000], 48000, nil
 }
 
 // importSecond stores one second of a tone as a media item.
