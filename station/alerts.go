@@ -22,9 +22,9 @@ import (
 // tone, content and repeats with their gaps as one playlist stream) to the
 // targets online when it is sent, plus a late session for each batch of
 // targets that come back online before it expires. Its delivery report
-// follows each receiver from what the engine's Tuner answers (acked), the
-// receiver's "played" and "finished" events (started, finished) and the
-// clock (no_stream, settling after a session ends, expiry). The report is
+// follows each receiver from its answers to play commands (acked, told by
+// AlertTuner), its "played" and "finished" events (started, finished) and
+// the clock (no_stream, settling after a session ends, expiry). The report is
 // written to the store when the alert is created, at most every persist
 // while it changes, and when it ends.
 type Alerts struct {
