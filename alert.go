@@ -238,3 +238,12 @@ func (t *AlertTotals) Add(d *Delivery) {
 		t.Late++
 	}
 }
+
+// CAPResult is what a CAP message did: an alert sent (Alert), alerts
+// cancelled (Cancel; Alert is the first named), or nothing (Silent says
+// why a valid message sounds nowhere).
+type CAPResult struct {
+	Alert  *Alert
+	Cancel bool
+	Silent string
+}

@@ -1,6 +1,7 @@
 package loa
 
 import (
+	"context"
 	"strings"
 	"time"
 )
@@ -103,4 +104,11 @@ func ValidateID(field, id string) error {
 		}
 	}
 	return nil
+}
+
+// AreaService keeps the area tree.
+type AreaService interface {
+	CreateArea(ctx context.Context, a *Area) error // sets CreatedAt; ECONFLICT if the id exists
+	Area(ctx context.Context, id string) (*Area, error)
+	Areas(ctx context.Context) ([]*Area, error)
 }

@@ -1,6 +1,7 @@
 package loa
 
 import (
+	"context"
 	"math"
 	"strings"
 	"time"
@@ -86,4 +87,18 @@ type StreamStats struct {
 	FECRecovered uint64  `json:"fec_recovered"`
 	Played       uint64  `json:"played"`
 	JitterMs     float64 `json:"jitter_ms"`
+}
+
+// DeviceService keeps the device registry and its credentials.
+type DeviceService interface {
+	// CreateDevice registers d and returns its MQTT password, which is
+	// stored hashed and cannot be read back.
+	CreateDevice(ctx context.Context, d *Device) (password string, err error)
+	Device(ctx context.Context, id string) (*Device, error)
+	Devices(ctx context.Context) ([]*Device, error)
+}
+
+// PresenceService reports live device state.
+type PresenceService interface {
+	DeviceState(id string) (DeviceState, bool)
 }

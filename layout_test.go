@@ -45,6 +45,14 @@ func TestDependencyRules(t *testing.T) {
 					t.Errorf("%s may import only the loa root, but depends on %s", pkg, d)
 				}
 			}
+		case self == "station":
+			// The application services: they compose the adapters through
+			// interfaces of their own, never the engine, fleet, broker or API.
+			for _, d := range internal {
+				if d != mod && !contains([]string{"store", "media", "scheduler", "cap", "protocol"}, top(d)) {
+					t.Errorf("%s may import only the root, store, media, scheduler, cap and protocol, but depends on %s", pkg, d)
+				}
+			}
 		case self == "firmware-sim":
 			for _, d := range internal {
 				if d != mod+"/protocol" {
@@ -57,7 +65,7 @@ func TestDependencyRules(t *testing.T) {
 					continue
 				}
 				for _, d := range internal {
-					if other := top(d); other != a && contains(adapters, other) {
+					if other := top(d); other != a && (contains(adapters, other) || other == "station") {
 						t.Errorf("adapter %s depends on adapter %s (%s): declare an interface, wire in cmd/loa", pkg, other, d)
 					}
 				}

@@ -1,6 +1,10 @@
 package loa
 
-import "time"
+import (
+	"context"
+	"io"
+	"time"
+)
 
 // Media is an audio item in the library, stored once as Ogg Opus
 // (48 kHz mono, 20 ms frames) in a file named by its content hash.
@@ -15,4 +19,14 @@ type Media struct {
 	LoudnessDB float64       `json:"loudness_db"` // measured before normalising
 	CreatedAt  time.Time     `json:"created_at"`
 	CreatedBy  string        `json:"created_by,omitempty"`
+}
+
+// MediaService imports and lists media.
+type MediaService interface {
+	// ImportMedia decodes an upload, normalises and encodes it to Ogg Opus
+	// and stores it. Bad input is EINVALID/EUNSUPPORTED/ETOOLARGE and
+	// stores nothing.
+	ImportMedia(ctx context.Context, name string, r io.Reader, createdBy string) (*Media, error)
+	Media(ctx context.Context, id string) (*Media, error)
+	MediaList(ctx context.Context) ([]*Media, error)
 }

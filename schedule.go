@@ -114,7 +114,7 @@ func (o Occurrence) Key() string {
 }
 
 // ScheduleService keeps schedules and holiday calendars and answers what
-// will play when. cmd/loa composes it from the scheduler and the store.
+// will play when. station.Schedules composes it from the scheduler and the store.
 type ScheduleService interface {
 	CreateSchedule(ctx context.Context, s *Schedule) error // validates; ECONFLICT if the id exists
 	UpdateSchedule(ctx context.Context, s *Schedule) error // validates; ENOTFOUND if missing

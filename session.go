@@ -1,6 +1,10 @@
 package loa
 
-import "time"
+import (
+	"context"
+	"net/netip"
+	"time"
+)
 
 // Session states.
 const (
@@ -10,15 +14,36 @@ const (
 	SessionFailed  = "failed"
 )
 
-// Targets name who a session or schedule is for: whole areas (with all
-// their descendants) and single devices.
-type Targets struct {
-	Areas   []string `json:"areas,omitempty"`
-	Devices []string `json:"devices,omitempty"`
+// SessionShutdown is the reason of a session ended because the controller
+// is stopping, not the programme: it stays "playing" in the store and
+// resumes at the next start.
+const SessionShutdown = "shutdown"
+
+// Origin kinds: what started a session.
+const (
+	OriginManual   = "manual"   // an operator started it through the API
+	OriginSchedule = "schedule" // a schedule fired; ID is the schedule
+	OriginAlert    = "alert"    // it carries an alert; ID is the alert
+	OriginFallback = "fallback" // an area's background programme; ID is the area
+	OriginLive     = "live"     // an official speaking live
+	OriginRelay    = "relay"    // a relayed programme
+)
+
+// Origin is what started a session, beside who (CreatedBy): authority over
+// the session follows it (only those who may cancel an alert may stop its
+// session), and the services find their own sessions by it.
+type Origin struct {
+	Kind string `json:"kind"`
+	ID   string `json:"id,omitempty"`
 }
 
-// Empty reports whether no target is named.
-func (t Targets) Empty() bool { return len(t.Areas) == 0 && len(t.Devices) == 0 }
+// String is "kind:id", or the kind alone.
+func (o Origin) String() string {
+	if o.ID == "" {
+		return o.Kind
+	}
+	return o.Kind + ":" + o.ID
+}
 
 // Session is one programme being played to a set of receivers: one RTP
 // stream (one SSRC), encoded once, fanned out to every receiver it wins.
@@ -36,8 +61,9 @@ type Session struct {
 	StartedAt   time.Time     `json:"started_at"`            // when packet 0 is due: the scheduled time, or when it was started
 	ScheduledAt time.Time     `json:"scheduled_at,omitzero"` // a scheduled session's start time: packet 0 leaves no earlier
 	EndedAt     time.Time     `json:"ended_at,omitzero"`
-	CreatedBy   string        `json:"created_by,omitempty"`
-	Reason      string        `json:"reason,omitempty"` // why it ended, when not by itself
+	Origin      Origin        `json:"origin,omitzero"`
+	CreatedBy   string        `json:"created_by,omitempty"` // the user (token) behind it, if any
+	Reason      string        `json:"reason,omitempty"`     // why it ended, when not by itself
 }
 
 // Validate checks a session request before anything is resolved.
@@ -65,4 +91,17 @@ func (s *Session) Validate() error {
 		return Errorf(EINVALID, "max_duration: must be within 0..24h")
 	}
 	return nil
+}
+
+// SessionService starts and stops sessions.
+type SessionService interface {
+	// StartSession resolves s.Targets, persists s and starts streaming. It
+	// fills ID, SSRC, Devices, State and StartedAt.
+	StartSession(ctx context.Context, s *Session) error
+	StopSession(ctx context.Context, id, reason string) error
+	Session(ctx context.Context, id string) (*Session, error)
+	Sessions(ctx context.Context) ([]*Session, error)
+	// SessionSDP adds dest as a static receiver of the session and returns
+	// the SDP a third-party receiver listening at dest can play.
+	SessionSDP(ctx context.Context, id string, dest netip.AddrPort) (string, error)
 }

@@ -1,6 +1,9 @@
 package loa
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Roles, from most to least powerful.
 const (
@@ -59,4 +62,30 @@ type AuditRecord struct {
 	Action string    `json:"action"`
 	Object string    `json:"object"`
 	Detail string    `json:"detail,omitempty"`
+}
+
+// TokenService issues and checks API tokens.
+type TokenService interface {
+	// CreateToken stores t (hashed) and returns the secret, shown once.
+	CreateToken(ctx context.Context, t *Token) (secret string, err error)
+	// TokenBySecret returns the token for a secret, EUNAUTHORIZED if none.
+	TokenBySecret(ctx context.Context, secret string) (*Token, error)
+}
+
+// AuditService records who did what.
+type AuditService interface {
+	Audit(ctx context.Context, r AuditRecord) error
+	AuditLog(ctx context.Context, limit int) ([]AuditRecord, error)
+}
+
+// Caller is who asks a service to act, as the API's authority rules see
+// them. A service that acts on a caller's behalf beyond one call (CAP
+// ingest sends, imports and cancels) checks each step through it and
+// records each in the audit log.
+type Caller interface {
+	ID() string                              // the token: CreatedBy of what it makes
+	AreaInScope(areaID string) (bool, error) // within the caller's scope
+	TargetsVisible(t Targets) (bool, error)  // every target within the scope
+	MaySend(a *Alert) error                  // its level and targets; EFORBIDDEN otherwise
+	Audit(action, object, detail string)
 }

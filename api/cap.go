@@ -1,25 +1,21 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/cap"
 )
 
-// CAPAlertFinder finds the alert a CAP message created, by the message's
-// sender and identifier; ENOTFOUND when there is none. The store keeps
-// that index (and reserves it atomically when the alert is created, so a
-// duplicate that races past the check here is still refused).
-type CAPAlertFinder interface {
-	AlertByCAP(ctx context.Context, sender, identifier string) (*loa.Alert, error)
+// CAPIngester acts on CAP messages for a caller (station.CAP): it maps,
+// de-duplicates, resolves, sends and cancels, checking each step against
+// the caller's authority and recording it in the audit log through them.
+type CAPIngester interface {
+	IngestCAP(ctx context.Context, msg *cap.Message, by loa.Caller) (loa.CAPResult, error)
 }
 
 // DefaultCAPSender is the sender of exported CAP messages when
@@ -58,187 +54,43 @@ func (s *Server) postCAP(w http.ResponseWriter, r *http.Request, c *call) error 
 	if err != nil {
 		return err
 	}
-	if s.Alerts == nil {
-		return errUnavailable("alert")
+	if s.CAP == nil {
+		return errUnavailable("CAP")
 	}
-	if s.CAPAlerts == nil {
-		return errUnavailable("CAP index")
-	}
-	areas, err := c.areaList()
+	res, err := s.CAP.IngestCAP(c.ctx, msg, capCaller{c})
 	if err != nil {
 		return err
 	}
-	devices, err := s.capDevices(c)
-	if err != nil {
-		return err
-	}
-	mp, err := cap.Map(msg, areas, devices, s.now(), cap.Options{})
-	if err != nil {
-		return err
-	}
-	switch {
-	case mp.Silent != "":
-		c.audit("alert.cap", msg.Sender+","+msg.Identifier, msg.Status+"/"+msg.MsgType+": not sounded")
+	if res.Silent != "" {
 		writeJSON(w, http.StatusAccepted, capSilent{Identifier: msg.Identifier, Sender: msg.Sender,
-			Status: msg.Status, MsgType: msg.MsgType, Reason: mp.Silent})
+			Status: msg.Status, MsgType: msg.MsgType, Reason: res.Silent})
 		return nil
-	case mp.Cancel != nil:
-		return s.capCancel(w, c, msg, mp.Cancel)
 	}
-
-	if prev, err := s.CAPAlerts.AlertByCAP(c.ctx, msg.Sender, msg.Identifier); err == nil {
-		return loa.Errorf(loa.ECONFLICT, "identifier: sender %q already sent %q (alert %s); a CAP message is taken once", msg.Sender, msg.Identifier, prev.ID)
-	} else if loa.ErrorCode(err) != loa.ENOTFOUND {
-		return err
-	}
-	a := mp.Alert
-	if err := c.canSendLevel(a.Level); err != nil {
-		return err
-	}
-	if err := c.targetsAllowed(a.Targets); err != nil {
-		return err
-	}
-	// Every check the alert service does not repeat is done: only now is
-	// embedded audio imported, so refused messages leave no media behind.
-	probe := *a
-	if mp.Audio != nil {
-		probe.Content.MediaID = "pending-import"
-	}
-	if err := probe.Validate(s.now()); err != nil {
-		return err
-	}
-	if mp.Audio != nil {
-		if s.Media == nil {
-			return errUnavailable("media")
-		}
-		m, err := s.Media.ImportMedia(c.ctx, capMediaName(msg, mp.Audio), bytes.NewReader(mp.Audio.Data), c.tok.ID)
-		if code := loa.ErrorCode(err); code != "" && code != loa.EINTERNAL {
-			return loa.Errorf(code, "info.resource (%s): %s", mp.Audio.MimeType, loa.ErrorMessage(err))
-		} else if err != nil {
-			return fmt.Errorf("info.resource: import: %w", err)
-		}
-		a.Content.MediaID = m.ID
-		c.audit("media.upload", m.ID, m.Name)
-	}
-	a.CreatedBy = c.tok.ID
-	if err := s.Alerts.SendAlert(c.ctx, a); err != nil {
-		return err
-	}
-	c.audit("alert.send", a.ID, fmt.Sprintf("CAP %s %s,%s: %s %q, %d receivers, targets %s",
-		msg.MsgType, msg.Sender, msg.Identifier, a.Level, a.Title, len(a.Report), targetsString(a.Targets)))
-	// The update is out; what it replaces stops. A reference that is
-	// unknown here, or not the caller's to cancel, is left alone.
-	for _, ref := range mp.Supersedes {
-		if _, err := s.capCancelOne(c, ref, fmt.Sprintf("superseded by CAP update %s,%s", msg.Sender, msg.Identifier)); err != nil {
-			s.logger().Warn("CAP update: superseded alert not cancelled", "reference", ref.String(), "update", a.ID, "err", err)
-		}
-	}
-	v, err := c.view(a)
+	v, err := c.view(res.Alert)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, v)
+	status := http.StatusCreated
+	if res.Cancel {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, v)
 	return nil
 }
 
-// capDevices lists the devices a CAP polygon or circle may reach: those
-// in the caller's scope. A warning polygon drawn across a province border
-// reaches a scoped caller's own receivers, not a 403.
-func (s *Server) capDevices(c *call) ([]*loa.Device, error) {
-	if s.Devices == nil {
-		return nil, errUnavailable("device")
-	}
-	all, err := s.Devices.Devices(c.ctx)
-	if err != nil {
-		return nil, err
-	}
-	if !c.scoped() {
-		return all, nil
-	}
-	out := all[:0:0]
-	for _, d := range all {
-		if ok, err := c.areaInScope(d.AreaID); err != nil {
-			return nil, err
-		} else if ok {
-			out = append(out, d)
-		}
-	}
-	return out, nil
-}
+// capCaller is the caller of a request as CAP ingest checks it.
+type capCaller struct{ c *call }
 
-// capCancel cancels every alert the references name that the caller may
-// see, and answers the first. An alert that has already ended is left as
-// it is (a repeated Cancel is not an error).
-func (s *Server) capCancel(w http.ResponseWriter, c *call, msg *cap.Message, refs []cap.Reference) error {
-	reason := fmt.Sprintf("CAP Cancel %s,%s", msg.Sender, msg.Identifier)
-	if msg.Note != "" {
-		reason += ": " + truncate(msg.Note, 300)
-	}
-	var first *loa.Alert
-	for _, ref := range refs {
-		a, err := s.capCancelOne(c, ref, reason)
-		if err != nil {
-			return err
-		}
-		if first == nil {
-			first = a
-		}
-	}
-	if first == nil {
-		names := make([]string, len(refs))
-		for i, r := range refs {
-			names[i] = r.String()
-		}
-		return loa.Errorf(loa.ENOTFOUND, "references: no alert came from %s", strings.Join(names, " "))
-	}
-	v, err := c.view(first)
-	if err != nil {
+func (cc capCaller) ID() string                                 { return cc.c.tok.ID }
+func (cc capCaller) AreaInScope(id string) (bool, error)        { return cc.c.areaInScope(id) }
+func (cc capCaller) TargetsVisible(t loa.Targets) (bool, error) { return cc.c.targetsVisible(t) }
+func (cc capCaller) Audit(action, object, detail string)        { cc.c.audit(action, object, detail) }
+
+func (cc capCaller) MaySend(a *loa.Alert) error {
+	if err := cc.c.canSendLevel(a.Level); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, v)
-	return nil
-}
-
-// capCancelOne cancels the alert of ref: nil, nil when there is none the
-// caller may see.
-func (s *Server) capCancelOne(c *call, ref cap.Reference, reason string) (*loa.Alert, error) {
-	a, err := s.CAPAlerts.AlertByCAP(c.ctx, ref.Sender, ref.Identifier)
-	if loa.ErrorCode(err) == loa.ENOTFOUND {
-		return nil, nil
-	} else if err != nil {
-		return nil, err
-	}
-	if out, err := c.targetsInScope(a.Targets); err != nil {
-		return nil, err
-	} else if out != "" {
-		return nil, nil
-	}
-	if err := c.canSendLevel(a.Level); err != nil {
-		return nil, err
-	}
-	if !a.Final() {
-		if err := s.Alerts.CancelAlert(c.ctx, a.ID, reason); err != nil && loa.ErrorCode(err) != loa.ECONFLICT {
-			return nil, err
-		}
-		c.audit("alert.cancel", a.ID, reason)
-	}
-	return s.Alerts.Alert(c.ctx, a.ID)
-}
-
-// capMediaName names the media item an embedded audio resource becomes.
-func capMediaName(msg *cap.Message, au *cap.Audio) string {
-	return truncate("CAP "+msg.Identifier+": "+au.Name, maxMediaName)
-}
-
-// truncate cuts s to at most n bytes at a character boundary.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
+	return cc.c.targetsAllowed(a.Targets)
 }
 
 // getAlertCAP answers an alert as a CAP 1.2 message: the message it came

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/api"
+	"github.com/loa-broadcast/loa/station"
 	"github.com/loa-broadcast/loa/store"
 )
 
@@ -76,7 +78,7 @@ type capEnv struct {
 	srv    *httptest.Server
 }
 
-func newCAPEnv(t *testing.T, withIndex bool) *capEnv {
+func newCAPEnv(t *testing.T, withCAP bool) *capEnv {
 	e := newEnv(t)
 	ctx := context.Background()
 	for _, a := range []*loa.Area{
@@ -98,8 +100,8 @@ func newCAPEnv(t *testing.T, withIndex bool) *capEnv {
 	c := &capEnv{env: e, alerts: &fakeAlerts{db: e.db}}
 	s := &api.Server{Areas: e.db, Devices: e.db, Tokens: e.db, Audit: e.db, Media: e.media, Alerts: c.alerts,
 		CAPSender: "loa.hanoi", Now: func() time.Time { return testNow }}
-	if withIndex {
-		s.CAPAlerts = e.db
+	if withCAP {
+		s.CAP = station.NewCAP(e.db, c.alerts, e.media, func() time.Time { return testNow }, slog.Default())
 	}
 	c.srv = httptest.NewServer(s.Handler())
 	t.Cleanup(c.srv.Close)

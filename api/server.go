@@ -102,10 +102,11 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/loa-broadcast/loa"
-	"github.com/loa-broadcast/loa/web"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/web"
 )
 
 // DefaultMaxUpload bounds a media upload when Server.MaxUpload is zero.
@@ -130,8 +131,8 @@ type Server struct {
 	Fallbacks loa.FallbackService
 	Schedules loa.ScheduleService
 	Alerts    loa.AlertService
-	CAPAlerts CAPAlertFinder // alerts by CAP sender and identifier, for Cancel and duplicates
-	CAPSender string         // sender of exported CAP messages; "" = DefaultCAPSender
+	CAP       CAPIngester // takes CAP messages; nil: POST /alerts/cap is unavailable
+	CAPSender string      // sender of exported CAP messages; "" = DefaultCAPSender
 	PlayLog   PlayLogReader
 	Alarms    loa.AlarmService
 	Health    loa.HealthService

@@ -101,18 +101,18 @@ func benchSchedule(ctx context.Context, args []string, stdout, stderr io.Writer)
 	case <-time.After(time.Until(end)):
 	}
 
-	byCreator := map[string]*loa.Session{}
+	byOrigin := map[loa.Origin]*loa.Session{}
 	all, err := m.Sessions.Sessions(ctx)
 	if err != nil {
 		return err
 	}
 	for _, s := range all {
-		byCreator[s.CreatedBy] = s
+		byOrigin[s.Origin] = s
 	}
 	var ctl, rx []float64
 	missed := 0
 	for i := range ats {
-		s := byCreator[fmt.Sprintf("schedule:s%03d", i)]
+		s := byOrigin[loa.Origin{Kind: loa.OriginSchedule, ID: fmt.Sprintf("s%03d", i)}]
 		if s == nil {
 			missed++
 			continue

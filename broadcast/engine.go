@@ -52,7 +52,7 @@ type Config struct {
 // Reasons the engine itself gives when it stops a session.
 const (
 	ReasonMaxDuration = "max duration"
-	ReasonShutdown    = "shutdown"
+	ReasonShutdown    = loa.SessionShutdown
 )
 
 // tuneConcurrency bounds the Tune and Untune calls in flight, so starting a

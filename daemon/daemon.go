@@ -40,13 +40,13 @@ type Main struct {
 	Broker    *broker.Broker // nil with an external broker
 	Fleet     *devices.Fleet
 	Engine    *broadcast.Engine
-	Sessions  *sessionService
-	Media     *mediaService
-	Schedules *scheduleService
+	Sessions  *station.Sessions
+	Media     *station.Media
+	Schedules *station.Schedules
 	Scheduler *scheduler.Scheduler
 	Firmware  *station.FirmwareService
-	Fallbacks *fallbackService
-	Alerts    *alertService
+	Fallbacks *station.Fallbacks
+	Alerts    *station.Alerts
 	Health    *devices.Health       // hourly health aggregates
 	Alarms    *devices.Alarms       // the alarm evaluator
 	webhook   *station.AlarmWebhook // nil without -alarm-webhook
@@ -150,64 +150,48 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return err
 	}
 
-	m.Sessions = &sessionService{db: m.DB, logger: m.Logger.With("component", "sessions")}
 	delay := cfg.Delay
 	if delay == 0 {
 		delay = protocol.DefaultDelay
 	}
-	m.Alerts = newAlertService(m.DB, m.Sessions, m.Fleet, media.EspeakNG{Voice: "vi"}, delay, m.Logger.With("component", "alerts"))
+	// Alerts follow every play command's outcome: the tuner tells them.
+	tuner := &station.AlertTuner{Tuner: m.Fleet}
 	m.Engine, err = broadcast.Open(ctx, broadcast.Config{
-		Bind: cfg.RTPBind, Public: cfg.RTPPublic, Delay: cfg.Delay, Lead: cfg.Lead,
-		// Alerts follow every play command's outcome, and their sessions' ends.
-		Tuner:  alertTuner{m.Fleet, m.Alerts},
+		Bind: cfg.RTPBind, Public: cfg.RTPPublic, Delay: cfg.Delay, Lead: cfg.Lead, Tuner: tuner,
 		Logger: m.Logger.With("component", "broadcast"),
 	})
 	if err != nil {
 		return fmt.Errorf("broadcast: %w", err)
 	}
-	// Subscribers are called in this order: the sessions' record first.
-	m.Engine.Subscribe(func(o loa.SessionOutcome) {
-		switch o.Kind {
-		case loa.OutcomeStreaming:
-			m.Sessions.streamed(o.Session, o.At)
-		case loa.OutcomeEnded:
-			m.Sessions.ended(o.Session, o.State, o.Reason)
-		case loa.OutcomePreempted:
-			m.Sessions.preempted(o.Session, o.Devices, o.By)
-		}
-	})
-	m.Engine.Subscribe(func(o loa.SessionOutcome) {
-		switch o.Kind {
-		case loa.OutcomeEnded:
-			m.Alerts.sessionEnded(o.Session, o.State, o.Reason)
-		case loa.OutcomePreempted:
-			m.Alerts.preempted(o.Session, o.Devices, o.By)
-		}
-	})
-	m.Sessions.engine = m.Engine
+	m.Sessions = station.NewSessions(m.DB, m.Engine, m.Engine, m.Logger.With("component", "sessions"))
+	m.Alerts = station.NewAlerts(m.DB, m.Sessions, m.Fleet, media.EspeakNG{Voice: "vi"}, delay, m.Logger.With("component", "alerts"))
+	tuner.Alerts = m.Alerts
+	// The sessions' record first, then the alerts that read it.
+	m.Engine.Subscribe(m.Sessions.HandleOutcome)
+	m.Engine.Subscribe(m.Alerts.HandleOutcome)
 	// Before sessions resume: an alert's sessions are not resumed.
-	if err := m.Alerts.recover(ctx); err != nil {
+	if err := m.Alerts.Recover(ctx); err != nil {
 		return fmt.Errorf("alerts: %w", err)
 	}
-	m.Media = &mediaService{db: m.DB, logger: m.Logger.With("component", "media")}
+	m.Media = station.NewMedia(m.DB, media.Options{}, m.Logger.With("component", "media"))
 	if err := m.startScheduler(ctx); err != nil {
 		return err
 	}
-	m.Fallbacks = &fallbackService{db: m.DB, sessions: m.Sessions, logger: m.Logger.With("component", "fallback"), kick: make(chan struct{}, 1)}
+	m.Fallbacks = station.NewFallbacks(m.DB, m.Sessions, m.Logger.With("component", "fallback"))
 	m.schedWG.Add(1)
 	go func() {
 		defer m.schedWG.Done()
-		m.Fallbacks.supervise(m.bg)
+		m.Fallbacks.Supervise(m.bg)
 	}()
 	m.schedWG.Add(1)
 	go func() {
 		defer m.schedWG.Done()
-		m.Alerts.run(m.bg, m.Fleet)
+		m.Alerts.Run(m.bg)
 	}()
 	m.schedWG.Add(1)
 	go func() {
 		defer m.schedWG.Done()
-		m.Sessions.resumeInterrupted(m.bg, func(id string) bool {
+		m.Sessions.ResumeInterrupted(m.bg, func(id string) bool {
 			st, ok := m.Fleet.DeviceState(id)
 			return ok && st.Online
 		}, 15*time.Second)
@@ -236,10 +220,11 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	srv := &api.Server{
 		Areas: m.DB, Devices: m.DB, Presence: m.Fleet, Media: m.Media,
 		Sessions: m.Sessions, Tokens: m.DB, Audit: m.DB, Commands: m.Fleet, Groups: m.Groups,
-		Playlists: m.DB, Fallbacks: m.Fallbacks, Schedules: m.Schedules, Alerts: m.Alerts, PlayLog: playLog{m.DB}, Gatherer: reg,
+		Playlists: m.DB, Fallbacks: m.Fallbacks, Schedules: m.Schedules, Alerts: m.Alerts, PlayLog: station.NewPlayLog(m.DB), Gatherer: reg,
 		Alarms: m.Alarms, Health: m.Health,
-		CAPAlerts: m.DB, CAPSender: cfg.CAPSender,
-		Logger: m.Logger.With("component", "api"),
+		CAP:       station.NewCAP(m.DB, m.Alerts, m.Media, nil, m.Logger.With("component", "cap")),
+		CAPSender: cfg.CAPSender,
+		Logger:    m.Logger.With("component", "api"),
 	}
 	if err := m.openFirmware(); err != nil {
 		return err
@@ -351,17 +336,21 @@ func (m *Main) startScheduler(ctx context.Context) error {
 	if since.IsZero() {
 		since = time.Now()
 	}
-	m.Schedules = &scheduleService{db: m.DB}
-	st := &starter{db: m.DB, sessions: m.Sessions, logger: m.Logger.With("component", "scheduler"), poll: 200 * time.Millisecond}
+	logger := m.Logger.With("component", "scheduler")
+	m.Schedules = station.NewSchedules(m.DB, logger)
+	st := station.NewStarter(m.DB, m.Sessions, 200*time.Millisecond, logger)
 	m.Scheduler = scheduler.New(scheduler.Config{
-		Starter: st, Source: scheduleSource{m.Schedules}, Grace: m.Config.Grace,
+		Starter: st, Source: m.Schedules.Source(), Grace: m.Config.Grace,
 		Lead:   m.Config.Lead, // fire early: receivers tune, then packet 0 leaves on time
-		Logger: m.Logger.With("component", "scheduler"), OnMissed: st.missed,
+		Logger: logger, OnMissed: st.Missed,
 	})
-	m.Schedules.reload = m.Scheduler.Reload
+	m.Schedules.Attach(m.Scheduler)
 	m.bg, m.schedCancel = context.WithCancel(context.Background())
 	m.schedWG.Add(1)
-	go m.runScheduler(m.bg, m.Scheduler, since, &m.schedWG)
+	go func() {
+		defer m.schedWG.Done()
+		m.Schedules.Run(m.bg, since)
+	}()
 	return nil
 }
 

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
@@ -26,7 +25,7 @@ func TestSystemFallback(t *testing.T) {
 	fallbackID := func() string {
 		all, _ := s.m.Sessions.Sessions(ctx)
 		for _, x := range all {
-			if x.State == loa.SessionPlaying && strings.HasPrefix(x.CreatedBy, "fallback:") {
+			if x.State == loa.SessionPlaying && x.Origin.Kind == loa.OriginFallback {
 				return x.ID
 			}
 		}

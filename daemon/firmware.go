@@ -13,7 +13,7 @@ import (
 // startFirmware continues the stored rollouts once the HTTP server that
 // serves the images is up.
 func (m *Main) openFirmware() error {
-	cfg := station.FirmwareConfig{DB: m.DB, BaseURL: m.Config.FirmwareURL, Resolve: m.Sessions.resolve,
+	cfg := station.FirmwareConfig{DB: m.DB, BaseURL: m.Config.FirmwareURL, Resolve: m.Sessions.Resolve,
 		Logger: m.Logger.With("component", "firmware")}
 	if m.Config.FirmwareKey != "" {
 		key, err := protocol.ReadFirmwarePublicKey(m.Config.FirmwareKey)

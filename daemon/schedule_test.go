@@ -40,7 +40,7 @@ func (s *system) waitScheduled(id string, timeout time.Duration) *loa.Session {
 			s.t.Fatal(err)
 		}
 		for _, sess := range all {
-			if sess.CreatedBy == "schedule:"+id {
+			if sess.Origin == (loa.Origin{Kind: loa.OriginSchedule, ID: id}) {
 				return sess
 			}
 		}
@@ -103,7 +103,7 @@ func TestSystemScheduleFires(t *testing.T) {
 	n := 0
 	all, _ := s.m.Sessions.Sessions(context.Background())
 	for _, x := range all {
-		if x.CreatedBy == "schedule:bantin" {
+		if x.Origin == (loa.Origin{Kind: loa.OriginSchedule, ID: "bantin"}) {
 			n++
 		}
 	}
@@ -180,7 +180,7 @@ func TestSystemScheduleMissedWhileDown(t *testing.T) {
 	all, _ := m2.Sessions.Sessions(ctx)
 	n := 0
 	for _, x := range all {
-		if x.CreatedBy == "schedule:sang" {
+		if x.Origin == (loa.Origin{Kind: loa.OriginSchedule, ID: "sang"}) {
 			n++
 		}
 	}

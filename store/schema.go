@@ -96,6 +96,7 @@ var migrations = []migration{
 		}
 		return nil
 	}},
+	{"session origins", originsFromCreators},
 }
 
 // SchemaVersion is the schema version this build writes.

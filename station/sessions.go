@@ -1,41 +1,56 @@
-package daemon
+package station
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/loa-broadcast/loa"
-	"github.com/loa-broadcast/loa/broadcast"
 	"github.com/loa-broadcast/loa/media"
 	"github.com/loa-broadcast/loa/protocol"
 	"github.com/loa-broadcast/loa/store"
 )
 
-// sessionService implements loa.SessionService: it resolves targets from
-// the store, persists the session before acting, and hands the stream to
-// the broadcast engine.
-type sessionService struct {
-	db     *store.DB
-	engine *broadcast.Engine
-	logger *slog.Logger
+// Sessions implements loa.SessionService: it resolves targets from the
+// store, persists the session before acting, and hands the stream to the
+// audio engine. The engine's outcomes come back through HandleOutcome.
+type Sessions struct {
+	db        *store.DB
+	engine    Streamer
+	listeners Listeners // nil: no SDP
+	logger    *slog.Logger
 
 	mu        sync.Mutex
 	content   map[string]io.Closer // of running sessions, closed when they end
 	firstSent map[string]time.Time // when each session's first packet left
 }
 
-// streamed is the engine's OnStream callback.
-func (s *sessionService) streamed(id string, first time.Time) {
+// NewSessions returns the session service of db streaming through engine;
+// listeners (may be nil) serves SDP.
+func NewSessions(db *store.DB, engine Streamer, listeners Listeners, logger *slog.Logger) *Sessions {
+	return &Sessions{db: db, engine: engine, listeners: listeners, logger: logger}
+}
+
+// HandleOutcome records what the engine tells of a session: when its first
+// packet left, which receivers it lost (in the play log), how it ended.
+func (s *Sessions) HandleOutcome(o loa.SessionOutcome) {
+	switch o.Kind {
+	case loa.OutcomeStreaming:
+		s.streamed(o.Session, o.At)
+	case loa.OutcomePreempted:
+		s.preempted(o.Session, o.Devices, o.By)
+	case loa.OutcomeEnded:
+		s.ended(o.Session, o.State, o.Reason)
+	}
+}
+
+func (s *Sessions) streamed(id string, first time.Time) {
 	s.mu.Lock()
 	if s.firstSent == nil {
 		s.firstSent = make(map[string]time.Time)
@@ -45,26 +60,29 @@ func (s *sessionService) streamed(id string, first time.Time) {
 }
 
 // FirstSent reports when a session's first packet left the controller.
-func (s *sessionService) FirstSent(id string) (time.Time, bool) {
+func (s *Sessions) FirstSent(id string) (time.Time, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t, ok := s.firstSent[id]
 	return t, ok
 }
 
-var _ loa.SessionService = (*sessionService)(nil)
+var _ loa.SessionService = (*Sessions)(nil)
 
-func (s *sessionService) StartSession(ctx context.Context, sess *loa.Session) error {
+func (s *Sessions) StartSession(ctx context.Context, sess *loa.Session) error {
 	return s.start(ctx, sess, false)
 }
 
 // start starts a session; a looping one repeats its content until stopped
 // (or its max duration), for background programmes.
-func (s *sessionService) start(ctx context.Context, sess *loa.Session, looping bool) error {
+func (s *Sessions) start(ctx context.Context, sess *loa.Session, looping bool) error {
 	if err := sess.Validate(); err != nil {
 		return err
 	}
-	devs, err := s.resolve(ctx, sess.Targets)
+	if sess.Origin.Kind == "" {
+		sess.Origin.Kind = loa.OriginManual
+	}
+	devs, err := s.Resolve(ctx, sess.Targets)
 	if err != nil {
 		return err
 	}
@@ -78,7 +96,7 @@ func (s *sessionService) start(ctx context.Context, sess *loa.Session, looping b
 	}
 	length := time.Duration(frames) * protocol.FrameDuration
 
-	sess.ID = randomHex(8)
+	sess.ID = newID()
 	sess.SSRC = randomSSRC()
 	sess.Devices = devs
 	sess.State = loa.SessionPlaying
@@ -99,9 +117,9 @@ func (s *sessionService) start(ctx context.Context, sess *loa.Session, looping b
 
 // startSource starts sess streaming src, content built by the caller (an
 // alert's tone, speech and repeats), which the service closes when the
-// session ends. The caller sets ID, SSRC, Devices, Priority, MaxDuration
-// and CreatedBy; the session is written before acting, as every session.
-func (s *sessionService) startSource(ctx context.Context, sess *loa.Session, src source, frames int) error {
+// session ends. The caller sets ID, SSRC, Devices, Priority, MaxDuration,
+// Origin and CreatedBy; the session is written before acting, as every session.
+func (s *Sessions) startSource(ctx context.Context, sess *loa.Session, src source, frames int) error {
 	sess.State = loa.SessionPlaying
 	sess.StartedAt = time.Now()
 	return s.launch(ctx, sess, src, frames)
@@ -110,7 +128,7 @@ func (s *sessionService) startSource(ctx context.Context, sess *loa.Session, src
 // launch writes sess, before acting, so a crash leaves a record of what
 // was playing, then streams src, which the service closes when the
 // session ends.
-func (s *sessionService) launch(ctx context.Context, sess *loa.Session, src source, frames int) error {
+func (s *Sessions) launch(ctx context.Context, sess *loa.Session, src source, frames int) error {
 	if err := s.db.PutSession(ctx, sess); err != nil {
 		src.Close()
 		return err
@@ -131,7 +149,7 @@ func (s *sessionService) launch(ctx context.Context, sess *loa.Session, src sour
 
 // source is what a session streams: its packets, and what to close after.
 type source interface {
-	broadcast.Source
+	loa.PacketSource
 	io.Closer
 }
 
@@ -143,7 +161,7 @@ type packetFile struct {
 
 // open returns the packets of the session's media item or playlist and
 // how many there are. Missing content is ENOTFOUND naming the field.
-func (s *sessionService) open(ctx context.Context, sess *loa.Session) (source, int, error) {
+func (s *Sessions) open(ctx context.Context, sess *loa.Session) (source, int, error) {
 	if sess.PlaylistID == "" {
 		m, err := s.db.Media(ctx, sess.MediaID)
 		if loa.ErrorCode(err) == loa.ENOTFOUND {
@@ -187,53 +205,30 @@ func (s *sessionService) open(ctx context.Context, sess *loa.Session) (source, i
 	return pl, media.PlaylistFrames(frames, gaps), nil
 }
 
-// resolve expands target areas (with their descendants) and devices into
-// a sorted, de-duplicated list of device ids.
-func (s *sessionService) resolve(ctx context.Context, t loa.Targets) ([]string, error) {
+// Resolve expands target areas (with their descendants) and devices into
+// a sorted, de-duplicated list of device ids (loa.Targets.Resolve over the
+// stored areas and devices).
+func (s *Sessions) Resolve(ctx context.Context, t loa.Targets) ([]string, error) {
 	areas, err := s.db.Areas(ctx)
 	if err != nil {
 		return nil, err
 	}
-	tree := loa.NewAreaTree(areas)
-	for _, a := range t.Areas {
-		if tree[a] == nil {
-			return nil, loa.Errorf(loa.ENOTFOUND, "targets.areas: no area %q", a)
-		}
-	}
-	all, err := s.db.Devices(ctx)
+	devices, err := s.db.Devices(ctx)
 	if err != nil {
 		return nil, err
 	}
-	known := make(map[string]bool, len(all))
-	var ids []string
-	for _, d := range all {
-		known[d.ID] = true
-		for _, a := range t.Areas {
-			if tree.Within(d.AreaID, a) {
-				ids = append(ids, d.ID)
-				break
-			}
-		}
-	}
-	for _, id := range t.Devices {
-		if !known[id] {
-			return nil, loa.Errorf(loa.ENOTFOUND, "targets.devices: no device %q", id)
-		}
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return slices.Compact(ids), nil
+	return t.Resolve(loa.NewAreaTree(areas), devices)
 }
 
-// ended is the engine's OnEnd callback: record how the session ended.
-func (s *sessionService) ended(id, state, reason string) {
+// ended records how the session ended.
+func (s *Sessions) ended(id, state, reason string) {
 	s.mu.Lock()
 	if c := s.content[id]; c != nil {
 		c.Close()
 		delete(s.content, id)
 	}
 	s.mu.Unlock()
-	if reason == broadcast.ReasonShutdown {
+	if reason == loa.SessionShutdown {
 		// The controller is stopping, not the programme: it stays
 		// "playing" in the store and resumes when the controller is back.
 		s.logger.Info("session interrupted by shutdown", "session", id)
@@ -259,7 +254,7 @@ func (s *sessionService) ended(id, state, reason string) {
 }
 
 // playLog writes a session's line in the station's broadcast log.
-func (s *sessionService) playLog(ctx context.Context, sess *loa.Session, event, detail string) {
+func (s *Sessions) playLog(ctx context.Context, sess *loa.Session, event, detail string) {
 	s.appendLog(ctx, logEntry(sess, event, sess.Devices, detail))
 }
 
@@ -267,13 +262,17 @@ func (s *sessionService) playLog(ctx context.Context, sess *loa.Session, event, 
 func logEntry(sess *loa.Session, event string, devices []string, detail string) loa.PlayLogEntry {
 	e := loa.PlayLogEntry{Event: event, SessionID: sess.ID, Content: loa.Content{MediaID: sess.MediaID, PlaylistID: sess.PlaylistID},
 		Devices: devices, Areas: sess.Targets.Areas, By: sess.CreatedBy, Detail: detail}
-	if id, ok := strings.CutPrefix(sess.CreatedBy, "schedule:"); ok {
-		e.ScheduleID = id
+	switch sess.Origin.Kind {
+	case loa.OriginSchedule, loa.OriginAlert, loa.OriginFallback:
+		e.By = sess.Origin.String() // the log names the schedule, alert or area behind it
+	}
+	if sess.Origin.Kind == loa.OriginSchedule {
+		e.ScheduleID = sess.Origin.ID
 	}
 	return e
 }
 
-func (s *sessionService) appendLog(ctx context.Context, e loa.PlayLogEntry) {
+func (s *Sessions) appendLog(ctx context.Context, e loa.PlayLogEntry) {
 	if err := s.db.AppendPlayLog(ctx, e); err != nil {
 		s.logger.Error("play log not written", "session", e.SessionID, "event", e.Event, "err", err)
 	}
@@ -281,8 +280,8 @@ func (s *sessionService) appendLog(ctx context.Context, e loa.PlayLogEntry) {
 
 // busy reports whether a playing session holds any device the targets
 // resolve to.
-func (s *sessionService) busy(ctx context.Context, t loa.Targets) (bool, error) {
-	devs, err := s.resolve(ctx, t)
+func (s *Sessions) busy(ctx context.Context, t loa.Targets) (bool, error) {
+	devs, err := s.Resolve(ctx, t)
 	if err != nil {
 		return false, err
 	}
@@ -303,7 +302,7 @@ func (s *sessionService) busy(ctx context.Context, t loa.Targets) (bool, error) 
 	return false, nil
 }
 
-func (s *sessionService) StopSession(ctx context.Context, id, reason string) error {
+func (s *Sessions) StopSession(ctx context.Context, id, reason string) error {
 	sess, err := s.db.Session(ctx, id)
 	if err != nil {
 		return err
@@ -317,15 +316,15 @@ func (s *sessionService) StopSession(ctx context.Context, id, reason string) err
 	return s.engine.Stop(ctx, id, reason)
 }
 
-func (s *sessionService) Session(ctx context.Context, id string) (*loa.Session, error) {
+func (s *Sessions) Session(ctx context.Context, id string) (*loa.Session, error) {
 	return s.db.Session(ctx, id)
 }
 
-func (s *sessionService) Sessions(ctx context.Context) ([]*loa.Session, error) {
+func (s *Sessions) Sessions(ctx context.Context) ([]*loa.Session, error) {
 	return s.db.Sessions(ctx)
 }
 
-func (s *sessionService) SessionSDP(ctx context.Context, id string, dest netip.AddrPort) (string, error) {
+func (s *Sessions) SessionSDP(ctx context.Context, id string, dest netip.AddrPort) (string, error) {
 	sess, err := s.db.Session(ctx, id)
 	if err != nil {
 		return "", err
@@ -333,32 +332,25 @@ func (s *sessionService) SessionSDP(ctx context.Context, id string, dest netip.A
 	if sess.State != loa.SessionPlaying {
 		return "", loa.Errorf(loa.ECONFLICT, "session %s is %s, not playing", id, sess.State)
 	}
-	if err := s.engine.AddListener(id, dest); err != nil {
+	if s.listeners == nil {
+		return "", loa.Errorf(loa.EUNAVAILABLE, "session %s: SDP is not available", id)
+	}
+	if err := s.listeners.AddListener(id, dest); err != nil {
 		return "", err
 	}
-	src := s.engine.LocalAddr().Addr()
-	if ap, err := netip.ParseAddrPort(s.engine.PublicAddr()); err == nil {
+	src := s.listeners.LocalAddr().Addr()
+	if ap, err := netip.ParseAddrPort(s.listeners.PublicAddr()); err == nil {
 		src = ap.Addr()
 	}
 	return protocol.SDP(id, sess.SSRC, src, dest), nil
 }
 
-func randomSSRC() uint32 {
-	var b [4]byte
-	for {
-		rand.Read(b[:])
-		if v := binary.BigEndian.Uint32(b[:]); v != 0 {
-			return v
-		}
-	}
-}
-
-// resumeInterrupted picks up the sessions that were playing when the
+// ResumeInterrupted picks up the sessions that were playing when the
 // controller stopped (shut down or killed): each resumes at the position
 // the wall clock says it should be at, so nothing is played twice, once its
 // receivers are back online (at most wait). Sessions whose programme ended
 // meanwhile are recorded as ended.
-func (s *sessionService) resumeInterrupted(ctx context.Context, online func(id string) bool, wait time.Duration) {
+func (s *Sessions) ResumeInterrupted(ctx context.Context, online func(id string) bool, wait time.Duration) {
 	all, err := s.db.Sessions(ctx)
 	if err != nil {
 		s.logger.Error("cannot list interrupted sessions", "err", err)
@@ -369,7 +361,7 @@ func (s *sessionService) resumeInterrupted(ctx context.Context, online func(id s
 		if sess.State != loa.SessionPlaying {
 			continue
 		}
-		if isFallback(sess) {
+		if sess.Origin.Kind == loa.OriginFallback {
 			// Its supervisor starts it afresh; a loop has no position.
 			sess.State, sess.Reason, sess.EndedAt = loa.SessionStopped, "controller restarted", time.Now()
 			if err := s.db.PutSession(ctx, sess); err != nil {
@@ -410,7 +402,7 @@ func allOnline(ids []string, online func(string) bool) bool {
 }
 
 // resume restarts one interrupted session at its wall-clock position.
-func (s *sessionService) resume(ctx context.Context, sess *loa.Session) error {
+func (s *Sessions) resume(ctx context.Context, sess *loa.Session) error {
 	src, frames, err := s.open(ctx, sess)
 	if err != nil {
 		return err
@@ -457,9 +449,9 @@ func (s *sessionService) resume(ctx context.Context, sess *loa.Session) error {
 	return nil
 }
 
-// preempted is the engine's OnPreempt callback: the play log records which
-// receivers a session lost, and to what.
-func (s *sessionService) preempted(id string, devices []string, by string) {
+// preempted records in the play log which receivers a session lost, and
+// to what.
+func (s *Sessions) preempted(id string, devices []string, by string) {
 	ctx := context.Background()
 	sess, err := s.db.Session(ctx, id)
 	if err != nil {

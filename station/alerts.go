@@ -1,4 +1,4 @@
-package daemon
+package station
 
 import (
 	"bytes"
@@ -9,30 +9,28 @@ import (
 	"log/slog"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/loa-broadcast/loa"
-	"github.com/loa-broadcast/loa/broadcast"
 	"github.com/loa-broadcast/loa/media"
 	"github.com/loa-broadcast/loa/protocol"
 	"github.com/loa-broadcast/loa/store"
 )
 
-// alertService implements loa.AlertService. An alert is one session (its
+// Alerts implements loa.AlertService. An alert is one session (its
 // tone, content and repeats with their gaps as one playlist stream) to the
 // targets online when it is sent, plus a late session for each batch of
 // targets that come back online before it expires. Its delivery report
-// follows each receiver from what the engine's Tuner answers (acked), the
-// receiver's "played" and "finished" events (started, finished) and the
-// clock (no_stream, settling after a session ends, expiry). The report is
+// follows each receiver from its answers to play commands (acked, told by
+// AlertTuner), its "played" and "finished" events (started, finished) and
+// the clock (no_stream, settling after a session ends, expiry). The report is
 // written to the store when the alert is created, at most every persist
 // while it changes, and when it ends.
-type alertService struct {
+type Alerts struct {
 	db       *store.DB
-	sessions *sessionService
-	presence loa.PresenceService
+	sessions *Sessions
+	fleet    Fleet
 	speech   media.Synthesizer // nil: text alerts are EUNAVAILABLE
 	delay    time.Duration     // the receivers' playout delay
 	logger   *slog.Logger
@@ -63,15 +61,17 @@ const (
 	alertLateWait  = 250 * time.Millisecond
 	// alertMargin is added to an alert's length for its max duration.
 	alertMargin = 30 * time.Second
-	// alertCreator prefixes the CreatedBy of alert sessions.
-	alertCreator = "alert:"
 )
 
-var _ loa.AlertService = (*alertService)(nil)
+var _ loa.AlertService = (*Alerts)(nil)
 
-func newAlertService(db *store.DB, sessions *sessionService, presence loa.PresenceService, speech media.Synthesizer, delay time.Duration, logger *slog.Logger) *alertService {
-	s := &alertService{
-		db: db, sessions: sessions, presence: presence, speech: speech, delay: delay, logger: logger,
+// NewAlerts returns the alert service of db: it sends alerts through
+// sessions, follows the receivers of fleet, speaks text with speech (nil:
+// text alerts are EUNAVAILABLE), and allows for the receivers' playout
+// delay. Run starts its clock.
+func NewAlerts(db *store.DB, sessions *Sessions, fleet Fleet, speech media.Synthesizer, delay time.Duration, logger *slog.Logger) *Alerts {
+	s := &Alerts{
+		db: db, sessions: sessions, fleet: fleet, speech: speech, delay: delay, logger: logger,
 		noStream: alertNoStream, settle: alertSettle, persist: alertPersist, tick: alertTick, lateWait: alertLateWait,
 		live: map[string]*liveAlert{}, bySession: map[string]*liveAlert{}, kick: make(chan struct{}, 1),
 	}
@@ -82,7 +82,7 @@ func newAlertService(db *store.DB, sessions *sessionService, presence loa.Presen
 }
 
 // liveAlert is an active alert and what its report is built from; guarded
-// by alertService.mu.
+// by Alerts.mu.
 type liveAlert struct {
 	a        *loa.Alert
 	idx      map[string]int // device → its line in a.Report
@@ -154,15 +154,11 @@ func (l *liveAlert) fail(d *loa.Delivery, reason string, at time.Time) {
 	d.State, d.Reason, d.EndedAt = loa.DeliveryFailed, reason, at
 }
 
-// run starts the alert clock; it returns when ctx ends.
-func (s *alertService) run(ctx context.Context, fleet interface {
-	OnEvent(func(string, protocol.Event)) func()
-	OnPresence(func(loa.DeviceState)) func()
-}) {
-	if fleet != nil {
-		defer fleet.OnEvent(s.event)()
-		defer fleet.OnPresence(s.presenceChanged)()
-	}
+// Run follows the fleet's events and presence and runs the alert clock;
+// it returns when ctx ends.
+func (s *Alerts) Run(ctx context.Context) {
+	defer s.fleet.OnEvent(s.event)()
+	defer s.fleet.OnPresence(s.presenceChanged)()
 	t := time.NewTicker(s.tick)
 	defer t.Stop()
 	for {
@@ -176,7 +172,7 @@ func (s *alertService) run(ctx context.Context, fleet interface {
 	}
 }
 
-func (s *alertService) poke() {
+func (s *Alerts) poke() {
 	select {
 	case s.kick <- struct{}{}:
 	default:
@@ -185,7 +181,7 @@ func (s *alertService) poke() {
 
 // SendAlert validates a, resolves its targets, builds its content, stores
 // it and starts it.
-func (s *alertService) SendAlert(ctx context.Context, a *loa.Alert) error {
+func (s *Alerts) SendAlert(ctx context.Context, a *loa.Alert) error {
 	now := time.Now()
 	if err := a.Validate(now); err != nil {
 		return err
@@ -198,7 +194,7 @@ func (s *alertService) SendAlert(ctx context.Context, a *loa.Alert) error {
 	if err != nil {
 		return err
 	}
-	a.ID = randomHex(8)
+	a.ID = newID()
 	a.State, a.CreatedAt, a.EndedAt, a.Reason = loa.AlertActive, now.UTC(), time.Time{}, ""
 	a.Report = make([]loa.Delivery, len(devs))
 	l := &liveAlert{idx: make(map[string]int, len(devs)), dev: make(map[string]*track, len(devs)),
@@ -207,7 +203,7 @@ func (s *alertService) SendAlert(ctx context.Context, a *loa.Alert) error {
 	for i, id := range devs {
 		d := loa.Delivery{Device: id, Area: areaOf[id], State: loa.DeliveryQueued, QueuedAt: now.UTC()}
 		tr := &track{}
-		if st, ok := s.presence.DeviceState(id); ok && st.Online {
+		if st, ok := s.fleet.DeviceState(id); ok && st.Online {
 			online = append(online, id)
 		} else {
 			// Offline (or never seen): it gets the alert when it comes back.
@@ -244,9 +240,9 @@ func (s *alertService) SendAlert(ctx context.Context, a *loa.Alert) error {
 }
 
 // newSession is the session that carries a to devices.
-func (s *alertService) newSession(a *loa.Alert, c *alertContent, devices []string) *loa.Session {
-	sess := &loa.Session{ID: randomHex(8), MediaID: a.Content.MediaID, Targets: loa.Targets{Devices: devices},
-		Priority: a.Priority(), SSRC: randomSSRC(), Devices: devices, CreatedBy: alertCreator + a.ID,
+func (s *Alerts) newSession(a *loa.Alert, c *alertContent, devices []string) *loa.Session {
+	sess := &loa.Session{ID: newID(), MediaID: a.Content.MediaID, Targets: loa.Targets{Devices: devices},
+		Priority: a.Priority(), SSRC: randomSSRC(), Devices: devices, Origin: loa.Origin{Kind: loa.OriginAlert, ID: a.ID}, CreatedBy: a.CreatedBy,
 		MaxDuration: time.Duration(c.frames)*protocol.FrameDuration + alertMargin}
 	if a.Priority().Emergency() {
 		sess.Volume = a.Volume
@@ -255,7 +251,7 @@ func (s *alertService) newSession(a *loa.Alert, c *alertContent, devices []strin
 }
 
 // attachLocked makes sess carry devices of l; s.mu must be held.
-func (s *alertService) attachLocked(l *liveAlert, sess *loa.Session, devices []string, late bool) {
+func (s *Alerts) attachLocked(l *liveAlert, sess *loa.Session, devices []string, late bool) {
 	l.runs[sess.ID] = &alertRun{id: sess.ID, late: late}
 	s.bySession[sess.ID] = l
 	for _, id := range devices {
@@ -266,7 +262,7 @@ func (s *alertService) attachLocked(l *liveAlert, sess *loa.Session, devices []s
 
 // startSession opens the content and starts sess; if it cannot start,
 // its receivers fail.
-func (s *alertService) startSession(ctx context.Context, l *liveAlert, sess *loa.Session) error {
+func (s *Alerts) startSession(ctx context.Context, l *liveAlert, sess *loa.Session) error {
 	src, err := l.content.open()
 	if err == nil {
 		err = s.sessions.startSource(ctx, sess, src, l.content.frames)
@@ -293,12 +289,17 @@ func (s *alertService) startSession(ctx context.Context, l *liveAlert, sess *loa
 // resolve expands a's targets to devices, each with its area. A test
 // alert keeps only the devices in areas marked for tests. Targets that
 // resolve to no device are EINVALID: an alert must reach someone.
-func (s *alertService) resolve(ctx context.Context, a *loa.Alert) ([]string, map[string]string, error) {
-	devs, err := s.sessions.resolve(ctx, a.Targets)
+func (s *Alerts) resolve(ctx context.Context, a *loa.Alert) ([]string, map[string]string, error) {
+	areas, err := s.db.Areas(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	all, err := s.db.Devices(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	tree := loa.NewAreaTree(areas)
+	devs, err := a.Targets.Resolve(tree, all)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -307,11 +308,6 @@ func (s *alertService) resolve(ctx context.Context, a *loa.Alert) ([]string, map
 		areaOf[d.ID] = d.AreaID
 	}
 	if a.Test {
-		areas, err := s.db.Areas(ctx)
-		if err != nil {
-			return nil, nil, err
-		}
-		tree := loa.NewAreaTree(areas)
 		devs = slices.DeleteFunc(devs, func(id string) bool { return !testArea(tree, areaOf[id]) })
 		if len(devs) == 0 {
 			return nil, nil, loa.Errorf(loa.EINVALID, "targets: a test alert sounds only in areas marked for tests, and none of its targets is in one")
@@ -359,7 +355,7 @@ func (c *alertContent) open() (source, error) {
 
 // content builds a's stream once: the stored media item, or its text
 // spoken by the speech engine and encoded in memory.
-func (s *alertService) content(ctx context.Context, a *loa.Alert) (*alertContent, error) {
+func (s *Alerts) content(ctx context.Context, a *loa.Alert) (*alertContent, error) {
 	var body alertItem
 	if a.Content.MediaID != "" {
 		m, err := s.db.Media(ctx, a.Content.MediaID)
@@ -443,7 +439,7 @@ func (c *alertContent) repeatsPlayed(played uint64, repeats int) int {
 }
 
 // tuned is told the outcome of every play command the engine sends.
-func (s *alertService) tuned(sessionID, device string, err error) {
+func (s *Alerts) tuned(sessionID, device string, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l := s.bySession[sessionID]
@@ -482,13 +478,13 @@ func (s *alertService) tuned(sessionID, device string, err error) {
 	l.changedLocked()
 }
 
-func (s *alertService) online(id string) bool {
-	st, ok := s.presence.DeviceState(id)
+func (s *Alerts) online(id string) bool {
+	st, ok := s.fleet.DeviceState(id)
 	return ok && st.Online
 }
 
 // event follows the receivers' played and finished events.
-func (s *alertService) event(device string, ev protocol.Event) {
+func (s *Alerts) event(device string, ev protocol.Event) {
 	if ev.Type != protocol.EventPlayed && ev.Type != protocol.EventFinished {
 		return
 	}
@@ -535,8 +531,19 @@ func (s *alertService) event(device string, ev protocol.Event) {
 	l.changedLocked()
 }
 
+// HandleOutcome follows the engine's outcomes of alert sessions: which
+// receivers they lost to a higher session, and their ends.
+func (s *Alerts) HandleOutcome(o loa.SessionOutcome) {
+	switch o.Kind {
+	case loa.OutcomePreempted:
+		s.preempted(o.Session, o.Devices, o.By)
+	case loa.OutcomeEnded:
+		s.sessionEnded(o.Session, o.State, o.Reason)
+	}
+}
+
 // preempted is told which devices a session lost to a higher one.
-func (s *alertService) preempted(sessionID string, devices []string, by string) {
+func (s *Alerts) preempted(sessionID string, devices []string, by string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l := s.bySession[sessionID]
@@ -551,8 +558,8 @@ func (s *alertService) preempted(sessionID string, devices []string, by string) 
 }
 
 // sessionEnded is told when a session ends.
-func (s *alertService) sessionEnded(sessionID, state, reason string) {
-	if reason == broadcast.ReasonShutdown {
+func (s *Alerts) sessionEnded(sessionID, state, reason string) {
+	if reason == loa.SessionShutdown {
 		return // the controller is stopping; the alert is closed at the next start
 	}
 	s.mu.Lock()
@@ -568,7 +575,7 @@ func (s *alertService) sessionEnded(sessionID, state, reason string) {
 
 // presenceChanged queues the pending devices that came back online for a
 // late session.
-func (s *alertService) presenceChanged(st loa.DeviceState) {
+func (s *Alerts) presenceChanged(st loa.DeviceState) {
 	if !st.Online {
 		return
 	}
@@ -582,7 +589,7 @@ func (s *alertService) presenceChanged(st loa.DeviceState) {
 }
 
 // backLocked marks a pending device of l as back online.
-func (s *alertService) backLocked(l *liveAlert, id string, now time.Time) bool {
+func (s *Alerts) backLocked(l *liveAlert, id string, now time.Time) bool {
 	tr := l.dev[id]
 	if tr == nil || !tr.pending || tr.back || l.a.State != loa.AlertActive {
 		return false
@@ -595,7 +602,7 @@ func (s *alertService) backLocked(l *liveAlert, id string, now time.Time) bool {
 }
 
 // step runs the alert clock once.
-func (s *alertService) step(ctx context.Context, now time.Time) {
+func (s *Alerts) step(ctx context.Context, now time.Time) {
 	type late struct {
 		l    *liveAlert
 		sess *loa.Session
@@ -655,7 +662,7 @@ func (s *alertService) step(ctx context.Context, now time.Time) {
 
 // expireLocked ends l at its expiry: receivers still waiting fail, and
 // the sessions to stop are returned.
-func (s *alertService) expireLocked(l *liveAlert, now time.Time) []string {
+func (s *Alerts) expireLocked(l *liveAlert, now time.Time) []string {
 	if l.a.State != loa.AlertActive || now.Before(l.a.ExpiresAt) {
 		return nil
 	}
@@ -690,7 +697,7 @@ func (l *liveAlert) running() []string {
 // settleLocked fails the receivers that cannot finish any more: acked with
 // no frame played a while after their stream began (no_stream), and those
 // whose session ended without their report of the whole.
-func (s *alertService) settleLocked(l *liveAlert, now time.Time) {
+func (s *Alerts) settleLocked(l *liveAlert, now time.Time) {
 	changed := false
 	if now.Sub(l.presence) >= time.Second {
 		// A device back online whose status change raced the send.
@@ -756,7 +763,7 @@ func later(a, b time.Time) time.Time {
 
 // lateLocked returns the late session for the devices of l back online,
 // once the batch is due, attached and ready to start.
-func (s *alertService) lateLocked(l *liveAlert, now time.Time) *loa.Session {
+func (s *Alerts) lateLocked(l *liveAlert, now time.Time) *loa.Session {
 	if l.lateDue.IsZero() || now.Before(l.lateDue) || l.a.State != loa.AlertActive {
 		return nil
 	}
@@ -793,7 +800,7 @@ func (s *alertService) lateLocked(l *liveAlert, now time.Time) *loa.Session {
 
 // finishLocked ends l once every session stopped and every receiver is
 // settled, and reports whether it did.
-func (s *alertService) finishLocked(l *liveAlert, now time.Time) bool {
+func (s *Alerts) finishLocked(l *liveAlert, now time.Time) bool {
 	if l.final || len(l.running()) > 0 {
 		return false
 	}
@@ -814,7 +821,7 @@ func (s *alertService) finishLocked(l *liveAlert, now time.Time) bool {
 // CancelAlert stops an active alert everywhere: its sessions stop (and
 // with them the receivers), and every receiver that has not finished is
 // failed as cancelled.
-func (s *alertService) CancelAlert(ctx context.Context, id, reason string) error {
+func (s *Alerts) CancelAlert(ctx context.Context, id, reason string) error {
 	s.mu.Lock()
 	l := s.live[id]
 	if l == nil || l.a.State != loa.AlertActive {
@@ -850,7 +857,7 @@ func (s *alertService) CancelAlert(ctx context.Context, id, reason string) error
 }
 
 // Alert returns the alert, live while it is active.
-func (s *alertService) Alert(ctx context.Context, id string) (*loa.Alert, error) {
+func (s *Alerts) Alert(ctx context.Context, id string) (*loa.Alert, error) {
 	s.mu.Lock()
 	if l := s.live[id]; l != nil {
 		a := l.snapshot()
@@ -862,7 +869,7 @@ func (s *alertService) Alert(ctx context.Context, id string) (*loa.Alert, error)
 }
 
 // Alerts returns every alert, newest first, the active ones live.
-func (s *alertService) Alerts(ctx context.Context) ([]*loa.Alert, error) {
+func (s *Alerts) Alerts(ctx context.Context) ([]*loa.Alert, error) {
 	list, err := s.db.Alerts(ctx)
 	if err != nil {
 		return nil, err
@@ -884,7 +891,7 @@ const watchEvery = 200 * time.Millisecond
 
 // WatchAlert calls fn with the alert now and after its changes (at most
 // every watchEvery) until ctx ends or the alert has ended.
-func (s *alertService) WatchAlert(ctx context.Context, id string, fn func(*loa.Alert)) error {
+func (s *Alerts) WatchAlert(ctx context.Context, id string, fn func(*loa.Alert)) error {
 	for {
 		s.mu.Lock()
 		l := s.live[id]
@@ -916,19 +923,19 @@ func (s *alertService) WatchAlert(ctx context.Context, id string, fn func(*loa.A
 	}
 }
 
-// recover closes the alerts that were active when the controller last
+// Recover closes the alerts that were active when the controller last
 // stopped: their sessions are not resumed (a warning replayed from the
 // middle, or twice, is worse than a report that says where it was cut
 // off), and every receiver that had not finished is failed as
 // interrupted. It runs before sessions are resumed.
-func (s *alertService) recover(ctx context.Context) error {
+func (s *Alerts) Recover(ctx context.Context) error {
 	sessions, err := s.db.Sessions(ctx)
 	if err != nil {
 		return err
 	}
 	now := time.Now().UTC()
 	for _, sess := range sessions {
-		if sess.State == loa.SessionPlaying && strings.HasPrefix(sess.CreatedBy, alertCreator) {
+		if sess.State == loa.SessionPlaying && sess.Origin.Kind == loa.OriginAlert {
 			sess.State, sess.Reason, sess.EndedAt = loa.SessionStopped, "controller restarted", now
 			if err := s.db.PutSession(ctx, sess); err != nil {
 				return err
@@ -957,15 +964,15 @@ func (s *alertService) recover(ctx context.Context) error {
 	return nil
 }
 
-// alertTuner is the engine's Tuner: the fleet's, with every play
-// command's outcome told to the alert service.
-type alertTuner struct {
-	broadcast.Tuner
-	alerts *alertService
+// AlertTuner is the engine's Tuner: the fleet's, with every play
+// command's outcome told to Alerts (set before the first session starts).
+type AlertTuner struct {
+	Tuner
+	Alerts *Alerts
 }
 
-func (t alertTuner) Tune(ctx context.Context, deviceID string, args protocol.PlayArgs) error {
+func (t *AlertTuner) Tune(ctx context.Context, deviceID string, args protocol.PlayArgs) error {
 	err := t.Tuner.Tune(ctx, deviceID, args)
-	t.alerts.tuned(args.Session, deviceID, err)
+	t.Alerts.tuned(args.Session, deviceID, err)
 	return err
 }

@@ -1,33 +1,36 @@
-package daemon
+package station
 
 import (
 	"context"
 	"errors"
 	"io"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/store"
 )
 
-const fallbackCreator = "fallback:"
-
-// fallbackService implements loa.FallbackService: each area's background
+// Fallbacks implements loa.FallbackService: each area's background
 // programme is a looping session in the background band, which every other
 // session preempts and which its receivers rejoin afterwards. A
 // supervisor keeps one running per configured area.
-type fallbackService struct {
+type Fallbacks struct {
 	db       *store.DB
-	sessions *sessionService
+	sessions *Sessions
 	logger   *slog.Logger
 	kick     chan struct{}
 }
 
-var _ loa.FallbackService = (*fallbackService)(nil)
+var _ loa.FallbackService = (*Fallbacks)(nil)
 
-func (f *fallbackService) SetFallback(ctx context.Context, fb *loa.Fallback) error {
+// NewFallbacks returns the fallback service of db starting its sessions
+// through sessions; Supervise keeps them running.
+func NewFallbacks(db *store.DB, sessions *Sessions, logger *slog.Logger) *Fallbacks {
+	return &Fallbacks{db: db, sessions: sessions, logger: logger, kick: make(chan struct{}, 1)}
+}
+
+func (f *Fallbacks) SetFallback(ctx context.Context, fb *loa.Fallback) error {
 	if fb.Priority == 0 {
 		fb.Priority = loa.DefaultFallbackPriority
 	}
@@ -40,7 +43,7 @@ func (f *fallbackService) SetFallback(ctx context.Context, fb *loa.Fallback) err
 	return nil
 }
 
-func (f *fallbackService) ClearFallback(ctx context.Context, areaID string) error {
+func (f *Fallbacks) ClearFallback(ctx context.Context, areaID string) error {
 	if err := f.db.DeleteFallback(ctx, areaID); err != nil {
 		return err
 	}
@@ -48,11 +51,11 @@ func (f *fallbackService) ClearFallback(ctx context.Context, areaID string) erro
 	return nil
 }
 
-func (f *fallbackService) Fallbacks(ctx context.Context) ([]*loa.Fallback, error) {
+func (f *Fallbacks) Fallbacks(ctx context.Context) ([]*loa.Fallback, error) {
 	return f.db.Fallbacks(ctx)
 }
 
-func (f *fallbackService) wake() {
+func (f *Fallbacks) wake() {
 	select {
 	case f.kick <- struct{}{}:
 	default:
@@ -60,20 +63,20 @@ func (f *fallbackService) wake() {
 }
 
 // running returns the playing fallback session of an area, if any.
-func (f *fallbackService) running(ctx context.Context, areaID string) *loa.Session {
+func (f *Fallbacks) running(ctx context.Context, areaID string) *loa.Session {
 	all, err := f.db.Sessions(ctx)
 	if err != nil {
 		return nil
 	}
 	for _, s := range all {
-		if s.State == loa.SessionPlaying && s.CreatedBy == fallbackCreator+areaID {
+		if s.State == loa.SessionPlaying && s.Origin == (loa.Origin{Kind: loa.OriginFallback, ID: areaID}) {
 			return s
 		}
 	}
 	return nil
 }
 
-func (f *fallbackService) stop(ctx context.Context, areaID, reason string) {
+func (f *Fallbacks) stop(ctx context.Context, areaID, reason string) {
 	if s := f.running(ctx, areaID); s != nil {
 		if err := f.sessions.StopSession(ctx, s.ID, reason); err != nil {
 			f.logger.Warn("fallback not stopped", "area", areaID, "err", err)
@@ -81,9 +84,9 @@ func (f *fallbackService) stop(ctx context.Context, areaID, reason string) {
 	}
 }
 
-// supervise starts missing fallback sessions now, whenever woken, and
+// Supervise starts missing fallback sessions now, whenever woken, and
 // every few seconds, until ctx ends.
-func (f *fallbackService) supervise(ctx context.Context) {
+func (f *Fallbacks) Supervise(ctx context.Context) {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	for {
@@ -97,7 +100,7 @@ func (f *fallbackService) supervise(ctx context.Context) {
 			}
 			sess := &loa.Session{MediaID: fb.Content.MediaID, PlaylistID: fb.Content.PlaylistID,
 				Targets: loa.Targets{Areas: []string{fb.AreaID}}, Priority: fb.Priority,
-				MaxDuration: 24 * time.Hour, CreatedBy: fallbackCreator + fb.AreaID}
+				MaxDuration: 24 * time.Hour, Origin: loa.Origin{Kind: loa.OriginFallback, ID: fb.AreaID}}
 			if err := f.sessions.start(ctx, sess, true); err != nil && ctx.Err() == nil {
 				f.logger.Warn("fallback not started", "area", fb.AreaID, "err", err)
 			}
@@ -139,6 +142,3 @@ type emptySource struct{}
 
 func (emptySource) Next() ([]byte, error) { return nil, io.EOF }
 func (emptySource) Close() error          { return nil }
-
-// isFallback tells a fallback session by who started it.
-func isFallback(s *loa.Session) bool { return strings.HasPrefix(s.CreatedBy, fallbackCreator) }

@@ -1,4 +1,4 @@
-package daemon
+package station
 
 import (
 	"context"
@@ -16,18 +16,23 @@ import (
 	"github.com/loa-broadcast/loa/store"
 )
 
-// mediaService implements loa.MediaService: transcode an upload to a temp
-// file beside the library, then move it to its content-hash name and record
-// it. A failed upload leaves nothing behind.
-type mediaService struct {
+// Media implements loa.MediaService: transcode an upload to a temp file
+// beside the library, then move it to its content-hash name and record it.
+// A failed upload leaves nothing behind.
+type Media struct {
 	db     *store.DB
 	logger *slog.Logger
 	opts   media.Options
 }
 
-var _ loa.MediaService = (*mediaService)(nil)
+var _ loa.MediaService = (*Media)(nil)
 
-func (s *mediaService) ImportMedia(ctx context.Context, name string, r io.Reader, createdBy string) (*loa.Media, error) {
+// NewMedia returns the media import of db, encoding with opts.
+func NewMedia(db *store.DB, opts media.Options, logger *slog.Logger) *Media {
+	return &Media{db: db, opts: opts, logger: logger}
+}
+
+func (s *Media) ImportMedia(ctx context.Context, name string, r io.Reader, createdBy string) (*loa.Media, error) {
 	name = strings.TrimSpace(name)
 	if name == "" || len(name) > 200 {
 		return nil, loa.Errorf(loa.EINVALID, "name: required, at most 200 bytes")
@@ -70,11 +75,11 @@ func (s *mediaService) ImportMedia(ctx context.Context, name string, r io.Reader
 	return m, nil
 }
 
-func (s *mediaService) Media(ctx context.Context, id string) (*loa.Media, error) {
+func (s *Media) Media(ctx context.Context, id string) (*loa.Media, error) {
 	return s.db.Media(ctx, id)
 }
 
-func (s *mediaService) MediaList(ctx context.Context) ([]*loa.Media, error) {
+func (s *Media) MediaList(ctx context.Context) ([]*loa.Media, error) {
 	return s.db.MediaList(ctx)
 }
 

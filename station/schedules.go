@@ -1,4 +1,4 @@
-package daemon
+package station
 
 import (
 	"context"
@@ -13,17 +13,25 @@ import (
 	"github.com/loa-broadcast/loa/store"
 )
 
-// scheduleService implements loa.ScheduleService: the scheduler validates
-// and computes, the store keeps, and every change reloads the firing loop.
-type scheduleService struct {
+// Schedules implements loa.ScheduleService: the scheduler validates and
+// computes, the store keeps, and every change reloads the firing loop.
+type Schedules struct {
 	db     *store.DB
-	reload func() // the running scheduler's Reload; nil before it runs
+	logger *slog.Logger
+
+	mu  sync.Mutex
+	sch *scheduler.Scheduler // reloaded on every change; nil before Attach
 }
 
-var _ loa.ScheduleService = (*scheduleService)(nil)
+var _ loa.ScheduleService = (*Schedules)(nil)
+
+// NewSchedules returns the schedule service of db.
+func NewSchedules(db *store.DB, logger *slog.Logger) *Schedules {
+	return &Schedules{db: db, logger: logger}
+}
 
 // check validates s and that what it names exists.
-func (s *scheduleService) check(ctx context.Context, sc *loa.Schedule) error {
+func (s *Schedules) check(ctx context.Context, sc *loa.Schedule) error {
 	if sc.Overrun == "" {
 		sc.Overrun = loa.OverrunInterrupt
 	}
@@ -47,20 +55,19 @@ func (s *scheduleService) check(ctx context.Context, sc *loa.Schedule) error {
 	if err := scheduler.CheckCalendars(sc.Exceptions, cals); err != nil {
 		return err
 	}
-	for _, a := range sc.Targets.Areas {
-		if _, err := s.db.Area(ctx, a); err != nil {
-			return loa.Errorf(loa.ENOTFOUND, "targets.areas: no area %q", a)
-		}
+	areas, err := s.db.Areas(ctx)
+	if err != nil {
+		return err
 	}
-	for _, d := range sc.Targets.Devices {
-		if _, err := s.db.Device(ctx, d); err != nil {
-			return loa.Errorf(loa.ENOTFOUND, "targets.devices: no device %q", d)
-		}
+	devices, err := s.db.Devices(ctx)
+	if err != nil {
+		return err
 	}
-	return nil
+	_, err = sc.Targets.Resolve(loa.NewAreaTree(areas), devices)
+	return err
 }
 
-func (s *scheduleService) contentExists(ctx context.Context, prefix string, c loa.Content) error {
+func (s *Schedules) contentExists(ctx context.Context, prefix string, c loa.Content) error {
 	if c.MediaID != "" {
 		if _, err := s.db.Media(ctx, c.MediaID); err != nil {
 			return loa.Errorf(loa.ENOTFOUND, "%smedia_id: no media %q", prefix, c.MediaID)
@@ -74,13 +81,16 @@ func (s *scheduleService) contentExists(ctx context.Context, prefix string, c lo
 	return nil
 }
 
-func (s *scheduleService) changed() {
-	if s.reload != nil {
-		s.reload()
+func (s *Schedules) changed() {
+	s.mu.Lock()
+	sch := s.sch
+	s.mu.Unlock()
+	if sch != nil {
+		sch.Reload()
 	}
 }
 
-func (s *scheduleService) CreateSchedule(ctx context.Context, sc *loa.Schedule) error {
+func (s *Schedules) CreateSchedule(ctx context.Context, sc *loa.Schedule) error {
 	if err := s.check(ctx, sc); err != nil {
 		return err
 	}
@@ -91,7 +101,7 @@ func (s *scheduleService) CreateSchedule(ctx context.Context, sc *loa.Schedule) 
 	return nil
 }
 
-func (s *scheduleService) UpdateSchedule(ctx context.Context, sc *loa.Schedule) error {
+func (s *Schedules) UpdateSchedule(ctx context.Context, sc *loa.Schedule) error {
 	if _, err := s.db.Schedule(ctx, sc.ID); err != nil {
 		return err
 	}
@@ -105,7 +115,7 @@ func (s *scheduleService) UpdateSchedule(ctx context.Context, sc *loa.Schedule) 
 	return nil
 }
 
-func (s *scheduleService) DeleteSchedule(ctx context.Context, id string) error {
+func (s *Schedules) DeleteSchedule(ctx context.Context, id string) error {
 	if err := s.db.DeleteSchedule(ctx, id); err != nil {
 		return err
 	}
@@ -113,15 +123,15 @@ func (s *scheduleService) DeleteSchedule(ctx context.Context, id string) error {
 	return nil
 }
 
-func (s *scheduleService) Schedule(ctx context.Context, id string) (*loa.Schedule, error) {
+func (s *Schedules) Schedule(ctx context.Context, id string) (*loa.Schedule, error) {
 	return s.db.Schedule(ctx, id)
 }
 
-func (s *scheduleService) Schedules(ctx context.Context) ([]*loa.Schedule, error) {
+func (s *Schedules) Schedules(ctx context.Context) ([]*loa.Schedule, error) {
 	return s.db.Schedules(ctx)
 }
 
-func (s *scheduleService) NextOccurrences(ctx context.Context, id string, after time.Time, n int) ([]loa.Occurrence, error) {
+func (s *Schedules) NextOccurrences(ctx context.Context, id string, after time.Time, n int) ([]loa.Occurrence, error) {
 	sc, err := s.db.Schedule(ctx, id)
 	if err != nil {
 		return nil, err
@@ -134,7 +144,7 @@ func (s *scheduleService) NextOccurrences(ctx context.Context, id string, after 
 	return scheduler.Occurrences(sc, after.Add(time.Nanosecond), time.Time{}, n, cals), nil
 }
 
-func (s *scheduleService) Agenda(ctx context.Context, from, to time.Time) ([]loa.Occurrence, error) {
+func (s *Schedules) Agenda(ctx context.Context, from, to time.Time) ([]loa.Occurrence, error) {
 	all, cals, err := s.load(ctx)
 	if err != nil {
 		return nil, err
@@ -143,7 +153,7 @@ func (s *scheduleService) Agenda(ctx context.Context, from, to time.Time) ([]loa
 }
 
 // Calendars are the built-in examples overlaid with the station's own.
-func (s *scheduleService) Calendars(ctx context.Context) (loa.Calendars, error) {
+func (s *Schedules) Calendars(ctx context.Context) (loa.Calendars, error) {
 	stored, err := s.db.Calendars(ctx)
 	if err != nil {
 		return nil, err
@@ -153,7 +163,7 @@ func (s *scheduleService) Calendars(ctx context.Context) (loa.Calendars, error) 
 	return cals, nil
 }
 
-func (s *scheduleService) PutCalendar(ctx context.Context, c loa.Calendar) error {
+func (s *Schedules) PutCalendar(ctx context.Context, c loa.Calendar) error {
 	if err := scheduler.ValidateCalendar(c); err != nil {
 		return err
 	}
@@ -165,7 +175,7 @@ func (s *scheduleService) PutCalendar(ctx context.Context, c loa.Calendar) error
 }
 
 // load is the scheduler's Source.
-func (s *scheduleService) load(ctx context.Context) ([]*loa.Schedule, loa.Calendars, error) {
+func (s *Schedules) load(ctx context.Context) ([]*loa.Schedule, loa.Calendars, error) {
 	all, err := s.db.Schedules(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -174,24 +184,56 @@ func (s *scheduleService) load(ctx context.Context) ([]*loa.Schedule, loa.Calend
 	return all, cals, err
 }
 
+// Source is the schedules and calendars as the scheduler reads them.
+func (s *Schedules) Source() scheduler.Source { return scheduleSource{s} }
+
 // scheduleSource adapts load to scheduler.Source.
-type scheduleSource struct{ s *scheduleService }
+type scheduleSource struct{ s *Schedules }
 
 func (src scheduleSource) Schedules(ctx context.Context) ([]*loa.Schedule, loa.Calendars, error) {
 	return src.s.load(ctx)
 }
 
-// starter starts scheduled occurrences as sessions: once per occurrence
+// PlayLog answers the play log queries with area filtering.
+type PlayLog struct{ db *store.DB }
+
+// NewPlayLog returns the play log of db.
+func NewPlayLog(db *store.DB) PlayLog { return PlayLog{db} }
+
+func (p PlayLog) PlayLog(ctx context.Context, f loa.PlayLogFilter) ([]loa.PlayLogEntry, error) {
+	areas, err := p.db.Areas(ctx)
+	if err != nil {
+		return nil, err
+	}
+	devs, err := p.db.Devices(ctx)
+	if err != nil {
+		return nil, err
+	}
+	deviceArea := make(map[string]string, len(devs))
+	for _, d := range devs {
+		deviceArea[d.ID] = d.AreaID
+	}
+	return p.db.PlayLog(ctx, f, loa.NewAreaTree(areas), deviceArea)
+}
+
+// Starter starts scheduled occurrences as sessions: once per occurrence
 // (recorded before acting, so a crash cannot play it twice), honouring
-// the overrun policy.
-type starter struct {
+// the overrun policy. It is the scheduler's Starter, and Missed its
+// OnMissed.
+type Starter struct {
 	db       *store.DB
-	sessions *sessionService
+	sessions *Sessions
 	logger   *slog.Logger
 	poll     time.Duration // how often a waiting occurrence looks again
 }
 
-func (st *starter) StartScheduled(ctx context.Context, occ loa.Occurrence, late time.Duration) error {
+// NewStarter returns the starter of db's occurrences through sessions; an
+// occurrence waiting for busy targets looks again every poll.
+func NewStarter(db *store.DB, sessions *Sessions, poll time.Duration, logger *slog.Logger) *Starter {
+	return &Starter{db: db, sessions: sessions, poll: poll, logger: logger}
+}
+
+func (st *Starter) StartScheduled(ctx context.Context, occ loa.Occurrence, late time.Duration) error {
 	already, err := st.db.MarkStarted(ctx, occ.Key(), time.Now())
 	if err != nil {
 		return err
@@ -200,8 +242,9 @@ func (st *starter) StartScheduled(ctx context.Context, occ loa.Occurrence, late 
 		st.logger.Info("occurrence already started", "schedule", occ.ScheduleID, "at", occ.At)
 		return nil
 	}
+	origin := loa.Origin{Kind: loa.OriginSchedule, ID: occ.ScheduleID}
 	entry := loa.PlayLogEntry{ScheduleID: occ.ScheduleID, Occurrence: occ.At, Content: occ.Content,
-		Areas: occ.Targets.Areas, Devices: occ.Targets.Devices, By: "schedule:" + occ.ScheduleID}
+		Areas: occ.Targets.Areas, Devices: occ.Targets.Devices, By: origin.String()}
 	if occ.Overrun == loa.OverrunWait {
 		if waited, ok := st.waitFree(ctx, occ); !ok {
 			entry.Event, entry.Detail = loa.PlaySkipped, fmt.Sprintf("targets still busy after waiting %v", waited.Round(time.Second))
@@ -212,7 +255,7 @@ func (st *starter) StartScheduled(ctx context.Context, occ loa.Occurrence, late 
 		}
 	}
 	sess := &loa.Session{MediaID: occ.Content.MediaID, PlaylistID: occ.Content.PlaylistID, Targets: occ.Targets,
-		Priority: occ.Priority, CreatedBy: "schedule:" + occ.ScheduleID, ScheduledAt: occ.At}
+		Priority: occ.Priority, Origin: origin, ScheduledAt: occ.At}
 	if !occ.End.IsZero() {
 		from := occ.At
 		if now := time.Now(); now.After(from) {
@@ -239,7 +282,7 @@ func (st *starter) StartScheduled(ctx context.Context, occ loa.Occurrence, late 
 
 // waitFree waits until no playing session holds any device the occurrence
 // targets, at most MaxWait (default 10 minutes).
-func (st *starter) waitFree(ctx context.Context, occ loa.Occurrence) (time.Duration, bool) {
+func (st *Starter) waitFree(ctx context.Context, occ loa.Occurrence) (time.Duration, bool) {
 	maxWait := occ.MaxWait
 	if maxWait <= 0 {
 		maxWait = 10 * time.Minute
@@ -260,48 +303,41 @@ func (st *starter) waitFree(ctx context.Context, occ loa.Occurrence) (time.Durat
 	}
 }
 
-func (st *starter) missed(occ loa.Occurrence, late time.Duration) {
+// Missed logs an occurrence missed beyond the grace window.
+func (st *Starter) Missed(occ loa.Occurrence, late time.Duration) {
 	st.log(context.Background(), loa.PlayLogEntry{Event: loa.PlayMissed, ScheduleID: occ.ScheduleID, Occurrence: occ.At,
-		Content: occ.Content, Areas: occ.Targets.Areas, Devices: occ.Targets.Devices, By: "schedule:" + occ.ScheduleID,
+		Content: occ.Content, Areas: occ.Targets.Areas, Devices: occ.Targets.Devices, By: loa.Origin{Kind: loa.OriginSchedule, ID: occ.ScheduleID}.String(),
 		Detail: fmt.Sprintf("the controller was down; %v late, beyond the grace window", late.Round(time.Second))})
 }
 
-func (st *starter) log(ctx context.Context, e loa.PlayLogEntry) { st.sessions.appendLog(ctx, e) }
+func (st *Starter) log(ctx context.Context, e loa.PlayLogEntry) { st.sessions.appendLog(ctx, e) }
 
-// playLog answers the API's play log queries with area filtering.
-type playLog struct{ db *store.DB }
-
-func (p playLog) PlayLog(ctx context.Context, f loa.PlayLogFilter) ([]loa.PlayLogEntry, error) {
-	areas, err := p.db.Areas(ctx)
-	if err != nil {
-		return nil, err
-	}
-	devs, err := p.db.Devices(ctx)
-	if err != nil {
-		return nil, err
-	}
-	deviceArea := make(map[string]string, len(devs))
-	for _, d := range devs {
-		deviceArea[d.ID] = d.AreaID
-	}
-	return p.db.PlayLog(ctx, f, loa.NewAreaTree(areas), deviceArea)
+// Attach makes sch the scheduler that fires these schedules: it reloads on
+// every change.
+func (s *Schedules) Attach(sch *scheduler.Scheduler) {
+	s.mu.Lock()
+	s.sch = sch
+	s.mu.Unlock()
 }
 
-// runScheduler fires schedules until ctx ends, saving how far it got so a
-// restart neither repeats nor silently drops a programme.
-func (m *Main) runScheduler(ctx context.Context, s *scheduler.Scheduler, since time.Time, wg *sync.WaitGroup) {
-	defer wg.Done()
+// Run fires the attached scheduler's schedules from since until ctx ends,
+// saving how far it got so a restart neither repeats nor silently drops a
+// programme.
+func (s *Schedules) Run(ctx context.Context, since time.Time) {
+	s.mu.Lock()
+	sch := s.sch
+	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := s.Run(ctx, since); err != nil {
-			m.Logger.Error("scheduler stopped", "err", err)
+		if err := sch.Run(ctx, since); err != nil {
+			s.logger.Error("scheduler stopped", "err", err)
 		}
 	}()
 	save := func() {
-		if h := s.Handled(); !h.IsZero() {
-			if err := m.DB.PutSchedulerHandled(context.Background(), h); err != nil {
-				m.Logger.Error("scheduler state not saved", "err", err)
+		if h := sch.Handled(); !h.IsZero() {
+			if err := s.db.PutSchedulerHandled(context.Background(), h); err != nil {
+				s.logger.Error("scheduler state not saved", "err", err)
 			}
 		}
 	}
