@@ -9,6 +9,7 @@ import (
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/api"
 	"github.com/loa-broadcast/loa/firmware-sim"
+	"github.com/loa-broadcast/loa/loatest"
 )
 
 // TestSystemRestartResumes restarts the controller in the middle of a
@@ -16,8 +17,8 @@ import (
 // says, nothing is played twice, and the session ends normally.
 func TestSystemRestartResumes(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.MQTTListen = fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
-	cfg.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	cfg.MQTTListen = fmt.Sprintf("127.0.0.1:%d", loatest.FreePort(t, "tcp"))
+	cfg.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", loatest.FreePort(t, "tcp"))
 	m1 := openMain(t, cfg)
 	c := api.NewClient(m1.URL(), m1.AdminToken)
 	fleet := provisionFleet(t, c, m1.MQTTURL(), 3, true)

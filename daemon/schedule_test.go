@@ -9,6 +9,7 @@ import (
 
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/api"
+	"github.com/loa-broadcast/loa/loatest"
 )
 
 // onceAt is a one-off rule at t, in UTC.
@@ -153,8 +154,8 @@ func TestSystemScheduleBadInput(t *testing.T) {
 func TestSystemScheduleMissedWhileDown(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig(t)
-	cfg.MQTTListen = fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
-	cfg.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	cfg.MQTTListen = fmt.Sprintf("127.0.0.1:%d", loatest.FreePort(t, "tcp"))
+	cfg.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", loatest.FreePort(t, "tcp"))
 	m := openMain(t, cfg)
 	c := api.NewClient(m.URL(), m.AdminToken)
 	c.CreateArea(ctx, loa.Area{ID: "p", Name: "P", Kind: loa.AreaProvince})

@@ -13,6 +13,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/loatest"
 )
 
 func change(i int) loa.AlarmChange {
@@ -57,7 +58,7 @@ func TestAlarmWebhookRetriesInOrder(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		w.Enqueue(change(i))
 	}
-	waitFor(t, "deliveries", func() bool { return counterValue(w.sent)+counterValue(w.failed) == 3 })
+	loatest.Eventually(t, loatest.Wait, func() bool { return counterValue(w.sent)+counterValue(w.failed) == 3 }, "deliveries")
 	mu.Lock()
 	defer mu.Unlock()
 	if fmt.Sprint(got) != "[1 3]" || calls != 4 || counterValue(w.failed) != 1 {
@@ -86,11 +87,11 @@ func TestAlarmWebhookQueueDropsOldest(t *testing.T) {
 	}
 	defer w.Close()
 	w.Enqueue(change(0))
-	waitFor(t, "the first post in flight", func() bool {
+	loatest.Eventually(t, loatest.Wait, func() bool {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		return len(w.queue) == 0
-	})
+	}, "the first post in flight")
 	for i := 1; i <= webhookQueue+5; i++ { // returns at once although the receiver hangs
 		w.Enqueue(change(i))
 	}
@@ -98,7 +99,7 @@ func TestAlarmWebhookQueueDropsOldest(t *testing.T) {
 		t.Errorf("dropped %v, want 5", d)
 	}
 	close(release)
-	waitFor(t, "the queue drained", func() bool { return counterValue(w.sent) == webhookQueue+1 })
+	loatest.Eventually(t, loatest.Wait, func() bool { return counterValue(w.sent) == webhookQueue+1 }, "the queue drained")
 	mu.Lock()
 	defer mu.Unlock()
 	if got[0] != "0" || got[1] != "6" || got[len(got)-1] != fmt.Sprint(webhookQueue+5) {

@@ -136,6 +136,10 @@ func (d *Device) ID() string { return d.cfg.ID }
 // unread).
 func (d *Device) Commands() <-chan protocol.Command { return d.cmds }
 
+// Client is the device's paho client, for publishing what Publish does
+// not (another QoS, a foreign topic).
+func (d *Device) Client() mqtt.Client { return d.c }
+
 // Publish sends v as JSON on the device's topic of kind, at the QoS the
 // contract gives it.
 func (d *Device) Publish(kind string, v any, retained bool) {
