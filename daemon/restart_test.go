@@ -107,13 +107,9 @@ func provisionFleet(t *testing.T, c *api.Client, broker string, n int, keepPCM b
 func waitPlaying(t *testing.T, fleet *firmwaresim.Fleet, session string, frames uint64) {
 	t.Helper()
 	for _, r := range fleet.Receivers() {
-		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			if st, ok := r.Session(session); ok && st.Played >= frames {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s never played %d frames of %s", r.ID(), frames, session)
-			}
-		}
+		loatest.Eventually(t, 20*time.Second, func() bool {
+			st, ok := r.Session(session)
+			return ok && st.Played >= frames
+		}, fmt.Sprintf("%s plays %d frames of %s", r.ID(), frames, session))
 	}
 }

@@ -34,21 +34,21 @@ func (s *system) createSchedule(id, mediaID string, at time.Time, extra map[stri
 // waitScheduled waits for the session a schedule started.
 func (s *system) waitScheduled(id string, timeout time.Duration) *loa.Session {
 	s.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
+	var started *loa.Session
+	loatest.Eventually(s.t, timeout, func() bool {
 		all, err := s.m.Sessions.Sessions(context.Background())
 		if err != nil {
 			s.t.Fatal(err)
 		}
 		for _, sess := range all {
 			if sess.CreatedBy == "schedule:"+id {
-				return sess
+				started = sess
+				return true
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	s.t.Fatalf("schedule %s started no session within %v", id, timeout)
-	return nil
+		return false
+	}, fmt.Sprintf("schedule %s starts a session", id))
+	return started
 }
 
 func (s *system) playLog(query string) []loa.PlayLogEntry {
