@@ -1,90 +1,171 @@
 package loa_test
 
 import (
+	"bytes"
+	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
 
-// TestDependencyRules keeps ARCHITECTURE.md's picture true: the domain and
-// protocol are leaves, adapters do not import each other, and the receiver
-// simulator sees only the wire contract.
-func TestDependencyRules(t *testing.T) {
-	const mod = "github.com/loa-broadcast/loa"
-	out, err := exec.Command("go", "list", "-e", "-f", `{{.ImportPath}} {{join .Deps " "}}`, "./...").Output()
+// listedPackage is what the layout checks read from `go list -json`.
+type listedPackage struct {
+	ImportPath   string
+	Dir          string
+	GoFiles      []string
+	CgoFiles     []string
+	Imports      []string // of the non-test files
+	Deps         []string // everything the non-test build pulls in
+	TestImports  []string
+	XTestImports []string
+}
+
+// listPackages runs `go list -json` over the module.
+func listPackages(t *testing.T) []listedPackage {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-e", "-json", "./...").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
-	adapters := []string{"store", "broadcast", "scheduler", "devices", "broker", "api"}
-	top := func(pkg string) string { // "broadcast/media" -> "broadcast"
-		rel := strings.TrimPrefix(strings.TrimPrefix(pkg, mod), "/")
-		first, _, _ := strings.Cut(rel, "/")
-		return first
-	}
-	checked := 0
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		pkg, deps, _ := strings.Cut(line, " ")
-		var internal []string
-		for _, d := range strings.Fields(deps) {
-			if d == mod || strings.HasPrefix(d, mod+"/") {
-				internal = append(internal, d)
-			}
+	var pkgs []listedPackage
+	for dec := json.NewDecoder(bytes.NewReader(out)); ; {
+		var p listedPackage
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("go list output: %v", err)
 		}
-		self := top(pkg)
+		pkgs = append(pkgs, p)
+	}
+	if len(pkgs) < 3 {
+		t.Fatalf("go list returned only %d packages", len(pkgs))
+	}
+	return pkgs
+}
+
+const mod = "github.com/loa-broadcast/loa"
+
+// top names a module package by its first path element, "" for the root:
+// "cmd/loa" -> "cmd", "station/x" -> "station".
+func top(pkg string) string {
+	rel := strings.TrimPrefix(strings.TrimPrefix(pkg, mod), "/")
+	first, _, _ := strings.Cut(rel, "/")
+	return first
+}
+
+// internal keeps the module's own packages of list.
+func internal(list []string) []string {
+	var out []string
+	for _, d := range list {
+		if d == mod || strings.HasPrefix(d, mod+"/") {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// TestDependencyRules keeps ARCHITECTURE.md's picture true: the domain and
+// protocol are leaves, adapters do not import each other, the application
+// services see adapters only through their own interfaces, the receiver
+// simulator sees only the wire contract, and the test kit stays in tests.
+// Only what the non-test build pulls in counts: tests may reach further.
+func TestDependencyRules(t *testing.T) {
+	adapters := []string{"store", "media", "broadcast", "scheduler", "devices", "broker", "api"}
+	// station composes the other adapters through interfaces it declares.
+	stationMay := []string{"", "station", "store", "media", "scheduler", "cap", "protocol"}
+	usedByTests := false
+	for _, p := range listPackages(t) {
+		pkg, self, deps := p.ImportPath, top(p.ImportPath), internal(p.Deps)
 		switch {
 		case pkg == mod || self == "protocol":
-			if len(internal) > 0 {
-				t.Errorf("%s is a leaf but depends on %v", pkg, internal)
+			if len(deps) > 0 {
+				t.Errorf("%s is a leaf but depends on %v", pkg, deps)
 			}
 		case self == "cap":
 			// A codec between CAP XML and the domain: the API uses it, so
 			// it may lean on nothing but the domain types.
-			for _, d := range internal {
+			for _, d := range deps {
 				if d != mod {
 					t.Errorf("%s may import only the loa root, but depends on %s", pkg, d)
 				}
 			}
-		case self == "station":
-			// The application services: they compose the adapters through
-			// interfaces of their own, never the engine, fleet, broker or API.
-			for _, d := range internal {
-				if d != mod && !contains([]string{"store", "media", "scheduler", "cap", "protocol"}, top(d)) {
-					t.Errorf("%s may import only the root, store, media, scheduler, cap and protocol, but depends on %s", pkg, d)
-				}
-			}
 		case self == "firmware-sim":
-			for _, d := range internal {
+			for _, d := range deps {
 				if d != mod+"/protocol" {
 					t.Errorf("%s may import only protocol, but depends on %s", pkg, d)
 				}
 			}
-		default:
-			for _, a := range adapters {
-				if self != a {
-					continue
+		case self == "station":
+			for _, d := range deps {
+				if !slices.Contains(stationMay, top(d)) {
+					t.Errorf("%s may import only the root, store, media, scheduler, cap and protocol, but depends on %s: declare an interface, wire in daemon", pkg, d)
 				}
-				for _, d := range internal {
-					if other := top(d); other != a && (contains(adapters, other) || other == "station") {
-						t.Errorf("adapter %s depends on adapter %s (%s): declare an interface, wire in cmd/loa", pkg, other, d)
-					}
+			}
+		case self == "loatest":
+			// daemon's own tests use the kit: depending on daemon (or on
+			// what imports it) would be an import cycle.
+			for _, d := range deps {
+				if other := top(d); other == "daemon" || other == "bench" || other == "cmd" {
+					t.Errorf("the test kit %s depends on %s", pkg, d)
+				}
+			}
+		case slices.Contains(adapters, self):
+			for _, d := range deps {
+				if other := top(d); other != self && (slices.Contains(adapters, other) || other == "station") {
+					t.Errorf("adapter %s depends on adapter %s (%s): declare an interface, wire in daemon", pkg, other, d)
 				}
 			}
 		}
-		checked++
+		// daemon, bench and cmd/... are the wiring: they may import
+		// anything but the test kit.
+		if self != "loatest" && slices.ContainsFunc(deps, func(d string) bool { return top(d) == "loatest" }) {
+			t.Errorf("%s pulls in the test kit: only _test.go files may import loatest", pkg)
+		}
+		if slices.Contains(p.TestImports, mod+"/loatest") || slices.Contains(p.XTestImports, mod+"/loatest") {
+			usedByTests = true
+		}
 	}
-	if checked < 3 {
-		t.Fatalf("go list returned only %d packages", checked)
+	if !usedByTests {
+		t.Error("no test imports loatest, so the check that only tests do proves nothing")
 	}
 }
 
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
+// TestCmdLoaIsThin keeps cmd/loa to flags, config and commands: the
+// services and their wiring live in daemon, where any test can start them.
+func TestCmdLoaIsThin(t *testing.T) {
+	const maxLines = 2500
+	// What services are made of: cmd/loa reaches them through daemon.
+	forbidden := []string{"store", "broadcast", "devices", "broker", "scheduler", "station"}
+	found := false
+	for _, p := range listPackages(t) {
+		if p.ImportPath != mod+"/cmd/loa" {
+			continue
+		}
+		found = true
+		lines := 0
+		for _, name := range slices.Concat(p.GoFiles, p.CgoFiles) {
+			b, err := os.ReadFile(filepath.Join(p.Dir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines += bytes.Count(b, []byte("\n"))
+		}
+		if lines >= maxLines {
+			t.Errorf("cmd/loa has %d lines of non-test code, want under %d: move behaviour to daemon or a package of its own", lines, maxLines)
+		}
+		for _, imp := range internal(slices.Concat(p.Imports, p.TestImports, p.XTestImports)) {
+			if slices.Contains(forbidden, top(imp)) {
+				t.Errorf("a file of cmd/loa imports %s: cmd/loa holds no service types; reach them through daemon", imp)
+			}
 		}
 	}
-	return false
+	if !found {
+		t.Fatal("go list does not list cmd/loa")
+	}
 }
 
 // TestComposeFile validates docker-compose.yml with Debian's docker-compose,

@@ -3,7 +3,6 @@ package api_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +10,8 @@ import (
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+
+	"github.com/loa-broadcast/loa/loatest"
 )
 
 // TestOperatorPageInChromium drives the web UI in headless Chromium: sign
@@ -20,19 +21,7 @@ func TestOperatorPageInChromium(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short")
 	}
-	browser := ""
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "headless-shell"} {
-		if p, err := exec.LookPath(name); err == nil {
-			browser = p
-			break
-		}
-	}
-	if browser == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("Chromium is not installed; `make test` installs it")
-		}
-		t.Skip("Chromium is not installed (make test installs it); skipping the UI test")
-	}
+	browser := loatest.Chromium(t)
 	e := newEnv(t)
 	e.withMedia()
 

@@ -12,6 +12,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/loa-broadcast/loa/loatest"
 	"github.com/loa-broadcast/loa/protocol"
 )
 
@@ -76,16 +77,8 @@ func TestDisconnectDuringCredentialCheck(t *testing.T) {
 	// Dropped before its read loop started, it still gets its Will
 	// published (mochi alone would take the drop for a clean DISCONNECT).
 	in.waitFor(t, "d1 offline")
-	if n := b.Stats().Clients; n != 1 {
-		// mochi counts it until its goroutine ends; wait for that.
-		deadline := time.Now().Add(wait)
-		for b.Stats().Clients != 1 && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
-		if n := b.Stats().Clients; n != 1 {
-			t.Fatalf("Clients = %d after the drop, want the controller only", n)
-		}
-	}
+	// mochi counts it until its goroutine ends; wait for that.
+	loatest.Eventually(t, wait, func() bool { return b.Stats().Clients == 1 }, "Clients after the drop: the controller only")
 
 	// A connection checked after the change is unaffected.
 	go func() {

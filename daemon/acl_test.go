@@ -18,6 +18,7 @@ import (
 
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/broker"
+	"github.com/loa-broadcast/loa/loatest"
 	"github.com/loa-broadcast/loa/protocol"
 	"github.com/loa-broadcast/loa/store"
 )
@@ -281,8 +282,7 @@ func mosquittoACL(t *testing.T) (acl string, confLines []string) {
 // Mosquitto with a password file made by mosquitto_passwd and the pattern
 // ACL of deploy/mosquitto.conf.
 func TestACLMosquitto(t *testing.T) {
-	bin := needTool(t, "mosquitto")
-	passwd := needTool(t, "mosquitto_passwd")
+	passwd := loatest.Tool(t, "mosquitto_passwd")
 	dir := t.TempDir()
 	// Mosquitto started as root drops to its own user before it reads the
 	// password and ACL files.
@@ -301,13 +301,13 @@ func TestACLMosquitto(t *testing.T) {
 	acl, extra := mosquittoACL(t)
 	aclFile := filepath.Join(dir, "acl")
 	os.WriteFile(aclFile, []byte(acl), 0o644)
-	port := freePort(t, "tcp")
+	port := loatest.FreePort(t, "tcp")
 	conf := fmt.Sprintf("listener %d 127.0.0.1\npersistence false\npassword_file %s\nacl_file %s\n%s\n",
 		port, pwFile, aclFile, strings.Join(extra, "\n"))
 	if !strings.Contains(conf, "allow_anonymous false") {
 		t.Fatalf("deploy/mosquitto.conf does not tell users to refuse anonymous clients:\n%s", conf)
 	}
-	b.url = startMosquitto(t, bin, dir, port, conf)
+	b.url = loatest.StartMosquitto(t, dir, port, conf)
 	// Anonymous clients are refused too.
 	if c, err := aclConnect(b, "anon", "", "", nil, nil); err == nil {
 		c.Disconnect(0)

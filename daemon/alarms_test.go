@@ -18,6 +18,7 @@ import (
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/api"
 	"github.com/loa-broadcast/loa/firmware-sim"
+	"github.com/loa-broadcast/loa/loatest"
 )
 
 // sseEvent is one server-sent event of the alarm stream.
@@ -118,18 +119,6 @@ func (s *webhookSink) has(event, kind, device string) bool {
 	return false
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func (s *system) alarms(query string) []loa.Alarm {
 	s.t.Helper()
 	var out []loa.Alarm
@@ -197,10 +186,10 @@ func TestSystemAlarmRaisedAndCleared(t *testing.T) {
 		t.Errorf("devices with problems in b: %v", ids)
 	}
 	hot.SetTemperature(72)
-	waitFor(t, "telemetry at 72 °C", func() bool {
+	loatest.Eventually(t, loatest.Wait, func() bool {
 		st, ok := s.m.Fleet.DeviceState(hot.ID())
 		return ok && st.Telemetry != nil && st.Telemetry.TempC == 72
-	})
+	}, "telemetry at 72 °C")
 	if _, ok := activeAlarm(s.alarms("?active=true"), loa.AlarmTemperature, hot.ID()); !ok {
 		t.Error("the temperature alarm cleared at 72 °C, above the 70 °C clear level")
 	}
@@ -247,7 +236,7 @@ func TestSystemAlarmRaisedAndCleared(t *testing.T) {
 	if err := rx.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "rx-x online", func() bool { st, ok := s.m.Fleet.DeviceState("rx-x"); return ok && st.Online })
+	loatest.Eventually(t, loatest.Wait, func() bool { st, ok := s.m.Fleet.DeviceState("rx-x"); return ok && st.Online }, "rx-x online")
 	killed := time.Now()
 	rx.Kill()
 	off := nextEvent(t, events, loa.AlarmRaised, loa.AlarmOffline, "rx-x")
@@ -298,13 +287,13 @@ func TestSystemAlarmRaisedAndCleared(t *testing.T) {
 
 	// The webhook got every raise and clear despite failing twice first.
 	for _, k := range []string{loa.AlarmTemperature, loa.AlarmTestFailed, loa.AlarmAmpFault} {
-		waitFor(t, "webhook "+k, func() bool {
+		loatest.Eventually(t, loatest.Wait, func() bool {
 			return sink.has(loa.AlarmRaised, k, hot.ID()) && sink.has(loa.AlarmCleared, k, hot.ID())
-		})
+		}, "webhook "+k)
 	}
-	waitFor(t, "webhook offline", func() bool {
+	loatest.Eventually(t, loatest.Wait, func() bool {
 		return sink.has(loa.AlarmRaised, loa.AlarmOffline, "rx-x") && sink.has(loa.AlarmCleared, loa.AlarmOffline, "rx-x")
-	})
+	}, "webhook offline")
 
 	// Metrics and the health history. The sender counts a delivery after
 	// the sink has answered it, so wait for the count to catch up.
@@ -312,7 +301,7 @@ func TestSystemAlarmRaisedAndCleared(t *testing.T) {
 	delivered := len(sink.changes)
 	sink.mu.Unlock()
 	sent := fmt.Sprintf("loa_alarm_webhook_sent_total %d\n", delivered)
-	waitFor(t, "webhook sent metric", func() bool { return strings.Contains(s.metrics(), sent) })
+	loatest.Eventually(t, loatest.Wait, func() bool { return strings.Contains(s.metrics(), sent) }, "webhook sent metric")
 	metrics := s.metrics()
 	for _, want := range []string{`loa_alarms_raised_total{kind="test_failed"} 1`, `loa_alarms_active{kind="offline"} 0`,
 		"loa_devices_offline 0", "loa_devices_online 3"} {

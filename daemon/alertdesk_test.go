@@ -2,14 +2,14 @@ package daemon
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+
+	"github.com/loa-broadcast/loa/loatest"
 )
 
 // The alert desk in headless Chromium at phone width, against a whole
@@ -21,19 +21,7 @@ func TestAlertDeskInChromium(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short")
 	}
-	browser := ""
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "headless-shell"} {
-		if p, err := exec.LookPath(name); err == nil {
-			browser = p
-			break
-		}
-	}
-	if browser == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("Chromium is not installed; `make test` installs it")
-		}
-		t.Skip("Chromium is not installed (make test installs it); skipping the UI test")
-	}
+	browser := loatest.Chromium(t)
 	s := startCAPSystem(t)
 	var tok struct{ Secret string }
 	if err := s.api.JSON(context.Background(), "POST", "/api/v1/tokens", map[string]string{"name": "tinh", "role": "province", "area_id": "qn"}, &tok); err != nil {

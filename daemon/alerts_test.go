@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +14,7 @@ import (
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/api"
 	"github.com/loa-broadcast/loa/firmware-sim"
+	"github.com/loa-broadcast/loa/loatest"
 	"github.com/loa-broadcast/loa/media"
 	"github.com/loa-broadcast/loa/protocol"
 )
@@ -558,12 +557,7 @@ func TestSystemAlertEvents(t *testing.T) {
 // A text alert is spoken by espeak-ng after the attention tone and
 // reaches the receivers.
 func TestSystemAlertSpeech(t *testing.T) {
-	if _, err := exec.LookPath("espeak-ng"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("espeak-ng is not installed; make deps-test installs it")
-		}
-		t.Skip("espeak-ng is not installed (make deps-test installs it)")
-	}
+	loatest.Tool(t, "espeak-ng")
 	s := startSystem(t, systemOpts{receivers: 2})
 	al, err := s.sendAlert(map[string]any{"level": loa.AlertEmergency, "title": "Lũ quét",
 		"content": map[string]any{"text": "Cảnh báo lũ quét. Bà con di chuyển lên vùng cao.", "tone": true},
@@ -629,7 +623,7 @@ func TestSystemAlertExpires(t *testing.T) {
 func TestSystemAlertRestart(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig(t)
-	cfg.MQTTListen = fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	cfg.MQTTListen = fmt.Sprintf("127.0.0.1:%d", loatest.FreePort(t, "tcp"))
 	m1 := openMain(t, cfg)
 	c := api.NewClient(m1.URL(), m1.AdminToken)
 	fleet := provisionFleet(t, c, m1.MQTTURL(), 2, false)

@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -16,6 +14,7 @@ import (
 	"github.com/loa-broadcast/loa/api"
 	"github.com/loa-broadcast/loa/cap"
 	"github.com/loa-broadcast/loa/firmware-sim"
+	"github.com/loa-broadcast/loa/loatest"
 	"github.com/loa-broadcast/loa/media"
 )
 
@@ -43,7 +42,7 @@ var capTopology = []struct {
 
 func startCAPSystem(t *testing.T) *capSystem {
 	t.Helper()
-	needSpeech(t)
+	loatest.Tool(t, "espeak-ng") // CAP alerts speak their headline
 	ctx := context.Background()
 	m := NewMain(testConfig(t), testLogger(t))
 	if err := m.Open(ctx); err != nil {
@@ -85,17 +84,6 @@ func startCAPSystem(t *testing.T) *capSystem {
 		t.Fatal(err)
 	}
 	return s
-}
-
-// needSpeech skips when espeak-ng is absent outside CI: CAP alerts speak
-// their headline. `make test` installs it, so CI fails instead.
-func needSpeech(t *testing.T) {
-	if _, err := exec.LookPath("espeak-ng"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("espeak-ng is not installed; `make test` installs it")
-		}
-		t.Skip("espeak-ng is not installed: CAP alerts speak their text")
-	}
 }
 
 // capMessage is a CAP 1.2 message sent now, expiring in an hour.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/api"
+	"github.com/loa-broadcast/loa/loatest"
 	"github.com/loa-broadcast/loa/protocol"
 )
 
@@ -141,14 +142,14 @@ func TestSystemAckForUnknownCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := connectRaw(t, s.m.MQTTURL(), "rx-acks", pw, "rx-acks", 1, 1)
+	d := loatest.ConnectDevice(t, s.m.MQTTURL(), loatest.DeviceConfig{ID: "rx-acks", Password: pw, ClientID: "rx-acks", Boot: 1, Conn: 1})
 	waitOnlineAPI(t, s.api, "rx-acks", true)
 	before, _ := s.m.Fleet.DeviceState("rx-acks")
 	unknown := s.m.Fleet.Stats().UnknownAcks
-	publishAck(t, d.c, "rx-acks", protocol.Ack{ID: "never-sent", State: protocol.AckDone})
+	publishAck(t, d.Client(), "rx-acks", protocol.Ack{ID: "never-sent", State: protocol.AckDone})
 	// A marker the fleet handles after the ack (same connection, QoS 1).
 	tele, _ := json.Marshal(protocol.Telemetry{Volume: 33})
-	if tok := d.c.Publish(protocol.DeviceTopic("rx-acks", protocol.KindTele), 1, false, tele); !tok.WaitTimeout(time.Minute) || tok.Error() != nil {
+	if tok := d.Client().Publish(protocol.DeviceTopic("rx-acks", protocol.KindTele), 1, false, tele); !tok.WaitTimeout(time.Minute) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
 	s.waitTelemetry("rx-acks", "the marker", func(tl *loa.Telemetry) bool { return tl.Volume == 33 })

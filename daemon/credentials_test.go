@@ -10,6 +10,7 @@ import (
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/api"
 	"github.com/loa-broadcast/loa/firmware-sim"
+	"github.com/loa-broadcast/loa/loatest"
 )
 
 type credentialsAnswer struct {
@@ -36,13 +37,7 @@ func (s *system) startReceiver(id, password string) (*firmwaresim.Receiver, erro
 // connections.
 func (s *system) waitAuthFailures(n uint64, what string) {
 	s.t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for s.m.Broker.Stats().AuthFailures <= n {
-		if time.Now().After(deadline) {
-			s.t.Fatalf("the broker never refused %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	loatest.Eventually(s.t, loatest.Wait, func() bool { return s.m.Broker.Stats().AuthFailures > n }, "the broker refuses "+what)
 }
 
 // Rotating a device's credentials drops it and refuses the old password;

@@ -19,6 +19,7 @@ import (
 	"github.com/loa-broadcast/loa/api"
 	"github.com/loa-broadcast/loa/devices"
 	"github.com/loa-broadcast/loa/firmware-sim"
+	"github.com/loa-broadcast/loa/loatest"
 	"github.com/loa-broadcast/loa/protocol"
 )
 
@@ -410,8 +411,8 @@ func TestSystemFirmwareRolloutSurvivesRestart(t *testing.T) {
 	name := filepath.Join(t.TempDir(), "op")
 	pub := writeFirmwareKeys(t, name)
 	cfg := testConfig(t)
-	cfg.MQTTListen = fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
-	cfg.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	cfg.MQTTListen = fmt.Sprintf("127.0.0.1:%d", loatest.FreePort(t, "tcp"))
+	cfg.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", loatest.FreePort(t, "tcp"))
 	cfg.FirmwareKey = name + ".pub"
 	m1 := openMain(t, cfg)
 	c := api.NewClient(m1.URL(), m1.AdminToken)

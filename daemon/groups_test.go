@@ -12,6 +12,7 @@ import (
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/api"
 	"github.com/loa-broadcast/loa/firmware-sim"
+	"github.com/loa-broadcast/loa/loatest"
 	"github.com/loa-broadcast/loa/protocol"
 )
 
@@ -260,7 +261,7 @@ func TestSystemGroupCommandAcrossRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	connectRaw(t, m1.MQTTURL(), "rx-silent", pw, "rx-silent", 1, 1) // online, never acks
+	loatest.ConnectDevice(t, m1.MQTTURL(), loatest.DeviceConfig{ID: "rx-silent", Password: pw, ClientID: "rx-silent", Boot: 1, Conn: 1}) // online, never acks
 	waitOnlineAPI(t, c, "rx-silent", true)
 	g, err := c.GroupCommand(ctx, "a", api.GroupCommandRequest{Op: "volume", Args: json.RawMessage(`{"level":9}`), Timeout: "5m"}, 0)
 	if err != nil || g.State != loa.GroupRunning || g.Totals.Pending != 1 {

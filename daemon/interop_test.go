@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,79 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loa-broadcast/loa/loatest"
 	"github.com/loa-broadcast/loa/media"
 )
-
-// needTool finds an external program the suite needs. It may skip only
-// outside CI; in CI `make test` installs it, so its absence is a failure.
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s is not installed; `make test` installs it", name)
-	}
-	t.Skipf("%s is not installed (make test installs it); skipping", name)
-	return ""
-}
-
-// freePort returns a port that was free a moment ago on 127.0.0.1.
-func freePort(t *testing.T, network string) int {
-	t.Helper()
-	switch network {
-	case "udp":
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port
-	default:
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		return l.Addr().(*net.TCPAddr).Port
-	}
-}
-
-// startMosquitto runs Mosquitto with conf (which must listen on port) from
-// dir, logging to dir/mosquitto.log, until the test ends, and returns its
-// URL once it accepts connections.
-func startMosquitto(t *testing.T, bin, dir string, port int, conf string) string {
-	t.Helper()
-	confFile := filepath.Join(dir, "mosquitto.conf")
-	os.WriteFile(confFile, []byte(conf), 0o644)
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "-c", confFile)
-	logf, _ := os.Create(filepath.Join(dir, "mosquitto.log"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start mosquitto: %v", err)
-	}
-	t.Cleanup(func() { cancel(); cmd.Wait(); logf.Close() })
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for i := 0; ; i++ {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			return "tcp://" + addr
-		}
-		if i > 200 {
-			log, _ := os.ReadFile(filepath.Join(dir, "mosquitto.log"))
-			t.Fatalf("mosquitto did not listen on %s: %s\nconfig:\n%s", addr, log, conf)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 // TestInteropFFmpegFromSDP plays a session with ffmpeg, a receiver no one
 // here wrote, from the SDP the API returns.
 func TestInteropFFmpegFromSDP(t *testing.T) {
-	ffmpeg := needTool(t, "ffmpeg")
+	ffmpeg := loatest.Tool(t, "ffmpeg")
 	s := startSystem(t, systemOpts{receivers: 2})
 	ctx := context.Background()
 	const length = 6 * time.Second
@@ -93,7 +27,7 @@ func TestInteropFFmpegFromSDP(t *testing.T) {
 	med := s.upload(src, 48000)
 	sess := s.play(med.ID, "a")
 
-	port := freePort(t, "udp")
+	port := loatest.FreePort(t, "udp")
 	sdp, err := s.api.SDP(ctx, sess.ID, fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
 		t.Fatalf("sdp: %v", err)
@@ -156,9 +90,8 @@ func TestInteropFFmpegFromSDP(t *testing.T) {
 // TestSystemExternalMosquitto runs the controller and receivers through a
 // real Mosquitto broker instead of the embedded one.
 func TestSystemExternalMosquitto(t *testing.T) {
-	bin := needTool(t, "mosquitto")
-	port := freePort(t, "tcp")
-	url := startMosquitto(t, bin, t.TempDir(), port,
+	port := loatest.FreePort(t, "tcp")
+	url := loatest.StartMosquitto(t, t.TempDir(), port,
 		fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n", port))
 
 	s := startSystem(t, systemOpts{receivers: 6, mqttURL: url})

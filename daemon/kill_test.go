@@ -14,6 +14,7 @@ import (
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/api"
 	"github.com/loa-broadcast/loa/firmware-sim"
+	"github.com/loa-broadcast/loa/loatest"
 )
 
 // TestSystemKill9Resumes runs the controller as a real process, kills it
@@ -28,8 +29,8 @@ func TestSystemKill9Resumes(t *testing.T) {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	data := t.TempDir()
-	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
-	mqttAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", loatest.FreePort(t, "tcp"))
+	mqttAddr := fmt.Sprintf("127.0.0.1:%d", loatest.FreePort(t, "tcp"))
 	serve := func() *exec.Cmd {
 		cmd := exec.Command(bin, "serve", "-data", data, "-http", httpAddr, "-mqtt-listen", mqttAddr,
 			"-mqtt-pass", "test-controller", "-rtp", "127.0.0.1:0", "-log", "warn")

@@ -2,64 +2,14 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
-	"net"
-	"net/url"
 	"sync"
 	"testing"
 	"time"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
-
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/api"
-	"github.com/loa-broadcast/loa/protocol"
+	"github.com/loa-broadcast/loa/loatest"
 )
-
-// rawDevice is one MQTT connection of a device, made with paho the way
-// firmware does: the offline status of (boot, conn) as its Will, then the
-// online status of the same pair.
-type rawDevice struct {
-	c    mqtt.Client
-	mu   sync.Mutex
-	conn net.Conn
-}
-
-func connectRaw(t *testing.T, broker, id, password, clientID string, boot, conn uint64) *rawDevice {
-	t.Helper()
-	d := &rawDevice{}
-	will, _ := json.Marshal(protocol.Status{Online: false, Boot: boot, Conn: conn})
-	opts := mqtt.NewClientOptions().AddBroker(broker).SetClientID(clientID).
-		SetUsername(id).SetPassword(password).SetCleanSession(true).SetAutoReconnect(false).
-		SetBinaryWill(protocol.DeviceTopic(id, protocol.KindStatus), will, 1, true).
-		SetCustomOpenConnectionFn(func(u *url.URL, _ mqtt.ClientOptions) (net.Conn, error) {
-			c, err := net.Dial("tcp", u.Host)
-			if err == nil {
-				d.mu.Lock()
-				d.conn = c
-				d.mu.Unlock()
-			}
-			return c, err
-		})
-	d.c = mqtt.NewClient(opts)
-	if tok := d.c.Connect(); !tok.WaitTimeout(time.Minute) || tok.Error() != nil {
-		t.Fatalf("%s connect: %v", clientID, tok.Error())
-	}
-	t.Cleanup(func() { d.c.Disconnect(0) })
-	online, _ := json.Marshal(protocol.Status{Online: true, Boot: boot, Conn: conn, TS: time.Now().UnixMilli()})
-	if tok := d.c.Publish(protocol.DeviceTopic(id, protocol.KindStatus), 1, true, online); !tok.WaitTimeout(time.Minute) || tok.Error() != nil {
-		t.Fatalf("%s online: %v", clientID, tok.Error())
-	}
-	return d
-}
-
-// drop ends the TCP connection without DISCONNECT: the broker publishes
-// the Will.
-func (d *rawDevice) drop() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.conn.Close()
-}
 
 // presenceLog records the fleet's presence changes of one device.
 type presenceLog struct {
@@ -80,25 +30,23 @@ func watchDevice(t *testing.T, m *Main, id string) *presenceLog {
 	return p
 }
 
-// waitFor polls the presence log until match holds for an entry after
+// waitFor waits until match holds for an entry of the presence log after
 // from; it returns that entry's index.
 func (p *presenceLog) waitFor(t *testing.T, what string, from int, match func(loa.DeviceState) bool) int {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
+	found := -1
+	loatest.Eventually(t, loatest.Wait, func() bool {
 		p.mu.Lock()
+		defer p.mu.Unlock()
 		for i := from; i < len(p.log); i++ {
 			if match(p.log[i]) {
-				p.mu.Unlock()
-				return i
+				found = i
+				return true
 			}
 		}
-		p.mu.Unlock()
-		if time.Now().After(deadline) {
-			t.Fatalf("never saw %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return false
+	}, what)
+	return found
 }
 
 // The late-Last-Will race through the embedded broker and the controller:
@@ -116,15 +64,15 @@ func TestSystemLateWillOfEarlierConnection(t *testing.T) {
 	// Two client ids, so the broker keeps connection 3 open (not yet timed
 	// out) while connection 4 is up, as it does on a 4G link that died
 	// silently.
-	stale := connectRaw(t, s.m.MQTTURL(), "rx-race", pw, "rx-race-3", boot, 3)
+	stale := loatest.ConnectDevice(t, s.m.MQTTURL(), loatest.DeviceConfig{ID: "rx-race", Password: pw, ClientID: "rx-race-3", Boot: boot, Conn: 3})
 	waitOnlineAPI(t, s.api, "rx-race", true)
 	// Its online status is acknowledged by the broker before connection 3
 	// drops, so the controller receives it before 3's Will.
-	connectRaw(t, s.m.MQTTURL(), "rx-race", pw, "rx-race-4", boot, 4)
+	loatest.ConnectDevice(t, s.m.MQTTURL(), loatest.DeviceConfig{ID: "rx-race", Password: pw, ClientID: "rx-race-4", Boot: boot, Conn: 4})
 	w := watchDevice(t, s.m, "rx-race")
 	staleBefore := s.m.Fleet.Stats().Stale
 
-	stale.drop() // the late Will: offline, boot b, conn 3
+	stale.Drop() // the late Will: offline, boot b, conn 3
 	deadline := time.Now().Add(time.Minute)
 	for s.m.Fleet.Stats().Stale == staleBefore {
 		if st, _ := s.m.Fleet.DeviceState("rx-race"); !st.Online {

@@ -9,6 +9,7 @@ import (
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/api"
 	"github.com/loa-broadcast/loa/firmware-sim"
+	"github.com/loa-broadcast/loa/loatest"
 )
 
 // TestSystemRestartResumes restarts the controller in the middle of a
@@ -16,8 +17,8 @@ import (
 // says, nothing is played twice, and the session ends normally.
 func TestSystemRestartResumes(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.MQTTListen = fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
-	cfg.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	cfg.MQTTListen = fmt.Sprintf("127.0.0.1:%d", loatest.FreePort(t, "tcp"))
+	cfg.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", loatest.FreePort(t, "tcp"))
 	m1 := openMain(t, cfg)
 	c := api.NewClient(m1.URL(), m1.AdminToken)
 	fleet := provisionFleet(t, c, m1.MQTTURL(), 3, true)
@@ -106,13 +107,9 @@ func provisionFleet(t *testing.T, c *api.Client, broker string, n int, keepPCM b
 func waitPlaying(t *testing.T, fleet *firmwaresim.Fleet, session string, frames uint64) {
 	t.Helper()
 	for _, r := range fleet.Receivers() {
-		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			if st, ok := r.Session(session); ok && st.Played >= frames {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s never played %d frames of %s", r.ID(), frames, session)
-			}
-		}
+		loatest.Eventually(t, 20*time.Second, func() bool {
+			st, ok := r.Session(session)
+			return ok && st.Played >= frames
+		}, fmt.Sprintf("%s plays %d frames of %s", r.ID(), frames, session))
 	}
 }

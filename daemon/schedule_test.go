@@ -9,6 +9,7 @@ import (
 
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/api"
+	"github.com/loa-broadcast/loa/loatest"
 )
 
 // onceAt is a one-off rule at t, in UTC.
@@ -33,21 +34,21 @@ func (s *system) createSchedule(id, mediaID string, at time.Time, extra map[stri
 // waitScheduled waits for the session a schedule started.
 func (s *system) waitScheduled(id string, timeout time.Duration) *loa.Session {
 	s.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
+	var started *loa.Session
+	loatest.Eventually(s.t, timeout, func() bool {
 		all, err := s.m.Sessions.Sessions(context.Background())
 		if err != nil {
 			s.t.Fatal(err)
 		}
 		for _, sess := range all {
 			if sess.Origin == (loa.Origin{Kind: loa.OriginSchedule, ID: id}) {
-				return sess
+				started = sess
+				return true
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	s.t.Fatalf("schedule %s started no session within %v", id, timeout)
-	return nil
+		return false
+	}, fmt.Sprintf("schedule %s starts a session", id))
+	return started
 }
 
 func (s *system) playLog(query string) []loa.PlayLogEntry {
@@ -153,8 +154,8 @@ func TestSystemScheduleBadInput(t *testing.T) {
 func TestSystemScheduleMissedWhileDown(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig(t)
-	cfg.MQTTListen = fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
-	cfg.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	cfg.MQTTListen = fmt.Sprintf("127.0.0.1:%d", loatest.FreePort(t, "tcp"))
+	cfg.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", loatest.FreePort(t, "tcp"))
 	m := openMain(t, cfg)
 	c := api.NewClient(m.URL(), m.AdminToken)
 	c.CreateArea(ctx, loa.Area{ID: "p", Name: "P", Kind: loa.AreaProvince})

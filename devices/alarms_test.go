@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/loatest"
 	"github.com/loa-broadcast/loa/protocol"
 )
 
@@ -280,7 +281,7 @@ func TestAlarmWatcherEndsWithContext(t *testing.T) {
 // Telemetry and events sent over MQTT reach the evaluator through the
 // fleet's subscriptions.
 func TestAlarmsAttachedToFleet(t *testing.T) {
-	b := startBroker(t, "127.0.0.1:0", "")
+	b := loatest.StartBroker(t, "")
 	f := openFleet(t, b, Config{})
 	store := newMemAlarms()
 	a, err := NewAlarms(context.Background(), AlarmConfig{Store: store, Directory: staticDirectory{{ID: "dev-1", AreaID: "a1"}}})
@@ -290,14 +291,14 @@ func TestAlarmsAttachedToFleet(t *testing.T) {
 	defer a.Close()
 	detach := a.Attach(f)
 	defer detach()
-	d := startDevice(t, b, "dev-1", 1, nil, deviceOpt{})
+	d := loatest.ConnectDevice(t, b.URL(), loatest.DeviceConfig{ID: "dev-1", Boot: 1})
 	// Malformed or out-of-range telemetry is refused and raises nothing.
-	d.publishRaw(protocol.KindTele, []byte(`{"ts":1,"rssi":-80,"volume":70,"temp":999}`), false)
-	d.publishRaw(protocol.KindTele, []byte(`{"ts":1,"rssi":-80,"volume":70,"temp":90,"ip":"not an ip"}`), false)
-	d.publishRaw(protocol.KindTele, append([]byte(`{"ts":1,"temp":95,"fw":"`), make([]byte, protocol.MaxPayload)...), false)
-	d.publish(protocol.KindTele, protocol.Telemetry{TS: 1, RSSI: -80, Volume: 70, Temp: 88}, false)
-	d.publish(protocol.KindEvent, protocol.Event{Type: protocol.EventAmpFault, TS: 2, Msg: "overload"}, false)
-	eventually(t, "temperature and amp_fault alarms", func() bool { return len(a.Active()) == 2 })
+	d.PublishRaw(protocol.KindTele, []byte(`{"ts":1,"rssi":-80,"volume":70,"temp":999}`), false)
+	d.PublishRaw(protocol.KindTele, []byte(`{"ts":1,"rssi":-80,"volume":70,"temp":90,"ip":"not an ip"}`), false)
+	d.PublishRaw(protocol.KindTele, append([]byte(`{"ts":1,"temp":95,"fw":"`), make([]byte, protocol.MaxPayload)...), false)
+	d.Publish(protocol.KindTele, protocol.Telemetry{TS: 1, RSSI: -80, Volume: 70, Temp: 88}, false)
+	d.Publish(protocol.KindEvent, protocol.Event{Type: protocol.EventAmpFault, TS: 2, Msg: "overload"}, false)
+	loatest.Eventually(t, waitLimit, func() bool { return len(a.Active()) == 2 }, "temperature and amp_fault alarms")
 	for _, al := range a.Active() {
 		if al.Area != "a1" || al.Device != "dev-1" || (al.Kind == loa.AlarmTemperature && al.Value != 88) {
 			t.Errorf("alarm %+v", al)

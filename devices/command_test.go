@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/loatest"
 	"github.com/loa-broadcast/loa/protocol"
 )
 
@@ -22,16 +23,16 @@ func testCtx(t *testing.T) context.Context {
 }
 
 // onlineDevice starts a device and waits until the fleet has it online.
-func onlineDevice(t *testing.T, b *testBroker, f *Fleet, id string, answer answerFunc) *testDevice {
+func onlineDevice(t *testing.T, b *loatest.Broker, f *Fleet, id string, answer func(protocol.Command) []protocol.Ack) *loatest.Device {
 	t.Helper()
 	w := watchPresence(t, f)
-	d := startDevice(t, b, id, 1, answer, deviceOpt{})
+	d := loatest.ConnectDevice(t, b.URL(), loatest.DeviceConfig{ID: id, Boot: 1, Answer: answer})
 	w.wait(t, id, true)
 	return d
 }
 
 func TestCommandDone(t *testing.T) {
-	b := startBroker(t, "127.0.0.1:0", "")
+	b := loatest.StartBroker(t, "")
 	now := time.Date(2026, 11, 25, 17, 0, 0, 0, time.UTC)
 	f := openFleet(t, b, Config{Now: func() time.Time { return now }, CommandTTL: 45 * time.Second})
 	d := onlineDevice(t, b, f, "dev-1", answerDone)
@@ -43,7 +44,7 @@ func TestCommandDone(t *testing.T) {
 	if res.State != protocol.AckDone || res.ID == "" {
 		t.Fatalf("result = %+v", res)
 	}
-	cmd := <-d.cmds
+	cmd := <-d.Commands()
 	if cmd.ID != res.ID || cmd.Op != protocol.OpVolume || cmd.Exp != now.Add(45*time.Second).UnixMilli() {
 		t.Fatalf("device got %+v", cmd)
 	}
@@ -60,7 +61,7 @@ func TestCommandDone(t *testing.T) {
 }
 
 func TestCommandFailedAck(t *testing.T) {
-	b := startBroker(t, "127.0.0.1:0", "")
+	b := loatest.StartBroker(t, "")
 	f := openFleet(t, b, Config{})
 	onlineDevice(t, b, f, "dev-1", func(cmd protocol.Command) []protocol.Ack {
 		if cmd.Op == protocol.OpAmp {
@@ -85,7 +86,7 @@ func TestCommandFailedAck(t *testing.T) {
 }
 
 func TestCommandExpiredAck(t *testing.T) {
-	b := startBroker(t, "127.0.0.1:0", "")
+	b := loatest.StartBroker(t, "")
 	f := openFleet(t, b, Config{})
 	onlineDevice(t, b, f, "dev-1", func(cmd protocol.Command) []protocol.Ack {
 		return []protocol.Ack{{ID: cmd.ID, State: protocol.AckExpired, Msg: "exp in the past"}}
@@ -100,7 +101,7 @@ func TestCommandExpiredAck(t *testing.T) {
 }
 
 func TestCommandNoAckTimesOut(t *testing.T) {
-	b := startBroker(t, "127.0.0.1:0", "")
+	b := loatest.StartBroker(t, "")
 	f := openFleet(t, b, Config{CommandTimeout: 100 * time.Millisecond})
 	d := onlineDevice(t, b, f, "dev-1", func(cmd protocol.Command) []protocol.Ack {
 		return []protocol.Ack{{ID: cmd.ID, State: protocol.AckAccepted}} // never final
@@ -122,15 +123,15 @@ func TestCommandNoAckTimesOut(t *testing.T) {
 
 	// The device answers at last: the result learns the truth, and the ack
 	// is not an unknown one.
-	d.publish(protocol.KindAck, protocol.Ack{ID: res.ID, State: protocol.AckDone}, false)
-	eventually(t, "late ack recorded", func() bool { r, _ := f.CommandResult(res.ID); return r.State == protocol.AckDone })
+	d.Publish(protocol.KindAck, protocol.Ack{ID: res.ID, State: protocol.AckDone}, false)
+	loatest.Eventually(t, waitLimit, func() bool { r, _ := f.CommandResult(res.ID); return r.State == protocol.AckDone }, "late ack recorded")
 	if st := f.Stats(); st.UnknownAcks != 0 {
 		t.Fatalf("stats = %+v", st)
 	}
 }
 
 func TestCommandContextCancelled(t *testing.T) {
-	b := startBroker(t, "127.0.0.1:0", "")
+	b := loatest.StartBroker(t, "")
 	f := openFleet(t, b, Config{})
 	onlineDevice(t, b, f, "dev-1", nil) // silent
 	ctx, cancel := context.WithCancel(context.Background())
@@ -142,7 +143,7 @@ func TestCommandContextCancelled(t *testing.T) {
 }
 
 func TestCommandOfflineDeviceUnavailable(t *testing.T) {
-	b := startBroker(t, "127.0.0.1:0", "")
+	b := loatest.StartBroker(t, "")
 	f := openFleet(t, b, Config{Initial: []loa.DeviceState{{ID: "dev-1", Online: false, Boot: 3}}})
 	res, err := f.Command(testCtx(t), "dev-1", protocol.OpTest, nil)
 	if code(err) != loa.EUNAVAILABLE {
@@ -181,7 +182,7 @@ func TestCommandRejectsBadInput(t *testing.T) {
 }
 
 func TestTuneUntuneSetVolume(t *testing.T) {
-	b := startBroker(t, "127.0.0.1:0", "")
+	b := loatest.StartBroker(t, "")
 	f := openFleet(t, b, Config{})
 	d := onlineDevice(t, b, f, "dev-1", answerDone)
 	ctx := testCtx(t)
@@ -191,7 +192,7 @@ func TestTuneUntuneSetVolume(t *testing.T) {
 	if err := f.Tune(ctx, "dev-1", play); err != nil {
 		t.Fatal(err)
 	}
-	cmd := <-d.cmds
+	cmd := <-d.Commands()
 	got, err := protocol.DecodePlayArgs(cmd.Args)
 	if cmd.Op != protocol.OpPlay || err != nil || got != play {
 		t.Fatalf("play command %+v args %+v %v", cmd, got, err)
@@ -200,7 +201,7 @@ func TestTuneUntuneSetVolume(t *testing.T) {
 	if err := f.Untune(ctx, "dev-1", "s-1"); err != nil {
 		t.Fatal(err)
 	}
-	cmd = <-d.cmds
+	cmd = <-d.Commands()
 	if stop, err := protocol.DecodeStopArgs(cmd.Args); cmd.Op != protocol.OpStop || err != nil || stop.Session != "s-1" {
 		t.Fatalf("stop command %+v", cmd)
 	}
@@ -208,14 +209,14 @@ func TestTuneUntuneSetVolume(t *testing.T) {
 	if err := f.SetVolume(ctx, "dev-1", 0); err != nil {
 		t.Fatal(err)
 	}
-	cmd = <-d.cmds
+	cmd = <-d.Commands()
 	if v, err := protocol.DecodeVolumeArgs(cmd.Args); cmd.Op != protocol.OpVolume || err != nil || v.Level != 0 {
 		t.Fatalf("volume command %+v", cmd)
 	}
 }
 
 func TestConcurrentCommands(t *testing.T) {
-	b := startBroker(t, "127.0.0.1:0", "")
+	b := loatest.StartBroker(t, "")
 	f := openFleet(t, b, Config{})
 	const devices, each = 4, 50
 	for i := range devices {
@@ -243,7 +244,7 @@ func TestConcurrentCommands(t *testing.T) {
 }
 
 func TestAckForUnknownCommandIgnored(t *testing.T) {
-	b := startBroker(t, "127.0.0.1:0", "")
+	b := loatest.StartBroker(t, "")
 	now := time.Date(2026, 11, 25, 6, 0, 0, 0, time.UTC) // duplicates of statuses change nothing
 	f := openFleet(t, b, Config{Now: func() time.Time { return now }})
 	d := onlineDevice(t, b, f, "dev-1", answerDone)
@@ -254,10 +255,10 @@ func TestAckForUnknownCommandIgnored(t *testing.T) {
 		t.Fatal(err)
 	}
 	before, _ := f.DeviceState("dev-2")
-	d.publish(protocol.KindAck, protocol.Ack{ID: "never-sent", State: protocol.AckDone}, false)
+	d.Publish(protocol.KindAck, protocol.Ack{ID: "never-sent", State: protocol.AckDone}, false)
 	// Another device acking dev-1's command is not believed either.
-	other.publish(protocol.KindAck, protocol.Ack{ID: res.ID, State: protocol.AckFailed, Msg: "spoof"}, false)
-	eventually(t, "unknown acks counted", func() bool { return f.Stats().UnknownAcks == 2 })
+	other.Publish(protocol.KindAck, protocol.Ack{ID: res.ID, State: protocol.AckFailed, Msg: "spoof"}, false)
+	loatest.Eventually(t, waitLimit, func() bool { return f.Stats().UnknownAcks == 2 }, "unknown acks counted")
 
 	if r, _ := f.CommandResult(res.ID); r.State != protocol.AckDone || r.Msg != "" {
 		t.Fatalf("result = %+v", r)
@@ -283,7 +284,7 @@ func TestCommandResultsBounded(t *testing.T) {
 }
 
 func TestCollectors(t *testing.T) {
-	b := startBroker(t, "127.0.0.1:0", "")
+	b := loatest.StartBroker(t, "")
 	f := openFleet(t, b, Config{})
 	onlineDevice(t, b, f, "dev-1", answerDone)
 	if _, err := f.Command(testCtx(t), "dev-1", protocol.OpTest, nil); err != nil {
@@ -332,12 +333,12 @@ func TestCollectors(t *testing.T) {
 }
 
 func TestCloseFailsWaitingCommands(t *testing.T) {
-	b := startBroker(t, "127.0.0.1:0", "")
+	b := loatest.StartBroker(t, "")
 	f := openFleet(t, b, Config{CommandTimeout: time.Hour})
 	d := onlineDevice(t, b, f, "dev-1", nil) // silent
 	errc := make(chan error, 1)
 	go func() { _, err := f.Command(context.Background(), "dev-1", protocol.OpTest, nil); errc <- err }()
-	<-d.cmds // the command is out and waiting
+	<-d.Commands() // the command is out and waiting
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -350,10 +351,10 @@ func TestCloseFailsWaitingCommands(t *testing.T) {
 }
 
 func TestCommandBrokerDownUnavailable(t *testing.T) {
-	b := startBroker(t, "127.0.0.1:0", "")
+	b := loatest.StartBroker(t, "")
 	f := openFleet(t, b, Config{CommandTimeout: 20 * time.Millisecond})
-	b.stop()
-	eventually(t, "fleet notices the broker is gone", func() bool { return !f.client.IsConnectionOpen() })
+	b.Stop()
+	loatest.Eventually(t, waitLimit, func() bool { return !f.client.IsConnectionOpen() }, "fleet notices the broker is gone")
 	res, err := f.Command(testCtx(t), "dev-1", protocol.OpTest, nil)
 	if code(err) != loa.EUNAVAILABLE {
 		t.Fatalf("err = %v, want %s", err, loa.EUNAVAILABLE)

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loa-broadcast/loa/loatest"
 	"github.com/loa-broadcast/loa/protocol"
 )
 
@@ -31,15 +32,15 @@ func next(t *testing.T, ch chan gotEvent) gotEvent {
 }
 
 func TestOnEventDeliversPlayedFinishedInOrder(t *testing.T) {
-	b := startBroker(t, "127.0.0.1:0", "")
+	b := loatest.StartBroker(t, "")
 	f := openFleet(t, b, Config{})
 	d := onlineDevice(t, b, f, "dev-1", nil)
 	ch, _ := collectEvents(t, f)
 
 	const n = 50 // several sessions back to back: order must hold
 	for i := range n {
-		d.publish(protocol.KindEvent, protocol.Event{Type: protocol.EventPlayed, TS: int64(2 * i), Session: "s"}, false)
-		d.publish(protocol.KindEvent, protocol.Event{Type: protocol.EventFinished, TS: int64(2*i + 1), Session: "s",
+		d.Publish(protocol.KindEvent, protocol.Event{Type: protocol.EventPlayed, TS: int64(2 * i), Session: "s"}, false)
+		d.Publish(protocol.KindEvent, protocol.Event{Type: protocol.EventFinished, TS: int64(2*i + 1), Session: "s",
 			Stream: &protocol.StreamStats{Played: uint64(i)}}, false)
 	}
 	for i := range 2 * n {
@@ -61,17 +62,17 @@ func TestOnEventDeliversPlayedFinishedInOrder(t *testing.T) {
 }
 
 func TestOnEventCancel(t *testing.T) {
-	b := startBroker(t, "127.0.0.1:0", "")
+	b := loatest.StartBroker(t, "")
 	f := openFleet(t, b, Config{})
 	d := onlineDevice(t, b, f, "dev-1", nil)
 	first, cancel := collectEvents(t, f)
 	second, _ := collectEvents(t, f)
 
-	d.publish(protocol.KindEvent, protocol.Event{Type: protocol.EventAmpFault, Msg: "1"}, false)
+	d.Publish(protocol.KindEvent, protocol.Event{Type: protocol.EventAmpFault, Msg: "1"}, false)
 	next(t, first)
 	next(t, second)
 	cancel()
-	d.publish(protocol.KindEvent, protocol.Event{Type: protocol.EventAmpFault, Msg: "2"}, false)
+	d.Publish(protocol.KindEvent, protocol.Event{Type: protocol.EventAmpFault, Msg: "2"}, false)
 	if e := next(t, second); e.ev.Msg != "2" {
 		t.Fatalf("second got %+v", e)
 	}
@@ -102,7 +103,7 @@ func TestSubscriberPanicDoesNotStopFleet(t *testing.T) {
 // A subscriber that blocks holds up neither the fleet's locks nor acks:
 // commands complete and state reads work from inside the callback.
 func TestBlockedSubscriberBlocksNothingElse(t *testing.T) {
-	b := startBroker(t, "127.0.0.1:0", "")
+	b := loatest.StartBroker(t, "")
 	f := openFleet(t, b, Config{})
 	d := onlineDevice(t, b, f, "dev-1", answerDone)
 
@@ -118,15 +119,15 @@ func TestBlockedSubscriberBlocksNothingElse(t *testing.T) {
 		<-release
 	})
 	defer close(release)
-	d.publish(protocol.KindEvent, protocol.Event{Type: protocol.EventPower}, false)
+	d.Publish(protocol.KindEvent, protocol.Event{Type: protocol.EventPower}, false)
 	<-inside
 
 	if _, err := f.Command(testCtx(t), "dev-1", protocol.OpTest, nil); err != nil {
 		t.Fatalf("command while a subscriber blocks: %v", err)
 	}
-	d.publish(protocol.KindTele, protocol.Telemetry{Volume: 12}, false)
-	eventually(t, "telemetry while a subscriber blocks", func() bool {
+	d.Publish(protocol.KindTele, protocol.Telemetry{Volume: 12}, false)
+	loatest.Eventually(t, waitLimit, func() bool {
 		st, _ := f.DeviceState("dev-1")
 		return st.Telemetry != nil && st.Telemetry.Volume == 12
-	})
+	}, "telemetry while a subscriber blocks")
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/loatest"
 	"github.com/loa-broadcast/loa/protocol"
 )
 
@@ -18,7 +19,7 @@ var fwArgs = protocol.FirmwareArgs{Version: "1.2.0", URL: "http://ctl/fw/abc", S
 // SendFirmware waits for the final ack well past CommandTimeout (it comes
 // after a reboot) and hands every progress ack to the callback, in order.
 func TestSendFirmwareWaitsAcrossTheReboot(t *testing.T) {
-	b := startBroker(t, "127.0.0.1:0", "")
+	b := loatest.StartBroker(t, "")
 	f := openFleet(t, b, Config{CommandTimeout: 50 * time.Millisecond})
 	release := make(chan struct{})
 	phases := []string{protocol.FWPhaseDownloading, protocol.FWPhaseVerifying, protocol.FWPhaseInstalling, protocol.FWPhaseRebooting}
@@ -33,7 +34,7 @@ func TestSendFirmwareWaitsAcrossTheReboot(t *testing.T) {
 		return append(acks, protocol.Ack{ID: cmd.ID, State: protocol.AckDone, Result: res})
 	})
 	go func() {
-		cmd := <-d.cmds
+		cmd := <-d.Commands()
 		// Answer only once the ordinary command timeout has long passed.
 		for sent := time.UnixMilli(cmd.Exp).Add(-defaultCommandTTL); time.Since(sent) < 10*50*time.Millisecond; {
 			time.Sleep(10 * time.Millisecond)
@@ -68,7 +69,7 @@ func TestSendFirmwareWaitsAcrossTheReboot(t *testing.T) {
 }
 
 func TestSendFirmwareRefusesBadArgs(t *testing.T) {
-	b := startBroker(t, "127.0.0.1:0", "")
+	b := loatest.StartBroker(t, "")
 	f := openFleet(t, b, Config{})
 	d := onlineDevice(t, b, f, "dev-1", answerDone)
 	for name, mutate := range map[string]func(a *protocol.FirmwareArgs){
@@ -85,7 +86,7 @@ func TestSendFirmwareRefusesBadArgs(t *testing.T) {
 		}
 	}
 	select {
-	case cmd := <-d.cmds:
+	case cmd := <-d.Commands():
 		t.Errorf("a refused command reached the device: %+v", cmd)
 	default:
 	}

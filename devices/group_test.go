@@ -4,15 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"testing"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
-	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 
 	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/loatest"
 	"github.com/loa-broadcast/loa/protocol"
 )
 
@@ -28,10 +26,10 @@ func resultsByDevice(rs []loa.GroupResult) map[string]loa.GroupResult {
 // settles each: done, failed with the device's reason, timeout for the
 // silent one, offline (never sent) for the dropped and the unknown one.
 func TestGroupRunSettlesEveryDevice(t *testing.T) {
-	b := startBroker(t, "127.0.0.1:0", "")
+	b := loatest.StartBroker(t, "")
 	now := time.Date(2026, 11, 25, 17, 0, 0, 0, time.UTC)
 	f := openFleet(t, b, Config{Now: func() time.Time { return now }})
-	var ok []*testDevice
+	var ok []*loatest.Device
 	for i := range 3 {
 		ok = append(ok, onlineDevice(t, b, f, fmt.Sprintf("ok-%d", i), answerDone))
 	}
@@ -45,7 +43,7 @@ func TestGroupRunSettlesEveryDevice(t *testing.T) {
 	})
 	gone := onlineDevice(t, b, f, "gone", answerDone)
 	w := watchPresence(t, f)
-	gone.drop()
+	gone.Drop()
 	w.wait(t, "gone", false)
 
 	g, err := f.PrepareGroup(protocol.OpTest, json.RawMessage(`{"duration_ms":100}`),
@@ -69,11 +67,11 @@ func TestGroupRunSettlesEveryDevice(t *testing.T) {
 		if r.State != loa.GroupDoneAck || !r.AckedAt.Equal(now) || r.Code != "" || r.Command == "" {
 			t.Errorf("ok-%d: %+v, want done with acked_at and its command id", i, r)
 		}
-		cmd := <-d.cmds
+		cmd := <-d.Commands()
 		if cmd.ID != r.Command || cmd.Op != protocol.OpTest || cmd.Exp != now.Add(300*time.Millisecond).UnixMilli() {
 			t.Errorf("ok-%d received %+v, want the group command expiring with its timeout", i, cmd)
 		}
-		if cr, _ := f.CommandResult(r.Command); cr.State != protocol.AckDone || cr.Device != d.id {
+		if cr, _ := f.CommandResult(r.Command); cr.State != protocol.AckDone || cr.Device != d.ID() {
 			t.Errorf("ok-%d single-command result %+v", i, cr)
 		}
 	}
@@ -83,17 +81,17 @@ func TestGroupRunSettlesEveryDevice(t *testing.T) {
 	if r := got["stale"]; r.State != loa.GroupExpired || r.Code != loa.EUNAVAILABLE || r.AckedAt.IsZero() {
 		t.Errorf("stale: %+v, want expired", r)
 	}
-	<-stale.cmds
+	<-stale.Commands()
 	if r := got["silent"]; r.State != loa.GroupTimeout || r.Code != loa.ETIMEOUT || !r.AckedAt.IsZero() {
 		t.Errorf("silent: %+v, want timeout", r)
 	}
 	if r := got["gone"]; r.State != loa.GroupOffline || r.Command != "" {
 		t.Errorf("gone: %+v, want offline and not sent", r)
 	}
-	<-bad.cmds
-	<-silent.cmds
+	<-bad.Commands()
+	<-silent.Commands()
 	select {
-	case c := <-gone.cmds:
+	case c := <-gone.Commands():
 		t.Errorf("the offline device got %+v", c)
 	default:
 	}
@@ -108,7 +106,7 @@ func TestGroupRunSettlesEveryDevice(t *testing.T) {
 }
 
 func TestGroupRunContextEndsWait(t *testing.T) {
-	b := startBroker(t, "127.0.0.1:0", "")
+	b := loatest.StartBroker(t, "")
 	f := openFleet(t, b, Config{})
 	onlineDevice(t, b, f, "silent", nil)
 	onlineDevice(t, b, f, "quick", answerDone)
@@ -134,10 +132,10 @@ func TestGroupRunContextEndsWait(t *testing.T) {
 }
 
 func TestGroupRunBrokerDown(t *testing.T) {
-	b := startBroker(t, "127.0.0.1:0", "")
+	b := loatest.StartBroker(t, "")
 	f := openFleet(t, b, Config{Initial: []loa.DeviceState{{ID: "dev-1", Online: true, Boot: 1}}})
-	b.stop()
-	eventually(t, "fleet notices the broker is gone", func() bool { return !f.client.IsConnectionOpen() })
+	b.Stop()
+	loatest.Eventually(t, waitLimit, func() bool { return !f.client.IsConnectionOpen() }, "fleet notices the broker is gone")
 	g, err := f.PrepareGroup(protocol.OpMute, json.RawMessage(`{"muted":true}`), []string{"dev-1"}, time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -152,7 +150,7 @@ func TestGroupRunBrokerDown(t *testing.T) {
 }
 
 func TestPrepareGroupRejectsBadInput(t *testing.T) {
-	b := startBroker(t, "127.0.0.1:0", "")
+	b := loatest.StartBroker(t, "")
 	f := openFleet(t, b, Config{})
 	for name, c := range map[string]struct {
 		op      string
@@ -182,7 +180,7 @@ func TestPrepareGroupRejectsBadInput(t *testing.T) {
 func BenchmarkGroupRun(b *testing.B) {
 	for _, n := range []int{1000, 5000} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			url := startBenchBroker(b)
+			url := loatest.StartBroker(b, "").URL()
 			f, err := Open(context.Background(), Config{Broker: url})
 			if err != nil {
 				b.Fatal(err)
@@ -241,22 +239,4 @@ func respondAll(b *testing.B, url string, f *Fleet, n int) []string {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return ids
-}
-
-// startBenchBroker is startBroker for benchmarks: mochi on a free loopback
-// port, every client and topic allowed.
-func startBenchBroker(b *testing.B) string {
-	srv := mochi.New(&mochi.Options{Logger: slog.New(slog.DiscardHandler)})
-	if err := srv.AddHook(&passwordHook{}, nil); err != nil {
-		b.Fatal(err)
-	}
-	tcp := listeners.NewTCP(listeners.Config{ID: "tcp", Address: "127.0.0.1:0"})
-	if err := srv.AddListener(tcp); err != nil {
-		b.Fatal(err)
-	}
-	if err := srv.Serve(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { stopBroker(srv) })
-	return "tcp://" + tcp.Address()
 }

@@ -1,81 +1,31 @@
 package devices
 
 import (
-	"encoding/json"
-	"net"
-	"net/url"
-	"sync"
 	"testing"
 	"time"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
-
+	"github.com/loa-broadcast/loa/loatest"
 	"github.com/loa-broadcast/loa/protocol"
 )
-
-// connDevice connects to the broker as device id on connection conn of
-// boot: its Will is the offline status of (boot, conn), and once connected
-// it publishes online with the same pair, as the contract says.
-type connDevice struct {
-	c    mqtt.Client
-	mu   sync.Mutex
-	conn net.Conn
-}
-
-func startConnDevice(t *testing.T, b *testBroker, id, clientID string, boot, conn uint64) *connDevice {
-	t.Helper()
-	d := &connDevice{}
-	will, _ := json.Marshal(protocol.Status{Online: false, Boot: boot, Conn: conn})
-	online, _ := json.Marshal(protocol.Status{Online: true, Boot: boot, Conn: conn, TS: time.Now().UnixMilli()})
-	opts := mqtt.NewClientOptions().AddBroker(b.url()).SetClientID(clientID).
-		SetCleanSession(true).SetAutoReconnect(false).
-		SetBinaryWill(protocol.DeviceTopic(id, protocol.KindStatus), will, 1, true).
-		SetCustomOpenConnectionFn(func(u *url.URL, _ mqtt.ClientOptions) (net.Conn, error) {
-			c, err := net.Dial("tcp", u.Host)
-			if err == nil {
-				d.mu.Lock()
-				d.conn = c
-				d.mu.Unlock()
-			}
-			return c, err
-		})
-	d.c = mqtt.NewClient(opts)
-	if tok := d.c.Connect(); !tok.WaitTimeout(waitLimit) || tok.Error() != nil {
-		t.Fatalf("%s connect: %v", clientID, tok.Error())
-	}
-	if tok := d.c.Publish(protocol.DeviceTopic(id, protocol.KindStatus), 1, true, online); !tok.WaitTimeout(waitLimit) || tok.Error() != nil {
-		t.Fatalf("%s online: %v", clientID, tok.Error())
-	}
-	t.Cleanup(func() { d.c.Disconnect(0) })
-	return d
-}
-
-// drop closes the TCP connection without DISCONNECT: the broker publishes
-// the Will.
-func (d *connDevice) drop() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.conn.Close()
-}
 
 // The late-Will race within one boot: the receiver lost connection k, came
 // back on connection k+1 (online) before the broker noticed k was dead;
 // then k's Will (offline, boot b, conn k) arrives. The device stays online.
 func TestPresenceLateWillOfEarlierConnectionIgnored(t *testing.T) {
-	b := startBroker(t, "127.0.0.1:0", "")
+	b := loatest.StartBroker(t, "")
 	f := openFleet(t, b, Config{})
 	w := watchPresence(t, f)
 
 	// Different client ids, so the broker keeps connection 1 open (as a
 	// half-dead 4G link it has not timed out yet) while 2 is up.
-	first := startConnDevice(t, b, "dev-1", "dev-1-conn1", 5, 1)
+	first := loatest.ConnectDevice(t, b.URL(), loatest.DeviceConfig{ID: "dev-1", ClientID: "dev-1-conn1", Boot: 5, Conn: 1})
 	w.wait(t, "dev-1", true)
-	startConnDevice(t, b, "dev-1", "dev-1-conn2", 5, 2)
-	eventually(t, "connection 2 seen", func() bool { return f.Stats().Stale == 0 && f.deviceConn("dev-1") == 2 })
+	loatest.ConnectDevice(t, b.URL(), loatest.DeviceConfig{ID: "dev-1", ClientID: "dev-1-conn2", Boot: 5, Conn: 2})
+	loatest.Eventually(t, waitLimit, func() bool { return f.Stats().Stale == 0 && f.deviceConn("dev-1") == 2 }, "connection 2 seen")
 	before, _ := f.DeviceState("dev-1")
 
-	first.drop() // the broker publishes connection 1's Will: offline, boot 5, conn 1
-	eventually(t, "the late Will counted as stale", func() bool { return f.Stats().Stale == 1 })
+	first.Drop() // the broker publishes connection 1's Will: offline, boot 5, conn 1
+	loatest.Eventually(t, waitLimit, func() bool { return f.Stats().Stale == 1 }, "the late Will counted as stale")
 	stillOnline(t, f, w, 5, before.OnlineSince)
 }
 

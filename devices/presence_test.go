@@ -8,15 +8,16 @@ import (
 	"time"
 
 	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/loatest"
 	"github.com/loa-broadcast/loa/protocol"
 )
 
 func TestPresenceOnlineThenLastWill(t *testing.T) {
-	b := startBroker(t, "127.0.0.1:0", "")
+	b := loatest.StartBroker(t, "")
 	f := openFleet(t, b, Config{})
 	w := watchPresence(t, f)
 
-	d := startDevice(t, b, "dev-1", 7, nil, deviceOpt{})
+	d := loatest.ConnectDevice(t, b.URL(), loatest.DeviceConfig{ID: "dev-1", Boot: 7})
 	on := w.wait(t, "dev-1", true)
 	if on.Boot != 7 || on.OnlineSince.IsZero() || on.LastSeen.IsZero() {
 		t.Fatalf("online state = %+v", on)
@@ -25,7 +26,7 @@ func TestPresenceOnlineThenLastWill(t *testing.T) {
 		t.Fatalf("Stats().Online = %d, want 1", got)
 	}
 
-	d.drop()
+	d.Drop()
 	off := w.wait(t, "dev-1", false)
 	if off.Boot != 7 || !off.OnlineSince.IsZero() {
 		t.Fatalf("offline state = %+v", off)
@@ -40,21 +41,21 @@ func TestPresenceOnlineThenLastWill(t *testing.T) {
 }
 
 func TestPresenceLateWillOfEarlierBootIgnored(t *testing.T) {
-	b := startBroker(t, "127.0.0.1:0", "")
+	b := loatest.StartBroker(t, "")
 	f := openFleet(t, b, Config{})
 	w := watchPresence(t, f)
 
 	// Boot 1's connection is still open at the broker when the device has
 	// rebooted and connected again as boot 2 (a new client id here, so
 	// the broker does not take the old session over).
-	old := startDevice(t, b, "dev-1", 1, nil, deviceOpt{clientID: "dev-1-boot1"})
+	old := loatest.ConnectDevice(t, b.URL(), loatest.DeviceConfig{ID: "dev-1", ClientID: "dev-1-boot1", Boot: 1})
 	w.wait(t, "dev-1", true)
-	startDevice(t, b, "dev-1", 2, nil, deviceOpt{clientID: "dev-1-boot2"})
-	eventually(t, "boot 2 seen", func() bool { st, _ := f.DeviceState("dev-1"); return st.Boot == 2 })
+	loatest.ConnectDevice(t, b.URL(), loatest.DeviceConfig{ID: "dev-1", ClientID: "dev-1-boot2", Boot: 2})
+	loatest.Eventually(t, waitLimit, func() bool { st, _ := f.DeviceState("dev-1"); return st.Boot == 2 }, "boot 2 seen")
 	before, _ := f.DeviceState("dev-1")
 
-	old.drop() // the broker now publishes boot 1's will: offline, boot 1
-	eventually(t, "stale will counted", func() bool { return f.Stats().Stale == 1 })
+	old.Drop() // the broker now publishes boot 1's will: offline, boot 1
+	loatest.Eventually(t, waitLimit, func() bool { return f.Stats().Stale == 1 }, "stale will counted")
 
 	stillOnline(t, f, w, 2, before.OnlineSince)
 }
@@ -119,18 +120,18 @@ func TestPresenceSameBootOfflineThenOnlineAgain(t *testing.T) {
 }
 
 func TestTelemetryVisibleInDeviceState(t *testing.T) {
-	b := startBroker(t, "127.0.0.1:0", "")
+	b := loatest.StartBroker(t, "")
 	now := time.Date(2026, 11, 25, 6, 0, 0, 0, time.UTC)
 	f := openFleet(t, b, Config{Now: func() time.Time { return now }})
 	w := watchPresence(t, f)
-	d := startDevice(t, b, "dev-1", 1, nil, deviceOpt{})
+	d := loatest.ConnectDevice(t, b.URL(), loatest.DeviceConfig{ID: "dev-1", Boot: 1})
 	w.wait(t, "dev-1", true)
 
-	d.publish(protocol.KindTele, protocol.Telemetry{
+	d.Publish(protocol.KindTele, protocol.Telemetry{
 		TS: 1, RSSI: -71, Net: "4g", Volume: 80, Muted: true, Temp: 41.5, Uptime: 3600, FW: "1.2.3", Session: "s-1",
 		Stream: &protocol.StreamStats{Received: 1000, Lost: 3, Late: 1, Concealed: 2, FECRecovered: 4, Played: 995, Decoded: 997, JitterMs: 12.5},
 	}, false)
-	eventually(t, "telemetry", func() bool { st, _ := f.DeviceState("dev-1"); return st.Telemetry != nil })
+	loatest.Eventually(t, waitLimit, func() bool { st, _ := f.DeviceState("dev-1"); return st.Telemetry != nil }, "telemetry")
 
 	st, _ := f.DeviceState("dev-1")
 	want := loa.Telemetry{At: now, RSSI: -71, Net: "4g", Volume: 80, Muted: true, TempC: 41.5, UptimeS: 3600, Firmware: "1.2.3", Session: "s-1",
@@ -156,17 +157,17 @@ func TestTelemetryVisibleInDeviceState(t *testing.T) {
 }
 
 func TestMalformedPayloadsCountedStateUnchanged(t *testing.T) {
-	b := startBroker(t, "127.0.0.1:0", "")
+	b := loatest.StartBroker(t, "")
 	// A fixed clock: a duplicate of the retained status (the broker may
 	// send one live and one retained around the subscription) then
 	// changes nothing either.
 	now := time.Date(2026, 11, 25, 6, 0, 0, 0, time.UTC)
 	f := openFleet(t, b, Config{Now: func() time.Time { return now }})
 	w := watchPresence(t, f)
-	d := startDevice(t, b, "dev-1", 4, answerDone, deviceOpt{})
+	d := loatest.ConnectDevice(t, b.URL(), loatest.DeviceConfig{ID: "dev-1", Boot: 4, Answer: answerDone})
 	w.wait(t, "dev-1", true)
-	d.publish(protocol.KindTele, protocol.Telemetry{Volume: 50}, false)
-	eventually(t, "telemetry", func() bool { st, _ := f.DeviceState("dev-1"); return st.Telemetry != nil })
+	d.Publish(protocol.KindTele, protocol.Telemetry{Volume: 50}, false)
+	loatest.Eventually(t, waitLimit, func() bool { st, _ := f.DeviceState("dev-1"); return st.Telemetry != nil }, "telemetry")
 	before, _ := f.DeviceState("dev-1")
 
 	bad := []struct{ kind, payload string }{
@@ -181,10 +182,10 @@ func TestMalformedPayloadsCountedStateUnchanged(t *testing.T) {
 		{protocol.KindTele, `{"net":"` + string(make([]byte, protocol.MaxPayload)) + `"}`}, // oversize
 	}
 	for _, m := range bad {
-		d.publishRaw(m.kind, []byte(m.payload), false)
+		d.PublishRaw(m.kind, []byte(m.payload), false)
 	}
 	n := uint64(len(bad))
-	eventually(t, "malformed counted", func() bool { return f.Stats().Malformed == n })
+	loatest.Eventually(t, waitLimit, func() bool { return f.Stats().Malformed == n }, "malformed counted")
 
 	after, _ := f.DeviceState("dev-1")
 	if after.Malformed != n {
@@ -253,14 +254,14 @@ func (w *recordingWriter) PutDeviceStates(_ context.Context, states []loa.Device
 }
 
 func TestFlusherWritesDirtyStatesOnly(t *testing.T) {
-	b := startBroker(t, "127.0.0.1:0", "")
+	b := loatest.StartBroker(t, "")
 	wr := &recordingWriter{got: make(chan []loa.DeviceState, 100)}
 	openFleet(t, b, Config{
 		States:        wr,
 		FlushInterval: 10 * time.Millisecond,
 		Initial:       []loa.DeviceState{{ID: "quiet", Boot: 1}, {ID: "dev-1", Boot: 1}},
 	})
-	startDevice(t, b, "dev-1", 2, nil, deviceOpt{})
+	loatest.ConnectDevice(t, b.URL(), loatest.DeviceConfig{ID: "dev-1", Boot: 2})
 
 	timeout := time.After(waitLimit)
 	for {
@@ -328,17 +329,17 @@ func TestInitialStateLoaded(t *testing.T) {
 }
 
 func TestReconnectResubscribes(t *testing.T) {
-	b := startBroker(t, "127.0.0.1:0", "")
+	b := loatest.StartBroker(t, "")
 	f := openFleet(t, b, Config{})
 	w := watchPresence(t, f)
-	startDevice(t, b, "dev-1", 1, nil, deviceOpt{})
+	loatest.ConnectDevice(t, b.URL(), loatest.DeviceConfig{ID: "dev-1", Boot: 1})
 	w.wait(t, "dev-1", true)
 
-	b.restart() // drops the fleet's session and every subscription
+	b.Restart() // drops the fleet's session and every subscription
 
 	// A device that exists only on the new broker: the fleet sees it only
 	// if it subscribed again after reconnecting.
-	startDevice(t, b, "dev-2", 1, answerDone, deviceOpt{})
+	loatest.ConnectDevice(t, b.URL(), loatest.DeviceConfig{ID: "dev-2", Boot: 1, Answer: answerDone})
 	w.wait(t, "dev-2", true)
 
 	// And commands work over the new connection.
@@ -369,10 +370,10 @@ func TestOpenUnreachableBroker(t *testing.T) {
 }
 
 func TestOpenRefusedCredentials(t *testing.T) {
-	b := startBroker(t, "127.0.0.1:0", "right")
+	b := loatest.StartBroker(t, "right")
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
-	f, err := Open(ctx, Config{Broker: b.url(), Username: "loa", Password: "wrong"})
+	f, err := Open(ctx, Config{Broker: b.URL(), Username: "loa", Password: "wrong"})
 	if err == nil {
 		f.Close()
 		t.Fatal("Open succeeded with a wrong password")
@@ -380,7 +381,7 @@ func TestOpenRefusedCredentials(t *testing.T) {
 	if code(err) != loa.EUNAUTHORIZED {
 		t.Fatalf("err = %v, want %s", err, loa.EUNAUTHORIZED)
 	}
-	f, err = Open(ctx, Config{Broker: b.url(), Username: "loa", Password: "right"})
+	f, err = Open(ctx, Config{Broker: b.URL(), Username: "loa", Password: "right"})
 	if err != nil {
 		t.Fatalf("Open with the right password: %v", err)
 	}

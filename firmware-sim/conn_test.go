@@ -3,6 +3,7 @@ package firmwaresim
 import (
 	"testing"
 
+	"github.com/loa-broadcast/loa/loatest"
 	"github.com/loa-broadcast/loa/protocol"
 )
 
@@ -19,7 +20,8 @@ func statusOf(t *testing.T, m mqttMsg) protocol.Status {
 // boot: its Will carried the old conn, the new online status the new one;
 // a graceful close reports the conn it closes.
 func TestReceiverConnCountsConnections(t *testing.T) {
-	broker, srv := startBrokerServer(t)
+	b := loatest.StartBroker(t, "")
+	broker, srv := b.URL(), b.Server()
 	rec := newRecorder(t, broker, "ctl")
 	r := startReceiver(t, Config{ID: "rx-1", Broker: broker})
 	isStatus := isTopic("rx-1", protocol.KindStatus)

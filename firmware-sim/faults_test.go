@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loa-broadcast/loa/loatest"
 	"github.com/loa-broadcast/loa/protocol"
 )
 
@@ -13,7 +14,7 @@ import (
 // reports the temperature (and the receiver's own IP), the fault sends
 // amp_fault, silences speaker tests, and its repair sends amp_ok.
 func TestFaults(t *testing.T) {
-	broker := startBroker(t)
+	broker := loatest.StartBroker(t, "").URL()
 	rec := newRecorder(t, broker, "ctl")
 	r := startReceiver(t, Config{ID: "rx1", Broker: broker, TeleInterval: 20 * time.Millisecond})
 

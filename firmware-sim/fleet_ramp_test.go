@@ -6,12 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loa-broadcast/loa/loatest"
 	"github.com/loa-broadcast/loa/protocol"
 )
 
 // A ramped fleet starts every receiver, each publishing its online status.
 func TestStartFleetRamped(t *testing.T) {
-	broker := startBroker(t)
+	broker := loatest.StartBroker(t, "").URL()
 	rec := newRecorder(t, broker, "ctl")
 	cfgs := make([]Config, 20)
 	for i := range cfgs {
@@ -34,7 +35,7 @@ func TestStartFleetRamped(t *testing.T) {
 
 // Cancelling a ramp part-way fails the start and leaves no receiver online.
 func TestStartFleetRampedCancelled(t *testing.T) {
-	broker := startBroker(t)
+	broker := loatest.StartBroker(t, "").URL()
 	cfgs := make([]Config, 50)
 	for i := range cfgs {
 		cfgs[i] = Config{ID: fmt.Sprintf("ramp-%02d", i), Broker: broker, Logger: quiet}

@@ -17,12 +17,10 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/hraban/opus"
-	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
-	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 
+	"github.com/loa-broadcast/loa/loatest"
 	"github.com/loa-broadcast/loa/protocol"
 )
 
@@ -35,53 +33,6 @@ const waitLimit = 20 * time.Second
 const testDelayMs = 1500
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
-
-// startBroker runs a real mochi broker on 127.0.0.1:0 with no auth.
-func startBroker(t *testing.T) string {
-	t.Helper()
-	url, _ := startBrokerServer(t)
-	return url
-}
-
-func startBrokerServer(t *testing.T) (string, *mochi.Server) {
-	t.Helper()
-	srv := mochi.New(&mochi.Options{Logger: quiet})
-	if err := srv.AddHook(new(allowAll), nil); err != nil {
-		t.Fatal(err)
-	}
-	l := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0"})
-	if err := srv.AddListener(l); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Serve(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// mochi's Close takes the clients' read lock recursively
-		// (GetByListener → Len); a client leaving or taken over meanwhile
-		// (a write lock waiting) deadlocks it. Let the clients go first,
-		// as package broker does.
-		for deadline := time.Now().Add(5 * time.Second); len(srv.Clients.GetAll()) > 0 && time.Now().Before(deadline); {
-			time.Sleep(5 * time.Millisecond)
-		}
-		srv.Close()
-	})
-	return "tcp://" + l.Address(), srv
-}
-
-// allowAll admits every client to every topic (mochi's own allow hook
-// pulls in a yaml module this repository does not carry).
-type allowAll struct{ mochi.HookBase }
-
-func (h *allowAll) ID() string { return "allow-all" }
-
-func (h *allowAll) Provides(b byte) bool {
-	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
-}
-
-func (h *allowAll) OnConnectAuthenticate(*mochi.Client, packets.Packet) bool { return true }
-
-func (h *allowAll) OnACLCheck(*mochi.Client, string, bool) bool { return true }
 
 type mqttMsg struct {
 	topic    string
@@ -495,14 +446,10 @@ func (s *streamer) stream(ctx context.Context, order []int) {
 // waitPlayed waits until the receiver played n slots of session.
 func waitPlayed(t *testing.T, r *Receiver, session string, n uint64) {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for time.Now().Before(deadline) {
-		if st, ok := r.Session(session); ok && st.Played >= n {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("%s did not play %d slots of %s", r.ID(), n, session)
+	loatest.Eventually(t, waitLimit, func() bool {
+		st, ok := r.Session(session)
+		return ok && st.Played >= n
+	}, fmt.Sprintf("%s plays %d slots of %s", r.ID(), n, session))
 }
 
 func seq(n int) []int {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loa-broadcast/loa/loatest"
 	"github.com/loa-broadcast/loa/protocol"
 )
 
@@ -22,7 +23,7 @@ func teleWhere(rec *recorder, t *testing.T, dev, what string, match func(protoco
 // A muted receiver keeps receiving and counting its stream, plays it as
 // silence, and says so in its telemetry; amp switches the relay.
 func TestMuteAndAmp(t *testing.T) {
-	broker := startBroker(t)
+	broker := loatest.StartBroker(t, "").URL()
 	rec := newRecorder(t, broker, "ctl")
 	r := startReceiver(t, Config{ID: "rx1", Broker: broker, TeleInterval: 20 * time.Millisecond})
 	later := time.Now().Add(time.Minute)
@@ -86,7 +87,7 @@ type rawJSON string
 func (j rawJSON) MarshalJSON() ([]byte, error) { return []byte(j), nil }
 
 func TestConfig(t *testing.T) {
-	broker := startBroker(t)
+	broker := loatest.StartBroker(t, "").URL()
 	rec := newRecorder(t, broker, "ctl")
 	r := startReceiver(t, Config{ID: "rx1", Broker: broker, TeleInterval: time.Hour})
 	id := rec.send(t, "rx1", protocol.OpConfig, protocol.ConfigArgs{TeleIntervalS: 5, DelayMs: 350}, time.Now().Add(time.Minute))
@@ -112,7 +113,7 @@ func TestConfig(t *testing.T) {
 }
 
 func TestSpeakerTest(t *testing.T) {
-	broker := startBroker(t)
+	broker := loatest.StartBroker(t, "").URL()
 	rec := newRecorder(t, broker, "ctl")
 	startReceiver(t, Config{ID: "rx1", Broker: broker})
 	later := time.Now().Add(time.Minute)
@@ -170,7 +171,7 @@ func TestToneLevel(t *testing.T) {
 // Will of the old boot, and comes back online with boot+1 after about a
 // second, obeying commands again.
 func TestReboot(t *testing.T) {
-	broker := startBroker(t)
+	broker := loatest.StartBroker(t, "").URL()
 	rec := newRecorder(t, broker, "ctl")
 	r := startReceiver(t, Config{ID: "rx1", Broker: broker})
 	status := func(online bool, boot uint64) func(mqttMsg) bool {

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loa-broadcast/loa/loatest"
 	"github.com/loa-broadcast/loa/protocol"
 )
 
@@ -189,7 +190,7 @@ func ackIs(dev, id, state string) func(mqttMsg) bool {
 // done from the new boot. The next update goes to the other slot.
 func TestFirmwareUpdate(t *testing.T) {
 	t.Parallel()
-	broker := startBroker(t)
+	broker := loatest.StartBroker(t, "").URL()
 	rec := newRecorder(t, broker, "ctl")
 	pub, priv := newKey(t)
 	srv := newImageServer(t)
@@ -270,7 +271,7 @@ func TestFirmwareUpdate(t *testing.T) {
 // that ignores Range (200) makes the receiver start over. Both install.
 func TestFirmwareResume(t *testing.T) {
 	t.Parallel()
-	broker := startBroker(t)
+	broker := loatest.StartBroker(t, "").URL()
 	rec := newRecorder(t, broker, "ctl")
 	pub, priv := newKey(t)
 	srv := newImageServer(t)
@@ -315,7 +316,7 @@ func TestFirmwareResume(t *testing.T) {
 // and does not reboot.
 func TestFirmwareRefused(t *testing.T) {
 	t.Parallel()
-	broker := startBroker(t)
+	broker := loatest.StartBroker(t, "").URL()
 	rec := newRecorder(t, broker, "ctl")
 	pub, priv := newKey(t)
 	_, otherKey := newKey(t)
@@ -399,7 +400,7 @@ func TestFirmwareRefused(t *testing.T) {
 // (the boot counter rises by two), and the old image acks rolled_back.
 func TestFirmwareRollback(t *testing.T) {
 	t.Parallel()
-	broker := startBroker(t)
+	broker := loatest.StartBroker(t, "").URL()
 	rec := newRecorder(t, broker, "ctl")
 	pub, priv := newKey(t)
 	srv := newImageServer(t)
@@ -444,7 +445,7 @@ func TestFirmwareRollback(t *testing.T) {
 // code download and installs nothing.
 func TestFirmwareBusyAndInterrupted(t *testing.T) {
 	t.Parallel()
-	broker := startBroker(t)
+	broker := loatest.StartBroker(t, "").URL()
 	rec := newRecorder(t, broker, "ctl")
 	pub, priv := newKey(t)
 	srv := newImageServer(t)
@@ -497,7 +498,7 @@ func TestFirmwareBusyAndInterrupted(t *testing.T) {
 // sends nothing more.
 func TestFirmwareInstallFailsAndClose(t *testing.T) {
 	t.Parallel()
-	broker := startBroker(t)
+	broker := loatest.StartBroker(t, "").URL()
 	rec := newRecorder(t, broker, "ctl")
 	pub, priv := newKey(t)
 	srv := newImageServer(t)
@@ -531,7 +532,7 @@ func TestFirmwareInstallFailsAndClose(t *testing.T) {
 }
 
 func TestFirmwareConfigChecked(t *testing.T) {
-	broker := startBroker(t)
+	broker := loatest.StartBroker(t, "").URL()
 	for _, cfg := range []Config{
 		{ID: "rx1", Broker: broker, Firmware: "sim-1.0"},
 		{ID: "rx1", Broker: broker, FirmwareKey: make(ed25519.PublicKey, 31)},

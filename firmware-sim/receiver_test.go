@@ -7,11 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loa-broadcast/loa/loatest"
 	"github.com/loa-broadcast/loa/protocol"
 )
 
 func TestCommands(t *testing.T) {
-	broker := startBroker(t)
+	broker := loatest.StartBroker(t, "").URL()
 	rec := newRecorder(t, broker, "ctl")
 	r := startReceiver(t, Config{ID: "rx1", Broker: broker})
 	later := time.Now().Add(time.Minute)
@@ -62,7 +63,7 @@ func TestCommands(t *testing.T) {
 }
 
 func TestStatusAndLastWill(t *testing.T) {
-	broker := startBroker(t)
+	broker := loatest.StartBroker(t, "").URL()
 	rec := newRecorder(t, broker, "ctl")
 	r := startReceiver(t, Config{ID: "rx1", Broker: broker})
 	status := func(online bool) func(mqttMsg) bool {
@@ -108,7 +109,8 @@ func TestStatusAndLastWill(t *testing.T) {
 // online again (the broker may have published its Will meanwhile) and
 // still obeys commands, since it resubscribed.
 func TestReconnectResubscribes(t *testing.T) {
-	broker, srv := startBrokerServer(t)
+	b := loatest.StartBroker(t, "")
+	broker, srv := b.URL(), b.Server()
 	rec := newRecorder(t, broker, "ctl")
 	r := startReceiver(t, Config{ID: "rx1", Broker: broker})
 	statuses := func() []protocol.Status {
@@ -150,7 +152,7 @@ func TestReconnectResubscribes(t *testing.T) {
 }
 
 func TestKillStopsPlayingSilently(t *testing.T) {
-	broker := startBroker(t)
+	broker := loatest.StartBroker(t, "").URL()
 	rec := newRecorder(t, broker, "ctl")
 	r := startReceiver(t, Config{ID: "rx1", Broker: broker})
 	st := newStreamer(t, "s1", 10)
@@ -176,7 +178,7 @@ func TestKillStopsPlayingSilently(t *testing.T) {
 }
 
 func TestTelemetry(t *testing.T) {
-	broker := startBroker(t)
+	broker := loatest.StartBroker(t, "").URL()
 	rec := newRecorder(t, broker, "ctl")
 	startReceiver(t, Config{ID: "rx1", Broker: broker, TeleInterval: 20 * time.Millisecond, Firmware: "1.0.7"})
 	st := newStreamer(t, "s1", 10)
@@ -192,7 +194,7 @@ func TestTelemetry(t *testing.T) {
 }
 
 func TestFleet(t *testing.T) {
-	broker := startBroker(t)
+	broker := loatest.StartBroker(t, "").URL()
 	rec := newRecorder(t, broker, "ctl")
 	const n, decoding, frames = 50, 10, 50
 	cfgs := make([]Config, n)
@@ -238,7 +240,7 @@ func TestFleet(t *testing.T) {
 }
 
 func TestStartFleetFailsAndCleansUp(t *testing.T) {
-	broker := startBroker(t)
+	broker := loatest.StartBroker(t, "").URL()
 	cfgs := []Config{{ID: "ok1", Broker: broker, Logger: quiet}, {ID: "bad", Broker: "tcp://127.0.0.1:1", Logger: quiet}}
 	if _, err := StartFleet(context.Background(), cfgs); err == nil {
 		t.Fatal("fleet started with an unreachable broker")

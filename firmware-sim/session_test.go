@@ -3,11 +3,13 @@ package firmwaresim
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/loa-broadcast/loa/loatest"
 	"github.com/loa-broadcast/loa/protocol"
 )
 
@@ -25,19 +27,17 @@ func playSession(t *testing.T, rec *recorder, st *streamer, dev string, recvSSRC
 
 func waitDone(t *testing.T, r *Receiver, session string) SessionStats {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for time.Now().Before(deadline) {
-		if st, ok := r.Session(session); ok && st.Done {
-			return st
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("session %s not done", session)
-	return SessionStats{}
+	var st SessionStats
+	loatest.Eventually(t, waitLimit, func() bool {
+		var ok bool
+		st, ok = r.Session(session)
+		return ok && st.Done
+	}, fmt.Sprintf("session %s done", session))
+	return st
 }
 
 func TestPlayDecodesTone(t *testing.T) {
-	broker := startBroker(t)
+	broker := loatest.StartBroker(t, "").URL()
 	rec := newRecorder(t, broker, "ctl")
 	dir := t.TempDir()
 	r := startReceiver(t, Config{ID: "rx1", Broker: broker, Decode: true, KeepPCM: true, WAVDir: dir})
@@ -107,7 +107,7 @@ func TestPlayDecodesTone(t *testing.T) {
 }
 
 func TestPlayWithLossAndJitter(t *testing.T) {
-	broker := startBroker(t)
+	broker := loatest.StartBroker(t, "").URL()
 	rec := newRecorder(t, broker, "ctl")
 	r := startReceiver(t, Config{ID: "rx1", Broker: broker, Decode: true, KeepPCM: true,
 		Impair: Impairment{Loss: 0.05, Jitter: 40 * time.Millisecond, Seed: 7}})
@@ -142,7 +142,7 @@ func TestPlayWithLossAndJitter(t *testing.T) {
 }
 
 func TestJitterBufferReordersAndCounts(t *testing.T) {
-	broker := startBroker(t)
+	broker := loatest.StartBroker(t, "").URL()
 	rec := newRecorder(t, broker, "ctl")
 	r := startReceiver(t, Config{ID: "rx1", Broker: broker, Decode: true, Impair: Impairment{Reorder: 0.2, Seed: 3}})
 	const frames = 120
@@ -188,7 +188,7 @@ func TestJitterBufferReordersAndCounts(t *testing.T) {
 }
 
 func TestVerifyWithoutDecoding(t *testing.T) {
-	broker := startBroker(t)
+	broker := loatest.StartBroker(t, "").URL()
 	rec := newRecorder(t, broker, "ctl")
 	r := startReceiver(t, Config{ID: "rx1", Broker: broker, Decode: false, KeepPCM: true})
 	const frames = 60
@@ -213,7 +213,7 @@ func TestVerifyWithoutDecoding(t *testing.T) {
 }
 
 func TestStopEndsWithinOneSlot(t *testing.T) {
-	broker := startBroker(t)
+	broker := loatest.StartBroker(t, "").URL()
 	rec := newRecorder(t, broker, "ctl")
 	r := startReceiver(t, Config{ID: "rx1", Broker: broker, Decode: true})
 	const frames = 500
@@ -252,7 +252,7 @@ func TestStopEndsWithinOneSlot(t *testing.T) {
 }
 
 func TestPlayPreemptsOtherSession(t *testing.T) {
-	broker := startBroker(t)
+	broker := loatest.StartBroker(t, "").URL()
 	rec := newRecorder(t, broker, "ctl")
 	r := startReceiver(t, Config{ID: "rx1", Broker: broker})
 	a := newStreamer(t, "low", 10)
@@ -285,7 +285,7 @@ func TestPlayPreemptsOtherSession(t *testing.T) {
 // Two receivers whose first packets arrive at different times play the
 // stream at the same instants, because both follow the sender clock.
 func TestSenderClockSyncsReceivers(t *testing.T) {
-	broker := startBroker(t)
+	broker := loatest.StartBroker(t, "").URL()
 	rec := newRecorder(t, broker, "ctl")
 	a := startReceiver(t, Config{ID: "rxa", Broker: broker})
 	b := startReceiver(t, Config{ID: "rxb", Broker: broker, Impair: Impairment{Jitter: 100 * time.Millisecond, Seed: 1}})
@@ -326,7 +326,7 @@ func TestSenderClockSyncsReceivers(t *testing.T) {
 // A stream that stops without a BYE ends after StreamTimeout; the slots
 // concealed past its last packet meanwhile are not counted as played.
 func TestStreamTimeoutTrimsTail(t *testing.T) {
-	broker := startBroker(t)
+	broker := loatest.StartBroker(t, "").URL()
 	rec := newRecorder(t, broker, "ctl")
 	dir := t.TempDir()
 	r := startReceiver(t, Config{ID: "rx1", Broker: broker, Decode: true, KeepPCM: true, WAVDir: dir})

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loa-broadcast/loa/loatest"
 	"github.com/loa-broadcast/loa/protocol"
 )
 
@@ -13,7 +14,7 @@ import (
 // command meanwhile changes what is restored. Below the emergency band the
 // volume in the play args is ignored.
 func TestEmergencyVolumeOverride(t *testing.T) {
-	broker := startBroker(t)
+	broker := loatest.StartBroker(t, "").URL()
 	rec := newRecorder(t, broker, "ctl")
 	r := startReceiver(t, Config{ID: "rx1", Broker: broker})
 	later := time.Now().Add(time.Minute)

@@ -1,7 +1,7 @@
 // Package store persists Loa's domain types in a bbolt database. Values are
 // JSON-encoded domain structs keyed by id; secrets are stored only as SHA-256
-// hashes. Audio files live beside the database in MediaDir, named by content
-// hash; the database holds their metadata.
+// hashes. Audio and firmware files live beside the database as blobs named
+// by content hash (blob.go); the database holds their metadata.
 package store
 
 import (
@@ -17,9 +17,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/loa-broadcast/loa"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/loa-broadcast/loa"
 )
 
 // Compile-time checks that DB provides the persistence services.
@@ -95,6 +96,7 @@ func Open(path string, opt Options) (*DB, error) {
 		_ = db.bolt.Close()
 		return nil, err
 	}
+	db.removeBlobTemps()
 	return db, nil
 }
 
@@ -116,10 +118,11 @@ func (db *DB) MediaDir() string { return db.mediaDir }
 // in, or "" if hash is not a valid lowercase hex digest, so a hash can never
 // name a path outside MediaDir.
 func (db *DB) MediaPath(hash string) string {
-	if validHash(hash) != nil {
+	path, err := db.blobPath(MediaBlob, hash)
+	if err != nil {
 		return ""
 	}
-	return filepath.Join(db.mediaDir, hash+".opus")
+	return path
 }
 
 // Backup writes a consistent copy of the whole database to w and returns

@@ -5,18 +5,18 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
-	"github.com/loa-broadcast/loa"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/loa-broadcast/loa"
 )
 
 // FirmwareDir returns the directory beside the database that holds
 // firmware images, creating it if needed.
 func (db *DB) FirmwareDir() (string, error) {
-	dir := filepath.Join(filepath.Dir(db.Path()), "firmware")
+	dir := db.blobDir(FirmwareBlob)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return "", fmt.Errorf("create firmware directory: %w", err)
 	}
@@ -27,10 +27,11 @@ func (db *DB) FirmwareDir() (string, error) {
 // "" if sha is not a lowercase hex digest, so no hash names a path outside
 // the firmware directory.
 func (db *DB) FirmwarePath(sha string) string {
-	if len(sha) != 64 || validHash(sha) != nil {
+	path, err := db.blobPath(FirmwareBlob, sha)
+	if err != nil {
 		return ""
 	}
-	return filepath.Join(filepath.Dir(db.Path()), "firmware", sha+".img")
+	return path
 }
 
 // PutFirmwareImage records an image's metadata. CreatedAt is set if zero.

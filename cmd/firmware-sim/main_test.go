@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,39 +17,11 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
-	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
-	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/loa-broadcast/loa/firmware-sim"
+	"github.com/loa-broadcast/loa/loatest"
 	"github.com/loa-broadcast/loa/protocol"
 )
-
-type allowAll struct{ mochi.HookBase }
-
-func (h *allowAll) ID() string { return "allow-all" }
-func (h *allowAll) Provides(b byte) bool {
-	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
-}
-func (h *allowAll) OnConnectAuthenticate(*mochi.Client, packets.Packet) bool { return true }
-func (h *allowAll) OnACLCheck(*mochi.Client, string, bool) bool              { return true }
-
-func startBroker(t *testing.T) string {
-	t.Helper()
-	srv := mochi.New(&mochi.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err := srv.AddHook(new(allowAll), nil); err != nil {
-		t.Fatal(err)
-	}
-	l := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0"})
-	if err := srv.AddListener(l); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Serve(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	return "tcp://" + l.Address()
-}
 
 // syncBuffer is written by run and read by the test.
 type syncBuffer struct {
@@ -71,7 +42,7 @@ func (s *syncBuffer) String() string {
 }
 
 func TestRunWithCredsFile(t *testing.T) {
-	broker := startBroker(t)
+	broker := loatest.StartBroker(t, "").URL()
 	creds := filepath.Join(t.TempDir(), "creds")
 	if err := os.WriteFile(creds, []byte("# devices\ncli-1 pw1\ncli-2 pw2\n\ncli-3 pw3\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -203,7 +174,7 @@ func TestFlags(t *testing.T) {
 // firmware command gets past the key check to the version check, which
 // compares with the version given.
 func TestRunFirmwareFlags(t *testing.T) {
-	broker := startBroker(t)
+	broker := loatest.StartBroker(t, "").URL()
 	dir := t.TempDir()
 	creds, key := filepath.Join(dir, "creds"), filepath.Join(dir, "op.pub")
 	pub, _, err := ed25519.GenerateKey(nil)

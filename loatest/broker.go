@@ -1,0 +1,135 @@
+package loatest
+
+import (
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// Broker is a real mochi MQTT broker on loopback that allows every topic:
+// package broker has the controller's auth and ACL and tests them itself.
+type Broker struct {
+	tb       testing.TB
+	password string
+
+	mu   sync.Mutex
+	srv  *mochi.Server
+	addr string
+	stop func()
+}
+
+// StartBroker starts a broker on 127.0.0.1:0 and stops it when the test
+// ends. password, when not empty, is required of every client.
+func StartBroker(tb testing.TB, password string) *Broker {
+	tb.Helper()
+	b := &Broker{tb: tb, password: password}
+	b.start("127.0.0.1:0")
+	tb.Cleanup(b.Stop)
+	return b
+}
+
+func (b *Broker) start(addr string) {
+	b.tb.Helper()
+	var srv *mochi.Server
+	var tcp *listeners.TCP
+	deadline := time.Now().Add(Wait)
+	for {
+		srv = mochi.New(&mochi.Options{Logger: slog.New(slog.DiscardHandler)})
+		if err := srv.AddHook(&passwordHook{password: b.password}, nil); err != nil {
+			b.tb.Fatal(err)
+		}
+		tcp = listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr})
+		err := srv.AddListener(tcp)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) { // rebinding a port just closed
+			b.tb.Fatalf("broker listen %s: %v", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := srv.Serve(); err != nil {
+		b.tb.Fatal(err)
+	}
+	var once sync.Once
+	b.mu.Lock()
+	b.srv, b.addr = srv, tcp.Address()
+	b.stop = func() { once.Do(func() { stopServer(srv) }) }
+	b.mu.Unlock()
+}
+
+// URL is the broker's address for paho: tcp://127.0.0.1:port.
+func (b *Broker) URL() string { return "tcp://" + b.Addr() }
+
+// Addr is the broker's host:port.
+func (b *Broker) Addr() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.addr
+}
+
+// Server is the running mochi server, for tests that reach into its
+// clients (a connection's Will, a link cut from the broker's side).
+func (b *Broker) Server() *mochi.Server {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.srv
+}
+
+// Stop stops the broker as a crash does: it stops listening and drops
+// every client without a word, so their Wills go out. Stopping twice is
+// harmless.
+func (b *Broker) Stop() {
+	b.mu.Lock()
+	stop := b.stop
+	b.mu.Unlock()
+	stop()
+}
+
+// Restart stops the broker (dropping every client and all retained
+// messages) and starts a fresh one on the same port.
+func (b *Broker) Restart() {
+	b.tb.Helper()
+	b.Stop()
+	b.start(b.Addr())
+}
+
+// stopServer stops listening, then drops every client, then closes the
+// server. mochi's own Close drops clients first (a client reconnecting at
+// once can land in the dying listener's backlog and wait out its connect
+// timeout), and it can deadlock when a client disconnects meanwhile
+// (Clients.GetByListener takes its read lock recursively).
+func stopServer(srv *mochi.Server) {
+	if l, ok := srv.Listeners.Get("tcp"); ok {
+		l.Close(func(string) {}) // marks the listener closed: Close will not drop clients itself
+	}
+	for _, cl := range srv.Clients.GetAll() {
+		srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+	}
+	srv.Close()
+}
+
+// passwordHook lets in clients with the password (any client when it is
+// empty) and allows every topic. mochi's own allow hook pulls in a yaml
+// module this repository does not carry.
+type passwordHook struct {
+	mochi.HookBase
+	password string
+}
+
+func (h *passwordHook) ID() string { return "loatest-password" }
+
+func (h *passwordHook) Provides(b byte) bool {
+	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
+}
+
+func (h *passwordHook) OnConnectAuthenticate(_ *mochi.Client, pk packets.Packet) bool {
+	return h.password == "" || string(pk.Connect.Password) == h.password
+}
+
+func (h *passwordHook) OnACLCheck(*mochi.Client, string, bool) bool { return true }
