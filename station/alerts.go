@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"slices"
 	"sync"
 	"time"
@@ -364,8 +363,8 @@ func (s *Alerts) content(ctx context.Context, a *loa.Alert) (*alertContent, erro
 		} else if err != nil {
 			return nil, err
 		}
-		path := s.db.MediaPath(m.Hash)
-		body = alertItem{open: func() (io.ReadCloser, error) { return os.Open(path) }, frames: m.Frames}
+		hash := m.Hash
+		body = alertItem{open: func() (io.ReadCloser, error) { return s.db.OpenBlob(store.MediaBlob, hash) }, frames: m.Frames}
 	} else {
 		if s.speech == nil {
 			return nil, loa.Errorf(loa.EUNAVAILABLE, "content.text: no speech engine is configured; send a media item")

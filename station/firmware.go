@@ -3,16 +3,12 @@ package station
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 
@@ -99,9 +95,9 @@ func (s *FirmwareService) FirmwareArgs(ctx context.Context, imageID string) (pro
 	return protocol.FirmwareArgs{Version: img.Version, URL: base + "/fw/" + img.ID, Size: img.Size, SHA256: img.SHA256, Sig: img.Sig}, nil
 }
 
-// UploadFirmware stores the image in a temp file while hashing it, checks
-// the signature over the version and hash, then moves it to its content
-// name. A refused upload leaves nothing behind.
+// UploadFirmware stores the image in a store blob while hashing it, checks
+// the signature over the version and hash, then commits it under its
+// content hash. A refused upload leaves nothing behind.
 func (s *FirmwareService) UploadFirmware(ctx context.Context, version, sig, name string, r io.Reader, createdBy string) (*loa.FirmwareImage, error) {
 	if s.key == nil {
 		return nil, loa.Errorf(loa.EUNAVAILABLE, "firmware uploads need the operator's public key: start loa serve with -firmware-key name.pub (LOA_FIRMWARE_KEY)")
@@ -112,33 +108,23 @@ func (s *FirmwareService) UploadFirmware(ctx context.Context, version, sig, name
 	if raw, err := base64.StdEncoding.DecodeString(sig); err != nil || len(raw) != ed25519.SignatureSize {
 		return nil, loa.Errorf(loa.EINVALID, "sig: not a base64 ed25519 signature (use the sig printed by \"loa firmware sign\")")
 	}
-	dir, err := s.db.FirmwareDir()
-	if err != nil {
-		return nil, err
-	}
-	tmp, err := os.CreateTemp(dir, ".upload-*")
+	w, err := s.db.NewBlob(store.FirmwareBlob)
 	if err != nil {
 		return nil, fmt.Errorf("firmware: %w", err)
 	}
-	defer os.Remove(tmp.Name()) // a no-op once renamed
-	defer tmp.Close()
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(r, protocol.MaxFirmwareSize+1))
-	if err != nil {
+	defer w.Abort() // a no-op once committed
+	if _, err := io.Copy(w, io.LimitReader(r, protocol.MaxFirmwareSize+1)); err != nil {
 		return nil, fmt.Errorf("firmware: storing the upload: %w", err)
 	}
+	sum, n := w.Sum()
 	switch {
 	case n == 0:
 		return nil, loa.Errorf(loa.EINVALID, "file: empty")
 	case n > protocol.MaxFirmwareSize:
 		return nil, loa.Errorf(loa.ETOOLARGE, "file: an image may be at most %d MiB", protocol.MaxFirmwareSize>>20)
 	}
-	sum := hex.EncodeToString(h.Sum(nil))
 	if err := protocol.VerifyFirmware(s.key, version, sum, sig); err != nil {
 		return nil, loa.Errorf(loa.EINVALID, "sig: does not verify with the operator key for version %s and this file (sha256 %s): a tampered image, another key, or a signature of another version", version, sum)
-	}
-	if err := tmp.Sync(); err != nil {
-		return nil, fmt.Errorf("firmware: %w", err)
 	}
 	id := sum[:16]
 	if old, err := s.db.FirmwareImage(ctx, id); err == nil {
@@ -147,13 +133,12 @@ func (s *FirmwareService) UploadFirmware(ctx context.Context, version, sig, name
 		}
 		return nil, loa.Errorf(loa.ECONFLICT, "file: image %s already holds these bytes as version %s", old.ID, old.Version)
 	}
-	path := s.db.FirmwarePath(sum)
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if _, _, err := w.Commit(); err != nil {
 		return nil, fmt.Errorf("firmware: %w", err)
 	}
 	img := &loa.FirmwareImage{ID: id, Version: version, Size: n, SHA256: sum, Sig: sig, Name: name, CreatedBy: createdBy}
 	if err := s.db.PutFirmwareImage(ctx, img); err != nil {
-		os.Remove(path)
+		s.db.RemoveBlob(store.FirmwareBlob, sum)
 		return nil, err
 	}
 	s.logger.Info("firmware image uploaded", "image", id, "version", version, "size", n, "by", createdBy)
@@ -174,8 +159,8 @@ func (s *FirmwareService) OpenFirmware(ctx context.Context, id string) (*loa.Fir
 	if err != nil {
 		return nil, nil, err
 	}
-	f, err := os.Open(s.db.FirmwarePath(img.SHA256))
-	if errors.Is(err, os.ErrNotExist) {
+	f, err := s.db.OpenBlob(store.FirmwareBlob, img.SHA256)
+	if loa.ErrorCode(err) == loa.ENOTFOUND {
 		return nil, nil, loa.Errorf(loa.ENOTFOUND, "firmware image %q: its file is missing", id)
 	} else if err != nil {
 		return nil, nil, fmt.Errorf("firmware: %w", err)

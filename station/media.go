@@ -2,12 +2,9 @@ package station
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
@@ -16,9 +13,9 @@ import (
 	"github.com/loa-broadcast/loa/store"
 )
 
-// Media implements loa.MediaService: transcode an upload to a temp file
-// beside the library, then move it to its content-hash name and record it.
-// A failed upload leaves nothing behind.
+// Media implements loa.MediaService: transcode an upload into a store
+// blob (named by its content hash once committed), then record it. A
+// failed upload leaves nothing behind.
 type Media struct {
 	db     *store.DB
 	logger *slog.Logger
@@ -37,37 +34,31 @@ func (s *Media) ImportMedia(ctx context.Context, name string, r io.Reader, creat
 	if name == "" || len(name) > 200 {
 		return nil, loa.Errorf(loa.EINVALID, "name: required, at most 200 bytes")
 	}
-	tmp, err := os.CreateTemp(s.db.MediaDir(), ".upload-*")
+	w, err := s.db.NewBlob(store.MediaBlob)
 	if err != nil {
 		return nil, fmt.Errorf("media: %w", err)
 	}
-	defer os.Remove(tmp.Name()) // a no-op once renamed
-	defer tmp.Close()
-
-	h := sha256.New()
-	cw := &countWriter{w: io.MultiWriter(tmp, h)}
+	defer w.Abort() // a no-op once committed
 	start := time.Now()
-	info, err := media.Transcode(ctx, r, cw, s.opts)
+	info, err := media.Transcode(ctx, r, w, s.opts)
 	if err != nil {
 		return nil, err
 	}
-	if err := tmp.Sync(); err != nil {
-		return nil, fmt.Errorf("media: %w", err)
-	}
-	hash := hex.EncodeToString(h.Sum(nil))
-	if m, err := s.db.MediaByHash(ctx, hash); err == nil {
+	sum, _ := w.Sum()
+	if m, err := s.db.MediaByHash(ctx, sum); err == nil {
 		return m, nil // the same audio is already in the library
 	}
-	if err := os.Rename(tmp.Name(), s.db.MediaPath(hash)); err != nil {
+	hash, size, err := w.Commit()
+	if err != nil {
 		return nil, fmt.Errorf("media: %w", err)
 	}
 	m := &loa.Media{
-		ID: hash[:16], Name: name, Hash: hash, Size: cw.n,
+		ID: hash[:16], Name: name, Hash: hash, Size: size,
 		Duration: info.Duration, Frames: info.Frames, Source: info.Format,
 		LoudnessDB: info.LoudnessLUFS, CreatedAt: time.Now(), CreatedBy: createdBy,
 	}
 	if err := s.db.PutMedia(ctx, m); err != nil {
-		os.Remove(s.db.MediaPath(hash))
+		s.db.RemoveBlob(store.MediaBlob, hash)
 		return nil, err
 	}
 	s.logger.Info("media imported", "media", m.ID, "name", name, "format", info.Format,
@@ -81,15 +72,4 @@ func (s *Media) Media(ctx context.Context, id string) (*loa.Media, error) {
 
 func (s *Media) MediaList(ctx context.Context) ([]*loa.Media, error) {
 	return s.db.MediaList(ctx)
-}
-
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }

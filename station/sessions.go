@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
-	"os"
 	"slices"
 	"sync"
 	"time"
@@ -169,7 +168,7 @@ func (s *Sessions) open(ctx context.Context, sess *loa.Session) (source, int, er
 		} else if err != nil {
 			return nil, 0, err
 		}
-		f, err := os.Open(s.db.MediaPath(m.Hash))
+		f, err := s.db.OpenBlob(store.MediaBlob, m.Hash)
 		if err != nil {
 			return nil, 0, fmt.Errorf("media %s: %w", m.ID, err)
 		}
@@ -194,8 +193,8 @@ func (s *Sessions) open(ctx context.Context, sess *loa.Session) (source, int, er
 		if err != nil {
 			return nil, 0, loa.Errorf(loa.ENOTFOUND, "playlist %s: items[%d]: no media %q", p.ID, i, it.MediaID)
 		}
-		path := s.db.MediaPath(m.Hash)
-		items[i] = media.PlaylistItem{Open: func() (io.ReadCloser, error) { return os.Open(path) }, Gap: it.Gap}
+		hash := m.Hash
+		items[i] = media.PlaylistItem{Open: func() (io.ReadCloser, error) { return s.db.OpenBlob(store.MediaBlob, hash) }, Gap: it.Gap}
 		frames[i], gaps[i] = m.Frames, it.Gap
 	}
 	pl, err := media.NewPlaylist(items)
