@@ -12,10 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/api"
 	"github.com/loa-broadcast/loa/store"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // env is an API server over a real store in a temp dir, with fakes for the

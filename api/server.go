@@ -102,10 +102,11 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/loa-broadcast/loa"
-	"github.com/loa-broadcast/loa/web"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/web"
 )
 
 // DefaultMaxUpload bounds a media upload when Server.MaxUpload is zero.
