@@ -184,9 +184,9 @@ func TestDecommissionDevice(t *testing.T) {
 	}
 
 	for name, err := range map[string]error{
-		"again":   func() error { _, err := db.DecommissionDevice(ctx, "rx-1"); return err }(),
-		"rotate":  func() error { _, err := db.ResetDeviceCredentials(ctx, "rx-1"); return err }(),
-		"reuse":   func() error { _, err := db.CreateDevice(ctx, &loa.Device{ID: "rx-1", AreaID: "qn.tk.1"}); return err }(),
+		"again":  func() error { _, err := db.DecommissionDevice(ctx, "rx-1"); return err }(),
+		"rotate": func() error { _, err := db.ResetDeviceCredentials(ctx, "rx-1"); return err }(),
+		"reuse":  func() error { _, err := db.CreateDevice(ctx, &loa.Device{ID: "rx-1", AreaID: "qn.tk.1"}); return err }(),
 	} {
 		if loa.ErrorCode(err) != loa.ECONFLICT {
 			t.Errorf("%s: %v, want a conflict", name, err)
