@@ -100,7 +100,7 @@ func newEnv(t *testing.T) *env {
 		Gatherer:  e.registry,
 		MaxUpload: 64 << 10,
 	}
-	e.srv = httptest.NewServer(s.Handler())
+	e.srv = httptest.NewServer(api.ValidateWithSpec(t, s.Handler()))
 	t.Cleanup(e.srv.Close)
 	return e
 }

@@ -101,7 +101,7 @@ func newCAPEnv(t *testing.T, withIndex bool) *capEnv {
 	if withIndex {
 		s.CAPAlerts = e.db
 	}
-	c.srv = httptest.NewServer(s.Handler())
+	c.srv = httptest.NewServer(api.ValidateWithSpec(t, s.Handler()))
 	t.Cleanup(c.srv.Close)
 	return c
 }
