@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -114,5 +115,22 @@ func TestDecommissionDevice(t *testing.T) {
 	want(t, e.do("DELETE", "/api/v1/areas/a-1", e.admin, nil), http.StatusNoContent)
 	if got := e.auditActions(); !slices.Contains(got, "device.decommission dev-a1") {
 		t.Errorf("audit %v", got)
+	}
+}
+
+func TestClientDecommissionsAndDeletes(t *testing.T) {
+	e := storeEnv(t)
+	c := api.NewClient(e.srv.URL, e.admin)
+	ctx := context.Background()
+	d, err := c.DecommissionDevice(ctx, "dev-b1")
+	if err != nil || d.ID != "dev-b1" || !d.Decommissioned() {
+		t.Fatalf("DecommissionDevice = %+v, %v", d, err)
+	}
+	var ce *api.ClientError
+	if err := c.DeleteArea(ctx, "xa-b"); !errors.As(err, &ce) || ce.Status != http.StatusConflict {
+		t.Errorf("DeleteArea of a commune with a cluster: %v, want 409", err)
+	}
+	if err := c.DeleteArea(ctx, "b-1"); err != nil {
+		t.Errorf("DeleteArea(b-1): %v", err)
 	}
 }
