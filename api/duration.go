@@ -13,19 +13,16 @@ import (
 // again. example goes in the error message. given is false when neither
 // is present.
 func durationIn(field, alt, s string, ns *int64, example string) (d time.Duration, given bool, err error) {
-	switch {
-	case s != "" && ns != nil:
-		if d, err = time.ParseDuration(s); err != nil || int64(d) != *ns {
-			return 0, false, loa.Errorf(loa.EINVALID, "%s, %s: name one (or both, equal)", field, alt)
-		}
-		return d, true, nil
-	case s != "":
-		d, err := time.ParseDuration(s)
-		if err != nil {
+	if s != "" {
+		if d, err = time.ParseDuration(s); err != nil {
 			return 0, false, loa.Errorf(loa.EINVALID, "%s: %s is not a duration like %q", field, strconv.Quote(s), example)
 		}
+		if ns != nil && *ns != int64(d) {
+			return 0, false, loa.Errorf(loa.EINVALID, "%s, %s: they differ; send one (or both, equal)", field, alt)
+		}
 		return d, true, nil
-	case ns != nil:
+	}
+	if ns != nil {
 		return time.Duration(*ns), true, nil
 	}
 	return 0, false, nil

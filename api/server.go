@@ -97,6 +97,16 @@
 // one in the emergency band. Dates of ?day= and ?week= are in
 // Asia/Ho_Chi_Minh. A scoped caller's play log is limited to its scope.
 //
+// Durations are sent as Go durations ("2s") and answered the same way,
+// beside the older integer field (gap_ns, max_duration_ns, max_wait_ns,
+// wave_timeout_ns, timeout_ms), which requests may send instead, so what
+// a client reads it can send back. from and to take a date (a whole day
+// in Asia/Ho_Chi_Minh, to included) or an RFC 3339 time.
+//
+// api/openapi.yaml describes every route above; the tests check every
+// request and answer against it (validateWithSpec) and its operations
+// against the routes (TestSpecDescribesEveryRoute).
+//
 // Errors are {"error": message, "code": code} with the status from one
 // table (statusOf). Every change is written to the audit log.
 package api
