@@ -241,6 +241,20 @@ func TestSpecDescribesEveryRoute(t *testing.T) {
 	var served, described []string
 	for _, r := range (&Server{}).routes() {
 		served = append(served, r.pattern)
+		method, path, _ := strings.Cut(r.pattern, " ")
+		op := doc.Paths.Find(path).GetOperation(method)
+		if op == nil {
+			continue // reported below
+		}
+		perm, _ := op.Extensions["x-permission"].(string)
+		if perm != r.action {
+			t.Errorf("%s: x-permission %q in openapi.yaml, but the route needs %q", r.pattern, perm, r.action)
+		}
+		// No token: the operation says so with "security: []" (/fw/ has its own scheme).
+		public := op.Security != nil && len(*op.Security) == 0
+		if public != (r.action == "" && !strings.HasPrefix(path, "/fw/")) {
+			t.Errorf("%s: public %v in openapi.yaml, but the route needs %q", r.pattern, public, r.action)
+		}
 	}
 	for path, item := range doc.Paths.Map() {
 		for method := range item.Operations() {

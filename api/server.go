@@ -196,6 +196,7 @@ func (s *Server) Handler() http.Handler {
 // checks both ways).
 type apiRoute struct {
 	pattern string
+	action  string // the permission it needs (loa.Action*); "" for no token
 	h       http.Handler
 }
 
@@ -203,23 +204,23 @@ type apiRoute struct {
 // the UI.
 func (s *Server) routes() []apiRoute {
 	var routes []apiRoute
-	add := func(pattern string, h http.Handler) { routes = append(routes, apiRoute{pattern, h}) }
+	add := func(pattern, action string, h http.Handler) { routes = append(routes, apiRoute{pattern, action, h}) }
 
-	add("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	add("GET /healthz", "", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 	}))
-	add("GET /api/v1/openapi.yaml", http.HandlerFunc(serveOpenAPI)) // no token: it is public
+	add("GET /api/v1/openapi.yaml", "", http.HandlerFunc(serveOpenAPI)) // no token: it is public
 	gatherer := s.Gatherer
 	if gatherer == nil {
 		gatherer = prometheus.DefaultGatherer
 	}
 	metrics := promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})
-	add("GET /metrics", s.auth(loa.ActionRead, func(w http.ResponseWriter, r *http.Request, c *call) error {
+	add("GET /metrics", loa.ActionRead, s.auth(loa.ActionRead, func(w http.ResponseWriter, r *http.Request, c *call) error {
 		metrics.ServeHTTP(w, r)
 		return nil
 	}))
 
-	route := func(pattern, action string, h handler) { add(pattern, s.auth(action, h)) }
+	route := func(pattern, action string, h handler) { add(pattern, action, s.auth(action, h)) }
 	route("GET /api/v1/areas", loa.ActionRead, s.listAreas)
 	route("POST /api/v1/areas", loa.ActionArea, s.createArea)
 	route("GET /api/v1/areas/{id}", loa.ActionRead, s.getArea)
@@ -239,7 +240,7 @@ func (s *Server) routes() []apiRoute {
 	route("GET /api/v1/devices/{id}/health", loa.ActionRead, s.deviceHealth)
 	route("GET /api/v1/alarms", loa.ActionRead, s.listAlarms)
 	// EventSource cannot send headers: this stream also takes ?access_token=.
-	add("GET /api/v1/alarms/stream", queryToken(s.auth(loa.ActionRead, s.alarmStream)))
+	add("GET /api/v1/alarms/stream", loa.ActionRead, queryToken(s.auth(loa.ActionRead, s.alarmStream)))
 	route("POST /api/v1/areas/{id}/commands", loa.ActionDevice, s.startGroupCommand)
 	route("GET /api/v1/group-commands/{id}", loa.ActionRead, s.getGroupCommand)
 
@@ -252,7 +253,7 @@ func (s *Server) routes() []apiRoute {
 	route("POST /api/v1/rollouts/{id}/pause", loa.ActionFirmware, s.changeRollout("pause"))
 	route("POST /api/v1/rollouts/{id}/resume", loa.ActionFirmware, s.changeRollout("resume"))
 	route("POST /api/v1/rollouts/{id}/abort", loa.ActionFirmware, s.changeRollout("abort"))
-	add("GET /fw/{id}", http.HandlerFunc(s.downloadFirmware)) // device credentials, not a token
+	add("GET /fw/{id}", "", http.HandlerFunc(s.downloadFirmware)) // device credentials, not a token
 
 	route("GET /api/v1/media", loa.ActionRead, s.listMedia)
 	route("POST /api/v1/media", loa.ActionMedia, s.uploadMedia)
@@ -287,7 +288,7 @@ func (s *Server) routes() []apiRoute {
 	route("POST /api/v1/alerts/cap", loa.ActionSession, s.postCAP)
 	route("GET /api/v1/alerts/{id}/cap", loa.ActionRead, s.getAlertCAP)
 	route("POST /api/v1/alerts/{id}/cancel", loa.ActionSession, s.cancelAlert)
-	add("GET /api/v1/alerts/{id}/events", queryToken(s.auth(loa.ActionRead, s.alertEvents))) // EventSource: also ?access_token=
+	add("GET /api/v1/alerts/{id}/events", loa.ActionRead, queryToken(s.auth(loa.ActionRead, s.alertEvents))) // EventSource: also ?access_token=
 	route("PUT /api/v1/areas/{id}/tests", loa.ActionArea, s.setAreaTests)
 
 	route("GET /api/v1/me", loa.ActionRead, s.me)
