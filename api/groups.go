@@ -59,6 +59,9 @@ func parseGroupRequest(req groupRequest) (op string, args json.RawMessage, timeo
 	timeout = loa.GroupDefaultTimeout
 	var ns *int64
 	if req.TimeoutMs != nil {
+		if ms := *req.TimeoutMs; ms < 100 || ms > loa.GroupMaxTimeout.Milliseconds() {
+			return "", nil, 0, loa.Errorf(loa.EINVALID, "timeout_ms: %d outside 100..%d", ms, loa.GroupMaxTimeout.Milliseconds())
+		}
 		n := *req.TimeoutMs * int64(time.Millisecond)
 		ns = &n
 	}
