@@ -22,7 +22,15 @@ type Device struct {
 	Credentials string    `json:"credentials"`
 	RotatedAt   time.Time `json:"rotated_at,omitzero"`
 	RevokedAt   time.Time `json:"revoked_at,omitzero"`
+
+	// DecommissionedAt is when the device left service: its credentials
+	// are revoked, it is out of the registry's active list and of target
+	// resolution, and its history (play log, health, alarms, audit) stays.
+	DecommissionedAt time.Time `json:"decommissioned_at,omitzero"`
 }
+
+// Decommissioned reports whether the device has left service.
+func (d *Device) Decommissioned() bool { return !d.DecommissionedAt.IsZero() }
 
 // Device credential states.
 const (

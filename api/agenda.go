@@ -29,8 +29,8 @@ func (s *Server) now() time.Time {
 	return time.Now()
 }
 
-// agendaWindow reads the window of GET /api/v1/agenda: ?from=&to= (RFC
-// 3339), ?day=YYYY-MM-DD, or ?week=YYYY-MM-DD (a Monday), days in the
+// agendaWindow reads the window of GET /api/v1/agenda: ?from=&to= (dates or RFC
+// 3339 times), ?day=YYYY-MM-DD, or ?week=YYYY-MM-DD (a Monday), days in the
 // station's zone; today when none is given.
 func agendaWindow(q map[string][]string, now time.Time) (from, to time.Time, err error) {
 	get := func(k string) string {
@@ -54,10 +54,10 @@ func agendaWindow(q map[string][]string, now time.Time) (from, to time.Time, err
 		if rawFrom == "" || rawTo == "" {
 			return from, to, loa.Errorf(loa.EINVALID, "from, to: give both")
 		}
-		if from, err = parseTime("from", rawFrom); err != nil {
+		if from, err = parseBound("from", rawFrom, false); err != nil {
 			return from, to, err
 		}
-		if to, err = parseTime("to", rawTo); err != nil {
+		if to, err = parseBound("to", rawTo, true); err != nil {
 			return from, to, err
 		}
 		if !to.After(from) {

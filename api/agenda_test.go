@@ -83,6 +83,13 @@ func TestAgenda(t *testing.T) {
 	if got := agenda(e.admin, "?from=2026-11-25T00:00:00Z&to=2026-11-25T05:00:00Z"); !slices.Equal(ids(got), []string{"tinh 11-25 11:00"}) {
 		t.Errorf("five hours: %v", ids(got))
 	}
+	// Dates name whole days in Hà Nội: to is the last day, included.
+	if got := agenda(e.opA, "?from=2026-11-25&to=2026-11-26"); len(got) != 2 {
+		t.Errorf("two days by date: %v", ids(got))
+	}
+	window(day(2026, 11, 25), day(2026, 11, 27))
+	agenda(e.opA, "?from=2026-11-25&to=2026-11-25T12:00:00%2B07:00")
+	window(day(2026, 11, 25), time.Date(2026, 11, 25, 12, 0, 0, 0, hcm))
 
 	for _, c := range []struct{ query, param string }{
 		{"?day=2026-02-30", "day"},
@@ -92,7 +99,7 @@ func TestAgenda(t *testing.T) {
 		{"?from=2026-11-25T00:00:00Z", "from, to"},
 		{"?to=2026-11-25T00:00:00Z", "from, to"},
 		{"?from=yesterday&to=2026-11-25T00:00:00Z", "from"},
-		{"?from=2026-11-25T00:00:00Z&to=2026-11-26", "to"},
+		{"?from=2026-11-25T00:00:00Z&to=26/11/2026", "to"},
 		{"?from=2026-11-25T00:00:00Z&to=2026-11-25T00:00:00Z", "to"},
 		{"?from=2026-11-25T00:00:00Z&to=2026-11-24T00:00:00Z", "to"},
 		{"?from=2026-11-01T00:00:00Z&to=2026-12-02T00:00:01Z", "31 days"},

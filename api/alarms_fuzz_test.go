@@ -46,7 +46,7 @@ func (s fuzzServices) Device(ctx context.Context, id string) (*loa.Device, error
 	return nil, loa.Errorf(loa.ENOTFOUND, "device not found")
 }
 func (fuzzServices) Devices(context.Context) ([]*loa.Device, error) {
-	return []*loa.Device{{ID: "da", AreaID: "a1"}, {ID: "db", AreaID: "b"}}, nil
+	return []*loa.Device{{ID: "da", AreaID: "a1", Credentials: loa.CredentialsActive}, {ID: "db", AreaID: "b", Credentials: loa.CredentialsActive}}, nil
 }
 func (fuzzServices) CreateToken(context.Context, *loa.Token) (string, error) { return "", nil }
 func (fuzzServices) TokenBySecret(_ context.Context, secret string) (*loa.Token, error) {
@@ -57,9 +57,9 @@ func (fuzzServices) TokenBySecret(_ context.Context, secret string) (*loa.Token,
 }
 func (fuzzServices) Alarms(context.Context, loa.AlarmFilter) ([]loa.Alarm, error) {
 	return []loa.Alarm{
-		{ID: "2", Device: "db", Area: "b", Kind: loa.AlarmOffline},
-		{ID: "1", Device: "da", Area: "a1", Kind: loa.AlarmTemperature},
-		{ID: "0", Device: "x", Kind: loa.AlarmAmpFault},
+		{ID: "2", Device: "db", Area: "b", Kind: loa.AlarmOffline, Severity: loa.SeverityCritical},
+		{ID: "1", Device: "da", Area: "a1", Kind: loa.AlarmTemperature, Severity: loa.SeverityWarning},
+		{ID: "0", Device: "x", Kind: loa.AlarmAmpFault, Severity: loa.SeverityCritical},
 	}, nil
 }
 func (fuzzServices) WatchAlarms(context.Context) ([]loa.Alarm, <-chan loa.AlarmChange, error) {
@@ -94,7 +94,7 @@ func FuzzAlarmQueries(f *testing.F) {
 			}
 			req.Header.Set("Authorization", "Bearer "+secret)
 			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, req)
+			validateWithSpec(t, h).ServeHTTP(rec, req)
 			switch rec.Code {
 			case http.StatusOK, http.StatusBadRequest, http.StatusNotFound:
 			default:

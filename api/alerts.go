@@ -24,6 +24,7 @@ type alertRequest struct {
 	Targets   loa.Targets      `json:"targets"`
 	Repeats   int              `json:"repeats"`    // 1–10; 0 = 1
 	Gap       string           `json:"gap"`        // silence between repeats, a Go duration ("5s"), ≤ 60s
+	GapNs     *int64           `json:"gap_ns"`     // or nanoseconds, as answers also carry it
 	Volume    int              `json:"volume"`     // khẩn cấp: receivers' volume while it plays, 1–100; 0 = 100
 	ExpiresAt string           `json:"expires_at"` // RFC 3339
 	ExpiresIn string           `json:"expires_in"` // or a Go duration from now; neither = DefaultAlertExpiry
@@ -39,13 +40,11 @@ func parseAlertRequest(body io.Reader, now time.Time) (*loa.Alert, error) {
 	}
 	a := &loa.Alert{Title: strings.TrimSpace(req.Title), Level: req.Level, Content: req.Content, Targets: req.Targets,
 		Repeats: req.Repeats, Volume: req.Volume, Test: req.Test}
-	if req.Gap != "" {
-		d, err := time.ParseDuration(req.Gap)
-		if err != nil {
-			return nil, loa.Errorf(loa.EINVALID, "gap: %s is not a duration like \"5s\"", strconv.Quote(req.Gap))
-		}
-		a.Gap = d
+	gap, _, err := durationIn("gap", "gap_ns", req.Gap, req.GapNs, "5s")
+	if err != nil {
+		return nil, err
 	}
+	a.Gap = gap
 	switch {
 	case req.ExpiresAt != "" && req.ExpiresIn != "":
 		return nil, loa.Errorf(loa.EINVALID, "expires_at, expires_in: name at most one")
@@ -78,6 +77,7 @@ func parseAlertRequest(body io.Reader, now time.Time) (*loa.Alert, error) {
 // in every area above it, so a province sees its communes' totals.
 type alertView struct {
 	*loa.Alert
+	Gap    string      `json:"gap"` // as requests send it; gap_ns as before
 	Totals alertTotals `json:"totals"`
 }
 
@@ -87,7 +87,7 @@ type alertTotals struct {
 }
 
 func newAlertView(a *loa.Alert, tree loa.AreaTree) alertView {
-	v := alertView{Alert: a, Totals: alertTotals{Areas: map[string]loa.AlertTotals{}}}
+	v := alertView{Alert: a, Gap: a.Gap.String(), Totals: alertTotals{Areas: map[string]loa.AlertTotals{}}}
 	for i := range a.Report {
 		d := &a.Report[i]
 		v.Totals.All.Add(d)

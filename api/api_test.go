@@ -12,10 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/api"
 	"github.com/loa-broadcast/loa/store"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // env is an API server over a real store in a temp dir, with fakes for the
@@ -99,7 +100,7 @@ func newEnv(t *testing.T) *env {
 		Gatherer:  e.registry,
 		MaxUpload: 64 << 10,
 	}
-	e.srv = httptest.NewServer(s.Handler())
+	e.srv = httptest.NewServer(api.ValidateWithSpec(t, s.Handler()))
 	t.Cleanup(e.srv.Close)
 	return e
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/loa-broadcast/loa"
@@ -82,5 +83,44 @@ func (s *Server) createArea(w http.ResponseWriter, r *http.Request, c *call) err
 	}
 	c.audit("area.create", a.ID, a.Kind+" "+a.Name)
 	writeJSON(w, http.StatusCreated, a)
+	return nil
+}
+
+// areaDeleter is the store's capability to delete an area nothing
+// depends on (ECONFLICT naming what does).
+type areaDeleter interface {
+	DeleteArea(ctx context.Context, id string) error
+}
+
+// deleteArea deletes an area in the caller's scope that has no child
+// areas, no devices in service, no scoped tokens, no fallback and no
+// schedules targeting it; 409 naming the first such dependant otherwise.
+func (s *Server) deleteArea(w http.ResponseWriter, r *http.Request, c *call) error {
+	id := r.PathValue("id")
+	if err := loa.ValidateID("id", id); err != nil {
+		return err
+	}
+	if s.Areas == nil {
+		return errUnavailable("area")
+	}
+	if ok, err := c.areaInScope(id); err != nil {
+		return err
+	} else if !ok {
+		return loa.Errorf(loa.ENOTFOUND, "area %q not found", id)
+	}
+	del, ok := s.Areas.(areaDeleter)
+	if !ok {
+		return errUnavailable("area deletion")
+	}
+	a, err := s.Areas.Area(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	if err := del.DeleteArea(r.Context(), id); err != nil {
+		return err
+	}
+	c.audit("area.delete", id, a.Kind+" "+a.Name)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -108,6 +108,8 @@ func (c *call) areaInScope(id string) (bool, error) {
 
 // deviceInScope reports whether device id exists and is within the caller's
 // scope. For an unscoped caller it only reports whether the device exists.
+// A decommissioned device, absent from the active list, still counts: its
+// history stays readable.
 func (c *call) deviceInScope(id string) (bool, error) {
 	if c.devices == nil {
 		if c.s.Devices == nil {
@@ -124,7 +126,14 @@ func (c *call) deviceInScope(id string) (bool, error) {
 	}
 	d := c.devices[id]
 	if d == nil {
-		return false, nil
+		old, err := c.s.Devices.Device(c.ctx, id)
+		if loa.ErrorCode(err) == loa.ENOTFOUND || err == nil && !old.Decommissioned() {
+			return false, nil
+		} else if err != nil {
+			return false, err
+		}
+		c.devices[id] = old
+		d = old
 	}
 	return c.areaInScope(d.AreaID)
 }

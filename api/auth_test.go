@@ -130,7 +130,7 @@ func TestUnknownAPIRoutesAreJSON(t *testing.T) {
 
 func TestMissingServicesAre503(t *testing.T) {
 	e := newEnv(t)
-	srv := httptest.NewServer((&api.Server{Tokens: e.db}).Handler())
+	srv := httptest.NewServer(api.ValidateWithSpec(t, (&api.Server{Tokens: e.db}).Handler()))
 	defer srv.Close()
 	for _, p := range []string{"/api/v1/areas", "/api/v1/devices", "/api/v1/media", "/api/v1/sessions", "/api/v1/audit"} {
 		req, _ := http.NewRequest("GET", srv.URL+p, nil)
@@ -143,6 +143,7 @@ func TestRequestLogNamesTheActorNotTheSecret(t *testing.T) {
 	e := newEnv(t)
 	var buf bytes.Buffer
 	h := (&api.Server{Tokens: e.db, Areas: e.db, Logger: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}).Handler()
+	h = api.ValidateWithSpec(t, h)
 	req := httptest.NewRequest("GET", "/api/v1/areas", nil)
 	req.Header.Set("Authorization", "Bearer "+e.opA)
 	rec := httptest.NewRecorder()

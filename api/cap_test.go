@@ -103,7 +103,7 @@ func newCAPEnv(t *testing.T, withCAP bool) *capEnv {
 	if withCAP {
 		s.CAP = station.NewCAP(e.db, c.alerts, e.media, func() time.Time { return testNow }, slog.Default())
 	}
-	c.srv = httptest.NewServer(s.Handler())
+	c.srv = httptest.NewServer(api.ValidateWithSpec(t, s.Handler()))
 	t.Cleanup(c.srv.Close)
 	return c
 }

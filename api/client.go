@@ -257,3 +257,20 @@ func (c *Client) UploadFirmware(ctx context.Context, version, sig string, image 
 	var img loa.FirmwareImage
 	return &img, c.Do(ctx, "POST", "/api/v1/firmware", mw.FormDataContentType(), &buf, &img)
 }
+
+// DeleteArea deletes an area nothing depends on (a conflict otherwise).
+func (c *Client) DeleteArea(ctx context.Context, id string) error {
+	return c.JSON(ctx, "DELETE", "/api/v1/areas/"+url.PathEscape(id), nil, nil)
+}
+
+// DecommissionDevice takes a device out of service and returns it as
+// stored (with DecommissionedAt and revoked credentials).
+func (c *Client) DecommissionDevice(ctx context.Context, id string) (*loa.Device, error) {
+	var out struct {
+		Device loa.Device `json:"device"`
+	}
+	if err := c.JSON(ctx, "DELETE", "/api/v1/devices/"+url.PathEscape(id), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out.Device, nil
+}

@@ -52,6 +52,9 @@ func (s *Server) sendCommand(w http.ResponseWriter, r *http.Request, c *call) er
 	if err != nil {
 		return err
 	}
+	if err := inService(d); err != nil {
+		return err
+	}
 	if s.Commands == nil {
 		return errUnavailable("command")
 	}

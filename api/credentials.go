@@ -47,6 +47,9 @@ func (s *Server) rotateCredentials(w http.ResponseWriter, r *http.Request, c *ca
 	if err != nil {
 		return err
 	}
+	if err := inService(d); err != nil {
+		return err
+	}
 	if s.Creds == nil {
 		return errUnavailable("credential")
 	}

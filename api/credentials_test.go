@@ -33,7 +33,7 @@ func credsEnv(t *testing.T, enforced bool) *env {
 	e := newEnv(t)
 	s := &api.Server{Areas: e.db, Devices: e.db, Tokens: e.db, Audit: e.db, Creds: storeCreds{e, enforced}}
 	e.srv.Close()
-	e.srv = httptest.NewServer(s.Handler())
+	e.srv = httptest.NewServer(api.ValidateWithSpec(t, s.Handler()))
 	t.Cleanup(e.srv.Close)
 	return e
 }

@@ -1,7 +1,9 @@
 package api
 
 import (
+	"context"
 	"net/http"
+	"time"
 
 	"github.com/loa-broadcast/loa"
 )
@@ -128,5 +130,47 @@ func (s *Server) createDevice(w http.ResponseWriter, r *http.Request, c *call) e
 	}
 	c.audit("device.create", d.ID, "area "+d.AreaID)
 	writeJSON(w, http.StatusCreated, deviceCreated{Device: d, Password: password})
+	return nil
+}
+
+// deviceDecommissioner is the store's capability to take a device out of
+// service: credentials revoked, out of the active list (so of target
+// resolution), its record and history kept.
+type deviceDecommissioner interface {
+	DecommissionDevice(ctx context.Context, id string) (*loa.Device, error)
+}
+
+// decommissionDevice takes a device in the caller's scope out of service
+// and, through the credential service, drops its live connection. It
+// answers the device (with decommissioned_at) and the broker note, as a
+// credentials change does.
+func (s *Server) decommissionDevice(w http.ResponseWriter, r *http.Request, c *call) error {
+	d, err := s.deviceInScope(r, c, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	dec, ok := s.Devices.(deviceDecommissioner)
+	if !ok {
+		return errUnavailable("device decommissioning")
+	}
+	if d, err = dec.DecommissionDevice(r.Context(), d.ID); err != nil {
+		return err
+	}
+	enforced := false
+	if s.Creds != nil { // the store has revoked; this drops the live connection
+		if enforced, err = s.Creds.RevokeCredentials(r.Context(), d.ID); err != nil {
+			return err
+		}
+	}
+	c.audit("device.decommission", d.ID, "area "+d.AreaID+"; "+brokerNote(enforced))
+	writeJSON(w, http.StatusOK, credentialsAnswer{Device: s.view(d), Broker: brokerNote(enforced)})
+	return nil
+}
+
+// inService refuses to act on a decommissioned device.
+func inService(d *loa.Device) error {
+	if d.Decommissioned() {
+		return loa.Errorf(loa.ECONFLICT, "device %q was decommissioned at %s", d.ID, d.DecommissionedAt.Format(time.RFC3339))
+	}
 	return nil
 }

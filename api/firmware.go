@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/loa-broadcast/loa"
@@ -92,9 +91,10 @@ func (s *Server) getFirmware(w http.ResponseWriter, r *http.Request, c *call) er
 type rolloutRequest struct {
 	ImageID       string      `json:"image_id"`
 	Targets       loa.Targets `json:"targets"`
-	Waves         []int       `json:"waves"`          // cumulative percent; default 1,10,50,100
-	FailThreshold *float64    `json:"fail_threshold"` // 0..1; default 0.1
-	WaveTimeout   string      `json:"wave_timeout"`   // a Go duration; default 30m
+	Waves         []int       `json:"waves"`           // cumulative percent; default 1,10,50,100
+	FailThreshold *float64    `json:"fail_threshold"`  // 0..1; default 0.1
+	WaveTimeout   string      `json:"wave_timeout"`    // a Go duration; default 30m
+	WaveTimeoutNs *int64      `json:"wave_timeout_ns"` // or nanoseconds, as answers also carry it
 }
 
 // parseRolloutRequest decodes and validates a rollout request; every
@@ -105,10 +105,11 @@ func parseRolloutRequest(body io.Reader) (*loa.Rollout, error) {
 		return nil, err
 	}
 	ro := &loa.Rollout{ImageID: req.ImageID, Targets: req.Targets, Waves: req.Waves}
-	if req.WaveTimeout != "" {
-		d, err := time.ParseDuration(req.WaveTimeout)
-		if err != nil || d <= 0 {
-			return nil, loa.Errorf(loa.EINVALID, "wave_timeout: %s is not a positive duration like \"30m\"", strconv.Quote(req.WaveTimeout))
+	if d, given, err := durationIn("wave_timeout", "wave_timeout_ns", req.WaveTimeout, req.WaveTimeoutNs, "30m"); err != nil {
+		return nil, err
+	} else if given {
+		if d <= 0 {
+			return nil, loa.Errorf(loa.EINVALID, "wave_timeout: %s is not a positive duration like \"30m\"", strconv.Quote(d.String()))
 		}
 		ro.WaveTimeout = d
 	}
@@ -125,11 +126,12 @@ func parseRolloutRequest(body io.Reader) (*loa.Rollout, error) {
 // rolloutView is a rollout with its per-wave totals.
 type rolloutView struct {
 	*loa.Rollout
-	Totals []loa.WaveTotals `json:"totals"`
+	WaveTimeout string           `json:"wave_timeout"` // as requests send it; wave_timeout_ns as before
+	Totals      []loa.WaveTotals `json:"totals"`
 }
 
 func viewOf(ro *loa.Rollout, withDevices bool) rolloutView {
-	v := rolloutView{Rollout: ro, Totals: ro.Totals()}
+	v := rolloutView{Rollout: ro, WaveTimeout: ro.WaveTimeout.String(), Totals: ro.Totals()}
 	if !withDevices {
 		c := *ro
 		c.Devices = []loa.RolloutDevice{}

@@ -169,7 +169,7 @@ func newFWEnv(t *testing.T) *fwEnv {
 	}
 	fe := &fwEnv{env: e, fw: newFakeFirmware(), devPW: pw}
 	s := &api.Server{Areas: e.db, Devices: e.db, Tokens: e.db, Audit: e.db, Firmware: fe.fw, Receivers: e.db}
-	fe.server = httptest.NewServer(s.Handler())
+	fe.server = httptest.NewServer(api.ValidateWithSpec(t, s.Handler()))
 	t.Cleanup(fe.server.Close)
 	e.srv = fe.server // env.do now talks to this server
 	return fe

@@ -13,9 +13,21 @@ import (
 
 // groupRequest is the body of POST /api/v1/areas/{id}/commands.
 type groupRequest struct {
-	Op      string          `json:"op"`
-	Args    json.RawMessage `json:"args"`
-	Timeout string          `json:"timeout"` // a Go duration, "15s"; "" = loa.GroupDefaultTimeout
+	Op        string          `json:"op"`
+	Args      json.RawMessage `json:"args"`
+	Timeout   string          `json:"timeout"`    // a Go duration, "15s"; "" = loa.GroupDefaultTimeout
+	TimeoutMs *int64          `json:"timeout_ms"` // or milliseconds, as answers also carry it
+}
+
+// groupView is a group command as the API answers it: its timeout both as
+// the Go duration requests send and, as before, in milliseconds.
+type groupView struct {
+	*loa.GroupCommand
+	Timeout string `json:"timeout"`
+}
+
+func viewGroup(g *loa.GroupCommand) groupView {
+	return groupView{GroupCommand: g, Timeout: (time.Duration(g.TimeoutMs) * time.Millisecond).String()}
 }
 
 // maxGroupWait bounds ?wait= on the group command routes.
@@ -34,11 +46,18 @@ func parseGroupRequest(req groupRequest) (op string, args json.RawMessage, timeo
 		return "", nil, 0, loa.Errorf(loa.EINVALID, "args: %v", err)
 	}
 	timeout = loa.GroupDefaultTimeout
-	if req.Timeout != "" {
-		timeout, err = time.ParseDuration(req.Timeout)
-		if err != nil {
-			return "", nil, 0, loa.Errorf(loa.EINVALID, "timeout: %s is not a duration like \"15s\"", strconv.Quote(req.Timeout))
+	var ns *int64
+	if req.TimeoutMs != nil {
+		if ms := *req.TimeoutMs; ms < 100 || ms > loa.GroupMaxTimeout.Milliseconds() {
+			return "", nil, 0, loa.Errorf(loa.EINVALID, "timeout_ms: %d outside 100..%d", ms, loa.GroupMaxTimeout.Milliseconds())
 		}
+		n := *req.TimeoutMs * int64(time.Millisecond)
+		ns = &n
+	}
+	if d, given, err := durationIn("timeout", "timeout_ms", req.Timeout, ns, "15s"); err != nil {
+		return "", nil, 0, err
+	} else if given {
+		timeout = d
 		if timeout < 100*time.Millisecond || timeout > loa.GroupMaxTimeout {
 			return "", nil, 0, loa.Errorf(loa.EINVALID, "timeout: %v outside 100ms..%v", timeout, loa.GroupMaxTimeout)
 		}
@@ -65,7 +84,7 @@ func writeGroup(w http.ResponseWriter, g *loa.GroupCommand) {
 	if g.State == loa.GroupDone {
 		status = http.StatusOK
 	}
-	writeJSON(w, status, g)
+	writeJSON(w, status, viewGroup(g))
 }
 
 // waitGroup waits up to d for the group command to settle.
@@ -144,6 +163,6 @@ func (s *Server) getGroupCommand(w http.ResponseWriter, r *http.Request, c *call
 			g = got
 		}
 	}
-	writeJSON(w, http.StatusOK, g)
+	writeJSON(w, http.StatusOK, viewGroup(g))
 	return nil
 }

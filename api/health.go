@@ -13,7 +13,7 @@ const (
 	maxHealthRange     = 31 * 24 * time.Hour
 )
 
-// deviceHealth answers GET /api/v1/devices/{id}/health?from=&to= (RFC 3339,
+// deviceHealth answers GET /api/v1/devices/{id}/health?from=&to= (dates or RFC 3339 times,
 // [from, to), default the last 24 hours, at most 31 days): the device's
 // hourly aggregates, oldest first, the hour in progress included.
 func (s *Server) deviceHealth(w http.ResponseWriter, r *http.Request, c *call) error {
@@ -30,13 +30,13 @@ func (s *Server) deviceHealth(w http.ResponseWriter, r *http.Request, c *call) e
 	to := s.now()
 	var err error
 	if raw := q.Get("to"); raw != "" {
-		if to, err = parseTime("to", raw); err != nil {
+		if to, err = parseBound("to", raw, true); err != nil {
 			return err
 		}
 	}
 	from := to.Add(-defaultHealthRange)
 	if raw := q.Get("from"); raw != "" {
-		if from, err = parseTime("from", raw); err != nil {
+		if from, err = parseBound("from", raw, false); err != nil {
 			return err
 		}
 	}

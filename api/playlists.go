@@ -1,8 +1,8 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/loa-broadcast/loa"
 )
@@ -13,8 +13,29 @@ type playlistRequest struct {
 	Name  string `json:"name"`
 	Items []struct {
 		MediaID string `json:"media_id"`
-		Gap     string `json:"gap"` // a Go duration, "2s"; "" = none
+		Gap     string `json:"gap"`    // a Go duration, "2s"; "" = none
+		GapNs   *int64 `json:"gap_ns"` // or nanoseconds, as answers also carry it
 	} `json:"items"`
+}
+
+// playlistView is a playlist as the API answers it: each item's gap both
+// as the Go duration requests send and, as before, in nanoseconds.
+type playlistView struct {
+	*loa.Playlist
+	Items []playlistItemView `json:"items"`
+}
+
+type playlistItemView struct {
+	loa.PlaylistItem
+	Gap string `json:"gap,omitempty"`
+}
+
+func viewPlaylist(p *loa.Playlist) playlistView {
+	v := playlistView{Playlist: p, Items: make([]playlistItemView, len(p.Items))}
+	for i, it := range p.Items {
+		v.Items[i] = playlistItemView{PlaylistItem: it, Gap: durationOut(it.Gap)}
+	}
+	return v
 }
 
 func (s *Server) createPlaylist(w http.ResponseWriter, r *http.Request, c *call) error {
@@ -24,13 +45,9 @@ func (s *Server) createPlaylist(w http.ResponseWriter, r *http.Request, c *call)
 	}
 	p := &loa.Playlist{ID: req.ID, Name: req.Name, CreatedBy: c.tok.ID}
 	for i, it := range req.Items {
-		var gap time.Duration
-		if it.Gap != "" {
-			d, err := time.ParseDuration(it.Gap)
-			if err != nil {
-				return loa.Errorf(loa.EINVALID, "items[%d].gap: %q is not a duration like \"2s\"", i, it.Gap)
-			}
-			gap = d
+		gap, _, err := durationIn(fmt.Sprintf("items[%d].gap", i), fmt.Sprintf("items[%d].gap_ns", i), it.Gap, it.GapNs, "2s")
+		if err != nil {
+			return err
 		}
 		p.Items = append(p.Items, loa.PlaylistItem{MediaID: it.MediaID, Gap: gap})
 	}
@@ -44,7 +61,7 @@ func (s *Server) createPlaylist(w http.ResponseWriter, r *http.Request, c *call)
 		return err
 	}
 	c.audit("playlist.create", p.ID, "")
-	writeJSON(w, http.StatusCreated, p)
+	writeJSON(w, http.StatusCreated, viewPlaylist(p))
 	return nil
 }
 
@@ -56,10 +73,11 @@ func (s *Server) listPlaylists(w http.ResponseWriter, r *http.Request, c *call) 
 	if err != nil {
 		return err
 	}
-	if list == nil {
-		list = []*loa.Playlist{}
+	out := make([]playlistView, len(list))
+	for i, p := range list {
+		out[i] = viewPlaylist(p)
 	}
-	writeJSON(w, http.StatusOK, list)
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -71,6 +89,6 @@ func (s *Server) getPlaylist(w http.ResponseWriter, r *http.Request, c *call) er
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, p)
+	writeJSON(w, http.StatusOK, viewPlaylist(p))
 	return nil
 }

@@ -19,7 +19,7 @@ const (
 	maxPlayLogLimit     = 1000
 )
 
-// playLog answers play log entries by ?from=&to= (RFC 3339, [from, to)),
+// playLog answers play log entries by ?from=&to= (dates or RFC 3339 times, [from, to)),
 // ?area=, ?device= and ?limit=. A scoped caller's area is its scope when
 // it names none, and must lie within its scope when it does.
 func (s *Server) playLog(w http.ResponseWriter, r *http.Request, c *call) error {
@@ -27,12 +27,12 @@ func (s *Server) playLog(w http.ResponseWriter, r *http.Request, c *call) error 
 	var f loa.PlayLogFilter
 	var err error
 	if raw := q.Get("from"); raw != "" {
-		if f.From, err = parseTime("from", raw); err != nil {
+		if f.From, err = parseBound("from", raw, false); err != nil {
 			return err
 		}
 	}
 	if raw := q.Get("to"); raw != "" {
-		if f.To, err = parseTime("to", raw); err != nil {
+		if f.To, err = parseBound("to", raw, true); err != nil {
 			return err
 		}
 	}

@@ -44,6 +44,11 @@ func TestPlayLog(t *testing.T) {
 		f.Area != "" || f.Device != "dev-b1" || f.Limit != 20 {
 		t.Errorf("admin's filter %+v", f)
 	}
+	// A date is a whole day in Hà Nội, to included: the same window.
+	playlog(e.admin, "?from=2026-11-25&to=2026-11-25&device=dev-b1&limit=20")
+	if g := e.playlog.lastFilter(); !g.From.Equal(f.From) || !g.To.Equal(f.To) {
+		t.Errorf("filter by dates %+v, want [%v, %v)", g, f.From, f.To)
+	}
 	playlog(e.admin, "")
 	if f := e.playlog.lastFilter(); f.Limit != 100 || !f.From.IsZero() || !f.To.IsZero() {
 		t.Errorf("default filter %+v", f)
@@ -80,7 +85,7 @@ func TestPlayLog(t *testing.T) {
 
 	for _, c := range []struct{ query, param string }{
 		{"?from=today", "from"},
-		{"?to=2026-11-25", "to"},
+		{"?to=25-11-2026", "to"},
 		{"?from=2026-11-25T00:00:00Z&to=2026-11-24T00:00:00Z", "to"},
 		{"?limit=0", "limit"},
 		{"?limit=1001", "limit"},

@@ -25,10 +25,22 @@ type scheduleRequest struct {
 	Exceptions loa.Exceptions `json:"exceptions"`
 	Content    loa.Content    `json:"content"`
 	Targets    loa.Targets    `json:"targets"`
-	Priority   *int           `json:"priority"` // 0–255; nil = DefaultPriority
-	Overrun    string         `json:"overrun"`  // interrupt (default) or wait
-	MaxWait    string         `json:"max_wait"` // a Go duration, "10m"; "" = none
-	Enabled    *bool          `json:"enabled"`  // nil: true on create, unchanged on replace
+	Priority   *int           `json:"priority"`    // 0–255; nil = DefaultPriority
+	Overrun    string         `json:"overrun"`     // interrupt (default) or wait
+	MaxWait    string         `json:"max_wait"`    // a Go duration, "10m"; "" = none
+	MaxWaitNs  *int64         `json:"max_wait_ns"` // or nanoseconds, as answers also carry it
+	Enabled    *bool          `json:"enabled"`     // nil: true on create, unchanged on replace
+}
+
+// scheduleView is a schedule as the API answers it: max_wait both as the
+// Go duration requests send and, as before, in nanoseconds.
+type scheduleView struct {
+	*loa.Schedule
+	MaxWait string `json:"max_wait,omitempty"`
+}
+
+func viewSchedule(sc *loa.Schedule) scheduleView {
+	return scheduleView{Schedule: sc, MaxWait: durationOut(sc.MaxWait)}
 }
 
 // parseScheduleRequest decodes a schedule body. It checks the JSON shape,
@@ -51,11 +63,9 @@ func parseScheduleRequest(r *http.Request) (*loa.Schedule, *bool, error) {
 		}
 		sc.Priority = loa.Priority(*req.Priority)
 	}
-	if req.MaxWait != "" {
-		d, err := time.ParseDuration(req.MaxWait)
-		if err != nil {
-			return nil, nil, loa.Errorf(loa.EINVALID, "max_wait: %s is not a duration like \"10m\"", strconv.Quote(req.MaxWait))
-		}
+	if d, given, err := durationIn("max_wait", "max_wait_ns", req.MaxWait, req.MaxWaitNs, "10m"); err != nil {
+		return nil, nil, err
+	} else if given {
 		if d < 0 {
 			return nil, nil, loa.Errorf(loa.EINVALID, "max_wait: must not be negative")
 		}
@@ -133,14 +143,14 @@ func (s *Server) listSchedules(w http.ResponseWriter, r *http.Request, c *call) 
 	if err != nil {
 		return err
 	}
-	out := make([]*loa.Schedule, 0, len(list))
+	out := make([]scheduleView, 0, len(list))
 	for _, sc := range list {
 		ok, err := c.targetsVisible(sc.Targets)
 		if err != nil {
 			return err
 		}
 		if ok {
-			out = append(out, sc)
+			out = append(out, viewSchedule(sc))
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -152,7 +162,7 @@ func (s *Server) getSchedule(w http.ResponseWriter, r *http.Request, c *call) er
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, sc)
+	writeJSON(w, http.StatusOK, viewSchedule(sc))
 	return nil
 }
 
@@ -178,7 +188,7 @@ func (s *Server) createSchedule(w http.ResponseWriter, r *http.Request, c *call)
 		return err
 	}
 	c.audit("schedule.create", sc.ID, scheduleDetail(sc))
-	writeJSON(w, http.StatusCreated, sc)
+	writeJSON(w, http.StatusCreated, viewSchedule(sc))
 	return nil
 }
 
@@ -214,7 +224,7 @@ func (s *Server) replaceSchedule(w http.ResponseWriter, r *http.Request, c *call
 		return err
 	}
 	c.audit("schedule.update", sc.ID, scheduleDetail(sc))
-	writeJSON(w, http.StatusOK, sc)
+	writeJSON(w, http.StatusOK, viewSchedule(sc))
 	return nil
 }
 
@@ -250,7 +260,7 @@ func (s *Server) setScheduleEnabled(enabled bool) handler {
 			return err
 		}
 		c.audit(action, sc.ID, "")
-		writeJSON(w, http.StatusOK, sc)
+		writeJSON(w, http.StatusOK, viewSchedule(sc))
 		return nil
 	}
 }
@@ -315,6 +325,25 @@ func parseTime(param, raw string) (time.Time, error) {
 	}
 	if err != nil {
 		return time.Time{}, loa.Errorf(loa.EINVALID, "%s: %s is not an RFC 3339 time like 2026-11-25T06:00:00+07:00", param, strconv.Quote(raw))
+	}
+	return t, nil
+}
+
+// parseBound parses a from or to query parameter that may name a day: a
+// date (YYYY-MM-DD, in the station's zone) or an RFC 3339 time. A date is
+// the start of that day, or for an end bound (to) the start of the next,
+// so from=to=2026-11-25 is that whole day.
+func parseBound(param, raw string, end bool) (time.Time, error) {
+	if d, err := time.ParseInLocation(time.DateOnly, raw, stationZone); err == nil {
+		if end {
+			d = d.AddDate(0, 0, 1)
+		}
+		return d, nil
+	}
+	t, err := parseTime(param, raw)
+	if err != nil {
+		return time.Time{}, loa.Errorf(loa.EINVALID, "%s: %s is neither a date like 2026-11-25 (in %s) nor an RFC 3339 time like 2026-11-25T06:00:00+07:00",
+			param, strconv.Quote(raw), loa.DefaultZone)
 	}
 	return t, nil
 }

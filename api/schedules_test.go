@@ -279,7 +279,7 @@ func TestBadScheduleBodiesAre400(t *testing.T) {
 		{"empty", ``, []string{"body", "empty"}},
 		{"trailing", `{"id":"x",` + valid + `} {}`, []string{"body", "after"}},
 		{"unknown field", `{"id":"x",` + valid + `,"colour":"red"}`, []string{"colour"}},
-		{"max_wait_ns", `{"id":"x",` + valid + `,"max_wait_ns":60000000000}`, []string{"max_wait_ns"}},
+		{"max_wait and max_wait_ns apart", `{"id":"x",` + valid + `,"max_wait":"2m","max_wait_ns":60000000000}`, []string{"max_wait_ns"}},
 		{"created_by", `{"id":"x",` + valid + `,"created_by":"someone"}`, []string{"created_by"}},
 		{"unknown rule field", `{"id":"x","name":"S","rule":{"kind":"daily","time":"06:00","hour":6},"content":{"media_id":"m-1"},"targets":{"areas":["a-1"]}}`, []string{"hour"}},
 		{"bad max_wait", `{"id":"x",` + valid + `,"max_wait":"a while"}`, []string{"max_wait", "10m"}},
@@ -362,7 +362,7 @@ func TestNextOccurrences(t *testing.T) {
 
 func TestSchedulesUnavailable(t *testing.T) {
 	e := newEnv(t)
-	srv := httptest.NewServer((&api.Server{Areas: e.db, Devices: e.db, Tokens: e.db, Audit: e.db}).Handler())
+	srv := httptest.NewServer(api.ValidateWithSpec(t, (&api.Server{Areas: e.db, Devices: e.db, Tokens: e.db, Audit: e.db}).Handler()))
 	defer srv.Close()
 	for _, c := range []struct{ method, path, body string }{
 		{"GET", "/api/v1/schedules", ""},

@@ -9,15 +9,19 @@
 // (writes, naming the target).
 //
 //	GET  /healthz                          {"ok":true}, no token
+//	GET  /api/v1/openapi.yaml              the OpenAPI 3.1 description of all of this, no token
 //	GET  /metrics                          Prometheus text, any role
 //	GET  /api/v1/me                        the caller's token
 //	GET  /api/v1/areas                     [area] in scope
 //	POST /api/v1/areas                     {id,parent_id,name,kind,code,tests} → 201 area
 //	GET  /api/v1/areas/{id}                area
+//	DELETE /api/v1/areas/{id}              → 204; 409 while it has child areas, devices in service, scoped tokens, a fallback or schedules
 //	PUT  /api/v1/areas/{id}/tests          {tests: bool} → 200 area: test alerts sound only in marked areas (and below)
 //	GET  /api/v1/devices?area=&state=online|offline&problem=<alarm kind>|any  [device + "state" + "problems"] in scope
 //	POST /api/v1/devices                   {id,area_id,name,lat,lon} → 201 {device,password}
 //	GET  /api/v1/devices/{id}              device + "state" + "problems" (credentials: active|revoked, rotated_at, revoked_at)
+//	DELETE /api/v1/devices/{id}            → 200 {device,broker}: decommissioned: credentials revoked, out of the device list and
+//	                                        of target resolution; its record and history (play log, health, alarms, audit) stay
 //	POST /api/v1/devices/{id}/credentials  → 200 {device,password,broker}: a new MQTT password, shown once; the old one stops working
 //	DELETE /api/v1/devices/{id}/credentials → 204: revoked, disconnected, refused from now on (200 {device,broker} with what to do on an external broker)
 //	GET  /api/v1/devices/{id}/health?from=&to=  [hourly health aggregate], default the last 24 h, ≤ 31 days
@@ -93,6 +97,16 @@
 // one in the emergency band. Dates of ?day= and ?week= are in
 // Asia/Ho_Chi_Minh. A scoped caller's play log is limited to its scope.
 //
+// Durations are sent as Go durations ("2s") and answered the same way,
+// beside the older integer field (gap_ns, max_duration_ns, max_wait_ns,
+// wave_timeout_ns, timeout_ms), which requests may send instead, so what
+// a client reads it can send back. from and to take a date (a whole day
+// in Asia/Ho_Chi_Minh, to included) or an RFC 3339 time.
+//
+// api/openapi.yaml describes every route above; the tests check every
+// request and answer against it (validateWithSpec) and its operations
+// against the routes (TestSpecDescribesEveryRoute).
+//
 // Errors are {"error": message, "code": code} with the status from one
 // table (statusOf). Every change is written to the audit log.
 package api
@@ -146,24 +160,71 @@ type Server struct {
 // the web UI.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
+	for _, r := range s.routes() {
+		mux.Handle(r.pattern, r.h)
+	}
 
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+	// Anything else under /api/ is a JSON 404 or 405, never the UI.
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		var allow []string
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, p := mux.Handler(probe); p != "/api/" {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) > 0 {
+			for _, m := range allow {
+				w.Header().Add("Allow", m)
+			}
+			writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: r.Method + " is not allowed here", Code: loa.EUNSUPPORTED})
+			return
+		}
+		s.writeError(w, r, loa.Errorf(loa.ENOTFOUND, "no API route %s", r.URL.Path))
 	})
+
+	ui := web.Handler()
+	mux.Handle("/", ui)
+	mux.Handle("/ui/", http.StripPrefix("/ui", ui))
+
+	return s.logRequests(mux)
+}
+
+// apiRoute is one route of the API: a ServeMux pattern ("METHOD /path")
+// and its handler. api/openapi.yaml describes exactly these (a test
+// checks both ways).
+type apiRoute struct {
+	pattern string
+	action  string // the permission it needs (loa.Action*); "" for no token
+	h       http.Handler
+}
+
+// routes lists every route of the API, /healthz, /metrics and /fw/; not
+// the UI.
+func (s *Server) routes() []apiRoute {
+	var routes []apiRoute
+	add := func(pattern, action string, h http.Handler) { routes = append(routes, apiRoute{pattern, action, h}) }
+
+	add("GET /healthz", "", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+	}))
+	add("GET /api/v1/openapi.yaml", "", http.HandlerFunc(serveOpenAPI)) // no token: it is public
 	gatherer := s.Gatherer
 	if gatherer == nil {
 		gatherer = prometheus.DefaultGatherer
 	}
 	metrics := promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})
-	mux.Handle("GET /metrics", s.auth(loa.ActionRead, func(w http.ResponseWriter, r *http.Request, c *call) error {
+	add("GET /metrics", loa.ActionRead, s.auth(loa.ActionRead, func(w http.ResponseWriter, r *http.Request, c *call) error {
 		metrics.ServeHTTP(w, r)
 		return nil
 	}))
 
-	route := func(pattern, action string, h handler) { mux.Handle(pattern, s.auth(action, h)) }
+	route := func(pattern, action string, h handler) { add(pattern, action, s.auth(action, h)) }
 	route("GET /api/v1/areas", loa.ActionRead, s.listAreas)
 	route("POST /api/v1/areas", loa.ActionArea, s.createArea)
 	route("GET /api/v1/areas/{id}", loa.ActionRead, s.getArea)
+	route("DELETE /api/v1/areas/{id}", loa.ActionArea, s.deleteArea)
 	route("PUT /api/v1/areas/{id}/fallback", loa.ActionSession, s.putFallback)
 	route("DELETE /api/v1/areas/{id}/fallback", loa.ActionSession, s.deleteFallback)
 	route("GET /api/v1/fallbacks", loa.ActionRead, s.listFallbacks)
@@ -171,6 +232,7 @@ func (s *Server) Handler() http.Handler {
 	route("GET /api/v1/devices", loa.ActionRead, s.listDevices)
 	route("POST /api/v1/devices", loa.ActionDevice, s.createDevice)
 	route("GET /api/v1/devices/{id}", loa.ActionRead, s.getDevice)
+	route("DELETE /api/v1/devices/{id}", loa.ActionDevice, s.decommissionDevice)
 	route("POST /api/v1/devices/{id}/commands", loa.ActionDevice, s.sendCommand)
 	route("POST /api/v1/devices/{id}/credentials", loa.ActionDevice, s.rotateCredentials)
 	route("DELETE /api/v1/devices/{id}/credentials", loa.ActionDevice, s.revokeCredentials)
@@ -178,7 +240,7 @@ func (s *Server) Handler() http.Handler {
 	route("GET /api/v1/devices/{id}/health", loa.ActionRead, s.deviceHealth)
 	route("GET /api/v1/alarms", loa.ActionRead, s.listAlarms)
 	// EventSource cannot send headers: this stream also takes ?access_token=.
-	mux.Handle("GET /api/v1/alarms/stream", queryToken(s.auth(loa.ActionRead, s.alarmStream)))
+	add("GET /api/v1/alarms/stream", loa.ActionRead, queryToken(s.auth(loa.ActionRead, s.alarmStream)))
 	route("POST /api/v1/areas/{id}/commands", loa.ActionDevice, s.startGroupCommand)
 	route("GET /api/v1/group-commands/{id}", loa.ActionRead, s.getGroupCommand)
 
@@ -191,7 +253,7 @@ func (s *Server) Handler() http.Handler {
 	route("POST /api/v1/rollouts/{id}/pause", loa.ActionFirmware, s.changeRollout("pause"))
 	route("POST /api/v1/rollouts/{id}/resume", loa.ActionFirmware, s.changeRollout("resume"))
 	route("POST /api/v1/rollouts/{id}/abort", loa.ActionFirmware, s.changeRollout("abort"))
-	mux.HandleFunc("GET /fw/{id}", s.downloadFirmware) // device credentials, not a token
+	add("GET /fw/{id}", "", http.HandlerFunc(s.downloadFirmware)) // device credentials, not a token
 
 	route("GET /api/v1/media", loa.ActionRead, s.listMedia)
 	route("POST /api/v1/media", loa.ActionMedia, s.uploadMedia)
@@ -226,38 +288,13 @@ func (s *Server) Handler() http.Handler {
 	route("POST /api/v1/alerts/cap", loa.ActionSession, s.postCAP)
 	route("GET /api/v1/alerts/{id}/cap", loa.ActionRead, s.getAlertCAP)
 	route("POST /api/v1/alerts/{id}/cancel", loa.ActionSession, s.cancelAlert)
-	mux.Handle("GET /api/v1/alerts/{id}/events", queryToken(s.auth(loa.ActionRead, s.alertEvents))) // EventSource: also ?access_token=
+	add("GET /api/v1/alerts/{id}/events", loa.ActionRead, queryToken(s.auth(loa.ActionRead, s.alertEvents))) // EventSource: also ?access_token=
 	route("PUT /api/v1/areas/{id}/tests", loa.ActionArea, s.setAreaTests)
 
 	route("GET /api/v1/me", loa.ActionRead, s.me)
 	route("POST /api/v1/tokens", loa.ActionManageTokens, s.createToken)
 	route("GET /api/v1/audit", loa.ActionManageTokens, s.auditLog)
-
-	// Anything else under /api/ is a JSON 404 or 405, never the UI.
-	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		var allow []string
-		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
-			probe := r.Clone(r.Context())
-			probe.Method = m
-			if _, p := mux.Handler(probe); p != "/api/" {
-				allow = append(allow, m)
-			}
-		}
-		if len(allow) > 0 {
-			for _, m := range allow {
-				w.Header().Add("Allow", m)
-			}
-			writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: r.Method + " is not allowed here", Code: loa.EUNSUPPORTED})
-			return
-		}
-		s.writeError(w, r, loa.Errorf(loa.ENOTFOUND, "no API route %s", r.URL.Path))
-	})
-
-	ui := web.Handler()
-	mux.Handle("/", ui)
-	mux.Handle("/ui/", http.StripPrefix("/ui", ui))
-
-	return s.logRequests(mux)
+	return routes
 }
 
 func (s *Server) logger() *slog.Logger {

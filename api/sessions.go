@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
-	"time"
 
 	"github.com/loa-broadcast/loa"
 )
@@ -19,8 +18,20 @@ type sessionRequest struct {
 	MediaID     string      `json:"media_id"`
 	PlaylistID  string      `json:"playlist_id"` // instead of media_id
 	Targets     loa.Targets `json:"targets"`
-	Priority    *int        `json:"priority"`     // 0–255; nil = DefaultPriority
-	MaxDuration string      `json:"max_duration"` // a Go duration, "30m"; "" = the service default
+	Priority    *int        `json:"priority"`        // 0–255; nil = DefaultPriority
+	MaxDuration string      `json:"max_duration"`    // a Go duration, "30m"; "" = the service default
+	MaxDurNs    *int64      `json:"max_duration_ns"` // or nanoseconds, as answers also carry it
+}
+
+// sessionView is a session as the API answers it: max_duration both as
+// the Go duration requests send and, as before, in nanoseconds.
+type sessionView struct {
+	*loa.Session
+	MaxDuration string `json:"max_duration"`
+}
+
+func viewSession(s *loa.Session) sessionView {
+	return sessionView{Session: s, MaxDuration: s.MaxDuration.String()}
 }
 
 // parseSessionRequest decodes and validates a session request body. Every
@@ -37,11 +48,9 @@ func parseSessionRequest(body io.Reader) (*loa.Session, error) {
 		}
 		sess.Priority = loa.Priority(*req.Priority)
 	}
-	if req.MaxDuration != "" {
-		d, err := time.ParseDuration(req.MaxDuration)
-		if err != nil {
-			return nil, loa.Errorf(loa.EINVALID, "max_duration: %s is not a duration like \"30m\"", strconv.Quote(req.MaxDuration))
-		}
+	if d, given, err := durationIn("max_duration", "max_duration_ns", req.MaxDuration, req.MaxDurNs, "30m"); err != nil {
+		return nil, err
+	} else if given {
 		if d <= 0 {
 			return nil, loa.Errorf(loa.EINVALID, "max_duration: must be positive")
 		}
@@ -87,14 +96,14 @@ func (s *Server) listSessions(w http.ResponseWriter, r *http.Request, c *call) e
 	if err != nil {
 		return err
 	}
-	out := make([]*loa.Session, 0, len(list))
+	out := make([]sessionView, 0, len(list))
 	for _, sess := range list {
 		ok, err := c.sessionInScope(sess)
 		if err != nil {
 			return err
 		}
 		if ok {
-			out = append(out, sess)
+			out = append(out, viewSession(sess))
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -106,7 +115,7 @@ func (s *Server) getSession(w http.ResponseWriter, r *http.Request, c *call) err
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, sess)
+	writeJSON(w, http.StatusOK, viewSession(sess))
 	return nil
 }
 
@@ -135,7 +144,7 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, c *call) e
 		content = "playlist " + sess.PlaylistID
 	}
 	c.audit("session.start", sess.ID, content+", priority "+strconv.Itoa(int(sess.Priority)))
-	writeJSON(w, http.StatusCreated, sess)
+	writeJSON(w, http.StatusCreated, viewSession(sess))
 	return nil
 }
 
@@ -154,7 +163,7 @@ func (s *Server) stopSession(w http.ResponseWriter, r *http.Request, c *call) er
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, sess)
+	writeJSON(w, http.StatusOK, viewSession(sess))
 	return nil
 }
 

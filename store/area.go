@@ -2,9 +2,12 @@ package store
 
 import (
 	"context"
+	"slices"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/loa-broadcast/loa"
-	bolt "go.etcd.io/bbolt"
 )
 
 // CreateArea stores a new area under an existing parent of the right kind
@@ -79,4 +82,73 @@ func (db *DB) SetAreaTests(ctx context.Context, id string, tests bool) (*loa.Are
 		return put(tx, bucketAreas, []byte(id), a)
 	})
 	return a, err
+}
+
+// DeleteArea removes an area nothing depends on. ENOTFOUND if there is no
+// such area; ECONFLICT, naming what is in the way, while it has child
+// areas, devices in service, tokens scoped to it, a fallback, or
+// schedules targeting it. Decommissioned devices do not hold it: their
+// records (and history) keep the id of the area they were in.
+func (db *DB) DeleteArea(ctx context.Context, id string) error {
+	return db.update(ctx, func(tx *bolt.Tx) error {
+		if _, err := area(tx, id); err != nil {
+			return err
+		}
+		areas, err := list[loa.Area](tx, bucketAreas)
+		if err != nil {
+			return err
+		}
+		var children []string
+		for _, a := range areas {
+			if a.ParentID == id {
+				children = append(children, a.ID)
+			}
+		}
+		if len(children) > 0 {
+			return loa.Errorf(loa.ECONFLICT, "area %q has %d child areas (%s); delete them first", id, len(children), firstFew(children))
+		}
+		devices, err := list[loa.Device](tx, bucketDevices)
+		if err != nil {
+			return err
+		}
+		var inService []string
+		for _, d := range devices {
+			if d.AreaID == id && !d.Decommissioned() {
+				inService = append(inService, d.ID)
+			}
+		}
+		if len(inService) > 0 {
+			return loa.Errorf(loa.ECONFLICT, "area %q has %d devices (%s); decommission or move them first", id, len(inService), firstFew(inService))
+		}
+		tokens, err := list[tokenRecord](tx, bucketTokens)
+		if err != nil {
+			return err
+		}
+		for _, t := range tokens {
+			if t.AreaID == id {
+				return loa.Errorf(loa.ECONFLICT, "area %q is the scope of token %q (%s)", id, t.ID, t.Name)
+			}
+		}
+		if tx.Bucket(bucketFallbacks).Get([]byte(id)) != nil {
+			return loa.Errorf(loa.ECONFLICT, "area %q has a fallback programme; clear it first", id)
+		}
+		schedules, err := list[loa.Schedule](tx, bucketSchedules)
+		if err != nil {
+			return err
+		}
+		for _, s := range schedules {
+			if slices.Contains(s.Targets.Areas, id) {
+				return loa.Errorf(loa.ECONFLICT, "area %q is a target of schedule %q; change or delete it first", id, s.ID)
+			}
+		}
+		return tx.Bucket(bucketAreas).Delete([]byte(id))
+	})
+}
+
+// firstFew lists up to three ids, for error messages.
+func firstFew(ids []string) string {
+	if len(ids) > 3 {
+		return strings.Join(ids[:3], ", ") + ", …"
+	}
+	return strings.Join(ids, ", ")
 }

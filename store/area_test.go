@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/loa-broadcast/loa"
@@ -94,4 +95,62 @@ func TestArea_ReturnsCopy(t *testing.T) {
 	if got, _ := db.Area(ctx, "qn"); got.Name != "Quảng Nam" {
 		t.Fatalf("mutating a returned area changed the db: %q", got.Name)
 	}
+}
+
+func TestDeleteArea(t *testing.T) {
+	db := mustOpen(t)
+	ctx := context.Background()
+	seedAreas(t, db)
+	if _, err := db.CreateDevice(ctx, &loa.Device{ID: "rx-1", AreaID: "qn.tk.1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateArea(ctx, &loa.Area{ID: "qn.tk.2", ParentID: "qn.tk", Name: "Thôn 2", Kind: loa.AreaCluster}); err != nil {
+		t.Fatal(err)
+	}
+	tok := &loa.Token{Name: "thôn 2", Role: loa.RoleOperator, AreaID: "qn.tk.2"}
+	if _, err := db.CreateToken(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	sched := &loa.Schedule{ID: "sang", Name: "Sáng", Rule: loa.Rule{Kind: loa.RuleDaily, Time: "06:00"},
+		Content: loa.Content{MediaID: "m"}, Targets: loa.Targets{Areas: []string{"qn.tk.1"}}, Priority: 64}
+	if err := db.PutSchedule(ctx, sched); err != nil {
+		t.Fatal(err)
+	}
+
+	conflict := func(id string, words ...string) {
+		t.Helper()
+		err := db.DeleteArea(ctx, id)
+		if loa.ErrorCode(err) != loa.ECONFLICT {
+			t.Fatalf("DeleteArea(%s) = %v, want a conflict", id, err)
+		}
+		for _, w := range words {
+			if !strings.Contains(loa.ErrorMessage(err), w) {
+				t.Errorf("DeleteArea(%s): %q does not mention %q", id, loa.ErrorMessage(err), w)
+			}
+		}
+	}
+	conflict("qn", "child", "qn.tk")
+	conflict("qn.tk.1", "devices", "rx-1")
+	if _, err := db.DecommissionDevice(ctx, "rx-1"); err != nil {
+		t.Fatal(err)
+	}
+	conflict("qn.tk.2", "token", tok.ID)
+	conflict("qn.tk.1", "schedule", "sang")
+	if err := db.DeleteSchedule(ctx, "sang"); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := db.DeleteArea(ctx, "qn.tk.1"); err != nil {
+		t.Fatalf("DeleteArea of an emptied area: %v", err)
+	}
+	if _, err := db.Area(ctx, "qn.tk.1"); loa.ErrorCode(err) != loa.ENOTFOUND {
+		t.Errorf("Area after delete: %v, want not found", err)
+	}
+	if d, err := db.Device(ctx, "rx-1"); err != nil || d.AreaID != "qn.tk.1" {
+		t.Errorf("decommissioned device after its area went: %+v, %v", d, err)
+	}
+	if err := db.DeleteArea(ctx, "qn.tk.1"); loa.ErrorCode(err) != loa.ENOTFOUND {
+		t.Errorf("second delete: %v, want not found", err)
+	}
+	conflict("qn.tk", "child", "qn.tk.2")
 }

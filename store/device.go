@@ -8,8 +8,9 @@ import (
 	"encoding/hex"
 	"time"
 
-	"github.com/loa-broadcast/loa"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/loa-broadcast/loa"
 )
 
 // CreateDevice registers d in an existing area, sets d.CreatedAt and returns
@@ -58,13 +59,55 @@ func credentialsState(d *loa.Device) {
 	}
 }
 
-// Devices returns every device, sorted by id.
+// Devices returns every device in service, sorted by id: the registry's
+// active list, which target resolution and the fleet's watchers read.
+// Decommissioned devices are left out; Device still answers them.
 func (db *DB) Devices(ctx context.Context) ([]*loa.Device, error) {
 	ds, err := listAll[loa.Device](ctx, db, bucketDevices)
-	for _, d := range ds {
-		credentialsState(d)
+	if err != nil {
+		return nil, err
 	}
-	return ds, err
+	out := ds[:0]
+	for _, d := range ds {
+		if d.Decommissioned() {
+			continue
+		}
+		credentialsState(d)
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// DecommissionDevice takes device id out of service: its password is
+// deleted (credentials revoked) and it leaves the active list (Devices),
+// but its record stays, so its history remains readable and its id is
+// not reused. ENOTFOUND if no such device, ECONFLICT if it is already
+// decommissioned. It returns the device as stored.
+func (db *DB) DecommissionDevice(ctx context.Context, id string) (*loa.Device, error) {
+	d := new(loa.Device)
+	err := db.update(ctx, func(tx *bolt.Tx) error {
+		if found, err := get(tx, bucketDevices, []byte(id), d); err != nil {
+			return err
+		} else if !found {
+			return loa.Errorf(loa.ENOTFOUND, "device %q not found", id)
+		}
+		if d.Decommissioned() {
+			return loa.Errorf(loa.ECONFLICT, "device %q was decommissioned at %s", id, d.DecommissionedAt.Format(time.RFC3339))
+		}
+		now := db.now().UTC()
+		if d.Credentials != loa.CredentialsRevoked {
+			d.Credentials, d.RevokedAt = loa.CredentialsRevoked, now
+		}
+		d.DecommissionedAt = now
+		if err := put(tx, bucketDevices, []byte(id), d); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketDeviceCreds).Delete([]byte(id))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 // CheckDeviceCredentials reports whether password is device id's current
@@ -91,7 +134,8 @@ func (db *DB) CheckDeviceCredentials(ctx context.Context, id, password string) (
 
 // ResetDeviceCredentials replaces device id's password with a new random
 // one and returns it; the old one stops working. A revoked device becomes
-// active again with it. It records RotatedAt. ENOTFOUND if no such device.
+// active again with it. It records RotatedAt. ENOTFOUND if no such device,
+// ECONFLICT if it is decommissioned.
 func (db *DB) ResetDeviceCredentials(ctx context.Context, id string) (password string, err error) {
 	password = newDevicePassword()
 	err = db.update(ctx, func(tx *bolt.Tx) error {
@@ -100,6 +144,9 @@ func (db *DB) ResetDeviceCredentials(ctx context.Context, id string) (password s
 			return err
 		} else if !found {
 			return loa.Errorf(loa.ENOTFOUND, "device %q not found", id)
+		}
+		if d.Decommissioned() {
+			return loa.Errorf(loa.ECONFLICT, "device %q is decommissioned; register a new device instead", id)
 		}
 		d.Credentials, d.RotatedAt, d.RevokedAt = loa.CredentialsActive, db.now().UTC(), time.Time{}
 		if err := put(tx, bucketDevices, []byte(id), d); err != nil {

@@ -148,3 +148,51 @@ func TestDeviceCredentials(t *testing.T) {
 	_, err = db.ResetDeviceCredentials(ctx, "rx-404")
 	wantCode(t, err, loa.ENOTFOUND)
 }
+
+func TestDecommissionDevice(t *testing.T) {
+	db := mustOpen(t)
+	ctx := context.Background()
+	seedAreas(t, db)
+	pw, err := db.CreateDevice(ctx, &loa.Device{ID: "rx-1", AreaID: "qn.tk.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CreateDevice(ctx, &loa.Device{ID: "rx-2", AreaID: "qn.tk.1"}); err != nil {
+		t.Fatal(err)
+	}
+
+	d, err := db.DecommissionDevice(ctx, "rx-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.Decommissioned() || d.Credentials != loa.CredentialsRevoked || d.RevokedAt.IsZero() {
+		t.Errorf("decommissioned device = %+v", d)
+	}
+	if ok, err := db.CheckDeviceCredentials(ctx, "rx-1", pw); err != nil || ok {
+		t.Errorf("old password still works: %v, %v", ok, err)
+	}
+	list, err := db.Devices(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].ID != "rx-2" {
+		t.Errorf("Devices after decommission: %v, want only rx-2", list)
+	}
+	got, err := db.Device(ctx, "rx-1")
+	if err != nil || !got.Decommissioned() {
+		t.Errorf("Device(rx-1) = %+v, %v: the record must stay readable", got, err)
+	}
+
+	for name, err := range map[string]error{
+		"again":  func() error { _, err := db.DecommissionDevice(ctx, "rx-1"); return err }(),
+		"rotate": func() error { _, err := db.ResetDeviceCredentials(ctx, "rx-1"); return err }(),
+		"reuse":  func() error { _, err := db.CreateDevice(ctx, &loa.Device{ID: "rx-1", AreaID: "qn.tk.1"}); return err }(),
+	} {
+		if loa.ErrorCode(err) != loa.ECONFLICT {
+			t.Errorf("%s: %v, want a conflict", name, err)
+		}
+	}
+	if _, err := db.DecommissionDevice(ctx, "nope"); loa.ErrorCode(err) != loa.ENOTFOUND {
+		t.Errorf("unknown device: %v, want not found", err)
+	}
+}
