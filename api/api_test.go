@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/api"
+	"github.com/loa-broadcast/loa/station"
 	"github.com/loa-broadcast/loa/store"
 )
 
@@ -31,7 +33,7 @@ type env struct {
 	srv      *httptest.Server
 	media    *fakeMedia
 	sessions *fakeSessions
-	sched    *fakeSchedules
+	sched    *schedules
 	playlog  *fakePlayLog
 	alarms   *fakeAlarms // alarms_test.go
 	health   *fakeHealth // alarms_test.go
@@ -68,9 +70,15 @@ func newEnv(t *testing.T) *env {
 			t.Fatal(err)
 		}
 	}
+	// The programme the schedule tests name, recorded as an import would
+	// (the real schedule service checks content exists).
+	if err := db.PutMedia(ctx, &loa.Media{ID: "m-1", Name: "Bản tin sáng", Hash: strings.Repeat("ab", 32),
+		Duration: time.Minute, Frames: 3000}); err != nil {
+		t.Fatal(err)
+	}
 	e := &env{t: t, db: db, media: &fakeMedia{}, registry: prometheus.NewRegistry(), tokens: map[string]*loa.Token{}}
 	e.sessions = &fakeSessions{media: e.media}
-	e.sched = &fakeSchedules{}
+	e.sched = &schedules{realSchedules: station.NewSchedules(db, slog.New(slog.DiscardHandler)), db: db}
 	e.playlog = &fakePlayLog{}
 	e.alarms, e.health = newFakeAlarms(), &fakeHealth{}
 	token := func(name, role, area string) string {

@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/station"
+	"github.com/loa-broadcast/loa/store"
 )
 
 // fakeMedia is an in-memory MediaService. It reads the whole upload (so
@@ -175,187 +176,40 @@ var testNow = time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
 // hcm is the station's zone in tests.
 var hcm = time.FixedZone("ICT", 7*60*60)
 
-// fakeSchedules is an in-memory ScheduleService. It validates a little of
-// what the scheduler validates (enough to see its errors reach the
-// client) and computes occurrences of daily and once rules in UTC+7.
-type fakeSchedules struct {
+// schedules is the real schedule service on the test's store, recording
+// the window of the last Agenda call so tests see how the API read ?day=,
+// ?week= and ?from=&to=.
+type schedules struct {
+	*realSchedules
+	db *store.DB
+
 	mu        sync.Mutex
-	all       map[string]*loa.Schedule
-	cals      loa.Calendars
-	agendaArg [2]time.Time // the last Agenda window
+	agendaArg [2]time.Time
 }
 
-func (f *fakeSchedules) validate(s *loa.Schedule) error {
-	if err := loa.ValidateID("id", s.ID); err != nil {
-		return err
-	}
-	switch s.Rule.Kind {
-	case loa.RuleDaily, loa.RuleOnce:
-	case loa.RuleWeekly:
-		if len(s.Rule.Weekdays) == 0 {
-			return loa.Errorf(loa.EINVALID, "rule.weekdays: name at least one day")
-		}
-	default:
-		return loa.Errorf(loa.EINVALID, "rule.kind: unknown kind %q", s.Rule.Kind)
-	}
-	if s.Rule.Date != "" {
-		if _, err := time.Parse(time.DateOnly, s.Rule.Date); err != nil {
-			return loa.Errorf(loa.EINVALID, "rule.date: %q is not a date", s.Rule.Date)
-		}
-	}
-	if _, err := time.Parse("15:04", s.Rule.Time); err != nil {
-		return loa.Errorf(loa.EINVALID, "rule.time: %q is not HH:MM", s.Rule.Time)
-	}
-	if s.Targets.Empty() {
-		return loa.Errorf(loa.EINVALID, "targets: name at least one area or device")
-	}
-	return nil
+func (s *schedules) Agenda(ctx context.Context, from, to time.Time) ([]loa.Occurrence, error) {
+	s.mu.Lock()
+	s.agendaArg = [2]time.Time{from, to}
+	s.mu.Unlock()
+	return s.realSchedules.Agenda(ctx, from, to)
 }
 
-func (f *fakeSchedules) CreateSchedule(ctx context.Context, s *loa.Schedule) error {
-	if err := f.validate(s); err != nil {
-		return err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.all == nil {
-		f.all = map[string]*loa.Schedule{}
-	}
-	if _, ok := f.all[s.ID]; ok {
-		return loa.Errorf(loa.ECONFLICT, "schedule %q exists", s.ID)
-	}
-	c := *s
-	f.all[s.ID] = &c
-	return nil
+func (s *schedules) lastAgenda() (from, to time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.agendaArg[0], s.agendaArg[1]
 }
 
-func (f *fakeSchedules) UpdateSchedule(ctx context.Context, s *loa.Schedule) error {
-	if err := f.validate(s); err != nil {
-		return err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if _, ok := f.all[s.ID]; !ok {
-		return loa.Errorf(loa.ENOTFOUND, "schedule %q not found", s.ID)
-	}
-	c := *s
-	f.all[s.ID] = &c
-	return nil
-}
+// realSchedules names the embedded service apart from its Schedules method.
+type realSchedules = station.Schedules
 
-func (f *fakeSchedules) DeleteSchedule(ctx context.Context, id string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if _, ok := f.all[id]; !ok {
-		return loa.Errorf(loa.ENOTFOUND, "schedule %q not found", id)
-	}
-	delete(f.all, id)
-	return nil
-}
-
-func (f *fakeSchedules) Schedule(ctx context.Context, id string) (*loa.Schedule, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	s, ok := f.all[id]
-	if !ok {
-		return nil, loa.Errorf(loa.ENOTFOUND, "schedule %q not found", id)
-	}
-	c := *s
-	return &c, nil
-}
-
-func (f *fakeSchedules) Schedules(ctx context.Context) ([]*loa.Schedule, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []*loa.Schedule
-	for _, s := range f.all {
-		c := *s
-		out = append(out, &c)
-	}
-	slices.SortFunc(out, func(a, b *loa.Schedule) int { return cmp.Compare(a.ID, b.ID) })
-	return out, nil
-}
-
-func (f *fakeSchedules) count() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.all)
-}
-
-// occurrences yields s's occurrences in [from, to), at most n (n < 0: all).
-func occurrences(s *loa.Schedule, from, to time.Time, n int) []loa.Occurrence {
-	hm, _ := time.Parse("15:04", s.Rule.Time)
-	var out []loa.Occurrence
-	y, m, d := from.In(hcm).Date()
-	for day := time.Date(y, m, d, 0, 0, 0, 0, hcm); day.Before(to) && n != 0; day = day.AddDate(0, 0, 1) {
-		if s.Rule.Kind == loa.RuleOnce && day.Format(time.DateOnly) != s.Rule.Date {
-			continue
-		}
-		at := day.Add(time.Duration(hm.Hour())*time.Hour + time.Duration(hm.Minute())*time.Minute)
-		if at.Before(from) || !at.Before(to) {
-			continue
-		}
-		out = append(out, loa.Occurrence{ScheduleID: s.ID, At: at, Content: s.Content, Priority: s.Priority,
-			Targets: s.Targets, Overrun: loa.OverrunInterrupt})
-		n--
-	}
-	return out
-}
-
-func (f *fakeSchedules) NextOccurrences(ctx context.Context, id string, after time.Time, n int) ([]loa.Occurrence, error) {
-	s, err := f.Schedule(ctx, id)
+// count is how many schedules the store holds.
+func (s *schedules) count() int {
+	all, err := s.db.Schedules(context.Background())
 	if err != nil {
-		return nil, err
+		panic(err)
 	}
-	return occurrences(s, after.Add(time.Nanosecond), after.AddDate(1, 0, 0), n), nil
-}
-
-func (f *fakeSchedules) Agenda(ctx context.Context, from, to time.Time) ([]loa.Occurrence, error) {
-	list, _ := f.Schedules(ctx)
-	f.mu.Lock()
-	f.agendaArg = [2]time.Time{from, to}
-	f.mu.Unlock()
-	var out []loa.Occurrence
-	for _, s := range list {
-		if s.Enabled {
-			out = append(out, occurrences(s, from, to, -1)...)
-		}
-	}
-	slices.SortFunc(out, func(a, b loa.Occurrence) int { return a.At.Compare(b.At) })
-	return out, nil
-}
-
-func (f *fakeSchedules) lastAgenda() (from, to time.Time) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.agendaArg[0], f.agendaArg[1]
-}
-
-func (f *fakeSchedules) Calendars(ctx context.Context) (loa.Calendars, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := loa.Calendars{}
-	for n, c := range f.cals {
-		out[n] = c
-	}
-	return out, nil
-}
-
-func (f *fakeSchedules) PutCalendar(ctx context.Context, c loa.Calendar) error {
-	for i, d := range c.Dates {
-		if _, err := time.Parse(time.DateOnly, d); err != nil {
-			if _, err := time.Parse("01-02", d); err != nil {
-				return loa.Errorf(loa.EINVALID, "dates[%d]: %q is not YYYY-MM-DD or MM-DD", i, d)
-			}
-		}
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.cals == nil {
-		f.cals = loa.Calendars{}
-	}
-	f.cals[c.Name] = c
-	return nil
+	return len(all)
 }
 
 // fakePlayLog answers its entries whatever the filter, so the server's

@@ -216,7 +216,7 @@ func TestReplaceEnableDeleteSchedule(t *testing.T) {
 	// A replace without "enabled" keeps it; created_by is kept.
 	body := scheduleBody("", "xa-a")
 	body["rule"] = map[string]any{"kind": "weekly", "weekdays": []string{"mon", "fri"}, "time": "17:00"}
-	body["max_wait"] = "90s"
+	body["overrun"], body["max_wait"] = "wait", "90s" // max_wait bounds a wait
 	r = e.do("PUT", "/api/v1/schedules/sang", e.province, body)
 	want(t, r, http.StatusOK)
 	r.json(t, &s)

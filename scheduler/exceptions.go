@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -82,12 +83,13 @@ func (s *dateSet) addDay(d day) {
 }
 
 func (s *dateSet) addCalendar(c loa.Calendar) error {
-	for _, v := range c.Dates {
+	for i, v := range c.Dates {
+		field := fmt.Sprintf("dates[%d]", i)
 		if len(v) == 5 && v[2] == '-' {
 			m, ok1 := digits(v[0:2])
 			d, ok2 := digits(v[3:5])
 			if !ok1 || !ok2 || m < 1 || m > 12 || d < 1 || d > daysIn(2028, time.Month(m)) {
-				return loa.Errorf(loa.EINVALID, "dates: %q is not a date YYYY-MM-DD or MM-DD", v)
+				return loa.Errorf(loa.EINVALID, "%s: %q is not a date YYYY-MM-DD or MM-DD", field, v)
 			}
 			if s.yearly == nil {
 				s.yearly = make(map[[2]int]bool)
@@ -95,7 +97,7 @@ func (s *dateSet) addCalendar(c loa.Calendar) error {
 			s.yearly[[2]int{m, d}] = true
 			continue
 		}
-		d, err := parseDate("dates", v)
+		d, err := parseDate(field, v)
 		if err != nil {
 			return err
 		}

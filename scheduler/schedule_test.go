@@ -197,9 +197,9 @@ func TestCalendars(t *testing.T) {
 	}{
 		{loa.Calendars{"a": {Name: "b", Dates: nil}}, "calendars"},
 		{loa.Calendars{"": {Name: "", Dates: nil}}, "name"},
-		{loa.Calendars{"x": {Name: "x", Dates: []string{"2027-02-30"}}}, "dates"},
-		{loa.Calendars{"x": {Name: "x", Dates: []string{"02-30"}}}, "dates"},
-		{loa.Calendars{"x": {Name: "x", Dates: []string{"13-01"}}}, "dates"},
+		{loa.Calendars{"x": {Name: "x", Dates: []string{"2027-02-30"}}}, "dates[0]"},
+		{loa.Calendars{"x": {Name: "x", Dates: []string{"02-30"}}}, "dates[0]"},
+		{loa.Calendars{"x": {Name: "x", Dates: []string{"13-01"}}}, "dates[0]"},
 	} {
 		err := ValidateCalendars(c.cals)
 		if loa.ErrorCode(err) != loa.EINVALID || !strings.HasPrefix(loa.ErrorMessage(err), c.field+":") {
