@@ -4,6 +4,9 @@
 //
 // Devices come from a credentials file (-creds, lines "id password") or are
 // provisioned through the controller's HTTP API (-api, -token, -area, -n).
+//
+// "firmware-sim image -version V -o rx.img" writes a firmware image the
+// simulated receivers install (sign it with "loa firmware sign").
 package main
 
 import (
@@ -25,7 +28,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/loa-broadcast/loa/firmware-sim"
+	firmwaresim "github.com/loa-broadcast/loa/firmware-sim"
 	"github.com/loa-broadcast/loa/protocol"
 )
 
@@ -104,6 +107,9 @@ type device struct {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "image" {
+		return writeImage(args[1:], stdout, stderr)
+	}
 	o, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
@@ -386,5 +392,35 @@ func ensureArea(ctx context.Context, c *http.Client, api, token, area string) er
 			return fmt.Errorf("create area %s: HTTP %d: %s", a["id"], code, bytes.TrimSpace(b))
 		}
 	}
+	return nil
+}
+
+// writeImage writes a simulated firmware image: what a receiver checks
+// after install is its header (version, healthy), so an image built with
+// -unhealthy makes receivers roll back.
+func writeImage(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("firmware-sim image", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	version := fs.String("version", "", "the image's version, dotted numeric, e.g. 1.4.2")
+	out := fs.String("o", "", "the image file to write")
+	size := fs.Int("size", 256<<10, "image size in bytes (padded)")
+	unhealthy := fs.Bool("unhealthy", false, "an image that does not come up healthy: receivers roll back")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *out == "" || fs.NArg() > 0 {
+		return errors.New("image: want -version V -o file")
+	}
+	if _, err := protocol.ParseFWVersion(*version); err != nil {
+		return fmt.Errorf("image: -version: %w", err)
+	}
+	if *size < 1 || *size > protocol.MaxFirmwareSize {
+		return fmt.Errorf("image: -size must be within 1..%d", protocol.MaxFirmwareSize)
+	}
+	if err := os.WriteFile(*out, firmwaresim.BuildImage(*version, !*unhealthy, *size), 0o644); err != nil {
+		return fmt.Errorf("image: %w", err)
+	}
+	fmt.Fprintf(stdout, "%s: simulated receiver image %s (healthy: %v); sign it with: loa firmware sign -key op.key -version %s %s\n",
+		*out, *version, !*unhealthy, *version, *out)
 	return nil
 }

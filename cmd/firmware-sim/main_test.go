@@ -18,7 +18,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/loa-broadcast/loa/firmware-sim"
+	firmwaresim "github.com/loa-broadcast/loa/firmware-sim"
 	"github.com/loa-broadcast/loa/loatest"
 	"github.com/loa-broadcast/loa/protocol"
 )
@@ -248,5 +248,33 @@ func TestRunFirmwareFlags(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("no ack")
+	}
+}
+
+// "firmware-sim image" writes what the simulated receivers install: its
+// header names the version and health, and bad flags are refused.
+func TestWriteImage(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rx.img")
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"image", "-version", "1.4.2", "-o", path, "-size", "4096", "-unhealthy"}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	img, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := firmwaresim.ParseImageHeader(img)
+	if err != nil || h.Version != "1.4.2" || h.Healthy || len(img) != 4096 {
+		t.Errorf("image header %+v (%v), %d bytes", h, err, len(img))
+	}
+	for _, args := range [][]string{
+		{"image", "-o", path},
+		{"image", "-version", "1.x", "-o", path},
+		{"image", "-version", "1.4.2"},
+		{"image", "-version", "1.4.2", "-o", path, "-size", "0"},
+	} {
+		if err := run(t.Context(), args, io.Discard, io.Discard); err == nil {
+			t.Errorf("%v: accepted", args)
+		}
 	}
 }
