@@ -28,7 +28,7 @@ import (
 	"syscall"
 	"time"
 
-	firmwaresim "github.com/loa-broadcast/loa/firmware-sim"
+	"github.com/loa-broadcast/loa/firmware-sim"
 	"github.com/loa-broadcast/loa/protocol"
 )
 

@@ -18,7 +18,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	firmwaresim "github.com/loa-broadcast/loa/firmware-sim"
+	"github.com/loa-broadcast/loa/firmware-sim"
 	"github.com/loa-broadcast/loa/loatest"
 	"github.com/loa-broadcast/loa/protocol"
 )
