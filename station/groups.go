@@ -110,18 +110,11 @@ func (s *GroupService) devicesIn(ctx context.Context, area string) ([]string, er
 	if err != nil {
 		return nil, err
 	}
-	tree := loa.NewAreaTree(areas)
 	all, err := s.db.Devices(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var ids []string
-	for _, d := range all {
-		if tree.Within(d.AreaID, area) {
-			ids = append(ids, d.ID)
-		}
-	}
-	return ids, nil
+	return loa.Targets{Areas: []string{area}}.Resolve(loa.NewAreaTree(areas), all)
 }
 
 func (s *GroupService) StartGroupCommand(ctx context.Context, g *loa.GroupCommand) error {
