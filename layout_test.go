@@ -197,3 +197,52 @@ func TestComposeFile(t *testing.T) {
 		}
 	}
 }
+
+// TestArchitectureDocListsEveryPackage keeps docs/architecture.md's layout
+// true: every package directory of the module is named in its layout
+// block, and every directory the block names exists.
+func TestArchitectureDocListsEveryPackage(t *testing.T) {
+	doc, err := os.ReadFile("docs/architecture.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "## Layout")
+	if !ok {
+		t.Fatal(`docs/architecture.md has no "## Layout" section`)
+	}
+	_, block, ok := strings.Cut(rest, "```\n")
+	if ok {
+		block, _, ok = strings.Cut(block, "```")
+	}
+	if !ok {
+		t.Fatal("docs/architecture.md's layout has no code block")
+	}
+	named := map[string]bool{}
+	for _, line := range strings.Split(block, "\n") {
+		// An entry starts its line: "store/", "api/, web/", "cmd/loa".
+		for _, f := range strings.Fields(strings.ReplaceAll(line, ",", " ")) {
+			if !strings.HasSuffix(f, "/") && !strings.HasPrefix(f, "cmd/") {
+				break
+			}
+			named[strings.TrimSuffix(f, "/")] = true
+		}
+	}
+	for _, p := range listPackages(t) {
+		rel := strings.TrimPrefix(strings.TrimPrefix(p.ImportPath, mod), "/")
+		if rel == "" {
+			continue // the root is the block's first line
+		}
+		dir := rel
+		if top(p.ImportPath) != "cmd" {
+			dir = top(p.ImportPath)
+		}
+		if !named[dir] {
+			t.Errorf("docs/architecture.md's layout does not name %s (package %s)", dir, p.ImportPath)
+		}
+	}
+	for dir := range named {
+		if _, err := os.Stat(dir); err != nil {
+			t.Errorf("docs/architecture.md names %s, which does not exist", dir)
+		}
+	}
+}
