@@ -179,6 +179,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	start := time.Now()
 	fleet, err := firmwaresim.StartFleet(ctx, cfgs)
+	if err != nil && ctx.Err() != nil {
+		log.Info("stopped while the receivers were starting")
+		return nil // asked to stop (SIGINT) before every receiver was up: not a failure
+	}
 	if err != nil {
 		return err
 	}
