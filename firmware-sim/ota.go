@@ -203,14 +203,14 @@ func (r *Receiver) firmwareCmd(cmd protocol.Command) {
 	}()
 }
 
-// finish ends a firmware job: a failure is acked before the job is
-// cleared, so no later firmware command is accepted ahead of it.
+// finish ends a firmware job. A failure's ack is queued and the job
+// cleared under one hold of fw.mu: a later firmware command (which takes
+// fw.mu first) is neither refused as busy once the controller has seen
+// the failure, nor acked ahead of it.
 func (r *Receiver) finish(id, version string, err error) {
-	defer func() {
-		r.fw.mu.Lock()
-		r.fw.job = nil
-		r.fw.mu.Unlock()
-	}()
+	r.fw.mu.Lock()
+	defer r.fw.mu.Unlock()
+	defer func() { r.fw.job = nil }()
 	if err == nil {
 		return // installed; the new boot acks
 	}
