@@ -6,12 +6,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
-	"github.com/loa-broadcast/loa/loatest"
+	"github.com/loa-broadcast/loa/loatest/browser"
 )
 
 // TestOperatorPageInChromium drives the web UI in headless Chromium: sign
@@ -21,20 +20,10 @@ func TestOperatorPageInChromium(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short")
 	}
-	browser := loatest.Chromium(t)
 	e := newEnv(t)
 	e.withMedia()
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox,
-		chromedp.WindowSize(412, 900)) // a phone
-	actx, cancel := chromedp.NewExecAllocator(t.Context(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	// A generous bound so a broken page fails instead of hanging; nothing
-	// here asserts on time.
-	ctx, cancel = context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
+	ctx := browser.Start(t, 412, 900) // a phone
 	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
 	go func() {
 		for _, err := range dialogs { // confirm() before stopping and before emergencies

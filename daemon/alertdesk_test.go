@@ -4,12 +4,11 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
-	"github.com/loa-broadcast/loa/loatest"
+	"github.com/loa-broadcast/loa/loatest/browser"
 )
 
 // The alert desk in headless Chromium at phone width, against a whole
@@ -21,23 +20,13 @@ func TestAlertDeskInChromium(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short")
 	}
-	browser := loatest.Chromium(t)
 	s := startCAPSystem(t)
 	var tok struct{ Secret string }
 	if err := s.api.JSON(context.Background(), "POST", "/api/v1/tokens", map[string]string{"name": "tinh", "role": "province", "area_id": "qn"}, &tok); err != nil {
 		t.Fatal(err)
 	}
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox,
-		chromedp.WindowSize(412, 900)) // a phone
-	actx, cancel := chromedp.NewExecAllocator(t.Context(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	// A generous bound so a broken page fails instead of hanging; nothing
-	// here asserts on time.
-	ctx, cancel = context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
+	ctx := browser.Start(t, 412, 900) // a phone
 	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
 	go func() {
 		for _, err := range dialogs { // confirm() before sending and cancelling
