@@ -254,7 +254,14 @@ func (m *Main) Close() error {
 	m.closeAlarms() // first: ends the alarm event streams the HTTP shutdown would wait for
 	if m.httpServer != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		errs = append(errs, m.httpServer.Shutdown(ctx))
+		if err := m.httpServer.Shutdown(ctx); errors.Is(err, context.DeadlineExceeded) {
+			// A slow download (firmware to a receiver on a weak link) must
+			// not hold a shutdown: it resumes with Range from the next start.
+			m.Logger.Warn("HTTP requests still running after 5s; closing their connections")
+			errs = append(errs, m.httpServer.Close())
+		} else {
+			errs = append(errs, err)
+		}
 		cancel()
 		if err := <-m.httpDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errs = append(errs, err)
