@@ -165,15 +165,6 @@ func (s *fwSystem) waitRollout(id, what string, cond func(*loa.Rollout) bool) *l
 	}
 }
 
-func settled(ro *loa.Rollout, wave int) bool {
-	for _, d := range ro.Devices {
-		if d.Wave == wave && !loa.RolloutDeviceFinal(d.State) {
-			return false
-		}
-	}
-	return true
-}
-
 func deviceOf(ro *loa.Rollout, id string) loa.RolloutDevice {
 	for _, d := range ro.Devices {
 		if d.Device == id {
@@ -216,9 +207,26 @@ func TestSystemFirmwareRolloutPausesOnFailures(t *testing.T) {
 	if paused.Wave != 1 || !strings.Contains(paused.Reason, "wave 2 (50%): 2 of 8 devices failed") {
 		t.Errorf("paused in wave index %d: %q; want wave 2 with 2 of 8 failed", paused.Wave, paused.Reason)
 	}
-	paused = s.waitRollout(ro.ID, "settled in wave 2", func(r *loa.Rollout) bool { return settled(r, 1) })
+	// Pausing stops the sending: a wave-2 device the engine had not yet
+	// sent to when the failures paused it stays pending (never sent);
+	// every one it had sent to settles.
+	unsent := func(d loa.RolloutDevice) bool {
+		return d.State == loa.RolloutDevicePending && d.UpdatedAt.IsZero()
+	}
+	paused = s.waitRollout(ro.ID, "settled in wave 2", func(r *loa.Rollout) bool {
+		for _, d := range r.Devices {
+			if d.Wave == 1 && !loa.RolloutDeviceFinal(d.State) && !unsent(d) {
+				return false
+			}
+		}
+		return true
+	})
 	for _, d := range paused.Devices {
 		switch {
+		case d.Wave == 1 && !bad[d.Device] && unsent(d):
+			if v := s.rx[d.Device].Firmware(); v != "1.0.0" {
+				t.Errorf("%s was never sent the image but runs %s", d.Device, v)
+			}
 		case bad[d.Device]:
 			if d.State != loa.RolloutDeviceFailed || d.Code != protocol.FWBadSignature {
 				t.Errorf("%s (other key): %s %s %q, want failed bad_signature", d.Device, d.State, d.Code, d.Msg)
