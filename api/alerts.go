@@ -165,24 +165,13 @@ func (s *Server) sendAlert(w http.ResponseWriter, r *http.Request, c *call) erro
 		content = fmt.Sprintf("speech, %d characters", len([]rune(a.Content.Text)))
 	}
 	c.audit("alert.send", a.ID, fmt.Sprintf("%s %q: %s, %d receivers, %d repeats, expires %s, targets %s",
-		a.Level, a.Title, content, len(a.Report), a.Repeats, a.ExpiresAt.UTC().Format(time.RFC3339), targetsString(a.Targets)))
+		a.Level, a.Title, content, len(a.Report), a.Repeats, a.ExpiresAt.UTC().Format(time.RFC3339), a.Targets.String()))
 	v, err := c.view(a)
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusCreated, v)
 	return nil
-}
-
-func targetsString(t loa.Targets) string {
-	var parts []string
-	if len(t.Areas) > 0 {
-		parts = append(parts, "areas "+strings.Join(t.Areas, ","))
-	}
-	if len(t.Devices) > 0 {
-		parts = append(parts, "devices "+strings.Join(t.Devices, ","))
-	}
-	return strings.Join(parts, "; ")
 }
 
 // listAlerts answers the alerts whose targets all lie in the caller's scope.
