@@ -2,8 +2,6 @@ package station
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -133,7 +131,7 @@ func (s *GroupService) StartGroupCommand(ctx context.Context, g *loa.GroupComman
 	if err != nil {
 		return err
 	}
-	g.ID = newGroupID()
+	g.ID = newID()
 	g.TimeoutMs = timeout.Milliseconds()
 	g.CreatedAt = s.now().UTC()
 	g.State = loa.GroupRunning
@@ -209,11 +207,4 @@ func (s *GroupService) WaitGroupCommand(ctx context.Context, id string) (*loa.Gr
 		}
 	}
 	return s.GroupCommand(context.WithoutCancel(ctx), id)
-}
-
-// newGroupID returns 64 random bits in hex.
-func newGroupID() string {
-	b := make([]byte, 8)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }
