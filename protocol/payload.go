@@ -24,6 +24,19 @@ type Status struct {
 	Boot   uint64 `json:"boot"`
 	Conn   uint64 `json:"conn,omitempty"` // 0 (absent) from receivers that predate it
 	TS     int64  `json:"ts"`             // unix milliseconds, device clock
+	// Caps is what the receiver supports (contract v2: CapSRTPGCM, ...);
+	// absent from v1 receivers, which get the v1 behaviour.
+	Caps []string `json:"caps,omitempty"`
+}
+
+// Has reports whether the status announces capability c.
+func (s Status) Has(c string) bool {
+	for _, x := range s.Caps {
+		if x == c {
+			return true
+		}
+	}
+	return false
 }
 
 // Older reports whether s comes from an earlier boot, or an earlier
@@ -62,18 +75,26 @@ func (c *Command) Expired(now time.Time) bool { return now.UnixMilli() > c.Exp }
 // how the receiver proves who it is when it opens its NAT.
 type PlayArgs struct {
 	Session  string `json:"session"`
-	Addr     string `json:"addr"`      // controller's media address host:port (RTP and RTCP)
-	SSRC     uint32 `json:"ssrc"`      // the stream's SSRC
-	PT       uint8  `json:"pt"`        // RTP payload type
-	RecvSSRC uint32 `json:"recv_ssrc"` // SSRC the receiver uses in its RTCP
-	Token    string `json:"token"`     // hex; sent in the RTCP APP packet to authenticate
-	DelayMs  int    `json:"delay_ms"`  // playout delay D, the same on every receiver
+	Addr     string `json:"addr"`            // controller's media address host:port (RTP and RTCP)
+	SSRC     uint32 `json:"ssrc"`            // the stream's SSRC
+	PT       uint8  `json:"pt"`              // RTP payload type
+	RecvSSRC uint32 `json:"recv_ssrc"`       // SSRC the receiver uses in its RTCP
+	Token    string `json:"token,omitempty"` // v1 only (no Keys): hex, sent in the RTCP APP packet to authenticate
+	DelayMs  int    `json:"delay_ms"`        // playout delay D, the same on every receiver
 	Priority uint8  `json:"priority"`
 	Frames   int    `json:"frames,omitempty"` // frames in the programme, 0 when unknown (live)
 	// Volume, in the emergency band only, is the level the receiver plays
 	// this session at, whatever its volume and mute; it restores its own
 	// volume when the session ends. 0 or absent: its own volume.
 	Volume int `json:"volume,omitempty"`
+	// Keys (contract v2), sent only to receivers that announce CapSRTPGCM:
+	// the stream and its RTCP are SRTP/SRTCP under these keys, the receiver
+	// drops every packet that does not authenticate and accepts media only
+	// from Addr; Token is then absent.
+	Keys *SRTPKeys `json:"keys,omitempty"`
+	// Fence (contract v2) is the controller's fence the keys were derived
+	// with; receivers that announce CapFence ignore a play of a lower fence.
+	Fence *Fence `json:"fence,omitempty"`
 }
 
 // StopArgs are the args of a stop command.
@@ -121,6 +142,9 @@ type StreamStats struct {
 	Played       uint64  `json:"played"`
 	Decoded      uint64  `json:"decoded"`
 	JitterMs     float64 `json:"jitter_ms"`
+	// AuthFailures (v2) counts packets dropped unplayed: from an address
+	// other than play.addr, failing SRTP authentication, or replayed.
+	AuthFailures uint64 `json:"auth_failures,omitempty"`
 }
 
 // Telemetry is published periodically on dev/{id}/tele.
@@ -181,6 +205,14 @@ func DecodeStatus(b []byte) (Status, error) {
 	if err := decode("status", b, &s); err != nil {
 		return Status{}, err
 	}
+	if len(s.Caps) > 16 {
+		return Status{}, fmt.Errorf("status: %d caps, at most 16", len(s.Caps))
+	}
+	for _, c := range s.Caps {
+		if c == "" || len(c) > 32 {
+			return Status{}, errors.New("status: each cap must be 1–32 bytes")
+		}
+	}
 	return s, nil
 }
 
@@ -213,12 +245,19 @@ func DecodePlayArgs(b []byte) (PlayArgs, error) {
 		return PlayArgs{}, errors.New("play: session is required")
 	case p.Addr == "":
 		return PlayArgs{}, errors.New("play: addr is required")
-	case len(p.Token) != 2*TokenLen:
+	case p.Keys == nil && len(p.Token) != 2*TokenLen:
 		return PlayArgs{}, fmt.Errorf("play: token must be %d hex digits", 2*TokenLen)
+	case p.Keys != nil && p.Token != "":
+		return PlayArgs{}, errors.New("play: token and keys are exclusive (keys: SRTCP authenticates)")
 	case p.DelayMs < 0 || p.DelayMs > 10000:
 		return PlayArgs{}, errors.New("play: delay_ms must be within 0..10000")
 	case p.Volume < 0 || p.Volume > 100:
 		return PlayArgs{}, fmt.Errorf("play: volume %d outside 0..100", p.Volume)
+	}
+	if p.Keys != nil {
+		if _, _, err := p.Keys.Material(); err != nil {
+			return PlayArgs{}, fmt.Errorf("play: %w", err)
+		}
 	}
 	return p, nil
 }
