@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/hajimehoshi/go-mp3"
+
 	"github.com/loa-broadcast/loa"
 )
 

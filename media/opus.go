@@ -27,6 +27,7 @@ import (
 	"sync"
 
 	"github.com/hraban/opus"
+
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/protocol"
 )

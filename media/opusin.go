@@ -1,10 +1,14 @@
 package media
 
 import (
+	"bytes"
+	"encoding/binary"
 	"io"
 	"math"
+	"time"
 
 	"github.com/hraban/opus"
+
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/protocol"
 )
@@ -77,4 +81,60 @@ func (s *opusSource) read(p []float32) (int, error) {
 		p[i] = sanitize(p[i] * s.gain)
 	}
 	return m / s.ch, nil
+}
+
+// oggDeclaredLength is the length an Ogg Opus file declares: the granule
+// position of its last page, less the pre-skip of its OpusHead; 0 when it
+// cannot tell (the decoder then finds out). Only the head and the last
+// 64 KiB are read, and only a page whose CRC holds counts.
+func oggDeclaredLength(r io.ReaderAt, size int64) time.Duration {
+	head := make([]byte, oggHeaderLen+255+19)
+	n, _ := r.ReadAt(head, 0)
+	head = head[:n]
+	if n < oggHeaderLen || n < oggHeaderLen+int(head[26])+19 {
+		return 0
+	}
+	opusHead := head[oggHeaderLen+int(head[26]):]
+	if string(opusHead[:8]) != "OpusHead" {
+		return 0
+	}
+	preSkip := int64(binary.LittleEndian.Uint16(opusHead[10:]))
+	serial := binary.LittleEndian.Uint32(head[14:])
+
+	// A page is at most 27 + 255 + 255·255 bytes.
+	const maxPage = oggHeaderLen + 255 + 255*255
+	from := max(0, size-maxPage)
+	tail := make([]byte, size-from)
+	n, _ = r.ReadAt(tail, from)
+	tail = tail[:n]
+	for i := bytes.LastIndex(tail, []byte("OggS")); i >= 0; i = bytes.LastIndex(tail[:i], []byte("OggS")) {
+		if p := tail[i:]; validPage(p) && binary.LittleEndian.Uint32(p[14:]) == serial {
+			g := int64(binary.LittleEndian.Uint64(p[6:]))
+			if g < preSkip {
+				return 0
+			}
+			return dur(min(g-preSkip, 1<<40)) // a lying granule must not overflow
+
+		}
+	}
+	return 0
+}
+
+// validPage reports whether p starts with a whole Ogg page whose CRC holds.
+func validPage(p []byte) bool {
+	if len(p) < oggHeaderLen || p[4] != 0 || len(p) < oggHeaderLen+int(p[26]) {
+		return false
+	}
+	nseg := int(p[26])
+	size := oggHeaderLen + nseg
+	for _, l := range p[oggHeaderLen : oggHeaderLen+nseg] {
+		size += int(l)
+	}
+	if len(p) < size {
+		return false
+	}
+	page := bytes.Clone(p[:size])
+	want := binary.LittleEndian.Uint32(page[22:])
+	clear(page[22:26])
+	return oggCRC(0, page) == want
 }

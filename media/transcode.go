@@ -23,7 +23,7 @@ import (
 // Options tune Transcode; zero fields take the defaults.
 type Options struct {
 	MaxBytes    int64         // input limit; default 200 MiB; over it -> loa.ETOOLARGE
-	MaxDuration time.Duration // default 3h; over it -> loa.ETOOLARGE
+	MaxDuration time.Duration // default 2h; over it -> loa.ETOOLARGE, decoding no further
 	TargetLUFS  float64       // default -16 (integrated loudness, ITU-R BS.1770 K-weighted, gated); peaks limited to -1 dBFS
 	Bitrate     int           // default 32000
 }
@@ -31,7 +31,7 @@ type Options struct {
 // Defaults and fixed levels.
 const (
 	DefaultMaxBytes    = 200 << 20
-	DefaultMaxDuration = 3 * time.Hour
+	DefaultMaxDuration = 2 * time.Hour
 	DefaultTargetLUFS  = -16.0
 	DefaultBitrate     = 32000
 
@@ -79,8 +79,13 @@ func (o Options) withDefaults() Options {
 // anything else is first copied to memory or, past a few MiB, a temporary
 // file.
 //
+// The length is bounded before the work: what the container declares (a
+// WAV header, an MP3 file's frames, an Ogg Opus file's last granule
+// position) is checked before decoding, and decoding stops at
+// MaxDuration whatever was declared.
+//
 // Errors are *loa.Error with EINVALID (empty, damaged, truncated, silent or
-// shorter than one frame), EUNSUPPORTED (not WAV, MP3 or Ogg Opus, or an
+// shorter than one frame, NaN or infinite samples), EUNSUPPORTED (not WAV, MP3 or Ogg Opus, or an
 // encoding of those Loa does not decode) or ETOOLARGE; others are I/O
 // failures or ctx's error. Part of the output may have been written to w
 // when an error is returned.
@@ -110,6 +115,9 @@ func Transcode(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Info
 		return Info{}, err
 	}
 	info := Info{Format: format}
+	if err := checkLength(format, in, size, opt.MaxDuration); err != nil {
+		return info, err
+	}
 	open := func() (source, error) { return openSource(format, in, size, opt.MaxDuration) }
 
 	meter, err := measure(ctx, open, opt.MaxDuration)
@@ -141,7 +149,7 @@ func measure(ctx context.Context, open func() (source, error), maxDur time.Durat
 	err = pump(ctx, src, func(pcm []float32) error {
 		meter.add(pcm)
 		if meter.n > limit {
-			return loa.Errorf(loa.ETOOLARGE, "the audio is longer than the %v limit", maxDur)
+			return loa.Errorf(loa.ETOOLARGE, "the audio is longer than the %v limit; decoding stopped there", maxDur)
 		}
 		return nil
 	})
@@ -234,6 +242,37 @@ func encode(ctx context.Context, open func() (source, error), w io.Writer, sampl
 	return written, ogg.Close()
 }
 
+// checkLength refuses, before any decoding, a file whose container says
+// it lasts longer than maxDur, and a cut-short MP3 (whose decoder would
+// stop at the cut without a word). A declared length can lie; the decoded
+// one is bounded again while measuring.
+func checkLength(format string, in io.ReaderAt, size int64, maxDur time.Duration) error {
+	var d time.Duration
+	switch format {
+	case "mp3":
+		start, err := skipID3(in, size)
+		if err != nil {
+			return err
+		}
+		l, err := scanMP3(in, start, size)
+		if err != nil {
+			return err
+		}
+		d = l.duration()
+	case "opus":
+		d = oggDeclaredLength(in, size)
+	}
+	// A frame of slack: encoder delay and padding are trimmed after decoding.
+	if d > maxDur+time.Second {
+		return tooLong(d, maxDur)
+	}
+	return nil
+}
+
+func tooLong(d, maxDur time.Duration) error {
+	return loa.Errorf(loa.ETOOLARGE, "the audio is %v long, over the %v limit", d.Round(time.Second), maxDur)
+}
+
 func dur(samples int64) time.Duration {
 	return time.Duration(samples) * time.Second / protocol.ClockRate
 }
@@ -247,7 +286,7 @@ func openSource(format string, in io.ReaderAt, size int64, maxDur time.Duration)
 			return nil, err
 		}
 		if s.frames > 0 && s.frames > int64(maxDur.Seconds()*float64(s.sr)) {
-			return nil, loa.Errorf(loa.ETOOLARGE, "the audio is %v long, over the %v limit", (time.Duration(s.frames) * time.Second / time.Duration(s.sr)).Round(time.Second), maxDur)
+			return nil, tooLong(time.Duration(s.frames)*time.Second/time.Duration(s.sr), maxDur)
 		}
 		return s, nil
 	case "mp3":

@@ -31,6 +31,8 @@ type wavSource struct {
 	left   int64 // bytes of whole frames still to read; <0 means until EOF
 	buf    []byte
 	frames int64 // whole frames in the data chunk, or -1 if unknown
+	data   int64 // byte offset of the first sample
+	pos    int64 // sample frames read so far
 }
 
 func (s *wavSource) rate() int     { return s.sr }
@@ -101,6 +103,7 @@ func parseWAV(r io.Reader, size int64) (*wavSource, error) {
 				return nil, loa.Errorf(loa.EINVALID, "WAV file is truncated: the data chunk at byte %d declares %d bytes but only %d are present", off-8, n, avail)
 			}
 			s.r = br
+			s.data = off
 			s.buf = make([]byte, chunkFrames*s.block)
 			return s, nil
 		default:
@@ -202,32 +205,57 @@ func (s *wavSource) read(p []float32) (int, error) {
 		}
 	case s.bits == 32:
 		for i := range m {
-			p[i] = sanitize(math.Float32frombits(le.Uint32(b[4*i:])))
+			v := float64(math.Float32frombits(le.Uint32(b[4*i:])))
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return 0, s.notFinite(i, v)
+			}
+			p[i] = clamp(float32(v))
 		}
 	default:
 		for i := range m {
-			p[i] = sanitize(float32(math.Float64frombits(le.Uint64(b[8*i:]))))
+			v := math.Float64frombits(le.Uint64(b[8*i:]))
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return 0, s.notFinite(i, v)
+			}
+			p[i] = clamp(float32(v))
 		}
 	}
 	frames = m / s.ch
+	s.pos += int64(frames)
 	if frames == 0 && err != nil {
 		return 0, io.EOF
 	}
 	return frames, nil
 }
 
-// sanitize clamps float samples: NaN and infinities in a damaged float WAV
-// would otherwise poison the loudness measurement and the encoder.
-func sanitize(v float32) float32 {
+// notFinite is the error for a NaN or infinite float sample, the i-th of
+// the chunk just read: such a file is damaged, and playing it as full
+// scale (or as silence) would hide that.
+func (s *wavSource) notFinite(i int, v float64) error {
+	frame := s.pos + int64(i/s.ch)
+	return loa.Errorf(loa.EINVALID, "WAV file is corrupt: sample %d (channel %d, at %.3f s, byte %d) is %v; float samples must be finite numbers",
+		frame, i%s.ch+1, float64(frame)/float64(s.sr), s.data+frame*int64(s.block)+int64(i%s.ch*s.bits/8), v)
+}
+
+// clamp holds finite float samples within full scale (float WAV may
+// exceed it).
+func clamp(v float32) float32 {
 	switch {
-	case v != v:
-		return 0
 	case v > 1:
 		return 1
 	case v < -1:
 		return -1
 	}
 	return v
+}
+
+// sanitize clamps decoded samples, mapping NaN to silence: a decoder's
+// output must never poison the loudness measurement or the encoder.
+func sanitize(v float32) float32 {
+	if v != v {
+		return 0
+	}
+	return clamp(v)
 }
 
 // EncodeWAV writes pcm (interleaved if channels > 1) as a 16-bit PCM WAV.
