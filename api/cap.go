@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 
@@ -46,9 +45,9 @@ func (s *Server) postCAP(w http.ResponseWriter, r *http.Request, c *call) error 
 	if r.ContentLength > cap.MaxSize {
 		return loa.Errorf(loa.ETOOLARGE, "body: a CAP message may be at most %s", sizeString(cap.MaxSize))
 	}
-	data, err := io.ReadAll(io.LimitReader(r.Body, cap.MaxSize+1))
+	data, err := readBody(r.Body, cap.MaxSize)
 	if err != nil {
-		return loa.Errorf(loa.EINVALID, "body: %v", err)
+		return err
 	}
 	msg, err := cap.Parse(data)
 	if err != nil {

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -106,7 +107,6 @@ func TestBadDeviceBodiesAre400(t *testing.T) {
 		{"not an object", `["dev-x"]`, []string{"body"}},
 		{"trailing data", `{"id":"dev-x","area_id":"a-1"}{}`, []string{"after"}},
 		{"empty", ``, []string{"empty"}},
-		{"huge", `{"id":"dev-x","area_id":"a-1","name":"` + strings.Repeat("a", 1<<20) + `"}`, []string{"body", "larger"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -114,6 +114,13 @@ func TestBadDeviceBodiesAre400(t *testing.T) {
 			wantError(t, r, http.StatusBadRequest, "invalid", c.words...)
 		})
 	}
+	// Too large is 413, whether the length is declared or not.
+	huge := `{"id":"dev-x","area_id":"a-1","name":"` + strings.Repeat("a", 1<<20) + `"}`
+	wantError(t, e.do("POST", "/api/v1/devices", e.admin, huge), http.StatusRequestEntityTooLarge, "too_large", "body", "1 MiB")
+	req, _ := http.NewRequest("POST", e.srv.URL+"/api/v1/devices", struct{ io.Reader }{strings.NewReader(huge)}) // chunked
+	req.Header.Set("Authorization", "Bearer "+e.admin)
+	req.Header.Set("Content-Type", "application/json")
+	wantError(t, e.send(req), http.StatusRequestEntityTooLarge, "too_large", "body", "1 MiB")
 	if got := e.deviceIDs(e.admin); len(got) != 2 {
 		t.Errorf("bad bodies stored devices: %v", got)
 	}

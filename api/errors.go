@@ -9,7 +9,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/loa-broadcast/loa"
 )
@@ -59,9 +61,15 @@ func errorResponse(err error) (int, errorBody) {
 	return status, errorBody{Error: msg, Code: code}
 }
 
-// writeError writes err as JSON, logging errors that are the server's fault.
+// writeError writes err as JSON, logging errors that are the server's
+// fault. A refusal that may succeed later (a full transcode queue) says
+// when in Retry-After.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, body := errorResponse(err)
+	var later interface{ RetryAfter() time.Duration }
+	if status == http.StatusServiceUnavailable && errors.As(err, &later) {
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(later.RetryAfter().Round(time.Second).Seconds()))))
+	}
 	if status >= 500 {
 		s.logger().LogAttrs(r.Context(), slog.LevelError, "request failed",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path),
@@ -87,12 +95,9 @@ const maxJSONBody = 1 << 20
 // fields, wrong types, trailing data and bodies over maxJSONBody. Every
 // failure is EINVALID with a message that names the problem.
 func decodeJSON(r io.Reader, v any) error {
-	b, err := io.ReadAll(io.LimitReader(r, maxJSONBody+1))
+	b, err := readBody(r, maxJSONBody)
 	if err != nil {
-		return loa.Errorf(loa.EINVALID, "body: reading failed: %v", err)
-	}
-	if len(b) > maxJSONBody {
-		return loa.Errorf(loa.EINVALID, "body: larger than %s", sizeString(maxJSONBody))
+		return err
 	}
 	if len(bytes.TrimSpace(b)) == 0 {
 		return loa.Errorf(loa.EINVALID, "body: empty; expected a JSON object")
@@ -106,6 +111,28 @@ func decodeJSON(r io.Reader, v any) error {
 		return loa.Errorf(loa.EINVALID, "body: unexpected data after the JSON object")
 	}
 	return nil
+}
+
+// readBody reads a whole request body of at most limit bytes: over it is
+// ETOOLARGE (413), whether the route's http.MaxBytesReader or this check
+// noticed.
+func readBody(r io.Reader, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	var mb *http.MaxBytesError
+	if errors.As(err, &mb) || int64(len(b)) > limit {
+		return nil, loa.Errorf(loa.ETOOLARGE, "body: larger than %s", sizeString(min(limit, limitOf(mb))))
+	}
+	if err != nil {
+		return nil, loa.Errorf(loa.EINVALID, "body: reading failed: %v", err)
+	}
+	return b, nil
+}
+
+func limitOf(mb *http.MaxBytesError) int64 {
+	if mb == nil {
+		return 1<<63 - 1
+	}
+	return mb.Limit
 }
 
 // jsonError turns an encoding/json error into an EINVALID naming the

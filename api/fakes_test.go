@@ -20,12 +20,16 @@ import (
 // fakeMedia is an in-memory MediaService. It reads the whole upload (so
 // the server's size limit is exercised) but keeps only its hash.
 type fakeMedia struct {
-	mu    sync.Mutex
-	items map[string]*loa.Media
-	fail  error // returned by MediaList when set
+	mu     sync.Mutex
+	items  map[string]*loa.Media
+	fail   error // returned by MediaList when set
+	refuse error // returned by ImportMedia, before reading, when set
 }
 
 func (f *fakeMedia) ImportMedia(ctx context.Context, name string, r io.Reader, createdBy string) (*loa.Media, error) {
+	if f.refuse != nil {
+		return nil, f.refuse
+	}
 	h := sha256.New()
 	n, err := io.Copy(h, r)
 	if err != nil {

@@ -217,9 +217,9 @@ func (s *Server) changeRollout(action string) handler {
 			return err
 		}
 		// The body is optional: nothing, or {"reason": "..."}.
-		b, err := io.ReadAll(io.LimitReader(r.Body, maxJSONBody+1))
+		b, err := readBody(r.Body, maxJSONBody)
 		if err != nil {
-			return loa.Errorf(loa.EINVALID, "body: reading failed: %v", err)
+			return err
 		}
 		var req struct {
 			Reason string `json:"reason"`
@@ -286,7 +286,8 @@ func (s *Server) downloadFirmware(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("ETag", strconv.Quote(img.SHA256))
 	w.Header().Set("Cache-Control", "no-store")
-	http.ServeContent(w, r, img.ID+".img", img.CreatedAt, f)
+	// A download on a weak link may take long: bounded by progress, not time.
+	http.ServeContent(w, r, img.ID+".img", img.CreatedAt, progressReader{f, http.NewResponseController(w)})
 }
 
 func (s *Server) denyDevice(w http.ResponseWriter, r *http.Request) {

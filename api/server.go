@@ -152,8 +152,12 @@ type Server struct {
 	Health    loa.HealthService
 	Gatherer  prometheus.Gatherer // for /metrics; nil = prometheus.DefaultGatherer
 	MaxUpload int64               // bytes of one upload request; 0 = DefaultMaxUpload
-	Logger    *slog.Logger        // nil = discard
-	Now       func() time.Time    // the clock of default times; nil = time.Now
+	// RequestTimeout bounds an ordinary request, from reading its body to
+	// writing the answer; 0 = DefaultRequestTimeout. Uploads, streams and
+	// waits have their own bounds (limits.go).
+	RequestTimeout time.Duration
+	Logger         *slog.Logger     // nil = discard
+	Now            func() time.Time // the clock of default times; nil = time.Now
 }
 
 // Handler returns the HTTP handler serving the API, /healthz, /metrics and
@@ -161,7 +165,7 @@ type Server struct {
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for _, r := range s.routes() {
-		mux.Handle(r.pattern, r.h)
+		mux.Handle(r.pattern, s.limit(r.pattern, r.h))
 	}
 
 	// Anything else under /api/ is a JSON 404 or 405, never the UI.

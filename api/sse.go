@@ -18,8 +18,9 @@ type sseStream struct {
 	id uint64
 }
 
-// startSSE sends the event-stream headers. The server's write deadline
-// is lifted for this response: a stream lives as long as its client.
+// startSSE sends the event-stream headers. A stream lives as long as its
+// client reads: each write must finish within streamStall (pings come
+// every sseKeepAlive), so a client that stopped reading is dropped.
 func startSSE(w http.ResponseWriter) *sseStream {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
@@ -27,7 +28,7 @@ func startSSE(w http.ResponseWriter) *sseStream {
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Time{}) // unsupported writers have no deadline anyway
+	_ = rc.SetWriteDeadline(time.Now().Add(streamStall)) // unsupported writers have no deadline anyway
 	_ = rc.Flush()
 	return &sseStream{w: w, rc: rc}
 }
@@ -39,6 +40,7 @@ func (s *sseStream) send(event string, v any) error {
 		return fmt.Errorf("sse %s: %w", event, err)
 	}
 	s.id++
+	_ = s.rc.SetWriteDeadline(time.Now().Add(streamStall))
 	if _, err := fmt.Fprintf(s.w, "id: %d\nevent: %s\ndata: %s\n\n", s.id, event, b); err != nil {
 		return err
 	}
@@ -47,6 +49,7 @@ func (s *sseStream) send(event string, v any) error {
 
 // ping writes a comment line, keeping an idle stream open.
 func (s *sseStream) ping() error {
+	_ = s.rc.SetWriteDeadline(time.Now().Add(streamStall))
 	if _, err := fmt.Fprint(s.w, ": ping\n\n"); err != nil {
 		return err
 	}

@@ -301,6 +301,33 @@ func openSource(format string, in io.ReaderAt, size int64, maxDur time.Duration)
 // to a temporary file.
 const spoolMemory = 4 << 20
 
+// Spooled is an upload received in full, in memory or in a temporary
+// file, that Transcode reads in place: receiving it costs no CPU worth
+// queueing for, transcoding does.
+type Spooled struct {
+	*io.SectionReader
+	cleanup func()
+}
+
+// Close releases the memory or removes the temporary file.
+func (s *Spooled) Close() error {
+	s.cleanup()
+	return nil
+}
+
+// Spool receives r in full, up to maxBytes (0: DefaultMaxBytes; over it
+// is ETOOLARGE). The caller closes the result.
+func Spool(ctx context.Context, r io.Reader, maxBytes int64) (*Spooled, error) {
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxBytes
+	}
+	in, size, cleanup, err := spool(ctx, r, maxBytes)
+	if err != nil {
+		return nil, err
+	}
+	return &Spooled{SectionReader: io.NewSectionReader(in, 0, size), cleanup: cleanup}, nil
+}
+
 // spool makes r readable twice, enforcing the size limit.
 func spool(ctx context.Context, r io.Reader, limit int64) (io.ReaderAt, int64, func(), error) {
 	tooLarge := loa.Errorf(loa.ETOOLARGE, "the file is larger than the %s limit", byteSize(limit))

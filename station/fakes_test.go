@@ -257,7 +257,7 @@ func importSecond(t *testing.T, db *store.DB) *loa.Media {
 	if err := media.EncodeWAV(&wav, pcm, 48000, 1); err != nil {
 		t.Fatal(err)
 	}
-	m, err := station.NewMedia(db, media.Options{}, discard).ImportMedia(context.Background(), "tone", &wav, "tok")
+	m, err := station.NewMedia(db, media.Options{}, station.TranscodeLimits{}, discard).ImportMedia(context.Background(), "tone", &wav, "tok")
 	if err != nil {
 		t.Fatal(err)
 	}
