@@ -50,7 +50,9 @@ func (u urgentMedia) ImportMedia(ctx context.Context, name string, r io.Reader, 
 	return u.m.importMedia(ctx, name, r, createdBy, true)
 }
 
-func (u urgentMedia) Media(ctx context.Context, id string) (*loa.Media, error) { return u.m.Media(ctx, id) }
+func (u urgentMedia) Media(ctx context.Context, id string) (*loa.Media, error) {
+	return u.m.Media(ctx, id)
+}
 
 func (u urgentMedia) MediaList(ctx context.Context) ([]*loa.Media, error) { return u.m.MediaList(ctx) }
 
