@@ -70,6 +70,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusServiceUnavailable && errors.As(err, &later) {
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(later.RetryAfter().Round(time.Second).Seconds()))))
 	}
+	if status == http.StatusUnauthorized {
+		// No keep-alive for a caller without credentials: an idle
+		// connection is held only by someone who may use it.
+		w.Header().Set("Connection", "close")
+	}
 	if status >= 500 {
 		s.logger().LogAttrs(r.Context(), slog.LevelError, "request failed",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path),

@@ -9,6 +9,8 @@ import (
 
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/cap"
+	"github.com/loa-broadcast/loa/media"
+	"github.com/loa-broadcast/loa/station"
 )
 
 // Config is the controller's whole configuration. Defaults come first,
@@ -34,6 +36,17 @@ type Config struct {
 	AlarmWebhook string              // optional URL every alarm raise and clear is POSTed to
 
 	CAPSender string // sender of the CAP messages alerts are exported as
+
+	// HTTP limits (httpserver.go). HTTPMaxConns is lowered to a quarter of
+	// the process's file limit, so HTTP sockets cannot starve the broker.
+	HTTPMaxConns      int           // open HTTP connections; more are closed at once
+	HTTPHeaderTimeout time.Duration // to send a request's headers: a silent new connection is closed after it
+	HTTPIdleTimeout   time.Duration // a keep-alive connection idle this long is closed
+
+	// Uploads (station.TranscodeLimits, media.Options).
+	MaxMediaDuration time.Duration // longest decoded upload
+	TranscodeWorkers int           // uploads transcoded at once (each about one core)
+	TranscodeQueue   int           // uploads waiting for a worker; more are refused (503); 0: 4 per worker
 }
 
 // DefaultConfig returns the defaults for a single-machine install.
@@ -54,6 +67,12 @@ func DefaultConfig() Config {
 		LogLevel:   "info",
 		Alarms:     loa.DefaultAlarmThresholds(),
 		CAPSender:  defaultCAPSender(),
+
+		HTTPMaxConns:      DefaultHTTPMaxConns,
+		HTTPHeaderTimeout: 10 * time.Second,
+		HTTPIdleTimeout:   time.Minute,
+		MaxMediaDuration:  media.DefaultMaxDuration,
+		TranscodeWorkers:  station.DefaultTranscodeWorkers(),
 	}
 }
 
@@ -82,6 +101,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Lead < 0 || c.Lead > 30*time.Second {
 		return fmt.Errorf("lead %v: must be within 0..30s", c.Lead)
+	}
+	if c.HTTPMaxConns < 0 {
+		return fmt.Errorf("http-max-conns %d: must be 0 (the default) or more", c.HTTPMaxConns)
+	}
+	if c.MaxMediaDuration < 0 || c.MaxMediaDuration > 24*time.Hour {
+		return fmt.Errorf("max-media-duration %v: must be within 0..24h (0: the default %v)", c.MaxMediaDuration, media.DefaultMaxDuration)
+	}
+	if c.TranscodeWorkers < 0 || c.TranscodeQueue < 0 {
+		return fmt.Errorf("transcode-workers %d, transcode-queue %d: must be 0 (the default) or more", c.TranscodeWorkers, c.TranscodeQueue)
 	}
 	if err := c.Alarms.Validate(); err != nil {
 		return err

@@ -173,7 +173,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err := m.Alerts.Recover(ctx); err != nil {
 		return fmt.Errorf("alerts: %w", err)
 	}
-	m.Media = station.NewMedia(m.DB, media.Options{}, m.Logger.With("component", "media"))
+	m.Media = station.NewMedia(m.DB, media.Options{MaxDuration: cfg.MaxMediaDuration},
+		station.TranscodeLimits{Workers: cfg.TranscodeWorkers, Queue: cfg.TranscodeQueue}, m.Logger.With("component", "media"))
 	if err := m.startScheduler(ctx); err != nil {
 		return err
 	}
@@ -222,7 +223,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Sessions: m.Sessions, Tokens: m.DB, Audit: m.DB, Commands: m.Fleet, Groups: m.Groups,
 		Playlists: m.DB, Fallbacks: m.Fallbacks, Schedules: m.Schedules, Alerts: m.Alerts, PlayLog: station.NewPlayLog(m.DB), Gatherer: reg,
 		Alarms: m.Alarms, Health: m.Health,
-		CAP:       station.NewCAP(m.DB, m.Alerts, m.Media, nil, m.Logger.With("component", "cap")),
+		CAP:       station.NewCAP(m.DB, m.Alerts, m.Media.Urgent(), nil, m.Logger.With("component", "cap")),
 		CAPSender: cfg.CAPSender,
 		Logger:    m.Logger.With("component", "api"),
 	}
@@ -231,13 +232,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	srv.Firmware, srv.Receivers = m.Firmware, m.DB
 	srv.Creds = m.credentials()
-	m.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("http: %w", err)
+	if err := m.serveHTTP(srv.Handler(), reg); err != nil {
+		return err
 	}
-	m.httpServer = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	m.httpDone = make(chan error, 1)
-	go func() { m.httpDone <- m.httpServer.Serve(m.httpLn) }()
 	// Continued rollouts send download URLs: only once the server is up.
 	if err := m.startFirmware(ctx); err != nil {
 		return err

@@ -31,6 +31,10 @@ func bindConfig(c *daemon.Config, fs *flag.FlagSet) {
 	fs.Float64Var(&c.Alarms.TempClearC, "alarm-temp-clear", c.Alarms.TempClearC, "clear the temperature alarm below this, °C [LOA_ALARM_TEMP_CLEAR]")
 	fs.StringVar(&c.AlarmWebhook, "alarm-webhook", c.AlarmWebhook, "URL to POST every alarm raise and clear to, as JSON (optional) [LOA_ALARM_WEBHOOK]")
 	fs.StringVar(&c.CAPSender, "cap-sender", c.CAPSender, "sender of exported CAP messages, unique to this controller, e.g. loa.quangngai.gov.vn [LOA_CAP_SENDER]")
+	fs.IntVar(&c.HTTPMaxConns, "http-max-conns", c.HTTPMaxConns, "open HTTP connections at most (more are closed at once); lowered to a quarter of the open file limit [LOA_HTTP_MAX_CONNS]")
+	fs.DurationVar(&c.MaxMediaDuration, "max-media-duration", c.MaxMediaDuration, "longest audio an upload may hold, decoded; longer is refused before it is transcoded [LOA_MAX_MEDIA_DURATION]")
+	fs.IntVar(&c.TranscodeWorkers, "transcode-workers", c.TranscodeWorkers, "uploads transcoded at once, each taking about one CPU core (default: half the CPUs) [LOA_TRANSCODE_WORKERS]")
+	fs.IntVar(&c.TranscodeQueue, "transcode-queue", c.TranscodeQueue, "uploads waiting for a transcode worker; more are refused with 503 and Retry-After (0: 4 per worker) [LOA_TRANSCODE_QUEUE]")
 }
 
 // configFromEnv applies LOA_* variables to c; flags parsed afterwards win.
@@ -57,8 +61,18 @@ func configFromEnv(c *daemon.Config, getenv func(string) string) error {
 			*p = f
 		}
 	}
+	for k, p := range map[string]*int{"LOA_HTTP_MAX_CONNS": &c.HTTPMaxConns, "LOA_TRANSCODE_WORKERS": &c.TranscodeWorkers,
+		"LOA_TRANSCODE_QUEUE": &c.TranscodeQueue} {
+		if v := getenv(k); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("%s: %w", k, err)
+			}
+			*p = n
+		}
+	}
 	for k, p := range map[string]*time.Duration{"LOA_DELAY": &c.Delay, "LOA_LEAD": &c.Lead, "LOA_GRACE": &c.Grace,
-		"LOA_ALARM_OFFLINE": &c.Alarms.Offline} {
+		"LOA_ALARM_OFFLINE": &c.Alarms.Offline, "LOA_MAX_MEDIA_DURATION": &c.MaxMediaDuration} {
 		if v := getenv(k); v != "" {
 			d, err := time.ParseDuration(v)
 			if err != nil {
