@@ -94,3 +94,51 @@ func TestStalledRequestBodyIsCut(t *testing.T) {
 		t.Errorf("a whole request: %d", res.StatusCode)
 	}
 }
+
+// An event stream outlives the ordinary request deadline: a request
+// started with it and stalled is cut, and the stream still delivers.
+func TestStreamOutlivesRequestDeadline(t *testing.T) {
+	db, err := store.Open(filepath.Join(t.TempDir(), "loa.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	secret, err := db.CreateToken(context.Background(), &loa.Token{Name: "admin", Role: loa.RoleAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alarms := newFakeAlarms()
+	srv := httptest.NewServer((&api.Server{Areas: db, Tokens: db, Audit: db, Alarms: alarms, RequestTimeout: time.Second}).Handler())
+	defer srv.Close()
+
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", srv.URL+"/api/v1/alarms/stream?access_token="+secret, nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	for alarms.watching() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+
+	// A request stalled after the stream started: once the server cuts
+	// it, the ordinary deadline has passed for the stream too.
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.Write([]byte("POST /api/v1/areas HTTP/1.1\r\nHost: loa\r\nAuthorization: Bearer " + secret +
+		"\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"))
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	io.ReadAll(conn)
+
+	alarms.raise("late", "dev-1", "a-1", loa.AlarmOffline)
+	sc := bufio.NewScanner(res.Body)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), `"late"`) {
+			return
+		}
+	}
+	t.Fatalf("the stream ended at the ordinary deadline: %v", sc.Err())
+}
