@@ -108,7 +108,9 @@
 // against the routes (TestSpecDescribesEveryRoute).
 //
 // Errors are {"error": message, "code": code} with the status from one
-// table (statusOf). Every change is written to the audit log.
+// table (statusOf); a 503 that may succeed later (a full transcode queue)
+// carries Retry-After. Bodies and deadlines are bounded per route
+// (limits.go). Every change is written to the audit log.
 package api
 
 import (
