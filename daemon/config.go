@@ -8,24 +8,28 @@ import (
 	"time"
 
 	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/broker"
 	"github.com/loa-broadcast/loa/cap"
 )
 
 // Config is the controller's whole configuration. Defaults come first,
 // then LOA_* environment variables, then flags.
 type Config struct {
-	DataDir    string        // bbolt db, media files, admin token
-	HTTPAddr   string        // API and web UI
-	MQTTListen string        // embedded broker listen address (when MQTTURL is empty)
-	MQTTURL    string        // external MQTT 3.1.1 broker, e.g. tcp://mosquitto:1883
-	MQTTUser   string        // controller's account on the broker
-	MQTTPass   string        // empty with the embedded broker: a random one per start
-	RTPBind    string        // UDP address for RTP and RTCP
-	RTPPublic  string        // host:port receivers are told; differs behind NAT or a load balancer
-	Delay      time.Duration // playout delay told to receivers
-	Lead       time.Duration // longest wait for receivers to tune before packet 0
-	Grace      time.Duration // a scheduled start missed by less (controller down) plays late
-	LogLevel   string
+	DataDir    string // bbolt db, media files, admin token
+	HTTPAddr   string // API and web UI
+	MQTTListen string // embedded broker listen address (when MQTTURL is empty)
+	MQTTURL    string // external MQTT 3.1.1 broker, e.g. tcp://mosquitto:1883
+	MQTTUser   string // controller's account on the broker
+	MQTTPass   string // empty with the embedded broker: a random one per start
+	// The embedded broker's limits: bytes of one MQTT packet, open
+	// connections, and of those not yet authenticated; 0 takes the default.
+	MQTTMaxPacket, MQTTMaxConns, MQTTMaxPending int
+	RTPBind                                     string        // UDP address for RTP and RTCP
+	RTPPublic                                   string        // host:port receivers are told; differs behind NAT or a load balancer
+	Delay                                       time.Duration // playout delay told to receivers
+	Lead                                        time.Duration // longest wait for receivers to tune before packet 0
+	Grace                                       time.Duration // a scheduled start missed by less (controller down) plays late
+	LogLevel                                    string
 
 	FirmwareKey string // the operator's ed25519 public key file (name.pub); without it uploads are refused
 	FirmwareURL string // base URL receivers download images from; default: the API's URL
@@ -43,17 +47,20 @@ func DefaultConfig() Config {
 		dir = filepath.Join(home, ".local", "share", "loa")
 	}
 	return Config{
-		DataDir:    dir,
-		HTTPAddr:   ":8080",
-		MQTTListen: ":1883",
-		MQTTUser:   "loa-controller",
-		RTPBind:    ":5004",
-		Delay:      200 * time.Millisecond,
-		Lead:       2 * time.Second,
-		Grace:      5 * time.Minute,
-		LogLevel:   "info",
-		Alarms:     loa.DefaultAlarmThresholds(),
-		CAPSender:  defaultCAPSender(),
+		DataDir:        dir,
+		HTTPAddr:       ":8080",
+		MQTTListen:     ":1883",
+		MQTTUser:       "loa-controller",
+		MQTTMaxPacket:  broker.DefaultMaxPacket,
+		MQTTMaxConns:   broker.DefaultMaxConnections,
+		MQTTMaxPending: broker.DefaultMaxPending,
+		RTPBind:        ":5004",
+		Delay:          200 * time.Millisecond,
+		Lead:           2 * time.Second,
+		Grace:          5 * time.Minute,
+		LogLevel:       "info",
+		Alarms:         loa.DefaultAlarmThresholds(),
+		CAPSender:      defaultCAPSender(),
 	}
 }
 
@@ -73,6 +80,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MQTTURL != "" && !strings.Contains(c.MQTTURL, "://") {
 		return fmt.Errorf("mqtt-url %q: want scheme://host:port, e.g. tcp://127.0.0.1:1883", c.MQTTURL)
+	}
+	if c.MQTTMaxPacket != 0 && (c.MQTTMaxPacket < broker.MinMaxPacket || c.MQTTMaxPacket > 256<<20) {
+		return fmt.Errorf("mqtt-max-packet %d: must be within %d..%d bytes", c.MQTTMaxPacket, broker.MinMaxPacket, 256<<20)
+	}
+	if c.MQTTMaxConns < 0 || c.MQTTMaxPending < 0 {
+		return fmt.Errorf("mqtt-max-conns %d, mqtt-max-pending %d: must be positive", c.MQTTMaxConns, c.MQTTMaxPending)
 	}
 	if c.Delay < 0 || c.Delay > 10*time.Second {
 		return fmt.Errorf("delay %v: must be within 0..10s", c.Delay)
