@@ -8,9 +8,10 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/loa-broadcast/loa"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/loa-broadcast/loa"
 )
 
 // authTimeout bounds one credential check, so a slow store cannot pile up
