@@ -3,6 +3,8 @@ package broker
 import (
 	"strings"
 
+	mqtt "github.com/mochi-mqtt/server/v2"
+
 	"github.com/loa-broadcast/loa/protocol"
 )
 
@@ -32,4 +34,21 @@ func (a acl) allow(user, topic string, write bool) bool {
 		return true
 	}
 	return false
+}
+
+// clientID reports whether user may connect with client id id. A device
+// only with its own id, which must not be reserved; the controller with
+// its account name, or that name, a '-' and its node's suffix (each node
+// of a station has its own: "loa-controller-ab12").
+func (a acl) clientID(user, id string) bool {
+	if user == a.controller {
+		return id == user || strings.HasPrefix(id, user+"-") && len(id) > len(user)+1
+	}
+	return id == user && !a.reserved(id)
+}
+
+// reserved reports whether id is a client id no device may hold: the
+// controller's, and mochi's in-process client.
+func (a acl) reserved(id string) bool {
+	return id == a.controller || strings.HasPrefix(id, a.controller+"-") || id == mqtt.InlineClientId
 }

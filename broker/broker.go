@@ -1,11 +1,15 @@
 // Package broker is the embedded MQTT 3.1.1 broker (mochi-mqtt), the default
 // for a single machine. It authenticates every client — each device with its
 // own credentials, the controller with its own account — and enforces the
-// per-device ACL of the wire contract. It keeps no state across restarts:
-// devices republish their retained status when they reconnect.
+// per-device ACL of the wire contract: a device's client id is its own id,
+// one live connection per account. It bounds packet sizes, per-client
+// queues and connections (gate.go), and slows the failed connects of an
+// account (backoff.go). It keeps no state across restarts: devices
+// republish their retained status when they reconnect.
 package broker
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -18,6 +22,8 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/loa-broadcast/loa/protocol"
 )
 
 // Authenticator checks device credentials; store.DB implements it.
@@ -32,13 +38,37 @@ type Config struct {
 	ControllerPassword string
 	Auth               Authenticator
 	Logger             *slog.Logger
+
+	// Limits; zero takes the default.
+	MaxPacket      int           // bytes of one MQTT packet, header included; DefaultMaxPacket
+	MaxConnections int           // open connections; DefaultMaxConnections
+	MaxPending     int           // of those, not yet authenticated; DefaultMaxPending
+	ConnectTimeout time.Duration // for a new connection to send its CONNECT; DefaultConnectTimeout
 }
+
+// Limit defaults. A province has up to ~20,000 receivers, each with one
+// connection; a payload is at most protocol.MaxPayload.
+const (
+	DefaultMaxPacket      = 64 << 10
+	MinMaxPacket          = protocol.MaxPayload + 1<<10 // room for a largest payload, its topic and header
+	DefaultMaxConnections = 30_000
+	DefaultMaxPending     = 2_048
+	DefaultConnectTimeout = 10 * time.Second
+	// maxQueued bounds the packets waiting to be written to one client,
+	// and the QoS 1 messages in flight to it. A device gets only its own
+	// commands; mochi's defaults (8,192 each) cost every connection, even
+	// one never authenticated, a 64 KiB queue.
+	maxQueued = 1024
+)
 
 // Stats counts what the broker refused, and who is connected now.
 type Stats struct {
 	Refused      uint64 // ACL denials: publishes, subscriptions, Last Wills, client ids
 	AuthFailures uint64 // connections refused for bad, missing or uncheckable credentials
+	Dropped      uint64 // connections closed before authenticating to make room, or refused at the cap
+	Oversize     uint64 // clients disconnected for a packet over MaxPacket
 	Clients      int    // clients connected now
+	Pending      int    // connections not yet authenticated
 }
 
 // Broker is an embedded MQTT broker with per-device auth and ACL.
@@ -59,8 +89,11 @@ type Broker struct {
 	closed  bool
 
 	revoked *revocations
+	gate    *gate
+	backoff *backoff
 
 	refused      atomic.Uint64
+	oversize     atomic.Uint64
 	authFailures atomic.Uint64
 	connections  atomic.Uint64
 }
@@ -81,8 +114,25 @@ func New(cfg Config) (*Broker, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("component", "broker")
+	cfg.MaxPacket = cmp.Or(cfg.MaxPacket, DefaultMaxPacket)
+	cfg.MaxConnections = cmp.Or(cfg.MaxConnections, DefaultMaxConnections)
+	cfg.MaxPending = min(cmp.Or(cfg.MaxPending, DefaultMaxPending), cfg.MaxConnections)
+	cfg.ConnectTimeout = cmp.Or(cfg.ConnectTimeout, DefaultConnectTimeout)
+	switch {
+	case cfg.MaxPacket < MinMaxPacket || cfg.MaxPacket > 256<<20:
+		return nil, fmt.Errorf("broker: MaxPacket %d outside %d..%d bytes", cfg.MaxPacket, MinMaxPacket, 256<<20)
+	case cfg.MaxConnections < 1 || cfg.MaxPending < 1 || cfg.ConnectTimeout < 0:
+		return nil, errors.New("broker: MaxConnections, MaxPending and ConnectTimeout must be positive")
+	}
 
 	caps := mqtt.NewDefaultServerCapabilities()
+	// mochi refuses a packet whose header announces more before reading
+	// it: a 32 MB publish no longer allocates 32 MB (twice).
+	caps.MaximumPacketSize = uint32(cfg.MaxPacket)
+	caps.MaximumClientWritesPending = maxQueued
+	caps.MaximumInflight = maxQueued
+	caps.ReceiveMaximum = maxQueued
+	caps.MaximumClients = int64(cfg.MaxConnections)
 	// Sessions of devices that connected with clean=false would otherwise be
 	// kept forever; a day covers any outage a queued command could survive.
 	caps.MaximumSessionExpiryInterval = 24 * 60 * 60
@@ -99,6 +149,8 @@ func New(cfg Config) (*Broker, error) {
 		ctx:        ctx,
 		cancel:     cancel,
 		revoked:    newRevocations(),
+		gate:       newGate(cfg.MaxConnections, cfg.MaxPending, cfg.ConnectTimeout, log),
+		backoff:    newBackoff(time.Now),
 	}
 	b.srv = mqtt.New(&mqtt.Options{
 		Capabilities:           caps,
@@ -129,7 +181,12 @@ func (b *Broker) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("broker: listen: %w", err)
 	}
-	if err := b.srv.AddListener(listeners.NewNet("tcp", ln)); err != nil {
+	return b.serve(ln)
+}
+
+// serve serves clients accepted from ln, through the gate; b.mu is held.
+func (b *Broker) serve(ln net.Listener) error {
+	if err := b.srv.AddListener(listeners.NewNet("tcp", b.gate.listener(ln))); err != nil {
 		ln.Close()
 		return fmt.Errorf("broker: add listener: %w", err)
 	}
@@ -139,7 +196,8 @@ func (b *Broker) Start(ctx context.Context) error {
 	}
 	b.ln = ln
 	b.started = true
-	b.log.Info("mqtt broker listening", "addr", ln.Addr().String())
+	b.log.Info("mqtt broker listening", "addr", ln.Addr().String(),
+		"max_packet", b.cfg.MaxPacket, "max_connections", b.cfg.MaxConnections, "max_pending", b.cfg.MaxPending)
 	return nil
 }
 
@@ -210,10 +268,14 @@ func (b *Broker) Disconnect(deviceID string) {
 
 // Stats returns the broker's counters and the number of connected clients.
 func (b *Broker) Stats() Stats {
+	_, pending := b.gate.counts()
 	return Stats{
 		Refused:      b.refused.Load(),
 		AuthFailures: b.authFailures.Load(),
+		Dropped:      b.gate.dropped.Load(),
+		Oversize:     b.oversize.Load(),
 		Clients:      int(atomic.LoadInt64(&b.srv.Info.ClientsConnected)),
+		Pending:      pending,
 	}
 }
 

@@ -8,9 +8,10 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/loa-broadcast/loa"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/loa-broadcast/loa"
 )
 
 // authTimeout bounds one credential check, so a slow store cannot pile up
@@ -31,36 +32,57 @@ func (h *hook) Provides(b byte) bool {
 }
 
 // OnConnectAuthenticate admits the controller and devices with valid
-// credentials whose Last Will obeys the ACL and whose client id is not held
-// by another account.
+// credentials, the client id their account may use and a Last Will that
+// obeys the ACL. A refusal is held back by the account's back-off.
+//
+// A device's client id is its own id, so its new connection takes over
+// its old one (mochi disconnects the old one, as MQTT specifies for a
+// repeated client id: one live connection per device), and no other
+// account can take it over: mochi lets a connection take over any
+// session with its client id.
 func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	b := h.b
 	user := string(pk.Connect.Username)
 	log := b.log.With("client", cl.ID, "user", user, "remote", cl.Net.Remote)
 
 	b.revoked.checking(cl, user)
-	if !h.authenticate(user, pk.Connect.Password, log) {
+	if !h.admit(cl, user, pk, log) {
 		b.revoked.forget(cl)
+		if d := b.backoff.failed(user); d > 0 {
+			log.Debug("mqtt refusal held back", "delay", d)
+			select {
+			case <-time.After(d):
+			case <-b.ctx.Done():
+			}
+		}
+		return false
+	}
+	b.backoff.succeeded(user)
+	b.gate.authenticated(cl.Net.Conn)
+	b.revoked.admitted(cl, pk)
+	b.connections.Add(1)
+	log.Debug("mqtt client authenticated")
+	return true
+}
+
+// admit applies the client-id rule, the credentials and the Will's ACL,
+// counting each refusal.
+func (h *hook) admit(cl *mqtt.Client, user string, pk packets.Packet, log *slog.Logger) bool {
+	b := h.b
+	if !h.authenticate(user, pk.Connect.Password, log) {
 		b.authFailures.Add(1)
 		return false
 	}
+	if !b.acl().clientID(user, cl.ID) {
+		b.refused.Add(1)
+		log.Debug("mqtt client id not this account's")
+		return false
+	}
 	if pk.Connect.WillFlag && !b.acl().allow(user, pk.Connect.WillTopic, true) {
-		b.revoked.forget(cl)
 		b.refused.Add(1)
 		log.Debug("mqtt last will denied", "topic", pk.Connect.WillTopic)
 		return false
 	}
-	// mochi lets a new connection take over any session with the same client
-	// id; without this a device could knock another device off the broker.
-	if prev, ok := b.srv.Clients.Get(cl.ID); ok && string(prev.Properties.Username) != user {
-		b.revoked.forget(cl)
-		b.refused.Add(1)
-		log.Debug("mqtt client id held by another account", "holder", string(prev.Properties.Username))
-		return false
-	}
-	b.revoked.admitted(cl, pk)
-	b.connections.Add(1)
-	log.Debug("mqtt client authenticated")
 	return true
 }
 

@@ -67,7 +67,7 @@ func TestInlineClient(t *testing.T) {
 		t.Fatal("open after Disconnect")
 	}
 	watcher := newInbox()
-	d2 := mustConnect(t, clientOptions(b, "ctl-watch", ctlUser, ctlPass))
+	d2 := mustConnect(t, clientOptions(b, ctlUser+"-watch", ctlUser, ctlPass))
 	subscribe(t, d2, "loa/v1/dev/+/tele", watcher.handle)
 	publish(t, d1, "loa/v1/dev/d1/tele", 0, false, `{"ts":2}`)
 	watcher.waitFor(t, `{"ts":2}`)

@@ -137,9 +137,13 @@ func (h *hook) OnWillSent(cl *mqtt.Client, _ packets.Packet) {
 }
 
 // OnDisconnect publishes the Will mochi forgot for a connection that ended
-// without the client's DISCONNECT.
-func (h *hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
+// without the client's DISCONNECT, and counts oversized packets.
+func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 	b := h.b
+	if errors.Is(err, packets.ErrPacketTooLarge) {
+		b.oversize.Add(1)
+		b.log.Debug("mqtt client sent a packet over the limit", "client", cl.ID, "max", b.cfg.MaxPacket)
+	}
 	w, owed := b.revoked.disconnected(cl)
 	if !owed || b.ctx.Err() != nil { // the broker closing stops everyone; nobody is left to tell
 		return

@@ -46,7 +46,7 @@ func TestDisconnectDuringCredentialCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
-	ctl := mustConnect(t, clientOptions(b, "ctl", ctlUser, ctlPass))
+	ctl := mustConnect(t, clientOptions(b, ctlUser, ctlUser, ctlPass))
 	in := newInbox()
 	subscribe(t, ctl, protocol.DeviceFilter(protocol.KindStatus), in.handle)
 
@@ -82,7 +82,7 @@ func TestDisconnectDuringCredentialCheck(t *testing.T) {
 
 	// A connection checked after the change is unaffected.
 	go func() {
-		c, err := connectWith(clientOptions(b, "d1b", "d1", "p1"))
+		c, err := connectWith(clientOptions(b, "d1", "d1", "p1"))
 		done <- result{c, err}
 	}()
 	<-g.checking

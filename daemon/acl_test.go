@@ -126,7 +126,7 @@ func aclPublish(t *testing.T, c mqtt.Client, topic string, qos byte, retained bo
 // working throughout.
 func testDeviceACL(t *testing.T, b aclBroker) {
 	ctlIn := newInbox()
-	ctl := aclMustConnect(t, b, "acl-controller", b.ctlUser, b.ctlPass, ctlIn, nil)
+	ctl := aclMustConnect(t, b, b.ctlUser+"-1", b.ctlUser, b.ctlPass, ctlIn, nil)
 	if tok := ctl.Subscribe(protocol.Prefix+"dev/#", 1, nil); !tok.WaitTimeout(time.Minute) || tok.Error() != nil {
 		t.Fatalf("controller subscribe: %v", tok.Error())
 	}
@@ -183,20 +183,40 @@ func testDeviceACL(t *testing.T, b aclBroker) {
 	// disconnected (the embedded broker: MQTT 3.1.1 has no negative PUBACK).
 	att.Publish(protocol.DeviceTopic(victim, protocol.KindStatus), 1, true, "forged-qos1").WaitTimeout(5 * time.Second)
 
-	// Log in as the victim, or take its client id: refused, or (Mosquitto
-	// with use_username_as_clientid) given the attacker's own id instead.
+	// Log in as the victim, or take its client id or the controller's:
+	// refused, or (Mosquitto with use_username_as_clientid) given the
+	// attacker's own id instead.
 	if c, err := aclConnect(b, victim+"-impostor", victim, b.creds[attacker], nil, nil); err == nil {
 		c.Disconnect(0)
 		t.Error("the attacker logged in as the victim with its own password")
 	}
-	if c, err := aclConnect(b, victim, attacker, b.creds[attacker], nil, nil); err == nil {
-		defer c.Disconnect(0)
+	for _, id := range []string{victim, b.ctlUser + "-1"} {
+		if c, err := aclConnect(b, id, attacker, b.creds[attacker], nil, nil); err == nil {
+			defer c.Disconnect(0)
+		}
+	}
+
+	// An oversized packet (the limit is 64 KiB) disconnects its sender and
+	// reaches nobody.
+	bigLost := make(chan struct{})
+	var bigOnce sync.Once
+	big := aclMustConnect(t, b, attacker, attacker, b.creds[attacker], nil, func() { bigOnce.Do(func() { close(bigLost) }) })
+	big.Publish(protocol.DeviceTopic(attacker, protocol.KindEvent), 1, false, "oversized-"+strings.Repeat("x", 1<<20))
+	select {
+	case <-bigLost:
+	case <-time.After(time.Minute):
+		t.Error("a 1 MiB publish did not disconnect its sender")
+	}
+	aclPublish(t, ctl, protocol.DeviceTopic(victim, protocol.KindCmd), 1, false, "cmd-for-victim-2")
+	victimIn.waitFor(t, "victim", "cmd-for-victim-2")
+	if ctlIn.contains("oversized") {
+		t.Error("the controller received the oversized publish")
 	}
 
 	// The victim is unaffected: still connected, still commanded, and its
 	// retained status is its own.
-	aclPublish(t, ctl, protocol.DeviceTopic(victim, protocol.KindCmd), 1, false, "cmd-for-victim-2")
-	victimIn.waitFor(t, "victim", "cmd-for-victim-2")
+	aclPublish(t, ctl, protocol.DeviceTopic(victim, protocol.KindCmd), 1, false, "cmd-for-victim-3")
+	victimIn.waitFor(t, "victim", "cmd-for-victim-3")
 	select {
 	case <-lostCh:
 		t.Error("the victim was disconnected")
@@ -206,7 +226,7 @@ func testDeviceACL(t *testing.T, b aclBroker) {
 		t.Error("the victim received a forged message")
 	}
 	freshIn := newInbox()
-	fresh := aclMustConnect(t, b, "acl-controller-2", b.ctlUser, b.ctlPass, freshIn, nil)
+	fresh := aclMustConnect(t, b, b.ctlUser+"-2", b.ctlUser, b.ctlPass, freshIn, nil)
 	if tok := fresh.Subscribe(protocol.DeviceTopic(victim, protocol.KindStatus), 1, nil); !tok.WaitTimeout(time.Minute) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
@@ -252,29 +272,42 @@ func TestACLEmbeddedBroker(t *testing.T) {
 	}
 }
 
-// mosquittoACL returns the ACL file lines deploy/mosquitto.conf documents,
-// so the test checks the configuration users are told to deploy.
+// mosquittoACL returns the ACL file lines deploy/mosquitto.conf documents
+// and its rules block (with the "allow_anonymous false" it tells users to
+// set), so the test checks the configuration users are told to deploy.
 func mosquittoACL(t *testing.T) (acl string, confLines []string) {
 	t.Helper()
 	b, err := os.ReadFile("../deploy/mosquitto.conf")
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := false
+	in, rules := false, false
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
-		line := strings.TrimSpace(strings.TrimPrefix(sc.Text(), "#"))
+		raw := strings.TrimSpace(sc.Text())
+		line := strings.TrimSpace(strings.TrimPrefix(raw, "#"))
 		switch {
+		case strings.HasPrefix(line, "begin loa-rules"):
+			rules = true
+		case strings.HasPrefix(line, "end loa-rules"):
+			rules = false
+		case rules && raw != "" && !strings.HasPrefix(raw, "#"):
+			confLines = append(confLines, raw)
 		case strings.HasPrefix(line, "and in the acl file"):
 			in = true
 		case in && line != "":
 			acl += line + "\n"
-		case !in && (strings.HasPrefix(line, "use_username_as_clientid") || strings.HasPrefix(line, "allow_anonymous false")):
+		case !in && strings.HasPrefix(line, "allow_anonymous false"):
 			confLines = append(confLines, line)
 		}
 	}
 	if !strings.Contains(acl, "pattern read loa/v1/dev/%u/cmd") {
 		t.Fatalf("deploy/mosquitto.conf documents no device ACL: %q", acl)
+	}
+	for _, want := range []string{"use_username_as_clientid true", "max_packet_size 65536", "max_connections "} {
+		if !slices.ContainsFunc(confLines, func(l string) bool { return strings.HasPrefix(l, want) }) {
+			t.Fatalf("deploy/mosquitto.conf's loa-rules block has no %q: %q", want, confLines)
+		}
 	}
 	return acl, confLines
 }

@@ -47,7 +47,7 @@ func TestSystemDeviceBadInput(t *testing.T) {
 	pub(protocol.DeviceTopic("rx-000", protocol.KindStatus), 0, true, `{"online":false,"boot":99999999999999,"ts":1}`)
 	pub(protocol.DeviceTopic("rx-000", protocol.KindTele), 0, false, `{"ts":1,"rssi":-120,"volume":0}`)
 	// A valid telemetry last: once it is seen, everything before was handled.
-	pub(protocol.DeviceTopic("rogue", protocol.KindTele), 0, false, `{"ts":1,"rssi":-77,"volume":33}`)
+	pub(protocol.DeviceTopic("rogue", protocol.KindTele), 0, false, `{"ts":1,"rssi":-77,"volume":33,"muted":false,"temp":40,"uptime":60}`)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		st, _ := s.m.Fleet.DeviceState("rogue")

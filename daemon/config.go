@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/broker"
 	"github.com/loa-broadcast/loa/cap"
 	"github.com/loa-broadcast/loa/media"
 	"github.com/loa-broadcast/loa/station"
@@ -16,18 +17,21 @@ import (
 // Config is the controller's whole configuration. Defaults come first,
 // then LOA_* environment variables, then flags.
 type Config struct {
-	DataDir    string        // bbolt db, media files, admin token
-	HTTPAddr   string        // API and web UI
-	MQTTListen string        // embedded broker listen address (when MQTTURL is empty)
-	MQTTURL    string        // external MQTT 3.1.1 broker, e.g. tcp://mosquitto:1883
-	MQTTUser   string        // controller's account on the broker
-	MQTTPass   string        // empty with the embedded broker: a random one per start
-	RTPBind    string        // UDP address for RTP and RTCP
-	RTPPublic  string        // host:port receivers are told; differs behind NAT or a load balancer
-	Delay      time.Duration // playout delay told to receivers
-	Lead       time.Duration // longest wait for receivers to tune before packet 0
-	Grace      time.Duration // a scheduled start missed by less (controller down) plays late
-	LogLevel   string
+	DataDir    string // bbolt db, media files, admin token
+	HTTPAddr   string // API and web UI
+	MQTTListen string // embedded broker listen address (when MQTTURL is empty)
+	MQTTURL    string // external MQTT 3.1.1 broker, e.g. tcp://mosquitto:1883
+	MQTTUser   string // controller's account on the broker
+	MQTTPass   string // empty with the embedded broker: a random one per start
+	// The embedded broker's limits: bytes of one MQTT packet, open
+	// connections, and of those not yet authenticated; 0 takes the default.
+	MQTTMaxPacket, MQTTMaxConns, MQTTMaxPending int
+	RTPBind                                     string        // UDP address for RTP and RTCP
+	RTPPublic                                   string        // host:port receivers are told; differs behind NAT or a load balancer
+	Delay                                       time.Duration // playout delay told to receivers
+	Lead                                        time.Duration // longest wait for receivers to tune before packet 0
+	Grace                                       time.Duration // a scheduled start missed by less (controller down) plays late
+	LogLevel                                    string
 
 	FirmwareKey string // the operator's ed25519 public key file (name.pub); without it uploads are refused
 	FirmwareURL string // base URL receivers download images from; default: the API's URL
@@ -68,6 +72,9 @@ func DefaultConfig() Config {
 		Alarms:     loa.DefaultAlarmThresholds(),
 		CAPSender:  defaultCAPSender(),
 
+		MQTTMaxPacket:     broker.DefaultMaxPacket,
+		MQTTMaxConns:      broker.DefaultMaxConnections,
+		MQTTMaxPending:    broker.DefaultMaxPending,
 		HTTPMaxConns:      DefaultHTTPMaxConns,
 		HTTPHeaderTimeout: 10 * time.Second,
 		HTTPIdleTimeout:   time.Minute,
@@ -92,6 +99,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MQTTURL != "" && !strings.Contains(c.MQTTURL, "://") {
 		return fmt.Errorf("mqtt-url %q: want scheme://host:port, e.g. tcp://127.0.0.1:1883", c.MQTTURL)
+	}
+	if c.MQTTMaxPacket != 0 && (c.MQTTMaxPacket < broker.MinMaxPacket || c.MQTTMaxPacket > 256<<20) {
+		return fmt.Errorf("mqtt-max-packet %d: must be within %d..%d bytes", c.MQTTMaxPacket, broker.MinMaxPacket, 256<<20)
+	}
+	if c.MQTTMaxConns < 0 || c.MQTTMaxPending < 0 {
+		return fmt.Errorf("mqtt-max-conns %d, mqtt-max-pending %d: must be positive", c.MQTTMaxConns, c.MQTTMaxPending)
 	}
 	if c.Delay < 0 || c.Delay > 10*time.Second {
 		return fmt.Errorf("delay %v: must be within 0..10s", c.Delay)

@@ -107,6 +107,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		m.Broker, err = broker.New(broker.Config{
 			Addr: cfg.MQTTListen, ControllerUser: cfg.MQTTUser, ControllerPassword: mqttPass,
 			Auth: m.DB, Logger: m.Logger.With("component", "broker"),
+			MaxPacket: cfg.MQTTMaxPacket, MaxConnections: cfg.MQTTMaxConns, MaxPending: cfg.MQTTMaxPending,
 		})
 		if err != nil {
 			return fmt.Errorf("broker: %w", err)

@@ -293,8 +293,8 @@ func TestAlarmsAttachedToFleet(t *testing.T) {
 	defer detach()
 	d := loatest.ConnectDevice(t, b.URL(), loatest.DeviceConfig{ID: "dev-1", Boot: 1})
 	// Malformed or out-of-range telemetry is refused and raises nothing.
-	d.PublishRaw(protocol.KindTele, []byte(`{"ts":1,"rssi":-80,"volume":70,"temp":999}`), false)
-	d.PublishRaw(protocol.KindTele, []byte(`{"ts":1,"rssi":-80,"volume":70,"temp":90,"ip":"not an ip"}`), false)
+	d.PublishRaw(protocol.KindTele, []byte(`{"ts":1,"rssi":-80,"volume":70,"muted":false,"uptime":1,"temp":999}`), false)
+	d.PublishRaw(protocol.KindTele, []byte(`{"ts":1,"rssi":-80,"volume":70,"muted":false,"uptime":1,"temp":90,"ip":"not an ip"}`), false)
 	d.PublishRaw(protocol.KindTele, append([]byte(`{"ts":1,"temp":95,"fw":"`), make([]byte, protocol.MaxPayload)...), false)
 	d.Publish(protocol.KindTele, protocol.Telemetry{TS: 1, RSSI: -80, Volume: 70, Temp: 88}, false)
 	d.Publish(protocol.KindEvent, protocol.Event{Type: protocol.EventAmpFault, TS: 2, Msg: "overload"}, false)

@@ -15,9 +15,9 @@ func BenchmarkHandleTelemetry(b *testing.B) {
 	topics := make([]string, n)
 	for i := range topics {
 		topics[i] = protocol.DeviceTopic(fmt.Sprintf("dev-%d", i), protocol.KindTele)
-		f.handle(protocol.DeviceTopic(fmt.Sprintf("dev-%d", i), protocol.KindStatus), []byte(`{"online":true,"boot":1}`), true)
+		f.handle(protocol.DeviceTopic(fmt.Sprintf("dev-%d", i), protocol.KindStatus), []byte(`{"online":true,"boot":1,"ts":1}`), true)
 	}
-	payload := []byte(`{"ts":1,"rssi":-70,"net":"4g","volume":60,"temp":40.5,"uptime":100,"fw":"1.0.0","stream":{"received":1000,"lost":2,"jitter_ms":3.5}}`)
+	payload := []byte(`{"ts":1,"rssi":-70,"net":"4g","volume":60,"muted":false,"temp":40.5,"uptime":100,"fw":"1.0.0","stream":{"received":1000,"lost":2,"late":0,"concealed":0,"fec_recovered":0,"played":998,"decoded":998,"jitter_ms":3.5}}`)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
@@ -38,7 +38,7 @@ func BenchmarkHandleTelemetry(b *testing.B) {
 func BenchmarkHandleStatusEcho(b *testing.B) {
 	f := newFleet(Config{})
 	topic := protocol.DeviceTopic("dev-1", protocol.KindStatus)
-	payload := []byte(`{"online":true,"boot":1}`)
+	payload := []byte(`{"online":true,"boot":1,"ts":1}`)
 	b.ReportAllocs()
 	for b.Loop() {
 		f.handle(topic, payload, false)

@@ -90,8 +90,8 @@ func TestSubscriberPanicDoesNotStopFleet(t *testing.T) {
 	defer f.Close()
 	f.OnEvent(func(string, protocol.Event) { panic("boom") })
 	ch, _ := collectEvents(t, f)
-	f.inbox.push(message{topic: protocol.DeviceTopic("dev-1", protocol.KindEvent), payload: []byte(`{"type":"power"}`)})
-	f.inbox.push(message{topic: protocol.DeviceTopic("dev-1", protocol.KindEvent), payload: []byte(`{"type":"tamper"}`)})
+	f.inbox.push(message{topic: protocol.DeviceTopic("dev-1", protocol.KindEvent), payload: []byte(`{"type":"power","ts":1}`)})
+	f.inbox.push(message{topic: protocol.DeviceTopic("dev-1", protocol.KindEvent), payload: []byte(`{"type":"tamper","ts":1}`)})
 	if e := next(t, ch); e.ev.Type != protocol.EventPower {
 		t.Fatalf("got %+v", e)
 	}

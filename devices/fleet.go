@@ -17,6 +17,7 @@
 package devices
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -187,7 +188,9 @@ func Open(ctx context.Context, cfg Config) (*Fleet, error) {
 	}
 	f := newFleet(cfg)
 	if f.cfg.ClientID == "" {
-		f.cfg.ClientID = "loa-ctl-" + randomHex(6)
+		// The embedded broker lets the controller's account use its name
+		// and a suffix of the node's: "loa-controller-3fa2c1".
+		f.cfg.ClientID = cmp.Or(cfg.Username, "loa-ctl") + "-" + randomHex(6)
 	}
 	opts := mqtt.NewClientOptions().
 		AddBroker(cfg.Broker).

@@ -46,20 +46,20 @@ func TestPresenceOrdersByBootThenConn(t *testing.T) {
 			t.Fatalf("after %s: online %v boot %d stale %d; want %v %d %d", payload, st.Online, st.Boot, f.Stats().Stale, online, boot, stale)
 		}
 	}
-	step(`{"online":true,"boot":3,"conn":1}`, true, 3, 0)
-	step(`{"online":false,"boot":3,"conn":1}`, false, 3, 0) // its own Will
-	step(`{"online":true,"boot":3,"conn":2}`, true, 3, 0)   // back on a new connection
-	step(`{"online":false,"boot":3,"conn":1}`, true, 3, 1)  // a duplicate of the old Will: stale
-	step(`{"online":true,"boot":3,"conn":3}`, true, 3, 1)   // reconnected before conn 2's Will
-	step(`{"online":false,"boot":3,"conn":2}`, true, 3, 2)  // conn 2's late Will: stale
-	step(`{"online":false,"boot":3,"conn":3}`, false, 3, 2) // the live connection's Will
-	step(`{"online":true,"boot":4,"conn":1}`, true, 4, 2)   // rebooted: conn starts again
-	step(`{"online":false,"boot":3,"conn":9}`, true, 4, 3)  // any Will of boot 3 is stale
+	step(`{"online":true,"boot":3,"conn":1,"ts":1}`, true, 3, 0)
+	step(`{"online":false,"boot":3,"conn":1,"ts":1}`, false, 3, 0) // its own Will
+	step(`{"online":true,"boot":3,"conn":2,"ts":1}`, true, 3, 0)   // back on a new connection
+	step(`{"online":false,"boot":3,"conn":1,"ts":1}`, true, 3, 1)  // a duplicate of the old Will: stale
+	step(`{"online":true,"boot":3,"conn":3,"ts":1}`, true, 3, 1)   // reconnected before conn 2's Will
+	step(`{"online":false,"boot":3,"conn":2,"ts":1}`, true, 3, 2)  // conn 2's late Will: stale
+	step(`{"online":false,"boot":3,"conn":3,"ts":1}`, false, 3, 2) // the live connection's Will
+	step(`{"online":true,"boot":4,"conn":1,"ts":1}`, true, 4, 2)   // rebooted: conn starts again
+	step(`{"online":false,"boot":3,"conn":9,"ts":1}`, true, 4, 3)  // any Will of boot 3 is stale
 	// A receiver from before conn (always 0) is ordered by boot alone.
-	step(`{"online":false,"boot":4}`, true, 4, 4) // older than conn 1 of boot 4
-	step(`{"online":true,"boot":5}`, true, 5, 4)
-	step(`{"online":false,"boot":5}`, false, 5, 4)
-	step(`{"online":true,"boot":5}`, true, 5, 4)
+	step(`{"online":false,"boot":4,"ts":1}`, true, 4, 4) // older than conn 1 of boot 4
+	step(`{"online":true,"boot":5,"ts":1}`, true, 5, 4)
+	step(`{"online":false,"boot":5,"ts":1}`, false, 5, 4)
+	step(`{"online":true,"boot":5,"ts":1}`, true, 5, 4)
 }
 
 // deviceConn returns the conn of the device's accepted status.

@@ -85,14 +85,14 @@ func TestPresenceSameBootOfflineThenOnlineAgain(t *testing.T) {
 	now := t0
 	f := newFleet(Config{Now: func() time.Time { return now }})
 	topic := protocol.DeviceTopic("dev-1", protocol.KindStatus)
-	f.handle(topic, []byte(`{"online":true,"boot":3}`), true)
+	f.handle(topic, []byte(`{"online":true,"boot":3,"ts":1}`), true)
 	now = t0.Add(time.Minute)
-	f.handle(topic, []byte(`{"online":true,"boot":3}`), false) // a duplicate: seen again, same session
+	f.handle(topic, []byte(`{"online":true,"boot":3,"ts":1}`), false) // a duplicate: seen again, same session
 	if st, _ := f.DeviceState("dev-1"); !st.OnlineSince.Equal(t0) || !st.LastSeen.Equal(now) {
 		t.Fatalf("after a duplicate online: %+v", st)
 	}
 	now = t0.Add(2 * time.Minute)
-	f.handle(topic, []byte(`{"online":false,"boot":3}`), true) // its own will: accepted
+	f.handle(topic, []byte(`{"online":false,"boot":3,"ts":1}`), true) // its own will: accepted
 	st, _ := f.DeviceState("dev-1")
 	if st.Online || !st.OnlineSince.IsZero() {
 		t.Fatalf("offline of the same boot ignored: %+v", st)
@@ -101,16 +101,16 @@ func TestPresenceSameBootOfflineThenOnlineAgain(t *testing.T) {
 		t.Fatalf("the Last Will (published by the broker) moved LastSeen to %v", st.LastSeen)
 	}
 	now = t0.Add(3 * time.Minute)
-	f.handle(topic, []byte(`{"online":true,"boot":3}`), true) // back after a 4G drop, no reboot
+	f.handle(topic, []byte(`{"online":true,"boot":3,"ts":1}`), true) // back after a 4G drop, no reboot
 	if st, _ := f.DeviceState("dev-1"); !st.Online || !st.OnlineSince.Equal(now) {
 		t.Fatalf("online again of the same boot ignored: %+v", st)
 	}
 	now = t0.Add(4 * time.Minute)
-	f.handle(topic, []byte(`{"online":true,"boot":4}`), true) // rebooted before its will fired
+	f.handle(topic, []byte(`{"online":true,"boot":4,"ts":1}`), true) // rebooted before its will fired
 	if st, _ := f.DeviceState("dev-1"); !st.Online || st.Boot != 4 || !st.OnlineSince.Equal(now) {
 		t.Fatalf("a new boot did not restart OnlineSince: %+v", st)
 	}
-	f.handle(topic, []byte(`{"online":false,"boot":2}`), true)
+	f.handle(topic, []byte(`{"online":false,"boot":2,"ts":1}`), true)
 	if st, _ := f.DeviceState("dev-1"); !st.Online || st.Boot != 4 {
 		t.Fatalf("offline of an earlier boot applied: %+v", st)
 	}
@@ -200,6 +200,57 @@ func TestMalformedPayloadsCountedStateUnchanged(t *testing.T) {
 	}
 }
 
+// Payloads that parse but lack required fields are refused like garbage:
+// `tele {}` once read as a receiver at volume 0, −0 dBm and 0 °C, and
+// zeroed its telemetry and that hour's health.
+func TestPayloadsWithoutRequiredFieldsChangeNothing(t *testing.T) {
+	b := loatest.StartBroker(t, "")
+	now := time.Date(2026, 11, 25, 6, 30, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	f := openFleet(t, b, Config{Now: clock})
+	h := NewHealth(HealthConfig{Store: newMemHealth(), Now: clock})
+	detach := h.Attach(f)
+	defer detach()
+	w := watchPresence(t, f)
+	d := loatest.ConnectDevice(t, b.URL(), loatest.DeviceConfig{ID: "dev-1", Boot: 4, Conn: 1})
+	w.wait(t, "dev-1", true)
+	d.Publish(protocol.KindTele, protocol.Telemetry{TS: 1, RSSI: -71, Volume: 65, Temp: 41, Uptime: 600}, false)
+	loatest.Eventually(t, waitLimit, func() bool { st, _ := f.DeviceState("dev-1"); return st.Telemetry != nil }, "telemetry")
+	before, _ := f.DeviceState("dev-1")
+	hour := now.Truncate(time.Hour)
+	healthBefore, err := h.HealthHistory(context.Background(), "dev-1", hour, hour.Add(time.Hour))
+	if err != nil || len(healthBefore) != 1 || healthBefore[0].Samples != 1 {
+		t.Fatalf("health before = %+v, %v; want one sample", healthBefore, err)
+	}
+
+	bad := []struct{ kind, payload string }{
+		{protocol.KindTele, `{}`},
+		{protocol.KindTele, `{"ts":2,"rssi":-60,"muted":false,"temp":40,"uptime":601}`}, // no volume
+		{protocol.KindTele, `{"ts":2,"rssi":-60,"volume":0,"muted":false,"temp":null,"uptime":601}`},
+		{protocol.KindTele, `{"ts":2,"rssi":-60,"volume":0,"muted":false,"temp":40,"uptime":601,"stream":{"received":1}}`},
+		{protocol.KindStatus, `{}`},
+		{protocol.KindStatus, `{"online":false,"boot":4,"conn":1}`}, // no ts
+		{protocol.KindEvent, `{}`},
+		{protocol.KindEvent, `{"type":"amp_fault"}`},
+		{protocol.KindAck, `{}`},
+	}
+	for _, m := range bad {
+		d.PublishRaw(m.kind, []byte(m.payload), false)
+	}
+	n := uint64(len(bad))
+	loatest.Eventually(t, waitLimit, func() bool { return f.Stats().Malformed == n }, "every payload refused")
+
+	after, _ := f.DeviceState("dev-1")
+	after.Malformed = before.Malformed
+	if !equalState(before, after) {
+		t.Errorf("state changed:\n%+v\n%+v", before, after)
+	}
+	healthAfter, err := h.HealthHistory(context.Background(), "dev-1", hour, hour.Add(time.Hour))
+	if err != nil || len(healthAfter) != 1 || healthAfter[0] != healthBefore[0] {
+		t.Errorf("health changed:\n%+v\n%+v (%v)", healthBefore, healthAfter, err)
+	}
+}
+
 func equalState(a, b loa.DeviceState) bool {
 	ta, tb := a.Telemetry, b.Telemetry
 	a.Telemetry, b.Telemetry = nil, nil
@@ -284,14 +335,14 @@ func TestFlusherWritesDirtyStatesOnly(t *testing.T) {
 func TestFlushRetriesAndCloseFlushes(t *testing.T) {
 	wr := &recordingWriter{fail: true}
 	f := newFleet(Config{States: wr})
-	f.handle(protocol.DeviceTopic("dev-1", protocol.KindStatus), []byte(`{"online":true,"boot":1}`), true)
+	f.handle(protocol.DeviceTopic("dev-1", protocol.KindStatus), []byte(`{"online":true,"boot":1,"ts":1}`), true)
 	if err := f.flush(context.Background()); err == nil {
 		t.Fatal("flush hid the writer's error")
 	}
 	wr.mu.Lock()
 	wr.fail = false
 	wr.mu.Unlock()
-	f.handle(protocol.DeviceTopic("dev-2", protocol.KindStatus), []byte(`{"online":true,"boot":1}`), true)
+	f.handle(protocol.DeviceTopic("dev-2", protocol.KindStatus), []byte(`{"online":true,"boot":1,"ts":1}`), true)
 	f.start()
 	if err := f.Close(); err != nil { // the final flush
 		t.Fatal(err)
@@ -322,7 +373,7 @@ func TestInitialStateLoaded(t *testing.T) {
 		t.Fatalf("States has %d devices, want 2", got)
 	}
 	// A late will of boot 4 must not override the stored boot 5.
-	f.handle(protocol.DeviceTopic("dev-1", protocol.KindStatus), []byte(`{"online":false,"boot":4}`), true)
+	f.handle(protocol.DeviceTopic("dev-1", protocol.KindStatus), []byte(`{"online":false,"boot":4,"ts":1}`), true)
 	if st, _ := f.DeviceState("dev-1"); !st.Online {
 		t.Fatal("stale will applied over stored state")
 	}

@@ -239,6 +239,45 @@ func ToneLevel(hz, durationMs int, gain float64) float64 {
 	return math.Max(testFloorDBFS, math.Round(db*100)/100)
 }
 
+// Back-off between the connect attempts of a boot the broker refuses or
+// cannot be reached for: ConnectRetryMin, doubling up to ConnectRetryMax.
+const (
+	ConnectRetryMin = time.Second
+	ConnectRetryMax = 30 * time.Second
+)
+
+// connectBoot connects the new boot, retrying with back-off until it is in
+// or the receiver ends (false). paho's auto-reconnect retries only a
+// connection that was once up: a booting receiver whose CONNACK was
+// refused (its credentials revoked for a while, its client id held) would
+// otherwise stay off the broker for good. Each attempt is a new
+// connection: a new conn and a Will that carries it.
+func (r *Receiver) connectBoot(boot uint64) bool {
+	pause := ConnectRetryMin
+	for conn := uint64(1); ; conn++ {
+		client, err := r.newClient(boot, conn)
+		if err != nil {
+			r.log.Error("reboot", "err", err)
+			return false
+		}
+		r.clientMu.Lock()
+		r.client = client
+		r.clientMu.Unlock()
+		err = waitToken(client.Connect())
+		if err == nil {
+			return true
+		}
+		client.Disconnect(0)
+		r.log.Warn("connect after reboot failed; retrying", "err", err, "in", pause)
+		select {
+		case <-time.After(pause):
+		case <-r.quit:
+			return false
+		}
+		pause = min(2*pause, ConnectRetryMax)
+	}
+}
+
 // RebootDowntime is how long a rebooting receiver stays off the broker.
 const RebootDowntime = time.Second
 
@@ -291,19 +330,10 @@ func (r *Receiver) restart() {
 	r.started = time.Now()
 	r.volume, r.muted, r.amp = r.bootVol, false, true
 	r.mu.Unlock()
-	client, err := r.newClient(boot)
-	if err != nil {
-		r.log.Error("reboot", "err", err)
-		return
-	}
-	r.clientMu.Lock()
-	r.client = client
-	r.clientMu.Unlock()
 	r.rebooting.Store(false)
 	online := r.expectOnline()
-	// Auto-reconnect covers a broker that is down right now.
-	if err := waitToken(client.Connect()); err != nil {
-		r.log.Warn("reconnect after reboot", "err", err)
+	if !r.connectBoot(boot) {
+		return
 	}
 	r.log.Debug("rebooted", "boot", boot)
 	select { // what the new boot reports goes after its online status

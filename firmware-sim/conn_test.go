@@ -2,6 +2,7 @@ package firmwaresim
 
 import (
 	"testing"
+	"time"
 
 	"github.com/loa-broadcast/loa/loatest"
 	"github.com/loa-broadcast/loa/protocol"
@@ -70,4 +71,47 @@ func TestReceiverConnCountsConnections(t *testing.T) {
 	if last.Boot != first.Boot {
 		t.Errorf("close status %+v", last)
 	}
+}
+
+// A receiver the broker refuses (CONNACK "not authorised": credentials
+// revoked for a while, its client id held) keeps trying with back-off and
+// is back once the broker accepts it: after a reboot, whose first connect
+// paho never retries, and after a dropped link.
+func TestReceiverRetriesRefusedConnects(t *testing.T) {
+	b := loatest.StartBroker(t, "")
+	broker, srv := b.URL(), b.Server()
+	rec := newRecorder(t, broker, "ctl")
+	r := startReceiver(t, Config{ID: "rx-1", Broker: broker})
+	isStatus := isTopic("rx-1", protocol.KindStatus)
+	first := statusOf(t, rec.wait(t, "online", isStatus))
+
+	// Reboot while the broker refuses.
+	b.RefuseConnects(true)
+	rec.send(t, "rx-1", protocol.OpReboot, protocol.RebootArgs{}, time.Now().Add(time.Minute))
+	loatest.Eventually(t, waitLimit, func() bool { return b.Refused() >= 2 }, "a refused connect retried")
+	b.RefuseConnects(false)
+	booted := statusOf(t, rec.wait(t, "online after the reboot", func(m mqttMsg) bool {
+		return isStatus(m) && statusOf(t, m).Online && statusOf(t, m).Boot > first.Boot
+	}))
+	if booted.Conn < 2 || booted.Conn != r.Conn() {
+		t.Errorf("online after the reboot %+v: want each attempt counted (conn ≥ 2, the receiver's %d)", booted, r.Conn())
+	}
+
+	// The link drops while the broker refuses.
+	refused := b.Refused()
+	b.RefuseConnects(true)
+	cl, ok := srv.Clients.Get("rx-1")
+	if !ok {
+		t.Fatal("rx-1 not connected")
+	}
+	cl.Net.Conn.Close()
+	loatest.Eventually(t, waitLimit, func() bool { return b.Refused() >= refused+2 }, "a refused reconnect retried")
+	b.RefuseConnects(false)
+	rec.wait(t, "online after the drop", func(m mqttMsg) bool {
+		if !isStatus(m) {
+			return false
+		}
+		s := statusOf(t, m)
+		return s.Online && s.Boot == booted.Boot && s.Conn > booted.Conn
+	})
 }

@@ -163,7 +163,7 @@ func (r *Receiver) Start(ctx context.Context) error {
 	r.boot.Store(uint64(r.started.UnixMilli()))
 	r.mu.Unlock()
 
-	client, err := r.newClient(r.boot.Load())
+	client, err := r.newClient(r.boot.Load(), 1)
 	if err != nil {
 		return fmt.Errorf("start %s: %w", r.cfg.ID, err)
 	}
@@ -221,10 +221,10 @@ func (r *Receiver) Start(ctx context.Context) error {
 }
 
 // newClient returns a broker client whose Last Will is the offline status
-// of boot.
-func (r *Receiver) newClient(boot uint64) (mqtt.Client, error) {
-	r.connN.Store(1)
-	will, err := json.Marshal(protocol.Status{Online: false, Boot: boot, Conn: 1})
+// of boot and connection attempt conn.
+func (r *Receiver) newClient(boot, conn uint64) (mqtt.Client, error) {
+	r.connN.Store(conn)
+	will, err := json.Marshal(protocol.Status{Online: false, Boot: boot, Conn: conn})
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package loatest
 import (
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 type Broker struct {
 	tb       testing.TB
 	password string
+	refuse   refusal
 
 	mu   sync.Mutex
 	srv  *mochi.Server
@@ -40,7 +42,7 @@ func (b *Broker) start(addr string) {
 	deadline := time.Now().Add(Wait)
 	for {
 		srv = mochi.New(&mochi.Options{Logger: slog.New(slog.DiscardHandler)})
-		if err := srv.AddHook(&passwordHook{password: b.password}, nil); err != nil {
+		if err := srv.AddHook(&passwordHook{password: b.password, refuse: &b.refuse}, nil); err != nil {
 			b.tb.Fatal(err)
 		}
 		tcp = listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr})
@@ -79,6 +81,19 @@ func (b *Broker) Server() *mochi.Server {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.srv
+}
+
+// RefuseConnects makes the broker refuse every new connection (CONNACK
+// "not authorised", as for revoked credentials or a held client id) until
+// it is called with false.
+func (b *Broker) RefuseConnects(on bool) { b.refuse.on.Store(on) }
+
+// Refused counts the connections refused by RefuseConnects.
+func (b *Broker) Refused() int { return int(b.refuse.n.Load()) }
+
+type refusal struct {
+	on atomic.Bool
+	n  atomic.Int64
 }
 
 // Stop stops the broker as a crash does: it stops listening and drops
@@ -120,6 +135,7 @@ func stopServer(srv *mochi.Server) {
 type passwordHook struct {
 	mochi.HookBase
 	password string
+	refuse   *refusal
 }
 
 func (h *passwordHook) ID() string { return "loatest-password" }
@@ -129,6 +145,10 @@ func (h *passwordHook) Provides(b byte) bool {
 }
 
 func (h *passwordHook) OnConnectAuthenticate(_ *mochi.Client, pk packets.Packet) bool {
+	if h.refuse.on.Load() {
+		h.refuse.n.Add(1)
+		return false
+	}
 	return h.password == "" || string(pk.Connect.Password) == h.password
 }
 

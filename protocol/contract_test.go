@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"maps"
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -191,4 +193,97 @@ func TestContractTopicTable(t *testing.T) {
 			t.Errorf("CONTRACT.md topic table: no row for %s with QoS %d, retained %s", kind, q, retained)
 		}
 	}
+}
+
+// contractDecoded are the kinds whose decoders ignore unknown fields and
+// enforce the required ones by the type's tags; the strict args decoders
+// check theirs by hand.
+var contractDecoded = []string{"status", "cmd", "play", "stop", "volume", "ack", "tele", "event"}
+
+// Every required field of every example, nested ones included, is
+// enforced: the example without it, or with it null, is refused, and the
+// error names it. `tele {}` must not read as a receiver at volume 0.
+func TestContractRequiredFieldsEnforced(t *testing.T) {
+	blocks, _ := readContract(t)
+	checked := 0
+	for _, b := range blocks {
+		if !slices.Contains(contractDecoded, b.kind) {
+			continue
+		}
+		dec := decoders[b.kind]
+		got, err := dec(bytes.TrimSpace(b.body))
+		if err != nil {
+			continue // TestContractExamples reports it
+		}
+		var doc map[string]any
+		if err := json.Unmarshal(b.body, &doc); err != nil {
+			t.Fatal(err)
+		}
+		for _, path := range requiredPaths(reflect.TypeOf(got), doc, "") {
+			for _, how := range []string{"missing", "null"} {
+				mutated := mutate(doc, strings.Split(path, "."), how == "null")
+				body, _ := json.Marshal(mutated)
+				_, err := dec(body)
+				if err == nil || !strings.Contains(err.Error(), path) {
+					t.Errorf("CONTRACT.md:%d: %s with %s %s: err %v, want one naming it", b.line, b.kind, path, how, err)
+				}
+				checked++
+			}
+		}
+		if _, err := dec([]byte(`{}`)); err == nil && slices.Contains(slices.Collect(maps.Values(jsonFields(reflect.TypeOf(got)))), true) {
+			t.Errorf("%s: {} accepted", b.kind)
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no required field checked")
+	}
+}
+
+// requiredPaths lists the dotted paths of the required fields of typ that
+// doc holds, recursing into nested objects present in doc.
+func requiredPaths(typ reflect.Type, doc map[string]any, prefix string) []string {
+	for typ.Kind() == reflect.Pointer {
+		typ = typ.Elem()
+	}
+	var out []string
+	for i := 0; i < typ.NumField(); i++ {
+		f := typ.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		v, ok := doc[name]
+		if !ok {
+			continue
+		}
+		if jsonFields(typ)[name] {
+			out = append(out, prefix+name)
+		}
+		if sub, ok := v.(map[string]any); ok {
+			ft := f.Type
+			for ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct {
+				out = append(out, requiredPaths(ft, sub, prefix+name+".")...)
+			}
+		}
+	}
+	return out
+}
+
+// mutate returns a deep copy of doc with the field at path removed, or set
+// to null.
+func mutate(doc map[string]any, path []string, null bool) map[string]any {
+	out := make(map[string]any, len(doc))
+	for k, v := range doc {
+		out[k] = v
+	}
+	if len(path) == 1 {
+		if null {
+			out[path[0]] = nil
+		} else {
+			delete(out, path[0])
+		}
+		return out
+	}
+	out[path[0]] = mutate(doc[path[0]].(map[string]any), path[1:], null)
+	return out
 }

@@ -99,7 +99,7 @@ type PlayArgs struct {
 
 // StopArgs are the args of a stop command.
 type StopArgs struct {
-	Session string `json:"session"`
+	Session string `json:"session,omitempty"` // absent: whatever plays
 }
 
 // VolumeArgs are the args of a volume command.
@@ -199,10 +199,19 @@ func decode(kind string, b []byte, v any) error {
 	return nil
 }
 
+// decodeContract is decode that also refuses a payload without a field its
+// type requires (see required.go).
+func decodeContract(kind string, b []byte, v any) error {
+	if err := decode(kind, b, v); err != nil {
+		return err
+	}
+	return requireFields(kind, b, v)
+}
+
 // DecodeStatus parses and checks a status payload.
 func DecodeStatus(b []byte) (Status, error) {
 	var s Status
-	if err := decode("status", b, &s); err != nil {
+	if err := decodeContract("status", b, &s); err != nil {
 		return Status{}, err
 	}
 	if len(s.Caps) > 16 {
@@ -219,7 +228,7 @@ func DecodeStatus(b []byte) (Status, error) {
 // DecodeCommand parses and checks a command.
 func DecodeCommand(b []byte) (Command, error) {
 	var c Command
-	if err := decode("cmd", b, &c); err != nil {
+	if err := decodeContract("cmd", b, &c); err != nil {
 		return Command{}, err
 	}
 	if c.ID == "" || len(c.ID) > 64 {
@@ -237,7 +246,7 @@ func DecodeCommand(b []byte) (Command, error) {
 // DecodePlayArgs parses and checks play args.
 func DecodePlayArgs(b []byte) (PlayArgs, error) {
 	var p PlayArgs
-	if err := decode("play", b, &p); err != nil {
+	if err := decodeContract("play", b, &p); err != nil {
 		return PlayArgs{}, err
 	}
 	switch {
@@ -249,6 +258,8 @@ func DecodePlayArgs(b []byte) (PlayArgs, error) {
 		return PlayArgs{}, fmt.Errorf("play: token must be %d hex digits", 2*TokenLen)
 	case p.Keys != nil && p.Token != "":
 		return PlayArgs{}, errors.New("play: token and keys are exclusive (keys: SRTCP authenticates)")
+	case p.Keys != nil && p.Fence == nil:
+		return PlayArgs{}, errors.New("play: fence is required with keys")
 	case p.DelayMs < 0 || p.DelayMs > 10000:
 		return PlayArgs{}, errors.New("play: delay_ms must be within 0..10000")
 	case p.Volume < 0 || p.Volume > 100:
@@ -265,7 +276,7 @@ func DecodePlayArgs(b []byte) (PlayArgs, error) {
 // DecodeStopArgs parses stop args.
 func DecodeStopArgs(b []byte) (StopArgs, error) {
 	var s StopArgs
-	if err := decode("stop", b, &s); err != nil {
+	if err := decodeContract("stop", b, &s); err != nil {
 		return StopArgs{}, err
 	}
 	return s, nil
@@ -274,7 +285,7 @@ func DecodeStopArgs(b []byte) (StopArgs, error) {
 // DecodeVolumeArgs parses and checks volume args.
 func DecodeVolumeArgs(b []byte) (VolumeArgs, error) {
 	var v VolumeArgs
-	if err := decode("volume", b, &v); err != nil {
+	if err := decodeContract("volume", b, &v); err != nil {
 		return VolumeArgs{}, err
 	}
 	if v.Level < 0 || v.Level > 100 {
@@ -286,7 +297,7 @@ func DecodeVolumeArgs(b []byte) (VolumeArgs, error) {
 // DecodeAck parses and checks an ack.
 func DecodeAck(b []byte) (Ack, error) {
 	var a Ack
-	if err := decode("ack", b, &a); err != nil {
+	if err := decodeContract("ack", b, &a); err != nil {
 		return Ack{}, err
 	}
 	if a.ID == "" {
@@ -303,7 +314,7 @@ func DecodeAck(b []byte) (Ack, error) {
 // DecodeTelemetry parses and checks a telemetry payload.
 func DecodeTelemetry(b []byte) (Telemetry, error) {
 	var t Telemetry
-	if err := decode("tele", b, &t); err != nil {
+	if err := decodeContract("tele", b, &t); err != nil {
 		return Telemetry{}, err
 	}
 	if t.Volume < 0 || t.Volume > 100 {
@@ -326,7 +337,7 @@ func DecodeTelemetry(b []byte) (Telemetry, error) {
 // DecodeEvent parses and checks an event.
 func DecodeEvent(b []byte) (Event, error) {
 	var e Event
-	if err := decode("event", b, &e); err != nil {
+	if err := decodeContract("event", b, &e); err != nil {
 		return Event{}, err
 	}
 	if e.Type == "" || len(e.Type) > 32 {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -131,6 +132,8 @@ func TestDecodeRejects(t *testing.T) {
 		`{"level":-1}`:                    func(b []byte) error { _, err := DecodeVolumeArgs(b); return err },
 		`{"session":"s","addr":"a:1","token":"00"}`: func(b []byte) error { _, err := DecodePlayArgs(b); return err },
 		`{"type":""}`: func(b []byte) error { _, err := DecodeEvent(b); return err },
+		`{}`:          func(b []byte) error { _, err := DecodeTelemetry(b); return err },
+		`null`:        func(b []byte) error { _, err := DecodeStatus(b); return err },
 		`{"ts":1,"x":"` + strings.Repeat("a", MaxPayload) + `"}`: func(b []byte) error { _, err := DecodeTelemetry(b); return err },
 	}
 	for in, dec := range bad {
@@ -167,6 +170,9 @@ func FuzzDecoders(f *testing.F) {
 	f.Add([]byte(`{"tone_hz":99999,"duration_ms":-1}`))
 	f.Add([]byte(`{"tele_interval_s":4,"delay_ms":0,"boot_volume":null}`))
 	f.Add([]byte(`{"muted":null}`))
+	f.Add([]byte(`{}`))
+	f.Add([]byte(`null`))
+	f.Add([]byte(`{"ts":1,"rssi":-80,"volume":50,"muted":false,"temp":40,"uptime":1,"stream":{"received":1}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		// None may panic; whatever decodes must re-encode.
 		if s, err := DecodeStatus(b); err == nil {
@@ -183,8 +189,12 @@ func FuzzDecoders(f *testing.F) {
 		if a, err := DecodeAck(b); err == nil && a.ID == "" {
 			t.Fatal("ack without id accepted")
 		}
-		DecodeTelemetry(b)
-		DecodeEvent(b)
+		// What a receiver's report decodes to re-encodes to a payload that
+		// decodes to the same value: nothing required was left out.
+		reencodes(t, b, DecodeTelemetry)
+		reencodes(t, b, DecodeEvent)
+		reencodes(t, b, DecodeStatus)
+		reencodes(t, b, DecodeAck)
 		DecodeVolumeArgs(b)
 		DecodeStopArgs(b)
 		DecodeMuteArgs(b)
@@ -199,6 +209,22 @@ func FuzzDecoders(f *testing.F) {
 			t.Fatalf("config out of range accepted: %+v", c)
 		}
 	})
+}
+
+func reencodes[T any](t *testing.T, b []byte, dec func([]byte) (T, error)) {
+	t.Helper()
+	v, err := dec(b)
+	if err != nil {
+		return
+	}
+	re, err := json.Marshal(v)
+	if err != nil {
+		t.Fatalf("%T from %q does not encode: %v", v, b, err)
+	}
+	again, err := dec(re)
+	if err != nil || !reflect.DeepEqual(v, again) {
+		t.Fatalf("%q decoded to %+v, which re-encodes to %s: %+v, %v", b, v, re, again, err)
+	}
 }
 
 func FuzzParseDeviceTopic(f *testing.F) {

@@ -17,6 +17,9 @@ func bindConfig(c *daemon.Config, fs *flag.FlagSet) {
 	fs.StringVar(&c.MQTTURL, "mqtt-url", c.MQTTURL, "external MQTT broker URL, e.g. tcp://host:1883; disables the embedded broker [LOA_MQTT_URL]")
 	fs.StringVar(&c.MQTTUser, "mqtt-user", c.MQTTUser, "controller's MQTT username [LOA_MQTT_USER]")
 	fs.StringVar(&c.MQTTPass, "mqtt-pass", c.MQTTPass, "controller's MQTT password (embedded broker: random when empty) [LOA_MQTT_PASS]")
+	fs.IntVar(&c.MQTTMaxPacket, "mqtt-max-packet", c.MQTTMaxPacket, "embedded broker: largest MQTT packet in bytes; a client sending a larger one is disconnected [LOA_MQTT_MAX_PACKET]")
+	fs.IntVar(&c.MQTTMaxConns, "mqtt-max-conns", c.MQTTMaxConns, "embedded broker: most open MQTT connections, one per receiver plus margin [LOA_MQTT_MAX_CONNS]")
+	fs.IntVar(&c.MQTTMaxPending, "mqtt-max-pending", c.MQTTMaxPending, "embedded broker: most connections not yet authenticated; the oldest is closed for a new one [LOA_MQTT_MAX_PENDING]")
 	fs.StringVar(&c.RTPBind, "rtp", c.RTPBind, "UDP listen address for RTP/RTCP [LOA_RTP]")
 	fs.StringVar(&c.RTPPublic, "rtp-public", c.RTPPublic, "host:port receivers send RTCP to (default: the bound address) [LOA_RTP_PUBLIC]")
 	fs.DurationVar(&c.Delay, "delay", c.Delay, "playout delay receivers add, the same on every speaker [LOA_DELAY]")
@@ -62,7 +65,8 @@ func configFromEnv(c *daemon.Config, getenv func(string) string) error {
 		}
 	}
 	for k, p := range map[string]*int{"LOA_HTTP_MAX_CONNS": &c.HTTPMaxConns, "LOA_TRANSCODE_WORKERS": &c.TranscodeWorkers,
-		"LOA_TRANSCODE_QUEUE": &c.TranscodeQueue} {
+		"LOA_TRANSCODE_QUEUE": &c.TranscodeQueue, "LOA_MQTT_MAX_PACKET": &c.MQTTMaxPacket, "LOA_MQTT_MAX_CONNS": &c.MQTTMaxConns,
+		"LOA_MQTT_MAX_PENDING": &c.MQTTMaxPending} {
 		if v := getenv(k); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil {
