@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/loa-broadcast/loa"
 )
@@ -36,8 +35,8 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c *call) er
 		return err
 	}
 	name := strings.TrimSpace(req.Name)
-	if name == "" || len(name) > 200 || !utf8.ValidString(name) || strings.ContainsAny(name, "\x00\r\n") {
-		return loa.Errorf(loa.EINVALID, "name: required, at most 200 bytes on one line")
+	if err := loa.ValidateName("name", name, true); err != nil {
+		return err
 	}
 	if !loa.ValidRole(req.Role) {
 		return loa.Errorf(loa.EINVALID, "role: must be admin, province, operator or technician, not %s", strconv.Quote(req.Role))

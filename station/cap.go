@@ -197,7 +197,7 @@ func (s *CAP) cancelOne(ctx context.Context, by loa.Caller, ref cap.Reference, r
 
 // capMediaName names the media item an embedded audio resource becomes.
 func capMediaName(msg *cap.Message, au *cap.Audio) string {
-	return truncate("CAP "+msg.Identifier+": "+au.Name, maxMediaName)
+	return truncate(loa.OneLine("CAP "+msg.Identifier+": "+au.Name), maxMediaName)
 }
 
 // truncate cuts s to at most n bytes at a character boundary.

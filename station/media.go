@@ -31,8 +31,8 @@ func NewMedia(db *store.DB, opts media.Options, logger *slog.Logger) *Media {
 
 func (s *Media) ImportMedia(ctx context.Context, name string, r io.Reader, createdBy string) (*loa.Media, error) {
 	name = strings.TrimSpace(name)
-	if name == "" || len(name) > 200 {
-		return nil, loa.Errorf(loa.EINVALID, "name: required, at most 200 bytes")
+	if err := loa.ValidateName("name", name, true); err != nil {
+		return nil, err
 	}
 	w, err := s.db.NewBlob(store.MediaBlob)
 	if err != nil {

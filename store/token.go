@@ -7,8 +7,9 @@ import (
 	"encoding/hex"
 	"strings"
 
-	"github.com/loa-broadcast/loa"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/loa-broadcast/loa"
 )
 
 // TokenPrefix starts every token secret, so a leaked one is easy to spot
@@ -35,8 +36,8 @@ func (db *DB) CreateToken(ctx context.Context, t *loa.Token) (secret string, err
 	if err := loa.ValidateID("id", id); err != nil {
 		return "", err
 	}
-	if len(t.Name) > 200 || strings.ContainsAny(t.Name, "\x00\n") {
-		return "", loa.Errorf(loa.EINVALID, "name: at most 200 bytes on one line")
+	if err := loa.ValidateName("name", t.Name, false); err != nil {
+		return "", err
 	}
 	if !loa.ValidRole(t.Role) {
 		return "", loa.Errorf(loa.EINVALID, "role: must be admin, province, operator or technician, not %q", t.Role)
