@@ -226,7 +226,7 @@ func (c *call) audit(action, object, detail string) {
 	if c.s.Audit == nil {
 		return
 	}
-	rec := loa.AuditRecord{Actor: c.tok.ID, Action: action, Object: object, Detail: detail}
+	rec := loa.AuditRecord{Actor: c.tok.ID, Action: action, Object: object, Detail: detail, Scope: c.tok.AreaID}
 	if err := c.s.Audit.Audit(c.ctx, rec); err != nil {
 		c.s.logger().LogAttrs(c.ctx, slog.LevelError, "audit record lost",
 			slog.String("actor", rec.Actor), slog.String("action", action),

@@ -75,8 +75,10 @@
 //	                                        200 the cancelled alert (Cancel; 404 if no reference is known),
 //	                                        202 {sounded:false,reason} (System, Draft, Ack, Error); 409 a repeated identifier
 //	GET  /api/v1/alerts/{id}/cap           application/cap+xml: the CAP message it came from, or one generated; also ?format=cap
-//	POST /api/v1/tokens                    {name,role,area_id} → 201 {token,secret}
-//	GET  /api/v1/audit?limit=N             [audit record], newest first
+//	GET  /api/v1/tokens                    [token] in scope (revoked and expired too; never a secret)
+//	POST /api/v1/tokens                    {name,role,area_id,cap_senders,expires_at} → 201 {token,secret}
+//	DELETE /api/v1/tokens/{id}             → 200 token: revoked, refused from the next request on
+//	GET  /api/v1/audit?limit=N             [audit record] in scope, newest first
 //
 // Alerts: khẩn cấp (emergency, priority 240, overrides volume and mute)
 // only from admin and province tokens; ưu tiên (priority, 200) also from
@@ -292,7 +294,9 @@ func (s *Server) routes() []apiRoute {
 	route("PUT /api/v1/areas/{id}/tests", loa.ActionArea, s.setAreaTests)
 
 	route("GET /api/v1/me", loa.ActionRead, s.me)
+	route("GET /api/v1/tokens", loa.ActionManageTokens, s.listTokens)
 	route("POST /api/v1/tokens", loa.ActionManageTokens, s.createToken)
+	route("DELETE /api/v1/tokens/{id}", loa.ActionManageTokens, s.revokeToken)
 	route("GET /api/v1/audit", loa.ActionManageTokens, s.auditLog)
 	return routes
 }
