@@ -101,7 +101,7 @@ type TokenService interface {
 	// or if it is revoked or expired.
 	TokenBySecret(ctx context.Context, secret string) (*Token, error)
 	Token(ctx context.Context, id string) (*Token, error) // ENOTFOUND if none
-	Tokens(ctx context.Context) ([]*Token, error)          // every token, revoked ones too, by id
+	Tokens(ctx context.Context) ([]*Token, error)         // every token, revoked ones too, by id
 	// RevokeToken refuses the token from now on and returns it;
 	// ECONFLICT if it is already revoked.
 	RevokeToken(ctx context.Context, id string) (*Token, error)
