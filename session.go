@@ -63,6 +63,7 @@ type Session struct {
 	EndedAt     time.Time     `json:"ended_at,omitzero"`
 	Origin      Origin        `json:"origin,omitzero"`
 	CreatedBy   string        `json:"created_by,omitempty"` // the user (token) behind it, if any
+	StoppedBy   string        `json:"stopped_by,omitempty"` // who stopped it: a token, or the origin that did ("alert:al-1" cancelled)
 	Reason      string        `json:"reason,omitempty"`     // why it ended, when not by itself
 }
 
@@ -98,7 +99,9 @@ type SessionService interface {
 	// StartSession resolves s.Targets, persists s and starts streaming. It
 	// fills ID, SSRC, Devices, State and StartedAt.
 	StartSession(ctx context.Context, s *Session) error
-	StopSession(ctx context.Context, id, reason string) error
+	// StopSession stops a playing session; by (a token id, or the origin
+	// that stops it, "alert:al-1") is recorded as its StoppedBy.
+	StopSession(ctx context.Context, id, by, reason string) error
 	Session(ctx context.Context, id string) (*Session, error)
 	Sessions(ctx context.Context) ([]*Session, error)
 	// SessionSDP adds dest as a static receiver of the session and returns

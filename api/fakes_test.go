@@ -105,7 +105,7 @@ func (f *fakeSessions) StartSession(ctx context.Context, s *loa.Session) error {
 	return nil
 }
 
-func (f *fakeSessions) StopSession(ctx context.Context, id, reason string) error {
+func (f *fakeSessions) StopSession(ctx context.Context, id, by, reason string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s, ok := f.all[id]
@@ -115,7 +115,7 @@ func (f *fakeSessions) StopSession(ctx context.Context, id, reason string) error
 	if s.State != loa.SessionPlaying {
 		return loa.Errorf(loa.ECONFLICT, "session %q is %s", id, s.State)
 	}
-	s.State, s.Reason = loa.SessionStopped, reason
+	s.State, s.Reason, s.StoppedBy = loa.SessionStopped, reason, by
 	return nil
 }
 

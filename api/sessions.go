@@ -148,18 +148,88 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, c *call) e
 	return nil
 }
 
-// stopSession stops a session the caller may see and answers its new state.
+// mayStop checks the caller's authority over a session it can see: the
+// authority of the session's origin. An alert's session stops only by
+// cancelling the alert (for every role: the alert's report and its
+// receivers then agree on why it ended); a schedule's by those who may
+// change that schedule; a fallback by those who may change the area's
+// fallback; anything else (a manual session) by its starter or a caller
+// whose scope holds the starter's. The emergency band needs an admin or
+// province token whatever the origin.
+func (s *Server) mayStop(c *call, sess *loa.Session) error {
+	o := sess.Origin
+	if o.Kind == loa.OriginAlert {
+		return loa.Errorf(loa.EFORBIDDEN, "session %s carries alert %s: cancel the alert to stop it (POST /api/v1/alerts/%s/cancel)", sess.ID, o.ID, o.ID)
+	}
+	if err := c.mayUseBand(sess.Priority); err != nil {
+		return loa.Errorf(loa.EFORBIDDEN, "priority: session %s is in the emergency band; stopping it needs an admin or province token", sess.ID)
+	}
+	switch o.Kind {
+	case loa.OriginSchedule:
+		if s.Schedules == nil {
+			return errUnavailable("schedule")
+		}
+		_, err := s.scheduleToChange(c, o.ID)
+		switch code := loa.ErrorCode(err); {
+		case err == nil:
+			return nil
+		case code == loa.ENOTFOUND:
+			// Deleted since it fired (the session's own targets were
+			// checked), or out of the caller's scope.
+			if _, gone := s.Schedules.Schedule(c.ctx, o.ID); loa.ErrorCode(gone) == loa.ENOTFOUND {
+				return nil
+			}
+			return loa.Errorf(loa.EFORBIDDEN, "session %s was started by a schedule you may not change; ask who manages it", sess.ID)
+		case code == loa.EFORBIDDEN:
+			return loa.Errorf(loa.EFORBIDDEN, "session %s was started by schedule %s, which you may not change: %s", sess.ID, o.ID, loa.ErrorMessage(err))
+		default:
+			return err
+		}
+	case loa.OriginFallback:
+		if !c.tok.Can(loa.ActionSession) {
+			return loa.Errorf(loa.EFORBIDDEN, "session %s is the fallback of area %s; changing it needs the session permission", sess.ID, o.ID)
+		}
+		if ok, err := c.areaInScope(o.ID); err != nil {
+			return err
+		} else if !ok {
+			return loa.Errorf(loa.EFORBIDDEN, "session %s is the fallback of an area outside your scope", sess.ID)
+		}
+		return nil
+	}
+	if sess.CreatedBy == "" || sess.CreatedBy == c.tok.ID || !c.scoped() || s.Tokens == nil {
+		return nil
+	}
+	starter, err := s.Tokens.Token(c.ctx, sess.CreatedBy)
+	if loa.ErrorCode(err) == loa.ENOTFOUND {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if starter.AreaID != "" {
+		if ok, err := c.areaInScope(starter.AreaID); err != nil || ok {
+			return err
+		}
+	}
+	return loa.Errorf(loa.EFORBIDDEN, "session %s was started from a wider scope than yours (%s); ask who started it", sess.ID, c.tok.AreaID)
+}
+
+// stopSession stops a session the caller may see and has the authority of
+// its origin over, records who stopped it, and answers its new state.
 func (s *Server) stopSession(w http.ResponseWriter, r *http.Request, c *call) error {
 	id := r.PathValue("id")
-	if _, err := s.session(c, id); err != nil {
+	sess, err := s.session(c, id)
+	if err != nil {
+		return err
+	}
+	if err := s.mayStop(c, sess); err != nil {
 		return err
 	}
 	reason := "stopped by " + c.tok.ID
-	if err := s.Sessions.StopSession(r.Context(), id, reason); err != nil {
+	if err := s.Sessions.StopSession(r.Context(), id, c.tok.ID, reason); err != nil {
 		return err
 	}
-	c.audit("session.stop", id, "")
-	sess, err := s.Sessions.Session(r.Context(), id)
+	c.audit("session.stop", id, "origin "+sess.Origin.String()+", priority "+strconv.Itoa(int(sess.Priority)))
+	sess, err = s.Sessions.Session(r.Context(), id)
 	if err != nil {
 		return err
 	}

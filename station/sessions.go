@@ -301,7 +301,8 @@ func (s *Sessions) busy(ctx context.Context, t loa.Targets) (bool, error) {
 	return false, nil
 }
 
-func (s *Sessions) StopSession(ctx context.Context, id, reason string) error {
+// StopSession records who stops the session, then stops it.
+func (s *Sessions) StopSession(ctx context.Context, id, by, reason string) error {
 	sess, err := s.db.Session(ctx, id)
 	if err != nil {
 		return err
@@ -311,6 +312,12 @@ func (s *Sessions) StopSession(ctx context.Context, id, reason string) error {
 	}
 	if reason == "" {
 		reason = "stopped"
+	}
+	if by != "" {
+		sess.StoppedBy = by
+		if err := s.db.PutSession(ctx, sess); err != nil {
+			return err
+		}
 	}
 	return s.engine.Stop(ctx, id, reason)
 }

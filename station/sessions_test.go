@@ -95,8 +95,31 @@ func TestSessionOutcomes(t *testing.T) {
 		if got, _ := w.db.Session(ctx, third.ID); got.State != loa.SessionPlaying {
 			t.Errorf("session ended by the shutdown is %s in the store, want playing (resumed at the next start)", got.State)
 		}
-		if err := w.sessions.StopSession(ctx, low.ID, ""); loa.ErrorCode(err) != loa.ECONFLICT {
+		if err := w.sessions.StopSession(ctx, low.ID, "", ""); loa.ErrorCode(err) != loa.ECONFLICT {
 			t.Errorf("stopping an ended session: %v, want ECONFLICT", err)
+		}
+	})
+}
+
+// TestStopRecordsWhoStopped: the session's record names who stopped it,
+// written before the engine stops it, and kept when it has ended.
+func TestStopRecordsWhoStopped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		w := newWorld(t, "", newFleet("d1"), "d1")
+		s := &loa.Session{MediaID: w.media.ID, Targets: loa.Targets{Devices: []string{"d1"}}, Priority: 50, CreatedBy: "tok-op"}
+		if err := w.sessions.StartSession(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.sessions.StopSession(ctx, s.ID, "tok-prov", "stopped by tok-prov"); err != nil {
+			t.Fatal(err)
+		}
+		got, err := w.db.Session(ctx, s.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State != loa.SessionStopped || got.StoppedBy != "tok-prov" || got.Reason != "stopped by tok-prov" {
+			t.Errorf("stopped session: %s by %q (%q); want stopped by tok-prov", got.State, got.StoppedBy, got.Reason)
 		}
 	})
 }
