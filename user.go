@@ -125,5 +125,6 @@ type Caller interface {
 	AreaInScope(areaID string) (bool, error) // within the caller's scope
 	TargetsVisible(t Targets) (bool, error)  // every target within the scope
 	MaySend(a *Alert) error                  // its level and targets; EFORBIDDEN otherwise
+	MaySendCAPAs(sender string) error        // a CAP sender it was granted (Token.MaySendCAPAs); EFORBIDDEN otherwise
 	Audit(action, object, detail string)
 }

@@ -83,6 +83,9 @@ func newEnv(t *testing.T) *env {
 	e.alarms, e.health = newFakeAlarms(), &fakeHealth{}
 	token := func(name, role, area string) string {
 		tok := &loa.Token{Name: name, Role: role, AreaID: area}
+		if role != loa.RoleTechnician {
+			tok.CAPSenders = []string{"kttv.hanoi"} // the province's weather service
+		}
 		secret, err := db.CreateToken(ctx, tok)
 		if err != nil {
 			t.Fatal(err)

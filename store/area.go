@@ -142,10 +142,16 @@ func (db *DB) DeleteArea(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
+		// Counts, not ids: a 409 names nothing of another scope (a
+		// schedule may target areas beyond the caller's).
+		scoped := 0
 		for _, t := range tokens {
-			if t.AreaID == id {
-				return loa.Errorf(loa.ECONFLICT, "area %q is the scope of token %q (%s)", id, t.ID, t.Name)
+			if t.AreaID == id && t.RevokedAt.IsZero() {
+				scoped++
 			}
+		}
+		if scoped > 0 {
+			return loa.Errorf(loa.ECONFLICT, "area %q is the scope of %d tokens; revoke them first", id, scoped)
 		}
 		if tx.Bucket(bucketFallbacks).Get([]byte(id)) != nil {
 			return loa.Errorf(loa.ECONFLICT, "area %q has a fallback programme; clear it first", id)
@@ -154,10 +160,14 @@ func (db *DB) DeleteArea(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
+		targeting := 0
 		for _, s := range schedules {
 			if slices.Contains(s.Targets.Areas, id) {
-				return loa.Errorf(loa.ECONFLICT, "area %q is a target of schedule %q; change or delete it first", id, s.ID)
+				targeting++
 			}
+		}
+		if targeting > 0 {
+			return loa.Errorf(loa.ECONFLICT, "area %q is a target of %d schedules; change or delete them first", id, targeting)
 		}
 		if err := tx.Bucket(bucketAreaChildren).Delete(childKey(a.ParentID, id)); err != nil {
 			return err
