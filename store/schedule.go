@@ -93,6 +93,11 @@ func (db *DB) PutCalendar(ctx context.Context, c loa.Calendar) error {
 		return loa.Errorf(loa.EINVALID, "name: at most %d bytes", MaxCalendarName)
 	}
 	return db.update(ctx, func(tx *bolt.Tx) error {
+		if c.AreaID != "" {
+			if err := areaExists(tx, "area_id", c.AreaID); err != nil {
+				return err
+			}
+		}
 		return put(tx, bucketCalendars, []byte(c.Name), &c)
 	})
 }
