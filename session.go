@@ -104,7 +104,28 @@ type SessionService interface {
 	StopSession(ctx context.Context, id, by, reason string) error
 	Session(ctx context.Context, id string) (*Session, error)
 	Sessions(ctx context.Context) ([]*Session, error)
-	// SessionSDP adds dest as a static receiver of the session and returns
-	// the SDP a third-party receiver listening at dest can play.
-	SessionSDP(ctx context.Context, id string, dest netip.AddrPort) (string, error)
+	// SessionSDP adds a third-party listener to the session, for a bounded
+	// time, and returns the SDP a receiver listening at its address can
+	// play. ECONFLICT when the session or the station has as many
+	// listeners as it takes.
+	SessionSDP(ctx context.Context, id string, l ListenerRequest) (string, error)
+	// RemoveListener stops the stream to a listener; ENOTFOUND if none.
+	RemoveListener(ctx context.Context, id string, dest netip.AddrPort) error
+}
+
+// Listener limits: how long a third-party listener of a session's SDP
+// gets the stream, and how many a session and the station take at once.
+const (
+	DefaultListenerTime = time.Hour
+	MaxListenerTime     = 6 * time.Hour
+	MaxSessionListeners = 8
+	MaxStationListeners = 64
+)
+
+// ListenerRequest asks for a session's stream at Dest for For (0:
+// DefaultListenerTime, at most MaxListenerTime).
+type ListenerRequest struct {
+	Dest netip.AddrPort
+	For  time.Duration
+	By   string // who asked: a token id
 }

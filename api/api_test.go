@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -110,6 +111,7 @@ func newEnv(t *testing.T) *env {
 			Stream: &loa.StreamStats{Received: 990, Lost: 10}}}},
 		Gatherer:  e.registry,
 		MaxUpload: 64 << 10,
+		SDPAllow:  []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/32")}, // a listening lab
 	}
 	e.srv = httptest.NewServer(api.ValidateWithSpec(t, s.Handler()))
 	t.Cleanup(e.srv.Close)

@@ -114,3 +114,43 @@ func TestStopNeedsTheAuthorityOfTheOrigin(t *testing.T) {
 		t.Errorf("audited stops %v, want %v", stops, wantStops)
 	}
 }
+
+// TestSDPListenersRestricted: the stream goes only to the caller's own
+// address or the allow-list, from callers who may start such a session,
+// for a bounded time, and can be stopped.
+func TestSDPListenersRestricted(t *testing.T) {
+	e := newEnv(t)
+	m := e.withMedia()
+	s, r := e.start(e.opA, map[string]any{"media_id": m, "targets": map[string]any{"areas": []string{"xa-a"}}})
+	want(t, r, http.StatusCreated)
+	sdp := "/api/v1/sessions/" + s.ID + "/sdp"
+
+	wantError(t, e.do("GET", sdp+"?dest=198.51.100.7:5004", e.opA, nil), http.StatusForbidden, "forbidden", "dest", "allow-list")
+	wantError(t, e.do("GET", sdp+"?dest=198.51.100.7:5004", e.admin, nil), http.StatusForbidden, "forbidden", "dest")
+	want(t, e.do("GET", sdp+"?dest=127.0.0.1:6000", e.opA, nil), http.StatusOK) // the caller's own address
+	want(t, e.do("GET", sdp+"?dest=192.0.2.9:6000&for=2h", e.opA, nil), http.StatusOK)
+	for _, q := range []string{"for=7h", "for=10s", "for=soon"} {
+		wantError(t, e.do("GET", sdp+"?dest=127.0.0.1:6000&"+q, e.opA, nil), http.StatusBadRequest, "invalid", "for")
+	}
+	e.sessions.mu.Lock()
+	fors := slices.Clone(e.sessions.fors)
+	e.sessions.mu.Unlock()
+	if !slices.Equal(fors, []time.Duration{time.Hour, 2 * time.Hour}) {
+		t.Errorf("listener times %v, want the default 1h, then 2h", fors)
+	}
+	wantError(t, e.do("GET", sdp+"?dest=127.0.0.1:6000", e.opB, nil), http.StatusNotFound, "not_found")
+	wantError(t, e.do("GET", sdp+"?dest=127.0.0.1:6000", e.techA, nil), http.StatusForbidden, "forbidden")
+
+	// The emergency band: as for starting such a session.
+	siren := e.sessions.add(&loa.Session{MediaID: m, Targets: loa.Targets{Areas: []string{"a-1"}}, Priority: 240, CreatedBy: e.tokens[e.province].ID})
+	wantError(t, e.do("GET", "/api/v1/sessions/"+siren+"/sdp?dest=127.0.0.1:6000", e.opA, nil), http.StatusForbidden, "forbidden", "emergency")
+
+	listener := "/api/v1/sessions/" + s.ID + "/listeners/127.0.0.1:6000"
+	wantError(t, e.do("DELETE", listener, e.opB, nil), http.StatusNotFound, "not_found")
+	want(t, e.do("DELETE", listener, e.opA, nil), http.StatusNoContent)
+	wantError(t, e.do("DELETE", listener, e.opA, nil), http.StatusNotFound, "not_found")
+	wantError(t, e.do("DELETE", "/api/v1/sessions/"+s.ID+"/listeners/nowhere", e.opA, nil), http.StatusBadRequest, "invalid", "dest")
+	if acts := e.auditActions(); !slices.Contains(acts, "session.listener.remove "+s.ID) {
+		t.Errorf("audit %v", acts)
+	}
+}

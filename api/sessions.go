@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"time"
 
 	"github.com/loa-broadcast/loa"
 )
@@ -237,34 +238,102 @@ func (s *Server) stopSession(w http.ResponseWriter, r *http.Request, c *call) er
 	return nil
 }
 
-// sessionSDP adds ?dest=IP:PORT as a static receiver of the session and
-// answers the SDP that lets a third-party receiver there play it.
-func (s *Server) sessionSDP(w http.ResponseWriter, r *http.Request, c *call) error {
-	id := r.PathValue("id")
-	raw := r.URL.Query().Get("dest")
+// parseDest reads a listener's address, IP:PORT ([addr]:port for IPv6).
+func parseDest(field, raw string) (netip.AddrPort, error) {
 	if raw == "" {
-		return loa.Errorf(loa.EINVALID, "dest: required, as IP:PORT (for IPv6, [addr]:port)")
+		return netip.AddrPort{}, loa.Errorf(loa.EINVALID, "%s: required, as IP:PORT (for IPv6, [addr]:port)", field)
 	}
 	dest, err := netip.ParseAddrPort(raw)
 	if err != nil {
-		return loa.Errorf(loa.EINVALID, "dest: %s is not IP:PORT (for IPv6, [addr]:port)", strconv.Quote(raw))
+		return netip.AddrPort{}, loa.Errorf(loa.EINVALID, "%s: %s is not IP:PORT (for IPv6, [addr]:port)", field, strconv.Quote(raw))
 	}
 	if dest.Port() == 0 || dest.Addr().IsUnspecified() {
-		return loa.Errorf(loa.EINVALID, "dest: needs a concrete address and a non-zero port")
+		return netip.AddrPort{}, loa.Errorf(loa.EINVALID, "%s: needs a concrete address and a non-zero port", field)
 	}
-	if _, err := s.session(c, id); err != nil {
-		return err
+	return netip.AddrPortFrom(dest.Addr().Unmap(), dest.Port()), nil
+}
+
+// mayListen checks the caller may send a session's stream to a listener:
+// it may see the session and start one like it (the emergency band needs
+// an admin or province token).
+func (s *Server) mayListen(c *call, id string) (*loa.Session, error) {
+	sess, err := s.session(c, id)
+	if err != nil {
+		return nil, err
 	}
-	sdp, err := s.Sessions.SessionSDP(r.Context(), id, dest)
+	if err := c.mayUseBand(sess.Priority); err != nil {
+		return nil, loa.Errorf(loa.EFORBIDDEN, "priority: session %s is in the emergency band; listening to it needs an admin or province token", id)
+	}
+	return sess, nil
+}
+
+// destAllowed checks a listener's address is the caller's own (the
+// request's source) or in the station's allow-list (Server.SDPAllow), so
+// the controller cannot be made to stream at anyone else.
+func (s *Server) destAllowed(r *http.Request, dest netip.AddrPort) error {
+	if src, err := netip.ParseAddrPort(r.RemoteAddr); err == nil && src.Addr().Unmap() == dest.Addr() {
+		return nil
+	}
+	for _, p := range s.SDPAllow {
+		if p.Contains(dest.Addr()) {
+			return nil
+		}
+	}
+	return loa.Errorf(loa.EFORBIDDEN, "dest: %s is neither your own address nor in the station's allow-list (loa serve -sdp-allow)", dest.Addr())
+}
+
+// sessionSDP adds ?dest=IP:PORT as a listener of the session for ?for=
+// (default 1h) and answers the SDP that lets a third-party receiver there
+// play it. Asking again renews the time.
+func (s *Server) sessionSDP(w http.ResponseWriter, r *http.Request, c *call) error {
+	id := r.PathValue("id")
+	q := r.URL.Query()
+	dest, err := parseDest("dest", q.Get("dest"))
 	if err != nil {
 		return err
 	}
-	c.audit("session.sdp", id, "dest "+dest.String())
+	ttl := loa.DefaultListenerTime
+	if raw := q.Get("for"); raw != "" {
+		d, err := time.ParseDuration(raw)
+		if err != nil || d < time.Minute || d > loa.MaxListenerTime {
+			return loa.Errorf(loa.EINVALID, "for: %s; want a duration within 1m..%v", strconv.Quote(raw), loa.MaxListenerTime)
+		}
+		ttl = d
+	}
+	if _, err := s.mayListen(c, id); err != nil {
+		return err
+	}
+	if err := s.destAllowed(r, dest); err != nil {
+		return err
+	}
+	sdp, err := s.Sessions.SessionSDP(r.Context(), id, loa.ListenerRequest{Dest: dest, For: ttl, By: c.tok.ID})
+	if err != nil {
+		return err
+	}
+	c.audit("session.sdp", id, "dest "+dest.String()+" for "+ttl.String())
 	h := w.Header()
 	h.Set("Content-Type", "application/sdp")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
 	_, _ = io.WriteString(w, sdp)
+	return nil
+}
+
+// removeListener stops the stream to a listener of the session.
+func (s *Server) removeListener(w http.ResponseWriter, r *http.Request, c *call) error {
+	id := r.PathValue("id")
+	dest, err := parseDest("dest", r.PathValue("dest"))
+	if err != nil {
+		return err
+	}
+	if _, err := s.mayListen(c, id); err != nil {
+		return err
+	}
+	if err := s.Sessions.RemoveListener(r.Context(), id, dest); err != nil {
+		return err
+	}
+	c.audit("session.listener.remove", id, "dest "+dest.String())
+	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

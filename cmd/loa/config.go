@@ -31,6 +31,7 @@ func bindConfig(c *daemon.Config, fs *flag.FlagSet) {
 	fs.Float64Var(&c.Alarms.TempClearC, "alarm-temp-clear", c.Alarms.TempClearC, "clear the temperature alarm below this, °C [LOA_ALARM_TEMP_CLEAR]")
 	fs.StringVar(&c.AlarmWebhook, "alarm-webhook", c.AlarmWebhook, "URL to POST every alarm raise and clear to, as JSON (optional) [LOA_ALARM_WEBHOOK]")
 	fs.StringVar(&c.CAPSender, "cap-sender", c.CAPSender, "sender of exported CAP messages, unique to this controller, e.g. loa.quangngai.gov.vn [LOA_CAP_SENDER]")
+	fs.StringVar(&c.SDPAllow, "sdp-allow", c.SDPAllow, "CIDRs or addresses, comma-separated, the SDP route may stream to besides the caller's own address [LOA_SDP_ALLOW]")
 }
 
 // configFromEnv applies LOA_* variables to c; flags parsed afterwards win.
@@ -40,7 +41,7 @@ func configFromEnv(c *daemon.Config, getenv func(string) string) error {
 		"LOA_MQTT_URL": &c.MQTTURL, "LOA_MQTT_USER": &c.MQTTUser, "LOA_MQTT_PASS": &c.MQTTPass,
 		"LOA_RTP": &c.RTPBind, "LOA_RTP_PUBLIC": &c.RTPPublic, "LOA_LOG": &c.LogLevel,
 		"LOA_FIRMWARE_KEY": &c.FirmwareKey, "LOA_FIRMWARE_URL": &c.FirmwareURL,
-		"LOA_ALARM_WEBHOOK": &c.AlarmWebhook, "LOA_CAP_SENDER": &c.CAPSender,
+		"LOA_ALARM_WEBHOOK": &c.AlarmWebhook, "LOA_CAP_SENDER": &c.CAPSender, "LOA_SDP_ALLOW": &c.SDPAllow,
 	}
 	for k, p := range str {
 		if v := getenv(k); v != "" {
