@@ -151,8 +151,8 @@ func (a *Alert) Validate(now time.Time) error {
 	default:
 		return Errorf(EINVALID, "level: must be %q (khẩn cấp) or %q (ưu tiên), not %q", AlertEmergency, AlertPriority, a.Level)
 	}
-	if len(a.Title) > MaxAlertTitle {
-		return Errorf(EINVALID, "title: at most %d bytes", MaxAlertTitle)
+	if err := ValidateName("title", a.Title, false); err != nil {
+		return err
 	}
 	c := a.Content
 	if (c.MediaID == "") == (strings.TrimSpace(c.Text) == "") {

@@ -2,7 +2,6 @@ package loa
 
 import (
 	"context"
-	"strings"
 	"time"
 )
 
@@ -34,8 +33,8 @@ func (a *Area) Validate() error {
 	if err := ValidateID("id", a.ID); err != nil {
 		return err
 	}
-	if strings.TrimSpace(a.Name) == "" || len(a.Name) > 200 {
-		return Errorf(EINVALID, "name: required, at most 200 bytes")
+	if err := ValidateName("name", a.Name, true); err != nil {
+		return err
 	}
 	switch a.Kind {
 	case AreaProvince:

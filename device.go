@@ -3,7 +3,6 @@ package loa
 import (
 	"context"
 	"math"
-	"strings"
 	"time"
 )
 
@@ -46,8 +45,8 @@ func (d *Device) Validate() error {
 	if err := ValidateID("area_id", d.AreaID); err != nil {
 		return err
 	}
-	if len(d.Name) > 200 || strings.ContainsAny(d.Name, "\x00\n") {
-		return Errorf(EINVALID, "name: at most 200 bytes on one line")
+	if err := ValidateName("name", d.Name, false); err != nil {
+		return err
 	}
 	if math.IsNaN(d.Lat) || d.Lat < -90 || d.Lat > 90 {
 		return Errorf(EINVALID, "lat: must be within -90..90")

@@ -2,7 +2,6 @@ package loa
 
 import (
 	"context"
-	"strings"
 	"time"
 )
 
@@ -31,8 +30,8 @@ func (p *Playlist) Validate() error {
 	if err := ValidateID("id", p.ID); err != nil {
 		return err
 	}
-	if strings.TrimSpace(p.Name) == "" || len(p.Name) > 200 {
-		return Errorf(EINVALID, "name: required, at most 200 bytes")
+	if err := ValidateName("name", p.Name, true); err != nil {
+		return err
 	}
 	if len(p.Items) == 0 || len(p.Items) > MaxPlaylistItems {
 		return Errorf(EINVALID, "items: 1 to %d media items", MaxPlaylistItems)

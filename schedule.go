@@ -70,10 +70,13 @@ type Replacement struct {
 }
 
 // Calendar is a named set of dates, such as a holiday. A date is
-// YYYY-MM-DD, or MM-DD for the same day every year.
+// YYYY-MM-DD, or MM-DD for the same day every year. A calendar of an area
+// is kept by those whose scope holds that area; a station-wide one (no
+// area: the national holidays) only by a station-wide admin.
 type Calendar struct {
-	Name  string   `json:"name"`
-	Dates []string `json:"dates"`
+	Name   string   `json:"name"`
+	Dates  []string `json:"dates"`
+	AreaID string   `json:"area_id,omitempty"`
 }
 
 // Calendars holds calendars by name.

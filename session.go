@@ -63,6 +63,7 @@ type Session struct {
 	EndedAt     time.Time     `json:"ended_at,omitzero"`
 	Origin      Origin        `json:"origin,omitzero"`
 	CreatedBy   string        `json:"created_by,omitempty"` // the user (token) behind it, if any
+	StoppedBy   string        `json:"stopped_by,omitempty"` // who stopped it: a token, or the origin that did ("alert:al-1" cancelled)
 	Reason      string        `json:"reason,omitempty"`     // why it ended, when not by itself
 }
 
@@ -98,10 +99,33 @@ type SessionService interface {
 	// StartSession resolves s.Targets, persists s and starts streaming. It
 	// fills ID, SSRC, Devices, State and StartedAt.
 	StartSession(ctx context.Context, s *Session) error
-	StopSession(ctx context.Context, id, reason string) error
+	// StopSession stops a playing session; by (a token id, or the origin
+	// that stops it, "alert:al-1") is recorded as its StoppedBy.
+	StopSession(ctx context.Context, id, by, reason string) error
 	Session(ctx context.Context, id string) (*Session, error)
 	Sessions(ctx context.Context) ([]*Session, error)
-	// SessionSDP adds dest as a static receiver of the session and returns
-	// the SDP a third-party receiver listening at dest can play.
-	SessionSDP(ctx context.Context, id string, dest netip.AddrPort) (string, error)
+	// SessionSDP adds a third-party listener to the session, for a bounded
+	// time, and returns the SDP a receiver listening at its address can
+	// play. ECONFLICT when the session or the station has as many
+	// listeners as it takes.
+	SessionSDP(ctx context.Context, id string, l ListenerRequest) (string, error)
+	// RemoveListener stops the stream to a listener; ENOTFOUND if none.
+	RemoveListener(ctx context.Context, id string, dest netip.AddrPort) error
+}
+
+// Listener limits: how long a third-party listener of a session's SDP
+// gets the stream, and how many a session and the station take at once.
+const (
+	DefaultListenerTime = time.Hour
+	MaxListenerTime     = 6 * time.Hour
+	MaxSessionListeners = 8
+	MaxStationListeners = 64
+)
+
+// ListenerRequest asks for a session's stream at Dest for For (0:
+// DefaultListenerTime, at most MaxListenerTime).
+type ListenerRequest struct {
+	Dest netip.AddrPort
+	For  time.Duration
+	By   string // who asked: a token id
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"net/http"
 	"strconv"
 	"time"
@@ -124,6 +125,40 @@ func (s *Server) agenda(w http.ResponseWriter, r *http.Request, c *call) error {
 	return nil
 }
 
+// calendarVisible reports whether the caller sees cal: station-wide ones
+// and those of an area within its scope or above it (a province's
+// holidays are its communes' too).
+func (c *call) calendarVisible(cal loa.Calendar) (bool, error) {
+	if !c.scoped() || cal.AreaID == "" {
+		return true, nil
+	}
+	if ok, err := c.areaInScope(cal.AreaID); err != nil || ok {
+		return ok, err
+	}
+	if err := c.loadPath(c.tok.AreaID); err != nil {
+		return false, err
+	}
+	return c.tree.Within(c.tok.AreaID, cal.AreaID), nil
+}
+
+// mayKeepCalendar checks the caller may write a calendar of area (""
+// station-wide): a station-wide one needs a station-wide admin, an area's
+// a caller whose scope holds the area.
+func (c *call) mayKeepCalendar(area string) error {
+	if area == "" {
+		if c.scoped() || c.tok.Role != loa.RoleAdmin {
+			return loa.Errorf(loa.EFORBIDDEN, "area_id: station-wide calendars are kept by station-wide admins; name an area of your scope (%s)", c.tok.AreaID)
+		}
+		return nil
+	}
+	if ok, err := c.areaInScope(area); err != nil {
+		return err
+	} else if !ok {
+		return loa.Errorf(loa.EFORBIDDEN, "area_id: %q is outside your scope (%s)", area, c.tok.AreaID)
+	}
+	return nil
+}
+
 func (s *Server) listCalendars(w http.ResponseWriter, r *http.Request, c *call) error {
 	if s.Schedules == nil {
 		return errUnavailable("schedule")
@@ -132,22 +167,27 @@ func (s *Server) listCalendars(w http.ResponseWriter, r *http.Request, c *call) 
 	if err != nil {
 		return err
 	}
-	if cals == nil {
-		cals = loa.Calendars{}
+	out := loa.Calendars{}
+	for name, cal := range cals {
+		if ok, err := c.calendarVisible(cal); err != nil {
+			return err
+		} else if ok {
+			out[name] = cal
+		}
 	}
-	writeJSON(w, http.StatusOK, cals)
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
 // calendarRequest is the body of PUT /api/v1/calendars/{name}.
 type calendarRequest struct {
-	Name  string    `json:"name"` // optional; must be the path's
-	Dates *[]string `json:"dates"`
+	Name   string    `json:"name"` // optional; must be the path's
+	Dates  *[]string `json:"dates"`
+	AreaID *string   `json:"area_id"` // nil: the calendar's own, or the caller's scope for a new one
 }
 
-// putCalendar creates or replaces a holiday calendar. Calendars are shared
-// by every schedule of the station, so a scoped token may change them only
-// if its scope is a whole province.
+// putCalendar creates or replaces a holiday calendar. The caller must be
+// allowed to keep the calendar where it is and where it goes.
 func (s *Server) putCalendar(w http.ResponseWriter, r *http.Request, c *call) error {
 	name := r.PathValue("name")
 	var req calendarRequest
@@ -160,22 +200,37 @@ func (s *Server) putCalendar(w http.ResponseWriter, r *http.Request, c *call) er
 	if req.Dates == nil {
 		return loa.Errorf(loa.EINVALID, "dates: required (an empty list clears the calendar)")
 	}
-	if c.scoped() {
-		if _, err := c.areaList(); err != nil {
+	if req.AreaID != nil && *req.AreaID != "" {
+		if err := loa.ValidateID("area_id", *req.AreaID); err != nil {
 			return err
-		}
-		if a := c.tree[c.tok.AreaID]; a == nil || a.ParentID != "" {
-			return loa.Errorf(loa.EFORBIDDEN, "calendars are shared by the whole station; your scope (%s) is not a province", c.tok.AreaID)
 		}
 	}
 	if s.Schedules == nil {
 		return errUnavailable("schedule")
 	}
-	cal := loa.Calendar{Name: name, Dates: *req.Dates}
+	cals, err := s.Schedules.Calendars(r.Context())
+	if err != nil {
+		return err
+	}
+	old, exists := cals[name]
+	area := c.tok.AreaID
+	if exists {
+		area = old.AreaID
+		if err := c.mayKeepCalendar(old.AreaID); err != nil {
+			return loa.Errorf(loa.EFORBIDDEN, "calendar %q is kept by others; choose another name", name)
+		}
+	}
+	if req.AreaID != nil {
+		area = *req.AreaID
+	}
+	if err := c.mayKeepCalendar(area); err != nil {
+		return err
+	}
+	cal := loa.Calendar{Name: name, Dates: *req.Dates, AreaID: area}
 	if err := s.Schedules.PutCalendar(r.Context(), cal); err != nil {
 		return err
 	}
-	c.audit("calendar.put", name, strconv.Itoa(len(cal.Dates))+" dates")
+	c.audit("calendar.put", name, strconv.Itoa(len(cal.Dates))+" dates, area "+cmp.Or(area, "station-wide"))
 	writeJSON(w, http.StatusOK, cal)
 	return nil
 }

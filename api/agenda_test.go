@@ -128,8 +128,8 @@ func TestCalendars(t *testing.T) {
 	if cal.Name != "Tết 2027" || len(cal.Dates) != 3 {
 		t.Errorf("put %s", r.body)
 	}
-	// A province-wide token may; the name in the body may repeat the path's.
-	want(t, e.do("PUT", tet, e.province, `{"name":"Tết 2027","dates":["2027-02-05"]}`), http.StatusOK)
+	// The name in the body may repeat the path's.
+	want(t, e.do("PUT", tet, e.admin, `{"name":"Tết 2027","dates":["2027-02-05"]}`), http.StatusOK)
 	// An empty list clears a calendar.
 	want(t, e.do("PUT", "/api/v1/calendars/trong", e.admin, `{"dates":[]}`), http.StatusOK)
 
@@ -141,10 +141,11 @@ func TestCalendars(t *testing.T) {
 		t.Errorf("calendars %s", r.body)
 	}
 
-	// Operators cannot; nor can a province token scoped to one commune,
-	// since calendars silence every commune's schedules.
+	// Station-wide calendars silence every commune's schedules: no scoped
+	// token may change one, not even the province's; operators none.
 	wantError(t, e.do("PUT", tet, e.opA, `{"dates":[]}`), http.StatusForbidden, "forbidden")
-	wantError(t, e.do("PUT", tet, e.provA, `{"dates":[]}`), http.StatusForbidden, "forbidden", "province")
+	wantError(t, e.do("PUT", tet, e.provA, `{"dates":[]}`), http.StatusForbidden, "forbidden")
+	wantError(t, e.do("PUT", tet, e.province, `{"dates":[]}`), http.StatusForbidden, "forbidden")
 
 	for _, c := range []struct{ body, word string }{
 		{`{"dates":["2027-02-30"]}`, "dates[0]"},
@@ -160,5 +161,41 @@ func TestCalendars(t *testing.T) {
 	acts := e.auditActions()
 	if !slices.Equal(acts, []string{"calendar.put trong", "calendar.put Tết 2027", "calendar.put Tết 2027"}) {
 		t.Errorf("audit %v", acts)
+	}
+}
+
+// TestCalendarsScoped: a scoped token keeps the calendars of its own area
+// (its new calendars are of its scope), sees those of its area and above,
+// and neither sees nor changes another area's.
+func TestCalendarsScoped(t *testing.T) {
+	e := newEnv(t)
+	path := func(name string) string { return "/api/v1/calendars/" + url.PathEscape(name) }
+	r := e.do("PUT", path("Lễ hội Hà Nội"), e.province, `{"dates":["10-10"]}`)
+	want(t, r, http.StatusOK)
+	var cal loa.Calendar
+	r.json(t, &cal)
+	if cal.AreaID != "hn" {
+		t.Errorf("the province's new calendar is of %q, want hn", cal.AreaID)
+	}
+	want(t, e.do("PUT", path("Hội làng An Khánh"), e.provA, `{"dates":["03-15"]}`), http.StatusOK)
+	// Not another's, nor moved out of scope or made station-wide.
+	wantError(t, e.do("PUT", path("Lễ hội Hà Nội"), e.provA, `{"dates":[]}`), http.StatusForbidden, "forbidden")
+	wantError(t, e.do("PUT", path("Hội làng An Khánh"), e.provA, `{"dates":[],"area_id":"xa-b"}`), http.StatusForbidden, "forbidden", "area_id")
+	wantError(t, e.do("PUT", path("Hội làng An Khánh"), e.provA, `{"dates":[],"area_id":""}`), http.StatusForbidden, "forbidden", "station-wide")
+	// The province keeps its commune's calendar too.
+	want(t, e.do("PUT", path("Hội làng An Khánh"), e.province, `{"dates":["03-15","03-16"]}`), http.StatusOK)
+
+	seen := func(secret string) loa.Calendars {
+		r := e.do("GET", "/api/v1/calendars", secret, nil)
+		want(t, r, http.StatusOK)
+		var cals loa.Calendars
+		r.json(t, &cals)
+		return cals
+	}
+	if cals := seen(e.opB); cals["Lễ hội Hà Nội"].AreaID != "hn" || cals["Hội làng An Khánh"].Dates != nil {
+		t.Errorf("commune B sees %v; want the province's calendar, not commune A's", cals)
+	}
+	if cals := seen(e.opA); len(cals["Hội làng An Khánh"].Dates) != 2 || cals["Quốc khánh"].Dates == nil {
+		t.Errorf("commune A sees %v; want its own, the province's and the station's", cals)
 	}
 }

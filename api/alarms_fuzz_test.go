@@ -49,6 +49,9 @@ func (fuzzServices) Devices(context.Context) ([]*loa.Device, error) {
 	return []*loa.Device{{ID: "da", AreaID: "a1", Credentials: loa.CredentialsActive}, {ID: "db", AreaID: "b", Credentials: loa.CredentialsActive}}, nil
 }
 func (fuzzServices) CreateToken(context.Context, *loa.Token) (string, error) { return "", nil }
+func (fuzzServices) Token(context.Context, string) (*loa.Token, error)       { return nil, nil }
+func (fuzzServices) Tokens(context.Context) ([]*loa.Token, error)            { return nil, nil }
+func (fuzzServices) RevokeToken(context.Context, string) (*loa.Token, error) { return nil, nil }
 func (fuzzServices) TokenBySecret(_ context.Context, secret string) (*loa.Token, error) {
 	if secret == "scoped" {
 		return &loa.Token{ID: "t2", Role: loa.RoleTechnician, AreaID: "a"}, nil

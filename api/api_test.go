@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -83,6 +84,9 @@ func newEnv(t *testing.T) *env {
 	e.alarms, e.health = newFakeAlarms(), &fakeHealth{}
 	token := func(name, role, area string) string {
 		tok := &loa.Token{Name: name, Role: role, AreaID: area}
+		if role != loa.RoleTechnician {
+			tok.CAPSenders = []string{"kttv.hanoi"} // the province's weather service
+		}
 		secret, err := db.CreateToken(ctx, tok)
 		if err != nil {
 			t.Fatal(err)
@@ -100,13 +104,14 @@ func newEnv(t *testing.T) *env {
 	e.registry.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "loa_test_total", Help: "test"}))
 	s := &api.Server{
 		Areas: db, Devices: db, Tokens: db, Audit: db,
-		Media: e.media, Sessions: e.sessions,
+		Media: e.media, Sessions: e.sessions, Playlists: db, Alerts: &fakeAlerts{db: db},
 		Schedules: e.sched, PlayLog: e.playlog, Now: func() time.Time { return testNow },
 		Alarms: e.alarms, Health: e.health,
 		Presence: fakePresence{"dev-a1": {ID: "dev-a1", Online: true, Telemetry: &loa.Telemetry{RSSI: -71, Volume: 80,
 			Stream: &loa.StreamStats{Received: 990, Lost: 10}}}},
 		Gatherer:  e.registry,
 		MaxUpload: 64 << 10,
+		SDPAllow:  []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/32")}, // a listening lab
 	}
 	e.srv = httptest.NewServer(api.ValidateWithSpec(t, s.Handler()))
 	t.Cleanup(e.srv.Close)

@@ -94,7 +94,8 @@ type areaDeleter interface {
 
 // deleteArea deletes an area in the caller's scope that has no child
 // areas, no devices in service, no scoped tokens, no fallback and no
-// schedules targeting it; 409 naming the first such dependant otherwise.
+// schedules targeting it; 409 naming the first such kind of dependant
+// otherwise (tokens and schedules by count: they may be of another scope).
 func (s *Server) deleteArea(w http.ResponseWriter, r *http.Request, c *call) error {
 	id := r.PathValue("id")
 	if err := loa.ValidateID("id", id); err != nil {

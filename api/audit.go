@@ -13,7 +13,8 @@ const (
 	maxAuditLimit     = 1000
 )
 
-// auditLog answers the newest audit records, ?limit=N of them.
+// auditLog answers the newest audit records of the caller's scope, ?limit=N
+// of them.
 func (s *Server) auditLog(w http.ResponseWriter, r *http.Request, c *call) error {
 	if s.Audit == nil {
 		return errUnavailable("audit")
@@ -26,7 +27,18 @@ func (s *Server) auditLog(w http.ResponseWriter, r *http.Request, c *call) error
 		}
 		limit = n
 	}
-	recs, err := s.Audit.AuditLog(r.Context(), limit)
+	var keep func(*loa.AuditRecord) bool
+	if c.scoped() {
+		// A scoped admin reads what callers within its scope did; the
+		// system's and station-wide callers' records are not its to read.
+		if _, err := c.areaList(); err != nil {
+			return err
+		}
+		keep = func(rec *loa.AuditRecord) bool {
+			return rec.Scope != "" && c.tree.Within(rec.Scope, c.tok.AreaID)
+		}
+	}
+	recs, err := s.Audit.AuditLogWhere(r.Context(), limit, keep)
 	if err != nil {
 		return err
 	}

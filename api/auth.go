@@ -14,14 +14,26 @@ import (
 type handler func(w http.ResponseWriter, r *http.Request, c *call) error
 
 // call is what a handler knows about the caller: the token and, loaded on
-// first use, the area tree and device registry its scope is checked with.
+// first use, the part of the area tree and the devices its scope is
+// checked with. A scoped call loads only its own subtree and the paths of
+// the areas it asks about, never the whole tree (see AreaIndex).
 type call struct {
 	s       *Server
 	ctx     context.Context
 	tok     *loa.Token
-	areas   []*loa.Area
-	tree    loa.AreaTree
+	areas   []*loa.Area  // what areaList answered
+	listed  bool         // areas (and tree) hold every area the caller may see
+	tree    loa.AreaTree // every area loaded so far, each with its ancestors
+	missing map[string]bool
 	devices map[string]*loa.Device
+}
+
+// AreaIndex is the area tree's index (store.DB): a subtree and a path to
+// the root, each read without loading the rest of the tree. Without it
+// (an AreaService that lacks it) every scoped call loads every area.
+type AreaIndex interface {
+	AreaSubtree(ctx context.Context, root string) ([]*loa.Area, error)
+	AreaPath(ctx context.Context, id string) ([]*loa.Area, error)
 }
 
 // auth checks the bearer token and that its role may perform action, then
@@ -79,28 +91,83 @@ func (s *Server) authenticate(r *http.Request) (*loa.Token, error) {
 // scoped reports whether the caller's token is limited to an area subtree.
 func (c *call) scoped() bool { return c.tok.AreaID != "" }
 
-// areaList loads every area, and the tree over them, once per call.
+// areaList returns, once per call, the areas the caller may see: every
+// area for an unscoped caller; for a scoped one its scope's subtree, read
+// through the index, and (in the tree only) the scope's ancestors.
 func (c *call) areaList() ([]*loa.Area, error) {
-	if c.tree != nil {
+	if c.listed {
 		return c.areas, nil
 	}
 	if c.s.Areas == nil {
 		return nil, errUnavailable("area")
 	}
-	areas, err := c.s.Areas.Areas(c.ctx)
-	if err != nil {
+	idx, ok := c.s.Areas.(AreaIndex)
+	if !c.scoped() || !ok {
+		areas, err := c.s.Areas.Areas(c.ctx)
+		if err != nil {
+			return nil, err
+		}
+		c.areas, c.tree, c.listed = areas, loa.NewAreaTree(areas), true
+		return areas, nil
+	}
+	sub, err := idx.AreaSubtree(c.ctx, c.tok.AreaID)
+	if err != nil && loa.ErrorCode(err) != loa.ENOTFOUND {
 		return nil, err
 	}
-	c.areas, c.tree = areas, loa.NewAreaTree(areas)
-	return areas, nil
+	if err := c.loadPath(c.tok.AreaID); err != nil {
+		return nil, err
+	}
+	for _, a := range sub {
+		c.tree[a.ID] = a
+	}
+	c.areas, c.listed = sub, true
+	return sub, nil
 }
 
-// areaInScope reports whether area id is within the caller's scope.
+// loadPath adds area id and its ancestors to the call's tree: O(depth).
+// An unknown id is remembered as such.
+func (c *call) loadPath(id string) error {
+	if c.tree == nil {
+		c.tree = loa.AreaTree{}
+	}
+	if c.tree[id] != nil || c.missing[id] {
+		return nil
+	}
+	if c.s.Areas == nil {
+		return errUnavailable("area")
+	}
+	idx, ok := c.s.Areas.(AreaIndex)
+	if !ok {
+		_, err := c.areaList()
+		return err
+	}
+	path, err := idx.AreaPath(c.ctx, id)
+	if loa.ErrorCode(err) == loa.ENOTFOUND {
+		if c.missing == nil {
+			c.missing = map[string]bool{}
+		}
+		c.missing[id] = true
+		return nil
+	} else if err != nil {
+		return err
+	}
+	for _, a := range path {
+		c.tree[a.ID] = a
+	}
+	return nil
+}
+
+// areaInScope reports whether area id is within the caller's scope. Once
+// the caller's subtree is loaded it answers from it; before, it reads only
+// id's path to the root.
 func (c *call) areaInScope(id string) (bool, error) {
 	if !c.scoped() {
 		return true, nil
 	}
-	if _, err := c.areaList(); err != nil {
+	if c.listed {
+		return c.tree.Within(id, c.tok.AreaID), nil
+	}
+	if err := c.loadPath(id); err != nil {
 		return false, err
 	}
 	return c.tree.Within(id, c.tok.AreaID), nil
@@ -108,32 +175,28 @@ func (c *call) areaInScope(id string) (bool, error) {
 
 // deviceInScope reports whether device id exists and is within the caller's
 // scope. For an unscoped caller it only reports whether the device exists.
-// A decommissioned device, absent from the active list, still counts: its
-// history stays readable.
+// A decommissioned device still counts: its history stays readable. Each
+// device is read once per call, by id.
 func (c *call) deviceInScope(id string) (bool, error) {
-	if c.devices == nil {
-		if c.s.Devices == nil {
-			return false, errUnavailable("device")
-		}
-		list, err := c.s.Devices.Devices(c.ctx)
-		if err != nil {
-			return false, err
-		}
-		c.devices = make(map[string]*loa.Device, len(list))
-		for _, d := range list {
-			c.devices[d.ID] = d
-		}
+	if c.s.Devices == nil {
+		return false, errUnavailable("device")
 	}
-	d := c.devices[id]
-	if d == nil {
-		old, err := c.s.Devices.Device(c.ctx, id)
-		if loa.ErrorCode(err) == loa.ENOTFOUND || err == nil && !old.Decommissioned() {
-			return false, nil
+	d, seen := c.devices[id]
+	if !seen {
+		var err error
+		d, err = c.s.Devices.Device(c.ctx, id)
+		if loa.ErrorCode(err) == loa.ENOTFOUND {
+			d = nil
 		} else if err != nil {
 			return false, err
 		}
-		c.devices[id] = old
-		d = old
+		if c.devices == nil {
+			c.devices = map[string]*loa.Device{}
+		}
+		c.devices[id] = d
+	}
+	if d == nil {
+		return false, nil
 	}
 	return c.areaInScope(d.AreaID)
 }
@@ -163,7 +226,7 @@ func (c *call) audit(action, object, detail string) {
 	if c.s.Audit == nil {
 		return
 	}
-	rec := loa.AuditRecord{Actor: c.tok.ID, Action: action, Object: object, Detail: detail}
+	rec := loa.AuditRecord{Actor: c.tok.ID, Action: action, Object: object, Detail: detail, Scope: c.tok.AreaID}
 	if err := c.s.Audit.Audit(c.ctx, rec); err != nil {
 		c.s.logger().LogAttrs(c.ctx, slog.LevelError, "audit record lost",
 			slog.String("actor", rec.Actor), slog.String("action", action),

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"strings"
 
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/cap"
@@ -84,6 +85,14 @@ func (cc capCaller) ID() string                                 { return cc.c.to
 func (cc capCaller) AreaInScope(id string) (bool, error)        { return cc.c.areaInScope(id) }
 func (cc capCaller) TargetsVisible(t loa.Targets) (bool, error) { return cc.c.targetsVisible(t) }
 func (cc capCaller) Audit(action, object, detail string)        { cc.c.audit(action, object, detail) }
+
+func (cc capCaller) MaySendCAPAs(sender string) error {
+	if !cc.c.tok.MaySendCAPAs(sender) {
+		return loa.Errorf(loa.EFORBIDDEN, "sender: %q is not among the CAP senders of your token (%s); an admin grants them (cap_senders)",
+			sender, strings.Join(cc.c.tok.CAPSenders, " "))
+	}
+	return nil
+}
 
 func (cc capCaller) MaySend(a *loa.Alert) error {
 	if err := cc.c.canSendLevel(a.Level); err != nil {

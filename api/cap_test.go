@@ -280,3 +280,59 @@ func TestCAPExportScope(t *testing.T) {
 	wantError(t, c.get(c.opB, "/api/v1/alerts/"+a.ID+"/cap"), http.StatusNotFound, loa.ENOTFOUND)
 	wantError(t, c.get(c.admin, "/api/v1/alerts/nope/cap"), http.StatusNotFound, loa.ENOTFOUND)
 }
+
+// TestCAPSendersBoundToTheCaller: a ưu tiên token of another province can
+// neither send as this province's sender nor, with its own sender, block
+// this province's khẩn cấp message; a repeat's 409 names the alert only
+// to a caller who may see it.
+func TestCAPSendersBoundToTheCaller(t *testing.T) {
+	c := newCAPEnv(t, true)
+	ctx := context.Background()
+	if err := c.db.CreateAreas(ctx, []*loa.Area{
+		{ID: "dn", Name: "Đà Nẵng", Kind: loa.AreaProvince},
+		{ID: "xa-d", ParentID: "dn", Name: "Xã Hòa Vang", Kind: loa.AreaCommune},
+		{ID: "d-1", ParentID: "xa-d", Name: "Thôn Nam", Kind: loa.AreaCluster, Code: "20001"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	other := &loa.Token{Name: "Sở Đà Nẵng", Role: loa.RoleOperator, AreaID: "dn", CAPSenders: []string{"kttv.danang"}}
+	otherSecret, err := c.db.CreateToken(ctx, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := func(sender string, msg []byte) []byte {
+		return bytes.Replace(msg, []byte("<sender>kttv.hanoi</sender>"), []byte("<sender>"+sender+"</sender>"), 1)
+	}
+	theirArea := `<area><areaDesc>Thôn Nam</areaDesc><geocode><valueName>MaDVHC</valueName><value>20001</value></geocode></area>`
+	squat := capXML("bao-so-5", "Actual", "Alert", "Expected", "Severe", "", theirArea)
+
+	wantError(t, c.post(otherSecret, "application/cap+xml", squat), http.StatusForbidden, loa.EFORBIDDEN, "sender", "kttv.hanoi")
+	want(t, c.post(otherSecret, "application/cap+xml", from("kttv.danang", squat)), http.StatusCreated)
+
+	genuine := capXML("bao-so-5", "Actual", "Alert", "Immediate", "Extreme", "", bothPolygon)
+	r := c.post(c.province, "application/cap+xml", genuine)
+	want(t, r, http.StatusCreated)
+	var a loa.Alert
+	r.json(t, &a)
+	if a.Level != loa.AlertEmergency || a.CAP == nil || a.CAP.Sender != "kttv.hanoi" {
+		t.Fatalf("genuine alert %+v", a)
+	}
+
+	// A repeat: the province sees which alert it was; the operator of
+	// commune B (the alert reaches commune A too) and the other province
+	// learn nothing of it.
+	wantError(t, c.post(c.province, "application/cap+xml", genuine), http.StatusConflict, loa.ECONFLICT, a.ID)
+	for _, secret := range []string{c.opB, c.provA} {
+		r := c.post(secret, "application/cap+xml", capXML("bao-so-5", "Actual", "Alert", "Expected", "Severe", "", bothPolygon))
+		wantError(t, r, http.StatusConflict, loa.ECONFLICT)
+		if strings.Contains(string(r.body), a.ID) || strings.Contains(string(r.body), "al-") {
+			t.Errorf("409 to another scope names the alert: %s", r.body)
+		}
+	}
+	// Nor may the other province cancel this province's message.
+	cancel := from("kttv.danang", capXML("huy-1", "Actual", "Cancel", "", "", "kttv.hanoi,bao-so-5,2026-11-25T09:55:00+07:00", ""))
+	wantError(t, c.post(otherSecret, "application/cap+xml", cancel), http.StatusNotFound, loa.ENOTFOUND)
+	if got, _ := c.alerts.Alert(ctx, a.ID); got.State != loa.AlertActive {
+		t.Errorf("the genuine alert is %s", got.State)
+	}
+}

@@ -57,6 +57,11 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, c *call) er
 	if err != nil {
 		return err
 	}
+	if c.scoped() { // one read of the subtree, not a path per device
+		if _, err := c.areaList(); err != nil {
+			return err
+		}
+	}
 	list, err := s.Devices.Devices(r.Context())
 	if err != nil {
 		return err

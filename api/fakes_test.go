@@ -88,6 +88,7 @@ type fakeSessions struct {
 	mu    sync.Mutex
 	all   map[string]*loa.Session
 	dests []netip.AddrPort
+	fors  []time.Duration
 }
 
 func (f *fakeSessions) StartSession(ctx context.Context, s *loa.Session) error {
@@ -109,7 +110,7 @@ func (f *fakeSessions) StartSession(ctx context.Context, s *loa.Session) error {
 	return nil
 }
 
-func (f *fakeSessions) StopSession(ctx context.Context, id, reason string) error {
+func (f *fakeSessions) StopSession(ctx context.Context, id, by, reason string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s, ok := f.all[id]
@@ -119,7 +120,7 @@ func (f *fakeSessions) StopSession(ctx context.Context, id, reason string) error
 	if s.State != loa.SessionPlaying {
 		return loa.Errorf(loa.ECONFLICT, "session %q is %s", id, s.State)
 	}
-	s.State, s.Reason = loa.SessionStopped, reason
+	s.State, s.Reason, s.StoppedBy = loa.SessionStopped, reason, by
 	return nil
 }
 
@@ -145,16 +146,29 @@ func (f *fakeSessions) Sessions(ctx context.Context) ([]*loa.Session, error) {
 	return out, nil
 }
 
-func (f *fakeSessions) SessionSDP(ctx context.Context, id string, dest netip.AddrPort) (string, error) {
+func (f *fakeSessions) SessionSDP(ctx context.Context, id string, req loa.ListenerRequest) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s, ok := f.all[id]
 	if !ok {
 		return "", loa.Errorf(loa.ENOTFOUND, "session %q not found", id)
 	}
+	dest := req.Dest
 	f.dests = append(f.dests, dest)
+	f.fors = append(f.fors, req.For)
 	return fmt.Sprintf("v=0\r\no=- %d 0 IN IP4 127.0.0.1\r\ns=%s\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio %d RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\n",
 		s.SSRC, s.ID, dest.Addr(), dest.Port()), nil
+}
+
+func (f *fakeSessions) RemoveListener(ctx context.Context, id string, dest netip.AddrPort) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i := slices.Index(f.dests, dest)
+	if i < 0 {
+		return loa.Errorf(loa.ENOTFOUND, "session %s has no listener %s", id, dest)
+	}
+	f.dests = slices.Delete(f.dests, i, i+1)
+	return nil
 }
 
 func (f *fakeSessions) count() int {

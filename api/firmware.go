@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/protocol"
@@ -47,8 +46,8 @@ func (s *Server) uploadFirmware(w http.ResponseWriter, r *http.Request, c *call)
 		if name == "" {
 			name = strings.TrimSpace(part.FileName())
 		}
-		if len(name) > maxFirmwareField || !utf8.ValidString(name) {
-			name = ""
+		if loa.ValidateName("name", name, false) != nil {
+			name = "" // the file name a browser sent is only a hint
 		}
 		img, err := s.Firmware.UploadFirmware(r.Context(), fields["version"], fields["sig"], name, part, c.tok.ID)
 		if err != nil {

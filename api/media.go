@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
-	"unicode/utf8"
 
 	"github.com/loa-broadcast/loa"
 )
@@ -60,8 +59,8 @@ func (s *Server) uploadMedia(w http.ResponseWriter, r *http.Request, c *call) er
 			if name == "" {
 				return loa.Errorf(loa.EINVALID, `name: required; send a "name" field or a file name`)
 			}
-			if len(name) > maxMediaName || !utf8.ValidString(name) {
-				return loa.Errorf(loa.EINVALID, "name: at most %d bytes of UTF-8", maxMediaName)
+			if err := loa.ValidateName("name", name, true); err != nil {
+				return err
 			}
 			m, err := s.Media.ImportMedia(r.Context(), name, part, c.tok.ID)
 			if err != nil {

@@ -57,14 +57,16 @@
 //	POST /api/v1/schedules/{id}/disable    → 200 schedule
 //	GET  /api/v1/schedules/{id}/next?n=10&after=RFC3339  [occurrence]
 //	GET  /api/v1/agenda?from=&to=|day=YYYY-MM-DD|week=YYYY-MM-DD  [occurrence] in scope; ≤ 31 days, default today
-//	GET  /api/v1/calendars                 {name: calendar}
-//	PUT  /api/v1/calendars/{name}          {dates:["2027-02-06","09-02"]} → 200 calendar
+//	GET  /api/v1/calendars                 {name: calendar}: the station's, and those of areas in scope or above it
+//	PUT  /api/v1/calendars/{name}          {dates:["2027-02-06","09-02"],area_id} → 200 calendar; station-wide ones only by station-wide admins
 //	GET  /api/v1/playlog?from=&to=&area=&device=&limit=  [play log entry]
 //	GET  /api/v1/sessions                  [session] in scope
 //	POST /api/v1/sessions                  {media_id|playlist_id,targets:{areas,devices},priority,max_duration} → 201 session
 //	GET  /api/v1/sessions/{id}             session
-//	POST /api/v1/sessions/{id}/stop        → 200 session
-//	GET  /api/v1/sessions/{id}/sdp?dest=IP:PORT  application/sdp
+//	POST /api/v1/sessions/{id}/stop        → 200 session, with the authority of its origin (an alert's: 403, cancel the alert)
+//	GET  /api/v1/sessions/{id}/sdp?dest=IP:PORT&for=1h  application/sdp: streams to dest for ?for= (≤ 6h); dest is the
+//	                                        caller's own address or in SDPAllow; 8 listeners a session, 64 a station
+//	DELETE /api/v1/sessions/{id}/listeners/{dest}  → 204: the stream to dest stops
 //	GET  /api/v1/alerts                    [alert + "totals"] in scope, newest first
 //	POST /api/v1/alerts                    {title,level: khan_cap|uu_tien,content:{media_id|text,tone},targets:{areas,devices},
 //	                                        repeats 1–10,gap:"5s",volume 1–100,expires_at RFC3339|expires_in:"1h",test} → 201 alert
@@ -75,8 +77,15 @@
 //	                                        200 the cancelled alert (Cancel; 404 if no reference is known),
 //	                                        202 {sounded:false,reason} (System, Draft, Ack, Error); 409 a repeated identifier
 //	GET  /api/v1/alerts/{id}/cap           application/cap+xml: the CAP message it came from, or one generated; also ?format=cap
-//	POST /api/v1/tokens                    {name,role,area_id} → 201 {token,secret}
-//	GET  /api/v1/audit?limit=N             [audit record], newest first
+//	GET  /api/v1/tokens                    [token] in scope (revoked and expired too; never a secret)
+//	POST /api/v1/tokens                    {name,role,area_id,cap_senders,expires_at} → 201 {token,secret}
+//	DELETE /api/v1/tokens/{id}             → 200 token: revoked, refused from the next request on
+//	GET  /api/v1/audit?limit=N             [audit record] in scope, newest first
+//
+// Sessions: stopping one needs the authority of its origin (mayStop): an
+// alert's only through the alert's cancel, a schedule's by those who may
+// change the schedule, a manual one by its starter or a wider scope.
+// CAP messages are taken only from the token's cap_senders.
 //
 // Alerts: khẩn cấp (emergency, priority 240, overrides volume and mute)
 // only from admin and province tokens; ưu tiên (priority, 200) also from
@@ -116,6 +125,7 @@ package api
 import (
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -160,6 +170,7 @@ type Server struct {
 	RequestTimeout time.Duration
 	Logger         *slog.Logger     // nil = discard
 	Now            func() time.Time // the clock of default times; nil = time.Now
+	SDPAllow       []netip.Prefix   // where SDP listeners may be besides the caller's own address
 }
 
 // Handler returns the HTTP handler serving the API, /healthz, /metrics and
@@ -287,6 +298,7 @@ func (s *Server) routes() []apiRoute {
 	route("GET /api/v1/sessions/{id}", loa.ActionRead, s.getSession)
 	route("POST /api/v1/sessions/{id}/stop", loa.ActionSession, s.stopSession)
 	route("GET /api/v1/sessions/{id}/sdp", loa.ActionSession, s.sessionSDP)
+	route("DELETE /api/v1/sessions/{id}/listeners/{dest}", loa.ActionSession, s.removeListener)
 
 	route("GET /api/v1/alerts", loa.ActionRead, s.listAlerts)
 	route("POST /api/v1/alerts", loa.ActionSession, s.sendAlert)
@@ -298,7 +310,9 @@ func (s *Server) routes() []apiRoute {
 	route("PUT /api/v1/areas/{id}/tests", loa.ActionArea, s.setAreaTests)
 
 	route("GET /api/v1/me", loa.ActionRead, s.me)
+	route("GET /api/v1/tokens", loa.ActionManageTokens, s.listTokens)
 	route("POST /api/v1/tokens", loa.ActionManageTokens, s.createToken)
+	route("DELETE /api/v1/tokens/{id}", loa.ActionManageTokens, s.revokeToken)
 	route("GET /api/v1/audit", loa.ActionManageTokens, s.auditLog)
 	return routes
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"time"
 
 	"github.com/loa-broadcast/loa"
 )
@@ -148,18 +149,88 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, c *call) e
 	return nil
 }
 
-// stopSession stops a session the caller may see and answers its new state.
+// mayStop checks the caller's authority over a session it can see: the
+// authority of the session's origin. An alert's session stops only by
+// cancelling the alert (for every role: the alert's report and its
+// receivers then agree on why it ended); a schedule's by those who may
+// change that schedule; a fallback by those who may change the area's
+// fallback; anything else (a manual session) by its starter or a caller
+// whose scope holds the starter's. The emergency band needs an admin or
+// province token whatever the origin.
+func (s *Server) mayStop(c *call, sess *loa.Session) error {
+	o := sess.Origin
+	if o.Kind == loa.OriginAlert {
+		return loa.Errorf(loa.EFORBIDDEN, "session %s carries alert %s: cancel the alert to stop it (POST /api/v1/alerts/%s/cancel)", sess.ID, o.ID, o.ID)
+	}
+	if err := c.mayUseBand(sess.Priority); err != nil {
+		return loa.Errorf(loa.EFORBIDDEN, "priority: session %s is in the emergency band; stopping it needs an admin or province token", sess.ID)
+	}
+	switch o.Kind {
+	case loa.OriginSchedule:
+		if s.Schedules == nil {
+			return errUnavailable("schedule")
+		}
+		_, err := s.scheduleToChange(c, o.ID)
+		switch code := loa.ErrorCode(err); {
+		case err == nil:
+			return nil
+		case code == loa.ENOTFOUND:
+			// Deleted since it fired (the session's own targets were
+			// checked), or out of the caller's scope.
+			if _, gone := s.Schedules.Schedule(c.ctx, o.ID); loa.ErrorCode(gone) == loa.ENOTFOUND {
+				return nil
+			}
+			return loa.Errorf(loa.EFORBIDDEN, "session %s was started by a schedule you may not change; ask who manages it", sess.ID)
+		case code == loa.EFORBIDDEN:
+			return loa.Errorf(loa.EFORBIDDEN, "session %s was started by schedule %s, which you may not change: %s", sess.ID, o.ID, loa.ErrorMessage(err))
+		default:
+			return err
+		}
+	case loa.OriginFallback:
+		if !c.tok.Can(loa.ActionSession) {
+			return loa.Errorf(loa.EFORBIDDEN, "session %s is the fallback of area %s; changing it needs the session permission", sess.ID, o.ID)
+		}
+		if ok, err := c.areaInScope(o.ID); err != nil {
+			return err
+		} else if !ok {
+			return loa.Errorf(loa.EFORBIDDEN, "session %s is the fallback of an area outside your scope", sess.ID)
+		}
+		return nil
+	}
+	if sess.CreatedBy == "" || sess.CreatedBy == c.tok.ID || !c.scoped() || s.Tokens == nil {
+		return nil
+	}
+	starter, err := s.Tokens.Token(c.ctx, sess.CreatedBy)
+	if loa.ErrorCode(err) == loa.ENOTFOUND {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if starter.AreaID != "" {
+		if ok, err := c.areaInScope(starter.AreaID); err != nil || ok {
+			return err
+		}
+	}
+	return loa.Errorf(loa.EFORBIDDEN, "session %s was started from a wider scope than yours (%s); ask who started it", sess.ID, c.tok.AreaID)
+}
+
+// stopSession stops a session the caller may see and has the authority of
+// its origin over, records who stopped it, and answers its new state.
 func (s *Server) stopSession(w http.ResponseWriter, r *http.Request, c *call) error {
 	id := r.PathValue("id")
-	if _, err := s.session(c, id); err != nil {
+	sess, err := s.session(c, id)
+	if err != nil {
+		return err
+	}
+	if err := s.mayStop(c, sess); err != nil {
 		return err
 	}
 	reason := "stopped by " + c.tok.ID
-	if err := s.Sessions.StopSession(r.Context(), id, reason); err != nil {
+	if err := s.Sessions.StopSession(r.Context(), id, c.tok.ID, reason); err != nil {
 		return err
 	}
-	c.audit("session.stop", id, "")
-	sess, err := s.Sessions.Session(r.Context(), id)
+	c.audit("session.stop", id, "origin "+sess.Origin.String()+", priority "+strconv.Itoa(int(sess.Priority)))
+	sess, err = s.Sessions.Session(r.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -167,34 +238,102 @@ func (s *Server) stopSession(w http.ResponseWriter, r *http.Request, c *call) er
 	return nil
 }
 
-// sessionSDP adds ?dest=IP:PORT as a static receiver of the session and
-// answers the SDP that lets a third-party receiver there play it.
-func (s *Server) sessionSDP(w http.ResponseWriter, r *http.Request, c *call) error {
-	id := r.PathValue("id")
-	raw := r.URL.Query().Get("dest")
+// parseDest reads a listener's address, IP:PORT ([addr]:port for IPv6).
+func parseDest(field, raw string) (netip.AddrPort, error) {
 	if raw == "" {
-		return loa.Errorf(loa.EINVALID, "dest: required, as IP:PORT (for IPv6, [addr]:port)")
+		return netip.AddrPort{}, loa.Errorf(loa.EINVALID, "%s: required, as IP:PORT (for IPv6, [addr]:port)", field)
 	}
 	dest, err := netip.ParseAddrPort(raw)
 	if err != nil {
-		return loa.Errorf(loa.EINVALID, "dest: %s is not IP:PORT (for IPv6, [addr]:port)", strconv.Quote(raw))
+		return netip.AddrPort{}, loa.Errorf(loa.EINVALID, "%s: %s is not IP:PORT (for IPv6, [addr]:port)", field, strconv.Quote(raw))
 	}
 	if dest.Port() == 0 || dest.Addr().IsUnspecified() {
-		return loa.Errorf(loa.EINVALID, "dest: needs a concrete address and a non-zero port")
+		return netip.AddrPort{}, loa.Errorf(loa.EINVALID, "%s: needs a concrete address and a non-zero port", field)
 	}
-	if _, err := s.session(c, id); err != nil {
-		return err
+	return netip.AddrPortFrom(dest.Addr().Unmap(), dest.Port()), nil
+}
+
+// mayListen checks the caller may send a session's stream to a listener:
+// it may see the session and start one like it (the emergency band needs
+// an admin or province token).
+func (s *Server) mayListen(c *call, id string) (*loa.Session, error) {
+	sess, err := s.session(c, id)
+	if err != nil {
+		return nil, err
 	}
-	sdp, err := s.Sessions.SessionSDP(r.Context(), id, dest)
+	if err := c.mayUseBand(sess.Priority); err != nil {
+		return nil, loa.Errorf(loa.EFORBIDDEN, "priority: session %s is in the emergency band; listening to it needs an admin or province token", id)
+	}
+	return sess, nil
+}
+
+// destAllowed checks a listener's address is the caller's own (the
+// request's source) or in the station's allow-list (Server.SDPAllow), so
+// the controller cannot be made to stream at anyone else.
+func (s *Server) destAllowed(r *http.Request, dest netip.AddrPort) error {
+	if src, err := netip.ParseAddrPort(r.RemoteAddr); err == nil && src.Addr().Unmap() == dest.Addr() {
+		return nil
+	}
+	for _, p := range s.SDPAllow {
+		if p.Contains(dest.Addr()) {
+			return nil
+		}
+	}
+	return loa.Errorf(loa.EFORBIDDEN, "dest: %s is neither your own address nor in the station's allow-list (loa serve -sdp-allow)", dest.Addr())
+}
+
+// sessionSDP adds ?dest=IP:PORT as a listener of the session for ?for=
+// (default 1h) and answers the SDP that lets a third-party receiver there
+// play it. Asking again renews the time.
+func (s *Server) sessionSDP(w http.ResponseWriter, r *http.Request, c *call) error {
+	id := r.PathValue("id")
+	q := r.URL.Query()
+	dest, err := parseDest("dest", q.Get("dest"))
 	if err != nil {
 		return err
 	}
-	c.audit("session.sdp", id, "dest "+dest.String())
+	ttl := loa.DefaultListenerTime
+	if raw := q.Get("for"); raw != "" {
+		d, err := time.ParseDuration(raw)
+		if err != nil || d < time.Minute || d > loa.MaxListenerTime {
+			return loa.Errorf(loa.EINVALID, "for: %s; want a duration within 1m..%v", strconv.Quote(raw), loa.MaxListenerTime)
+		}
+		ttl = d
+	}
+	if _, err := s.mayListen(c, id); err != nil {
+		return err
+	}
+	if err := s.destAllowed(r, dest); err != nil {
+		return err
+	}
+	sdp, err := s.Sessions.SessionSDP(r.Context(), id, loa.ListenerRequest{Dest: dest, For: ttl, By: c.tok.ID})
+	if err != nil {
+		return err
+	}
+	c.audit("session.sdp", id, "dest "+dest.String()+" for "+ttl.String())
 	h := w.Header()
 	h.Set("Content-Type", "application/sdp")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
 	_, _ = io.WriteString(w, sdp)
+	return nil
+}
+
+// removeListener stops the stream to a listener of the session.
+func (s *Server) removeListener(w http.ResponseWriter, r *http.Request, c *call) error {
+	id := r.PathValue("id")
+	dest, err := parseDest("dest", r.PathValue("dest"))
+	if err != nil {
+		return err
+	}
+	if _, err := s.mayListen(c, id); err != nil {
+		return err
+	}
+	if err := s.Sessions.RemoveListener(r.Context(), id, dest); err != nil {
+		return err
+	}
+	c.audit("session.listener.remove", id, "dest "+dest.String())
+	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

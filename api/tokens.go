@@ -1,19 +1,27 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
+	"time"
 
 	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/cap"
 )
+
+// maxCAPSenders bounds the CAP senders one token may be granted.
+const maxCAPSenders = 32
 
 // tokenRequest is the body of POST /api/v1/tokens.
 type tokenRequest struct {
-	Name   string `json:"name"`
-	Role   string `json:"role"`
-	AreaID string `json:"area_id"`
+	Name       string   `json:"name"`
+	Role       string   `json:"role"`
+	AreaID     string   `json:"area_id"`
+	CAPSenders []string `json:"cap_senders"`
+	ExpiresAt  string   `json:"expires_at"` // RFC 3339; "" = never
 }
 
 // tokenCreated is the answer to POST /api/v1/tokens. The secret is shown
@@ -29,15 +37,17 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request, c *call) error {
 	return nil
 }
 
-// createToken issues a token no wider than the caller's own scope.
+// createToken issues a token no wider than the caller's own: its scope
+// within the caller's, its CAP senders among the caller's (a station-wide
+// admin grants any).
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c *call) error {
 	var req tokenRequest
 	if err := decodeJSON(r.Body, &req); err != nil {
 		return err
 	}
 	name := strings.TrimSpace(req.Name)
-	if name == "" || len(name) > 200 || !utf8.ValidString(name) || strings.ContainsAny(name, "\x00\r\n") {
-		return loa.Errorf(loa.EINVALID, "name: required, at most 200 bytes on one line")
+	if err := loa.ValidateName("name", name, true); err != nil {
+		return err
 	}
 	if !loa.ValidRole(req.Role) {
 		return loa.Errorf(loa.EINVALID, "role: must be admin, province, operator or technician, not %s", strconv.Quote(req.Role))
@@ -46,6 +56,32 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c *call) er
 		if err := loa.ValidateID("area_id", req.AreaID); err != nil {
 			return err
 		}
+	}
+	if len(req.CAPSenders) > maxCAPSenders {
+		return loa.Errorf(loa.EINVALID, "cap_senders: at most %d", maxCAPSenders)
+	}
+	for i, snd := range req.CAPSenders {
+		if err := cap.CheckSender(snd); err != nil {
+			return loa.Errorf(loa.EINVALID, "cap_senders[%d]: %s", i, loa.ErrorMessage(err))
+		}
+		if !c.tok.MaySendCAPAs(snd) {
+			return loa.Errorf(loa.EFORBIDDEN, "cap_senders[%d]: %q is not among your own CAP senders", i, snd)
+		}
+	}
+	var expires time.Time
+	if req.ExpiresAt != "" {
+		t, err := time.Parse(time.RFC3339, req.ExpiresAt)
+		if err != nil {
+			return loa.Errorf(loa.EINVALID, "expires_at: %s is not an RFC 3339 time like 2027-01-01T00:00:00+07:00", strconv.Quote(req.ExpiresAt))
+		}
+		if !t.After(s.now()) {
+			return loa.Errorf(loa.EINVALID, "expires_at: %s is already past", req.ExpiresAt)
+		}
+		expires = t.UTC()
+	}
+	if !c.tok.ExpiresAt.IsZero() && (expires.IsZero() || expires.After(c.tok.ExpiresAt)) {
+		return loa.Errorf(loa.EFORBIDDEN, "expires_at: your own token expires at %s; a token you make may not outlive it",
+			c.tok.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 	if c.scoped() {
 		ok, err := c.areaInScope(req.AreaID)
@@ -70,12 +106,83 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c *call) er
 	if s.Tokens == nil {
 		return errUnavailable("token")
 	}
-	t := &loa.Token{Name: name, Role: req.Role, AreaID: req.AreaID}
+	t := &loa.Token{Name: name, Role: req.Role, AreaID: req.AreaID, CAPSenders: slices.Compact(slices.Sorted(slices.Values(req.CAPSenders))),
+		CreatedBy: c.tok.ID, ExpiresAt: expires}
 	secret, err := s.Tokens.CreateToken(r.Context(), t)
 	if err != nil {
 		return err
 	}
-	c.audit("token.create", t.ID, t.Role+" "+t.AreaID)
+	detail := t.Role + " " + t.AreaID
+	if len(t.CAPSenders) > 0 {
+		detail += ", CAP senders " + strings.Join(t.CAPSenders, " ")
+	}
+	if !t.ExpiresAt.IsZero() {
+		detail += ", expires " + t.ExpiresAt.Format(time.RFC3339)
+	}
+	c.audit("token.create", t.ID, detail)
 	writeJSON(w, http.StatusCreated, tokenCreated{Token: t, Secret: secret})
+	return nil
+}
+
+// tokenVisible reports whether the caller may see and revoke t: an
+// unscoped caller every token, a scoped one the tokens scoped within its
+// own scope.
+func (c *call) tokenVisible(t *loa.Token) (bool, error) {
+	if !c.scoped() {
+		return true, nil
+	}
+	if t.AreaID == "" {
+		return false, nil
+	}
+	return c.areaInScope(t.AreaID)
+}
+
+// listTokens answers the tokens the caller may see, revoked and expired
+// ones too; never a secret or its hash.
+func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, c *call) error {
+	if s.Tokens == nil {
+		return errUnavailable("token")
+	}
+	all, err := s.Tokens.Tokens(r.Context())
+	if err != nil {
+		return err
+	}
+	if c.scoped() {
+		if _, err := c.areaList(); err != nil { // one read of the subtree
+			return err
+		}
+	}
+	out := make([]*loa.Token, 0, len(all))
+	for _, t := range all {
+		if ok, err := c.tokenVisible(t); err != nil {
+			return err
+		} else if ok {
+			out = append(out, t)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// revokeToken refuses a token from the next request on.
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, c *call) error {
+	if s.Tokens == nil {
+		return errUnavailable("token")
+	}
+	id := r.PathValue("id")
+	t, err := s.Tokens.Token(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	if ok, err := c.tokenVisible(t); err != nil {
+		return err
+	} else if !ok {
+		return loa.Errorf(loa.ENOTFOUND, "token %q not found", id)
+	}
+	if t, err = s.Tokens.RevokeToken(r.Context(), id); err != nil {
+		return err
+	}
+	c.audit("token.revoke", t.ID, fmt.Sprintf("%s %q %s", t.Role, t.Name, t.AreaID))
+	writeJSON(w, http.StatusOK, t)
 	return nil
 }

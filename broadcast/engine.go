@@ -14,6 +14,7 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -344,6 +345,26 @@ func (e *Engine) AddListener(sessionID string, dest netip.AddrPort) error {
 	s.listeners = append(s.listeners, net.UDPAddrFromAddrPort(dest))
 	s.publish()
 	e.log.Info("listener added", "session", sessionID, "addr", dest.String())
+	return nil
+}
+
+// RemoveListener stops sending a session's stream to a static receiver;
+// ENOTFOUND if the session is not running or has no such listener.
+func (e *Engine) RemoveListener(sessionID string, dest netip.AddrPort) error {
+	dest = netip.AddrPortFrom(dest.Addr().Unmap(), dest.Port())
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.sessions[sessionID]
+	if s == nil {
+		return loa.Errorf(loa.ENOTFOUND, "session %s is not running", sessionID)
+	}
+	i := slices.IndexFunc(s.listeners, func(l *net.UDPAddr) bool { return l.AddrPort() == dest })
+	if i < 0 {
+		return loa.Errorf(loa.ENOTFOUND, "session %s has no listener %s", sessionID, dest)
+	}
+	s.listeners = slices.Delete(slices.Clone(s.listeners), i, i+1)
+	s.publish()
+	e.log.Info("listener removed", "session", sessionID, "addr", dest.String())
 	return nil
 }
 

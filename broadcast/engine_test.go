@@ -299,6 +299,31 @@ func TestAddListenerGetsTheStreamWithoutRTCP(t *testing.T) {
 	ffmpeg.untilBye(t, 21)
 }
 
+func TestRemoveListener(t *testing.T) {
+	h := newHarness(t, "127.0.0.1:0")
+	ffmpeg, other := newReceiver(t), newReceiver(t)
+	h.start(t, "s", loa.PriorityNormal, 22, &loopSource{pkts: opusPackets(t, 10)}, 0)
+	for _, r := range []*receiver{ffmpeg, other} {
+		if err := h.e.AddListener("s", r.addr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ffmpeg.rtpOf(t, 22)
+	if err := h.e.RemoveListener("s", ffmpeg.addr()); err != nil {
+		t.Fatal(err)
+	}
+	if st := h.status(t, "s"); st.Listeners != 1 {
+		t.Errorf("listeners after removal: %d, want 1", st.Listeners)
+	}
+	other.rtpOf(t, 22) // the other still gets the stream
+	if err := h.e.RemoveListener("s", ffmpeg.addr()); loa.ErrorCode(err) != loa.ENOTFOUND {
+		t.Errorf("removed twice: %v, want not found", err)
+	}
+	if err := h.e.RemoveListener("nope", other.addr()); loa.ErrorCode(err) != loa.ENOTFOUND {
+		t.Errorf("unknown session: %v", err)
+	}
+}
+
 func TestTuneFailureIsReportedAndOthersPlay(t *testing.T) {
 	h := newHarness(t, "127.0.0.1:0")
 	ok := h.tuner.device("ok")

@@ -158,9 +158,9 @@ func (m *Message) pickInfo() (int, *Info) {
 // title is the alert's title: the headline, else the event, cut at a
 // character boundary to loa.MaxAlertTitle bytes.
 func title(in *Info) string {
-	t := in.Headline
+	t := loa.OneLine(in.Headline)
 	if t == "" {
-		t = in.Event
+		t = loa.OneLine(in.Event)
 	}
 	if len(t) <= loa.MaxAlertTitle {
 		return t

@@ -394,11 +394,16 @@ func TestCAPEmbeddedAudio(t *testing.T) {
 func TestCAPBadInput(t *testing.T) {
 	s := startCAPSystem(t)
 	ctx := context.Background()
-	var tok struct{ Secret string }
-	if err := s.api.JSON(ctx, "POST", "/api/v1/tokens", map[string]string{"name": "xa-bc", "role": loa.RoleOperator, "area_id": "bc"}, &tok); err != nil {
+	var tok, other struct{ Secret string }
+	if err := s.api.JSON(ctx, "POST", "/api/v1/tokens", map[string]any{"name": "xa-bc", "role": loa.RoleOperator, "area_id": "bc",
+		"cap_senders": []string{"pctt.quangngai.gov.vn"}}, &tok); err != nil {
 		t.Fatal(err)
 	}
 	operator := api.NewClient(s.m.URL(), tok.Secret)
+	if err := s.api.JSON(ctx, "POST", "/api/v1/tokens", map[string]any{"name": "xa-bc, no CAP", "role": loa.RoleOperator, "area_id": "bc"}, &other); err != nil {
+		t.Fatal(err)
+	}
+	ungranted := api.NewClient(s.m.URL(), other.Secret)
 	long := strings.Repeat("Mưa lớn gây ngập sâu. ", 100)
 	cases := []struct {
 		name   string
@@ -417,6 +422,7 @@ func TestCAPBadInput(t *testing.T) {
 		{"text too long for speech", nil, "", capMessage{id: "X5", headline: long, areaXML: geocodeArea("20590")}.xml(), 400, "speech engine"},
 		{"bad urgency", nil, "", capMessage{id: "X6", urgency: "Soon", severity: "Extreme", areaXML: geocodeArea("20590")}.xml(), 400, `info[0].urgency: "Soon" is not`},
 		{"operator sends khẩn cấp", operator, "", capMessage{id: "X7", areaXML: geocodeArea("20590")}.xml(), 403, "khẩn cấp"},
+		{"sender not granted", ungranted, "", capMessage{id: "X11", urgency: "Expected", severity: "Moderate", areaXML: geocodeArea("20590")}.xml(), 403, "CAP senders"},
 		{"operator outside its scope", operator, "", capMessage{id: "X8", urgency: "Expected", severity: "Moderate", areaXML: geocodeArea("21070")}.xml(), 403, "targets.areas: tk"},
 		{"exercise with no test area", nil, "", capMessage{id: "X9", status: "Test", areaXML: geocodeArea("20590")}.xml(), 400, "marked for tests"},
 		{"too large", nil, "", bytes.Repeat([]byte(" "), cap.MaxSize+1), 413, "at most"},

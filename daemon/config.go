@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,6 +52,7 @@ type Config struct {
 	MaxMediaDuration time.Duration // longest decoded upload
 	TranscodeWorkers int           // uploads transcoded at once (each about one core)
 	TranscodeQueue   int           // uploads waiting for a worker; more are refused (503); 0: 4 per worker
+	SDPAllow         string        // CIDRs (or addresses), comma-separated, SDP listeners may be at besides the caller's own address
 }
 
 // DefaultConfig returns the defaults for a single-machine install.
@@ -130,5 +132,30 @@ func (c *Config) Validate() error {
 	if err := cap.CheckSender(c.CAPSender); err != nil {
 		return fmt.Errorf("cap-sender: %s", loa.ErrorMessage(err))
 	}
+	if _, err := parsePrefixes(c.SDPAllow); err != nil {
+		return fmt.Errorf("sdp-allow: %w", err)
+	}
 	return nil
+}
+
+// parsePrefixes reads "10.0.0.0/8,192.0.2.7,…": CIDRs, or addresses that
+// stand for themselves.
+func parsePrefixes(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for f := range strings.SplitSeq(list, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if a, err := netip.ParseAddr(f); err == nil {
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an address nor a CIDR like 10.20.0.0/16", f)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }

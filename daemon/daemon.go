@@ -219,8 +219,13 @@ func (m *Main) Open(ctx context.Context) (err error) {
 			reg.MustRegister(c)
 		}
 	}
+	sdpAllow, err := parsePrefixes(cfg.SDPAllow)
+	if err != nil {
+		return fmt.Errorf("sdp-allow: %w", err)
+	}
 	srv := &api.Server{
-		Areas: m.DB, Devices: m.DB, Presence: m.Fleet, Media: m.Media,
+		SDPAllow: sdpAllow,
+		Areas:    m.DB, Devices: m.DB, Presence: m.Fleet, Media: m.Media,
 		Sessions: m.Sessions, Tokens: m.DB, Audit: m.DB, Commands: m.Fleet, Groups: m.Groups,
 		Playlists: m.DB, Fallbacks: m.Fallbacks, Schedules: m.Schedules, Alerts: m.Alerts, PlayLog: station.NewPlayLog(m.DB), Gatherer: reg,
 		Alarms: m.Alarms, Health: m.Health,

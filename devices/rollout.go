@@ -209,7 +209,8 @@ func (e *RolloutEngine) Start(ctx context.Context, r *loa.Rollout, devices []str
 		for _, d := range rn.r.Devices {
 			if want[d.Device] {
 				e.mu.Unlock()
-				return loa.Errorf(loa.ECONFLICT, "targets: device %s is in rollout %s (%s); abort that one first", d.Device, rn.r.ID, rn.r.State)
+				// Not the rollout's id: it may reach beyond the caller's scope.
+				return loa.Errorf(loa.ECONFLICT, "targets: device %s is in another rollout (%s); abort that one first", d.Device, rn.r.State)
 			}
 		}
 	}

@@ -31,8 +31,8 @@ func dateRange(first, last day) []string {
 
 // ValidateCalendar checks c's name and dates.
 func ValidateCalendar(c loa.Calendar) error {
-	if strings.TrimSpace(c.Name) == "" || len(c.Name) > 200 {
-		return loa.Errorf(loa.EINVALID, "name: required, at most 200 bytes")
+	if err := loa.ValidateName("name", c.Name, true); err != nil {
+		return err
 	}
 	var set dateSet
 	return set.addCalendar(c)

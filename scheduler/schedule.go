@@ -1,7 +1,6 @@
 package scheduler
 
 import (
-	"strings"
 	"time"
 
 	"github.com/loa-broadcast/loa"
@@ -44,8 +43,8 @@ func compile(s *loa.Schedule, cals loa.Calendars) (*plan, error) {
 	if err := loa.ValidateID("id", s.ID); err != nil {
 		return nil, err
 	}
-	if strings.TrimSpace(s.Name) == "" || len(s.Name) > 200 {
-		return nil, loa.Errorf(loa.EINVALID, "name: required, at most 200 bytes")
+	if err := loa.ValidateName("name", s.Name, true); err != nil {
+		return nil, err
 	}
 	rule, err := compileRule(s.Rule, "rule.")
 	if err != nil {

@@ -606,9 +606,10 @@ func (s *Alerts) step(ctx context.Context, now time.Time) {
 		l    *liveAlert
 		sess *loa.Session
 	}
+	type stop struct{ session, by string }
 	var (
 		starts []late
-		stops  []string
+		stops  []stop
 		saves  []*loa.Alert
 		ended  []*liveAlert
 	)
@@ -617,7 +618,9 @@ func (s *Alerts) step(ctx context.Context, now time.Time) {
 		if l.final {
 			continue
 		}
-		stops = append(stops, s.expireLocked(l, now)...)
+		for _, sid := range s.expireLocked(l, now) {
+			stops = append(stops, stop{sid, loa.Origin{Kind: loa.OriginAlert, ID: l.a.ID}.String()})
+		}
 		s.settleLocked(l, now)
 		if sess := s.lateLocked(l, now); sess != nil {
 			starts = append(starts, late{l, sess})
@@ -632,9 +635,9 @@ func (s *Alerts) step(ctx context.Context, now time.Time) {
 		}
 	}
 	s.mu.Unlock()
-	for _, id := range stops {
-		if err := s.sessions.StopSession(ctx, id, "alert expired"); err != nil && loa.ErrorCode(err) != loa.ECONFLICT {
-			s.logger.Warn("expired alert session not stopped", "session", id, "err", err)
+	for _, st := range stops {
+		if err := s.sessions.StopSession(ctx, st.session, st.by, "alert expired"); err != nil && loa.ErrorCode(err) != loa.ECONFLICT {
+			s.logger.Warn("expired alert session not stopped", "session", st.session, "err", err)
 		}
 	}
 	for _, st := range starts {
@@ -846,7 +849,7 @@ func (s *Alerts) CancelAlert(ctx context.Context, id, reason string) error {
 	s.mu.Unlock()
 	var errs []error
 	for _, sid := range stops {
-		if err := s.sessions.StopSession(ctx, sid, "alert cancelled: "+reason); err != nil && loa.ErrorCode(err) != loa.ECONFLICT && loa.ErrorCode(err) != loa.ENOTFOUND {
+		if err := s.sessions.StopSession(ctx, sid, loa.Origin{Kind: loa.OriginAlert, ID: id}.String(), "alert cancelled: "+reason); err != nil && loa.ErrorCode(err) != loa.ECONFLICT && loa.ErrorCode(err) != loa.ENOTFOUND {
 			errs = append(errs, err)
 		}
 	}

@@ -54,6 +54,11 @@ func NewCAP(db CAPStore, alerts loa.AlertService, media loa.MediaService, now fu
 // a level or target beyond by's authority, invalid content) sends nothing
 // and leaves no media behind.
 func (s *CAP) IngestCAP(ctx context.Context, msg *cap.Message, by loa.Caller) (loa.CAPResult, error) {
+	// A caller sends as the senders it was granted only: identifiers are
+	// reserved per sender, so no one can take another's first.
+	if err := by.MaySendCAPAs(msg.Sender); err != nil {
+		return loa.CAPResult{}, err
+	}
 	areas, err := s.db.Areas(ctx)
 	if err != nil {
 		return loa.CAPResult{}, err
@@ -76,7 +81,14 @@ func (s *CAP) IngestCAP(ctx context.Context, msg *cap.Message, by loa.Caller) (l
 	}
 
 	if prev, err := s.db.AlertByCAP(ctx, msg.Sender, msg.Identifier); err == nil {
-		return loa.CAPResult{}, loa.Errorf(loa.ECONFLICT, "identifier: sender %q already sent %q (alert %s); a CAP message is taken once", msg.Sender, msg.Identifier, prev.ID)
+		// Name the alert only to a caller who may see it.
+		which := ""
+		if ok, err := by.TargetsVisible(prev.Targets); err != nil {
+			return loa.CAPResult{}, err
+		} else if ok {
+			which = " (alert " + prev.ID + ")"
+		}
+		return loa.CAPResult{}, loa.Errorf(loa.ECONFLICT, "identifier: sender %q already sent %q%s; a CAP message is taken once", msg.Sender, msg.Identifier, which)
 	} else if loa.ErrorCode(err) != loa.ENOTFOUND {
 		return loa.CAPResult{}, err
 	}
@@ -172,6 +184,9 @@ func (s *CAP) cancel(ctx context.Context, by loa.Caller, msg *cap.Message, refs 
 // cancelOne cancels the alert of ref: nil, nil when there is none the
 // caller may see.
 func (s *CAP) cancelOne(ctx context.Context, by loa.Caller, ref cap.Reference, reason string) (*loa.Alert, error) {
+	if by.MaySendCAPAs(ref.Sender) != nil {
+		return nil, nil // another sender's message is not the caller's to cancel
+	}
 	a, err := s.db.AlertByCAP(ctx, ref.Sender, ref.Identifier)
 	if loa.ErrorCode(err) == loa.ENOTFOUND {
 		return nil, nil
@@ -197,7 +212,7 @@ func (s *CAP) cancelOne(ctx context.Context, by loa.Caller, ref cap.Reference, r
 
 // capMediaName names the media item an embedded audio resource becomes.
 func capMediaName(msg *cap.Message, au *cap.Audio) string {
-	return truncate("CAP "+msg.Identifier+": "+au.Name, maxMediaName)
+	return truncate(loa.OneLine("CAP "+msg.Identifier+": "+au.Name), maxMediaName)
 }
 
 // truncate cuts s to at most n bytes at a character boundary.

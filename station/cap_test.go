@@ -28,6 +28,7 @@ func (c *fakeCaller) ID() string                               { return c.id }
 func (c *fakeCaller) AreaInScope(string) (bool, error)         { return c.visible, nil }
 func (c *fakeCaller) TargetsVisible(loa.Targets) (bool, error) { return c.visible, nil }
 func (c *fakeCaller) MaySend(*loa.Alert) error                 { return c.refuse }
+func (c *fakeCaller) MaySendCAPAs(string) error                { return nil }
 func (c *fakeCaller) Audit(action, object, detail string) {
 	c.mu.Lock()
 	c.audit = append(c.audit, action)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -31,11 +32,49 @@ type fakeEngine struct {
 	tuner   station.Tuner
 	outcome func(loa.SessionOutcome)
 
-	mu      sync.Mutex
-	started []*loa.Session
-	stopped map[string]string // session → reason
-	ended   map[string]bool
+	mu        sync.Mutex
+	started   []*loa.Session
+	stopped   map[string]string // session → reason
+	ended     map[string]bool
+	listening map[string][]netip.AddrPort // session → its static listeners
 }
+
+// AddListener, RemoveListener, LocalAddr and PublicAddr make it the
+// sessions' Listeners, keeping the listeners of each running session.
+func (e *fakeEngine) AddListener(id string, dest netip.AddrPort) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.ended[id] {
+		return loa.Errorf(loa.ENOTFOUND, "session %s is not running", id)
+	}
+	if e.listening == nil {
+		e.listening = map[string][]netip.AddrPort{}
+	}
+	if !slices.Contains(e.listening[id], dest) {
+		e.listening[id] = append(e.listening[id], dest)
+	}
+	return nil
+}
+
+func (e *fakeEngine) RemoveListener(id string, dest netip.AddrPort) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	i := slices.Index(e.listening[id], dest)
+	if i < 0 {
+		return loa.Errorf(loa.ENOTFOUND, "session %s has no listener %s", id, dest)
+	}
+	e.listening[id] = slices.Delete(e.listening[id], i, i+1)
+	return nil
+}
+
+func (e *fakeEngine) listeners(id string) []netip.AddrPort {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.listening[id])
+}
+
+func (e *fakeEngine) LocalAddr() netip.AddrPort { return netip.MustParseAddrPort("127.0.0.1:5004") }
+func (e *fakeEngine) PublicAddr() string        { return "" }
 
 func (e *fakeEngine) Start(ctx context.Context, s *loa.Session, src loa.PacketSource, frames int) error {
 	cp := *s
@@ -71,6 +110,7 @@ func (e *fakeEngine) end(id, state, reason string) {
 	}
 	done := e.ended[id]
 	e.ended[id] = true
+	delete(e.listening, id) // the stream, and its listeners, stop with the session
 	e.mu.Unlock()
 	if !done {
 		e.outcome(loa.SessionOutcome{Kind: loa.OutcomeEnded, Session: id, At: time.Now(), State: state, Reason: reason})
@@ -202,7 +242,7 @@ func newWorld(t *testing.T, dir string, fleet *fakeFleet, devices ...string) *wo
 		w.sessions.HandleOutcome(o)
 		w.alerts.HandleOutcome(o)
 	}}
-	w.sessions = station.NewSessions(db, w.engine, nil, discard)
+	w.sessions = station.NewSessions(db, w.engine, w.engine, discard)
 	w.alerts = station.NewAlerts(db, w.sessions, fleet, toneSpeech{}, 100*time.Millisecond, discard)
 	tuner.Alerts = w.alerts
 	if fresh {

@@ -78,7 +78,7 @@ func (f *Fallbacks) running(ctx context.Context, areaID string) *loa.Session {
 
 func (f *Fallbacks) stop(ctx context.Context, areaID, reason string) {
 	if s := f.running(ctx, areaID); s != nil {
-		if err := f.sessions.StopSession(ctx, s.ID, reason); err != nil {
+		if err := f.sessions.StopSession(ctx, s.ID, s.Origin.String(), reason); err != nil {
 			f.logger.Warn("fallback not stopped", "area", areaID, "err", err)
 		}
 	}

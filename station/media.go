@@ -58,8 +58,8 @@ func (u urgentMedia) MediaList(ctx context.Context) ([]*loa.Media, error) { retu
 
 func (s *Media) importMedia(ctx context.Context, name string, r io.Reader, createdBy string, urgent bool) (*loa.Media, error) {
 	name = strings.TrimSpace(name)
-	if name == "" || len(name) > 200 {
-		return nil, loa.Errorf(loa.EINVALID, "name: required, at most 200 bytes")
+	if err := loa.ValidateName("name", name, true); err != nil {
+		return nil, err
 	}
 	if !urgent {
 		leave, err := s.pool.admit()

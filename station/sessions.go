@@ -1,6 +1,7 @@
 package station
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -26,8 +27,12 @@ type Sessions struct {
 	logger    *slog.Logger
 
 	mu        sync.Mutex
-	content   map[string]io.Closer // of running sessions, closed when they end
-	firstSent map[string]time.Time // when each session's first packet left
+	content   map[string]io.Closer                      // of running sessions, closed when they end
+	firstSent map[string]time.Time                      // when each session's first packet left
+	listening map[string]map[netip.AddrPort]*time.Timer // per session: its SDP listeners, each ended by its timer
+
+	// Listener caps; zero: loa.MaxSessionListeners, loa.MaxStationListeners.
+	MaxListeners, MaxStationListeners int
 }
 
 // NewSessions returns the session service of db streaming through engine;
@@ -226,6 +231,7 @@ func (s *Sessions) ended(id, state, reason string) {
 		c.Close()
 		delete(s.content, id)
 	}
+	s.dropListenersLocked(id)
 	s.mu.Unlock()
 	if reason == loa.SessionShutdown {
 		// The controller is stopping, not the programme: it stays
@@ -301,7 +307,8 @@ func (s *Sessions) busy(ctx context.Context, t loa.Targets) (bool, error) {
 	return false, nil
 }
 
-func (s *Sessions) StopSession(ctx context.Context, id, reason string) error {
+// StopSession records who stops the session, then stops it.
+func (s *Sessions) StopSession(ctx context.Context, id, by, reason string) error {
 	sess, err := s.db.Session(ctx, id)
 	if err != nil {
 		return err
@@ -311,6 +318,12 @@ func (s *Sessions) StopSession(ctx context.Context, id, reason string) error {
 	}
 	if reason == "" {
 		reason = "stopped"
+	}
+	if by != "" {
+		sess.StoppedBy = by
+		if err := s.db.PutSession(ctx, sess); err != nil {
+			return err
+		}
 	}
 	return s.engine.Stop(ctx, id, reason)
 }
@@ -323,7 +336,10 @@ func (s *Sessions) Sessions(ctx context.Context) ([]*loa.Session, error) {
 	return s.db.Sessions(ctx)
 }
 
-func (s *Sessions) SessionSDP(ctx context.Context, id string, dest netip.AddrPort) (string, error) {
+// SessionSDP adds the listener for req.For (again: the time starts over),
+// within the caps per session and per station, and answers the SDP.
+func (s *Sessions) SessionSDP(ctx context.Context, id string, req loa.ListenerRequest) (string, error) {
+	dest := req.Dest
 	sess, err := s.db.Session(ctx, id)
 	if err != nil {
 		return "", err
@@ -334,7 +350,14 @@ func (s *Sessions) SessionSDP(ctx context.Context, id string, dest netip.AddrPor
 	if s.listeners == nil {
 		return "", loa.Errorf(loa.EUNAVAILABLE, "session %s: SDP is not available", id)
 	}
-	if err := s.listeners.AddListener(id, dest); err != nil {
+	ttl := req.For
+	if ttl <= 0 {
+		ttl = loa.DefaultListenerTime
+	}
+	if ttl > loa.MaxListenerTime {
+		return "", loa.Errorf(loa.EINVALID, "for: at most %v", loa.MaxListenerTime)
+	}
+	if err := s.listen(id, dest, ttl); err != nil {
 		return "", err
 	}
 	src := s.listeners.LocalAddr().Addr()
@@ -342,6 +365,89 @@ func (s *Sessions) SessionSDP(ctx context.Context, id string, dest netip.AddrPor
 		src = ap.Addr()
 	}
 	return protocol.SDP(id, sess.SSRC, src, dest), nil
+}
+
+// listen adds dest to session id's listeners, or renews it, and arms its
+// end. The place is taken under the lock (so the caps hold under
+// concurrent calls) and given back if the engine refuses the listener;
+// the engine is called without the lock, as it calls back into s.
+func (s *Sessions) listen(id string, dest netip.AddrPort, ttl time.Duration) error {
+	s.mu.Lock()
+	if s.listening == nil {
+		s.listening = map[string]map[netip.AddrPort]*time.Timer{}
+	}
+	mine := s.listening[id]
+	if t := mine[dest]; t != nil {
+		t.Reset(ttl)
+		s.mu.Unlock()
+		return nil
+	}
+	perSession, total := cmp.Or(s.MaxListeners, loa.MaxSessionListeners), cmp.Or(s.MaxStationListeners, loa.MaxStationListeners)
+	if len(mine) >= perSession {
+		s.mu.Unlock()
+		return loa.Errorf(loa.ECONFLICT, "session %s has %d listeners, as many as a session takes; remove one first (DELETE /api/v1/sessions/%s/listeners/{dest})", id, len(mine), id)
+	}
+	n := 0
+	for _, l := range s.listening {
+		n += len(l)
+	}
+	if n >= total {
+		s.mu.Unlock()
+		return loa.Errorf(loa.ECONFLICT, "the station has %d listeners, as many as it takes; try again later", n)
+	}
+	if mine == nil {
+		mine = map[netip.AddrPort]*time.Timer{}
+		s.listening[id] = mine
+	}
+	mine[dest] = time.AfterFunc(ttl, func() {
+		if err := s.RemoveListener(context.Background(), id, dest); err != nil && loa.ErrorCode(err) != loa.ENOTFOUND {
+			s.logger.Warn("listener not ended", "session", id, "addr", dest.String(), "err", err)
+		}
+	})
+	s.mu.Unlock()
+	if err := s.listeners.AddListener(id, dest); err != nil {
+		s.mu.Lock()
+		if t := s.listening[id][dest]; t != nil {
+			t.Stop()
+			delete(s.listening[id], dest)
+			if len(s.listening[id]) == 0 {
+				delete(s.listening, id)
+			}
+		}
+		s.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// RemoveListener stops the stream to dest; ENOTFOUND if the session has
+// no such listener.
+func (s *Sessions) RemoveListener(ctx context.Context, id string, dest netip.AddrPort) error {
+	s.mu.Lock()
+	t := s.listening[id][dest]
+	if t == nil {
+		s.mu.Unlock()
+		return loa.Errorf(loa.ENOTFOUND, "session %s has no listener %s", id, dest)
+	}
+	t.Stop()
+	delete(s.listening[id], dest)
+	if len(s.listening[id]) == 0 {
+		delete(s.listening, id)
+	}
+	s.mu.Unlock()
+	err := s.listeners.RemoveListener(id, dest)
+	if loa.ErrorCode(err) == loa.ENOTFOUND {
+		return nil // the session ended meanwhile: the stream has stopped anyway
+	}
+	return err
+}
+
+// dropListenersLocked forgets an ended session's listeners; s.mu must be held.
+func (s *Sessions) dropListenersLocked(id string) {
+	for _, t := range s.listening[id] {
+		t.Stop()
+	}
+	delete(s.listening, id)
 }
 
 // ResumeInterrupted picks up the sessions that were playing when the

@@ -2,6 +2,7 @@ package station_test
 
 import (
 	"context"
+	"net/netip"
 	"slices"
 	"testing"
 	"testing/synctest"
@@ -95,8 +96,115 @@ func TestSessionOutcomes(t *testing.T) {
 		if got, _ := w.db.Session(ctx, third.ID); got.State != loa.SessionPlaying {
 			t.Errorf("session ended by the shutdown is %s in the store, want playing (resumed at the next start)", got.State)
 		}
-		if err := w.sessions.StopSession(ctx, low.ID, ""); loa.ErrorCode(err) != loa.ECONFLICT {
+		if err := w.sessions.StopSession(ctx, low.ID, "", ""); loa.ErrorCode(err) != loa.ECONFLICT {
 			t.Errorf("stopping an ended session: %v, want ECONFLICT", err)
+		}
+	})
+}
+
+// TestStopRecordsWhoStopped: the session's record names who stopped it,
+// written before the engine stops it, and kept when it has ended.
+func TestStopRecordsWhoStopped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		w := newWorld(t, "", newFleet("d1"), "d1")
+		s := &loa.Session{MediaID: w.media.ID, Targets: loa.Targets{Devices: []string{"d1"}}, Priority: 50, CreatedBy: "tok-op"}
+		if err := w.sessions.StartSession(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.sessions.StopSession(ctx, s.ID, "tok-prov", "stopped by tok-prov"); err != nil {
+			t.Fatal(err)
+		}
+		got, err := w.db.Session(ctx, s.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State != loa.SessionStopped || got.StoppedBy != "tok-prov" || got.Reason != "stopped by tok-prov" {
+			t.Errorf("stopped session: %s by %q (%q); want stopped by tok-prov", got.State, got.StoppedBy, got.Reason)
+		}
+	})
+}
+
+// TestSDPListenersCappedAndEnded: a session takes a bounded number of
+// listeners, the station too; each ends after its time (renewed when
+// asked again), on removal, or with its session.
+func TestSDPListenersCappedAndEnded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		w := newWorld(t, "", newFleet("d1"), "d1")
+		w.sessions.MaxListeners, w.sessions.MaxStationListeners = 2, 3
+		start := func() *loa.Session {
+			s := &loa.Session{MediaID: w.media.ID, Targets: loa.Targets{Devices: []string{"d1"}}, Priority: 50}
+			if err := w.sessions.StartSession(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}
+		a, b := start(), start()
+		dest := func(port uint16) loa.ListenerRequest {
+			return loa.ListenerRequest{Dest: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port), For: time.Hour}
+		}
+		listen := func(s *loa.Session, port uint16) error {
+			_, err := w.sessions.SessionSDP(ctx, s.ID, dest(port))
+			return err
+		}
+		for _, port := range []uint16{6000, 6001} {
+			if err := listen(a, port); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := listen(a, 6002); loa.ErrorCode(err) != loa.ECONFLICT {
+			t.Fatalf("a third listener of a session: %v, want conflict", err)
+		}
+		if err := listen(a, 6000); err != nil { // a renewal takes no new place
+			t.Fatalf("renewal: %v", err)
+		}
+		if err := listen(b, 7000); err != nil {
+			t.Fatal(err)
+		}
+		if err := listen(b, 7001); loa.ErrorCode(err) != loa.ECONFLICT {
+			t.Fatalf("a fourth listener of the station: %v, want conflict", err)
+		}
+		if _, err := w.sessions.SessionSDP(ctx, b.ID, loa.ListenerRequest{Dest: dest(7001).Dest, For: 7 * time.Hour}); loa.ErrorCode(err) != loa.EINVALID {
+			t.Errorf("7h: %v, want invalid", err)
+		}
+
+		// Removal frees a place at once.
+		if err := w.sessions.RemoveListener(ctx, a.ID, dest(6001).Dest); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.sessions.RemoveListener(ctx, a.ID, dest(6001).Dest); loa.ErrorCode(err) != loa.ENOTFOUND {
+			t.Errorf("removed twice: %v, want not found", err)
+		}
+		if got := w.engine.listeners(a.ID); len(got) != 1 || got[0] != dest(6000).Dest {
+			t.Errorf("a's listeners after removal: %v", got)
+		}
+
+		// Time ends the rest: b's after its hour.
+		time.Sleep(time.Hour + time.Second)
+		synctest.Wait()
+		if got := w.engine.listeners(b.ID); len(got) != 0 {
+			t.Errorf("b's listeners an hour on: %v", got)
+		}
+		if err := listen(b, 7001); err != nil {
+			t.Fatalf("after expiry the places are free again: %v", err)
+		}
+		if got := w.engine.listeners(a.ID); len(got) != 0 {
+			t.Errorf("a's listeners an hour on: %v", got)
+		}
+		for _, port := range []uint16{6000, 6001} {
+			if err := listen(a, port); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := listen(start(), 6002); loa.ErrorCode(err) != loa.ECONFLICT {
+			t.Fatalf("the station full: %v, want conflict", err)
+		}
+		// A session's end ends its listeners and frees their places.
+		w.engine.end(b.ID, loa.SessionStopped, "stopped")
+		synctest.Wait()
+		if err := listen(start(), 6002); err != nil {
+			t.Fatalf("after b ended: %v", err)
 		}
 	})
 }

@@ -28,6 +28,7 @@ type Streamer interface {
 // Listeners adds static receivers to a running session, for SDP.
 type Listeners interface {
 	AddListener(sessionID string, dest netip.AddrPort) error
+	RemoveListener(sessionID string, dest netip.AddrPort) error
 	LocalAddr() netip.AddrPort
 	PublicAddr() string
 }

@@ -42,7 +42,8 @@ func (db *DB) CreateAlert(ctx context.Context, a *loa.Alert) error {
 		if key != nil {
 			idx := tx.Bucket(bucketAlertsByCAP)
 			if prev := idx.Get(key); prev != nil {
-				return loa.Errorf(loa.ECONFLICT, "cap: sender %q already sent identifier %q (alert %s)", a.CAP.Sender, a.CAP.Identifier, prev)
+				// No alert id: the caller may not be one who may see it.
+				return loa.Errorf(loa.ECONFLICT, "cap: sender %q already sent identifier %q; a CAP message is taken once", a.CAP.Sender, a.CAP.Identifier)
 			}
 			if err := idx.Put(key, []byte(a.ID)); err != nil {
 				return err

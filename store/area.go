@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -13,27 +14,53 @@ import (
 // CreateArea stores a new area under an existing parent of the right kind
 // and sets a.CreatedAt. ECONFLICT if the id is taken.
 func (db *DB) CreateArea(ctx context.Context, a *loa.Area) error {
-	if err := a.Validate(); err != nil {
-		return err
+	return db.CreateAreas(ctx, []*loa.Area{a})
+}
+
+// CreateAreas stores new areas in one transaction, as CreateArea would
+// one by one (parents before their children): all of them, or none if
+// one is refused. Loading a province's tree of thousands of areas takes
+// one write.
+func (db *DB) CreateAreas(ctx context.Context, areas []*loa.Area) error {
+	for _, a := range areas {
+		if err := a.Validate(); err != nil {
+			if len(areas) > 1 {
+				return loa.Errorf(loa.ErrorCode(err), "area %q: %s", a.ID, loa.ErrorMessage(err))
+			}
+			return err
+		}
 	}
 	return db.update(ctx, func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketAreas).Get([]byte(a.ID)) != nil {
-			return loa.Errorf(loa.ECONFLICT, "id: area %q already exists", a.ID)
-		}
-		if a.ParentID != "" {
-			parent, err := area(tx, a.ParentID)
-			if loa.ErrorCode(err) == loa.ENOTFOUND {
-				return loa.Errorf(loa.ENOTFOUND, "parent_id: area %q not found", a.ParentID)
-			} else if err != nil {
-				return err
-			}
-			if err := a.ValidateParent(parent); err != nil {
+		for _, a := range areas {
+			if err := createArea(tx, a, db.now().UTC()); err != nil {
 				return err
 			}
 		}
-		a.CreatedAt = db.now().UTC()
-		return put(tx, bucketAreas, []byte(a.ID), a)
+		return nil
 	})
+}
+
+// createArea stores a new area a under its parent, indexed.
+func createArea(tx *bolt.Tx, a *loa.Area, now time.Time) error {
+	if tx.Bucket(bucketAreas).Get([]byte(a.ID)) != nil {
+		return loa.Errorf(loa.ECONFLICT, "id: area %q already exists", a.ID)
+	}
+	if a.ParentID != "" {
+		parent, err := area(tx, a.ParentID)
+		if loa.ErrorCode(err) == loa.ENOTFOUND {
+			return loa.Errorf(loa.ENOTFOUND, "parent_id: area %q not found", a.ParentID)
+		} else if err != nil {
+			return err
+		}
+		if err := a.ValidateParent(parent); err != nil {
+			return err
+		}
+	}
+	a.CreatedAt = now
+	if err := tx.Bucket(bucketAreaChildren).Put(childKey(a.ParentID, a.ID), nil); err != nil {
+		return err
+	}
+	return put(tx, bucketAreas, []byte(a.ID), a)
 }
 
 // Area returns the area with id, ENOTFOUND if there is none.
@@ -91,20 +118,11 @@ func (db *DB) SetAreaTests(ctx context.Context, id string, tests bool) (*loa.Are
 // records (and history) keep the id of the area they were in.
 func (db *DB) DeleteArea(ctx context.Context, id string) error {
 	return db.update(ctx, func(tx *bolt.Tx) error {
-		if _, err := area(tx, id); err != nil {
-			return err
-		}
-		areas, err := list[loa.Area](tx, bucketAreas)
+		a, err := area(tx, id)
 		if err != nil {
 			return err
 		}
-		var children []string
-		for _, a := range areas {
-			if a.ParentID == id {
-				children = append(children, a.ID)
-			}
-		}
-		if len(children) > 0 {
+		if children := childIDs(tx, id); len(children) > 0 {
 			return loa.Errorf(loa.ECONFLICT, "area %q has %d child areas (%s); delete them first", id, len(children), firstFew(children))
 		}
 		devices, err := list[loa.Device](tx, bucketDevices)
@@ -124,10 +142,16 @@ func (db *DB) DeleteArea(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
+		// Counts, not ids: a 409 names nothing of another scope (a
+		// schedule may target areas beyond the caller's).
+		scoped := 0
 		for _, t := range tokens {
-			if t.AreaID == id {
-				return loa.Errorf(loa.ECONFLICT, "area %q is the scope of token %q (%s)", id, t.ID, t.Name)
+			if t.AreaID == id && t.RevokedAt.IsZero() {
+				scoped++
 			}
+		}
+		if scoped > 0 {
+			return loa.Errorf(loa.ECONFLICT, "area %q is the scope of %d tokens; revoke them first", id, scoped)
 		}
 		if tx.Bucket(bucketFallbacks).Get([]byte(id)) != nil {
 			return loa.Errorf(loa.ECONFLICT, "area %q has a fallback programme; clear it first", id)
@@ -136,10 +160,17 @@ func (db *DB) DeleteArea(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
+		targeting := 0
 		for _, s := range schedules {
 			if slices.Contains(s.Targets.Areas, id) {
-				return loa.Errorf(loa.ECONFLICT, "area %q is a target of schedule %q; change or delete it first", id, s.ID)
+				targeting++
 			}
+		}
+		if targeting > 0 {
+			return loa.Errorf(loa.ECONFLICT, "area %q is a target of %d schedules; change or delete them first", id, targeting)
+		}
+		if err := tx.Bucket(bucketAreaChildren).Delete(childKey(a.ParentID, id)); err != nil {
+			return err
 		}
 		return tx.Bucket(bucketAreas).Delete([]byte(id))
 	})

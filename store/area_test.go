@@ -134,8 +134,8 @@ func TestDeleteArea(t *testing.T) {
 	if _, err := db.DecommissionDevice(ctx, "rx-1"); err != nil {
 		t.Fatal(err)
 	}
-	conflict("qn.tk.2", "token", tok.ID)
-	conflict("qn.tk.1", "schedule", "sang")
+	conflict("qn.tk.2", "1 tokens") // counts: a 409 names nothing of another scope
+	conflict("qn.tk.1", "1 schedules")
 	if err := db.DeleteSchedule(ctx, "sang"); err != nil {
 		t.Fatal(err)
 	}
@@ -153,4 +153,11 @@ func TestDeleteArea(t *testing.T) {
 		t.Errorf("second delete: %v, want not found", err)
 	}
 	conflict("qn.tk", "child", "qn.tk.2")
+	// A revoked token no longer holds its scope.
+	if _, err := db.RevokeToken(ctx, tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DeleteArea(ctx, "qn.tk.2"); err != nil {
+		t.Errorf("DeleteArea of the scope of a revoked token: %v", err)
+	}
 }

@@ -31,6 +31,13 @@ func (db *DB) Audit(ctx context.Context, r loa.AuditRecord) error {
 
 // AuditLog returns up to limit records, newest first; limit <= 0 means all.
 func (db *DB) AuditLog(ctx context.Context, limit int) ([]loa.AuditRecord, error) {
+	return db.AuditLogWhere(ctx, limit, nil)
+}
+
+// AuditLogWhere returns up to limit records keep accepts (nil: all),
+// newest first; limit <= 0 means all. keep runs inside the read
+// transaction, so it must not use the store.
+func (db *DB) AuditLogWhere(ctx context.Context, limit int, keep func(*loa.AuditRecord) bool) ([]loa.AuditRecord, error) {
 	var out []loa.AuditRecord
 	err := db.view(ctx, func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketAudit).Cursor()
@@ -38,6 +45,9 @@ func (db *DB) AuditLog(ctx context.Context, limit int) ([]loa.AuditRecord, error
 			var r loa.AuditRecord
 			if err := json.Unmarshal(v, &r); err != nil {
 				return fmt.Errorf("decode %s/%x: %w", bucketAudit, k, err)
+			}
+			if keep != nil && !keep(&r) {
+				continue
 			}
 			out = append(out, r)
 		}

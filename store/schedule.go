@@ -4,10 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"unicode/utf8"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/loa-broadcast/loa"
-	bolt "go.etcd.io/bbolt"
 )
 
 // Schedules are stored as given: validating the rule, content and targets
@@ -86,10 +86,18 @@ const MaxCalendarName = 100
 // free text ("Tết 2027"), 1–100 bytes of UTF-8; the dates are stored as
 // given (the scheduler validates them).
 func (db *DB) PutCalendar(ctx context.Context, c loa.Calendar) error {
-	if c.Name == "" || len(c.Name) > MaxCalendarName || !utf8.ValidString(c.Name) {
-		return loa.Errorf(loa.EINVALID, "name: required, 1–%d bytes of UTF-8", MaxCalendarName)
+	if err := loa.ValidateName("name", c.Name, true); err != nil {
+		return err
+	}
+	if len(c.Name) > MaxCalendarName {
+		return loa.Errorf(loa.EINVALID, "name: at most %d bytes", MaxCalendarName)
 	}
 	return db.update(ctx, func(tx *bolt.Tx) error {
+		if c.AreaID != "" {
+			if err := areaExists(tx, "area_id", c.AreaID); err != nil {
+				return err
+			}
+		}
 		return put(tx, bucketCalendars, []byte(c.Name), &c)
 	})
 }

@@ -41,6 +41,9 @@ var (
 	bucketGroupCommands = []byte("group_commands") // group command id → GroupCommand
 	bucketAlerts        = []byte("alerts")         // alert id → Alert (with its delivery report)
 	bucketAlertsByCAP   = []byte("alerts_by_cap")  // CAP sender ‖ 0 ‖ identifier → alert id
+
+	// The area tree's index, schema v7: a scoped request reads its subtree only.
+	bucketAreaChildren = []byte("area_children") // parent id ‖ 0 ‖ child id → empty ("" for provinces)
 )
 
 var keySchemaVersion = []byte("schema_version")
@@ -97,6 +100,7 @@ var migrations = []migration{
 		return nil
 	}},
 	{"session origins", originsFromCreators},
+	{"area children index", indexAreaChildren},
 }
 
 // SchemaVersion is the schema version this build writes.

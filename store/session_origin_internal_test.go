@@ -20,7 +20,7 @@ func TestSessionOrigins_FromOldCreators(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := migrations[:len(migrations)-1]
+	old := migrationsBefore(t, "session origins")
 	err = b.Update(func(tx *bolt.Tx) error {
 		if err := migrate(tx, path, old, slog.New(slog.DiscardHandler)); err != nil {
 			return err

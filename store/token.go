@@ -6,9 +6,11 @@ import (
 	"encoding/base32"
 	"encoding/hex"
 	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/loa-broadcast/loa"
-	bolt "go.etcd.io/bbolt"
 )
 
 // TokenPrefix starts every token secret, so a leaked one is easy to spot
@@ -35,8 +37,8 @@ func (db *DB) CreateToken(ctx context.Context, t *loa.Token) (secret string, err
 	if err := loa.ValidateID("id", id); err != nil {
 		return "", err
 	}
-	if len(t.Name) > 200 || strings.ContainsAny(t.Name, "\x00\n") {
-		return "", loa.Errorf(loa.EINVALID, "name: at most 200 bytes on one line")
+	if err := loa.ValidateName("name", t.Name, false); err != nil {
+		return "", err
 	}
 	if !loa.ValidRole(t.Role) {
 		return "", loa.Errorf(loa.EINVALID, "role: must be admin, province, operator or technician, not %q", t.Role)
@@ -53,7 +55,7 @@ func (db *DB) CreateToken(ctx context.Context, t *loa.Token) (secret string, err
 			}
 		}
 		rec := tokenRecord{Token: *t, Hash: hash}
-		rec.ID, rec.CreatedAt = id, db.now().UTC()
+		rec.ID, rec.CreatedAt, rec.RevokedAt = id, db.now().UTC(), time.Time{}
 		if err := put(tx, bucketTokens, []byte(id), &rec); err != nil {
 			return err
 		}
@@ -70,8 +72,8 @@ func (db *DB) CreateToken(ctx context.Context, t *loa.Token) (secret string, err
 }
 
 // TokenBySecret returns the token whose secret is secret, EUNAUTHORIZED if
-// there is none. The lookup is by hash, so the secret is never compared
-// byte by byte against stored data.
+// there is none or it is revoked or expired. The lookup is by hash, so the
+// secret is never compared byte by byte against stored data.
 func (db *DB) TokenBySecret(ctx context.Context, secret string) (*loa.Token, error) {
 	if !strings.HasPrefix(secret, TokenPrefix) {
 		return nil, loa.Errorf(loa.EUNAUTHORIZED, "invalid token")
@@ -88,6 +90,48 @@ func (db *DB) TokenBySecret(ctx context.Context, secret string) (*loa.Token, err
 			return err
 		} else if !found {
 			return loa.Errorf(loa.EUNAUTHORIZED, "invalid token")
+		}
+		if err := rec.Token.Usable(db.now()); err != nil {
+			return err
+		}
+		rec.Token.Hash = rec.Hash
+		t = &rec.Token
+		return nil
+	})
+	return t, err
+}
+
+// Token returns the token with id (never its secret), ENOTFOUND if none.
+func (db *DB) Token(ctx context.Context, id string) (*loa.Token, error) {
+	rec, err := getOne[tokenRecord](ctx, db, bucketTokens, "token", id)
+	if err != nil {
+		return nil, err
+	}
+	rec.Token.Hash = rec.Hash
+	return &rec.Token, nil
+}
+
+// RevokeToken marks token id revoked and drops its secret's hash from the
+// lookup index in the same transaction, so the next request with it is
+// refused. The record stays, for the audit log's sake.
+func (db *DB) RevokeToken(ctx context.Context, id string) (*loa.Token, error) {
+	var t *loa.Token
+	err := db.update(ctx, func(tx *bolt.Tx) error {
+		var rec tokenRecord
+		if found, err := get(tx, bucketTokens, []byte(id), &rec); err != nil {
+			return err
+		} else if !found {
+			return loa.Errorf(loa.ENOTFOUND, "token %q not found", id)
+		}
+		if !rec.RevokedAt.IsZero() {
+			return loa.Errorf(loa.ECONFLICT, "token %q was already revoked at %s", id, rec.RevokedAt.Format(time.RFC3339))
+		}
+		rec.RevokedAt = db.now().UTC()
+		if err := tx.Bucket(bucketTokensByHash).Delete([]byte(rec.Hash)); err != nil {
+			return err
+		}
+		if err := put(tx, bucketTokens, []byte(id), &rec); err != nil {
+			return err
 		}
 		rec.Token.Hash = rec.Hash
 		t = &rec.Token

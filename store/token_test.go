@@ -2,10 +2,14 @@ package store_test
 
 import (
 	"context"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/store"
 )
 
 func TestCreateToken(t *testing.T) {
@@ -39,7 +43,7 @@ func TestCreateToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *got != *tok {
+	if !reflect.DeepEqual(got, tok) {
 		t.Errorf("TokenBySecret = %+v, want %+v", got, tok)
 	}
 
@@ -134,5 +138,51 @@ func TestCreateToken_FailureLeavesArgument(t *testing.T) {
 	}
 	if tok.ID != "" || !tok.CreatedAt.IsZero() || tok.Hash != "" {
 		t.Fatalf("refused CreateToken modified its argument: %+v", tok)
+	}
+}
+
+// TestTokenExpiryAndRevocation: a token works until its expiry and not
+// from then on; a revoked one is refused at once and stays listed.
+func TestTokenExpiryAndRevocation(t *testing.T) {
+	now := time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
+	db, err := store.Open(filepath.Join(t.TempDir(), "loa.db"), store.Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	tok := &loa.Token{Name: "tạm", Role: loa.RoleOperator, ExpiresAt: now.Add(time.Hour)}
+	secret, err := db.CreateToken(ctx, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.TokenBySecret(ctx, secret); err != nil {
+		t.Fatalf("before expiry: %v", err)
+	}
+	now = now.Add(time.Hour)
+	if _, err := db.TokenBySecret(ctx, secret); loa.ErrorCode(err) != loa.EUNAUTHORIZED || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("at expiry: %v, want unauthorized: expired", err)
+	}
+
+	tok2 := &loa.Token{Name: "bị thu hồi", Role: loa.RoleOperator}
+	secret2, err := db.CreateToken(ctx, tok2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.RevokeToken(ctx, tok2.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.TokenBySecret(ctx, secret2); loa.ErrorCode(err) != loa.EUNAUTHORIZED {
+		t.Fatalf("revoked: %v, want unauthorized", err)
+	}
+	if _, err := db.RevokeToken(ctx, tok2.ID); loa.ErrorCode(err) != loa.ECONFLICT {
+		t.Errorf("revoked twice: %v, want conflict", err)
+	}
+	if _, err := db.RevokeToken(ctx, "tok-none"); loa.ErrorCode(err) != loa.ENOTFOUND {
+		t.Errorf("revoke unknown: %v, want not found", err)
+	}
+	got, err := db.Token(ctx, tok2.ID)
+	if err != nil || got.RevokedAt.IsZero() {
+		t.Errorf("Token(revoked) = %+v, %v", got, err)
 	}
 }
