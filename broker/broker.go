@@ -8,6 +8,7 @@ package broker
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,7 +28,11 @@ type Authenticator interface {
 
 // Config configures a Broker.
 type Config struct {
-	Addr               string // TCP listen address, e.g. ":1883" or "127.0.0.1:0"
+	Addr               string // TCP listen address, e.g. ":1883" or "127.0.0.1:0"; empty: TLS only
+	// TLSAddr is the MQTT-over-TLS listen address for devices, e.g.
+	// ":8883"; TLS is its server configuration. Empty: no TLS listener.
+	TLSAddr string
+	TLS     *tls.Config
 	ControllerUser     string // the controller's own account (full access under loa/v1/)
 	ControllerPassword string
 	Auth               Authenticator
@@ -54,7 +59,8 @@ type Broker struct {
 	cancel context.CancelFunc
 
 	mu      sync.Mutex
-	ln      net.Listener
+	ln      net.Listener // plain; nil without Addr
+	tlsLn   net.Listener // nil without TLSAddr
 	started bool
 	closed  bool
 
@@ -67,8 +73,11 @@ type Broker struct {
 
 // New validates cfg and builds a broker; Start makes it listen.
 func New(cfg Config) (*Broker, error) {
-	if cfg.Addr == "" {
-		return nil, errors.New("broker: Addr is required")
+	if cfg.Addr == "" && cfg.TLSAddr == "" {
+		return nil, errors.New("broker: Addr or TLSAddr is required")
+	}
+	if cfg.TLSAddr != "" && cfg.TLS == nil {
+		return nil, errors.New("broker: TLSAddr needs TLS")
 	}
 	if cfg.ControllerUser == "" || cfg.ControllerPassword == "" {
 		return nil, errors.New("broker: ControllerUser and ControllerPassword are required")
@@ -125,21 +134,49 @@ func (b *Broker) Start(ctx context.Context) error {
 		return errors.New("broker: already started")
 	}
 	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", b.cfg.Addr)
+	listen := func(id, addr string, tlsCfg *tls.Config) (net.Listener, error) {
+		if addr == "" {
+			return nil, nil
+		}
+		ln, err := lc.Listen(ctx, "tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("broker: listen %s: %w", addr, err)
+		}
+		if tlsCfg != nil {
+			ln = tls.NewListener(ln, tlsCfg)
+		}
+		if err := b.srv.AddListener(listeners.NewNet(id, ln)); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("broker: add listener: %w", err)
+		}
+		return ln, nil
+	}
+	ln, err := listen("tcp", b.cfg.Addr, nil)
 	if err != nil {
-		return fmt.Errorf("broker: listen: %w", err)
+		return err
 	}
-	if err := b.srv.AddListener(listeners.NewNet("tcp", ln)); err != nil {
-		ln.Close()
-		return fmt.Errorf("broker: add listener: %w", err)
+	tlsLn, err := listen("tls", b.cfg.TLSAddr, b.cfg.TLS)
+	if err == nil {
+		err = b.srv.Serve()
+		if err != nil {
+			err = fmt.Errorf("broker: serve: %w", err)
+		}
 	}
-	if err := b.srv.Serve(); err != nil {
-		ln.Close()
-		return fmt.Errorf("broker: serve: %w", err)
+	if err != nil {
+		for _, l := range []net.Listener{ln, tlsLn} {
+			if l != nil {
+				l.Close()
+			}
+		}
+		return err
 	}
-	b.ln = ln
+	b.ln, b.tlsLn = ln, tlsLn
 	b.started = true
-	b.log.Info("mqtt broker listening", "addr", ln.Addr().String())
+	for _, l := range []net.Listener{ln, tlsLn} {
+		if l != nil {
+			b.log.Info("mqtt broker listening", "addr", l.Addr().String(), "tls", l == tlsLn)
+		}
+	}
 	return nil
 }
 
@@ -152,6 +189,17 @@ func (b *Broker) Addr() string {
 		return b.cfg.Addr
 	}
 	return b.ln.Addr().String()
+}
+
+// TLSAddr returns the host:port the TLS listener is bound to, or the
+// configured address before Start ("" without one).
+func (b *Broker) TLSAddr() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.tlsLn == nil {
+		return b.cfg.TLSAddr
+	}
+	return b.tlsLn.Addr().String()
 }
 
 // Close disconnects every client and stops listening. It waits for client
@@ -167,8 +215,10 @@ func (b *Broker) Close() error {
 	// mochi's Close drops clients before it stops listening, and can
 	// deadlock when a client leaves during it: stop new connections first,
 	// then drop the clients, then close the server.
-	if b.ln != nil {
-		b.ln.Close()
+	for _, l := range []net.Listener{b.ln, b.tlsLn} {
+		if l != nil {
+			l.Close()
+		}
 	}
 	for _, cl := range b.srv.Clients.GetAll() {
 		if !cl.Net.Inline && !cl.Closed() {
