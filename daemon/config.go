@@ -14,9 +14,9 @@ import (
 // Config is the controller's whole configuration. Defaults come first,
 // then LOA_* environment variables, then flags.
 type Config struct {
-	DataDir    string        // bbolt db, media files, admin token
-	HTTPAddr   string        // API and web UI
-	MQTTListen string        // embedded broker listen address (when MQTTURL is empty)
+	DataDir    string        // bbolt db, media files, admin token, tls/ (the station CA)
+	HTTPAddr   string        // plain HTTP API and web UI: loopback unless AllowPlain; empty: none
+	MQTTListen string        // embedded broker's plain listener: loopback unless AllowPlain; empty: none
 	MQTTURL    string        // external MQTT 3.1.1 broker, e.g. tcp://mosquitto:1883
 	MQTTUser   string        // controller's account on the broker
 	MQTTPass   string        // empty with the embedded broker: a random one per start
@@ -34,6 +34,23 @@ type Config struct {
 	AlarmWebhook string              // optional URL every alarm raise and clear is POSTed to
 
 	CAPSender string // sender of the CAP messages alerts are exported as
+
+	TLS TLSConfig
+}
+
+// TLSConfig is how the controller speaks TLS beyond loopback (see tls.go).
+type TLSConfig struct {
+	MQTTListen string   // embedded broker's MQTT-over-TLS listener for devices; empty: none
+	HTTPSAddr  string   // HTTPS for the API, the console and firmware downloads; empty: none
+	AllowPlain bool     // plain MQTT and HTTP may listen beyond loopback, and -mqtt-url be plain to another host
+	Names      []string // names of the station-CA server certificate; default: hostname and loopback
+	// CACert and CAKey are the operator's own station CA; default
+	// <data>/tls/ca.crt and ca.key, created at the first start.
+	CACert, CAKey string
+	Cert, Key     string // the API's own certificate for HTTPS (files); default one from the station CA
+	ACMEDomain    string // get the API's certificate by ACME (autocert) for this public name
+	ACMEDirectory string // ACME directory URL; default Let's Encrypt
+	ACMERoots     string // PEM file of roots trusted for the ACME directory (a private or test ACME server)
 }
 
 // DefaultConfig returns the defaults for a single-machine install.
@@ -44,8 +61,8 @@ func DefaultConfig() Config {
 	}
 	return Config{
 		DataDir:    dir,
-		HTTPAddr:   ":8080",
-		MQTTListen: ":1883",
+		HTTPAddr:   "127.0.0.1:8080",
+		MQTTListen: "127.0.0.1:1883",
 		MQTTUser:   "loa-controller",
 		RTPBind:    ":5004",
 		Delay:      200 * time.Millisecond,
@@ -54,6 +71,7 @@ func DefaultConfig() Config {
 		LogLevel:   "info",
 		Alarms:     loa.DefaultAlarmThresholds(),
 		CAPSender:  defaultCAPSender(),
+		TLS:        TLSConfig{MQTTListen: ":8883", HTTPSAddr: ":8443"},
 	}
 }
 
@@ -89,5 +107,5 @@ func (c *Config) Validate() error {
 	if err := cap.CheckSender(c.CAPSender); err != nil {
 		return fmt.Errorf("cap-sender: %s", loa.ErrorMessage(err))
 	}
-	return nil
+	return c.validateTLS()
 }

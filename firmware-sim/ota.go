@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -29,18 +31,27 @@ const (
 	downloadStall   = 30 * time.Second // no byte for this long: the connection is dead
 )
 
-// fwHTTP fetches images for every receiver of the process. No overall
-// timeout: a large image over a slow link takes long; stalls are caught by
-// downloadStall instead.
-var fwHTTP = &http.Client{Transport: &http.Transport{
-	Proxy:                 http.ProxyFromEnvironment,
-	DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-	TLSHandshakeTimeout:   10 * time.Second,
-	ResponseHeaderTimeout: 30 * time.Second,
-	MaxIdleConnsPerHost:   16,
-	IdleConnTimeout:       30 * time.Second,
-	ForceAttemptHTTP2:     true,
-}}
+// fwHTTPs fetch images for every receiver of the process, one client
+// per CA (a fleet shares one). No overall timeout: a large image over a
+// slow link takes long; stalls are caught by downloadStall instead.
+var fwHTTPs sync.Map // *x509.CertPool (nil: system roots) → *http.Client
+
+func fwHTTP(ca *x509.CertPool) *http.Client {
+	if c, ok := fwHTTPs.Load(ca); ok {
+		return c.(*http.Client)
+	}
+	c, _ := fwHTTPs.LoadOrStore(ca, &http.Client{Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       &tls.Config{RootCAs: ca, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 30 * time.Second,
+		MaxIdleConnsPerHost:   16,
+		IdleConnTimeout:       30 * time.Second,
+		ForceAttemptHTTP2:     true,
+	}})
+	return c.(*http.Client)
+}
 
 // slotNames are the names of the two A/B slots on the wire.
 var slotNames = [2]string{"a", "b"}
@@ -432,7 +443,11 @@ func (r *Receiver) download(ctx context.Context, id string, args protocol.Firmwa
 					req.Header.Set("If-Range", etag)
 				}
 			}
-			resp, err := fwHTTP.Do(req)
+			if r.cfg.CA != nil && req.URL.Scheme != "https" {
+				// A receiver given a station CA never sends its password in clear.
+				return false, fwFail(protocol.FWDownload, "url %s: not https", req.URL.Redacted())
+			}
+			resp, err := fwHTTP(r.cfg.CA).Do(req)
 			if err != nil {
 				return false, err
 			}

@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,7 +45,11 @@ type Impairment struct {
 // Config configures one receiver.
 type Config struct {
 	ID, Password string // device id and MQTT password; the username and client id are the ID
-	Broker       string // e.g. tcp://127.0.0.1:1883
+	Broker       string // e.g. tls://ctl.example:8883 (or ssl://), or tcp://127.0.0.1:1883
+	// CA verifies the broker's certificate (tls://) and firmware downloads
+	// (https://): the station CA. Nil: the system roots. The server name
+	// checked is the URL's host.
+	CA *x509.CertPool
 	Decode       bool   // decode with libopus; false verifies packets and plays out without decoding
 	KeepPCM      bool   // keep the decoded 48 kHz mono PCM of each session in memory
 	WAVDir       string // if set, write <ID>-<session>.wav of what was played (needs Decode)
@@ -233,6 +238,7 @@ func (r *Receiver) newClient(boot uint64) (mqtt.Client, error) {
 		SetClientID(r.cfg.ID).
 		SetUsername(r.cfg.ID).
 		SetPassword(r.cfg.Password).
+		SetTLSConfig(r.cfg.tlsConfig()).
 		SetCleanSession(true).
 		SetAutoReconnect(true).
 		SetMaxReconnectInterval(30*time.Second).
@@ -256,6 +262,12 @@ func (r *Receiver) newClient(boot uint64) (mqtt.Client, error) {
 			}
 		})
 	return mqtt.NewClient(opts), nil
+}
+
+// tlsConfig verifies servers with the configured CA; the dialer fills
+// in the server name from the URL.
+func (c Config) tlsConfig() *tls.Config {
+	return &tls.Config{RootCAs: c.CA, MinVersion: tls.VersionTLS12}
 }
 
 // dial opens the broker connection itself so that Kill can drop it without
