@@ -243,6 +243,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	srv.Firmware, srv.Receivers = m.Firmware, m.DB
 	srv.Creds = m.credentials()
 	m.httpServer = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	if err := m.serveHTTPS(ctx); err != nil { // first: sets the server's TLSConfig
+		return err
+	}
 	if cfg.HTTPAddr != "" {
 		m.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
 		if err != nil {
@@ -250,9 +253,6 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		}
 		m.httpDone = make(chan error, 1)
 		go func() { m.httpDone <- m.httpServer.Serve(m.httpLn) }()
-	}
-	if err := m.serveHTTPS(ctx); err != nil {
-		return err
 	}
 	// Continued rollouts send download URLs: only once the server is up.
 	if err := m.startFirmware(ctx); err != nil {

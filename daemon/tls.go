@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -246,7 +247,17 @@ func (m *Main) serveHTTPS(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("https: %w", err)
 	}
+	// Before any Serve: with a TLSConfig, net/http sets up HTTP/2 only
+	// when NextProtos names it, and only once per server.
+	if len(cfg.NextProtos) == 0 {
+		cfg.NextProtos = []string{"h2", "http/1.1"}
+	}
 	m.httpServer.TLSConfig = cfg
+	if m.httpServer.ErrorLog == nil {
+		// Failed handshakes (scanners, a receiver with another CA) as
+		// debug lines, not on stderr.
+		m.httpServer.ErrorLog = slog.NewLogLogger(m.Logger.With("component", "https").Handler(), slog.LevelDebug)
+	}
 	m.httpsDone = make(chan error, 1)
 	go func() { m.httpsDone <- m.httpServer.ServeTLS(m.httpsLn, "", "") }()
 	return nil
