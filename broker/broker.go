@@ -28,12 +28,10 @@ type Authenticator interface {
 
 // Config configures a Broker.
 type Config struct {
-	Addr               string // TCP listen address, e.g. ":1883" or "127.0.0.1:0"; empty: TLS only
-	// TLSAddr is the MQTT-over-TLS listen address for devices, e.g.
-	// ":8883"; TLS is its server configuration. Empty: no TLS listener.
-	TLSAddr string
-	TLS     *tls.Config
-	ControllerUser     string // the controller's own account (full access under loa/v1/)
+	Addr               string      // TCP listen address, e.g. ":1883" or "127.0.0.1:0"; empty: TLS only
+	TLSAddr            string      // MQTT-over-TLS listen address for devices, e.g. ":8883"; empty: none
+	TLS                *tls.Config // the TLS listener's server configuration
+	ControllerUser     string      // the controller's own account (full access under loa/v1/)
 	ControllerPassword string
 	Auth               Authenticator
 	Logger             *slog.Logger
