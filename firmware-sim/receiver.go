@@ -44,12 +44,11 @@ type Impairment struct {
 
 // Config configures one receiver.
 type Config struct {
-	ID, Password string         // device id and MQTT password; the username and client id are the ID
-	Broker       string         // e.g. tls://ctl.example:8883 (or ssl://), or tcp://127.0.0.1:1883
-	CA           *x509.CertPool // the station CA: verifies the broker (tls://, for the URL's host) and firmware downloads; nil: system roots
-	Decode       bool           // decode with libopus; false verifies packets and plays out without decoding
-	KeepPCM      bool           // keep the decoded 48 kHz mono PCM of each session in memory
-	WAVDir       string         // if set, write <ID>-<session>.wav of what was played (needs Decode)
+	ID, Password string // device id and MQTT password; the username and client id are the ID
+	Broker       string // e.g. tls://ctl.example:8883 (or ssl://), or tcp://127.0.0.1:1883
+	Decode       bool   // decode with libopus; false verifies packets and plays out without decoding
+	KeepPCM      bool   // keep the decoded 48 kHz mono PCM of each session in memory
+	WAVDir       string // if set, write <ID>-<session>.wav of what was played (needs Decode)
 	Impair       Impairment
 	TeleInterval time.Duration // telemetry period, default 10s
 	Firmware     string        // version in slot a, running at start: dotted numeric, default "1.0.0"
@@ -57,6 +56,9 @@ type Config struct {
 	// built with; without it every firmware command fails bad_signature.
 	FirmwareKey ed25519.PublicKey
 	Logger      *slog.Logger
+	// CA is the station CA: it verifies the broker (tls://, for the URL's
+	// host) and firmware downloads. Nil: the system roots.
+	CA *x509.CertPool
 }
 
 // DefaultVolume is a receiver's volume after boot.
