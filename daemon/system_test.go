@@ -109,7 +109,10 @@ func startSystem(t *testing.T, o systemOpts) *system {
 	areaOf := map[string]string{}
 	broker, ca := m.MQTTURL(), (*x509.CertPool)(nil)
 	if o.tls {
-		broker, ca = m.MQTTTLSURL(), stationPool(t, m)
+		ca = stationPool(t, m)
+		if u := m.MQTTTLSURL(); u != "" { // else an external broker's tls:// URL
+			broker = u
+		}
 	}
 	for i := range cfgs {
 		id, area := fmt.Sprintf("rx-%03d", i), "a1"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -260,5 +261,94 @@ func TestTLSFirmwareOverHTTPS(t *testing.T) {
 	}
 	if !strings.HasPrefix(args.URL, s.m.HTTPSURL()+"/") {
 		t.Errorf("download URL %q, want one under %s", args.URL, s.m.HTTPSURL())
+	}
+}
+
+// mosquittoTLS returns the TLS listener lines deploy/mosquitto.conf
+// documents, so the test runs what users are told to deploy.
+func mosquittoTLS(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile("../deploy/mosquitto.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(b), "# --- TLS for receivers")
+	if ok {
+		block, _, ok = strings.Cut(block, "# --- end TLS ---")
+	}
+	if !ok {
+		t.Fatal("deploy/mosquitto.conf has no TLS block")
+	}
+	var lines []string
+	for _, l := range strings.Split(block, "\n") {
+		if l, ok := strings.CutPrefix(l, "#   "); ok {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) < 4 || !strings.HasPrefix(lines[0], "listener 8883") {
+		t.Fatalf("deploy/mosquitto.conf's TLS block: %q", lines)
+	}
+	return lines
+}
+
+// Mosquitto with the TLS listener of deploy/mosquitto.conf and the
+// station's files: the controller connects over TLS (verifying the station
+// CA), receivers too; a receiver trusting another CA is refused.
+func TestTLSMosquitto(t *testing.T) {
+	loatest.Tool(t, "mosquitto")
+	var url string
+	s := startSystem(t, systemOpts{receivers: 2, tls: true, configure: func(c *Config) {
+		// The station CA first, as the controller's first start makes it,
+		// so Mosquitto can present its certificate when the controller
+		// connects.
+		station, err := pki.Open(pki.Config{Dir: filepath.Join(c.DataDir, "tls")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		os.Chmod(filepath.Dir(dir), 0o755) // Mosquitto as root drops to its own user before reading
+		os.Chmod(dir, 0o755)
+		certFile, keyFile := station.ServerFiles()
+		for name, src := range map[string]string{"server.crt": certFile, "server.key": keyFile, "ca.crt": station.CACertFile()} {
+			b, err := os.ReadFile(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Readable by the mosquitto user whoever runs the test.
+			if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		port := loatest.FreePort(t, "tcp")
+		conf := strings.Join(mosquittoTLS(t), "\n")
+		conf = strings.ReplaceAll(conf, "/mosquitto/config/tls", dir)
+		conf = strings.Replace(conf, "listener 8883", fmt.Sprintf("listener %d 127.0.0.1", port), 1)
+		conf += "\nallow_anonymous true\npersistence false\n"
+		url = "tls://" + strings.TrimPrefix(loatest.StartMosquitto(t, dir, port, conf), "tcp://")
+		c.MQTTURL = url
+	}})
+	if s.m.Broker != nil || s.m.MQTTURL() != url {
+		t.Fatalf("the controller did not use Mosquitto over TLS: %s", s.m.MQTTURL())
+	}
+	ctx := context.Background()
+	var res struct {
+		State string `json:"state"`
+	}
+	if err := s.api.JSON(ctx, "POST", "/api/v1/devices/rx-001/commands",
+		map[string]any{"op": protocol.OpVolume, "args": protocol.VolumeArgs{Level: 33}}, &res); err != nil || res.State != "done" {
+		t.Errorf("volume through Mosquitto over TLS: %v %+v", err, res)
+	}
+	other, err := pki.Open(pki.Config{Dir: t.TempDir(), Names: []string{"127.0.0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := firmwaresim.NewReceiver(firmwaresim.Config{ID: "rx-000", Password: "x", Broker: url, CA: other.Pool(), Logger: testLogger(t)})
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := r.Start(sctx); err == nil {
+		r.Close()
+		t.Error("a receiver trusting another CA connected to Mosquitto")
+	} else if !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("a receiver trusting another CA: %v, want a certificate error", err)
 	}
 }
