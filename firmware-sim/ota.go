@@ -43,7 +43,7 @@ func fwHTTP(ca *x509.CertPool) *http.Client {
 	c, _ := fwHTTPs.LoadOrStore(ca, &http.Client{Transport: &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:       &tls.Config{RootCAs: ca, MinVersion: tls.VersionTLS12},
+		TLSClientConfig:       downloadTLS(ca),
 		TLSHandshakeTimeout:   10 * time.Second,
 		ResponseHeaderTimeout: 30 * time.Second,
 		MaxIdleConnsPerHost:   16,
@@ -51,6 +51,36 @@ func fwHTTP(ca *x509.CertPool) *http.Client {
 		ForceAttemptHTTP2:     true,
 	}})
 	return c.(*http.Client)
+}
+
+// downloadTLS verifies the image server with the station CA or, failing
+// that, the system roots: the API may present a public certificate (ACME)
+// while the broker presents the station's. The name is checked either way.
+func downloadTLS(ca *x509.CertPool) *tls.Config {
+	if ca == nil {
+		return &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	return &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		InsecureSkipVerify: true, // verified below, against both pools
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("tls: no server certificate")
+			}
+			opts := x509.VerifyOptions{DNSName: cs.ServerName, Intermediates: x509.NewCertPool()}
+			for _, c := range cs.PeerCertificates[1:] {
+				opts.Intermediates.AddCert(c)
+			}
+			var err error
+			for _, roots := range []*x509.CertPool{ca, nil} { // nil: the system roots
+				opts.Roots = roots
+				if _, err = cs.PeerCertificates[0].Verify(opts); err == nil {
+					return nil
+				}
+			}
+			return err
+		},
+	}
 }
 
 // slotNames are the names of the two A/B slots on the wire.

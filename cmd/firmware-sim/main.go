@@ -127,12 +127,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var ca *x509.CertPool
 	client := http.DefaultClient
 	if o.ca != "" {
-		b, err := os.ReadFile(o.ca)
+		// Waited for like the token file: in docker-compose the
+		// controller creates the CA on its first start.
+		b, err := waitTokenFile(ctx, o.ca, time.Minute)
 		if err != nil {
 			return fmt.Errorf("-ca: %w", err)
 		}
 		ca = x509.NewCertPool()
-		if !ca.AppendCertsFromPEM(b) {
+		if !ca.AppendCertsFromPEM([]byte(b)) {
 			return fmt.Errorf("-ca %s: no PEM certificate", o.ca)
 		}
 		client = &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment,
