@@ -140,6 +140,9 @@ func benchFleetRun(ctx context.Context, b fleetBench, stdout, stderr io.Writer) 
 	if b.MQTTURL != "" {
 		brokerName = "external broker " + b.MQTTURL
 	}
+	if b.TLS {
+		brokerName += ", receivers over TLS"
+	}
 
 	// One province, 100 receivers per commune, provisioned through the API.
 	setup := time.Now()
@@ -174,7 +177,6 @@ func benchFleetRun(ctx context.Context, b fleetBench, stdout, stderr io.Writer) 
 	childCfg := fleetChildConfig{Broker: m.MQTTURL()}
 	if b.TLS {
 		childCfg.Broker, childCfg.CA = m.MQTTTLSURL(), string(m.CACertPEM())
-		brokerName += " over TLS"
 	}
 	childCfg.TeleMs, childCfg.Ramp, childCfg.CPUProfile, childCfg.Devices = b.Tele.Milliseconds(), b.Ramp, b.SimProfile, devs
 	in, err := json.Marshal(childCfg)
