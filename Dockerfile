@@ -14,6 +14,6 @@ RUN apt-get update && apt-get install -y --no-install-recommends libopus0 libopu
 COPY --from=build /out/loa /out/firmware-sim /usr/local/bin/
 VOLUME /data
 ENV LOA_DATA=/data
-EXPOSE 8080 1883 5004/udp
+EXPOSE 8443 8883 5004/udp
 ENTRYPOINT ["loa"]
 CMD ["serve"]

@@ -80,6 +80,11 @@ func openBenchController(ctx context.Context, cfg daemon.Config, logger *slog.Lo
 		return nil, nil, err
 	}
 	cfg.DataDir, cfg.HTTPAddr, cfg.MQTTListen, cfg.RTPBind = dir, "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	for _, addr := range []*string{&cfg.TLS.MQTTListen, &cfg.TLS.HTTPSAddr} {
+		if *addr != "" {
+			*addr = "127.0.0.1:0"
+		}
+	}
 	m = daemon.NewMain(cfg, logger)
 	if err := m.Open(ctx); err != nil {
 		os.RemoveAll(dir)

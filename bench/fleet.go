@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -45,6 +46,7 @@ type fleetBench struct {
 	// the steady window is reported too.
 	MQTTURL, MQTTUser, MQTTPass string
 	BrokerPID                   int
+	TLS                         bool // receivers connect over MQTT/TLS, verifying the station CA
 
 	// Child returns the command that runs the receivers ("loa bench
 	// fleet-receivers"); it reads a fleetChildConfig on stdin.
@@ -54,6 +56,7 @@ type fleetBench struct {
 // fleetChildConfig is what the receivers' process reads on stdin.
 type fleetChildConfig struct {
 	Broker     string      `json:"broker"`
+	CA         string      `json:"ca,omitempty"` // PEM: the station CA, with a tls:// broker
 	TeleMs     int64       `json:"tele_ms"`
 	Ramp       float64     `json:"ramp"`
 	CPUProfile string      `json:"cpuprofile,omitempty"`
@@ -88,6 +91,7 @@ func benchFleet(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.StringVar(&b.MQTTUser, "mqtt-user", "loa-controller", "controller's username on the external broker")
 	fs.StringVar(&b.MQTTPass, "mqtt-pass", "", "controller's password on the external broker")
 	fs.IntVar(&b.BrokerPID, "broker-pid", 0, "process id of the external broker, to report its CPU too")
+	fs.BoolVar(&b.TLS, "tls", false, "receivers connect over MQTT/TLS (the embedded broker's TLS listener), verifying the station CA")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -99,6 +103,9 @@ func benchFleet(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if b.Settle <= 0 {
 		b.Settle = b.Tele + 5*time.Second
+	}
+	if b.TLS && b.MQTTURL != "" {
+		return errors.New("-tls measures the embedded broker's TLS listener; with -mqtt-url give a tls:// URL instead")
 	}
 	b.Child = func(ctx context.Context) (*exec.Cmd, error) {
 		exe, err := os.Executable()
@@ -120,6 +127,9 @@ func benchFleetRun(ctx context.Context, b fleetBench, stdout, stderr io.Writer) 
 	if b.MQTTURL != "" {
 		cfg.MQTTURL, cfg.MQTTUser, cfg.MQTTPass = b.MQTTURL, b.MQTTUser, b.MQTTPass
 	}
+	if !b.TLS {
+		cfg.TLS.MQTTListen = ""
+	}
 	m, closeController, err := openBenchController(ctx, cfg, logger)
 	if err != nil {
 		return nil, err
@@ -129,6 +139,9 @@ func benchFleetRun(ctx context.Context, b fleetBench, stdout, stderr io.Writer) 
 	brokerName := "embedded broker (in the controller's figures)"
 	if b.MQTTURL != "" {
 		brokerName = "external broker " + b.MQTTURL
+	}
+	if b.TLS {
+		brokerName += ", receivers over TLS"
 	}
 
 	// One province, 100 receivers per commune, provisioned through the API.
@@ -161,7 +174,12 @@ func benchFleetRun(ctx context.Context, b fleetBench, stdout, stderr io.Writer) 
 	if err != nil {
 		return nil, err
 	}
-	in, err := json.Marshal(fleetChildConfig{Broker: m.MQTTURL(), TeleMs: b.Tele.Milliseconds(), Ramp: b.Ramp, CPUProfile: b.SimProfile, Devices: devs})
+	childCfg := fleetChildConfig{Broker: m.MQTTURL()}
+	if b.TLS {
+		childCfg.Broker, childCfg.CA = m.MQTTTLSURL(), string(m.CACertPEM())
+	}
+	childCfg.TeleMs, childCfg.Ramp, childCfg.CPUProfile, childCfg.Devices = b.Tele.Milliseconds(), b.Ramp, b.SimProfile, devs
+	in, err := json.Marshal(childCfg)
 	if err != nil {
 		return nil, err
 	}
@@ -288,7 +306,7 @@ func benchFleetRun(ctx context.Context, b fleetBench, stdout, stderr io.Writer) 
 		"group_cmd_rounds": b.Rounds, "acked": acked,
 		"tele_s": b.Tele.Seconds(), "steady_s": round3(wall.Seconds()),
 		"sim_cpu_pct_steady": round3(simPct), "sim_rss_bytes_per_device": simRSS / uint64(b.Devices),
-		"embedded_broker": b.MQTTURL == "",
+		"embedded_broker": b.MQTTURL == "", "tls": b.TLS,
 	}
 	if b.BrokerPID > 0 {
 		res["broker_cpu_pct_steady"] = round3(100 * (br1 - br0).Seconds() / wall.Seconds())
@@ -354,9 +372,16 @@ func runFleetReceivers(ctx context.Context, stdin io.Reader, stderr io.Writer) f
 	if err := json.Unmarshal(line, &cfg); err != nil {
 		return fleetChildReport{Err: fmt.Sprintf("config: %v", err)}
 	}
+	var ca *x509.CertPool
+	if cfg.CA != "" {
+		ca = x509.NewCertPool()
+		if !ca.AppendCertsFromPEM([]byte(cfg.CA)) {
+			return fleetChildReport{Err: "config: the CA holds no PEM certificate"}
+		}
+	}
 	cfgs := make([]firmwaresim.Config, len(cfg.Devices))
 	for i, d := range cfg.Devices {
-		cfgs[i] = firmwaresim.Config{ID: d[0], Password: d[1], Broker: cfg.Broker,
+		cfgs[i] = firmwaresim.Config{ID: d[0], Password: d[1], Broker: cfg.Broker, CA: ca,
 			TeleInterval: time.Duration(cfg.TeleMs) * time.Millisecond, Logger: logger}
 	}
 	// Stdin closing (or ctx) ends the run, even while starting.

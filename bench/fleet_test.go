@@ -19,12 +19,17 @@ func TestBenchFleet(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a child process of receivers")
 	}
+	t.Run("plain", func(t *testing.T) { testBenchFleet(t, false) })
+	t.Run("tls", func(t *testing.T) { testBenchFleet(t, true) })
+}
+
+func testBenchFleet(t *testing.T, tls bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	const n = 20
 	b := fleetBench{
 		Devices: n, Tele: time.Second, Ramp: 200, Settle: time.Second, Steady: 2 * time.Second,
-		Rounds: 2, Online: time.Minute,
+		Rounds: 2, Online: time.Minute, TLS: tls,
 		Child: func(ctx context.Context) (*exec.Cmd, error) {
 			cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestBenchFleetReceiversChild$")
 			cmd.Env = append(os.Environ(), "LOA_BENCH_FLEET_CHILD=1")
@@ -61,6 +66,9 @@ func TestBenchFleet(t *testing.T) {
 	}
 	if p50, p99, max := num("group_cmd_ms_p50"), num("group_cmd_ms_p99"), num("group_cmd_ms_max"); p50 <= 0 || p50 > p99 || p99 > max {
 		t.Errorf("group command p50 %v, p99 %v, max %v: want 0 < p50 ≤ p99 ≤ max", p50, p99, max)
+	}
+	if last["tls"] != tls {
+		t.Errorf("tls %v in the JSON line, want %v", last["tls"], tls)
 	}
 	if res["devices"] != n {
 		t.Errorf("returned figures %v differ from the printed line", res)

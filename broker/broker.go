@@ -12,6 +12,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,8 +34,10 @@ type Authenticator interface {
 
 // Config configures a Broker.
 type Config struct {
-	Addr               string // TCP listen address, e.g. ":1883" or "127.0.0.1:0"
-	ControllerUser     string // the controller's own account (full access under loa/v1/)
+	Addr               string      // TCP listen address, e.g. ":1883" or "127.0.0.1:0"; empty: TLS only
+	TLSAddr            string      // MQTT-over-TLS listen address for devices, e.g. ":8883"; empty: none
+	TLS                *tls.Config // the TLS listener's server configuration
+	ControllerUser     string      // the controller's own account (full access under loa/v1/)
 	ControllerPassword string
 	Auth               Authenticator
 	Logger             *slog.Logger
@@ -84,7 +87,8 @@ type Broker struct {
 	cancel context.CancelFunc
 
 	mu      sync.Mutex
-	ln      net.Listener
+	ln      net.Listener // plain; nil without Addr
+	tlsLn   net.Listener // nil without TLSAddr
 	started bool
 	closed  bool
 
@@ -100,8 +104,11 @@ type Broker struct {
 
 // New validates cfg and builds a broker; Start makes it listen.
 func New(cfg Config) (*Broker, error) {
-	if cfg.Addr == "" {
-		return nil, errors.New("broker: Addr is required")
+	if cfg.Addr == "" && cfg.TLSAddr == "" {
+		return nil, errors.New("broker: Addr or TLSAddr is required")
+	}
+	if cfg.TLSAddr != "" && cfg.TLS == nil {
+		return nil, errors.New("broker: TLSAddr needs TLS")
 	}
 	if cfg.ControllerUser == "" || cfg.ControllerPassword == "" {
 		return nil, errors.New("broker: ControllerUser and ControllerPassword are required")
@@ -177,27 +184,69 @@ func (b *Broker) Start(ctx context.Context) error {
 		return errors.New("broker: already started")
 	}
 	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", b.cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("broker: listen: %w", err)
+	var ln, tlsLn net.Listener
+	if b.cfg.Addr != "" {
+		l, err := lc.Listen(ctx, "tcp", b.cfg.Addr)
+		if err != nil {
+			return fmt.Errorf("broker: listen %s: %w", b.cfg.Addr, err)
+		}
+		ln = l
 	}
-	return b.serve(ln)
+	if b.cfg.TLSAddr != "" {
+		l, err := lc.Listen(ctx, "tcp", b.cfg.TLSAddr)
+		if err != nil {
+			if ln != nil {
+				ln.Close()
+			}
+			return fmt.Errorf("broker: listen %s: %w", b.cfg.TLSAddr, err)
+		}
+		tlsLn = l
+	}
+	return b.serve(ln, tlsLn)
 }
 
-// serve serves clients accepted from ln, through the gate; b.mu is held.
-func (b *Broker) serve(ln net.Listener) error {
-	if err := b.srv.AddListener(listeners.NewNet("tcp", b.gate.listener(ln))); err != nil {
-		ln.Close()
-		return fmt.Errorf("broker: add listener: %w", err)
+// serve serves clients accepted from ln (plain) and tlsLn (TLS), either
+// may be nil, both through the one gate so the TLS port shares the caps;
+// b.mu is held.
+func (b *Broker) serve(ln, tlsLn net.Listener) error {
+	add := func(id string, l net.Listener, cfg *tls.Config) error {
+		if l == nil {
+			return nil
+		}
+		gl := b.gate.listener(l)
+		if cfg != nil {
+			gl = tls.NewListener(gl, cfg)
+		}
+		if err := b.srv.AddListener(listeners.NewNet(id, gl)); err != nil {
+			return fmt.Errorf("broker: add listener: %w", err)
+		}
+		return nil
 	}
-	if err := b.srv.Serve(); err != nil {
-		ln.Close()
-		return fmt.Errorf("broker: serve: %w", err)
+	err := add("tcp", ln, nil)
+	if err == nil {
+		err = add("tls", tlsLn, b.cfg.TLS)
 	}
-	b.ln = ln
+	if err == nil {
+		if err = b.srv.Serve(); err != nil {
+			err = fmt.Errorf("broker: serve: %w", err)
+		}
+	}
+	if err != nil {
+		for _, l := range []net.Listener{ln, tlsLn} {
+			if l != nil {
+				l.Close()
+			}
+		}
+		return err
+	}
+	b.ln, b.tlsLn = ln, tlsLn
 	b.started = true
-	b.log.Info("mqtt broker listening", "addr", ln.Addr().String(),
-		"max_packet", b.cfg.MaxPacket, "max_connections", b.cfg.MaxConnections, "max_pending", b.cfg.MaxPending)
+	for _, l := range []net.Listener{ln, tlsLn} {
+		if l != nil {
+			b.log.Info("mqtt broker listening", "addr", l.Addr().String(), "tls", l == tlsLn,
+				"max_packet", b.cfg.MaxPacket, "max_connections", b.cfg.MaxConnections, "max_pending", b.cfg.MaxPending)
+		}
+	}
 	return nil
 }
 
@@ -210,6 +259,17 @@ func (b *Broker) Addr() string {
 		return b.cfg.Addr
 	}
 	return b.ln.Addr().String()
+}
+
+// TLSAddr returns the host:port the TLS listener is bound to, or the
+// configured address before Start ("" without one).
+func (b *Broker) TLSAddr() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.tlsLn == nil {
+		return b.cfg.TLSAddr
+	}
+	return b.tlsLn.Addr().String()
 }
 
 // Close disconnects every client and stops listening. It waits for client
@@ -225,8 +285,10 @@ func (b *Broker) Close() error {
 	// mochi's Close drops clients before it stops listening, and can
 	// deadlock when a client leaves during it: stop new connections first,
 	// then drop the clients, then close the server.
-	if b.ln != nil {
-		b.ln.Close()
+	for _, l := range []net.Listener{b.ln, b.tlsLn} {
+		if l != nil {
+			l.Close()
+		}
 	}
 	for _, cl := range b.srv.Clients.GetAll() {
 		if !cl.Net.Inline && !cl.Closed() {

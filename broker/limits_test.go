@@ -285,7 +285,7 @@ func TestAcceptErrorDoesNotStopTheBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.mu.Lock()
-	err = b.serve(&flakyListener{Listener: ln})
+	err = b.serve(&flakyListener{Listener: ln}, nil)
 	b.mu.Unlock()
 	if err != nil {
 		t.Fatal(err)

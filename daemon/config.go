@@ -18,21 +18,21 @@ import (
 // Config is the controller's whole configuration. Defaults come first,
 // then LOA_* environment variables, then flags.
 type Config struct {
-	DataDir    string // bbolt db, media files, admin token
-	HTTPAddr   string // API and web UI
-	MQTTListen string // embedded broker listen address (when MQTTURL is empty)
-	MQTTURL    string // external MQTT 3.1.1 broker, e.g. tcp://mosquitto:1883
-	MQTTUser   string // controller's account on the broker
-	MQTTPass   string // empty with the embedded broker: a random one per start
+	DataDir    string        // bbolt db, media files, admin token, tls/ (the station CA)
+	HTTPAddr   string        // plain HTTP API and web UI: loopback unless AllowPlain; empty: none
+	MQTTListen string        // embedded broker's plain listener: loopback unless AllowPlain; empty: none
+	MQTTURL    string        // external MQTT 3.1.1 broker, e.g. tcp://mosquitto:1883
+	MQTTUser   string        // controller's account on the broker
+	MQTTPass   string        // empty with the embedded broker: a random one per start
+	RTPBind    string        // UDP address for RTP and RTCP
+	RTPPublic  string        // host:port receivers are told; differs behind NAT or a load balancer
+	Delay      time.Duration // playout delay told to receivers
+	Lead       time.Duration // longest wait for receivers to tune before packet 0
+	Grace      time.Duration // a scheduled start missed by less (controller down) plays late
+	LogLevel   string
 	// The embedded broker's limits: bytes of one MQTT packet, open
 	// connections, and of those not yet authenticated; 0 takes the default.
 	MQTTMaxPacket, MQTTMaxConns, MQTTMaxPending int
-	RTPBind                                     string        // UDP address for RTP and RTCP
-	RTPPublic                                   string        // host:port receivers are told; differs behind NAT or a load balancer
-	Delay                                       time.Duration // playout delay told to receivers
-	Lead                                        time.Duration // longest wait for receivers to tune before packet 0
-	Grace                                       time.Duration // a scheduled start missed by less (controller down) plays late
-	LogLevel                                    string
 
 	FirmwareKey string // the operator's ed25519 public key file (name.pub); without it uploads are refused
 	FirmwareURL string // base URL receivers download images from; default: the API's URL
@@ -53,6 +53,23 @@ type Config struct {
 	TranscodeWorkers int           // uploads transcoded at once (each about one core)
 	TranscodeQueue   int           // uploads waiting for a worker; more are refused (503); 0: 4 per worker
 	SDPAllow         string        // CIDRs (or addresses), comma-separated, SDP listeners may be at besides the caller's own address
+
+	TLS TLSConfig
+}
+
+// TLSConfig is how the controller speaks TLS beyond loopback (see tls.go).
+type TLSConfig struct {
+	MQTTListen string   // embedded broker's MQTT-over-TLS listener for devices; empty: none
+	HTTPSAddr  string   // HTTPS for the API, the console and firmware downloads; empty: none
+	AllowPlain bool     // plain MQTT and HTTP may listen beyond loopback, and -mqtt-url be plain to another host
+	Names      []string // names of the station-CA server certificate; default: hostname and loopback
+	// CACert and CAKey are the operator's own station CA; default
+	// <data>/tls/ca.crt and ca.key, created at the first start.
+	CACert, CAKey string
+	Cert, Key     string // the API's own certificate for HTTPS (files); default one from the station CA
+	ACMEDomain    string // get the API's certificate by ACME (autocert) for this public name
+	ACMEDirectory string // ACME directory URL; default Let's Encrypt
+	ACMERoots     string // PEM file of roots trusted for the ACME directory (a private or test ACME server)
 }
 
 // DefaultConfig returns the defaults for a single-machine install.
@@ -63,8 +80,8 @@ func DefaultConfig() Config {
 	}
 	return Config{
 		DataDir:    dir,
-		HTTPAddr:   ":8080",
-		MQTTListen: ":1883",
+		HTTPAddr:   "127.0.0.1:8080",
+		MQTTListen: "127.0.0.1:1883",
 		MQTTUser:   "loa-controller",
 		RTPBind:    ":5004",
 		Delay:      200 * time.Millisecond,
@@ -82,6 +99,7 @@ func DefaultConfig() Config {
 		HTTPIdleTimeout:   time.Minute,
 		MaxMediaDuration:  media.DefaultMaxDuration,
 		TranscodeWorkers:  station.DefaultTranscodeWorkers(),
+		TLS:               TLSConfig{MQTTListen: ":8883", HTTPSAddr: ":8443"},
 	}
 }
 
@@ -135,7 +153,7 @@ func (c *Config) Validate() error {
 	if _, err := parsePrefixes(c.SDPAllow); err != nil {
 		return fmt.Errorf("sdp-allow: %w", err)
 	}
-	return nil
+	return c.validateTLS()
 }
 
 // parsePrefixes reads "10.0.0.0/8,192.0.2.7,…": CIDRs, or addresses that

@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/crypto/acme/autocert"
 
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/api"
@@ -23,6 +24,7 @@ import (
 	"github.com/loa-broadcast/loa/broker"
 	"github.com/loa-broadcast/loa/devices"
 	"github.com/loa-broadcast/loa/media"
+	"github.com/loa-broadcast/loa/pki"
 	"github.com/loa-broadcast/loa/protocol"
 	"github.com/loa-broadcast/loa/scheduler"
 	"github.com/loa-broadcast/loa/station"
@@ -60,9 +62,14 @@ type Main struct {
 	schedCancel context.CancelFunc
 	schedWG     sync.WaitGroup
 
-	httpLn     net.Listener
+	httpLn     net.Listener // nil without a plain listener
 	httpServer *http.Server
 	httpDone   chan error
+
+	PKI       *pki.Station      // the station CA
+	httpsLn   net.Listener      // nil without HTTPS
+	httpsDone chan error        // ServeTLS's end
+	acme      *autocert.Manager // with -acme-domain
 
 	// AdminToken is the secret of the admin token created on the first
 	// start (empty on later starts); AdminTokenFile is where it is kept.
@@ -93,6 +100,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
+	if err := m.openTLS(); err != nil {
+		return err
+	}
 	m.DB, err = store.Open(filepath.Join(cfg.DataDir, "loa.db"), store.Options{Logger: m.Logger})
 	if err != nil {
 		return err
@@ -105,7 +115,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 			mqttPass = randomHex(16)
 		}
 		m.Broker, err = broker.New(broker.Config{
-			Addr: cfg.MQTTListen, ControllerUser: cfg.MQTTUser, ControllerPassword: mqttPass,
+			Addr: cfg.MQTTListen, TLSAddr: cfg.TLS.MQTTListen, TLS: m.PKI.ServerConfig(),
+			ControllerUser: cfg.MQTTUser, ControllerPassword: mqttPass,
 			Auth: m.DB, Logger: m.Logger.With("component", "broker"),
 			MaxPacket: cfg.MQTTMaxPacket, MaxConnections: cfg.MQTTMaxConns, MaxPending: cfg.MQTTMaxPending,
 		})
@@ -115,7 +126,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		if err := m.Broker.Start(ctx); err != nil {
 			return fmt.Errorf("broker: %w", err)
 		}
-		brokerURL = "tcp://" + loopbackFor(m.Broker.Addr())
+		brokerURL = m.MQTTURL()
 	}
 
 	initial, err := m.DB.DeviceStates(ctx)
@@ -127,8 +138,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	dcfg := devices.Config{
 		Broker: brokerURL, Username: cfg.MQTTUser, Password: mqttPass,
-		ClientID: cfg.MQTTUser + "-" + randomHex(4),
-		States:   m.DB, Initial: initial,
+		ClientID: cfg.MQTTUser + "-" + randomHex(4), TLS: m.brokerTLS(),
+		States: m.DB, Initial: initial,
 		Logger: m.Logger.With("component", "devices"),
 	}
 	if m.Broker != nil {
@@ -238,7 +249,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	srv.Firmware, srv.Receivers = m.Firmware, m.DB
 	srv.Creds = m.credentials()
-	if err := m.serveHTTP(srv.Handler(), reg); err != nil {
+	if err := m.serveHTTP(ctx, srv.Handler(), reg); err != nil {
 		return err
 	}
 	// Continued rollouts send download URLs: only once the server is up.
@@ -246,7 +257,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return err
 	}
 
-	m.Logger.Info("controller started", "http", m.HTTPAddr(), "mqtt", brokerURL,
+	m.Logger.Info("controller started", "http", m.HTTPAddr(), "https", m.HTTPSAddr(), "mqtt", brokerURL, "mqtt_tls", m.MQTTTLSURL(),
 		"rtp", m.Engine.LocalAddr().String(), "rtp_public", m.Engine.PublicAddr(), "data", cfg.DataDir)
 	return nil
 }
@@ -266,8 +277,13 @@ func (m *Main) Close() error {
 			errs = append(errs, err)
 		}
 		cancel()
-		if err := <-m.httpDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errs = append(errs, err)
+		for _, done := range []chan error{m.httpDone, m.httpsDone} {
+			if done == nil {
+				continue
+			}
+			if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errs = append(errs, err)
+			}
 		}
 		m.httpServer = nil
 	}
@@ -301,15 +317,29 @@ func (m *Main) Close() error {
 	return errors.Join(errs...)
 }
 
-// HTTPAddr is the bound API address.
-func (m *Main) HTTPAddr() string { return m.httpLn.Addr().String() }
+// HTTPAddr is the bound plain API address, "" without one.
+func (m *Main) HTTPAddr() string {
+	if m.httpLn == nil {
+		return ""
+	}
+	return m.httpLn.Addr().String()
+}
 
-// URL is the API base URL on loopback.
-func (m *Main) URL() string { return "http://" + loopbackFor(m.HTTPAddr()) }
+// URL is the API base URL on loopback: plain HTTP, or HTTPSURL without it.
+func (m *Main) URL() string {
+	if m.httpLn == nil {
+		return m.HTTPSURL()
+	}
+	return "http://" + loopbackFor(m.HTTPAddr())
+}
 
-// MQTTURL is the broker URL receivers connect to.
+// MQTTURL is the broker URL local receivers connect to: the embedded
+// broker's plain listener (its TLS one without it), or the external broker.
 func (m *Main) MQTTURL() string {
 	if m.Broker != nil {
+		if m.Broker.Addr() == "" {
+			return m.MQTTTLSURL()
+		}
 		return "tcp://" + loopbackFor(m.Broker.Addr())
 	}
 	return m.Config.MQTTURL

@@ -1,8 +1,8 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
-	"net"
 
 	"github.com/loa-broadcast/loa/devices"
 	"github.com/loa-broadcast/loa/protocol"
@@ -22,10 +22,8 @@ func (m *Main) openFirmware() error {
 		}
 		cfg.Key = key
 	}
-	if host, _, err := net.SplitHostPort(m.Config.HTTPAddr); err == nil {
-		ip := net.ParseIP(host)
-		cfg.LocalOnly = host == "localhost" || ip != nil && ip.IsLoopback()
-	}
+	// Downloads go over HTTPS when it is on.
+	cfg.LocalOnly = isLoopback(cmp.Or(m.Config.TLS.HTTPSAddr, m.Config.HTTPAddr))
 	var fw *station.FirmwareService // the engine asks it for each image's args
 	m.rollouts = devices.NewRolloutEngine(devices.RolloutConfig{
 		Store: m.DB, Sender: m.Fleet, Presence: m.Fleet,
@@ -41,9 +39,10 @@ func (m *Main) openFirmware() error {
 }
 
 // startFirmware continues the rollouts a previous run left, with download
-// URLs on the API's address unless -firmware-url says otherwise.
+// URLs on the API's address (HTTPS when on) unless -firmware-url says
+// otherwise.
 func (m *Main) startFirmware(ctx context.Context) error {
-	m.Firmware.Serving(m.URL())
+	m.Firmware.Serving(cmp.Or(m.HTTPSURL(), m.URL()))
 	return m.rollouts.Open(ctx)
 }
 

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -30,12 +31,8 @@ const maxHeaderBytes = 64 << 10
 // streams; see api/limits.go), and at most httpConnCap connections are
 // open: more are closed as soon as they are accepted, so a flood of idle
 // sockets costs no file descriptors the broker and the store need.
-func (m *Main) serveHTTP(h http.Handler, reg prometheus.Registerer) error {
+func (m *Main) serveHTTP(ctx context.Context, h http.Handler, reg prometheus.Registerer) error {
 	cfg := m.Config
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("http: %w", err)
-	}
 	if cfg.HTTPHeaderTimeout <= 0 {
 		cfg.HTTPHeaderTimeout = DefaultConfig().HTTPHeaderTimeout
 	}
@@ -43,9 +40,8 @@ func (m *Main) serveHTTP(h http.Handler, reg prometheus.Registerer) error {
 		cfg.HTTPIdleTimeout = DefaultConfig().HTTPIdleTimeout
 	}
 	limit := httpConnCap(cfg.HTTPMaxConns, m.Logger)
-	capped := newCapListener(ln, limit)
-	reg.MustRegister(capped.open, capped.refused)
-	m.httpLn = capped
+	conns := newConnCap(limit)
+	reg.MustRegister(conns.open, conns.refused)
 	m.httpServer = &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: cfg.HTTPHeaderTimeout,
@@ -55,8 +51,20 @@ func (m *Main) serveHTTP(h http.Handler, reg prometheus.Registerer) error {
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(m.Logger.With("component", "http").Handler(), slog.LevelDebug),
 	}
-	m.httpDone = make(chan error, 1)
-	go func() { m.httpDone <- m.httpServer.Serve(m.httpLn) }()
+	// HTTPS first: it sets the server's TLSConfig, which must be in place
+	// before the first Serve. Both listeners share the one cap.
+	if err := m.serveHTTPS(ctx, conns); err != nil {
+		return err
+	}
+	if cfg.HTTPAddr != "" {
+		ln, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("http: %w", err)
+		}
+		m.httpLn = conns.listener(ln)
+		m.httpDone = make(chan error, 1)
+		go func() { m.httpDone <- m.httpServer.Serve(m.httpLn) }()
+	}
 	m.Logger.Debug("http limits", "max_conns", limit, "header_timeout", cfg.HTTPHeaderTimeout, "idle_timeout", cfg.HTTPIdleTimeout)
 	return nil
 }
@@ -79,24 +87,30 @@ func httpConnCap(configured int, logger *slog.Logger) int {
 	return configured
 }
 
-// capListener accepts at most cap connections at once; it accepts and
-// at once resets any more, so the kernel's backlog does not fill and the
-// refused client learns at once.
-type capListener struct {
-	net.Listener
+// connCap bounds the connections of every HTTP listener together; each
+// listener accepts and at once resets connections beyond it, so the
+// kernel's backlog does not fill and the refused client learns at once.
+type connCap struct {
 	slots   chan struct{}
 	open    prometheus.Gauge
 	refused prometheus.Counter
 }
 
-func newCapListener(ln net.Listener, limit int) *capListener {
-	return &capListener{
-		Listener: ln,
-		slots:    make(chan struct{}, limit),
-		open:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "loa_http_connections", Help: "Open HTTP connections."}),
+func newConnCap(limit int) *connCap {
+	return &connCap{
+		slots: make(chan struct{}, limit),
+		open:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "loa_http_connections", Help: "Open HTTP connections."}),
 		refused: prometheus.NewCounter(prometheus.CounterOpts{Name: "loa_http_connections_refused_total",
 			Help: "HTTP connections closed on accept because the connection cap was reached (-http-max-conns)."}),
 	}
+}
+
+// listener returns ln under the cap.
+func (c *connCap) listener(ln net.Listener) net.Listener { return &capListener{Listener: ln, l: c} }
+
+type capListener struct {
+	net.Listener
+	l *connCap
 }
 
 func (l *capListener) Accept() (net.Conn, error) {
@@ -106,15 +120,15 @@ func (l *capListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		select {
-		case l.slots <- struct{}{}:
-			l.open.Inc()
-			return &cappedConn{Conn: c, l: l}, nil
+		case l.l.slots <- struct{}{}:
+			l.l.open.Inc()
+			return &cappedConn{Conn: c, l: l.l}, nil
 		default:
 			if tc, ok := c.(*net.TCPConn); ok {
 				tc.SetLinger(0) // a reset: no TIME_WAIT, no lingering send
 			}
 			c.Close()
-			l.refused.Inc()
+			l.l.refused.Inc()
 		}
 	}
 }
@@ -122,7 +136,7 @@ func (l *capListener) Accept() (net.Conn, error) {
 // cappedConn gives its slot back once, when closed.
 type cappedConn struct {
 	net.Conn
-	l    *capListener
+	l    *connCap
 	once sync.Once
 }
 

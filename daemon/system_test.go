@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"math"
@@ -35,6 +36,7 @@ type systemOpts struct {
 	impair    firmwaresim.Impairment
 	tele      time.Duration // receivers' telemetry period; 0 = the simulator's default
 	configure func(*Config) // optional: adjust the controller's config before Open
+	tls       bool          // TLS listeners on loopback; receivers connect over TLS with the station CA
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -52,6 +54,8 @@ func testConfig(t *testing.T) Config {
 	cfg := DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.HTTPAddr, cfg.MQTTListen, cfg.RTPBind = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	// Plain on loopback; tls_test.go turns the TLS listeners on.
+	cfg.TLS.MQTTListen, cfg.TLS.HTTPSAddr = "", ""
 	return cfg
 }
 
@@ -71,6 +75,9 @@ func startSystem(t *testing.T, o systemOpts) *system {
 	ctx := context.Background()
 	cfg := testConfig(t)
 	cfg.MQTTURL = o.mqttURL
+	if o.tls {
+		cfg.TLS.MQTTListen, cfg.TLS.HTTPSAddr = "127.0.0.1:0", "127.0.0.1:0"
+	}
 	if o.configure != nil {
 		o.configure(&cfg)
 	}
@@ -100,6 +107,13 @@ func startSystem(t *testing.T, o systemOpts) *system {
 	}
 	cfgs := make([]firmwaresim.Config, o.receivers)
 	areaOf := map[string]string{}
+	broker, ca := m.MQTTURL(), (*x509.CertPool)(nil)
+	if o.tls {
+		ca = stationPool(t, m)
+		if u := m.MQTTTLSURL(); u != "" { // else an external broker's tls:// URL
+			broker = u
+		}
+	}
 	for i := range cfgs {
 		id, area := fmt.Sprintf("rx-%03d", i), "a1"
 		if i%2 == 1 {
@@ -111,7 +125,7 @@ func startSystem(t *testing.T, o systemOpts) *system {
 		}
 		imp := o.impair
 		imp.Seed = int64(i + 1)
-		cfgs[i] = firmwaresim.Config{ID: id, Password: pw, Broker: m.MQTTURL(), Decode: true, KeepPCM: true,
+		cfgs[i] = firmwaresim.Config{ID: id, Password: pw, Broker: broker, CA: ca, Decode: true, KeepPCM: true,
 			Impair: imp, TeleInterval: o.tele, Logger: testLogger(t).With("receiver", id)}
 		areaOf[id] = area[:1] // the commune: a or b
 	}

@@ -20,6 +20,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -44,7 +45,8 @@ type StateWriter interface {
 
 // Config configures a Fleet. Zero durations take the defaults below.
 type Config struct {
-	Broker                       string // tcp://host:port (embedded or external MQTT 3.1.1 broker)
+	Broker                       string      // tcp://host:port (embedded or external MQTT 3.1.1 broker)
+	TLS                          *tls.Config // for a tls:// or ssl:// broker; nil: the system roots
 	Username, Password, ClientID string
 	CommandTimeout               time.Duration     // wait for a final ack; default 5s
 	CommandTTL                   time.Duration     // command expiry sent in Exp; default 30s
@@ -197,6 +199,7 @@ func Open(ctx context.Context, cfg Config) (*Fleet, error) {
 		SetClientID(f.cfg.ClientID).
 		SetUsername(cfg.Username).
 		SetPassword(cfg.Password).
+		SetTLSConfig(cfg.TLS).
 		SetCleanSession(true).
 		SetAutoReconnect(true).
 		SetConnectRetry(false). // a first connect that fails is Open's error

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -29,18 +31,57 @@ const (
 	downloadStall   = 30 * time.Second // no byte for this long: the connection is dead
 )
 
-// fwHTTP fetches images for every receiver of the process. No overall
-// timeout: a large image over a slow link takes long; stalls are caught by
-// downloadStall instead.
-var fwHTTP = &http.Client{Transport: &http.Transport{
-	Proxy:                 http.ProxyFromEnvironment,
-	DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-	TLSHandshakeTimeout:   10 * time.Second,
-	ResponseHeaderTimeout: 30 * time.Second,
-	MaxIdleConnsPerHost:   16,
-	IdleConnTimeout:       30 * time.Second,
-	ForceAttemptHTTP2:     true,
-}}
+// fwHTTPs fetch images for every receiver of the process, one client
+// per CA (a fleet shares one). No overall timeout: a large image over a
+// slow link takes long; stalls are caught by downloadStall instead.
+var fwHTTPs sync.Map // *x509.CertPool (nil: system roots) → *http.Client
+
+func fwHTTP(ca *x509.CertPool) *http.Client {
+	if c, ok := fwHTTPs.Load(ca); ok {
+		return c.(*http.Client)
+	}
+	c, _ := fwHTTPs.LoadOrStore(ca, &http.Client{Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       downloadTLS(ca),
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 30 * time.Second,
+		MaxIdleConnsPerHost:   16,
+		IdleConnTimeout:       30 * time.Second,
+		ForceAttemptHTTP2:     true,
+	}})
+	return c.(*http.Client)
+}
+
+// downloadTLS verifies the image server with the station CA or, failing
+// that, the system roots: the API may present a public certificate (ACME)
+// while the broker presents the station's. The name is checked either way.
+func downloadTLS(ca *x509.CertPool) *tls.Config {
+	if ca == nil {
+		return &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	return &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		InsecureSkipVerify: true, // verified below, against both pools
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("tls: no server certificate")
+			}
+			opts := x509.VerifyOptions{DNSName: cs.ServerName, Intermediates: x509.NewCertPool()}
+			for _, c := range cs.PeerCertificates[1:] {
+				opts.Intermediates.AddCert(c)
+			}
+			var err error
+			for _, roots := range []*x509.CertPool{ca, nil} { // nil: the system roots
+				opts.Roots = roots
+				if _, err = cs.PeerCertificates[0].Verify(opts); err == nil {
+					return nil
+				}
+			}
+			return err
+		},
+	}
+}
 
 // slotNames are the names of the two A/B slots on the wire.
 var slotNames = [2]string{"a", "b"}
@@ -432,7 +473,11 @@ func (r *Receiver) download(ctx context.Context, id string, args protocol.Firmwa
 					req.Header.Set("If-Range", etag)
 				}
 			}
-			resp, err := fwHTTP.Do(req)
+			if r.cfg.CA != nil && req.URL.Scheme != "https" {
+				// A receiver given a station CA never sends its password in clear.
+				return false, fwFail(protocol.FWDownload, "url %s: not https", req.URL.Redacted())
+			}
+			resp, err := fwHTTP(r.cfg.CA).Do(req)
 			if err != nil {
 				return false, err
 			}

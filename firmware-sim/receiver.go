@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,7 +45,7 @@ type Impairment struct {
 // Config configures one receiver.
 type Config struct {
 	ID, Password string // device id and MQTT password; the username and client id are the ID
-	Broker       string // e.g. tcp://127.0.0.1:1883
+	Broker       string // e.g. tls://ctl.example:8883 (or ssl://), or tcp://127.0.0.1:1883
 	Decode       bool   // decode with libopus; false verifies packets and plays out without decoding
 	KeepPCM      bool   // keep the decoded 48 kHz mono PCM of each session in memory
 	WAVDir       string // if set, write <ID>-<session>.wav of what was played (needs Decode)
@@ -55,6 +56,9 @@ type Config struct {
 	// built with; without it every firmware command fails bad_signature.
 	FirmwareKey ed25519.PublicKey
 	Logger      *slog.Logger
+	// CA is the station CA: it verifies the broker (tls://, for the URL's
+	// host) and firmware downloads. Nil: the system roots.
+	CA *x509.CertPool
 }
 
 // DefaultVolume is a receiver's volume after boot.
@@ -233,6 +237,7 @@ func (r *Receiver) newClient(boot, conn uint64) (mqtt.Client, error) {
 		SetClientID(r.cfg.ID).
 		SetUsername(r.cfg.ID).
 		SetPassword(r.cfg.Password).
+		SetTLSConfig(r.cfg.tlsConfig()).
 		SetCleanSession(true).
 		SetAutoReconnect(true).
 		SetMaxReconnectInterval(30*time.Second).
@@ -256,6 +261,12 @@ func (r *Receiver) newClient(boot, conn uint64) (mqtt.Client, error) {
 			}
 		})
 	return mqtt.NewClient(opts), nil
+}
+
+// tlsConfig verifies servers with the configured CA; the dialer fills
+// in the server name from the URL.
+func (c Config) tlsConfig() *tls.Config {
+	return &tls.Config{RootCAs: c.CA, MinVersion: tls.VersionTLS12}
 }
 
 // dial opens the broker connection itself so that Kill can drop it without

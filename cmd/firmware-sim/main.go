@@ -14,6 +14,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -43,6 +45,7 @@ func main() {
 
 type options struct {
 	broker    string
+	ca        string
 	creds     string
 	saveCreds string
 	api       string
@@ -67,7 +70,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("firmware-sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.broker, "broker", "tcp://127.0.0.1:1883", "MQTT broker URL")
+	fs.StringVar(&o.broker, "broker", "tcp://127.0.0.1:1883", "MQTT broker URL: tls://host:8883 (or ssl://) with -ca, or tcp:// on loopback")
+	fs.StringVar(&o.ca, "ca", "", "the station CA (PEM, the controller's <data>/tls/ca.crt): verifies the broker, the API and firmware downloads (default: the system roots)")
 	fs.StringVar(&o.creds, "creds", "", `credentials file, lines "id password"`)
 	fs.StringVar(&o.saveCreds, "save-creds", "", "write provisioned credentials to this file, for -creds next time")
 	fs.StringVar(&o.api, "api", "", "controller base URL, to provision devices (e.g. http://127.0.0.1:8080)")
@@ -120,6 +124,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	var ca *x509.CertPool
+	client := http.DefaultClient
+	if o.ca != "" {
+		// Waited for like the token file: in docker-compose the
+		// controller creates the CA on its first start.
+		b, err := waitTokenFile(ctx, o.ca, time.Minute)
+		if err != nil {
+			return fmt.Errorf("-ca: %w", err)
+		}
+		ca = x509.NewCertPool()
+		if !ca.AppendCertsFromPEM([]byte(b)) {
+			return fmt.Errorf("-ca %s: no PEM certificate", o.ca)
+		}
+		client = &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment,
+			TLSClientConfig: &tls.Config{RootCAs: ca, MinVersion: tls.VersionTLS12}}}
+	}
 	level := slog.LevelInfo
 	if o.verbose {
 		level = slog.LevelDebug
@@ -137,10 +157,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				return err
 			}
 		}
-		if err := ensureArea(ctx, http.DefaultClient, o.api, token, o.area); err != nil {
+		if err := ensureArea(ctx, client, o.api, token, o.area); err != nil {
 			return err
 		}
-		devs, err = provision(ctx, http.DefaultClient, o.api, token, o.area, o.prefix, o.n)
+		devs, err = provision(ctx, client, o.api, token, o.area, o.prefix, o.n)
 		if err == nil && o.saveCreds != "" {
 			err = writeCreds(o.saveCreds, devs)
 		}
@@ -171,7 +191,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			seed = o.seed + int64(i)
 		}
 		cfgs[i] = firmwaresim.Config{
-			ID: d.ID, Password: d.Password, Broker: o.broker,
+			ID: d.ID, Password: d.Password, Broker: o.broker, CA: ca,
 			Decode: i < decode, WAVDir: o.wavDir, TeleInterval: o.tele, Logger: log,
 			Firmware: o.fwVersion, FirmwareKey: fwKey,
 			Impair: firmwaresim.Impairment{Loss: o.loss, Jitter: o.jitter, Reorder: o.reorder, Seed: seed},

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/loa-broadcast/loa/daemon"
@@ -12,8 +13,8 @@ import (
 // bindConfig binds each setting of c to a flag (and names its LOA_* variable).
 func bindConfig(c *daemon.Config, fs *flag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data", c.DataDir, "data directory (db, media, admin token) [LOA_DATA]")
-	fs.StringVar(&c.HTTPAddr, "http", c.HTTPAddr, "HTTP listen address for the API and web UI [LOA_HTTP]")
-	fs.StringVar(&c.MQTTListen, "mqtt-listen", c.MQTTListen, "embedded MQTT broker listen address [LOA_MQTT_LISTEN]")
+	fs.StringVar(&c.HTTPAddr, "http", c.HTTPAddr, "plain HTTP listen address for the API and web UI, loopback unless -allow-plain; empty: none [LOA_HTTP]")
+	fs.StringVar(&c.MQTTListen, "mqtt-listen", c.MQTTListen, "embedded MQTT broker's plain listen address, loopback unless -allow-plain; empty: none [LOA_MQTT_LISTEN]")
 	fs.StringVar(&c.MQTTURL, "mqtt-url", c.MQTTURL, "external MQTT broker URL, e.g. tcp://host:1883; disables the embedded broker [LOA_MQTT_URL]")
 	fs.StringVar(&c.MQTTUser, "mqtt-user", c.MQTTUser, "controller's MQTT username [LOA_MQTT_USER]")
 	fs.StringVar(&c.MQTTPass, "mqtt-pass", c.MQTTPass, "controller's MQTT password (embedded broker: random when empty) [LOA_MQTT_PASS]")
@@ -33,12 +34,39 @@ func bindConfig(c *daemon.Config, fs *flag.FlagSet) {
 	fs.Float64Var(&c.Alarms.TempC, "alarm-temp", c.Alarms.TempC, "raise a temperature alarm at this board temperature, °C [LOA_ALARM_TEMP]")
 	fs.Float64Var(&c.Alarms.TempClearC, "alarm-temp-clear", c.Alarms.TempClearC, "clear the temperature alarm below this, °C [LOA_ALARM_TEMP_CLEAR]")
 	fs.StringVar(&c.AlarmWebhook, "alarm-webhook", c.AlarmWebhook, "URL to POST every alarm raise and clear to, as JSON (optional) [LOA_ALARM_WEBHOOK]")
+	bindTLS(&c.TLS, fs)
 	fs.StringVar(&c.CAPSender, "cap-sender", c.CAPSender, "sender of exported CAP messages, unique to this controller, e.g. loa.quangngai.gov.vn [LOA_CAP_SENDER]")
 	fs.IntVar(&c.HTTPMaxConns, "http-max-conns", c.HTTPMaxConns, "open HTTP connections at most (more are closed at once); lowered to a quarter of the open file limit [LOA_HTTP_MAX_CONNS]")
 	fs.DurationVar(&c.MaxMediaDuration, "max-media-duration", c.MaxMediaDuration, "longest audio an upload may hold, decoded; longer is refused before it is transcoded [LOA_MAX_MEDIA_DURATION]")
 	fs.IntVar(&c.TranscodeWorkers, "transcode-workers", c.TranscodeWorkers, "uploads transcoded at once, each taking about one CPU core (default: half the CPUs) [LOA_TRANSCODE_WORKERS]")
 	fs.IntVar(&c.TranscodeQueue, "transcode-queue", c.TranscodeQueue, "uploads waiting for a transcode worker; more are refused with 503 and Retry-After (0: 4 per worker) [LOA_TRANSCODE_QUEUE]")
 	fs.StringVar(&c.SDPAllow, "sdp-allow", c.SDPAllow, "CIDRs or addresses, comma-separated, the SDP route may stream to besides the caller's own address [LOA_SDP_ALLOW]")
+}
+
+// bindTLS binds the TLS settings (README: "TLS and the station CA").
+func bindTLS(t *daemon.TLSConfig, fs *flag.FlagSet) {
+	fs.StringVar(&t.HTTPSAddr, "https", t.HTTPSAddr, "HTTPS listen address for the API, web UI and firmware downloads; empty: none [LOA_HTTPS]")
+	fs.StringVar(&t.MQTTListen, "mqtt-tls-listen", t.MQTTListen, "embedded MQTT broker's TLS listen address for receivers; empty: none [LOA_MQTT_TLS_LISTEN]")
+	fs.BoolVar(&t.AllowPlain, "allow-plain", t.AllowPlain, "let plain HTTP and MQTT listen beyond loopback (and -mqtt-url be plain to another host): passwords cross the network in clear [LOA_ALLOW_PLAIN]")
+	fs.Func("tls-names", "comma-separated host names and IPs of the station CA's server certificate (default: hostname, localhost, 127.0.0.1, ::1) [LOA_TLS_NAMES]",
+		func(s string) error { t.Names = splitList(s); return nil })
+	fs.StringVar(&t.CACert, "tls-ca-cert", t.CACert, "the operator's station CA certificate (PEM); default <data>/tls/ca.crt, created at the first start [LOA_TLS_CA_CERT]")
+	fs.StringVar(&t.CAKey, "tls-ca-key", t.CAKey, "the operator's station CA key (PEM) [LOA_TLS_CA_KEY]")
+	fs.StringVar(&t.Cert, "tls-cert", t.Cert, "the API's HTTPS certificate (PEM chain); default one from the station CA [LOA_TLS_CERT]")
+	fs.StringVar(&t.Key, "tls-key", t.Key, "the API's HTTPS key (PEM) [LOA_TLS_KEY]")
+	fs.StringVar(&t.ACMEDomain, "acme-domain", t.ACMEDomain, "get the API's HTTPS certificate by ACME (Let's Encrypt) for this public name; -https must be reachable on port 443 [LOA_ACME_DOMAIN]")
+	fs.StringVar(&t.ACMEDirectory, "acme-directory", t.ACMEDirectory, "ACME directory URL (default Let's Encrypt) [LOA_ACME_DIRECTORY]")
+	fs.StringVar(&t.ACMERoots, "acme-ca", t.ACMERoots, "PEM roots to trust for the ACME directory, for a private or test ACME server [LOA_ACME_CA]")
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // configFromEnv applies LOA_* variables to c; flags parsed afterwards win.
@@ -49,11 +77,24 @@ func configFromEnv(c *daemon.Config, getenv func(string) string) error {
 		"LOA_RTP": &c.RTPBind, "LOA_RTP_PUBLIC": &c.RTPPublic, "LOA_LOG": &c.LogLevel,
 		"LOA_FIRMWARE_KEY": &c.FirmwareKey, "LOA_FIRMWARE_URL": &c.FirmwareURL,
 		"LOA_ALARM_WEBHOOK": &c.AlarmWebhook, "LOA_CAP_SENDER": &c.CAPSender, "LOA_SDP_ALLOW": &c.SDPAllow,
+		"LOA_HTTPS": &c.TLS.HTTPSAddr, "LOA_MQTT_TLS_LISTEN": &c.TLS.MQTTListen,
+		"LOA_TLS_CA_CERT": &c.TLS.CACert, "LOA_TLS_CA_KEY": &c.TLS.CAKey, "LOA_TLS_CERT": &c.TLS.Cert, "LOA_TLS_KEY": &c.TLS.Key,
+		"LOA_ACME_DOMAIN": &c.TLS.ACMEDomain, "LOA_ACME_DIRECTORY": &c.TLS.ACMEDirectory, "LOA_ACME_CA": &c.TLS.ACMERoots,
 	}
 	for k, p := range str {
 		if v := getenv(k); v != "" {
 			*p = v
 		}
+	}
+	if v := getenv("LOA_TLS_NAMES"); v != "" {
+		c.TLS.Names = splitList(v)
+	}
+	if v := getenv("LOA_ALLOW_PLAIN"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("LOA_ALLOW_PLAIN: %w", err)
+		}
+		c.TLS.AllowPlain = b
 	}
 	for k, p := range map[string]*float64{"LOA_ALARM_LOSS": &c.Alarms.StreamLossPct, "LOA_ALARM_TEMP": &c.Alarms.TempC,
 		"LOA_ALARM_TEMP_CLEAR": &c.Alarms.TempClearC} {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -97,13 +98,17 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 
 	cfg := daemon.DefaultConfig()
 	cfg.DataDir, cfg.HTTPAddr, cfg.MQTTListen, cfg.RTPBind = dir, *httpAddr, "127.0.0.1:0", "127.0.0.1:0"
+	// The receivers connect over TLS with the station CA, as in the field.
+	cfg.TLS.MQTTListen, cfg.TLS.HTTPSAddr = "127.0.0.1:0", ""
 	m := daemon.NewMain(cfg, logger)
 	if err := m.Open(ctx); err != nil {
 		return err
 	}
 	defer m.Close()
 	say := func(format string, a ...any) { fmt.Fprintf(stdout, format+"\n", a...) }
-	say("controller: API %s, MQTT %s, RTP %s", m.URL(), m.MQTTURL(), m.Engine.LocalAddr())
+	say("controller: API %s, MQTT %s (station CA %s), RTP %s", m.URL(), m.MQTTTLSURL(), m.PKI.CACertFile(), m.Engine.LocalAddr())
+	ca := x509.NewCertPool()
+	ca.AppendCertsFromPEM(m.CACertPEM())
 
 	c := api.NewClient(m.URL(), m.AdminToken)
 	areas := []loa.Area{
@@ -125,7 +130,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 			return fmt.Errorf("provision %s: %w", id, err)
 		}
 		cfgs[i] = firmwaresim.Config{
-			ID: id, Password: pw, Broker: m.MQTTURL(), Decode: i < *decode,
+			ID: id, Password: pw, Broker: m.MQTTTLSURL(), CA: ca, Decode: i < *decode,
 			Impair: firmwaresim.Impairment{Loss: *loss, Jitter: *jitter, Seed: int64(i + 1)},
 			Logger: logger.With("receiver", id),
 		}

@@ -99,6 +99,12 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 		fmt.Fprintf(stderr, "The admin API token is in %s\n", m.AdminTokenFile)
 	}
 	fmt.Fprintf(stderr, "Web UI and API: %s\n", m.URL())
+	if u := m.HTTPSURL(); u != "" {
+		fmt.Fprintf(stderr, "Over HTTPS: %s\n", u)
+	}
+	if u := m.MQTTTLSURL(); u != "" {
+		fmt.Fprintf(stderr, "Receivers: MQTT over TLS on %s, verified with the station CA %s\n", u, m.PKI.CACertFile())
+	}
 	<-ctx.Done()
 	logger.Info("shutting down")
 	return m.Close()
