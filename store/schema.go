@@ -41,6 +41,11 @@ var (
 	bucketGroupCommands = []byte("group_commands") // group command id → GroupCommand
 	bucketAlerts        = []byte("alerts")         // alert id → Alert (with its delivery report)
 	bucketAlertsByCAP   = []byte("alerts_by_cap")  // CAP sender ‖ 0 ‖ identifier → alert id
+
+	// Enrolment, schema v7.
+	bucketClaims          = []byte("claims")           // claim id → claimRecord
+	bucketClaimsByHash    = []byte("claims_by_hash")   // claim code hash (hex) → claim id
+	bucketClaimsPendingBy = []byte("claims_pending_by") // device id → id of its claim not yet enrolled
 )
 
 var keySchemaVersion = []byte("schema_version")
@@ -97,6 +102,14 @@ var migrations = []migration{
 		return nil
 	}},
 	{"session origins", originsFromCreators},
+	{"claims", func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketClaims, bucketClaimsByHash, bucketClaimsPendingBy} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return fmt.Errorf("create bucket %s: %w", b, err)
+			}
+		}
+		return nil
+	}},
 }
 
 // SchemaVersion is the schema version this build writes.
