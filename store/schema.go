@@ -43,8 +43,8 @@ var (
 	bucketAlertsByCAP   = []byte("alerts_by_cap")  // CAP sender ‖ 0 ‖ identifier → alert id
 
 	// Enrolment, schema v7.
-	bucketClaims          = []byte("claims")           // claim id → claimRecord
-	bucketClaimsByHash    = []byte("claims_by_hash")   // claim code hash (hex) → claim id
+	bucketClaims          = []byte("claims")            // claim id → claimRecord
+	bucketClaimsByHash    = []byte("claims_by_hash")    // claim code hash (hex) → claim id
 	bucketClaimsPendingBy = []byte("claims_pending_by") // device id → id of its claim not yet enrolled
 )
 
