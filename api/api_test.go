@@ -108,6 +108,8 @@ func newEnv(t *testing.T) *env {
 		Gatherer:  e.registry,
 		MaxUpload: 64 << 10,
 	}
+	enrolment := station.NewEnrolment(station.EnrolmentConfig{DB: db, Endpoints: enrolEndpoints{}})
+	s.Claims, s.Enrol = enrolment, enrolment
 	e.srv = httptest.NewServer(api.ValidateWithSpec(t, s.Handler()))
 	t.Cleanup(e.srv.Close)
 	return e
