@@ -157,19 +157,19 @@ type Server struct {
 	// EnrolRetryAfter is the Retry-After of "not claimed yet";
 	// 0 = DefaultEnrolRetryAfter.
 	EnrolRetryAfter time.Duration
-	Playlists loa.PlaylistService
-	Fallbacks loa.FallbackService
-	Schedules loa.ScheduleService
-	Alerts    loa.AlertService
-	CAP       CAPIngester // takes CAP messages; nil: POST /alerts/cap is unavailable
-	CAPSender string      // sender of exported CAP messages; "" = DefaultCAPSender
-	PlayLog   PlayLogReader
-	Alarms    loa.AlarmService
-	Health    loa.HealthService
-	Gatherer  prometheus.Gatherer // for /metrics; nil = prometheus.DefaultGatherer
-	MaxUpload int64               // bytes of one upload request; 0 = DefaultMaxUpload
-	Logger    *slog.Logger        // nil = discard
-	Now       func() time.Time    // the clock of default times; nil = time.Now
+	Playlists       loa.PlaylistService
+	Fallbacks       loa.FallbackService
+	Schedules       loa.ScheduleService
+	Alerts          loa.AlertService
+	CAP             CAPIngester // takes CAP messages; nil: POST /alerts/cap is unavailable
+	CAPSender       string      // sender of exported CAP messages; "" = DefaultCAPSender
+	PlayLog         PlayLogReader
+	Alarms          loa.AlarmService
+	Health          loa.HealthService
+	Gatherer        prometheus.Gatherer // for /metrics; nil = prometheus.DefaultGatherer
+	MaxUpload       int64               // bytes of one upload request; 0 = DefaultMaxUpload
+	Logger          *slog.Logger        // nil = discard
+	Now             func() time.Time    // the clock of default times; nil = time.Now
 }
 
 // Handler returns the HTTP handler serving the API, /healthz, /metrics and
