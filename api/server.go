@@ -152,24 +152,26 @@ type Server struct {
 	Receivers DeviceAuthenticator
 	Groups    loa.GroupCommandService
 	Creds     CredentialService // rotates and revokes device credentials
-	Claims    ClaimService      // claims receivers' codes; nil: the claim routes are unavailable
-	Enrol     Enroller          // answers receivers polling with their claim codes
-	// EnrolRetryAfter is the Retry-After of "not claimed yet";
-	// 0 = DefaultEnrolRetryAfter.
+	Playlists loa.PlaylistService
+	Fallbacks loa.FallbackService
+	Schedules loa.ScheduleService
+	Alerts    loa.AlertService
+	CAP       CAPIngester // takes CAP messages; nil: POST /alerts/cap is unavailable
+	CAPSender string      // sender of exported CAP messages; "" = DefaultCAPSender
+	PlayLog   PlayLogReader
+	Alarms    loa.AlarmService
+	Health    loa.HealthService
+	Gatherer  prometheus.Gatherer // for /metrics; nil = prometheus.DefaultGatherer
+	MaxUpload int64               // bytes of one upload request; 0 = DefaultMaxUpload
+	Logger    *slog.Logger        // nil = discard
+	Now       func() time.Time    // the clock of default times; nil = time.Now
+
+	// Enrolment of receivers by claim code: nil makes its routes
+	// unavailable. EnrolRetryAfter is the Retry-After of "not claimed
+	// yet"; 0 = DefaultEnrolRetryAfter.
+	Claims          ClaimService
+	Enrol           Enroller
 	EnrolRetryAfter time.Duration
-	Playlists       loa.PlaylistService
-	Fallbacks       loa.FallbackService
-	Schedules       loa.ScheduleService
-	Alerts          loa.AlertService
-	CAP             CAPIngester // takes CAP messages; nil: POST /alerts/cap is unavailable
-	CAPSender       string      // sender of exported CAP messages; "" = DefaultCAPSender
-	PlayLog         PlayLogReader
-	Alarms          loa.AlarmService
-	Health          loa.HealthService
-	Gatherer        prometheus.Gatherer // for /metrics; nil = prometheus.DefaultGatherer
-	MaxUpload       int64               // bytes of one upload request; 0 = DefaultMaxUpload
-	Logger          *slog.Logger        // nil = discard
-	Now             func() time.Time    // the clock of default times; nil = time.Now
 }
 
 // Handler returns the HTTP handler serving the API, /healthz, /metrics and
