@@ -231,6 +231,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	srv.Firmware, srv.Receivers = m.Firmware, m.DB
 	srv.Creds = m.credentials()
+	enrolment := m.enrolment()
+	srv.Claims, srv.Enrol = enrolment, enrolment
 	m.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("http: %w", err)

@@ -43,11 +43,12 @@ type Impairment struct {
 
 // Config configures one receiver.
 type Config struct {
-	ID, Password string // device id and MQTT password; the username and client id are the ID
-	Broker       string // e.g. tcp://127.0.0.1:1883
-	Decode       bool   // decode with libopus; false verifies packets and plays out without decoding
-	KeepPCM      bool   // keep the decoded 48 kHz mono PCM of each session in memory
-	WAVDir       string // if set, write <ID>-<session>.wav of what was played (needs Decode)
+	ID, Password string      // device id and MQTT password; the username and client id are the ID
+	Broker       string      // e.g. tcp://127.0.0.1:1883
+	TLS          *tls.Config // for a TLS broker (mqtts://, ssl://): the station CA; nil = the system roots
+	Decode       bool        // decode with libopus; false verifies packets and plays out without decoding
+	KeepPCM      bool        // keep the decoded 48 kHz mono PCM of each session in memory
+	WAVDir       string      // if set, write <ID>-<session>.wav of what was played (needs Decode)
 	Impair       Impairment
 	TeleInterval time.Duration // telemetry period, default 10s
 	Firmware     string        // version in slot a, running at start: dotted numeric, default "1.0.0"
@@ -241,6 +242,7 @@ func (r *Receiver) newClient(boot uint64) (mqtt.Client, error) {
 		SetWriteTimeout(5*time.Second).
 		SetOrderMatters(true). // commands run in the order sent
 		SetBinaryWill(protocol.DeviceTopic(r.cfg.ID, protocol.KindStatus), will, protocol.QoS[protocol.KindStatus], true).
+		SetTLSConfig(r.cfg.TLS).
 		SetCustomOpenConnectionFn(r.dial).
 		SetStore(cleanStore{}). // a clean session: nothing to resend after a reconnect
 		SetOnConnectHandler(r.onConnect).
