@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -20,7 +21,8 @@ func TestSessionOrigins_FromOldCreators(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := migrations[:len(migrations)-1]
+	// The steps before the origins, whichever steps came after them.
+	old := migrations[:slices.IndexFunc(migrations, func(m migration) bool { return m.name == "session origins" })]
 	err = b.Update(func(tx *bolt.Tx) error {
 		if err := migrate(tx, path, old, slog.New(slog.DiscardHandler)); err != nil {
 			return err
