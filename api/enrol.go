@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -119,7 +120,7 @@ func (s *Server) claimDevice(w http.ResponseWriter, r *http.Request, c *call) er
 
 // prefixDeviceID names the request's field in a device validation error.
 func prefixDeviceID(err error) error {
-	if msg := loa.ErrorMessage(err); loa.ErrorCode(err) == loa.EINVALID && len(msg) > 3 && msg[:4] == "id: " {
+	if msg := loa.ErrorMessage(err); loa.ErrorCode(err) == loa.EINVALID && strings.HasPrefix(msg, "id: ") {
 		return loa.Errorf(loa.EINVALID, "device_%s", msg)
 	}
 	return err
