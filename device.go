@@ -15,12 +15,15 @@ type Device struct {
 	Lat       float64   `json:"lat,omitempty"`
 	Lon       float64   `json:"lon,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
-	// Credentials is CredentialsActive or CredentialsRevoked; RotatedAt is
-	// when its MQTT password was last replaced (zero: the one issued at
-	// creation), RevokedAt when it was revoked. Set by the store only.
+	// Credentials is CredentialsActive, CredentialsRevoked or
+	// CredentialsPending (claimed, not enrolled yet); RotatedAt is when its
+	// MQTT password was last replaced (zero: the one issued at creation),
+	// RevokedAt when it was revoked, EnrolledAt when a box last fetched
+	// its credentials with a claim code. Set by the store only.
 	Credentials string    `json:"credentials"`
 	RotatedAt   time.Time `json:"rotated_at,omitzero"`
 	RevokedAt   time.Time `json:"revoked_at,omitzero"`
+	EnrolledAt  time.Time `json:"enrolled_at,omitzero"`
 
 	// DecommissionedAt is when the device left service: its credentials
 	// are revoked, it is out of the registry's active list and of target
@@ -35,6 +38,7 @@ func (d *Device) Decommissioned() bool { return !d.DecommissionedAt.IsZero() }
 const (
 	CredentialsActive  = "active"  // the device may connect with its password
 	CredentialsRevoked = "revoked" // no password works until new credentials are issued
+	CredentialsPending = "pending" // claimed; no password yet: the box fetches one when it enrols
 )
 
 // Validate checks the device's own fields.

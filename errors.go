@@ -19,6 +19,8 @@ const (
 	EUNSUPPORTED  = "unsupported"  // a format or operation Loa does not handle
 	EUNAVAILABLE  = "unavailable"  // a dependency (broker, device) cannot be reached
 	ETIMEOUT      = "timeout"      // a device or peer did not answer in time
+	EGONE         = "gone"         // it existed and was used up (a consumed claim code)
+	ERATELIMIT    = "rate_limited" // too many requests of this kind; retry later
 	EINTERNAL     = "internal"     // a bug or an I/O failure
 )
 

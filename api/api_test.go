@@ -113,6 +113,8 @@ func newEnv(t *testing.T) *env {
 		MaxUpload: 64 << 10,
 		SDPAllow:  []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/32")}, // a listening lab
 	}
+	enrolment := station.NewEnrolment(station.EnrolmentConfig{DB: db, Endpoints: enrolEndpoints{}})
+	s.Claims, s.Enrol = enrolment, enrolment
 	e.srv = httptest.NewServer(api.ValidateWithSpec(t, s.Handler()))
 	t.Cleanup(e.srv.Close)
 	return e

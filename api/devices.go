@@ -121,6 +121,9 @@ func (s *Server) createDevice(w http.ResponseWriter, r *http.Request, c *call) e
 	if err := d.Validate(); err != nil {
 		return err
 	}
+	if reservedDeviceIDs[d.ID] {
+		return loa.Errorf(loa.EINVALID, "id: %q is reserved", d.ID)
+	}
 	if ok, err := c.areaInScope(d.AreaID); err != nil {
 		return err
 	} else if !ok {

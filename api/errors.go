@@ -27,6 +27,8 @@ var statusOf = map[string]int{
 	loa.ETOOLARGE:     http.StatusRequestEntityTooLarge,
 	loa.EUNSUPPORTED:  http.StatusUnsupportedMediaType,
 	loa.ETIMEOUT:      http.StatusGatewayTimeout,
+	loa.EGONE:         http.StatusGone,
+	loa.ERATELIMIT:    http.StatusTooManyRequests,
 	loa.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	loa.EINTERNAL:     http.StatusInternalServerError,
 }

@@ -25,6 +25,8 @@ func TestErrorResponse(t *testing.T) {
 		{loa.Errorf(loa.EUNSUPPORTED, "x"), 415, "unsupported", "x"},
 		{loa.Errorf(loa.EUNAVAILABLE, "broker down"), 503, "unavailable", "broker down"},
 		{loa.Errorf(loa.ETIMEOUT, "device d did not ack"), 504, "timeout", "device d did not ack"},
+		{loa.Errorf(loa.EGONE, "claim code already used"), 410, "gone", "claim code already used"},
+		{loa.Errorf(loa.ERATELIMIT, "slow down"), 429, "rate_limited", "slow down"},
 		{loa.Errorf(loa.EINTERNAL, "bolt: page 7 corrupt"), 500, "internal", "internal error"},
 		{fmt.Errorf("open /var/lib/loa: permission denied"), 500, "internal", "internal error"},
 		{loa.Errorf("made_up", "secret detail"), 500, "internal", "internal error"},

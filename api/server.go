@@ -24,6 +24,16 @@
 //	                                        of target resolution; its record and history (play log, health, alarms, audit) stay
 //	POST /api/v1/devices/{id}/credentials  → 200 {device,password,broker}: a new MQTT password, shown once; the old one stops working
 //	DELETE /api/v1/devices/{id}/credentials → 204: revoked, disconnected, refused from now on (200 {device,broker} with what to do on an external broker)
+//	POST /api/v1/devices/claims            {claim_code,device_id?,area_id,name,lat,lon} → 201 {claim,device}: the box's code is bound to a new
+//	                                        device (credentials pending) until the box enrols
+//	GET  /api/v1/devices/claims?state=pending|enrolled  [claim] in scope, newest first
+//	POST /api/v1/devices/claims/{id}/cancel → 200 claim: deleted (pending: its box gets nothing, its new device is removed;
+//	                                        enrolled: forgotten, so the code may be claimed again)
+//	POST /api/v1/devices/{id}/replace      {claim_code} → 201 {claim,device,broker}: a new box takes over the device when it
+//	                                        enrols; the old unit's credentials are revoked and its connection dropped now
+//	POST /api/v1/enrol                     {claim_code}, no token → 200 {device_id,password,mqtt_url,ca_pem,firmware_url,mac} once;
+//	                                        404 + Retry-After until claimed (or for any unclaimed code), 410 once used,
+//	                                        429 + Retry-After past the per-code limit
 //	GET  /api/v1/devices/{id}/health?from=&to=  [hourly health aggregate], default the last 24 h, ≤ 31 days
 //	GET  /api/v1/alarms?area=&active=true|false&kind=&limit=  [alarm] in scope, newest first
 //	GET  /api/v1/alarms/stream?area=&kind=  server-sent events "raised"/"cleared" (active alarms first); also ?access_token=
@@ -132,6 +142,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/protocol"
 	"github.com/loa-broadcast/loa/web"
 )
 
@@ -171,6 +182,13 @@ type Server struct {
 	Logger         *slog.Logger     // nil = discard
 	Now            func() time.Time // the clock of default times; nil = time.Now
 	SDPAllow       []netip.Prefix   // where SDP listeners may be besides the caller's own address
+
+	// Enrolment of receivers by claim code: nil makes its routes
+	// unavailable. EnrolRetryAfter is the Retry-After of "not claimed
+	// yet"; 0 = DefaultEnrolRetryAfter.
+	Claims          ClaimService
+	Enrol           Enroller
+	EnrolRetryAfter time.Duration
 }
 
 // Handler returns the HTTP handler serving the API, /healthz, /metrics and
@@ -254,6 +272,11 @@ func (s *Server) routes() []apiRoute {
 	route("POST /api/v1/devices/{id}/credentials", loa.ActionDevice, s.rotateCredentials)
 	route("DELETE /api/v1/devices/{id}/credentials", loa.ActionDevice, s.revokeCredentials)
 	route("GET /api/v1/commands/{id}", loa.ActionRead, s.getCommand)
+	route("POST /api/v1/devices/claims", loa.ActionDevice, s.claimDevice)
+	route("GET /api/v1/devices/claims", loa.ActionDevice, s.listClaims)
+	route("POST /api/v1/devices/claims/{id}/cancel", loa.ActionDevice, s.cancelClaim)
+	route("POST /api/v1/devices/{id}/replace", loa.ActionDevice, s.replaceDevice)
+	add("POST "+protocol.EnrolPath, "", s.enrol(newEnrolLimiter(s.Now))) // the claim code, not a token
 	route("GET /api/v1/devices/{id}/health", loa.ActionRead, s.deviceHealth)
 	route("GET /api/v1/alarms", loa.ActionRead, s.listAlarms)
 	// EventSource cannot send headers: this stream also takes ?access_token=.

@@ -37,6 +37,10 @@ type Config struct {
 	FirmwareKey string // the operator's ed25519 public key file (name.pub); without it uploads are refused
 	FirmwareURL string // base URL receivers download images from; default: the API's URL
 
+	// DeviceMQTTURL is the broker URL enrolling receivers are told;
+	// default: the controller's own (MQTTURL, or the embedded broker).
+	DeviceMQTTURL string
+
 	Alarms       loa.AlarmThresholds // offline, stream loss, temperature raise/clear
 	AlarmWebhook string              // optional URL every alarm raise and clear is POSTed to
 
@@ -128,6 +132,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Delay < 0 || c.Delay > 10*time.Second {
 		return fmt.Errorf("delay %v: must be within 0..10s", c.Delay)
+	}
+	if c.DeviceMQTTURL != "" && !strings.Contains(c.DeviceMQTTURL, "://") {
+		return fmt.Errorf("device-mqtt-url %q: want scheme://host:port, e.g. mqtts://ctl.example:8883", c.DeviceMQTTURL)
 	}
 	if c.FirmwareURL != "" && !strings.HasPrefix(c.FirmwareURL, "http://") && !strings.HasPrefix(c.FirmwareURL, "https://") {
 		return fmt.Errorf("firmware-url %q: want http:// or https://, e.g. http://ctl.example:8080", c.FirmwareURL)

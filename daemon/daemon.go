@@ -249,6 +249,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	srv.Firmware, srv.Receivers = m.Firmware, m.DB
 	srv.Creds = m.credentials()
+	enrolment := m.enrolment()
+	srv.Claims, srv.Enrol = enrolment, enrolment
 	if err := m.serveHTTP(ctx, srv.Handler(), reg); err != nil {
 		return err
 	}

@@ -20,6 +20,7 @@ var contractTypes = map[string]any{
 	"testresult": TestResult{}, "reboot": RebootArgs{}, "config": ConfigArgs{},
 	"ack": Ack{}, "tele": Telemetry{}, "event": Event{}, "stream": StreamStats{},
 	"firmware": FirmwareArgs{}, "fwprogress": FirmwareProgress{}, "fwresult": FirmwareResult{},
+	"enrol": EnrolResponse{}, "enrolreq": EnrolRequest{},
 }
 
 type contractBlock struct {

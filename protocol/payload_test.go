@@ -65,6 +65,7 @@ var decoders = map[string]func([]byte) (any, error){
 	"firmware":   func(b []byte) (any, error) { return DecodeFirmwareArgs(b) },
 	"fwprogress": func(b []byte) (any, error) { return decodeStrictAs[FirmwareProgress]("firmware progress", b) },
 	"fwresult":   func(b []byte) (any, error) { return decodeStrictAs[FirmwareResult]("firmware result", b) },
+	"enrol":      func(b []byte) (any, error) { return DecodeEnrolResponse(b) },
 }
 
 // decodeStrictAs decodes a result type that has no decoder of its own.

@@ -44,6 +44,10 @@ var (
 
 	// The area tree's index, schema v7: a scoped request reads its subtree only.
 	bucketAreaChildren = []byte("area_children") // parent id ‖ 0 ‖ child id → empty ("" for provinces)
+	// Enrolment, schema v8.
+	bucketClaims          = []byte("claims")            // claim id → claimRecord
+	bucketClaimsByHash    = []byte("claims_by_hash")    // claim code hash (hex) → claim id
+	bucketClaimsPendingBy = []byte("claims_pending_by") // device id → id of its claim not yet enrolled
 )
 
 var keySchemaVersion = []byte("schema_version")
@@ -101,6 +105,14 @@ var migrations = []migration{
 	}},
 	{"session origins", originsFromCreators},
 	{"area children index", indexAreaChildren},
+	{"claims", func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketClaims, bucketClaimsByHash, bucketClaimsPendingBy} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return fmt.Errorf("create bucket %s: %w", b, err)
+			}
+		}
+		return nil
+	}},
 }
 
 // SchemaVersion is the schema version this build writes.

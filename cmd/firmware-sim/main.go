@@ -2,8 +2,12 @@
 // until SIGINT or SIGTERM, then prints a summary per receiver and one JSON
 // line with the totals per session.
 //
-// Devices come from a credentials file (-creds, lines "id password") or are
-// provisioned through the controller's HTTP API (-api, -token, -area, -n).
+// Devices come from a credentials file (-creds, lines "id password"), are
+// provisioned through the controller's HTTP API (-api, -token, -area, -n),
+// or enrol as new boxes do with the claim codes on their labels (-claim or
+// -claims, -enrol-url, -state): each polls the controller until a
+// technician has claimed its code, checks the answer's mac, keeps its
+// credentials and CA in -state and uses them on every later start.
 //
 // "firmware-sim image -version V -o rx.img" writes a firmware image the
 // simulated receivers install (sign it with "loa firmware sign").
@@ -25,8 +29,10 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -64,6 +70,11 @@ type options struct {
 	fwKey     string
 	fwVersion string
 	verbose   bool
+
+	claims    []string // claim codes (-claim, -claims)
+	enrolURL  string
+	stateDir  string
+	enrolTOFU bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -90,11 +101,46 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.fwKey, "firmware-key", "", "operator's firmware public key file (<name>.pub); without it every firmware command fails bad_signature")
 	fs.StringVar(&o.fwVersion, "firmware-version", "1.0.0", "firmware version the receivers run at start (dotted numeric)")
 	fs.BoolVar(&o.verbose, "v", false, "debug logging")
+	claim := fs.String("claim", "", "enrol with this claim code (comma-separated codes: one receiver each)")
+	claimsFile := fs.String("claims", "", "enrol with the claim codes of this file, one a line")
+	fs.StringVar(&o.enrolURL, "enrol-url", "", "controller base URL receivers enrol at, with -claim or -claims (e.g. https://ctl.example:8443)")
+	fs.StringVar(&o.stateDir, "state", "firmware-sim-state", "where enrolled receivers keep their credentials and CA, one folder per claim code")
+	fs.BoolVar(&o.enrolTOFU, "enrol-tofu", false, "do not verify the controller's HTTPS certificate when enrolling (trust on first use; the answer's mac is still checked)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
-	if (o.creds == "") == (o.api == "") {
-		return o, errors.New("give either -creds or -api")
+	if *claim != "" {
+		o.claims = append(o.claims, strings.Split(*claim, ",")...)
+	}
+	if *claimsFile != "" {
+		codes, err := readClaims(*claimsFile)
+		if err != nil {
+			return o, err
+		}
+		o.claims = append(o.claims, codes...)
+	}
+	sources := 0
+	for _, given := range []bool{o.creds != "", o.api != "", len(o.claims) > 0} {
+		if given {
+			sources++
+		}
+	}
+	if sources != 1 {
+		return o, errors.New("give one of -creds, -api or -claim/-claims")
+	}
+	if len(o.claims) > 0 && o.enrolURL == "" {
+		return o, errors.New("-enrol-url: required with -claim or -claims")
+	}
+	seen := map[string]bool{}
+	for _, c := range o.claims {
+		canonical, err := protocol.NormalizeClaimCode(c)
+		if err != nil {
+			return o, fmt.Errorf("-claim: %w", err)
+		}
+		if seen[canonical] {
+			return o, fmt.Errorf("-claim: %s given twice", c)
+		}
+		seen[canonical] = true
 	}
 	if o.loss < 0 || o.loss > 1 || o.reorder < 0 || o.reorder > 1 {
 		return o, errors.New("-loss and -reorder are probabilities, 0..1")
@@ -147,9 +193,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	var devs []device
-	if o.creds != "" {
+	var enrolled []firmwaresim.Enrolment
+	switch {
+	case len(o.claims) > 0:
+		if enrolled, err = enrolAll(ctx, o, log); err != nil {
+			return err
+		}
+		for _, e := range enrolled {
+			devs = append(devs, device{ID: e.DeviceID, Password: e.Password})
+		}
+	case o.creds != "":
 		devs, err = readCreds(o.creds)
-	} else {
+	default:
 		token := o.token
 		if o.tokenFile != "" {
 			token, err = waitTokenFile(ctx, o.tokenFile, time.Minute)
@@ -196,6 +251,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			Firmware: o.fwVersion, FirmwareKey: fwKey,
 			Impair: firmwaresim.Impairment{Loss: o.loss, Jitter: o.jitter, Reorder: o.reorder, Seed: seed},
 		}
+		if enrolled != nil {
+			if cfgs[i], err = enrolled[i].Config(cfgs[i]); err != nil {
+				return err
+			}
+		}
 	}
 	start := time.Now()
 	fleet, err := firmwaresim.StartFleet(ctx, cfgs)
@@ -206,7 +266,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log.Info("receivers started", "n", len(devs), "decoding", min(decode, len(devs)), "broker", o.broker,
+	log.Info("receivers started", "n", len(devs), "decoding", min(decode, len(devs)), "broker", cfgs[0].Broker,
 		"took", time.Since(start).Round(time.Millisecond))
 	<-ctx.Done()
 	log.Info("stopping")
@@ -250,6 +310,46 @@ func report(w io.Writer, f *firmwaresim.Fleet, decoding int) error {
 	}
 	_, err = fmt.Fprintf(w, "%s\n", b)
 	return err
+}
+
+// readClaims reads claim codes, one a line; blank lines and # comments
+// are skipped.
+func readClaims(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("claims: %w", err)
+	}
+	var codes []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			codes = append(codes, line)
+		}
+	}
+	return codes, nil
+}
+
+// enrolAll enrols a receiver per claim code, all at once (each polls
+// until its code is claimed), each keeping its state in its own folder
+// of -state, named by the code's hash.
+func enrolAll(ctx context.Context, o options, log *slog.Logger) ([]firmwaresim.Enrolment, error) {
+	out := make([]firmwaresim.Enrolment, len(o.claims))
+	errs := make([]error, len(o.claims))
+	var wg sync.WaitGroup
+	for i, code := range o.claims {
+		canonical, _ := protocol.NormalizeClaimCode(code) // checked by parseFlags
+		dir := filepath.Join(o.stateDir, protocol.ClaimCodeHash(canonical)[:16])
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i], errs[i] = firmwaresim.Enrol(ctx, firmwaresim.EnrolConfig{URL: o.enrolURL, ClaimCode: code,
+				StateDir: dir, TrustOnFirstUse: o.enrolTOFU, Logger: log.With("state", dir)})
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 func readCreds(path string) ([]device, error) {

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -163,6 +164,10 @@ func TestFlags(t *testing.T) {
 		{"-creds", "x", "-api", "http://x"},
 		{"-creds", "x", "-loss", "2"},
 		{"-creds", "x", "-firmware-version", "sim-1.0"},
+		{"-claim", "MFRGGZDFMZTWQ2LKNNWG"},
+		{"-claim", "MFRGGZDFMZTWQ2LKNNW1", "-enrol-url", "http://x"},
+		{"-claim", "MFRGGZDFMZTWQ2LKNNWG,mfrggzdfmztwq2lknnwg", "-enrol-url", "http://x"},
+		{"-claim", "MFRGGZDFMZTWQ2LKNNWG", "-enrol-url", "http://x", "-creds", "x"},
 	} {
 		if _, err := parseFlags(args, io.Discard); err == nil {
 			t.Errorf("%v accepted", args)
@@ -277,4 +282,83 @@ func TestWriteImage(t *testing.T) {
 			t.Errorf("%v: accepted", args)
 		}
 	}
+}
+
+// -claim: the receiver polls until its code is claimed, connects with the
+// credentials it was given, and on the next run uses the kept ones
+// without asking again.
+func TestRunWithClaim(t *testing.T) {
+	broker := loatest.StartBroker(t, "").URL()
+	code := protocol.NewClaimCode()
+	var polls, served atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req protocol.EnrolRequest
+		if r.URL.Path != protocol.EnrolPath || json.NewDecoder(r.Body).Decode(&req) != nil || req.ClaimCode != code {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		if polls.Add(1) == 1 {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, `{"error":"not claimed yet","code":"not_found"}`, http.StatusNotFound)
+			return
+		}
+		if served.Add(1) > 1 {
+			http.Error(w, `{"error":"used","code":"gone"}`, http.StatusGone)
+			return
+		}
+		a := protocol.EnrolResponse{DeviceID: "claimed-1", Password: "pw", MQTTURL: broker}
+		protocol.SignEnrolResponse(code, &a)
+		json.NewEncoder(w).Encode(a)
+	}))
+	defer srv.Close()
+	online := watchOnline(t, broker)
+	state := t.TempDir()
+	args := []string{"-claim", strings.ToLower(code[:10]) + "-" + code[10:], "-enrol-url", srv.URL, "-state", state}
+	for boot := 1; boot <= 2; boot++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		var out, errOut syncBuffer
+		done := make(chan error, 1)
+		go func() { done <- run(ctx, args, &out, &errOut) }()
+		select {
+		case id := <-online:
+			if id != "claimed-1" {
+				t.Fatalf("boot %d: %s came online, want claimed-1", boot, id)
+			}
+		case err := <-done:
+			t.Fatalf("boot %d: run returned early: %v\n%s", boot, err, errOut.String())
+		case <-time.After(20 * time.Second):
+			t.Fatalf("boot %d: never online\n%s", boot, errOut.String())
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("boot %d: %v\n%s", boot, err, errOut.String())
+		}
+	}
+	if polls.Load() != 2 || served.Load() != 1 {
+		t.Errorf("%d polls, %d answers: want 2 polls (one before the claim) and one answer, none after the restart", polls.Load(), served.Load())
+	}
+}
+
+// watchOnline sends the id of each device that publishes an online status.
+func watchOnline(t *testing.T, broker string) <-chan string {
+	t.Helper()
+	online := make(chan string, 10)
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker).SetClientID("ctl-watch"))
+	if tok := c.Connect(); tok.Wait() && tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(0) })
+	tok := c.Subscribe(protocol.DeviceFilter(protocol.KindStatus), 1, func(_ mqtt.Client, m mqtt.Message) {
+		if s, err := protocol.DecodeStatus(m.Payload()); err == nil && s.Online {
+			id, _, _ := protocol.ParseDeviceTopic(m.Topic())
+			select {
+			case online <- id:
+			default:
+			}
+		}
+	})
+	if tok.Wait() && tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	return online
 }

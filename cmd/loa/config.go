@@ -29,6 +29,7 @@ func bindConfig(c *daemon.Config, fs *flag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log", c.LogLevel, "log level: debug, info, warn, error [LOA_LOG]")
 	fs.StringVar(&c.FirmwareKey, "firmware-key", c.FirmwareKey, "the operator's firmware public key file (name.pub from loa firmware keygen); firmware uploads need it [LOA_FIRMWARE_KEY]")
 	fs.StringVar(&c.FirmwareURL, "firmware-url", c.FirmwareURL, "base URL receivers download firmware from, e.g. http://ctl.example:8080 (default: the API address) [LOA_FIRMWARE_URL]")
+	fs.StringVar(&c.DeviceMQTTURL, "device-mqtt-url", c.DeviceMQTTURL, "broker URL receivers are told when they enrol with a claim code, e.g. mqtts://ctl.example:8883 (default: the controller's own broker URL) [LOA_DEVICE_MQTT_URL]")
 	fs.DurationVar(&c.Alarms.Offline, "alarm-offline", c.Alarms.Offline, "raise an offline alarm for a receiver offline this long [LOA_ALARM_OFFLINE]")
 	fs.Float64Var(&c.Alarms.StreamLossPct, "alarm-loss", c.Alarms.StreamLossPct, "raise a stream_loss alarm above this packet loss, % of a telemetry window; clears at half [LOA_ALARM_LOSS]")
 	fs.Float64Var(&c.Alarms.TempC, "alarm-temp", c.Alarms.TempC, "raise a temperature alarm at this board temperature, °C [LOA_ALARM_TEMP]")
@@ -80,6 +81,7 @@ func configFromEnv(c *daemon.Config, getenv func(string) string) error {
 		"LOA_HTTPS": &c.TLS.HTTPSAddr, "LOA_MQTT_TLS_LISTEN": &c.TLS.MQTTListen,
 		"LOA_TLS_CA_CERT": &c.TLS.CACert, "LOA_TLS_CA_KEY": &c.TLS.CAKey, "LOA_TLS_CERT": &c.TLS.Cert, "LOA_TLS_KEY": &c.TLS.Key,
 		"LOA_ACME_DOMAIN": &c.TLS.ACMEDomain, "LOA_ACME_DIRECTORY": &c.TLS.ACMEDirectory, "LOA_ACME_CA": &c.TLS.ACMERoots,
+		"LOA_DEVICE_MQTT_URL": &c.DeviceMQTTURL,
 	}
 	for k, p := range str {
 		if v := getenv(k); v != "" {
