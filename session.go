@@ -102,6 +102,7 @@ type SessionService interface {
 	Session(ctx context.Context, id string) (*Session, error)
 	Sessions(ctx context.Context) ([]*Session, error)
 	// SessionSDP adds dest as a static receiver of the session and returns
-	// the SDP a third-party receiver listening at dest can play.
-	SessionSDP(ctx context.Context, id string, dest netip.AddrPort) (string, error)
+	// the SDP a third-party receiver listening at dest can play: SRTP under
+	// an SDES key of its own, or plain RTP when plain is set.
+	SessionSDP(ctx context.Context, id string, dest netip.AddrPort, plain bool) (string, error)
 }

@@ -84,6 +84,7 @@ type fakeSessions struct {
 	mu    sync.Mutex
 	all   map[string]*loa.Session
 	dests []netip.AddrPort
+	plain []bool
 }
 
 func (f *fakeSessions) StartSession(ctx context.Context, s *loa.Session) error {
@@ -141,7 +142,7 @@ func (f *fakeSessions) Sessions(ctx context.Context) ([]*loa.Session, error) {
 	return out, nil
 }
 
-func (f *fakeSessions) SessionSDP(ctx context.Context, id string, dest netip.AddrPort) (string, error) {
+func (f *fakeSessions) SessionSDP(ctx context.Context, id string, dest netip.AddrPort, plain bool) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s, ok := f.all[id]
@@ -149,6 +150,7 @@ func (f *fakeSessions) SessionSDP(ctx context.Context, id string, dest netip.Add
 		return "", loa.Errorf(loa.ENOTFOUND, "session %q not found", id)
 	}
 	f.dests = append(f.dests, dest)
+	f.plain = append(f.plain, plain)
 	return fmt.Sprintf("v=0\r\no=- %d 0 IN IP4 127.0.0.1\r\ns=%s\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio %d RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\n",
 		s.SSRC, s.ID, dest.Addr(), dest.Port()), nil
 }

@@ -168,9 +168,22 @@ func (s *Server) stopSession(w http.ResponseWriter, r *http.Request, c *call) er
 }
 
 // sessionSDP adds ?dest=IP:PORT as a static receiver of the session and
-// answers the SDP that lets a third-party receiver there play it.
+// answers the SDP that lets a third-party receiver there play it: SRTP
+// under a key of its own (SDES), or plain RTP with ?plain=1, for admins
+// only (anyone on the path could listen, or inject).
 func (s *Server) sessionSDP(w http.ResponseWriter, r *http.Request, c *call) error {
 	id := r.PathValue("id")
+	plain := false
+	switch v := r.URL.Query().Get("plain"); v {
+	case "", "0", "false":
+	case "1", "true":
+		if c.tok.Role != loa.RoleAdmin {
+			return loa.Errorf(loa.EFORBIDDEN, "plain: plain RTP needs an admin token; leave it out for SRTP")
+		}
+		plain = true
+	default:
+		return loa.Errorf(loa.EINVALID, "plain: want 1 or 0, not %s", strconv.Quote(v))
+	}
 	raw := r.URL.Query().Get("dest")
 	if raw == "" {
 		return loa.Errorf(loa.EINVALID, "dest: required, as IP:PORT (for IPv6, [addr]:port)")
@@ -185,11 +198,15 @@ func (s *Server) sessionSDP(w http.ResponseWriter, r *http.Request, c *call) err
 	if _, err := s.session(c, id); err != nil {
 		return err
 	}
-	sdp, err := s.Sessions.SessionSDP(r.Context(), id, dest)
+	sdp, err := s.Sessions.SessionSDP(r.Context(), id, dest, plain)
 	if err != nil {
 		return err
 	}
-	c.audit("session.sdp", id, "dest "+dest.String())
+	detail := "dest " + dest.String()
+	if plain {
+		detail += ", plain RTP"
+	}
+	c.audit("session.sdp", id, detail)
 	h := w.Header()
 	h.Set("Content-Type", "application/sdp")
 	h.Set("Cache-Control", "no-store")

@@ -2,6 +2,7 @@ package station
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
@@ -323,7 +324,7 @@ func (s *Sessions) Sessions(ctx context.Context) ([]*loa.Session, error) {
 	return s.db.Sessions(ctx)
 }
 
-func (s *Sessions) SessionSDP(ctx context.Context, id string, dest netip.AddrPort) (string, error) {
+func (s *Sessions) SessionSDP(ctx context.Context, id string, dest netip.AddrPort, plain bool) (string, error) {
 	sess, err := s.db.Session(ctx, id)
 	if err != nil {
 		return "", err
@@ -334,14 +335,21 @@ func (s *Sessions) SessionSDP(ctx context.Context, id string, dest netip.AddrPor
 	if s.listeners == nil {
 		return "", loa.Errorf(loa.EUNAVAILABLE, "session %s: SDP is not available", id)
 	}
-	if err := s.listeners.AddListener(id, dest); err != nil {
+	// Each listener gets a key of its own (SDES, RFC 4568), drawn here and
+	// given only in this answer.
+	var sdes []byte
+	if !plain {
+		sdes = make([]byte, protocol.SDESKeyLen+protocol.SDESSaltLen)
+		rand.Read(sdes)
+	}
+	if err := s.listeners.AddListener(id, dest, sdes); err != nil {
 		return "", err
 	}
 	src := s.listeners.LocalAddr().Addr()
 	if ap, err := netip.ParseAddrPort(s.listeners.PublicAddr()); err == nil {
 		src = ap.Addr()
 	}
-	return protocol.SDP(id, sess.SSRC, src, dest), nil
+	return protocol.SDP(id, sess.SSRC, src, dest, sdes), nil
 }
 
 // ResumeInterrupted picks up the sessions that were playing when the
