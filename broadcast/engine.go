@@ -263,8 +263,7 @@ func (e *Engine) Start(ctx context.Context, s *loa.Session, src Source, frames i
 	ss.dests.Store(&destSet{})
 	// One secret per session; each SRTP receiver's keys are derived from
 	// it with its id and the fence (contract v2, Keys).
-	var secret [protocol.SRTPSecretLen]byte
-	rand.Read(secret[:])
+	rand.Read(ss.secret[:])
 	var refused []string
 	for _, id := range s.Devices {
 		if _, dup := ss.targets[id]; dup || id == "" {
@@ -273,7 +272,7 @@ func (e *Engine) Start(ctx context.Context, s *loa.Session, src Source, frames i
 		t := &target{s: ss, device: id}
 		switch {
 		case e.cfg.Caps != nil && e.cfg.Caps.HasCap(id, protocol.CapSRTPGCM):
-			sec, err := newTargetSRTP(secret[:], id, e.cfg.Fence, s.SSRC)
+			sec, err := newTargetSRTP(ss.secret[:], id, e.cfg.Fence, s.SSRC)
 			if err != nil {
 				return fmt.Errorf("broadcast: session %s: device %s: %w", s.ID, id, err)
 			}

@@ -1,7 +1,6 @@
 package broadcast
 
 import (
-	"crypto/rand"
 	"crypto/subtle"
 	"encoding/binary"
 	"errors"
@@ -184,9 +183,8 @@ func (e *Engine) acceptSRTCP(t *target, rx *srtpRx, b []byte, from netip.AddrPor
 		} else if t.addr != from {
 			e.moveTo(t, from)
 		}
-	case answer != nil && from == t.chal.to && subtle.ConstantTimeCompare(answer, t.chal.nonce[:]) == 1:
+	case answer != nil && t.answers(from, answer):
 		e.metrics.challengesAnswered.Inc()
-		t.chal = challenge{}
 		e.noteReport(t, rr)
 		if leaving {
 			t.last = from
@@ -243,19 +241,14 @@ func (e *Engine) leave(t *target) {
 
 // challengeLocked prepares the challenge to an SRTP receiver's report from
 // addr, which is not where its stream goes: a Sender Report and an APP
-// packet LOA2 subtype 1 with a nonce, kept for challengeReuse so reports
-// crossing it do not replace it. e.mu must be held; the caller seals and
+// packet LOA2 subtype 1 with a nonce. e.mu must be held; the caller seals and
 // sends it without the lock.
 func (e *Engine) challengeLocked(t *target, addr netip.AddrPort) ([]byte, *srtpTx) {
-	now := time.Now()
-	if t.chal.to != addr || now.Sub(t.chal.at) > challengeReuse {
-		t.chal = challenge{to: addr, at: now}
-		rand.Read(t.chal.nonce[:])
-	}
+	c := t.challengeTo(addr, time.Now())
 	pkts := t.s.srPackets(int(t.s.sent.Load()))
 	pkts = append(pkts, &rtcp.ApplicationDefined{
 		SubType: protocol.ChallengeSubtype, SSRC: t.s.ssrc, Name: protocol.RTCPChallengeName,
-		Data: append([]byte(nil), t.chal.nonce[:]...),
+		Data: c.nonce[:],
 	})
 	b, err := rtcp.Marshal(pkts)
 	if err != nil {

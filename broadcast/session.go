@@ -31,8 +31,9 @@ type session struct {
 	src     Source
 	seq0    uint16
 	ts0     uint32
-	seqNo   uint64    // start order among sessions
-	started time.Time // packet n is due at started + n·20 ms (monotonic); set and read by run only
+	secret  [protocol.SRTPSecretLen]byte // SRTP receivers' keys derive from it (contract v2, Keys)
+	seqNo   uint64                       // start order among sessions
+	started time.Time                    // packet n is due at started + n·20 ms (monotonic); set and read by run only
 
 	cancel context.CancelFunc // ends run early (Stop, Close)
 	done   chan struct{}      // closed after finish
@@ -97,7 +98,7 @@ type target struct {
 	addr   netip.AddrPort // authenticated RTCP source; RTP goes there
 	ua     *net.UDPAddr   // addr, as sendmmsg wants it
 	last   netip.AddrPort // SRTP: the address last authenticated, kept when a BYE clears addr
-	chal   challenge      // SRTP: the address challenge in flight, if chal.to is valid
+	chals  []challenge    // SRTP: address challenges in flight, at most maxChallenges
 	loss   uint8
 	jitter uint32
 }

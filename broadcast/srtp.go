@@ -2,6 +2,7 @@ package broadcast
 
 import (
 	"crypto/rand"
+	"crypto/subtle"
 	"fmt"
 	"net"
 	"net/netip"
@@ -153,6 +154,44 @@ type challenge struct {
 // nonce: a receiver's reports crossing the first challenge would otherwise
 // answer a nonce already replaced.
 const challengeReuse = 10 * time.Second
+
+// maxChallenges bounds the challenges a receiver has in flight, to
+// different addresses: reports forwarded from elsewhere cannot push out
+// the one its genuine new address is answering (the oldest goes first).
+const maxChallenges = 4
+
+// answers reports whether nonce answers the challenge t has in flight to
+// from, and forgets that challenge if so. e.mu must be held.
+func (t *target) answers(from netip.AddrPort, nonce []byte) bool {
+	for i, c := range t.chals {
+		if c.to == from && subtle.ConstantTimeCompare(nonce, c.nonce[:]) == 1 {
+			t.chals = append(t.chals[:i], t.chals[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// challengeTo returns the challenge to send to addr: the one in flight
+// there if recent, else a new one. e.mu must be held.
+func (t *target) challengeTo(addr netip.AddrPort, now time.Time) challenge {
+	for i, c := range t.chals {
+		if c.to == addr {
+			if now.Sub(c.at) <= challengeReuse {
+				return c
+			}
+			t.chals = append(t.chals[:i], t.chals[i+1:]...)
+			break
+		}
+	}
+	c := challenge{to: addr, at: now}
+	rand.Read(c.nonce[:])
+	if len(t.chals) == maxChallenges {
+		t.chals = append(t.chals[:0], t.chals[1:]...)
+	}
+	t.chals = append(t.chals, c)
+	return c
+}
 
 // sealedDest is an SRTP receiver or SDES listener the stream goes to.
 type sealedDest struct {
