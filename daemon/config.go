@@ -26,6 +26,10 @@ type Config struct {
 	Lead       time.Duration // longest wait for receivers to tune before packet 0
 	Grace      time.Duration // a scheduled start missed by less (controller down) plays late
 	LogLevel   string
+	// RequireSRTP refuses plain receivers (those announcing no srtp-gcm):
+	// they are not tuned, and alert reports say why. Off until the fleet
+	// has moved (the plain_receivers alarm lists who has not).
+	RequireSRTP bool
 
 	FirmwareKey string // the operator's ed25519 public key file (name.pub); without it uploads are refused
 	FirmwareURL string // base URL receivers download images from; default: the API's URL

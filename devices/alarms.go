@@ -233,14 +233,19 @@ func (a *Alarms) Check(ctx context.Context) {
 	// them in) are checked too.
 	online := maps.Clone(a.online)
 	lastSeen := map[string]time.Time{}
+	var ch []change
 	if a.fleet != nil { // the fleet's state wins over notices (which can be dropped)
 		for _, st := range a.fleet.States() {
 			ids[st.ID] = true
 			online[st.ID] = st.Online
 			lastSeen[st.ID] = st.LastSeen
+			if st.Online {
+				if c, ok := a.plainChange(&st, now); ok {
+					ch = append(ch, c)
+				}
+			}
 		}
 	}
-	var ch []change
 	for id := range ids {
 		k := alarmKey{id, loa.AlarmOffline}
 		if online[id] {
@@ -273,7 +278,8 @@ func (a *Alarms) Check(ctx context.Context) {
 }
 
 // ObservePresence starts the offline clock of a device going offline and
-// clears its offline alarm when it comes back.
+// clears its offline alarm when it comes back; an online status raises or
+// clears its plain_receivers alarm.
 func (a *Alarms) ObservePresence(st loa.DeviceState) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -284,9 +290,31 @@ func (a *Alarms) ObservePresence(st loa.DeviceState) {
 		return
 	}
 	delete(a.offSince, st.ID)
+	var ch []change
 	if al, ok := a.active[alarmKey{st.ID, loa.AlarmOffline}]; ok {
-		a.applyOne(a.clearing(al, now, "online again"))
+		ch = append(ch, a.clearing(al, now, "online again"))
 	}
+	if c, ok := a.plainChange(&st, now); ok {
+		ch = append(ch, c)
+	}
+	a.apply(context.Background(), ch)
+}
+
+// plainChange raises plain_receivers for an online receiver whose status
+// announces no srtp-gcm (contract v2: it gets plain RTP, which anyone on
+// the path can forge) and clears it once one does. The alarm stays while
+// the receiver is offline: its firmware has not changed. Call with mu held.
+func (a *Alarms) plainChange(st *loa.DeviceState, now time.Time) (change, bool) {
+	al, on := a.active[alarmKey{st.ID, loa.AlarmPlainReceiver}]
+	switch plain := !st.HasCap(protocol.CapSRTPGCM); {
+	case plain && !on:
+		return a.raising(st.ID, loa.AlarmPlainReceiver, loa.SeverityWarning, 1, 0, now,
+			fmt.Sprintf("announces no %s (caps %q): its streams are plain RTP, unauthenticated; "+
+				"update its firmware (-require-srtp refuses it)", protocol.CapSRTPGCM, st.Caps)), true
+	case !plain && on:
+		return a.clearing(al, now, "announces "+protocol.CapSRTPGCM), true
+	}
+	return change{}, false
 }
 
 // ObserveTelemetry checks temperature and stream loss.
