@@ -12,10 +12,14 @@ const (
 	AlarmAmpFault    = "amp_fault"   // the receiver reported an amplifier fault
 	AlarmTemperature = "temperature" // board temperature at or above the threshold
 	AlarmTestFailed  = "test_failed" // the last speaker test did not pass
+	// AlarmPlainReceiver: the receiver announces no srtp-gcm, so its
+	// streams are plain RTP anyone on the path can forge (contract v2);
+	// -require-srtp refuses it.
+	AlarmPlainReceiver = "plain_receivers"
 )
 
 // AlarmKinds lists every alarm kind.
-var AlarmKinds = []string{AlarmOffline, AlarmStreamLoss, AlarmAmpFault, AlarmTemperature, AlarmTestFailed}
+var AlarmKinds = []string{AlarmOffline, AlarmStreamLoss, AlarmAmpFault, AlarmTemperature, AlarmTestFailed, AlarmPlainReceiver}
 
 // ValidAlarmKind reports whether kind is one of AlarmKinds.
 func ValidAlarmKind(kind string) bool {

@@ -110,8 +110,9 @@ type Delivery struct {
 	Area      string    `json:"area"`
 	State     string    `json:"state"`
 	Reason    string    `json:"reason,omitempty"`
-	Repeats   int       `json:"repeats"` // repeats played so far
-	Late      bool      `json:"late"`    // got it after coming back online
+	Detail    string    `json:"detail,omitempty"` // a refusal's own words (the receiver's, or the controller's: -require-srtp)
+	Repeats   int       `json:"repeats"`          // repeats played so far
+	Late      bool      `json:"late"`             // got it after coming back online
 	QueuedAt  time.Time `json:"queued_at"`
 	AckedAt   time.Time `json:"acked_at,omitzero"`
 	StartedAt time.Time `json:"started_at,omitzero"` // first frame played, receiver clock

@@ -72,6 +72,19 @@ type DeviceState struct {
 	LastSeen    time.Time  `json:"last_seen,omitzero"`
 	Telemetry   *Telemetry `json:"telemetry,omitempty"`
 	Malformed   uint64     `json:"malformed"` // payloads from this device that failed to decode
+	// Caps is what the receiver announced in its last online status
+	// (contract v2: "srtp-gcm", "fence", ...); empty for a v1 receiver.
+	Caps []string `json:"caps,omitempty"`
+}
+
+// HasCap reports whether the receiver announced capability c.
+func (s *DeviceState) HasCap(c string) bool {
+	for _, x := range s.Caps {
+		if x == c {
+			return true
+		}
+	}
+	return false
 }
 
 // Telemetry is a device's periodic report, in domain form.

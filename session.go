@@ -128,4 +128,7 @@ type ListenerRequest struct {
 	Dest netip.AddrPort
 	For  time.Duration
 	By   string // who asked: a token id
+	// Plain sends plain RTP (admins only); otherwise SRTP under an SDES
+	// key of the listener's own, given only in the SDP answer.
+	Plain bool
 }

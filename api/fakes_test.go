@@ -89,6 +89,7 @@ type fakeSessions struct {
 	all   map[string]*loa.Session
 	dests []netip.AddrPort
 	fors  []time.Duration
+	plain []bool
 }
 
 func (f *fakeSessions) StartSession(ctx context.Context, s *loa.Session) error {
@@ -156,6 +157,7 @@ func (f *fakeSessions) SessionSDP(ctx context.Context, id string, req loa.Listen
 	dest := req.Dest
 	f.dests = append(f.dests, dest)
 	f.fors = append(f.fors, req.For)
+	f.plain = append(f.plain, req.Plain)
 	return fmt.Sprintf("v=0\r\no=- %d 0 IN IP4 127.0.0.1\r\ns=%s\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio %d RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\n",
 		s.SSRC, s.ID, dest.Addr(), dest.Port()), nil
 }

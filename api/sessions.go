@@ -284,10 +284,23 @@ func (s *Server) destAllowed(r *http.Request, dest netip.AddrPort) error {
 
 // sessionSDP adds ?dest=IP:PORT as a listener of the session for ?for=
 // (default 1h) and answers the SDP that lets a third-party receiver there
-// play it. Asking again renews the time.
+// play it: SRTP under a key of its own (SDES), or plain RTP with ?plain=1,
+// for admins only (anyone on the path could listen, or inject). Asking
+// again renews the time and the key.
 func (s *Server) sessionSDP(w http.ResponseWriter, r *http.Request, c *call) error {
 	id := r.PathValue("id")
 	q := r.URL.Query()
+	plain := false
+	switch v := q.Get("plain"); v {
+	case "", "0", "false":
+	case "1", "true":
+		if c.tok.Role != loa.RoleAdmin {
+			return loa.Errorf(loa.EFORBIDDEN, "plain: plain RTP needs an admin token; leave it out for SRTP")
+		}
+		plain = true
+	default:
+		return loa.Errorf(loa.EINVALID, "plain: want 1 or 0, not %s", strconv.Quote(v))
+	}
 	dest, err := parseDest("dest", q.Get("dest"))
 	if err != nil {
 		return err
@@ -306,11 +319,15 @@ func (s *Server) sessionSDP(w http.ResponseWriter, r *http.Request, c *call) err
 	if err := s.destAllowed(r, dest); err != nil {
 		return err
 	}
-	sdp, err := s.Sessions.SessionSDP(r.Context(), id, loa.ListenerRequest{Dest: dest, For: ttl, By: c.tok.ID})
+	sdp, err := s.Sessions.SessionSDP(r.Context(), id, loa.ListenerRequest{Dest: dest, For: ttl, By: c.tok.ID, Plain: plain})
 	if err != nil {
 		return err
 	}
-	c.audit("session.sdp", id, "dest "+dest.String()+" for "+ttl.String())
+	detail := "dest " + dest.String() + " for " + ttl.String()
+	if plain {
+		detail += ", plain RTP"
+	}
+	c.audit("session.sdp", id, detail)
 	h := w.Header()
 	h.Set("Content-Type", "application/sdp")
 	h.Set("Cache-Control", "no-store")

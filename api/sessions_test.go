@@ -220,4 +220,12 @@ func TestSessionSDP(t *testing.T) {
 	if len(e.sessions.dests) != 2 {
 		t.Errorf("dests %v", e.sessions.dests)
 	}
+
+	// Plain RTP only when an admin asks for it; SRTP otherwise.
+	wantError(t, e.do("GET", "/api/v1/sessions/"+s.ID+"/sdp?plain=1&dest=192.0.2.7:5004", e.opA, nil), http.StatusForbidden, "forbidden", "admin")
+	wantError(t, e.do("GET", "/api/v1/sessions/"+s.ID+"/sdp?plain=yes&dest=192.0.2.7:5004", e.admin, nil), http.StatusBadRequest, "invalid", "plain")
+	want(t, e.do("GET", "/api/v1/sessions/"+s.ID+"/sdp?plain=1&dest=192.0.2.7:5004", e.admin, nil), http.StatusOK)
+	if got := e.sessions.plain; len(got) != 3 || got[0] || got[1] || !got[2] {
+		t.Errorf("plain per SDP %v, want only the admin's last one", got)
+	}
 }

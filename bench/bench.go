@@ -36,8 +36,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return fmt.Errorf("unknown benchmark %q (have: fanout, schedule, fleet, alert)", args[0])
 }
 
-// benchFanout streams one session to N loopback receivers and, in the same
-// run, a raw sendmmsg loop of the same packets, and prints both rates.
+// benchFanout streams one session to N loopback receivers as plain RTP and
+// as SRTP and, in the same run, a raw sendmmsg loop of the same packets, and
+// prints the rates.
 func benchFanout(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("loa bench fanout", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -62,11 +63,15 @@ func benchFanout(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		fmt.Fprintf(stdout, "fanout %5d receivers: controller %.0f pkt/s, raw sendmmsg %.0f pkt/s, ratio %.3f, %.3f CPU-s per receiver-hour, %d behind\n",
 			r.Receivers, r.ControllerPPS, r.RawPPS, r.Ratio, r.CPUSecondsPerReceiverHour, r.Behind)
+		fmt.Fprintf(stdout, "fanout %5d receivers, SRTP: controller %.0f pkt/s, ratio %.3f, %.3f CPU-s per receiver-hour, %d auth failures\n",
+			r.Receivers, r.ControllerPPSSRTP, r.RatioSRTP, r.CPUSecondsPerReceiverHourSRTP, r.AuthFailures)
 		last = r
 	}
 	printJSONLine(stdout, map[string]any{
 		"receivers": last.Receivers, "controller_pps": last.ControllerPPS, "raw_pps": last.RawPPS,
 		"ratio": last.Ratio, "cpu_s_per_receiver_hour": last.CPUSecondsPerReceiverHour, "behind": last.Behind,
+		"srtp": true, "controller_pps_srtp": last.ControllerPPSSRTP, "ratio_srtp": last.RatioSRTP,
+		"cpu_s_per_receiver_hour_srtp": last.CPUSecondsPerReceiverHourSRTP, "auth_failures": last.AuthFailures,
 	})
 	return nil
 }

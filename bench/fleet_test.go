@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -36,7 +37,9 @@ func testBenchFleet(t *testing.T, tls bool) {
 			return cmd, nil
 		},
 	}
-	var out, errs bytes.Buffer
+	// The controller's logger and the child's stderr both write errs.
+	var out bytes.Buffer
+	var errs lockedBuffer
 	res, err := benchFleetRun(ctx, b, &out, &errs)
 	if err != nil {
 		t.Fatalf("%v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errs.String())
@@ -87,4 +90,22 @@ func TestBenchFleetReceiversChild(t *testing.T) {
 	if err := benchFleetReceivers(context.Background(), os.Stdin, os.Stdout, os.Stderr); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// lockedBuffer is a bytes.Buffer several goroutines may write.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

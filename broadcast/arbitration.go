@@ -59,6 +59,12 @@ func (e *Engine) claim(t *target) (preempted *session) {
 func (e *Engine) hold(d *device, t *target) {
 	d.holder = t.s
 	t.holds, t.state, t.err = true, DeviceTuning, ""
+	if t.sec != nil {
+		if t.sec.holds > 0 {
+			e.rekey(t)
+		}
+		t.sec.holds++
+	}
 	t.s.publish()
 }
 
@@ -67,6 +73,9 @@ func (e *Engine) hold(d *device, t *target) {
 // e.mu must be held and s already removed from e.sessions.
 func (e *Engine) release(s *session, untune bool) {
 	for _, t := range s.order {
+		if t.refused {
+			continue // never claimed
+		}
 		d := e.devices[t.device]
 		d.refs--
 		if d.holder == s {
@@ -101,7 +110,7 @@ func (e *Engine) successor(d *device) *target {
 	var best *target
 	for _, s := range e.sessions {
 		t := s.targets[d.id]
-		if t == nil || s.stopState != "" {
+		if t == nil || t.refused || s.stopState != "" {
 			continue
 		}
 		if best == nil || s.prio > best.s.prio ||

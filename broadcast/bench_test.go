@@ -22,11 +22,28 @@ func TestBenchFanoutRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Log("\n" + log.String())
-	if res.Receivers != 20 || res.ControllerPPS <= 0 || res.RawPPS <= 0 || res.Ratio <= 0 {
+	if res.Receivers != 20 || res.ControllerPPS <= 0 || res.RawPPS <= 0 || res.Ratio <= 0 ||
+		res.ControllerPPSSRTP <= 0 || res.RatioSRTP <= 0 || res.CPUSecondsPerReceiverHourSRTP <= 0 {
 		t.Errorf("result %+v", res)
 	}
-	if !strings.Contains(log.String(), "raw sendmmsg") {
-		t.Error("no raw figure in the log")
+	if res.AuthFailures != 0 {
+		t.Errorf("%d packets did not authenticate at their receivers", res.AuthFailures)
+	}
+	if !strings.Contains(log.String(), "raw sendmmsg") || !strings.Contains(log.String(), "engine srtp") {
+		t.Error("no raw or SRTP figure in the log")
+	}
+}
+
+// The negative control: a receiver decrypting with a key not its own
+// counts every packet as an auth failure and falls behind, so a zero in
+// AuthFailures means the others did decrypt.
+func TestBenchFanoutCountsAuthFailures(t *testing.T) {
+	res, err := benchFanout(context.Background(), 4, 200*time.Millisecond, nil, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.AuthFailures == 0 || res.Behind != 1 {
+		t.Errorf("with one wrong key: %d auth failures, %d behind; want some, and 1", res.AuthFailures, res.Behind)
 	}
 }
 
@@ -41,6 +58,8 @@ func BenchmarkStreamFanout(b *testing.B) {
 		b.ReportMetric(res.ControllerPPS, "engine-pkt/s")
 		b.ReportMetric(res.RawPPS, "raw-pkt/s")
 		b.ReportMetric(res.CPUSecondsPerReceiverHour, "cpu-s/receiver-h")
+		b.ReportMetric(res.ControllerPPSSRTP, "engine-srtp-pkt/s")
+		b.ReportMetric(res.CPUSecondsPerReceiverHourSRTP, "cpu-s/receiver-h-srtp")
 		b.ReportMetric(float64(res.Behind), "behind")
 	}
 }
@@ -92,4 +111,54 @@ func benchmarkFanout(b *testing.B, n int, drain bool) {
 	}
 	b.ReportMetric(float64(sent)/b.Elapsed().Seconds(), "pkt/s")
 	b.ReportMetric(float64(len(payload)+12), "bytes/pkt")
+}
+
+// BenchmarkFanoutSRTP1000 is BenchmarkFanout1000/sink with every
+// receiver an SRTP one: one op seals the packet under 1000 keys and sends
+// the 1000 datagrams. It should not allocate.
+func BenchmarkFanoutSRTP1000(b *testing.B) {
+	const n = 1000
+	rx, err := openBenchReceivers(n, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rx.close()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	var secret [protocol.SRTPSecretLen]byte
+	dests := make([]sealedDest, n)
+	for i, rc := range rx.conns {
+		sec, err := newTargetSRTP(secret[:], rx.id(i), protocol.Fence{Gen: 1}, 1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		dests[i] = sealedDest{ua: rc.LocalAddr().(*net.UDPAddr), tx: sec.tx}
+	}
+	fo := newFanout(c, newBatchWriter(c))
+	payload := opusPackets(b, 1)[0]
+	h := rtp.Header{Version: 2, PayloadType: protocol.PayloadType, SSRC: 1}
+	var sh rtp.Header
+	pkt := make([]byte, 0, maxDatagram)
+	b.ReportAllocs()
+	b.ResetTimer()
+	sent := 0
+	for i := range b.N {
+		h.SequenceNumber = uint16(i)
+		if _, err := h.MarshalTo(pkt[:12]); err != nil {
+			b.Fatal(err)
+		}
+		pkt = append(pkt[:12], payload...)
+		index := uint64(i)
+		k, _, err := fo.sendSealed(dests, func(d *sealedDest, dst []byte) ([]byte, error) {
+			return d.tx.rtp(dst, pkt, &sh, index)
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		sent += k
+	}
+	b.ReportMetric(float64(sent)/b.Elapsed().Seconds(), "pkt/s")
 }

@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pion/srtp/v3"
+
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/protocol"
 )
@@ -45,10 +47,27 @@ type Config struct {
 	// as every device it holds has authenticated (or failed), at the
 	// latest after Lead. Without it a bulletin's first words reach nobody.
 	// Default 0 (stream at once).
-	Lead   time.Duration
-	Tuner  Tuner
-	Logger *slog.Logger
+	Lead  time.Duration
+	Tuner Tuner
+	// Caps tells which devices announced protocol.CapSRTPGCM: they get
+	// SRTP keys in their play command and the stream as SRTP. Nil: every
+	// device is a v1 (plain RTP) receiver.
+	Caps Caps
+	// Fence is the controller's fence the SRTP keys are derived with
+	// (contract v2): Gen increases on every start.
+	Fence protocol.Fence
+	// RequireSRTP refuses plain receivers: they are not tuned, and
+	// Refused is told why.
+	RequireSRTP bool
+	// Refused, if set, is told of every device a session does not tune
+	// because of RequireSRTP, with the reason.
+	Refused func(sessionID, deviceID string, err error)
+	Logger  *slog.Logger
 }
+
+// ErrPlainRefused is why a plain receiver is not tuned under RequireSRTP.
+var ErrPlainRefused = loa.Errorf(loa.EFORBIDDEN,
+	"plain receiver refused: it announces no %s and the controller runs with -require-srtp", protocol.CapSRTPGCM)
 
 // Reasons the engine itself gives when it stops a session.
 const (
@@ -242,14 +261,28 @@ func (e *Engine) Start(ctx context.Context, s *loa.Session, src Source, frames i
 		notBefore: s.ScheduledAt,
 		targets:   make(map[string]*target, len(s.Devices)),
 	}
-	ss.dests.Store(&[]*net.UDPAddr{})
+	ss.dests.Store(&destSet{})
+	// One secret per session; each SRTP receiver's keys are derived from
+	// it with its id and the fence (contract v2, Keys).
+	rand.Read(ss.secret[:])
+	var refused []string
 	for _, id := range s.Devices {
 		if _, dup := ss.targets[id]; dup || id == "" {
 			continue
 		}
 		t := &target{s: ss, device: id}
-		if _, err := rand.Read(t.token[:]); err != nil {
-			return fmt.Errorf("broadcast: token: %w", err)
+		switch {
+		case e.cfg.Caps != nil && e.cfg.Caps.HasCap(id, protocol.CapSRTPGCM):
+			sec, err := newTargetSRTP(ss.secret[:], id, e.cfg.Fence, s.SSRC)
+			if err != nil {
+				return fmt.Errorf("broadcast: session %s: device %s: %w", s.ID, id, err)
+			}
+			t.sec = sec
+		case e.cfg.RequireSRTP:
+			t.refused, t.state, t.err = true, DeviceFailed, loa.ErrorMessage(ErrPlainRefused)
+			refused = append(refused, id)
+		default:
+			rand.Read(t.token[:])
 		}
 		ss.targets[id] = t
 		ss.order = append(ss.order, t)
@@ -274,6 +307,9 @@ func (e *Engine) Start(ctx context.Context, s *loa.Session, src Source, frames i
 	e.sessions[s.ID] = ss
 	lost := map[*session][]string{} // preempted session → its devices this one took
 	for _, t := range ss.order {
+		if t.refused {
+			continue
+		}
 		if old := e.claim(t); old != nil {
 			if lost[old] == nil {
 				old.preempts.Add(1)
@@ -285,6 +321,19 @@ func (e *Engine) Start(ctx context.Context, s *loa.Session, src Source, frames i
 		// Not from here: e.mu is held, and so may be the caller's locks.
 		e.wg.Add(1)
 		go e.notifyPreempted(lost, s.ID, time.Now())
+	}
+	if len(refused) > 0 {
+		e.log.Warn("plain receivers refused (-require-srtp)", "session", s.ID, "devices", len(refused),
+			"first", refused[0])
+		if e.cfg.Refused != nil {
+			e.wg.Add(1)
+			go func() {
+				defer e.wg.Done()
+				for _, id := range refused {
+					e.cfg.Refused(s.ID, id, ErrPlainRefused)
+				}
+			}()
+		}
 	}
 	ss.publish()
 	var rctx context.Context
@@ -322,8 +371,11 @@ func (e *Engine) Stop(ctx context.Context, sessionID, reason string) error {
 }
 
 // AddListener sends a session's stream to a static third-party receiver
-// (ffmpeg or GStreamer playing protocol.SDP), which needs no RTCP token.
-func (e *Engine) AddListener(sessionID string, dest netip.AddrPort) error {
+// (ffmpeg or GStreamer playing protocol.SDP), which needs no RTCP. With
+// sdes (protocol.SDESKeyLen bytes of master key, then protocol.SDESSaltLen
+// of salt) the stream is SRTP in protocol.SDESSuite; nil sends plain RTP.
+// Adding a listener again replaces its key.
+func (e *Engine) AddListener(sessionID string, dest netip.AddrPort, sdes []byte) error {
 	if !dest.IsValid() || dest.Port() == 0 {
 		return loa.Errorf(loa.EINVALID, "listener %s: need an address and a port", dest)
 	}
@@ -331,20 +383,39 @@ func (e *Engine) AddListener(sessionID string, dest netip.AddrPort) error {
 	if e.is4 && !dest.Addr().Is4() {
 		return loa.Errorf(loa.EINVALID, "listener %s: the media socket is IPv4 only", dest)
 	}
+	var tx *srtpTx
+	if sdes != nil {
+		if len(sdes) != protocol.SDESKeyLen+protocol.SDESSaltLen {
+			return loa.Errorf(loa.EINVALID, "listener %s: SDES key must be %d bytes", dest, protocol.SDESKeyLen+protocol.SDESSaltLen)
+		}
+		var err error
+		tx, err = newSRTPTx(srtp.ProtectionProfileAes128CmHmacSha1_80,
+			sdes[:protocol.SDESKeyLen], sdes[protocol.SDESKeyLen:], 0)
+		if err != nil {
+			return err
+		}
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	s := e.sessions[sessionID]
 	if s == nil || s.stopState != "" {
 		return loa.Errorf(loa.ENOTFOUND, "session %s is not running", sessionID)
 	}
-	for _, l := range s.listeners {
-		if l.AddrPort() == dest {
-			return nil
+	if tx != nil {
+		tx.ssrc = s.ssrc
+	}
+	l := &listener{addr: dest, ua: net.UDPAddrFromAddrPort(dest), tx: tx}
+	replaced := false
+	for i, old := range s.listeners {
+		if old.addr == dest {
+			s.listeners[i], replaced = l, true
 		}
 	}
-	s.listeners = append(s.listeners, net.UDPAddrFromAddrPort(dest))
+	if !replaced {
+		s.listeners = append(s.listeners, l)
+	}
 	s.publish()
-	e.log.Info("listener added", "session", sessionID, "addr", dest.String())
+	e.log.Info("listener added", "session", sessionID, "addr", dest.String(), "srtp", tx != nil)
 	return nil
 }
 
@@ -358,7 +429,7 @@ func (e *Engine) RemoveListener(sessionID string, dest netip.AddrPort) error {
 	if s == nil {
 		return loa.Errorf(loa.ENOTFOUND, "session %s is not running", sessionID)
 	}
-	i := slices.IndexFunc(s.listeners, func(l *net.UDPAddr) bool { return l.AddrPort() == dest })
+	i := slices.IndexFunc(s.listeners, func(l *listener) bool { return l.addr == dest })
 	if i < 0 {
 		return loa.Errorf(loa.ENOTFOUND, "session %s has no listener %s", sessionID, dest)
 	}
@@ -390,6 +461,7 @@ type SessionStatus struct {
 type DeviceStatus struct {
 	State  string
 	Addr   string        // the authenticated source address of its RTCP; RTP goes there
+	SRTP   bool          // it announced srtp-gcm: keys in its play, SRTP and SRTCP
 	Err    string        // why Tune failed
 	Loss   float64       // fraction lost (0–1) from its last receiver report
 	Jitter time.Duration // interarrival jitter from its last receiver report
@@ -414,6 +486,7 @@ func (e *Engine) Status(sessionID string) (SessionStatus, bool) {
 	for _, t := range s.order {
 		ds := DeviceStatus{
 			State:  t.state,
+			SRTP:   t.sec != nil,
 			Err:    t.err,
 			Loss:   float64(t.loss) / 256,
 			Jitter: time.Duration(t.jitter) * time.Second / protocol.ClockRate,
@@ -426,19 +499,26 @@ func (e *Engine) Status(sessionID string) (SessionStatus, bool) {
 	return st, true
 }
 
-// playArgs is the play command for t; the token and SSRCs stay the same
-// when a preempted device is tuned back.
+// playArgs is the play command for t; e.mu must be held. The SSRCs stay
+// the same when a preempted device is tuned back; an SRTP receiver's keys
+// do not (rekey).
 func (e *Engine) playArgs(t *target) protocol.PlayArgs {
-	return protocol.PlayArgs{
+	a := protocol.PlayArgs{
 		Session:  t.s.id,
 		Addr:     e.public,
 		SSRC:     t.s.ssrc,
 		PT:       protocol.PayloadType,
 		RecvSSRC: t.recvSSRC,
-		Token:    hex.EncodeToString(t.token[:]),
 		DelayMs:  int(e.cfg.Delay / time.Millisecond),
 		Priority: uint8(t.s.prio),
 		Frames:   t.s.frames,
 		Volume:   t.s.volume,
 	}
+	if t.sec != nil {
+		keys, fence := t.sec.keys, e.cfg.Fence
+		a.Keys, a.Fence = &keys, &fence
+	} else {
+		a.Token = hex.EncodeToString(t.token[:])
+	}
+	return a
 }

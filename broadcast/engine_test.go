@@ -277,10 +277,10 @@ func TestAddListenerGetsTheStreamWithoutRTCP(t *testing.T) {
 	h := newHarness(t, "127.0.0.1:0")
 	ffmpeg := newReceiver(t)
 	h.start(t, "s", loa.PriorityNormal, 21, &loopSource{pkts: opusPackets(t, 10)}, 0)
-	if err := h.e.AddListener("s", ffmpeg.addr()); err != nil {
+	if err := h.e.AddListener("s", ffmpeg.addr(), nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.e.AddListener("s", ffmpeg.addr()); err != nil {
+	if err := h.e.AddListener("s", ffmpeg.addr(), nil); err != nil {
 		t.Fatal(err)
 	}
 	p := ffmpeg.rtpOf(t, 21)
@@ -290,7 +290,7 @@ func TestAddListenerGetsTheStreamWithoutRTCP(t *testing.T) {
 	if st := h.status(t, "s"); st.Listeners != 1 || st.Sent == 0 {
 		t.Errorf("status %+v", st)
 	}
-	if err := h.e.AddListener("nope", ffmpeg.addr()); loa.ErrorCode(err) != loa.ENOTFOUND {
+	if err := h.e.AddListener("nope", ffmpeg.addr(), nil); loa.ErrorCode(err) != loa.ENOTFOUND {
 		t.Errorf("unknown session: %v", err)
 	}
 	if err := h.e.Stop(context.Background(), "s", ""); err != nil {
@@ -304,7 +304,7 @@ func TestRemoveListener(t *testing.T) {
 	ffmpeg, other := newReceiver(t), newReceiver(t)
 	h.start(t, "s", loa.PriorityNormal, 22, &loopSource{pkts: opusPackets(t, 10)}, 0)
 	for _, r := range []*receiver{ffmpeg, other} {
-		if err := h.e.AddListener("s", r.addr()); err != nil {
+		if err := h.e.AddListener("s", r.addr(), nil); err != nil {
 			t.Fatal(err)
 		}
 	}

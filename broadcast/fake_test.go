@@ -100,9 +100,13 @@ func (s *loopSource) Next() ([]byte, error) {
 }
 
 // receiver is a test device's RTP socket; it keeps every datagram in order.
+// A device that was given SRTP keys speaks SRTP through its peer.
 type receiver struct {
 	conn *net.UDPConn
 	in   chan []byte
+
+	mu   sync.Mutex
+	peer *srtpPeer // the last SRTP play's, nil for v1
 }
 
 func newReceiver(t testing.TB) *receiver {
@@ -134,10 +138,19 @@ func newReceiver(t testing.TB) *receiver {
 
 func (r *receiver) addr() netip.AddrPort { return r.conn.LocalAddr().(*net.UDPAddr).AddrPort() }
 
-// authenticate sends what a receiver sends to open its NAT: RR + SDES +
-// APP with the token, from r's socket.
+// authenticate sends what a receiver sends to open its NAT, from r's
+// socket: RR + SDES + APP with the token (v1), or with keys its first SRTCP
+// report under a new SRTP context (contract v2).
 func (r *receiver) authenticate(t testing.TB, device string, args protocol.PlayArgs) {
 	t.Helper()
+	if args.Keys != nil {
+		p := newSRTPPeer(t, device, args)
+		r.mu.Lock()
+		r.peer = p
+		r.mu.Unlock()
+		r.send(t, args, p.report(t))
+		return
+	}
 	tok, err := hex.DecodeString(args.Token)
 	if err != nil {
 		t.Errorf("token %q: %v", args.Token, err)
@@ -148,15 +161,31 @@ func (r *receiver) authenticate(t testing.TB, device string, args protocol.PlayA
 
 func (r *receiver) sendAuth(t testing.TB, args protocol.PlayArgs, device string, token []byte) {
 	t.Helper()
-	b := authPacket(t, args.RecvSSRC, args.SSRC, device, token)
+	r.send(t, args, authPacket(t, args.RecvSSRC, args.SSRC, device, token))
+}
+
+// send sends b from r's socket to the play's address.
+func (r *receiver) send(t testing.TB, args protocol.PlayArgs, b []byte) {
+	t.Helper()
 	to, err := netip.ParseAddrPort(args.Addr)
 	if err != nil {
 		t.Errorf("play addr %q: %v", args.Addr, err)
 		return
 	}
 	if _, err := r.conn.WriteToUDPAddrPort(b, to); err != nil {
-		t.Errorf("send auth: %v", err)
+		t.Errorf("send to %s: %v", to, err)
 	}
+}
+
+// srtp returns the receiver's SRTP peer, failing if it has none.
+func (r *receiver) srtp(t testing.TB) *srtpPeer {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.peer == nil {
+		t.Fatal("receiver has no SRTP keys")
+	}
+	return r.peer
 }
 
 func authPacket(t testing.TB, recvSSRC, mediaSSRC uint32, device string, token []byte) []byte {
@@ -275,13 +304,30 @@ type fakeTuner struct {
 	mu        sync.Mutex
 	calls     []call
 	receivers map[string]*receiver
+	srtp      map[string]bool // devices that announce srtp-gcm (Caps)
 	// tune overrides what a device does on Tune; nil means authenticate.
 	tune map[string]func(ctx context.Context, args protocol.PlayArgs) error
 }
 
 func newFakeTuner(t testing.TB) *fakeTuner {
-	return &fakeTuner{t: t, receivers: map[string]*receiver{},
+	return &fakeTuner{t: t, receivers: map[string]*receiver{}, srtp: map[string]bool{},
 		tune: map[string]func(context.Context, protocol.PlayArgs) error{}}
+}
+
+// srtpDevice adds a device that announces srtp-gcm.
+func (f *fakeTuner) srtpDevice(id string) *receiver {
+	r := f.device(id)
+	f.mu.Lock()
+	f.srtp[id] = true
+	f.mu.Unlock()
+	return r
+}
+
+// HasCap makes the fake tuner the engine's Caps.
+func (f *fakeTuner) HasCap(id, c string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return c == protocol.CapSRTPGCM && f.srtp[id]
 }
 
 // device adds a device with its own receiver socket.
@@ -380,6 +426,9 @@ func newHarnessConfig(t testing.TB, cfg Config) *harness {
 	t.Helper()
 	h := &harness{tuner: newFakeTuner(t)}
 	cfg.Tuner = h.tuner
+	if cfg.Caps == nil {
+		cfg.Caps = h.tuner
+	}
 	e, err := Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)

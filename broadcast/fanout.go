@@ -2,6 +2,7 @@ package broadcast
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"syscall"
 
@@ -30,17 +31,27 @@ func newBatchWriter(c *net.UDPConn) batchWriter {
 }
 
 // fanout sends one packet (header + payload) to many destinations with as
-// few syscalls as possible. Its scratch is reused, so a send does not
-// allocate; one fanout belongs to one goroutine.
+// few syscalls as possible, or one sealed packet each (SRTP). Its scratch
+// is reused, so a send does not allocate; one fanout belongs to one
+// goroutine.
 type fanout struct {
 	w    batchWriter
 	conn *net.UDPConn
 	msgs []ipv4.Message
 	vecs [][]byte // two per message: the shared header, then the shared payload
+	bufs [][]byte // one datagram per message, for sealed sends
 }
 
 func newFanout(c *net.UDPConn, w batchWriter) *fanout {
 	return &fanout{w: w, conn: c}
+}
+
+// grow makes room for n messages.
+func (f *fanout) grow(n int) {
+	if cap(f.msgs) < n {
+		f.msgs = make([]ipv4.Message, n)
+		f.vecs = make([][]byte, 2*n)
+	}
 }
 
 // send writes hdr+payload to every address in dests. The same two buffers
@@ -52,10 +63,7 @@ func (f *fanout) send(hdr, payload []byte, dests []*net.UDPAddr) (int, error) {
 		return 0, nil
 	}
 	n := min(len(dests), batchSize)
-	if cap(f.msgs) < n {
-		f.msgs = make([]ipv4.Message, n)
-		f.vecs = make([][]byte, 2*n)
-	}
+	f.grow(n)
 	msgs := f.msgs[:n]
 	for i := range msgs {
 		v := f.vecs[2*i : 2*i+2 : 2*i+2]
@@ -69,24 +77,86 @@ func (f *fanout) send(hdr, payload []byte, dests []*net.UDPAddr) (int, error) {
 		for i := range chunk {
 			chunk[i].Addr = dests[i]
 		}
-		k, err := f.w.WriteBatch(chunk, 0)
+		k, err := f.write(chunk)
+		sent += k
+		dests = dests[len(chunk):]
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	return sent, first
+}
+
+// sealedSize is the room for one sealed datagram: the largest RTP or RTCP
+// packet the engine sends plus the SRTP/SRTCP trailer.
+const sealedSize = maxDatagram + 64
+
+// sendSealed sends each destination its own datagram, which seal writes
+// into dst (capacity sealedSize) and returns. A destination whose seal
+// fails is skipped. It returns how many datagrams left, their bytes and
+// the first error.
+func (f *fanout) sendSealed(dests []sealedDest, seal func(d *sealedDest, dst []byte) ([]byte, error)) (sent, octets int, first error) {
+	if len(dests) == 0 {
+		return 0, 0, nil
+	}
+	n := min(len(dests), batchSize)
+	f.grow(n)
+	for len(f.bufs) < n {
+		f.bufs = append(f.bufs, make([]byte, sealedSize))
+	}
+	for len(dests) > 0 {
+		k := min(len(dests), n)
+		m := 0
+		for i := range dests[:k] {
+			b, err := seal(&dests[i], f.bufs[m][:0])
+			if err != nil {
+				if first == nil {
+					first = fmt.Errorf("seal: %w", err)
+				}
+				continue
+			}
+			v := f.vecs[2*m : 2*m+1 : 2*m+1]
+			v[0] = b
+			f.msgs[m].Buffers, f.msgs[m].Addr = v, dests[i].ua
+			m++
+		}
+		dests = dests[k:]
+		w, err := f.write(f.msgs[:m])
+		sent += w
+		for i := range f.msgs[:m] {
+			octets += len(f.vecs[2*i])
+		}
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	return sent, octets, first
+}
+
+// write sends msgs, going on past a message the kernel refuses. It returns
+// how many left and the first error.
+func (f *fanout) write(msgs []ipv4.Message) (int, error) {
+	sent := 0
+	var first error
+	for len(msgs) > 0 {
+		k, err := f.w.WriteBatch(msgs, 0)
 		if k <= 0 && err == nil {
 			err = syscall.EIO // never spin on a call that makes no progress
 		}
 		k = max(k, 0)
 		sent += k
-		dests = dests[k:]
+		msgs = msgs[k:]
 		if err != nil {
 			if first == nil {
 				first = err
 			}
 			if errors.Is(err, syscall.EAFNOSUPPORT) || errors.Is(err, syscall.ENOSYS) {
 				// The batch path cannot take this address; send the rest one by one.
-				s, err := f.sendEach(hdr, payload, dests)
+				s, err := f.sendEach(msgs)
 				return sent + s, errors.Join(first, err)
 			}
-			if len(dests) > 0 {
-				dests = dests[1:] // the message that failed
+			if len(msgs) > 0 {
+				msgs = msgs[1:] // the message that failed
 			}
 		}
 	}
@@ -94,14 +164,16 @@ func (f *fanout) send(hdr, payload []byte, dests []*net.UDPAddr) (int, error) {
 }
 
 // sendEach is the fallback for sockets or addresses sendmmsg refuses.
-func (f *fanout) sendEach(hdr, payload []byte, dests []*net.UDPAddr) (int, error) {
-	var buf [1500]byte
-	n := copy(buf[:], hdr)
-	n += copy(buf[n:], payload)
+func (f *fanout) sendEach(msgs []ipv4.Message) (int, error) {
+	var buf [sealedSize]byte
 	sent := 0
 	var first error
-	for _, d := range dests {
-		if _, err := f.conn.WriteToUDP(buf[:n], d); err != nil {
+	for _, m := range msgs {
+		n := 0
+		for _, b := range m.Buffers {
+			n += copy(buf[n:], b)
+		}
+		if _, err := f.conn.WriteTo(buf[:n], m.Addr); err != nil {
 			if first == nil {
 				first = err
 			}

@@ -12,6 +12,11 @@ type metrics struct {
 	rtcpAccepted prometheus.Counter
 	rtcpIgnored  prometheus.Counter
 	active       prometheus.Gauge
+
+	srtcpAuthFailures  prometheus.Counter
+	challengesSent     prometheus.Counter
+	challengesAnswered prometheus.Counter
+	addressMoves       prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -24,8 +29,16 @@ func newMetrics() *metrics {
 		bytes:        c("rtp_bytes_sent_total", "Bytes of RTP datagrams sent (header and payload)."),
 		sendErrors:   c("rtp_send_errors_total", "RTP datagrams the kernel refused."),
 		rtcpSent:     c("rtcp_packets_sent_total", "RTCP datagrams (sender reports, BYE) sent."),
-		rtcpAccepted: c("rtcp_accepted_total", "Datagrams received that authenticated a receiver."),
+		rtcpAccepted: c("rtcp_accepted_total", "Datagrams received that authenticated a receiver (RTCP with its token, or SRTCP under its keys)."),
 		rtcpIgnored:  c("rtcp_ignored_total", "Datagrams received and dropped: not RTCP, malformed, unknown SSRC or bad token."),
+		srtcpAuthFailures: c("srtcp_auth_failures_total",
+			"SRTCP datagrams from SRTP receivers dropped: not authenticated under the receiver's keys, or replayed."),
+		challengesSent: c("srtcp_challenges_sent_total",
+			"Address challenges sent to SRTP receivers reporting from an address their stream does not go to."),
+		challengesAnswered: c("srtcp_challenges_answered_total",
+			"Address challenges answered, authenticated, from the challenged address."),
+		addressMoves: c("srtp_address_moves_total",
+			"SRTP receivers' streams moved to a new address after an answered challenge."),
 		active: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "loa", Subsystem: "broadcast", Name: "sessions_active",
 			Help: "Sessions streaming now."}),
@@ -36,5 +49,6 @@ func newMetrics() *metrics {
 func (e *Engine) Collectors() []prometheus.Collector {
 	m := e.metrics
 	return []prometheus.Collector{m.packets, m.bytes, m.sendErrors, m.rtcpSent,
-		m.rtcpAccepted, m.rtcpIgnored, m.active}
+		m.rtcpAccepted, m.rtcpIgnored, m.active, m.srtcpAuthFailures, m.challengesSent,
+		m.challengesAnswered, m.addressMoves}
 }

@@ -2,6 +2,7 @@ package broadcast
 
 import (
 	"crypto/subtle"
+	"encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
@@ -42,11 +43,12 @@ func isRTCP(b []byte) bool {
 }
 
 // handleDatagram processes one datagram that arrived at the media socket
-// from the given address. A compound of a Receiver Report from a known
-// receiver SSRC with an APP packet carrying that receiver's token
-// authenticates from as the receiver's address; the stream follows it.
-// Anything else is counted and dropped. It reports whether the datagram
-// was accepted.
+// from the given address. A v1 receiver authenticates with a compound of a
+// Receiver Report from its receiver SSRC and an APP packet carrying its
+// token; the stream follows the address at once. An SRTP receiver's
+// report is SRTCP under its keys; the address it comes from moves the
+// stream only after a challenge (acceptSRTCP). Anything else is counted and
+// dropped. It reports whether the datagram authenticated.
 func (e *Engine) handleDatagram(b []byte, from netip.AddrPort) bool {
 	if !e.acceptRTCP(b, from) {
 		e.metrics.rtcpIgnored.Inc()
@@ -60,6 +62,31 @@ func (e *Engine) acceptRTCP(b []byte, from netip.AddrPort) bool {
 	if !isRTCP(b) || !from.IsValid() || from.Port() == 0 {
 		return false
 	}
+	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	if e.is4 && !from.Addr().Is4() {
+		return false
+	}
+	// The sender's SSRC is in the clear in RTCP and SRTCP alike.
+	ssrc := binary.BigEndian.Uint32(b[4:8])
+	e.mu.Lock()
+	t := e.byRecv[ssrc]
+	var rx *srtpRx
+	if t != nil && t.sec != nil {
+		rx = t.sec.rx
+	}
+	e.mu.Unlock()
+	switch {
+	case t == nil:
+		return false
+	case rx != nil:
+		return e.acceptSRTCP(t, rx, b, from)
+	}
+	return e.acceptPlain(b, from)
+}
+
+// acceptPlain is the v1 path: the token authenticates, and the stream
+// follows the address it came from at once.
+func (e *Engine) acceptPlain(b []byte, from netip.AddrPort) bool {
 	pkts, err := rtcp.Unmarshal(b)
 	if err != nil || len(pkts) == 0 {
 		return false
@@ -85,41 +112,165 @@ func (e *Engine) acceptRTCP(b []byte, from netip.AddrPort) bool {
 	if app == nil || app.SSRC != rr.SSRC || len(app.Data) != protocol.TokenLen {
 		return false
 	}
-	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-	if e.is4 && !from.Addr().Is4() {
-		return false
-	}
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	t := e.byRecv[rr.SSRC]
-	if t == nil || subtle.ConstantTimeCompare(app.Data, t.token[:]) != 1 {
+	if t == nil || t.sec != nil || subtle.ConstantTimeCompare(app.Data, t.token[:]) != 1 {
 		return false
 	}
+	e.noteReport(t, rr)
+	if leaving {
+		e.leave(t)
+		return true
+	}
+	if t.addr != from {
+		e.moveTo(t, from)
+	}
+	return true
+}
+
+// acceptSRTCP is the SRTP path (contract v2, SRTP and SRTCP): a report that
+// does not authenticate or is a replay is counted and dropped; the first
+// authenticated report fixes the receiver's address; one from another
+// address is answered with a challenge there, and only the authenticated
+// answer from there moves the stream. A BYE counts only from the current
+// address.
+func (e *Engine) acceptSRTCP(t *target, rx *srtpRx, b []byte, from netip.AddrPort) bool {
+	plain, err := rx.open(b)
+	if err != nil {
+		e.metrics.srtcpAuthFailures.Inc()
+		return false
+	}
+	pkts, err := rtcp.Unmarshal(plain)
+	if err != nil || len(pkts) == 0 {
+		return false
+	}
+	rr, ok := pkts[0].(*rtcp.ReceiverReport)
+	if !ok || rr.SSRC != t.recvSSRC {
+		return false
+	}
+	var answer []byte
+	leaving := false
+	for _, p := range pkts[1:] {
+		switch p := p.(type) {
+		case *rtcp.ApplicationDefined:
+			if p.Name == protocol.RTCPChallengeName && p.SubType == protocol.ResponseSubtype &&
+				p.SSRC == rr.SSRC && len(p.Data) == protocol.ChallengeLen {
+				answer = p.Data
+			}
+		case *rtcp.Goodbye:
+			for _, src := range p.Sources {
+				leaving = leaving || src == rr.SSRC
+			}
+		}
+	}
+
+	e.mu.Lock()
+	if e.byRecv[rr.SSRC] != t || t.sec == nil || t.sec.rx != rx {
+		e.mu.Unlock() // the session ended, or the receiver was rekeyed meanwhile
+		return false
+	}
+	var send []byte
+	var tx *srtpTx
+	switch {
+	case from == t.addr || !t.addr.IsValid() && (from == t.last || !t.last.IsValid()):
+		// From where the stream goes, or the first report (after a BYE,
+		// from where it went).
+		e.noteReport(t, rr)
+		if leaving {
+			e.leave(t)
+		} else if t.addr != from {
+			e.moveTo(t, from)
+		}
+	case answer != nil && t.answers(from, answer):
+		e.metrics.challengesAnswered.Inc()
+		e.noteReport(t, rr)
+		if leaving {
+			t.last = from
+			e.leave(t)
+		} else {
+			e.moveTo(t, from)
+		}
+	case leaving:
+		// A BYE from elsewhere moves and stops nothing.
+	default:
+		send, tx = e.challengeLocked(t, from)
+	}
+	e.mu.Unlock()
+	if send != nil {
+		e.sendChallenge(t, tx, send, from)
+	}
+	return true
+}
+
+// noteReport keeps the loss and jitter a receiver reported on its
+// session's stream; e.mu must be held.
+func (e *Engine) noteReport(t *target, rr *rtcp.ReceiverReport) {
 	for _, r := range rr.Reports {
 		if r.SSRC == t.s.ssrc {
 			t.loss, t.jitter = r.FractionLost, r.Jitter
 		}
 	}
-	if leaving {
-		// The receiver left (its session ended or it was told to stop):
-		// no more RTP to it until it reports again. Mobile data costs.
-		if t.addr.IsValid() {
-			e.log.Info("receiver left", "session", t.s.id, "device", t.device, "addr", t.addr.String())
-			t.addr, t.ua = netip.AddrPort{}, nil
-			t.s.publish()
-		}
-		return true
+}
+
+// moveTo sends t's stream to addr from now on; e.mu must be held.
+func (e *Engine) moveTo(t *target, addr netip.AddrPort) {
+	e.log.Info("receiver address", "session", t.s.id, "device", t.device,
+		"addr", addr.String(), "was", t.addr.String())
+	if t.sec != nil && t.last.IsValid() && t.last != addr {
+		e.metrics.addressMoves.Inc()
 	}
-	if t.addr != from {
-		e.log.Info("receiver address", "session", t.s.id, "device", t.device,
-			"addr", from.String(), "was", t.addr.String())
-		t.addr = from
-		t.ua = net.UDPAddrFromAddrPort(from)
-		t.s.publish()
-		t.s.reportNow.Store(true)
+	t.addr, t.last = addr, addr
+	t.ua = net.UDPAddrFromAddrPort(addr)
+	t.s.publish()
+	t.s.reportNow.Store(true)
+}
+
+// leave stops t's stream: the receiver left (its session ended or it was
+// told to stop). No more RTP to it until it reports again: mobile data
+// costs. e.mu must be held.
+func (e *Engine) leave(t *target) {
+	if !t.addr.IsValid() {
+		return
 	}
-	return true
+	e.log.Info("receiver left", "session", t.s.id, "device", t.device, "addr", t.addr.String())
+	t.addr, t.ua = netip.AddrPort{}, nil
+	t.s.publish()
+}
+
+// challengeLocked prepares the challenge to an SRTP receiver's report from
+// addr, which is not where its stream goes: a Sender Report and an APP
+// packet LOA2 subtype 1 with a nonce. e.mu must be held; the caller seals and
+// sends it without the lock.
+func (e *Engine) challengeLocked(t *target, addr netip.AddrPort) ([]byte, *srtpTx) {
+	c := t.challengeTo(addr, time.Now())
+	pkts := t.s.srPackets(int(t.s.sent.Load()))
+	pkts = append(pkts, &rtcp.ApplicationDefined{
+		SubType: protocol.ChallengeSubtype, SSRC: t.s.ssrc, Name: protocol.RTCPChallengeName,
+		Data: c.nonce[:],
+	})
+	b, err := rtcp.Marshal(pkts)
+	if err != nil {
+		e.log.Error("challenge", "session", t.s.id, "err", err)
+		return nil, nil
+	}
+	return b, t.sec.tx
+}
+
+// sendChallenge seals and sends a challenge compound to addr.
+func (e *Engine) sendChallenge(t *target, tx *srtpTx, b []byte, addr netip.AddrPort) {
+	sealed, err := tx.rtcp(make([]byte, 0, sealedSize), b)
+	if err == nil {
+		_, err = e.conn.WriteToUDPAddrPort(sealed, addr)
+	}
+	if err != nil {
+		e.log.Warn("challenge not sent", "session", t.s.id, "device", t.device, "addr", addr.String(), "err", err)
+		return
+	}
+	e.metrics.challengesSent.Inc()
+	e.metrics.rtcpSent.Inc()
+	e.log.Info("receiver challenged", "session", t.s.id, "device", t.device, "addr", addr.String())
 }
 
 // ntpEpochOffset is the number of seconds from 1900 (NTP) to 1970 (Unix).
@@ -136,7 +287,11 @@ func ntpTime(t time.Time) uint64 {
 // due. Every receiver of the session gets the same mapping, derived from
 // the session's start, which is what lets them play in step.
 func (s *session) srPackets(n int) []rtcp.Packet {
-	at := s.started.Round(0).Add(time.Duration(n) * protocol.FrameDuration)
+	start := time.Now() // not started yet (a challenge): packet 0 would be due now
+	if ns := s.wall0.Load(); ns != 0 {
+		start = time.Unix(0, ns)
+	}
+	at := start.Add(time.Duration(n) * protocol.FrameDuration)
 	return []rtcp.Packet{
 		&rtcp.SenderReport{
 			SSRC:        s.ssrc,

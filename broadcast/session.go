@@ -31,8 +31,9 @@ type session struct {
 	src     Source
 	seq0    uint16
 	ts0     uint32
-	seqNo   uint64    // start order among sessions
-	started time.Time // packet n is due at started + n·20 ms (monotonic); set and read by run only
+	secret  [protocol.SRTPSecretLen]byte // SRTP receivers' keys derive from it (contract v2, Keys)
+	seqNo   uint64                       // start order among sessions
+	started time.Time                    // packet n is due at started + n·20 ms (monotonic); set and read by run only
 
 	cancel context.CancelFunc // ends run early (Stop, Close)
 	done   chan struct{}      // closed after finish
@@ -43,9 +44,12 @@ type session struct {
 
 	// dests is who gets RTP now. It is rebuilt under e.mu whenever it
 	// changes and read without locks by run, once per packet.
-	dests  atomic.Pointer[[]*net.UDPAddr]
+	dests  atomic.Pointer[destSet]
 	sent   atomic.Uint64
 	octets atomic.Uint64
+	// wall0 is started on the wall clock (unix ns; 0 before packet 0 is
+	// due): Sender Reports map RTP time to it, challenges included.
+	wall0 atomic.Int64
 	// reportNow asks for a Sender Report with the next packet: a receiver
 	// that just joined cannot place packets on the sender clock without one.
 	reportNow atomic.Bool
@@ -53,7 +57,7 @@ type session struct {
 	// Guarded by e.mu.
 	targets    map[string]*target
 	order      []*target
-	listeners  []*net.UDPAddr
+	listeners  []*listener
 	stopState  string // set by Stop or Close before cancel
 	stopReason string
 	notBefore  time.Time     // a scheduled start: packet 0 leaves no earlier
@@ -83,29 +87,44 @@ type target struct {
 	s        *session
 	device   string
 	recvSSRC uint32
-	token    [protocol.TokenLen]byte
+	token    [protocol.TokenLen]byte // v1 receivers (sec == nil)
+	refused  bool                    // a plain receiver under RequireSRTP: never claimed nor tuned
 
 	// Guarded by e.mu.
-	holds  bool // the device plays this session now
+	sec    *targetSRTP // SRTP receivers (contract v2); nil: v1, plain RTP and the token
+	holds  bool        // the device plays this session now
 	state  string
 	err    string
 	addr   netip.AddrPort // authenticated RTCP source; RTP goes there
 	ua     *net.UDPAddr   // addr, as sendmmsg wants it
+	last   netip.AddrPort // SRTP: the address last authenticated, kept when a BYE clears addr
+	chals  []challenge    // SRTP: address challenges in flight, at most maxChallenges
 	loss   uint8
 	jitter uint32
 }
 
-// publish rebuilds dests; e.mu must be held. A new slice each time, so run
+// publish rebuilds dests; e.mu must be held. A new set each time, so run
 // can keep using the one it loaded.
 func (s *session) publish() {
-	d := make([]*net.UDPAddr, 0, len(s.order)+len(s.listeners))
+	d := &destSet{}
 	for _, t := range s.order {
-		if t.holds && t.ua != nil {
-			d = append(d, t.ua)
+		if !t.holds || t.ua == nil {
+			continue
+		}
+		if t.sec != nil {
+			d.sealed = append(d.sealed, sealedDest{ua: t.ua, tx: t.sec.tx})
+		} else {
+			d.plain = append(d.plain, t.ua)
 		}
 	}
-	d = append(d, s.listeners...)
-	s.dests.Store(&d)
+	for _, l := range s.listeners {
+		if l.tx != nil {
+			d.sealed = append(d.sealed, sealedDest{ua: l.ua, tx: l.tx})
+		} else {
+			d.plain = append(d.plain, l.ua)
+		}
+	}
+	s.dests.Store(d)
 	s.checkReady() // after the store: run must see the new receivers
 }
 
@@ -136,6 +155,7 @@ func (s *session) run(ctx context.Context) {
 		t.Stop()
 	}
 	s.started = time.Now()
+	s.wall0.Store(s.started.UnixNano())
 	state, reason, n := s.stream(ctx, fo)
 	s.bye(fo, n, reason)
 	s.e.finish(s, state, reason)
@@ -146,6 +166,8 @@ func (s *session) run(ctx context.Context) {
 func (s *session) stream(ctx context.Context, fo *fanout) (state, reason string, sent int) {
 	h := rtp.Header{Version: 2, PayloadType: protocol.PayloadType, SSRC: s.ssrc}
 	var hdr [12]byte
+	var sh rtp.Header // parsed by the sealer
+	pkt := make([]byte, 0, maxDatagram)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	warned := -reportEvery
@@ -181,15 +203,26 @@ func (s *session) stream(ctx context.Context, fo *fanout) (state, reason string,
 		if _, err := h.MarshalTo(hdr[:]); err != nil {
 			return loa.SessionFailed, "rtp header: " + err.Error(), n
 		}
-		dests := *s.dests.Load()
-		k, err := fo.send(hdr[:], payload, dests)
+		dests := s.dests.Load()
+		k, err := fo.send(hdr[:], payload, dests.plain)
 		s.e.metrics.packets.Add(float64(k))
 		s.e.metrics.bytes.Add(float64(k * (len(hdr) + len(payload))))
+		if len(dests.sealed) > 0 {
+			pkt = append(append(pkt[:0], hdr[:]...), payload...)
+			index := uint64(s.seq0) + uint64(n)
+			ks, nb, serr := fo.sendSealed(dests.sealed, func(d *sealedDest, dst []byte) ([]byte, error) {
+				return d.tx.rtp(dst, pkt, &sh, index)
+			})
+			s.e.metrics.packets.Add(float64(ks))
+			s.e.metrics.bytes.Add(float64(nb))
+			k += ks
+			err = errors.Join(err, serr)
+		}
 		if err != nil {
-			s.e.metrics.sendErrors.Add(float64(len(dests) - k))
+			s.e.metrics.sendErrors.Add(float64(dests.len() - k))
 			if n-warned >= reportEvery { // a persistent fault logs once a second, not 50 times
 				warned = n
-				s.e.log.Warn("send failed", "session", s.id, "sent", k, "of", len(dests), "err", err)
+				s.e.log.Warn("send failed", "session", s.id, "sent", k, "of", dests.len(), "err", err)
 			}
 		}
 		s.sent.Add(1)
@@ -214,8 +247,8 @@ func (s *session) stopped() (state, reason string) {
 }
 
 // report sends a Sender Report for packet n to every current receiver.
-func (s *session) report(fo *fanout, n int, dests []*net.UDPAddr) {
-	if len(dests) == 0 {
+func (s *session) report(fo *fanout, n int, dests *destSet) {
+	if dests.len() == 0 {
 		return
 	}
 	b, err := s.senderReport(n)
@@ -223,17 +256,16 @@ func (s *session) report(fo *fanout, n int, dests []*net.UDPAddr) {
 		s.e.log.Error("sender report", "session", s.id, "err", err)
 		return
 	}
-	k, err := fo.send(b, nil, dests)
-	s.e.metrics.rtcpSent.Add(float64(k))
+	k, err := s.sendRTCP(fo, b, dests)
 	if err != nil {
-		s.e.log.Warn("sender report not sent to all", "session", s.id, "sent", k, "of", len(dests), "err", err)
+		s.e.log.Warn("sender report not sent to all", "session", s.id, "sent", k, "of", dests.len(), "err", err)
 	}
 }
 
 // bye tells every current receiver the stream is over.
 func (s *session) bye(fo *fanout, n int, reason string) {
-	dests := *s.dests.Load()
-	if len(dests) == 0 {
+	dests := s.dests.Load()
+	if dests.len() == 0 {
 		return
 	}
 	b, err := s.goodbye(n, reason)
@@ -241,12 +273,26 @@ func (s *session) bye(fo *fanout, n int, reason string) {
 		s.e.log.Error("bye", "session", s.id, "err", err)
 		return
 	}
-	k, err := fo.send(b, nil, dests)
-	s.e.metrics.rtcpSent.Add(float64(k))
+	k, err := s.sendRTCP(fo, b, dests)
 	if err != nil {
-		s.e.log.Warn("bye not sent to all", "session", s.id, "sent", k, "of", len(dests), "err", err)
+		s.e.log.Warn("bye not sent to all", "session", s.id, "sent", k, "of", dests.len(), "err", err)
 	}
 }
 
+// sendRTCP sends the compound b to every destination: as it is to plain
+// ones, as SRTCP under its own key to each sealed one.
+func (s *session) sendRTCP(fo *fanout, b []byte, dests *destSet) (int, error) {
+	k, err := fo.send(b, nil, dests.plain)
+	if len(dests.sealed) > 0 {
+		ks, _, serr := fo.sendSealed(dests.sealed, func(d *sealedDest, dst []byte) ([]byte, error) {
+			return d.tx.rtcp(dst, b)
+		})
+		k += ks
+		err = errors.Join(err, serr)
+	}
+	s.e.metrics.rtcpSent.Add(float64(k))
+	return k, err
+}
+
 // emptyDests is what a finished session publishes; never appended to.
-var emptyDests = []*net.UDPAddr{}
+var emptyDests = destSet{}

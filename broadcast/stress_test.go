@@ -129,7 +129,7 @@ func TestIPv6Engine(t *testing.T) {
 func TestIPv4EngineRefusesIPv6Listener(t *testing.T) {
 	h := newHarness(t, "127.0.0.1:0")
 	h.start(t, "s", loa.PriorityNormal, 1, &loopSource{pkts: opusPackets(t, 1)}, 0)
-	if err := h.e.AddListener("s", netipMust("[::1]:5004")); loa.ErrorCode(err) != loa.EINVALID {
+	if err := h.e.AddListener("s", netipMust("[::1]:5004"), nil); loa.ErrorCode(err) != loa.EINVALID {
 		t.Errorf("v6 listener on a v4 socket: %v", err)
 	}
 }

@@ -33,6 +33,10 @@ type Config struct {
 	// The embedded broker's limits: bytes of one MQTT packet, open
 	// connections, and of those not yet authenticated; 0 takes the default.
 	MQTTMaxPacket, MQTTMaxConns, MQTTMaxPending int
+	// RequireSRTP refuses plain receivers (those announcing no srtp-gcm):
+	// they are not tuned, and alert reports say why. Off until the fleet
+	// has moved (the plain_receivers alarm lists who has not).
+	RequireSRTP bool
 
 	FirmwareKey string // the operator's ed25519 public key file (name.pub); without it uploads are refused
 	FirmwareURL string // base URL receivers download images from; default: the API's URL

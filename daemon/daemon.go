@@ -166,10 +166,17 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if delay == 0 {
 		delay = protocol.DefaultDelay
 	}
+	// Every start is a new generation: SRTP keys are derived with it, so
+	// no two starts encrypt under the same key.
+	gen, err := m.DB.NextGeneration(ctx)
+	if err != nil {
+		return err
+	}
 	// Alerts follow every play command's outcome: the tuner tells them.
 	tuner := &station.AlertTuner{Tuner: m.Fleet}
 	m.Engine, err = broadcast.Open(ctx, broadcast.Config{
 		Bind: cfg.RTPBind, Public: cfg.RTPPublic, Delay: cfg.Delay, Lead: cfg.Lead, Tuner: tuner,
+		Caps: m.Fleet, Fence: protocol.Fence{Gen: gen}, RequireSRTP: cfg.RequireSRTP, Refused: tuner.Refused,
 		Logger: m.Logger.With("component", "broadcast"),
 	})
 	if err != nil {

@@ -17,7 +17,9 @@ import (
 )
 
 // TestInteropFFmpegFromSDP plays a session with ffmpeg, a receiver no one
-// here wrote, from the SDP the API returns.
+// here wrote, from the SDP the API returns: SRTP under the listener's own
+// SDES key (ffmpeg's SDP reader decrypts AES_CM_128_HMAC_SHA1_80), so the
+// audio checks below pass only if it decrypted every packet.
 func TestInteropFFmpegFromSDP(t *testing.T) {
 	ffmpeg := loatest.Tool(t, "ffmpeg")
 	s := startSystem(t, systemOpts{receivers: 2})
@@ -31,6 +33,9 @@ func TestInteropFFmpegFromSDP(t *testing.T) {
 	sdp, err := s.api.SDP(ctx, sess.ID, fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
 		t.Fatalf("sdp: %v", err)
+	}
+	if !strings.Contains(sdp, " RTP/SAVP 111\r\n") || !strings.Contains(sdp, "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:") {
+		t.Fatalf("the SDP offers no SRTP:\n%s", sdp)
 	}
 	dir := t.TempDir()
 	sdpFile, out := filepath.Join(dir, "session.sdp"), filepath.Join(dir, "out.wav")

@@ -76,6 +76,7 @@ type Alarms struct {
 	online   map[string]bool      // presence from notices
 	loss     map[string]lossWindow
 	watchers map[*alarmWatcher]struct{}
+	plain    map[string]bool // device → its last online status announced no srtp-gcm
 	start    time.Time
 	lastID   int64
 
@@ -83,6 +84,7 @@ type Alarms struct {
 	started bool
 	stop    chan struct{}
 	stopped chan struct{}
+	kick    chan struct{} // asks for a Check soon: a receiver's plain flag changed
 	once    sync.Once
 }
 
@@ -116,8 +118,8 @@ func NewAlarms(ctx context.Context, cfg AlarmConfig) (*Alarms, error) {
 	}
 	a := &Alarms{cfg: cfg, th: th, log: cfg.Logger, now: cfg.Now, m: newAlarmMetrics(),
 		active: map[alarmKey]loa.Alarm{}, area: map[string]string{}, online: map[string]bool{}, offSince: map[string]time.Time{},
-		loss: map[string]lossWindow{}, watchers: map[*alarmWatcher]struct{}{},
-		stop: make(chan struct{}), stopped: make(chan struct{})}
+		loss: map[string]lossWindow{}, watchers: map[*alarmWatcher]struct{}{}, plain: map[string]bool{},
+		stop: make(chan struct{}), stopped: make(chan struct{}), kick: make(chan struct{}, 1)}
 	a.start = a.now()
 	list, err := cfg.Store.Alarms(ctx, loa.AlarmFilter{Active: true})
 	if err != nil {
@@ -164,6 +166,11 @@ func (a *Alarms) Start() {
 		defer close(a.stopped)
 		t := time.NewTicker(a.cfg.Tick)
 		defer t.Stop()
+		// A kick is served after kickDelay, so a burst of receivers coming
+		// online is raised in one stored batch, not one write each.
+		soon := time.NewTimer(time.Hour)
+		soon.Stop()
+		kicked := false
 		var pruned time.Time
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), alarmTimeout)
@@ -176,14 +183,30 @@ func (a *Alarms) Start() {
 				}
 			}
 			cancel()
-			select {
-			case <-a.stop:
-				return
-			case <-t.C:
+			for wait := true; wait; {
+				select {
+				case <-a.stop:
+					soon.Stop()
+					return
+				case <-t.C:
+					wait = false
+				case <-a.kick:
+					if !kicked {
+						kicked = true
+						soon.Reset(kickDelay)
+					}
+				case <-soon.C:
+					wait = false
+				}
 			}
+			kicked = false
 		}
 	}()
 }
+
+// kickDelay is how soon after a receiver's plain flag changes the alarms
+// are checked.
+const kickDelay = 500 * time.Millisecond
 
 // Close stops the periodic check and closes every watcher.
 func (a *Alarms) Close() {
@@ -233,14 +256,22 @@ func (a *Alarms) Check(ctx context.Context) {
 	// them in) are checked too.
 	online := maps.Clone(a.online)
 	lastSeen := map[string]time.Time{}
+	var ch []change
 	if a.fleet != nil { // the fleet's state wins over notices (which can be dropped)
 		for _, st := range a.fleet.States() {
 			ids[st.ID] = true
 			online[st.ID] = st.Online
 			lastSeen[st.ID] = st.LastSeen
+			if st.Online {
+				a.plain[st.ID] = !st.HasCap(protocol.CapSRTPGCM)
+			}
 		}
 	}
-	var ch []change
+	for id, plain := range a.plain {
+		if c, ok := a.plainChange(id, plain, now); ok {
+			ch = append(ch, c)
+		}
+	}
 	for id := range ids {
 		k := alarmKey{id, loa.AlarmOffline}
 		if online[id] {
@@ -273,7 +304,9 @@ func (a *Alarms) Check(ctx context.Context) {
 }
 
 // ObservePresence starts the offline clock of a device going offline and
-// clears its offline alarm when it comes back.
+// clears its offline alarm when it comes back. An online status says
+// whether the receiver is a plain one; the next Check (soon, once Started)
+// raises or clears its plain_receivers alarm, with others in one batch.
 func (a *Alarms) ObservePresence(st loa.DeviceState) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -283,10 +316,36 @@ func (a *Alarms) ObservePresence(st loa.DeviceState) {
 		a.offSince[st.ID] = now
 		return
 	}
+	plain := !st.HasCap(protocol.CapSRTPGCM)
+	if _, raised := a.active[alarmKey{st.ID, loa.AlarmPlainReceiver}]; raised != plain {
+		select {
+		case a.kick <- struct{}{}:
+		default:
+		}
+	}
+	a.plain[st.ID] = plain
 	delete(a.offSince, st.ID)
 	if al, ok := a.active[alarmKey{st.ID, loa.AlarmOffline}]; ok {
 		a.applyOne(a.clearing(al, now, "online again"))
 	}
+}
+
+// plainChange raises plain_receivers for a receiver whose last online
+// status announced no srtp-gcm (contract v2: it gets plain RTP, which
+// anyone on the path can forge) and clears it once one does. The alarm
+// stays while the receiver is offline: its firmware has not changed. Call
+// with mu held.
+func (a *Alarms) plainChange(id string, plain bool, now time.Time) (change, bool) {
+	al, on := a.active[alarmKey{id, loa.AlarmPlainReceiver}]
+	switch {
+	case plain && !on:
+		return a.raising(id, loa.AlarmPlainReceiver, loa.SeverityWarning, 1, 0, now,
+			fmt.Sprintf("announces no %s: its streams are plain RTP, unauthenticated; "+
+				"update its firmware (-require-srtp refuses it)", protocol.CapSRTPGCM)), true
+	case !plain && on:
+		return a.clearing(al, now, "announces "+protocol.CapSRTPGCM), true
+	}
+	return change{}, false
 }
 
 // ObserveTelemetry checks temperature and stream loss.

@@ -203,7 +203,7 @@ func TestAlarmOfflineThresholdAndRecovery(t *testing.T) {
 	r.advance(4 * time.Minute)
 	r.a.Check(ctx)
 	r.expectNone()
-	r.a.ObservePresence(loa.DeviceState{ID: "rx-2", Online: true}) // rx-2 comes online...
+	r.a.ObservePresence(loa.DeviceState{ID: "rx-2", Online: true, Caps: srtpCaps}) // rx-2 comes online...
 	r.advance(time.Minute)
 	r.a.Check(ctx)
 	al := r.expect(loa.AlarmRaised, "rx-1", loa.AlarmOffline)
@@ -220,11 +220,40 @@ func TestAlarmOfflineThresholdAndRecovery(t *testing.T) {
 	r.advance(time.Minute)
 	r.a.Check(ctx)
 	r.expect(loa.AlarmRaised, "rx-2", loa.AlarmOffline)
-	r.a.ObservePresence(loa.DeviceState{ID: "rx-1", Online: true})
+	r.a.ObservePresence(loa.DeviceState{ID: "rx-1", Online: true, Caps: srtpCaps})
 	cl := r.expect(loa.AlarmCleared, "rx-1", loa.AlarmOffline)
 	if !cl.ClearedAt.Equal(r.clock.Now()) {
 		t.Errorf("cleared at %v, want now %v", cl.ClearedAt, r.clock.Now())
 	}
+}
+
+var srtpCaps = []string{protocol.CapSRTPGCM, protocol.CapFence}
+
+// An online receiver that announces no srtp-gcm raises plain_receivers
+// once; it stays while the receiver is offline (its firmware is the same)
+// and clears when it announces srtp-gcm. Check finds what notices missed.
+func TestAlarmPlainReceivers(t *testing.T) {
+	r := newAlarmRig(t, loa.DefaultAlarmThresholds())
+	ctx := context.Background()
+	r.a.ObservePresence(loa.DeviceState{ID: "rx-1", Online: true, Caps: []string{protocol.CapFence}})
+	r.a.ObservePresence(loa.DeviceState{ID: "rx-2", Online: true, Caps: srtpCaps})
+	r.expectNone() // raised by the next check, in one batch
+	r.a.Check(ctx)
+	al := r.expect(loa.AlarmRaised, "rx-1", loa.AlarmPlainReceiver)
+	if al.Area != "a1" || al.Severity != loa.SeverityWarning || !strings.Contains(al.Msg, "-require-srtp") {
+		t.Errorf("raised %+v", al)
+	}
+	r.a.ObservePresence(loa.DeviceState{ID: "rx-1", Online: true})
+	r.a.ObservePresence(loa.DeviceState{ID: "rx-1", Online: false})
+	r.a.Check(ctx)
+	r.expectNone()
+	r.a.ObservePresence(loa.DeviceState{ID: "rx-1", Online: true, Caps: srtpCaps})
+	r.a.Check(ctx)
+	if cl := r.expect(loa.AlarmCleared, "rx-1", loa.AlarmPlainReceiver); cl.ID != al.ID {
+		t.Errorf("cleared %+v, want %s", cl, al.ID)
+	}
+	r.a.Check(ctx)
+	r.expectNone()
 }
 
 func TestAlarmStoreFailureChangesNothingAndRetries(t *testing.T) {
@@ -291,6 +320,7 @@ func TestAlarmsAttachedToFleet(t *testing.T) {
 	defer a.Close()
 	detach := a.Attach(f)
 	defer detach()
+	a.Start() // plain receivers are raised by its checks
 	d := loatest.ConnectDevice(t, b.URL(), loatest.DeviceConfig{ID: "dev-1", Boot: 1})
 	// Malformed or out-of-range telemetry is refused and raises nothing.
 	d.PublishRaw(protocol.KindTele, []byte(`{"ts":1,"rssi":-80,"volume":70,"muted":false,"uptime":1,"temp":999}`), false)
@@ -298,10 +328,23 @@ func TestAlarmsAttachedToFleet(t *testing.T) {
 	d.PublishRaw(protocol.KindTele, append([]byte(`{"ts":1,"temp":95,"fw":"`), make([]byte, protocol.MaxPayload)...), false)
 	d.Publish(protocol.KindTele, protocol.Telemetry{TS: 1, RSSI: -80, Volume: 70, Temp: 88}, false)
 	d.Publish(protocol.KindEvent, protocol.Event{Type: protocol.EventAmpFault, TS: 2, Msg: "overload"}, false)
-	loatest.Eventually(t, waitLimit, func() bool { return len(a.Active()) == 2 }, "temperature and amp_fault alarms")
+	// Its status announced no caps: a plain receiver.
+	loatest.Eventually(t, waitLimit, func() bool { return len(a.Active()) == 3 }, "temperature, amp_fault and plain_receivers alarms")
 	for _, al := range a.Active() {
 		if al.Area != "a1" || al.Device != "dev-1" || (al.Kind == loa.AlarmTemperature && al.Value != 88) {
 			t.Errorf("alarm %+v", al)
+		}
+	}
+	// The same connection announces srtp-gcm (new firmware would, from
+	// its next boot): the plain alarm clears, and the fleet knows the cap.
+	d.Publish(protocol.KindStatus, protocol.Status{Online: true, Boot: 1, TS: 3, Caps: []string{protocol.CapSRTPGCM}}, true)
+	loatest.Eventually(t, waitLimit, func() bool { return len(a.Active()) == 2 }, "the plain_receivers alarm cleared")
+	if !f.HasCap("dev-1", protocol.CapSRTPGCM) || f.HasCap("dev-1", protocol.CapFence) || f.HasCap("nobody", protocol.CapSRTPGCM) {
+		t.Error("HasCap does not follow the status")
+	}
+	for _, al := range a.Active() {
+		if al.Kind == loa.AlarmPlainReceiver {
+			t.Errorf("still active: %+v", al)
 		}
 	}
 	if n := f.Stats().Malformed; n != 3 {

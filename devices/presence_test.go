@@ -3,6 +3,7 @@ package devices
 import (
 	"context"
 	"net"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -254,7 +255,7 @@ func TestPayloadsWithoutRequiredFieldsChangeNothing(t *testing.T) {
 func equalState(a, b loa.DeviceState) bool {
 	ta, tb := a.Telemetry, b.Telemetry
 	a.Telemetry, b.Telemetry = nil, nil
-	if a != b || (ta == nil) != (tb == nil) {
+	if !reflect.DeepEqual(a, b) || (ta == nil) != (tb == nil) {
 		return false
 	}
 	if ta == nil {

@@ -75,6 +75,15 @@ func (f *Fleet) DeviceState(id string) (loa.DeviceState, bool) {
 	return d.snapshot(), true
 }
 
+// HasCap reports whether the device announced capability c in its last
+// online status (broadcast.Caps).
+func (f *Fleet) HasCap(id, c string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d, ok := f.devices[id]
+	return ok && d.st.HasCap(c)
+}
+
 // States returns the state of every known device, sorted by id.
 func (f *Fleet) States() []loa.DeviceState {
 	f.mu.Lock()
@@ -194,9 +203,15 @@ func (f *Fleet) applyStatus(id string, s protocol.Status, now time.Time) {
 	}
 	wasOnline, prevBoot := d.st.Online, d.st.Boot
 	d.st.Boot, d.conn = s.Boot, s.Conn
+	capsChanged := false
 	if s.Online {
 		if !wasOnline || s.Boot != prevBoot {
 			d.st.OnlineSince = now
+		}
+		// The online status says what this boot's firmware supports; the
+		// Will carries no caps, so an offline device keeps its last ones.
+		if !slices.Equal(d.st.Caps, s.Caps) {
+			d.st.Caps, capsChanged = slices.Clone(s.Caps), true
 		}
 		d.st.Online = true
 		// The offline form is the broker publishing the Last Will, not
@@ -213,7 +228,7 @@ func (f *Fleet) applyStatus(id string, s protocol.Status, now time.Time) {
 		f.online.Add(-1)
 	}
 	f.markDirty(d)
-	changed := !known || wasOnline != s.Online || prevBoot != s.Boot
+	changed := !known || wasOnline != s.Online || prevBoot != s.Boot || capsChanged
 	var snap loa.DeviceState
 	if changed && f.subs.hasPresence() {
 		snap = d.snapshot()

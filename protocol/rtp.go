@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"encoding/base64"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -35,16 +36,31 @@ const RTCPReportInterval = 2 * time.Second
 // DefaultDelay is the playout delay D receivers add to the sender clock.
 const DefaultDelay = 200 * time.Millisecond
 
+// SDES (RFC 4568) keys third-party listeners get in their SDP: ffmpeg's SDP
+// reader decrypts AES_CM_128_HMAC_SHA1_80 (it has no GCM), so a listener's
+// stream is SRTP in that suite under a key of its own, drawn per SDP.
+const (
+	SDESSuite   = "AES_CM_128_HMAC_SHA1_80"
+	SDESKeyLen  = 16
+	SDESSaltLen = 14
+)
+
 // SDP describes a session's stream for third-party receivers (ffmpeg,
 // GStreamer): the stream arrives at dest (the receiver's own address) from
 // the controller at src. Opus is always signalled as opus/48000/2 (RFC 7587);
-// sprop-stereo=0 says the content is mono.
-func SDP(sessionID string, ssrc uint32, src netip.Addr, dest netip.AddrPort) string {
+// sprop-stereo=0 says the content is mono. With sdes (the SDESKeyLen-byte
+// master key then the SDESSaltLen-byte salt) the stream is SRTP, RTP/SAVP
+// with an a=crypto line (RFC 4568); without, plain RTP/AVP.
+func SDP(sessionID string, ssrc uint32, src netip.Addr, dest netip.AddrPort, sdes []byte) string {
 	ipv := func(a netip.Addr) string {
 		if a.Is4() || a.Is4In6() {
 			return "IP4 " + a.Unmap().String()
 		}
 		return "IP6 " + a.String()
+	}
+	proto := "RTP/AVP"
+	if sdes != nil {
+		proto = "RTP/SAVP"
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "v=0\r\n")
@@ -52,10 +68,13 @@ func SDP(sessionID string, ssrc uint32, src netip.Addr, dest netip.AddrPort) str
 	fmt.Fprintf(&b, "s=Loa session %s\r\n", sessionID)
 	fmt.Fprintf(&b, "c=IN %s\r\n", ipv(dest.Addr()))
 	fmt.Fprintf(&b, "t=0 0\r\n")
-	fmt.Fprintf(&b, "m=audio %d RTP/AVP %d\r\n", dest.Port(), PayloadType)
+	fmt.Fprintf(&b, "m=audio %d %s %d\r\n", dest.Port(), proto, PayloadType)
 	fmt.Fprintf(&b, "a=rtpmap:%d opus/%d/2\r\n", PayloadType, ClockRate)
 	fmt.Fprintf(&b, "a=fmtp:%d minptime=20;useinbandfec=1;sprop-stereo=0;stereo=0\r\n", PayloadType)
 	fmt.Fprintf(&b, "a=ptime:20\r\n")
+	if sdes != nil {
+		fmt.Fprintf(&b, "a=crypto:1 %s inline:%s\r\n", SDESSuite, base64.StdEncoding.EncodeToString(sdes))
+	}
 	fmt.Fprintf(&b, "a=ssrc:%d cname:loa-%s\r\n", ssrc, sessionID)
 	fmt.Fprintf(&b, "a=rtcp-mux\r\n")
 	fmt.Fprintf(&b, "a=recvonly\r\n")

@@ -2,7 +2,10 @@ package protocol
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/hex"
+	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/pion/rtp"
@@ -100,5 +103,26 @@ func TestSRTPKeysMaterialRefusesBadKeys(t *testing.T) {
 		if _, _, err := k.Material(); err == nil {
 			t.Errorf("%+v accepted", k)
 		}
+	}
+}
+
+// A listener's SDP offers SRTP with its SDES key (RFC 4568), or plain RTP
+// without one.
+func TestSDPWithSDES(t *testing.T) {
+	key := make([]byte, SDESKeyLen+SDESSaltLen)
+	for i := range key {
+		key[i] = byte(i)
+	}
+	src, dest := netip.MustParseAddr("203.0.113.5"), netip.MustParseAddrPort("198.51.100.7:6000")
+	sdp := SDP("9f2c", 7, src, dest, key)
+	for _, want := range []string{"m=audio 6000 RTP/SAVP 111\r\n",
+		"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" + base64.StdEncoding.EncodeToString(key) + "\r\n"} {
+		if !strings.Contains(sdp, want) {
+			t.Errorf("SDP lacks %q:\n%s", want, sdp)
+		}
+	}
+	plain := SDP("9f2c", 7, src, dest, nil)
+	if !strings.Contains(plain, "m=audio 6000 RTP/AVP 111\r\n") || strings.Contains(plain, "a=crypto") {
+		t.Errorf("plain SDP:\n%s", plain)
 	}
 }

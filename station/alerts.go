@@ -473,6 +473,7 @@ func (s *Alerts) tuned(sessionID, device string, err error) {
 		tr.pending, tr.session, tr.blockedBy = true, "", sessionID
 	default:
 		l.fail(d, loa.ReasonRefused, now.UTC())
+		d.Detail = truncate(loa.ErrorMessage(err), 200)
 	}
 	l.changedLocked()
 }
@@ -977,4 +978,10 @@ func (t *AlertTuner) Tune(ctx context.Context, deviceID string, args protocol.Pl
 	err := t.Tuner.Tune(ctx, deviceID, args)
 	t.Alerts.tuned(args.Session, deviceID, err)
 	return err
+}
+
+// Refused is told of a device the engine did not tune at all (a plain
+// receiver when SRTP is required): its delivery fails refused, saying why.
+func (t *AlertTuner) Refused(sessionID, deviceID string, err error) {
+	t.Alerts.tuned(sessionID, deviceID, err)
 }

@@ -41,7 +41,7 @@ type fakeEngine struct {
 
 // AddListener, RemoveListener, LocalAddr and PublicAddr make it the
 // sessions' Listeners, keeping the listeners of each running session.
-func (e *fakeEngine) AddListener(id string, dest netip.AddrPort) error {
+func (e *fakeEngine) AddListener(id string, dest netip.AddrPort, _ []byte) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.ended[id] {

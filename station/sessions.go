@@ -3,6 +3,7 @@ package station
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
@@ -357,21 +358,28 @@ func (s *Sessions) SessionSDP(ctx context.Context, id string, req loa.ListenerRe
 	if ttl > loa.MaxListenerTime {
 		return "", loa.Errorf(loa.EINVALID, "for: at most %v", loa.MaxListenerTime)
 	}
-	if err := s.listen(id, dest, ttl); err != nil {
+	// Each listener gets a key of its own (SDES, RFC 4568), drawn here and
+	// given only in this answer; asking again draws a new one.
+	var sdes []byte
+	if !req.Plain {
+		sdes = make([]byte, protocol.SDESKeyLen+protocol.SDESSaltLen)
+		rand.Read(sdes)
+	}
+	if err := s.listen(id, dest, ttl, sdes); err != nil {
 		return "", err
 	}
 	src := s.listeners.LocalAddr().Addr()
 	if ap, err := netip.ParseAddrPort(s.listeners.PublicAddr()); err == nil {
 		src = ap.Addr()
 	}
-	return protocol.SDP(id, sess.SSRC, src, dest), nil
+	return protocol.SDP(id, sess.SSRC, src, dest, sdes), nil
 }
 
-// listen adds dest to session id's listeners, or renews it, and arms its
-// end. The place is taken under the lock (so the caps hold under
+// listen adds dest to session id's listeners, or renews it (with the new
+// key), and arms its end. The place is taken under the lock (so the caps hold under
 // concurrent calls) and given back if the engine refuses the listener;
 // the engine is called without the lock, as it calls back into s.
-func (s *Sessions) listen(id string, dest netip.AddrPort, ttl time.Duration) error {
+func (s *Sessions) listen(id string, dest netip.AddrPort, ttl time.Duration, sdes []byte) error {
 	s.mu.Lock()
 	if s.listening == nil {
 		s.listening = map[string]map[netip.AddrPort]*time.Timer{}
@@ -380,7 +388,7 @@ func (s *Sessions) listen(id string, dest netip.AddrPort, ttl time.Duration) err
 	if t := mine[dest]; t != nil {
 		t.Reset(ttl)
 		s.mu.Unlock()
-		return nil
+		return s.listeners.AddListener(id, dest, sdes) // the new key replaces the old
 	}
 	perSession, total := cmp.Or(s.MaxListeners, loa.MaxSessionListeners), cmp.Or(s.MaxStationListeners, loa.MaxStationListeners)
 	if len(mine) >= perSession {
@@ -405,7 +413,7 @@ func (s *Sessions) listen(id string, dest netip.AddrPort, ttl time.Duration) err
 		}
 	})
 	s.mu.Unlock()
-	if err := s.listeners.AddListener(id, dest); err != nil {
+	if err := s.listeners.AddListener(id, dest, sdes); err != nil {
 		s.mu.Lock()
 		if t := s.listening[id][dest]; t != nil {
 			t.Stop()

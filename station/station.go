@@ -25,9 +25,11 @@ type Streamer interface {
 	Stop(ctx context.Context, sessionID, reason string) error
 }
 
-// Listeners adds static receivers to a running session, for SDP.
+// Listeners adds static receivers to a running session, for SDP: with an
+// SDES key (protocol.SDESKeyLen+SDESSaltLen bytes) their stream is SRTP,
+// with nil plain RTP.
 type Listeners interface {
-	AddListener(sessionID string, dest netip.AddrPort) error
+	AddListener(sessionID string, dest netip.AddrPort, sdes []byte) error
 	RemoveListener(sessionID string, dest netip.AddrPort) error
 	LocalAddr() netip.AddrPort
 	PublicAddr() string

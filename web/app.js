@@ -14,6 +14,7 @@ const REFRESH_MS = 5000;
 const ALARM_KINDS = {
   offline: "Mất kết nối", stream_loss: "Mất gói tin", amp_fault: "Lỗi bộ khuếch đại",
   temperature: "Quá nhiệt", test_failed: "Thử loa không đạt",
+  plain_receivers: "Chưa mã hóa (không SRTP)",
 };
 const $ = (id) => document.getElementById(id);
 

@@ -1,0 +1,34 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var keyGeneration = []byte("generation")
+
+// NextGeneration increments the controller's generation, kept in the meta
+// bucket, and returns the new value (1 on a new database). The daemon
+// calls it once per start: it is the gen of the fence SRTP keys are
+// derived with, so two starts never encrypt under the same key.
+func (db *DB) NextGeneration(ctx context.Context) (uint64, error) {
+	var gen uint64
+	err := db.update(ctx, func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get(keyGeneration); v != nil {
+			if len(v) != 8 {
+				return fmt.Errorf("meta generation is %d bytes, want 8", len(v))
+			}
+			gen = binary.BigEndian.Uint64(v)
+		}
+		gen++
+		return meta.Put(keyGeneration, binary.BigEndian.AppendUint64(nil, gen))
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: next generation: %w", err)
+	}
+	return gen, nil
+}
