@@ -18,10 +18,10 @@ import (
 // their nonces apart.
 type streamCrypto struct {
 	// in opens the controller's SRTP and SRTCP, with replay protection on
-	// (pion's default is off). Reader goroutine only, as are the buffers.
+	// (pion's default is off). Reader goroutine only, as are inBuf (what
+	// it opened, read before the next datagram) and the headers.
 	in      *srtp.Context
-	rtpBuf  []byte
-	rtcpBuf []byte
+	inBuf   []byte
 	rtpHdr  rtp.Header
 	rtcpHdr rtcp.Header
 
@@ -49,11 +49,10 @@ func newStreamCrypto(k protocol.SRTPKeys) (*streamCrypto, error) {
 		return nil, fmt.Errorf("srtp: %w", err)
 	}
 	return &streamCrypto{
-		in:      in,
-		out:     out,
-		rtpBuf:  make([]byte, 0, maxDatagram),
-		rtcpBuf: make([]byte, 0, maxDatagram),
-		outBuf:  make([]byte, 0, maxDatagram),
+		in:     in,
+		out:    out,
+		inBuf:  make([]byte, 0, maxDatagram),
+		outBuf: make([]byte, 0, maxDatagram),
 	}, nil
 }
 
@@ -66,11 +65,11 @@ func (c *streamCrypto) openRTP(b []byte) ([]byte, error) {
 	if len(b) < 12 {
 		return nil, errNotSRTP
 	}
-	out, err := c.in.DecryptRTP(c.rtpBuf[:0], b, &c.rtpHdr)
+	out, err := c.in.DecryptRTP(c.inBuf[:0], b, &c.rtpHdr)
 	if err != nil {
 		return nil, err
 	}
-	c.rtpBuf = out[:0]
+	c.inBuf = out[:0]
 	return out, nil
 }
 
@@ -79,11 +78,11 @@ func (c *streamCrypto) openRTCP(b []byte) ([]byte, error) {
 	if len(b) < 8 {
 		return nil, errNotSRTP
 	}
-	out, err := c.in.DecryptRTCP(c.rtcpBuf[:0], b, &c.rtcpHdr)
+	out, err := c.in.DecryptRTCP(c.inBuf[:0], b, &c.rtcpHdr)
 	if err != nil {
 		return nil, err
 	}
-	c.rtcpBuf = out[:0]
+	c.inBuf = out[:0]
 	return out, nil
 }
 
