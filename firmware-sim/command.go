@@ -123,12 +123,16 @@ func (r *Receiver) play(cmd protocol.Command) {
 		r.ack(cmd.ID, protocol.AckFailed, CodeInvalid, err.Error())
 		return
 	}
+	if err := r.admitFence(args); err != nil {
+		r.ack(cmd.ID, protocol.AckFailed, CodeFence, err.Error())
+		return
+	}
 	r.ack(cmd.ID, protocol.AckAccepted, "", "")
 
 	r.mu.Lock()
 	cur := r.current
 	r.mu.Unlock()
-	if cur != nil && cur.args == args && !cur.isEnded() {
+	if cur != nil && samePlay(cur.args, args) && !cur.isEnded() {
 		r.ack(cmd.ID, protocol.AckDone, "", "already playing")
 		return
 	}

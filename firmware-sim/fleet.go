@@ -123,6 +123,7 @@ type Summary struct {
 	FramesConcealed uint64 `json:"frames_concealed"`
 	FECRecovered    uint64 `json:"fec_recovered"`
 	Lost            uint64 `json:"lost"`
+	AuthFailures    uint64 `json:"auth_failures"` // datagrams dropped unplayed: wrong source, failed SRTP authentication, replays
 }
 
 // Summary totals the latest play of sessionID on every receiver.
@@ -146,6 +147,7 @@ func (f *Fleet) Summary(sessionID string) Summary {
 		sum.FramesConcealed += st.Concealed
 		sum.FECRecovered += st.FECRecovered
 		sum.Lost += st.Lost
+		sum.AuthFailures += st.AuthFailures
 	}
 	return sum
 }

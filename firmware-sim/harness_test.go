@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -19,6 +21,7 @@ import (
 	"github.com/hraban/opus"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
 
 	"github.com/loa-broadcast/loa/loatest"
 	"github.com/loa-broadcast/loa/protocol"
@@ -179,14 +182,17 @@ func (rec *recorder) event(t *testing.T, dev, typ, session string) protocol.Even
 
 // rtcpReport is one RTCP compound a receiver sent the controller.
 type rtcpReport struct {
-	from  *net.UDPAddr
-	cname string
-	rr    *rtcp.ReceiverReport
-	bye   bool
+	from   *net.UDPAddr
+	cname  string
+	rr     *rtcp.ReceiverReport
+	bye    bool
+	answer []byte // SRTP: the nonce of an APP LOA2 challenge answer
 }
 
 // streamer is the controller's media side of one session: one UDP socket,
-// receivers authenticated by their RTCP, an Opus-encoded 1 kHz tone.
+// receivers authenticated by their RTCP, an Opus-encoded 1 kHz tone. It
+// speaks contract v2 (SRTP and SRTCP under keys derived per receiver, as
+// CONTRACT.md says) unless made plain (v1: RTP and the RTCP token).
 type streamer struct {
 	t       *testing.T
 	conn    *net.UDPConn
@@ -196,16 +202,41 @@ type streamer struct {
 	seq0    uint16
 	ts0     uint32
 	frames  [][]byte
+	srtp    bool
+	secret  []byte
+	fence   protocol.Fence
+
+	sendMu sync.Mutex // the SRTP contexts are not safe for concurrent use
 
 	mu      sync.Mutex
 	addrs   map[string]*net.UDPAddr // by CNAME, once authenticated
 	recv    map[string]uint32       // RecvSSRC per device
+	peers   map[string]*srtpPeer    // SRTP state per device
+	retired []*srtpPeer             // of earlier plays: their last reports may still come
 	reports []rtcpReport
 	bad     []string // why an RTCP compound was refused
 	notify  chan struct{}
 }
 
+// srtpPeer is the controller's SRTP state for one receiver.
+type srtpPeer struct {
+	keys protocol.SRTPKeys
+	recv uint32        // the receiver's SSRC
+	seal *srtp.Context // RTP and SRTCP to the receiver
+	open *srtp.Context // SRTCP from the receiver, replay protection on
+}
+
+// newStreamer returns a contract v2 streamer: SRTP to every receiver.
 func newStreamer(t *testing.T, session string, frames int) *streamer {
+	return newStreamerMode(t, session, frames, true)
+}
+
+// newPlainStreamer returns a contract v1 streamer: plain RTP, token RTCP.
+func newPlainStreamer(t *testing.T, session string, frames int) *streamer {
+	return newStreamerMode(t, session, frames, false)
+}
+
+func newStreamerMode(t *testing.T, session string, frames int, srtp bool) *streamer {
 	t.Helper()
 	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -214,10 +245,11 @@ func newStreamer(t *testing.T, session string, frames int) *streamer {
 	s := &streamer{
 		t: t, conn: conn, session: session,
 		token: make([]byte, protocol.TokenLen), ssrc: 0x10ad0001, seq0: 65500, ts0: 4294960000,
-		frames: toneFrames(t, frames),
-		addrs:  map[string]*net.UDPAddr{}, recv: map[string]uint32{}, notify: make(chan struct{}),
+		frames: toneFrames(t, frames), srtp: srtp, secret: make([]byte, protocol.SRTPSecretLen), fence: protocol.Fence{Gen: 3, Term: 1},
+		addrs: map[string]*net.UDPAddr{}, recv: map[string]uint32{}, peers: map[string]*srtpPeer{}, notify: make(chan struct{}),
 	}
 	rand.Read(s.token)
+	rand.Read(s.secret)
 	done := make(chan struct{})
 	go s.read(done)
 	t.Cleanup(func() { conn.Close(); <-done })
@@ -227,6 +259,11 @@ func newStreamer(t *testing.T, session string, frames int) *streamer {
 // toneFrames encodes a 1 kHz tone as 20 ms Opus frames at 32 kbit/s with
 // in-band FEC, as the controller does.
 func toneFrames(t testing.TB, n int) [][]byte {
+	return sineFrames(t, n, 1000)
+}
+
+// sineFrames encodes a tone of hz as toneFrames does.
+func sineFrames(t testing.TB, n int, hz float64) [][]byte {
 	t.Helper()
 	enc, err := opus.NewEncoder(protocol.ClockRate, 1, opus.AppAudio)
 	if err != nil {
@@ -242,7 +279,7 @@ func toneFrames(t testing.TB, n int) [][]byte {
 	for i := range n {
 		for j := range pcm {
 			k := i*protocol.FrameSamples + j
-			pcm[j] = int16(12000 * math.Sin(2*math.Pi*1000*float64(k)/protocol.ClockRate))
+			pcm[j] = int16(12000 * math.Sin(2*math.Pi*hz*float64(k)/protocol.ClockRate))
 		}
 		buf := make([]byte, 1500)
 		m, err := enc.Encode(pcm, buf)
@@ -254,18 +291,58 @@ func toneFrames(t testing.TB, n int) [][]byte {
 	return out
 }
 
+// playArgs is dev's play; with SRTP it carries dev's keys, derived from
+// the session secret as the contract says, and a fresh SRTP state.
 func (s *streamer) playArgs(dev string, recvSSRC uint32) protocol.PlayArgs {
-	s.mu.Lock()
-	s.recv[dev] = recvSSRC
-	s.mu.Unlock()
-	return protocol.PlayArgs{
+	a := protocol.PlayArgs{
 		Session: s.session, Addr: s.conn.LocalAddr().String(), SSRC: s.ssrc, PT: protocol.PayloadType,
-		RecvSSRC: recvSSRC, Token: hex.EncodeToString(s.token), DelayMs: testDelayMs, Priority: 64, Frames: len(s.frames),
+		RecvSSRC: recvSSRC, DelayMs: testDelayMs, Priority: 64, Frames: len(s.frames),
 	}
+	var peer *srtpPeer
+	if s.srtp {
+		keys, err := protocol.DeriveSRTPKeys(s.secret, dev, s.fence)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		peer = &srtpPeer{keys: keys, recv: recvSSRC, seal: srtpContext(s.t, keys), open: srtpContext(s.t, keys,
+			srtp.SRTCPReplayProtection(protocol.SRTPReplayWindow))}
+		fence := s.fence
+		a.Keys, a.Fence = &keys, &fence
+	} else {
+		a.Token = hex.EncodeToString(s.token)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.recv[dev] = recvSSRC
+	switch old := s.peers[dev]; {
+	case old != nil && peer != nil && old.keys == peer.keys && old.recv == recvSSRC:
+		// The same play again (a retry): the same SRTP state.
+	default:
+		if old != nil {
+			s.retired = append(s.retired, old)
+		}
+		s.peers[dev] = peer
+	}
+	return a
 }
 
-// read checks every RTCP compound as the controller must: RR first with
-// the receiver's SSRC, SDES CNAME, APP LOA1 with the session token.
+func srtpContext(t testing.TB, k protocol.SRTPKeys, opts ...srtp.ContextOption) *srtp.Context {
+	t.Helper()
+	key, salt, err := k.Material()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := srtp.CreateContext(key, salt, srtp.ProtectionProfileAeadAes128Gcm, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// read checks every RTCP compound as the controller must: SRTCP that
+// authenticates under the keys of the receiver whose SSRC it names (v1:
+// plain RTCP with APP LOA1 and the session token), RR first with the
+// receiver's SSRC, SDES CNAME.
 func (s *streamer) read(done chan struct{}) {
 	defer close(done)
 	b := make([]byte, 1500)
@@ -274,7 +351,15 @@ func (s *streamer) read(done chan struct{}) {
 		if err != nil {
 			return
 		}
-		rep, why := s.check(b[:n], from)
+		pkt := b[:n]
+		var rep rtcpReport
+		why := ""
+		if s.srtp {
+			pkt, why = s.openSRTCP(pkt)
+		}
+		if why == "" {
+			rep, why = s.check(pkt, from)
+		}
 		s.mu.Lock()
 		if why != "" {
 			s.bad = append(s.bad, why)
@@ -288,6 +373,41 @@ func (s *streamer) read(done chan struct{}) {
 		s.notify = make(chan struct{})
 		s.mu.Unlock()
 	}
+}
+
+// openSRTCP authenticates a receiver's SRTCP with the keys of the
+// receiver whose SSRC is in its (clear) header.
+func (s *streamer) openSRTCP(b []byte) ([]byte, string) {
+	if len(b) < 8 {
+		return nil, "short srtcp"
+	}
+	ssrc := binary.BigEndian.Uint32(b[4:])
+	var peers []*srtpPeer // the current play's first
+	s.mu.Lock()
+	for _, p := range s.peers {
+		if p != nil && p.recv == ssrc {
+			peers = append(peers, p)
+		}
+	}
+	for _, p := range slices.Backward(s.retired) {
+		if p.recv == ssrc {
+			peers = append(peers, p)
+		}
+	}
+	s.mu.Unlock()
+	if len(peers) == 0 {
+		return nil, fmt.Sprintf("srtcp from unknown SSRC %d", ssrc)
+	}
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	var err error
+	for _, p := range peers {
+		var out []byte
+		if out, err = p.open.DecryptRTCP(nil, b, nil); err == nil {
+			return out, ""
+		}
+	}
+	return nil, "srtcp: " + err.Error()
 }
 
 func (s *streamer) check(b []byte, from *net.UDPAddr) (rtcpReport, string) {
@@ -311,6 +431,13 @@ func (s *streamer) check(b []byte, from *net.UDPAddr) (rtcpReport, string) {
 				}
 			}
 		case *rtcp.ApplicationDefined:
+			if p.Name == protocol.RTCPChallengeName {
+				if p.SubType != protocol.ResponseSubtype || len(p.Data) != protocol.ChallengeLen {
+					return rep, "malformed challenge answer"
+				}
+				rep.answer = p.Data
+				continue
+			}
 			app = p
 		case *rtcp.Goodbye:
 			rep.bye = true
@@ -326,6 +453,12 @@ func (s *streamer) check(b []byte, from *net.UDPAddr) (rtcpReport, string) {
 		return rep, "unknown cname " + rep.cname
 	case rep.rr.SSRC != want:
 		return rep, "receiver report SSRC"
+	case s.srtp && app != nil:
+		return rep, "an APP packet beside SRTCP: " + app.Name
+	case !s.srtp && rep.answer != nil:
+		return rep, "a challenge answer in v1"
+	case s.srtp:
+		return rep, ""
 	case app == nil || app.Name != protocol.RTCPAppName || app.SSRC != want:
 		return rep, "no APP " + protocol.RTCPAppName + " from the receiver SSRC"
 	case !bytes.Equal(app.Data, s.token):
@@ -378,11 +511,15 @@ func (s *streamer) waitReport(t *testing.T, dev string, match func(rtcpReport) b
 	}
 }
 
-func (s *streamer) packet(i int) []byte {
+func (s *streamer) packet(i int) []byte { return s.packetOf(i, s.frames[i]) }
+
+// packetOf is the stream's RTP packet of frame i (seq0+i, ts0+i·960),
+// whatever its payload: a forger who saw the stream can build it.
+func (s *streamer) packetOf(i int, payload []byte) []byte {
 	p := rtp.Packet{
 		Header: rtp.Header{Version: 2, PayloadType: protocol.PayloadType, SequenceNumber: s.seq0 + uint16(i),
 			Timestamp: s.ts0 + uint32(i*protocol.FrameSamples), SSRC: s.ssrc},
-		Payload: s.frames[i],
+		Payload: payload,
 	}
 	b, err := p.Marshal()
 	if err != nil {
@@ -391,18 +528,60 @@ func (s *streamer) packet(i int) []byte {
 	return b
 }
 
+// sendAll sends b (RTP or RTCP) to every authenticated receiver, sealed
+// under each one's keys with SRTP.
 func (s *streamer) sendAll(b []byte) {
 	s.mu.Lock()
-	addrs := make([]*net.UDPAddr, 0, len(s.addrs))
-	for _, a := range s.addrs {
-		addrs = append(addrs, a)
+	devs := make([]string, 0, len(s.addrs))
+	for dev := range s.addrs {
+		devs = append(devs, dev)
 	}
 	s.mu.Unlock()
-	for _, a := range addrs {
-		if _, err := s.conn.WriteToUDP(b, a); err != nil {
-			s.t.Error(err)
-		}
+	for _, dev := range devs {
+		s.sendTo(dev, b)
 	}
+}
+
+// sendTo sends b to one receiver, sealed under its keys with SRTP.
+func (s *streamer) sendTo(dev string, b []byte) {
+	s.sendRaw(s.addr(dev), s.sealFor(dev, b))
+}
+
+// sealFor returns b (RTP or RTCP) as dev gets it: under its keys with SRTP.
+func (s *streamer) sealFor(dev string, b []byte) []byte {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	s.mu.Lock()
+	peer := s.peers[dev]
+	s.mu.Unlock()
+	if peer == nil {
+		return b
+	}
+	var err error
+	if isRTCP(b) {
+		b, err = peer.seal.EncryptRTCP(nil, b, nil)
+	} else {
+		b, err = peer.seal.EncryptRTP(nil, b, nil)
+	}
+	if err != nil {
+		s.t.Error(err)
+	}
+	return b
+}
+
+// sendRaw sends b as it is from the streamer's socket: the right source
+// address, whatever the content.
+func (s *streamer) sendRaw(to *net.UDPAddr, b []byte) {
+	if _, err := s.conn.WriteToUDP(b, to); err != nil {
+		s.t.Error(err)
+	}
+}
+
+// addr returns dev's address, as its RTCP showed it.
+func (s *streamer) addr(dev string) *net.UDPAddr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addrs[dev]
 }
 
 // sr maps timestamp ts to the wall time at.
@@ -431,13 +610,19 @@ func (s *streamer) bye() {
 
 // stream paces the frames at start + n·20 ms; order lets a test send them
 // in another order (or skip some). It stops early when ctx ends.
-func (s *streamer) stream(ctx context.Context, order []int) {
+func (s *streamer) stream(ctx context.Context, order []int) { s.streamHook(ctx, order, nil) }
+
+// streamHook is stream calling before(n) before it sends the nth packet.
+func (s *streamer) streamHook(ctx context.Context, order []int, before func(n int)) {
 	start := time.Now()
 	for n, i := range order {
 		select {
 		case <-time.After(time.Until(start.Add(time.Duration(n) * protocol.FrameDuration))):
 		case <-ctx.Done():
 			return
+		}
+		if before != nil {
+			before(n)
 		}
 		s.sendAll(s.packet(i))
 	}

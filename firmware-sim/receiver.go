@@ -1,9 +1,10 @@
 // Package firmwaresim is a faithful simulated Loa receiver: it speaks the
 // wire contract in package protocol (MQTT commands and acks, status with a
-// Last Will, telemetry and events; RTP/RTCP with token authentication), runs
-// a jitter buffer and a play-out clock, and decodes Opus with libopus. Many
-// receivers run in one process (see Fleet). It imports nothing else from the
-// module, as a real receiver cannot see the controller's internals.
+// Last Will, telemetry and events; SRTP/SRTCP under the play's keys, or v1
+// RTP/RTCP with token authentication), runs a jitter buffer and a play-out
+// clock, and decodes Opus with libopus. Many receivers run in one process
+// (see Fleet). It imports nothing else from the module, as a real receiver
+// cannot see the controller's internals.
 package firmwaresim
 
 import (
@@ -55,11 +56,18 @@ type Config struct {
 	// FirmwareKey is the operator's ed25519 public key the receiver was
 	// built with; without it every firmware command fails bad_signature.
 	FirmwareKey ed25519.PublicKey
-	Logger      *slog.Logger
+	// V1 makes a contract version 1 receiver, for migration tests: it
+	// announces no caps, plays plain RTP with the token and refuses a play
+	// with keys. Otherwise it announces receiverCaps.
+	V1     bool
+	Logger *slog.Logger
 	// CA is the station CA: it verifies the broker (tls://, for the URL's
 	// host) and firmware downloads. Nil: the system roots.
 	CA *x509.CertPool
 }
+
+// receiverCaps is what a version 2 receiver announces in its online status.
+var receiverCaps = []string{protocol.CapSRTPGCM, protocol.CapFence}
 
 // DefaultVolume is a receiver's volume after boot.
 const DefaultVolume = 70
@@ -109,6 +117,7 @@ type Receiver struct {
 	sessions  []*session
 	malformed uint64 // commands ignored as unparseable
 	faults    faults // simulated temperature and amplifier fault; see faults.go
+	fences    fenceBook
 	rng       *rand.Rand
 
 	fw *firmware // A/B slots and the update in progress; see ota.go
@@ -435,7 +444,11 @@ func (r *Receiver) Conn() uint64 { return r.connN.Load() }
 
 // status is the receiver's status now, on its current connection.
 func (r *Receiver) status(online bool) protocol.Status {
-	return protocol.Status{Online: online, Boot: r.boot.Load(), Conn: r.connN.Load(), TS: time.Now().UnixMilli()}
+	st := protocol.Status{Online: online, Boot: r.boot.Load(), Conn: r.connN.Load(), TS: time.Now().UnixMilli()}
+	if online && !r.cfg.V1 {
+		st.Caps = receiverCaps
+	}
+	return st
 }
 
 // endCurrent ends the playing session, if any, and waits for it.

@@ -36,7 +36,8 @@ func ntpTime(ntp uint64) time.Time {
 }
 
 // handleRTCP takes the stream's Sender Reports (the sender clock all
-// receivers play against) and its BYE.
+// receivers play against), its BYE and, with keys, the address challenge.
+// With keys, b has been authenticated and decrypted.
 func (s *session) handleRTCP(b []byte) {
 	pkts, err := rtcp.Unmarshal(b)
 	if err != nil {
@@ -65,6 +66,15 @@ func (s *session) handleRTCP(b []byte) {
 					s.bye = true
 					s.mu.Unlock()
 					s.poke()
+				}
+			}
+		case *rtcp.ApplicationDefined:
+			// Only an authenticated challenge is answered: in v1 anyone
+			// could make the receiver send to play.addr at will.
+			if s.crypto != nil && p.Name == protocol.RTCPChallengeName && p.SubType == protocol.ChallengeSubtype &&
+				len(p.Data) == protocol.ChallengeLen {
+				if err := s.send(false, p.Data); err != nil {
+					s.log.Warn("challenge answer", "err", err)
 				}
 			}
 		}
@@ -123,10 +133,15 @@ func (s *session) reportBlock(now time.Time) rtcp.ReceptionReport {
 	return rb
 }
 
-// sendReport sends the authenticating compound: Receiver Report (with a
-// report block once packets arrived), SDES CNAME = device id, APP
-// RTCPAppName carrying the token; and a BYE when the session ends.
-func (s *session) sendReport(bye bool) error {
+// sendReport sends the receiver's compound from its RTP socket: Receiver
+// Report (with a report block once packets arrived), SDES CNAME = device
+// id, in v1 the APP RTCPAppName carrying the token; and a BYE when the
+// session ends. With keys it is SRTCP, which authenticates it instead.
+func (s *session) sendReport(bye bool) error { return s.send(bye, nil) }
+
+// send sends the report compound; a non-nil nonce adds the answer to the
+// controller's address challenge (APP RTCPChallengeName, ResponseSubtype).
+func (s *session) send(bye bool, nonce []byte) error {
 	recv := s.args.RecvSSRC
 	rr := &rtcp.ReceiverReport{SSRC: recv}
 	s.mu.Lock()
@@ -135,10 +150,13 @@ func (s *session) sendReport(bye bool) error {
 	}
 	reason := s.reason
 	s.mu.Unlock()
-	pkts := []rtcp.Packet{
-		rr,
-		rtcp.NewCNAMESourceDescription(recv, s.r.cfg.ID),
-		&rtcp.ApplicationDefined{Name: protocol.RTCPAppName, SSRC: recv, Data: s.token},
+	pkts := []rtcp.Packet{rr, rtcp.NewCNAMESourceDescription(recv, s.r.cfg.ID)}
+	if s.crypto == nil {
+		pkts = append(pkts, &rtcp.ApplicationDefined{Name: protocol.RTCPAppName, SSRC: recv, Data: s.token})
+	}
+	if nonce != nil {
+		pkts = append(pkts, &rtcp.ApplicationDefined{Name: protocol.RTCPChallengeName, SubType: protocol.ResponseSubtype,
+			SSRC: recv, Data: nonce})
 	}
 	if bye {
 		pkts = append(pkts, &rtcp.Goodbye{Sources: []uint32{recv}, Reason: reason})
@@ -147,8 +165,14 @@ func (s *session) sendReport(bye bool) error {
 	if err != nil {
 		return fmt.Errorf("rtcp: %w", err)
 	}
-	if _, err := s.conn.WriteToUDP(b, s.dest); err != nil {
-		return fmt.Errorf("rtcp: %w", err)
+	write := func(b []byte) error {
+		if _, err := s.conn.WriteToUDP(b, s.dest); err != nil {
+			return fmt.Errorf("rtcp: %w", err)
+		}
+		return nil
 	}
-	return nil
+	if s.crypto != nil {
+		return s.crypto.sealRTCP(b, write)
+	}
+	return write(b)
 }

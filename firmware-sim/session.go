@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,9 +20,18 @@ import (
 	"github.com/loa-broadcast/loa/protocol"
 )
 
-// maxAhead bounds how far ahead of the play-out point a packet may land in
-// the jitter buffer (60 s); further is treated as corrupt.
-const maxAhead = 3000
+// aheadSlack is how far past the playout delay D a packet may land ahead
+// of the play-out point: the sender paces in real time, so a genuine packet
+// is at most D plus network jitter, a Sender Report's correction
+// (maxSRSkew) and a stall of this process ahead. Anything further is
+// treated as corrupt, so one packet far ahead (forged in v1, where nothing
+// authenticates the source) cannot stretch the programme by more than this;
+// play.frames bounds it further for recorded programmes.
+const aheadSlack = 3 * time.Second
+
+// maxDatagram is the largest datagram the stream socket reads whole; the
+// controller's packets are far smaller.
+const maxDatagram = 1500
 
 // stallSlack is how late the play-out timer may fire before the receiver
 // counts it as a stall of its own process rather than timer jitter.
@@ -49,14 +59,19 @@ type seenSlot struct {
 // (RTP into the jitter buffer, RTCP from the controller) and a play-out
 // goroutine that owns the decoder, the RTCP reports and the session's end.
 type session struct {
-	r       *Receiver
-	args    protocol.PlayArgs
-	log     *slog.Logger
-	token   []byte
-	pt      uint8
-	delay   time.Duration
-	conn    *net.UDPConn
-	dest    *net.UDPAddr
+	r     *Receiver
+	args  protocol.PlayArgs
+	log   *slog.Logger
+	token []byte // v1: the RTCP token; nil with keys
+	// crypto is the SRTP state when the play carried keys (v2); nil for v1.
+	crypto *streamCrypto
+	pt     uint8
+	delay  time.Duration
+	conn   *net.UDPConn
+	dest   *net.UDPAddr
+	// from is dest as a source address: the only one the receiver takes
+	// packets from (contract: "accepts media only from play.addr").
+	from    netip.AddrPort
 	dec     *opus.Decoder // nil when only verifying
 	wav     *wavWriter
 	keepPCM bool
@@ -100,9 +115,23 @@ type session struct {
 // startSession opens the stream socket and sends the first RTCP compound
 // from it, which opens the NAT mapping and authenticates the receiver.
 func startSession(r *Receiver, args protocol.PlayArgs) (*session, error) {
-	token, err := hex.DecodeString(args.Token)
-	if err != nil {
-		return nil, invalidError{fmt.Errorf("token: %w", err)}
+	var token []byte
+	var crypto *streamCrypto
+	var err error
+	switch {
+	case args.Keys != nil && r.cfg.V1:
+		return nil, invalidError{errors.New("keys: this receiver announced no " + protocol.CapSRTPGCM)}
+	case args.Keys != nil && args.RecvSSRC == args.SSRC:
+		// Both directions share the keys: equal SSRCs would reuse nonces.
+		return nil, invalidError{errors.New("keys: recv_ssrc must differ from ssrc")}
+	case args.Keys != nil:
+		if crypto, err = newStreamCrypto(*args.Keys); err != nil {
+			return nil, invalidError{err}
+		}
+	default:
+		if token, err = hex.DecodeString(args.Token); err != nil {
+			return nil, invalidError{fmt.Errorf("token: %w", err)}
+		}
 	}
 	dest, err := net.ResolveUDPAddr("udp", args.Addr)
 	if err != nil {
@@ -121,10 +150,12 @@ func startSession(r *Receiver, args protocol.PlayArgs) (*session, error) {
 		args:       args,
 		log:        r.log.With("session", args.Session),
 		token:      token,
+		crypto:     crypto,
 		pt:         args.PT,
 		delay:      r.playDelay(args.DelayMs),
 		conn:       conn,
 		dest:       dest,
+		from:       unmapped(dest.AddrPort()),
 		keepPCM:    r.cfg.KeepPCM && r.cfg.Decode,
 		impair:     r.cfg.Impair,
 		pcmBuf:     make([]int16, protocol.FrameSamples),
@@ -211,13 +242,15 @@ func (s *session) poke() {
 }
 
 // read receives the stream: RTCP from the controller (Sender Reports,
-// BYE) and RTP, impaired on the way into the jitter buffer.
+// BYE, challenges) and RTP, impaired on the way into the jitter buffer.
+// Impairments apply after authentication, so SRTP's replay window sees the
+// packets in the order the controller sent them.
 func (s *session) read() {
 	defer close(s.readerDone)
-	b := make([]byte, 1500)
+	b := make([]byte, maxDatagram)
 	var held *rtpIn // held back for reordering
 	for {
-		n, _, err := s.conn.ReadFromUDP(b)
+		n, from, err := s.conn.ReadFromUDPAddrPort(b)
 		switch {
 		case err == nil:
 		case errors.Is(err, net.ErrClosed):
@@ -236,12 +269,7 @@ func (s *session) read() {
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		pkt := b[:n]
-		if isRTCP(pkt) {
-			s.handleRTCP(pkt)
-			continue
-		}
-		in := s.parseRTP(pkt)
+		in := s.receive(b[:n], from)
 		if in == nil {
 			continue
 		}
@@ -264,6 +292,45 @@ func (s *session) read() {
 			s.conn.SetReadDeadline(time.Time{})
 		}
 	}
+}
+
+// receive takes one datagram: RTCP is handled here, the stream's RTP is
+// returned for the jitter buffer (nil otherwise). Whatever does not come
+// from play.addr, and with keys whatever does not authenticate or is a
+// replay, is dropped unread and counted in AuthFailures.
+func (s *session) receive(b []byte, from netip.AddrPort) *rtpIn {
+	if unmapped(from) != s.from {
+		s.authFailed()
+		return nil
+	}
+	control := isRTCP(b)
+	if c := s.crypto; c != nil {
+		var err error
+		if control {
+			b, err = c.openRTCP(b)
+		} else {
+			b, err = c.openRTP(b)
+		}
+		if err != nil {
+			s.authFailed()
+			return nil
+		}
+	}
+	if control {
+		s.handleRTCP(b)
+		return nil
+	}
+	return s.parseRTP(b)
+}
+
+func (s *session) authFailed() {
+	s.mu.Lock()
+	s.st.AuthFailures++
+	s.mu.Unlock()
+}
+
+func unmapped(a netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 }
 
 // parseRTP returns the stream's packet in b (copied), or nil: garbage
@@ -328,7 +395,10 @@ func (s *session) accept(in *rtpIn, arrival time.Time) {
 		s.poke()
 	}
 	ext := s.maxExt + int64(int16(in.seq-uint16(s.maxExt)))
-	if int64(int32(in.ts-s.ts0)) != (ext-s.ext0)*protocol.FrameSamples || ext > s.next+maxAhead {
+	if int64(int32(in.ts-s.ts0)) != (ext-s.ext0)*protocol.FrameSamples || ext > s.next+s.aheadLimit() ||
+		(s.args.Frames > 0 && ext-s.ext0 >= int64(s.args.Frames)) {
+		// Off the grid, beyond the jitter buffer's horizon, or past the
+		// end of a programme of play.frames counted from the first packet.
 		s.st.Corrupt++
 		return
 	}
@@ -366,6 +436,11 @@ func (s *session) accept(in *rtpIn, arrival time.Time) {
 	}
 	s.maxExt = max(s.maxExt, ext)
 	s.buf[ext] = in.payload
+}
+
+// aheadLimit is how many slots past the play-out point a packet may land.
+func (s *session) aheadLimit() int64 {
+	return int64((s.delay + aheadSlack) / protocol.FrameDuration)
 }
 
 // run is the play-out clock: slot n plays at base + n·20 ms on the

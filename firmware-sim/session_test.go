@@ -146,7 +146,9 @@ func TestJitterBufferReordersAndCounts(t *testing.T) {
 	rec := newRecorder(t, broker, "ctl")
 	r := startReceiver(t, Config{ID: "rx1", Broker: broker, Decode: true, Impair: Impairment{Reorder: 0.2, Seed: 3}})
 	const frames = 120
-	st := newStreamer(t, "s1", frames)
+	// Plain RTP: under SRTP a repeated packet is a replay (auth_failures,
+	// see TestReplayedPacketsDropped), not a duplicate.
+	st := newPlainStreamer(t, "s1", frames)
 	playSession(t, rec, st, "rx1", 1)
 
 	// The controller's side swaps neighbours too, repeats some packets,

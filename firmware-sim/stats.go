@@ -38,6 +38,9 @@ const FirstPacketTimeout = 30 * time.Second
 //   - FECRecovered: missing frames rebuilt from the next packet's in-band FEC.
 //   - Concealed: missing frames filled by packet-loss concealment.
 //   - JitterMs: RFC 3550 interarrival jitter.
+//   - AuthFailures: datagrams dropped unread: not from play.addr, or (with
+//     keys) failing SRTP/SRTCP authentication or replayed. Not in Received
+//     nor Corrupt.
 type SessionStats struct {
 	Session  string
 	Expected int
@@ -45,6 +48,7 @@ type SessionStats struct {
 	Received, Lost, Late, Duplicate, Corrupt uint64
 	Concealed, FECRecovered, Played, Decoded uint64
 	Muted                                    uint64 // of Played, frames played as silence while muted
+	AuthFailures                             uint64
 
 	JitterMs           float64
 	FirstPlayed, Ended time.Time
@@ -63,6 +67,7 @@ func (s SessionStats) StreamStats() protocol.StreamStats {
 		Played:       s.Played,
 		Decoded:      s.Decoded,
 		JitterMs:     s.JitterMs,
+		AuthFailures: s.AuthFailures,
 	}
 }
 

@@ -1,37 +1,86 @@
 package firmwaresim
 
 import (
+	"net"
+	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
 
 	"github.com/loa-broadcast/loa/protocol"
 )
+
+// ctlAddr is play.addr of offline sessions.
+var ctlAddr = netip.MustParseAddrPort("127.0.0.1:5004")
 
 // offlineSession is a session with no socket or goroutines, to feed
 // datagrams to directly.
 func offlineSession() *session {
 	return &session{
 		r:     &Receiver{log: quiet, outbox: make(chan outMsg, 16)},
-		args:  protocol.PlayArgs{Session: "f", SSRC: 42, PT: protocol.PayloadType},
+		args:  protocol.PlayArgs{Session: "f", SSRC: 42, PT: protocol.PayloadType, RecvSSRC: 43},
 		log:   quiet,
 		pt:    protocol.PayloadType,
 		delay: protocol.DefaultDelay,
+		from:  ctlAddr,
 		buf:   map[int64][]byte{},
 		wake:  make(chan struct{}, 1),
 	}
 }
 
-func (s *session) datagram(b []byte, at time.Time) {
-	if isRTCP(b) {
-		s.handleRTCP(b)
-		return
+// testKeys are the keys of offline SRTP sessions.
+var testKeys = protocol.SRTPKeys{Profile: protocol.SRTPProfile, Key: "00112233445566778899aabbccddeeff", Salt: "0102030405060708090a0b0c"}
+
+// offlineSRTPSession is an offline session under testKeys; its own SRTCP
+// (challenge answers) goes from and to conn, which nobody reads.
+func offlineSRTPSession(t testing.TB, conn *net.UDPConn) *session {
+	t.Helper()
+	s := offlineSession()
+	c, err := newStreamCrypto(testKeys)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if in := s.parseRTP(b); in != nil {
+	s.crypto, s.conn, s.dest = c, conn, conn.LocalAddr().(*net.UDPAddr)
+	return s
+}
+
+// sinkConn is a loopback socket for offline sessions' answers.
+func sinkConn(t testing.TB) *net.UDPConn {
+	t.Helper()
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// datagram feeds b from play.addr, as the reader goroutine does.
+func (s *session) datagram(b []byte, at time.Time) { s.datagramFrom(b, s.from, at) }
+
+func (s *session) datagramFrom(b []byte, from netip.AddrPort, at time.Time) {
+	if in := s.receive(b, from); in != nil {
 		s.accept(in, at)
 	}
+}
+
+// seal encrypts plain RTP or RTCP under c, as the controller does; nil
+// when b is neither.
+func seal(c *srtp.Context, b []byte) []byte {
+	var out []byte
+	var err error
+	if isRTCP(b) {
+		out, err = c.EncryptRTCP(nil, b, nil)
+	} else {
+		out, err = c.EncryptRTP(nil, b, nil)
+	}
+	if err != nil {
+		return nil
+	}
+	return out
 }
 
 func rtpBytes(seq uint16, ts uint32, payload []byte) []byte {
@@ -62,7 +111,56 @@ func FuzzStreamInput(f *testing.F) {
 		if st.Received+st.Duplicate+st.Corrupt > 3 || st.Received == 0 {
 			t.Fatalf("stats %+v after 3 datagrams", st)
 		}
-		if s.maxExt-s.next > maxAhead || len(s.buf) > 3 || st.Expected <= 0 || st.Expected > maxAhead+1 {
+		if s.maxExt-s.next > s.aheadLimit() || len(s.buf) > 3 || st.Expected <= 0 || st.Expected > int(s.aheadLimit())+1 {
+			t.Fatalf("buffer: next %d, max %d, %d held, expected %d", s.next, s.maxExt, len(s.buf), st.Expected)
+		}
+	})
+}
+
+// FuzzStreamInputSRTP feeds arbitrary datagrams to an SRTP session after
+// a genuine first packet: as they are (they must not authenticate), from
+// another address, and sealed under the session's keys twice (the parsers
+// behind authentication see them; the second copy is a replay).
+func FuzzStreamInputSRTP(f *testing.F) {
+	celt := []byte{31 << 3, 1, 2, 3}
+	f.Add(rtpBytes(101, 960, celt))
+	f.Add(rtpBytes(40000, 960*39900, celt))
+	bye, _ := rtcp.Marshal([]rtcp.Packet{&rtcp.SenderReport{SSRC: 42}, &rtcp.Goodbye{Sources: []uint32{42}}})
+	f.Add(bye)
+	challenge, _ := rtcp.Marshal([]rtcp.Packet{&rtcp.SenderReport{SSRC: 42},
+		&rtcp.ApplicationDefined{Name: protocol.RTCPChallengeName, SubType: protocol.ChallengeSubtype, SSRC: 42, Data: make([]byte, 16)}})
+	f.Add(challenge)
+	f.Add([]byte{0x80, 200, 0, 1, 0, 0, 0, 42})
+	f.Add([]byte{})
+	conn := sinkConn(f)
+	key, salt, _ := testKeys.Material()
+	other := netip.MustParseAddrPort("127.0.0.1:5005")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s := offlineSRTPSession(t, conn)
+		sender, err := srtp.CreateContext(key, salt, srtp.ProtectionProfileAeadAes128Gcm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		s.datagram(seal(sender, rtpBytes(100, 0, celt)), now)
+		if st := s.snapshot(); st.Received != 1 || st.AuthFailures != 0 {
+			t.Fatalf("genuine first packet: %+v", st)
+		}
+		s.datagram(b, now.Add(time.Millisecond))
+		s.datagramFrom(b, other, now.Add(time.Millisecond))
+		if st := s.snapshot(); st.Received != 1 || st.AuthFailures != 2 {
+			t.Fatalf("unsealed datagram, or from another address, was taken: %+v", st)
+		}
+		if sealed := seal(sender, b); sealed != nil {
+			s.datagram(sealed, now.Add(2*time.Millisecond))
+			before := s.snapshot().AuthFailures
+			s.datagram(sealed, now.Add(3*time.Millisecond))
+			if st := s.snapshot(); st.AuthFailures != before+1 || st.Received > 2 {
+				t.Fatalf("replay: %+v (auth failures %d before)", st, before)
+			}
+		}
+		st := s.snapshot()
+		if s.maxExt-s.next > s.aheadLimit() || len(s.buf) > 2 || st.Expected <= 0 || st.Expected > int(s.aheadLimit())+1 {
 			t.Fatalf("buffer: next %d, max %d, %d held, expected %d", s.next, s.maxExt, len(s.buf), st.Expected)
 		}
 	})
@@ -128,6 +226,61 @@ func BenchmarkPlaySlot(b *testing.B) {
 			for i := range b.N {
 				s.accept(&rtpIn{seq: uint16(i), ts: uint32(i * protocol.FrameSamples), payload: frames[i%50]}, now)
 				s.playSlot()
+			}
+		})
+	}
+}
+
+// BenchmarkReceive is the reader's per-datagram cost, from the socket's
+// bytes to the jitter buffer: plain (v1: the source check and the parse)
+// and SRTP (plus authentication and decryption, in a reused buffer).
+func BenchmarkReceive(b *testing.B) {
+	const batch = 1 << 14 // packets sealed ahead, outside the timer
+	frames := toneFrames(b, 50)
+	key, salt, _ := testKeys.Material()
+	for _, keyed := range []bool{false, true} {
+		name := "plain"
+		if keyed {
+			name = "srtp"
+		}
+		b.Run(name, func(b *testing.B) {
+			conn := sinkConn(b)
+			var s *session
+			pkts := make([][]byte, batch)
+			next := batch
+			now := time.Now()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				if next == batch { // a new session for the next batch
+					b.StopTimer()
+					s = offlineSession()
+					var sender *srtp.Context
+					if keyed {
+						s = offlineSRTPSession(b, conn)
+						sender, _ = srtp.CreateContext(key, salt, srtp.ProtectionProfileAeadAes128Gcm)
+					}
+					for j := range pkts {
+						pkts[j] = rtpBytes(uint16(j), uint32(j*protocol.FrameSamples), frames[j%50])
+						if keyed {
+							pkts[j] = seal(sender, pkts[j])
+						}
+					}
+					next = 0
+					b.StartTimer()
+				}
+				if in := s.receive(pkts[next], ctlAddr); in != nil {
+					s.accept(in, now)
+				}
+				next++
+				s.mu.Lock()
+				delete(s.buf, s.next)
+				s.next++
+				s.mu.Unlock()
+				_ = i
+			}
+			if st := s.snapshot(); st.Received == 0 || st.AuthFailures != 0 || st.Corrupt != 0 {
+				b.Fatalf("stats %+v", st)
 			}
 		})
 	}

@@ -69,6 +69,7 @@ type options struct {
 	tele      time.Duration
 	fwKey     string
 	fwVersion string
+	v1        int
 	verbose   bool
 
 	claims    []string // claim codes (-claim, -claims)
@@ -100,6 +101,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.tele, "tele", 10*time.Second, "telemetry interval")
 	fs.StringVar(&o.fwKey, "firmware-key", "", "operator's firmware public key file (<name>.pub); without it every firmware command fails bad_signature")
 	fs.StringVar(&o.fwVersion, "firmware-version", "1.0.0", "firmware version the receivers run at start (dotted numeric)")
+	fs.IntVar(&o.v1, "v1", 0, "how many receivers (the first ones) speak contract v1 only: no caps, plain RTP; for migration tests")
 	fs.BoolVar(&o.verbose, "v", false, "debug logging")
 	claim := fs.String("claim", "", "enrol with this claim code (comma-separated codes: one receiver each)")
 	claimsFile := fs.String("claims", "", "enrol with the claim codes of this file, one a line")
@@ -141,6 +143,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 			return o, fmt.Errorf("-claim: %s given twice", c)
 		}
 		seen[canonical] = true
+	}
+	if o.v1 < 0 {
+		return o, errors.New("-v1 is a count of receivers, ≥ 0")
 	}
 	if o.loss < 0 || o.loss > 1 || o.reorder < 0 || o.reorder > 1 {
 		return o, errors.New("-loss and -reorder are probabilities, 0..1")
@@ -248,7 +253,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cfgs[i] = firmwaresim.Config{
 			ID: d.ID, Password: d.Password, Broker: o.broker, CA: ca,
 			Decode: i < decode, WAVDir: o.wavDir, TeleInterval: o.tele, Logger: log,
-			Firmware: o.fwVersion, FirmwareKey: fwKey,
+			Firmware: o.fwVersion, FirmwareKey: fwKey, V1: i < o.v1,
 			Impair: firmwaresim.Impairment{Loss: o.loss, Jitter: o.jitter, Reorder: o.reorder, Seed: seed},
 		}
 		if enrolled != nil {
@@ -286,9 +291,9 @@ func report(w io.Writer, f *firmwaresim.Fleet, decoding int) error {
 			fmt.Fprintf(w, "%s\tno sessions\n", r.ID())
 		}
 		for _, s := range ss {
-			fmt.Fprintf(w, "%s\t%s\t%s\texpected=%d played=%d decoded=%d fec=%d concealed=%d lost=%d late=%d corrupt=%d jitter=%.1fms\n",
+			fmt.Fprintf(w, "%s\t%s\t%s\texpected=%d played=%d decoded=%d fec=%d concealed=%d lost=%d late=%d corrupt=%d auth_failures=%d jitter=%.1fms\n",
 				r.ID(), s.Session, s.EndReason, s.Expected, s.Played, s.Decoded, s.FECRecovered, s.Concealed,
-				s.Lost, s.Late, s.Corrupt, s.JitterMs)
+				s.Lost, s.Late, s.Corrupt, s.AuthFailures, s.JitterMs)
 			if !seen[s.Session] {
 				seen[s.Session] = true
 				ids = append(ids, s.Session)

@@ -49,7 +49,11 @@ func TestRunWithCredsFile(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	online := make(chan string, 10)
+	type onlineStatus struct {
+		id   string
+		caps []string
+	}
+	online := make(chan onlineStatus, 10)
 	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker).SetClientID("ctl"))
 	if tok := c.Connect(); tok.Wait() && tok.Error() != nil {
 		t.Fatal(tok.Error())
@@ -58,7 +62,7 @@ func TestRunWithCredsFile(t *testing.T) {
 	tok := c.Subscribe(protocol.DeviceFilter(protocol.KindStatus), 1, func(_ mqtt.Client, m mqtt.Message) {
 		if s, err := protocol.DecodeStatus(m.Payload()); err == nil && s.Online {
 			id, _, _ := protocol.ParseDeviceTopic(m.Topic())
-			online <- id
+			online <- onlineStatus{id, s.Caps}
 		}
 	})
 	if tok.Wait() && tok.Error() != nil {
@@ -69,13 +73,17 @@ func TestRunWithCredsFile(t *testing.T) {
 	var out, errOut syncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"-broker", broker, "-creds", creds, "-loss", "0.1", "-seed", "5"}, &out, &errOut)
+		done <- run(ctx, []string{"-broker", broker, "-creds", creds, "-loss", "0.1", "-seed", "5", "-v1", "2"}, &out, &errOut)
 	}()
 	seen := map[string]bool{}
 	for len(seen) < 3 {
 		select {
-		case id := <-online:
-			seen[id] = true
+		case st := <-online:
+			seen[st.id] = true
+			// -v1 2: the first two speak contract v1 and announce nothing.
+			if v2 := len(st.caps) > 0; v2 != (st.id == "cli-3") {
+				t.Errorf("%s announces caps %q", st.id, st.caps)
+			}
 		case err := <-done:
 			t.Fatalf("run returned early: %v\n%s", err, errOut.String())
 		case <-time.After(20 * time.Second):
@@ -168,6 +176,7 @@ func TestFlags(t *testing.T) {
 		{"-claim", "MFRGGZDFMZTWQ2LKNNW1", "-enrol-url", "http://x"},
 		{"-claim", "MFRGGZDFMZTWQ2LKNNWG,mfrggzdfmztwq2lknnwg", "-enrol-url", "http://x"},
 		{"-claim", "MFRGGZDFMZTWQ2LKNNWG", "-enrol-url", "http://x", "-creds", "x"},
+		{"-creds", "x", "-v1", "-1"},
 	} {
 		if _, err := parseFlags(args, io.Discard); err == nil {
 			t.Errorf("%v accepted", args)
