@@ -379,7 +379,13 @@ func TestFenceRefusesLowerPlay(t *testing.T) {
 	if a := rec.finalAck(t, "rx1", id); a.State != protocol.AckDone || a.Msg != "already playing" {
 		t.Errorf("repeated play acked %+v", a)
 	}
-	for _, f := range []*protocol.Fence{{Gen: 3, Term: 0}, {Gen: 2, Term: 9}, nil} {
+	// Keys without a fence do not even decode (the contract requires it).
+	noFence := st.playArgs("rx1", 7)
+	noFence.Fence = nil
+	if a := rec.finalAck(t, "rx1", rec.send(t, "rx1", protocol.OpPlay, noFence, later)); a.State != protocol.AckFailed || a.Code != CodeInvalid {
+		t.Errorf("play with keys and no fence acked %+v, want failed invalid", a)
+	}
+	for _, f := range []*protocol.Fence{{Gen: 3, Term: 0}, {Gen: 2, Term: 9}} {
 		args := st.playArgs("rx1", 7)
 		args.Fence = f
 		id := rec.send(t, "rx1", protocol.OpPlay, args, later)
