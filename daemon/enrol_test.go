@@ -98,7 +98,7 @@ func TestSystemClaimEnrolAndSwap(t *testing.T) {
 	}
 
 	first, box := s.enrolBox(code)
-	if first.DeviceID != "rx-field" || first.CAPEM != "" || first.MQTTURL != s.m.MQTTURL() {
+	if first.DeviceID != "rx-field" || first.CAPEM != string(s.m.CACertPEM()) || first.MQTTURL != s.m.MQTTURL() {
 		t.Errorf("enrolment %+v", first)
 	}
 	waitOnlineAPI(t, s.api, "rx-field", true)

@@ -37,6 +37,7 @@ type systemOpts struct {
 	tele      time.Duration // receivers' telemetry period; 0 = the simulator's default
 	configure func(*Config) // optional: adjust the controller's config before Open
 	tls       bool          // TLS listeners on loopback; receivers connect over TLS with the station CA
+	v1        int           // the first v1 receivers are of contract v1: no caps, plain RTP with the token
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -125,7 +126,7 @@ func startSystem(t *testing.T, o systemOpts) *system {
 		}
 		imp := o.impair
 		imp.Seed = int64(i + 1)
-		cfgs[i] = firmwaresim.Config{ID: id, Password: pw, Broker: broker, CA: ca, Decode: true, KeepPCM: true,
+		cfgs[i] = firmwaresim.Config{ID: id, Password: pw, Broker: broker, CA: ca, V1: i < o.v1, Decode: true, KeepPCM: true,
 			Impair: imp, TeleInterval: o.tele, Logger: testLogger(t).With("receiver", id)}
 		areaOf[id] = area[:1] // the commune: a or b
 	}

@@ -665,6 +665,7 @@ func (s *session) snapshot() SessionStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.st
+	st.SRTP = s.crypto != nil
 	if s.started {
 		st.Expected = int(s.maxExt - s.ext0 + 1)
 	}

@@ -44,6 +44,7 @@ const FirstPacketTimeout = 30 * time.Second
 type SessionStats struct {
 	Session  string
 	Expected int
+	SRTP     bool // the play carried keys: the stream was SRTP (v2)
 
 	Received, Lost, Late, Duplicate, Corrupt uint64
 	Concealed, FECRecovered, Played, Decoded uint64
