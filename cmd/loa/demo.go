@@ -31,6 +31,7 @@ type demoResult struct {
 	FramesConcealed uint64  `json:"frames_concealed"`
 	FECRecovered    uint64  `json:"fec_recovered"`
 	Lost            uint64  `json:"lost"`
+	SRTP            int     `json:"srtp"` // receivers whose stream was SRTP (contract v2)
 	Session         string  `json:"session"`
 	Programme       string  `json:"programme"`
 	DurationS       float64 `json:"duration_s"`
@@ -225,7 +226,7 @@ func played(st firmwaresim.SessionStats, expected int, decoding bool) bool {
 func report(w io.Writer, fleet *firmwaresim.Fleet, session string, expected int, decoding map[string]bool) demoResult {
 	res := demoResult{FramesExpected: expected}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "receiver\tplayed\tdecoded\tconcealed\tfec\tlost\tlate\tjitter ms\tend\tresult\t")
+	fmt.Fprintln(tw, "receiver\tstream\tplayed\tdecoded\tconcealed\tfec\tlost\tlate\tjitter ms\tend\tresult\t")
 	for _, r := range fleet.Receivers() {
 		res.Receivers++
 		st, _ := r.Session(session)
@@ -244,7 +245,12 @@ func report(w io.Writer, fleet *firmwaresim.Fleet, session string, expected int,
 		res.FramesConcealed += st.Concealed
 		res.FECRecovered += st.FECRecovered
 		res.Lost += st.Lost
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.1f\t%s\t%s\t\n", r.ID(), st.Played, st.Decoded,
+		stream := "rtp"
+		if st.SRTP {
+			stream = "srtp"
+			res.SRTP++
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.1f\t%s\t%s\t\n", r.ID(), stream, st.Played, st.Decoded,
 			st.Concealed, st.FECRecovered, st.Lost, st.Late, st.JitterMs, orDash(st.EndReason), verdict)
 	}
 	tw.Flush()
