@@ -31,7 +31,15 @@ type Source interface {
 type Config struct {
 	Starter Starter
 	Source  Source
-	Now     func() time.Time // default time.Now
+	// Clock is the wall and monotonic clock; default the host's
+	// (NewSystemClock(0)).
+	Clock Clock
+	// StepThreshold: a divergence of the wall clock's advance from the
+	// monotonic clock's larger than this is a step. ≤ 0: 2s.
+	StepThreshold time.Duration
+	// OnStep is told of each wall-clock step, after it is handled, so it
+	// can raise an alarm. It must not block for long.
+	OnStep func(Step)
 	// Grace: a start missed by at most this (the controller was down or
 	// stalled) is played late; older ones go to OnMissed. ≤ 0: 5m.
 	Grace time.Duration
@@ -67,8 +75,11 @@ type Scheduler struct {
 
 // New returns a Scheduler; call Run to start it.
 func New(cfg Config) *Scheduler {
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = NewSystemClock(0)
+	}
+	if cfg.StepThreshold <= 0 {
+		cfg.StepThreshold = DefaultStepThreshold
 	}
 	if cfg.Grace <= 0 {
 		cfg.Grace = DefaultGrace
@@ -122,9 +133,16 @@ func (s *Scheduler) Run(ctx context.Context, since time.Time) error {
 	defer wg.Wait()
 
 	// done is the cursor: every occurrence at or before it is handled.
+	steps := newStepWatch(s.cfg.Clock, s.cfg.StepThreshold)
 	done := since
 	if done.IsZero() {
-		done = s.cfg.Now()
+		done = steps.wall
+	}
+	if ahead := done.Sub(steps.wall.Add(s.cfg.Lead)); ahead > s.cfg.StepThreshold {
+		// Saved ahead of the wall clock: it stepped back while the
+		// controller was down. Re-anchor; the Starter refuses what it
+		// started already.
+		done = s.stepped(Step{Delta: -ahead, Cursor: done, Now: steps.wall}, "while the controller was down")
 	}
 	advance(entries, done)
 	last := make(map[string]time.Time) // last At fired, per schedule
@@ -132,7 +150,18 @@ func (s *Scheduler) Run(ctx context.Context, since time.Time) error {
 	defer timer.Stop()
 	reloading := false
 	for {
-		now := s.cfg.Now()
+		now, step := steps.read()
+		if step != 0 {
+			// Back: re-anchor the cursor at the wall clock, so nothing
+			// waits silently for it to catch up and a reload fires
+			// nothing early; last skips what fired already. Forward:
+			// fire plays what the step skipped late within Grace and
+			// reports the rest missed.
+			if c := s.stepped(Step{Delta: step, Cursor: done, Now: now}, "while running"); c.Before(done) {
+				done = c
+				advance(entries, done)
+			}
+		}
 		if horizon := now.Add(s.cfg.Lead); horizon.After(done) {
 			s.fire(ctx, &wg, entries, last, horizon, now)
 			done = horizon
@@ -177,6 +206,24 @@ func (s *Scheduler) Run(ctx context.Context, since time.Time) error {
 	}
 }
 
+// stepped logs a wall-clock step and tells OnStep; it returns the cursor
+// to go on from: the wall clock after a step back, else the cursor.
+func (s *Scheduler) stepped(st Step, when string) time.Time {
+	cursor := st.Cursor
+	if st.Delta < 0 && cursor.After(st.Now) {
+		cursor = st.Now
+	}
+	dir := "forward"
+	if st.Delta < 0 {
+		dir = "back"
+	}
+	s.log.Warn("scheduler: wall clock stepped "+dir, "by", st.Delta, "when", when, "cursor", st.Cursor, "now", st.Now, "resume_from", cursor)
+	if s.cfg.OnStep != nil {
+		s.cfg.OnStep(st)
+	}
+	return cursor
+}
+
 // fire handles every occurrence up to horizon: starts those within
 // Grace, reports older ones missed, and moves each fired entry on.
 func (s *Scheduler) fire(ctx context.Context, wg *sync.WaitGroup, entries []entry, last map[string]time.Time, horizon, now time.Time) {
@@ -194,7 +241,10 @@ func (s *Scheduler) fire(ctx context.Context, wg *sync.WaitGroup, entries []entr
 				e.next, e.ok = e.plan.next(from)
 			}
 			if l, ok := last[occ.ScheduleID]; ok && !occ.At.After(l) {
-				continue // fired already: never twice
+				// Fired already (the wall clock stepped back over it
+				// or a reload met it): never twice.
+				s.log.Info("scheduler: already handled, not fired again", "schedule", occ.ScheduleID, "at", occ.At)
+				continue
 			}
 			last[occ.ScheduleID] = occ.At
 			due = append(due, occ)
