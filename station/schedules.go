@@ -221,6 +221,10 @@ func (p PlayLog) PlayLog(ctx context.Context, f loa.PlayLogFilter) ([]loa.PlayLo
 // the overrun policy. It is the scheduler's Starter, and Missed its
 // OnMissed.
 type Starter struct {
+	// Now is the wall clock the schedules are compared with (the
+	// scheduler's, so a -clock-offset shifts both); default time.Now.
+	Now func() time.Time
+
 	db       *store.DB
 	sessions *Sessions
 	logger   *slog.Logger
@@ -234,7 +238,7 @@ func NewStarter(db *store.DB, sessions *Sessions, poll time.Duration, logger *sl
 }
 
 func (st *Starter) StartScheduled(ctx context.Context, occ loa.Occurrence, late time.Duration) error {
-	already, err := st.db.MarkStarted(ctx, occ.Key(), time.Now())
+	already, err := st.db.MarkStarted(ctx, occ.Key(), st.now())
 	if err != nil {
 		return err
 	}
@@ -258,7 +262,7 @@ func (st *Starter) StartScheduled(ctx context.Context, occ loa.Occurrence, late 
 		Priority: occ.Priority, Origin: origin, ScheduledAt: occ.At}
 	if !occ.End.IsZero() {
 		from := occ.At
-		if now := time.Now(); now.After(from) {
+		if now := st.now(); now.After(from) {
 			from = now
 		}
 		left := occ.End.Sub(from)
@@ -303,11 +307,23 @@ func (st *Starter) waitFree(ctx context.Context, occ loa.Occurrence) (time.Durat
 	}
 }
 
-// Missed logs an occurrence missed beyond the grace window.
+func (st *Starter) now() time.Time {
+	if st.Now != nil {
+		return st.Now()
+	}
+	return time.Now()
+}
+
+// Missed logs an occurrence missed beyond the grace window, and marks it
+// started so a wall clock stepped back over it later cannot play it
+// after all.
 func (st *Starter) Missed(occ loa.Occurrence, late time.Duration) {
+	if _, err := st.db.MarkStarted(context.Background(), occ.Key(), st.now()); err != nil {
+		st.logger.Error("missed occurrence not marked", "schedule", occ.ScheduleID, "at", occ.At, "err", err)
+	}
 	st.log(context.Background(), loa.PlayLogEntry{Event: loa.PlayMissed, ScheduleID: occ.ScheduleID, Occurrence: occ.At,
 		Content: occ.Content, Areas: occ.Targets.Areas, Devices: occ.Targets.Devices, By: loa.Origin{Kind: loa.OriginSchedule, ID: occ.ScheduleID}.String(),
-		Detail: fmt.Sprintf("the controller was down; %v late, beyond the grace window", late.Round(time.Second))})
+		Detail: fmt.Sprintf("the controller was down or the wall clock stepped forward; %v late, beyond the grace window", late.Round(time.Second))})
 }
 
 func (st *Starter) log(ctx context.Context, e loa.PlayLogEntry) { st.sessions.appendLog(ctx, e) }

@@ -521,6 +521,14 @@ func (s *Sessions) resume(ctx context.Context, sess *loa.Session) error {
 		return err
 	}
 	elapsed := time.Since(sess.StartedAt)
+	if elapsed < 0 {
+		// The wall clock stepped back since it started: how far it got
+		// is unknown, so resume from the start rather than fail on a
+		// negative seek.
+		s.logger.Warn("session started after the wall clock's now: the clock stepped back; resuming from its start",
+			"session", sess.ID, "started_at", sess.StartedAt, "ahead", -elapsed)
+		elapsed = 0
+	}
 	skip := int(elapsed / protocol.FrameDuration)
 	if skip >= frames || (sess.MaxDuration > 0 && elapsed >= sess.MaxDuration) {
 		src.Close()
