@@ -5,7 +5,8 @@ import (
 	"time"
 )
 
-// Alarm kinds: what is wrong with a receiver.
+// Alarm kinds: what is wrong with a receiver, or with the controller
+// (station alarms, Device empty).
 const (
 	AlarmOffline     = "offline"     // no presence for longer than the offline threshold
 	AlarmStreamLoss  = "stream_loss" // packet loss of a telemetry window above the threshold while streaming
@@ -16,10 +17,14 @@ const (
 	// streams are plain RTP anyone on the path can forge (contract v2);
 	// -require-srtp refuses it.
 	AlarmPlainReceiver = "plain_receivers"
+	// AlarmClockStep: the controller's wall clock stepped (NTP, an
+	// operator, a resumed VM) by more than the scheduler's threshold; a
+	// station alarm (no device), cleared an hour after the last step.
+	AlarmClockStep = "clock_step"
 )
 
 // AlarmKinds lists every alarm kind.
-var AlarmKinds = []string{AlarmOffline, AlarmStreamLoss, AlarmAmpFault, AlarmTemperature, AlarmTestFailed, AlarmPlainReceiver}
+var AlarmKinds = []string{AlarmOffline, AlarmStreamLoss, AlarmAmpFault, AlarmTemperature, AlarmTestFailed, AlarmPlainReceiver, AlarmClockStep}
 
 // ValidAlarmKind reports whether kind is one of AlarmKinds.
 func ValidAlarmKind(kind string) bool {

@@ -29,7 +29,11 @@ type Config struct {
 	Delay      time.Duration // playout delay told to receivers
 	Lead       time.Duration // longest wait for receivers to tune before packet 0
 	Grace      time.Duration // a scheduled start missed by less (controller down) plays late
-	LogLevel   string
+	// ClockOffset shifts the wall clock the scheduler uses, for tests
+	// and `loa bench chaos` (Go ignores libfaketime); Main.SetClockOffset
+	// changes it at run time, which the scheduler sees as a step.
+	ClockOffset time.Duration
+	LogLevel    string
 	// The embedded broker's limits: bytes of one MQTT packet, open
 	// connections, and of those not yet authenticated; 0 takes the default.
 	MQTTMaxPacket, MQTTMaxConns, MQTTMaxPending int

@@ -46,6 +46,7 @@ type Main struct {
 	Media     *station.Media
 	Schedules *station.Schedules
 	Scheduler *scheduler.Scheduler
+	Clock     *scheduler.SystemClock // the scheduler's wall clock, shifted by Config.ClockOffset
 	Firmware  *station.FirmwareService
 	Fallbacks *station.Fallbacks
 	Alerts    *station.Alerts
@@ -382,16 +383,20 @@ func (m *Main) startScheduler(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if m.Clock == nil {
+		m.Clock = scheduler.NewSystemClock(m.Config.ClockOffset)
+	}
 	if since.IsZero() {
-		since = time.Now()
+		since = m.Clock.Now()
 	}
 	logger := m.Logger.With("component", "scheduler")
 	m.Schedules = station.NewSchedules(m.DB, logger)
 	st := station.NewStarter(m.DB, m.Sessions, 200*time.Millisecond, logger)
+	st.Now = m.Clock.Now
 	m.Scheduler = scheduler.New(scheduler.Config{
 		Starter: st, Source: m.Schedules.Source(), Grace: m.Config.Grace,
 		Lead:   m.Config.Lead, // fire early: receivers tune, then packet 0 leaves on time
-		Logger: logger, OnMissed: st.Missed,
+		Logger: logger, OnMissed: st.Missed, Clock: m.Clock, OnStep: m.clockStepAlarm(),
 	})
 	m.Schedules.Attach(m.Scheduler)
 	m.bg, m.schedCancel = context.WithCancel(context.Background())

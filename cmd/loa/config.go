@@ -27,6 +27,7 @@ func bindConfig(c *daemon.Config, fs *flag.FlagSet) {
 	fs.DurationVar(&c.Lead, "lead", c.Lead, "longest a session waits for its receivers to tune before its first packet [LOA_LEAD]")
 	fs.BoolVar(&c.RequireSRTP, "require-srtp", c.RequireSRTP, "refuse plain receivers (those announcing no srtp-gcm): they are not tuned; see the plain_receivers alarm first [LOA_REQUIRE_SRTP]")
 	fs.DurationVar(&c.Grace, "grace", c.Grace, "a scheduled start missed while the controller was down plays late within this window, else is logged as missed [LOA_GRACE]")
+	fs.DurationVar(&c.ClockOffset, "clock-offset", c.ClockOffset, "for tests and loa bench chaos: shift the scheduler's wall clock by this (Go ignores libfaketime) [LOA_CLOCK_OFFSET]")
 	fs.StringVar(&c.LogLevel, "log", c.LogLevel, "log level: debug, info, warn, error [LOA_LOG]")
 	fs.StringVar(&c.FirmwareKey, "firmware-key", c.FirmwareKey, "the operator's firmware public key file (name.pub from loa firmware keygen); firmware uploads need it [LOA_FIRMWARE_KEY]")
 	fs.StringVar(&c.FirmwareURL, "firmware-url", c.FirmwareURL, "base URL receivers download firmware from, e.g. http://ctl.example:8080 (default: the API address) [LOA_FIRMWARE_URL]")
@@ -127,7 +128,7 @@ func configFromEnv(c *daemon.Config, getenv func(string) string) error {
 		}
 		c.RequireSRTP = b
 	}
-	for k, p := range map[string]*time.Duration{"LOA_DELAY": &c.Delay, "LOA_LEAD": &c.Lead, "LOA_GRACE": &c.Grace,
+	for k, p := range map[string]*time.Duration{"LOA_DELAY": &c.Delay, "LOA_LEAD": &c.Lead, "LOA_GRACE": &c.Grace, "LOA_CLOCK_OFFSET": &c.ClockOffset,
 		"LOA_ALARM_OFFLINE": &c.Alarms.Offline, "LOA_MAX_MEDIA_DURATION": &c.MaxMediaDuration} {
 		if v := getenv(k); v != "" {
 			d, err := time.ParseDuration(v)
