@@ -29,3 +29,32 @@ func TestSystemClockStepAlarm(t *testing.T) {
 		t.Errorf("alarm %+v, want a station warning of about -14400 s", a)
 	}
 }
+
+// The controller ran with its clock 2 h ahead, then restarts with it put
+// right (stepped back while down): it opens, reports the step, and its
+// saved scheduler position follows the wall clock instead of staying 2 h
+// ahead (silent schedules until then).
+func TestSystemClockStepBackAcrossRestart(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.ClockOffset = 2 * time.Hour
+	m := openMain(t, cfg)
+	loatest.Eventually(t, 10*time.Second, func() bool {
+		h, err := m.DB.SchedulerHandled(t.Context())
+		return err == nil && h.After(time.Now().Add(time.Hour))
+	}, "the scheduler position was not saved")
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg.ClockOffset = 0
+	m = openMain(t, cfg)
+	defer m.Close()
+	loatest.Eventually(t, 10*time.Second, func() bool {
+		h, err := m.DB.SchedulerHandled(t.Context())
+		return err == nil && h.Before(time.Now().Add(time.Minute))
+	}, "the saved scheduler position stayed ahead of the wall clock")
+	act := m.Alarms.Active()
+	if len(act) != 1 || act[0].Kind != loa.AlarmClockStep || act[0].Value > -7000 {
+		t.Errorf("active alarms %+v, want clock_step of about -7200 s", act)
+	}
+}
