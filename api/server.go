@@ -174,7 +174,7 @@ type Server struct {
 	PlayLog   PlayLogReader
 	Alarms    loa.AlarmService
 	Health    loa.HealthService
-	Backup    Backuper // GET /api/v1/backup; nil: unavailable
+	Backup    Backuper            // GET /api/v1/backup; nil: unavailable
 	Gatherer  prometheus.Gatherer // for /metrics; nil = prometheus.DefaultGatherer
 	MaxUpload int64               // bytes of one upload request; 0 = DefaultMaxUpload
 	// RequestTimeout bounds an ordinary request, from reading its body to
