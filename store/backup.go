@@ -90,14 +90,13 @@ func (db *DB) WriteBackup(ctx context.Context, w io.Writer, extra []ArchiveFile)
 			return nil, loa.Errorf(loa.EINVALID, "backup: %q is not a file a data dir holds", f.Name)
 		}
 	}
+	// The spool is unlinked at once: open, it works; a crash leaves nothing.
 	spool, err := os.CreateTemp(filepath.Dir(db.Path()), ".backup-*.db")
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
-	defer func() {
-		spool.Close()
-		os.Remove(spool.Name())
-	}()
+	os.Remove(spool.Name())
+	defer spool.Close()
 	man := &Manifest{Format: ArchiveFormat, CreatedAt: db.now().UTC()}
 	var blobs []string // archive names of the referenced blobs
 	err = db.view(ctx, func(tx *bolt.Tx) error {
@@ -349,17 +348,19 @@ type RestoreReport struct {
 // anything else is refused), and checks everything: every file against
 // the manifest, the database's pages (bbolt's check), every record decoded
 // as the type its bucket holds, and every blob a record references
-// present. On any failure dir is left as empty as it was found.
+// present. On any failure dir is left as it was found: absent or empty.
 func Restore(ctx context.Context, r io.Reader, dir string) (rep *RestoreReport, err error) {
 	if dir == "" {
 		return nil, loa.Errorf(loa.EINVALID, "restore: a data directory is required")
 	}
 	entries, err := os.ReadDir(dir)
+	created := false
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return nil, fmt.Errorf("restore: %w", err)
 		}
+		created = true
 	case err != nil:
 		return nil, fmt.Errorf("restore: %w", err)
 	case len(entries) > 0:
@@ -368,6 +369,9 @@ func Restore(ctx context.Context, r io.Reader, dir string) (rep *RestoreReport, 
 	defer func() {
 		if err != nil {
 			clearDir(dir)
+			if created {
+				os.Remove(dir)
+			}
 		}
 	}()
 	man, err := readArchive(r, func(name string, mode os.FileMode, body io.Reader) error {
