@@ -5,10 +5,12 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"io/fs"
 	"os"
@@ -445,8 +447,19 @@ func decodeAs[T any](b []byte) error {
 
 // verifyRestored opens the restored database (migrating an older schema)
 // and checks its pages, records and blobs.
-func verifyRestored(ctx context.Context, dir string, rep *RestoreReport) error {
-	db, err := Open(filepath.Join(dir, DBFileName), Options{})
+func verifyRestored(ctx context.Context, dir string, rep *RestoreReport) (err error) {
+	// bbolt panics on some damaged files (a bad freelist page) rather than
+	// failing: here that is a damaged database, not a crash.
+	defer func() {
+		if p := recover(); p != nil {
+			err = loa.Errorf(loa.EINVALID, "the restored database is damaged: %v", p)
+		}
+	}()
+	path := filepath.Join(dir, DBFileName)
+	if err := checkBoltFile(path); err != nil {
+		return err
+	}
+	db, err := Open(path, Options{})
 	if err != nil {
 		return fmt.Errorf("open the restored database: %w", err)
 	}
@@ -497,4 +510,51 @@ func (db *DB) ForEachRecord(ctx context.Context, fn func(bucket string, k, v []b
 			return b.ForEach(func(k, v []byte) error { return fn(string(name), k, v) })
 		})
 	})
+}
+
+// checkBoltFile checks a database file's meta pages before bbolt maps it:
+// bbolt takes an empty file for a new database, and a file shorter than
+// its meta page says faults (SIGBUS) when read, which no recover catches.
+func checkBoltFile(path string) error {
+	b, err := os.ReadFile(path) // bounded by the archive, already on disk
+	if err != nil {
+		return err
+	}
+	const hdr, magic, metaLen = 16, 0xED0CDAED, 64
+	var best struct {
+		ok                               bool
+		pageSize, txid, pgid, root, free uint64
+	}
+	pageSize := uint64(4096)
+	for i := range 2 {
+		off := uint64(i) * pageSize
+		if off+hdr+metaLen > uint64(len(b)) {
+			break
+		}
+		m := b[off+hdr : off+hdr+metaLen]
+		le := binary.LittleEndian
+		h := fnv.New64a()
+		h.Write(m[:56])
+		if le.Uint32(m[0:]) != magic || le.Uint32(m[4:]) != 2 || le.Uint64(m[56:]) != h.Sum64() {
+			continue
+		}
+		if i == 0 {
+			pageSize = uint64(le.Uint32(m[8:]))
+			if pageSize < 512 || pageSize > 1<<20 {
+				return loa.Errorf(loa.EINVALID, "the restored database is damaged: page size %d", pageSize)
+			}
+		}
+		if txid := le.Uint64(m[48:]); !best.ok || txid > best.txid {
+			best.ok, best.txid = true, txid
+			best.pageSize, best.root, best.free, best.pgid = pageSize, le.Uint64(m[16:]), le.Uint64(m[32:]), le.Uint64(m[40:])
+		}
+	}
+	if !best.ok {
+		return loa.Errorf(loa.EINVALID, "the restored database is not a bbolt database (no valid meta page)")
+	}
+	if best.pgid*best.pageSize > uint64(len(b)) || best.root >= best.pgid || (best.free != ^uint64(0) && best.free >= best.pgid) {
+		return loa.Errorf(loa.EINVALID, "the restored database is damaged: its meta page names %d pages of %d bytes, the file holds %d bytes",
+			best.pgid, best.pageSize, len(b))
+	}
+	return nil
 }
