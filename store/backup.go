@@ -440,6 +440,15 @@ var recordDecoders = map[string]func([]byte) error{
 	string(bucketClaims):        decodeAs[claimRecord],
 }
 
+// indexTargets are the index buckets whose values are ids of another
+// bucket's records: each must name one that exists.
+var indexTargets = map[string]string{
+	string(bucketMediaByHash):  string(bucketMedia),
+	string(bucketTokensByHash): string(bucketTokens),
+	string(bucketClaimsByHash): string(bucketClaims),
+	string(bucketAlertsByCAP):  string(bucketAlerts),
+}
+
 func decodeAs[T any](b []byte) error {
 	var v T
 	return json.Unmarshal(b, &v)
@@ -487,6 +496,17 @@ func verifyRestored(ctx context.Context, dir string, rep *RestoreReport) (err er
 		})
 		if err != nil {
 			return err
+		}
+		for idx, target := range indexTargets {
+			err := tx.Bucket([]byte(idx)).ForEach(func(k, v []byte) error {
+				if tx.Bucket([]byte(target)).Get(v) == nil {
+					return loa.Errorf(loa.EINVALID, "index %s/%x names %s %q, which is missing", idx, k, target, v)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
 		}
 		blobs, err := referencedBlobs(tx)
 		if err != nil {
