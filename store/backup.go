@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -381,7 +382,11 @@ func Restore(ctx context.Context, r io.Reader, dir string) (rep *RestoreReport, 
 			return err
 		}
 		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+		dirMode := os.FileMode(0o750)
+		if strings.HasPrefix(name, "tls/") {
+			dirMode = 0o700 // as pki makes it: it holds the CA key
+		}
+		if err := os.MkdirAll(filepath.Dir(p), dirMode); err != nil {
 			return err
 		}
 		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)

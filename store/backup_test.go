@@ -138,6 +138,12 @@ func TestBackupUnderWriteLoad(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(dir, "media", hash+".opus")); err != nil || !bytes.Equal(b, bytes.Repeat([]byte("opus"), 50_000)) {
 		t.Fatalf("restored blob: %d bytes, %v", len(b), err)
 	}
+	if st, err := os.Stat(filepath.Join(dir, "tls")); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("restored tls dir: %v, mode %v; want 0700", err, st.Mode().Perm())
+	}
+	if st, err := os.Stat(filepath.Join(dir, "loa.db")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("restored db: %v, mode %v; want 0600", err, st.Mode().Perm())
+	}
 	restoredDB := mustOpenPath(t, filepath.Join(dir, "loa.db"))
 	restored, live := records(t, restoredDB), records(t, db)
 
