@@ -14,7 +14,7 @@ import (
 // deadline that passes while the handler runs cancels its context
 // (net/http's background read). Uploads get a long deadline and bound
 // their bodies themselves. Streams (event streams, firmware downloads)
-// live as long as their client reads: no deadline, but every write must
+// and backups live as long as their client reads: no deadline, but every write must
 // make progress within streamStall.
 const (
 	DefaultRequestTimeout = 2 * time.Minute // an ordinary exchange
@@ -37,6 +37,7 @@ var routeLimits = map[string]routeLimit{
 	"GET /api/v1/alarms/stream":          {body: maxJSONBody},
 	"GET /api/v1/alerts/{id}/events":     {body: maxJSONBody},
 	"GET /fw/{id}":                       {body: maxJSONBody},
+	"GET /api/v1/backup":                 {body: maxJSONBody},
 	"POST /api/v1/devices/{id}/commands": {body: maxJSONBody, deadline: waitTimeout},
 	"POST /api/v1/areas/{id}/commands":   {body: maxJSONBody, deadline: waitTimeout},
 	"GET /api/v1/group-commands/{id}":    {body: maxJSONBody, deadline: waitTimeout},

@@ -91,6 +91,7 @@
 //	POST /api/v1/tokens                    {name,role,area_id,cap_senders,expires_at} → 201 {token,secret}
 //	DELETE /api/v1/tokens/{id}             → 200 token: revoked, refused from the next request on
 //	GET  /api/v1/audit?limit=N             [audit record] in scope, newest first
+//	GET  /api/v1/backup                    application/gzip: a backup archive (station-wide admins; store.WriteBackup)
 //
 // Sessions: stopping one needs the authority of its origin (mayStop): an
 // alert's only through the alert's cancel, a schedule's by those who may
@@ -173,6 +174,7 @@ type Server struct {
 	PlayLog   PlayLogReader
 	Alarms    loa.AlarmService
 	Health    loa.HealthService
+	Backup    Backuper            // GET /api/v1/backup; nil: unavailable
 	Gatherer  prometheus.Gatherer // for /metrics; nil = prometheus.DefaultGatherer
 	MaxUpload int64               // bytes of one upload request; 0 = DefaultMaxUpload
 	// RequestTimeout bounds an ordinary request, from reading its body to
@@ -337,6 +339,7 @@ func (s *Server) routes() []apiRoute {
 	route("POST /api/v1/tokens", loa.ActionManageTokens, s.createToken)
 	route("DELETE /api/v1/tokens/{id}", loa.ActionManageTokens, s.revokeToken)
 	route("GET /api/v1/audit", loa.ActionManageTokens, s.auditLog)
+	route("GET /api/v1/backup", loa.ActionManageTokens, s.backup)
 	return routes
 }
 

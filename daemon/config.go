@@ -66,6 +66,12 @@ type Config struct {
 	TranscodeQueue   int           // uploads waiting for a worker; more are refused (503); 0: 4 per worker
 	SDPAllow         string        // CIDRs (or addresses), comma-separated, SDP listeners may be at besides the caller's own address
 
+	// Scheduled backups (backup.go): one archive into BackupDir every
+	// BackupEvery, the newest BackupKeep kept; no BackupDir: none.
+	BackupDir   string
+	BackupEvery time.Duration
+	BackupKeep  int
+
 	TLS TLSConfig
 }
 
@@ -111,6 +117,8 @@ func DefaultConfig() Config {
 		HTTPIdleTimeout:   time.Minute,
 		MaxMediaDuration:  media.DefaultMaxDuration,
 		TranscodeWorkers:  station.DefaultTranscodeWorkers(),
+		BackupEvery:       24 * time.Hour,
+		BackupKeep:        DefaultBackupKeep,
 		TLS:               TLSConfig{MQTTListen: ":8883", HTTPSAddr: ":8443"},
 	}
 }
@@ -158,6 +166,12 @@ func (c *Config) Validate() error {
 	}
 	if c.TranscodeWorkers < 0 || c.TranscodeQueue < 0 {
 		return fmt.Errorf("transcode-workers %d, transcode-queue %d: must be 0 (the default) or more", c.TranscodeWorkers, c.TranscodeQueue)
+	}
+	if c.BackupDir != "" && (c.BackupEvery < time.Second || c.BackupKeep < 1) {
+		return fmt.Errorf("backup-every %v, backup-keep %d: want at least 1s and 1", c.BackupEvery, c.BackupKeep)
+	}
+	if c.BackupDir != "" && filepath.Clean(c.BackupDir) == filepath.Clean(c.DataDir) {
+		return fmt.Errorf("backup-dir: must not be the data dir")
 	}
 	if err := c.Alarms.Validate(); err != nil {
 		return err

@@ -221,6 +221,13 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err := m.ensureAdminToken(ctx); err != nil {
 		return err
 	}
+	if cfg.BackupDir != "" {
+		m.schedWG.Add(1)
+		go func() {
+			defer m.schedWG.Done()
+			m.runBackups(m.bg)
+		}()
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -247,7 +254,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Areas:    m.DB, Devices: m.DB, Presence: m.Fleet, Media: m.Media,
 		Sessions: m.Sessions, Tokens: m.DB, Audit: m.DB, Commands: m.Fleet, Groups: m.Groups,
 		Playlists: m.DB, Fallbacks: m.Fallbacks, Schedules: m.Schedules, Alerts: m.Alerts, PlayLog: station.NewPlayLog(m.DB), Gatherer: reg,
-		Alarms: m.Alarms, Health: m.Health,
+		Alarms: m.Alarms, Health: m.Health, Backup: m,
 		CAP:       station.NewCAP(m.DB, m.Alerts, m.Media.Urgent(), nil, m.Logger.With("component", "cap")),
 		CAPSender: cfg.CAPSender,
 		Logger:    m.Logger.With("component", "api"),

@@ -37,6 +37,9 @@ func bindConfig(c *daemon.Config, fs *flag.FlagSet) {
 	fs.Float64Var(&c.Alarms.TempC, "alarm-temp", c.Alarms.TempC, "raise a temperature alarm at this board temperature, °C [LOA_ALARM_TEMP]")
 	fs.Float64Var(&c.Alarms.TempClearC, "alarm-temp-clear", c.Alarms.TempClearC, "clear the temperature alarm below this, °C [LOA_ALARM_TEMP_CLEAR]")
 	fs.StringVar(&c.AlarmWebhook, "alarm-webhook", c.AlarmWebhook, "URL to POST every alarm raise and clear to, as JSON (optional) [LOA_ALARM_WEBHOOK]")
+	fs.StringVar(&c.BackupDir, "backup-dir", c.BackupDir, "write a backup archive into this directory every -backup-every (empty: no scheduled backups) [LOA_BACKUP_DIR]")
+	fs.DurationVar(&c.BackupEvery, "backup-every", c.BackupEvery, "period of scheduled backups, counted from the newest in -backup-dir [LOA_BACKUP_EVERY]")
+	fs.IntVar(&c.BackupKeep, "backup-keep", c.BackupKeep, "scheduled backups kept; older ones are removed [LOA_BACKUP_KEEP]")
 	bindTLS(&c.TLS, fs)
 	fs.StringVar(&c.CAPSender, "cap-sender", c.CAPSender, "sender of exported CAP messages, unique to this controller, e.g. loa.quangngai.gov.vn [LOA_CAP_SENDER]")
 	fs.IntVar(&c.HTTPMaxConns, "http-max-conns", c.HTTPMaxConns, "open HTTP connections at most (more are closed at once); lowered to a quarter of the open file limit [LOA_HTTP_MAX_CONNS]")
@@ -83,7 +86,7 @@ func configFromEnv(c *daemon.Config, getenv func(string) string) error {
 		"LOA_HTTPS": &c.TLS.HTTPSAddr, "LOA_MQTT_TLS_LISTEN": &c.TLS.MQTTListen,
 		"LOA_TLS_CA_CERT": &c.TLS.CACert, "LOA_TLS_CA_KEY": &c.TLS.CAKey, "LOA_TLS_CERT": &c.TLS.Cert, "LOA_TLS_KEY": &c.TLS.Key,
 		"LOA_ACME_DOMAIN": &c.TLS.ACMEDomain, "LOA_ACME_DIRECTORY": &c.TLS.ACMEDirectory, "LOA_ACME_CA": &c.TLS.ACMERoots,
-		"LOA_DEVICE_MQTT_URL": &c.DeviceMQTTURL,
+		"LOA_DEVICE_MQTT_URL": &c.DeviceMQTTURL, "LOA_BACKUP_DIR": &c.BackupDir,
 	}
 	for k, p := range str {
 		if v := getenv(k); v != "" {
@@ -112,7 +115,7 @@ func configFromEnv(c *daemon.Config, getenv func(string) string) error {
 	}
 	for k, p := range map[string]*int{"LOA_HTTP_MAX_CONNS": &c.HTTPMaxConns, "LOA_TRANSCODE_WORKERS": &c.TranscodeWorkers,
 		"LOA_TRANSCODE_QUEUE": &c.TranscodeQueue, "LOA_MQTT_MAX_PACKET": &c.MQTTMaxPacket, "LOA_MQTT_MAX_CONNS": &c.MQTTMaxConns,
-		"LOA_MQTT_MAX_PENDING": &c.MQTTMaxPending} {
+		"LOA_MQTT_MAX_PENDING": &c.MQTTMaxPending, "LOA_BACKUP_KEEP": &c.BackupKeep} {
 		if v := getenv(k); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil {
@@ -129,7 +132,8 @@ func configFromEnv(c *daemon.Config, getenv func(string) string) error {
 		c.RequireSRTP = b
 	}
 	for k, p := range map[string]*time.Duration{"LOA_DELAY": &c.Delay, "LOA_LEAD": &c.Lead, "LOA_GRACE": &c.Grace, "LOA_CLOCK_OFFSET": &c.ClockOffset,
-		"LOA_ALARM_OFFLINE": &c.Alarms.Offline, "LOA_MAX_MEDIA_DURATION": &c.MaxMediaDuration} {
+		"LOA_ALARM_OFFLINE": &c.Alarms.Offline, "LOA_MAX_MEDIA_DURATION": &c.MaxMediaDuration,
+		"LOA_BACKUP_EVERY": &c.BackupEvery} {
 		if v := getenv(k); v != "" {
 			d, err := time.ParseDuration(v)
 			if err != nil {

@@ -6,6 +6,8 @@
 //	loa demo    controller + simulated receivers playing one programme
 //	loa bench   measurements (fanout, schedule, fleet, alert)
 //	loa firmware keygen|sign   firmware signing keys and image signatures
+//	loa backup  fetch a backup archive from a running controller
+//	loa restore write a backup archive into a new data dir, checking it
 package main
 
 import (
@@ -40,6 +42,8 @@ commands:
   demo    run the controller with simulated receivers and play one programme
   bench   measure: "loa bench fanout|schedule|fleet|alert"
   firmware  "loa firmware keygen" makes a signing key pair, "loa firmware sign" signs an image
+  backup  "loa backup -url URL -token-file F -o FILE" fetches a backup from a running controller
+  restore "loa restore -data DIR FILE" writes a backup into a new data dir and checks it
 
 "loa <command> -h" lists a command's flags.
 `
@@ -58,6 +62,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return bench.Run(ctx, args[1:], stdout, stderr)
 	case "firmware":
 		return runFirmware(args[1:], stdout, stderr)
+	case "backup":
+		return runBackup(ctx, args[1:], stdout, stderr)
+	case "restore":
+		return runRestore(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
