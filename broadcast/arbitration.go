@@ -290,6 +290,7 @@ func (e *Engine) sendCommand(ctx context.Context, c devCommand, untune string, c
 			c.tune.state, c.tune.err = DeviceTuned, ""
 		case Unreachable(err) && ctx.Err() == nil:
 			c.tune.state, c.tune.err = DeviceWaiting, err.Error()
+			c.tune.s.checkReady()
 		default:
 			d.cancel = nil
 			c.tune.state, c.tune.err = DeviceFailed, err.Error()

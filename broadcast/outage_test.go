@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/protocol"
@@ -81,3 +82,17 @@ func TestUnreachableTuneEndsWithItsSession(t *testing.T) {
 }
 
 func wrapped(err error) error { return errors.Join(loa.Errorf(loa.EUNAVAILABLE, "unreachable"), err) }
+
+// Packet 0 is not held back for a receiver out of reach: the others hear
+// the session from its start, and it joins when it is back.
+func TestUnreachableReceiverDoesNotHoldTheLead(t *testing.T) {
+	h := newHarnessConfig(t, Config{Bind: "127.0.0.1:0", Lead: time.Hour})
+	ok := h.tuner.device("ok")
+	h.tuner.device("gone")
+	h.tuner.on("gone", func(ctx context.Context, args protocol.PlayArgs) error { return unreachableErr{} })
+	h.start(t, "s", loa.PriorityNormal, 44, &loopSource{pkts: opusPackets(t, 10)}, 0, "ok", "gone")
+	ok.rtpOf(t, 44)
+	if st := h.deviceState("s", "gone"); st != DeviceWaiting {
+		t.Errorf("gone = %q, want %q", st, DeviceWaiting)
+	}
+}
