@@ -65,8 +65,12 @@ func (d *Device) Validate() error {
 // from its retained status and the last telemetry it sent. It is hot state,
 // kept in memory and flushed to the store in batches.
 type DeviceState struct {
-	ID          string     `json:"id"`
-	Online      bool       `json:"online"`
+	ID     string `json:"id"`
+	Online bool   `json:"online"` // Presence == PresenceOnline
+	// Presence is online, offline, or unknown: the controller's own
+	// broker link is down, or no status of the device has reached it
+	// since the link came back (or since the controller started).
+	Presence    string     `json:"presence,omitempty"`
 	Boot        uint64     `json:"boot"`
 	OnlineSince time.Time  `json:"online_since,omitzero"`
 	LastSeen    time.Time  `json:"last_seen,omitzero"`
@@ -76,6 +80,13 @@ type DeviceState struct {
 	// (contract v2: "srtp-gcm", "fence", ...); empty for a v1 receiver.
 	Caps []string `json:"caps,omitempty"`
 }
+
+// Device presences (DeviceState.Presence).
+const (
+	PresenceOnline  = "online"
+	PresenceOffline = "offline"
+	PresenceUnknown = "unknown"
+)
 
 // HasCap reports whether the receiver announced capability c.
 func (s *DeviceState) HasCap(c string) bool {

@@ -11,7 +11,7 @@ import (
 // deviceFilter is the parsed ?area=&state=&problem= of GET /api/v1/devices.
 type deviceFilter struct {
 	area    string
-	state   string // "", online, offline
+	state   string // "", online, offline, unknown
 	problem string // "", an alarm kind, or any
 }
 
@@ -19,9 +19,9 @@ func parseDeviceFilter(r *http.Request, c *call) (deviceFilter, error) {
 	q := r.URL.Query()
 	f := deviceFilter{area: q.Get("area"), state: q.Get("state"), problem: q.Get("problem")}
 	switch f.state {
-	case "", "online", "offline":
+	case "", loa.PresenceOnline, loa.PresenceOffline, loa.PresenceUnknown:
 	default:
-		return f, loa.Errorf(loa.EINVALID, "state: want online or offline, not %s", strconv.Quote(f.state))
+		return f, loa.Errorf(loa.EINVALID, "state: want online, offline or unknown, not %s", strconv.Quote(f.state))
 	}
 	if f.problem != "" && f.problem != "any" && !loa.ValidAlarmKind(f.problem) {
 		return f, loa.Errorf(loa.EINVALID, "problem: want any or one of %v, not %s", loa.AlarmKinds, strconv.Quote(f.problem))
@@ -38,13 +38,13 @@ func parseDeviceFilter(r *http.Request, c *call) (deviceFilter, error) {
 }
 
 // match reports whether v passes the filter. A device the controller has
-// never heard from is offline.
+// never heard from is offline; while its broker link is down, every
+// device is unknown.
 func (f *deviceFilter) match(c *call, v *deviceView) bool {
 	if f.area != "" && !c.tree.Within(v.AreaID, f.area) {
 		return false
 	}
-	online := v.State != nil && v.State.Online
-	if f.state == "online" && !online || f.state == "offline" && online {
+	if f.state != "" && f.state != presenceOf(v.State) {
 		return false
 	}
 	switch f.problem {
@@ -75,4 +75,18 @@ func (s *Server) problems(r *http.Request, device string) (map[string][]string, 
 		slices.Sort(kinds)
 	}
 	return out, nil
+}
+
+// presenceOf is the presence of a device view's state.
+func presenceOf(st *loa.DeviceState) string {
+	switch {
+	case st == nil:
+		return loa.PresenceOffline
+	case st.Presence != "":
+		return st.Presence
+	case st.Online:
+		return loa.PresenceOnline
+	default:
+		return loa.PresenceOffline
+	}
 }

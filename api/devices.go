@@ -43,7 +43,7 @@ func (s *Server) view(d *loa.Device) deviceView {
 }
 
 // listDevices answers the devices whose area is within the caller's
-// scope, filtered by ?area= (subtree), ?state=online|offline and
+// scope, filtered by ?area= (subtree), ?state=online|offline|unknown and
 // ?problem=<alarm kind>|any (devices with such an active alarm).
 func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, c *call) error {
 	if s.Devices == nil {

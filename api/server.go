@@ -17,7 +17,7 @@
 //	GET  /api/v1/areas/{id}                area
 //	DELETE /api/v1/areas/{id}              → 204; 409 while it has child areas, devices in service, scoped tokens, a fallback or schedules
 //	PUT  /api/v1/areas/{id}/tests          {tests: bool} → 200 area: test alerts sound only in marked areas (and below)
-//	GET  /api/v1/devices?area=&state=online|offline&problem=<alarm kind>|any  [device + "state" + "problems"] in scope
+//	GET  /api/v1/devices?area=&state=online|offline|unknown&problem=<alarm kind>|any  [device + "state" + "problems"] in scope
 //	POST /api/v1/devices                   {id,area_id,name,lat,lon} → 201 {device,password}
 //	GET  /api/v1/devices/{id}              device + "state" + "problems" (credentials: active|revoked, rotated_at, revoked_at)
 //	DELETE /api/v1/devices/{id}            → 200 {device,broker}: decommissioned: credentials revoked, out of the device list and

@@ -177,28 +177,9 @@ func (e *Engine) runCommand(c devCommand) {
 		e.forget(d)
 		e.mu.Unlock()
 	}()
-	if c.after > 0 {
-		t := time.NewTimer(c.after)
-		select {
-		case <-t.C:
-		case <-e.ctx.Done():
-			t.Stop()
-			return
-		}
-	}
-	sem := e.sem
-	if c.tune != nil && c.tune.s.prio.Emergency() {
-		sem = e.emSem
-	}
-	select {
-	case sem <- struct{}{}:
-	case <-e.ctx.Done():
+	if !e.pause(e.ctx, c.after) {
 		return
 	}
-	defer func() { <-sem }()
-	d.cmd.Lock()
-	defer d.cmd.Unlock()
-
 	ctx, cancel := context.WithCancel(e.ctx)
 	defer cancel()
 	e.mu.Lock()
@@ -209,30 +190,119 @@ func (e *Engine) runCommand(c devCommand) {
 	e.mu.Unlock()
 
 	// An untune is sent even when superseded: it names its session, so it
-	// cannot disturb whatever the device plays next.
-	if c.untune != "" {
-		if err := e.cfg.Tuner.Untune(ctx, d.id, c.untune); err != nil {
-			e.log.Log(ctx, tuneLogLevel(err), "untune failed", "device", d.id, "session", c.untune, "err", err)
+	// cannot disturb whatever the device plays next. It is not retried: a
+	// receiver out of reach stops on the BYE or the stream's end.
+	untune := c.untune
+	for wait := retryFirst; ; wait = min(2*wait, retryMax) {
+		err, sent := e.sendCommand(ctx, c, untune, current)
+		untune = ""
+		if !sent {
+			return
+		}
+		if err == nil || !Unreachable(err) || ctx.Err() != nil {
+			return
+		}
+		// The receiver is offline, or the controller's broker link is
+		// down: wait it out while the decision stands (a newer one, the
+		// session's end or Close cancels ctx), then tune again.
+		if !e.pause(ctx, wait) {
+			return
 		}
 	}
-	if c.tune == nil || !current {
-		return
+}
+
+// Retry pauses of a tune to an unreachable receiver.
+const (
+	retryFirst = 250 * time.Millisecond
+	retryMax   = 2 * time.Second
+)
+
+// Unreachable reports whether err says the device could not be reached
+// now (offline, or the broker link down), so the command may succeed
+// later; the Tuner marks such errors with an Unreachable() bool method.
+func Unreachable(err error) bool {
+	var u interface{ Unreachable() bool }
+	return errors.As(err, &u) && u.Unreachable()
+}
+
+// pause waits d, or returns false when ctx ends first.
+func (e *Engine) pause(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// sendCommand sends one attempt of c (untune first, if any): the tune's
+// error, and whether a tune was sent at all. The semaphore and the
+// device's command lock are held only for the attempt, never across a
+// retry's pause.
+func (e *Engine) sendCommand(ctx context.Context, c devCommand, untune string, current bool) (error, bool) {
+	d := c.d
+	sem := e.sem
+	if c.tune != nil && c.tune.s.prio.Emergency() {
+		sem = e.emSem
+	}
+	select {
+	case sem <- struct{}{}:
+	case <-ctx.Done():
+		if untune == "" {
+			return nil, false
+		}
+		// Superseded while queued: the untune still goes (below), bounded
+		// by the engine's life rather than the decision's.
+		select {
+		case sem <- struct{}{}:
+		case <-e.ctx.Done():
+			return nil, false
+		}
+	}
+	defer func() { <-sem }()
+	d.cmd.Lock()
+	defer d.cmd.Unlock()
+
+	if untune != "" {
+		uctx := ctx
+		if ctx.Err() != nil {
+			uctx = e.ctx
+		}
+		if err := e.cfg.Tuner.Untune(uctx, d.id, untune); err != nil {
+			e.log.Log(uctx, tuneLogLevel(err), "untune failed", "device", d.id, "session", untune, "err", err)
+		}
+	}
+	if c.tune == nil || !current || ctx.Err() != nil {
+		return nil, false
 	}
 	err := e.cfg.Tuner.Tune(ctx, d.id, c.args)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if d.gen == c.gen {
-		d.cancel = nil
-		if err != nil {
+		switch {
+		case err == nil:
+			d.cancel = nil
+			c.tune.state, c.tune.err = DeviceTuned, ""
+		case Unreachable(err) && ctx.Err() == nil:
+			c.tune.state, c.tune.err = DeviceWaiting, err.Error()
+			c.tune.s.checkReady()
+		default:
+			d.cancel = nil
 			c.tune.state, c.tune.err = DeviceFailed, err.Error()
 			c.tune.s.checkReady()
-		} else {
-			c.tune.state = DeviceTuned
 		}
 	}
-	if err != nil {
+	if err != nil && !(Unreachable(err) && ctx.Err() == nil) {
 		e.log.Log(ctx, tuneLogLevel(err), "tune failed", "device", d.id, "session", c.tune.s.id, "err", err)
+	} else if err != nil {
+		e.log.Info("receiver unreachable; tune pending until it is back", "device", d.id, "session", c.tune.s.id, "err", err)
 	}
+	return err, true
 }
 
 // tuneLogLevel keeps a cancelled command (superseded by a newer one for the

@@ -444,6 +444,7 @@ const (
 	DeviceTuning    = "tuning"    // Tune sent, no answer yet
 	DeviceTuned     = "tuned"     // the device acked
 	DeviceFailed    = "failed"    // Tune failed; Err says why
+	DeviceWaiting   = "waiting"   // unreachable (offline, or the broker link down): Tune is retried while the session runs
 	DevicePreempted = "preempted" // a session of higher priority holds the device
 )
 

@@ -74,7 +74,9 @@ func (s *session) checkReady() {
 		return
 	}
 	for _, t := range s.order {
-		if t.holds && !t.addr.IsValid() && t.state != DeviceFailed {
+		// A receiver out of reach (waiting) is not waited for: it joins
+		// whenever it is back.
+		if t.holds && !t.addr.IsValid() && t.state != DeviceFailed && t.state != DeviceWaiting {
 			return
 		}
 	}

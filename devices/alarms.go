@@ -255,10 +255,17 @@ func (a *Alarms) Check(ctx context.Context) {
 	// Devices heard of but not registered (an external broker may let
 	// them in) are checked too.
 	online := maps.Clone(a.online)
+	unknown := map[string]bool{}
 	lastSeen := map[string]time.Time{}
 	var ch []change
 	if a.fleet != nil { // the fleet's state wins over notices (which can be dropped)
 		for _, st := range a.fleet.States() {
+			if st.Presence == loa.PresenceUnknown {
+				// The controller's own link is (or was just) down: not the
+				// device's fault, and no evidence either way.
+				unknown[st.ID] = true
+				continue
+			}
 			ids[st.ID] = true
 			online[st.ID] = st.Online
 			lastSeen[st.ID] = st.LastSeen
@@ -274,6 +281,9 @@ func (a *Alarms) Check(ctx context.Context) {
 	}
 	for id := range ids {
 		k := alarmKey{id, loa.AlarmOffline}
+		if unknown[id] {
+			continue
+		}
 		if online[id] {
 			delete(a.offSince, id)
 			if al, ok := a.active[k]; ok {
@@ -311,6 +321,9 @@ func (a *Alarms) ObservePresence(st loa.DeviceState) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	now := a.now()
+	if st.Presence == loa.PresenceUnknown {
+		return // the controller's link, not the device: its clock stays as it was
+	}
 	a.online[st.ID] = st.Online
 	if !st.Online {
 		a.offSince[st.ID] = now

@@ -375,3 +375,21 @@ func TestAlarmOfflineCountsFromRegistration(t *testing.T) {
 		t.Errorf("change %+v, want offline raised after 5 min", c)
 	}
 }
+
+// While the controller's own broker link is down presence is unknown: no
+// receiver's offline clock starts for it, and none raises offline.
+func TestAlarmOfflineNotRaisedForUnknownPresence(t *testing.T) {
+	r := newAlarmRig(t, loa.AlarmThresholds{Offline: 5 * time.Minute, StreamLossPct: 5, TempC: 75, TempClearC: 70})
+	ctx := context.Background()
+	for _, id := range []string{"rx-1", "rx-2"} {
+		r.a.ObservePresence(loa.DeviceState{ID: id, Online: true, Presence: loa.PresenceOnline, Caps: srtpCaps})
+	}
+	r.a.Check(ctx)
+	r.expectNone()
+	for _, id := range []string{"rx-1", "rx-2"} {
+		r.a.ObservePresence(loa.DeviceState{ID: id, Presence: loa.PresenceUnknown})
+	}
+	r.advance(10 * time.Minute)
+	r.a.Check(ctx)
+	r.expectNone()
+}

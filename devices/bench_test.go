@@ -10,7 +10,7 @@ import (
 // BenchmarkHandleTelemetry measures the per-message cost of the hot path
 // with a province-sized fleet.
 func BenchmarkHandleTelemetry(b *testing.B) {
-	f := newFleet(Config{States: &recordingWriter{}})
+	f := linkedFleet(Config{States: &recordingWriter{}})
 	const n = 5000
 	topics := make([]string, n)
 	for i := range topics {
@@ -36,7 +36,7 @@ func BenchmarkHandleTelemetry(b *testing.B) {
 // BenchmarkHandleStatusEcho is the cheapest valid message: a repeated
 // online status.
 func BenchmarkHandleStatusEcho(b *testing.B) {
-	f := newFleet(Config{})
+	f := linkedFleet(Config{})
 	topic := protocol.DeviceTopic("dev-1", protocol.KindStatus)
 	payload := []byte(`{"online":true,"boot":1,"ts":1}`)
 	b.ReportAllocs()

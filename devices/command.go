@@ -77,13 +77,14 @@ func (f *Fleet) command(ctx context.Context, deviceID, op string, raw json.RawMe
 	id := randomHex(8)
 	sent := f.now()
 	res := loa.CommandResult{ID: id, Device: deviceID, Op: op, State: loa.CommandSent, SentAt: sent}
-	if f.knownOffline(deviceID) {
-		return f.refuse(res, "device offline", loa.Errorf(loa.EUNAVAILABLE, "device %s is offline", deviceID))
-	}
-	if !f.client.IsConnectionOpen() {
-		// Failing now beats a stale command queued until the broker is back.
+	if !f.LinkUp() {
+		// Failing now beats a stale command queued until the broker is
+		// back; callers that wait outages out retry (Unreachable).
 		return f.refuse(res, "broker connection down",
-			loa.Errorf(loa.EUNAVAILABLE, "device %s: not connected to the mqtt broker %s", deviceID, f.cfg.Broker))
+			unreachable(loa.Errorf(loa.EUNAVAILABLE, "device %s: not connected to the mqtt broker %s", deviceID, f.cfg.Broker)))
+	}
+	if f.knownOffline(deviceID) {
+		return f.refuse(res, "device offline", unreachable(loa.Errorf(loa.EUNAVAILABLE, "device %s is offline", deviceID)))
 	}
 	payload, err := json.Marshal(protocol.Command{ID: id, Op: op, Exp: sent.Add(f.cfg.CommandTTL).UnixMilli(), Args: raw})
 	if err != nil { // raw is not JSON: the callers checked it
@@ -139,14 +140,29 @@ func (f *Fleet) refuse(res loa.CommandResult, msg string, err error) (protocol.A
 	return protocol.Ack{ID: res.ID}, err
 }
 
-// knownOffline reports whether the device's last accepted status was
-// offline. Devices never heard of may be online: they get the command.
+// knownOffline reports whether the device is not known to be online: its
+// last accepted status was offline, or none has arrived since the link
+// came back. Devices never heard of may be online: they get the command.
 func (f *Fleet) knownOffline(id string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	d, ok := f.devices[id]
-	return ok && !d.st.Online
+	return ok && !d.online()
 }
+
+// unreachableError is a command not sent because the device could not be
+// reached now (offline, or the controller's broker link is down): one
+// that may succeed later, unlike a device's refusal.
+type unreachableError struct{ err error }
+
+func unreachable(err error) error { return unreachableError{err} }
+
+func (e unreachableError) Error() string { return e.err.Error() }
+func (e unreachableError) Unwrap() error { return e.err }
+
+// Unreachable marks the error for callers that wait outages out
+// (broadcast retries such tunes while its session runs).
+func (e unreachableError) Unreachable() bool { return true }
 
 // abandon stops waiting for command id. If the handler claimed the final
 // ack in the meantime, that ack wins.

@@ -158,7 +158,7 @@ func TestCommandOfflineDeviceUnavailable(t *testing.T) {
 }
 
 func TestCommandRejectsBadInput(t *testing.T) {
-	f := newFleet(Config{})
+	f := linkedFleet(Config{})
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name string

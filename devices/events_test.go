@@ -85,7 +85,7 @@ func TestOnEventCancel(t *testing.T) {
 }
 
 func TestSubscriberPanicDoesNotStopFleet(t *testing.T) {
-	f := newFleet(Config{})
+	f := linkedFleet(Config{})
 	f.start()
 	defer f.Close()
 	f.OnEvent(func(string, protocol.Event) { panic("boom") })

@@ -48,13 +48,17 @@ type Config struct {
 	Broker                       string      // tcp://host:port (embedded or external MQTT 3.1.1 broker)
 	TLS                          *tls.Config // for a tls:// or ssl:// broker; nil: the system roots
 	Username, Password, ClientID string
-	CommandTimeout               time.Duration     // wait for a final ack; default 5s
-	CommandTTL                   time.Duration     // command expiry sent in Exp; default 30s
-	FlushInterval                time.Duration     // default 1s
-	States                       StateWriter       // optional
-	Initial                      []loa.DeviceState // optional: state loaded from the store at start
-	Now                          func() time.Time
-	Logger                       *slog.Logger
+	CommandTimeout               time.Duration // wait for a final ack; default 5s
+	CommandTTL                   time.Duration // command expiry sent in Exp; default 30s
+	FlushInterval                time.Duration // default 1s
+	// PresenceSettle is how long after the link comes up a device whose
+	// status has not arrived yet stays "unknown" before it counts as
+	// offline (receivers reconnecting to a restarted broker); default 10s.
+	PresenceSettle time.Duration
+	States         StateWriter       // optional
+	Initial        []loa.DeviceState // optional: state loaded from the store at start
+	Now            func() time.Time
+	Logger         *slog.Logger
 	// NewClient builds the MQTT client from the options Open sets; nil
 	// means paho over the network. A controller embedding the broker
 	// passes its in-process client (broker.NewInlineClient).
@@ -65,6 +69,7 @@ const (
 	defaultCommandTimeout = 5 * time.Second
 	defaultCommandTTL     = 30 * time.Second
 	defaultFlushInterval  = time.Second
+	defaultPresenceSettle = 10 * time.Second
 
 	connectTimeout  = 10 * time.Second
 	flushTimeout    = 10 * time.Second
@@ -93,6 +98,9 @@ type Fleet struct {
 	devices map[string]*device
 	dirty   []*device
 	online  atomic.Int64 // written under mu
+	// linkUp: connected and subscribed; presence is unknown while false.
+	linkUp atomic.Bool
+	upAt   atomic.Int64 // f.now() in Unix ns when linkUp last became true
 
 	malformed   atomic.Uint64
 	unknownAcks atomic.Uint64
@@ -130,6 +138,7 @@ type message struct {
 	topic    string
 	payload  []byte
 	retained bool
+	linkLost bool // not a publish: the link went down after the messages before it
 }
 
 // Stats are counters for health pages and tests.
@@ -153,6 +162,9 @@ func newFleet(cfg Config) *Fleet {
 	}
 	if cfg.FlushInterval <= 0 {
 		cfg.FlushInterval = defaultFlushInterval
+	}
+	if cfg.PresenceSettle <= 0 {
+		cfg.PresenceSettle = defaultPresenceSettle
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -212,7 +224,9 @@ func Open(ctx context.Context, cfg Config) (*Fleet, error) {
 		SetDefaultPublishHandler(f.receive).
 		SetOnConnectHandler(f.onConnect).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
-			f.log.Warn("mqtt connection lost; reconnecting", "broker", cfg.Broker, "err", err)
+			f.lostLink()
+			f.log.Warn("mqtt connection lost; reconnecting; device presence unknown until their statuses return",
+				"broker", cfg.Broker, "err", err)
 		})
 	if cfg.NewClient != nil {
 		f.client = cfg.NewClient(opts)
@@ -280,8 +294,30 @@ func (f *Fleet) receive(_ mqtt.Client, m mqtt.Message) {
 
 func (f *Fleet) handleBatch(batch []message) {
 	for i := range batch {
+		if batch[i].linkLost {
+			f.linkLost()
+			continue
+		}
 		f.handle(batch[i].topic, batch[i].payload, batch[i].retained)
 	}
+}
+
+// lostLink is told by paho that the connection dropped: presence is
+// unknown from now on, and every device's stays so until its status
+// arrives over a new connection. The marker goes through the inbox so
+// that statuses received before the loss are applied first.
+func (f *Fleet) lostLink() {
+	f.linkUp.Store(false)
+	if !f.inbox.push(message{linkLost: true}) {
+		f.log.Warn("fleet: inbox full; presence marked unknown late")
+	}
+}
+
+// LinkUp reports whether the controller is connected to the broker and
+// subscribed: while it is not, no device's presence is known and no
+// command can reach one.
+func (f *Fleet) LinkUp() bool {
+	return f.linkUp.Load() && f.client != nil && f.client.IsConnectionOpen()
 }
 
 // filters are the subscriptions, with the QoS the contract fixes.
@@ -314,6 +350,8 @@ func (f *Fleet) onConnect(c mqtt.Client) {
 			}
 		}
 		if err == nil {
+			f.upAt.Store(f.now().UnixNano())
+			f.linkUp.Store(true)
 			f.log.Info("fleet subscribed", "broker", f.cfg.Broker)
 			return
 		}

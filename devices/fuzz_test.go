@@ -55,7 +55,7 @@ func FuzzHandle(f *testing.F) {
 	seen := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	now := seen.Add(time.Hour)
 	f.Fuzz(func(t *testing.T, topic string, payload []byte, retained bool) {
-		fl := newFleet(Config{
+		fl := linkedFleet(Config{
 			States: &recordingWriter{},
 			Now:    func() time.Time { return now },
 			Initial: []loa.DeviceState{

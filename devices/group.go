@@ -54,6 +54,7 @@ func (f *Fleet) PrepareGroup(op string, args json.RawMessage, ids []string, time
 	}
 	g := &GroupRun{f: f, op: op, args: args, timeout: timeout,
 		results: make([]loa.GroupResult, len(sorted)), index: make(map[string]int, len(sorted))}
+	up := f.LinkUp()
 	f.mu.Lock()
 	for i, id := range sorted {
 		if err := loa.ValidateID("device", id); err != nil {
@@ -61,8 +62,10 @@ func (f *Fleet) PrepareGroup(op string, args json.RawMessage, ids []string, time
 			return nil, err
 		}
 		g.results[i].Device = id
-		// A device the fleet never heard from is not online either.
-		if d, ok := f.devices[id]; ok && d.st.Online {
+		// A device the fleet never heard from is not online either. While
+		// the link is down presence is unknown: the last known decides,
+		// and Run fails those for the link, not as offline.
+		if d, ok := f.devices[id]; ok && (d.online() || !up && d.st.Online) {
 			g.results[i].State = loa.GroupPending
 			g.send = append(g.send, i)
 		} else {

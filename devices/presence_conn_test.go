@@ -35,7 +35,7 @@ func TestPresenceLateWillOfEarlierConnectionIgnored(t *testing.T) {
 func TestPresenceOrdersByBootThenConn(t *testing.T) {
 	t0 := time.Date(2026, 11, 25, 6, 0, 0, 0, time.UTC)
 	now := t0
-	f := newFleet(Config{Now: func() time.Time { return now }})
+	f := linkedFleet(Config{Now: func() time.Time { return now }})
 	topic := protocol.DeviceTopic("dev-1", protocol.KindStatus)
 	step := func(payload string, online bool, boot uint64, stale uint64) {
 		t.Helper()

@@ -84,7 +84,7 @@ func stillOnline(t *testing.T, f *Fleet, w presenceWatch, boot uint64, since tim
 func TestPresenceSameBootOfflineThenOnlineAgain(t *testing.T) {
 	t0 := time.Date(2026, 11, 25, 6, 0, 0, 0, time.UTC)
 	now := t0
-	f := newFleet(Config{Now: func() time.Time { return now }})
+	f := linkedFleet(Config{Now: func() time.Time { return now }})
 	topic := protocol.DeviceTopic("dev-1", protocol.KindStatus)
 	f.handle(topic, []byte(`{"online":true,"boot":3,"ts":1}`), true)
 	now = t0.Add(time.Minute)
@@ -271,7 +271,7 @@ func equalState(a, b loa.DeviceState) bool {
 }
 
 func TestMalformedFromUnknownDeviceCreatesNoEntry(t *testing.T) {
-	f := newFleet(Config{})
+	f := linkedFleet(Config{})
 	f.handle(protocol.DeviceTopic("ghost", protocol.KindTele), []byte(`{`), false)
 	f.handle("loa/v1/dev/UPPER/tele", []byte(`{}`), false) // id outside loa.ValidateID
 	f.handle("loa/v1/dev/a/b/tele", []byte(`{}`), false)
@@ -335,7 +335,7 @@ func TestFlusherWritesDirtyStatesOnly(t *testing.T) {
 
 func TestFlushRetriesAndCloseFlushes(t *testing.T) {
 	wr := &recordingWriter{fail: true}
-	f := newFleet(Config{States: wr})
+	f := linkedFleet(Config{States: wr})
 	f.handle(protocol.DeviceTopic("dev-1", protocol.KindStatus), []byte(`{"online":true,"boot":1,"ts":1}`), true)
 	if err := f.flush(context.Background()); err == nil {
 		t.Fatal("flush hid the writer's error")
@@ -358,16 +358,18 @@ func TestFlushRetriesAndCloseFlushes(t *testing.T) {
 
 func TestInitialStateLoaded(t *testing.T) {
 	seen := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	f := newFleet(Config{Initial: []loa.DeviceState{
+	f := linkedFleet(Config{Initial: []loa.DeviceState{
 		{ID: "dev-1", Online: true, Boot: 5, LastSeen: seen, Telemetry: &loa.Telemetry{Volume: 30, Stream: &loa.StreamStats{Lost: 2}}},
 		{ID: "dev-2", Boot: 1},
 		{ID: "Bad ID"},
 	}})
-	if got := f.Stats().Online; got != 1 {
-		t.Fatalf("Online = %d", got)
+	// What the store says was true before the start is not presence now:
+	// a device is online only once its status says so again.
+	if got := f.Stats().Online; got != 0 {
+		t.Fatalf("Online = %d, want 0 before any status", got)
 	}
 	st, ok := f.DeviceState("dev-1")
-	if !ok || st.Boot != 5 || !st.LastSeen.Equal(seen) || st.Telemetry.Volume != 30 || st.Telemetry.Stream.Lost != 2 {
+	if !ok || st.Online || st.Boot != 5 || !st.LastSeen.Equal(seen) || st.Telemetry.Volume != 30 || st.Telemetry.Stream.Lost != 2 {
 		t.Fatalf("dev-1 = %+v", st)
 	}
 	if got := len(f.States()); got != 2 {
@@ -375,8 +377,12 @@ func TestInitialStateLoaded(t *testing.T) {
 	}
 	// A late will of boot 4 must not override the stored boot 5.
 	f.handle(protocol.DeviceTopic("dev-1", protocol.KindStatus), []byte(`{"online":false,"boot":4,"ts":1}`), true)
-	if st, _ := f.DeviceState("dev-1"); !st.Online {
-		t.Fatal("stale will applied over stored state")
+	if st, _ := f.DeviceState("dev-1"); st.Boot != 5 || !f.devices["dev-1"].st.Online {
+		t.Fatalf("stale will applied over stored state: %+v", st)
+	}
+	f.handle(protocol.DeviceTopic("dev-1", protocol.KindStatus), []byte(`{"online":true,"boot":5,"ts":2}`), true)
+	if st, _ := f.DeviceState("dev-1"); !st.Online || st.Presence != loa.PresenceOnline || f.Stats().Online != 1 {
+		t.Fatalf("dev-1 after its status = %+v", st)
 	}
 }
 
@@ -445,4 +451,12 @@ func TestOpenBadBrokerURL(t *testing.T) {
 	if code(err) != loa.EINVALID {
 		t.Fatalf("err = %v, want %s", err, loa.EINVALID)
 	}
+}
+
+// linkedFleet is a fleet without a network whose link counts as up, for
+// tests that feed handle directly.
+func linkedFleet(cfg Config) *Fleet {
+	f := newFleet(cfg)
+	f.linkUp.Store(true) // upAt 1970: settled
+	return f
 }

@@ -22,9 +22,42 @@ type device struct {
 	hasStream bool
 	dirty     bool
 	conn      uint64 // Status.Conn of the accepted status; st.Boot holds its boot
+	// unknown: no status of the device has been applied since the fleet's
+	// broker link last went down (or since it was loaded from the store),
+	// so st.Online is only the last thing known, not the truth now.
+	unknown bool
 }
 
-func (d *device) snapshot() loa.DeviceState {
+// online reports whether the device's presence is known and online.
+func (d *device) online() bool { return d.st.Online && !d.unknown }
+
+// presence is how the fleet's link lets it present presence.
+type presence int
+
+const (
+	linkDown    presence = iota // every device unknown
+	linkSettled                 // up long enough that a device without a status is offline
+	linkNew                     // up, but statuses may still be on their way: those not heard yet are unknown
+)
+
+// snapshot is the device's state as presented under p.
+func (d *device) snapshot(p presence) loa.DeviceState {
+	st := d.state()
+	switch {
+	case p == linkDown || d.unknown && p == linkNew:
+		st.Online, st.OnlineSince, st.Presence = false, time.Time{}, loa.PresenceUnknown
+	case d.unknown: // connected devices keep a retained online status: this one has none
+		st.Online, st.OnlineSince, st.Presence = false, time.Time{}, loa.PresenceOffline
+	case st.Online:
+		st.Presence = loa.PresenceOnline
+	default:
+		st.Presence = loa.PresenceOffline
+	}
+	return st
+}
+
+// state is the device's state as last known, for the store.
+func (d *device) state() loa.DeviceState {
 	st := d.st
 	if d.hasTele {
 		t := d.tele
@@ -48,8 +81,10 @@ func (f *Fleet) load(initial []loa.DeviceState) {
 		if _, dup := f.devices[st.ID]; dup {
 			continue
 		}
-		d := &device{st: st}
-		d.st.Telemetry = nil
+		// What the store says was true before this controller started;
+		// the broker's statuses confirm it or not.
+		d := &device{st: st, unknown: true}
+		d.st.Telemetry, d.st.Presence = nil, ""
 		if st.Telemetry != nil {
 			d.tele, d.hasTele = *st.Telemetry, true
 			d.tele.Stream = nil
@@ -58,9 +93,42 @@ func (f *Fleet) load(initial []loa.DeviceState) {
 			}
 		}
 		f.devices[st.ID] = d
-		if st.Online {
-			f.online.Add(1)
+	}
+}
+
+// presence tells how presence can be presented now.
+func (f *Fleet) presence() presence {
+	if !f.linkUp.Load() {
+		return linkDown
+	}
+	if f.now().Sub(time.Unix(0, f.upAt.Load())) < f.cfg.PresenceSettle {
+		return linkNew
+	}
+	return linkSettled
+}
+
+// linkLost marks every device's presence unknown: while the controller's
+// own link is down, and until each device's status arrives again, a
+// receiver may have come or gone unseen. It runs on the inbox goroutine,
+// after every message received before the link went down.
+func (f *Fleet) linkLost() {
+	f.mu.Lock()
+	var notices []notice
+	for _, d := range f.devices {
+		if d.unknown {
+			continue
 		}
+		if d.st.Online {
+			f.online.Add(-1)
+		}
+		d.unknown = true
+		if f.subs.hasPresence() {
+			notices = append(notices, notice{presence: true, id: d.st.ID, st: d.snapshot(linkDown)})
+		}
+	}
+	f.mu.Unlock()
+	for _, n := range notices {
+		f.pushNotice(n)
 	}
 }
 
@@ -72,7 +140,7 @@ func (f *Fleet) DeviceState(id string) (loa.DeviceState, bool) {
 	if !ok {
 		return loa.DeviceState{}, false
 	}
-	return d.snapshot(), true
+	return d.snapshot(f.presence()), true
 }
 
 // HasCap reports whether the device announced capability c in its last
@@ -87,9 +155,10 @@ func (f *Fleet) HasCap(id, c string) bool {
 // States returns the state of every known device, sorted by id.
 func (f *Fleet) States() []loa.DeviceState {
 	f.mu.Lock()
+	p := f.presence()
 	out := make([]loa.DeviceState, 0, len(f.devices))
 	for _, d := range f.devices {
-		out = append(out, d.snapshot())
+		out = append(out, d.snapshot(p))
 	}
 	f.mu.Unlock()
 	slices.SortFunc(out, func(a, b loa.DeviceState) int { return cmp.Compare(a.ID, b.ID) })
@@ -201,11 +270,11 @@ func (f *Fleet) applyStatus(id string, s protocol.Status, now time.Time) {
 	if !known {
 		d = f.entry(id)
 	}
-	wasOnline, prevBoot := d.st.Online, d.st.Boot
-	d.st.Boot, d.conn = s.Boot, s.Conn
+	wasOnline, prevBoot, wasUnknown, lastOnline := d.online(), d.st.Boot, d.unknown, d.st.Online
+	d.st.Boot, d.conn, d.unknown = s.Boot, s.Conn, false
 	capsChanged := false
 	if s.Online {
-		if !wasOnline || s.Boot != prevBoot {
+		if !lastOnline || s.Boot != prevBoot { // an outage of the link is not the device's
 			d.st.OnlineSince = now
 		}
 		// The online status says what this boot's firmware supports; the
@@ -228,10 +297,10 @@ func (f *Fleet) applyStatus(id string, s protocol.Status, now time.Time) {
 		f.online.Add(-1)
 	}
 	f.markDirty(d)
-	changed := !known || wasOnline != s.Online || prevBoot != s.Boot || capsChanged
+	changed := !known || wasUnknown || wasOnline != s.Online || prevBoot != s.Boot || capsChanged
 	var snap loa.DeviceState
 	if changed && f.subs.hasPresence() {
-		snap = d.snapshot()
+		snap = d.snapshot(linkSettled)
 	}
 	f.mu.Unlock()
 	if changed {
@@ -321,7 +390,7 @@ func (f *Fleet) flush(ctx context.Context) error {
 	states := make([]loa.DeviceState, len(batch))
 	for i, d := range batch {
 		d.dirty = false
-		states[i] = d.snapshot()
+		states[i] = d.state() // the last thing known; loaded as unknown
 	}
 	f.mu.Unlock()
 

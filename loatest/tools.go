@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
@@ -50,6 +51,24 @@ func missing(tb testing.TB, name string) {
 // once it accepts connections, and fails with the log if it never does.
 func StartMosquitto(tb testing.TB, dir string, port int, conf string) string {
 	tb.Helper()
+	return RunMosquitto(tb, dir, port, conf).URL
+}
+
+// Mosquitto is a running Mosquitto process.
+type Mosquitto struct {
+	URL  string
+	kill func()
+}
+
+// Kill ends the broker with SIGKILL, as a crash does (no Will is sent, no
+// state saved), and returns once the process has exited. Killing twice
+// is harmless; RunMosquitto on the same port starts a new one.
+func (m *Mosquitto) Kill() { m.kill() }
+
+// RunMosquitto is StartMosquitto, returning the process so a test can
+// kill it.
+func RunMosquitto(tb testing.TB, dir string, port int, conf string) *Mosquitto {
+	tb.Helper()
 	bin := Tool(tb, "mosquitto")
 	confFile, logFile := filepath.Join(dir, "mosquitto.conf"), filepath.Join(dir, "mosquitto.log")
 	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
@@ -60,7 +79,7 @@ func StartMosquitto(tb testing.TB, dir string, port int, conf string) string {
 		tb.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "-c", confFile)
+	cmd := exec.CommandContext(ctx, bin, "-c", confFile) // cancel sends SIGKILL
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		cancel()
@@ -69,7 +88,9 @@ func StartMosquitto(tb testing.TB, dir string, port int, conf string) string {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	tb.Cleanup(func() { cancel(); <-exited; logf.Close() })
+	var once sync.Once
+	kill := func() { once.Do(func() { cancel(); <-exited; logf.Close() }) }
+	tb.Cleanup(kill)
 
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	fail := func(why string) {
@@ -82,7 +103,7 @@ func StartMosquitto(tb testing.TB, dir string, port int, conf string) string {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
-			return "tcp://" + addr
+			return &Mosquitto{URL: "tcp://" + addr, kill: kill}
 		}
 		select {
 		case err := <-exited:

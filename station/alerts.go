@@ -437,21 +437,23 @@ func (c *alertContent) repeatsPlayed(played uint64, repeats int) int {
 	return n
 }
 
-// tuned is told the outcome of every play command the engine sends.
-func (s *Alerts) tuned(sessionID, device string, err error) {
+// tuned is told the outcome of every play command the engine sends. It
+// reports whether the device now waits for a late session of its alert
+// (it was out of reach): then the engine must not retry this one.
+func (s *Alerts) tuned(sessionID, device string, err error) (late bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l := s.bySession[sessionID]
 	if l == nil {
-		return
+		return false
 	}
 	tr, i := l.dev[device], l.idx[device]
 	if tr == nil || tr.session != sessionID {
-		return
+		return false
 	}
 	d := &l.a.Report[i]
 	if finalDelivery(d) {
-		return
+		return false
 	}
 	now := time.Now()
 	switch {
@@ -463,19 +465,22 @@ func (s *Alerts) tuned(sessionID, device string, err error) {
 	case errors.Is(err, context.Canceled):
 		// Superseded by a newer decision of the engine (the session ended
 		// or lost the device); the clock settles it.
-		return
+		return false
 	case loa.ErrorCode(err) == loa.ETIMEOUT:
 		l.fail(d, loa.ReasonNoAck, now.UTC())
-	case loa.ErrorCode(err) == loa.EUNAVAILABLE && !s.online(device):
-		// Went offline between the send and its command: it gets the
-		// alert when it comes back, after this session lets it go.
+	case loa.ErrorCode(err) == loa.EUNAVAILABLE && (unreachable(err) || !s.online(device)):
+		// Offline, or the controller's broker link down, between the send
+		// and its command: it gets the alert from its beginning when it
+		// is back, after this session lets it go.
 		d.State, d.Reason = loa.DeliveryQueued, loa.ReasonOffline
 		tr.pending, tr.session, tr.blockedBy = true, "", sessionID
+		late = true
 	default:
 		l.fail(d, loa.ReasonRefused, now.UTC())
 		d.Detail = truncate(loa.ErrorMessage(err), 200)
 	}
 	l.changedLocked()
+	return late
 }
 
 func (s *Alerts) online(id string) bool {
@@ -976,9 +981,27 @@ type AlertTuner struct {
 
 func (t *AlertTuner) Tune(ctx context.Context, deviceID string, args protocol.PlayArgs) error {
 	err := t.Tuner.Tune(ctx, deviceID, args)
-	t.Alerts.tuned(args.Session, deviceID, err)
+	if t.Alerts.tuned(args.Session, deviceID, err) {
+		// A late session of the alert plays it from its beginning; the
+		// engine retrying this one would join it in the middle.
+		return settled{err}
+	}
 	return err
 }
+
+// unreachable reports whether the fleet said the device could not be
+// reached now (offline, or its broker link down).
+func unreachable(err error) bool {
+	var u interface{ Unreachable() bool }
+	return errors.As(err, &u) && u.Unreachable()
+}
+
+// settled is an unreachable error the engine must not retry.
+type settled struct{ err error }
+
+func (e settled) Error() string     { return e.err.Error() }
+func (e settled) Unwrap() error     { return e.err }
+func (e settled) Unreachable() bool { return false }
 
 // Refused is told of a device the engine did not tune at all (a plain
 // receiver when SRTP is required): its delivery fails refused, saying why.

@@ -1,0 +1,63 @@
+package devices
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/loatest"
+	"github.com/loa-broadcast/loa/protocol"
+)
+
+// While the controller's own broker link is down nobody is known online:
+// presence is unknown, commands are refused as unreachable (to be retried,
+// not failed), no presence becomes "offline" for it, and a device is
+// online again only once its status arrives over the new link. One whose
+// status never comes back is offline once the link has settled.
+func TestPresenceUnknownWhileLinkDown(t *testing.T) {
+	b := loatest.StartBroker(t, "")
+	f := openFleet(t, b, Config{PresenceSettle: 300 * time.Millisecond})
+	w := watchPresence(t, f)
+	loatest.ConnectDevice(t, b.URL(), loatest.DeviceConfig{ID: "dev-1", Boot: 1, Conn: 1})
+	loatest.ConnectDevice(t, b.URL(), loatest.DeviceConfig{ID: "dev-2", Boot: 1, Conn: 1})
+	w.wait(t, "dev-1", true)
+	w.wait(t, "dev-2", true)
+
+	b.Stop()
+	loatest.Eventually(t, waitLimit, func() bool {
+		st, _ := f.DeviceState("dev-1")
+		return st.Presence == loa.PresenceUnknown
+	}, "presence unknown while the link is down")
+	for _, st := range f.States() {
+		if st.Online || st.Presence != loa.PresenceUnknown {
+			t.Errorf("during the outage %s = %+v, want unknown", st.ID, st)
+		}
+	}
+	if n := f.Stats().Online; n != 0 {
+		t.Errorf("Stats.Online = %d during the outage", n)
+	}
+	_, err := f.Command(testCtx(t), "dev-1", protocol.OpTest, nil)
+	var u interface{ Unreachable() bool }
+	if code(err) != loa.EUNAVAILABLE || !errors.As(err, &u) || !u.Unreachable() {
+		t.Fatalf("command during the outage: %v, want EUNAVAILABLE marked unreachable", err)
+	}
+
+	b.Restart() // a fresh broker: no retained statuses
+	loatest.Eventually(t, waitLimit, f.LinkUp, "the fleet reconnects")
+	if st, _ := f.DeviceState("dev-1"); st.Online {
+		t.Fatalf("dev-1 online before its status returned: %+v", st)
+	}
+	loatest.ConnectDevice(t, b.URL(), loatest.DeviceConfig{ID: "dev-1", Boot: 1, Conn: 2, Answer: answerDone})
+	loatest.Eventually(t, waitLimit, func() bool {
+		st, _ := f.DeviceState("dev-1")
+		return st.Online && st.Presence == loa.PresenceOnline
+	}, "dev-1 online once its status arrives")
+	if _, err := f.Command(testCtx(t), "dev-1", protocol.OpTest, nil); err != nil {
+		t.Fatalf("command after the outage: %v", err)
+	}
+	loatest.Eventually(t, waitLimit, func() bool {
+		st, _ := f.DeviceState("dev-2")
+		return !st.Online && st.Presence == loa.PresenceOffline
+	}, "dev-2, never back, offline once the link settled")
+}
