@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/loa-broadcast/loa"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/loa-broadcast/loa"
 )
 
 // PutAlarms writes alarms (new or updated) in one transaction. Alarm ids

@@ -6,8 +6,9 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/loa-broadcast/loa"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/loa-broadcast/loa"
 )
 
 // capKey is the alerts_by_cap key of a CAP message: sender ‖ 0 ‖ identifier.

@@ -5,8 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/loa-broadcast/loa"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/loa-broadcast/loa"
 )
 
 // PutDeviceStates writes a batch of hot device states in one transaction:

@@ -3,8 +3,9 @@ package store
 import (
 	"context"
 
-	"github.com/loa-broadcast/loa"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/loa-broadcast/loa"
 )
 
 // PutFallback sets an area's background programme; the area and content

@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/loa-broadcast/loa"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/loa-broadcast/loa"
 )
 
 // PutGroupCommand inserts or updates a group command with all its results.

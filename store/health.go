@@ -8,8 +8,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/loa-broadcast/loa"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/loa-broadcast/loa"
 )
 
 // healthKey is device id ‖ 0 ‖ big-endian unix hour: a device's hours are

@@ -6,8 +6,9 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/loa-broadcast/loa"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/loa-broadcast/loa"
 )
 
 // PutMedia inserts or updates the metadata of a media item and indexes it

@@ -7,8 +7,9 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/loa-broadcast/loa"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/loa-broadcast/loa"
 )
 
 // Play log limits.

@@ -7,8 +7,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/loa-broadcast/loa"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/loa-broadcast/loa"
 )
 
 // The scheduler's restart safety: how far it has handled fire times, and

@@ -6,8 +6,9 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/loa-broadcast/loa"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/loa-broadcast/loa"
 )
 
 // PutSession inserts or updates a session. It is written before the session

@@ -1,0 +1,72 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/loa-broadcast/loa"
+)
+
+// storageError turns a failed write to the disk into the domain error a
+// client can act on: ENOSPC is ENOSPACE (507), EIO and other device errors
+// EUNAVAILABLE (503); both say the change was not saved. Other errors are
+// returned as they are. bbolt formats some errors with %s (growing the
+// file), so their text is matched too.
+func storageError(err error) error {
+	if err == nil || loa.ErrorCode(err) != loa.EINTERNAL {
+		return err
+	}
+	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT),
+		strings.Contains(err.Error(), syscall.ENOSPC.Error()):
+		return fmt.Errorf("%w (%w)", loa.Errorf(loa.ENOSPACE,
+			"the station's disk is full: the change was not saved; free space on the data directory's filesystem"), err)
+	case errors.Is(err, syscall.EIO), errors.Is(err, syscall.EROFS),
+		strings.Contains(err.Error(), syscall.EIO.Error()):
+		return fmt.Errorf("%w (%w)", loa.Errorf(loa.EUNAVAILABLE,
+			"the station's storage failed to write (I/O error): the change was not saved"), err)
+	}
+	return err
+}
+
+// StorageHealth is the state of the store's writes: unhealthy from a write
+// that failed for lack of space or an I/O error until one succeeds.
+type StorageHealth struct {
+	OK       bool      `json:"ok"`
+	Error    string    `json:"error,omitempty"`    // why the last write failed
+	FailedAt time.Time `json:"failed_at,omitzero"` // when it failed
+}
+
+// writeHealth tracks StorageHealth.
+type writeHealth struct {
+	mu       sync.Mutex
+	err      string
+	failedAt time.Time
+}
+
+// observe records the outcome of a write: a storage fault makes the store
+// unhealthy, a success healthy again; other errors (a refused change) say
+// nothing about the disk.
+func (h *writeHealth) observe(err error, now func() time.Time) {
+	code := loa.ErrorCode(err)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case err == nil:
+		h.err, h.failedAt = "", time.Time{}
+	case code == loa.ENOSPACE || (code == loa.EUNAVAILABLE && errors.Is(err, syscall.EIO)):
+		h.err, h.failedAt = loa.ErrorMessage(err), now().UTC()
+	}
+}
+
+// StorageHealth reports whether the last write that reached the disk
+// succeeded.
+func (db *DB) StorageHealth() StorageHealth {
+	db.health.mu.Lock()
+	defer db.health.mu.Unlock()
+	return StorageHealth{OK: db.health.err == "", Error: db.health.err, FailedAt: db.health.failedAt}
+}
