@@ -246,7 +246,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Areas:    m.DB, Devices: m.DB, Presence: m.Fleet, Media: m.Media,
 		Sessions: m.Sessions, Tokens: m.DB, Audit: m.DB, Commands: m.Fleet, Groups: m.Groups,
 		Playlists: m.DB, Fallbacks: m.Fallbacks, Schedules: m.Schedules, Alerts: m.Alerts, PlayLog: station.NewPlayLog(m.DB), Gatherer: reg,
-		Alarms: m.Alarms, Health: m.Health,
+		Alarms: m.Alarms, Health: m.Health, Storage: m.DB,
 		CAP:       station.NewCAP(m.DB, m.Alerts, m.Media.Urgent(), nil, m.Logger.With("component", "cap")),
 		CAPSender: cfg.CAPSender,
 		Logger:    m.Logger.With("component", "api"),

@@ -33,15 +33,7 @@ func storageError(err error) error {
 	return err
 }
 
-// StorageHealth is the state of the store's writes: unhealthy from a write
-// that failed for lack of space or an I/O error until one succeeds.
-type StorageHealth struct {
-	OK       bool      `json:"ok"`
-	Error    string    `json:"error,omitempty"`    // why the last write failed
-	FailedAt time.Time `json:"failed_at,omitzero"` // when it failed
-}
-
-// writeHealth tracks StorageHealth.
+// writeHealth tracks loa.StorageHealth.
 type writeHealth struct {
 	mu       sync.Mutex
 	err      string
@@ -65,8 +57,8 @@ func (h *writeHealth) observe(err error, now func() time.Time) {
 
 // StorageHealth reports whether the last write that reached the disk
 // succeeded.
-func (db *DB) StorageHealth() StorageHealth {
+func (db *DB) StorageHealth() loa.StorageHealth {
 	db.health.mu.Lock()
 	defer db.health.mu.Unlock()
-	return StorageHealth{OK: db.health.err == "", Error: db.health.err, FailedAt: db.health.failedAt}
+	return loa.StorageHealth{OK: db.health.err == "", Error: db.health.err, FailedAt: db.health.failedAt}
 }
