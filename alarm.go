@@ -16,10 +16,13 @@ const (
 	// streams are plain RTP anyone on the path can forge (contract v2);
 	// -require-srtp refuses it.
 	AlarmPlainReceiver = "plain_receivers"
+	// AlarmDiskSpace is the station's own: the data directory's
+	// filesystem is nearly full (Device is empty).
+	AlarmDiskSpace = "disk_space"
 )
 
 // AlarmKinds lists every alarm kind.
-var AlarmKinds = []string{AlarmOffline, AlarmStreamLoss, AlarmAmpFault, AlarmTemperature, AlarmTestFailed, AlarmPlainReceiver}
+var AlarmKinds = []string{AlarmOffline, AlarmStreamLoss, AlarmAmpFault, AlarmTemperature, AlarmTestFailed, AlarmPlainReceiver, AlarmDiskSpace}
 
 // ValidAlarmKind reports whether kind is one of AlarmKinds.
 func ValidAlarmKind(kind string) bool {

@@ -75,6 +75,9 @@ type Main struct {
 	// start (empty on later starts); AdminTokenFile is where it is kept.
 	AdminToken     string
 	AdminTokenFile string
+
+	statfs      func(dir string) (free, total uint64, err error) // for tests; nil = syscall.Statfs
+	storageStop func()                                           // ends watchStorage and waits for it
 }
 
 // NewMain returns a Main with cfg.
@@ -217,6 +220,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		}, 15*time.Second)
 	}()
 
+	m.startStorageWatch()
+
 	if err := m.ensureAdminToken(ctx); err != nil {
 		return err
 	}
@@ -274,7 +279,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 // Close stops every component, the newest first.
 func (m *Main) Close() error {
 	var errs []error
-	m.closeAlarms() // first: ends the alarm event streams the HTTP shutdown would wait for
+	m.stopStorageWatch() // before the alarms it raises
+	m.closeAlarms()      // first: ends the alarm event streams the HTTP shutdown would wait for
 	if m.httpServer != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if err := m.httpServer.Shutdown(ctx); errors.Is(err, context.DeadlineExceeded) {

@@ -454,6 +454,21 @@ func (a *Alarms) ObserveCommand(r loa.CommandResult, ack protocol.Ack) {
 	a.applyOne(a.raising(r.Device, loa.AlarmTestFailed, loa.SeverityCritical, res.LevelDB, protocol.TestPassLevelDBFS, now, msg))
 }
 
+// Station raises (active) or clears the station's own alarm of kind, which
+// names no device: one of each kind at most. Raising an active one or
+// clearing an inactive one does nothing.
+func (a *Alarms) Station(kind string, active bool, severity string, value, threshold float64, msg string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	al, raised := a.active[alarmKey{"", kind}]
+	switch {
+	case active && !raised:
+		a.applyOne(a.raising("", kind, severity, value, threshold, a.now(), msg))
+	case !active && raised:
+		a.applyOne(a.clearing(al, a.now(), msg))
+	}
+}
+
 // change is an alarm about to be raised or cleared.
 type change struct {
 	event string
@@ -469,7 +484,7 @@ func (a *Alarms) raising(device, kind, severity string, value, threshold float64
 	}
 	a.lastID = id
 	area, ok := a.area[device]
-	if !ok && a.cfg.Directory != nil {
+	if !ok && device != "" && a.cfg.Directory != nil {
 		area = a.lookupArea(device)
 	}
 	return change{loa.AlarmRaised, loa.Alarm{

@@ -1,12 +1,15 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/loa-broadcast/loa"
 )
@@ -61,4 +64,22 @@ func (db *DB) StorageHealth() loa.StorageHealth {
 	db.health.mu.Lock()
 	defer db.health.mu.Unlock()
 	return loa.StorageHealth{OK: db.health.err == "", Error: db.health.err, FailedAt: db.health.failedAt}
+}
+
+// blobFault classifies a failed blob write like a failed transaction and
+// makes the store unhealthy if the disk refused it; a blob that is written
+// says nothing until its record is.
+func (db *DB) blobFault(err error) error {
+	err = storageError(err)
+	db.health.observe(err, db.now)
+	return err
+}
+
+// ProbeWrite commits a small write, so a store made unhealthy by a
+// failed write finds out, without waiting for a client's change, that
+// the disk takes writes again.
+func (db *DB) ProbeWrite(ctx context.Context) error {
+	return db.update(ctx, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put([]byte("write-probe"), []byte(db.now().UTC().Format(time.RFC3339Nano)))
+	})
 }
