@@ -14,6 +14,10 @@ import (
 	"github.com/loa-broadcast/loa"
 )
 
+// errStorageFault marks the errors storageError classified: the disk
+// refused a write.
+var errStorageFault = errors.New("storage fault")
+
 // storageError turns a failed write to the disk into the domain error a
 // client can act on: ENOSPC is ENOSPACE (507), EIO and other device errors
 // EUNAVAILABLE (503); both say the change was not saved. Other errors are
@@ -26,12 +30,12 @@ func storageError(err error) error {
 	switch {
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT),
 		strings.Contains(err.Error(), syscall.ENOSPC.Error()):
-		return fmt.Errorf("%w (%w)", loa.Errorf(loa.ENOSPACE,
-			"the station's disk is full: the change was not saved; free space on the data directory's filesystem"), err)
+		return fmt.Errorf("%w (%w: %w)", loa.Errorf(loa.ENOSPACE,
+			"the station's disk is full: the change was not saved; free space on the data directory's filesystem"), errStorageFault, err)
 	case errors.Is(err, syscall.EIO), errors.Is(err, syscall.EROFS),
 		strings.Contains(err.Error(), syscall.EIO.Error()):
-		return fmt.Errorf("%w (%w)", loa.Errorf(loa.EUNAVAILABLE,
-			"the station's storage failed to write (I/O error): the change was not saved"), err)
+		return fmt.Errorf("%w (%w: %w)", loa.Errorf(loa.EUNAVAILABLE,
+			"the station's storage failed to write (I/O error): the change was not saved"), errStorageFault, err)
 	}
 	return err
 }
@@ -47,13 +51,12 @@ type writeHealth struct {
 // unhealthy, a success healthy again; other errors (a refused change) say
 // nothing about the disk.
 func (h *writeHealth) observe(err error, now func() time.Time) {
-	code := loa.ErrorCode(err)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	switch {
 	case err == nil:
 		h.err, h.failedAt = "", time.Time{}
-	case code == loa.ENOSPACE || (code == loa.EUNAVAILABLE && errors.Is(err, syscall.EIO)):
+	case errors.Is(err, errStorageFault):
 		h.err, h.failedAt = loa.ErrorMessage(err), now().UTC()
 	}
 }
