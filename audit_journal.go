@@ -16,8 +16,9 @@ import (
 type AuditJournal struct {
 	Base AuditRecord // actor, scope, action "METHOD /route", object the path
 
-	mu  sync.Mutex
-	key []byte // the provisional record's key once committed; nil when none is pending
+	mu     sync.Mutex
+	key    []byte // the provisional record's key once committed; nil when none is pending
+	closed bool   // the request has ended: work it left running writes no record
 }
 
 type auditJournalKey struct{}
@@ -39,6 +40,23 @@ func (j *AuditJournal) Pending() []byte {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return j.key
+}
+
+// Wants reports whether a change made now should write the provisional
+// record: the request is still running and none is pending.
+func (j *AuditJournal) Wants() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return !j.closed && j.key == nil
+}
+
+// Close ends the journal when its request has been answered: work the
+// request started that outlives it (a context.WithoutCancel) is not the
+// request's change.
+func (j *AuditJournal) Close() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.closed = true
 }
 
 // SetPending records the key of a committed provisional record (nil once

@@ -54,10 +54,12 @@ func (s *Server) auth(action string, h handler) http.Handler {
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			// A change commits its audit record with it (loa.AuditJournal).
-			r = r.WithContext(loa.WithAuditJournal(r.Context(), &loa.AuditJournal{Base: loa.AuditRecord{
+			j := &loa.AuditJournal{Base: loa.AuditRecord{
 				Actor: tok.ID, Action: r.Pattern, Object: r.URL.Path, Scope: tok.AreaID,
 				Detail: "recorded with the change; its detailed record could not be written",
-			}}))
+			}}
+			defer j.Close()
+			r = r.WithContext(loa.WithAuditJournal(r.Context(), j))
 		}
 		c := &call{s: s, ctx: r.Context(), tok: tok}
 		if err := h(w, r, c); err != nil {

@@ -187,20 +187,24 @@ func (db *DB) updateAudited(ctx context.Context, fn func(tx *bolt.Tx) error, aud
 	j := loa.AuditJournalFrom(ctx)
 	var provisional []byte
 	err := storageError(db.bolt.Update(func(tx *bolt.Tx) error {
-		provisional = nil
 		if err := fn(tx); err != nil {
 			return err
 		}
-		if j == nil || audited || j.Pending() != nil {
+		if j == nil || audited || !j.Wants() {
 			return nil
 		}
 		var err error
-		provisional, err = appendAudit(tx, j.Base, db.now)
-		return err
+		if provisional, err = appendAudit(tx, j.Base, db.now); err != nil {
+			return err
+		}
+		// Pending already: writers are serial, so a concurrent change of
+		// the same request sees it and writes no second record.
+		j.SetPending(provisional)
+		return nil
 	}))
 	db.health.observe(err, db.now)
-	if err == nil && provisional != nil {
-		j.SetPending(provisional)
+	if err != nil && provisional != nil {
+		j.SetPending(nil) // not committed
 	}
 	return err
 }

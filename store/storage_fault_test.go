@@ -146,12 +146,21 @@ func TestAuditJournalCommitsWithTheChange(t *testing.T) {
 	if len(recs) != 2 || recs[0].Action != "POST /api/v1/areas" || recs[0].Actor != "tok-1" || recs[1].Action != "area.create" {
 		t.Fatalf("audit log = %+v, want the provisional record of a2 and the detailed one of a1", recs)
 	}
+	// Work a request leaves running after it is answered writes no record.
+	j4 := &loa.AuditJournal{Base: base}
+	j4.Close()
+	if err := db.CreateArea(loa.WithAuditJournal(context.Background(), j4), area(4)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := db.AuditLog(context.Background(), 0); len(got) != 2 {
+		t.Fatalf("audit records after a closed journal's change = %d, want 2", len(got))
+	}
 	areas, err := db.Areas(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(areas) != 2 {
-		t.Fatalf("areas = %d, want 2 (a1, a2; a3 refused)", len(areas))
+	if len(areas) != 3 {
+		t.Fatalf("areas = %d, want 3 (a1, a2, a4; a3 refused)", len(areas))
 	}
 }
 
