@@ -10,19 +10,18 @@ import (
 
 // Error codes. The API maps each to one HTTP status in one table.
 const (
-	EINVALID      = "invalid"              // bad input; the message names the field
-	ENOTFOUND     = "not_found"            // the thing does not exist (or is out of scope)
-	ECONFLICT     = "conflict"             // already exists, or state forbids it
-	EUNAUTHORIZED = "unauthorized"         // no or bad credentials
-	EFORBIDDEN    = "forbidden"            // credentials fine, not allowed
-	ETOOLARGE     = "too_large"            // body or file over the limit
-	EUNSUPPORTED  = "unsupported"          // a format or operation Loa does not handle
-	EUNAVAILABLE  = "unavailable"          // a dependency (broker, device) cannot be reached
-	ETIMEOUT      = "timeout"              // a device or peer did not answer in time
-	EGONE         = "gone"                 // it existed and was used up (a consumed claim code)
-	ERATELIMIT    = "rate_limited"         // too many requests of this kind; retry later
-	ENOSPACE      = "insufficient_storage" // the disk is full: nothing was saved
-	EINTERNAL     = "internal"             // a bug or an I/O failure
+	EINVALID      = "invalid"      // bad input; the message names the field
+	ENOTFOUND     = "not_found"    // the thing does not exist (or is out of scope)
+	ECONFLICT     = "conflict"     // already exists, or state forbids it
+	EUNAUTHORIZED = "unauthorized" // no or bad credentials
+	EFORBIDDEN    = "forbidden"    // credentials fine, not allowed
+	ETOOLARGE     = "too_large"    // body or file over the limit
+	EUNSUPPORTED  = "unsupported"  // a format or operation Loa does not handle
+	EUNAVAILABLE  = "unavailable"  // a dependency (broker, device) cannot be reached
+	ETIMEOUT      = "timeout"      // a device or peer did not answer in time
+	EGONE         = "gone"         // it existed and was used up (a consumed claim code)
+	ERATELIMIT    = "rate_limited" // too many requests of this kind; retry later
+	EINTERNAL     = "internal"     // a bug or an I/O failure
 )
 
 // Error is a domain error: a machine code and a message meant for the user.
@@ -63,3 +62,7 @@ func ErrorMessage(err error) string {
 	}
 	return "internal error"
 }
+
+// ENOSPACE is the code of a change the station's disk refused for lack of
+// space: nothing of it was saved.
+const ENOSPACE = "insufficient_storage"

@@ -7,9 +7,8 @@ import (
 	"fmt"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/loa-broadcast/loa"
+	bolt "go.etcd.io/bbolt"
 )
 
 // Audit appends r to the audit log, stamping At if it is zero. Keys are a

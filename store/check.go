@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"io"
 	"os"
+	"syscall"
 )
 
 // ErrCorrupt marks a database file Open refuses because it is empty,
@@ -46,6 +47,11 @@ func checkFile(path string) error {
 		return fmt.Errorf("open database %s: %w", path, err)
 	}
 	defer f.Close()
+	// A database another process has open is that process's to write,
+	// maybe right now: bbolt's lock wait reports it in use.
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); errors.Is(err, syscall.EWOULDBLOCK) {
+		return nil
+	}
 	st, err := f.Stat()
 	if err != nil {
 		return fmt.Errorf("open database %s: %w", path, err)

@@ -3,9 +3,8 @@ package store
 import (
 	"context"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/loa-broadcast/loa"
+	bolt "go.etcd.io/bbolt"
 )
 
 // RevokeDeviceCredentials deletes device id's password, so no password

@@ -6,9 +6,8 @@ import (
 	"fmt"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/loa-broadcast/loa"
+	bolt "go.etcd.io/bbolt"
 )
 
 // PutGroupCommand inserts or updates a group command with all its results.

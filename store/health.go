@@ -8,9 +8,8 @@ import (
 	"fmt"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/loa-broadcast/loa"
+	bolt "go.etcd.io/bbolt"
 )
 
 // healthKey is device id ‖ 0 ‖ big-endian unix hour: a device's hours are

@@ -3,9 +3,8 @@ package store
 import (
 	"context"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/loa-broadcast/loa"
+	bolt "go.etcd.io/bbolt"
 )
 
 var _ loa.PlaylistService = (*DB)(nil)

@@ -7,9 +7,8 @@ import (
 	"fmt"
 	"slices"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/loa-broadcast/loa"
+	bolt "go.etcd.io/bbolt"
 )
 
 // Play log limits.

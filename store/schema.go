@@ -5,9 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/loa-broadcast/loa"
+	bolt "go.etcd.io/bbolt"
 )
 
 // Bucket names. Every bucket is created by a migration, so code outside
