@@ -78,6 +78,7 @@ type Main struct {
 
 	statfs      func(dir string) (free, total uint64, err error) // for tests; nil = syscall.Statfs
 	storageStop func()                                           // ends watchStorage and waits for it
+	storeFaults *store.WriteFaults                               // for tests: injected write failures
 }
 
 // NewMain returns a Main with cfg.
@@ -106,7 +107,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err := m.openTLS(); err != nil {
 		return err
 	}
-	m.DB, err = store.Open(filepath.Join(cfg.DataDir, "loa.db"), store.Options{Logger: m.Logger})
+	m.DB, err = store.Open(filepath.Join(cfg.DataDir, "loa.db"), store.Options{Logger: m.Logger, Faults: m.storeFaults})
 	if err != nil {
 		return err
 	}

@@ -214,3 +214,48 @@ func TestSystemDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The same through an injected write fault, wherever no tmpfs can be
+// mounted: 507, nothing changed, /healthz unhealthy, then healthy again by
+// the controller's own probe once writes pass.
+func TestSystemWriteFaultInjected(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.DiskCheckEvery = 5 * time.Millisecond
+	m := NewMain(cfg, testLogger(t))
+	m.storeFaults = new(store.WriteFaults)
+	m.statfs = func(string) (uint64, uint64, error) { return 50 << 20, 100 << 20, nil }
+	if err := m.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx := context.Background()
+	c := api.NewClient(m.URL(), m.AdminToken)
+	if err := c.CreateArea(ctx, loa.Area{ID: "p", Name: "Tỉnh P", Kind: loa.AreaProvince}); err != nil {
+		t.Fatal(err)
+	}
+	auditBefore, err := m.DB.AuditLog(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.storeFaults.Arm(); err != nil {
+		t.Fatal(err)
+	}
+	err = c.CreateArea(ctx, loa.Area{ID: "a", ParentID: "p", Name: "Xã A", Kind: loa.AreaCommune})
+	var refused *api.ClientError
+	if !errors.As(err, &refused) || refused.Status != http.StatusInsufficientStorage || refused.Code != loa.ENOSPACE {
+		t.Fatalf("change with writes failing: %v, want 507 insufficient_storage", err)
+	}
+	if st, body := healthz(t, m.URL()); st != http.StatusServiceUnavailable || body["ok"] != false {
+		t.Fatalf("healthz with writes failing = %d %v", st, body)
+	}
+	if err := m.storeFaults.Disarm(); err != nil {
+		t.Fatal(err)
+	}
+	loatest.Eventually(t, loatest.Wait, func() bool { st, _ := healthz(t, m.URL()); return st == http.StatusOK }, "healthz ok again by the probe")
+	if _, err := m.DB.Area(ctx, "a"); loa.ErrorCode(err) != loa.ENOTFOUND {
+		t.Fatalf("the refused area: %v", err)
+	}
+	if after, err := m.DB.AuditLog(ctx, 0); err != nil || len(after) != len(auditBefore) {
+		t.Fatalf("audit records %d after the refused change, %d before (%v)", len(after), len(auditBefore), err)
+	}
+}
