@@ -21,10 +21,13 @@ const (
 	// operator, a resumed VM) by more than the scheduler's threshold; a
 	// station alarm (no device), cleared an hour after the last step.
 	AlarmClockStep = "clock_step"
+	// AlarmDiskSpace is the station's own: the data directory's
+	// filesystem is nearly full (Device is empty).
+	AlarmDiskSpace = "disk_space"
 )
 
 // AlarmKinds lists every alarm kind.
-var AlarmKinds = []string{AlarmOffline, AlarmStreamLoss, AlarmAmpFault, AlarmTemperature, AlarmTestFailed, AlarmPlainReceiver, AlarmClockStep}
+var AlarmKinds = []string{AlarmOffline, AlarmStreamLoss, AlarmAmpFault, AlarmTemperature, AlarmTestFailed, AlarmPlainReceiver, AlarmClockStep, AlarmDiskSpace}
 
 // ValidAlarmKind reports whether kind is one of AlarmKinds.
 func ValidAlarmKind(kind string) bool {

@@ -62,3 +62,7 @@ func ErrorMessage(err error) string {
 	}
 	return "internal error"
 }
+
+// ENOSPACE is the code of a change the station's disk refused for lack of
+// space: nothing of it was saved.
+const ENOSPACE = "insufficient_storage"

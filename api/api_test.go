@@ -39,6 +39,7 @@ type env struct {
 	alarms   *fakeAlarms // alarms_test.go
 	health   *fakeHealth // alarms_test.go
 	registry *prometheus.Registry
+	server   *api.Server
 
 	admin, province, opA, opB, techA, provA string // token secrets
 	tokens                                  map[string]*loa.Token
@@ -46,7 +47,13 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	db, err := store.Open(filepath.Join(t.TempDir(), "loa.db"), store.Options{})
+	return newEnvWith(t, store.Options{})
+}
+
+// newEnvWith is newEnv with a store opened with opt (write faults).
+func newEnvWith(t *testing.T, opt store.Options) *env {
+	t.Helper()
+	db, err := store.Open(filepath.Join(t.TempDir(), "loa.db"), opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +113,7 @@ func newEnv(t *testing.T) *env {
 		Areas: db, Devices: db, Tokens: db, Audit: db,
 		Media: e.media, Sessions: e.sessions, Playlists: db, Alerts: &fakeAlerts{db: db},
 		Schedules: e.sched, PlayLog: e.playlog, Now: func() time.Time { return testNow },
-		Alarms: e.alarms, Health: e.health,
+		Alarms: e.alarms, Health: e.health, Storage: db,
 		Presence: fakePresence{"dev-a1": {ID: "dev-a1", Online: true, Telemetry: &loa.Telemetry{RSSI: -71, Volume: 80,
 			Stream: &loa.StreamStats{Received: 990, Lost: 10}}}},
 		Gatherer:  e.registry,
@@ -115,6 +122,7 @@ func newEnv(t *testing.T) *env {
 	}
 	enrolment := station.NewEnrolment(station.EnrolmentConfig{DB: db, Endpoints: enrolEndpoints{}})
 	s.Claims, s.Enrol = enrolment, enrolment
+	e.server = s
 	e.srv = httptest.NewServer(api.ValidateWithSpec(t, s.Handler()))
 	t.Cleanup(e.srv.Close)
 	return e

@@ -52,6 +52,15 @@ func (s *Server) auth(action string, h handler) http.Handler {
 			s.writeError(w, r, loa.Errorf(loa.EFORBIDDEN, "role %s may not do this (needs the %q permission)", tok.Role, action))
 			return
 		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			// A change commits its audit record with it (loa.AuditJournal).
+			j := &loa.AuditJournal{Base: loa.AuditRecord{
+				Actor: tok.ID, Action: r.Pattern, Object: r.URL.Path, Scope: tok.AreaID,
+				Detail: "recorded with the change; its detailed record could not be written",
+			}}
+			defer j.Close()
+			r = r.WithContext(loa.WithAuditJournal(r.Context(), j))
+		}
 		c := &call{s: s, ctx: r.Context(), tok: tok}
 		if err := h(w, r, c); err != nil {
 			s.writeError(w, r, err)
@@ -220,8 +229,10 @@ func (c *call) targetsInScope(t loa.Targets) (string, error) {
 	return "", nil
 }
 
-// audit records a change the caller made. The change has happened, so a
-// failure to record it is logged, not returned.
+// audit records a change the caller made. It replaces the provisional
+// record the store committed with the change (loa.AuditJournal), so a
+// failure to write it leaves that one standing; the change has happened,
+// so the failure is logged, not returned.
 func (c *call) audit(action, object, detail string) {
 	if c.s.Audit == nil {
 		return

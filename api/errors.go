@@ -30,6 +30,7 @@ var statusOf = map[string]int{
 	loa.EGONE:         http.StatusGone,
 	loa.ERATELIMIT:    http.StatusTooManyRequests,
 	loa.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	loa.ENOSPACE:      http.StatusInsufficientStorage,
 	loa.EINTERNAL:     http.StatusInternalServerError,
 }
 

@@ -8,7 +8,7 @@
 // target is in it; anything else is not found (reads) or forbidden
 // (writes, naming the target).
 //
-//	GET  /healthz                          {"ok":true}, no token
+//	GET  /healthz                          {"ok":true,"storage":{...}}; 503 when the store cannot write, no token
 //	GET  /api/v1/openapi.yaml              the OpenAPI 3.1 description of all of this, no token
 //	GET  /metrics                          Prometheus text, any role
 //	GET  /api/v1/me                        the caller's token
@@ -175,6 +175,7 @@ type Server struct {
 	Alarms    loa.AlarmService
 	Health    loa.HealthService
 	Backup    Backuper            // GET /api/v1/backup; nil: unavailable
+	Storage   StorageHealth       // nil: /healthz does not report the store
 	Gatherer  prometheus.Gatherer // for /metrics; nil = prometheus.DefaultGatherer
 	MaxUpload int64               // bytes of one upload request; 0 = DefaultMaxUpload
 	// RequestTimeout bounds an ordinary request, from reading its body to
@@ -243,9 +244,7 @@ func (s *Server) routes() []apiRoute {
 	var routes []apiRoute
 	add := func(pattern, action string, h http.Handler) { routes = append(routes, apiRoute{pattern, action, h}) }
 
-	add("GET /healthz", "", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
-	}))
+	add("GET /healthz", "", http.HandlerFunc(s.healthz))
 	add("GET /api/v1/openapi.yaml", "", http.HandlerFunc(serveOpenAPI)) // no token: it is public
 	gatherer := s.Gatherer
 	if gatherer == nil {

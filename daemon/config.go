@@ -51,6 +51,9 @@ type Config struct {
 
 	Alarms       loa.AlarmThresholds // offline, stream loss, temperature raise/clear
 	AlarmWebhook string              // optional URL every alarm raise and clear is POSTed to
+	// DiskCheckEvery is how often the data directory's free space is
+	// checked for the disk_space alarm; 0 = DefaultDiskCheckEvery.
+	DiskCheckEvery time.Duration
 
 	CAPSender string // sender of the CAP messages alerts are exported as
 

@@ -76,6 +76,10 @@ type Main struct {
 	// start (empty on later starts); AdminTokenFile is where it is kept.
 	AdminToken     string
 	AdminTokenFile string
+
+	statfs      func(dir string) (free, total uint64, err error) // for tests; nil = syscall.Statfs
+	storageStop func()                                           // ends watchStorage and waits for it
+	storeFaults *store.WriteFaults                               // for tests: injected write failures
 }
 
 // NewMain returns a Main with cfg.
@@ -104,7 +108,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err := m.openTLS(); err != nil {
 		return err
 	}
-	m.DB, err = store.Open(filepath.Join(cfg.DataDir, "loa.db"), store.Options{Logger: m.Logger})
+	m.DB, err = store.Open(filepath.Join(cfg.DataDir, "loa.db"), store.Options{Logger: m.Logger, Faults: m.storeFaults})
 	if err != nil {
 		return err
 	}
@@ -218,6 +222,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		}, 15*time.Second)
 	}()
 
+	m.startStorageWatch()
+
 	if err := m.ensureAdminToken(ctx); err != nil {
 		return err
 	}
@@ -254,7 +260,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Areas:    m.DB, Devices: m.DB, Presence: m.Fleet, Media: m.Media,
 		Sessions: m.Sessions, Tokens: m.DB, Audit: m.DB, Commands: m.Fleet, Groups: m.Groups,
 		Playlists: m.DB, Fallbacks: m.Fallbacks, Schedules: m.Schedules, Alerts: m.Alerts, PlayLog: station.NewPlayLog(m.DB), Gatherer: reg,
-		Alarms: m.Alarms, Health: m.Health, Backup: m,
+		Alarms: m.Alarms, Health: m.Health, Backup: m, Storage: m.DB,
 		CAP:       station.NewCAP(m.DB, m.Alerts, m.Media.Urgent(), nil, m.Logger.With("component", "cap")),
 		CAPSender: cfg.CAPSender,
 		Logger:    m.Logger.With("component", "api"),
@@ -282,7 +288,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 // Close stops every component, the newest first.
 func (m *Main) Close() error {
 	var errs []error
-	m.closeAlarms() // first: ends the alarm event streams the HTTP shutdown would wait for
+	m.stopStorageWatch() // before the alarms it raises
+	m.closeAlarms()      // first: ends the alarm event streams the HTTP shutdown would wait for
 	if m.httpServer != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if err := m.httpServer.Shutdown(ctx); errors.Is(err, context.DeadlineExceeded) {

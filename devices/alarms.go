@@ -482,7 +482,7 @@ func (a *Alarms) raising(device, kind, severity string, value, threshold float64
 	}
 	a.lastID = id
 	area, ok := a.area[device]
-	if !ok && a.cfg.Directory != nil {
+	if !ok && device != "" && a.cfg.Directory != nil {
 		area = a.lookupArea(device)
 	}
 	return change{loa.AlarmRaised, loa.Alarm{

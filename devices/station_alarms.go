@@ -28,3 +28,18 @@ func (a *Alarms) ClearStation(kind, why string) {
 		a.applyOne(a.clearing(al, a.now(), why))
 	}
 }
+
+// Station raises (active) or clears the controller's alarm of kind, for a
+// condition that holds until it does not (disk space): raising an active
+// one or clearing an inactive one does nothing, unlike RaiseStation.
+func (a *Alarms) Station(kind string, active bool, severity string, value, threshold float64, msg string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	al, raised := a.active[alarmKey{"", kind}]
+	switch {
+	case active && !raised:
+		a.applyOne(a.raising("", kind, severity, value, threshold, a.now(), msg))
+	case !active && raised:
+		a.applyOne(a.clearing(al, a.now(), msg))
+	}
+}

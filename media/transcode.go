@@ -14,6 +14,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/loa-broadcast/loa"
@@ -356,12 +357,18 @@ func spool(ctx context.Context, r io.Reader, limit int64) (io.ReaderAt, int64, f
 	}
 	f, err := os.CreateTemp("", "loa-upload-*")
 	if err != nil {
-		return nil, 0, nil, fmt.Errorf("media: spool upload: %w", err)
+		return nil, 0, nil, spoolError(err)
 	}
-	cleanup := func() { f.Close(); os.Remove(f.Name()) }
+	// Unlinked at once: the open file keeps its bytes until it is closed,
+	// and a controller killed mid-upload leaves no copy in the temp dir.
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, 0, nil, spoolError(err)
+	}
+	cleanup := func() { f.Close() }
 	if _, err := f.Write(buf.Bytes()); err != nil {
 		cleanup()
-		return nil, 0, nil, fmt.Errorf("media: spool upload: %w", err)
+		return nil, 0, nil, spoolError(err)
 	}
 	if err := copyCtx(ctx, f, io.LimitReader(r, limit+1-int64(buf.Len()))); err != nil {
 		cleanup()
@@ -388,7 +395,7 @@ func copyCtx(ctx context.Context, w io.Writer, r io.Reader) error {
 		n, err := r.Read(buf)
 		if n > 0 {
 			if _, err := w.Write(buf[:n]); err != nil {
-				return fmt.Errorf("media: spool upload: %w", err)
+				return spoolError(err)
 			}
 		}
 		if err == io.EOF {
@@ -398,6 +405,16 @@ func copyCtx(ctx context.Context, w io.Writer, r io.Reader) error {
 			return fmt.Errorf("media: read upload: %w", err)
 		}
 	}
+}
+
+// spoolError names a failure to write an upload to the temp dir; a full
+// disk is ENOSPACE, which the client can act on, not an internal error.
+func spoolError(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("%w (%w)", loa.Errorf(loa.ENOSPACE,
+			"the station's temp dir is full: the upload was not saved"), err)
+	}
+	return fmt.Errorf("media: spool upload: %w", err)
 }
 
 func byteSize(n int64) string {

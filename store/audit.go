@@ -5,13 +5,16 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/loa-broadcast/loa"
 	bolt "go.etcd.io/bbolt"
 )
 
 // Audit appends r to the audit log, stamping At if it is zero. Keys are a
-// big-endian sequence, so cursor order is insertion order.
+// big-endian sequence, so cursor order is insertion order. If ctx carries
+// an audit journal whose provisional record (written with the request's
+// change) is pending, r replaces it instead.
 func (db *DB) Audit(ctx context.Context, r loa.AuditRecord) error {
 	if r.Action == "" {
 		return loa.Errorf(loa.EINVALID, "action: required")
@@ -19,14 +22,36 @@ func (db *DB) Audit(ctx context.Context, r loa.AuditRecord) error {
 	if r.At.IsZero() {
 		r.At = db.now().UTC()
 	}
-	return db.update(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketAudit)
-		seq, err := b.NextSequence()
-		if err != nil {
-			return err
+	j := loa.AuditJournalFrom(ctx)
+	var key []byte
+	if j != nil {
+		key = j.Pending()
+	}
+	err := db.updateAudited(ctx, func(tx *bolt.Tx) error {
+		if key != nil {
+			return put(tx, bucketAudit, key, &r)
 		}
-		return put(tx, bucketAudit, binary.BigEndian.AppendUint64(nil, seq), &r)
-	})
+		_, err := appendAudit(tx, r, db.now)
+		return err
+	}, true)
+	if err == nil && key != nil {
+		j.SetPending(nil)
+	}
+	return err
+}
+
+// appendAudit writes r under the next sequence key and returns the key.
+func appendAudit(tx *bolt.Tx, r loa.AuditRecord, now func() time.Time) ([]byte, error) {
+	if r.At.IsZero() {
+		r.At = now().UTC()
+	}
+	b := tx.Bucket(bucketAudit)
+	seq, err := b.NextSequence()
+	if err != nil {
+		return nil, err
+	}
+	key := binary.BigEndian.AppendUint64(nil, seq)
+	return key, put(tx, bucketAudit, key, &r)
 }
 
 // AuditLog returns up to limit records, newest first; limit <= 0 means all.

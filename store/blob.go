@@ -86,7 +86,7 @@ func (db *DB) NewBlob(kind BlobKind) (*BlobWriter, error) {
 	}
 	f, err := os.CreateTemp(dir, blobTempPrefix+"*")
 	if err != nil {
-		return nil, fmt.Errorf("%s blob: %w", kind, err)
+		return nil, db.blobFault(fmt.Errorf("%s blob: %w", kind, err))
 	}
 	return &BlobWriter{db: db, kind: kind, f: f, h: sha256.New()}, nil
 }
@@ -101,7 +101,7 @@ func (w *BlobWriter) Write(p []byte) (int, error) {
 	w.h.Write(p[:n])
 	w.n += int64(n)
 	if err != nil {
-		w.discard(fmt.Errorf("%s blob: %w", w.kind, err))
+		w.discard(w.db.blobFault(fmt.Errorf("%s blob: %w", w.kind, err)))
 		return n, w.err
 	}
 	return n, nil
@@ -129,11 +129,11 @@ func (w *BlobWriter) Commit() (hash string, size int64, err error) {
 		return "", 0, err
 	}
 	if err := w.f.Sync(); err != nil {
-		w.discard(fmt.Errorf("%s blob: %w", w.kind, err))
+		w.discard(w.db.blobFault(fmt.Errorf("%s blob: %w", w.kind, err)))
 		return "", 0, w.err
 	}
 	if err := w.f.Close(); err != nil {
-		w.discard(fmt.Errorf("%s blob: %w", w.kind, err))
+		w.discard(w.db.blobFault(fmt.Errorf("%s blob: %w", w.kind, err)))
 		return "", 0, w.err
 	}
 	tmp := w.f.Name()

@@ -39,6 +39,9 @@ type Options struct {
 	Timeout time.Duration    // how long to wait for the file lock; default 1s
 	Now     func() time.Time // clock for CreatedAt stamps; default time.Now
 	Logger  *slog.Logger     // default discards
+	// Faults, when set, lets a test make the database's writes fail
+	// (WriteFaults.Arm). Not for production.
+	Faults *WriteFaults
 }
 
 // DB is an open Loa database. It is safe for concurrent use.
@@ -48,6 +51,8 @@ type DB struct {
 	now      func() time.Time
 	log      *slog.Logger
 	writeTxs atomic.Uint64 // write transactions run by update, for benchmarks
+	health   writeHealth
+	faults   *WriteFaults
 }
 
 // Open opens or creates the database at path, creating its directory and
@@ -80,7 +85,18 @@ func Open(path string, opt Options) (*DB, error) {
 		return nil, fmt.Errorf("create media directory: %w", err)
 	}
 
-	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+	if err := checkFile(path); err != nil {
+		return nil, err
+	}
+	bopt := &bolt.Options{Timeout: timeout}
+	if opt.Faults != nil {
+		// The injector swaps the descriptor for /dev/full, which can be
+		// neither truncated nor mapped: the file grows by its writes and
+		// the map is made big enough never to be remade.
+		db.faults = opt.Faults
+		bopt.OpenFile, bopt.NoGrowSync, bopt.InitialMmapSize = opt.Faults.openFile, true, 256<<20
+	}
+	b, err := bolt.Open(path, 0o600, bopt)
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("%w (%w)", loa.Errorf(loa.EUNAVAILABLE,
 			"database %s is in use by another process (is another loa running?); "+
@@ -102,7 +118,11 @@ func Open(path string, opt Options) (*DB, error) {
 
 // Close closes the database; it waits for open transactions to finish.
 func (db *DB) Close() error {
-	if err := db.bolt.Close(); err != nil {
+	err := db.bolt.Close()
+	if db.faults != nil {
+		db.faults.close()
+	}
+	if err != nil {
 		return fmt.Errorf("close database: %w", err)
 	}
 	return nil
@@ -150,11 +170,43 @@ func (db *DB) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 }
 
 func (db *DB) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	return db.updateAudited(ctx, fn, false)
+}
+
+// updateAudited runs fn in a write transaction. Unless fn writes the audit
+// record itself (audited), a change made for a request that carries an
+// audit journal writes the journal's provisional record in the same
+// transaction (see loa.AuditJournal). A write the disk refuses becomes
+// ENOSPACE or EUNAVAILABLE and makes the store unhealthy until a write
+// succeeds.
+func (db *DB) updateAudited(ctx context.Context, fn func(tx *bolt.Tx) error, audited bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	db.writeTxs.Add(1)
-	return db.bolt.Update(fn)
+	j := loa.AuditJournalFrom(ctx)
+	var provisional []byte
+	err := storageError(db.bolt.Update(func(tx *bolt.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		if j == nil || audited || !j.Wants() {
+			return nil
+		}
+		var err error
+		if provisional, err = appendAudit(tx, j.Base, db.now); err != nil {
+			return err
+		}
+		// Pending already: writers are serial, so a concurrent change of
+		// the same request sees it and writes no second record.
+		j.SetPending(provisional)
+		return nil
+	}))
+	db.health.observe(err, db.now)
+	if err != nil && provisional != nil {
+		j.SetPending(nil) // not committed
+	}
+	return err
 }
 
 // WriteTxs returns how many write transactions the database has run since

@@ -31,7 +31,7 @@ func main() {
 	stop()
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "loa:", err)
-		os.Exit(1)
+		os.Exit(daemon.ExitCode(err))
 	}
 }
 

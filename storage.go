@@ -1,0 +1,12 @@
+package loa
+
+import "time"
+
+// StorageHealth is the state of the station's writes to its disk:
+// unhealthy from a write that failed for lack of space or an I/O error
+// until one succeeds.
+type StorageHealth struct {
+	OK       bool      `json:"ok"`
+	Error    string    `json:"error,omitempty"`    // why the last write failed
+	FailedAt time.Time `json:"failed_at,omitzero"` // when it failed
+}
