@@ -64,6 +64,7 @@ type Main struct {
 
 	httpLn     net.Listener // nil without a plain listener
 	httpServer *http.Server
+	httpCancel context.CancelFunc // cancels every request's context (the server's base), at Close
 	httpDone   chan error
 
 	PKI       *pki.Station      // the station CA
@@ -276,6 +277,7 @@ func (m *Main) Close() error {
 	var errs []error
 	m.closeAlarms() // first: ends the alarm event streams the HTTP shutdown would wait for
 	if m.httpServer != nil {
+		m.httpCancel() // ends streams and long polls: Shutdown waits for no request that would not end
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if err := m.httpServer.Shutdown(ctx); errors.Is(err, context.DeadlineExceeded) {
 			// A slow download (firmware to a receiver on a weak link) must
