@@ -184,6 +184,13 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("broadcast: %w", err)
 	}
 	m.Sessions = station.NewSessions(m.DB, m.Engine, m.Engine, m.Logger.With("component", "sessions"))
+	online := func(id string) bool {
+		st, ok := m.Fleet.DeviceState(id)
+		return ok && st.Online
+	}
+	// Late starts wait for their receivers (up to the lead + 5 s), and the
+	// play log lists no receiver offline at a start as playing.
+	m.Sessions.Online, m.Sessions.Lead = online, cfg.Lead
 	m.Alerts = station.NewAlerts(m.DB, m.Sessions, m.Fleet, media.EspeakNG{Voice: "vi"}, delay, m.Logger.With("component", "alerts"))
 	tuner.Alerts = m.Alerts
 	// The sessions' record first, then the alerts that read it.
@@ -212,10 +219,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.schedWG.Add(1)
 	go func() {
 		defer m.schedWG.Done()
-		m.Sessions.ResumeInterrupted(m.bg, func(id string) bool {
-			st, ok := m.Fleet.DeviceState(id)
-			return ok && st.Online
-		}, 15*time.Second)
+		m.Sessions.ResumeInterrupted(m.bg, online, 15*time.Second)
 	}()
 
 	if err := m.ensureAdminToken(ctx); err != nil {

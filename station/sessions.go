@@ -32,8 +32,21 @@ type Sessions struct {
 	firstSent map[string]time.Time                      // when each session's first packet left
 	listening map[string]map[netip.AddrPort]*time.Timer // per session: its SDP listeners, each ended by its timer
 
+	absent map[string][]string // per running session: the receivers offline when it started, never tuned
+
 	// Listener caps; zero: loa.MaxSessionListeners, loa.MaxStationListeners.
 	MaxListeners, MaxStationListeners int
+
+	// Online reports a receiver's presence (nil: every receiver is). A late
+	// start and a resume wait for their receivers, and the play log never
+	// lists a receiver offline at the start (never tuned) as playing.
+	Online func(id string) bool
+	// Lead is the pre-roll: a start missed by no more than it (the
+	// controller was down) plays from its beginning, as nothing aired.
+	Lead time.Duration
+	// ReceiverWait bounds a late start's or a resume's wait for its
+	// receivers; zero: Lead + 5 s.
+	ReceiverWait time.Duration
 }
 
 // NewSessions returns the session service of db streaming through engine;
@@ -62,6 +75,16 @@ func (s *Sessions) streamed(id string, first time.Time) {
 	}
 	s.firstSent[id] = first
 	s.mu.Unlock()
+	// Kept with the session: a restart then knows whether it had aired.
+	ctx := context.Background()
+	sess, err := s.db.Session(ctx, id)
+	if err != nil || !sess.FirstSentAt.IsZero() {
+		return
+	}
+	sess.FirstSentAt = first
+	if err := s.db.PutSession(ctx, sess); err != nil {
+		s.logger.Warn("first packet not recorded", "session", id, "err", err)
+	}
 }
 
 // FirstSent reports when a session's first packet left the controller.
@@ -75,12 +98,14 @@ func (s *Sessions) FirstSent(id string) (time.Time, bool) {
 var _ loa.SessionService = (*Sessions)(nil)
 
 func (s *Sessions) StartSession(ctx context.Context, sess *loa.Session) error {
-	return s.start(ctx, sess, false)
+	return s.start(ctx, sess, false, 0)
 }
 
 // start starts a session; a looping one repeats its content until stopped
-// (or its max duration), for background programmes.
-func (s *Sessions) start(ctx context.Context, sess *loa.Session, looping bool) error {
+// (or its max duration), for background programmes. A late one starts at
+// position at (a whole number of frames): where the wall clock says the
+// programme is.
+func (s *Sessions) start(ctx context.Context, sess *loa.Session, looping bool, at time.Duration) error {
 	if err := sess.Validate(); err != nil {
 		return err
 	}
@@ -100,19 +125,35 @@ func (s *Sessions) start(ctx context.Context, sess *loa.Session, looping bool) e
 		frames = 0
 	}
 	length := time.Duration(frames) * protocol.FrameDuration
+	skip := int(at / protocol.FrameDuration)
+	if skip > 0 && !looping {
+		if skip >= frames {
+			src.Close()
+			return loa.Errorf(loa.ECONFLICT, "the programme (%v) ended before it could start, %v late", length, at.Round(time.Second))
+		}
+		if _, err := src.(interface{ Skip(int) (int, error) }).Skip(skip); err != nil {
+			src.Close()
+			return fmt.Errorf("seek to %v: %w", at, err)
+		}
+		frames -= skip
+	} else {
+		skip = 0
+	}
+	skipped := time.Duration(skip) * protocol.FrameDuration
 
 	sess.ID = newID()
 	sess.SSRC = randomSSRC()
 	sess.Devices = devs
 	sess.State = loa.SessionPlaying
-	sess.StartedAt = time.Now()
+	sess.StartedAt = time.Now().Add(-skipped) // packet 0's due time, so a resume seeks right
 	if sess.ScheduledAt.After(sess.StartedAt) {
 		sess.StartedAt = sess.ScheduledAt // started early so receivers can tune; streams on time
 	}
 	if sess.MaxDuration == 0 {
-		sess.MaxDuration = length + 30*time.Second
+		sess.MaxDuration = length - skipped + 30*time.Second
 	}
-	if err := s.launch(ctx, sess, src, frames); err != nil {
+	sess.MaxDuration += skipped // counted from StartedAt, as a resume counts it
+	if err := s.launch(ctx, sess, src, frames, skipped); err != nil {
 		return err
 	}
 	s.logger.Info("session started", "session", sess.ID, "media", sess.MediaID, "playlist", sess.PlaylistID,
@@ -127,13 +168,13 @@ func (s *Sessions) start(ctx context.Context, sess *loa.Session, looping bool) e
 func (s *Sessions) startSource(ctx context.Context, sess *loa.Session, src source, frames int) error {
 	sess.State = loa.SessionPlaying
 	sess.StartedAt = time.Now()
-	return s.launch(ctx, sess, src, frames)
+	return s.launch(ctx, sess, src, frames, 0)
 }
 
 // launch writes sess, before acting, so a crash leaves a record of what
 // was playing, then streams src, which the service closes when the
-// session ends.
-func (s *Sessions) launch(ctx context.Context, sess *loa.Session, src source, frames int) error {
+// session ends. skipped is how far into its content src starts.
+func (s *Sessions) launch(ctx context.Context, sess *loa.Session, src source, frames int, skipped time.Duration) error {
 	if err := s.db.PutSession(ctx, sess); err != nil {
 		src.Close()
 		return err
@@ -144,12 +185,72 @@ func (s *Sessions) launch(ctx context.Context, sess *loa.Session, src source, fr
 	}
 	s.content[sess.ID] = src
 	s.mu.Unlock()
-	if err := s.engine.Start(ctx, sess, src, frames); err != nil {
+	run := sess
+	if skipped > 0 {
+		cp := *sess // the engine counts the max duration from now
+		cp.MaxDuration -= skipped
+		run = &cp
+	}
+	if err := s.engine.Start(ctx, run, src, frames); err != nil {
 		s.ended(sess.ID, loa.SessionFailed, err.Error())
 		return err
 	}
-	s.playLog(ctx, sess, loa.PlayStarted, "")
+	detail := ""
+	if skipped > 0 {
+		detail = fmt.Sprintf("late: from %v", skipped.Round(time.Millisecond))
+	}
+	s.logStart(ctx, sess, loa.PlayStarted, detail)
 	return nil
+}
+
+// logStart writes sess's start line (event) for the receivers online to
+// be tuned, and a missed line for the others: a receiver offline at the
+// start was never tuned, so the log must not say it played.
+func (s *Sessions) logStart(ctx context.Context, sess *loa.Session, event, detail string) {
+	on, off := sess.Devices, []string(nil)
+	if s.Online != nil {
+		on = nil
+		for _, id := range sess.Devices {
+			if s.Online(id) {
+				on = append(on, id)
+			} else {
+				off = append(off, id)
+			}
+		}
+	}
+	if len(off) > 0 {
+		s.mu.Lock()
+		if s.absent == nil {
+			s.absent = make(map[string][]string)
+		}
+		s.absent[sess.ID] = off
+		s.mu.Unlock()
+		s.appendLog(ctx, logEntry(sess, loa.PlayMissed, off, "offline when it started: not tuned"))
+		if len(on) == 0 {
+			return
+		}
+	}
+	s.appendLog(ctx, logEntry(sess, event, on, detail))
+}
+
+// waitReceivers waits until every receiver of devs is online, at most
+// ReceiverWait, and reports how long it waited.
+func (s *Sessions) waitReceivers(ctx context.Context, devs []string) time.Duration {
+	if s.Online == nil {
+		return 0
+	}
+	bound := s.ReceiverWait
+	if bound <= 0 {
+		bound = s.Lead + 5*time.Second
+	}
+	start := time.Now()
+	for time.Since(start) < bound && ctx.Err() == nil && !allOnline(devs, s.Online) {
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return time.Since(start)
 }
 
 // source is what a session streams: its packets, and what to close after.
@@ -233,6 +334,8 @@ func (s *Sessions) ended(id, state, reason string) {
 		delete(s.content, id)
 	}
 	s.dropListenersLocked(id)
+	absent := s.absent[id]
+	delete(s.absent, id)
 	s.mu.Unlock()
 	if reason == loa.SessionShutdown {
 		// The controller is stopping, not the programme: it stays
@@ -255,7 +358,11 @@ func (s *Sessions) ended(id, state, reason string) {
 	if event == "" {
 		event = loa.PlayFailed
 	}
-	s.playLog(ctx, sess, event, reason)
+	// Its receivers offline at the start have their missed line already.
+	played := slices.DeleteFunc(slices.Clone(sess.Devices), func(d string) bool { return slices.Contains(absent, d) })
+	if len(absent) == 0 || len(played) > 0 {
+		s.appendLog(ctx, logEntry(sess, event, played, reason))
+	}
 	s.logger.Info("session ended", "session", id, "state", state, "reason", reason)
 }
 
@@ -461,9 +568,12 @@ func (s *Sessions) dropListenersLocked(id string) {
 // ResumeInterrupted picks up the sessions that were playing when the
 // controller stopped (shut down or killed): each resumes at the position
 // the wall clock says it should be at, so nothing is played twice, once its
-// receivers are back online (at most wait). Sessions whose programme ended
-// meanwhile are recorded as ended.
+// receivers are back online (at most wait). One that had not aired yet
+// (launched in its pre-roll) and is late by no more than Lead plays from
+// its beginning. Sessions whose programme ended meanwhile are recorded as
+// ended.
 func (s *Sessions) ResumeInterrupted(ctx context.Context, online func(id string) bool, wait time.Duration) {
+	restarted := time.Now()
 	all, err := s.db.Sessions(ctx)
 	if err != nil {
 		s.logger.Error("cannot list interrupted sessions", "err", err)
@@ -495,7 +605,8 @@ func (s *Sessions) ResumeInterrupted(ctx context.Context, online func(id string)
 		if ctx.Err() != nil {
 			return
 		}
-		if err := s.resume(ctx, sess); err != nil {
+		fromStart := sess.FirstSentAt.IsZero() && restarted.Sub(sess.StartedAt) <= s.Lead
+		if err := s.resume(ctx, sess, fromStart); err != nil {
 			s.logger.Error("session not resumed", "session", sess.ID, "err", err)
 			sess.State, sess.Reason, sess.EndedAt = loa.SessionFailed, "not resumed after restart: "+err.Error(), time.Now()
 			if err := s.db.PutSession(ctx, sess); err == nil {
@@ -514,21 +625,30 @@ func allOnline(ids []string, online func(string) bool) bool {
 	return true
 }
 
-// resume restarts one interrupted session at its wall-clock position.
-func (s *Sessions) resume(ctx context.Context, sess *loa.Session) error {
+// resume restarts one interrupted session at its wall-clock position, or
+// from its beginning (fromStart: nothing of it had aired).
+func (s *Sessions) resume(ctx context.Context, sess *loa.Session, fromStart bool) error {
 	src, frames, err := s.open(ctx, sess)
 	if err != nil {
 		return err
 	}
-	elapsed := time.Since(sess.StartedAt)
+	if now := time.Now(); fromStart && sess.StartedAt.Before(now) {
+		sess.StartedAt = now // packet 0 is due now: the pre-roll was lost, not the programme
+	}
+	elapsed := max(time.Since(sess.StartedAt), 0) // before its time: the engine holds packet 0 until ScheduledAt
 	skip := int(elapsed / protocol.FrameDuration)
 	if skip >= frames || (sess.MaxDuration > 0 && elapsed >= sess.MaxDuration) {
 		src.Close()
 		sess.State, sess.Reason, sess.EndedAt = loa.SessionEnded, "ended while the controller was down", sess.StartedAt.Add(time.Duration(frames)*protocol.FrameDuration)
+		event := loa.PlayEnded
+		if sess.FirstSentAt.IsZero() {
+			// Nothing of it aired: not "ended" for receivers that never heard it.
+			sess.State, sess.Reason, event = loa.SessionFailed, "not aired: its time passed while the controller was down", loa.PlayMissed
+		}
 		if err := s.db.PutSession(ctx, sess); err != nil {
 			return err
 		}
-		s.playLog(ctx, sess, loa.PlayEnded, sess.Reason)
+		s.playLog(ctx, sess, event, sess.Reason)
 		return nil
 	}
 	if _, err := src.(interface{ Skip(int) (int, error) }).Skip(skip); err != nil {
@@ -557,7 +677,11 @@ func (s *Sessions) resume(ctx context.Context, sess *loa.Session) error {
 		src.Close()
 		return err
 	}
-	s.playLog(ctx, sess, loa.PlayResumed, fmt.Sprintf("at %v of %v", (time.Duration(skip)*protocol.FrameDuration).Round(time.Millisecond), time.Duration(frames)*protocol.FrameDuration))
+	detail := fmt.Sprintf("at %v of %v", (time.Duration(skip)*protocol.FrameDuration).Round(time.Millisecond), time.Duration(frames)*protocol.FrameDuration)
+	if fromStart {
+		detail = "from its beginning: nothing of it had aired before the restart"
+	}
+	s.logStart(ctx, sess, loa.PlayResumed, detail)
 	s.logger.Info("session resumed", "session", sess.ID, "position", time.Duration(skip)*protocol.FrameDuration, "devices", len(sess.Devices))
 	return nil
 }
