@@ -101,7 +101,7 @@ func (f *Fallbacks) Supervise(ctx context.Context) {
 			sess := &loa.Session{MediaID: fb.Content.MediaID, PlaylistID: fb.Content.PlaylistID,
 				Targets: loa.Targets{Areas: []string{fb.AreaID}}, Priority: fb.Priority,
 				MaxDuration: 24 * time.Hour, Origin: loa.Origin{Kind: loa.OriginFallback, ID: fb.AreaID}}
-			if err := f.sessions.start(ctx, sess, true, 0); err != nil && ctx.Err() == nil {
+			if err := f.sessions.start(ctx, sess, true); err != nil && ctx.Err() == nil {
 				f.logger.Warn("fallback not started", "area", fb.AreaID, "err", err)
 			}
 		}

@@ -255,18 +255,13 @@ func (st *Starter) StartScheduled(ctx context.Context, occ loa.Occurrence, late 
 		}
 	}
 	// Late (the controller was down): its receivers are reconnecting too.
-	// Wait for them, as a resume does, rather than tune none. Missed by no
-	// more than the pre-roll, nothing was due to have aired: it plays from
-	// its beginning; later, from where the wall clock says it is.
-	var at time.Duration
+	// Wait for them, as a resume does, rather than tune none; then it
+	// plays from its beginning (late, within the grace window).
 	if late > 0 {
 		if devs, err := st.sessions.Resolve(ctx, occ.Targets); err == nil {
 			if waited := st.sessions.waitReceivers(ctx, devs); waited > time.Second {
 				st.logger.Info("late start waited for its receivers", "schedule", occ.ScheduleID, "at", occ.At, "waited", waited)
 			}
-		}
-		if late > st.sessions.Lead {
-			at = time.Since(occ.At)
 		}
 	}
 	sess := &loa.Session{MediaID: occ.Content.MediaID, PlaylistID: occ.Content.PlaylistID, Targets: occ.Targets,
@@ -284,11 +279,8 @@ func (st *Starter) StartScheduled(ctx context.Context, occ loa.Occurrence, late 
 		}
 		sess.MaxDuration = left
 	}
-	if err := st.sessions.start(ctx, sess, false, at); err != nil {
+	if err := st.sessions.StartSession(ctx, sess); err != nil {
 		entry.Event, entry.Detail = loa.PlayFailed, err.Error()
-		if loa.ErrorCode(err) == loa.ECONFLICT {
-			entry.Event = loa.PlayMissed // it ended before it could start
-		}
 		st.log(ctx, entry)
 		return err
 	}

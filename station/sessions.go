@@ -98,14 +98,12 @@ func (s *Sessions) FirstSent(id string) (time.Time, bool) {
 var _ loa.SessionService = (*Sessions)(nil)
 
 func (s *Sessions) StartSession(ctx context.Context, sess *loa.Session) error {
-	return s.start(ctx, sess, false, 0)
+	return s.start(ctx, sess, false)
 }
 
 // start starts a session; a looping one repeats its content until stopped
-// (or its max duration), for background programmes. A late one starts at
-// position at (a whole number of frames): where the wall clock says the
-// programme is.
-func (s *Sessions) start(ctx context.Context, sess *loa.Session, looping bool, at time.Duration) error {
+// (or its max duration), for background programmes.
+func (s *Sessions) start(ctx context.Context, sess *loa.Session, looping bool) error {
 	if err := sess.Validate(); err != nil {
 		return err
 	}
@@ -125,35 +123,19 @@ func (s *Sessions) start(ctx context.Context, sess *loa.Session, looping bool, a
 		frames = 0
 	}
 	length := time.Duration(frames) * protocol.FrameDuration
-	skip := int(at / protocol.FrameDuration)
-	if skip > 0 && !looping {
-		if skip >= frames {
-			src.Close()
-			return loa.Errorf(loa.ECONFLICT, "the programme (%v) ended before it could start, %v late", length, at.Round(time.Second))
-		}
-		if _, err := src.(interface{ Skip(int) (int, error) }).Skip(skip); err != nil {
-			src.Close()
-			return fmt.Errorf("seek to %v: %w", at, err)
-		}
-		frames -= skip
-	} else {
-		skip = 0
-	}
-	skipped := time.Duration(skip) * protocol.FrameDuration
 
 	sess.ID = newID()
 	sess.SSRC = randomSSRC()
 	sess.Devices = devs
 	sess.State = loa.SessionPlaying
-	sess.StartedAt = time.Now().Add(-skipped) // packet 0's due time, so a resume seeks right
+	sess.StartedAt = time.Now()
 	if sess.ScheduledAt.After(sess.StartedAt) {
 		sess.StartedAt = sess.ScheduledAt // started early so receivers can tune; streams on time
 	}
 	if sess.MaxDuration == 0 {
-		sess.MaxDuration = length - skipped + 30*time.Second
+		sess.MaxDuration = length + 30*time.Second
 	}
-	sess.MaxDuration += skipped // counted from StartedAt, as a resume counts it
-	if err := s.launch(ctx, sess, src, frames, skipped); err != nil {
+	if err := s.launch(ctx, sess, src, frames); err != nil {
 		return err
 	}
 	s.logger.Info("session started", "session", sess.ID, "media", sess.MediaID, "playlist", sess.PlaylistID,
@@ -168,13 +150,13 @@ func (s *Sessions) start(ctx context.Context, sess *loa.Session, looping bool, a
 func (s *Sessions) startSource(ctx context.Context, sess *loa.Session, src source, frames int) error {
 	sess.State = loa.SessionPlaying
 	sess.StartedAt = time.Now()
-	return s.launch(ctx, sess, src, frames, 0)
+	return s.launch(ctx, sess, src, frames)
 }
 
 // launch writes sess, before acting, so a crash leaves a record of what
 // was playing, then streams src, which the service closes when the
-// session ends. skipped is how far into its content src starts.
-func (s *Sessions) launch(ctx context.Context, sess *loa.Session, src source, frames int, skipped time.Duration) error {
+// session ends.
+func (s *Sessions) launch(ctx context.Context, sess *loa.Session, src source, frames int) error {
 	if err := s.db.PutSession(ctx, sess); err != nil {
 		src.Close()
 		return err
@@ -185,21 +167,11 @@ func (s *Sessions) launch(ctx context.Context, sess *loa.Session, src source, fr
 	}
 	s.content[sess.ID] = src
 	s.mu.Unlock()
-	run := sess
-	if skipped > 0 {
-		cp := *sess // the engine counts the max duration from now
-		cp.MaxDuration -= skipped
-		run = &cp
-	}
-	if err := s.engine.Start(ctx, run, src, frames); err != nil {
+	if err := s.engine.Start(ctx, sess, src, frames); err != nil {
 		s.ended(sess.ID, loa.SessionFailed, err.Error())
 		return err
 	}
-	detail := ""
-	if skipped > 0 {
-		detail = fmt.Sprintf("late: from %v", skipped.Round(time.Millisecond))
-	}
-	s.logStart(ctx, sess, loa.PlayStarted, detail)
+	s.logStart(ctx, sess, loa.PlayStarted, "")
 	return nil
 }
 
