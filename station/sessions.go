@@ -649,7 +649,7 @@ func (s *Sessions) resume(ctx context.Context, sess *loa.Session, fromStart bool
 		src.Close()
 		return err
 	}
-	detail := fmt.Sprintf("at %v of %v", (time.Duration(skip)*protocol.FrameDuration).Round(time.Millisecond), time.Duration(frames)*protocol.FrameDuration)
+	detail := fmt.Sprintf("at %v of %v", (time.Duration(skip) * protocol.FrameDuration).Round(time.Millisecond), time.Duration(frames)*protocol.FrameDuration)
 	if fromStart {
 		detail = "from its beginning: nothing of it had aired before the restart"
 	}
