@@ -37,13 +37,22 @@ func newDaemonProc(t *testing.T, bin string) *daemonProc {
 func (d *daemonProc) serve() *exec.Cmd {
 	d.t.Helper()
 	cmd := exec.Command(d.bin, "serve", "-data", d.data, "-http", d.httpAddr, "-mqtt-listen", d.mqttAddr,
-		"-mqtt-pass", "test-controller", "-rtp", "127.0.0.1:0", "-lead", "2s", "-log", "warn")
-	log, _ := os.Create(filepath.Join(d.data, fmt.Sprintf("serve-%d.log", time.Now().UnixNano())))
+		"-mqtt-pass", "test-controller", "-rtp", "127.0.0.1:0", "-lead", "2s", "-log", "warn",
+		"-https", "", "-mqtt-tls-listen", "") // no fixed ports: the cases run at once
+	logPath := filepath.Join(d.data, fmt.Sprintf("serve-%d.log", time.Now().UnixNano()))
+	log, _ := os.Create(logPath)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		d.t.Fatal(err)
 	}
-	d.t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	d.t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if d.t.Failed() {
+			out, _ := os.ReadFile(logPath)
+			d.t.Logf("controller log:\n%s", out)
+		}
+	})
 	loatest.Eventually(d.t, 20*time.Second, func() bool {
 		resp, err := http.Get("http://" + d.httpAddr + "/healthz")
 		if err == nil {
@@ -78,6 +87,8 @@ func TestSystemKillBeforeScheduledStart(t *testing.T) {
 	}
 	for _, before := range []time.Duration{time.Second, 3 * time.Second, 10 * time.Second} {
 		t.Run(fmt.Sprintf("%v before", before), func(t *testing.T) {
+			t.Parallel() // each its own controller, data dir and ports
+			t0 := time.Now()
 			d := newDaemonProc(t, bin)
 			first := d.serve()
 			tok, err := os.ReadFile(filepath.Join(d.data, "admin-token"))
@@ -86,6 +97,13 @@ func TestSystemKillBeforeScheduledStart(t *testing.T) {
 			}
 			c := api.NewClient("http://"+d.httpAddr, strings.TrimSpace(string(tok)))
 			fleet := provisionFleet(t, c, "tcp://"+d.mqttAddr, 2, false)
+			t.Cleanup(func() {
+				// Powered off, not closed: a receiver's orderly close can
+				// wait seconds on its outbox after a reconnect.
+				for _, r := range fleet.Receivers() {
+					r.Kill()
+				}
+			})
 			s := &system{t: t, api: c, byArea: map[string][]*firmwaresim.Receiver{"a": fleet.Receivers()}}
 			med := s.upload(testSignal(2*time.Second), 48000)
 			at := time.Now().Add(before + 2*time.Second).Truncate(time.Second).Add(time.Second)
@@ -95,7 +113,7 @@ func TestSystemKillBeforeScheduledStart(t *testing.T) {
 			d.kill(first)
 			time.Sleep(time.Until(at.Add(300 * time.Millisecond)))
 			d.serve()
-
+			t.Logf("restarted %v after the start; set up in %v", time.Since(at).Round(time.Millisecond), at.Add(-before).Sub(t0).Round(time.Millisecond))
 			var sess *loa.Session
 			loatest.Eventually(t, 20*time.Second, func() bool {
 				var all []*loa.Session
@@ -111,6 +129,7 @@ func TestSystemKillBeforeScheduledStart(t *testing.T) {
 				return false
 			}, "the missed programme starts after the restart")
 			end := s.finish(sess, med.Duration, "a")
+			t.Logf("finished %v after its time", time.Since(at).Round(time.Millisecond))
 			if end.State != loa.SessionEnded {
 				t.Errorf("session %s (%s), want ended", end.State, end.Reason)
 			}
