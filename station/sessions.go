@@ -76,13 +76,7 @@ func (s *Sessions) streamed(id string, first time.Time) {
 	s.firstSent[id] = first
 	s.mu.Unlock()
 	// Kept with the session: a restart then knows whether it had aired.
-	ctx := context.Background()
-	sess, err := s.db.Session(ctx, id)
-	if err != nil || !sess.FirstSentAt.IsZero() {
-		return
-	}
-	sess.FirstSentAt = first
-	if err := s.db.PutSession(ctx, sess); err != nil {
+	if err := s.db.MarkSessionSent(context.Background(), id, first); err != nil {
 		s.logger.Warn("first packet not recorded", "session", id, "err", err)
 	}
 }
