@@ -57,9 +57,10 @@ type Session struct {
 	MaxDuration time.Duration `json:"max_duration_ns"`
 	SSRC        uint32        `json:"ssrc"`
 	State       string        `json:"state"`
-	Devices     []string      `json:"devices"`               // resolved at start
-	StartedAt   time.Time     `json:"started_at"`            // when packet 0 is due: the scheduled time, or when it was started
-	ScheduledAt time.Time     `json:"scheduled_at,omitzero"` // a scheduled session's start time: packet 0 leaves no earlier
+	Devices     []string      `json:"devices"`                // resolved at start
+	StartedAt   time.Time     `json:"started_at"`             // when packet 0 is due: the scheduled time, or when it was started
+	ScheduledAt time.Time     `json:"scheduled_at,omitzero"`  // a scheduled session's start time: packet 0 leaves no earlier
+	FirstSentAt time.Time     `json:"first_sent_at,omitzero"` // when its first packet left; zero while it has not aired (pre-roll)
 	EndedAt     time.Time     `json:"ended_at,omitzero"`
 	Origin      Origin        `json:"origin,omitzero"`
 	CreatedBy   string        `json:"created_by,omitempty"` // the user (token) behind it, if any

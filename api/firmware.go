@@ -286,7 +286,7 @@ func (s *Server) downloadFirmware(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("ETag", strconv.Quote(img.SHA256))
 	w.Header().Set("Cache-Control", "no-store")
 	// A download on a weak link may take long: bounded by progress, not time.
-	http.ServeContent(w, r, img.ID+".img", img.CreatedAt, progressReader{f, http.NewResponseController(w)})
+	http.ServeContent(w, r, img.ID+".img", img.CreatedAt, progressReader{f, http.NewResponseController(w), r.Context()})
 }
 
 func (s *Server) denyDevice(w http.ResponseWriter, r *http.Request) {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"time"
@@ -79,13 +80,18 @@ func (s *Server) requestTimeout() time.Duration {
 
 // progressReader pushes the write deadline on before each chunk a stream
 // copies out: a slow reader that keeps reading is served; one that stops
-// is cut after streamStall.
+// is cut after streamStall. The copy also ends when ctx does (the
+// server shutting down), so a download never holds a shutdown.
 type progressReader struct {
 	io.ReadSeeker
-	rc *http.ResponseController
+	rc  *http.ResponseController
+	ctx context.Context
 }
 
 func (p progressReader) Read(b []byte) (int, error) {
+	if err := p.ctx.Err(); err != nil {
+		return 0, err
+	}
 	_ = p.rc.SetWriteDeadline(time.Now().Add(streamStall))
 	return p.ReadSeeker.Read(b)
 }

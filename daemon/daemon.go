@@ -65,6 +65,7 @@ type Main struct {
 
 	httpLn     net.Listener // nil without a plain listener
 	httpServer *http.Server
+	httpCancel context.CancelFunc // cancels every request's context (the server's base), at Close
 	httpDone   chan error
 
 	PKI       *pki.Station      // the station CA
@@ -188,6 +189,13 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("broadcast: %w", err)
 	}
 	m.Sessions = station.NewSessions(m.DB, m.Engine, m.Engine, m.Logger.With("component", "sessions"))
+	online := func(id string) bool {
+		st, ok := m.Fleet.DeviceState(id)
+		return ok && st.Online
+	}
+	// Late starts wait for their receivers (up to the lead + 5 s), and the
+	// play log lists no receiver offline at a start as playing.
+	m.Sessions.Online, m.Sessions.Lead = online, cfg.Lead
 	m.Alerts = station.NewAlerts(m.DB, m.Sessions, m.Fleet, media.EspeakNG{Voice: "vi"}, delay, m.Logger.With("component", "alerts"))
 	tuner.Alerts = m.Alerts
 	// The sessions' record first, then the alerts that read it.
@@ -216,10 +224,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.schedWG.Add(1)
 	go func() {
 		defer m.schedWG.Done()
-		m.Sessions.ResumeInterrupted(m.bg, func(id string) bool {
-			st, ok := m.Fleet.DeviceState(id)
-			return ok && st.Online
-		}, 15*time.Second)
+		m.Sessions.ResumeInterrupted(m.bg, online, 15*time.Second)
 	}()
 
 	m.startStorageWatch()
@@ -291,6 +296,7 @@ func (m *Main) Close() error {
 	m.stopStorageWatch() // before the alarms it raises
 	m.closeAlarms()      // first: ends the alarm event streams the HTTP shutdown would wait for
 	if m.httpServer != nil {
+		m.httpCancel() // ends streams and long polls: Shutdown waits for no request that would not end
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if err := m.httpServer.Shutdown(ctx); errors.Is(err, context.DeadlineExceeded) {
 			// A slow download (firmware to a receiver on a weak link) must

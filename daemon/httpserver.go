@@ -42,8 +42,14 @@ func (m *Main) serveHTTP(ctx context.Context, h http.Handler, reg prometheus.Reg
 	limit := httpConnCap(cfg.HTTPMaxConns, m.Logger)
 	conns := newConnCap(limit)
 	reg.MustRegister(conns.open, conns.refused)
+	// Every request's context derives from base, cancelled when Close
+	// begins: event streams, long polls and downloads end at once instead
+	// of holding the shutdown to its deadline.
+	base, cancelBase := context.WithCancel(context.Background())
+	m.httpCancel = cancelBase
 	m.httpServer = &http.Server{
 		Handler:           h,
+		BaseContext:       func(net.Listener) context.Context { return base },
 		ReadHeaderTimeout: cfg.HTTPHeaderTimeout,
 		ReadTimeout:       api.DefaultRequestTimeout,
 		WriteTimeout:      api.DefaultRequestTimeout,

@@ -258,6 +258,16 @@ func (st *Starter) StartScheduled(ctx context.Context, occ loa.Occurrence, late 
 			late += waited
 		}
 	}
+	// Late (the controller was down): its receivers are reconnecting too.
+	// Wait for them, as a resume does, rather than tune none; then it
+	// plays from its beginning (late, within the grace window).
+	if late > 0 {
+		if devs, err := st.sessions.Resolve(ctx, occ.Targets); err == nil {
+			if waited := st.sessions.waitReceivers(ctx, devs); waited > time.Second {
+				st.logger.Info("late start waited for its receivers", "schedule", occ.ScheduleID, "at", occ.At, "waited", waited)
+			}
+		}
+	}
 	sess := &loa.Session{MediaID: occ.Content.MediaID, PlaylistID: occ.Content.PlaylistID, Targets: occ.Targets,
 		Priority: occ.Priority, Origin: origin, ScheduledAt: occ.At}
 	if !occ.End.IsZero() {

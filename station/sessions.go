@@ -32,8 +32,21 @@ type Sessions struct {
 	firstSent map[string]time.Time                      // when each session's first packet left
 	listening map[string]map[netip.AddrPort]*time.Timer // per session: its SDP listeners, each ended by its timer
 
+	absent map[string][]string // per running session: the receivers offline when it started, never tuned
+
 	// Listener caps; zero: loa.MaxSessionListeners, loa.MaxStationListeners.
 	MaxListeners, MaxStationListeners int
+
+	// Online reports a receiver's presence (nil: every receiver is). A late
+	// start and a resume wait for their receivers, and the play log never
+	// lists a receiver offline at the start (never tuned) as playing.
+	Online func(id string) bool
+	// Lead is the pre-roll: a start missed by no more than it (the
+	// controller was down) plays from its beginning, as nothing aired.
+	Lead time.Duration
+	// ReceiverWait bounds a late start's or a resume's wait for its
+	// receivers; zero: Lead + 5 s.
+	ReceiverWait time.Duration
 }
 
 // NewSessions returns the session service of db streaming through engine;
@@ -62,6 +75,10 @@ func (s *Sessions) streamed(id string, first time.Time) {
 	}
 	s.firstSent[id] = first
 	s.mu.Unlock()
+	// Kept with the session: a restart then knows whether it had aired.
+	if err := s.db.MarkSessionSent(context.Background(), id, first); err != nil {
+		s.logger.Warn("first packet not recorded", "session", id, "err", err)
+	}
 }
 
 // FirstSent reports when a session's first packet left the controller.
@@ -148,8 +165,58 @@ func (s *Sessions) launch(ctx context.Context, sess *loa.Session, src source, fr
 		s.ended(sess.ID, loa.SessionFailed, err.Error())
 		return err
 	}
-	s.playLog(ctx, sess, loa.PlayStarted, "")
+	s.logStart(ctx, sess, loa.PlayStarted, "")
 	return nil
+}
+
+// logStart writes sess's start line (event) for the receivers online to
+// be tuned, and a missed line for the others: a receiver offline at the
+// start was never tuned, so the log must not say it played.
+func (s *Sessions) logStart(ctx context.Context, sess *loa.Session, event, detail string) {
+	on, off := sess.Devices, []string(nil)
+	if s.Online != nil {
+		on = nil
+		for _, id := range sess.Devices {
+			if s.Online(id) {
+				on = append(on, id)
+			} else {
+				off = append(off, id)
+			}
+		}
+	}
+	if len(off) > 0 {
+		s.mu.Lock()
+		if s.absent == nil {
+			s.absent = make(map[string][]string)
+		}
+		s.absent[sess.ID] = off
+		s.mu.Unlock()
+		s.appendLog(ctx, logEntry(sess, loa.PlayMissed, off, "offline when it started: not tuned"))
+		if len(on) == 0 {
+			return
+		}
+	}
+	s.appendLog(ctx, logEntry(sess, event, on, detail))
+}
+
+// waitReceivers waits until every receiver of devs is online, at most
+// ReceiverWait, and reports how long it waited.
+func (s *Sessions) waitReceivers(ctx context.Context, devs []string) time.Duration {
+	if s.Online == nil {
+		return 0
+	}
+	bound := s.ReceiverWait
+	if bound <= 0 {
+		bound = s.Lead + 5*time.Second
+	}
+	start := time.Now()
+	for time.Since(start) < bound && ctx.Err() == nil && !allOnline(devs, s.Online) {
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return time.Since(start)
 }
 
 // source is what a session streams: its packets, and what to close after.
@@ -233,6 +300,8 @@ func (s *Sessions) ended(id, state, reason string) {
 		delete(s.content, id)
 	}
 	s.dropListenersLocked(id)
+	absent := s.absent[id]
+	delete(s.absent, id)
 	s.mu.Unlock()
 	if reason == loa.SessionShutdown {
 		// The controller is stopping, not the programme: it stays
@@ -255,7 +324,11 @@ func (s *Sessions) ended(id, state, reason string) {
 	if event == "" {
 		event = loa.PlayFailed
 	}
-	s.playLog(ctx, sess, event, reason)
+	// Its receivers offline at the start have their missed line already.
+	played := slices.DeleteFunc(slices.Clone(sess.Devices), func(d string) bool { return slices.Contains(absent, d) })
+	if len(absent) == 0 || len(played) > 0 {
+		s.appendLog(ctx, logEntry(sess, event, played, reason))
+	}
 	s.logger.Info("session ended", "session", id, "state", state, "reason", reason)
 }
 
@@ -461,9 +534,12 @@ func (s *Sessions) dropListenersLocked(id string) {
 // ResumeInterrupted picks up the sessions that were playing when the
 // controller stopped (shut down or killed): each resumes at the position
 // the wall clock says it should be at, so nothing is played twice, once its
-// receivers are back online (at most wait). Sessions whose programme ended
-// meanwhile are recorded as ended.
+// receivers are back online (at most wait). One that had not aired yet
+// (launched in its pre-roll) and is late by no more than Lead plays from
+// its beginning. Sessions whose programme ended meanwhile are recorded as
+// ended.
 func (s *Sessions) ResumeInterrupted(ctx context.Context, online func(id string) bool, wait time.Duration) {
+	restarted := time.Now()
 	all, err := s.db.Sessions(ctx)
 	if err != nil {
 		s.logger.Error("cannot list interrupted sessions", "err", err)
@@ -495,7 +571,8 @@ func (s *Sessions) ResumeInterrupted(ctx context.Context, online func(id string)
 		if ctx.Err() != nil {
 			return
 		}
-		if err := s.resume(ctx, sess); err != nil {
+		fromStart := sess.FirstSentAt.IsZero() && restarted.Sub(sess.StartedAt) <= s.Lead
+		if err := s.resume(ctx, sess, fromStart); err != nil {
 			s.logger.Error("session not resumed", "session", sess.ID, "err", err)
 			sess.State, sess.Reason, sess.EndedAt = loa.SessionFailed, "not resumed after restart: "+err.Error(), time.Now()
 			if err := s.db.PutSession(ctx, sess); err == nil {
@@ -514,29 +591,43 @@ func allOnline(ids []string, online func(string) bool) bool {
 	return true
 }
 
-// resume restarts one interrupted session at its wall-clock position.
-func (s *Sessions) resume(ctx context.Context, sess *loa.Session) error {
+// resume restarts one interrupted session at its wall-clock position, or
+// from its beginning (fromStart: nothing of it had aired).
+func (s *Sessions) resume(ctx context.Context, sess *loa.Session, fromStart bool) error {
 	src, frames, err := s.open(ctx, sess)
 	if err != nil {
 		return err
 	}
-	elapsed := time.Since(sess.StartedAt)
-	if elapsed < 0 {
-		// The wall clock stepped back since it started: how far it got
-		// is unknown, so resume from the start rather than fail on a
-		// negative seek.
-		s.logger.Warn("session started after the wall clock's now: the clock stepped back; resuming from its start",
-			"session", sess.ID, "started_at", sess.StartedAt, "ahead", -elapsed)
-		elapsed = 0
+	now := time.Now()
+	if fromStart && sess.StartedAt.Before(now) {
+		sess.StartedAt = now // packet 0 is due now: the pre-roll was lost, not the programme
 	}
+	elapsed := now.Sub(sess.StartedAt)
+	if ahead := -elapsed; ahead > s.Lead+2*time.Second {
+		// Further ahead than any pre-roll: the wall clock stepped back since
+		// it started. How far it got is unknown, so it resumes from its
+		// start now rather than fail on a negative seek or wait for hours.
+		s.logger.Warn("session started after the wall clock's now: the clock stepped back; resuming from its start",
+			"session", sess.ID, "started_at", sess.StartedAt, "ahead", ahead)
+		sess.StartedAt = now
+		if sess.ScheduledAt.After(now) {
+			sess.ScheduledAt = now
+		}
+	}
+	elapsed = max(elapsed, 0) // before its time (pre-roll): the engine holds packet 0 until ScheduledAt
 	skip := int(elapsed / protocol.FrameDuration)
 	if skip >= frames || (sess.MaxDuration > 0 && elapsed >= sess.MaxDuration) {
 		src.Close()
 		sess.State, sess.Reason, sess.EndedAt = loa.SessionEnded, "ended while the controller was down", sess.StartedAt.Add(time.Duration(frames)*protocol.FrameDuration)
+		event := loa.PlayEnded
+		if sess.FirstSentAt.IsZero() {
+			// Nothing of it aired: not "ended" for receivers that never heard it.
+			sess.State, sess.Reason, event = loa.SessionFailed, "not aired: its time passed while the controller was down", loa.PlayMissed
+		}
 		if err := s.db.PutSession(ctx, sess); err != nil {
 			return err
 		}
-		s.playLog(ctx, sess, loa.PlayEnded, sess.Reason)
+		s.playLog(ctx, sess, event, sess.Reason)
 		return nil
 	}
 	if _, err := src.(interface{ Skip(int) (int, error) }).Skip(skip); err != nil {
@@ -565,7 +656,11 @@ func (s *Sessions) resume(ctx context.Context, sess *loa.Session) error {
 		src.Close()
 		return err
 	}
-	s.playLog(ctx, sess, loa.PlayResumed, fmt.Sprintf("at %v of %v", (time.Duration(skip)*protocol.FrameDuration).Round(time.Millisecond), time.Duration(frames)*protocol.FrameDuration))
+	detail := fmt.Sprintf("at %v of %v", (time.Duration(skip) * protocol.FrameDuration).Round(time.Millisecond), time.Duration(frames)*protocol.FrameDuration)
+	if fromStart {
+		detail = "from its beginning: nothing of it had aired before the restart"
+	}
+	s.logStart(ctx, sess, loa.PlayResumed, detail)
 	s.logger.Info("session resumed", "session", sess.ID, "position", time.Duration(skip)*protocol.FrameDuration, "devices", len(sess.Devices))
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/loa-broadcast/loa"
 	bolt "go.etcd.io/bbolt"
@@ -33,4 +34,22 @@ func (db *DB) Sessions(ctx context.Context) ([]*loa.Session, error) {
 		return cmp.Or(b.StartedAt.Compare(a.StartedAt), strings.Compare(b.ID, a.ID))
 	})
 	return ss, err
+}
+
+// MarkSessionSent records when a session's first packet left, once: in one
+// transaction, so it neither loses nor undoes a concurrent write of the
+// session (a stop, its end).
+func (db *DB) MarkSessionSent(ctx context.Context, id string, at time.Time) error {
+	if err := validKey("id", id); err != nil {
+		return err
+	}
+	return db.update(ctx, func(tx *bolt.Tx) error {
+		var s loa.Session
+		found, err := get(tx, bucketSessions, []byte(id), &s)
+		if err != nil || !found || !s.FirstSentAt.IsZero() {
+			return err
+		}
+		s.FirstSentAt = at
+		return put(tx, bucketSessions, []byte(id), &s)
+	})
 }

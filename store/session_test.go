@@ -76,3 +76,30 @@ func TestSessions_NewestFirst(t *testing.T) {
 		t.Fatalf("Sessions order: %v", ss)
 	}
 }
+
+// The first packet's time is kept once, and keeps the rest of the record.
+func TestMarkSessionSent(t *testing.T) {
+	db := mustOpen(t)
+	ctx := context.Background()
+	start := time.Date(2026, 3, 1, 6, 0, 0, 0, time.UTC)
+	s := &loa.Session{ID: "s1", MediaID: "m1", State: loa.SessionPlaying, StartedAt: start, StoppedBy: "tok-1"}
+	if err := db.PutSession(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	for _, at := range []time.Time{start.Add(time.Second), start.Add(time.Minute)} {
+		if err := db.MarkSessionSent(ctx, "s1", at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := db.Session(ctx, "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.FirstSentAt.Equal(start.Add(time.Second)) || got.StoppedBy != "tok-1" || got.State != loa.SessionPlaying {
+		t.Errorf("after MarkSessionSent: %+v; want first sent at %v, the rest kept", got, start.Add(time.Second))
+	}
+	if err := db.MarkSessionSent(ctx, "nope", start); err != nil {
+		t.Errorf("MarkSessionSent of no session: %v, want nothing done", err)
+	}
+	wantCode(t, db.MarkSessionSent(ctx, "", start), loa.EINVALID)
+}
