@@ -38,7 +38,7 @@ type Impairment struct {
 	// that carries the stream's BYE (1: every one), to test how a
 	// receiver ends a stream whose goodbye never arrives.
 	ByeLoss float64
-	Seed    int64         // random seed; 0 picks one
+	Seed    int64 // random seed; 0 picks one
 	// CutDownloadAt drops the connection of a firmware download once,
 	// after this many bytes of the image, so the receiver must resume.
 	CutDownloadAt int64

@@ -324,4 +324,3 @@ func TestSenderClockSyncsReceivers(t *testing.T) {
 		t.Errorf("frame plays %v apart on rxa and rxb (first arrivals %v apart)", d, skew)
 	}
 }
-
