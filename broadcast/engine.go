@@ -513,6 +513,7 @@ func (e *Engine) playArgs(t *target) protocol.PlayArgs {
 		DelayMs:  int(e.cfg.Delay / time.Millisecond),
 		Priority: uint8(t.s.prio),
 		Frames:   t.s.frames,
+		EndFrame: t.s.endFrame(),
 		Volume:   t.s.volume,
 	}
 	if t.sec != nil {

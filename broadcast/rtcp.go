@@ -285,7 +285,9 @@ func ntpTime(t time.Time) uint64 {
 
 // srPackets maps packet n's RTP timestamp to the wall-clock time it was
 // due. Every receiver of the session gets the same mapping, derived from
-// the session's start, which is what lets them play in step.
+// the session's start, which is what lets them play in step. Its packet
+// count is n, the packets before that timestamp: it tells a receiver the
+// index of the frames it gets, so it can find play.end_frame.
 func (s *session) srPackets(n int) []rtcp.Packet {
 	start := time.Now() // not started yet (a challenge): packet 0 would be due now
 	if ns := s.wall0.Load(); ns != 0 {
@@ -297,7 +299,7 @@ func (s *session) srPackets(n int) []rtcp.Packet {
 			SSRC:        s.ssrc,
 			NTPTime:     ntpTime(at),
 			RTPTime:     s.ts0 + uint32(n)*protocol.FrameSamples,
-			PacketCount: uint32(s.sent.Load()),
+			PacketCount: uint32(n),
 			OctetCount:  uint32(s.octets.Load()),
 		},
 		rtcp.NewCNAMESourceDescription(s.ssrc, "loa-"+s.id),

@@ -163,6 +163,15 @@ func (s *session) run(ctx context.Context) {
 	s.e.finish(s, state, reason)
 }
 
+// endFrame is the index of the last frame the session sends, when known:
+// the programme's last, or the last before its maximum duration.
+func (s *session) endFrame() int {
+	if s.frames <= 0 {
+		return 0
+	}
+	return min(s.frames, int((s.maxDur+protocol.FrameDuration-1)/protocol.FrameDuration)) - 1
+}
+
 // stream sends packets until it must stop and returns why, with the number
 // of packets sent.
 func (s *session) stream(ctx context.Context, fo *fanout) (state, reason string, sent int) {
@@ -264,7 +273,11 @@ func (s *session) report(fo *fanout, n int, dests *destSet) {
 	}
 }
 
-// bye tells every current receiver the stream is over.
+// bye tells every current receiver the stream is over, ByeRepeats times
+// ByeSpacing apart: a receiver that misses every copy still stops at
+// play.end_frame when it was known, and otherwise waits out its stream
+// timeout in silence. Each copy is sealed anew for SRTP receivers (a new
+// SRTCP index), so none is taken for a replay.
 func (s *session) bye(fo *fanout, n int, reason string) {
 	dests := s.dests.Load()
 	if dests.len() == 0 {
@@ -275,9 +288,14 @@ func (s *session) bye(fo *fanout, n int, reason string) {
 		s.e.log.Error("bye", "session", s.id, "err", err)
 		return
 	}
-	k, err := s.sendRTCP(fo, b, dests)
-	if err != nil {
-		s.e.log.Warn("bye not sent to all", "session", s.id, "sent", k, "of", dests.len(), "err", err)
+	for i := range protocol.ByeRepeats {
+		if i > 0 {
+			time.Sleep(protocol.ByeSpacing)
+		}
+		k, err := s.sendRTCP(fo, b, dests)
+		if err != nil && i == 0 {
+			s.e.log.Warn("bye not sent to all", "session", s.id, "sent", k, "of", dests.len(), "err", err)
+		}
 	}
 }
 

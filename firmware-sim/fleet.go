@@ -121,6 +121,7 @@ type Summary struct {
 	FramesPlayed    uint64 `json:"frames_played"`
 	FramesDecoded   uint64 `json:"frames_decoded"`
 	FramesConcealed uint64 `json:"frames_concealed"`
+	FramesSilence   uint64 `json:"frames_silence"` // played silent after a gap outlasted the concealment bound
 	FECRecovered    uint64 `json:"fec_recovered"`
 	Lost            uint64 `json:"lost"`
 	AuthFailures    uint64 `json:"auth_failures"` // datagrams dropped unplayed: wrong source, failed SRTP authentication, replays
@@ -145,6 +146,7 @@ func (f *Fleet) Summary(sessionID string) Summary {
 		sum.FramesPlayed += st.Played
 		sum.FramesDecoded += st.Decoded
 		sum.FramesConcealed += st.Concealed
+		sum.FramesSilence += st.Silence
 		sum.FECRecovered += st.FECRecovered
 		sum.Lost += st.Lost
 		sum.AuthFailures += st.AuthFailures

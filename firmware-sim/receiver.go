@@ -34,7 +34,11 @@ type Impairment struct {
 	Loss    float64       // 0..1: probability of dropping an incoming RTP packet
 	Jitter  time.Duration // extra delay, uniform in 0..Jitter, per incoming RTP packet
 	Reorder float64       // 0..1: probability of holding a packet back behind the next one
-	Seed    int64         // random seed; 0 picks one
+	// ByeLoss is the probability of dropping an incoming RTCP compound
+	// that carries the stream's BYE (1: every one), to test how a
+	// receiver ends a stream whose goodbye never arrives.
+	ByeLoss float64
+	Seed    int64 // random seed; 0 picks one
 	// CutDownloadAt drops the connection of a firmware download once,
 	// after this many bytes of the image, so the receiver must resume.
 	CutDownloadAt int64

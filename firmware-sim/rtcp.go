@@ -2,6 +2,7 @@ package firmwaresim
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/pion/rtcp"
@@ -46,14 +47,23 @@ func (s *session) handleRTCP(b []byte) {
 		s.mu.Unlock()
 		return
 	}
+	if s.impair.ByeLoss > 0 && s.rng.Float64() < s.impair.ByeLoss && s.hasBye(pkts) {
+		return // lost on the way, the whole compound
+	}
+	var sr *rtcp.SenderReport // of this compound
 	for _, p := range pkts {
 		switch p := p.(type) {
 		case *rtcp.SenderReport:
 			if p.SSRC != s.args.SSRC {
 				continue
 			}
+			sr = p
 			s.mu.Lock()
 			s.sr = &senderReport{wall: ntpTime(p.NTPTime), rtp: p.RTPTime, lsr: uint32(p.NTPTime >> 16), at: time.Now()}
+			if s.endFrame > 0 {
+				// The packet count is the index of the frame at RTPTime.
+				s.setLast(p.RTPTime + uint32(s.endFrame-int(p.PacketCount))*protocol.FrameSamples)
+			}
 			moved := s.started && s.applySR()
 			s.mu.Unlock()
 			if moved {
@@ -64,6 +74,11 @@ func (s *session) handleRTCP(b []byte) {
 				if src == s.args.SSRC {
 					s.mu.Lock()
 					s.bye = true
+					if sr != nil && s.endFrame > 0 {
+						// A controller that sends end_frame puts its BYE's
+						// report at the frame after the last it sent.
+						s.setLast(sr.RTPTime - protocol.FrameSamples)
+					}
 					s.mu.Unlock()
 					s.poke()
 				}
@@ -79,6 +94,16 @@ func (s *session) handleRTCP(b []byte) {
 			}
 		}
 	}
+}
+
+// hasBye reports whether pkts hold a BYE of the stream.
+func (s *session) hasBye(pkts []rtcp.Packet) bool {
+	for _, p := range pkts {
+		if g, ok := p.(*rtcp.Goodbye); ok && slices.Contains(g.Sources, s.args.SSRC) {
+			return true
+		}
+	}
+	return false
 }
 
 // applySR moves the play-out point to the sender clock: slot 0 (timestamp

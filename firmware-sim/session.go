@@ -78,6 +78,10 @@ type session struct {
 	impair  Impairment
 	rng     *rand.Rand // reader goroutine only
 	pcmBuf  []int16    // play-out goroutine only
+	gap     int        // play-out goroutine only: slots in a row without audio of their own
+	// endFrame is play.end_frame (0: unknown, or a v1 receiver, which
+	// does not know the field).
+	endFrame int
 
 	stopc      chan struct{}
 	stopOnce   sync.Once
@@ -103,6 +107,11 @@ type session struct {
 	firstArr    time.Time
 	sr          *senderReport // latest SR of the stream
 	bye         bool
+	// lastTS is the RTP timestamp of the stream's last frame once known
+	// (haveLast): from play.end_frame placed by a Sender Report, or from
+	// the Sender Report of a BYE compound, whichever ends it first.
+	lastTS      uint32
+	haveLast    bool
 	jitter      float64 // RFC 3550, in timestamp units
 	lastTransit float64
 	haveTransit bool
@@ -165,6 +174,9 @@ func startSession(r *Receiver, args protocol.PlayArgs) (*session, error) {
 		readerDone: make(chan struct{}),
 		buf:        make(map[int64][]byte),
 		st:         SessionStats{Session: args.Session},
+	}
+	if !r.cfg.V1 {
+		s.endFrame = args.EndFrame
 	}
 	if s.pt == 0 {
 		s.pt = protocol.PayloadType
@@ -395,10 +407,12 @@ func (s *session) accept(in *rtpIn, arrival time.Time) {
 		s.poke()
 	}
 	ext := s.maxExt + int64(int16(in.seq-uint16(s.maxExt)))
+	end, haveEnd := s.endSlot()
 	if int64(int32(in.ts-s.ts0)) != (ext-s.ext0)*protocol.FrameSamples || ext > s.next+s.aheadLimit() ||
-		(s.args.Frames > 0 && ext-s.ext0 >= int64(s.args.Frames)) {
+		(s.args.Frames > 0 && ext-s.ext0 >= int64(s.args.Frames)) || (haveEnd && ext > end) {
 		// Off the grid, beyond the jitter buffer's horizon, or past the
-		// end of a programme of play.frames counted from the first packet.
+		// end of a programme of play.frames counted from the first packet
+		// or of the stream's known last frame.
 		s.st.Corrupt++
 		return
 	}
@@ -436,6 +450,38 @@ func (s *session) accept(in *rtpIn, arrival time.Time) {
 	}
 	s.maxExt = max(s.maxExt, ext)
 	s.buf[ext] = in.payload
+}
+
+// endSlot is the slot of the stream's last frame, once it is known and
+// the stream started. s.mu is held.
+func (s *session) endSlot() (int64, bool) {
+	if !s.started || !s.haveLast {
+		return 0, false
+	}
+	return s.ext0 + int64(int32(s.lastTS-s.ts0))/protocol.FrameSamples, true
+}
+
+// setLast records ts as the stream's last frame unless an earlier one is
+// known. s.mu is held.
+func (s *session) setLast(ts uint32) {
+	if !s.haveLast || int32(ts-s.lastTS) < 0 {
+		s.lastTS, s.haveLast = ts, true
+	}
+}
+
+// over reports whether the stream is over and played out, and why: every
+// slot up to its known last frame played (after a BYE, or play.end_frame
+// when every BYE was lost), or a BYE with no last frame known and nothing
+// after the highest packet. s.mu is held.
+func (s *session) over() (string, bool) {
+	reason := EndEndFrame
+	if s.bye {
+		reason = EndBye
+	}
+	if end, ok := s.endSlot(); ok && s.next > end {
+		return reason, true
+	}
+	return reason, s.bye && (!s.started || (!s.haveLast && s.next > s.maxExt))
 }
 
 // aheadLimit is how many slots past the play-out point a packet may land.
@@ -487,10 +533,10 @@ func (s *session) run() {
 		case <-s.wake:
 			s.mu.Lock()
 			started := s.started
-			drained := s.bye && (!started || s.next > s.maxExt)
+			reason, over := s.over()
 			s.mu.Unlock()
-			if drained {
-				s.finish(EndBye)
+			if over {
+				s.finish(reason)
 				return
 			}
 			if started {
@@ -521,8 +567,9 @@ func (s *session) run() {
 }
 
 // playSlot plays the next slot: its own packet if present, else the next
-// packet's in-band FEC, else packet-loss concealment. It returns an end
-// reason once the stream is over and the buffer drained.
+// packet's in-band FEC, else packet-loss concealment for at most
+// MaxConcealFrames slots in a row, else silence. It returns an end reason
+// once the stream is over and the buffer drained.
 func (s *session) playSlot() string {
 	s.mu.Lock()
 	n := s.next
@@ -540,6 +587,7 @@ func (s *session) playSlot() string {
 		fromPacket = iota
 		fec
 		concealed
+		silence
 	)
 	kind, corrupt := concealed, false
 	switch {
@@ -556,7 +604,20 @@ func (s *session) playSlot() string {
 			kind = fec
 		}
 	}
-	if kind == concealed && s.dec != nil {
+	if kind == concealed {
+		s.gap++
+		if s.gap > protocol.MaxConcealFrames {
+			// Concealing a long gap only makes noise (a stream that
+			// stopped, a dead link): a speaker goes quiet.
+			kind = silence
+		}
+	} else {
+		s.gap = 0
+	}
+	switch {
+	case kind == silence:
+		clear(pcm)
+	case kind == concealed && s.dec != nil:
 		if err := s.dec.DecodePLC(pcm); err != nil {
 			clear(pcm)
 		}
@@ -578,6 +639,8 @@ func (s *session) playSlot() string {
 		s.st.FECRecovered++
 	case concealed:
 		s.st.Concealed++
+	case silence:
+		s.st.Silence++
 	}
 	if corrupt {
 		s.st.Corrupt++
@@ -589,13 +652,13 @@ func (s *session) playSlot() string {
 	if silent {
 		s.st.Muted++
 	}
-	drained := s.next > s.maxExt
-	var reason string
+	reason, over := s.over()
 	switch {
-	case drained && s.bye:
-		reason = EndBye
-	case drained && now.Sub(s.lastArrival) > StreamTimeout:
+	case over:
+	case s.next > s.maxExt && now.Sub(s.lastArrival) > StreamTimeout:
 		reason = EndTimeout
+	default:
+		reason = ""
 	}
 	s.mu.Unlock()
 
@@ -613,20 +676,13 @@ func (s *session) playSlot() string {
 	return reason
 }
 
-// finish ends the session: slots concealed past the stream's last packet
-// are not counted, a BYE goes to the controller, the socket closes and the
-// finished event carries the totals.
+// finish ends the session: a BYE goes to the controller, the socket closes
+// and the finished event carries the totals. Every slot played counts and
+// stays in the WAV, the concealment and silence after the stream's last
+// packet included: they are what the speaker emitted.
 func (s *session) finish(reason string) {
 	s.mu.Lock()
 	s.ended = true
-	if over := s.next - (s.maxExt + 1); s.started && over > 0 {
-		// Only concealment can play past the highest packet received.
-		s.st.Played -= uint64(over)
-		s.st.Concealed -= uint64(over)
-		if s.keepPCM {
-			s.pcm = s.pcm[:len(s.pcm)-int(over)*protocol.FrameSamples]
-		}
-	}
 	s.st.EndReason = reason
 	s.st.Ended = time.Now()
 	s.buf = nil
@@ -667,7 +723,13 @@ func (s *session) snapshot() SessionStats {
 	st := s.st
 	st.SRTP = s.crypto != nil
 	if s.started {
-		st.Expected = int(s.maxExt - s.ext0 + 1)
+		// Frames of the stream up to its known last one that were due
+		// but never came are lost too, at the very end included.
+		last := s.maxExt
+		if end, ok := s.endSlot(); ok {
+			last = max(last, min(end, s.next-1))
+		}
+		st.Expected = int(last - s.ext0 + 1)
 	}
 	if uint64(st.Expected) > st.Received {
 		st.Lost = uint64(st.Expected) - st.Received

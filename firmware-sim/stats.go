@@ -12,6 +12,7 @@ const (
 	EndStop      = "stop"      // a stop command, or the receiver closing
 	EndPreempted = "preempted" // a play for another session replaced it
 	EndTimeout   = "timeout"   // no packets for StreamTimeout after the stream started
+	EndEndFrame  = "end_frame" // play.end_frame played, every BYE lost
 )
 
 // StreamTimeout ends a session whose packets stopped arriving.
@@ -25,7 +26,9 @@ const FirstPacketTimeout = 30 * time.Second
 //
 //   - Expected: packets from the first one (slot 0: the first received, or
 //     an earlier one reordered behind it in time to play) to the highest
-//     sequence number received; the play-out slots of the stream.
+//     sequence number received, or to the stream's last frame when it is
+//     known (play.end_frame, a BYE's Sender Report) and its slot has come:
+//     frames lost at the very end count.
 //   - Received: distinct valid packets of the stream, late ones included.
 //   - Lost: Expected − Received, never below zero.
 //   - Late: received after their play-out slot had passed.
@@ -33,10 +36,14 @@ const FirstPacketTimeout = 30 * time.Second
 //   - Corrupt: not RTP, not a valid Opus packet of one 20 ms frame, a
 //     timestamp off the 960-sample grid, or failing to decode.
 //   - Played: play-out slots played, = Decoded (or verified) + FECRecovered
-//   - Concealed; equal to Expected once the session is Done.
+//   - Concealed + Silence: everything the speaker emitted, as the WAV holds
+//     it. Equal to Expected once a session that ended by BYE or end_frame
+//     is Done; a session that timed out also played its silent wait.
 //   - Decoded: frames decoded from their own packet (only when decoding).
 //   - FECRecovered: missing frames rebuilt from the next packet's in-band FEC.
-//   - Concealed: missing frames filled by packet-loss concealment.
+//   - Concealed: missing frames filled by packet-loss concealment, at most
+//     protocol.MaxConcealFrames in a row.
+//   - Silence: missing frames played as silence, past that bound.
 //   - JitterMs: RFC 3550 interarrival jitter.
 //   - AuthFailures: datagrams dropped unread: not from play.addr, or (with
 //     keys) failing SRTP/SRTCP authentication or replayed. Not in Received
@@ -48,6 +55,7 @@ type SessionStats struct {
 
 	Received, Lost, Late, Duplicate, Corrupt uint64
 	Concealed, FECRecovered, Played, Decoded uint64
+	Silence                                  uint64 // of Played, missing frames played silent after MaxConcealFrames
 	Muted                                    uint64 // of Played, frames played as silence while muted
 	AuthFailures                             uint64
 
@@ -69,9 +77,12 @@ func (s SessionStats) StreamStats() protocol.StreamStats {
 		Decoded:      s.Decoded,
 		JitterMs:     s.JitterMs,
 		AuthFailures: s.AuthFailures,
+		Silence:      s.Silence,
 	}
 }
 
 // FromPacket is the number of frames played from their own packet,
 // decoded or verified.
-func (s SessionStats) FromPacket() uint64 { return s.Played - s.Concealed - s.FECRecovered }
+func (s SessionStats) FromPacket() uint64 {
+	return s.Played - s.Concealed - s.Silence - s.FECRecovered
+}

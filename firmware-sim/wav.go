@@ -62,8 +62,8 @@ func (w *wavWriter) write(pcm []int16) error {
 	return err
 }
 
-// close keeps the first samples samples (dropping a concealed tail played
-// past the stream's end) and writes the header.
+// close keeps the first samples samples (all that were written, unless a
+// write failed part-way) and writes the header.
 func (w *wavWriter) close(samples int64) error {
 	err := w.w.Flush()
 	if samples < w.samples {

@@ -83,6 +83,12 @@ type PlayArgs struct {
 	DelayMs  int    `json:"delay_ms"`        // playout delay D, the same on every receiver
 	Priority uint8  `json:"priority"`
 	Frames   int    `json:"frames,omitempty"` // frames in the programme, 0 when unknown (live)
+	// EndFrame (contract v2) is the index, from 0, of the session's last
+	// frame when it is known (recorded programmes); 0 or absent: unknown
+	// (live). Frame i is the one whose RTP timestamp a Sender Report's
+	// packet count places at i; the receiver stops after playing it even if
+	// every BYE is lost.
+	EndFrame int `json:"end_frame,omitempty"`
 	// Volume, in the emergency band only, is the level the receiver plays
 	// this session at, whatever its volume and mute; it restores its own
 	// volume when the session ends. 0 or absent: its own volume.
@@ -145,6 +151,9 @@ type StreamStats struct {
 	// AuthFailures (v2) counts packets dropped unplayed: from an address
 	// other than play.addr, failing SRTP authentication, or replayed.
 	AuthFailures uint64 `json:"auth_failures,omitempty"`
+	// Silence (v2) counts frames played as silence because the stream had
+	// a gap longer than the concealment bound (MaxConcealFrames); of Played.
+	Silence uint64 `json:"silence,omitempty"`
 }
 
 // Telemetry is published periodically on dev/{id}/tele.
@@ -264,6 +273,8 @@ func DecodePlayArgs(b []byte) (PlayArgs, error) {
 		return PlayArgs{}, errors.New("play: delay_ms must be within 0..10000")
 	case p.Volume < 0 || p.Volume > 100:
 		return PlayArgs{}, fmt.Errorf("play: volume %d outside 0..100", p.Volume)
+	case p.EndFrame < 0:
+		return PlayArgs{}, fmt.Errorf("play: end_frame %d is negative", p.EndFrame)
 	}
 	if p.Keys != nil {
 		if _, _, err := p.Keys.Material(); err != nil {

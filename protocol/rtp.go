@@ -33,6 +33,17 @@ const (
 // keeps 4G NAT mappings (often 30 s or less for UDP) open.
 const RTCPReportInterval = 2 * time.Second
 
+// End of stream. The controller sends its BYE ByeRepeats times,
+// ByeSpacing apart, so one lost datagram does not leave a receiver waiting
+// for the stream timeout. A receiver conceals a gap in the stream for at
+// most MaxConcealFrames frames (200 ms), then plays silence: concealment
+// of a stream that stopped is noise, not programme.
+const (
+	ByeRepeats       = 3
+	ByeSpacing       = 20 * time.Millisecond
+	MaxConcealFrames = 10
+)
+
 // DefaultDelay is the playout delay D receivers add to the sender clock.
 const DefaultDelay = 200 * time.Millisecond
 

@@ -524,7 +524,8 @@ func (s *Alerts) event(device string, ev protocol.Event) {
 		d.State, d.Reason = loa.DeliveryStarted, ""
 	case protocol.EventFinished:
 		if ev.Stream != nil {
-			tr.played += ev.Stream.Played
+			// Silence after a gap (a stream that died) is not the message.
+			tr.played += ev.Stream.Played - min(ev.Stream.Silence, ev.Stream.Played)
 		}
 		d.Repeats = l.content.repeatsPlayed(tr.played, l.a.Repeats)
 		if tr.played+l.content.tolerance() >= uint64(l.content.frames) {

@@ -65,6 +65,7 @@ type options struct {
 	loss      float64
 	jitter    time.Duration
 	reorder   float64
+	byeLoss   float64
 	seed      int64
 	tele      time.Duration
 	fwKey     string
@@ -97,6 +98,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Float64Var(&o.loss, "loss", 0, "random loss of incoming RTP, 0..1")
 	fs.DurationVar(&o.jitter, "jitter", 0, "random extra delay of incoming RTP, up to this")
 	fs.Float64Var(&o.reorder, "reorder", 0, "probability of reordering an incoming RTP packet, 0..1")
+	fs.Float64Var(&o.byeLoss, "bye-loss", 0, "probability of losing each end-of-stream BYE from the controller, 0..1")
 	fs.Int64Var(&o.seed, "seed", 0, "impairment seed (0: random); receiver i uses seed+i")
 	fs.DurationVar(&o.tele, "tele", 10*time.Second, "telemetry interval")
 	fs.StringVar(&o.fwKey, "firmware-key", "", "operator's firmware public key file (<name>.pub); without it every firmware command fails bad_signature")
@@ -147,8 +149,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.v1 < 0 {
 		return o, errors.New("-v1 is a count of receivers, ≥ 0")
 	}
-	if o.loss < 0 || o.loss > 1 || o.reorder < 0 || o.reorder > 1 {
-		return o, errors.New("-loss and -reorder are probabilities, 0..1")
+	if o.loss < 0 || o.loss > 1 || o.reorder < 0 || o.reorder > 1 || o.byeLoss < 0 || o.byeLoss > 1 {
+		return o, errors.New("-loss, -reorder and -bye-loss are probabilities, 0..1")
 	}
 	if _, err := protocol.ParseFWVersion(o.fwVersion); err != nil {
 		return o, fmt.Errorf("-firmware-version: %w", err)
@@ -254,7 +256,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			ID: d.ID, Password: d.Password, Broker: o.broker, CA: ca,
 			Decode: i < decode, WAVDir: o.wavDir, TeleInterval: o.tele, Logger: log,
 			Firmware: o.fwVersion, FirmwareKey: fwKey, V1: i < o.v1,
-			Impair: firmwaresim.Impairment{Loss: o.loss, Jitter: o.jitter, Reorder: o.reorder, Seed: seed},
+			Impair: firmwaresim.Impairment{Loss: o.loss, Jitter: o.jitter, Reorder: o.reorder, ByeLoss: o.byeLoss, Seed: seed},
 		}
 		if enrolled != nil {
 			if cfgs[i], err = enrolled[i].Config(cfgs[i]); err != nil {
