@@ -115,3 +115,57 @@ func TestReceiverRetriesRefusedConnects(t *testing.T) {
 		return s.Online && s.Boot == booted.Boot && s.Conn > booted.Conn
 	})
 }
+
+// What a receiver publishes while its link is down waits for the link
+// (QoS 1) instead of vanishing into paho's store with a token that never
+// completes, which stalled every later ack for 10 s: after the reconnect
+// the held event goes out, a new command is acked at once, and Close
+// does not wait out a stale token either.
+func TestReceiverAcksPromptlyAfterReconnect(t *testing.T) {
+	b := loatest.StartBroker(t, "")
+	broker, srv := b.URL(), b.Server()
+	rec := newRecorder(t, broker, "ctl")
+	r := startReceiver(t, Config{ID: "rx-1", Broker: broker})
+	isStatus := isTopic("rx-1", protocol.KindStatus)
+	first := statusOf(t, rec.wait(t, "online", isStatus))
+
+	// The link drops and the broker refuses the reconnects for a while:
+	// the receiver is reconnecting when its amplifier fails.
+	refused := b.Refused()
+	b.RefuseConnects(true)
+	cl, ok := srv.Clients.Get("rx-1")
+	if !ok {
+		t.Fatal("rx-1 not connected")
+	}
+	cl.Net.Conn.Close()
+	loatest.Eventually(t, waitLimit, func() bool { return b.Refused() > refused }, "a refused reconnect")
+	if err := r.SetAmpFault(true); err != nil {
+		t.Fatal(err)
+	}
+	b.RefuseConnects(false)
+	rec.wait(t, "online again", func(m mqttMsg) bool {
+		s := statusOf(t, m)
+		return isStatus(m) && s.Online && s.Conn > first.Conn
+	})
+
+	// A command right after the reconnect: the outbox must not be stuck
+	// behind a message of the lost connection (the stall was 10 s).
+	sent := time.Now()
+	id := rec.send(t, "rx-1", protocol.OpVolume, protocol.VolumeArgs{Level: 40}, time.Now().Add(time.Minute))
+	rec.finalAck(t, "rx-1", id)
+	if took := time.Since(sent); took > 3*time.Second {
+		t.Errorf("ack %s after the reconnect took %v, want well under the 10 s stall", id, took)
+	}
+	rec.wait(t, "the amp_fault event held while offline", func(m mqttMsg) bool {
+		ev, err := protocol.DecodeEvent(m.payload)
+		return isTopic("rx-1", protocol.KindEvent)(m) && err == nil && ev.Type == protocol.EventAmpFault
+	})
+
+	closing := time.Now()
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(closing); took > 3*time.Second {
+		t.Errorf("Close after a reconnect took %v, want no wait on a stale token", took)
+	}
+}
