@@ -204,3 +204,29 @@ func TestReceiverAcksPromptlyAfterBrokerRestart(t *testing.T) {
 		t.Errorf("ack %s after the broker restart took %v, want well under the 10 s stall", id, took)
 	}
 }
+
+// Close while the link is down drops what waits for it and returns at
+// once, instead of waiting on tokens paho will never complete.
+func TestReceiverClosesPromptlyWhileOffline(t *testing.T) {
+	b := loatest.StartBroker(t, "")
+	broker, srv := b.URL(), b.Server()
+	r := startReceiver(t, Config{ID: "rx-1", Broker: broker})
+	refused := b.Refused()
+	b.RefuseConnects(true)
+	cl, ok := srv.Clients.Get("rx-1")
+	if !ok {
+		t.Fatal("rx-1 not connected")
+	}
+	cl.Net.Conn.Close()
+	loatest.Eventually(t, waitLimit, func() bool { return b.Refused() > refused }, "a refused reconnect")
+	if err := r.SetAmpFault(true); err != nil {
+		t.Fatal(err)
+	}
+	closing := time.Now()
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(closing); took > 3*time.Second {
+		t.Errorf("Close while offline took %v, want no wait on the lost link", took)
+	}
+}
