@@ -4,6 +4,8 @@ import (
 	"sync"
 	"time"
 
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
 	"github.com/loa-broadcast/loa/protocol"
 )
 
@@ -75,33 +77,62 @@ func (r *Receiver) deliver(o *outbox, m outMsg) {
 		if tok == nil {
 			return
 		}
-		timeout := time.NewTimer(publishWait)
-		select {
-		case <-tok.Done():
-			timeout.Stop()
-			err := tok.Error()
-			if err == nil {
-				o.downSince = time.Time{}
-				return
-			}
-			if qos == 0 || r.ended.Load() || r.killed.Load() {
-				r.log.Warn("publish failed", "kind", m.kind, "err", err)
-				return
-			}
-			// The link went down under it: wait for the next connection.
-			if !r.awaitLink(o, next, m.kind) {
-				return
-			}
-		case <-next:
-			// A new connection replaced the one the message went out
-			// on before the broker acknowledged it: paho will not resend.
-			timeout.Stop()
+		switch r.awaitToken(tok, next, m.kind) {
+		case published:
+			o.downSince = time.Time{}
+			return
+		case replaced:
+			// A new connection replaced the one it went out on before the
+			// broker acknowledged it, and paho will not resend it.
 			if qos == 0 {
 				return
 			}
-		case <-timeout.C:
-			r.log.Warn("publish failed", "kind", m.kind, "err", "mqtt: timed out")
+		case failed:
+			// The link went down under it: wait for the next connection.
+			if qos == 0 || r.ended.Load() || !r.awaitLink(o, next, m.kind) {
+				return
+			}
+		case abandoned:
 			return
+		}
+	}
+}
+
+// What became of one publish.
+type outcome int
+
+const (
+	published outcome = iota // the broker has it
+	replaced                 // a new connection came before the broker acknowledged it
+	failed                   // paho gave up on it
+	abandoned                // timed out, or the receiver was killed
+)
+
+// awaitToken waits for the broker to acknowledge tok.
+func (r *Receiver) awaitToken(tok mqtt.Token, next <-chan struct{}, kind string) outcome {
+	timeout := time.NewTimer(publishWait)
+	defer timeout.Stop()
+	quit := r.quit
+	for {
+		select {
+		case <-tok.Done():
+			if err := tok.Error(); err != nil {
+				if !r.killed.Load() {
+					r.log.Warn("publish failed", "kind", kind, "err", err)
+				}
+				return failed
+			}
+			return published
+		case <-next:
+			return replaced
+		case <-timeout.C:
+			r.log.Warn("publish failed", "kind", kind, "err", "mqtt: timed out")
+			return abandoned
+		case <-quit:
+			if r.killed.Load() {
+				return abandoned // Kill: nothing more leaves
+			}
+			quit = nil // Close: the queue still goes out
 		}
 	}
 }
@@ -126,7 +157,7 @@ func (r *Receiver) awaitLink(o *outbox, next <-chan struct{}, kind string) bool 
 		r.log.Warn("broker link down too long, message dropped", "kind", kind)
 		return false
 	case <-r.quit:
-		// Close or Kill: what is queued goes out if the link is up.
+		// Close or Kill: deliver drops it unless the link is up.
 		return !r.killed.Load()
 	}
 }
