@@ -152,6 +152,7 @@ func (r *Receiver) awaitLink(o *outbox, next <-chan struct{}, kind string) bool 
 	defer hold.Stop()
 	select {
 	case <-next:
+		o.downSince = time.Time{} // the next outage has its own hold
 		return true
 	case <-hold.C:
 		r.log.Warn("broker link down too long, message dropped", "kind", kind)
