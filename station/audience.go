@@ -43,6 +43,14 @@ func (s *Sessions) follow(sess *loa.Session) {
 	s.audiences[sess.ID] = &audience{sess: &cp, targets: slices.Sorted(slices.Values(sess.Devices)), aired: map[string]bool{}, lost: map[string]bool{}}
 }
 
+// Following reports how many sessions' evidence is being collected: the
+// running ones and those settling after their end.
+func (s *Sessions) Following() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.audiences)
+}
+
 // HandleEvent follows the receivers' played and finished events (the
 // same ones alerts read, from one subscription to the fleet): a receiver's
 // first evidence of playing a session writes its "aired" play log line.
