@@ -76,14 +76,40 @@ func (s *Sessions) HandleEvent(device string, ev protocol.Event) {
 	}
 	a.aired[device] = true
 	sess := a.sess
-	s.mu.Unlock()
 	e := logEntry(sess, loa.PlayAired, []string{device}, "")
+	e.At = time.Now().UTC() // when it was told, whenever the batch is written
 	if ev.Type == protocol.EventFinished {
 		e.Detail = fmt.Sprintf("told by its finished event: %d frames played", ev.Stream.Played-ev.Stream.Silence)
 	}
-	s.appendLog(context.Background(), e)
+	// Written in batches off the fleet's notifier goroutine: a commit per
+	// receiver there would hold up every subscriber (the alerts' clock).
+	s.airedQ = append(s.airedQ, e)
+	if !s.flushing {
+		s.flushing = true
+		go s.flushAired()
+	}
+	s.mu.Unlock()
 	if s.Alarms != nil {
 		s.Alarms.ClearStation(loa.AlarmNoAudience, fmt.Sprintf("session %s heard by %s", sess.ID, device))
+	}
+}
+
+// flushAired writes the queued aired lines, a batch per transaction,
+// until the queue is empty.
+func (s *Sessions) flushAired() {
+	for {
+		s.mu.Lock()
+		batch := s.airedQ
+		s.airedQ = nil
+		if len(batch) == 0 {
+			s.flushing = false
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		if err := s.db.AppendPlayLog(context.Background(), batch...); err != nil {
+			s.logger.Error("aired lines not written", "lines", len(batch), "err", err)
+		}
 	}
 }
 

@@ -34,6 +34,8 @@ type Sessions struct {
 
 	absent    map[string][]string  // per running session: the receivers offline when it started, never tuned
 	audiences map[string]*audience // per session, running or settling: its receivers' evidence
+	airedQ    []loa.PlayLogEntry   // aired lines not yet written
+	flushing  bool                 // a flushAired runs
 
 	// Alarms raises no_audience for a session heard by no receiver, and
 	// clears it when one is heard (nil: no alarm).
