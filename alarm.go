@@ -24,10 +24,14 @@ const (
 	// AlarmDiskSpace is the station's own: the data directory's
 	// filesystem is nearly full (Device is empty).
 	AlarmDiskSpace = "disk_space"
+	// AlarmNoAudience: a session streamed to tuned receivers and none
+	// reported playing it (a dead relay, a wrong public RTP address); a
+	// station alarm, cleared when a later session is heard.
+	AlarmNoAudience = "no_audience"
 )
 
 // AlarmKinds lists every alarm kind.
-var AlarmKinds = []string{AlarmOffline, AlarmStreamLoss, AlarmAmpFault, AlarmTemperature, AlarmTestFailed, AlarmPlainReceiver, AlarmClockStep, AlarmDiskSpace}
+var AlarmKinds = []string{AlarmOffline, AlarmStreamLoss, AlarmAmpFault, AlarmTemperature, AlarmTestFailed, AlarmPlainReceiver, AlarmClockStep, AlarmDiskSpace, AlarmNoAudience}
 
 // ValidAlarmKind reports whether kind is one of AlarmKinds.
 func ValidAlarmKind(kind string) bool {

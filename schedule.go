@@ -142,6 +142,10 @@ const (
 	PlayMissed    = "missed"
 	PlayResumed   = "resumed" // after a controller restart, at its wall-clock position
 	PlaySkipped   = "skipped"
+	// PlayAired: one receiver (Devices) reported playing the session (its
+	// played event, or a finished one with frames played): the only line
+	// that says a receiver heard it.
+	PlayAired = "aired"
 )
 
 // PlayLogEntry is one line of the station's broadcast log (nhật ký phát

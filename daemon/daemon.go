@@ -196,6 +196,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	// Late starts wait for their receivers (up to the lead + 5 s), and the
 	// play log lists no receiver offline at a start as playing.
 	m.Sessions.Online, m.Sessions.Lead = online, cfg.Lead
+	// A session heard by none of its receivers raises no_audience (their
+	// events reach it through the alerts' subscription, Alerts.Run).
+	m.Sessions.Alarms = m.Alarms
 	m.Alerts = station.NewAlerts(m.DB, m.Sessions, m.Fleet, media.EspeakNG{Voice: "vi"}, delay, m.Logger.With("component", "alerts"))
 	tuner.Alerts = m.Alerts
 	// The sessions' record first, then the alerts that read it.

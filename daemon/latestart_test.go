@@ -157,8 +157,8 @@ func TestSystemKillBeforeScheduledStart(t *testing.T) {
 					continue
 				}
 				t.Logf("play log: %s %v %s", e.Event, e.Devices, e.Detail)
-				if !slices.Contains([]string{loa.PlayStarted, loa.PlayResumed, loa.PlayEnded}, e.Event) {
-					t.Errorf("play log %s %v (%s): want the programme started and ended", e.Event, e.Devices, e.Detail)
+				if !slices.Contains([]string{loa.PlayStarted, loa.PlayResumed, loa.PlayAired, loa.PlayEnded}, e.Event) {
+					t.Errorf("play log %s %v (%s): want the programme started, aired and ended", e.Event, e.Devices, e.Detail)
 				}
 				for _, dev := range e.Devices {
 					if !played[dev] {

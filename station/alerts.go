@@ -154,9 +154,14 @@ func (l *liveAlert) fail(d *loa.Delivery, reason string, at time.Time) {
 }
 
 // Run follows the fleet's events and presence and runs the alert clock;
-// it returns when ctx ends.
+// it returns when ctx ends. Its one subscription to the receivers' events
+// feeds every session's evidence (the play log's aired lines) and the
+// alerts' reports.
 func (s *Alerts) Run(ctx context.Context) {
-	defer s.fleet.OnEvent(s.event)()
+	defer s.fleet.OnEvent(func(device string, ev protocol.Event) {
+		s.sessions.HandleEvent(device, ev)
+		s.event(device, ev)
+	})()
 	defer s.fleet.OnPresence(s.presenceChanged)()
 	t := time.NewTicker(s.tick)
 	defer t.Stop()

@@ -32,7 +32,17 @@ type Sessions struct {
 	firstSent map[string]time.Time                      // when each session's first packet left
 	listening map[string]map[netip.AddrPort]*time.Timer // per session: its SDP listeners, each ended by its timer
 
-	absent map[string][]string // per running session: the receivers offline when it started, never tuned
+	absent    map[string][]string  // per running session: the receivers offline when it started, never tuned
+	audiences map[string]*audience // per session, running or settling: its receivers' evidence
+	airedQ    []loa.PlayLogEntry   // aired lines not yet written
+	flushing  bool                 // a flushAired runs
+
+	// Alarms raises no_audience for a session heard by no receiver, and
+	// clears it when one is heard (nil: no alarm).
+	Alarms StationAlarms
+	// AudienceSettle is how long receivers have to report after a session
+	// ended before it is judged heard by nobody; zero: 3 s.
+	AudienceSettle time.Duration
 
 	// Listener caps; zero: loa.MaxSessionListeners, loa.MaxStationListeners.
 	MaxListeners, MaxStationListeners int
@@ -161,6 +171,7 @@ func (s *Sessions) launch(ctx context.Context, sess *loa.Session, src source, fr
 	}
 	s.content[sess.ID] = src
 	s.mu.Unlock()
+	s.follow(sess)
 	if err := s.engine.Start(ctx, sess, src, frames); err != nil {
 		s.ended(sess.ID, loa.SessionFailed, err.Error())
 		return err
@@ -302,6 +313,10 @@ func (s *Sessions) ended(id, state, reason string) {
 	s.dropListenersLocked(id)
 	absent := s.absent[id]
 	delete(s.absent, id)
+	_, streamed := s.firstSent[id]
+	if reason == loa.SessionShutdown {
+		delete(s.audiences, id) // it resumes, and is followed again, after the restart
+	}
 	s.mu.Unlock()
 	if reason == loa.SessionShutdown {
 		// The controller is stopping, not the programme: it stays
@@ -313,11 +328,13 @@ func (s *Sessions) ended(id, state, reason string) {
 	sess, err := s.db.Session(ctx, id)
 	if err != nil {
 		s.logger.Error("session ended but cannot be read", "session", id, "err", err)
+		s.judge(id, nil, false)
 		return
 	}
 	sess.State, sess.Reason, sess.EndedAt = state, reason, time.Now()
 	if err := s.db.PutSession(ctx, sess); err != nil {
 		s.logger.Error("session end not recorded", "session", id, "err", err)
+		s.judge(id, nil, false)
 		return
 	}
 	event := map[string]string{loa.SessionEnded: loa.PlayEnded, loa.SessionStopped: loa.PlayStopped}[state]
@@ -329,6 +346,7 @@ func (s *Sessions) ended(id, state, reason string) {
 	if len(absent) == 0 || len(played) > 0 {
 		s.appendLog(ctx, logEntry(sess, event, played, reason))
 	}
+	s.judge(id, played, streamed)
 	s.logger.Info("session ended", "session", id, "state", state, "reason", reason)
 }
 
@@ -649,9 +667,11 @@ func (s *Sessions) resume(ctx context.Context, sess *loa.Session, fromStart bool
 	}
 	s.content[sess.ID] = src
 	s.mu.Unlock()
+	s.follow(sess)
 	if err := s.engine.Start(ctx, &run, src, frames-skip); err != nil {
 		s.mu.Lock()
 		delete(s.content, sess.ID)
+		delete(s.audiences, sess.ID)
 		s.mu.Unlock()
 		src.Close()
 		return err
@@ -674,5 +694,12 @@ func (s *Sessions) preempted(id string, devices []string, by string) {
 		s.logger.Warn("preempted session not found", "session", id, "err", err)
 		return
 	}
+	s.mu.Lock()
+	if a := s.audiences[id]; a != nil {
+		for _, d := range devices {
+			a.lost[d] = true
+		}
+	}
+	s.mu.Unlock()
 	s.appendLog(ctx, logEntry(sess, loa.PlayPreempted, devices, "by session "+by))
 }
