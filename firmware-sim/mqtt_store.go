@@ -10,10 +10,7 @@ import (
 // sides at a reconnect, so there is nothing to persist. It also keeps
 // paho from resending, on every reconnect, packets its outgoing goroutine
 // may be writing at that moment (paho's resume sets their DUP flag while
-// they are on the wire: a data race in paho 1.5.1). So a QoS 1 publish
-// made while paho reconnects, or in flight when the link drops, is never
-// sent and its token never completes: the outbox (link.go) publishes it
-// again on the next connection rather than wait on it.
+// they are on the wire: a data race in paho 1.5.1).
 type cleanStore struct{}
 
 var _ mqtt.Store = cleanStore{}

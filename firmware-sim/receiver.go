@@ -100,7 +100,6 @@ type Receiver struct {
 	quit      chan struct{} // stops the command loop and telemetry
 	wg        sync.WaitGroup
 	outbox    chan outMsg // acks, events and telemetry, published in order
-	conns     *connections
 	outEnd    chan struct{}
 
 	connMu sync.Mutex
@@ -154,7 +153,6 @@ func NewReceiver(cfg Config) *Receiver {
 		quit:      make(chan struct{}),
 		outbox:    make(chan outMsg, 256),
 		outEnd:    make(chan struct{}),
-		conns:     newConnections(),
 		rng:       rand.New(rand.NewSource(cfg.Impair.Seed ^ 0x5eed)),
 		fw:        newFirmware(cfg.Firmware),
 	}
@@ -326,7 +324,6 @@ func (r *Receiver) onConnect(c mqtt.Client) {
 	} else {
 		r.onlineSent()
 	}
-	r.conns.connected() // the outbox resends what the lost link left unacknowledged
 	select {
 	case r.ready <- err:
 	default: // only Start listens, once
@@ -367,13 +364,14 @@ func (r *Receiver) send(kind string, v any) { r.outbox <- outMsg{kind, v} }
 // outboxLoop publishes the queue until Close or Kill closes it.
 func (r *Receiver) outboxLoop() {
 	defer close(r.outEnd)
-	var o outbox
 	for m := range r.outbox {
 		if done, ok := m.v.(chan struct{}); ok && m.kind == "" {
 			close(done) // a flush marker: everything before it is out
 			continue
 		}
-		r.deliver(&o, m)
+		if err := waitToken(r.publish(m.kind, m.v)); err != nil && !r.killed.Load() {
+			r.log.Warn("publish failed", "kind", m.kind, "err", err)
+		}
 	}
 }
 
@@ -404,12 +402,7 @@ func (r *Receiver) Close() error {
 	r.endCurrent(EndStop)
 	close(r.outbox)
 	<-r.outEnd
-	var err error
-	if r.mqttClient().IsConnectionOpen() {
-		// While paho reconnects a publish would wait on a token that never
-		// completes; the broker has published the Will of the lost link.
-		err = waitToken(r.publish(protocol.KindStatus, r.status(false)))
-	}
+	err := waitToken(r.publish(protocol.KindStatus, r.status(false)))
 	r.mqttClient().Disconnect(250)
 	if err != nil {
 		return fmt.Errorf("close %s: offline status: %w", r.cfg.ID, err)
