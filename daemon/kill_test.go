@@ -24,10 +24,7 @@ func TestSystemKill9Resumes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: builds and runs the controller binary")
 	}
-	bin := filepath.Join(t.TempDir(), "loa")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/loa").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildLoa(t)
 	data := t.TempDir()
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", loatest.FreePort(t, "tcp"))
 	mqttAddr := fmt.Sprintf("127.0.0.1:%d", loatest.FreePort(t, "tcp"))

@@ -81,10 +81,7 @@ func TestSystemKillBeforeScheduledStart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: builds and runs the controller binary")
 	}
-	bin := filepath.Join(t.TempDir(), "loa")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/loa").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildLoa(t)
 	for _, before := range []time.Duration{time.Second, 3 * time.Second, 10 * time.Second} {
 		t.Run(fmt.Sprintf("%v before", before), func(t *testing.T) {
 			t.Parallel() // each its own controller, data dir and ports
