@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -139,7 +140,10 @@ func New(cfg Config) (*Broker, error) {
 	caps.MaximumClientWritesPending = maxQueued
 	caps.MaximumInflight = maxQueued
 	caps.ReceiveMaximum = maxQueued
-	caps.MaximumClients = int64(cfg.MaxConnections)
+	// The gate alone caps connections: mochi's own count drops only when
+	// a leaving client's goroutine has finished, so a device reconnecting
+	// just as another left was refused "server unavailable" by it.
+	caps.MaximumClients = math.MaxInt64
 	// Sessions of devices that connected with clean=false would otherwise be
 	// kept forever; a day covers any outage a queued command could survive.
 	caps.MaximumSessionExpiryInterval = 24 * 60 * 60
