@@ -101,7 +101,25 @@ type PlayArgs struct {
 	// Fence (contract v2) is the controller's fence the keys were derived
 	// with; receivers that announce CapFence ignore a play of a lower fence.
 	Fence *Fence `json:"fence,omitempty"`
+	// T0Ms and TS0 (contract v2, sent to receivers that announce
+	// CapTimeline) fix the session timeline: RTP timestamp TS0 is the UTC
+	// instant T0Ms (ms since the Unix epoch), and timestamps advance exactly
+	// with it, so UTC(ts) = T0Ms + (ts − TS0)/48 kHz for every packet.
+	// 0 or absent T0Ms: no timeline, place audio by the Sender Reports.
+	T0Ms int64  `json:"t0_ms,omitempty"`
+	TS0  uint32 `json:"ts0,omitempty"`
+	// OffsetMs (contract v2) is this receiver's delay offset, added to
+	// DelayMs: MinOffsetMs..MaxOffsetMs, and DelayMs + OffsetMs ≥ MinLeadMs.
+	OffsetMs int `json:"offset_ms,omitempty"`
 }
+
+// Bounds of a receiver's delay offset (PlayArgs.OffsetMs): no receiver is
+// asked to play audio before it can have arrived.
+const (
+	MinOffsetMs = -150
+	MaxOffsetMs = 500
+	MinLeadMs   = 100
+)
 
 // StopArgs are the args of a stop command.
 type StopArgs struct {
@@ -275,6 +293,12 @@ func DecodePlayArgs(b []byte) (PlayArgs, error) {
 		return PlayArgs{}, fmt.Errorf("play: volume %d outside 0..100", p.Volume)
 	case p.EndFrame < 0:
 		return PlayArgs{}, fmt.Errorf("play: end_frame %d is negative", p.EndFrame)
+	case p.T0Ms < 0:
+		return PlayArgs{}, fmt.Errorf("play: t0_ms %d is negative", p.T0Ms)
+	case p.OffsetMs < MinOffsetMs || p.OffsetMs > MaxOffsetMs:
+		return PlayArgs{}, fmt.Errorf("play: offset_ms %d outside %d..%d", p.OffsetMs, MinOffsetMs, MaxOffsetMs)
+	case p.OffsetMs != 0 && p.DelayMs+p.OffsetMs < MinLeadMs:
+		return PlayArgs{}, fmt.Errorf("play: delay_ms + offset_ms = %d, below %d ms", p.DelayMs+p.OffsetMs, MinLeadMs)
 	}
 	if p.Keys != nil {
 		if _, _, err := p.Keys.Material(); err != nil {
