@@ -188,7 +188,29 @@ type Telemetry struct {
 	Amp     *bool        `json:"amp,omitempty"`     // amplifier relay on; absent when the receiver has no relay
 	Session string       `json:"session,omitempty"` // playing now
 	Stream  *StreamStats `json:"stream,omitempty"`
+	// Sync (contract v2, timeline) is the receiver's clock-sync state.
+	Sync *SyncReport `json:"sync,omitempty"`
 }
+
+// SyncReport is a receiver's clock synchronisation, in the spirit of
+// RFC 7244's synchronisation reports.
+type SyncReport struct {
+	Source   string  `json:"source"`              // SyncRTCPXR, SyncNTP, SyncGNSS or SyncNone
+	OffsetMs float64 `json:"offset_ms"`           // estimated offset of the receiver's clock from the controller's, being corrected
+	ErrMs    float64 `json:"err_ms"`              // estimated bound of the error of that estimate
+	RTTMs    float64 `json:"rtt_ms"`              // round trip of the best recent time exchange
+	DriftPPM float64 `json:"drift_ppm"`           // estimated drift of the receiver's clock
+	CorrMin  int     `json:"corrections_per_min"` // samples inserted or removed in the last minute
+	Resyncs  int     `json:"resyncs"`             // hard re-syncs (> 50 ms) since boot
+}
+
+// Clock sources a receiver names in SyncReport.Source.
+const (
+	SyncRTCPXR = "rtcp-xr" // the RTCP XR RRTR/DLRR exchange with the controller
+	SyncNTP    = "ntp"     // NTP (e.g. chrony against the controller's SNTP responder)
+	SyncGNSS   = "gnss"    // a GNSS-disciplined clock
+	SyncNone   = "none"
+)
 
 // Event types.
 const (
