@@ -204,6 +204,10 @@ type SyncReport struct {
 	Resyncs  int     `json:"resyncs"`             // hard re-syncs (> 50 ms) since boot
 }
 
+// TimeExchangeInterval is the least spacing of one receiver's time
+// exchanges (RTCP XR RRTR → DLRR); the controller ignores faster ones.
+const TimeExchangeInterval = time.Second
+
 // Clock sources a receiver names in SyncReport.Source.
 const (
 	SyncRTCPXR = "rtcp-xr" // the RTCP XR RRTR/DLRR exchange with the controller
