@@ -50,7 +50,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c *call) er
 		return err
 	}
 	if !loa.ValidRole(req.Role) {
-		return loa.Errorf(loa.EINVALID, "role: must be admin, province, operator or technician, not %s", strconv.Quote(req.Role))
+		return loa.Errorf(loa.EINVALID, "role: must be one of %s, not %s", loa.RoleList(), strconv.Quote(req.Role))
 	}
 	if req.AreaID != "" {
 		if err := loa.ValidateID("area_id", req.AreaID); err != nil {
