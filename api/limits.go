@@ -42,6 +42,7 @@ var routeLimits = map[string]routeLimit{
 	"POST /api/v1/devices/{id}/commands": {body: maxJSONBody, deadline: waitTimeout},
 	"POST /api/v1/areas/{id}/commands":   {body: maxJSONBody, deadline: waitTimeout},
 	"GET /api/v1/group-commands/{id}":    {body: maxJSONBody, deadline: waitTimeout},
+	"POST /api/v1/login":                 {body: maxLoginBody, deadline: -1},
 }
 
 // limit applies the route's bounds to h. A negative deadline means the

@@ -159,6 +159,7 @@ type Server struct {
 	Media     loa.MediaService
 	Sessions  loa.SessionService
 	Tokens    loa.TokenService
+	Users     loa.UserService // people who sign in to the console; nil: sign-in is unavailable
 	Audit     loa.AuditService
 	Commands  loa.CommandService
 	Firmware  loa.FirmwareService
@@ -185,6 +186,7 @@ type Server struct {
 	Logger         *slog.Logger     // nil = discard
 	Now            func() time.Time // the clock of default times; nil = time.Now
 	SDPAllow       []netip.Prefix   // where SDP listeners may be besides the caller's own address
+	StationName    string           // the station's name in /me; "" = DefaultStationName
 
 	// Enrolment of receivers by claim code: nil makes its routes
 	// unavailable. EnrolRetryAfter is the Retry-After of "not claimed
@@ -333,7 +335,16 @@ func (s *Server) routes() []apiRoute {
 	add("GET /api/v1/alerts/{id}/events", loa.ActionRead, queryToken(s.auth(loa.ActionRead, s.alertEvents))) // EventSource: also ?access_token=
 	route("PUT /api/v1/areas/{id}/tests", loa.ActionArea, s.setAreaTests)
 
+	add("POST /api/v1/login", "", s.login(newLoginBackoff(s.Now))) // a username and password, not a token
+	route("POST /api/v1/logout", loa.ActionRead, s.logout)
 	route("GET /api/v1/me", loa.ActionRead, s.me)
+	route("GET /api/v1/users", loa.ActionManageUsers, s.listUsers)
+	route("POST /api/v1/users", loa.ActionManageUsers, s.createUser)
+	route("GET /api/v1/users/{username}", loa.ActionManageUsers, s.getUser)
+	route("PUT /api/v1/users/{username}", loa.ActionManageUsers, s.updateUser)
+	route("POST /api/v1/users/{username}/disable", loa.ActionManageUsers, s.setUserDisabled(true))
+	route("POST /api/v1/users/{username}/enable", loa.ActionManageUsers, s.setUserDisabled(false))
+	route("POST /api/v1/users/{username}/password", loa.ActionManageUsers, s.resetPassword)
 	route("GET /api/v1/tokens", loa.ActionManageTokens, s.listTokens)
 	route("POST /api/v1/tokens", loa.ActionManageTokens, s.createToken)
 	route("DELETE /api/v1/tokens/{id}", loa.ActionManageTokens, s.revokeToken)

@@ -31,12 +31,6 @@ type tokenCreated struct {
 	Secret string     `json:"secret"`
 }
 
-// me answers the caller's own token (never its secret).
-func (s *Server) me(w http.ResponseWriter, r *http.Request, c *call) error {
-	writeJSON(w, http.StatusOK, c.tok)
-	return nil
-}
-
 // createToken issues a token no wider than the caller's own: its scope
 // within the caller's, its CAP senders among the caller's (a station-wide
 // admin grants any).

@@ -441,6 +441,8 @@ var recordDecoders = map[string]func([]byte) error{
 	string(bucketGroupCommands): decodeAs[loa.GroupCommand],
 	string(bucketAlerts):        decodeAs[loa.Alert],
 	string(bucketClaims):        decodeAs[claimRecord],
+	string(bucketUsers):         decodeAs[userRecord],
+	string(bucketUserSessions):  decodeAs[sessionRecord],
 }
 
 // indexTargets are the index buckets whose values are ids of another
