@@ -77,6 +77,11 @@ type Main struct {
 	// start (empty on later starts); AdminTokenFile is where it is kept.
 	AdminToken     string
 	AdminTokenFile string
+	// AdminPassword is the password of the user "admin" created when the
+	// station has no users (empty otherwise); AdminPasswordFile is where
+	// it is kept.
+	AdminPassword     string
+	AdminPasswordFile string
 
 	statfs      func(dir string) (free, total uint64, err error) // for tests; nil = syscall.Statfs
 	storageStop func()                                           // ends watchStorage and waits for it
@@ -235,6 +240,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err := m.ensureAdminToken(ctx); err != nil {
 		return err
 	}
+	if err := m.ensureAdminUser(ctx); err != nil {
+		return err
+	}
 	if cfg.BackupDir != "" {
 		m.schedWG.Add(1)
 		go func() {
@@ -266,7 +274,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	srv := &api.Server{
 		SDPAllow: sdpAllow,
 		Areas:    m.DB, Devices: m.DB, Presence: m.Fleet, Media: m.Media,
-		Sessions: m.Sessions, Tokens: m.DB, Audit: m.DB, Commands: m.Fleet, Groups: m.Groups,
+		Sessions: m.Sessions, Tokens: m.DB, Users: m.DB, Audit: m.DB, Commands: m.Fleet, Groups: m.Groups,
 		Playlists: m.DB, Fallbacks: m.Fallbacks, Schedules: m.Schedules, Alerts: m.Alerts, PlayLog: station.NewPlayLog(m.DB), Gatherer: reg,
 		Alarms: m.Alarms, Health: m.Health, Backup: m, Storage: m.DB,
 		CAP:       station.NewCAP(m.DB, m.Alerts, m.Media.Urgent(), nil, m.Logger.With("component", "cap")),
@@ -395,6 +403,29 @@ func (m *Main) ensureAdminToken(ctx context.Context) error {
 	}
 	m.AdminToken = secret
 	m.Logger.Info("created the admin API token", "file", m.AdminTokenFile)
+	return nil
+}
+
+// ensureAdminUser creates the user "admin" when the station has no users
+// (its first start, or the first after an upgrade), with a random
+// password kept in the data dir (mode 0600) for the first sign-in. The
+// file is written first: a user nobody can sign in as is never made.
+func (m *Main) ensureAdminUser(ctx context.Context) error {
+	m.AdminPasswordFile = filepath.Join(m.Config.DataDir, "admin-password")
+	has, err := m.DB.HasUsers(ctx)
+	if err != nil || has {
+		return err
+	}
+	password := randomHex(12) // 96 bits
+	if err := os.WriteFile(m.AdminPasswordFile, []byte(password+"\n"), 0o600); err != nil {
+		return fmt.Errorf("admin password: %w", err)
+	}
+	u := &loa.User{Username: "admin", Name: "admin", Role: loa.RoleAdmin, CreatedBy: "system"}
+	if err := m.DB.CreateUser(ctx, u, password); err != nil {
+		return fmt.Errorf("admin user: %w", err)
+	}
+	m.AdminPassword = password
+	m.Logger.Info("created the user admin; its password is in the file", "file", m.AdminPasswordFile)
 	return nil
 }
 
