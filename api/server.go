@@ -1,8 +1,9 @@
 // Package api serves Loa's HTTP JSON API under /api/v1, the Prometheus
 // metrics and the operator UI of package web.
 //
-// Every route but /healthz and the UI needs "Authorization: Bearer
-// <secret>". What a token may do is its role (loa.Token.Can) narrowed to
+// Every route but /healthz, the sign-in and the UI needs "Authorization:
+// Bearer <secret>" or a sign-in session's cookie (login.go), which acts as
+// its user's Principal and, on a change, needs X-CSRF-Token. What a token may do is its role (loa.Token.Can) narrowed to
 // its area scope (loa.Token.AreaID): a scoped token sees and touches only
 // areas in its subtree, devices in those areas and sessions whose every
 // target is in it; anything else is not found (reads) or forbidden
@@ -11,7 +12,15 @@
 //	GET  /healthz                          {"ok":true,"storage":{...}}; 503 when the store cannot write, no token
 //	GET  /api/v1/openapi.yaml              the OpenAPI 3.1 description of all of this, no token
 //	GET  /metrics                          Prometheus text, any role
-//	GET  /api/v1/me                        the caller's token
+//	POST /api/v1/login                     {username,password}, no token → 200 {user,role,area,csrf} + cookie loa_session;
+//	                                        429 login_backoff + Retry-After after repeated failures of the account
+//	POST /api/v1/logout                    → 204: the session ends, the cookie is cleared
+//	GET  /api/v1/me                        {user,name,role,area,area_name,permissions,csrf,station:{name,zone}}
+//	GET  /api/v1/users                     [user] in scope (never a password)
+//	POST /api/v1/users                     {username,name,password,role,area_id} → 201 user
+//	GET|PUT /api/v1/users/{username}       user; PUT {name,role,area_id} (the fields sent) → 200 user
+//	POST /api/v1/users/{username}/disable|enable  → 200 user (disable ends its sessions)
+//	POST /api/v1/users/{username}/password {password} → 204 (ends its sessions)
 //	GET  /api/v1/areas                     [area] in scope
 //	POST /api/v1/areas                     {id,parent_id,name,kind,code,tests} → 201 area
 //	GET  /api/v1/areas/{id}                area
