@@ -100,20 +100,27 @@ func (s *Server) doLogin(w http.ResponseWriter, r *http.Request, b *loginBackoff
 	if s.Users == nil {
 		return errUnavailable("user")
 	}
-	if wait := b.begin(req.Username); wait > 0 {
+	// The account's key: no username is longer than loa.MaxUsername, so a
+	// longer one is cut (bounding the back-off's memory), not told apart.
+	key := req.Username
+	if len(key) > loa.MaxUsername+1 {
+		key = key[:loa.MaxUsername+1]
+	}
+	if wait := b.begin(key); wait > 0 {
 		return retryLater{loa.Errorf(loa.ELOGINBACKOFF, "too many failed sign-ins for this account; try again in %s", wait.Round(time.Second)), wait}
 	}
 	u, err := s.Users.CheckPassword(r.Context(), req.Username, req.Password)
 	switch loa.ErrorCode(err) {
 	case "":
 	case loa.EUNAUTHORIZED:
-		s.logger().LogAttrs(r.Context(), slog.LevelInfo, "sign-in refused", slog.String("username", req.Username))
+		// Not the username: people type their password there by mistake.
+		s.logger().LogAttrs(r.Context(), slog.LevelInfo, "sign-in refused: wrong username or password")
 		return err // the attempt stays counted
 	default:
-		b.refund(req.Username) // not a wrong password
+		b.refund(key) // not a wrong password
 		return err
 	}
-	b.succeeded(req.Username)
+	b.succeeded(key)
 	id, csrf, err := s.Users.StartSession(r.Context(), u.Username, s.now())
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/api"
+	"github.com/loa-broadcast/loa/store"
 )
 
 const testPassword = "mật khẩu đủ dài"
@@ -458,4 +459,23 @@ func containsAll(list []string, want ...string) bool {
 		}
 	}
 	return true
+}
+
+// A full disk refuses changes, not a signed-in user's reads: noting a
+// session's use is best effort.
+func TestSignedInReadsOnAFullDisk(t *testing.T) {
+	faults := new(store.WriteFaults)
+	base := newEnvWith(t, store.Options{Faults: faults})
+	base.addUser("lan", loa.RoleOperator, "xa-a")
+	clk := &clock{now: testNow}
+	e := base.withClock(clk)
+	s := e.signIn("lan")
+	if err := faults.Arm(); err != nil {
+		t.Fatal(err)
+	}
+	defer faults.Disarm()
+	clk.advance(10 * time.Minute) // past the interval at which a use is written
+	want(t, e.as(s, false, "GET", "/api/v1/me", nil), http.StatusOK)
+	want(t, e.as(s, false, "GET", "/api/v1/devices", nil), http.StatusOK)
+	wantError(t, e.login("lan", testPassword), http.StatusInsufficientStorage, loa.ENOSPACE)
 }

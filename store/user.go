@@ -262,7 +262,9 @@ func (db *DB) CheckPassword(ctx context.Context, username, password string) (*lo
 		passwordMatches(dummyHash(), password)
 		return nil, wrong
 	}
-	if len(password) > loa.MaxPassword || !passwordMatches(rec.Hash, password) {
+	// No shortcut for an over-long password: it would answer a known
+	// username faster than an unknown one.
+	if !passwordMatches(rec.Hash, password) {
 		return nil, wrong
 	}
 	if rec.Disabled {
@@ -338,6 +340,8 @@ func (db *DB) SessionUser(ctx context.Context, id string, now time.Time) (*loa.U
 		return nil, "", ended
 	}
 	if now.Sub(s.LastSeen) >= sessionTouchEvery {
+		// Best effort: a disk that refuses writes must not refuse reads;
+		// the next request tries again.
 		err := db.update(ctx, func(tx *bolt.Tx) error {
 			var cur sessionRecord
 			if found, err := get(tx, bucketUserSessions, key, &cur); err != nil || !found {
@@ -347,7 +351,7 @@ func (db *DB) SessionUser(ctx context.Context, id string, now time.Time) (*loa.U
 			return put(tx, bucketUserSessions, key, &cur)
 		})
 		if err != nil {
-			return nil, "", err
+			db.log.Warn("a sign-in session's last use was not recorded", "user", s.Username, "err", err)
 		}
 	}
 	return &u.User, s.CSRF, nil
