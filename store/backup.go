@@ -62,7 +62,7 @@ type ArchiveFile struct {
 // dir that are not the database or blobs. Restore writes nothing else.
 var extraNames = map[string]os.FileMode{
 	"tls/ca.crt": 0o644, "tls/ca.key": 0o600, "tls/server.crt": 0o644, "tls/server.key": 0o600,
-	"admin-token": 0o600, "firmware.pub": 0o644,
+	"admin-token": 0o600, "admin-password": 0o600, "firmware.pub": 0o644,
 }
 
 var blobName = regexp.MustCompile(`^(media/[0-9a-f]{2,128}\.opus|firmware/[0-9a-f]{64}\.img)$`)
