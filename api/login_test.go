@@ -479,3 +479,35 @@ func TestSignedInReadsOnAFullDisk(t *testing.T) {
 	want(t, e.as(s, false, "GET", "/api/v1/devices", nil), http.StatusOK)
 	wantError(t, e.login("lan", testPassword), http.StatusInsufficientStorage, loa.ENOSPACE)
 }
+
+// A scoped admin manages only the people of its scope, and grants no
+// scope wider than its own.
+func TestScopedAdminManagesItsScopeOnly(t *testing.T) {
+	e := newEnv(t)
+	tok := &loa.Token{Name: "admin of xa-a", Role: loa.RoleAdmin, AreaID: "xa-a"}
+	adminA, err := e.db.CreateToken(t.Context(), tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.addUser("root", loa.RoleAdmin, "")
+	e.addUser("binh", loa.RoleOperator, "xa-b")
+	body := func(user, area string) map[string]any {
+		return map[string]any{"username": user, "password": testPassword, "role": "operator", "area_id": area}
+	}
+	want(t, e.do("POST", "/api/v1/users", adminA, body("lan", "a-1")), http.StatusCreated)
+	wantError(t, e.do("POST", "/api/v1/users", adminA, body("x1", "xa-b")), http.StatusForbidden, "forbidden", "outside your scope")
+	wantError(t, e.do("POST", "/api/v1/users", adminA, body("x2", "")), http.StatusForbidden, "forbidden", "outside your scope")
+
+	r := e.do("GET", "/api/v1/users", adminA, nil)
+	want(t, r, http.StatusOK)
+	var users []struct{ Username string }
+	r.json(t, &users)
+	if len(users) != 1 || users[0].Username != "lan" {
+		t.Errorf("a scoped admin lists %s", r.body)
+	}
+	for _, path := range []string{"/api/v1/users/root/disable", "/api/v1/users/binh/disable"} {
+		wantError(t, e.do("POST", path, adminA, nil), http.StatusNotFound, "not_found")
+	}
+	wantError(t, e.do("PUT", "/api/v1/users/lan", adminA, map[string]any{"area_id": "hn"}), http.StatusForbidden, "forbidden", "outside your scope")
+	want(t, e.do("PUT", "/api/v1/users/lan", adminA, map[string]any{"area_id": "xa-a", "name": "Lan"}), http.StatusOK)
+}
