@@ -14,18 +14,14 @@ const (
 	ENOTFOUND     = "not_found"    // the thing does not exist (or is out of scope)
 	ECONFLICT     = "conflict"     // already exists, or state forbids it
 	EUNAUTHORIZED = "unauthorized" // a bad bearer token, or a wrong username or password
-	// EUNAUTHENTICATED: no credentials, or a sign-in session that has ended: sign in (again).
-	EUNAUTHENTICATED = "unauthenticated"
-	ECSRF            = "csrf"          // a cookie-signed change without its session's X-CSRF-Token
-	ELOGINBACKOFF    = "login_backoff" // too many failed sign-ins for this account; retry after Retry-After
-	EFORBIDDEN       = "forbidden"     // credentials fine, not allowed
-	ETOOLARGE        = "too_large"     // body or file over the limit
-	EUNSUPPORTED     = "unsupported"   // a format or operation Loa does not handle
-	EUNAVAILABLE     = "unavailable"   // a dependency (broker, device) cannot be reached
-	ETIMEOUT         = "timeout"       // a device or peer did not answer in time
-	EGONE            = "gone"          // it existed and was used up (a consumed claim code)
-	ERATELIMIT       = "rate_limited"  // too many requests of this kind; retry later
-	EINTERNAL        = "internal"      // a bug or an I/O failure
+	EFORBIDDEN    = "forbidden"    // credentials fine, not allowed
+	ETOOLARGE     = "too_large"    // body or file over the limit
+	EUNSUPPORTED  = "unsupported"  // a format or operation Loa does not handle
+	EUNAVAILABLE  = "unavailable"  // a dependency (broker, device) cannot be reached
+	ETIMEOUT      = "timeout"      // a device or peer did not answer in time
+	EGONE         = "gone"         // it existed and was used up (a consumed claim code)
+	ERATELIMIT    = "rate_limited" // too many requests of this kind; retry later
+	EINTERNAL     = "internal"     // a bug or an I/O failure
 )
 
 // Error is a domain error: a machine code and a message meant for the user.
@@ -70,3 +66,10 @@ func ErrorMessage(err error) string {
 // ENOSPACE is the code of a change the station's disk refused for lack of
 // space: nothing of it was saved.
 const ENOSPACE = "insufficient_storage"
+
+// Codes of sign-in (api/login.go).
+const (
+	EUNAUTHENTICATED = "unauthenticated" // no credentials, or a sign-in session that has ended: sign in (again)
+	ECSRF            = "csrf"            // a cookie-signed change without its session's X-CSRF-Token
+	ELOGINBACKOFF    = "login_backoff"   // too many failed sign-ins for this account; retry after Retry-After
+)

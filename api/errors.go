@@ -19,22 +19,23 @@ import (
 // statusOf maps every domain error code to its HTTP status. It is the only
 // place the API decides a status from an error.
 var statusOf = map[string]int{
-	loa.EINVALID:         http.StatusBadRequest,
-	loa.EUNAUTHORIZED:    http.StatusUnauthorized,
+	loa.EINVALID:      http.StatusBadRequest,
+	loa.EUNAUTHORIZED: http.StatusUnauthorized,
+	loa.EFORBIDDEN:    http.StatusForbidden,
+	loa.ENOTFOUND:     http.StatusNotFound,
+	loa.ECONFLICT:     http.StatusConflict,
+	loa.ETOOLARGE:     http.StatusRequestEntityTooLarge,
+	loa.EUNSUPPORTED:  http.StatusUnsupportedMediaType,
+	loa.ETIMEOUT:      http.StatusGatewayTimeout,
+	loa.EGONE:         http.StatusGone,
+	loa.ERATELIMIT:    http.StatusTooManyRequests,
+	loa.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	loa.ENOSPACE:      http.StatusInsufficientStorage,
+	loa.EINTERNAL:     http.StatusInternalServerError,
+
 	loa.EUNAUTHENTICATED: http.StatusUnauthorized,
 	loa.ECSRF:            http.StatusForbidden,
 	loa.ELOGINBACKOFF:    http.StatusTooManyRequests,
-	loa.EFORBIDDEN:       http.StatusForbidden,
-	loa.ENOTFOUND:        http.StatusNotFound,
-	loa.ECONFLICT:        http.StatusConflict,
-	loa.ETOOLARGE:        http.StatusRequestEntityTooLarge,
-	loa.EUNSUPPORTED:     http.StatusUnsupportedMediaType,
-	loa.ETIMEOUT:         http.StatusGatewayTimeout,
-	loa.EGONE:            http.StatusGone,
-	loa.ERATELIMIT:       http.StatusTooManyRequests,
-	loa.EUNAVAILABLE:     http.StatusServiceUnavailable,
-	loa.ENOSPACE:         http.StatusInsufficientStorage,
-	loa.EINTERNAL:        http.StatusInternalServerError,
 }
 
 // errorBody is the JSON shape of every error response.
