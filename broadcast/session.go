@@ -30,7 +30,7 @@ type session struct {
 	maxDur  time.Duration
 	src     Source
 	seq0    uint16
-	tl      timeline // fixed by Start: play.t0_ms/ts0 and every timestamp sent
+	tl      timeline                     // fixed by Start: play.t0_ms/ts0 and every timestamp sent
 	secret  [protocol.SRTPSecretLen]byte // SRTP receivers' keys derive from it (contract v2, Keys)
 	seqNo   uint64                       // start order among sessions
 	started time.Time                    // packet n is due at started + n·20 ms (monotonic); set and read by run only
@@ -215,6 +215,20 @@ func (s *session) stream(ctx context.Context, fo *fanout) (state, reason string,
 			at += time.Duration(k) * protocol.FrameDuration
 			s.lead.Add(int64(k) * protocol.FrameSamples)
 			s.reportNow.Store(true)
+		}
+		// Sleep to the packet's own deadline, never by a fixed step, so
+		// late wake-ups do not accumulate into drift.
+		if wait := time.Until(s.started.Add(at)); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-timer.C:
+			case <-ctx.Done():
+				st, r := s.stopped()
+				return st, r, n
+			}
+		} else if ctx.Err() != nil {
+			st, r := s.stopped()
+			return st, r, n
 		}
 		h.SequenceNumber = s.seq0 + uint16(n)
 		h.Timestamp = s.tl.tsOf(s.lead.Load() + int64(n)*protocol.FrameSamples)
