@@ -545,7 +545,12 @@ func (e *Engine) playArgs(t *target) protocol.PlayArgs {
 	if e.cfg.Caps != nil && e.cfg.Caps.HasCap(t.device, protocol.CapTimeline) {
 		a.T0Ms, a.TS0 = t.s.tl.t0Ms, t.s.tl.ts0
 		if e.cfg.Offsets != nil {
-			a.OffsetMs = e.cfg.Offsets.OffsetMs(t.device)
+			// One set under a longer delay than today's, which this one
+			// cannot honour, is not sent: the play must decode.
+			off := e.cfg.Offsets.OffsetMs(t.device)
+			if off >= protocol.MinOffsetMs && off <= protocol.MaxOffsetMs && a.DelayMs+off >= protocol.MinLeadMs {
+				a.OffsetMs = off
+			}
 		}
 	}
 	if t.sec != nil {
