@@ -441,3 +441,11 @@ func TestMediaClockIsTheTimeline(t *testing.T) {
 		t.Error("a media clock for no session")
 	}
 }
+
+// TestOffsetBoundsAreTheContracts: the domain's offset bounds (API
+// validation) are the contract's (play decoding).
+func TestOffsetBoundsAreTheContracts(t *testing.T) {
+	if loa.MinOffsetMs != protocol.MinOffsetMs || loa.MaxOffsetMs != protocol.MaxOffsetMs || loa.MinLeadMs != protocol.MinLeadMs {
+		t.Error("offset bounds differ between loa and protocol")
+	}
+}
