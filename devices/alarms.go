@@ -76,7 +76,7 @@ type Alarms struct {
 	online   map[string]bool      // presence from notices
 	loss     map[string]lossWindow
 	watchers map[*alarmWatcher]struct{}
-	plain    map[string]bool // device → its last online status announced no srtp-gcm
+	plain    map[string]bool      // device → its last online status announced no srtp-gcm
 	unsync   map[string]time.Time // device → since when its sync error is above loa.OutOfSyncMs
 	start    time.Time
 	lastID   int64
