@@ -32,7 +32,7 @@ type Config struct {
 	// NTPAddr, if set, is where the controller answers SNTP (RFC 4330) on
 	// the clock its sessions' timelines are on, for receivers that
 	// discipline their clock with chrony; NTPStratum is the stratum it
-	// answers with (1–15).
+	// answers with (1–15; 0: 2).
 	NTPAddr    string
 	NTPStratum int
 	// ClockOffset shifts the wall clock the scheduler uses, for tests
@@ -165,8 +165,8 @@ func (c *Config) Validate() error {
 	if c.FirmwareURL != "" && !strings.HasPrefix(c.FirmwareURL, "http://") && !strings.HasPrefix(c.FirmwareURL, "https://") {
 		return fmt.Errorf("firmware-url %q: want http:// or https://, e.g. http://ctl.example:8080", c.FirmwareURL)
 	}
-	if c.NTPStratum < 1 || c.NTPStratum > 15 {
-		return fmt.Errorf("ntp-stratum %d: must be within 1..15", c.NTPStratum)
+	if c.NTPStratum < 0 || c.NTPStratum > 15 {
+		return fmt.Errorf("ntp-stratum %d: must be within 1..15 (0: the default, 2)", c.NTPStratum)
 	}
 	if c.Lead < 0 || c.Lead > 30*time.Second {
 		return fmt.Errorf("lead %v: must be within 0..30s", c.Lead)

@@ -19,7 +19,11 @@ func (m *Main) openNTP(ctx context.Context) (string, error) {
 	if cfg.NTPAddr == "" {
 		return "", nil
 	}
-	s, err := broadcast.ListenSNTP(ctx, cfg.NTPAddr, cfg.NTPStratum, m.Logger.With("component", "sntp"))
+	stratum := cfg.NTPStratum
+	if stratum == 0 {
+		stratum = 2
+	}
+	s, err := broadcast.ListenSNTP(ctx, cfg.NTPAddr, stratum, m.Logger.With("component", "sntp"))
 	if err != nil {
 		return "", err
 	}
