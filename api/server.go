@@ -196,6 +196,9 @@ type Server struct {
 	Now            func() time.Time // the clock of default times; nil = time.Now
 	SDPAllow       []netip.Prefix   // where SDP listeners may be besides the caller's own address
 	StationName    string           // the station's name in /me; "" = DefaultStationName
+	// Delay is the station's playout delay D, which a receiver's delay
+	// offset may not bring below loa.MinLeadMs; 0 = 200 ms.
+	Delay time.Duration
 
 	// Enrolment of receivers by claim code: nil makes its routes
 	// unavailable. EnrolRetryAfter is the Retry-After of "not claimed
@@ -280,6 +283,7 @@ func (s *Server) routes() []apiRoute {
 	route("POST /api/v1/devices", loa.ActionDevice, s.createDevice)
 	route("GET /api/v1/devices/{id}", loa.ActionRead, s.getDevice)
 	route("DELETE /api/v1/devices/{id}", loa.ActionDevice, s.decommissionDevice)
+	route("PATCH /api/v1/devices/{id}", loa.ActionDevice, s.patchDevice)
 	route("POST /api/v1/devices/{id}/commands", loa.ActionDevice, s.sendCommand)
 	route("POST /api/v1/devices/{id}/credentials", loa.ActionDevice, s.rotateCredentials)
 	route("DELETE /api/v1/devices/{id}/credentials", loa.ActionDevice, s.revokeCredentials)

@@ -31,7 +31,7 @@ func (e *Engine) readLoop() {
 			e.log.Warn("media socket read", "err", err)
 			continue
 		}
-		e.handleDatagram(buf[:n], from)
+		e.handleDatagramAt(buf[:n], from, time.Now())
 	}
 }
 
@@ -50,7 +50,13 @@ func isRTCP(b []byte) bool {
 // stream only after a challenge (acceptSRTCP). Anything else is counted and
 // dropped. It reports whether the datagram authenticated.
 func (e *Engine) handleDatagram(b []byte, from netip.AddrPort) bool {
-	if !e.acceptRTCP(b, from) {
+	return e.handleDatagramAt(b, from, time.Now())
+}
+
+// handleDatagramAt is handleDatagram for a datagram read at at: the
+// instant a time exchange's T2 is.
+func (e *Engine) handleDatagramAt(b []byte, from netip.AddrPort, at time.Time) bool {
+	if !e.acceptRTCP(b, from, at) {
 		e.metrics.rtcpIgnored.Inc()
 		return false
 	}
@@ -58,7 +64,7 @@ func (e *Engine) handleDatagram(b []byte, from netip.AddrPort) bool {
 	return true
 }
 
-func (e *Engine) acceptRTCP(b []byte, from netip.AddrPort) bool {
+func (e *Engine) acceptRTCP(b []byte, from netip.AddrPort, at time.Time) bool {
 	if !isRTCP(b) || !from.IsValid() || from.Port() == 0 {
 		return false
 	}
@@ -79,14 +85,15 @@ func (e *Engine) acceptRTCP(b []byte, from netip.AddrPort) bool {
 	case t == nil:
 		return false
 	case rx != nil:
-		return e.acceptSRTCP(t, rx, b, from)
+		return e.acceptSRTCP(t, rx, b, from, at)
 	}
-	return e.acceptPlain(b, from)
+	return e.acceptPlain(b, from, at)
 }
 
 // acceptPlain is the v1 path: the token authenticates, and the stream
-// follows the address it came from at once.
-func (e *Engine) acceptPlain(b []byte, from netip.AddrPort) bool {
+// follows the address it came from at once. A time exchange in the
+// compound is answered there.
+func (e *Engine) acceptPlain(b []byte, from netip.AddrPort, at time.Time) bool {
 	pkts, err := rtcp.Unmarshal(b)
 	if err != nil || len(pkts) == 0 {
 		return false
@@ -113,19 +120,27 @@ func (e *Engine) acceptPlain(b []byte, from netip.AddrPort) bool {
 		return false
 	}
 
+	t1, wantsTime := rrtrOf(pkts, rr.SSRC)
+
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	t := e.byRecv[rr.SSRC]
 	if t == nil || t.sec != nil || subtle.ConstantTimeCompare(app.Data, t.token[:]) != 1 {
+		e.mu.Unlock()
 		return false
 	}
 	e.noteReport(t, rr)
 	if leaving {
 		e.leave(t)
+		e.mu.Unlock()
 		return true
 	}
 	if t.addr != from {
 		e.moveTo(t, from)
+	}
+	answer := wantsTime && e.exchangeLocked(t, at)
+	e.mu.Unlock()
+	if answer {
+		e.answer(exchange{t: t, to: from, t1: t1, t2: at})
 	}
 	return true
 }
@@ -135,8 +150,9 @@ func (e *Engine) acceptPlain(b []byte, from netip.AddrPort) bool {
 // authenticated report fixes the receiver's address; one from another
 // address is answered with a challenge there, and only the authenticated
 // answer from there moves the stream. A BYE counts only from the current
-// address.
-func (e *Engine) acceptSRTCP(t *target, rx *srtpRx, b []byte, from netip.AddrPort) bool {
+// address. A time exchange is answered only to the address the stream
+// goes to.
+func (e *Engine) acceptSRTCP(t *target, rx *srtpRx, b []byte, from netip.AddrPort, at time.Time) bool {
 	plain, err := rx.open(b)
 	if err != nil {
 		e.metrics.srtcpAuthFailures.Inc()
@@ -171,8 +187,10 @@ func (e *Engine) acceptSRTCP(t *target, rx *srtpRx, b []byte, from netip.AddrPor
 		e.mu.Unlock() // the session ended, or the receiver was rekeyed meanwhile
 		return false
 	}
+	t1, wantsTime := rrtrOf(pkts, rr.SSRC)
 	var send []byte
 	var tx *srtpTx
+	var x *exchange
 	switch {
 	case from == t.addr || !t.addr.IsValid() && (from == t.last || !t.last.IsValid()):
 		// From where the stream goes, or the first report (after a BYE,
@@ -182,6 +200,9 @@ func (e *Engine) acceptSRTCP(t *target, rx *srtpRx, b []byte, from netip.AddrPor
 			e.leave(t)
 		} else if t.addr != from {
 			e.moveTo(t, from)
+		}
+		if !leaving && wantsTime && e.exchangeLocked(t, at) {
+			x = &exchange{t: t, tx: t.sec.tx, to: from, t1: t1, t2: at}
 		}
 	case answer != nil && t.answers(from, answer):
 		e.metrics.challengesAnswered.Inc()
@@ -200,6 +221,9 @@ func (e *Engine) acceptSRTCP(t *target, rx *srtpRx, b []byte, from netip.AddrPor
 	e.mu.Unlock()
 	if send != nil {
 		e.sendChallenge(t, tx, send, from)
+	}
+	if x != nil {
+		e.answer(*x)
 	}
 	return true
 }
@@ -283,22 +307,22 @@ func ntpTime(t time.Time) uint64 {
 	return sec<<32 | frac
 }
 
-// srPackets maps packet n's RTP timestamp to the wall-clock time it was
-// due. Every receiver of the session gets the same mapping, derived from
-// the session's start, which is what lets them play in step. Its packet
+// srPackets maps packet n's RTP timestamp to its instant on the session's
+// timeline (NTP = UTC(ts) on the controller's clock), the mapping every
+// receiver of the session shares and play.t0_ms/ts0 state. Its packet
 // count is n, the packets before that timestamp: it tells a receiver the
-// index of the frames it gets, so it can find play.end_frame.
+// index of the frames it gets, so it can find play.end_frame. Before
+// packet 0 (a challenge) it maps the timestamp of now.
 func (s *session) srPackets(n int) []rtcp.Packet {
-	start := time.Now() // not started yet (a challenge): packet 0 would be due now
-	if ns := s.wall0.Load(); ns != 0 {
-		start = time.Unix(0, ns)
+	samples := s.tl.samplesAt(time.Now())
+	if s.wall0.Load() != 0 {
+		samples = s.lead.Load() + int64(n)*protocol.FrameSamples
 	}
-	at := start.Add(time.Duration(n) * protocol.FrameDuration)
 	return []rtcp.Packet{
 		&rtcp.SenderReport{
 			SSRC:        s.ssrc,
-			NTPTime:     ntpTime(at),
-			RTPTime:     s.ts0 + uint32(n)*protocol.FrameSamples,
+			NTPTime:     ntpTime(s.tl.utc(samples)),
+			RTPTime:     s.tl.tsOf(samples),
 			PacketCount: uint32(n),
 			OctetCount:  uint32(s.octets.Load()),
 		},

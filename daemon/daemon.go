@@ -42,6 +42,7 @@ type Main struct {
 	Broker    *broker.Broker // nil with an external broker
 	Fleet     *devices.Fleet
 	Engine    *broadcast.Engine
+	NTP       *broadcast.SNTP // nil without -ntp-addr
 	Sessions  *station.Sessions
 	Media     *station.Media
 	Schedules *station.Schedules
@@ -185,9 +186,14 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	// Alerts follow every play command's outcome: the tuner tells them.
 	tuner := &station.AlertTuner{Tuner: m.Fleet}
+	refclk, err := m.openNTP(ctx)
+	if err != nil {
+		return err
+	}
 	m.Engine, err = broadcast.Open(ctx, broadcast.Config{
 		Bind: cfg.RTPBind, Public: cfg.RTPPublic, Delay: cfg.Delay, Lead: cfg.Lead, Tuner: tuner,
-		Caps: m.Fleet, Fence: protocol.Fence{Gen: gen}, RequireSRTP: cfg.RequireSRTP, Refused: tuner.Refused,
+		Caps: m.Fleet, Offsets: deviceOffsets{m.DB}, RefClock: refclk,
+		Fence: protocol.Fence{Gen: gen}, RequireSRTP: cfg.RequireSRTP, Refused: tuner.Refused,
 		Logger: m.Logger.With("component", "broadcast"),
 	})
 	if err != nil {
@@ -279,6 +285,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Alarms: m.Alarms, Health: m.Health, Backup: m, Storage: m.DB,
 		CAP:       station.NewCAP(m.DB, m.Alerts, m.Media.Urgent(), nil, m.Logger.With("component", "cap")),
 		CAPSender: cfg.CAPSender,
+		Delay:     delay,
 		Logger:    m.Logger.With("component", "api"),
 	}
 	if err := m.openFirmware(); err != nil {
@@ -336,6 +343,10 @@ func (m *Main) Close() error {
 	if m.Engine != nil {
 		errs = append(errs, m.Engine.Close())
 		m.Engine = nil
+	}
+	if m.NTP != nil {
+		errs = append(errs, m.NTP.Close())
+		m.NTP = nil
 	}
 	if m.Groups != nil {
 		m.Groups.Close() // before the fleet: writes the abandoned runs

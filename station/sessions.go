@@ -463,7 +463,13 @@ func (s *Sessions) SessionSDP(ctx context.Context, id string, req loa.ListenerRe
 	if ap, err := netip.ParseAddrPort(s.listeners.PublicAddr()); err == nil {
 		src = ap.Addr()
 	}
-	return protocol.SDP(id, sess.SSRC, src, dest, sdes), nil
+	sdp := protocol.SDP(id, sess.SSRC, src, dest, sdes)
+	if mc, ok := s.listeners.(MediaClocks); ok {
+		if c, ok := mc.MediaClock(id); ok {
+			sdp += c.SDPLines()
+		}
+	}
+	return sdp, nil
 }
 
 // listen adds dest to session id's listeners, or renews it (with the new
