@@ -103,6 +103,9 @@ type target struct {
 	chals  []challenge    // SRTP: address challenges in flight, at most maxChallenges
 	loss   uint8
 	jitter uint32
+	// received is the most packets its reports said arrived
+	// (Config.Reception is told each time it grows).
+	received uint64
 }
 
 // publish rebuilds dests; e.mu must be held. A new set each time, so run

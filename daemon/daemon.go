@@ -183,6 +183,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.Engine, err = broadcast.Open(ctx, broadcast.Config{
 		Bind: cfg.RTPBind, Public: cfg.RTPPublic, Delay: cfg.Delay, Lead: cfg.Lead, Tuner: tuner,
 		Caps: m.Fleet, Fence: protocol.Fence{Gen: gen}, RequireSRTP: cfg.RequireSRTP, Refused: tuner.Refused,
+		// Receivers' RTCP progress: delivery evidence of those that send no events.
+		Reception: tuner.Reception,
 		Logger: m.Logger.With("component", "broadcast"),
 	})
 	if err != nil {
@@ -266,7 +268,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	srv := &api.Server{
 		SDPAllow: sdpAllow,
 		Areas:    m.DB, Devices: m.DB, Presence: m.Fleet, Media: m.Media,
-		Sessions: m.Sessions, Tokens: m.DB, Audit: m.DB, Commands: m.Fleet, Groups: m.Groups,
+		Sessions: m.Sessions, Deliveries: m.Sessions, Tokens: m.DB, Audit: m.DB, Commands: m.Fleet, Groups: m.Groups,
 		Playlists: m.DB, Fallbacks: m.Fallbacks, Schedules: m.Schedules, Alerts: m.Alerts, PlayLog: station.NewPlayLog(m.DB), Gatherer: reg,
 		Alarms: m.Alarms, Health: m.Health, Backup: m, Storage: m.DB,
 		CAP:       station.NewCAP(m.DB, m.Alerts, m.Media.Urgent(), nil, m.Logger.With("component", "cap")),
