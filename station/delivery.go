@@ -39,10 +39,11 @@ type delivery struct {
 // deliveryLine is one receiver's line and what it is decided from.
 type deliveryLine struct {
 	loa.ReceiverDelivery
-	finished  bool   // a finished event with frames played came
-	rtpPlay   uint64 // packets received in its current play, per its reports
-	rtpBefore uint64 // packets received in its earlier plays
-	missed    bool   // its missed line is written (offline at the start)
+	finished  bool      // a finished event with frames played came
+	rtpPlay   uint64    // packets received in its current play, per its reports
+	rtpBefore uint64    // packets received in its earlier plays
+	rtpSince  time.Time // its first RTCP progress, not yet taken as evidence
+	missed    bool      // its missed line is written (offline at the start)
 }
 
 // track starts sess's report, before the engine tunes anyone. A resumed
@@ -208,10 +209,17 @@ func (s *Sessions) deliveryEvent(device string, ev protocol.Event) {
 	s.flushLocked()
 }
 
+// rtcpGrace is how long RTCP progress waits for the receiver's own played
+// event before it counts as evidence: packets arrive a playout delay
+// before they play, and a receiver that sends events tells more. With a
+// report every 2 s, the second report with progress decides.
+const rtcpGrace = 1500 * time.Millisecond
+
 // Reception follows the engine's RTCP evidence: a receiver whose reports
-// say packets arrived has started, though it sent no event (a v1 or
-// third-party receiver, or one whose MQTT is down while RTP works). The
-// count is kept in memory and written with the line's next change.
+// keep saying packets arrived, and that sent no played event meanwhile,
+// has started (a v1 or third-party receiver, or one whose MQTT is down
+// while RTP works). The count is kept in memory and written with the
+// line's next change, never per report.
 func (s *Sessions) Reception(id, device string, received uint64) {
 	s.mu.Lock()
 	d, l := s.lineLocked(id, device)
@@ -225,20 +233,29 @@ func (s *Sessions) Reception(id, device string, received uint64) {
 	l.rtpPlay = received
 	l.RTPReceived = l.rtpBefore + l.rtpPlay
 	first := false
+	now := time.Now().UTC()
 	if received > 0 && d.open(l) && l.State != loa.DeliveryStarted && !l.finished && d.ended == "" {
-		now := time.Now().UTC()
-		if l.AckedAt.IsZero() {
-			l.AckedAt = now
+		if l.rtpSince.IsZero() {
+			l.rtpSince = now
+		} else if now.Sub(l.rtpSince) >= rtcpGrace {
+			startRTCP(l)
+			d.dirty[device] = true
+			first = true
+			s.flushLocked()
 		}
-		l.State, l.Reason, l.Detail, l.StartedAt, l.EndedAt, l.Evidence = loa.DeliveryStarted, "", "", now, time.Time{}, loa.EvidenceRTCP
-		d.dirty[device] = true
-		first = true
-		s.flushLocked()
 	}
 	s.mu.Unlock()
 	if first {
 		s.air(id, device, fmt.Sprintf("told by its RTCP receiver reports: %d packets received", received))
 	}
+}
+
+// startRTCP makes l started on its RTCP progress; s.mu held.
+func startRTCP(l *deliveryLine) {
+	if l.AckedAt.IsZero() {
+		l.AckedAt = l.rtpSince
+	}
+	l.State, l.Reason, l.Detail, l.StartedAt, l.EndedAt, l.Evidence = loa.DeliveryStarted, "", "", l.rtpSince, time.Time{}, loa.EvidenceRTCP
 }
 
 // deliveryPreempted fails the lines of the receivers a higher session took
@@ -280,6 +297,10 @@ func (s *Sessions) deliveryEnded(id, state string) {
 // settleLine decides l's final state after its session ended; s.mu held.
 func (s *Sessions) settleLine(d *delivery, l *deliveryLine, now time.Time) {
 	if l.EndedAt.IsZero() {
+		l.EndedAt = now
+	}
+	if !l.Final() && l.State != loa.DeliveryStarted && !l.finished && !l.rtpSince.IsZero() {
+		startRTCP(l) // its reports said packets arrived, and no event came
 		l.EndedAt = now
 	}
 	switch {
@@ -329,9 +350,14 @@ func (s *Sessions) settle(id string, sess *loa.Session, logFailures bool) {
 	now := time.Now().UTC()
 	missed := map[string][]string{} // reason → receivers that never played
 	failed := map[string][]string{} // reason → receivers that started and failed
+	var aired []string              // receivers whose RTCP evidence is taken now
 	for dev, l := range d.lines {
 		if !l.Final() {
+			rtcp := l.Evidence == ""
 			s.settleLine(d, l, now)
+			if rtcp && l.Evidence == loa.EvidenceRTCP {
+				aired = append(aired, dev)
+			}
 			d.dirty[dev] = true
 		}
 		if l.State != loa.DeliveryFailed || l.Reason == loa.ReasonPreempted || (l.Reason == loa.ReasonOffline && l.missed) {
@@ -345,6 +371,9 @@ func (s *Sessions) settle(id string, sess *loa.Session, logFailures bool) {
 	}
 	lines := d.takeDirty()
 	s.mu.Unlock()
+	for _, dev := range aired {
+		s.air(id, dev, "told by its RTCP receiver reports at the session's end")
+	}
 	ctx := context.Background()
 	if err := s.db.PutDeliveries(ctx, map[string][]loa.ReceiverDelivery{sess.ID: lines}); err != nil {
 		s.logger.Error("delivery report not written", "session", sess.ID, "err", err)
