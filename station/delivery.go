@@ -169,6 +169,13 @@ func (s *Sessions) deliveryEvent(device string, ev protocol.Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d, l := s.lineLocked(ev.Session, device)
+	if d == nil && ev.Type == protocol.EventFinished && ev.Stream != nil && ev.Stream.Played > 0 {
+		// Its report settled before the event came (a congested broker, a
+		// receiver's queue stalled by a reconnect): its stats still count.
+		s.lateQ = append(s.lateQ, lateFinish{session: ev.Session, device: device, stats: *ev.Stream})
+		s.flushLocked()
+		return
+	}
 	if l == nil || (!d.open(l) && ev.Type != protocol.EventFinished) {
 		return
 	}
@@ -417,6 +424,45 @@ func (d *delivery) takeDirty() []loa.ReceiverDelivery {
 	return out
 }
 
+// lateFinish is a finished event for a report no longer in memory.
+type lateFinish struct {
+	session, device string
+	stats           protocol.StreamStats
+}
+
+// addLate adds late finished events' stats to their stored lines; lines
+// never stored (a session of another controller, a stranger) are left.
+func (s *Sessions) addLate(ctx context.Context, late []lateFinish) {
+	batch := map[string][]loa.ReceiverDelivery{}
+	for _, f := range late {
+		lines, err := s.db.Deliveries(ctx, f.session)
+		if err != nil {
+			s.logger.Warn("late finished event not recorded", "session", f.session, "device", f.device, "err", err)
+			continue
+		}
+		i := slices.IndexFunc(lines, func(l loa.ReceiverDelivery) bool { return l.Device == f.device })
+		if i < 0 {
+			continue
+		}
+		l := &lines[i]
+		for _, b := range batch[f.session] { // an earlier event of the batch
+			if b.Device == f.device {
+				*l = b
+			}
+		}
+		l.Played += f.stats.Played
+		l.Lost += f.stats.Lost
+		l.Silence += f.stats.Silence
+		if f.stats.Played > f.stats.Silence {
+			l.Evidence = loa.EvidenceEvent
+		}
+		batch[f.session] = append(slices.DeleteFunc(batch[f.session], func(b loa.ReceiverDelivery) bool { return b.Device == f.device }), *l)
+	}
+	if err := s.db.PutDeliveries(ctx, batch); err != nil {
+		s.logger.Error("late finished events not recorded", "err", err)
+	}
+}
+
 // flushLocked has the changed lines written, off the caller's goroutine
 // (the fleet's notifier, the engine's RTCP reader); s.mu held.
 func (s *Sessions) flushLocked() {
@@ -437,12 +483,17 @@ func (s *Sessions) flushDeliveries() {
 				batch[id] = d.takeDirty()
 			}
 		}
-		if len(batch) == 0 {
+		late := s.lateQ
+		s.lateQ = nil
+		if len(batch) == 0 && len(late) == 0 {
 			s.flushingDelivery = false
 			s.mu.Unlock()
 			return
 		}
 		s.mu.Unlock()
+		if len(late) > 0 {
+			s.addLate(context.Background(), late)
+		}
 		if err := s.db.PutDeliveries(context.Background(), batch); err != nil {
 			s.logger.Error("delivery report not written", "sessions", len(batch), "err", err)
 		}

@@ -39,6 +39,7 @@ type Sessions struct {
 
 	deliveries       map[string]*delivery // per session, running or settling: its delivery report
 	flushingDelivery bool                 // a flushDeliveries runs
+	lateQ            []lateFinish         // finished events of settled reports, to add to their stored lines
 
 	// Alarms raises no_audience for a session heard by no receiver, and
 	// clears it when one is heard (nil: no alarm).
