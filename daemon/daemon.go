@@ -185,7 +185,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Caps: m.Fleet, Fence: protocol.Fence{Gen: gen}, RequireSRTP: cfg.RequireSRTP, Refused: tuner.Refused,
 		// Receivers' RTCP progress: delivery evidence of those that send no events.
 		Reception: tuner.Reception,
-		Logger: m.Logger.With("component", "broadcast"),
+		Logger:    m.Logger.With("component", "broadcast"),
 	})
 	if err != nil {
 		return fmt.Errorf("broadcast: %w", err)
