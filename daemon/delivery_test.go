@@ -77,7 +77,8 @@ func matchesReceivers(t *testing.T, lines map[string]loa.ReceiverDelivery, id, s
 // TestSystemSessionDelivery: a manual and a scheduled session get a report
 // matching the receivers' own records, one of which sends no events (its
 // RTCP reports tell it played, and its play log line says aired); the
-// report pages and filters; a session an operator stops reads stopped.
+// report pages and filters; a session an operator stops reads stopped; an
+// alert's session has its report too, agreeing with the alert's.
 func TestSystemSessionDelivery(t *testing.T) {
 	s := startSystem(t, systemOpts{receivers: 4})
 	a, b := s.byArea["a"], s.byArea["b"]
@@ -132,4 +133,18 @@ func TestSystemSessionDelivery(t *testing.T) {
 			fmt.Sprintf("%s ends the stopped session", r.ID()))
 	}
 	matchesReceivers(t, s.waitDelivered(stop.ID), stop.ID, loa.DeliveryStopped, b, nil)
+
+	// An alert's session has the same report, and its alert's agrees.
+	al, err := s.sendAlert(map[string]any{"level": loa.AlertPriority, "content": map[string]any{"media_id": med.ID},
+		"targets": map[string][]string{"areas": {"b"}}, "expires_in": "1h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fin := s.waitAlert(al.ID, "ended", func(a *alertReply) bool { return a.Final() })
+	matchesReceivers(t, s.waitDelivered(al.SessionID), al.SessionID, loa.DeliveryFinished, b, nil)
+	for _, r := range b {
+		if d := delivery(fin, r.ID()); d.State != loa.DeliveryFinished {
+			t.Errorf("%s: alert report %+v, want finished as its session's report", r.ID(), d)
+		}
+	}
 }
