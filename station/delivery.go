@@ -84,7 +84,10 @@ func (s *Sessions) untrack(id string) {
 	delete(s.deliveries, id)
 	var lines []loa.ReceiverDelivery
 	if d != nil {
-		lines = d.takeDirty()
+		// Every line, with the RTCP counts written only with changes.
+		for _, l := range d.lines {
+			lines = append(lines, l.ReceiverDelivery)
+		}
 	}
 	s.mu.Unlock()
 	if err := s.db.PutDeliveries(context.Background(), map[string][]loa.ReceiverDelivery{id: lines}); err != nil {
@@ -336,6 +339,16 @@ func (s *Sessions) settleLine(d *delivery, l *deliveryLine, now time.Time) {
 	}
 }
 
+// closeDelivery settles the stored report of a session that ended while
+// the controller was down (or was not resumed): what its receivers
+// reported before stands, the rest is decided by its end state. The
+// caller wrote the session's play log line.
+func (s *Sessions) closeDelivery(ctx context.Context, sess *loa.Session) {
+	s.track(ctx, sess, 0, true)
+	s.deliveryEnded(sess.ID, sess.State)
+	s.settle(sess.ID, sess, false)
+}
+
 // settleDelivery settles every line of an ended session, writes them and
 // the failures' play log lines, and lets the report go from memory; sess
 // nil (it could not be read) only lets it go.
@@ -376,7 +389,12 @@ func (s *Sessions) settle(id string, sess *loa.Session, logFailures bool) {
 			failed[l.Reason] = append(failed[l.Reason], dev)
 		}
 	}
-	lines := d.takeDirty()
+	// Every line once more, final, with its last RTCP count.
+	clear(d.dirty)
+	lines := make([]loa.ReceiverDelivery, 0, len(d.lines))
+	for _, l := range d.lines {
+		lines = append(lines, l.ReceiverDelivery)
+	}
 	s.mu.Unlock()
 	for _, dev := range aired {
 		s.air(id, dev, "told by its RTCP receiver reports at the session's end")

@@ -587,6 +587,7 @@ func (s *Sessions) ResumeInterrupted(ctx context.Context, online func(id string)
 			if err := s.db.PutSession(ctx, sess); err != nil {
 				s.logger.Error("fallback session not closed", "session", sess.ID, "err", err)
 			}
+			s.closeDelivery(ctx, sess)
 			continue
 		}
 		pending = append(pending, sess)
@@ -609,6 +610,7 @@ func (s *Sessions) ResumeInterrupted(ctx context.Context, online func(id string)
 			if err := s.db.PutSession(ctx, sess); err == nil {
 				s.playLog(ctx, sess, loa.PlayFailed, sess.Reason)
 			}
+			s.closeDelivery(ctx, sess)
 		}
 	}
 }
@@ -663,10 +665,7 @@ func (s *Sessions) resume(ctx context.Context, sess *loa.Session, fromStart bool
 			devs = nil // the session's line; its receivers' evidence is in their aired lines
 		}
 		s.appendLog(ctx, logEntry(sess, event, devs, sess.Reason))
-		// Its report settles: what its receivers reported before the stop stands.
-		s.track(ctx, sess, frames, true)
-		s.deliveryEnded(sess.ID, sess.State)
-		s.settle(sess.ID, sess, false)
+		s.closeDelivery(ctx, sess)
 		return nil
 	}
 	if _, err := src.(interface{ Skip(int) (int, error) }).Skip(skip); err != nil {
