@@ -21,11 +21,6 @@ import (
 // reason or stat that matters changes (never per RTCP report); a session's
 // report leaves memory once it is final and written.
 
-// Reception is what the audio engine tells of a receiver's RTCP receiver
-// reports: the packets of session's stream they say arrived (the daemon
-// wires broadcast's report hook to Sessions.Reception).
-type Reception func(session, device string, received uint64)
-
 // delivery is one session's report while it runs or settles; guarded by
 // Sessions.mu.
 type delivery struct {
@@ -95,7 +90,7 @@ func (s *Sessions) untrack(id string) {
 	}
 }
 
-// line returns the live line of device in session id; s.mu held.
+// lineLocked returns the live report of session id and its line of device; s.mu held.
 func (s *Sessions) lineLocked(id, device string) (*delivery, *deliveryLine) {
 	d := s.deliveries[id]
 	if d == nil {
