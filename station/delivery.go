@@ -239,7 +239,10 @@ func (s *Sessions) Reception(id, device string, received uint64) {
 	l.RTPReceived = l.rtpBefore + l.rtpPlay
 	first := false
 	now := time.Now().UTC()
-	if received > 0 && d.open(l) && l.State != loa.DeliveryStarted && !l.finished && d.ended == "" {
+	// Not for a receiver that reports by events, nor one taken by a
+	// higher session (a report in flight when it was taken).
+	if received > 0 && d.open(l) && l.State != loa.DeliveryStarted && !l.finished && d.ended == "" &&
+		l.Evidence != loa.EvidenceEvent && l.Reason != loa.ReasonPreempted {
 		if l.rtpSince.IsZero() {
 			l.rtpSince = now
 		} else if now.Sub(l.rtpSince) >= rtcpGrace {
@@ -304,7 +307,7 @@ func (s *Sessions) settleLine(d *delivery, l *deliveryLine, now time.Time) {
 	if l.EndedAt.IsZero() {
 		l.EndedAt = now
 	}
-	if !l.Final() && l.State != loa.DeliveryStarted && !l.finished && !l.rtpSince.IsZero() {
+	if !l.Final() && l.State != loa.DeliveryStarted && !l.finished && !l.rtpSince.IsZero() && l.Evidence != loa.EvidenceEvent {
 		startRTCP(l) // its reports said packets arrived, and no event came
 		l.EndedAt = now
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/protocol"
+	"github.com/loa-broadcast/loa/station"
 )
 
 // deliveryOf returns session id's report by device.
@@ -167,5 +168,41 @@ func TestSessionDelivery(t *testing.T) {
 				t.Errorf("after a restart %s reads %+v, want %+v", dev, again[dev], l)
 			}
 		}
+	})
+}
+
+// TestDeliveryPreempted: a receiver taken by a higher session fails
+// preempted — a report in flight does not make it started on RTCP — and,
+// tuned back, goes on to finish.
+func TestDeliveryPreempted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		w := newWorld(t, "", newFleet("d1", "d2"), "d1", "d2")
+		sess := &loa.Session{MediaID: w.media.ID, Targets: loa.Targets{Devices: []string{"d1", "d2"}}, Priority: 50, CreatedBy: "tok-op"}
+		if err := w.sessions.StartSession(ctx, sess); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		w.sessions.Reception(sess.ID, "d1", 10)
+		w.sessions.Reception(sess.ID, "d2", 10)
+		w.engine.outcome(loa.SessionOutcome{Kind: loa.OutcomePreempted, Session: sess.ID, At: time.Now(), Devices: []string{"d1", "d2"}, By: "hi"})
+		time.Sleep(2 * time.Second)
+		w.sessions.Reception(sess.ID, "d1", 20)
+		synctest.Wait()
+		got := deliveryOf(t, w.sessions, sess.ID)
+		wantLine(t, got, "d1", loa.DeliveryFailed, loa.ReasonPreempted, "")
+		// d2 is tuned back when the higher session ends, and plays on.
+		tuner := &station.AlertTuner{Tuner: w.fleet, Alerts: w.alerts}
+		if err := tuner.Tune(ctx, "d2", protocol.PlayArgs{Session: sess.ID}); err != nil {
+			t.Fatal(err)
+		}
+		w.fleet.send("d2", played(sess.ID))
+		w.engine.end(sess.ID, loa.SessionEnded, "")
+		w.fleet.send("d2", finished(sess.ID, 50))
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		got = deliveryOf(t, w.sessions, sess.ID)
+		wantLine(t, got, "d1", loa.DeliveryFailed, loa.ReasonPreempted, "")
+		wantLine(t, got, "d2", loa.DeliveryFinished, "", loa.EvidenceEvent)
 	})
 }
