@@ -111,7 +111,7 @@ func newEnvWith(t *testing.T, opt store.Options) *env {
 	e.registry.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "loa_test_total", Help: "test"}))
 	s := &api.Server{
 		Areas: db, Devices: db, Tokens: db, Audit: db, Users: db,
-		Media: e.media, Sessions: e.sessions, Playlists: db, Alerts: &fakeAlerts{db: db},
+		Media: e.media, Sessions: e.sessions, Deliveries: e.sessions, Playlists: db, Alerts: &fakeAlerts{db: db},
 		Schedules: e.sched, PlayLog: e.playlog, Now: func() time.Time { return testNow },
 		Alarms: e.alarms, Health: e.health, Storage: db,
 		Presence: fakePresence{"dev-a1": {ID: "dev-a1", Online: true, Telemetry: &loa.Telemetry{RSSI: -71, Volume: 80,

@@ -206,6 +206,9 @@ type Server struct {
 	Claims          ClaimService
 	Enrol           Enroller
 	EnrolRetryAfter time.Duration
+
+	// Deliveries reads sessions' delivery reports; nil: unavailable.
+	Deliveries loa.DeliveryService
 }
 
 // Handler returns the HTTP handler serving the API, /healthz, /metrics and
@@ -335,6 +338,7 @@ func (s *Server) routes() []apiRoute {
 	route("GET /api/v1/sessions", loa.ActionRead, s.listSessions)
 	route("POST /api/v1/sessions", loa.ActionSession, s.startSession)
 	route("GET /api/v1/sessions/{id}", loa.ActionRead, s.getSession)
+	route("GET /api/v1/sessions/{id}/delivery", loa.ActionRead, s.sessionDelivery)
 	route("POST /api/v1/sessions/{id}/stop", loa.ActionSession, s.stopSession)
 	route("GET /api/v1/sessions/{id}/sdp", loa.ActionSession, s.sessionSDP)
 	route("DELETE /api/v1/sessions/{id}/listeners/{dest}", loa.ActionSession, s.removeListener)

@@ -70,7 +70,12 @@ type Config struct {
 	// Refused, if set, is told of every device a session does not tune
 	// because of RequireSRTP, with the reason.
 	Refused func(sessionID, deviceID string, err error)
-	Logger  *slog.Logger
+	// Reception, if set, is told, outside the engine's lock, each time a
+	// receiver's authenticated RTCP reports say more of a session's
+	// packets arrived: delivery evidence for receivers that send no
+	// events. It must not block.
+	Reception func(sessionID, deviceID string, received uint64)
+	Logger    *slog.Logger
 }
 
 // Offsets tells a receiver's delay offset in ms (devices.Fleet implements

@@ -122,13 +122,15 @@ func (e *Engine) acceptPlain(b []byte, from netip.AddrPort, at time.Time) bool {
 
 	t1, wantsTime := rrtrOf(pkts, rr.SSRC)
 
+	var rc reception
+	defer func() { e.tell(rc) }() // after the unlock below
 	e.mu.Lock()
 	t := e.byRecv[rr.SSRC]
 	if t == nil || t.sec != nil || subtle.ConstantTimeCompare(app.Data, t.token[:]) != 1 {
 		e.mu.Unlock()
 		return false
 	}
-	e.noteReport(t, rr)
+	rc = e.noteReport(t, rr)
 	if leaving {
 		e.leave(t)
 		e.mu.Unlock()
@@ -191,11 +193,12 @@ func (e *Engine) acceptSRTCP(t *target, rx *srtpRx, b []byte, from netip.AddrPor
 	var send []byte
 	var tx *srtpTx
 	var x *exchange
+	var rc reception
 	switch {
 	case from == t.addr || !t.addr.IsValid() && (from == t.last || !t.last.IsValid()):
 		// From where the stream goes, or the first report (after a BYE,
 		// from where it went).
-		e.noteReport(t, rr)
+		rc = e.noteReport(t, rr)
 		if leaving {
 			e.leave(t)
 		} else if t.addr != from {
@@ -206,7 +209,7 @@ func (e *Engine) acceptSRTCP(t *target, rx *srtpRx, b []byte, from netip.AddrPor
 		}
 	case answer != nil && t.answers(from, answer):
 		e.metrics.challengesAnswered.Inc()
-		e.noteReport(t, rr)
+		rc = e.noteReport(t, rr)
 		if leaving {
 			t.last = from
 			e.leave(t)
@@ -219,6 +222,7 @@ func (e *Engine) acceptSRTCP(t *target, rx *srtpRx, b []byte, from netip.AddrPor
 		send, tx = e.challengeLocked(t, from)
 	}
 	e.mu.Unlock()
+	e.tell(rc)
 	if send != nil {
 		e.sendChallenge(t, tx, send, from)
 	}
@@ -229,13 +233,46 @@ func (e *Engine) acceptSRTCP(t *target, rx *srtpRx, b []byte, from netip.AddrPor
 }
 
 // noteReport keeps the loss and jitter a receiver reported on its
-// session's stream; e.mu must be held.
-func (e *Engine) noteReport(t *target, rr *rtcp.ReceiverReport) {
+// session's stream, and returns the packets it says arrived when that
+// progressed (for Config.Reception); e.mu must be held.
+func (e *Engine) noteReport(t *target, rr *rtcp.ReceiverReport) reception {
+	var rc reception
 	for _, r := range rr.Reports {
-		if r.SSRC == t.s.ssrc {
-			t.loss, t.jitter = r.FractionLost, r.Jitter
+		if r.SSRC != t.s.ssrc {
+			continue
+		}
+		t.loss, t.jitter = r.FractionLost, r.Jitter
+		if n := receivedPackets(t.s.seq0, r); n > t.received {
+			t.received = n
+			rc = reception{session: t.s.id, device: t.device, received: n}
 		}
 	}
+	return rc
+}
+
+// reception is a receiver's progress to tell Config.Reception, outside e.mu.
+type reception struct {
+	session, device string
+	received        uint64
+}
+
+func (e *Engine) tell(rc reception) {
+	if rc.received > 0 && e.cfg.Reception != nil {
+		e.cfg.Reception(rc.session, rc.device, rc.received)
+	}
+}
+
+// receivedPackets is what a report block says arrived of a stream whose
+// first sequence number is seq0: up to its extended highest sequence
+// number, less its cumulative loss. A receiver counts cycles from the
+// first packet it got, so one that joined after a wrap of the 16-bit
+// sequence counts one cycle fewer than the stream.
+func receivedPackets(seq0 uint16, r rtcp.ReceptionReport) uint64 {
+	ext := int64(r.LastSequenceNumber)
+	if ext < int64(seq0) {
+		ext += 1 << 16
+	}
+	return uint64(max(0, ext-int64(seq0)+1-int64(r.TotalLost)))
 }
 
 // moveTo sends t's stream to addr from now on; e.mu must be held.

@@ -110,6 +110,9 @@ type target struct {
 	// Time exchanges (timeline): a token bucket of protocol.TimeExchangeInterval.
 	xrAt     time.Time
 	xrTokens float64
+	// received is the most packets its reports said arrived
+	// (Config.Reception is told each time it grows).
+	received uint64
 }
 
 // publish rebuilds dests; e.mu must be held. A new set each time, so run

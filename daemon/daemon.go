@@ -194,7 +194,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Bind: cfg.RTPBind, Public: cfg.RTPPublic, Delay: cfg.Delay, Lead: cfg.Lead, Tuner: tuner,
 		Caps: m.Fleet, Offsets: deviceOffsets{m.DB}, RefClock: refclk,
 		Fence: protocol.Fence{Gen: gen}, RequireSRTP: cfg.RequireSRTP, Refused: tuner.Refused,
-		Logger: m.Logger.With("component", "broadcast"),
+		// Receivers' RTCP progress: delivery evidence of those that send no events.
+		Reception: tuner.Reception,
+		Logger:    m.Logger.With("component", "broadcast"),
 	})
 	if err != nil {
 		return fmt.Errorf("broadcast: %w", err)
@@ -280,7 +282,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	srv := &api.Server{
 		SDPAllow: sdpAllow,
 		Areas:    m.DB, Devices: m.DB, Presence: m.Fleet, Media: m.Media,
-		Sessions: m.Sessions, Tokens: m.DB, Users: m.DB, Audit: m.DB, Commands: m.Fleet, Groups: m.Groups,
+		Sessions: m.Sessions, Deliveries: m.Sessions, Tokens: m.DB, Users: m.DB, Audit: m.DB, Commands: m.Fleet, Groups: m.Groups,
 		Playlists: m.DB, Fallbacks: m.Fallbacks, Schedules: m.Schedules, Alerts: m.Alerts, PlayLog: station.NewPlayLog(m.DB), Gatherer: reg,
 		Alarms: m.Alarms, Health: m.Health, Backup: m, Storage: m.DB,
 		CAP:       station.NewCAP(m.DB, m.Alerts, m.Media.Urgent(), nil, m.Logger.With("component", "cap")),

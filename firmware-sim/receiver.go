@@ -359,7 +359,12 @@ type outMsg struct {
 // keeps play-out and command handling from waiting on the broker, and
 // keeps messages in order (a session's finished event before the ack of
 // the stop that ended it).
-func (r *Receiver) send(kind string, v any) { r.outbox <- outMsg{kind, v} }
+func (r *Receiver) send(kind string, v any) {
+	if r.eventMuted(v) {
+		return
+	}
+	r.outbox <- outMsg{kind, v}
+}
 
 // outboxLoop publishes the queue until Close or Kill closes it.
 func (r *Receiver) outboxLoop() {

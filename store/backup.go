@@ -440,6 +440,7 @@ var recordDecoders = map[string]func([]byte) error{
 	string(bucketRollouts):      decodeAs[loa.Rollout],
 	string(bucketGroupCommands): decodeAs[loa.GroupCommand],
 	string(bucketAlerts):        decodeAs[loa.Alert],
+	string(bucketDeliveries):    decodeAs[loa.ReceiverDelivery],
 	string(bucketClaims):        decodeAs[claimRecord],
 	string(bucketUsers):         decodeAs[userRecord],
 	string(bucketUserSessions):  decodeAs[sessionRecord],
