@@ -82,6 +82,8 @@
 //	                                        repeats 1–10,gap:"5s",volume 1–100,expires_at RFC3339|expires_in:"1h",test} → 201 alert
 //	GET  /api/v1/alerts/{id}               alert with its delivery report and "totals": {all, areas: {area: counts}}
 //	POST /api/v1/alerts/{id}/cancel        {reason} (optional) → 200 alert: stops it everywhere
+//	GET  /api/v1/events?topics=sessions,devices,alarms,alerts,playlog  text/event-stream: one event per topic with
+//	                                        {reset,changed,removed,counts,entries}, only changes, in scope; also ?access_token=
 //	GET  /api/v1/alerts/{id}/events        text/event-stream: "report" events (alert + totals) on every change, until it ends; also ?access_token=
 //	POST /api/v1/alerts/cap                a CAP 1.2 message (application/cap+xml) → 201 alert (Alert, Update),
 //	                                        200 the cancelled alert (Cancel; 404 if no reference is known),
@@ -182,9 +184,12 @@ type Server struct {
 	// writing the answer; 0 = DefaultRequestTimeout. Uploads, streams and
 	// waits have their own bounds (limits.go).
 	RequestTimeout time.Duration
-	Logger         *slog.Logger     // nil = discard
-	Now            func() time.Time // the clock of default times; nil = time.Now
-	SDPAllow       []netip.Prefix   // where SDP listeners may be besides the caller's own address
+	// EventInterval is how often GET /api/v1/events looks for changes;
+	// 0 = DefaultEventInterval.
+	EventInterval time.Duration
+	Logger        *slog.Logger     // nil = discard
+	Now           func() time.Time // the clock of default times; nil = time.Now
+	SDPAllow      []netip.Prefix   // where SDP listeners may be besides the caller's own address
 
 	// Enrolment of receivers by claim code: nil makes its routes
 	// unavailable. EnrolRetryAfter is the Retry-After of "not claimed
@@ -333,6 +338,8 @@ func (s *Server) routes() []apiRoute {
 	add("GET /api/v1/alerts/{id}/events", loa.ActionRead, queryToken(s.auth(loa.ActionRead, s.alertEvents))) // EventSource: also ?access_token=
 	route("PUT /api/v1/areas/{id}/tests", loa.ActionArea, s.setAreaTests)
 
+	// The console's one event stream per tab; EventSource: also ?access_token=.
+	add("GET /api/v1/events", loa.ActionRead, queryToken(s.auth(loa.ActionRead, s.events)))
 	route("GET /api/v1/me", loa.ActionRead, s.me)
 	route("GET /api/v1/tokens", loa.ActionManageTokens, s.listTokens)
 	route("POST /api/v1/tokens", loa.ActionManageTokens, s.createToken)

@@ -15,9 +15,10 @@ import (
 func TestHandlerServesThePage(t *testing.T) {
 	h := web.Handler()
 	for path, ctype := range map[string]string{
-		"/":          "text/html; charset=utf-8",
-		"/app.js":    "text/javascript; charset=utf-8",
-		"/style.css": "text/css; charset=utf-8",
+		"/":             "text/html; charset=utf-8",
+		"/js/main.js":   "text/javascript; charset=utf-8",
+		"/i18n/vi.json": "application/json",
+		"/style.css":    "text/css; charset=utf-8",
 	} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
