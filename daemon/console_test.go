@@ -108,6 +108,26 @@ func TestConsole(t *testing.T) {
 		if got, err := s.api.Session(bg, sess.ID); err != nil || got.State != loa.SessionStopped {
 			t.Errorf("after the overview's stop the session is %+v, %v; want stopped", got, err)
 		}
+
+		// An amplifier fails and is repaired; a receiver loses power.
+		if err := s.rx["sh-1"].SetAmpFault(true); err != nil {
+			t.Fatal(err)
+		}
+		c.step("the alarm appears",
+			c.until(`document.querySelector("#open-alarms").textContent.includes("Lỗi bộ khuếch đại — sh-1")`),
+			c.until(`document.querySelector("#open-alarms").textContent.includes("Thị trấn Di Lăng")`))
+		c.check("overview-alarm")
+		if err := s.rx["sh-1"].SetAmpFault(false); err != nil {
+			t.Fatal(err)
+		}
+		c.step("and goes when cleared",
+			c.until(`document.querySelector("#open-alarms li[data-id]") === null`))
+		s.rx["tk-1"].Kill()
+		c.step("the counts follow a receiver going offline",
+			c.until(`document.querySelector("#count-offline").textContent === "1" && document.querySelector("#count-online").textContent === "5"`))
+		if !c.evalBool(`window.loaNoReload === true`) {
+			t.Error("the page was reloaded")
+		}
 	})
 
 	t.Run("PlayNowAndStop", func(t *testing.T) {
@@ -240,6 +260,7 @@ func TestConsole(t *testing.T) {
 	t.Run("OperatorScope", func(t *testing.T) {
 		c := c.with(t)
 		c.signOut()
+		c.check("login")
 		c.signInAs("operator", operator)
 		c.step("the commune operator sees its own receivers and no alert desk",
 			c.until(`document.querySelector("#count-total").textContent === "2"`))
@@ -365,6 +386,7 @@ func (c *console) check(name string) {
 	for _, w := range []int64{1400, 375} {
 		c.step(fmt.Sprintf("%s at %d px", name, w),
 			chromedp.EmulateViewport(w, 900),
+			chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`),
 			c.until(fmt.Sprintf(`window.innerWidth === %d`, w)))
 		if w == 375 && !c.evalBool(`document.documentElement.scrollWidth <= 375`) {
 			c.t.Errorf("%s at 375 px: scrollWidth %s, wider than the screen", name, c.evalString(`String(document.documentElement.scrollWidth)`))

@@ -78,9 +78,12 @@ export default {
     counter();
 
     let current = ""; // the alert whose report is shown
+    let recent = null; // the recent alerts, built below
     const stateText = (a) => t("alerts.state." + a.state) + (a.test ? " · " + t("alerts.drill") : "");
     const render = (a) => {
       report.hidden = false;
+      // What the desk itself just did shows in the recent list at once.
+      if (recent) recent.put({ id: a.id, title: a.title, level: a.level, state: a.state, test: a.test, created_at: a.created_at, totals: (a.totals && a.totals.all) || {} });
       report.querySelector("#alert-report-title").textContent = (a.title || a.id) + " — " + t("alerts.level." + a.level);
       report.querySelector("#alert-report-state").textContent = stateText(a) + (a.cap ? " · CAP " + a.cap.identifier : "") + (a.reason ? " · " + a.reason : "");
       const all = (a.totals && a.totals.all) || {};
@@ -116,7 +119,7 @@ export default {
       }
     };
 
-    const recent = new List(recentBox,
+    recent = new List(recentBox,
       (a) => el("li", { class: "card" }, el("p", { class: "title" }), el("p", { class: "meta" }),
         el("button", { type: "button", text: t("alerts.view"), onclick: () => show(a.id) })),
       (li, a) => {

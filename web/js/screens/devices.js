@@ -29,7 +29,7 @@ export default {
       (li, d) => {
         const st = d.state || {};
         const tl = st.telemetry;
-        li.querySelector(".title").textContent = d.name ? d.id + " — " + d.name : d.id;
+        li.querySelector(".title").textContent = d.name && d.name !== d.id ? d.id + " — " + d.name : d.id;
         const s = li.querySelector(".state");
         s.textContent = st.online ? "● " + t("devices.online") : "○ " + t("devices.offline");
         s.className = "state " + (st.online ? "on" : "off");
