@@ -2,11 +2,14 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -78,7 +81,7 @@ func TestConsole(t *testing.T) {
 			chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
 		}
 	}()
-	c := &console{t: t, ctx: ctx, axe: string(axe), art: art, url: s.m.URL()}
+	c := &console{t: t, ctx: ctx, axe: string(axe), art: art, url: s.m.URL(), glossaryGap: glossaryGap(t)}
 
 	c.signInAs("province", province)
 	c.step("the overview counts the province's receivers",
@@ -287,6 +290,9 @@ type console struct {
 	axe string
 	art string
 	url string
+	// glossaryGap is a JavaScript regexp matching a glossary key shown as
+	// it is: a word missing from web/i18n.
+	glossaryGap string
 }
 
 // with is the console reporting to t (a subtest).
@@ -388,6 +394,9 @@ func (c *console) check(name string) {
 			chromedp.EmulateViewport(w, 900),
 			chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`),
 			c.until(fmt.Sprintf(`window.innerWidth === %d`, w)))
+		if gaps := c.evalString(`(document.body.innerText.match(` + c.glossaryGap + `) || []).join(", ")`); gaps != "" {
+			c.t.Errorf("%s shows glossary keys, not words: %s", name, gaps)
+		}
 		if w == 375 && !c.evalBool(`document.documentElement.scrollWidth <= 375`) {
 			c.t.Errorf("%s at 375 px: scrollWidth %s, wider than the screen", name, c.evalString(`String(document.documentElement.scrollWidth)`))
 		}
@@ -420,6 +429,24 @@ func (c *console) axeCheck(where string) {
 	for _, v := range found {
 		c.t.Errorf("axe on %s: %s", where, v)
 	}
+}
+
+// glossaryGap builds a regexp of the glossary's key prefixes ("nav.",
+// "log.event.") followed by a key's next word.
+func glossaryGap(t *testing.T) string {
+	b, err := os.ReadFile(filepath.Join("..", "web", "i18n", "vi.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys map[string]string
+	if err := json.Unmarshal(b, &keys); err != nil {
+		t.Fatal(err)
+	}
+	prefixes := map[string]bool{}
+	for k := range keys {
+		prefixes[regexp.QuoteMeta(strings.SplitN(k, ".", 2)[0])] = true
+	}
+	return `/\b(` + strings.Join(slices.Sorted(maps.Keys(prefixes)), "|") + `)\.[a-z_]+/g`
 }
 
 // artefactDir is where the screenshots go: $LOA_ARTIFACTS if set (CI

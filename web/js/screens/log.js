@@ -17,10 +17,12 @@ export default {
       () => el("li", { class: "card" }, el("p", { class: "title" }), el("p", { class: "meta" })),
       (li, e) => {
         const c = e.content || {};
-        li.querySelector(".title").textContent = dateTime(e.at) + " · " + t("log.event." + e.event) + " · " +
-          (c.playlist_id ? "▶ " + c.playlist_id : ctx.mediaName(c.media_id) || "");
+        const what = c.playlist_id ? "▶ " + c.playlist_id : c.media_id ? ctx.mediaName(c.media_id) :
+          (e.by || "").startsWith("alert:") ? t("log.alert") : "";
+        li.querySelector(".title").textContent = [dateTime(e.at), t("log.event." + e.event), what].filter(Boolean).join(" · ");
+        const devs = e.devices || [];
         li.querySelector(".meta").textContent = [(e.areas || []).map(ctx.areaName).join(", "),
-          (e.devices || []).length ? (e.devices || []).length + " ⋅ " + (e.devices || []).slice(0, 5).join(", ") : "",
+          devs.length ? t("log.devices", { n: devs.length, list: devs.slice(0, 5).join(", ") + (devs.length > 5 ? "…" : "") }) : "",
           e.by, e.detail].filter(Boolean).join(" · ");
       },
       t("log.empty"), (a, b) => b.at.localeCompare(a.at));
