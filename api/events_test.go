@@ -163,4 +163,27 @@ func TestConsoleEventStreamRefusals(t *testing.T) {
 	}
 	want(t, e.do("GET", "/api/v1/events", "", nil), http.StatusUnauthorized)
 	want(t, e.do("GET", "/api/v1/events?access_token=nope", "", nil), http.StatusUnauthorized)
+
+	// A revoked token's stream ends at the next round.
+	e.server.EventInterval = 10 * time.Millisecond
+	var me struct{ ID string }
+	e.do("GET", "/api/v1/me", e.techA, nil).json(t, &me)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.srv.URL+"/api/v1/events?topics=sessions&access_token="+e.techA, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	if !sc.Scan() {
+		t.Fatalf("no first event: %v", sc.Err())
+	}
+	want(t, e.do("DELETE", "/api/v1/tokens/"+me.ID, e.admin, nil), http.StatusOK)
+	for sc.Scan() { // events and pings until the stream ends
+	}
+	if err := sc.Err(); err != nil {
+		t.Errorf("the stream of a revoked token failed instead of ending: %v", err)
+	}
 }

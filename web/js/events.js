@@ -11,14 +11,22 @@ const listeners = new Map(); // topic → Set of fn(change)
 const last = new Map(); // topic → state kept for screens that open later
 let source = null;
 let onLive = () => {};
+let onClosed = () => {};
 
-export function start(liveFn) {
+// start opens the stream. liveFn(on) hears when it is up or down;
+// closedFn runs when the browser gave up (the server refused it, as when
+// the sign-in ended): the shell checks the sign-in and starts it again.
+export function start(liveFn, closedFn) {
   stop();
   onLive = liveFn || onLive;
+  onClosed = closedFn || onClosed;
   const es = new EventSource(eventURL("/api/v1/events?topics=" + TOPICS.join(",")));
   source = es;
   es.onopen = () => onLive(true);
-  es.onerror = () => onLive(false);
+  es.onerror = () => {
+    onLive(false);
+    if (es.readyState === EventSource.CLOSED && source === es) onClosed();
+  };
   for (const topic of TOPICS) {
     es.addEventListener(topic, (ev) => {
       const ch = JSON.parse(ev.data);

@@ -164,10 +164,27 @@ function loginScreen(view) {
 
 async function signedIn(me) {
   ctx = await newContext(me);
-  events.start(live);
+  events.start(live, streamClosed);
   renderShell();
   if (currentPath() === "login") location.hash = "#/overview";
   else route();
+}
+
+// streamClosed: the server refused the event stream. A 401 from /me
+// signs out (api.whenUnauthenticated); otherwise the stream is opened
+// again after a pause, as EventSource itself would for a dropped one.
+let retry = 0;
+function streamClosed() {
+  clearTimeout(retry);
+  retry = setTimeout(async () => {
+    if (!ctx) return;
+    try {
+      await api.get("/api/v1/me");
+      if (ctx) events.start(live, streamClosed);
+    } catch (e) {
+      if (ctx && e.status !== 401) streamClosed();
+    }
+  }, 5000);
 }
 
 function live(on) {
@@ -176,6 +193,7 @@ function live(on) {
 }
 
 async function signOut(text) {
+  clearTimeout(retry);
   events.stop();
   if (ctx) await api.signOut();
   ctx = null;

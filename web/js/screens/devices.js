@@ -57,8 +57,11 @@ export default {
     load();
     // Presence changes patch the receivers shown; alarms change who has a
     // problem, so a filtered list is read again (one filtered page).
+    // A reset after a reconnect may have missed changes: read again.
+    let live = false;
     const offs = [
       events.on("devices", (ch) => {
+        if (ch.reset && live) load();
         for (const p of ch.changed || []) {
           const d = list.items.get(p.id);
           if (!d) continue;
@@ -67,6 +70,7 @@ export default {
       }),
       events.on("alarms", (ch) => { if (!ch.reset && filter.value) load(); }),
     ];
+    live = true;
     return () => offs.forEach((f) => f());
   },
 };

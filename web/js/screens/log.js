@@ -27,7 +27,12 @@ export default {
       },
       t("log.empty"), (a, b) => b.at.localeCompare(a.at));
     const add = (entries) => { for (const e of entries || []) list.put(Object.assign({ id: key(e) }, e)); };
-    api.get("/api/v1/playlog?limit=50").then(add).catch(() => {});
-    return events.on("playlog", (ch) => { if (!ch.reset) add(ch.entries); });
+    const load = () => api.get("/api/v1/playlog?limit=50").then(add).catch(() => {});
+    load();
+    // A reset after a reconnect may have missed entries: read again.
+    let live = false;
+    const off = events.on("playlog", (ch) => { if (!ch.reset) add(ch.entries); else if (live) load(); });
+    live = true;
+    return off;
   },
 };
