@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/loa-broadcast/loa"
@@ -115,7 +116,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, c *call) error {
 		}
 	}
 	sse := startSSE(w)
-	es := &eventState{s: s, topics: topics, last: map[string]map[string][]byte{}, seenLog: map[string]bool{}}
+	interval := s.EventInterval
+	if interval <= 0 {
+		interval = DefaultEventInterval
+	}
+	es := &eventState{s: s, interval: interval, topics: topics, last: map[string]map[string][]byte{}, seenLog: map[string]bool{}}
 	if alarms != nil {
 		ch := eventChange{Reset: true}
 		for i := range active {
@@ -126,10 +131,6 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, c *call) error {
 		if sse.send(TopicAlarms, ch) != nil {
 			return nil
 		}
-	}
-	interval := s.EventInterval
-	if interval <= 0 {
-		interval = DefaultEventInterval
 	}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
@@ -187,13 +188,57 @@ func alarmVisible(c *call, a *loa.Alarm) bool {
 	return aq.visible(c, a)
 }
 
+// eventReads shares the lists the event streams read: every open tab
+// compares its own scope's view with what it sent, but the station's
+// lists are read once per interval however many tabs are open. What it
+// holds is read-only.
+type eventReads struct {
+	mu    sync.Mutex
+	reads map[string]eventRead
+}
+
+type eventRead struct {
+	at time.Time
+	v  any
+}
+
+// get returns the topic's list read within the last half interval, or
+// reads it with read.
+func (er *eventReads) get(topic string, fresh time.Duration, read func() (any, error)) (any, error) {
+	er.mu.Lock()
+	defer er.mu.Unlock()
+	if r, ok := er.reads[topic]; ok && time.Since(r.at) < fresh {
+		return r.v, nil
+	}
+	v, err := read()
+	if err != nil {
+		return nil, err
+	}
+	if er.reads == nil {
+		er.reads = map[string]eventRead{}
+	}
+	er.reads[topic] = eventRead{at: time.Now(), v: v}
+	return v, nil
+}
+
+// shared reads a topic's list through the Server's eventReads.
+func shared[T any](es *eventState, topic string, read func() (T, error)) (T, error) {
+	v, err := es.s.eventReads.get(topic, es.interval/2, func() (any, error) { return read() })
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return v.(T), nil
+}
+
 // eventState is what one stream last sent, per topic and id.
 type eventState struct {
-	s       *Server
-	topics  []string
-	last    map[string]map[string][]byte // topic → id → JSON sent
-	counts  *deviceCounts
-	seenLog map[string]bool
+	s        *Server
+	interval time.Duration
+	topics   []string
+	last     map[string]map[string][]byte // topic → id → JSON sent
+	counts   *deviceCounts
+	seenLog  map[string]bool
 }
 
 // round sends each polled topic's changes since the last round.
@@ -260,7 +305,7 @@ func (es *eventState) sessions(ctx context.Context, c *call) (eventChange, error
 	if es.s.Sessions == nil {
 		return eventChange{}, errUnavailable("session")
 	}
-	list, err := es.s.Sessions.Sessions(ctx)
+	list, err := shared(es, TopicSessions, func() ([]*loa.Session, error) { return es.s.Sessions.Sessions(ctx) })
 	if err != nil {
 		return eventChange{}, err
 	}
@@ -292,7 +337,7 @@ func (es *eventState) devices(ctx context.Context, c *call) (eventChange, error)
 			return eventChange{}, err
 		}
 	}
-	list, err := es.s.Devices.Devices(ctx)
+	list, err := shared(es, TopicDevices, func() ([]*loa.Device, error) { return es.s.Devices.Devices(ctx) })
 	if err != nil {
 		return eventChange{}, err
 	}
@@ -340,7 +385,7 @@ func (es *eventState) alerts(ctx context.Context, c *call) (eventChange, error) 
 	if es.s.Alerts == nil {
 		return eventChange{}, errUnavailable("alert")
 	}
-	list, err := es.s.Alerts.Alerts(ctx)
+	list, err := shared(es, TopicAlerts, func() ([]*loa.Alert, error) { return es.s.Alerts.Alerts(ctx) })
 	if err != nil {
 		return eventChange{}, err
 	}

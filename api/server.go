@@ -187,6 +187,7 @@ type Server struct {
 	// EventInterval is how often GET /api/v1/events looks for changes;
 	// 0 = DefaultEventInterval.
 	EventInterval time.Duration
+	eventReads    eventReads       // what the event streams read, shared between them
 	Logger        *slog.Logger     // nil = discard
 	Now           func() time.Time // the clock of default times; nil = time.Now
 	SDPAllow      []netip.Prefix   // where SDP listeners may be besides the caller's own address
