@@ -54,6 +54,7 @@ func TestConsole(t *testing.T) {
 		return tok.Secret
 	}
 	province, operator := token("Sở TT&TT", "province", "qn"), token("Cán bộ Bình Châu", "operator", "bc")
+	technician := token("Kỹ thuật tỉnh", "technician", "qn")
 	news, err := s.api.UploadMedia(bg, "Bản tin sáng", sineWAV(time.Minute)) // outlasts each test's stop
 	if err != nil {
 		t.Fatal(err)
@@ -244,6 +245,26 @@ func TestConsole(t *testing.T) {
 		c.check("log")
 	})
 
+	t.Run("PhoneMenu", func(t *testing.T) {
+		c := c.with(t)
+		c.go_("overview")
+		c.step("at 375 px the navigation is a menu",
+			chromedp.EmulateViewport(375, 800),
+			c.until(`window.innerWidth === 375`),
+			c.until(`getComputedStyle(document.querySelector("#nav")).display === "none"`),
+			chromedp.Click(chromedp.ID("menu")),
+			c.until(`getComputedStyle(document.querySelector("#nav")).display !== "none" && document.querySelector("#menu").getAttribute("aria-expanded") === "true"`))
+		if !c.evalBool(`[...document.querySelectorAll("#nav a, header button, main button, main select, main input:not([type=checkbox]):not([type=radio])")].every((e) => e.getBoundingClientRect().height >= 44)`) {
+			t.Error("a touch target is under 44 px tall")
+		}
+		c.step("a menu entry opens its screen and closes the menu",
+			chromedp.Click(chromedp.CSS(`#nav a[href="#/devices"]`)),
+			c.until(`document.querySelector("h1").textContent === "Thiết bị"`),
+			c.until(`getComputedStyle(document.querySelector("#nav")).display === "none"`),
+			chromedp.EmulateViewport(1400, 900),
+			c.until(`window.innerWidth === 1400`))
+	})
+
 	t.Run("Language", func(t *testing.T) {
 		c := c.with(t)
 		c.go_("overview")
@@ -258,6 +279,24 @@ func TestConsole(t *testing.T) {
 		c.step("back to Vietnamese",
 			chromedp.Click(chromedp.ID("lang")),
 			c.until(`document.documentElement.lang === "vi" && document.querySelector("h1").textContent === "Tổng quan"`))
+	})
+
+	t.Run("TechnicianSeesNoPlayOrUpload", func(t *testing.T) {
+		c := c.with(t)
+		c.signOut()
+		c.signInAs("technician", technician)
+		for _, path := range []string{"play", "alerts"} {
+			if c.evalBool(`document.querySelector("#nav a[href='#/` + path + `']") !== null`) {
+				t.Errorf("the technician is shown %s", path)
+			}
+		}
+		c.go_("media")
+		c.step("the library without an upload form",
+			c.until(`document.querySelector("h1").textContent === "Thư viện âm thanh" && document.querySelector("#media-list li[data-id]") !== null`))
+		if c.evalBool(`document.querySelector("#upload-form") !== null`) {
+			t.Error("the technician is shown the upload form")
+		}
+		c.check("technician-media")
 	})
 
 	t.Run("OperatorScope", func(t *testing.T) {
