@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -59,6 +60,14 @@ func TestConsole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A programme in three hours, for the overview's next programmes.
+	next := time.Now().Add(3 * time.Hour).Truncate(time.Minute)
+	sched := map[string]any{"id": "sang", "name": "Chương trình sáng", "enabled": true, "priority": 64,
+		"rule":    map[string]any{"kind": "once", "date": next.UTC().Format(time.DateOnly), "time": next.UTC().Format("15:04:05"), "zone": "UTC"},
+		"content": map[string]string{"media_id": news.ID}, "targets": map[string][]string{"areas": {"bc"}}}
+	if err := s.api.JSON(bg, "POST", "/api/v1/schedules", sched, nil); err != nil {
+		t.Fatal(err)
+	}
 	axe, err := os.ReadFile(filepath.Join("..", "web", "vendor", "axe-core", "axe.min.js"))
 	if err != nil {
 		t.Fatal(err)
@@ -89,6 +98,13 @@ func TestConsole(t *testing.T) {
 		c.until(`document.querySelector("#count-total").textContent === "6" && document.querySelector("#count-online").textContent === "6"`),
 		c.until(`document.querySelector("#nav a[href='#/alerts']") !== null`))
 	c.eval(`window.loaNoReload = true`)
+	// Times show as dd/MM/yyyy HH:mm in the station's zone.
+	vn, err := time.LoadLocation("Asia/Ho_Chi_Minh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.step("the next programme, in the station's time",
+		c.until(`document.querySelector("#next-programmes").textContent.includes(`+strconv.Quote(next.In(vn).Format("02/01/2006 15:04")+" · Bản tin sáng")+`)`))
 
 	t.Run("OverviewLive", func(t *testing.T) {
 		c := c.with(t)

@@ -4,7 +4,7 @@
 
 import * as api from "../api.js";
 import * as events from "../events.js";
-import { band, clock, dateTime, t } from "../i18n.js";
+import { band, dateTime, t } from "../i18n.js";
 import { el, List } from "../ui.js";
 import { sessionList } from "./sessions.js";
 
@@ -58,7 +58,7 @@ export default {
       () => el("li", { class: "card" }, el("p", { class: "title" }), el("p", { class: "meta" })),
       (li, o) => {
         const c = o.content || {};
-        li.querySelector(".title").textContent = clock(o.at) + " · " + (c.playlist_id ? "▶ " + c.playlist_id : ctx.mediaName(c.media_id)) +
+        li.querySelector(".title").textContent = dateTime(o.at) + " · " + (c.playlist_id ? "▶ " + c.playlist_id : ctx.mediaName(c.media_id)) +
           (o.replaced ? " " + t("session.replaced") : "");
         li.querySelector(".meta").textContent = [band(o.priority), ((o.targets && o.targets.areas) || []).map(ctx.areaName).join(", ")]
           .filter(Boolean).join(" · ");
@@ -69,7 +69,10 @@ export default {
       const at = new Date().toISOString();
       agenda.reset(upcoming.filter((o) => new Date(o.at) >= new Date(at)).slice(0, 8));
     };
-    api.get("/api/v1/agenda").then((list) => {
+    // The next 24 hours, across midnight.
+    const from = new Date();
+    const to = new Date(from.getTime() + 24 * 3600 * 1000);
+    api.get("/api/v1/agenda?from=" + encodeURIComponent(from.toISOString()) + "&to=" + encodeURIComponent(to.toISOString())).then((list) => {
       upcoming = (list || []).map((o) => Object.assign({ id: o.schedule_id + "@" + o.at }, o));
       showNext();
     }).catch(() => {});
