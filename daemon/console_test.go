@@ -189,6 +189,22 @@ func TestConsole(t *testing.T) {
 			c.until(`document.querySelectorAll("#devices-list li[data-id]").length === 6`),
 			c.until(`document.querySelector("#devices-list li[data-id='bc-1'] .state").textContent.includes("Trực tuyến")`))
 		c.check("devices")
+
+		// The problem filter, read again when an alarm comes or goes.
+		c.step("filter on amplifier faults",
+			chromedp.SetValue(chromedp.ID("devices-problem"), "amp_fault"),
+			chromedp.Evaluate[chromedp.Void](`document.querySelector("#devices-problem").dispatchEvent(new Event("change"))`),
+			c.until(`document.querySelector("#devices-list li[data-id]") === null`))
+		if err := s.rx["na-1"].SetAmpFault(true); err != nil {
+			t.Fatal(err)
+		}
+		c.step("the faulty receiver appears",
+			c.until(`document.querySelectorAll("#devices-list li[data-id]").length === 1 && document.querySelector("#devices-list li[data-id='na-1'] .problems").textContent === "Lỗi bộ khuếch đại"`))
+		if err := s.rx["na-1"].SetAmpFault(false); err != nil {
+			t.Fatal(err)
+		}
+		c.step("and goes when repaired",
+			c.until(`document.querySelector("#devices-list li[data-id]") === null`))
 	})
 
 	t.Run("AlertDesk", func(t *testing.T) {
