@@ -238,7 +238,9 @@ type eventState struct {
 	topics   []string
 	last     map[string]map[string][]byte // topic → id → JSON sent
 	counts   *deviceCounts
-	seenLog  map[string]bool
+	seenLog  map[string]bool // the play log entries of the last round
+	// logStarted: the play log's first event (reset) was sent.
+	logStarted bool
 }
 
 // round sends each polled topic's changes since the last round.
@@ -413,7 +415,9 @@ func (es *eventState) alerts(ctx context.Context, c *call) (eventChange, error) 
 	return ch, err
 }
 
-// playLog: entries not sent before, newest first.
+// playLog: entries not sent before, newest first. It follows the newest
+// eventPlayLog entries of each round: a burst of more within one
+// interval sends the newest of them.
 func (es *eventState) playLog(ctx context.Context, c *call) (eventChange, error) {
 	if es.s.PlayLog == nil {
 		return eventChange{}, errUnavailable("play log")
@@ -423,8 +427,8 @@ func (es *eventState) playLog(ctx context.Context, c *call) (eventChange, error)
 	if err != nil {
 		return eventChange{}, err
 	}
-	first := len(es.seenLog) == 0 && !es.logSent()
-	ch := eventChange{Reset: first}
+	ch := eventChange{Reset: !es.logStarted}
+	es.logStarted = true
 	seen := make(map[string]bool, len(entries))
 	for _, e := range entries {
 		e, ok, err := c.playLogEntryInScope(e)
@@ -434,18 +438,12 @@ func (es *eventState) playLog(ctx context.Context, c *call) (eventChange, error)
 		if !ok {
 			continue
 		}
-		key := e.At.Format(time.RFC3339Nano) + "|" + e.Event + "|" + e.SessionID
+		key := e.At.Format(time.RFC3339Nano) + "|" + e.Event + "|" + e.SessionID + "|" + strings.Join(e.Devices, ",")
 		seen[key] = true
 		if !es.seenLog[key] {
 			ch.Entries = append(ch.Entries, e)
 		}
 	}
 	es.seenLog = seen
-	es.last[TopicPlayLog] = map[string][]byte{}
 	return ch, nil
-}
-
-func (es *eventState) logSent() bool {
-	_, ok := es.last[TopicPlayLog]
-	return ok
 }

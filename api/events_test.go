@@ -187,3 +187,37 @@ func TestConsoleEventStreamRefusals(t *testing.T) {
 		t.Errorf("the stream of a revoked token failed instead of ending: %v", err)
 	}
 }
+
+// The playlog topic sends new entries only, in scope, with the scope as
+// the reader's area.
+func TestConsoleEventStreamPlayLog(t *testing.T) {
+	e := newEnv(t)
+	e.server.EventInterval = 10 * time.Millisecond
+	at := testNow.Add(-time.Hour)
+	entry := func(event, area, device string) loa.PlayLogEntry {
+		at = at.Add(time.Minute)
+		return loa.PlayLogEntry{At: at, Event: event, SessionID: "s-" + area, Areas: []string{area}, Devices: []string{device}}
+	}
+	add := func(en loa.PlayLogEntry) { // newest first, as the log answers
+		e.playlog.mu.Lock()
+		defer e.playlog.mu.Unlock()
+		e.playlog.entries = append([]loa.PlayLogEntry{en}, e.playlog.entries...)
+	}
+	add(entry(loa.PlayStarted, "a-1", "dev-a1"))
+	add(entry(loa.PlayStarted, "b-1", "dev-b1"))
+
+	next := openEvents(t, e, e.opA, "playlog")
+	ev := next()
+	if !ev.Reset || len(ev.Entries) != 1 || ev.Entries[0].SessionID != "s-a-1" {
+		t.Fatalf("first playlog event: %+v, want a reset with operator A's entry", ev)
+	}
+	if f := e.playlog.lastFilter(); f.Area != "xa-a" {
+		t.Errorf("the stream read the log with area %q, want the scope", f.Area)
+	}
+	add(entry(loa.PlayStopped, "b-1", "dev-b1")) // another commune's: never sent
+	add(entry(loa.PlayEnded, "a-1", "dev-a1"))
+	ev = next()
+	if ev.Reset || len(ev.Entries) != 1 || ev.Entries[0].Event != loa.PlayEnded || ev.Entries[0].SessionID != "s-a-1" {
+		t.Fatalf("next playlog event: %+v, want only A's new entry", ev)
+	}
+}
