@@ -1,7 +1,7 @@
 // Small DOM helpers. Values from the API go into the page as text
 // (textContent, attributes), never as markup.
 
-import { errorText, t } from "./i18n.js";
+import { errorText } from "./i18n.js";
 
 // el builds an element: attrs (class, id, for, type, text, on…) and
 // children (nodes or strings).
@@ -24,11 +24,11 @@ export function el(tag, attrs, ...children) {
 
 // field is a labelled input: a label, the control and the place its
 // error message goes (aria-describedby), in one block.
-export function field(label, control, hint) {
+export function field(label, control) {
   const id = control.id;
   const err = el("p", { class: "field-error", id: id + "-error", role: "alert", hidden: true });
   control.setAttribute("aria-describedby", id + "-error");
-  return el("div", { class: "field" }, el("label", { for: id, text: label }), hint ? el("small", { class: "hint", text: hint }) : null, control, err);
+  return el("div", { class: "field" }, el("label", { for: id, text: label }), control, err);
 }
 
 // select builds a select; options are [value, label] pairs.
@@ -53,7 +53,7 @@ export function showError(form, err, fields, near) {
   }
   if (!box) return;
   box.replaceChildren(errorText(err));
-  if (err && err.message && err.code !== "network" && box.dataset.detail !== "no") {
+  if (err && err.message && err.code !== "network") {
     box.append(" ", el("small", { class: "detail", lang: "en", text: "(" + err.message + ")" }));
   }
   box.hidden = false;
@@ -140,7 +140,3 @@ export class List {
     }
   }
 }
-
-export function confirmText(text) { return window.confirm(text); }
-
-export const label = (key) => t(key);

@@ -8,7 +8,7 @@
 import * as api from "../api.js";
 import * as events from "../events.js";
 import { dateTime, errorText, t } from "../i18n.js";
-import { treeOrder } from "../main.js";
+import { treeOrder } from "../areas.js";
 import { clearErrors, el, field, List, options, say, showError } from "../ui.js";
 
 const TEXT_MAX = 2000;

@@ -4,7 +4,7 @@
 import * as api from "../api.js";
 import * as events from "../events.js";
 import { t } from "../i18n.js";
-import { treeOrder } from "../main.js";
+import { treeOrder } from "../areas.js";
 import { clearErrors, el, field, options, say, showError } from "../ui.js";
 import { sessionList } from "./sessions.js";
 
