@@ -93,6 +93,13 @@ func TestConsole(t *testing.T) {
 	}()
 	c := &console{t: t, ctx: ctx, axe: string(axe), art: art, url: s.m.URL(), glossaryGap: glossaryGap(t)}
 
+	c.step("a wrong token is refused in words, next to the form",
+		chromedp.Navigate(c.url+"/#/login"),
+		chromedp.WaitVisible(chromedp.ID("login-form")),
+		chromedp.Click(chromedp.CSS("details.card summary")),
+		chromedp.SendKeys(chromedp.ID("token"), "sai-ma"),
+		chromedp.Click(chromedp.CSS("#token-form button[type=submit]")),
+		c.until(`!document.querySelector("#token-form-error").hidden && document.querySelector("#token-form-error").textContent.includes("Mã truy cập không đúng")`))
 	c.signInAs("province", province)
 	c.step("the overview counts the province's receivers",
 		c.until(`document.querySelector("#count-total").textContent === "6" && document.querySelector("#count-online").textContent === "6"`),
@@ -438,10 +445,13 @@ func (c *console) go_(path string) {
 // #login-pass, #login-form) when cookie sign-in is merged.
 func (c *console) signInAs(who, token string) {
 	c.t.Helper()
-	c.step("sign in as "+who,
+	c.step("open the sign-in screen",
 		chromedp.Navigate(c.url+"/#/login"),
-		chromedp.WaitVisible(chromedp.ID("login-form")),
-		chromedp.Click(chromedp.CSS("details.card summary")),
+		chromedp.WaitVisible(chromedp.ID("login-form")))
+	if !c.evalBool(`document.querySelector("details.card").open`) {
+		c.step("open the token form", chromedp.Click(chromedp.CSS("details.card summary")))
+	}
+	c.step("sign in as "+who,
 		chromedp.SendKeys(chromedp.ID("token"), token),
 		chromedp.Click(chromedp.CSS("#token-form button[type=submit]")),
 		chromedp.WaitVisible(chromedp.ID("nav")),
@@ -467,6 +477,9 @@ func (c *console) check(name string) {
 			c.until(fmt.Sprintf(`window.innerWidth === %d`, w)))
 		if gaps := c.evalString(`(document.body.innerText.match(` + c.glossaryGap + `) || []).join(", ")`); gaps != "" {
 			c.t.Errorf("%s shows glossary keys, not words: %s", name, gaps)
+		}
+		if dup := c.evalString(`(() => { const seen = new Set(), dup = []; for (const e of document.querySelectorAll("[id]")) { if (seen.has(e.id)) dup.push(e.id); seen.add(e.id); } return dup.join(", "); })()`); dup != "" {
+			c.t.Errorf("%s has duplicate ids: %s", name, dup)
 		}
 		if w == 375 && !c.evalBool(`document.documentElement.scrollWidth <= 375`) {
 			c.t.Errorf("%s at 375 px: scrollWidth %s, wider than the screen", name, c.evalString(`String(document.documentElement.scrollWidth)`))

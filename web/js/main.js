@@ -125,7 +125,7 @@ function loginScreen(view) {
     }
   });
   const tok = el("input", { id: "token", name: "token", type: "password", autocomplete: "off", required: true });
-  const terr = el("p", { class: "action-error", id: "token-error", role: "alert", hidden: true });
+  const terr = el("p", { class: "action-error", id: "token-form-error", role: "alert", hidden: true });
   const tform = el("form", { id: "token-form" }, field(t("login.token"), tok),
     el("button", { type: "submit", text: t("login.token.submit") }), terr);
   tform.addEventListener("submit", async (ev) => {
@@ -135,7 +135,7 @@ function loginScreen(view) {
     try {
       await signedIn(await api.signInToken(v));
     } catch (e) {
-      showError(tform, e, {}, terr);
+      showError(tform, e.status === 401 ? Object.assign(e, { code: "bad_token", field: "" }) : e, {}, terr);
     }
   });
   view.append(el("h1", { tabindex: "-1", text: t("login.title") }), form,
