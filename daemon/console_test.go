@@ -358,6 +358,18 @@ func TestConsole(t *testing.T) {
 			t.Errorf("the operator sees another commune's receiver: %q", got)
 		}
 		c.check("operator-devices")
+
+		// Revoked while signed in: the stream ends, and the console says
+		// why on its sign-in screen.
+		var me struct{ ID string }
+		if err := api.NewClient(s.m.URL(), operator).JSON(bg, "GET", "/api/v1/me", nil, &me); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.api.JSON(bg, "DELETE", "/api/v1/tokens/"+me.ID, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		c.step("back to the sign-in screen, saying why",
+			c.until(`document.querySelector("#login-note") !== null && document.querySelector("#login-note").textContent.includes("Phiên đăng nhập đã hết hạn")`))
 	})
 }
 

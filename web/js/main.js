@@ -27,6 +27,7 @@ const ROLE_ACTIONS = {
 
 let ctx = null; // the signed-in user's context, null when signed out
 let unmount = null;
+let loginNote = ""; // why the user was signed out, shown on the sign-in screen
 
 const $ = (id) => document.getElementById(id);
 
@@ -138,7 +139,9 @@ function loginScreen(view) {
       showError(tform, e.status === 401 ? Object.assign(e, { code: "bad_token", field: "" }) : e, {}, terr);
     }
   });
-  view.append(el("h1", { tabindex: "-1", text: t("login.title") }), form,
+  const note = loginNote ? el("p", { class: "action-error", id: "login-note", role: "alert", text: loginNote }) : null;
+  loginNote = "";
+  view.append(el("h1", { tabindex: "-1", text: t("login.title") }), note, form,
     el("details", { class: "card" }, el("summary", { text: t("login.token.summary") }), tform));
 }
 
@@ -154,6 +157,7 @@ async function signedIn(me) {
 // signs out (api.whenUnauthenticated); otherwise the stream is opened
 // again after a pause, as EventSource itself would for a dropped one.
 let retry = 0;
+let retries = 0;
 function streamClosed() {
   clearTimeout(retry);
   retry = setTimeout(async () => {
@@ -164,10 +168,11 @@ function streamClosed() {
     } catch (e) {
       if (ctx && e.status !== 401) streamClosed();
     }
-  }, 5000);
+  }, retries++ ? 5000 : 0); // the first check at once: a refusal is most often an ended sign-in
 }
 
 function live(on) {
+  if (on) retries = 0;
   $("live").textContent = on ? t("live.on") : t("live.off");
   $("live").className = on ? "on" : "off";
 }
@@ -177,10 +182,10 @@ async function signOut(text) {
   events.stop();
   if (ctx) await api.signOut();
   ctx = null;
+  loginNote = text || "";
   renderShell();
   if (currentPath() !== "login") location.hash = "#/login";
   else route();
-  if (text) say(text, true);
 }
 
 function closeMenu() {
