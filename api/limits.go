@@ -36,6 +36,7 @@ var routeLimits = map[string]routeLimit{
 	"POST /api/v1/firmware":              {body: 0, deadline: uploadTimeout},
 	"POST /api/v1/alerts/cap":            {body: cap.MaxSize, deadline: -1},
 	"GET /api/v1/alarms/stream":          {body: maxJSONBody},
+	"GET /api/v1/events":                 {body: maxJSONBody},
 	"GET /api/v1/alerts/{id}/events":     {body: maxJSONBody},
 	"GET /fw/{id}":                       {body: maxJSONBody},
 	"GET /api/v1/backup":                 {body: maxJSONBody},

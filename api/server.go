@@ -91,6 +91,8 @@
 //	                                        repeats 1–10,gap:"5s",volume 1–100,expires_at RFC3339|expires_in:"1h",test} → 201 alert
 //	GET  /api/v1/alerts/{id}               alert with its delivery report and "totals": {all, areas: {area: counts}}
 //	POST /api/v1/alerts/{id}/cancel        {reason} (optional) → 200 alert: stops it everywhere
+//	GET  /api/v1/events?topics=sessions,devices,alarms,alerts,playlog  text/event-stream: one event per topic with
+//	                                        {reset,changed,removed,counts,entries}, only changes, in scope; also ?access_token=
 //	GET  /api/v1/alerts/{id}/events        text/event-stream: "report" events (alert + totals) on every change, until it ends; also ?access_token=
 //	POST /api/v1/alerts/cap                a CAP 1.2 message (application/cap+xml) → 201 alert (Alert, Update),
 //	                                        200 the cancelled alert (Cancel; 404 if no reference is known),
@@ -192,10 +194,14 @@ type Server struct {
 	// writing the answer; 0 = DefaultRequestTimeout. Uploads, streams and
 	// waits have their own bounds (limits.go).
 	RequestTimeout time.Duration
-	Logger         *slog.Logger     // nil = discard
-	Now            func() time.Time // the clock of default times; nil = time.Now
-	SDPAllow       []netip.Prefix   // where SDP listeners may be besides the caller's own address
-	StationName    string           // the station's name in /me; "" = DefaultStationName
+	// EventInterval is how often GET /api/v1/events looks for changes;
+	// 0 = DefaultEventInterval.
+	EventInterval time.Duration
+	eventReads    *eventReads      // what the event streams read, shared between them; set by Handler
+	Logger        *slog.Logger     // nil = discard
+	Now           func() time.Time // the clock of default times; nil = time.Now
+	SDPAllow      []netip.Prefix   // where SDP listeners may be besides the caller's own address
+	StationName   string           // the station's name in /me; "" = DefaultStationName
 	// Delay is the station's playout delay D, which a receiver's delay
 	// offset may not bring below loa.MinLeadMs; 0 = 200 ms.
 	Delay time.Duration
@@ -214,6 +220,7 @@ type Server struct {
 // Handler returns the HTTP handler serving the API, /healthz, /metrics and
 // the web UI.
 func (s *Server) Handler() http.Handler {
+	s.eventReads = &eventReads{}
 	mux := http.NewServeMux()
 	for _, r := range s.routes() {
 		mux.Handle(r.pattern, s.limit(r.pattern, r.h))
@@ -354,6 +361,8 @@ func (s *Server) routes() []apiRoute {
 
 	add("POST /api/v1/login", "", s.login(newLoginBackoff(s.Now))) // a username and password, not a token
 	route("POST /api/v1/logout", loa.ActionRead, s.logout)
+	// The console's one event stream per tab; EventSource: also ?access_token=.
+	add("GET /api/v1/events", loa.ActionRead, queryToken(s.auth(loa.ActionRead, s.events)))
 	route("GET /api/v1/me", loa.ActionRead, s.me)
 	route("GET /api/v1/users", loa.ActionManageUsers, s.listUsers)
 	route("POST /api/v1/users", loa.ActionManageUsers, s.createUser)
