@@ -393,7 +393,7 @@ func (r *Receiver) deliver(m outMsg) {
 		r.clientMu.Lock()
 		c, held := r.client, r.held
 		r.clientMu.Unlock()
-		tok := r.publish(m.kind, m.v)
+		tok := r.publishOn(c, m.kind, m.v) // c's store is held
 		if tok == nil {
 			return
 		}
@@ -448,7 +448,11 @@ func (r *Receiver) awaitAck(c mqtt.Client, s *heldStore, h *heldPub) (acked, giv
 // publish sends v as JSON on the receiver's topic of kind with the QoS and
 // retain flag the contract fixes. Nothing leaves a killed receiver.
 func (r *Receiver) publish(kind string, v any) mqtt.Token {
-	c := r.mqttClient()
+	return r.publishOn(r.mqttClient(), kind, v)
+}
+
+// publishOn is publish through client c.
+func (r *Receiver) publishOn(c mqtt.Client, kind string, v any) mqtt.Token {
 	if r.killed.Load() || r.rebooting.Load() || c == nil {
 		return nil
 	}
