@@ -177,7 +177,13 @@ func (s *Sessions) deliveryEvent(device string, ev protocol.Event) {
 		s.flushLocked()
 		return
 	}
-	if l == nil || (!d.open(l) && ev.Type != protocol.EventFinished) {
+	if l == nil {
+		return
+	}
+	if !d.open(l) && ev.Type != protocol.EventFinished {
+		// Nothing changes, but the receiver is still talking: the
+		// watcher's settling may wait for it.
+		s.tellLocked(lineChange{session: ev.Session, line: l.ReceiverDelivery, heard: true, ended: true})
 		return
 	}
 	at := time.UnixMilli(ev.TS).UTC()
