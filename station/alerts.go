@@ -20,12 +20,14 @@ import (
 // Alerts implements loa.AlertService. An alert is one session (its
 // tone, content and repeats with their gaps as one playlist stream) to the
 // targets online when it is sent, plus a late session for each batch of
-// targets that come back online before it expires. Its delivery report
-// follows each receiver from its answers to play commands (acked, told by
-// AlertTuner), its "played" and "finished" events (started, finished) and
-// the clock (no_stream, settling after a session ends, expiry). The report is
-// written to the store when the alert is created, at most every persist
-// while it changes, and when it ends.
+// targets that come back online before it expires. Its report is a view
+// of its sessions' delivery lines (lineChanged): acked, started, refused,
+// no_ack and the frames played come from them; the alert adds what is its
+// own: receivers out of reach waiting for a late session, repeats,
+// finished once the whole played, and its clock (no_stream, settling
+// after a session ends, expiry, cancel). The report is written to the
+// store when the alert is created, at most every persist while it
+// changes, and when it ends.
 type Alerts struct {
 	db       *store.DB
 	sessions *Sessions
@@ -74,6 +76,7 @@ func NewAlerts(db *store.DB, sessions *Sessions, fleet Fleet, speech media.Synth
 		noStream: alertNoStream, settle: alertSettle, persist: alertPersist, tick: alertTick, lateWait: alertLateWait,
 		live: map[string]*liveAlert{}, bySession: map[string]*liveAlert{}, kick: make(chan struct{}, 1),
 	}
+	sessions.watchLines(s.lineChanged)
 	s.tone = sync.OnceValues(func() (alertItem, error) {
 		return encodeItem(context.Background(), media.AttentionTone(protocol.ClockRate), protocol.ClockRate)
 	})
@@ -155,13 +158,10 @@ func (l *liveAlert) fail(d *loa.Delivery, reason string, at time.Time) {
 
 // Run follows the fleet's events and presence and runs the alert clock;
 // it returns when ctx ends. Its one subscription to the receivers' events
-// feeds every session's evidence (the play log's aired lines) and the
-// alerts' reports.
+// feeds every session's evidence (the play log's aired lines, the
+// delivery reports, and through them the alerts' reports).
 func (s *Alerts) Run(ctx context.Context) {
-	defer s.fleet.OnEvent(func(device string, ev protocol.Event) {
-		s.sessions.HandleEvent(device, ev)
-		s.event(device, ev)
-	})()
+	defer s.fleet.OnEvent(s.sessions.HandleEvent)()
 	defer s.fleet.OnPresence(s.presenceChanged)()
 	t := time.NewTicker(s.tick)
 	defer t.Stop()
@@ -442,10 +442,16 @@ func (c *alertContent) repeatsPlayed(played uint64, repeats int) int {
 	return n
 }
 
-// tuned is told the outcome of every play command the engine sends. It
-// reports whether the device now waits for a late session of its alert
-// (it was out of reach): then the engine must not retry this one.
+// tuned is told the outcome of every play command the engine sends, for
+// what only an alert decides: a receiver out of reach waits for a late
+// session of it, and one the fleet cannot serve though online is refused.
+// It reports whether the device now waits for a late session (then the
+// engine must not retry this one). Every other outcome reaches the report
+// through the session's delivery line (lineChanged).
 func (s *Alerts) tuned(sessionID, device string, err error) (late bool) {
+	if loa.ErrorCode(err) != loa.EUNAVAILABLE || errors.Is(err, context.Canceled) {
+		return false
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l := s.bySession[sessionID]
@@ -460,28 +466,15 @@ func (s *Alerts) tuned(sessionID, device string, err error) (late bool) {
 	if finalDelivery(d) {
 		return false
 	}
-	now := time.Now()
-	switch {
-	case err == nil:
-		tr.preempted, tr.ackedAt = false, now
-		if d.State == loa.DeliveryQueued {
-			d.State, d.AckedAt, d.Reason = loa.DeliveryAcked, now.UTC(), ""
-		}
-	case errors.Is(err, context.Canceled):
-		// Superseded by a newer decision of the engine (the session ended
-		// or lost the device); the clock settles it.
-		return false
-	case loa.ErrorCode(err) == loa.ETIMEOUT:
-		l.fail(d, loa.ReasonNoAck, now.UTC())
-	case loa.ErrorCode(err) == loa.EUNAVAILABLE && (unreachable(err) || !s.online(device)):
+	if unreachable(err) || !s.online(device) {
 		// Offline, or the controller's broker link down, between the send
 		// and its command: it gets the alert from its beginning when it
 		// is back, after this session lets it go.
 		d.State, d.Reason = loa.DeliveryQueued, loa.ReasonOffline
 		tr.pending, tr.session, tr.blockedBy = true, "", sessionID
 		late = true
-	default:
-		l.fail(d, loa.ReasonRefused, now.UTC())
+	} else {
+		l.fail(d, loa.ReasonRefused, time.Now().UTC())
 		d.Detail = truncate(loa.ErrorMessage(err), 200)
 	}
 	l.changedLocked()
@@ -493,48 +486,71 @@ func (s *Alerts) online(id string) bool {
 	return ok && st.Online
 }
 
-// event follows the receivers' played and finished events.
-func (s *Alerts) event(device string, ev protocol.Event) {
-	if ev.Type != protocol.EventPlayed && ev.Type != protocol.EventFinished {
-		return
-	}
+// lineChanged is the alert's view of its sessions' delivery lines: the
+// one place that turns acks, events and preemptions into receiver states
+// (Sessions' delivery report) decides acked, started, refused and no_ack
+// and sums the frames played; the alert adds the repeats, finished once
+// the whole played, and its own clock (no_stream, settling, expiry). A
+// line's RTCP evidence is not taken: a receiver plays an alert through
+// only when its events say so. Once the session ended, only the stats
+// of late finished events still count.
+func (s *Alerts) lineChanged(c lineChange) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	l := s.bySession[ev.Session]
+	l := s.bySession[c.session]
 	if l == nil {
 		return
 	}
-	tr := l.dev[device]
-	if tr == nil || tr.session != ev.Session {
+	line := &c.line
+	tr := l.dev[line.Device]
+	if tr == nil || tr.session != c.session {
 		return
 	}
-	d := &l.a.Report[l.idx[device]]
+	d := &l.a.Report[l.idx[line.Device]]
 	if finalDelivery(d) && !(l.a.State == loa.AlertActive && revisable(d)) {
 		return
 	}
-	at := time.UnixMilli(ev.TS).UTC()
-	now := time.Now().UTC()
-	if r := l.runs[ev.Session]; r != nil {
-		r.heard = now
+	if c.heard {
+		if r := l.runs[c.session]; r != nil {
+			r.heard = time.Now()
+		}
 	}
-	switch ev.Type {
-	case protocol.EventPlayed:
-		d.EndedAt = time.Time{}
-		if d.AckedAt.IsZero() {
-			d.AckedAt = now // the ack and the event race on different goroutines
+	if !c.ended {
+		tr.preempted = line.State == loa.DeliveryFailed && line.Reason == loa.ReasonPreempted
+		if !line.AckedAt.IsZero() {
+			tr.ackedAt = line.AckedAt
 		}
-		if d.StartedAt.IsZero() {
-			d.StartedAt = at
+		switch {
+		case line.State == loa.DeliveryFailed && (line.Reason == loa.ReasonNoAck || line.Reason == loa.ReasonRefused):
+			if !finalDelivery(d) {
+				l.fail(d, line.Reason, line.EndedAt)
+				d.Detail = line.Detail
+			}
+		case line.State == loa.DeliveryStarted && line.Evidence == loa.EvidenceEvent:
+			d.EndedAt = time.Time{}
+			if d.AckedAt.IsZero() {
+				d.AckedAt = line.AckedAt
+			}
+			if d.StartedAt.IsZero() {
+				d.StartedAt = line.StartedAt
+			}
+			d.State, d.Reason = loa.DeliveryStarted, ""
+		case line.State == loa.DeliveryAcked || line.State == loa.DeliveryStarted:
+			if d.State == loa.DeliveryQueued {
+				d.State, d.AckedAt, d.Reason = loa.DeliveryAcked, line.AckedAt, ""
+			}
 		}
-		d.State, d.Reason = loa.DeliveryStarted, ""
-	case protocol.EventFinished:
-		if ev.Stream != nil {
-			// Silence after a gap (a stream that died) is not the message.
-			tr.played += ev.Stream.Played - min(ev.Stream.Silence, ev.Stream.Played)
-		}
+	}
+	// Silence after a gap (a stream that died) is not the message.
+	if played := line.Played - min(line.Silence, line.Played); played != tr.played {
+		tr.played = played
 		d.Repeats = l.content.repeatsPlayed(tr.played, l.a.Repeats)
 		if tr.played+l.content.tolerance() >= uint64(l.content.frames) {
-			d.State, d.Reason, d.EndedAt, d.Repeats = loa.DeliveryFinished, "", at, l.a.Repeats
+			end := line.EndedAt
+			if end.IsZero() {
+				end = time.Now().UTC()
+			}
+			d.State, d.Reason, d.EndedAt, d.Repeats = loa.DeliveryFinished, "", end, l.a.Repeats
 		} else if d.State == loa.DeliveryFailed && d.Reason != loa.ReasonPartial {
 			d.State, d.Reason = loa.DeliveryStarted, "" // settled early: the clock decides again
 		}
@@ -542,29 +558,13 @@ func (s *Alerts) event(device string, ev protocol.Event) {
 	l.changedLocked()
 }
 
-// HandleOutcome follows the engine's outcomes of alert sessions: which
-// receivers they lost to a higher session, and their ends.
+// HandleOutcome follows the engine's outcomes of alert sessions: their
+// ends (the receivers they lost to a higher session reach the report
+// through their delivery lines).
 func (s *Alerts) HandleOutcome(o loa.SessionOutcome) {
 	switch o.Kind {
-	case loa.OutcomePreempted:
-		s.preempted(o.Session, o.Devices, o.By)
 	case loa.OutcomeEnded:
 		s.sessionEnded(o.Session, o.State, o.Reason)
-	}
-}
-
-// preempted is told which devices a session lost to a higher one.
-func (s *Alerts) preempted(sessionID string, devices []string, by string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	l := s.bySession[sessionID]
-	if l == nil {
-		return
-	}
-	for _, id := range devices {
-		if tr := l.dev[id]; tr != nil && tr.session == sessionID {
-			tr.preempted = true
-		}
 	}
 }
 

@@ -222,3 +222,44 @@ func TestAlertRestartBetweenAckAndStart(t *testing.T) {
 		wantDelivery(t, rep["d1"], loa.DeliveryFailed, loa.ReasonInterrupted)
 	})
 }
+
+// TestAlertLateFinishedRevises: a receiver settled as partial whose
+// finished report arrives after its session's delivery report settled
+// (a congested broker) is finished in the alert's report, which reads its
+// session's line; its session's stored line has the stats too.
+func TestAlertLateFinishedRevises(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fleet := newFleet("d1")
+		w := newWorld(t, "", fleet, "d1", "d2") // d2 offline: the alert stays active
+		a := w.sendAlert([]string{"d1", "d2"}, 5*time.Minute)
+		synctest.Wait()
+		fleet.send("d1", played(a.SessionID))
+		time.Sleep(time.Second)
+		w.engine.end(a.SessionID, loa.SessionEnded, "")
+		time.Sleep(40 * time.Second) // past every settling wait
+		synctest.Wait()
+		_, rep := w.report(a.ID)
+		wantDelivery(t, rep["d1"], loa.DeliveryFailed, loa.ReasonPartial)
+		lines, err := w.sessions.SessionDelivery(context.Background(), a.SessionID)
+		if err != nil || len(lines) != 1 || !lines[0].Final() {
+			t.Fatalf("session report %+v, %v: want d1's line settled", lines, err)
+		}
+		if d := rep["d1"]; !d.AckedAt.Equal(lines[0].AckedAt) || !d.StartedAt.Equal(lines[0].StartedAt) {
+			t.Errorf("alert line %+v, session line %+v: want the same ack and start", d, lines[0])
+		}
+
+		fleet.send("d1", finished(a.SessionID, 50))
+		synctest.Wait()
+		time.Sleep(time.Second)
+		synctest.Wait()
+		_, rep = w.report(a.ID)
+		wantDelivery(t, rep["d1"], loa.DeliveryFinished, "")
+		if rep["d1"].Repeats != 1 {
+			t.Errorf("d1: %+v, want its 1 repeat", rep["d1"])
+		}
+		lines, err = w.sessions.SessionDelivery(context.Background(), a.SessionID)
+		if err != nil || len(lines) != 1 || lines[0].Played != 50 {
+			t.Errorf("session report %+v, %v: want d1's 50 frames", lines, err)
+		}
+	})
+}

@@ -118,6 +118,7 @@ func (s *Sessions) tuned(id, device string, err error) {
 	if errors.Is(err, context.Canceled) {
 		return // superseded by a newer decision of the engine
 	}
+	defer s.tell()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d, l := s.lineLocked(id, device)
@@ -144,19 +145,20 @@ func (s *Sessions) tuned(id, device string, err error) {
 	default:
 		l.State, l.Reason, l.Detail, l.EndedAt = loa.DeliveryFailed, loa.ReasonRefused, truncate(loa.ErrorMessage(err), 200), now
 	}
-	d.dirty[device] = true
+	s.changedLocked(id, d, device, false)
 	s.flushLocked()
 }
 
 // offlineAtStart marks the receivers offline when the session started:
 // they wait, queued, and their missed line is written.
 func (s *Sessions) offlineAtStart(id string, devices []string) {
+	defer s.tell()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, dev := range devices {
 		if d, l := s.lineLocked(id, dev); l != nil && l.State == loa.DeliveryQueued {
 			l.Reason, l.missed = loa.ReasonOffline, true
-			d.dirty[dev] = true
+			s.changedLocked(id, d, dev, false)
 		}
 	}
 	s.flushLocked()
@@ -164,6 +166,7 @@ func (s *Sessions) offlineAtStart(id string, devices []string) {
 
 // deliveryEvent follows a receiver's played and finished events.
 func (s *Sessions) deliveryEvent(device string, ev protocol.Event) {
+	defer s.tell()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d, l := s.lineLocked(ev.Session, device)
@@ -174,7 +177,13 @@ func (s *Sessions) deliveryEvent(device string, ev protocol.Event) {
 		s.flushLocked()
 		return
 	}
-	if l == nil || (!d.open(l) && ev.Type != protocol.EventFinished) {
+	if l == nil {
+		return
+	}
+	if !d.open(l) && ev.Type != protocol.EventFinished {
+		// Nothing changes, but the receiver is still talking: the
+		// watcher's settling may wait for it.
+		s.tellLocked(lineChange{session: ev.Session, line: l.ReceiverDelivery, heard: true, ended: true})
 		return
 	}
 	at := time.UnixMilli(ev.TS).UTC()
@@ -210,7 +219,7 @@ func (s *Sessions) deliveryEvent(device string, ev protocol.Event) {
 			}
 		}
 	}
-	d.dirty[device] = true
+	s.changedLocked(ev.Session, d, device, true)
 	s.flushLocked()
 }
 
@@ -247,13 +256,14 @@ func (s *Sessions) Reception(id, device string, received uint64) {
 			l.rtpSince = now
 		} else if now.Sub(l.rtpSince) >= rtcpGrace {
 			startRTCP(l)
-			d.dirty[device] = true
+			s.changedLocked(id, d, device, false)
 			first = true
 			s.flushLocked()
 		}
 	}
 	s.mu.Unlock()
 	if first {
+		s.tell()
 		s.air(id, device, fmt.Sprintf("told by its RTCP receiver reports: %d packets received", received))
 	}
 }
@@ -269,6 +279,7 @@ func startRTCP(l *deliveryLine) {
 // deliveryPreempted fails the lines of the receivers a higher session took
 // (revised if it is tuned back).
 func (s *Sessions) deliveryPreempted(id string, devices []string, by string) {
+	defer s.tell()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now().UTC()
@@ -278,7 +289,7 @@ func (s *Sessions) deliveryPreempted(id string, devices []string, by string) {
 			continue
 		}
 		l.State, l.Reason, l.Detail, l.EndedAt = loa.DeliveryFailed, loa.ReasonPreempted, "by session "+by, now
-		d.dirty[dev] = true
+		s.changedLocked(id, d, dev, false)
 	}
 	s.flushLocked()
 }
@@ -286,6 +297,7 @@ func (s *Sessions) deliveryPreempted(id string, devices []string, by string) {
 // deliveryEnded records the session's end; the lines settle after the
 // receivers had time to report (settleDelivery).
 func (s *Sessions) deliveryEnded(id, state string) {
+	defer s.tell()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if d := s.deliveries[id]; d != nil {
@@ -295,7 +307,7 @@ func (s *Sessions) deliveryEnded(id, state string) {
 			// A finished receiver is settled at once; the others wait.
 			if l.finished && !l.Final() {
 				s.settleLine(d, l, now)
-				d.dirty[dev] = true
+				s.changedLocked(id, d, dev, false)
 			}
 		}
 		s.flushLocked()
@@ -355,6 +367,7 @@ func (s *Sessions) settleDelivery(id string, sess *loa.Session) { s.settle(id, s
 // settle is settleDelivery; logFailures false writes no play log line
 // (the caller wrote the session's).
 func (s *Sessions) settle(id string, sess *loa.Session, logFailures bool) {
+	defer s.tell()
 	if sess == nil {
 		s.untrack(id)
 		return
@@ -376,7 +389,7 @@ func (s *Sessions) settle(id string, sess *loa.Session, logFailures bool) {
 			if rtcp && l.Evidence == loa.EvidenceRTCP {
 				aired = append(aired, dev)
 			}
-			d.dirty[dev] = true
+			s.changedLocked(id, d, dev, false)
 		}
 		if l.State != loa.DeliveryFailed || l.Reason == loa.ReasonPreempted || (l.Reason == loa.ReasonOffline && l.missed) {
 			continue
@@ -430,6 +443,54 @@ func (s *Sessions) settle(id string, sess *loa.Session, logFailures bool) {
 	s.mu.Unlock()
 }
 
+// lineChange is a change of one line of a session's report, told to the
+// report's watcher (the alerts' view of their sessions' lines).
+type lineChange struct {
+	session string
+	line    loa.ReceiverDelivery
+	heard   bool // the receiver's own played or finished event changed it
+	ended   bool // its session had ended: only its stats still change
+}
+
+// watchLines has fn told every change of a line, in the order the lines
+// changed, before the call that changed it returns (fn may not change a
+// line itself).
+func (s *Sessions) watchLines(fn func(lineChange)) {
+	s.mu.Lock()
+	s.onLine = fn
+	s.mu.Unlock()
+}
+
+// changedLocked marks device's line of session id changed: it is written
+// with the next batch, and told to the watcher; s.mu held.
+func (s *Sessions) changedLocked(id string, d *delivery, device string, heard bool) {
+	d.dirty[device] = true
+	s.tellLocked(lineChange{session: id, line: d.lines[device].ReceiverDelivery, heard: heard, ended: d.ended != ""})
+}
+
+// tellLocked queues c for the watcher; s.mu held.
+func (s *Sessions) tellLocked(c lineChange) {
+	if s.onLine != nil {
+		s.lineQ = append(s.lineQ, c)
+	}
+}
+
+// tell tells the watcher the queued changes; every call that changes a
+// line calls it after letting s.mu go. The changes leave the queue in
+// order, and one teller at a time tells them, so the watcher sees them in
+// order, and a caller's own change is told when tell returns.
+func (s *Sessions) tell() {
+	s.tellMu.Lock()
+	defer s.tellMu.Unlock()
+	s.mu.Lock()
+	q, fn := s.lineQ, s.onLine
+	s.lineQ = nil
+	s.mu.Unlock()
+	for _, c := range q {
+		fn(c)
+	}
+}
+
 // takeDirty returns copies of the changed lines and clears the set.
 func (d *delivery) takeDirty() []loa.ReceiverDelivery {
 	out := make([]loa.ReceiverDelivery, 0, len(d.dirty))
@@ -449,6 +510,7 @@ type lateFinish struct {
 // addLate adds late finished events' stats to their stored lines; lines
 // never stored (a session of another controller, a stranger) are left.
 func (s *Sessions) addLate(ctx context.Context, late []lateFinish) {
+	defer s.tell()
 	batch := map[string][]loa.ReceiverDelivery{}
 	for _, f := range late {
 		lines, err := s.db.Deliveries(ctx, f.session)
@@ -473,6 +535,9 @@ func (s *Sessions) addLate(ctx context.Context, late []lateFinish) {
 			l.Evidence = loa.EvidenceEvent
 		}
 		batch[f.session] = append(slices.DeleteFunc(batch[f.session], func(b loa.ReceiverDelivery) bool { return b.Device == f.device }), *l)
+		s.mu.Lock()
+		s.tellLocked(lineChange{session: f.session, line: *l, heard: true, ended: true})
+		s.mu.Unlock()
 	}
 	if err := s.db.PutDeliveries(ctx, batch); err != nil {
 		s.logger.Error("late finished events not recorded", "err", err)

@@ -40,6 +40,9 @@ type Sessions struct {
 	deliveries       map[string]*delivery // per session, running or settling: its delivery report
 	flushingDelivery bool                 // a flushDeliveries runs
 	lateQ            []lateFinish         // finished events of settled reports, to add to their stored lines
+	onLine           func(lineChange)     // the watcher of every line's changes (nil: none)
+	lineQ            []lineChange         // changes not yet told to it
+	tellMu           sync.Mutex           // held by the one goroutine telling onLine
 
 	// Alarms raises no_audience for a session heard by no receiver, and
 	// clears it when one is heard (nil: no alarm).
