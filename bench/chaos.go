@@ -648,17 +648,19 @@ func (run *chaosRun) check(ctx context.Context) (map[string]any, error) {
 				}
 			}
 		}
-		// A schedule occurrence, or an alert, in two sessions.
+		// A schedule occurrence, or an alert, played to its end in two
+		// sessions (a part cut short and then played whole is not a
+		// double play).
 		byOrigin := map[loa.Origin][]string{}
 		for sid, parts := range rec {
-			if o := origin[sid]; (o.Kind == loa.OriginSchedule || o.Kind == loa.OriginAlert) && anyPlayed(parts) {
+			if o := origin[sid]; (o.Kind == loa.OriginSchedule || o.Kind == loa.OriginAlert) && slices.ContainsFunc(parts, endedByItsEnd) {
 				byOrigin[o] = append(byOrigin[o], sid)
 			}
 		}
 		for o, sids := range byOrigin {
 			if len(sids) > 1 {
 				doubles++
-				problem("double play: %s played %s in sessions %v", id, o, sids)
+				problem("double play: %s played %s to its end in sessions %v", id, o, sids)
 			}
 		}
 		// Aired lines without the receiver's evidence.
@@ -683,12 +685,10 @@ func (run *chaosRun) check(ctx context.Context) (map[string]any, error) {
 				}
 			}
 			var playedFrames uint64
-			ended := false
 			for _, p := range parts {
 				playedFrames += p.Played
-				ended = ended || p.EndReason == firmwaresim.EndBye || p.EndReason == firmwaresim.EndEndFrame
 			}
-			if ended && playedFrames+10 >= uint64(run.bulletin.Frames) {
+			if slices.ContainsFunc(parts, endedByItsEnd) && playedFrames+10 >= uint64(run.bulletin.Frames) {
 				delivered[a.id]++
 				continue
 			}
@@ -698,6 +698,41 @@ func (run *chaosRun) check(ctx context.Context) (map[string]any, error) {
 			}
 			missed[a.id] = append(missed[a.id], fmt.Sprintf("%s: parts %v (%s)", id, got, run.rx.describe(id, run.t0)))
 		}
+	}
+	// Each scheduled programme: how many receivers played it, and how
+	// late its first frame was (figures, not harm: a start missed beyond
+	// -grace is logged missed by design).
+	unplayed := 0
+	for _, sc := range run.schedules {
+		n, whole := 0, 0
+		var firsts []float64
+		for _, id := range run.rx.ids {
+			var first time.Time
+			played, ended := false, false
+			for sid, parts := range run.rx.record(id) {
+				if origin[sid] != (loa.Origin{Kind: loa.OriginSchedule, ID: sc.id}) {
+					continue
+				}
+				for _, p := range parts {
+					if !p.FirstPlayed.IsZero() && (first.IsZero() || p.FirstPlayed.Before(first)) {
+						first, played = p.FirstPlayed, true
+					}
+					ended = ended || endedByItsEnd(p)
+				}
+			}
+			if played {
+				n++
+				firsts = append(firsts, ms(first.Sub(sc.at)))
+			}
+			if ended {
+				whole++
+			}
+		}
+		if n == 0 {
+			unplayed++
+		}
+		run.say("schedule %s at %.1fs: played by %d receivers (%d to its end), first frame after its time p50 %.0f ms, max %.0f ms",
+			sc.id, sc.at.Sub(run.t0).Seconds(), n, whole, pct(firsts, 50), pct(firsts, 100))
 	}
 	fully := 0
 	for _, a := range run.alerts {
@@ -738,7 +773,7 @@ func (run *chaosRun) check(ctx context.Context) (map[string]any, error) {
 		"faults": total, "controller_kills": run.counts[faultControllerKill], "broker_kills": run.counts[faultBrokerKill],
 		"clock_steps": run.steps, "receiver_reboots": run.counts[faultReceiverReboot], "loss_bursts": run.counts[faultLossBurst],
 		"faults_failed": len(run.failed), "controller_start_retries": run.ctl.exitsAtStart, "receivers": run.o.Receivers, "seed": run.o.Seed,
-		"schedules": len(run.schedules), "sessions": len(sessions),
+		"schedules": len(run.schedules), "schedules_unplayed": unplayed, "sessions": len(sessions),
 		"alerts": len(run.alerts), "alerts_fully_delivered": fully, "alerts_not_delivered": len(run.alerts) - fully,
 		"double_plays": doubles, "early_starts": early, "log_mismatches": mismatches, "records_lost": lost,
 	}
@@ -747,6 +782,12 @@ func (run *chaosRun) check(ctx context.Context) (map[string]any, error) {
 	run.say("harm: %d of %d alerts not fully delivered, %d double plays, %d early starts, %d play-log mismatches, %d records lost",
 		len(run.alerts)-fully, len(run.alerts), doubles, early, mismatches, lost)
 	return res, nil
+}
+
+// endedByItsEnd reports whether a part ended at the stream's end (its BYE
+// or end_frame), not cut short.
+func endedByItsEnd(p firmwaresim.SessionStats) bool {
+	return p.EndReason == firmwaresim.EndBye || p.EndReason == firmwaresim.EndEndFrame
 }
 
 // anyPlayed reports whether a part of a session played a frame.

@@ -215,7 +215,7 @@ func (c *chaosController) setOffset(ctx context.Context, d time.Duration) error 
 	if err := c.cmd.Process.Signal(daemon.ClockHookSignal); err != nil {
 		return err
 	}
-	err := waitUntil(ctx, 10*time.Second, c.exited, func() bool {
+	err := waitUntil(ctx, 30*time.Second, c.exited, func() bool {
 		_, err := os.Stat(path)
 		return errors.Is(err, os.ErrNotExist)
 	}, "the controller taking the clock offset")
