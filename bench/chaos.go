@@ -121,16 +121,17 @@ func runChaos(ctx context.Context, o chaosOpts, stdout, stderr io.Writer) (map[s
 	if err != nil {
 		return nil, err
 	}
-	keep := o.Keep
+	keep, told := o.Keep, false
 	defer func() {
-		if keep {
-			fmt.Fprintf(stdout, "bench chaos: data and logs kept in %s\n", dir)
-		} else {
+		if !keep {
 			os.RemoveAll(dir)
+		} else if !told {
+			fmt.Fprintf(stdout, "bench chaos: data and logs kept in %s\n", dir)
 		}
 	}()
+	var sayMu sync.Mutex // faults are told from their own goroutines
 	run := &chaosRun{o: o, rng: rand.New(rand.NewSource(o.Seed)), counts: map[string]int{},
-		say: func(format string, a ...any) { fmt.Fprintf(stdout, format+"\n", a...) }}
+		say: func(format string, a ...any) { sayMu.Lock(); fmt.Fprintf(stdout, format+"\n", a...); sayMu.Unlock() }}
 
 	if run.broker, err = newChaosMosquitto(dir); err != nil {
 		return nil, err
@@ -187,6 +188,10 @@ func runChaos(ctx context.Context, o chaosOpts, stdout, stderr io.Writer) (map[s
 	res["duration_s"] = time.Since(run.t0).Seconds()
 	if harm(res) > 0 {
 		keep = true
+	}
+	if keep {
+		run.say("bench chaos: data and logs kept in %s", dir)
+		told = true
 	}
 	printJSONLine(stdout, res)
 	return res, nil
@@ -253,6 +258,7 @@ type chaosFault struct {
 	kind     string
 	at, hold time.Duration
 	step     time.Duration // clock_step: how far back
+	picks    []int         // receiver_reboot: which receivers
 }
 
 // occurrence is the k-th scheduled start, after t0.
@@ -296,6 +302,8 @@ func (run *chaosRun) plan() []chaosFault {
 			f.hold = capped(3*time.Second, 10*time.Second)
 		case faultReceiverReboot:
 			f.hold = uniform(time.Second, 4*time.Second)
+			n := run.o.Receivers
+			f.picks = run.rng.Perm(n)[:max(1, n/50)]
 		case faultLossBurst:
 			f.hold = capped(10*time.Second, 30*time.Second)
 		case faultClockStep:
@@ -363,9 +371,8 @@ func (run *chaosRun) injectOne(ctx context.Context, f chaosFault) error {
 		sleepCtx(ctx, f.hold)
 		return run.broker.start(context.WithoutCancel(ctx))
 	case faultReceiverReboot:
-		ids := run.rng.Perm(len(run.rx.ids))[:min(len(run.rx.ids), max(1, len(run.rx.ids)/50))]
 		var names []string
-		for _, i := range ids {
+		for _, i := range f.picks {
 			names = append(names, run.rx.ids[i])
 			run.rx.powerOff(run.rx.ids[i])
 		}

@@ -48,9 +48,6 @@ func TestBenchChaosSmoke(t *testing.T) {
 	t.Logf("stdout:\n%s", out.String())
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	last := lines[len(lines)-1]
-	if strings.HasPrefix(last, "bench chaos: data and logs kept") && len(lines) > 1 {
-		last = lines[len(lines)-2] // harm found: the data dir is kept and named after the figures
-	}
 	var res map[string]any
 	if err := json.Unmarshal([]byte(last), &res); err != nil {
 		t.Fatalf("the last line is not JSON: %v\n%s", err, out.String())
