@@ -116,13 +116,17 @@ type chaosAlertSent struct {
 }
 
 // runChaos runs the bench with o and returns its JSON figures.
-func runChaos(ctx context.Context, o chaosOpts, stdout, stderr io.Writer) (map[string]any, error) {
+// The data dir and the logs are kept when it fails or finds harm.
+func runChaos(ctx context.Context, o chaosOpts, stdout, stderr io.Writer) (_ map[string]any, err error) {
 	dir, err := os.MkdirTemp("", "loa-chaos-")
 	if err != nil {
 		return nil, err
 	}
 	keep, told := o.Keep, false
 	defer func() {
+		if err != nil && ctx.Err() == nil {
+			keep = true
+		}
 		if !keep {
 			os.RemoveAll(dir)
 		} else if !told {
@@ -139,6 +143,7 @@ func runChaos(ctx context.Context, o chaosOpts, stdout, stderr io.Writer) (map[s
 	if err := run.broker.start(ctx); err != nil {
 		return nil, err
 	}
+	defer run.broker.log.Close()
 	defer run.broker.kill()
 	httpPort, err := freeTCPPort()
 	if err != nil {
