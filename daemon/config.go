@@ -33,11 +33,7 @@ type Config struct {
 	// and `loa bench chaos` (Go ignores libfaketime); Main.SetClockOffset
 	// changes it at run time, which the scheduler sees as a step.
 	ClockOffset time.Duration
-	// TestHooks turns on the clock hook of testhooks.go (a signal and a
-	// file in the data dir step the clock offset at run time), for `loa
-	// bench chaos`; never in production.
-	TestHooks bool
-	LogLevel  string
+	LogLevel    string
 	// The embedded broker's limits: bytes of one MQTT packet, open
 	// connections, and of those not yet authenticated; 0 takes the default.
 	MQTTMaxPacket, MQTTMaxConns, MQTTMaxPending int
@@ -78,6 +74,11 @@ type Config struct {
 	BackupDir   string
 	BackupEvery time.Duration
 	BackupKeep  int
+
+	// TestHooks turns on the clock hook of testhooks.go (a signal and a
+	// file in the data dir step the clock offset at run time), for `loa
+	// bench chaos`; never in production.
+	TestHooks bool
 
 	TLS TLSConfig
 }
