@@ -358,16 +358,16 @@ func (run *chaosRun) injectOne(ctx context.Context, f chaosFault) error {
 	at := func() float64 { return time.Since(run.t0).Seconds() }
 	switch f.kind {
 	case faultControllerKill:
-		next := ""
-		for i := 0; ; i++ {
-			if o := occurrence(i); o >= f.at {
-				next = fmt.Sprintf(" (%.1fs before a scheduled start)", (o - f.at).Seconds())
-				if o-f.at > 10*time.Second {
-					next = ""
-				}
-				break
+		// Told against the schedules actually created (whole seconds),
+		// at the moment of the kill (a previous kill may have delayed it).
+		next, now := "", time.Now()
+		run.mu.Lock()
+		for _, sc := range run.schedules {
+			if d := sc.at.Sub(now); d >= 0 && d <= 10*time.Second {
+				next = fmt.Sprintf(" (%.1fs before the scheduled start of %s)", d.Seconds(), sc.id)
 			}
 		}
+		run.mu.Unlock()
 		run.say("  %6.1fs  controller SIGKILL%s, down %v", at(), next, f.hold)
 		return run.ctl.killFor(ctx, f.hold)
 	case faultBrokerKill:
