@@ -81,6 +81,11 @@ type Config struct {
 	BackupEvery time.Duration
 	BackupKeep  int
 
+	// TestHooks turns on the clock hook of testhooks.go (a signal and a
+	// file in the data dir step the clock offset at run time), for `loa
+	// bench chaos`; never in production.
+	TestHooks bool
+
 	TLS TLSConfig
 }
 

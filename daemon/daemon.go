@@ -472,6 +472,9 @@ func (m *Main) startScheduler(ctx context.Context) error {
 		defer m.schedWG.Done()
 		m.Schedules.Run(m.bg, since)
 	}()
+	if m.Config.TestHooks {
+		m.watchClockHook()
+	}
 	return nil
 }
 

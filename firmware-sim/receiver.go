@@ -108,6 +108,8 @@ type Receiver struct {
 	killed atomic.Bool
 	ended  atomic.Bool
 
+	burstLoss atomic.Uint64 // float64 bits: SetLoss's drop probability
+
 	mu        sync.Mutex
 	started   time.Time
 	volume    int

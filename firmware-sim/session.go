@@ -286,7 +286,7 @@ func (s *session) read() {
 			continue
 		}
 		im := s.impair
-		if im.Loss > 0 && s.rng.Float64() < im.Loss {
+		if loss := s.loss(); loss > 0 && s.rng.Float64() < loss {
 			continue
 		}
 		if im.Jitter > 0 {
