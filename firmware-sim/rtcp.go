@@ -40,6 +40,7 @@ func ntpTime(ntp uint64) time.Time {
 // receivers play against), its BYE and, with keys, the address challenge.
 // With keys, b has been authenticated and decrypted.
 func (s *session) handleRTCP(b []byte) {
+	t4 := s.r.clock.Now() // before anything else: the exchange's T4
 	pkts, err := rtcp.Unmarshal(b)
 	if err != nil {
 		s.mu.Lock()
@@ -82,6 +83,10 @@ func (s *session) handleRTCP(b []byte) {
 					s.mu.Unlock()
 					s.poke()
 				}
+			}
+		case *rtcp.ExtendedReport:
+			if sr != nil && s.tl != nil {
+				s.takeDLRR(p, sr.NTPTime, t4)
 			}
 		case *rtcp.ApplicationDefined:
 			// Only an authenticated challenge is answered: in v1 anyone
@@ -183,6 +188,9 @@ func (s *session) send(bye bool, nonce []byte) error {
 		pkts = append(pkts, &rtcp.ApplicationDefined{Name: protocol.RTCPChallengeName, SubType: protocol.ResponseSubtype,
 			SSRC: recv, Data: nonce})
 	}
+	if xr := s.timeRequest(); xr != nil && !bye {
+		pkts = append(pkts, xr)
+	}
 	if bye {
 		pkts = append(pkts, &rtcp.Goodbye{Sources: []uint32{recv}, Reason: reason})
 	}
@@ -200,4 +208,77 @@ func (s *session) send(bye bool, nonce []byte) error {
 		return s.crypto.sealRTCP(b, write)
 	}
 	return write(b)
+}
+
+// pendingRRTRs is how many of its recent time requests a session keeps to
+// match answers against.
+const pendingRRTRs = 4
+
+// rrtr is a time request sent: its NTP timestamp's middle 32 bits (the LRR
+// an answer carries) and T1 in full.
+type rrtr struct {
+	lrr uint32
+	t1  time.Time
+}
+
+// timeRequest is the XR with a Receiver Reference Time block that opens a
+// time exchange (T1 = the receiver's clock now), at most one per
+// TimeExchangeInterval, for sessions with a timeline; nil otherwise. A
+// GNSS-like board reads its reference instead.
+func (s *session) timeRequest() *rtcp.ExtendedReport {
+	if s.tl == nil {
+		return nil
+	}
+	r := s.r
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.lastRRTR.IsZero() && now.Sub(s.lastRRTR) < protocol.TimeExchangeInterval {
+		return nil
+	}
+	s.lastRRTR = now
+	if ref, ok := r.clock.GNSSAt(now); ok {
+		r.sync.AddReference(r.clock.SystemAt(now), ref, r.cfg.Clock.GNSSError)
+		return nil
+	}
+	t1 := r.clock.SystemAt(now)
+	ntp := NTPTimestamp(t1)
+	s.rrtrs = append(s.rrtrs, rrtr{lrr: uint32(ntp >> 16), t1: t1})
+	if len(s.rrtrs) > pendingRRTRs {
+		s.rrtrs = s.rrtrs[1:]
+	}
+	return &rtcp.ExtendedReport{SenderSSRC: s.args.RecvSSRC,
+		Reports: []rtcp.ReportBlock{&rtcp.ReceiverReferenceTimeReportBlock{NTPTimestamp: ntp}}}
+}
+
+// takeDLRR completes a time exchange from the controller's answer: its
+// DLRR sub-block for this receiver names the request (LRR), the compound's
+// Sender Report carries T3 and t4 is when it arrived. An answer to no
+// request of ours, or a second one, is ignored.
+func (s *session) takeDLRR(xr *rtcp.ExtendedReport, srNTP uint64, t4 time.Time) {
+	for _, b := range xr.Reports {
+		dl, ok := b.(*rtcp.DLRRReportBlock)
+		if !ok {
+			continue
+		}
+		for _, rep := range dl.Reports {
+			if rep.SSRC != s.args.RecvSSRC {
+				continue
+			}
+			s.mu.Lock()
+			i := slices.IndexFunc(s.rrtrs, func(q rrtr) bool { return q.lrr == rep.LastRR })
+			var t1 time.Time
+			if i >= 0 {
+				t1 = s.rrtrs[i].t1
+				s.rrtrs = slices.Delete(s.rrtrs, i, i+1)
+			}
+			s.mu.Unlock()
+			if i < 0 {
+				continue
+			}
+			if !s.r.sync.AddExchange(ExchangeFromDLRR(t1, srNTP, rep.DLRR, t4)) {
+				s.log.Debug("time exchange discarded", "lrr", rep.LastRR)
+			}
+		}
+	}
 }

@@ -61,8 +61,11 @@ type SessionStats struct {
 
 	JitterMs           float64
 	FirstPlayed, Ended time.Time
-	EndReason          string
-	Done               bool
+	// FirstSampleAt is the true instant the session's first sample left
+	// the virtual DAC, when it played on its timeline (ground truth).
+	FirstSampleAt time.Time
+	EndReason     string
+	Done          bool
 }
 
 // StreamStats returns the stats in their wire form.

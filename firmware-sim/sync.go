@@ -91,6 +91,13 @@ type SyncFilter struct {
 // (protocol.SyncRTCPXR, SyncGNSS, ...).
 func NewSyncFilter(source string) *SyncFilter { return &SyncFilter{source: source} }
 
+func syncSource(c ClockSpec) string {
+	if c.GNSS {
+		return protocol.SyncGNSS
+	}
+	return protocol.SyncRTCPXR
+}
+
 // AddExchange takes one exchange; it reports whether it was used.
 func (f *SyncFilter) AddExchange(e Exchange) bool {
 	rtt := e.Delay()
@@ -260,9 +267,9 @@ type Playout struct {
 	cfg     PlayoutConfig
 	origin  time.Time
 	started bool
-	pos     int64 // stream sample handed to the DAC next; negative: silence before sample 0
-	since   int64 // DAC samples since the last correction
-	dac     int64 // DAC samples so far
+	pos     int64   // stream sample handed to the DAC next; negative: silence before sample 0
+	credit  float64 // corrections allowed now, earned at MaxPPM of the samples played
+	dac     int64   // DAC samples so far
 	lastNow time.Time
 	lastN   int
 	lastGen uint64
@@ -292,10 +299,18 @@ func NewPlayout(origin time.Time, cfg PlayoutConfig) *Playout {
 // Origin is the controller-time instant stream sample 0 is handed to the DAC.
 func (p *Playout) Origin() time.Time { return p.origin }
 
-// Frame is called when the DAC asks for its next n samples, with now the
-// disciplined clock's reading at that instant and gen the sync filter's
-// generation. The frame plays stream samples start … start+n−1.
+// Frame is Start then Played(n): the DAC asks for n samples.
 func (p *Playout) Frame(now time.Time, gen uint64, n int) (start int64) {
+	start = p.Start(now, gen)
+	p.Played(n)
+	return start
+}
+
+// Start is called when the DAC asks for samples, with now the disciplined
+// clock's reading at that instant and gen the sync filter's generation. It
+// returns the stream sample to hand to the DAC first; Played tells how
+// many followed.
+func (p *Playout) Start(now time.Time, gen uint64) (start int64) {
 	const rate = protocol.ClockRate
 	errSamples := func(at time.Time) float64 {
 		return at.Sub(p.origin).Seconds()*rate - float64(p.pos)
@@ -325,13 +340,13 @@ func (p *Playout) Frame(now time.Time, gen uint64, n int) (start int64) {
 		case math.Abs(e) > p.cfg.Resync.Seconds()*rate:
 			p.pos += int64(math.Round(e))
 			p.Resyncs++
-		case math.Abs(e) >= threshold && float64(p.since) >= 1/(p.cfg.MaxPPM*1e-6):
+		case math.Abs(e) >= threshold && p.credit >= 1:
 			if e > 0 {
 				p.pos++ // late: skip a sample
 			} else {
 				p.pos-- // early: repeat one
 			}
-			p.since = 0
+			p.credit--
 			p.Corrections++
 			p.corr = append(p.corr, p.dac)
 		}
@@ -339,12 +354,16 @@ func (p *Playout) Frame(now time.Time, gen uint64, n int) (start int64) {
 	if !p.hold {
 		p.lastGen = gen
 	}
-	p.lastNow, p.lastN = now, n
-	start = p.pos
+	p.lastNow = now
+	return p.pos
+}
+
+// Played records that the DAC took n samples from the last Start.
+func (p *Playout) Played(n int) {
+	p.lastN = n
 	p.pos += int64(n)
-	p.since += int64(n)
+	p.credit = min(2, p.credit+float64(n)*p.cfg.MaxPPM*1e-6)
 	p.dac += int64(n)
-	return start
 }
 
 // CorrectionsPerMin counts the corrections of the last minute of output.
