@@ -40,7 +40,10 @@ func ntpTime(ntp uint64) time.Time {
 // receivers play against), its BYE and, with keys, the address challenge.
 // With keys, b has been authenticated and decrypted.
 func (s *session) handleRTCP(b []byte) {
-	t4 := s.r.clock.Now() // before anything else: the exchange's T4
+	var t4 time.Time // an answer's arrival, before anything else
+	if s.tl != nil {
+		t4 = s.r.clock.Now()
+	}
 	pkts, err := rtcp.Unmarshal(b)
 	if err != nil {
 		s.mu.Lock()
@@ -85,7 +88,8 @@ func (s *session) handleRTCP(b []byte) {
 				}
 			}
 		case *rtcp.ExtendedReport:
-			if sr != nil && s.tl != nil {
+			// Only an authenticated answer moves the clock.
+			if sr != nil && s.tl != nil && s.crypto != nil {
 				s.takeDLRR(p, sr.NTPTime, t4)
 			}
 		case *rtcp.ApplicationDefined:
