@@ -112,6 +112,12 @@ func (rx syncRx) simulate(run syncRun, cond syncCond) rxResult {
 		dlrr  uint32
 	}
 	var pending []answer
+	// The stream's packets (of the earlier session, then this one), every
+	// 20 ms on the controller's clock, each a reading of the down leg.
+	media := cond.sync && !cond.gnss
+	nextPkt := boot
+	var inFlight []time.Time // send instants of packets under way, by arrival
+	var arrivals []time.Time
 	stepAt := time.Time{}
 	if rx.stepAt > 0 {
 		stepAt = t0.Add(rx.stepAt)
@@ -131,6 +137,14 @@ func (rx syncRx) simulate(run syncRun, cond syncCond) rxResult {
 		if !stepAt.IsZero() && stepAt.Before(next) {
 			next, kind = stepAt, -1
 		}
+		if media && nextPkt.Before(next) {
+			next, kind = nextPkt, -2
+		}
+		for i, a := range arrivals {
+			if a.Before(next) {
+				next, kind = a, -3-i
+			}
+		}
 		if next.After(end) {
 			break
 		}
@@ -139,6 +153,15 @@ func (rx syncRx) simulate(run syncRun, cond syncCond) rxResult {
 		case kind == -1:
 			clock.Step(rx.step)
 			stepAt = time.Time{}
+		case kind == -2:
+			inFlight = append(inFlight, now)
+			arrivals = append(arrivals, now.Add(path.Down()))
+			nextPkt = now.Add(protocol.FrameDuration)
+		case kind <= -3:
+			i := -3 - kind
+			filter.AddMedia(clock.SystemAt(now), inFlight[i])
+			inFlight = slices.Delete(inFlight, i, i+1)
+			arrivals = slices.Delete(arrivals, i, i+1)
 		case kind == 1:
 			nextEx = now.Add(protocol.TimeExchangeInterval + time.Duration(rng.Int63n(int64(time.Millisecond))))
 			switch {

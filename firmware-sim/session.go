@@ -435,6 +435,12 @@ func (s *session) accept(in *rtpIn, arrival time.Time) {
 	}
 	s.st.Received++
 	s.lastArrival = arrival
+	if s.tl != nil && s.crypto != nil && !s.r.cfg.Clock.GNSS {
+		// Each authenticated packet left on its timeline instant: a
+		// reading of the down leg for the sync's drift.
+		sent := time.UnixMilli(s.args.T0Ms).Add(time.Duration(int32(in.ts-s.args.TS0)) * time.Second / protocol.ClockRate)
+		s.r.sync.AddMedia(s.r.clock.SystemAt(arrival), sent)
+	}
 	// RFC 3550 §6.4.1 interarrival jitter, in timestamp units.
 	transit := arrival.Sub(s.firstArr).Seconds()*protocol.ClockRate - float64(int32(in.ts-s.tsRef))
 	if s.haveTransit {

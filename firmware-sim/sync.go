@@ -57,6 +57,7 @@ const (
 	syncStepSlack = 20 * time.Millisecond // beyond the physical bound, a step of a clock
 	syncMaxRTT    = 2 * time.Second       // longer: a clock stepped during the exchange
 	syncMaxDrift  = 100e-6                // drift prior's standard deviation
+	syncMediaMin  = 20                    // seconds of stream before its drift is used
 	// syncKalmanShare of the offset is the Kalman filter's: their errors
 	// are partly independent.
 	syncKalmanShare = 0.3
@@ -85,6 +86,22 @@ type SyncFilter struct {
 	nLegs  int
 	gen    uint64
 	steps  int
+	// media: the stream's packets as one-way readings of the down leg
+	// (send instant on the timeline − arrival = θ − down), the greatest of
+	// each second kept; their slope is the drift, far sooner than the
+	// exchanges' (fifty readings a second against one).
+	media  []bucket
+	nMedia int
+	cur    bucket
+	curOK  bool
+	mDrift float64 // slope of the media buckets, once syncMediaMin of them
+	mOK    bool
+}
+
+// bucket is the greatest down-leg reading d of a second, at local t.
+type bucket struct {
+	t time.Time
+	d float64
 }
 
 // NewSyncFilter returns an empty filter naming source in its reports
@@ -118,7 +135,9 @@ func (f *SyncFilter) AddExchange(e Exchange) bool {
 	floor := syncFloor.Seconds() * (1 + 16/float64(len(f.legs)+1))
 	sigma := floor + syncSlope*(rtt-base).Seconds()
 	if !f.update(mid, e.Offset().Seconds(), sigma, rtt.Seconds()/2) {
-		f.legs, f.nLegs = f.legs[:0], 0 // a step: the history is of another clock
+		// A step: the history is of another clock.
+		f.legs, f.nLegs = f.legs[:0], 0
+		f.media, f.nMedia, f.curOK, f.mOK = f.media[:0], 0, false, false
 	}
 	if len(f.legs) < window {
 		f.legs = append(f.legs, l)
@@ -131,13 +150,89 @@ func (f *SyncFilter) AddExchange(e Exchange) bool {
 	// young, old exchanges carry its error.
 	hiUp, loDown := math.Inf(1), math.Inf(-1)
 	use := min(len(f.legs), max(syncMinLegs, f.nLegs/2))
+	if f.mOK {
+		use = len(f.legs)
+	}
+	drift := f.drift()
 	for i := range use {
 		o := f.legs[(f.nLegs-1-i)%len(f.legs)]
-		shift := f.x1 * mid.Sub(o.t).Seconds()
+		shift := drift * mid.Sub(o.t).Seconds()
 		hiUp, loDown = min(hiUp, o.up+shift), max(loDown, o.down+shift)
+	}
+	// The stream's packets read the down leg too, fifty times as often,
+	// unless they say the packets arrived before they left (θ − down above
+	// θ + up: a controller sending ahead of its timeline); then they only
+	// tell the drift.
+	mediaDown := math.Inf(-1)
+	for _, b := range f.media {
+		mediaDown = max(mediaDown, b.d+drift*mid.Sub(b.t).Seconds())
+	}
+	if f.curOK {
+		mediaDown = max(mediaDown, f.cur.d+drift*mid.Sub(f.cur.t).Seconds())
+	}
+	if mediaDown < hiUp {
+		loDown = max(loDown, mediaDown)
 	}
 	f.theta = (1-syncKalmanShare)*(hiUp+loDown)/2 + syncKalmanShare*f.x0
 	return true
+}
+
+// drift is the best estimate of θ's rate. f.mu is held.
+func (f *SyncFilter) drift() float64 {
+	if f.mOK {
+		return f.mDrift
+	}
+	return f.x1
+}
+
+// AddMedia takes a packet of the stream that arrived at local (the
+// receiver's clock) and was due to leave the controller at sent on the
+// timeline: a reading of the down leg for the drift.
+func (f *SyncFilter) AddMedia(local, sent time.Time) {
+	d := sent.Sub(local).Seconds()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.curOK && local.Sub(f.cur.t) < time.Second && local.After(f.cur.t.Add(-time.Second)) {
+		if d > f.cur.d {
+			f.cur = bucket{t: local, d: d}
+		}
+		return
+	}
+	if f.curOK {
+		if len(f.media) < syncWindow {
+			f.media = append(f.media, f.cur)
+		} else {
+			f.media[f.nMedia%syncWindow] = f.cur
+		}
+		f.nMedia++
+		f.fitMedia()
+	}
+	f.cur, f.curOK = bucket{t: local, d: d}, true
+}
+
+// fitMedia fits the drift to the media buckets by least squares. f.mu is
+// held.
+func (f *SyncFilter) fitMedia() {
+	n := len(f.media)
+	if n < syncMediaMin {
+		return
+	}
+	t0 := f.media[0].t
+	var st, sd float64
+	for _, b := range f.media {
+		st += b.t.Sub(t0).Seconds()
+		sd += b.d
+	}
+	mt, md := st/float64(n), sd/float64(n)
+	var stt, std float64
+	for _, b := range f.media {
+		x := b.t.Sub(t0).Seconds() - mt
+		stt += x * x
+		std += x * (b.d - md)
+	}
+	if stt > 0 {
+		f.mDrift, f.mOK = std/stt, true
+	}
 }
 
 // AddReference takes a reading of a reference clock of controller time
@@ -190,7 +285,7 @@ func (f *SyncFilter) Controller(local time.Time) (time.Time, bool) {
 	if !f.have {
 		return time.Time{}, false
 	}
-	return local.Add(seconds(f.theta + f.x1*local.Sub(f.ref).Seconds())), true
+	return local.Add(seconds(f.theta + f.drift()*local.Sub(f.ref).Seconds())), true
 }
 
 // Gen counts the filter's updates: the disciplined clock moves only when it
@@ -217,7 +312,7 @@ func (f *SyncFilter) Report() protocol.SyncReport {
 		return protocol.SyncReport{Source: protocol.SyncNone}
 	}
 	rep := protocol.SyncReport{Source: f.source, OffsetMs: -f.theta * 1e3, ErrMs: math.Sqrt(f.p[0]) * 1e3,
-		DriftPPM: -f.x1 * 1e6, Resyncs: f.steps}
+		DriftPPM: -f.drift() * 1e6, Resyncs: f.steps}
 	if len(f.legs) > 0 {
 		base := f.legs[0].rtt
 		for _, o := range f.legs {

@@ -40,7 +40,8 @@ func answerTime(st *streamer, dev string, t0 time.Time) {
 // A receiver whose clock is 1.5 s off syncs to the controller over the
 // XR exchange and plays its first sample at the timeline's instant, not at
 // its packets' arrival: the controller's t0 is a second after it sent
-// the first packet.
+// the first packet (so the packets, sent ahead of their timeline, must
+// not be taken for down-leg readings of the offset).
 func TestTimelinePlaysAtTheSyncedInstant(t *testing.T) {
 	broker := loatest.StartBroker(t, "").URL()
 	rec := newRecorder(t, broker, "ctl")
