@@ -343,6 +343,14 @@ const (
 	DefaultResync      = 50 * time.Millisecond
 )
 
+// settleFor (seconds of output) is how long a session's play-out is placed
+// anew, rather than corrected sample by sample, when it is off by more
+// than settleJump.
+const (
+	settleFor  = 5
+	settleJump = 5 * time.Millisecond
+)
+
 // holdoverLimit is how long the play-out rides through a jump of the
 // disciplined clock the sync has not confirmed.
 const holdoverLimit = 3 * time.Second
@@ -435,6 +443,11 @@ func (p *Playout) Start(now time.Time, gen uint64) (start int64) {
 		case math.Abs(e) > p.cfg.Resync.Seconds()*rate:
 			p.pos += int64(math.Round(e))
 			p.Resyncs++
+		case p.dac < settleFor*rate && math.Abs(e) > settleJump.Seconds()*rate:
+			// The first seconds follow a young sync (a receiver that just
+			// joined, its first exchanges' errors shrinking): place anew
+			// rather than drift back at 500 ppm for a minute.
+			p.pos += int64(math.Round(e))
 		case math.Abs(e) >= threshold && p.credit >= 1:
 			if e > 0 {
 				p.pos++ // late: skip a sample

@@ -112,6 +112,11 @@ func TestPlayoutPlacesAndCorrects(t *testing.T) {
 	if start := p.Frame(origin.Add(10*time.Millisecond), 1, 960); start != 480 {
 		t.Errorf("first frame starts at sample %d, want 480", start)
 	}
+	// In its first seconds a play-out follows a young sync's 10 ms move
+	// at once, without counting a re-sync.
+	if start := p.Frame(origin.Add(40*time.Millisecond), 2, 960); start != 1920 || p.Resyncs != 0 {
+		t.Errorf("after a 10 ms move: sample %d (want 1920), %d re-syncs", start, p.Resyncs)
+	}
 	// A DAC 1000 ppm fast against the clock: corrections, each of one
 	// sample, at no more than 500 ppm, and no hard re-sync below 50 ms.
 	p = NewPlayout(origin, PlayoutConfig{})
