@@ -407,7 +407,7 @@ func (s *session) accept(in *rtpIn, arrival time.Time) {
 		s.maxExt, s.next = s.ext0, s.ext0
 		s.ts0, s.tsRef = in.ts, in.ts
 		s.firstArr = arrival
-		if s.tl != nil {
+		if s.tl != nil && !s.tl.off {
 			s.tl.due = arrival // the DAC starts at once, silent until the timeline's instant
 		}
 		s.arrivalBase = arrival.Add(s.delay)
@@ -435,7 +435,7 @@ func (s *session) accept(in *rtpIn, arrival time.Time) {
 	}
 	s.st.Received++
 	s.lastArrival = arrival
-	if s.tl != nil && s.crypto != nil && !s.r.cfg.Clock.GNSS {
+	if s.tl != nil && !s.tl.off && s.crypto != nil && !s.r.cfg.Clock.GNSS {
 		// Each authenticated packet left on its timeline instant: a
 		// reading of the down leg for the sync's drift.
 		sent := time.UnixMilli(s.args.T0Ms).Add(time.Duration(int32(in.ts-s.args.TS0)) * time.Second / protocol.ClockRate)
@@ -520,10 +520,7 @@ func (s *session) run() {
 	var target time.Time // when the slot timer should fire
 	var ahead bool       // it was set in the future, not to catch up
 	reset := func() {
-		if s.tl != nil {
-			s.mu.Lock()
-			due := s.tl.due
-			s.mu.Unlock()
+		if due, ok := s.timelineDue(); ok {
 			ahead = false
 			slot.Reset(time.Until(due))
 			return
@@ -573,7 +570,7 @@ func (s *session) run() {
 				continue
 			default:
 			}
-			if s.tl != nil {
+			if _, ok := s.timelineDue(); ok {
 				if reason := s.timelineFrame(); reason != "" {
 					s.finish(reason)
 					return
@@ -779,19 +776,27 @@ func (s *session) pcmCopy() []int16 {
 	return append([]int16(nil), s.pcm...)
 }
 
-// syncWait is how long a session with a timeline waits for its clock to
-// sync before it plays by the Sender Reports instead.
-const syncWait = 3 * time.Second
-
 // timelinePlay is a session's play-out on its timeline: the virtual DAC
 // asks for samples at its own rate; Playout says which, against the
 // disciplined clock. Frames are the stream's 20 ms packets, so a sample
 // inserted or removed makes that frame last a sample longer or shorter.
 type timelinePlay struct {
+	off   bool      // given up for want of sync: the Sender Reports place the output
 	due   time.Time // true instant of the DAC's next request
 	play  *Playout
 	ext0  int64 // extended seq of stream sample 0 (the first packet's)
 	first bool  // the first sample left the DAC
+}
+
+// timelineDue is when the DAC asks next, while the session plays on its
+// timeline.
+func (s *session) timelineDue() (time.Time, bool) {
+	if s.tl == nil { // fixed at the start
+		return time.Time{}, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tl.due, !s.tl.off
 }
 
 // timelineOrigin is when, on the controller's timeline, the sample of the
@@ -820,10 +825,11 @@ func (s *session) timelineFrame() string {
 	gen := r.sync.Gen()
 	s.mu.Lock()
 	if !ok {
-		if now.Sub(s.firstArr) > syncWait {
-			// No time exchange answered (a controller without the
-			// responder): place by the Sender Reports.
-			s.tl = nil
+		if !now.Before(s.arrivalBase) {
+			// No time exchange answered by the time the first packet
+			// would play without a timeline (a controller without the
+			// responder): place by the Sender Reports, on time.
+			tl.off = true
 			if s.sr != nil {
 				s.applySR()
 			}
@@ -877,7 +883,7 @@ func (s *session) timelineFrame() string {
 
 // syncReport is the session play-out's part of tele.sync. s.mu is held.
 func (s *session) playoutSync() (corrMin, resyncs int) {
-	if s.tl == nil || s.tl.play == nil {
+	if s.tl == nil || s.tl.play == nil || s.tl.off {
 		return 0, 0
 	}
 	return s.tl.play.CorrectionsPerMin(), s.tl.play.Resyncs

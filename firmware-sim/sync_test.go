@@ -139,3 +139,30 @@ func TestPlayoutPlacesAndCorrects(t *testing.T) {
 		t.Errorf("a 100 ms error: %d re-syncs, want 1", p.Resyncs)
 	}
 }
+
+// A play with a timeline from a controller that answers no time request
+// still plays, by the Sender Reports, once the receiver gives up waiting.
+func TestTimelineWithoutAnswersFallsBack(t *testing.T) {
+	broker := loatest.StartBroker(t, "").URL()
+	rec := newRecorder(t, broker, "ctl")
+	r := startReceiver(t, Config{ID: "rxn", Broker: broker})
+	const frames = 50
+	st := newStreamer(t, "tl2", frames)
+	args := st.playArgs("rxn", 0x5ca1ab1f)
+	args.T0Ms, args.TS0 = time.Now().UnixMilli(), st.ts0
+	id := rec.send(t, "rxn", protocol.OpPlay, args, time.Now().Add(time.Minute))
+	if a := rec.finalAck(t, "rxn", id); a.State != protocol.AckDone {
+		t.Fatalf("play ack %+v", a)
+	}
+	st.waitReceivers(t, 1)
+	st.senderReport()
+	st.stream(context.Background(), seq(frames))
+	st.bye()
+	stats := waitDone(t, r, "tl2")
+	if stats.Played != frames || stats.EndReason != EndBye || !stats.FirstSampleAt.IsZero() {
+		t.Errorf("stats %+v: want every frame played by the sender reports", stats)
+	}
+	if rep := r.SyncReport(); rep.Source != protocol.SyncNone {
+		t.Errorf("sync report %+v without any answer", rep)
+	}
+}
