@@ -881,7 +881,7 @@ func (s *session) timelineFrame() string {
 	return s.playSlot()
 }
 
-// syncReport is the session play-out's part of tele.sync. s.mu is held.
+// playoutSync is the session play-out's part of tele.sync. s.mu is held.
 func (s *session) playoutSync() (corrMin, resyncs int) {
 	if s.tl == nil || s.tl.play == nil || s.tl.off {
 		return 0, 0
