@@ -510,7 +510,13 @@ func (s *session) aheadLimit() int64 {
 // monotonic clock. It also sends the periodic RTCP and ends the session.
 func (s *session) run() {
 	defer close(s.done)
-	report := time.NewTicker(protocol.RTCPReportInterval)
+	every := protocol.RTCPReportInterval
+	if s.tl != nil {
+		// Each report opens a time exchange: one a second, a little
+		// more so that none comes faster than the controller allows.
+		every = protocol.TimeExchangeInterval + exchangeSlack
+	}
+	report := time.NewTicker(every)
 	defer report.Stop()
 	slot := time.NewTimer(time.Hour)
 	slot.Stop()
@@ -775,6 +781,10 @@ func (s *session) pcmCopy() []int16 {
 	defer s.mu.Unlock()
 	return append([]int16(nil), s.pcm...)
 }
+
+// exchangeSlack keeps a timeline session's reports, each with a time
+// request, from coming faster than TimeExchangeInterval.
+const exchangeSlack = 50 * time.Millisecond
 
 // timelinePlay is a session's play-out on its timeline: the virtual DAC
 // asks for samples at its own rate; Playout says which, against the
