@@ -28,10 +28,20 @@ const (
 	// reported playing it (a dead relay, a wrong public RTP address); a
 	// station alarm, cleared when a later session is heard.
 	AlarmNoAudience = "no_audience"
+	// AlarmOutOfSync: a receiver's reported sync error (tele.sync) stayed
+	// above OutOfSyncMs for OutOfSyncFor: it plays out of step with its
+	// neighbours (an echo); cleared below half of it.
+	AlarmOutOfSync = "out_of_sync"
+)
+
+// The out_of_sync alarm's threshold and how long it must hold.
+const (
+	OutOfSyncMs  = 20.0
+	OutOfSyncFor = time.Minute
 )
 
 // AlarmKinds lists every alarm kind.
-var AlarmKinds = []string{AlarmOffline, AlarmStreamLoss, AlarmAmpFault, AlarmTemperature, AlarmTestFailed, AlarmPlainReceiver, AlarmClockStep, AlarmDiskSpace, AlarmNoAudience}
+var AlarmKinds = []string{AlarmOffline, AlarmStreamLoss, AlarmAmpFault, AlarmTemperature, AlarmTestFailed, AlarmPlainReceiver, AlarmClockStep, AlarmDiskSpace, AlarmNoAudience, AlarmOutOfSync}
 
 // ValidAlarmKind reports whether kind is one of AlarmKinds.
 func ValidAlarmKind(kind string) bool {

@@ -29,6 +29,34 @@ type Device struct {
 	// are revoked, it is out of the registry's active list and of target
 	// resolution, and its history (play log, health, alarms, audit) stays.
 	DecommissionedAt time.Time `json:"decommissioned_at,omitzero"`
+
+	// OffsetMs is the receiver's delay offset (contract v2, play.offset_ms):
+	// it plays every session this much later (or earlier) than the
+	// others, to time-align overlapping clusters as PA installers align
+	// delay towers. MinOffsetMs..MaxOffsetMs, and with the station's
+	// playout delay at least MinLeadMs.
+	OffsetMs int `json:"offset_ms,omitempty"`
+}
+
+// Bounds of a receiver's delay offset (the contract's, protocol.MinOffsetMs
+// and friends): the playout delay plus the offset is never below
+// MinLeadMs, so no receiver is asked to play audio before it can arrive.
+const (
+	MinOffsetMs = -150
+	MaxOffsetMs = 500
+	MinLeadMs   = 100
+)
+
+// ValidateOffset checks a delay offset against the bounds and the
+// station's playout delay.
+func ValidateOffset(offsetMs int, delay time.Duration) error {
+	if offsetMs < MinOffsetMs || offsetMs > MaxOffsetMs {
+		return Errorf(EINVALID, "offset_ms: %d is outside %d..%d", offsetMs, MinOffsetMs, MaxOffsetMs)
+	}
+	if d := int(delay / time.Millisecond); d+offsetMs < MinLeadMs {
+		return Errorf(EINVALID, "offset_ms: the playout delay %d ms + %d ms is below %d ms: the receiver would have to play audio before it can arrive", d, offsetMs, MinLeadMs)
+	}
+	return nil
 }
 
 // Decommissioned reports whether the device has left service.
@@ -57,6 +85,9 @@ func (d *Device) Validate() error {
 	}
 	if math.IsNaN(d.Lon) || d.Lon < -180 || d.Lon > 180 {
 		return Errorf(EINVALID, "lon: must be within -180..180")
+	}
+	if d.OffsetMs < MinOffsetMs || d.OffsetMs > MaxOffsetMs {
+		return Errorf(EINVALID, "offset_ms: must be within %d..%d", MinOffsetMs, MaxOffsetMs)
 	}
 	return nil
 }
@@ -111,6 +142,19 @@ type Telemetry struct {
 	Firmware string       `json:"fw,omitempty"`
 	Session  string       `json:"session,omitempty"`
 	Stream   *StreamStats `json:"stream,omitempty"`
+	Sync     *SyncStats   `json:"sync,omitempty"` // receivers that announce timeline
+}
+
+// SyncStats is a receiver's clock synchronisation as it reports it
+// (contract v2, tele.sync).
+type SyncStats struct {
+	Source   string  `json:"source"`              // rtcp-xr, ntp, gnss or none
+	OffsetMs float64 `json:"offset_ms"`           // its clock's estimated offset from the controller's, being corrected
+	ErrMs    float64 `json:"sync_err_ms"`         // estimated error of that estimate: how far out of step it may play
+	RTTMs    float64 `json:"rtt_ms"`              // round trip of its best recent time exchange
+	DriftPPM float64 `json:"drift_ppm"`           // its clock's estimated drift
+	CorrMin  int     `json:"corrections_per_min"` // samples inserted or removed in the last minute
+	Resyncs  int     `json:"resyncs"`             // hard re-syncs since boot
 }
 
 // StreamStats counts what a receiver did with the RTP stream it was sent.

@@ -13,7 +13,7 @@ const (
 	EINVALID      = "invalid"      // bad input; the message names the field
 	ENOTFOUND     = "not_found"    // the thing does not exist (or is out of scope)
 	ECONFLICT     = "conflict"     // already exists, or state forbids it
-	EUNAUTHORIZED = "unauthorized" // no or bad credentials
+	EUNAUTHORIZED = "unauthorized" // a bad bearer token, or a wrong username or password
 	EFORBIDDEN    = "forbidden"    // credentials fine, not allowed
 	ETOOLARGE     = "too_large"    // body or file over the limit
 	EUNSUPPORTED  = "unsupported"  // a format or operation Loa does not handle
@@ -66,3 +66,10 @@ func ErrorMessage(err error) string {
 // ENOSPACE is the code of a change the station's disk refused for lack of
 // space: nothing of it was saved.
 const ENOSPACE = "insufficient_storage"
+
+// Codes of sign-in (api/login.go).
+const (
+	EUNAUTHENTICATED = "unauthenticated" // no credentials, or a sign-in session that has ended: sign in (again)
+	ECSRF            = "csrf"            // a cookie-signed change without its session's X-CSRF-Token
+	ELOGINBACKOFF    = "login_backoff"   // too many failed sign-ins for this account; retry after Retry-After
+)

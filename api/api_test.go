@@ -110,8 +110,8 @@ func newEnvWith(t *testing.T, opt store.Options) *env {
 
 	e.registry.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "loa_test_total", Help: "test"}))
 	s := &api.Server{
-		Areas: db, Devices: db, Tokens: db, Audit: db,
-		Media: e.media, Sessions: e.sessions, Playlists: db, Alerts: &fakeAlerts{db: db},
+		Areas: db, Devices: db, Tokens: db, Audit: db, Users: db,
+		Media: e.media, Sessions: e.sessions, Deliveries: e.sessions, Playlists: db, Alerts: &fakeAlerts{db: db},
 		Schedules: e.sched, PlayLog: e.playlog, Now: func() time.Time { return testNow },
 		Alarms: e.alarms, Health: e.health, Storage: db,
 		Presence: fakePresence{"dev-a1": {ID: "dev-a1", Online: true, Telemetry: &loa.Telemetry{RSSI: -71, Volume: 80,
@@ -151,8 +151,8 @@ func (r response) apiError(t *testing.T) (msg, code string) {
 	t.Helper()
 	var m map[string]any
 	r.json(t, &m)
-	if len(m) != 2 {
-		t.Errorf("error body %s: want exactly error and code", r.body)
+	if _, field := m["field"]; len(m) != 2 && !(len(m) == 3 && field) {
+		t.Errorf("error body %s: want exactly error and code (and field)", r.body)
 	}
 	msg, _ = m["error"].(string)
 	code, _ = m["code"].(string)

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/subtle"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -21,6 +22,9 @@ type call struct {
 	s       *Server
 	ctx     context.Context
 	tok     *loa.Token
+	user    *loa.User    // the signed-in user of a cookie session; nil for a bearer token
+	sess    string       // the cookie session's id
+	csrf    string       // and its CSRF token
 	areas   []*loa.Area  // what areaList answered
 	listed  bool         // areas (and tree) hold every area the caller may see
 	tree    loa.AreaTree // every area loaded so far, each with its ancestors
@@ -36,17 +40,24 @@ type AreaIndex interface {
 	AreaPath(ctx context.Context, id string) ([]*loa.Area, error)
 }
 
-// auth checks the bearer token and that its role may perform action, then
-// runs h.
+// auth checks the caller's credentials — a bearer token, or a sign-in
+// session's cookie with, on a change, its CSRF token — and that its role
+// may perform action, then runs h.
 func (s *Server) auth(action string, h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, err := s.authenticate(r)
+		c, err := s.authenticate(r)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
+		tok := c.tok
 		if sw, ok := w.(*statusWriter); ok {
 			sw.actor = tok.ID
+		}
+		if c.user != nil && r.Method != http.MethodGet && r.Method != http.MethodHead &&
+			subtle.ConstantTimeCompare([]byte(r.Header.Get(CSRFHeader)), []byte(c.csrf)) != 1 {
+			s.writeError(w, r, loa.Errorf(loa.ECSRF, "a change signed in by cookie needs the session's %s header (the csrf of /api/v1/me)", CSRFHeader))
+			return
 		}
 		if !tok.Can(action) {
 			s.writeError(w, r, loa.Errorf(loa.EFORBIDDEN, "role %s may not do this (needs the %q permission)", tok.Role, action))
@@ -61,7 +72,7 @@ func (s *Server) auth(action string, h handler) http.Handler {
 			defer j.Close()
 			r = r.WithContext(loa.WithAuditJournal(r.Context(), j))
 		}
-		c := &call{s: s, ctx: r.Context(), tok: tok}
+		c.ctx = r.Context()
 		if err := h(w, r, c); err != nil {
 			s.writeError(w, r, err)
 		}
@@ -71,9 +82,19 @@ func (s *Server) auth(action string, h handler) http.Handler {
 // maxSecret bounds a bearer secret; longer ones are not looked up.
 const maxSecret = 256
 
-// authenticate returns the token named by the request's bearer secret.
-func (s *Server) authenticate(r *http.Request) (*loa.Token, error) {
-	scheme, secret, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+// authenticate returns the call of the request's credentials: the token
+// of its bearer secret or, without an Authorization header, the user of
+// its session cookie acting as that user's Principal. A request with
+// neither, or whose session has ended, is EUNAUTHENTICATED.
+func (s *Server) authenticate(r *http.Request) (*call, error) {
+	authz := r.Header.Get("Authorization")
+	if authz == "" {
+		if ck, err := r.Cookie(SessionCookie); err == nil && ck.Value != "" {
+			return s.sessionCall(r, ck.Value)
+		}
+		return nil, loa.Errorf(loa.EUNAUTHENTICATED, "missing credentials: sign in, or send Authorization: Bearer <token>")
+	}
+	scheme, secret, ok := strings.Cut(authz, " ")
 	secret = strings.TrimSpace(secret)
 	if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" {
 		return nil, loa.Errorf(loa.EUNAUTHORIZED, "missing credentials: send Authorization: Bearer <token>")
@@ -94,7 +115,19 @@ func (s *Server) authenticate(r *http.Request) (*loa.Token, error) {
 	if tok == nil {
 		return nil, loa.Errorf(loa.EUNAUTHORIZED, "unknown token")
 	}
-	return tok, nil
+	return &call{s: s, ctx: r.Context(), tok: tok}, nil
+}
+
+// sessionCall is the call of sign-in session id.
+func (s *Server) sessionCall(r *http.Request, id string) (*call, error) {
+	if s.Users == nil {
+		return nil, errUnavailable("user")
+	}
+	u, csrf, err := s.Users.SessionUser(r.Context(), id, s.now())
+	if err != nil {
+		return nil, err
+	}
+	return &call{s: s, ctx: r.Context(), tok: u.Principal(), user: u, sess: id, csrf: csrf}, nil
 }
 
 // scoped reports whether the caller's token is limited to an area subtree.

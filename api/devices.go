@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -138,6 +139,60 @@ func (s *Server) createDevice(w http.ResponseWriter, r *http.Request, c *call) e
 	}
 	c.audit("device.create", d.ID, "area "+d.AreaID)
 	writeJSON(w, http.StatusCreated, deviceCreated{Device: d, Password: password})
+	return nil
+}
+
+// deviceOffsetter is the store's capability to set a receiver's delay
+// offset.
+type deviceOffsetter interface {
+	SetDeviceOffset(ctx context.Context, id string, offsetMs int) (*loa.Device, error)
+}
+
+// devicePatch is the body of PATCH /api/v1/devices/{id}: what a
+// technician may change of a device in place.
+type devicePatch struct {
+	OffsetMs *int `json:"offset_ms"`
+}
+
+// patchDevice sets a device's delay offset (play.offset_ms of its next
+// plays; receivers announcing timeline apply it). The offset is checked
+// against the bounds and the station's playout delay before anything
+// changes. Audited.
+func (s *Server) patchDevice(w http.ResponseWriter, r *http.Request, c *call) error {
+	var req devicePatch
+	if err := decodeJSON(r.Body, &req); err != nil {
+		return err
+	}
+	if req.OffsetMs == nil {
+		return loa.Errorf(loa.EINVALID, "body: nothing to change (offset_ms)")
+	}
+	delay := s.Delay
+	if delay == 0 {
+		delay = 200 * time.Millisecond
+	}
+	if err := loa.ValidateOffset(*req.OffsetMs, delay); err != nil {
+		return err
+	}
+	d, err := s.deviceInScope(r, c, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	set, ok := s.Devices.(deviceOffsetter)
+	if !ok {
+		return errUnavailable("device settings")
+	}
+	was := d.OffsetMs
+	if d, err = set.SetDeviceOffset(r.Context(), d.ID, *req.OffsetMs); err != nil {
+		return err
+	}
+	c.audit("device.update", d.ID, fmt.Sprintf("offset_ms %d → %d", was, d.OffsetMs))
+	v := s.view(d)
+	problems, err := s.problems(r, d.ID)
+	if err != nil {
+		return err
+	}
+	v.Problems = problems[d.ID]
+	writeJSON(w, http.StatusOK, v)
 	return nil
 }
 

@@ -32,12 +32,33 @@ var statusOf = map[string]int{
 	loa.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	loa.ENOSPACE:      http.StatusInsufficientStorage,
 	loa.EINTERNAL:     http.StatusInternalServerError,
+
+	loa.EUNAUTHENTICATED: http.StatusUnauthorized,
+	loa.ECSRF:            http.StatusForbidden,
+	loa.ELOGINBACKOFF:    http.StatusTooManyRequests,
 }
 
 // errorBody is the JSON shape of every error response.
 type errorBody struct {
 	Error string `json:"error"`
 	Code  string `json:"code"`
+	Field string `json:"field,omitempty"` // the request field at fault, when the message names one
+}
+
+// fieldOf returns the field a message names by its convention, "field:
+// what is wrong" (e.g. "targets.areas[2]: ..."), or "" if it names none.
+func fieldOf(msg string) string {
+	f, _, ok := strings.Cut(msg, ": ")
+	if !ok || f == "" || f == "body" || len(f) > 64 {
+		return ""
+	}
+	for i, c := range f {
+		word := c >= 'a' && c <= 'z' || c == '_' || i > 0 && (c >= '0' && c <= '9' || c == '.' || c == '[' || c == ']')
+		if !word {
+			return ""
+		}
+	}
+	return f
 }
 
 // errorResponse turns err into a status and body. Internal errors, and
@@ -61,7 +82,7 @@ func errorResponse(err error) (int, errorBody) {
 	if msg == "internal error" { // a context error, not a *loa.Error
 		msg = http.StatusText(status)
 	}
-	return status, errorBody{Error: msg, Code: code}
+	return status, errorBody{Error: msg, Code: code, Field: fieldOf(msg)}
 }
 
 // writeError writes err as JSON, logging errors that are the server's
@@ -70,7 +91,7 @@ func errorResponse(err error) (int, errorBody) {
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, body := errorResponse(err)
 	var later interface{ RetryAfter() time.Duration }
-	if status == http.StatusServiceUnavailable && errors.As(err, &later) {
+	if (status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests) && errors.As(err, &later) {
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(later.RetryAfter().Round(time.Second).Seconds()))))
 	}
 	if status == http.StatusUnauthorized {

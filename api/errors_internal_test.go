@@ -9,6 +9,24 @@ import (
 	"github.com/loa-broadcast/loa"
 )
 
+// TestErrorField checks the field an error names, for the console to put
+// its message beside.
+func TestErrorField(t *testing.T) {
+	for msg, want := range map[string]string{
+		"password: at least 10 characters":  "password",
+		"targets.areas: xa-b":               "targets.areas",
+		"cap_senders[2]: bad sender":        "cap_senders[2]",
+		"body: malformed JSON at byte 3: x": "",
+		"missing credentials: sign in":      "",
+		"role operator may not do this":     "",
+		"Content-Type: send JSON":           "",
+	} {
+		if _, b := errorResponse(loa.Errorf(loa.EINVALID, "%s", msg)); b.Field != want {
+			t.Errorf("%q: field %q, want %q", msg, b.Field, want)
+		}
+	}
+}
+
 func TestErrorResponse(t *testing.T) {
 	for _, c := range []struct {
 		err    error
@@ -18,6 +36,9 @@ func TestErrorResponse(t *testing.T) {
 	}{
 		{loa.Errorf(loa.EINVALID, "id: required"), 400, "invalid", "id: required"},
 		{loa.Errorf(loa.EUNAUTHORIZED, "x"), 401, "unauthorized", "x"},
+		{loa.Errorf(loa.EUNAUTHENTICATED, "sign in"), 401, "unauthenticated", "sign in"},
+		{loa.Errorf(loa.ECSRF, "x"), 403, "csrf", "x"},
+		{loa.Errorf(loa.ELOGINBACKOFF, "x"), 429, "login_backoff", "x"},
 		{loa.Errorf(loa.EFORBIDDEN, "x"), 403, "forbidden", "x"},
 		{fmt.Errorf("store: %w", loa.Errorf(loa.ENOTFOUND, "device %q not found", "d")), 404, "not_found", `device "d" not found`},
 		{loa.Errorf(loa.ECONFLICT, "x"), 409, "conflict", "x"},

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -90,6 +91,7 @@ type fakeSessions struct {
 	dests []netip.AddrPort
 	fors  []time.Duration
 	plain []bool
+	moved []loa.ReceiverDelivery
 }
 
 func (f *fakeSessions) StartSession(ctx context.Context, s *loa.Session) error {
@@ -123,6 +125,28 @@ func (f *fakeSessions) StopSession(ctx context.Context, id, by, reason string) e
 	}
 	s.State, s.Reason, s.StoppedBy = loa.SessionStopped, reason, by
 	return nil
+}
+
+// SessionDelivery reports every resolved device finished, the last one
+// failed, and the lines of f.moved (receivers moved since, out of scope).
+func (f *fakeSessions) SessionDelivery(ctx context.Context, id string) ([]loa.ReceiverDelivery, error) {
+	s, err := f.Session(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	var out []loa.ReceiverDelivery
+	for i, d := range s.Devices {
+		l := loa.ReceiverDelivery{Device: d, State: loa.DeliveryFinished, Evidence: loa.EvidenceEvent, QueuedAt: s.StartedAt, Played: 50}
+		if i == len(s.Devices)-1 {
+			l.State, l.Reason, l.Evidence, l.Played = loa.DeliveryFailed, loa.ReasonNoStream, "", 0
+		}
+		out = append(out, l)
+	}
+	f.mu.Lock()
+	out = append(out, f.moved...)
+	f.mu.Unlock()
+	slices.SortFunc(out, func(a, b loa.ReceiverDelivery) int { return strings.Compare(a.Device, b.Device) })
+	return out, nil
 }
 
 func (f *fakeSessions) Session(ctx context.Context, id string) (*loa.Session, error) {

@@ -36,12 +36,14 @@ var routeLimits = map[string]routeLimit{
 	"POST /api/v1/firmware":              {body: 0, deadline: uploadTimeout},
 	"POST /api/v1/alerts/cap":            {body: cap.MaxSize, deadline: -1},
 	"GET /api/v1/alarms/stream":          {body: maxJSONBody},
+	"GET /api/v1/events":                 {body: maxJSONBody},
 	"GET /api/v1/alerts/{id}/events":     {body: maxJSONBody},
 	"GET /fw/{id}":                       {body: maxJSONBody},
 	"GET /api/v1/backup":                 {body: maxJSONBody},
 	"POST /api/v1/devices/{id}/commands": {body: maxJSONBody, deadline: waitTimeout},
 	"POST /api/v1/areas/{id}/commands":   {body: maxJSONBody, deadline: waitTimeout},
 	"GET /api/v1/group-commands/{id}":    {body: maxJSONBody, deadline: waitTimeout},
+	"POST /api/v1/login":                 {body: maxLoginBody, deadline: -1},
 }
 
 // limit applies the route's bounds to h. A negative deadline means the

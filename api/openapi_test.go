@@ -77,6 +77,11 @@ var specOptions = &openapi3filter.Options{
 				return nil
 			}
 			return errors.New("no bearer token")
+		case "cookie":
+			if c, err := r.Cookie("loa_session"); err == nil && c.Value != "" {
+				return nil
+			}
+			return errors.New("no session cookie")
 		case "accessToken":
 			if r.URL.Query().Get("access_token") != "" {
 				return nil

@@ -95,5 +95,5 @@ func TestPlayLog(t *testing.T) {
 	} {
 		wantError(t, e.do("GET", "/api/v1/playlog"+c.query, e.opA, nil), http.StatusBadRequest, "invalid", c.param)
 	}
-	wantError(t, e.do("GET", "/api/v1/playlog", "", nil), http.StatusUnauthorized, "unauthorized")
+	wantError(t, e.do("GET", "/api/v1/playlog", "", nil), http.StatusUnauthorized, "unauthenticated")
 }

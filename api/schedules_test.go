@@ -83,7 +83,7 @@ func TestCreateSchedule(t *testing.T) {
 
 	wantError(t, e.do("POST", "/api/v1/schedules", e.opA, scheduleBody("sang", "a-1")), http.StatusConflict, "conflict", "sang")
 	wantError(t, e.do("POST", "/api/v1/schedules", e.techA, scheduleBody("tech", "a-1")), http.StatusForbidden, "forbidden", "session")
-	wantError(t, e.do("POST", "/api/v1/schedules", "", scheduleBody("anon", "a-1")), http.StatusUnauthorized, "unauthorized")
+	wantError(t, e.do("POST", "/api/v1/schedules", "", scheduleBody("anon", "a-1")), http.StatusUnauthorized, "unauthenticated")
 	if n := e.sched.count(); n != 2 {
 		t.Errorf("%d schedules stored, want 2", n)
 	}

@@ -1,8 +1,9 @@
 // Package api serves Loa's HTTP JSON API under /api/v1, the Prometheus
 // metrics and the operator UI of package web.
 //
-// Every route but /healthz and the UI needs "Authorization: Bearer
-// <secret>". What a token may do is its role (loa.Token.Can) narrowed to
+// Every route but /healthz, the sign-in and the UI needs "Authorization:
+// Bearer <secret>" or a sign-in session's cookie (login.go), which acts as
+// its user's Principal and, on a change, needs X-CSRF-Token. What a token may do is its role (loa.Token.Can) narrowed to
 // its area scope (loa.Token.AreaID): a scoped token sees and touches only
 // areas in its subtree, devices in those areas and sessions whose every
 // target is in it; anything else is not found (reads) or forbidden
@@ -11,7 +12,15 @@
 //	GET  /healthz                          {"ok":true,"storage":{...}}; 503 when the store cannot write, no token
 //	GET  /api/v1/openapi.yaml              the OpenAPI 3.1 description of all of this, no token
 //	GET  /metrics                          Prometheus text, any role
-//	GET  /api/v1/me                        the caller's token
+//	POST /api/v1/login                     {username,password}, no token → 200 {user,role,area,csrf} + cookie loa_session;
+//	                                        429 login_backoff + Retry-After after repeated failures of the account
+//	POST /api/v1/logout                    → 204: the session ends, the cookie is cleared
+//	GET  /api/v1/me                        {user,name,role,area,area_name,permissions,csrf,station:{name,zone}}
+//	GET  /api/v1/users                     [user] in scope (never a password)
+//	POST /api/v1/users                     {username,name,password,role,area_id} → 201 user
+//	GET|PUT /api/v1/users/{username}       user; PUT {name,role,area_id} (the fields sent) → 200 user
+//	POST /api/v1/users/{username}/disable|enable  → 200 user (disable ends its sessions)
+//	POST /api/v1/users/{username}/password {password} → 204 (ends its sessions)
 //	GET  /api/v1/areas                     [area] in scope
 //	POST /api/v1/areas                     {id,parent_id,name,kind,code,tests} → 201 area
 //	GET  /api/v1/areas/{id}                area
@@ -82,6 +91,8 @@
 //	                                        repeats 1–10,gap:"5s",volume 1–100,expires_at RFC3339|expires_in:"1h",test} → 201 alert
 //	GET  /api/v1/alerts/{id}               alert with its delivery report and "totals": {all, areas: {area: counts}}
 //	POST /api/v1/alerts/{id}/cancel        {reason} (optional) → 200 alert: stops it everywhere
+//	GET  /api/v1/events?topics=sessions,devices,alarms,alerts,playlog  text/event-stream: one event per topic with
+//	                                        {reset,changed,removed,counts,entries}, only changes, in scope; also ?access_token=
 //	GET  /api/v1/alerts/{id}/events        text/event-stream: "report" events (alert + totals) on every change, until it ends; also ?access_token=
 //	POST /api/v1/alerts/cap                a CAP 1.2 message (application/cap+xml) → 201 alert (Alert, Update),
 //	                                        200 the cancelled alert (Cancel; 404 if no reference is known),
@@ -159,6 +170,7 @@ type Server struct {
 	Media     loa.MediaService
 	Sessions  loa.SessionService
 	Tokens    loa.TokenService
+	Users     loa.UserService // people who sign in to the console; nil: sign-in is unavailable
 	Audit     loa.AuditService
 	Commands  loa.CommandService
 	Firmware  loa.FirmwareService
@@ -182,9 +194,17 @@ type Server struct {
 	// writing the answer; 0 = DefaultRequestTimeout. Uploads, streams and
 	// waits have their own bounds (limits.go).
 	RequestTimeout time.Duration
-	Logger         *slog.Logger     // nil = discard
-	Now            func() time.Time // the clock of default times; nil = time.Now
-	SDPAllow       []netip.Prefix   // where SDP listeners may be besides the caller's own address
+	// EventInterval is how often GET /api/v1/events looks for changes;
+	// 0 = DefaultEventInterval.
+	EventInterval time.Duration
+	eventReads    *eventReads      // what the event streams read, shared between them; set by Handler
+	Logger        *slog.Logger     // nil = discard
+	Now           func() time.Time // the clock of default times; nil = time.Now
+	SDPAllow      []netip.Prefix   // where SDP listeners may be besides the caller's own address
+	StationName   string           // the station's name in /me; "" = DefaultStationName
+	// Delay is the station's playout delay D, which a receiver's delay
+	// offset may not bring below loa.MinLeadMs; 0 = 200 ms.
+	Delay time.Duration
 
 	// Enrolment of receivers by claim code: nil makes its routes
 	// unavailable. EnrolRetryAfter is the Retry-After of "not claimed
@@ -192,11 +212,15 @@ type Server struct {
 	Claims          ClaimService
 	Enrol           Enroller
 	EnrolRetryAfter time.Duration
+
+	// Deliveries reads sessions' delivery reports; nil: unavailable.
+	Deliveries loa.DeliveryService
 }
 
 // Handler returns the HTTP handler serving the API, /healthz, /metrics and
 // the web UI.
 func (s *Server) Handler() http.Handler {
+	s.eventReads = &eventReads{}
 	mux := http.NewServeMux()
 	for _, r := range s.routes() {
 		mux.Handle(r.pattern, s.limit(r.pattern, r.h))
@@ -269,6 +293,7 @@ func (s *Server) routes() []apiRoute {
 	route("POST /api/v1/devices", loa.ActionDevice, s.createDevice)
 	route("GET /api/v1/devices/{id}", loa.ActionRead, s.getDevice)
 	route("DELETE /api/v1/devices/{id}", loa.ActionDevice, s.decommissionDevice)
+	route("PATCH /api/v1/devices/{id}", loa.ActionDevice, s.patchDevice)
 	route("POST /api/v1/devices/{id}/commands", loa.ActionDevice, s.sendCommand)
 	route("POST /api/v1/devices/{id}/credentials", loa.ActionDevice, s.rotateCredentials)
 	route("DELETE /api/v1/devices/{id}/credentials", loa.ActionDevice, s.revokeCredentials)
@@ -320,6 +345,7 @@ func (s *Server) routes() []apiRoute {
 	route("GET /api/v1/sessions", loa.ActionRead, s.listSessions)
 	route("POST /api/v1/sessions", loa.ActionSession, s.startSession)
 	route("GET /api/v1/sessions/{id}", loa.ActionRead, s.getSession)
+	route("GET /api/v1/sessions/{id}/delivery", loa.ActionRead, s.sessionDelivery)
 	route("POST /api/v1/sessions/{id}/stop", loa.ActionSession, s.stopSession)
 	route("GET /api/v1/sessions/{id}/sdp", loa.ActionSession, s.sessionSDP)
 	route("DELETE /api/v1/sessions/{id}/listeners/{dest}", loa.ActionSession, s.removeListener)
@@ -333,7 +359,18 @@ func (s *Server) routes() []apiRoute {
 	add("GET /api/v1/alerts/{id}/events", loa.ActionRead, queryToken(s.auth(loa.ActionRead, s.alertEvents))) // EventSource: also ?access_token=
 	route("PUT /api/v1/areas/{id}/tests", loa.ActionArea, s.setAreaTests)
 
+	add("POST /api/v1/login", "", s.login(newLoginBackoff(s.Now))) // a username and password, not a token
+	route("POST /api/v1/logout", loa.ActionRead, s.logout)
+	// The console's one event stream per tab; EventSource: also ?access_token=.
+	add("GET /api/v1/events", loa.ActionRead, queryToken(s.auth(loa.ActionRead, s.events)))
 	route("GET /api/v1/me", loa.ActionRead, s.me)
+	route("GET /api/v1/users", loa.ActionManageUsers, s.listUsers)
+	route("POST /api/v1/users", loa.ActionManageUsers, s.createUser)
+	route("GET /api/v1/users/{username}", loa.ActionManageUsers, s.getUser)
+	route("PUT /api/v1/users/{username}", loa.ActionManageUsers, s.updateUser)
+	route("POST /api/v1/users/{username}/disable", loa.ActionManageUsers, s.setUserDisabled(true))
+	route("POST /api/v1/users/{username}/enable", loa.ActionManageUsers, s.setUserDisabled(false))
+	route("POST /api/v1/users/{username}/password", loa.ActionManageUsers, s.resetPassword)
 	route("GET /api/v1/tokens", loa.ActionManageTokens, s.listTokens)
 	route("POST /api/v1/tokens", loa.ActionManageTokens, s.createToken)
 	route("DELETE /api/v1/tokens/{id}", loa.ActionManageTokens, s.revokeToken)

@@ -4,7 +4,9 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/loa-broadcast/loa"
@@ -352,5 +354,82 @@ func (s *Server) removeListener(w http.ResponseWriter, r *http.Request, c *call)
 	}
 	c.audit("session.listener.remove", id, "dest "+dest.String())
 	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// Delivery report page sizes.
+const (
+	defaultDeliveryLimit = 100
+	maxDeliveryLimit     = 1000
+)
+
+// deliveryPage is GET /sessions/{id}/delivery: totals by state of the
+// receivers the caller may see, and a page of their lines.
+type deliveryPage struct {
+	SessionID  string                 `json:"session_id"`
+	Totals     loa.DeliveryTotals     `json:"totals"`
+	Receivers  []loa.ReceiverDelivery `json:"receivers"`
+	NextCursor string                 `json:"next_cursor,omitempty"` // the next page's ?cursor=
+}
+
+var deliveryStates = []string{loa.DeliveryQueued, loa.DeliveryAcked, loa.DeliveryStarted,
+	loa.DeliveryFinished, loa.DeliveryStopped, loa.DeliveryFailed}
+
+// sessionDelivery answers a session's delivery report, scoped as the
+// session itself, and within it to the receivers in the caller's scope:
+// ?state= filters the page (not the totals), ?limit= and ?cursor= (the
+// last device of the previous page) page it, in device order.
+func (s *Server) sessionDelivery(w http.ResponseWriter, r *http.Request, c *call) error {
+	q := r.URL.Query()
+	state := q.Get("state")
+	if state != "" && !slices.Contains(deliveryStates, state) {
+		return loa.Errorf(loa.EINVALID, "state: must be one of %s", strings.Join(deliveryStates, ", "))
+	}
+	limit := defaultDeliveryLimit
+	if raw := q.Get("limit"); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 || n > maxDeliveryLimit {
+			return loa.Errorf(loa.EINVALID, "limit: must be an integer within 1..%d", maxDeliveryLimit)
+		}
+		limit = n
+	}
+	cursor := q.Get("cursor")
+	if cursor != "" {
+		if err := loa.ValidateID("cursor", cursor); err != nil {
+			return err
+		}
+	}
+	sess, err := s.session(c, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if s.Deliveries == nil {
+		return errUnavailable("delivery")
+	}
+	lines, err := s.Deliveries.SessionDelivery(r.Context(), sess.ID)
+	if err != nil {
+		return err
+	}
+	page := deliveryPage{SessionID: sess.ID, Receivers: []loa.ReceiverDelivery{}}
+	for i := range lines {
+		d := &lines[i]
+		if c.scoped() {
+			if ok, err := c.deviceInScope(d.Device); err != nil {
+				return err
+			} else if !ok {
+				continue
+			}
+		}
+		page.Totals.Add(d)
+		if (state != "" && d.State != state) || d.Device <= cursor {
+			continue
+		}
+		if len(page.Receivers) == limit {
+			page.NextCursor = page.Receivers[limit-1].Device
+			continue
+		}
+		page.Receivers = append(page.Receivers, *d)
+	}
+	writeJSON(w, http.StatusOK, page)
 	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loa-broadcast/loa"
 )
 
 type sessionJSON struct {
@@ -227,5 +229,66 @@ func TestSessionSDP(t *testing.T) {
 	want(t, e.do("GET", "/api/v1/sessions/"+s.ID+"/sdp?plain=1&dest=192.0.2.7:5004", e.admin, nil), http.StatusOK)
 	if got := e.sessions.plain; len(got) != 3 || got[0] || got[1] || !got[2] {
 		t.Errorf("plain per SDP %v, want only the admin's last one", got)
+	}
+}
+
+type deliveryJSON struct {
+	SessionID string         `json:"session_id"`
+	Totals    map[string]int `json:"totals"`
+	Receivers []struct {
+		Device string `json:"device"`
+		State  string `json:"state"`
+		Reason string `json:"reason"`
+	} `json:"receivers"`
+	NextCursor string `json:"next_cursor"`
+}
+
+func (e *env) delivery(secret, id, query string) deliveryJSON {
+	e.t.Helper()
+	r := e.do("GET", "/api/v1/sessions/"+id+"/delivery"+query, secret, nil)
+	want(e.t, r, http.StatusOK)
+	var d deliveryJSON
+	r.json(e.t, &d)
+	return d
+}
+
+func devicesOf(d deliveryJSON) []string {
+	var out []string
+	for _, l := range d.Receivers {
+		out = append(out, l.Device)
+	}
+	return out
+}
+
+// TestSessionDeliveryReport: a session's report is scoped as the session,
+// and within it to the receivers in the caller's scope (one moved out
+// since); totals count them all, ?state= filters the page, limit and cursor
+// page it; bad parameters are 400.
+func TestSessionDeliveryReport(t *testing.T) {
+	e := newEnv(t)
+	m := e.withMedia()
+	inA, r := e.start(e.opA, map[string]any{"media_id": m, "targets": map[string]any{"devices": []string{"dev-a1"}, "areas": []string{"a-1"}}})
+	want(t, r, http.StatusCreated)
+	e.sessions.mu.Lock()
+	e.sessions.moved = []loa.ReceiverDelivery{{Device: "dev-b1", State: loa.DeliveryFinished}}
+	e.sessions.mu.Unlock()
+
+	d := e.delivery(e.opA, inA.ID, "")
+	if d.SessionID != inA.ID || !slices.Equal(devicesOf(d), []string{"dev-a1"}) || d.Totals["receivers"] != 1 || d.Totals["failed"] != 1 {
+		t.Errorf("operator A's report %+v, want dev-a1 only (failed)", d)
+	}
+	d = e.delivery(e.admin, inA.ID, "?limit=1")
+	if !slices.Equal(devicesOf(d), []string{"dev-a1"}) || d.NextCursor != "dev-a1" || d.Totals["receivers"] != 2 || d.Totals["finished"] != 1 {
+		t.Errorf("admin's first page %+v, want dev-a1 and a cursor, 2 receivers", d)
+	}
+	if d = e.delivery(e.admin, inA.ID, "?limit=1&cursor=dev-a1"); !slices.Equal(devicesOf(d), []string{"dev-b1"}) || d.NextCursor != "" {
+		t.Errorf("admin's second page %+v, want dev-b1", d)
+	}
+	if d = e.delivery(e.admin, inA.ID, "?state=failed"); !slices.Equal(devicesOf(d), []string{"dev-a1"}) || d.Receivers[0].Reason != loa.ReasonNoStream {
+		t.Errorf("failed %+v, want dev-a1 no_stream", d)
+	}
+	wantError(t, e.do("GET", "/api/v1/sessions/"+inA.ID+"/delivery", e.opB, nil), http.StatusNotFound, "not_found")
+	for _, q := range []string{"?state=heard", "?limit=0", "?limit=1001", "?cursor=a%20b"} {
+		wantError(t, e.do("GET", "/api/v1/sessions/"+inA.ID+"/delivery"+q, e.admin, nil), http.StatusBadRequest, "invalid")
 	}
 }

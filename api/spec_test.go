@@ -16,13 +16,17 @@ import (
 
 // fakeCommands answers every device command as done at once.
 type fakeCommands struct {
-	mu   sync.Mutex
-	sent map[string]loa.CommandResult
+	mu     sync.Mutex
+	sent   map[string]loa.CommandResult
+	refuse error // when set, every command is refused with it
 }
 
 func (f *fakeCommands) Command(_ context.Context, device, op string, _ json.RawMessage) (loa.CommandResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.refuse != nil {
+		return loa.CommandResult{Device: device, Op: op}, f.refuse
+	}
 	res := loa.CommandResult{ID: "c-" + device, Device: device, Op: op, State: "done", SentAt: testNow, DoneAt: testNow}
 	f.sent[res.ID] = res
 	return res, nil
@@ -91,8 +95,9 @@ func TestSpecOfTheOtherRoutes(t *testing.T) {
 	if err := e.db.PutMedia(ctx, &loa.Media{ID: "m-1", Name: "Nhạc", Hash: strings.Repeat("cd", 32), Size: 10}); err != nil {
 		t.Fatal(err)
 	}
+	cmds := &fakeCommands{sent: map[string]loa.CommandResult{}}
 	s := &api.Server{Areas: e.db, Devices: e.db, Tokens: e.db, Audit: e.db, Playlists: e.db,
-		Alerts: &fakeAlerts{db: e.db}, Commands: &fakeCommands{sent: map[string]loa.CommandResult{}},
+		Alerts: &fakeAlerts{db: e.db}, Commands: cmds,
 		Groups: &fakeGroups{all: map[string]*loa.GroupCommand{}}, Fallbacks: fakeFallbacks{e},
 		Now: func() time.Time { return testNow }}
 	e.srv.Close()
@@ -125,6 +130,18 @@ func TestSpecOfTheOtherRoutes(t *testing.T) {
 	// Device and group commands; the group timeout reads back as sent.
 	want(t, e.do("POST", "/api/v1/devices/dev-a1/commands", e.techA, map[string]any{"op": "volume", "args": map[string]any{"level": 70}}), http.StatusOK)
 	want(t, e.do("GET", "/api/v1/commands/c-dev-a1", e.techA, nil), http.StatusOK)
+	// The controller's broker link down: 503, with when to try again.
+	cmds.mu.Lock()
+	cmds.refuse = busy{loa.Errorf(loa.EUNAVAILABLE, "device dev-a1: volume not sent: the controller is not connected to the mqtt broker")}
+	cmds.mu.Unlock()
+	r = e.do("POST", "/api/v1/devices/dev-a1/commands", e.techA, map[string]any{"op": "volume", "args": map[string]any{"level": 70}})
+	wantError(t, r, http.StatusServiceUnavailable, loa.EUNAVAILABLE, "broker")
+	if got := r.header.Get("Retry-After"); got != "30" {
+		t.Errorf("Retry-After %q, want 30", got)
+	}
+	cmds.mu.Lock()
+	cmds.refuse = nil
+	cmds.mu.Unlock()
 	r = e.do("POST", "/api/v1/areas/xa-a/commands?wait=1s", e.techA, map[string]any{"op": "test", "timeout": "20s"})
 	want(t, r, http.StatusOK)
 	var g struct {

@@ -31,12 +31,6 @@ type tokenCreated struct {
 	Secret string     `json:"secret"`
 }
 
-// me answers the caller's own token (never its secret).
-func (s *Server) me(w http.ResponseWriter, r *http.Request, c *call) error {
-	writeJSON(w, http.StatusOK, c.tok)
-	return nil
-}
-
 // createToken issues a token no wider than the caller's own: its scope
 // within the caller's, its CAP senders among the caller's (a station-wide
 // admin grants any).
@@ -50,7 +44,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c *call) er
 		return err
 	}
 	if !loa.ValidRole(req.Role) {
-		return loa.Errorf(loa.EINVALID, "role: must be admin, province, operator or technician, not %s", strconv.Quote(req.Role))
+		return loa.Errorf(loa.EINVALID, "role: must be one of %s, not %s", loa.RoleList(), strconv.Quote(req.Role))
 	}
 	if req.AreaID != "" {
 		if err := loa.ValidateID("area_id", req.AreaID); err != nil {

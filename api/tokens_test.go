@@ -31,7 +31,7 @@ func TestCreateToken(t *testing.T) {
 	want(t, r, http.StatusOK)
 	var me map[string]any
 	r.json(t, &me)
-	if me["id"] != id || me["name"] != "Cán bộ đài xã An Khánh" {
+	if me["user"] != id || me["name"] != "Cán bộ đài xã An Khánh" || me["role"] != "operator" || me["area"] != "xa-a" || me["csrf"] != nil {
 		t.Errorf("me %s", r.body)
 	}
 	if got := e.deviceIDs(created.Secret); !slices.Equal(got, []string{"dev-a1"}) {

@@ -11,7 +11,8 @@ func TestWebUIIsServedWithoutAuth(t *testing.T) {
 	for _, c := range []struct{ path, ctype, has string }{
 		{"/", "text/html", "<title>"},
 		{"/ui/", "text/html", "<title>"},
-		{"/app.js", "text/javascript", "/api/v1/sessions"},
+		{"/js/screens/play.js", "text/javascript", "/api/v1/sessions"},
+		{"/i18n/vi.json", "application/json", "Đăng nhập"},
 		{"/style.css", "text/css", "body"},
 	} {
 		r := e.do("GET", c.path, "", nil)

@@ -190,32 +190,43 @@ func (e *Engine) runCommand(c devCommand) {
 	e.mu.Unlock()
 
 	// An untune is sent even when superseded: it names its session, so it
-	// cannot disturb whatever the device plays next. It is not retried: a
-	// receiver out of reach stops on the BYE or the stream's end.
-	untune := c.untune
+	// cannot disturb whatever the device plays next. A tune or an untune
+	// to a receiver out of reach (offline, or the controller's broker link
+	// down) is sent again while the decision stands; a newer decision, a
+	// tune that went through (the device plays that instead) or Close
+	// makes a pending untune moot, and so does untuneHorizon.
+	untune, tune := c.untune, c.tune != nil && current
+	horizon := time.Now().Add(untuneHorizon)
 	for wait := retryFirst; ; wait = min(2*wait, retryMax) {
-		err, sent := e.sendCommand(ctx, c, untune, current)
-		untune = ""
-		if !sent {
+		uerr, terr, sent := e.sendCommand(ctx, c, untune, tune)
+		if uerr == nil || !Unreachable(uerr) || sent && terr == nil || time.Now().After(horizon) {
+			untune = ""
+		}
+		if !sent || terr == nil || !Unreachable(terr) {
+			tune = false
+		}
+		if untune == "" && !tune || ctx.Err() != nil {
 			return
 		}
-		if err == nil || !Unreachable(err) || ctx.Err() != nil {
-			return
-		}
-		// The receiver is offline, or the controller's broker link is
-		// down: wait it out while the decision stands (a newer one, the
-		// session's end or Close cancels ctx), then tune again.
+		// Wait it out while the decision stands (a newer one, the
+		// session's end or Close cancels ctx), then send again.
 		if !e.pause(ctx, wait) {
 			return
 		}
 	}
 }
 
-// Retry pauses of a tune to an unreachable receiver.
+// Retry pauses of a tune or untune to an unreachable receiver.
 const (
 	retryFirst = 250 * time.Millisecond
 	retryMax   = 2 * time.Second
 )
+
+// untuneHorizon bounds the retries of an untune: by then a receiver has
+// long ended the session by itself (its BYE, end_frame or stream timeout,
+// the stream having stopped with the session), and one never back does
+// not keep the engine retrying.
+const untuneHorizon = 5 * time.Minute
 
 // Unreachable reports whether err says the device could not be reached
 // now (offline, or the broker link down), so the command may succeed
@@ -240,11 +251,12 @@ func (e *Engine) pause(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// sendCommand sends one attempt of c (untune first, if any): the tune's
-// error, and whether a tune was sent at all. The semaphore and the
-// device's command lock are held only for the attempt, never across a
-// retry's pause.
-func (e *Engine) sendCommand(ctx context.Context, c devCommand, untune string, current bool) (error, bool) {
+// sendCommand sends one attempt of c: untune first (when not ""), then
+// the tune (when tune is set and the decision stands). It returns the
+// untune's error, the tune's, and whether a tune was sent at all. The
+// semaphore and the device's command lock are held only for the attempt,
+// never across a retry's pause.
+func (e *Engine) sendCommand(ctx context.Context, c devCommand, untune string, tune bool) (uerr, terr error, sent bool) {
 	d := c.d
 	sem := e.sem
 	if c.tune != nil && c.tune.s.prio.Emergency() {
@@ -254,14 +266,14 @@ func (e *Engine) sendCommand(ctx context.Context, c devCommand, untune string, c
 	case sem <- struct{}{}:
 	case <-ctx.Done():
 		if untune == "" {
-			return nil, false
+			return nil, nil, false
 		}
 		// Superseded while queued: the untune still goes (below), bounded
 		// by the engine's life rather than the decision's.
 		select {
 		case sem <- struct{}{}:
 		case <-e.ctx.Done():
-			return nil, false
+			return nil, nil, false
 		}
 	}
 	defer func() { <-sem }()
@@ -273,12 +285,17 @@ func (e *Engine) sendCommand(ctx context.Context, c devCommand, untune string, c
 		if ctx.Err() != nil {
 			uctx = e.ctx
 		}
-		if err := e.cfg.Tuner.Untune(uctx, d.id, untune); err != nil {
-			e.log.Log(uctx, tuneLogLevel(err), "untune failed", "device", d.id, "session", untune, "err", err)
+		uerr = e.cfg.Tuner.Untune(uctx, d.id, untune)
+		switch {
+		case uerr == nil:
+		case Unreachable(uerr) && ctx.Err() == nil:
+			e.log.Info("receiver unreachable; untune pending until it is back", "device", d.id, "session", untune, "err", uerr)
+		default:
+			e.log.Log(uctx, tuneLogLevel(uerr), "untune failed", "device", d.id, "session", untune, "err", uerr)
 		}
 	}
-	if c.tune == nil || !current || ctx.Err() != nil {
-		return nil, false
+	if c.tune == nil || !tune || ctx.Err() != nil {
+		return uerr, nil, false
 	}
 	err := e.cfg.Tuner.Tune(ctx, d.id, c.args)
 	e.mu.Lock()
@@ -302,7 +319,7 @@ func (e *Engine) sendCommand(ctx context.Context, c devCommand, untune string, c
 	} else if err != nil {
 		e.log.Info("receiver unreachable; tune pending until it is back", "device", d.id, "session", c.tune.s.id, "err", err)
 	}
-	return err, true
+	return uerr, err, true
 }
 
 // tuneLogLevel keeps a cancelled command (superseded by a newer one for the

@@ -53,6 +53,14 @@ type Config struct {
 	// SRTP keys in their play command and the stream as SRTP. Nil: every
 	// device is a v1 (plain RTP) receiver.
 	Caps Caps
+	// Offsets gives each receiver's delay offset (play.offset_ms), sent
+	// with the timeline to receivers that announce protocol.CapTimeline.
+	// Nil: none.
+	Offsets Offsets
+	// RefClock is the reference clock the SDP names (RFC 7273 ts-refclk):
+	// "ntp=host[:port]" when the controller's SNTP responder runs; empty:
+	// "local".
+	RefClock string
 	// Fence is the controller's fence the SRTP keys are derived with
 	// (contract v2): Gen increases on every start.
 	Fence protocol.Fence
@@ -62,7 +70,18 @@ type Config struct {
 	// Refused, if set, is told of every device a session does not tune
 	// because of RequireSRTP, with the reason.
 	Refused func(sessionID, deviceID string, err error)
-	Logger  *slog.Logger
+	// Reception, if set, is told, outside the engine's lock, each time a
+	// receiver's authenticated RTCP reports say more of a session's
+	// packets arrived: delivery evidence for receivers that send no
+	// events. It must not block.
+	Reception func(sessionID, deviceID string, received uint64)
+	Logger    *slog.Logger
+}
+
+// Offsets tells a receiver's delay offset in ms (devices.Fleet implements
+// it from the device's config): protocol.MinOffsetMs..MaxOffsetMs.
+type Offsets interface {
+	OffsetMs(deviceID string) int
 }
 
 // ErrPlainRefused is why a plain receiver is not tuned under RequireSRTP.
@@ -255,7 +274,7 @@ func (e *Engine) Start(ctx context.Context, s *loa.Session, src Source, frames i
 		maxDur:    maxDur,
 		src:       src,
 		seq0:      uint16(mrand.Uint32()),
-		ts0:       mrand.Uint32(),
+		tl:        newTimeline(time.Now(), mrand.Uint32()),
 		done:      make(chan struct{}),
 		ready:     make(chan struct{}),
 		notBefore: s.ScheduledAt,
@@ -439,6 +458,18 @@ func (e *Engine) RemoveListener(sessionID string, dest netip.AddrPort) error {
 	return nil
 }
 
+// MediaClock is what a running session's SDP says of its timeline (RFC
+// 7273); false once it has ended.
+func (e *Engine) MediaClock(sessionID string) (protocol.MediaClock, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.sessions[sessionID]
+	if s == nil {
+		return protocol.MediaClock{}, false
+	}
+	return protocol.NewMediaClock(e.cfg.RefClock, s.tl.t0Ms, s.tl.ts0), true
+}
+
 // Device states in DeviceStatus.
 const (
 	DeviceTuning    = "tuning"    // Tune sent, no answer yet
@@ -515,6 +546,17 @@ func (e *Engine) playArgs(t *target) protocol.PlayArgs {
 		Frames:   t.s.frames,
 		EndFrame: t.s.endFrame(),
 		Volume:   t.s.volume,
+	}
+	if e.cfg.Caps != nil && e.cfg.Caps.HasCap(t.device, protocol.CapTimeline) {
+		a.T0Ms, a.TS0 = t.s.tl.t0Ms, t.s.tl.ts0
+		if e.cfg.Offsets != nil {
+			// One set under a longer delay than today's, which this one
+			// cannot honour, is not sent: the play must decode.
+			off := e.cfg.Offsets.OffsetMs(t.device)
+			if off >= protocol.MinOffsetMs && off <= protocol.MaxOffsetMs && a.DelayMs+off >= protocol.MinLeadMs {
+				a.OffsetMs = off
+			}
+		}
 	}
 	if t.sec != nil {
 		keys, fence := t.sec.keys, e.cfg.Fence

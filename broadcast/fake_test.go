@@ -307,11 +307,13 @@ type fakeTuner struct {
 	srtp      map[string]bool // devices that announce srtp-gcm (Caps)
 	// tune overrides what a device does on Tune; nil means authenticate.
 	tune map[string]func(ctx context.Context, args protocol.PlayArgs) error
+	// untune overrides what a device answers to Untune; nil means done.
+	untune map[string]func(ctx context.Context, session string) error
 }
 
 func newFakeTuner(t testing.TB) *fakeTuner {
 	return &fakeTuner{t: t, receivers: map[string]*receiver{}, srtp: map[string]bool{},
-		tune: map[string]func(context.Context, protocol.PlayArgs) error{}}
+		tune: map[string]func(context.Context, protocol.PlayArgs) error{}, untune: map[string]func(context.Context, string) error{}}
 }
 
 // srtpDevice adds a device that announces srtp-gcm.
@@ -359,10 +361,20 @@ func (f *fakeTuner) Tune(ctx context.Context, id string, args protocol.PlayArgs)
 	return nil
 }
 
+func (f *fakeTuner) onUntune(id string, fn func(ctx context.Context, session string) error) {
+	f.mu.Lock()
+	f.untune[id] = fn
+	f.mu.Unlock()
+}
+
 func (f *fakeTuner) Untune(ctx context.Context, id, session string) error {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.calls = append(f.calls, call{op: "untune", device: id, session: session})
+	fn := f.untune[id]
+	f.mu.Unlock()
+	if fn != nil {
+		return fn(ctx, session)
+	}
 	return nil
 }
 

@@ -17,6 +17,8 @@ type metrics struct {
 	challengesSent     prometheus.Counter
 	challengesAnswered prometheus.Counter
 	addressMoves       prometheus.Counter
+	exchanges          prometheus.Counter
+	exchangesIgnored   prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -39,6 +41,10 @@ func newMetrics() *metrics {
 			"Address challenges answered, authenticated, from the challenged address."),
 		addressMoves: c("srtp_address_moves_total",
 			"SRTP receivers' streams moved to a new address after an answered challenge."),
+		exchanges: c("time_exchanges_total",
+			"Time exchanges (RTCP XR RRTR) answered with a Sender Report and a DLRR block."),
+		exchangesIgnored: c("time_exchanges_ignored_total",
+			"Time exchanges ignored: more than one per second from a receiver."),
 		active: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "loa", Subsystem: "broadcast", Name: "sessions_active",
 			Help: "Sessions streaming now."}),
@@ -50,5 +56,5 @@ func (e *Engine) Collectors() []prometheus.Collector {
 	m := e.metrics
 	return []prometheus.Collector{m.packets, m.bytes, m.sendErrors, m.rtcpSent,
 		m.rtcpAccepted, m.rtcpIgnored, m.active, m.srtcpAuthFailures, m.challengesSent,
-		m.challengesAnswered, m.addressMoves}
+		m.challengesAnswered, m.addressMoves, m.exchanges, m.exchangesIgnored}
 }

@@ -96,3 +96,63 @@ func TestUnreachableReceiverDoesNotHoldTheLead(t *testing.T) {
 		t.Errorf("gone = %q, want %q", st, DeviceWaiting)
 	}
 }
+
+// A receiver out of reach when its session is stopped gets the untune
+// once it is back; a newer tune of the device makes a pending one moot.
+func TestUnreachableUntuneWaitsAndRetries(t *testing.T) {
+	h := newHarness(t, "127.0.0.1:0")
+	h.tuner.device("dev-1")
+	var down atomic.Bool
+	var delivered atomic.Int32
+	h.tuner.onUntune("dev-1", func(ctx context.Context, session string) error {
+		if down.Load() {
+			return wrapped(unreachableErr{})
+		}
+		delivered.Add(1)
+		return nil
+	})
+	h.start(t, "s", loa.PriorityNormal, 45, &loopSource{pkts: opusPackets(t, 10)}, 0, "dev-1")
+	waitFor(t, "tuned", func() bool { return h.deviceState("s", "dev-1") == DeviceTuned })
+	down.Store(true)
+	if err := h.e.Stop(context.Background(), "s", "test"); err != nil {
+		t.Fatal(err)
+	}
+	h.ended(t, "s")
+	waitFor(t, "the untune retried", func() bool { return h.tuner.count("untune", "dev-1", "s") >= 2 })
+	down.Store(false)
+	waitFor(t, "the untune delivered once back", func() bool { return delivered.Load() == 1 })
+	waitFor(t, "the device's commands done", func() bool {
+		h.e.mu.Lock()
+		defer h.e.mu.Unlock()
+		return h.e.devices["dev-1"] == nil
+	})
+
+	// Out of reach again: a new session tuning the device supersedes the
+	// pending untune of the one stopped before it.
+	down.Store(true)
+	h.start(t, "s2", loa.PriorityNormal, 46, &loopSource{pkts: opusPackets(t, 10)}, 0, "dev-1")
+	waitFor(t, "s2 tuned", func() bool { return h.deviceState("s2", "dev-1") == DeviceTuned })
+	if err := h.e.Stop(context.Background(), "s2", "test"); err != nil {
+		t.Fatal(err)
+	}
+	h.ended(t, "s2")
+	waitFor(t, "the s2 untune retried", func() bool { return h.tuner.count("untune", "dev-1", "s2") >= 2 })
+	h.start(t, "s3", loa.PriorityNormal, 47, &loopSource{pkts: opusPackets(t, 10)}, 0, "dev-1")
+	waitFor(t, "s3 tuned", func() bool { return h.deviceState("s3", "dev-1") == DeviceTuned })
+	waitFor(t, "the s2 untune given up", func() bool {
+		h.e.mu.Lock()
+		defer h.e.mu.Unlock()
+		d := h.e.devices["dev-1"]
+		return d != nil && d.pending == 0
+	})
+	n := h.tuner.count("untune", "dev-1", "s2")
+	if err := h.e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.tuner.count("untune", "dev-1", "s2"); got != n {
+		t.Errorf("s2 untuned %d more times after s3 took the device", got-n)
+	}
+	if delivered.Load() != 1 {
+		t.Errorf("%d untunes delivered, want 1", delivered.Load())
+	}
+}

@@ -31,7 +31,7 @@ func (e *Engine) readLoop() {
 			e.log.Warn("media socket read", "err", err)
 			continue
 		}
-		e.handleDatagram(buf[:n], from)
+		e.handleDatagramAt(buf[:n], from, time.Now())
 	}
 }
 
@@ -50,7 +50,13 @@ func isRTCP(b []byte) bool {
 // stream only after a challenge (acceptSRTCP). Anything else is counted and
 // dropped. It reports whether the datagram authenticated.
 func (e *Engine) handleDatagram(b []byte, from netip.AddrPort) bool {
-	if !e.acceptRTCP(b, from) {
+	return e.handleDatagramAt(b, from, time.Now())
+}
+
+// handleDatagramAt is handleDatagram for a datagram read at at: the
+// instant a time exchange's T2 is.
+func (e *Engine) handleDatagramAt(b []byte, from netip.AddrPort, at time.Time) bool {
+	if !e.acceptRTCP(b, from, at) {
 		e.metrics.rtcpIgnored.Inc()
 		return false
 	}
@@ -58,7 +64,7 @@ func (e *Engine) handleDatagram(b []byte, from netip.AddrPort) bool {
 	return true
 }
 
-func (e *Engine) acceptRTCP(b []byte, from netip.AddrPort) bool {
+func (e *Engine) acceptRTCP(b []byte, from netip.AddrPort, at time.Time) bool {
 	if !isRTCP(b) || !from.IsValid() || from.Port() == 0 {
 		return false
 	}
@@ -79,14 +85,15 @@ func (e *Engine) acceptRTCP(b []byte, from netip.AddrPort) bool {
 	case t == nil:
 		return false
 	case rx != nil:
-		return e.acceptSRTCP(t, rx, b, from)
+		return e.acceptSRTCP(t, rx, b, from, at)
 	}
-	return e.acceptPlain(b, from)
+	return e.acceptPlain(b, from, at)
 }
 
 // acceptPlain is the v1 path: the token authenticates, and the stream
-// follows the address it came from at once.
-func (e *Engine) acceptPlain(b []byte, from netip.AddrPort) bool {
+// follows the address it came from at once. A time exchange in the
+// compound is answered there.
+func (e *Engine) acceptPlain(b []byte, from netip.AddrPort, at time.Time) bool {
 	pkts, err := rtcp.Unmarshal(b)
 	if err != nil || len(pkts) == 0 {
 		return false
@@ -113,19 +120,29 @@ func (e *Engine) acceptPlain(b []byte, from netip.AddrPort) bool {
 		return false
 	}
 
+	t1, wantsTime := rrtrOf(pkts, rr.SSRC)
+
+	var rc reception
+	defer func() { e.tell(rc) }() // after the unlock below
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	t := e.byRecv[rr.SSRC]
 	if t == nil || t.sec != nil || subtle.ConstantTimeCompare(app.Data, t.token[:]) != 1 {
+		e.mu.Unlock()
 		return false
 	}
-	e.noteReport(t, rr)
+	rc = e.noteReport(t, rr)
 	if leaving {
 		e.leave(t)
+		e.mu.Unlock()
 		return true
 	}
 	if t.addr != from {
 		e.moveTo(t, from)
+	}
+	answer := wantsTime && e.exchangeLocked(t, at)
+	e.mu.Unlock()
+	if answer {
+		e.answer(exchange{t: t, to: from, t1: t1, t2: at})
 	}
 	return true
 }
@@ -135,8 +152,9 @@ func (e *Engine) acceptPlain(b []byte, from netip.AddrPort) bool {
 // authenticated report fixes the receiver's address; one from another
 // address is answered with a challenge there, and only the authenticated
 // answer from there moves the stream. A BYE counts only from the current
-// address.
-func (e *Engine) acceptSRTCP(t *target, rx *srtpRx, b []byte, from netip.AddrPort) bool {
+// address. A time exchange is answered only to the address the stream
+// goes to.
+func (e *Engine) acceptSRTCP(t *target, rx *srtpRx, b []byte, from netip.AddrPort, at time.Time) bool {
 	plain, err := rx.open(b)
 	if err != nil {
 		e.metrics.srtcpAuthFailures.Inc()
@@ -171,21 +189,27 @@ func (e *Engine) acceptSRTCP(t *target, rx *srtpRx, b []byte, from netip.AddrPor
 		e.mu.Unlock() // the session ended, or the receiver was rekeyed meanwhile
 		return false
 	}
+	t1, wantsTime := rrtrOf(pkts, rr.SSRC)
 	var send []byte
 	var tx *srtpTx
+	var x *exchange
+	var rc reception
 	switch {
 	case from == t.addr || !t.addr.IsValid() && (from == t.last || !t.last.IsValid()):
 		// From where the stream goes, or the first report (after a BYE,
 		// from where it went).
-		e.noteReport(t, rr)
+		rc = e.noteReport(t, rr)
 		if leaving {
 			e.leave(t)
 		} else if t.addr != from {
 			e.moveTo(t, from)
 		}
+		if !leaving && wantsTime && e.exchangeLocked(t, at) {
+			x = &exchange{t: t, tx: t.sec.tx, to: from, t1: t1, t2: at}
+		}
 	case answer != nil && t.answers(from, answer):
 		e.metrics.challengesAnswered.Inc()
-		e.noteReport(t, rr)
+		rc = e.noteReport(t, rr)
 		if leaving {
 			t.last = from
 			e.leave(t)
@@ -198,20 +222,57 @@ func (e *Engine) acceptSRTCP(t *target, rx *srtpRx, b []byte, from netip.AddrPor
 		send, tx = e.challengeLocked(t, from)
 	}
 	e.mu.Unlock()
+	e.tell(rc)
 	if send != nil {
 		e.sendChallenge(t, tx, send, from)
+	}
+	if x != nil {
+		e.answer(*x)
 	}
 	return true
 }
 
 // noteReport keeps the loss and jitter a receiver reported on its
-// session's stream; e.mu must be held.
-func (e *Engine) noteReport(t *target, rr *rtcp.ReceiverReport) {
+// session's stream, and returns the packets it says arrived when that
+// progressed (for Config.Reception); e.mu must be held.
+func (e *Engine) noteReport(t *target, rr *rtcp.ReceiverReport) reception {
+	var rc reception
 	for _, r := range rr.Reports {
-		if r.SSRC == t.s.ssrc {
-			t.loss, t.jitter = r.FractionLost, r.Jitter
+		if r.SSRC != t.s.ssrc {
+			continue
+		}
+		t.loss, t.jitter = r.FractionLost, r.Jitter
+		if n := receivedPackets(t.s.seq0, r); n > t.received {
+			t.received = n
+			rc = reception{session: t.s.id, device: t.device, received: n}
 		}
 	}
+	return rc
+}
+
+// reception is a receiver's progress to tell Config.Reception, outside e.mu.
+type reception struct {
+	session, device string
+	received        uint64
+}
+
+func (e *Engine) tell(rc reception) {
+	if rc.received > 0 && e.cfg.Reception != nil {
+		e.cfg.Reception(rc.session, rc.device, rc.received)
+	}
+}
+
+// receivedPackets is what a report block says arrived of a stream whose
+// first sequence number is seq0: up to its extended highest sequence
+// number, less its cumulative loss. A receiver counts cycles from the
+// first packet it got, so one that joined after a wrap of the 16-bit
+// sequence counts one cycle fewer than the stream.
+func receivedPackets(seq0 uint16, r rtcp.ReceptionReport) uint64 {
+	ext := int64(r.LastSequenceNumber)
+	if ext < int64(seq0) {
+		ext += 1 << 16
+	}
+	return uint64(max(0, ext-int64(seq0)+1-int64(r.TotalLost)))
 }
 
 // moveTo sends t's stream to addr from now on; e.mu must be held.
@@ -283,22 +344,22 @@ func ntpTime(t time.Time) uint64 {
 	return sec<<32 | frac
 }
 
-// srPackets maps packet n's RTP timestamp to the wall-clock time it was
-// due. Every receiver of the session gets the same mapping, derived from
-// the session's start, which is what lets them play in step. Its packet
+// srPackets maps packet n's RTP timestamp to its instant on the session's
+// timeline (NTP = UTC(ts) on the controller's clock), the mapping every
+// receiver of the session shares and play.t0_ms/ts0 state. Its packet
 // count is n, the packets before that timestamp: it tells a receiver the
-// index of the frames it gets, so it can find play.end_frame.
+// index of the frames it gets, so it can find play.end_frame. Before
+// packet 0 (a challenge) it maps the timestamp of now.
 func (s *session) srPackets(n int) []rtcp.Packet {
-	start := time.Now() // not started yet (a challenge): packet 0 would be due now
-	if ns := s.wall0.Load(); ns != 0 {
-		start = time.Unix(0, ns)
+	samples := s.tl.samplesAt(time.Now())
+	if s.wall0.Load() != 0 {
+		samples = s.lead.Load() + int64(n)*protocol.FrameSamples
 	}
-	at := start.Add(time.Duration(n) * protocol.FrameDuration)
 	return []rtcp.Packet{
 		&rtcp.SenderReport{
 			SSRC:        s.ssrc,
-			NTPTime:     ntpTime(at),
-			RTPTime:     s.ts0 + uint32(n)*protocol.FrameSamples,
+			NTPTime:     ntpTime(s.tl.utc(samples)),
+			RTPTime:     s.tl.tsOf(samples),
 			PacketCount: uint32(n),
 			OctetCount:  uint32(s.octets.Load()),
 		},

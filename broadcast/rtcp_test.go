@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"net"
 	"net/netip"
+	"slices"
+	"sync"
 	"testing"
 
 	"github.com/pion/rtcp"
@@ -167,4 +169,56 @@ func TestReceiverByeStopsItsStream(t *testing.T) {
 	// Reporting again brings it back.
 	r.authenticate(t, "d", args)
 	r.rtpOf(t, 71)
+}
+
+// TestReceptionTellsProgress: a receiver's authenticated reports tell
+// Config.Reception the packets they say arrived, each time that grows,
+// counted from the stream's first sequence number (across a wrap), less
+// the loss; a report with no progress, or not authenticated, tells nothing.
+func TestReceptionTellsProgress(t *testing.T) {
+	type told struct {
+		session, device string
+		n               uint64
+	}
+	var mu sync.Mutex
+	var got []told
+	h := newHarnessConfig(t, Config{Bind: "127.0.0.1:0", Reception: func(s, d string, n uint64) {
+		mu.Lock()
+		got = append(got, told{s, d, n})
+		mu.Unlock()
+	}})
+	h.tuner.device("d")
+	h.tuner.on("d", func(context.Context, protocol.PlayArgs) error { return nil })
+	h.start(t, "s", loa.PriorityNormal, 0x77, &loopSource{pkts: opusPackets(t, 10)}, 0, "d")
+	waitFor(t, "tune", func() bool { return h.tuner.count("tune", "d", "s") == 1 })
+	c, _ := h.tuner.last("tune", "d", "s")
+	token, _ := hex.DecodeString(c.args.Token)
+	seq0 := h.seq0(t, "s")
+	from := netip.MustParseAddrPort("127.0.0.1:9")
+	report := func(highest uint32, lost uint32, tok []byte) []byte {
+		b, err := rtcp.Marshal([]rtcp.Packet{
+			&rtcp.ReceiverReport{SSRC: c.args.RecvSSRC, Reports: []rtcp.ReceptionReport{
+				{SSRC: 0x77, LastSequenceNumber: highest, TotalLost: lost}}},
+			&rtcp.ApplicationDefined{SSRC: c.args.RecvSSRC, Name: protocol.RTCPAppName, Data: tok},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	h.e.handleDatagram(report(uint32(seq0)+99, 0, token), from)        // 100 arrived
+	h.e.handleDatagram(report(uint32(seq0)+99, 0, token), from)        // no progress
+	h.e.handleDatagram(report(uint32(seq0)+999, 0, flip(token)), from) // not authenticated
+	h.e.handleDatagram(report(uint32(seq0)+70000, 10, token), from)    // 70001 expected, 10 lost
+	mu.Lock()
+	defer mu.Unlock()
+	want := []told{{"s", "d", 100}, {"s", "d", 69991}}
+	if !slices.Equal(got, want) {
+		t.Errorf("told %v, want %v", got, want)
+	}
+	// A receiver that joined after the 16-bit sequence wrapped counts its
+	// cycles from there.
+	if n := receivedPackets(65530, rtcp.ReceptionReport{LastSequenceNumber: 4}); n != 11 {
+		t.Errorf("received %d across the wrap, want 11", n)
+	}
 }

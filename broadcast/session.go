@@ -30,7 +30,7 @@ type session struct {
 	maxDur  time.Duration
 	src     Source
 	seq0    uint16
-	ts0     uint32
+	tl      timeline                     // fixed by Start: play.t0_ms/ts0 and every timestamp sent
 	secret  [protocol.SRTPSecretLen]byte // SRTP receivers' keys derive from it (contract v2, Keys)
 	seqNo   uint64                       // start order among sessions
 	started time.Time                    // packet n is due at started + n·20 ms (monotonic); set and read by run only
@@ -48,8 +48,12 @@ type session struct {
 	sent   atomic.Uint64
 	octets atomic.Uint64
 	// wall0 is started on the wall clock (unix ns; 0 before packet 0 is
-	// due): Sender Reports map RTP time to it, challenges included.
+	// due).
 	wall0 atomic.Int64
+	// lead is packet 0's timestamp, in samples after tl.ts0, plus the
+	// timeline the stream skipped over pauses of its source: packet n's
+	// timestamp is lead + n·960 samples after ts0. Set by run only.
+	lead atomic.Int64
 	// reportNow asks for a Sender Report with the next packet: a receiver
 	// that just joined cannot place packets on the sender clock without one.
 	reportNow atomic.Bool
@@ -103,6 +107,12 @@ type target struct {
 	chals  []challenge    // SRTP: address challenges in flight, at most maxChallenges
 	loss   uint8
 	jitter uint32
+	// Time exchanges (timeline): a token bucket of protocol.TimeExchangeInterval.
+	xrAt     time.Time
+	xrTokens float64
+	// received is the most packets its reports said arrived
+	// (Config.Reception is told each time it grows).
+	received uint64
 }
 
 // publish rebuilds dests; e.mu must be held. A new set each time, so run
@@ -157,6 +167,9 @@ func (s *session) run(ctx context.Context) {
 		t.Stop()
 	}
 	s.started = time.Now()
+	// Packet 0 goes out on the session's timeline, however long the
+	// pre-roll held it: its timestamp counts the samples since t0.
+	s.lead.Store(s.tl.samplesAt(s.started))
 	s.wall0.Store(s.started.UnixNano())
 	state, reason, n := s.stream(ctx, fo)
 	s.bye(fo, n, reason)
@@ -182,11 +195,13 @@ func (s *session) stream(ctx context.Context, fo *fanout) (state, reason string,
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	warned := -reportEvery
+	skipped := 0 // frames of the timeline skipped over pauses of the source
 	for n := 0; ; n++ {
-		at := time.Duration(n) * protocol.FrameDuration
+		at := time.Duration(n+skipped) * protocol.FrameDuration
 		if at >= s.maxDur {
 			return loa.SessionStopped, ReasonMaxDuration, n
 		}
+		asked := time.Now()
 		payload, err := s.src.Next()
 		if errors.Is(err, io.EOF) {
 			return loa.SessionEnded, "", n
@@ -194,6 +209,15 @@ func (s *session) stream(ctx context.Context, fo *fanout) (state, reason string,
 		if err != nil {
 			s.e.log.Error("source failed", "session", s.id, "packet", n, "err", err)
 			return loa.SessionFailed, "source: " + err.Error(), n
+		}
+		if k := s.pause(asked, at); k > 0 {
+			// The source paused for longer than the playout delay: what it
+			// gives now is played from now, not compressed into the past
+			// where every receiver would drop it as late.
+			skipped += k
+			at += time.Duration(k) * protocol.FrameDuration
+			s.lead.Add(int64(k) * protocol.FrameSamples)
+			s.reportNow.Store(true)
 		}
 		// Sleep to the packet's own deadline, never by a fixed step, so
 		// late wake-ups do not accumulate into drift.
@@ -210,7 +234,7 @@ func (s *session) stream(ctx context.Context, fo *fanout) (state, reason string,
 			return st, r, n
 		}
 		h.SequenceNumber = s.seq0 + uint16(n)
-		h.Timestamp = s.ts0 + uint32(n)*protocol.FrameSamples
+		h.Timestamp = s.tl.tsOf(s.lead.Load() + int64(n)*protocol.FrameSamples)
 		if _, err := h.MarshalTo(hdr[:]); err != nil {
 			return loa.SessionFailed, "rtp header: " + err.Error(), n
 		}
@@ -245,6 +269,21 @@ func (s *session) stream(ctx context.Context, fo *fanout) (state, reason string,
 			s.report(fo, n, dests)
 		}
 	}
+}
+
+// pause is the number of whole frames to skip on the timeline when the
+// packet due at at (from the start) is later than the playout delay and
+// its source blocked since asked (a live input that paused): late packets
+// sent in a burst after a short stall are still playable, after a longer
+// one they are not. A stored programme never blocks, so stalls of the
+// controller itself keep the burst and the stream's frame count.
+func (s *session) pause(asked time.Time, at time.Duration) int {
+	now := time.Now()
+	late := now.Sub(s.started.Add(at))
+	if late <= s.e.cfg.Delay || now.Sub(asked) <= protocol.FrameDuration {
+		return 0
+	}
+	return int(late / protocol.FrameDuration)
 }
 
 // stopped reads why the session was cancelled.

@@ -58,11 +58,56 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		return false
 	}
 	b.backoff.succeeded(user)
+	h.retireOld(cl, log)
 	b.gate.authenticated(cl.Net.Conn)
 	b.revoked.admitted(cl, pk)
 	b.connections.Add(1)
 	log.Debug("mqtt client authenticated")
 	return true
+}
+
+// retireWait bounds how long a new connection waits for its client id's
+// old connection to be cleaned up.
+const retireWait = 3 * time.Second
+
+// retireOld closes the old connection of cl's client id, if it had a
+// clean session, and waits until mochi has cleaned it up. mochi's clean-up
+// of such a connection deletes its client id from the client table
+// whoever holds it by then, and checks "taken over" without a lock: a
+// device reconnecting while its dropped connection was being cleaned up
+// was deleted with it, kept its subscriptions, and heard nothing more
+// (publishes to an id not in the table are dropped). Waiting here, before
+// mochi adds the new client, orders the two. A session kept for the new
+// connection to inherit (clean=false) is never deleted so; mochi's
+// takeover handles it.
+func (h *hook) retireOld(cl *mqtt.Client, log *slog.Logger) {
+	clients := h.b.srv.Clients
+	old, ok := clients.Get(cl.ID)
+	if !ok || old == cl {
+		return
+	}
+	p := &old.Properties
+	if !(p.ProtocolVersion == 5 && p.Props.SessionExpiryInterval == 0 || p.ProtocolVersion < 5 && p.Clean) {
+		return
+	}
+	old.Stop(packets.ErrSessionTakenOver)
+	deadline := time.NewTimer(retireWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if cur, ok := clients.Get(cl.ID); !ok || cur != old {
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			log.Warn("mqtt old connection of this client id not cleaned up in time; taking it over")
+			return
+		case <-h.b.ctx.Done():
+			return
+		}
+	}
 }
 
 // admit applies the client-id rule, the credentials and the Will's ACL,

@@ -50,6 +50,7 @@ func (m *Main) backupFiles() []store.ArchiveFile {
 		{Name: "tls/" + pki.ServerCertFile, Path: filepath.Join(tlsDir, pki.ServerCertFile)},
 		{Name: "tls/" + pki.ServerKeyFile, Path: filepath.Join(tlsDir, pki.ServerKeyFile)},
 		{Name: "admin-token", Path: filepath.Join(m.Config.DataDir, "admin-token")},
+		{Name: "admin-password", Path: filepath.Join(m.Config.DataDir, "admin-password")},
 	}
 	if m.Config.FirmwareKey != "" {
 		cands = append(cands, store.ArchiveFile{Name: "firmware.pub", Path: m.Config.FirmwareKey})

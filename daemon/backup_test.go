@@ -117,7 +117,7 @@ func TestSystemBackupUnderLoadRestores(t *testing.T) {
 	if _, err := Restore(ctx, file, dir); err == nil || !strings.Contains(err.Error(), "not empty") {
 		t.Fatalf("a second restore into the same dir: %v, want refused as not empty", err)
 	}
-	for _, f := range []string{"tls/ca.crt", "tls/ca.key", "admin-token", "media/" + med.Hash + ".opus"} {
+	for _, f := range []string{"tls/ca.crt", "tls/ca.key", "admin-token", "admin-password", "media/" + med.Hash + ".opus"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Errorf("restored data dir lacks %s: %v", f, err)
 		}

@@ -29,6 +29,12 @@ type Config struct {
 	Delay      time.Duration // playout delay told to receivers
 	Lead       time.Duration // longest wait for receivers to tune before packet 0
 	Grace      time.Duration // a scheduled start missed by less (controller down) plays late
+	// NTPAddr, if set, is where the controller answers SNTP (RFC 4330) on
+	// the clock its sessions' timelines are on, for receivers that
+	// discipline their clock with chrony; NTPStratum is the stratum it
+	// answers with (1–15; 0: 2).
+	NTPAddr    string
+	NTPStratum int
 	// ClockOffset shifts the wall clock the scheduler uses, for tests
 	// and `loa bench chaos` (Go ignores libfaketime); Main.SetClockOffset
 	// changes it at run time, which the scheduler sees as a step.
@@ -108,6 +114,7 @@ func DefaultConfig() Config {
 		Delay:      200 * time.Millisecond,
 		Lead:       2 * time.Second,
 		Grace:      5 * time.Minute,
+		NTPStratum: 2,
 		LogLevel:   "info",
 		Alarms:     loa.DefaultAlarmThresholds(),
 		CAPSender:  defaultCAPSender(),
@@ -157,6 +164,9 @@ func (c *Config) Validate() error {
 	}
 	if c.FirmwareURL != "" && !strings.HasPrefix(c.FirmwareURL, "http://") && !strings.HasPrefix(c.FirmwareURL, "https://") {
 		return fmt.Errorf("firmware-url %q: want http:// or https://, e.g. http://ctl.example:8080", c.FirmwareURL)
+	}
+	if c.NTPStratum < 0 || c.NTPStratum > 15 {
+		return fmt.Errorf("ntp-stratum %d: must be within 1..15 (0: the default, 2)", c.NTPStratum)
 	}
 	if c.Lead < 0 || c.Lead > 30*time.Second {
 		return fmt.Errorf("lead %v: must be within 0..30s", c.Lead)

@@ -42,6 +42,7 @@ type Main struct {
 	Broker    *broker.Broker // nil with an external broker
 	Fleet     *devices.Fleet
 	Engine    *broadcast.Engine
+	NTP       *broadcast.SNTP // nil without -ntp-addr
 	Sessions  *station.Sessions
 	Media     *station.Media
 	Schedules *station.Schedules
@@ -77,6 +78,11 @@ type Main struct {
 	// start (empty on later starts); AdminTokenFile is where it is kept.
 	AdminToken     string
 	AdminTokenFile string
+	// AdminPassword is the password of the user "admin" created when the
+	// station has no users (empty otherwise); AdminPasswordFile is where
+	// it is kept.
+	AdminPassword     string
+	AdminPasswordFile string
 
 	statfs      func(dir string) (free, total uint64, err error) // for tests; nil = syscall.Statfs
 	storageStop func()                                           // ends watchStorage and waits for it
@@ -180,10 +186,17 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	// Alerts follow every play command's outcome: the tuner tells them.
 	tuner := &station.AlertTuner{Tuner: m.Fleet}
+	refclk, err := m.openNTP(ctx)
+	if err != nil {
+		return err
+	}
 	m.Engine, err = broadcast.Open(ctx, broadcast.Config{
 		Bind: cfg.RTPBind, Public: cfg.RTPPublic, Delay: cfg.Delay, Lead: cfg.Lead, Tuner: tuner,
-		Caps: m.Fleet, Fence: protocol.Fence{Gen: gen}, RequireSRTP: cfg.RequireSRTP, Refused: tuner.Refused,
-		Logger: m.Logger.With("component", "broadcast"),
+		Caps: m.Fleet, Offsets: deviceOffsets{m.DB}, RefClock: refclk,
+		Fence: protocol.Fence{Gen: gen}, RequireSRTP: cfg.RequireSRTP, Refused: tuner.Refused,
+		// Receivers' RTCP progress: delivery evidence of those that send no events.
+		Reception: tuner.Reception,
+		Logger:    m.Logger.With("component", "broadcast"),
 	})
 	if err != nil {
 		return fmt.Errorf("broadcast: %w", err)
@@ -235,6 +248,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err := m.ensureAdminToken(ctx); err != nil {
 		return err
 	}
+	if err := m.ensureAdminUser(ctx); err != nil {
+		return err
+	}
 	if cfg.BackupDir != "" {
 		m.schedWG.Add(1)
 		go func() {
@@ -266,11 +282,12 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	srv := &api.Server{
 		SDPAllow: sdpAllow,
 		Areas:    m.DB, Devices: m.DB, Presence: m.Fleet, Media: m.Media,
-		Sessions: m.Sessions, Tokens: m.DB, Audit: m.DB, Commands: m.Fleet, Groups: m.Groups,
+		Sessions: m.Sessions, Deliveries: m.Sessions, Tokens: m.DB, Users: m.DB, Audit: m.DB, Commands: m.Fleet, Groups: m.Groups,
 		Playlists: m.DB, Fallbacks: m.Fallbacks, Schedules: m.Schedules, Alerts: m.Alerts, PlayLog: station.NewPlayLog(m.DB), Gatherer: reg,
 		Alarms: m.Alarms, Health: m.Health, Backup: m, Storage: m.DB,
 		CAP:       station.NewCAP(m.DB, m.Alerts, m.Media.Urgent(), nil, m.Logger.With("component", "cap")),
 		CAPSender: cfg.CAPSender,
+		Delay:     delay,
 		Logger:    m.Logger.With("component", "api"),
 	}
 	if err := m.openFirmware(); err != nil {
@@ -328,6 +345,10 @@ func (m *Main) Close() error {
 	if m.Engine != nil {
 		errs = append(errs, m.Engine.Close())
 		m.Engine = nil
+	}
+	if m.NTP != nil {
+		errs = append(errs, m.NTP.Close())
+		m.NTP = nil
 	}
 	if m.Groups != nil {
 		m.Groups.Close() // before the fleet: writes the abandoned runs
@@ -395,6 +416,29 @@ func (m *Main) ensureAdminToken(ctx context.Context) error {
 	}
 	m.AdminToken = secret
 	m.Logger.Info("created the admin API token", "file", m.AdminTokenFile)
+	return nil
+}
+
+// ensureAdminUser creates the user "admin" when the station has no users
+// (its first start, or the first after an upgrade), with a random
+// password kept in the data dir (mode 0600) for the first sign-in. The
+// file is written first: a user nobody can sign in as is never made.
+func (m *Main) ensureAdminUser(ctx context.Context) error {
+	m.AdminPasswordFile = filepath.Join(m.Config.DataDir, "admin-password")
+	has, err := m.DB.HasUsers(ctx)
+	if err != nil || has {
+		return err
+	}
+	password := randomHex(12) // 96 bits
+	if err := os.WriteFile(m.AdminPasswordFile, []byte(password+"\n"), 0o600); err != nil {
+		return fmt.Errorf("admin password: %w", err)
+	}
+	u := &loa.User{Username: "admin", Name: "admin", Role: loa.RoleAdmin, CreatedBy: "system"}
+	if err := m.DB.CreateUser(ctx, u, password); err != nil {
+		return fmt.Errorf("admin user: %w", err)
+	}
+	m.AdminPassword = password
+	m.Logger.Info("created the user admin; its password is in the file", "file", m.AdminPasswordFile)
 	return nil
 }
 

@@ -22,7 +22,9 @@ import (
 // audio checks below pass only if it decrypted every packet.
 func TestInteropFFmpegFromSDP(t *testing.T) {
 	ffmpeg := loatest.Tool(t, "ffmpeg")
-	s := startSystem(t, systemOpts{receivers: 2})
+	// With the SNTP responder on, the SDP names it as the reference clock
+	// (RFC 7273), which ffmpeg must take in its stride.
+	s := startSystem(t, systemOpts{receivers: 2, configure: func(c *Config) { c.NTPAddr = "127.0.0.1:0" }})
 	ctx := context.Background()
 	const length = 6 * time.Second
 	src := testSignal(length)
@@ -36,6 +38,9 @@ func TestInteropFFmpegFromSDP(t *testing.T) {
 	}
 	if !strings.Contains(sdp, " RTP/SAVP 111\r\n") || !strings.Contains(sdp, "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:") {
 		t.Fatalf("the SDP offers no SRTP:\n%s", sdp)
+	}
+	if !strings.Contains(sdp, "\r\na=ts-refclk:ntp=127.0.0.1:") || !strings.Contains(sdp, "\r\na=mediaclk:direct=") {
+		t.Fatalf("the SDP states no timeline (RFC 7273):\n%s", sdp)
 	}
 	dir := t.TempDir()
 	sdpFile, out := filepath.Join(dir, "session.sdp"), filepath.Join(dir, "out.wav")

@@ -25,6 +25,13 @@ func TestSystemRestartResumes(t *testing.T) {
 	s1 := &system{t: t, m: m1, api: c}
 	src := testSignal(8 * time.Second)
 	med := s1.upload(src, 48000)
+	// A short session first: its delivery report, settled before the
+	// restart, reads the same after it.
+	short := s1.upload(testSignal(time.Second), 48000)
+	done := s1.play(short.ID, "a")
+	s1.byArea = map[string][]*firmwaresim.Receiver{"a": fleet.Receivers()}
+	s1.finish(done, short.Duration, "a")
+	before := s1.waitDelivered(done.ID)
 	sess := s1.play(med.ID, "a")
 	waitPlaying(t, fleet, sess.ID, 100)
 	if err := m1.Close(); err != nil {
@@ -66,6 +73,40 @@ func TestSystemRestartResumes(t *testing.T) {
 			t.Errorf("%s: resumed audio correlates %.2f with the source at the wall-clock position, want ≥ 0.9", r.ID(), corr)
 		}
 		t.Logf("%s: %d frames before, %d after, resumed %.2fs into the programme", r.ID(), before.FromPacket(), after.FromPacket(), float64(offset)/48000)
+	}
+	if after := s2.delivery(done.ID, ""); len(after.Receivers) != len(before) || after.Totals.Finished != len(before) {
+		t.Errorf("after the restart the report of a session ended before reads %+v, want %d receivers finished", after, len(before))
+	} else {
+		for _, l := range after.Receivers {
+			if l != before[l.Device] {
+				t.Errorf("after the restart %s reads %+v, want %+v", l.Device, l, before[l.Device])
+			}
+		}
+	}
+	// The resumed session's report continues the lines from before the
+	// restart: every receiver finished, its stats those it reported.
+	lines := s2.waitDelivered(sess.ID)
+	// A finished event may come after the report settled (a receiver's
+	// queue stalled by the reconnect): its stats still count.
+	loatest.Eventually(t, 30*time.Second, func() bool {
+		for _, l := range s2.delivery(sess.ID, "").Receivers {
+			if lines[l.Device] = l; l.Played == 0 {
+				return false
+			}
+		}
+		return true
+	}, "every receiver's finished stats are in the report")
+	for _, r := range fleet.Receivers() {
+		l := lines[r.ID()]
+		var played uint64
+		for _, st := range r.Sessions() {
+			if st.Session == sess.ID {
+				played += st.Played
+			}
+		}
+		if l.State != loa.DeliveryFinished || l.Evidence != loa.EvidenceEvent || l.Played == 0 || l.Played > played {
+			t.Errorf("%s resumed: %+v, want finished on its events, with at most the %d frames it played", r.ID(), l, played)
+		}
 	}
 	var resumed bool
 	for _, e := range s2.playLog("") {

@@ -76,7 +76,8 @@ type Alarms struct {
 	online   map[string]bool      // presence from notices
 	loss     map[string]lossWindow
 	watchers map[*alarmWatcher]struct{}
-	plain    map[string]bool // device → its last online status announced no srtp-gcm
+	plain    map[string]bool      // device → its last online status announced no srtp-gcm
+	unsync   map[string]time.Time // device → since when its sync error is above loa.OutOfSyncMs
 	start    time.Time
 	lastID   int64
 
@@ -118,7 +119,7 @@ func NewAlarms(ctx context.Context, cfg AlarmConfig) (*Alarms, error) {
 	}
 	a := &Alarms{cfg: cfg, th: th, log: cfg.Logger, now: cfg.Now, m: newAlarmMetrics(),
 		active: map[alarmKey]loa.Alarm{}, area: map[string]string{}, online: map[string]bool{}, offSince: map[string]time.Time{},
-		loss: map[string]lossWindow{}, watchers: map[*alarmWatcher]struct{}{}, plain: map[string]bool{},
+		loss: map[string]lossWindow{}, watchers: map[*alarmWatcher]struct{}{}, plain: map[string]bool{}, unsync: map[string]time.Time{},
 		stop: make(chan struct{}), stopped: make(chan struct{}), kick: make(chan struct{}, 1)}
 	a.start = a.now()
 	list, err := cfg.Store.Alarms(ctx, loa.AlarmFilter{Active: true})
@@ -375,6 +376,10 @@ func (a *Alarms) ObserveTelemetry(id string, t loa.Telemetry) {
 		ch = append(ch, a.clearing(al, now, fmt.Sprintf("board temperature %.1f °C < %.1f °C", t.TempC, a.th.TempClearC)))
 	}
 
+	if c, ok := a.syncChange(id, t.Sync, now); ok {
+		ch = append(ch, c)
+	}
+
 	lk := alarmKey{id, loa.AlarmStreamLoss}
 	al, on := a.active[lk]
 	if t.Stream == nil || t.Session == "" {
@@ -406,6 +411,40 @@ func (a *Alarms) ObserveTelemetry(id string, t loa.Telemetry) {
 	}
 	a.loss[id] = w
 	a.apply(context.Background(), ch)
+}
+
+// syncChange raises out_of_sync once a receiver's reported sync error has
+// stayed above loa.OutOfSyncMs for loa.OutOfSyncFor (a slow start or one
+// bad exchange is not an echo), and clears it below half of it or when
+// the receiver stops reporting sync. a.mu must be held.
+func (a *Alarms) syncChange(id string, s *loa.SyncStats, now time.Time) (change, bool) {
+	k := alarmKey{id, loa.AlarmOutOfSync}
+	al, on := a.active[k]
+	if s == nil {
+		delete(a.unsync, id)
+		if on {
+			return a.clearing(al, now, "no sync report"), true
+		}
+		return change{}, false
+	}
+	if s.ErrMs <= loa.OutOfSyncMs {
+		delete(a.unsync, id)
+		if on && s.ErrMs <= loa.OutOfSyncMs/2 {
+			return a.clearing(al, now, fmt.Sprintf("sync error %.1f ms", s.ErrMs)), true
+		}
+		return change{}, false
+	}
+	since, seen := a.unsync[id]
+	if !seen {
+		a.unsync[id] = now
+		return change{}, false
+	}
+	if on || now.Sub(since) < loa.OutOfSyncFor {
+		return change{}, false
+	}
+	return a.raising(id, loa.AlarmOutOfSync, loa.SeverityWarning, s.ErrMs, loa.OutOfSyncMs, now,
+		fmt.Sprintf("sync error %.1f ms > %.0f ms for %v (source %s)", s.ErrMs, loa.OutOfSyncMs,
+			now.Sub(since).Round(time.Second), truncate(s.Source, 16))), true
 }
 
 // ObserveEvent raises an amp_fault alarm on amp_fault and clears it on amp_ok.

@@ -80,8 +80,9 @@ func (f *Fleet) command(ctx context.Context, deviceID, op string, raw json.RawMe
 	if !f.LinkUp() {
 		// Failing now beats a stale command queued until the broker is
 		// back; callers that wait outages out retry (Unreachable).
-		return f.refuse(res, "broker connection down",
-			unreachable(loa.Errorf(loa.EUNAVAILABLE, "device %s: not connected to the mqtt broker %s", deviceID, f.cfg.Broker)))
+		return f.refuse(res, "broker connection down", linkDownError{unreachableError{loa.Errorf(loa.EUNAVAILABLE,
+			"device %s: %s not sent: the controller is not connected to the mqtt broker %s (reconnecting); try again shortly",
+			deviceID, op, f.cfg.Broker)}})
 	}
 	if f.knownOffline(deviceID) {
 		return f.refuse(res, "device offline", unreachable(loa.Errorf(loa.EUNAVAILABLE, "device %s is offline", deviceID)))
@@ -163,6 +164,18 @@ func (e unreachableError) Unwrap() error { return e.err }
 // Unreachable marks the error for callers that wait outages out
 // (broadcast retries such tunes while its session runs).
 func (e unreachableError) Unreachable() bool { return true }
+
+// LinkRetryAfter is when a command refused because the controller's
+// broker link is down may be tried again (the API's Retry-After): paho
+// reconnects within its back-off, at most 10 s apart.
+const LinkRetryAfter = 5 * time.Second
+
+// linkDownError is the refusal of a command while the broker link is
+// down: unreachable (callers that wait outages out retry it) and, for an
+// interactive caller, when to try again.
+type linkDownError struct{ unreachableError }
+
+func (linkDownError) RetryAfter() time.Duration { return LinkRetryAfter }
 
 // abandon stops waiting for command id. If the handler claimed the final
 // ack in the meantime, that ack wins.

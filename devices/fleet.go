@@ -101,6 +101,10 @@ type Fleet struct {
 	// linkUp: connected and subscribed; presence is unknown while false.
 	linkUp atomic.Bool
 	upAt   atomic.Int64 // f.now() in Unix ns when linkUp last became true
+	// linkMu guards linkBack, closed (and replaced) each time linkUp
+	// becomes true: group commands wait on it through an outage.
+	linkMu   sync.Mutex
+	linkBack chan struct{}
 
 	malformed   atomic.Uint64
 	unknownAcks atomic.Uint64
@@ -320,6 +324,22 @@ func (f *Fleet) LinkUp() bool {
 	return f.linkUp.Load() && f.client != nil && f.client.IsConnectionOpen()
 }
 
+// linkUpAgain returns a channel closed the next time the link is up
+// (connected and subscribed), or already closed when it is up now.
+func (f *Fleet) linkUpAgain() <-chan struct{} {
+	f.linkMu.Lock()
+	defer f.linkMu.Unlock()
+	if f.LinkUp() {
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	if f.linkBack == nil {
+		f.linkBack = make(chan struct{})
+	}
+	return f.linkBack
+}
+
 // filters are the subscriptions, with the QoS the contract fixes.
 var filters = map[string]byte{
 	protocol.DeviceFilter(protocol.KindStatus): protocol.QoS[protocol.KindStatus],
@@ -352,6 +372,12 @@ func (f *Fleet) onConnect(c mqtt.Client) {
 		if err == nil {
 			f.upAt.Store(f.now().UnixNano())
 			f.linkUp.Store(true)
+			f.linkMu.Lock()
+			if f.linkBack != nil {
+				close(f.linkBack)
+				f.linkBack = nil
+			}
+			f.linkMu.Unlock()
 			f.log.Info("fleet subscribed", "broker", f.cfg.Broker)
 			return
 		}

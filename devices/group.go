@@ -97,7 +97,9 @@ func (g *GroupRun) Results() []loa.GroupResult {
 // waits until each has a final ack, the timeout passes (the rest become
 // "timeout"), ctx ends (its cause is the reason) or the fleet closes (the
 // rest become "timeout" with the reason). It returns the final results.
-// Run once.
+// While the controller's broker link is down it waits for the link (the
+// devices say so) until the timeout, when they fail "not sent"; a publish
+// the link dropped is sent again once it is back. Run once.
 func (g *GroupRun) Run(ctx context.Context) []loa.GroupResult {
 	f := g.f
 	n := len(g.send)
@@ -105,8 +107,7 @@ func (g *GroupRun) Run(ctx context.Context) []loa.GroupResult {
 		return g.Results()
 	}
 	start := time.Now() // monotonic, for the latency histogram
-	sent := f.now()
-	exp := sent.Add(g.timeout).UnixMilli()
+	exp := f.now().Add(g.timeout).UnixMilli()
 	timer := time.NewTimer(g.timeout)
 	defer timer.Stop()
 
@@ -116,10 +117,12 @@ func (g *GroupRun) Run(ctx context.Context) []loa.GroupResult {
 		return g.Results()
 	default:
 	}
-	if !f.client.IsConnectionOpen() {
-		g.abandon(nil, "not sent: broker connection down", loa.EUNAVAILABLE, loa.GroupFailed, start)
+	// While the controller's broker link is down the command waits for it,
+	// until its deadline: an outage is waited out, not failed.
+	if !g.awaitLink(ctx, timer.C, start) {
 		return g.Results()
 	}
+	sent := f.now()
 
 	// Register every command before the first publish, so no ack can
 	// arrive for a command not yet pending. Each pending gets exactly one
@@ -150,14 +153,21 @@ func (g *GroupRun) Run(ctx context.Context) []loa.GroupResult {
 	}
 	refusals := make(chan refused, n)
 	tokens := make([]mqtt.Token, n)
+	topics := make([]string, n)
+	payloads := make([][]byte, n)
 	for k, i := range g.send {
-		dev := g.results[i].Device
+		topics[k] = protocol.DeviceTopic(g.results[i].Device, protocol.KindCmd)
 		payload, err := json.Marshal(protocol.Command{ID: ids[k], Op: g.op, Exp: exp, Args: g.args})
 		if err != nil { // args were checked valid JSON
 			refusals <- refused{ids[k], err}
 			continue
 		}
-		tokens[k] = f.client.Publish(protocol.DeviceTopic(dev, protocol.KindCmd), protocol.QoS[protocol.KindCmd], false, payload)
+		payloads[k] = payload
+		tokens[k] = f.client.Publish(topics[k], protocol.QoS[protocol.KindCmd], false, payload)
+	}
+	byID := make(map[string]int, n) // command id → index in ids
+	for k, id := range ids {
+		byID[id] = k
 	}
 	stopWatch := make(chan struct{})
 	var watchers sync.WaitGroup
@@ -180,13 +190,47 @@ func (g *GroupRun) Run(ctx context.Context) []loa.GroupResult {
 	}()
 	defer func() { close(stopWatch); watchers.Wait() }()
 
+	// A publish paho could not hand to the broker (the link dropped under
+	// it) is sent again once the link is back, until the deadline; the
+	// device never had it, so nothing runs twice.
+	var retry []int
+	var linkBack <-chan struct{}
 	for g.left() > 0 {
 		select {
 		case a := <-acks:
 			g.settle(a, start)
 			continue
 		case r := <-refusals:
-			g.refuse(r.id, r.err, start)
+			k, ok := byID[r.id]
+			if !ok || payloads[k] == nil || !g.waiting(r.id) {
+				g.refuse(r.id, r.err, start)
+				continue
+			}
+			retry = append(retry, k)
+			g.note(r.id, "waiting for the broker connection to send again")
+			linkBack = f.linkUpAgain()
+			continue
+		case <-linkBack:
+			linkBack = nil
+			for _, k := range retry {
+				g.note(ids[k], "")
+				tok := f.client.Publish(topics[k], protocol.QoS[protocol.KindCmd], false, payloads[k])
+				watchers.Add(1)
+				go func(id string) {
+					defer watchers.Done()
+					select {
+					case <-tok.Done():
+						if err := tok.Error(); err != nil {
+							select {
+							case refusals <- refused{id, err}:
+							case <-stopWatch:
+							}
+						}
+					case <-stopWatch:
+					}
+				}(ids[k])
+			}
+			retry = nil
 			continue
 		case <-timer.C:
 			g.abandon(ids, fmt.Sprintf("no final ack within %v", g.timeout), loa.ETIMEOUT, loa.GroupTimeout, start)
@@ -203,6 +247,61 @@ func (g *GroupRun) Run(ctx context.Context) []loa.GroupResult {
 		break
 	}
 	return g.Results()
+}
+
+// awaitLink waits until the controller's broker link is up, noting on
+// every device that the command waits for it. At the deadline (the
+// devices fail "not sent"), when ctx ends or the fleet closes, it settles
+// every device and returns false.
+func (g *GroupRun) awaitLink(ctx context.Context, deadline <-chan time.Time, start time.Time) bool {
+	f := g.f
+	back := f.linkUpAgain()
+	select {
+	case <-back:
+		return true
+	default:
+	}
+	const waitMsg = "waiting for the broker connection"
+	g.mu.Lock()
+	for _, i := range g.send {
+		g.results[i].Msg = waitMsg
+	}
+	g.mu.Unlock()
+	f.log.Info("group command waits for the broker connection", "op", g.op, "devices", len(g.send))
+	select {
+	case <-back:
+		g.mu.Lock()
+		for _, i := range g.send {
+			g.results[i].Msg = ""
+		}
+		g.mu.Unlock()
+		return true
+	case <-deadline:
+		g.abandon(nil, fmt.Sprintf("not sent: broker connection down until the deadline (%v)", g.timeout), loa.EUNAVAILABLE, loa.GroupFailed, start)
+	case <-ctx.Done():
+		g.abandon(nil, "not sent: abandoned while the broker connection was down: "+context.Cause(ctx).Error(), loa.ETIMEOUT, loa.GroupTimeout, start)
+	case <-f.closing:
+		g.abandon(nil, "not sent: the controller is stopping", loa.EUNAVAILABLE, loa.GroupFailed, start)
+	}
+	return false
+}
+
+// waiting reports whether command id still waits for its final ack.
+func (g *GroupRun) waiting(id string) bool {
+	f := g.f
+	f.cmdMu.Lock()
+	defer f.cmdMu.Unlock()
+	_, ok := f.pending[id]
+	return ok
+}
+
+// note sets the message of command id's device while it is not final.
+func (g *GroupRun) note(id, msg string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if i, ok := g.index[id]; ok && !g.results[i].Final() {
+		g.results[i].Msg = msg
+	}
 }
 
 func (g *GroupRun) left() int {

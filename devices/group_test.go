@@ -3,7 +3,9 @@ package devices
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -141,8 +143,8 @@ func TestGroupRunBrokerDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := g.Run(testCtx(t))[0]
-	if r.State != loa.GroupFailed || r.Code != loa.EUNAVAILABLE || r.Msg != "not sent: broker connection down" {
-		t.Errorf("result %+v, want failed: broker down", r)
+	if r.State != loa.GroupFailed || r.Code != loa.EUNAVAILABLE || r.Msg != "not sent: broker connection down until the deadline (1s)" {
+		t.Errorf("result %+v, want failed: broker down until the deadline", r)
 	}
 	if st := f.Stats(); st.Commands != 0 {
 		t.Errorf("sent %d commands through a closed connection", st.Commands)
@@ -239,4 +241,64 @@ func respondAll(b *testing.B, url string, f *Fleet, n int) []string {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return ids
+}
+
+// A group command sent while the controller's broker link is down waits
+// for the link (each device says so) instead of failing, and goes out
+// once the link is back, within its deadline. A single command is refused
+// at once, with when to try again.
+func TestGroupRunWaitsOutBrokerOutage(t *testing.T) {
+	b := loatest.StartBroker(t, "")
+	f := openFleet(t, b, Config{})
+	d := onlineDevice(t, b, f, "dev-1", answerDone)
+
+	// The controller's link drops and the broker refuses it for a while;
+	// the device stays connected.
+	refused := b.Refused()
+	b.RefuseConnects(true)
+	cl, ok := b.Server().Clients.Get(f.cfg.ClientID)
+	if !ok {
+		t.Fatal("fleet not connected")
+	}
+	cl.Net.Conn.Close()
+	loatest.Eventually(t, waitLimit, func() bool { return !f.LinkUp() && b.Refused() > refused }, "link down, a reconnect refused")
+
+	_, err := f.Command(testCtx(t), "dev-1", protocol.OpTest, nil)
+	var later interface{ RetryAfter() time.Duration }
+	if code(err) != loa.EUNAVAILABLE || !errors.As(err, &later) || later.RetryAfter() <= 0 || !strings.Contains(err.Error(), "broker") {
+		t.Errorf("single command during the outage: %v, want unavailable with a Retry-After", err)
+	}
+
+	g, err := f.PrepareGroup(protocol.OpVolume, json.RawMessage(`{"level":5}`), []string{"dev-1"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan []loa.GroupResult, 1)
+	go func() { done <- g.Run(testCtx(t)) }()
+	loatest.Eventually(t, waitLimit, func() bool {
+		r := g.Results()[0]
+		return r.State == loa.GroupPending && strings.Contains(r.Msg, "waiting for the broker")
+	}, "the device waiting for the link")
+	if n := f.Stats().Commands; n != 0 {
+		t.Errorf("%d commands sent while the link was down", n)
+	}
+
+	b.RefuseConnects(false)
+	var res []loa.GroupResult
+	select {
+	case res = <-done:
+	case <-time.After(waitLimit):
+		t.Fatal("the group command never ended")
+	}
+	if r := res[0]; r.State != loa.GroupDoneAck || r.Code != "" {
+		t.Errorf("result after the outage %+v, want done", r)
+	}
+	select {
+	case c := <-d.Commands():
+		if c.Op != protocol.OpVolume {
+			t.Errorf("device got %+v", c)
+		}
+	default:
+		t.Error("the device never got the command")
+	}
 }

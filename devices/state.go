@@ -326,6 +326,10 @@ func (f *Fleet) applyTelemetry(id string, t *protocol.Telemetry, now time.Time) 
 		Firmware: t.FW,
 		Session:  t.Session,
 	}
+	if s := t.Sync; s != nil {
+		d.tele.Sync = &loa.SyncStats{Source: s.Source, OffsetMs: s.OffsetMs, ErrMs: s.ErrMs, RTTMs: s.RTTMs,
+			DriftPPM: s.DriftPPM, CorrMin: s.CorrMin, Resyncs: s.Resyncs}
+	}
 	d.hasTele = true
 	d.hasStream = t.Stream != nil
 	if s := t.Stream; s != nil {

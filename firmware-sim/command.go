@@ -264,9 +264,6 @@ func (r *Receiver) connectBoot(boot uint64) bool {
 			r.log.Error("reboot", "err", err)
 			return false
 		}
-		r.clientMu.Lock()
-		r.client = client
-		r.clientMu.Unlock()
 		err = waitToken(client.Connect())
 		if err == nil {
 			return true

@@ -17,6 +17,28 @@ type faults struct {
 	temp    float64 // board temperature to report, when hasTemp
 	hasTemp bool
 	amp     bool // amplifier fault: nothing reaches the speakers
+	mute    bool // its played and finished events are dropped (MuteEvents)
+}
+
+// MuteEvents drops (true) or sends again (false) the receiver's played and
+// finished events while it plays on, as a receiver whose MQTT loses them
+// while its RTP works (or a third-party one that sends none): the
+// controller has only its RTCP reports.
+func (r *Receiver) MuteEvents(mute bool) {
+	r.faults.mu.Lock()
+	defer r.faults.mu.Unlock()
+	r.faults.mute = mute
+}
+
+// eventMuted reports whether v is a play event MuteEvents drops.
+func (r *Receiver) eventMuted(v any) bool {
+	ev, ok := v.(protocol.Event)
+	if !ok || (ev.Type != protocol.EventPlayed && ev.Type != protocol.EventFinished) {
+		return false
+	}
+	r.faults.mu.Lock()
+	defer r.faults.mu.Unlock()
+	return r.faults.mute
 }
 
 // SetTemperature makes the receiver report a board temperature of c °C

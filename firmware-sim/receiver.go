@@ -102,6 +102,7 @@ type Receiver struct {
 
 	clientMu  sync.Mutex
 	client    mqtt.Client // replaced on reboot
+	held      *heldStore  // client's store: its unacknowledged publishes
 	rebooting atomic.Bool // between a reboot's abrupt disconnect and its reconnect
 	ready     chan error  // first subscription result
 	cmds      chan mqtt.Message
@@ -198,9 +199,6 @@ func (r *Receiver) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("start %s: %w", r.cfg.ID, err)
 	}
-	r.clientMu.Lock()
-	r.client = client
-	r.clientMu.Unlock()
 
 	r.wg.Add(2)
 	go r.commandLoop()
@@ -252,13 +250,14 @@ func (r *Receiver) Start(ctx context.Context) error {
 }
 
 // newClient returns a broker client whose Last Will is the offline status
-// of boot and connection attempt conn.
+// of boot and connection attempt conn, and makes it the receiver's.
 func (r *Receiver) newClient(boot, conn uint64) (mqtt.Client, error) {
 	r.connN.Store(conn)
 	will, err := json.Marshal(protocol.Status{Online: false, Boot: boot, Conn: conn})
 	if err != nil {
 		return nil, err
 	}
+	held := newHeldStore()
 	opts := mqtt.NewClientOptions().
 		AddBroker(r.cfg.Broker).
 		SetClientID(r.cfg.ID).
@@ -274,7 +273,7 @@ func (r *Receiver) newClient(boot, conn uint64) (mqtt.Client, error) {
 		SetOrderMatters(true). // commands run in the order sent
 		SetBinaryWill(protocol.DeviceTopic(r.cfg.ID, protocol.KindStatus), will, protocol.QoS[protocol.KindStatus], true).
 		SetCustomOpenConnectionFn(r.dial).
-		SetStore(cleanStore{}). // a clean session: nothing to resend after a reconnect
+		SetStore(held). // what the broker has not acknowledged goes again on the next connection
 		SetOnConnectHandler(r.onConnect).
 		SetReconnectingHandler(func(_ mqtt.Client, o *mqtt.ClientOptions) {
 			// Runs before every reconnect attempt: a new connection, a new
@@ -287,7 +286,11 @@ func (r *Receiver) newClient(boot, conn uint64) (mqtt.Client, error) {
 				r.log.Warn("broker connection lost", "err", err)
 			}
 		})
-	return mqtt.NewClient(opts), nil
+	c := mqtt.NewClient(opts)
+	r.clientMu.Lock()
+	r.client, r.held = c, held
+	r.clientMu.Unlock()
+	return c, nil
 }
 
 // tlsConfig verifies servers with the configured CA; the dialer fills
@@ -299,8 +302,10 @@ func (c Config) tlsConfig() *tls.Config {
 // dial opens the broker connection itself so that Kill can drop it without
 // an MQTT DISCONNECT.
 func (r *Receiver) dial(u *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
-	if r.killed.Load() || r.rebooting.Load() {
-		return nil, errors.New("receiver killed or rebooting")
+	if r.killed.Load() || r.rebooting.Load() || r.ended.Load() {
+		// Also once closed: paho's reconnect attempt in progress outlives
+		// Disconnect, and would bring a closed receiver back online.
+		return nil, errors.New("receiver ended or rebooting")
 	}
 	d := &net.Dialer{Timeout: o.ConnectTimeout}
 	var c net.Conn
@@ -373,7 +378,12 @@ type outMsg struct {
 // keeps play-out and command handling from waiting on the broker, and
 // keeps messages in order (a session's finished event before the ack of
 // the stop that ended it).
-func (r *Receiver) send(kind string, v any) { r.outbox <- outMsg{kind, v} }
+func (r *Receiver) send(kind string, v any) {
+	if r.eventMuted(v) {
+		return
+	}
+	r.outbox <- outMsg{kind, v}
+}
 
 // outboxLoop publishes the queue until Close or Kill closes it.
 func (r *Receiver) outboxLoop() {
@@ -383,8 +393,73 @@ func (r *Receiver) outboxLoop() {
 			close(done) // a flush marker: everything before it is out
 			continue
 		}
-		if err := waitToken(r.publish(m.kind, m.v)); err != nil && !r.killed.Load() {
-			r.log.Warn("publish failed", "kind", m.kind, "err", err)
+		r.deliver(m)
+	}
+}
+
+// publishWait bounds how long Close waits for the broker to acknowledge
+// what is left in the queue.
+const publishWait = 10 * time.Second
+
+// deliver publishes m. A QoS 1 message waits for the broker's PUBACK,
+// across reconnects: paho's resume sends it again from heldStore on each
+// new connection, so one in flight when the link dropped, or published
+// while paho reconnects, goes out as soon as the link is back, before
+// anything queued after it. Waiting on paho's token instead stalled the
+// queue 10 s after a reconnect (paho never completes such a token).
+func (r *Receiver) deliver(m outMsg) {
+	for {
+		r.clientMu.Lock()
+		c, held := r.client, r.held
+		r.clientMu.Unlock()
+		tok := r.publishOn(c, m.kind, m.v) // c's store is held
+		if tok == nil {
+			return
+		}
+		pt, ok := tok.(*mqtt.PublishToken)
+		if protocol.QoS[m.kind] == 0 || !ok || pt.MessageID() == 0 {
+			// QoS 0, or refused before paho took it (not connected at all).
+			if err := waitToken(tok); err != nil && !r.killed.Load() {
+				r.log.Warn("publish failed", "kind", m.kind, "err", err)
+			}
+			return
+		}
+		h := held.held(pt.MessageID())
+		if h == nil {
+			return // acknowledged already
+		}
+		acked, giveUp := r.awaitAck(c, held, h)
+		if acked || giveUp {
+			if giveUp && !r.killed.Load() {
+				r.log.Warn("publish not acknowledged before the end", "kind", m.kind)
+			}
+			return
+		}
+		// The client dropped it (a reboot's disconnect): publish() sends
+		// it on the next client, or not at all while rebooting.
+	}
+}
+
+// awaitAck waits for the broker to acknowledge h, through outages: it
+// gives up only when the receiver is killed, or closed while the link is
+// down or for longer than publishWait.
+func (r *Receiver) awaitAck(c mqtt.Client, s *heldStore, h *heldPub) (acked, giveUp bool) {
+	quit := r.quit
+	var limit <-chan time.Time
+	for {
+		select {
+		case <-h.done:
+			return s.isAcked(h), false
+		case <-quit:
+			if r.killed.Load() || !c.IsConnectionOpen() {
+				return false, true
+			}
+			quit = nil // Close: what is queued still goes out while the link is up
+			t := time.NewTimer(publishWait)
+			defer t.Stop()
+			limit = t.C
+		case <-limit:
+			return false, true
 		}
 	}
 }
@@ -392,7 +467,11 @@ func (r *Receiver) outboxLoop() {
 // publish sends v as JSON on the receiver's topic of kind with the QoS and
 // retain flag the contract fixes. Nothing leaves a killed receiver.
 func (r *Receiver) publish(kind string, v any) mqtt.Token {
-	c := r.mqttClient()
+	return r.publishOn(r.mqttClient(), kind, v)
+}
+
+// publishOn is publish through client c.
+func (r *Receiver) publishOn(c mqtt.Client, kind string, v any) mqtt.Token {
 	if r.killed.Load() || r.rebooting.Load() || c == nil {
 		return nil
 	}
@@ -416,7 +495,13 @@ func (r *Receiver) Close() error {
 	r.endCurrent(EndStop)
 	close(r.outbox)
 	<-r.outEnd
-	err := waitToken(r.publish(protocol.KindStatus, r.status(false)))
+	var err error
+	if r.mqttClient().IsConnectionOpen() {
+		// While paho reconnects a retained status is not kept (heldStore)
+		// and its token would never complete; the broker has published
+		// the Will of the lost link.
+		err = waitToken(r.publish(protocol.KindStatus, r.status(false)))
+	}
 	r.mqttClient().Disconnect(250)
 	if err != nil {
 		return fmt.Errorf("close %s: offline status: %w", r.cfg.ID, err)

@@ -42,7 +42,7 @@ func (b *Broker) start(addr string) {
 	deadline := time.Now().Add(Wait)
 	for {
 		srv = mochi.New(&mochi.Options{Logger: slog.New(slog.DiscardHandler)})
-		if err := srv.AddHook(&passwordHook{password: b.password, refuse: &b.refuse}, nil); err != nil {
+		if err := srv.AddHook(&passwordHook{password: b.password, refuse: &b.refuse, srv: srv}, nil); err != nil {
 			b.tb.Fatal(err)
 		}
 		tcp = listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr})
@@ -136,6 +136,7 @@ type passwordHook struct {
 	mochi.HookBase
 	password string
 	refuse   *refusal
+	srv      *mochi.Server
 }
 
 func (h *passwordHook) ID() string { return "loatest-password" }
@@ -144,12 +145,33 @@ func (h *passwordHook) Provides(b byte) bool {
 	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
 }
 
-func (h *passwordHook) OnConnectAuthenticate(_ *mochi.Client, pk packets.Packet) bool {
+func (h *passwordHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
 	if h.refuse.on.Load() {
 		h.refuse.n.Add(1)
 		return false
 	}
-	return h.password == "" || string(pk.Connect.Password) == h.password
+	if h.password != "" && string(pk.Connect.Password) != h.password {
+		return false
+	}
+	h.retireOld(cl)
+	return true
+}
+
+// retireOld closes a clean session's old connection of cl's client id and
+// waits until mochi has cleaned it up, as the station's broker does
+// (broker/hook.go retireOld): mochi's clean-up otherwise may delete the
+// new client's id, leaving a reconnected receiver deaf.
+func (h *passwordHook) retireOld(cl *mochi.Client) {
+	old, ok := h.srv.Clients.Get(cl.ID)
+	if !ok || old == cl || !old.Properties.Clean {
+		return
+	}
+	old.Stop(packets.ErrSessionTakenOver)
+	for deadline := time.Now().Add(Wait); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+		if cur, ok := h.srv.Clients.Get(cl.ID); !ok || cur != old {
+			return
+		}
+	}
 }
 
 func (h *passwordHook) OnACLCheck(*mochi.Client, string, bool) bool { return true }

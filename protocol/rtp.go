@@ -91,3 +91,27 @@ func SDP(sessionID string, ssrc uint32, src netip.Addr, dest netip.AddrPort, sde
 	fmt.Fprintf(&b, "a=recvonly\r\n")
 	return b.String()
 }
+
+// MediaClock is what a session's SDP says of its timeline (RFC 7273): the
+// reference clock RefClk, "local" (the controller's own) or
+// "ntp=host[:port]" (its SNTP responder), and Direct, the RTP timestamp at
+// that clock's epoch (1900-01-01 UTC, the NTP era 0), so that the media
+// clock is the reference clock itself: UTC(ts) = t0_ms + (ts − ts0)/48 kHz.
+type MediaClock struct {
+	RefClk string
+	Direct uint32
+}
+
+// NewMediaClock is the media clock of the timeline (t0Ms, ts0).
+func NewMediaClock(refclk string, t0Ms int64, ts0 uint32) MediaClock {
+	if refclk == "" {
+		refclk = "local"
+	}
+	const ntpEpochMs = 2208988800 * 1000 // 1900 to 1970
+	return MediaClock{RefClk: refclk, Direct: ts0 - uint32((t0Ms+ntpEpochMs)*(ClockRate/1000))}
+}
+
+// SDPLines are the media-level attributes (after the m= line) of c.
+func (c MediaClock) SDPLines() string {
+	return fmt.Sprintf("a=ts-refclk:%s\r\na=mediaclk:direct=%d\r\n", c.RefClk, c.Direct)
+}

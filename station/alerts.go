@@ -979,7 +979,8 @@ func (s *Alerts) Recover(ctx context.Context) error {
 }
 
 // AlertTuner is the engine's Tuner: the fleet's, with every play
-// command's outcome told to Alerts (set before the first session starts).
+// command's outcome told to every session's delivery report and to Alerts
+// (set before the first session starts).
 type AlertTuner struct {
 	Tuner
 	Alerts *Alerts
@@ -987,12 +988,19 @@ type AlertTuner struct {
 
 func (t *AlertTuner) Tune(ctx context.Context, deviceID string, args protocol.PlayArgs) error {
 	err := t.Tuner.Tune(ctx, deviceID, args)
+	t.Alerts.sessions.tuned(args.Session, deviceID, err) // every session's delivery report
 	if t.Alerts.tuned(args.Session, deviceID, err) {
 		// A late session of the alert plays it from its beginning; the
 		// engine retrying this one would join it in the middle.
 		return settled{err}
 	}
 	return err
+}
+
+// Reception is the engine's RTCP evidence of a receiver (broadcast's
+// Config.Reception), for the sessions' delivery reports.
+func (t *AlertTuner) Reception(sessionID, deviceID string, received uint64) {
+	t.Alerts.sessions.Reception(sessionID, deviceID, received)
 }
 
 // unreachable reports whether the fleet said the device could not be
@@ -1012,5 +1020,6 @@ func (e settled) Unreachable() bool { return false }
 // Refused is told of a device the engine did not tune at all (a plain
 // receiver when SRTP is required): its delivery fails refused, saying why.
 func (t *AlertTuner) Refused(sessionID, deviceID string, err error) {
+	t.Alerts.sessions.tuned(sessionID, deviceID, err)
 	t.Alerts.tuned(sessionID, deviceID, err)
 }

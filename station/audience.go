@@ -55,17 +55,27 @@ func (s *Sessions) Following() int {
 // same ones alerts read, from one subscription to the fleet): a receiver's
 // first evidence of playing a session writes its "aired" play log line.
 func (s *Sessions) HandleEvent(device string, ev protocol.Event) {
+	detail := ""
 	switch ev.Type {
 	case protocol.EventPlayed:
+		s.deliveryEvent(device, ev)
 	case protocol.EventFinished:
+		s.deliveryEvent(device, ev)
 		if ev.Stream == nil || ev.Stream.Played <= ev.Stream.Silence {
 			return // stats of a stream that never played: no evidence
 		}
+		detail = fmt.Sprintf("told by its finished event: %d frames played", ev.Stream.Played-ev.Stream.Silence)
 	default:
 		return
 	}
+	s.air(ev.Session, device, detail)
+}
+
+// air writes device's "aired" line for session id on its first evidence
+// (detail says which, when not its played event).
+func (s *Sessions) air(id, device, detail string) {
 	s.mu.Lock()
-	a := s.audiences[ev.Session]
+	a := s.audiences[id]
 	if a == nil || a.aired[device] {
 		s.mu.Unlock()
 		return
@@ -76,11 +86,8 @@ func (s *Sessions) HandleEvent(device string, ev protocol.Event) {
 	}
 	a.aired[device] = true
 	sess := a.sess
-	e := logEntry(sess, loa.PlayAired, []string{device}, "")
+	e := logEntry(sess, loa.PlayAired, []string{device}, detail)
 	e.At = time.Now().UTC() // when it was told, whenever the batch is written
-	if ev.Type == protocol.EventFinished {
-		e.Detail = fmt.Sprintf("told by its finished event: %d frames played", ev.Stream.Played-ev.Stream.Silence)
-	}
 	// Written in batches off the fleet's notifier goroutine: a commit per
 	// receiver there would hold up every subscriber (the alerts' clock).
 	s.airedQ = append(s.airedQ, e)
@@ -117,8 +124,9 @@ func (s *Sessions) flushAired() {
 // that ended reached anyone: one that streamed to at least one receiver
 // tuned (online at its start, not taken by a higher session) and was heard
 // by none raises no_audience.
-func (s *Sessions) judge(id string, tuned []string, streamed bool) {
+func (s *Sessions) judge(id string, sess *loa.Session, tuned []string, streamed bool) {
 	judge := func() {
+		s.settleDelivery(id, sess)
 		s.mu.Lock()
 		a := s.audiences[id]
 		delete(s.audiences, id)

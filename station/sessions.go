@@ -37,6 +37,10 @@ type Sessions struct {
 	airedQ    []loa.PlayLogEntry   // aired lines not yet written
 	flushing  bool                 // a flushAired runs
 
+	deliveries       map[string]*delivery // per session, running or settling: its delivery report
+	flushingDelivery bool                 // a flushDeliveries runs
+	lateQ            []lateFinish         // finished events of settled reports, to add to their stored lines
+
 	// Alarms raises no_audience for a session heard by no receiver, and
 	// clears it when one is heard (nil: no alarm).
 	Alarms StationAlarms
@@ -172,6 +176,7 @@ func (s *Sessions) launch(ctx context.Context, sess *loa.Session, src source, fr
 	s.content[sess.ID] = src
 	s.mu.Unlock()
 	s.follow(sess)
+	s.track(ctx, sess, frames, false)
 	if err := s.engine.Start(ctx, sess, src, frames); err != nil {
 		s.ended(sess.ID, loa.SessionFailed, err.Error())
 		return err
@@ -180,9 +185,9 @@ func (s *Sessions) launch(ctx context.Context, sess *loa.Session, src source, fr
 	return nil
 }
 
-// logStart writes sess's start line (event) for the receivers online to
-// be tuned, and a missed line for the others: a receiver offline at the
-// start was never tuned, so the log must not say it played.
+// logStart writes sess's start line (event): what the controller did, for
+// the session, naming no receiver (only "aired" says a receiver heard
+// it); and a missed line for the receivers offline at the start, not tuned.
 func (s *Sessions) logStart(ctx context.Context, sess *loa.Session, event, detail string) {
 	on, off := sess.Devices, []string(nil)
 	if s.Online != nil {
@@ -202,12 +207,17 @@ func (s *Sessions) logStart(ctx context.Context, sess *loa.Session, event, detai
 		}
 		s.absent[sess.ID] = off
 		s.mu.Unlock()
+		s.offlineAtStart(sess.ID, off)
 		s.appendLog(ctx, logEntry(sess, loa.PlayMissed, off, "offline when it started: not tuned"))
 		if len(on) == 0 {
 			return
 		}
 	}
-	s.appendLog(ctx, logEntry(sess, event, on, detail))
+	told := fmt.Sprintf("the controller streams to %d receivers; each one's evidence is its aired line", len(on))
+	if detail != "" {
+		told = detail + "; " + told
+	}
+	s.appendLog(ctx, logEntry(sess, event, nil, told))
 }
 
 // waitReceivers waits until every receiver of devs is online, at most
@@ -321,32 +331,35 @@ func (s *Sessions) ended(id, state, reason string) {
 	if reason == loa.SessionShutdown {
 		// The controller is stopping, not the programme: it stays
 		// "playing" in the store and resumes when the controller is back.
+		s.untrack(id)
 		s.logger.Info("session interrupted by shutdown", "session", id)
 		return
 	}
+	s.deliveryEnded(id, state)
 	ctx := context.Background()
 	sess, err := s.db.Session(ctx, id)
 	if err != nil {
 		s.logger.Error("session ended but cannot be read", "session", id, "err", err)
-		s.judge(id, nil, false)
+		s.judge(id, nil, nil, false)
 		return
 	}
 	sess.State, sess.Reason, sess.EndedAt = state, reason, time.Now()
 	if err := s.db.PutSession(ctx, sess); err != nil {
 		s.logger.Error("session end not recorded", "session", id, "err", err)
-		s.judge(id, nil, false)
+		s.judge(id, sess, nil, false)
 		return
 	}
 	event := map[string]string{loa.SessionEnded: loa.PlayEnded, loa.SessionStopped: loa.PlayStopped}[state]
 	if event == "" {
 		event = loa.PlayFailed
 	}
-	// Its receivers offline at the start have their missed line already.
+	// The session's line names no receiver: their evidence (aired) and
+	// failures (missed, failed) are lines of their own.
 	played := slices.DeleteFunc(slices.Clone(sess.Devices), func(d string) bool { return slices.Contains(absent, d) })
 	if len(absent) == 0 || len(played) > 0 {
-		s.appendLog(ctx, logEntry(sess, event, played, reason))
+		s.appendLog(ctx, logEntry(sess, event, nil, reason))
 	}
-	s.judge(id, played, streamed)
+	s.judge(id, sess, played, streamed)
 	s.logger.Info("session ended", "session", id, "state", state, "reason", reason)
 }
 
@@ -463,7 +476,13 @@ func (s *Sessions) SessionSDP(ctx context.Context, id string, req loa.ListenerRe
 	if ap, err := netip.ParseAddrPort(s.listeners.PublicAddr()); err == nil {
 		src = ap.Addr()
 	}
-	return protocol.SDP(id, sess.SSRC, src, dest, sdes), nil
+	sdp := protocol.SDP(id, sess.SSRC, src, dest, sdes)
+	if mc, ok := s.listeners.(MediaClocks); ok {
+		if c, ok := mc.MediaClock(id); ok {
+			sdp += c.SDPLines()
+		}
+	}
+	return sdp, nil
 }
 
 // listen adds dest to session id's listeners, or renews it (with the new
@@ -574,6 +593,7 @@ func (s *Sessions) ResumeInterrupted(ctx context.Context, online func(id string)
 			if err := s.db.PutSession(ctx, sess); err != nil {
 				s.logger.Error("fallback session not closed", "session", sess.ID, "err", err)
 			}
+			s.closeDelivery(ctx, sess)
 			continue
 		}
 		pending = append(pending, sess)
@@ -596,6 +616,7 @@ func (s *Sessions) ResumeInterrupted(ctx context.Context, online func(id string)
 			if err := s.db.PutSession(ctx, sess); err == nil {
 				s.playLog(ctx, sess, loa.PlayFailed, sess.Reason)
 			}
+			s.closeDelivery(ctx, sess)
 		}
 	}
 }
@@ -645,7 +666,12 @@ func (s *Sessions) resume(ctx context.Context, sess *loa.Session, fromStart bool
 		if err := s.db.PutSession(ctx, sess); err != nil {
 			return err
 		}
-		s.playLog(ctx, sess, event, sess.Reason)
+		devs := sess.Devices
+		if event == loa.PlayEnded {
+			devs = nil // the session's line; its receivers' evidence is in their aired lines
+		}
+		s.appendLog(ctx, logEntry(sess, event, devs, sess.Reason))
+		s.closeDelivery(ctx, sess)
 		return nil
 	}
 	if _, err := src.(interface{ Skip(int) (int, error) }).Skip(skip); err != nil {
@@ -668,11 +694,13 @@ func (s *Sessions) resume(ctx context.Context, sess *loa.Session, fromStart bool
 	s.content[sess.ID] = src
 	s.mu.Unlock()
 	s.follow(sess)
+	s.track(ctx, sess, frames-skip, skip > 0 || !sess.FirstSentAt.IsZero())
 	if err := s.engine.Start(ctx, &run, src, frames-skip); err != nil {
 		s.mu.Lock()
 		delete(s.content, sess.ID)
 		delete(s.audiences, sess.ID)
 		s.mu.Unlock()
+		s.untrack(sess.ID)
 		src.Close()
 		return err
 	}
@@ -701,5 +729,6 @@ func (s *Sessions) preempted(id string, devices []string, by string) {
 		}
 	}
 	s.mu.Unlock()
+	s.deliveryPreempted(id, devices, by)
 	s.appendLog(ctx, logEntry(sess, loa.PlayPreempted, devices, "by session "+by))
 }

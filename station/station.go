@@ -35,6 +35,12 @@ type Listeners interface {
 	PublicAddr() string
 }
 
+// MediaClocks, if the Listeners implement it, gives a running session's
+// timeline for its SDP (RFC 7273 ts-refclk and mediaclk).
+type MediaClocks interface {
+	MediaClock(sessionID string) (protocol.MediaClock, bool)
+}
+
 // Tuner tells a receiver to join or leave a session's stream: the fleet,
 // as the engine uses it.
 type Tuner interface {

@@ -153,6 +153,18 @@ func (db *DB) DeleteArea(ctx context.Context, id string) error {
 		if scoped > 0 {
 			return loa.Errorf(loa.ECONFLICT, "area %q is the scope of %d tokens; revoke them first", id, scoped)
 		}
+		users, err := list[userRecord](tx, bucketUsers)
+		if err != nil {
+			return err
+		}
+		for _, u := range users {
+			if u.AreaID == id && !u.Disabled {
+				scoped++
+			}
+		}
+		if scoped > 0 {
+			return loa.Errorf(loa.ECONFLICT, "area %q is the scope of %d users; disable them or change their scope first", id, scoped)
+		}
 		if tx.Bucket(bucketFallbacks).Get([]byte(id)) != nil {
 			return loa.Errorf(loa.ECONFLICT, "area %q has a fallback programme; clear it first", id)
 		}

@@ -62,7 +62,7 @@ type ArchiveFile struct {
 // dir that are not the database or blobs. Restore writes nothing else.
 var extraNames = map[string]os.FileMode{
 	"tls/ca.crt": 0o644, "tls/ca.key": 0o600, "tls/server.crt": 0o644, "tls/server.key": 0o600,
-	"admin-token": 0o600, "firmware.pub": 0o644,
+	"admin-token": 0o600, "admin-password": 0o600, "firmware.pub": 0o644,
 }
 
 var blobName = regexp.MustCompile(`^(media/[0-9a-f]{2,128}\.opus|firmware/[0-9a-f]{64}\.img)$`)
@@ -440,7 +440,10 @@ var recordDecoders = map[string]func([]byte) error{
 	string(bucketRollouts):      decodeAs[loa.Rollout],
 	string(bucketGroupCommands): decodeAs[loa.GroupCommand],
 	string(bucketAlerts):        decodeAs[loa.Alert],
+	string(bucketDeliveries):    decodeAs[loa.ReceiverDelivery],
 	string(bucketClaims):        decodeAs[claimRecord],
+	string(bucketUsers):         decodeAs[userRecord],
+	string(bucketUserSessions):  decodeAs[sessionRecord],
 }
 
 // indexTargets are the index buckets whose values are ids of another

@@ -110,6 +110,33 @@ func (db *DB) DecommissionDevice(ctx context.Context, id string) (*loa.Device, e
 	return d, nil
 }
 
+// SetDeviceOffset sets device id's delay offset (play.offset_ms of its
+// next plays) and returns the device as stored. ENOTFOUND if no such
+// device, ECONFLICT if it is decommissioned, EINVALID outside the bounds.
+func (db *DB) SetDeviceOffset(ctx context.Context, id string, offsetMs int) (*loa.Device, error) {
+	d := new(loa.Device)
+	err := db.update(ctx, func(tx *bolt.Tx) error {
+		if found, err := get(tx, bucketDevices, []byte(id), d); err != nil {
+			return err
+		} else if !found {
+			return loa.Errorf(loa.ENOTFOUND, "device %q not found", id)
+		}
+		if d.Decommissioned() {
+			return loa.Errorf(loa.ECONFLICT, "device %q is decommissioned", id)
+		}
+		d.OffsetMs = offsetMs
+		if err := d.Validate(); err != nil {
+			return err
+		}
+		return put(tx, bucketDevices, []byte(id), d)
+	})
+	if err != nil {
+		return nil, err
+	}
+	credentialsState(d)
+	return d, nil
+}
+
 // CheckDeviceCredentials reports whether password is device id's current
 // password. An unknown device or a wrong password is false with no error,
 // so callers cannot tell the two apart.

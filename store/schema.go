@@ -48,6 +48,9 @@ var (
 	bucketClaims          = []byte("claims")            // claim id → claimRecord
 	bucketClaimsByHash    = []byte("claims_by_hash")    // claim code hash (hex) → claim id
 	bucketClaimsPendingBy = []byte("claims_pending_by") // device id → id of its claim not yet enrolled
+	// People who sign in, schema v9.
+	bucketUsers        = []byte("users")         // username → userRecord (with the password hash)
+	bucketUserSessions = []byte("user_sessions") // SHA-256 of the session id (hex) → sessionRecord
 )
 
 var keySchemaVersion = []byte("schema_version")
@@ -107,6 +110,14 @@ var migrations = []migration{
 	{"area children index", indexAreaChildren},
 	{"claims", func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketClaims, bucketClaimsByHash, bucketClaimsPendingBy} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return fmt.Errorf("create bucket %s: %w", b, err)
+			}
+		}
+		return nil
+	}},
+	{"users and sign-in sessions", func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketUsers, bucketUserSessions} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}

@@ -41,7 +41,7 @@ func (db *DB) CreateToken(ctx context.Context, t *loa.Token) (secret string, err
 		return "", err
 	}
 	if !loa.ValidRole(t.Role) {
-		return "", loa.Errorf(loa.EINVALID, "role: must be admin, province, operator or technician, not %q", t.Role)
+		return "", loa.Errorf(loa.EINVALID, "role: must be one of %s, not %q", loa.RoleList(), t.Role)
 	}
 	secret = TokenPrefix + strings.ToLower(secretEncoding.EncodeToString(randomBytes(32)))
 	hash := hashSecret(secret)

@@ -1,7 +1,8 @@
-// Package web is Loa's operator UI: one page, plain HTML, CSS and
-// JavaScript embedded in the binary, no build step and no external
-// resources. The page asks for an API token, keeps it in sessionStorage
-// and talks to the JSON API under /api/v1 with it.
+// Package web is Loa's console: ES modules, HTML, CSS and the glossaries
+// (i18n/vi.json, en.json) embedded in the binary, no build step and no
+// external resources. The console signs in through the API and talks
+// only to the documented JSON API under /api/v1 and its one event
+// stream per tab (GET /api/v1/events).
 package web
 
 import (
@@ -9,9 +10,10 @@ import (
 	"net/http"
 )
 
-// FS holds the UI's files.
+// FS holds the console's files. vendor/ holds test tools (axe-core) that
+// the console does not serve.
 //
-//go:embed index.html app.js alerts.js style.css
+//go:embed index.html style.css js i18n
 var FS embed.FS
 
 // contentSecurityPolicy lets the page load only its own files and talk
@@ -19,8 +21,8 @@ var FS embed.FS
 const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
-// Handler serves the UI's files (index.html at the root) for GET and HEAD.
-// It needs no authentication: the files hold no data.
+// Handler serves the console's files (index.html at the root) for GET and
+// HEAD. It needs no authentication: the files hold no data.
 func Handler() http.Handler {
 	files := http.FileServerFS(FS)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

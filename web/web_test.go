@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"encoding/json"
 	"io"
 	"io/fs"
 	"net/http"
@@ -15,9 +16,10 @@ import (
 func TestHandlerServesThePage(t *testing.T) {
 	h := web.Handler()
 	for path, ctype := range map[string]string{
-		"/":          "text/html; charset=utf-8",
-		"/app.js":    "text/javascript; charset=utf-8",
-		"/style.css": "text/css; charset=utf-8",
+		"/":             "text/html; charset=utf-8",
+		"/js/main.js":   "text/javascript; charset=utf-8",
+		"/i18n/vi.json": "application/json",
+		"/style.css":    "text/css; charset=utf-8",
 	} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
@@ -81,5 +83,58 @@ func TestNoExternalResources(t *testing.T) {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("index.html lacks %s", want)
 		}
+	}
+}
+
+// TestConsoleGlossary keeps the two glossaries in step: the same keys,
+// no empty text, and every key the console names literally exists.
+func TestConsoleGlossary(t *testing.T) {
+	read := func(lang string) map[string]string {
+		t.Helper()
+		b, err := fs.ReadFile(web.FS, "i18n/"+lang+".json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]string
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("%s.json: %v", lang, err)
+		}
+		return m
+	}
+	vi, en := read("vi"), read("en")
+	for k, v := range vi {
+		if _, ok := en[k]; !ok {
+			t.Errorf("en.json lacks %s", k)
+		}
+		if v == "" {
+			t.Errorf("vi.json: %s is empty", k)
+		}
+	}
+	for k := range en {
+		if _, ok := vi[k]; !ok {
+			t.Errorf("vi.json lacks %s", k)
+		}
+	}
+	literal := regexp.MustCompile(`\bt\("([a-z_.]+[a-z_])"`)
+	err := fs.WalkDir(web.FS, "js", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(web.FS, path)
+		if err != nil {
+			return err
+		}
+		for _, m := range literal.FindAllSubmatch(b, -1) {
+			if _, ok := vi[string(m[1])]; !ok {
+				t.Errorf("%s names %s, which the glossary lacks", path, m[1])
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vi["login.title"] != "Đăng nhập" || vi["nav.alerts"] != "Cảnh báo khẩn" {
+		t.Errorf("the Vietnamese glossary lost its diacritics: %q, %q", vi["login.title"], vi["nav.alerts"])
 	}
 }

@@ -23,6 +23,8 @@ func bindConfig(c *daemon.Config, fs *flag.FlagSet) {
 	fs.IntVar(&c.MQTTMaxPending, "mqtt-max-pending", c.MQTTMaxPending, "embedded broker: most connections not yet authenticated; the oldest is closed for a new one [LOA_MQTT_MAX_PENDING]")
 	fs.StringVar(&c.RTPBind, "rtp", c.RTPBind, "UDP listen address for RTP/RTCP [LOA_RTP]")
 	fs.StringVar(&c.RTPPublic, "rtp-public", c.RTPPublic, "host:port receivers send RTCP to (default: the bound address) [LOA_RTP_PUBLIC]")
+	fs.StringVar(&c.NTPAddr, "ntp-addr", c.NTPAddr, "UDP address to answer SNTP on (e.g. :123), for receivers that follow the controller's clock with chrony; empty: off [LOA_NTP_ADDR]")
+	fs.IntVar(&c.NTPStratum, "ntp-stratum", c.NTPStratum, "stratum the SNTP responder answers with, 1–15: one more than the controller's own time source [LOA_NTP_STRATUM]")
 	fs.DurationVar(&c.Delay, "delay", c.Delay, "playout delay receivers add, the same on every speaker [LOA_DELAY]")
 	fs.DurationVar(&c.Lead, "lead", c.Lead, "longest a session waits for its receivers to tune before its first packet [LOA_LEAD]")
 	fs.BoolVar(&c.RequireSRTP, "require-srtp", c.RequireSRTP, "refuse plain receivers (those announcing no srtp-gcm): they are not tuned; see the plain_receivers alarm first [LOA_REQUIRE_SRTP]")
@@ -80,7 +82,7 @@ func configFromEnv(c *daemon.Config, getenv func(string) string) error {
 	str := map[string]*string{
 		"LOA_DATA": &c.DataDir, "LOA_HTTP": &c.HTTPAddr, "LOA_MQTT_LISTEN": &c.MQTTListen,
 		"LOA_MQTT_URL": &c.MQTTURL, "LOA_MQTT_USER": &c.MQTTUser, "LOA_MQTT_PASS": &c.MQTTPass,
-		"LOA_RTP": &c.RTPBind, "LOA_RTP_PUBLIC": &c.RTPPublic, "LOA_LOG": &c.LogLevel,
+		"LOA_RTP": &c.RTPBind, "LOA_RTP_PUBLIC": &c.RTPPublic, "LOA_NTP_ADDR": &c.NTPAddr, "LOA_LOG": &c.LogLevel,
 		"LOA_FIRMWARE_KEY": &c.FirmwareKey, "LOA_FIRMWARE_URL": &c.FirmwareURL,
 		"LOA_ALARM_WEBHOOK": &c.AlarmWebhook, "LOA_CAP_SENDER": &c.CAPSender, "LOA_SDP_ALLOW": &c.SDPAllow,
 		"LOA_HTTPS": &c.TLS.HTTPSAddr, "LOA_MQTT_TLS_LISTEN": &c.TLS.MQTTListen,
@@ -115,7 +117,7 @@ func configFromEnv(c *daemon.Config, getenv func(string) string) error {
 	}
 	for k, p := range map[string]*int{"LOA_HTTP_MAX_CONNS": &c.HTTPMaxConns, "LOA_TRANSCODE_WORKERS": &c.TranscodeWorkers,
 		"LOA_TRANSCODE_QUEUE": &c.TranscodeQueue, "LOA_MQTT_MAX_PACKET": &c.MQTTMaxPacket, "LOA_MQTT_MAX_CONNS": &c.MQTTMaxConns,
-		"LOA_MQTT_MAX_PENDING": &c.MQTTMaxPending, "LOA_BACKUP_KEEP": &c.BackupKeep} {
+		"LOA_MQTT_MAX_PENDING": &c.MQTTMaxPending, "LOA_BACKUP_KEEP": &c.BackupKeep, "LOA_NTP_STRATUM": &c.NTPStratum} {
 		if v := getenv(k); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil {

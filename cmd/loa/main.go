@@ -8,6 +8,7 @@
 //	loa firmware keygen|sign   firmware signing keys and image signatures
 //	loa backup  fetch a backup archive from a running controller
 //	loa restore write a backup archive into a new data dir, checking it
+//	loa user    add a user or set a password on a running controller
 package main
 
 import (
@@ -44,6 +45,7 @@ commands:
   firmware  "loa firmware keygen" makes a signing key pair, "loa firmware sign" signs an image
   backup  "loa backup -url URL -token-file F -o FILE" fetches a backup from a running controller
   restore "loa restore -data DIR FILE" writes a backup into a new data dir and checks it
+  user    "loa user add|passwd -token-file F -username U -password-file P|-" adds a user or sets a password
 
 "loa <command> -h" lists a command's flags.
 `
@@ -66,6 +68,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return runBackup(ctx, args[1:], stdout, stderr)
 	case "restore":
 		return runRestore(ctx, args[1:], stdout, stderr)
+	case "user":
+		return runUser(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -105,6 +109,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 		fmt.Fprintf(stderr, "\nAdmin API token (shown once, also in %s):\n  %s\n\n", m.AdminTokenFile, m.AdminToken)
 	} else {
 		fmt.Fprintf(stderr, "The admin API token is in %s\n", m.AdminTokenFile)
+	}
+	if m.AdminPassword != "" {
+		fmt.Fprintf(stderr, "Sign in to the console as admin with the password in %s\n", m.AdminPasswordFile)
 	}
 	fmt.Fprintf(stderr, "Web UI and API: %s\n", m.URL())
 	if u := m.HTTPSURL(); u != "" {

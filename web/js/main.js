@@ -1,0 +1,220 @@
+// The console's shell: sign-in, navigation, routes per role, language,
+// the one event stream. Each screen is a module under screens/ with
+// { path, nav, allowed(ctx), mount(root, ctx) → unmount }.
+
+import * as api from "./api.js";
+import * as events from "./events.js";
+import * as i18n from "./i18n.js";
+import { t } from "./i18n.js";
+import { el, field, say, showError } from "./ui.js";
+import overview from "./screens/overview.js";
+import play from "./screens/play.js";
+import media from "./screens/media.js";
+import alerts from "./screens/alerts.js";
+import devices from "./screens/devices.js";
+import log from "./screens/log.js";
+
+const SCREENS = [overview, play, media, alerts, devices, log];
+
+// What each role may do, as the API's loa.Token.Can says, for a /me that
+// does not list its permissions.
+const ROLE_ACTIONS = {
+  admin: ["read", "media", "session", "device", "area", "firmware", "tokens"],
+  province: ["read", "media", "session", "device", "area"],
+  operator: ["read", "media", "session"],
+  technician: ["read", "device", "firmware"],
+};
+
+let ctx = null; // the signed-in user's context, null when signed out
+let unmount = null;
+let loginNote = ""; // why the user was signed out, shown on the sign-in screen
+
+const $ = (id) => document.getElementById(id);
+
+// newContext holds who is signed in and the lists every screen names
+// things from (areas, media), read once per sign-in.
+async function newContext(me) {
+  const perms = me.permissions || ROLE_ACTIONS[me.role] || ["read"];
+  const c = {
+    me,
+    role: me.role,
+    area: me.area || me.area_id || "",
+    can: (action) => perms.includes(action),
+    areas: [],
+    media: [],
+    areaName: (id) => (c.areas.find((a) => a.id === id) || {}).name || id,
+    mediaName: (id) => (c.media.find((m) => m.id === id) || {}).name || id,
+    async reloadMedia() { c.media = await api.get("/api/v1/media"); return c.media; },
+  };
+  i18n.setZone(me.station && me.station.zone);
+  [c.areas, c.media] = await Promise.all([
+    api.get("/api/v1/areas").catch(() => []),
+    api.get("/api/v1/media").catch(() => []),
+  ]);
+  return c;
+}
+
+function renderShell() {
+  document.title = t("app.name") + " — " + t("app.tagline");
+  $("brand").replaceChildren(t("app.name"), " ", el("small", { text: t("app.tagline") }));
+  $("lang").textContent = t("lang.switch");
+  $("lang").lang = i18n.language() === "vi" ? "en" : "vi";
+  $("lang").title = t("lang.label");
+  $("menu").textContent = "☰ " + t("nav.menu");
+  $("nav").setAttribute("aria-label", t("nav.label"));
+  $("logout").textContent = t("user.logout");
+  const signedIn = !!ctx;
+  $("menu").hidden = !signedIn;
+  $("nav").hidden = !signedIn;
+  $("who").hidden = !signedIn;
+  if (!signedIn) return;
+  const area = ctx.area ? " · " + ctx.areaName(ctx.area) : "";
+  $("who-name").textContent = (ctx.me.name || ctx.me.user || ctx.me.id) + " · " + t("role." + ctx.role) + area;
+  const list = el("ul");
+  for (const s of SCREENS) {
+    if (!s.allowed(ctx)) continue;
+    list.append(el("li", {}, el("a", { href: "#/" + s.path, "data-path": s.path, text: t(s.nav) })));
+  }
+  $("nav").replaceChildren(list);
+  markCurrent();
+}
+
+function markCurrent() {
+  const path = currentPath();
+  for (const a of $("nav").querySelectorAll("a")) {
+    if (a.dataset.path === path) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+}
+
+function currentPath() { return (location.hash.replace(/^#\/?/, "") || "overview").split("?")[0]; }
+
+function route() {
+  if (unmount) unmount();
+  unmount = null;
+  say("");
+  const view = $("view");
+  view.replaceChildren();
+  closeMenu();
+  if (!ctx) { loginScreen(view); return; }
+  let s = SCREENS.find((x) => x.path === currentPath() && x.allowed(ctx));
+  if (!s) {
+    if (currentPath() !== "overview") { location.hash = "#/overview"; return; }
+    s = overview;
+  }
+  markCurrent();
+  unmount = s.mount(view, ctx) || null;
+  const h = view.querySelector("h1");
+  if (h && document.activeElement && document.activeElement.closest("nav")) h.focus();
+}
+
+function loginScreen(view) {
+  const user = el("input", { id: "login-user", name: "username", autocomplete: "username", required: true });
+  const pass = el("input", { id: "login-pass", name: "password", type: "password", autocomplete: "current-password", required: true });
+  const err = el("p", { class: "action-error", id: "login-error", role: "alert", hidden: true });
+  const form = el("form", { id: "login-form", class: "card" },
+    field(t("login.username"), user), field(t("login.password"), pass),
+    el("button", { type: "submit", text: t("login.submit") }), err);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      await signedIn(await api.signIn(user.value.trim(), pass.value));
+    } catch (e) {
+      pass.value = "";
+      showError(form, e.status === 401 ? Object.assign(e, { code: "bad_credentials", field: "" }) : e,
+        { username: "login-user", password: "login-pass" }, err);
+    }
+  });
+  const tok = el("input", { id: "token", name: "token", type: "password", autocomplete: "off", required: true });
+  const terr = el("p", { class: "action-error", id: "token-form-error", role: "alert", hidden: true });
+  const tform = el("form", { id: "token-form" }, field(t("login.token"), tok),
+    el("button", { type: "submit", text: t("login.token.submit") }), terr);
+  tform.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const v = tok.value.trim();
+    tok.value = "";
+    try {
+      await signedIn(await api.signInToken(v));
+    } catch (e) {
+      showError(tform, e.status === 401 ? Object.assign(e, { code: "bad_token", field: "" }) : e, {}, terr);
+    }
+  });
+  const note = loginNote ? el("p", { class: "action-error", id: "login-note", role: "alert", text: loginNote }) : null;
+  loginNote = "";
+  view.append(el("h1", { tabindex: "-1", text: t("login.title") }), note, form,
+    el("details", { class: "card" }, el("summary", { text: t("login.token.summary") }), tform));
+}
+
+async function signedIn(me) {
+  ctx = await newContext(me);
+  events.start(live, streamClosed);
+  renderShell();
+  if (currentPath() === "login") location.hash = "#/overview";
+  else route();
+}
+
+// streamClosed: the server refused the event stream. A 401 from /me
+// signs out (api.whenUnauthenticated); otherwise the stream is opened
+// again after a pause, as EventSource itself would for a dropped one.
+let retry = 0;
+let retries = 0;
+function streamClosed() {
+  clearTimeout(retry);
+  retry = setTimeout(async () => {
+    if (!ctx) return;
+    try {
+      await api.get("/api/v1/me");
+      if (ctx) events.start(live, streamClosed);
+    } catch (e) {
+      if (ctx && e.status !== 401) streamClosed();
+    }
+  }, retries++ ? 5000 : 0); // the first check at once: a refusal is most often an ended sign-in
+}
+
+function live(on) {
+  if (on) retries = 0;
+  $("live").textContent = on ? t("live.on") : t("live.off");
+  $("live").className = on ? "on" : "off";
+}
+
+async function signOut(text) {
+  clearTimeout(retry);
+  events.stop();
+  if (ctx) await api.signOut();
+  ctx = null;
+  loginNote = text || "";
+  renderShell();
+  if (currentPath() !== "login") location.hash = "#/login";
+  else route();
+}
+
+function closeMenu() {
+  document.body.classList.remove("menu-open");
+  $("menu").setAttribute("aria-expanded", "false");
+}
+
+async function setLanguage(lang) {
+  await i18n.load(lang);
+  renderShell();
+  route(); // a user's choice, not a live update: the screen is drawn again in the new language
+}
+
+document.addEventListener("DOMContentLoaded", async () => {
+  await i18n.load();
+  api.whenUnauthenticated(() => { if (ctx) signOut(t("login.expired")); });
+  $("lang").addEventListener("click", () => setLanguage(i18n.language() === "vi" ? "en" : "vi"));
+  $("logout").addEventListener("click", () => signOut());
+  $("menu").addEventListener("click", () => {
+    const open = document.body.classList.toggle("menu-open");
+    $("menu").setAttribute("aria-expanded", String(open));
+  });
+  $("nav").addEventListener("click", (ev) => { if (ev.target.closest("a")) closeMenu(); });
+  window.addEventListener("hashchange", route);
+  renderShell();
+  try {
+    // A bearer token kept in this tab, or a session cookie.
+    await signedIn(await api.me());
+  } catch (e) {
+    route();
+  }
+});
