@@ -64,7 +64,7 @@ func (s *session) handleRTCP(b []byte) {
 			sr = p
 			s.mu.Lock()
 			s.sr = &senderReport{wall: ntpTime(p.NTPTime), rtp: p.RTPTime, lsr: uint32(p.NTPTime >> 16), at: time.Now()}
-			if s.endFrame > 0 {
+			if s.endFrame > 0 && !clockOnly(pkts) {
 				// The packet count is the index of the frame at RTPTime.
 				s.setLast(p.RTPTime + uint32(s.endFrame-int(p.PacketCount))*protocol.FrameSamples)
 			}
@@ -103,6 +103,28 @@ func (s *session) handleRTCP(b []byte) {
 			}
 		}
 	}
+}
+
+// clockOnly reports whether the Sender Report of pkts maps the clock only
+// (contract: the answer to a time exchange, with a DLRR block, or a
+// compound with a challenge): its packet count places no frame, since one
+// sent before packet 0 cannot know where packet 0 will be.
+func clockOnly(pkts []rtcp.Packet) bool {
+	for _, p := range pkts {
+		switch p := p.(type) {
+		case *rtcp.ExtendedReport:
+			for _, b := range p.Reports {
+				if _, ok := b.(*rtcp.DLRRReportBlock); ok {
+					return true
+				}
+			}
+		case *rtcp.ApplicationDefined:
+			if p.Name == protocol.RTCPChallengeName {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // hasBye reports whether pkts hold a BYE of the stream.

@@ -41,7 +41,8 @@ func answerTime(st *streamer, dev string, t0 time.Time) {
 // XR exchange and plays its first sample at the timeline's instant, not at
 // its packets' arrival: the controller's t0 is a second after it sent
 // the first packet (so the packets, sent ahead of their timeline, must
-// not be taken for down-leg readings of the offset).
+// not be taken for down-leg readings of the offset), and the answers'
+// Sender Reports map the clock only.
 func TestTimelinePlaysAtTheSyncedInstant(t *testing.T) {
 	broker := loatest.StartBroker(t, "").URL()
 	rec := newRecorder(t, broker, "ctl")
@@ -55,6 +56,8 @@ func TestTimelinePlaysAtTheSyncedInstant(t *testing.T) {
 	answerTime(st, "rxt", t0)
 	args := st.playArgs("rxt", 0x5ca1ab1e)
 	args.T0Ms, args.TS0 = t0.UnixMilli(), st.ts0
+	// The answers' packet count (0, before packet 0) must place no frame.
+	args.EndFrame = frames - 1
 	id := rec.send(t, "rxt", protocol.OpPlay, args, time.Now().Add(time.Minute))
 	if a := rec.finalAck(t, "rxt", id); a.State != protocol.AckDone {
 		t.Fatalf("play ack %+v", a)
@@ -63,7 +66,14 @@ func TestTimelinePlaysAtTheSyncedInstant(t *testing.T) {
 	loatest.Eventually(t, waitLimit, func() bool { return r.SyncReport().Source == protocol.SyncRTCPXR },
 		"the receiver syncs over the XR exchange")
 	st.stream(context.Background(), seq(frames))
-	st.bye()
+	// The BYE's report is at the frame after the last, as the controller
+	// puts it when it sent end_frame.
+	bye, err := rtcp.Marshal([]rtcp.Packet{st.sr(time.Now(), st.ts0+frames*protocol.FrameSamples),
+		&rtcp.Goodbye{Sources: []uint32{st.ssrc}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.sendAll(bye)
 	stats := waitDone(t, r, "tl1")
 	if stats.Played != frames {
 		t.Errorf("played %d of %d frames", stats.Played, frames)
