@@ -882,6 +882,7 @@ func (s *session) timelineFrame() string {
 		if !tl.first {
 			tl.first = true
 			s.st.FirstSampleAt = now.Add(r.cfg.OutputDelay)
+			s.st.FirstSampleTS = s.ts0 + uint32(int64(int32(ext-tl.ext0))*frame)
 		}
 	}
 	s.mu.Unlock()

@@ -62,8 +62,10 @@ type SessionStats struct {
 	JitterMs           float64
 	FirstPlayed, Ended time.Time
 	// FirstSampleAt is the true instant the session's first sample left
-	// the virtual DAC, when it played on its timeline (ground truth).
+	// the virtual DAC, when it played on its timeline (ground truth), and
+	// FirstSampleTS that sample's RTP timestamp.
 	FirstSampleAt time.Time
+	FirstSampleTS uint32
 	EndReason     string
 	Done          bool
 }
