@@ -34,10 +34,11 @@ type systemOpts struct {
 	receivers int // alternately in cluster a1 (commune a) and b1 (commune b); byArea is keyed by commune
 	mqttURL   string
 	impair    firmwaresim.Impairment
-	tele      time.Duration // receivers' telemetry period; 0 = the simulator's default
-	configure func(*Config) // optional: adjust the controller's config before Open
-	tls       bool          // TLS listeners on loopback; receivers connect over TLS with the station CA
-	v1        int           // the first v1 receivers are of contract v1: no caps, plain RTP with the token
+	tele      time.Duration                     // receivers' telemetry period; 0 = the simulator's default
+	configure func(*Config)                     // optional: adjust the controller's config before Open
+	tls       bool                              // TLS listeners on loopback; receivers connect over TLS with the station CA
+	v1        int                               // the first v1 receivers are of contract v1: no caps, plain RTP with the token
+	clock     func(i int) firmwaresim.ClockSpec // optional: receiver i's clocks (default perfect)
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -128,6 +129,9 @@ func startSystem(t *testing.T, o systemOpts) *system {
 		imp.Seed = int64(i + 1)
 		cfgs[i] = firmwaresim.Config{ID: id, Password: pw, Broker: broker, CA: ca, V1: i < o.v1, Decode: true, KeepPCM: true,
 			Impair: imp, TeleInterval: o.tele, Logger: testLogger(t).With("receiver", id)}
+		if o.clock != nil {
+			cfgs[i].Clock = o.clock(i)
+		}
 		areaOf[id] = area[:1] // the commune: a or b
 	}
 	fleet, err := firmwaresim.StartFleet(ctx, cfgs)

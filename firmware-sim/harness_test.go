@@ -187,6 +187,7 @@ type rtcpReport struct {
 	rr     *rtcp.ReceiverReport
 	bye    bool
 	answer []byte // SRTP: the nonce of an APP LOA2 challenge answer
+	rrtr   uint64 // an XR time request's NTP timestamp (T1); 0: none
 }
 
 // streamer is the controller's media side of one session: one UDP socket,
@@ -216,6 +217,9 @@ type streamer struct {
 	reports []rtcpReport
 	bad     []string // why an RTCP compound was refused
 	notify  chan struct{}
+	// onReport, if set before the play, sees every accepted report
+	// (a time-exchange responder answers from it).
+	onReport func(rtcpReport)
 }
 
 // srtpPeer is the controller's SRTP state for one receiver.
@@ -371,7 +375,11 @@ func (s *streamer) read(done chan struct{}) {
 		}
 		close(s.notify)
 		s.notify = make(chan struct{})
+		on := s.onReport
 		s.mu.Unlock()
+		if on != nil && why == "" {
+			on(rep)
+		}
 	}
 }
 
@@ -441,6 +449,12 @@ func (s *streamer) check(b []byte, from *net.UDPAddr) (rtcpReport, string) {
 			app = p
 		case *rtcp.Goodbye:
 			rep.bye = true
+		case *rtcp.ExtendedReport:
+			for _, b := range p.Reports {
+				if rr, ok := b.(*rtcp.ReceiverReferenceTimeReportBlock); ok {
+					rep.rrtr = rr.NTPTimestamp
+				}
+			}
 		}
 	}
 	s.mu.Lock()

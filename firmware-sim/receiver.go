@@ -68,10 +68,18 @@ type Config struct {
 	// CA is the station CA: it verifies the broker (tls://, for the URL's
 	// host) and firmware downloads. Nil: the system roots.
 	CA *x509.CertPool
+	// Clock models the board's system and DAC clocks (zero: perfect), on
+	// the true time of the host's clock. With a timeline (play.t0_ms) the
+	// receiver syncs its clock to the controller's (or to GNSS) and places
+	// its output by it.
+	Clock ClockSpec
+	// OutputDelay is this receiver model's delay from handing a sample to
+	// its DAC to the sample leaving it.
+	OutputDelay time.Duration
 }
 
 // receiverCaps is what a version 2 receiver announces in its online status.
-var receiverCaps = []string{protocol.CapSRTPGCM, protocol.CapFence}
+var receiverCaps = []string{protocol.CapSRTPGCM, protocol.CapFence, protocol.CapTimeline}
 
 // DefaultVolume is a receiver's volume after boot.
 const DefaultVolume = 70
@@ -128,6 +136,10 @@ type Receiver struct {
 	rng       *rand.Rand
 
 	fw *firmware // A/B slots and the update in progress; see ota.go
+
+	clock   *Clock
+	sync    *SyncFilter
+	resyncs atomic.Int64 // hard re-syncs of the play-outs of ended sessions
 }
 
 // NewReceiver returns a receiver for cfg, filling in defaults.
@@ -158,6 +170,8 @@ func NewReceiver(cfg Config) *Receiver {
 		outEnd:    make(chan struct{}),
 		rng:       rand.New(rand.NewSource(cfg.Impair.Seed ^ 0x5eed)),
 		fw:        newFirmware(cfg.Firmware),
+		clock:     NewClock(cfg.Clock, time.Now),
+		sync:      NewSyncFilter(syncSource(cfg.Clock)),
 	}
 }
 

@@ -40,6 +40,10 @@ func ntpTime(ntp uint64) time.Time {
 // receivers play against), its BYE and, with keys, the address challenge.
 // With keys, b has been authenticated and decrypted.
 func (s *session) handleRTCP(b []byte) {
+	var t4 time.Time // an answer's arrival, before anything else
+	if s.tl != nil {
+		t4 = s.r.clock.Now()
+	}
 	pkts, err := rtcp.Unmarshal(b)
 	if err != nil {
 		s.mu.Lock()
@@ -60,7 +64,7 @@ func (s *session) handleRTCP(b []byte) {
 			sr = p
 			s.mu.Lock()
 			s.sr = &senderReport{wall: ntpTime(p.NTPTime), rtp: p.RTPTime, lsr: uint32(p.NTPTime >> 16), at: time.Now()}
-			if s.endFrame > 0 {
+			if s.endFrame > 0 && !clockOnly(pkts) {
 				// The packet count is the index of the frame at RTPTime.
 				s.setLast(p.RTPTime + uint32(s.endFrame-int(p.PacketCount))*protocol.FrameSamples)
 			}
@@ -83,6 +87,11 @@ func (s *session) handleRTCP(b []byte) {
 					s.poke()
 				}
 			}
+		case *rtcp.ExtendedReport:
+			// Only an authenticated answer moves the clock.
+			if sr != nil && s.tl != nil && s.crypto != nil {
+				s.takeDLRR(p, sr.NTPTime, t4)
+			}
 		case *rtcp.ApplicationDefined:
 			// Only an authenticated challenge is answered: in v1 anyone
 			// could make the receiver send to play.addr at will.
@@ -94,6 +103,28 @@ func (s *session) handleRTCP(b []byte) {
 			}
 		}
 	}
+}
+
+// clockOnly reports whether the Sender Report of pkts maps the clock only
+// (contract: the answer to a time exchange, with a DLRR block, or a
+// compound with a challenge): its packet count places no frame, since one
+// sent before packet 0 cannot know where packet 0 will be.
+func clockOnly(pkts []rtcp.Packet) bool {
+	for _, p := range pkts {
+		switch p := p.(type) {
+		case *rtcp.ExtendedReport:
+			for _, b := range p.Reports {
+				if _, ok := b.(*rtcp.DLRRReportBlock); ok {
+					return true
+				}
+			}
+		case *rtcp.ApplicationDefined:
+			if p.Name == protocol.RTCPChallengeName {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // hasBye reports whether pkts hold a BYE of the stream.
@@ -183,6 +214,9 @@ func (s *session) send(bye bool, nonce []byte) error {
 		pkts = append(pkts, &rtcp.ApplicationDefined{Name: protocol.RTCPChallengeName, SubType: protocol.ResponseSubtype,
 			SSRC: recv, Data: nonce})
 	}
+	if xr := s.timeRequest(); xr != nil && !bye {
+		pkts = append(pkts, xr)
+	}
 	if bye {
 		pkts = append(pkts, &rtcp.Goodbye{Sources: []uint32{recv}, Reason: reason})
 	}
@@ -200,4 +234,77 @@ func (s *session) send(bye bool, nonce []byte) error {
 		return s.crypto.sealRTCP(b, write)
 	}
 	return write(b)
+}
+
+// pendingRRTRs is how many of its recent time requests a session keeps to
+// match answers against.
+const pendingRRTRs = 4
+
+// rrtr is a time request sent: its NTP timestamp's middle 32 bits (the LRR
+// an answer carries) and T1 in full.
+type rrtr struct {
+	lrr uint32
+	t1  time.Time
+}
+
+// timeRequest is the XR with a Receiver Reference Time block that opens a
+// time exchange (T1 = the receiver's clock now), at most one per
+// TimeExchangeInterval, for sessions with a timeline; nil otherwise. A
+// GNSS-like board reads its reference instead.
+func (s *session) timeRequest() *rtcp.ExtendedReport {
+	if s.tl == nil {
+		return nil
+	}
+	r := s.r
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.lastRRTR.IsZero() && now.Sub(s.lastRRTR) < protocol.TimeExchangeInterval {
+		return nil
+	}
+	s.lastRRTR = now
+	if ref, ok := r.clock.GNSSAt(now); ok {
+		r.sync.AddReference(r.clock.SystemAt(now), ref, r.cfg.Clock.GNSSError)
+		return nil
+	}
+	t1 := r.clock.SystemAt(now)
+	ntp := NTPTimestamp(t1)
+	s.rrtrs = append(s.rrtrs, rrtr{lrr: uint32(ntp >> 16), t1: t1})
+	if len(s.rrtrs) > pendingRRTRs {
+		s.rrtrs = s.rrtrs[1:]
+	}
+	return &rtcp.ExtendedReport{SenderSSRC: s.args.RecvSSRC,
+		Reports: []rtcp.ReportBlock{&rtcp.ReceiverReferenceTimeReportBlock{NTPTimestamp: ntp}}}
+}
+
+// takeDLRR completes a time exchange from the controller's answer: its
+// DLRR sub-block for this receiver names the request (LRR), the compound's
+// Sender Report carries T3 and t4 is when it arrived. An answer to no
+// request of ours, or a second one, is ignored.
+func (s *session) takeDLRR(xr *rtcp.ExtendedReport, srNTP uint64, t4 time.Time) {
+	for _, b := range xr.Reports {
+		dl, ok := b.(*rtcp.DLRRReportBlock)
+		if !ok {
+			continue
+		}
+		for _, rep := range dl.Reports {
+			if rep.SSRC != s.args.RecvSSRC {
+				continue
+			}
+			s.mu.Lock()
+			i := slices.IndexFunc(s.rrtrs, func(q rrtr) bool { return q.lrr == rep.LastRR })
+			var t1 time.Time
+			if i >= 0 {
+				t1 = s.rrtrs[i].t1
+				s.rrtrs = slices.Delete(s.rrtrs, i, i+1)
+			}
+			s.mu.Unlock()
+			if i < 0 {
+				continue
+			}
+			if !s.r.sync.AddExchange(ExchangeFromDLRR(t1, srNTP, rep.DLRR, t4)) {
+				s.log.Debug("time exchange discarded", "lrr", rep.LastRR)
+			}
+		}
+	}
 }

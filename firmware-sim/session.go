@@ -119,6 +119,11 @@ type session struct {
 	priorRecv   uint64
 	st          SessionStats
 	pcm         []int16
+	// tl is the play-out on the session timeline (play.t0_ms, contract
+	// v2); nil: by the Sender Reports (v1 behaviour).
+	tl       *timelinePlay
+	lastRRTR time.Time // when the last time request went out
+	rrtrs    []rrtr    // recent time requests awaiting their answer
 }
 
 // startSession opens the stream socket and sends the first RTCP compound
@@ -177,6 +182,9 @@ func startSession(r *Receiver, args protocol.PlayArgs) (*session, error) {
 	}
 	if !r.cfg.V1 {
 		s.endFrame = args.EndFrame
+		if args.T0Ms > 0 {
+			s.tl = &timelinePlay{}
+		}
 	}
 	if s.pt == 0 {
 		s.pt = protocol.PayloadType
@@ -399,6 +407,9 @@ func (s *session) accept(in *rtpIn, arrival time.Time) {
 		s.maxExt, s.next = s.ext0, s.ext0
 		s.ts0, s.tsRef = in.ts, in.ts
 		s.firstArr = arrival
+		if s.tl != nil && !s.tl.off {
+			s.tl.due = arrival // the DAC starts at once, silent until the timeline's instant
+		}
 		s.arrivalBase = arrival.Add(s.delay)
 		s.base = s.arrivalBase
 		if s.sr != nil {
@@ -424,6 +435,12 @@ func (s *session) accept(in *rtpIn, arrival time.Time) {
 	}
 	s.st.Received++
 	s.lastArrival = arrival
+	if s.tl != nil && !s.tl.off && s.crypto != nil && !s.r.cfg.Clock.GNSS {
+		// Each authenticated packet left on its timeline instant: a
+		// reading of the down leg for the sync's drift.
+		sent := time.UnixMilli(s.args.T0Ms).Add(time.Duration(int32(in.ts-s.args.TS0)) * time.Second / protocol.ClockRate)
+		s.r.sync.AddMedia(s.r.clock.SystemAt(arrival), sent)
+	}
 	// RFC 3550 §6.4.1 interarrival jitter, in timestamp units.
 	transit := arrival.Sub(s.firstArr).Seconds()*protocol.ClockRate - float64(int32(in.ts-s.tsRef))
 	if s.haveTransit {
@@ -493,7 +510,13 @@ func (s *session) aheadLimit() int64 {
 // monotonic clock. It also sends the periodic RTCP and ends the session.
 func (s *session) run() {
 	defer close(s.done)
-	report := time.NewTicker(protocol.RTCPReportInterval)
+	every := protocol.RTCPReportInterval
+	if s.tl != nil {
+		// Each report opens a time exchange: one a second, a little
+		// more so that none comes faster than the controller allows.
+		every = protocol.TimeExchangeInterval + exchangeSlack
+	}
+	report := time.NewTicker(every)
 	defer report.Stop()
 	slot := time.NewTimer(time.Hour)
 	slot.Stop()
@@ -503,6 +526,11 @@ func (s *session) run() {
 	var target time.Time // when the slot timer should fire
 	var ahead bool       // it was set in the future, not to catch up
 	reset := func() {
+		if due, ok := s.timelineDue(); ok {
+			ahead = false
+			slot.Reset(time.Until(due))
+			return
+		}
 		s.mu.Lock()
 		target = s.base.Add(time.Duration(s.next-s.ext0) * protocol.FrameDuration)
 		s.mu.Unlock()
@@ -547,6 +575,14 @@ func (s *session) run() {
 			case <-s.stopc: // a stop wins over a slot that is due
 				continue
 			default:
+			}
+			if _, ok := s.timelineDue(); ok {
+				if reason := s.timelineFrame(); reason != "" {
+					s.finish(reason)
+					return
+				}
+				reset()
+				continue
 			}
 			if late := time.Since(target); ahead && late > stallSlack {
 				// This process stalled (a loaded host): a speaker cannot
@@ -709,7 +745,9 @@ func (s *session) finish(reason string) {
 	}
 	s.mu.Lock()
 	s.st.Done = true
+	_, resyncs := s.playoutSync()
 	s.mu.Unlock()
+	s.r.resyncs.Add(int64(resyncs))
 	s.log.Debug("session finished", "reason", reason, "played", st.Played, "expected", st.Expected,
 		"concealed", st.Concealed, "fec", st.FECRecovered)
 	s.r.restoreVolume(s)
@@ -742,4 +780,130 @@ func (s *session) pcmCopy() []int16 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]int16(nil), s.pcm...)
+}
+
+// exchangeSlack keeps a timeline session's reports, each with a time
+// request, from coming faster than TimeExchangeInterval.
+const exchangeSlack = 50 * time.Millisecond
+
+// timelinePlay is a session's play-out on its timeline: the virtual DAC
+// asks for samples at its own rate; Playout says which, against the
+// disciplined clock. Frames are the stream's 20 ms packets, so a sample
+// inserted or removed makes that frame last a sample longer or shorter.
+type timelinePlay struct {
+	off   bool      // given up for want of sync: the Sender Reports place the output
+	due   time.Time // true instant of the DAC's next request
+	play  *Playout
+	ext0  int64 // extended seq of stream sample 0 (the first packet's)
+	first bool  // the first sample left the DAC
+}
+
+// timelineDue is when the DAC asks next, while the session plays on its
+// timeline.
+func (s *session) timelineDue() (time.Time, bool) {
+	if s.tl == nil { // fixed at the start
+		return time.Time{}, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tl.due, !s.tl.off
+}
+
+// timelineOrigin is when, on the controller's timeline, the sample of the
+// first packet (timestamp s.ts0) is handed to the DAC: UTC(ts) + D +
+// offset_ms − output_delay. s.mu is held.
+func (s *session) timelineOrigin() time.Time {
+	utc := time.UnixMilli(s.args.T0Ms).Add(time.Duration(int32(s.ts0-s.args.TS0)) * time.Second / protocol.ClockRate)
+	return utc.Add(s.delay).Add(time.Duration(s.args.OffsetMs) * time.Millisecond).Add(-s.r.cfg.OutputDelay)
+}
+
+// timelineFrame serves one request of the DAC; it returns an end reason
+// once the session is over.
+func (s *session) timelineFrame() string {
+	const frame = protocol.FrameSamples
+	r := s.r
+	s.mu.Lock()
+	tl := s.tl
+	// The DAC runs on its own clock: the request is due at tl.due, however
+	// late this process serves it (past a stall, it resumes from now).
+	now := tl.due
+	if late := time.Since(now); late > stallSlack {
+		now = now.Add(late)
+	}
+	s.mu.Unlock()
+	disc, ok := r.sync.Controller(r.clock.SystemAt(now))
+	gen := r.sync.Gen()
+	s.mu.Lock()
+	if !ok {
+		if !now.Before(s.arrivalBase) {
+			// No time exchange answered by the time the first packet
+			// would play without a timeline (a controller without the
+			// responder): place by the Sender Reports, on time.
+			tl.off = true
+			if s.sr != nil {
+				s.applySR()
+			}
+			s.log.Info("no clock sync: playing by the sender reports")
+			s.mu.Unlock()
+			return ""
+		}
+		tl.due = now.Add(protocol.FrameDuration)
+		s.mu.Unlock()
+		return ""
+	}
+	if tl.play == nil {
+		cfg := PlayoutConfig{}
+		if r.cfg.Clock.GNSS {
+			cfg.Threshold = GNSSCorrectFrom
+		}
+		tl.play, tl.ext0 = NewPlayout(s.timelineOrigin(), cfg), s.ext0
+	}
+	start := tl.play.Start(disc, gen)
+	k := floorDiv(start+frame/2, frame)
+	off := start - k*frame
+	n, play := int64(0), false
+	if off >= -2 && off <= 2 {
+		// On a frame: play it, a sample or two longer or shorter.
+		n, play = frame-off, k >= 0
+	} else {
+		// Between frames (the first request, a re-sync): silence until the
+		// next one starts, so it starts exactly.
+		n = (floorDiv(start, frame)+1)*frame - start
+	}
+	tl.play.Played(int(n))
+	rate := protocol.ClockRate * r.clock.DACRate(now)
+	tl.due = now.Add(time.Duration(float64(n) / rate * float64(time.Second)))
+	if play {
+		ext := tl.ext0 + k
+		for e := s.next; e < ext; e++ {
+			delete(s.buf, e) // dropped to catch up
+		}
+		s.next = max(s.next, ext)
+		if !tl.first {
+			tl.first = true
+			s.st.FirstSampleAt = now.Add(r.cfg.OutputDelay)
+			s.st.FirstSampleTS = s.ts0 + uint32(int64(int32(ext-tl.ext0))*frame)
+		}
+	}
+	s.mu.Unlock()
+	if !play {
+		return ""
+	}
+	return s.playSlot()
+}
+
+// playoutSync is the session play-out's part of tele.sync. s.mu is held.
+func (s *session) playoutSync() (corrMin, resyncs int) {
+	if s.tl == nil || s.tl.play == nil || s.tl.off {
+		return 0, 0
+	}
+	return s.tl.play.CorrectionsPerMin(), s.tl.play.Resyncs
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
 }

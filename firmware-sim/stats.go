@@ -61,8 +61,13 @@ type SessionStats struct {
 
 	JitterMs           float64
 	FirstPlayed, Ended time.Time
-	EndReason          string
-	Done               bool
+	// FirstSampleAt is the true instant the session's first sample left
+	// the virtual DAC, when it played on its timeline (ground truth), and
+	// FirstSampleTS that sample's RTP timestamp.
+	FirstSampleAt time.Time
+	FirstSampleTS uint32
+	EndReason     string
+	Done          bool
 }
 
 // StreamStats returns the stats in their wire form.

@@ -54,5 +54,26 @@ func (r *Receiver) Telemetry() protocol.Telemetry {
 		ss := st.StreamStats()
 		t.Stream = &ss
 	}
+	if !r.cfg.V1 {
+		t.Sync = r.SyncReport()
+	}
 	return t
+}
+
+// SyncReport is the receiver's tele.sync: its sync filter's estimate, the
+// corrections of the playing session's output in the last minute, and the
+// re-syncs since boot (clock steps and hard re-syncs of the output).
+func (r *Receiver) SyncReport() *protocol.SyncReport {
+	rep := r.sync.Report()
+	rep.Resyncs += int(r.resyncs.Load())
+	r.mu.Lock()
+	cur := r.current
+	r.mu.Unlock()
+	if cur != nil {
+		cur.mu.Lock()
+		corr, resyncs := cur.playoutSync()
+		cur.mu.Unlock()
+		rep.CorrMin, rep.Resyncs = corr, rep.Resyncs+resyncs
+	}
+	return &rep
 }
