@@ -361,11 +361,11 @@ func TestConsole(t *testing.T) {
 
 		// Revoked while signed in: the stream ends, and the console says
 		// why on its sign-in screen.
-		var me struct{ ID string }
+		var me struct{ User string } // a token's id
 		if err := api.NewClient(s.m.URL(), operator).JSON(bg, "GET", "/api/v1/me", nil, &me); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.api.JSON(bg, "DELETE", "/api/v1/tokens/"+me.ID, nil, nil); err != nil {
+		if err := s.api.JSON(bg, "DELETE", "/api/v1/tokens/"+me.User, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 		c.step("back to the sign-in screen, saying why",
