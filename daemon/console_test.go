@@ -38,9 +38,9 @@ const axeVersion = "4.14.1"
 // screenshotted into the artefact directory and run through axe-core
 // with zero serious or critical violations.
 //
-// Until cookie sign-in (POST /api/v1/login) is in this tree the tests
-// sign in with an API token through the sign-in screen's token form;
-// signInAs is the one place to switch to username and password.
+// People sign in as users (made through the users API with the admin
+// token) by typing into the sign-in form: a cookie session, whose
+// changes must carry X-CSRF-Token.
 func TestConsole(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short")
@@ -54,8 +54,16 @@ func TestConsole(t *testing.T) {
 		}
 		return tok.Secret
 	}
-	province, operator := token("Sở TT&TT", "province", "qn"), token("Cán bộ Bình Châu", "operator", "bc")
-	technician := token("Kỹ thuật tỉnh", "technician", "qn")
+	user := func(username, name, role, area string) string {
+		req := map[string]string{"username": username, "name": name, "role": role, "area_id": area, "password": consolePassword}
+		if err := s.api.JSON(bg, "POST", "/api/v1/users", req, nil); err != nil {
+			t.Fatal(err)
+		}
+		return username
+	}
+	province, operator := user("so-tttt", "Sở TT&TT", "province", "qn"), user("cb-binhchau", "Cán bộ Bình Châu", "operator", "bc")
+	technician := user("kt-tinh", "Kỹ thuật tỉnh", "technician", "qn")
+	provinceToken := token("Sở TT&TT (máy)", "province", "qn")
 	news, err := s.api.UploadMedia(bg, "Bản tin sáng", sineWAV(time.Minute)) // outlasts each test's stop
 	if err != nil {
 		t.Fatal(err)
@@ -100,6 +108,16 @@ func TestConsole(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("token"), "sai-ma"),
 		chromedp.Click(chromedp.CSS("#token-form button[type=submit]")),
 		c.until(`!document.querySelector("#token-form-error").hidden && document.querySelector("#token-form-error").textContent.includes("Mã truy cập không đúng")`))
+	c.step("a wrong password is refused in words, without saying which of the two was wrong",
+		chromedp.SendKeys(chromedp.ID("login-user"), province),
+		chromedp.SendKeys(chromedp.ID("login-pass"), "sai-mat-khau-roi"),
+		chromedp.Click(chromedp.CSS("#login-form button[type=submit]")),
+		c.until(`!document.querySelector("#login-error").hidden && document.querySelector("#login-error").textContent.includes("Sai tên đăng nhập hoặc mật khẩu")`),
+		c.until(`document.querySelector("#login-pass").value === "" && document.querySelector("#nav").hidden`))
+	// The back-off's wait in words (its 429 itself is the auth tests').
+	if got := c.evalAwait(`import("./js/i18n.js").then((m) => m.errorText({code: "login_backoff", retryAfter: 90}))`); got != "Đăng nhập sai quá nhiều lần. Hãy thử lại sau 1 phút 30 giây." {
+		t.Errorf("login back-off message: %q", got)
+	}
 	c.signInAs("province", province)
 	c.step("the overview counts the province's receivers",
 		c.until(`document.querySelector("#count-total").textContent === "6" && document.querySelector("#count-online").textContent === "6"`),
@@ -117,7 +135,7 @@ func TestConsole(t *testing.T) {
 		c := c.with(t)
 		// A session started elsewhere appears without a reload, and
 		// leaves when stopped from the overview.
-		sess, err := api.NewClient(s.m.URL(), province).StartSession(bg, api.SessionRequest{MediaID: news.ID, Targets: loa.Targets{Areas: []string{"bc"}}, MaxDuration: "5m"})
+		sess, err := api.NewClient(s.m.URL(), provinceToken).StartSession(bg, api.SessionRequest{MediaID: news.ID, Targets: loa.Targets{Areas: []string{"bc"}}, MaxDuration: "5m"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,6 +173,44 @@ func TestConsole(t *testing.T) {
 		if !c.evalBool(`window.loaNoReload === true`) {
 			t.Error("the page was reloaded")
 		}
+	})
+
+	t.Run("CookieChangesCarryCSRF", func(t *testing.T) {
+		c := c.with(t)
+		c.go_("overview")
+		sess, err := api.NewClient(s.m.URL(), provinceToken).StartSession(bg, api.SessionRequest{MediaID: news.ID, Targets: loa.Targets{Areas: []string{"tk"}}, MaxDuration: "5m"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The cookie alone does not make a change: the API asks for the
+		// session's CSRF token, which only the console's own page has.
+		bare := c.evalAwait(fmt.Sprintf(`fetch("/api/v1/sessions/%s/stop", {method: "POST"}).then(async (r) => r.status + " " + (await r.json()).code)`, sess.ID))
+		if bare != "403 csrf" {
+			t.Errorf("a cookie change without X-CSRF-Token: %q, want 403 csrf", bare)
+		}
+		c.step("stop it from the overview",
+			c.until(fmt.Sprintf(`document.querySelector(%q) !== null`, fmt.Sprintf(`#now-playing li[data-id=%q] button.stop`, sess.ID))),
+			chromedp.Click(chromedp.CSS(fmt.Sprintf(`#now-playing li[data-id=%q] button.stop`, sess.ID))),
+			c.until(`document.querySelector("#now-playing li[data-id]") === null`))
+		got, err := s.api.Session(bg, sess.ID)
+		if err != nil || got.State != loa.SessionStopped || got.StoppedBy != loa.UserActorPrefix+province {
+			t.Errorf("after the console's stop the session is %+v, %v; want stopped by %s", got, err, loa.UserActorPrefix+province)
+		}
+	})
+
+	t.Run("SignInSurvivesReloadNotSignOut", func(t *testing.T) {
+		c := c.with(t)
+		c.go_("overview")
+		c.step("a reload keeps the sign-in (the cookie)",
+			chromedp.Reload(),
+			c.until(`document.querySelector("#nav a[href='#/overview']") !== null && document.querySelector("#who-name").textContent.includes("Sở TT&TT")`),
+			c.until(`document.querySelector("#live").className === "on"`))
+		// Another tab signs out: the same cookie session ends, and this
+		// tab goes back to the sign-in screen by itself.
+		c.eval(`fetch("/api/v1/me").then((r) => r.json()).then((m) => fetch("/api/v1/logout", {method: "POST", headers: {"X-CSRF-Token": m.csrf}}))`)
+		c.step("back to the sign-in screen",
+			c.until(`location.hash === "#/login" && document.querySelector("#login-form") !== null && document.querySelector("#nav").hidden`))
+		c.signInAs("province", province)
 	})
 
 	t.Run("PlayNowAndStop", func(t *testing.T) {
@@ -359,13 +415,9 @@ func TestConsole(t *testing.T) {
 		}
 		c.check("operator-devices")
 
-		// Revoked while signed in: the stream ends, and the console says
-		// why on its sign-in screen.
-		var me struct{ ID string }
-		if err := api.NewClient(s.m.URL(), operator).JSON(bg, "GET", "/api/v1/me", nil, &me); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.api.JSON(bg, "DELETE", "/api/v1/tokens/"+me.ID, nil, nil); err != nil {
+		// Disabled while signed in (its sessions end): the stream ends,
+		// and the console says why on its sign-in screen.
+		if err := s.api.JSON(bg, "POST", "/api/v1/users/"+operator+"/disable", nil, nil); err != nil {
 			t.Fatal(err)
 		}
 		c.step("back to the sign-in screen, saying why",
@@ -444,6 +496,16 @@ func (c *console) evalString(js string) string {
 	return v
 }
 
+// evalAwait is the string a promise resolves to.
+func (c *console) evalAwait(js string) string {
+	c.t.Helper()
+	v, err := chromedp.Run(c.ctx, chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
+	if err != nil {
+		c.t.Fatalf("%s: %v", js, err)
+	}
+	return v
+}
+
 // go_ opens a screen by its navigation link (the menu at phone width).
 func (c *console) go_(path string) {
 	c.t.Helper()
@@ -452,20 +514,21 @@ func (c *console) go_(path string) {
 		c.until(`document.querySelector("#nav a[aria-current=page]") && document.querySelector("#nav a[aria-current=page]").dataset.path === "`+path+`" || location.hash !== "#/`+path+`"`))
 }
 
-// signInAs signs in through the sign-in screen. It uses the token form:
-// switch it to the username and password fields (#login-user,
-// #login-pass, #login-form) when cookie sign-in is merged.
-func (c *console) signInAs(who, token string) {
+// consolePassword is every TestConsole user's password.
+const consolePassword = "Loa-thu-nghiem-2026"
+
+// signInAs signs in through the sign-in screen's username and password
+// form, typing as a person would.
+func (c *console) signInAs(who, username string) {
 	c.t.Helper()
 	c.step("open the sign-in screen",
 		chromedp.Navigate(c.url+"/#/login"),
 		chromedp.WaitVisible(chromedp.ID("login-form")))
-	if !c.evalBool(`document.querySelector("details.card").open`) {
-		c.step("open the token form", chromedp.Click(chromedp.CSS("details.card summary")))
-	}
 	c.step("sign in as "+who,
-		chromedp.SendKeys(chromedp.ID("token"), token),
-		chromedp.Click(chromedp.CSS("#token-form button[type=submit]")),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector("#login-user").value = document.querySelector("#login-pass").value = ""`),
+		chromedp.SendKeys(chromedp.ID("login-user"), username),
+		chromedp.SendKeys(chromedp.ID("login-pass"), consolePassword),
+		chromedp.Click(chromedp.CSS("#login-form button[type=submit]")),
 		chromedp.WaitVisible(chromedp.ID("nav")),
 		c.until(`location.hash === "#/overview" && document.querySelector("#live").className === "on"`))
 }
