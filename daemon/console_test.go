@@ -64,6 +64,7 @@ func TestConsole(t *testing.T) {
 	province, operator := user("so-tttt", "Sở TT&TT", "province", "qn"), user("cb-binhchau", "Cán bộ Bình Châu", "operator", "bc")
 	technician := user("kt-tinh", "Kỹ thuật tỉnh", "technician", "qn")
 	provinceToken := token("Sở TT&TT (máy)", "province", "qn")
+	admin := user("quan-tri", "Quản trị trạm", "admin", "")
 	news, err := s.api.UploadMedia(bg, "Bản tin sáng", sineWAV(time.Minute)) // outlasts each test's stop
 	if err != nil {
 		t.Fatal(err)
@@ -380,7 +381,7 @@ func TestConsole(t *testing.T) {
 		c := c.with(t)
 		c.signOut()
 		c.signInAs("technician", technician)
-		for _, path := range []string{"play", "alerts"} {
+		for _, path := range []string{"play", "alerts", "users"} {
 			if c.evalBool(`document.querySelector("#nav a[href='#/` + path + `']") !== null`) {
 				t.Errorf("the technician is shown %s", path)
 			}
@@ -422,6 +423,86 @@ func TestConsole(t *testing.T) {
 		}
 		c.step("back to the sign-in screen, saying why",
 			c.until(`document.querySelector("#login-note") !== null && document.querySelector("#login-note").textContent.includes("Phiên đăng nhập đã hết hạn")`))
+	})
+
+	t.Run("AdminManagesUsersAndTokens", func(t *testing.T) {
+		c := c.with(t)
+		capTok := token("Máy nhận CAP", "province", "qn")
+		capID := tokenID(t, s, capTok)
+		c.signInAs("admin", admin)
+		c.go_("users")
+		c.step("the users are listed",
+			c.until(`document.querySelector("#users-list li[data-id='so-tttt']") !== null && document.querySelector("#users-list li[data-id='quan-tri'] .state").textContent === "Đang hoạt động"`))
+		c.step("a short password is refused next to its field",
+			chromedp.SendKeys(chromedp.ID("user-username"), "cb-tinhky"),
+			chromedp.SendKeys(chromedp.ID("user-name"), "Cán bộ Tịnh Kỳ"),
+			chromedp.SendKeys(chromedp.ID("user-password"), "ngan"),
+			chromedp.SetValue(chromedp.ID("user-role"), "operator"),
+			chromedp.SetValue(chromedp.ID("user-area"), "tk"),
+			chromedp.Evaluate[chromedp.Void](`document.querySelector("#user-password").removeAttribute("minlength")`), // as a browser without it would send
+			chromedp.Click(chromedp.CSS("#user-form button[type=submit]")),
+			c.until(`!document.querySelector("#user-password-error").hidden && document.querySelector("#user-password-error").textContent.includes("ít nhất 10 ký tự")`))
+		c.step("create a commune operator of Tịnh Kỳ",
+			chromedp.Evaluate[chromedp.Void](`document.querySelector("#user-password").value = ""`),
+			chromedp.SendKeys(chromedp.ID("user-password"), consolePassword),
+			chromedp.Click(chromedp.CSS("#user-form button[type=submit]")),
+			c.until(`document.querySelector("#users-list li[data-id='cb-tinhky']") !== null`),
+			c.until(`document.querySelector("#users-list li[data-id='cb-tinhky'] .meta").textContent === "Cán bộ xã · Phường Tịnh Kỳ"`))
+		c.step("the same username again is refused next to its field",
+			chromedp.SendKeys(chromedp.ID("user-username"), "cb-tinhky"),
+			chromedp.SendKeys(chromedp.ID("user-name"), "Trùng tên"),
+			chromedp.SendKeys(chromedp.ID("user-password"), consolePassword),
+			chromedp.Click(chromedp.CSS("#user-form button[type=submit]")),
+			c.until(`!document.querySelector("#user-username-error").hidden && document.querySelector("#user-username-error").textContent.includes("đã có người dùng")`))
+		c.step("make them the approver of Tịnh Kỳ",
+			chromedp.Click(chromedp.CSS(`#users-list li[data-id='cb-tinhky'] details summary`)),
+			chromedp.SetValue(chromedp.ID("user-cb-tinhky-role"), "approver"),
+			chromedp.Click(chromedp.CSS(`#users-list li[data-id='cb-tinhky'] button.save`)),
+			c.until(`document.querySelector("#users-list li[data-id='cb-tinhky'] .meta").textContent === "Lãnh đạo phê duyệt · Phường Tịnh Kỳ"`))
+		var u loa.User
+		if err := s.api.JSON(bg, "GET", "/api/v1/users/cb-tinhky", nil, &u); err != nil || u.Role != loa.RoleApprover || u.AreaID != "tk" || u.Disabled {
+			t.Errorf("after the console's changes the user is %+v, %v", u, err)
+		}
+		const newPassword = "Mat-khau-moi-2026"
+		c.step("reset their password",
+			chromedp.SendKeys(chromedp.ID("user-cb-tinhky-password"), newPassword),
+			chromedp.Click(chromedp.CSS(`#users-list li[data-id='cb-tinhky'] button.reset`)),
+			c.until(`document.querySelector("#msg").textContent.includes("Đã đặt lại mật khẩu")`))
+		c.step("disable them",
+			chromedp.Click(chromedp.CSS(`#users-list li[data-id='cb-tinhky'] button.toggle`)),
+			c.until(`document.querySelector("#users-list li[data-id='cb-tinhky'] .state").textContent === "Đã khoá"`))
+		c.check("users")
+
+		c.step("revoke a machine's token",
+			c.until(fmt.Sprintf(`document.querySelector("#tokens-list li[data-id='%s'] .title") !== null`, capID)),
+			chromedp.Click(chromedp.CSS(fmt.Sprintf(`#tokens-list li[data-id=%q] button.revoke`, capID))),
+			c.until(fmt.Sprintf(`document.querySelector("#tokens-list li[data-id='%s'] .state").textContent.startsWith("Đã thu hồi")`, capID)))
+		if err := api.NewClient(s.m.URL(), capTok).JSON(bg, "GET", "/api/v1/me", nil, nil); err == nil {
+			t.Errorf("the revoked token still works: %v", err)
+		}
+
+		// The disabled account is told so, in words, with the new password.
+		c.signOut()
+		c.step("a disabled account is refused in words",
+			chromedp.SendKeys(chromedp.ID("login-user"), "cb-tinhky"),
+			chromedp.SendKeys(chromedp.ID("login-pass"), newPassword),
+			chromedp.Click(chromedp.CSS("#login-form button[type=submit]")),
+			c.until(`!document.querySelector("#login-error").hidden && document.querySelector("#login-error").textContent.includes("Tài khoản này đã bị khoá")`))
+		c.signInAs("admin", admin)
+		c.go_("users")
+		c.step("enable them again",
+			c.until(`document.querySelector("#users-list li[data-id='cb-tinhky'] .state") !== null`),
+			chromedp.Click(chromedp.CSS(`#users-list li[data-id='cb-tinhky'] button.toggle`)),
+			c.until(`document.querySelector("#users-list li[data-id='cb-tinhky'] .state").textContent === "Đang hoạt động"`))
+		c.signOut()
+		c.step("and they sign in with the new password",
+			chromedp.SendKeys(chromedp.ID("login-user"), "cb-tinhky"),
+			chromedp.SendKeys(chromedp.ID("login-pass"), newPassword),
+			chromedp.Click(chromedp.CSS("#login-form button[type=submit]")),
+			c.until(`document.querySelector("#who-name").textContent.includes("Cán bộ Tịnh Kỳ")`))
+		if c.evalBool(`document.querySelector("#nav a[href='#/users']") !== null`) {
+			t.Error("the approver is shown the users screen")
+		}
 	})
 }
 
@@ -512,6 +593,16 @@ func (c *console) go_(path string) {
 	c.step("open "+path,
 		chromedp.Evaluate[chromedp.Void](`location.hash = "#/`+path+`"`),
 		c.until(`document.querySelector("#nav a[aria-current=page]") && document.querySelector("#nav a[aria-current=page]").dataset.path === "`+path+`" || location.hash !== "#/`+path+`"`))
+}
+
+// tokenID is the id of the token whose secret is secret.
+func tokenID(t *testing.T, s *capSystem, secret string) string {
+	t.Helper()
+	var me struct{ User string }
+	if err := api.NewClient(s.m.URL(), secret).JSON(context.Background(), "GET", "/api/v1/me", nil, &me); err != nil {
+		t.Fatal(err)
+	}
+	return me.User
 }
 
 // consolePassword is every TestConsole user's password.

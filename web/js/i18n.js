@@ -31,9 +31,10 @@ export function t(key, params) {
 export function has(key) { return Object.prototype.hasOwnProperty.call(dict, key); }
 
 // errorText turns an API error into a message in the user's language: the
-// field's own text, else the code's (with {wait}, the Retry-After in
+// code's text for that field, else the field's own, else the code's (with {wait}, the Retry-After in
 // words), else the server's words.
 export function errorText(err) {
+  if (err && err.field && has("error." + err.code + "." + err.field)) return t("error." + err.code + "." + err.field);
   if (err && err.field && has("error.field." + err.field)) return t("error.field." + err.field);
   if (err && err.code && has("error." + err.code)) return t("error." + err.code, { wait: waitText(err.retryAfter || 1) });
   return (err && err.message) || String(err);

@@ -13,8 +13,9 @@ import media from "./screens/media.js";
 import alerts from "./screens/alerts.js";
 import devices from "./screens/devices.js";
 import log from "./screens/log.js";
+import users from "./screens/users.js";
 
-const SCREENS = [overview, play, media, alerts, devices, log];
+const SCREENS = [overview, play, media, alerts, devices, log, users];
 
 // What each role may do, as the API's loa.Token.Can says, for a /me that
 // does not list its permissions.
