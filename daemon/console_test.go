@@ -395,6 +395,85 @@ func TestConsole(t *testing.T) {
 		c.check("technician-media")
 	})
 
+	t.Run("OperatorPlaylist", func(t *testing.T) {
+		c := c.with(t)
+		jingle, err := s.api.UploadMedia(bg, "Nhạc hiệu", sineWAV(3*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.signOut()
+		c.signInAs("operator", operator)
+		c.go_("playlists")
+		pick := func(id string) chromedp.Action[chromedp.Void] {
+			return chromedp.SetValue(chromedp.ID("playlist-add-media"), id)
+		}
+		order := `[...document.querySelectorAll("#playlist-items li .title")].map((e) => e.textContent).join(" | ")`
+		c.step("build a playlist of two items",
+			chromedp.SendKeys(chromedp.ID("playlist-name"), "Bản tin chiều"),
+			pick(news.ID), chromedp.Click(chromedp.ID("playlist-add")),
+			pick(jingle.ID), chromedp.Click(chromedp.ID("playlist-add")),
+			c.until(`document.querySelector("#playlist-total").textContent === "Tổng thời lượng: 1:07 (2 bản tin)"`)) // 60 s + 2 s, 3 s + 2 s
+		c.step("move the jingle first with its button",
+			chromedp.Click(chromedp.CSS(`#playlist-items li:nth-child(2) button.up`)),
+			c.until(order+` === "⠿ 1. Nhạc hiệu | ⠿ 2. Bản tin sáng"`),
+			c.until(`document.activeElement.matches("#playlist-items li:nth-child(1) button.down")`)) // ↑ is disabled at the top: focus stays on the item
+		c.step("drag the news back before it",
+			chromedp.Evaluate[chromedp.Void](`(() => {
+				const [a, b] = document.querySelectorAll("#playlist-items li");
+				const dt = new DataTransfer();
+				b.dispatchEvent(new DragEvent("dragstart", {bubbles: true, dataTransfer: dt}));
+				a.dispatchEvent(new DragEvent("dragover", {bubbles: true, cancelable: true, dataTransfer: dt}));
+				a.dispatchEvent(new DragEvent("drop", {bubbles: true, cancelable: true, dataTransfer: dt}));
+				b.dispatchEvent(new DragEvent("dragend", {bubbles: true, dataTransfer: dt}));
+			})()`),
+			c.until(order+` === "⠿ 1. Bản tin sáng | ⠿ 2. Nhạc hiệu"`))
+		c.step("five seconds of silence after the jingle",
+			chromedp.Evaluate[chromedp.Void](`document.querySelector("#playlist-items li:nth-child(2) input.gap").value = ""`),
+			chromedp.SendKeys(chromedp.CSS(`#playlist-items li:nth-child(2) input.gap`), "5"),
+			c.until(`document.querySelector("#playlist-total").textContent === "Tổng thời lượng: 1:10 (2 bản tin)"`))
+		c.check("playlists")
+		c.step("save and play it now to Bình Châu",
+			chromedp.SetValue(chromedp.ID("playlist-area"), "bc"),
+			chromedp.Click(chromedp.ID("playlist-save-play")),
+			c.until(`document.querySelector("#msg").textContent.includes("Đang phát Bản tin chiều tới 2 thiết bị")`),
+			c.until(`document.querySelector("#playlists-list").textContent.includes("Bản tin chiều")`),
+			c.until(`document.querySelector("#playlists-list").textContent.includes("2 bản tin · 1:10")`))
+		var lists []struct {
+			ID, Name string
+			Items    []playlistItem `json:"items"`
+		}
+		if err := s.api.JSON(bg, "GET", "/api/v1/playlists", nil, &lists); err != nil {
+			t.Fatal(err)
+		}
+		var pl string
+		for _, p := range lists {
+			if p.Name == "Bản tin chiều" {
+				pl = p.ID
+				if got := fmt.Sprint(p.Items); got != fmt.Sprint([]playlistItem{{news.ID, "2s"}, {jingle.ID, "5s"}}) {
+					t.Errorf("saved items %s", got)
+				}
+			}
+		}
+		var sessions []loa.Session
+		if err := s.api.JSON(bg, "GET", "/api/v1/sessions", nil, &sessions); err != nil {
+			t.Fatal(err)
+		}
+		var played string
+		for _, sess := range sessions {
+			if sess.PlaylistID == pl && pl != "" && sess.State == loa.SessionPlaying {
+				played = sess.ID
+			}
+		}
+		if played == "" {
+			t.Fatalf("no session plays the playlist %q", pl)
+		}
+		c.go_("play")
+		c.step("it plays under its name, and stops",
+			c.until(fmt.Sprintf(`(document.querySelector("#play-sessions li[data-id='%s'] .title") || {}).textContent === "▶ Bản tin chiều"`, played)),
+			chromedp.Click(chromedp.CSS(fmt.Sprintf(`#play-sessions li[data-id='%s'] button.stop`, played))),
+			c.until(`document.querySelector("#play-sessions li[data-id]") === null`))
+	})
+
 	t.Run("OperatorScope", func(t *testing.T) {
 		c := c.with(t)
 		c.signOut()
@@ -593,6 +672,12 @@ func (c *console) go_(path string) {
 	c.step("open "+path,
 		chromedp.Evaluate[chromedp.Void](`location.hash = "#/`+path+`"`),
 		c.until(`document.querySelector("#nav a[aria-current=page]") && document.querySelector("#nav a[aria-current=page]").dataset.path === "`+path+`" || location.hash !== "#/`+path+`"`))
+}
+
+// playlistItem is an item of a playlist as the API answers it.
+type playlistItem struct {
+	MediaID string `json:"media_id"`
+	Gap     string `json:"gap"`
 }
 
 // tokenID is the id of the token whose secret is secret.

@@ -14,8 +14,9 @@ import alerts from "./screens/alerts.js";
 import devices from "./screens/devices.js";
 import log from "./screens/log.js";
 import users from "./screens/users.js";
+import playlists from "./screens/playlists.js";
 
-const SCREENS = [overview, play, media, alerts, devices, log, users];
+const SCREENS = [overview, play, media, playlists, alerts, devices, log, users];
 
 // What each role may do, as the API's loa.Token.Can says, for a /me that
 // does not list its permissions.
@@ -46,12 +47,15 @@ async function newContext(me) {
     media: [],
     areaName: (id) => (c.areas.find((a) => a.id === id) || {}).name || id,
     mediaName: (id) => (c.media.find((m) => m.id === id) || {}).name || id,
+    playlists: [],
+    playlistName: (id) => (c.playlists.find((p) => p.id === id) || {}).name || id,
     async reloadMedia() { c.media = await api.get("/api/v1/media"); return c.media; },
   };
   i18n.setZone(me.station && me.station.zone);
-  [c.areas, c.media] = await Promise.all([
+  [c.areas, c.media, c.playlists] = await Promise.all([
     api.get("/api/v1/areas").catch(() => []),
     api.get("/api/v1/media").catch(() => []),
+    api.get("/api/v1/playlists").catch(() => []),
   ]);
   return c;
 }
