@@ -189,6 +189,12 @@ func TestConsole(t *testing.T) {
 		if bare != "403 csrf" {
 			t.Errorf("a cookie change without X-CSRF-Token: %q, want 403 csrf", bare)
 		}
+		// Another tab signs in again: the cookie is a new session's, and
+		// this tab's CSRF token is stale; the console takes the new one.
+		relogin := c.evalAwait(fmt.Sprintf(`fetch("/api/v1/login", {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({username: %q, password: %q})}).then((r) => String(r.status))`, province, consolePassword))
+		if relogin != "200" {
+			t.Fatalf("signing in again from the page: %s", relogin)
+		}
 		c.step("stop it from the overview",
 			c.until(fmt.Sprintf(`document.querySelector(%q) !== null`, fmt.Sprintf(`#now-playing li[data-id=%q] button.stop`, sess.ID))),
 			chromedp.Click(chromedp.CSS(fmt.Sprintf(`#now-playing li[data-id=%q] button.stop`, sess.ID))),
@@ -728,6 +734,9 @@ func (c *console) check(name string) {
 			c.until(fmt.Sprintf(`window.innerWidth === %d`, w)))
 		if gaps := c.evalString(`(document.body.innerText.match(` + c.glossaryGap + `) || []).join(", ")`); gaps != "" {
 			c.t.Errorf("%s shows glossary keys, not words: %s", name, gaps)
+		}
+		if bad := c.evalString(`(document.querySelector("main").innerText.match(/\b(null|undefined|NaN)\b/g) || []).join(", ")`); bad != "" {
+			c.t.Errorf("%s shows %s", name, bad)
 		}
 		if dup := c.evalString(`(() => { const seen = new Set(), dup = []; for (const e of document.querySelectorAll("[id]")) { if (seen.has(e.id)) dup.push(e.id); seen.add(e.id); } return dup.join(", "); })()`); dup != "" {
 			c.t.Errorf("%s has duplicate ids: %s", name, dup)

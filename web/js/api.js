@@ -63,6 +63,12 @@ export async function request(method, path, body, opts = {}) {
     throw new ApiError(0, null);
   }
   const data = res.status === 204 ? null : await res.json().catch(() => null);
+  if (res.status === 403 && data && data.code === "csrf" && !bearer() && !opts.retried) {
+    // This tab's CSRF token is stale (the cookie's session was started
+    // again in another tab): take the session's own from /me, once.
+    await me().catch(() => {});
+    if (csrf) return request(method, path, body, Object.assign({}, opts, { retried: true }));
+  }
   if (res.status === 401 && !opts.quiet) onUnauthenticated();
   if (!res.ok) throw new ApiError(res.status, data, res.headers.get("Retry-After"));
   return data;

@@ -152,8 +152,8 @@ function loginScreen(view) {
   });
   const note = loginNote ? el("p", { class: "action-error", id: "login-note", role: "alert", text: loginNote }) : null;
   loginNote = "";
-  view.append(el("h1", { tabindex: "-1", text: t("login.title") }), note, form,
-    el("details", { class: "card", id: "token-fold" }, el("summary", { text: t("login.token.summary") }), tform));
+  view.append(...[el("h1", { tabindex: "-1", text: t("login.title") }), note, form,
+    el("details", { class: "card", id: "token-fold" }, el("summary", { text: t("login.token.summary") }), tform)].filter(Boolean));
 }
 
 // loginError names a refused sign-in in the glossary's words: a wrong
