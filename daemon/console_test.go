@@ -38,9 +38,9 @@ const axeVersion = "4.14.1"
 // screenshotted into the artefact directory and run through axe-core
 // with zero serious or critical violations.
 //
-// Until cookie sign-in (POST /api/v1/login) is in this tree the tests
-// sign in with an API token through the sign-in screen's token form;
-// signInAs is the one place to switch to username and password.
+// People sign in as users (made through the users API with the admin
+// token) by typing into the sign-in form: a cookie session, whose
+// changes must carry X-CSRF-Token.
 func TestConsole(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short")
@@ -54,8 +54,17 @@ func TestConsole(t *testing.T) {
 		}
 		return tok.Secret
 	}
-	province, operator := token("Sở TT&TT", "province", "qn"), token("Cán bộ Bình Châu", "operator", "bc")
-	technician := token("Kỹ thuật tỉnh", "technician", "qn")
+	user := func(username, name, role, area string) string {
+		req := map[string]string{"username": username, "name": name, "role": role, "area_id": area, "password": consolePassword}
+		if err := s.api.JSON(bg, "POST", "/api/v1/users", req, nil); err != nil {
+			t.Fatal(err)
+		}
+		return username
+	}
+	province, operator := user("so-tttt", "Sở TT&TT", "province", "qn"), user("cb-binhchau", "Cán bộ Bình Châu", "operator", "bc")
+	technician := user("kt-tinh", "Kỹ thuật tỉnh", "technician", "qn")
+	provinceToken := token("Sở TT&TT (máy)", "province", "qn")
+	admin := user("quan-tri", "Quản trị trạm", "admin", "")
 	news, err := s.api.UploadMedia(bg, "Bản tin sáng", sineWAV(time.Minute)) // outlasts each test's stop
 	if err != nil {
 		t.Fatal(err)
@@ -100,6 +109,16 @@ func TestConsole(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("token"), "sai-ma"),
 		chromedp.Click(chromedp.CSS("#token-form button[type=submit]")),
 		c.until(`!document.querySelector("#token-form-error").hidden && document.querySelector("#token-form-error").textContent.includes("Mã truy cập không đúng")`))
+	c.step("a wrong password is refused in words, without saying which of the two was wrong",
+		chromedp.SendKeys(chromedp.ID("login-user"), province),
+		chromedp.SendKeys(chromedp.ID("login-pass"), "sai-mat-khau-roi"),
+		chromedp.Click(chromedp.CSS("#login-form button[type=submit]")),
+		c.until(`!document.querySelector("#login-error").hidden && document.querySelector("#login-error").textContent.includes("Sai tên đăng nhập hoặc mật khẩu")`),
+		c.until(`document.querySelector("#login-pass").value === "" && document.querySelector("#nav").hidden`))
+	// The back-off's wait in words (its 429 itself is the auth tests').
+	if got := c.evalAwait(`import("./js/i18n.js").then((m) => m.errorText({code: "login_backoff", retryAfter: 90}))`); got != "Đăng nhập sai quá nhiều lần. Hãy thử lại sau 1 phút 30 giây." {
+		t.Errorf("login back-off message: %q", got)
+	}
 	c.signInAs("province", province)
 	c.step("the overview counts the province's receivers",
 		c.until(`document.querySelector("#count-total").textContent === "6" && document.querySelector("#count-online").textContent === "6"`),
@@ -117,7 +136,7 @@ func TestConsole(t *testing.T) {
 		c := c.with(t)
 		// A session started elsewhere appears without a reload, and
 		// leaves when stopped from the overview.
-		sess, err := api.NewClient(s.m.URL(), province).StartSession(bg, api.SessionRequest{MediaID: news.ID, Targets: loa.Targets{Areas: []string{"bc"}}, MaxDuration: "5m"})
+		sess, err := api.NewClient(s.m.URL(), provinceToken).StartSession(bg, api.SessionRequest{MediaID: news.ID, Targets: loa.Targets{Areas: []string{"bc"}}, MaxDuration: "5m"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,6 +174,50 @@ func TestConsole(t *testing.T) {
 		if !c.evalBool(`window.loaNoReload === true`) {
 			t.Error("the page was reloaded")
 		}
+	})
+
+	t.Run("CookieChangesCarryCSRF", func(t *testing.T) {
+		c := c.with(t)
+		c.go_("overview")
+		sess, err := api.NewClient(s.m.URL(), provinceToken).StartSession(bg, api.SessionRequest{MediaID: news.ID, Targets: loa.Targets{Areas: []string{"tk"}}, MaxDuration: "5m"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The cookie alone does not make a change: the API asks for the
+		// session's CSRF token, which only the console's own page has.
+		bare := c.evalAwait(fmt.Sprintf(`fetch("/api/v1/sessions/%s/stop", {method: "POST"}).then(async (r) => r.status + " " + (await r.json()).code)`, sess.ID))
+		if bare != "403 csrf" {
+			t.Errorf("a cookie change without X-CSRF-Token: %q, want 403 csrf", bare)
+		}
+		// Another tab signs in again: the cookie is a new session's, and
+		// this tab's CSRF token is stale; the console takes the new one.
+		relogin := c.evalAwait(fmt.Sprintf(`fetch("/api/v1/login", {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({username: %q, password: %q})}).then((r) => String(r.status))`, province, consolePassword))
+		if relogin != "200" {
+			t.Fatalf("signing in again from the page: %s", relogin)
+		}
+		c.step("stop it from the overview",
+			c.until(fmt.Sprintf(`document.querySelector(%q) !== null`, fmt.Sprintf(`#now-playing li[data-id=%q] button.stop`, sess.ID))),
+			chromedp.Click(chromedp.CSS(fmt.Sprintf(`#now-playing li[data-id=%q] button.stop`, sess.ID))),
+			c.until(`document.querySelector("#now-playing li[data-id]") === null`))
+		got, err := s.api.Session(bg, sess.ID)
+		if err != nil || got.State != loa.SessionStopped || got.StoppedBy != loa.UserActorPrefix+province {
+			t.Errorf("after the console's stop the session is %+v, %v; want stopped by %s", got, err, loa.UserActorPrefix+province)
+		}
+	})
+
+	t.Run("SignInSurvivesReloadNotSignOut", func(t *testing.T) {
+		c := c.with(t)
+		c.go_("overview")
+		c.step("a reload keeps the sign-in (the cookie)",
+			chromedp.Reload(),
+			c.until(`document.querySelector("#nav a[href='#/overview']") !== null && document.querySelector("#who-name").textContent.includes("Sở TT&TT")`),
+			c.until(`document.querySelector("#live").className === "on"`))
+		// Another tab signs out: the same cookie session ends, and this
+		// tab goes back to the sign-in screen by itself.
+		c.eval(`fetch("/api/v1/me").then((r) => r.json()).then((m) => fetch("/api/v1/logout", {method: "POST", headers: {"X-CSRF-Token": m.csrf}}))`)
+		c.step("back to the sign-in screen",
+			c.until(`location.hash === "#/login" && document.querySelector("#login-form") !== null && document.querySelector("#nav").hidden`))
+		c.signInAs("province", province)
 	})
 
 	t.Run("PlayNowAndStop", func(t *testing.T) {
@@ -324,7 +387,7 @@ func TestConsole(t *testing.T) {
 		c := c.with(t)
 		c.signOut()
 		c.signInAs("technician", technician)
-		for _, path := range []string{"play", "alerts"} {
+		for _, path := range []string{"play", "alerts", "users"} {
 			if c.evalBool(`document.querySelector("#nav a[href='#/` + path + `']") !== null`) {
 				t.Errorf("the technician is shown %s", path)
 			}
@@ -336,6 +399,85 @@ func TestConsole(t *testing.T) {
 			t.Error("the technician is shown the upload form")
 		}
 		c.check("technician-media")
+	})
+
+	t.Run("OperatorPlaylist", func(t *testing.T) {
+		c := c.with(t)
+		jingle, err := s.api.UploadMedia(bg, "Nhạc hiệu", sineWAV(3*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.signOut()
+		c.signInAs("operator", operator)
+		c.go_("playlists")
+		pick := func(id string) chromedp.Action[chromedp.Void] {
+			return chromedp.SetValue(chromedp.ID("playlist-add-media"), id)
+		}
+		order := `[...document.querySelectorAll("#playlist-items li .title")].map((e) => e.textContent).join(" | ")`
+		c.step("build a playlist of two items",
+			chromedp.SendKeys(chromedp.ID("playlist-name"), "Bản tin chiều"),
+			pick(news.ID), chromedp.Click(chromedp.ID("playlist-add")),
+			pick(jingle.ID), chromedp.Click(chromedp.ID("playlist-add")),
+			c.until(`document.querySelector("#playlist-total").textContent === "Tổng thời lượng: 1:07 (2 bản tin)"`)) // 60 s + 2 s, 3 s + 2 s
+		c.step("move the jingle first with its button",
+			chromedp.Click(chromedp.CSS(`#playlist-items li:nth-child(2) button.up`)),
+			c.until(order+` === "⠿ 1. Nhạc hiệu | ⠿ 2. Bản tin sáng"`),
+			c.until(`document.activeElement.matches("#playlist-items li:nth-child(1) button.down")`)) // ↑ is disabled at the top: focus stays on the item
+		c.step("drag the news back before it",
+			chromedp.Evaluate[chromedp.Void](`(() => {
+				const [a, b] = document.querySelectorAll("#playlist-items li");
+				const dt = new DataTransfer();
+				b.dispatchEvent(new DragEvent("dragstart", {bubbles: true, dataTransfer: dt}));
+				a.dispatchEvent(new DragEvent("dragover", {bubbles: true, cancelable: true, dataTransfer: dt}));
+				a.dispatchEvent(new DragEvent("drop", {bubbles: true, cancelable: true, dataTransfer: dt}));
+				b.dispatchEvent(new DragEvent("dragend", {bubbles: true, dataTransfer: dt}));
+			})()`),
+			c.until(order+` === "⠿ 1. Bản tin sáng | ⠿ 2. Nhạc hiệu"`))
+		c.step("five seconds of silence after the jingle",
+			chromedp.Evaluate[chromedp.Void](`document.querySelector("#playlist-items li:nth-child(2) input.gap").value = ""`),
+			chromedp.SendKeys(chromedp.CSS(`#playlist-items li:nth-child(2) input.gap`), "5"),
+			c.until(`document.querySelector("#playlist-total").textContent === "Tổng thời lượng: 1:10 (2 bản tin)"`))
+		c.check("playlists")
+		c.step("save and play it now to Bình Châu",
+			chromedp.SetValue(chromedp.ID("playlist-area"), "bc"),
+			chromedp.Click(chromedp.ID("playlist-save-play")),
+			c.until(`document.querySelector("#msg").textContent.includes("Đang phát Bản tin chiều tới 2 thiết bị")`),
+			c.until(`document.querySelector("#playlists-list").textContent.includes("Bản tin chiều")`),
+			c.until(`document.querySelector("#playlists-list").textContent.includes("2 bản tin · 1:10")`))
+		var lists []struct {
+			ID, Name string
+			Items    []playlistItem `json:"items"`
+		}
+		if err := s.api.JSON(bg, "GET", "/api/v1/playlists", nil, &lists); err != nil {
+			t.Fatal(err)
+		}
+		var pl string
+		for _, p := range lists {
+			if p.Name == "Bản tin chiều" {
+				pl = p.ID
+				if got := fmt.Sprint(p.Items); got != fmt.Sprint([]playlistItem{{news.ID, "2s"}, {jingle.ID, "5s"}}) {
+					t.Errorf("saved items %s", got)
+				}
+			}
+		}
+		var sessions []loa.Session
+		if err := s.api.JSON(bg, "GET", "/api/v1/sessions", nil, &sessions); err != nil {
+			t.Fatal(err)
+		}
+		var played string
+		for _, sess := range sessions {
+			if sess.PlaylistID == pl && pl != "" && sess.State == loa.SessionPlaying {
+				played = sess.ID
+			}
+		}
+		if played == "" {
+			t.Fatalf("no session plays the playlist %q", pl)
+		}
+		c.go_("play")
+		c.step("it plays under its name, and stops",
+			c.until(fmt.Sprintf(`(document.querySelector("#play-sessions li[data-id='%s'] .title") || {}).textContent === "▶ Bản tin chiều"`, played)),
+			chromedp.Click(chromedp.CSS(fmt.Sprintf(`#play-sessions li[data-id='%s'] button.stop`, played))),
+			c.until(`document.querySelector("#play-sessions li[data-id]") === null`))
 	})
 
 	t.Run("OperatorScope", func(t *testing.T) {
@@ -359,17 +501,93 @@ func TestConsole(t *testing.T) {
 		}
 		c.check("operator-devices")
 
-		// Revoked while signed in: the stream ends, and the console says
-		// why on its sign-in screen.
-		var me struct{ User string } // a token's id
-		if err := api.NewClient(s.m.URL(), operator).JSON(bg, "GET", "/api/v1/me", nil, &me); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.api.JSON(bg, "DELETE", "/api/v1/tokens/"+me.User, nil, nil); err != nil {
+		// Disabled while signed in (its sessions end): the stream ends,
+		// and the console says why on its sign-in screen.
+		if err := s.api.JSON(bg, "POST", "/api/v1/users/"+operator+"/disable", nil, nil); err != nil {
 			t.Fatal(err)
 		}
 		c.step("back to the sign-in screen, saying why",
 			c.until(`document.querySelector("#login-note") !== null && document.querySelector("#login-note").textContent.includes("Phiên đăng nhập đã hết hạn")`))
+	})
+
+	t.Run("AdminManagesUsersAndTokens", func(t *testing.T) {
+		c := c.with(t)
+		capTok := token("Máy nhận CAP", "province", "qn")
+		capID := tokenID(t, s, capTok)
+		c.signInAs("admin", admin)
+		c.go_("users")
+		c.step("the users are listed",
+			c.until(`document.querySelector("#users-list li[data-id='so-tttt']") !== null && document.querySelector("#users-list li[data-id='quan-tri'] .state").textContent === "Đang hoạt động"`))
+		c.step("a short password is refused next to its field",
+			chromedp.SendKeys(chromedp.ID("user-username"), "cb-tinhky"),
+			chromedp.SendKeys(chromedp.ID("user-name"), "Cán bộ Tịnh Kỳ"),
+			chromedp.SendKeys(chromedp.ID("user-password"), "ngan"),
+			chromedp.SetValue(chromedp.ID("user-role"), "operator"),
+			chromedp.SetValue(chromedp.ID("user-area"), "tk"),
+			chromedp.Evaluate[chromedp.Void](`document.querySelector("#user-password").removeAttribute("minlength")`), // as a browser without it would send
+			chromedp.Click(chromedp.CSS("#user-form button[type=submit]")),
+			c.until(`!document.querySelector("#user-password-error").hidden && document.querySelector("#user-password-error").textContent.includes("ít nhất 10 ký tự")`))
+		c.step("create a commune operator of Tịnh Kỳ",
+			chromedp.Evaluate[chromedp.Void](`document.querySelector("#user-password").value = ""`),
+			chromedp.SendKeys(chromedp.ID("user-password"), consolePassword),
+			chromedp.Click(chromedp.CSS("#user-form button[type=submit]")),
+			c.until(`document.querySelector("#users-list li[data-id='cb-tinhky']") !== null`),
+			c.until(`document.querySelector("#users-list li[data-id='cb-tinhky'] .meta").textContent === "Cán bộ xã · Phường Tịnh Kỳ"`))
+		c.step("the same username again is refused next to its field",
+			chromedp.SendKeys(chromedp.ID("user-username"), "cb-tinhky"),
+			chromedp.SendKeys(chromedp.ID("user-name"), "Trùng tên"),
+			chromedp.SendKeys(chromedp.ID("user-password"), consolePassword),
+			chromedp.Click(chromedp.CSS("#user-form button[type=submit]")),
+			c.until(`!document.querySelector("#user-username-error").hidden && document.querySelector("#user-username-error").textContent.includes("đã có người dùng")`))
+		c.step("make them the approver of Tịnh Kỳ",
+			chromedp.Click(chromedp.CSS(`#users-list li[data-id='cb-tinhky'] details summary`)),
+			chromedp.SetValue(chromedp.ID("user-cb-tinhky-role"), "approver"),
+			chromedp.Click(chromedp.CSS(`#users-list li[data-id='cb-tinhky'] button.save`)),
+			c.until(`document.querySelector("#users-list li[data-id='cb-tinhky'] .meta").textContent === "Lãnh đạo phê duyệt · Phường Tịnh Kỳ"`))
+		var u loa.User
+		if err := s.api.JSON(bg, "GET", "/api/v1/users/cb-tinhky", nil, &u); err != nil || u.Role != loa.RoleApprover || u.AreaID != "tk" || u.Disabled {
+			t.Errorf("after the console's changes the user is %+v, %v", u, err)
+		}
+		const newPassword = "Mat-khau-moi-2026"
+		c.step("reset their password",
+			chromedp.SendKeys(chromedp.ID("user-cb-tinhky-password"), newPassword),
+			chromedp.Click(chromedp.CSS(`#users-list li[data-id='cb-tinhky'] button.reset`)),
+			c.until(`document.querySelector("#msg").textContent.includes("Đã đặt lại mật khẩu")`))
+		c.step("disable them",
+			chromedp.Click(chromedp.CSS(`#users-list li[data-id='cb-tinhky'] button.toggle`)),
+			c.until(`document.querySelector("#users-list li[data-id='cb-tinhky'] .state").textContent === "Đã khoá"`))
+		c.check("users")
+
+		c.step("revoke a machine's token",
+			c.until(fmt.Sprintf(`document.querySelector("#tokens-list li[data-id='%s'] .title") !== null`, capID)),
+			chromedp.Click(chromedp.CSS(fmt.Sprintf(`#tokens-list li[data-id=%q] button.revoke`, capID))),
+			c.until(fmt.Sprintf(`document.querySelector("#tokens-list li[data-id='%s'] .state").textContent.startsWith("Đã thu hồi")`, capID)))
+		if err := api.NewClient(s.m.URL(), capTok).JSON(bg, "GET", "/api/v1/me", nil, nil); err == nil {
+			t.Errorf("the revoked token still works: %v", err)
+		}
+
+		// The disabled account is told so, in words, with the new password.
+		c.signOut()
+		c.step("a disabled account is refused in words",
+			chromedp.SendKeys(chromedp.ID("login-user"), "cb-tinhky"),
+			chromedp.SendKeys(chromedp.ID("login-pass"), newPassword),
+			chromedp.Click(chromedp.CSS("#login-form button[type=submit]")),
+			c.until(`!document.querySelector("#login-error").hidden && document.querySelector("#login-error").textContent.includes("Tài khoản này đã bị khoá")`))
+		c.signInAs("admin", admin)
+		c.go_("users")
+		c.step("enable them again",
+			c.until(`document.querySelector("#users-list li[data-id='cb-tinhky'] .state") !== null`),
+			chromedp.Click(chromedp.CSS(`#users-list li[data-id='cb-tinhky'] button.toggle`)),
+			c.until(`document.querySelector("#users-list li[data-id='cb-tinhky'] .state").textContent === "Đang hoạt động"`))
+		c.signOut()
+		c.step("and they sign in with the new password",
+			chromedp.SendKeys(chromedp.ID("login-user"), "cb-tinhky"),
+			chromedp.SendKeys(chromedp.ID("login-pass"), newPassword),
+			chromedp.Click(chromedp.CSS("#login-form button[type=submit]")),
+			c.until(`document.querySelector("#who-name").textContent.includes("Cán bộ Tịnh Kỳ")`))
+		if c.evalBool(`document.querySelector("#nav a[href='#/users']") !== null`) {
+			t.Error("the approver is shown the users screen")
+		}
 	})
 }
 
@@ -444,6 +662,16 @@ func (c *console) evalString(js string) string {
 	return v
 }
 
+// evalAwait is the string a promise resolves to.
+func (c *console) evalAwait(js string) string {
+	c.t.Helper()
+	v, err := chromedp.Run(c.ctx, chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
+	if err != nil {
+		c.t.Fatalf("%s: %v", js, err)
+	}
+	return v
+}
+
 // go_ opens a screen by its navigation link (the menu at phone width).
 func (c *console) go_(path string) {
 	c.t.Helper()
@@ -452,20 +680,37 @@ func (c *console) go_(path string) {
 		c.until(`document.querySelector("#nav a[aria-current=page]") && document.querySelector("#nav a[aria-current=page]").dataset.path === "`+path+`" || location.hash !== "#/`+path+`"`))
 }
 
-// signInAs signs in through the sign-in screen. It uses the token form:
-// switch it to the username and password fields (#login-user,
-// #login-pass, #login-form) when cookie sign-in is merged.
-func (c *console) signInAs(who, token string) {
+// playlistItem is an item of a playlist as the API answers it.
+type playlistItem struct {
+	MediaID string `json:"media_id"`
+	Gap     string `json:"gap"`
+}
+
+// tokenID is the id of the token whose secret is secret.
+func tokenID(t *testing.T, s *capSystem, secret string) string {
+	t.Helper()
+	var me struct{ User string }
+	if err := api.NewClient(s.m.URL(), secret).JSON(context.Background(), "GET", "/api/v1/me", nil, &me); err != nil {
+		t.Fatal(err)
+	}
+	return me.User
+}
+
+// consolePassword is every TestConsole user's password.
+const consolePassword = "Loa-thu-nghiem-2026"
+
+// signInAs signs in through the sign-in screen's username and password
+// form, typing as a person would.
+func (c *console) signInAs(who, username string) {
 	c.t.Helper()
 	c.step("open the sign-in screen",
 		chromedp.Navigate(c.url+"/#/login"),
 		chromedp.WaitVisible(chromedp.ID("login-form")))
-	if !c.evalBool(`document.querySelector("details.card").open`) {
-		c.step("open the token form", chromedp.Click(chromedp.CSS("details.card summary")))
-	}
 	c.step("sign in as "+who,
-		chromedp.SendKeys(chromedp.ID("token"), token),
-		chromedp.Click(chromedp.CSS("#token-form button[type=submit]")),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector("#login-user").value = document.querySelector("#login-pass").value = ""`),
+		chromedp.SendKeys(chromedp.ID("login-user"), username),
+		chromedp.SendKeys(chromedp.ID("login-pass"), consolePassword),
+		chromedp.Click(chromedp.CSS("#login-form button[type=submit]")),
 		chromedp.WaitVisible(chromedp.ID("nav")),
 		c.until(`location.hash === "#/overview" && document.querySelector("#live").className === "on"`))
 }
@@ -489,6 +734,9 @@ func (c *console) check(name string) {
 			c.until(fmt.Sprintf(`window.innerWidth === %d`, w)))
 		if gaps := c.evalString(`(document.body.innerText.match(` + c.glossaryGap + `) || []).join(", ")`); gaps != "" {
 			c.t.Errorf("%s shows glossary keys, not words: %s", name, gaps)
+		}
+		if bad := c.evalString(`(document.querySelector("main").innerText.match(/\b(null|undefined|NaN)\b/g) || []).join(", ")`); bad != "" {
+			c.t.Errorf("%s shows %s", name, bad)
 		}
 		if dup := c.evalString(`(() => { const seen = new Set(), dup = []; for (const e of document.querySelectorAll("[id]")) { if (seen.has(e.id)) dup.push(e.id); seen.add(e.id); } return dup.join(", "); })()`); dup != "" {
 			c.t.Errorf("%s has duplicate ids: %s", name, dup)

@@ -2,11 +2,11 @@
 // /api/v1. The API decides every authority; the console only hides what
 // the user may not do.
 //
-// Credentials: the console signs in with POST /api/v1/login (a session
-// cookie, HttpOnly; changes carry X-CSRF-Token) or, for machines and the
-// browser tests until the cookie sign-in exists, with an API token kept
-// in sessionStorage and sent as a bearer header. Everything that depends
-// on which one is here: authHeaders and eventURL.
+// Credentials: people sign in with POST /api/v1/login (a session cookie,
+// HttpOnly, so a reload keeps the sign-in; every change carries
+// X-CSRF-Token, the csrf of /me); machines and admins may instead use an
+// API token, kept in sessionStorage and sent as a bearer header.
+// Everything that depends on which one is here: authHeaders and eventURL.
 
 const TOKEN_KEY = "loa.token";
 
@@ -14,21 +14,16 @@ let csrf = "";
 let onUnauthenticated = () => {};
 
 // ApiError is an answer other than 2xx: status, the API's code and field
-// (the input it refers to), and its English message.
+// (the input it refers to), its English message, and for a 429 the
+// seconds its Retry-After asks to wait.
 export class ApiError extends Error {
-  constructor(status, body) {
+  constructor(status, body, retryAfter) {
     super((body && body.error) || String(status));
     this.status = status;
     this.code = (body && body.code) || (status === 0 ? "network" : "");
-    this.field = (body && body.field) || fieldOf(this.message);
+    this.field = ((body && body.field) || "").replace(/\[\d+\]/g, "");
+    this.retryAfter = Number(retryAfter) || 0;
   }
-}
-
-// fieldOf reads the field an older API error names at the start of its
-// message ("title: must not be empty") when the answer has no field.
-function fieldOf(msg) {
-  const m = /^([a-z_][a-z0-9_.]*(\[\d+\])?(, [a-z_.]+)*):/.exec(msg || "");
-  return m ? m[1].split(",")[0].replace(/\[\d+\]/, "") : "";
 }
 
 export function whenUnauthenticated(fn) { onUnauthenticated = fn; }
@@ -68,8 +63,14 @@ export async function request(method, path, body, opts = {}) {
     throw new ApiError(0, null);
   }
   const data = res.status === 204 ? null : await res.json().catch(() => null);
+  if (res.status === 403 && data && data.code === "csrf" && !bearer() && !opts.retried) {
+    // This tab's CSRF token is stale (the cookie's session was started
+    // again in another tab): take the session's own from /me, once.
+    await me().catch(() => {});
+    if (csrf) return request(method, path, body, Object.assign({}, opts, { retried: true }));
+  }
   if (res.status === 401 && !opts.quiet) onUnauthenticated();
-  if (!res.ok) throw new ApiError(res.status, data);
+  if (!res.ok) throw new ApiError(res.status, data, res.headers.get("Retry-After"));
   return data;
 }
 

@@ -31,11 +31,23 @@ export function t(key, params) {
 export function has(key) { return Object.prototype.hasOwnProperty.call(dict, key); }
 
 // errorText turns an API error into a message in the user's language: the
-// field's own text, else the code's, else the server's words.
+// code's text for that field, else the field's own, else the code's (with {wait}, the Retry-After in
+// words), else the server's words.
 export function errorText(err) {
+  if (err && err.field && has("error." + err.code + "." + err.field)) return t("error." + err.code + "." + err.field);
   if (err && err.field && has("error.field." + err.field)) return t("error.field." + err.field);
-  if (err && err.code && has("error." + err.code)) return t("error." + err.code);
+  if (err && err.code && has("error." + err.code)) return t("error." + err.code, { wait: waitText(err.retryAfter || 1) });
   return (err && err.message) || String(err);
+}
+
+// waitText says a wait of s seconds in words: "1 phút 30 giây".
+export function waitText(s) {
+  s = Math.max(1, Math.ceil(s));
+  const m = Math.floor(s / 60);
+  const parts = [];
+  if (m) parts.push(t(m === 1 ? "wait.minute" : "wait.minutes", { n: m }));
+  if (s % 60) parts.push(t(s % 60 === 1 ? "wait.second" : "wait.seconds", { n: s % 60 }));
+  return parts.join(" ");
 }
 
 function parts(ts, withDate, withTime) {

@@ -13,16 +13,19 @@ import media from "./screens/media.js";
 import alerts from "./screens/alerts.js";
 import devices from "./screens/devices.js";
 import log from "./screens/log.js";
+import users from "./screens/users.js";
+import playlists from "./screens/playlists.js";
 
-const SCREENS = [overview, play, media, alerts, devices, log];
+const SCREENS = [overview, play, media, playlists, alerts, devices, log, users];
 
 // What each role may do, as the API's loa.Token.Can says, for a /me that
 // does not list its permissions.
 const ROLE_ACTIONS = {
-  admin: ["read", "media", "session", "device", "area", "firmware", "tokens"],
+  admin: ["read", "media", "session", "device", "area", "firmware", "tokens", "users", "approve"],
   province: ["read", "media", "session", "device", "area"],
   operator: ["read", "media", "session"],
   technician: ["read", "device", "firmware"],
+  approver: ["read", "approve"],
 };
 
 let ctx = null; // the signed-in user's context, null when signed out
@@ -44,12 +47,15 @@ async function newContext(me) {
     media: [],
     areaName: (id) => (c.areas.find((a) => a.id === id) || {}).name || id,
     mediaName: (id) => (c.media.find((m) => m.id === id) || {}).name || id,
+    playlists: [],
+    playlistName: (id) => (c.playlists.find((p) => p.id === id) || {}).name || id,
     async reloadMedia() { c.media = await api.get("/api/v1/media"); return c.media; },
   };
   i18n.setZone(me.station && me.station.zone);
-  [c.areas, c.media] = await Promise.all([
+  [c.areas, c.media, c.playlists] = await Promise.all([
     api.get("/api/v1/areas").catch(() => []),
     api.get("/api/v1/media").catch(() => []),
+    api.get("/api/v1/playlists").catch(() => []),
   ]);
   return c;
 }
@@ -108,21 +114,26 @@ function route() {
   if (h && document.activeElement && document.activeElement.closest("nav")) h.focus();
 }
 
+// loginScreen: username and password first (people); an API token
+// under a fold (machines, admins).
 function loginScreen(view) {
-  const user = el("input", { id: "login-user", name: "username", autocomplete: "username", required: true });
+  const user = el("input", { id: "login-user", name: "username", autocomplete: "username", autocapitalize: "none", spellcheck: "false", required: true });
   const pass = el("input", { id: "login-pass", name: "password", type: "password", autocomplete: "current-password", required: true });
   const err = el("p", { class: "action-error", id: "login-error", role: "alert", hidden: true });
+  const button = el("button", { type: "submit", text: t("login.submit") });
   const form = el("form", { id: "login-form", class: "card" },
-    field(t("login.username"), user), field(t("login.password"), pass),
-    el("button", { type: "submit", text: t("login.submit") }), err);
+    field(t("login.username"), user), field(t("login.password"), pass), button, err);
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
+    button.disabled = true;
     try {
       await signedIn(await api.signIn(user.value.trim(), pass.value));
     } catch (e) {
       pass.value = "";
-      showError(form, e.status === 401 ? Object.assign(e, { code: "bad_credentials", field: "" }) : e,
-        { username: "login-user", password: "login-pass" }, err);
+      showError(form, loginError(e), { username: "login-user", password: "login-pass" }, err);
+      (e.field === "username" ? user : pass).focus();
+    } finally {
+      button.disabled = false;
     }
   });
   const tok = el("input", { id: "token", name: "token", type: "password", autocomplete: "off", required: true });
@@ -141,8 +152,19 @@ function loginScreen(view) {
   });
   const note = loginNote ? el("p", { class: "action-error", id: "login-note", role: "alert", text: loginNote }) : null;
   loginNote = "";
-  view.append(el("h1", { tabindex: "-1", text: t("login.title") }), note, form,
-    el("details", { class: "card" }, el("summary", { text: t("login.token.summary") }), tform));
+  view.append(...[el("h1", { tabindex: "-1", text: t("login.title") }), note, form,
+    el("details", { class: "card", id: "token-fold" }, el("summary", { text: t("login.token.summary") }), tform)].filter(Boolean));
+}
+
+// loginError names a refused sign-in in the glossary's words: a wrong
+// username or password (never which), the account's back-off with its
+// wait, a disabled account; other codes (csrf, invalid with its field)
+// as everywhere.
+function loginError(e) {
+  if (e.code === "unauthorized") return Object.assign(e, { code: "bad_credentials", field: "" });
+  if (e.code === "forbidden") return Object.assign(e, { code: "account_disabled", field: "" });
+  if (e.code === "login_backoff") return Object.assign(e, { field: "" });
+  return e;
 }
 
 async function signedIn(me) {
@@ -210,6 +232,11 @@ document.addEventListener("DOMContentLoaded", async () => {
   });
   $("nav").addEventListener("click", (ev) => { if (ev.target.closest("a")) closeMenu(); });
   window.addEventListener("hashchange", route);
+  // Back to a tab signed out elsewhere (another tab's sign-out ends the
+  // same cookie session): ask at once rather than at the stream's next round.
+  document.addEventListener("visibilitychange", () => {
+    if (ctx && document.visibilityState === "visible") api.me().catch((e) => { if (e.status === 401 && ctx) signOut(t("login.expired")); });
+  });
   renderShell();
   try {
     // A bearer token kept in this tab, or a session cookie.
