@@ -166,7 +166,7 @@ func TestConsoleEventStreamRefusals(t *testing.T) {
 
 	// A revoked token's stream ends at the next round.
 	e.server.EventInterval = 10 * time.Millisecond
-	var me struct{ ID string }
+	var me struct{ User string } // a token's id
 	e.do("GET", "/api/v1/me", e.techA, nil).json(t, &me)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -180,7 +180,7 @@ func TestConsoleEventStreamRefusals(t *testing.T) {
 	if !sc.Scan() {
 		t.Fatalf("no first event: %v", sc.Err())
 	}
-	want(t, e.do("DELETE", "/api/v1/tokens/"+me.ID, e.admin, nil), http.StatusOK)
+	want(t, e.do("DELETE", "/api/v1/tokens/"+me.User, e.admin, nil), http.StatusOK)
 	for sc.Scan() { // events and pings until the stream ends
 	}
 	if err := sc.Err(); err != nil {

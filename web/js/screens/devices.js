@@ -6,7 +6,7 @@ import * as events from "../events.js";
 import { errorText, t } from "../i18n.js";
 import { el, field, List, options } from "../ui.js";
 
-const PROBLEMS = ["offline", "stream_loss", "amp_fault", "temperature", "test_failed", "plain_receivers"];
+const PROBLEMS = ["offline", "stream_loss", "amp_fault", "temperature", "test_failed", "plain_receivers", "out_of_sync"];
 
 export default {
   path: "devices",
@@ -38,6 +38,8 @@ export default {
           tl ? t("devices.volume") + " " + (tl.muted ? t("devices.muted") : tl.volume) : "",
           tl ? t("devices.temp") + " " + tl.temp_c.toFixed(1) + " °C" : "",
           tl ? loss(tl.stream) : "",
+          // Sync quality (receivers with a timeline): how far out of step it may play, its drift.
+          tl && tl.sync ? t("devices.sync") + " ±" + tl.sync.sync_err_ms.toFixed(1) + " ms, " + tl.sync.drift_ppm.toFixed(1) + " ppm" : "",
           tl && tl.session ? t("devices.playing") + " " + tl.session : ""].filter(Boolean).join(" · ");
         const p = (d.problems || []).map((k) => t("alarm." + k)).join(", ");
         li.querySelector(".problems").textContent = p;
