@@ -619,8 +619,8 @@ func TestSystemAlertExpires(t *testing.T) {
 
 // An alert playing when the controller stops goes on when it comes back
 // (it has not expired): its first session is not resumed from its
-// middle, every receiver gets the whole alert in a late session, and
-// gets its own volume back after it.
+// middle, every receiver gets the whole alert in a late session, then
+// its own volume back and the programme the alert preempted.
 func TestSystemAlertRestart(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig(t)
@@ -630,6 +630,9 @@ func TestSystemAlertRestart(t *testing.T) {
 	fleet := provisionFleet(t, c, m1.MQTTURL(), 2, false)
 	s1 := &system{t: t, m: m1, api: c}
 	bulletin := s1.upload(media.Tone(500, 48000, 2*time.Second, 0.5), 48000)
+	programme := s1.upload(testSignal(20*time.Second), 48000)
+	prog := s1.play(programme.ID, "a")
+	waitAlertPlaying(t, prog.ID, fleet.Receivers()...)
 	al, err := s1.sendAlert(map[string]any{"level": loa.AlertEmergency, "volume": 95, "content": map[string]any{"media_id": bulletin.ID},
 		"targets": map[string][]string{"areas": {"a"}}, "expires_in": "1h"})
 	if err != nil {
@@ -657,5 +660,19 @@ func TestSystemAlertRestart(t *testing.T) {
 		}
 		loatest.Eventually(t, 10*time.Second, func() bool { return r.Volume() == firmwaresim.DefaultVolume },
 			r.ID()+" gets its own volume back")
+		var alertEnd time.Time
+		for _, st := range r.Sessions() {
+			if sessions[st.Session] && st.Ended.After(alertEnd) {
+				alertEnd = st.Ended
+			}
+		}
+		loatest.Eventually(t, 10*time.Second, func() bool {
+			for _, st := range parts(r, prog.ID) {
+				if st.FirstPlayed.After(alertEnd) && st.Played > 25 {
+					return true
+				}
+			}
+			return false
+		}, r.ID()+" plays the preempted programme again after the alert")
 	}
 }

@@ -20,7 +20,10 @@ import (
 // Alerts implements loa.AlertService. An alert is one session (its
 // tone, content and repeats with their gaps as one playlist stream) to the
 // targets online when it is sent, plus a late session for each batch of
-// targets that come back online before it expires. Its report is a view
+// targets that come back online before it expires: those offline at the
+// send, those that lost their play (a reboot, an outage of their own),
+// and, after a controller restart, every one that had not played it
+// through (Recover). Its report is a view
 // of its sessions' delivery lines (lineChanged): acked, started, refused,
 // no_ack and the frames played come from them; the alert adds what is its
 // own: receivers out of reach waiting for a late session, repeats,
