@@ -626,7 +626,8 @@ func (s *Alerts) presenceChanged(st loa.DeviceState) {
 // late session, if it lost its play and is back online before the
 // expiry: it rebooted since its session took it (whatever its line says:
 // a new boot plays nothing of the old session), or it went offline
-// during its session and its play settled short of the whole. At most
+// during its session and its play settled short of the whole (by its own
+// finished event, or with none after alertSettleMax). At most
 // alertResends times per receiver. The late session waits for the end of
 // the session still holding it.
 func (s *Alerts) resendLocked(l *liveAlert, st loa.DeviceState, now time.Time) bool {
@@ -634,12 +635,24 @@ func (s *Alerts) resendLocked(l *liveAlert, st loa.DeviceState, now time.Time) b
 	if tr == nil || tr.pending || tr.back || tr.session == "" || !st.Online || l.a.State != loa.AlertActive || tr.resends >= alertResends {
 		return false
 	}
+	if tr.preempted {
+		return false // a higher session (a newer emergency) took it: a late session would fight it
+	}
 	d := &l.a.Report[l.idx[st.ID]]
 	if d.State == loa.DeliveryFinished || (d.State == loa.DeliveryFailed && !lostPlay(d.Reason)) {
 		return false
 	}
 	rebooted := tr.boot != 0 && st.Boot != 0 && st.Boot != tr.boot
-	if !rebooted && !(tr.offline && finalDelivery(d)) {
+	lost := tr.offline && finalDelivery(d)
+	if lost && tr.played == 0 {
+		// No finished event of its own said how much it played: one held
+		// in its outbox while it was away may still say it played the
+		// whole, so the wait for late reports runs out first.
+		if r := l.runs[tr.session]; r == nil || r.endedAt.IsZero() || now.Sub(r.endedAt) < alertSettleMax {
+			lost = false
+		}
+	}
+	if !rebooted && !lost {
 		return false
 	}
 	if r := l.runs[tr.session]; r != nil && r.endedAt.IsZero() {
