@@ -20,7 +20,10 @@ import (
 // Alerts implements loa.AlertService. An alert is one session (its
 // tone, content and repeats with their gaps as one playlist stream) to the
 // targets online when it is sent, plus a late session for each batch of
-// targets that come back online before it expires. Its report is a view
+// targets that come back online before it expires: those offline at the
+// send, those that lost their play (a reboot, an outage of their own),
+// and, after a controller restart, every one that had not played it
+// through (Recover). Its report is a view
 // of its sessions' delivery lines (lineChanged): acked, started, refused,
 // no_ack and the frames played come from them; the alert adds what is its
 // own: receivers out of reach waiting for a late session, repeats,
@@ -62,6 +65,10 @@ const (
 	alertLateWait  = 250 * time.Millisecond
 	// alertMargin is added to an alert's length for its max duration.
 	alertMargin = 30 * time.Second
+	// alertResends bounds how often one receiver is sent an alert again
+	// after a play it lost (rebooted, or offline before finishing), so a
+	// receiver that reboots in a loop does not replay it for ever.
+	alertResends = 3
 )
 
 var _ loa.AlertService = (*Alerts)(nil)
@@ -118,6 +125,9 @@ type track struct {
 	played    uint64    // frames played, over every part of its session
 	preempted bool      // a higher session holds it now
 	ackedAt   time.Time // controller clock of its last ack
+	boot      uint64    // the receiver's boot when its session took it (0: unknown)
+	offline   bool      // went offline (its own status or Will) during its session, before finishing
+	resends   int       // times it was sent the alert again after a lost play
 }
 
 // revisable reports whether a failure the clock decided may still be
@@ -261,6 +271,10 @@ func (s *Alerts) attachLocked(l *liveAlert, sess *loa.Session, devices []string,
 	for _, id := range devices {
 		tr := l.dev[id]
 		tr.session, tr.pending, tr.back, tr.blockedBy, tr.played, tr.preempted = sess.ID, false, false, "", 0, false
+		tr.offline, tr.boot = false, 0
+		if st, ok := s.fleet.DeviceState(id); ok {
+			tr.boot = st.Boot // a later boot means the receiver lost this play
+		}
 	}
 }
 
@@ -585,18 +599,85 @@ func (s *Alerts) sessionEnded(sessionID, state, reason string) {
 }
 
 // presenceChanged queues the pending devices that came back online for a
-// late session.
+// late session, and those that lost their play (rebooted, or offline
+// before finishing) to be sent it again. Presence unknown (the
+// controller's own broker link is down) says nothing of the receiver.
 func (s *Alerts) presenceChanged(st loa.DeviceState) {
-	if !st.Online {
-		return
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := time.Now()
 	for _, l := range s.live {
-		if s.backLocked(l, st.ID, time.Now()) {
+		changed := false
+		switch {
+		case st.Online:
+			changed = s.backLocked(l, st.ID, now) || s.resendLocked(l, st, now)
+		case st.Presence == loa.PresenceOffline:
+			if tr := l.dev[st.ID]; tr != nil && tr.session != "" && l.a.Report[l.idx[st.ID]].State != loa.DeliveryFinished {
+				tr.offline = true
+			}
+		}
+		if changed {
 			l.changedLocked()
 		}
 	}
+}
+
+// resendLocked queues device st.ID of l for the whole alert again, in a
+// late session, if it lost its play and is back online before the
+// expiry: it rebooted since its session took it (whatever its line says:
+// a new boot plays nothing of the old session), or it went offline
+// during its session and its play settled short of the whole (by its own
+// finished event, or with none after alertSettleMax). At most
+// alertResends times per receiver. The late session waits for the end of
+// the session still holding it.
+func (s *Alerts) resendLocked(l *liveAlert, st loa.DeviceState, now time.Time) bool {
+	tr := l.dev[st.ID]
+	if tr == nil || tr.pending || tr.back || tr.session == "" || !st.Online || l.a.State != loa.AlertActive || tr.resends >= alertResends {
+		return false
+	}
+	if tr.preempted {
+		return false // a higher session (a newer emergency) took it: a late session would fight it
+	}
+	d := &l.a.Report[l.idx[st.ID]]
+	if d.State == loa.DeliveryFinished || (d.State == loa.DeliveryFailed && !lostPlay(d.Reason)) {
+		return false
+	}
+	rebooted := tr.boot != 0 && st.Boot != 0 && st.Boot != tr.boot
+	lost := tr.offline && finalDelivery(d)
+	if lost && tr.played == 0 {
+		// No finished event of its own said how much it played: one held
+		// in its outbox while it was away may still say it played the
+		// whole, so the wait for late reports runs out first.
+		if r := l.runs[tr.session]; r == nil || r.endedAt.IsZero() || now.Sub(r.endedAt) < alertSettleMax {
+			lost = false
+		}
+	}
+	if !rebooted && !lost {
+		return false
+	}
+	if r := l.runs[tr.session]; r != nil && r.endedAt.IsZero() {
+		tr.blockedBy = tr.session
+	}
+	tr.resends++
+	tr.session, tr.pending, tr.back = "", true, true
+	d.State, d.Reason, d.Detail, d.EndedAt = loa.DeliveryQueued, "", "", time.Time{}
+	if l.lateDue.IsZero() {
+		l.lateDue = now.Add(s.lateWait)
+	}
+	s.logger.Info("alert to be sent again to a receiver that lost its play", "alert", l.a.ID, "device", st.ID,
+		"rebooted", rebooted, "resend", tr.resends)
+	return true
+}
+
+// lostPlay reports whether a receiver that failed for reason may have
+// lost its play to a reboot or an outage of its own, and may be sent
+// the alert again; a refusal, a cancel or the expiry stand.
+func lostPlay(reason string) bool {
+	switch reason {
+	case loa.ReasonPartial, loa.ReasonInterrupted, loa.ReasonNoStream, loa.ReasonNoAck, loa.ReasonNoReport, loa.ReasonOffline:
+		return true
+	}
+	return false
 }
 
 // backLocked marks a pending device of l as back online.
@@ -687,7 +768,7 @@ func (s *Alerts) expireLocked(l *liveAlert, now time.Time) []string {
 		if finalDelivery(d) {
 			continue
 		}
-		if l.dev[d.Device].pending {
+		if tr := l.dev[d.Device]; tr.pending && !tr.back {
 			l.fail(d, loa.ReasonOffline, now.UTC())
 		} else {
 			l.fail(d, loa.ReasonExpiredHere, now.UTC())
@@ -719,6 +800,13 @@ func (s *Alerts) settleLocked(l *liveAlert, now time.Time) {
 		for id, tr := range l.dev {
 			if tr.pending && !tr.back && s.online(id) {
 				changed = s.backLocked(l, id, now) || changed
+			}
+			if !tr.pending && tr.session != "" {
+				// A reboot or a return whose status change raced its
+				// play's settling.
+				if st, ok := s.fleet.DeviceState(id); ok {
+					changed = s.resendLocked(l, st, now) || changed
+				}
 			}
 		}
 	}
@@ -937,23 +1025,34 @@ func (s *Alerts) WatchAlert(ctx context.Context, id string, fn func(*loa.Alert))
 	}
 }
 
-// Recover closes the alerts that were active when the controller last
-// stopped: their sessions are not resumed (a warning replayed from the
-// middle, or twice, is worse than a report that says where it was cut
-// off), and every receiver that had not finished is failed as
-// interrupted. It runs before sessions are resumed.
+// Recover picks up the alerts that were active when the controller last
+// stopped (shut down or killed). Their sessions are not resumed (a
+// warning joined in its middle is not the warning): they are closed as
+// stopped. An alert not yet expired goes on: every receiver that has not
+// played it through, by its report or its sessions' stored lines, waits
+// as if offline and gets the whole alert from its beginning in a late
+// session once it is online; its report, cancel and expiry go on as
+// before the restart. One that expired meanwhile is closed: its
+// receivers that did not finish failed. It runs before sessions are
+// resumed, and before Run.
 func (s *Alerts) Recover(ctx context.Context) error {
 	sessions, err := s.db.Sessions(ctx)
 	if err != nil {
 		return err
 	}
-	now := time.Now().UTC()
+	now := time.Now()
+	byAlert := map[string][]*loa.Session{}
 	for _, sess := range sessions {
-		if sess.State == loa.SessionPlaying && sess.Origin.Kind == loa.OriginAlert {
-			sess.State, sess.Reason, sess.EndedAt = loa.SessionStopped, "controller restarted", now
+		if sess.Origin.Kind != loa.OriginAlert {
+			continue
+		}
+		byAlert[sess.Origin.ID] = append(byAlert[sess.Origin.ID], sess)
+		if sess.State == loa.SessionPlaying {
+			sess.State, sess.Reason, sess.EndedAt = loa.SessionStopped, "controller restarted", now.UTC()
 			if err := s.db.PutSession(ctx, sess); err != nil {
 				return err
 			}
+			s.sessions.closeDelivery(ctx, sess)
 		}
 	}
 	alerts, err := s.db.Alerts(ctx)
@@ -964,18 +1063,112 @@ func (s *Alerts) Recover(ctx context.Context) error {
 		if a.State != loa.AlertActive {
 			continue
 		}
-		a.State, a.Reason, a.EndedAt = loa.AlertFinished, "controller restarted", now
-		for i := range a.Report {
-			if d := &a.Report[i]; !finalDelivery(d) {
-				d.State, d.Reason, d.EndedAt = loa.DeliveryFailed, loa.ReasonInterrupted, now
+		played := s.playedBefore(ctx, byAlert[a.ID])
+		var content *alertContent
+		if now.Before(a.ExpiresAt) {
+			if content, err = s.content(ctx, a); err != nil {
+				s.logger.Error("alert not resumed after a restart: its content", "alert", a.ID, "err", err)
 			}
 		}
-		if err := s.db.PutAlert(ctx, a); err != nil {
-			return err
+		if content == nil {
+			s.closeRecovered(a, played, alertFrames(byAlert[a.ID]), now)
+			if err := s.db.PutAlert(ctx, a); err != nil {
+				return err
+			}
+			s.logger.Warn("alert ended while the controller was down", "alert", a.ID, "state", a.State)
+			continue
 		}
-		s.logger.Warn("alert interrupted by a controller restart", "alert", a.ID)
+		s.resume(a, content, played, now)
 	}
 	return nil
+}
+
+// playedBefore returns, per receiver, the most frames (silence left out)
+// it reported playing in one of sessions, from their stored lines: a
+// finished event handled before the restart whose alert report was not
+// yet written still counts.
+func (s *Alerts) playedBefore(ctx context.Context, sessions []*loa.Session) map[string]uint64 {
+	played := map[string]uint64{}
+	for _, sess := range sessions {
+		lines, err := s.db.Deliveries(ctx, sess.ID)
+		if err != nil {
+			s.logger.Warn("alert session's delivery lines not read", "session", sess.ID, "err", err)
+			continue
+		}
+		for _, line := range lines {
+			played[line.Device] = max(played[line.Device], line.Played-min(line.Silence, line.Played))
+		}
+	}
+	return played
+}
+
+// alertFrames is the length in frames of the alert its sessions carried,
+// from their max duration (newSession); 0 if none is known.
+func alertFrames(sessions []*loa.Session) int {
+	for _, sess := range sessions {
+		if sess.MaxDuration > alertMargin {
+			return int((sess.MaxDuration - alertMargin) / protocol.FrameDuration)
+		}
+	}
+	return 0
+}
+
+// closeRecovered ends a, found active after a restart and not resumed:
+// expired, or finished if its content is gone; receivers that played it
+// through (played, by their lines, of frames) finished, the others failed.
+func (s *Alerts) closeRecovered(a *loa.Alert, played map[string]uint64, frames int, now time.Time) {
+	a.State, a.Reason, a.EndedAt = loa.AlertExpired, "expired", now.UTC()
+	if now.Before(a.ExpiresAt) {
+		a.State, a.Reason = loa.AlertFinished, "controller restarted"
+	}
+	tolerance := uint64(max(5, frames/50)) // alertContent.tolerance
+	for i := range a.Report {
+		d := &a.Report[i]
+		switch {
+		case finalDelivery(d):
+			continue
+		case frames > 0 && played[d.Device] > 0 && played[d.Device]+tolerance >= uint64(frames):
+			d.State, d.Reason, d.Repeats = loa.DeliveryFinished, "", a.Repeats
+		case d.State == loa.DeliveryQueued && d.Reason == loa.ReasonOffline:
+			d.State = loa.DeliveryFailed
+		case a.State == loa.AlertExpired:
+			d.State, d.Reason = loa.DeliveryFailed, loa.ReasonExpiredHere
+		default:
+			d.State, d.Reason = loa.DeliveryFailed, loa.ReasonInterrupted
+		}
+		d.EndedAt = now.UTC()
+	}
+}
+
+// resume makes a, found active after a restart, live again: its
+// receivers that played it through finished, every other one waiting for
+// a late session once online.
+func (s *Alerts) resume(a *loa.Alert, c *alertContent, played map[string]uint64, now time.Time) {
+	l := &liveAlert{a: a, idx: make(map[string]int, len(a.Report)), dev: make(map[string]*track, len(a.Report)),
+		content: c, runs: map[string]*alertRun{}, changed: make(chan struct{}), savedAt: now}
+	waiting := 0
+	for i := range a.Report {
+		d := &a.Report[i]
+		l.idx[d.Device], l.dev[d.Device] = i, &track{}
+		if d.State == loa.DeliveryFinished {
+			continue
+		}
+		if p := played[d.Device]; p > 0 && p+c.tolerance() >= uint64(c.frames) {
+			d.State, d.Reason, d.Detail, d.EndedAt, d.Repeats = loa.DeliveryFinished, "", "", now.UTC(), a.Repeats
+			continue
+		}
+		// Checked against presence at the clock's first step (l.presence
+		// is zero): the late session starts once it is online.
+		d.State, d.Reason, d.Detail, d.EndedAt = loa.DeliveryQueued, loa.ReasonOffline, "", time.Time{}
+		l.dev[d.Device].pending = true
+		waiting++
+	}
+	l.dirty = true
+	s.mu.Lock()
+	s.live[a.ID] = l
+	s.mu.Unlock()
+	s.logger.Warn("alert resumed after a controller restart: its receivers that had not played it get it from its beginning",
+		"alert", a.ID, "waiting", waiting, "expires_at", a.ExpiresAt)
 }
 
 // AlertTuner is the engine's Tuner: the fleet's, with every play

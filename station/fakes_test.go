@@ -131,6 +131,7 @@ type fakeFleet struct {
 	tune     map[string]func(ctx context.Context) error // default: acked at once
 	events   map[int]func(string, protocol.Event)
 	presence map[int]func(loa.DeviceState)
+	boot     map[string]uint64 // a receiver's boot counter (nil: 0)
 	next     int
 }
 
@@ -146,7 +147,11 @@ func newFleet(online ...string) *fakeFleet {
 func (f *fakeFleet) DeviceState(id string) (loa.DeviceState, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return loa.DeviceState{ID: id, Online: f.online[id]}, true
+	presence := loa.PresenceOffline
+	if f.online[id] {
+		presence = loa.PresenceOnline
+	}
+	return loa.DeviceState{ID: id, Online: f.online[id], Presence: presence, Boot: f.boot[id]}, true
 }
 
 func (f *fakeFleet) OnEvent(fn func(string, protocol.Event)) func() {
