@@ -209,6 +209,14 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	// Late starts wait for their receivers (up to the lead + 5 s), and the
 	// play log lists no receiver offline at a start as playing.
 	m.Sessions.Online, m.Sessions.Lead = online, cfg.Lead
+	// A receiver of unknown presence (the broker link down or settling)
+	// is reachable later: its tune waits, it is not logged missed.
+	m.Sessions.Presence = func(id string) string {
+		if st, ok := m.Fleet.DeviceState(id); ok {
+			return st.Presence
+		}
+		return loa.PresenceOffline
+	}
 	// A session heard by none of its receivers raises no_audience (their
 	// events reach it through the alerts' subscription, Alerts.Run).
 	m.Sessions.Alarms = m.Alarms

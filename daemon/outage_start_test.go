@@ -1,0 +1,94 @@
+package daemon
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/loatest"
+)
+
+// A scheduled programme whose start falls inside an external-broker
+// outage (Mosquitto killed 3 s before, before the pre-roll, and started again 3 s
+// after) is not
+// lost: its receivers' presence is unknown, not offline, so their tunes
+// wait out the outage and each receiver joins the programme mid-way once
+// it is back, and plays it to its end. The play log and the delivery
+// report say what each receiver played, from the receivers' own records.
+func TestSystemScheduledStartDuringBrokerOutage(t *testing.T) {
+	port := loatest.FreePort(t, "tcp")
+	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n", port)
+	mosq := loatest.RunMosquitto(t, t.TempDir(), port, conf)
+	s := startSystem(t, systemOpts{receivers: 4, mqttURL: mosq.URL})
+	all := s.fleet.Receivers()
+
+	const length = 10 * time.Second
+	med := s.upload(testSignal(length), 48000)
+	at := time.Now().Add(4 * time.Second).Truncate(time.Second).Add(time.Second)
+	s.createSchedule("outage", med.ID, at, map[string]any{"targets": map[string][]string{"areas": {"p"}}})
+
+	// Killed before the 2 s pre-roll: the session is launched in the outage.
+	time.Sleep(time.Until(at.Add(-3 * time.Second))) // the fault is at a moment of the wall clock
+	mosq.Kill()
+	sess := s.waitScheduled("outage", 10*time.Second)
+	time.Sleep(time.Until(at.Add(3 * time.Second)))
+	loatest.RunMosquitto(t, t.TempDir(), port, conf)
+
+	end := s.finish(sess, length, "a", "b")
+	if end.State != loa.SessionEnded {
+		t.Errorf("session %s (%s), want ended", end.State, end.Reason)
+	}
+	report := s.waitDelivered(sess.ID)
+	aired := map[string]bool{}
+	for _, e := range s.playLog("") {
+		if e.SessionID != sess.ID && e.ScheduleID != "outage" {
+			continue
+		}
+		t.Logf("play log: %s %v %s", e.Event, e.Devices, e.Detail)
+		switch e.Event {
+		case loa.PlayStarted, loa.PlayEnded:
+		case loa.PlayFailed:
+			// Joined mid-way: the report says each played part of it.
+			if e.Detail != "delivery: "+loa.ReasonPartial {
+				t.Errorf("play log %s %v (%s): want only partial failures (joined mid-way)", e.Event, e.Devices, e.Detail)
+			}
+		case loa.PlayAired:
+			for _, d := range e.Devices {
+				aired[d] = true
+			}
+		default:
+			t.Errorf("play log %s %v (%s): want the programme started, aired by every receiver and ended", e.Event, e.Devices, e.Detail)
+		}
+	}
+	for _, r := range all {
+		var heard uint64
+		var first time.Time
+		for _, st := range parts(r, sess.ID) {
+			heard += st.FromPacket()
+			if first.IsZero() || !st.FirstPlayed.IsZero() && st.FirstPlayed.Before(first) {
+				first = st.FirstPlayed
+			}
+		}
+		// The rest of the programme: from when it is back (≈ 3 s in, plus
+		// its reconnection) to the end, not from the start, and at least
+		// its last 3 s.
+		if heard < 150 || heard > uint64(med.Frames) {
+			t.Errorf("%s heard %d frames of the %d-frame programme, want its rest (≥ 150)", r.ID(), heard, med.Frames)
+		}
+		if heard > 0 && first.Before(at.Add(2*time.Second)) {
+			t.Errorf("%s first played at %v, during the outage", r.ID(), first.Sub(at))
+		}
+		if !aired[r.ID()] {
+			t.Errorf("%s played it but the play log has no aired line for it", r.ID())
+		}
+		l, ok := report[r.ID()]
+		if !ok {
+			t.Errorf("%s not in the delivery report", r.ID())
+			continue
+		}
+		if l.StartedAt.IsZero() || l.State == loa.DeliveryFailed && l.Reason != loa.ReasonPartial {
+			t.Errorf("%s: delivery %+v, want started (it played the rest)", r.ID(), l)
+		}
+	}
+}
