@@ -2,10 +2,14 @@ package daemon
 
 import (
 	"fmt"
+	"net/http"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/api"
+	"github.com/loa-broadcast/loa/firmware-sim"
 	"github.com/loa-broadcast/loa/loatest"
 )
 
@@ -89,6 +93,53 @@ func TestSystemScheduledStartDuringBrokerOutage(t *testing.T) {
 		}
 		if l.StartedAt.IsZero() || l.State == loa.DeliveryFailed && l.Reason != loa.ReasonPartial {
 			t.Errorf("%s: delivery %+v, want started (it played the rest)", r.ID(), l)
+		}
+	}
+}
+
+// A controller whose external Mosquitto is down when it starts comes up
+// anyway: it serves its API, /healthz says the broker link is down (still
+// 200: the station waits the outage out), the broker_link station alarm is
+// raised; once Mosquitto is up the controller connects by itself, the
+// alarm clears, and receivers come online and play.
+func TestSystemStartsWithBrokerDown(t *testing.T) {
+	port := loatest.FreePort(t, "tcp")
+	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n", port)
+	cfg := testConfig(t)
+	cfg.MQTTURL = fmt.Sprintf("tcp://127.0.0.1:%d", port) // nothing listens yet
+	m := openMain(t, cfg)
+	t.Cleanup(func() {
+		if err := m.Close(); err != nil {
+			t.Errorf("close controller: %v", err)
+		}
+	})
+	s := &system{t: t, m: m, api: api.NewClient(m.URL(), m.AdminToken), byArea: map[string][]*firmwaresim.Receiver{}}
+	brokerUp := func() (int, bool) {
+		code, body := healthz(t, m.URL())
+		b, _ := body["broker"].(map[string]any)
+		up, _ := b["connected"].(bool)
+		return code, up
+	}
+	if code, up := brokerUp(); code != http.StatusOK || up {
+		t.Fatalf("/healthz with the broker down: %d, connected %v; want 200, not connected", code, up)
+	}
+	linkAlarm := func() bool {
+		return slices.ContainsFunc(s.alarms(""), func(a loa.Alarm) bool { return a.Kind == loa.AlarmBrokerLink && a.Device == "" && a.Active() })
+	}
+	loatest.Eventually(t, loatest.Wait, linkAlarm, "the broker_link alarm is raised")
+
+	loatest.RunMosquitto(t, t.TempDir(), port, conf)
+	loatest.Eventually(t, 30*time.Second, func() bool { _, up := brokerUp(); return up }, "the controller connects once Mosquitto is up")
+	loatest.Eventually(t, loatest.Wait, func() bool { return !linkAlarm() }, "the broker_link alarm clears")
+
+	fleet := provisionFleet(t, s.api, cfg.MQTTURL, 2, false)
+	s.byArea["a"] = fleet.Receivers()
+	med := s.upload(testSignal(time.Second), 48000)
+	sess := s.play(med.ID, "a")
+	s.finish(sess, med.Duration, "a")
+	for _, r := range fleet.Receivers() {
+		if st, _ := r.Session(sess.ID); st.FromPacket()+5 < uint64(med.Frames) {
+			t.Errorf("%s played %d of %d frames", r.ID(), st.FromPacket(), med.Frames)
 		}
 	}
 }
