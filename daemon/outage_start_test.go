@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -141,5 +142,58 @@ func TestSystemStartsWithBrokerDown(t *testing.T) {
 		if st, _ := r.Session(sess.ID); st.FromPacket()+5 < uint64(med.Frames) {
 			t.Errorf("%s played %d of %d frames", r.ID(), st.FromPacket(), med.Frames)
 		}
+	}
+}
+
+// A receiver offline when a session starts is tuned when it comes back
+// while the session plays: it joins mid-way, its aired line follows, and
+// the play log has no missed line for it.
+func TestSystemReceiverBackDuringSession(t *testing.T) {
+	s := startSystem(t, systemOpts{receivers: 1})
+	ctx := context.Background()
+	pw, err := s.api.CreateDevice(ctx, loa.Device{ID: "rx-late", AreaID: "a1", Name: "late"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := firmwaresim.Config{ID: "rx-late", Password: pw, Broker: s.m.MQTTURL(), Decode: true, Logger: testLogger(t)}
+	first := firmwaresim.NewReceiver(cfg)
+	if err := first.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.api.WaitOnline(ctx, 2, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	first.Kill()
+	loatest.Eventually(t, 30*time.Second, func() bool {
+		st, ok := s.m.Fleet.DeviceState("rx-late")
+		return ok && st.Presence == loa.PresenceOffline
+	}, "the killed receiver is offline")
+
+	med := s.upload(testSignal(6*time.Second), 48000)
+	sess := s.play(med.ID, "a")
+	back := firmwaresim.NewReceiver(cfg)
+	if err := back.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { back.Close() })
+	s.byArea["late"] = []*firmwaresim.Receiver{back}
+	s.finish(sess, med.Duration, "a", "late")
+	st, _ := back.Session(sess.ID)
+	if st.FromPacket() < 50 || st.FromPacket() >= uint64(med.Frames) {
+		t.Errorf("the receiver back mid-way played %d of %d frames, want the rest of it", st.FromPacket(), med.Frames)
+	}
+	s.waitDelivered(sess.ID)
+	aired := false
+	for _, e := range s.playLog("") {
+		if e.SessionID != sess.ID {
+			continue
+		}
+		if e.Event == loa.PlayMissed && slices.Contains(e.Devices, "rx-late") {
+			t.Errorf("play log: missed %v (%s) for a receiver that played", e.Devices, e.Detail)
+		}
+		aired = aired || e.Event == loa.PlayAired && slices.Contains(e.Devices, "rx-late")
+	}
+	if !aired {
+		t.Error("no aired line for the receiver back mid-way")
 	}
 }

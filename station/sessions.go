@@ -197,7 +197,9 @@ func (s *Sessions) launch(ctx context.Context, sess *loa.Session, src source, fr
 
 // logStart writes sess's start line (event): what the controller did, for
 // the session, naming no receiver (only "aired" says a receiver heard
-// it); and a missed line for the receivers offline at the start, not tuned.
+// it). Receivers offline at the start are marked in the delivery report:
+// their tunes wait, and one back before the end joins; the others get
+// their missed line when the report settles.
 func (s *Sessions) logStart(ctx context.Context, sess *loa.Session, event, detail string) {
 	on, off, later := s.presences(sess.Devices)
 	if len(off) > 0 {
@@ -208,15 +210,14 @@ func (s *Sessions) logStart(ctx context.Context, sess *loa.Session, event, detai
 		s.absent[sess.ID] = off
 		s.mu.Unlock()
 		s.offlineAtStart(sess.ID, off)
-		s.appendLog(ctx, logEntry(sess, loa.PlayMissed, off, "offline when it started: not tuned"))
-		if len(on)+len(later) == 0 {
-			return
-		}
 	}
 	told := fmt.Sprintf("the controller streams to %d receivers; each one's evidence is its aired line", len(on)+len(later))
 	if len(later) > 0 {
 		told += fmt.Sprintf("; %d of them out of reach for now (the controller's broker link is down or their presence not back yet): "+
 			"their tunes wait, and each joins when it is back", len(later))
+	}
+	if len(off) > 0 {
+		told += fmt.Sprintf("; %d offline: tuned if back before the end, else missed", len(off))
 	}
 	if detail != "" {
 		told = detail + "; " + told
@@ -390,9 +391,7 @@ func (s *Sessions) ended(id, state, reason string) {
 	// The session's line names no receiver: their evidence (aired) and
 	// failures (missed, failed) are lines of their own.
 	played := slices.DeleteFunc(slices.Clone(sess.Devices), func(d string) bool { return slices.Contains(absent, d) })
-	if len(absent) == 0 || len(played) > 0 {
-		s.appendLog(ctx, logEntry(sess, event, nil, reason))
-	}
+	s.appendLog(ctx, logEntry(sess, event, nil, reason))
 	s.judge(id, sess, played, streamed)
 	s.logger.Info("session ended", "session", id, "state", state, "reason", reason)
 }
