@@ -2,6 +2,7 @@ package devices
 
 import (
 	"errors"
+	"net"
 	"testing"
 	"time"
 
@@ -100,6 +101,21 @@ func TestOpenStartDown(t *testing.T) {
 	loatest.Eventually(t, waitLimit, func() bool { st, _ := f.DeviceState("dev-1"); return st.Online }, "dev-1 online")
 	if _, err := f.Command(testCtx(t), "dev-1", protocol.OpTest, nil); err != nil {
 		t.Fatalf("command once connected: %v", err)
+	}
+
+	// Closed before the broker ever came up: Close returns.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "tcp://" + l.Addr().String()
+	l.Close()
+	g, err := Open(testCtx(t), Config{Broker: dead, StartDown: true})
+	if err != nil {
+		t.Fatalf("Open with no broker and StartDown: %v", err)
+	}
+	if err := g.Close(); err != nil {
+		t.Errorf("close a fleet never connected: %v", err)
 	}
 
 	// Refused credentials are not an outage.
