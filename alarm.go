@@ -32,6 +32,10 @@ const (
 	// above OutOfSyncMs for OutOfSyncFor: it plays out of step with its
 	// neighbours (an echo); cleared below half of it.
 	AlarmOutOfSync = "out_of_sync"
+	// AlarmBrokerLink: the controller is not connected to its MQTT broker
+	// (an external one down at start, or an outage); a station alarm,
+	// cleared when the link is back.
+	AlarmBrokerLink = "broker_link"
 )
 
 // The out_of_sync alarm's threshold and how long it must hold.
@@ -41,7 +45,7 @@ const (
 )
 
 // AlarmKinds lists every alarm kind.
-var AlarmKinds = []string{AlarmOffline, AlarmStreamLoss, AlarmAmpFault, AlarmTemperature, AlarmTestFailed, AlarmPlainReceiver, AlarmClockStep, AlarmDiskSpace, AlarmNoAudience, AlarmOutOfSync}
+var AlarmKinds = []string{AlarmOffline, AlarmStreamLoss, AlarmAmpFault, AlarmTemperature, AlarmTestFailed, AlarmPlainReceiver, AlarmClockStep, AlarmDiskSpace, AlarmNoAudience, AlarmOutOfSync, AlarmBrokerLink}
 
 // ValidAlarmKind reports whether kind is one of AlarmKinds.
 func ValidAlarmKind(kind string) bool {

@@ -10,3 +10,11 @@ type StorageHealth struct {
 	Error    string    `json:"error,omitempty"`    // why the last write failed
 	FailedAt time.Time `json:"failed_at,omitzero"` // when it failed
 }
+
+// BrokerHealth is the state of the controller's link to its MQTT broker:
+// while it is down no receiver can be commanded and presence is unknown;
+// the station keeps serving and waits the outage out.
+type BrokerHealth struct {
+	Connected bool      `json:"connected"`
+	Since     time.Time `json:"since,omitzero"` // when the link last came up or went down
+}

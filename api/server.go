@@ -9,7 +9,7 @@
 // target is in it; anything else is not found (reads) or forbidden
 // (writes, naming the target).
 //
-//	GET  /healthz                          {"ok":true,"storage":{...}}; 503 when the store cannot write, no token
+//	GET  /healthz                          {"ok":true,"storage":{...},"broker":{...}}; 503 when the store cannot write, no token
 //	GET  /api/v1/openapi.yaml              the OpenAPI 3.1 description of all of this, no token
 //	GET  /metrics                          Prometheus text, any role
 //	POST /api/v1/login                     {username,password}, no token → 200 {user,role,area,csrf} + cookie loa_session;
@@ -188,6 +188,7 @@ type Server struct {
 	Health    loa.HealthService
 	Backup    Backuper            // GET /api/v1/backup; nil: unavailable
 	Storage   StorageHealth       // nil: /healthz does not report the store
+	Broker    BrokerHealth        // nil: /healthz does not report the broker link
 	Gatherer  prometheus.Gatherer // for /metrics; nil = prometheus.DefaultGatherer
 	MaxUpload int64               // bytes of one upload request; 0 = DefaultMaxUpload
 	// RequestTimeout bounds an ordinary request, from reading its body to

@@ -157,6 +157,11 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if m.Broker != nil {
 		// In-process: no loopback TCP hop per device message.
 		dcfg.NewClient = m.Broker.NewInlineClient
+	} else {
+		// An external broker down at start is an outage like any other:
+		// the station serves, presence is unknown and tunes wait until
+		// it is up (the broker_link alarm and /healthz say so).
+		dcfg.StartDown = true
 	}
 	m.Fleet, err = devices.Open(ctx, dcfg)
 	if err != nil {
@@ -209,6 +214,14 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	// Late starts wait for their receivers (up to the lead + 5 s), and the
 	// play log lists no receiver offline at a start as playing.
 	m.Sessions.Online, m.Sessions.Lead = online, cfg.Lead
+	// A receiver of unknown presence (the broker link down or settling)
+	// is reachable later: its tune waits, it is not logged missed.
+	m.Sessions.Presence = func(id string) string {
+		if st, ok := m.Fleet.DeviceState(id); ok {
+			return st.Presence
+		}
+		return loa.PresenceOffline
+	}
 	// A session heard by none of its receivers raises no_audience (their
 	// events reach it through the alerts' subscription, Alerts.Run).
 	m.Sessions.Alarms = m.Alarms
@@ -244,6 +257,11 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}()
 
 	m.startStorageWatch()
+	m.schedWG.Add(1)
+	go func() {
+		defer m.schedWG.Done()
+		m.watchBrokerLink(m.bg)
+	}()
 
 	if err := m.ensureAdminToken(ctx); err != nil {
 		return err
@@ -284,7 +302,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Areas:    m.DB, Devices: m.DB, Presence: m.Fleet, Media: m.Media,
 		Sessions: m.Sessions, Deliveries: m.Sessions, Tokens: m.DB, Users: m.DB, Audit: m.DB, Commands: m.Fleet, Groups: m.Groups,
 		Playlists: m.DB, Fallbacks: m.Fallbacks, Schedules: m.Schedules, Alerts: m.Alerts, PlayLog: station.NewPlayLog(m.DB), Gatherer: reg,
-		Alarms: m.Alarms, Health: m.Health, Backup: m, Storage: m.DB,
+		Alarms: m.Alarms, Health: m.Health, Backup: m, Storage: m.DB, Broker: m.Fleet,
 		CAP:       station.NewCAP(m.DB, m.Alerts, m.Media.Urgent(), nil, m.Logger.With("component", "cap")),
 		CAPSender: cfg.CAPSender,
 		Delay:     delay,

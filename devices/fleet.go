@@ -63,6 +63,12 @@ type Config struct {
 	// means paho over the network. A controller embedding the broker
 	// passes its in-process client (broker.NewInlineClient).
 	NewClient func(*mqtt.ClientOptions) mqtt.Client
+	// StartDown lets Open return with the link down when the broker is
+	// unreachable at start (not when it refuses the credentials): the
+	// client keeps trying to connect (paho's ConnectRetry), every
+	// device's presence is unknown meanwhile, and commands are refused as
+	// unreachable until it is up, as in an outage. For an external broker.
+	StartDown bool
 }
 
 const (
@@ -72,6 +78,7 @@ const (
 	defaultPresenceSettle = 10 * time.Second
 
 	connectTimeout  = 10 * time.Second
+	connectRetry    = time.Second // between first-connect attempts with StartDown
 	flushTimeout    = 10 * time.Second
 	resubscribeWait = time.Second
 	disconnectQuiet = 250 // ms paho may spend sending DISCONNECT
@@ -101,6 +108,7 @@ type Fleet struct {
 	// linkUp: connected and subscribed; presence is unknown while false.
 	linkUp atomic.Bool
 	upAt   atomic.Int64 // f.now() in Unix ns when linkUp last became true
+	downAt atomic.Int64 // f.now() in Unix ns when the link was last lost (or the fleet started without it)
 	// linkMu guards linkBack, closed (and replaced) each time linkUp
 	// becomes true: group commands wait on it through an outage.
 	linkMu   sync.Mutex
@@ -197,8 +205,8 @@ func newFleet(cfg Config) *Fleet {
 // Open connects to the broker (clean session, automatic reconnect with a
 // resubscription on every connect), subscribes to status, ack, tele and
 // event of every device, and returns once the broker has granted those
-// subscriptions. An unreachable broker is EUNAVAILABLE, refused
-// credentials EUNAUTHORIZED.
+// subscriptions. An unreachable broker is EUNAVAILABLE (unless
+// Config.StartDown), refused credentials EUNAUTHORIZED.
 func Open(ctx context.Context, cfg Config) (*Fleet, error) {
 	u, err := url.Parse(cfg.Broker)
 	if err != nil || u.Scheme == "" || u.Host == "" {
@@ -248,8 +256,24 @@ func Open(ctx context.Context, cfg Config) (*Fleet, error) {
 		return nil, fmt.Errorf("%w: %w", loa.Errorf(loa.EUNAVAILABLE, "mqtt broker %s: connecting: %v", cfg.Broker, ctx.Err()), ctx.Err())
 	}
 	if err := tok.Error(); err != nil {
-		f.Close()
-		return nil, connectError(cfg, err)
+		cerr := connectError(cfg, err)
+		if !cfg.StartDown || loa.ErrorCode(cerr) != loa.EUNAVAILABLE {
+			f.Close()
+			return nil, cerr
+		}
+		// Up without the broker: a new client (the options are copied at
+		// creation) that keeps trying; onConnect subscribes when it is up.
+		opts.SetConnectRetry(true).SetConnectRetryInterval(connectRetry)
+		if cfg.NewClient != nil {
+			f.client = cfg.NewClient(opts)
+		} else {
+			f.client = mqtt.NewClient(opts)
+		}
+		f.downAt.Store(f.now().UnixNano())
+		f.client.Connect()
+		f.log.Warn("mqtt broker unreachable at start; starting without it and connecting when it is up; device presence unknown until then",
+			"broker", cfg.Broker, "err", err)
+		return f, nil
 	}
 	select {
 	case err = <-f.subscribed:
@@ -311,6 +335,7 @@ func (f *Fleet) handleBatch(batch []message) {
 // arrives over a new connection. The marker goes through the inbox so
 // that statuses received before the loss are applied first.
 func (f *Fleet) lostLink() {
+	f.downAt.Store(f.now().UnixNano())
 	f.linkUp.Store(false)
 	if !f.inbox.push(message{linkLost: true}) {
 		f.log.Warn("fleet: inbox full; presence marked unknown late")
@@ -322,6 +347,18 @@ func (f *Fleet) lostLink() {
 // command can reach one.
 func (f *Fleet) LinkUp() bool {
 	return f.linkUp.Load() && f.client != nil && f.client.IsConnectionOpen()
+}
+
+// BrokerHealth reports the link to the broker (the API's /healthz).
+func (f *Fleet) BrokerHealth() loa.BrokerHealth {
+	if f.LinkUp() {
+		return loa.BrokerHealth{Connected: true, Since: time.Unix(0, f.upAt.Load()).UTC()}
+	}
+	h := loa.BrokerHealth{}
+	if at := f.downAt.Load(); at != 0 {
+		h.Since = time.Unix(0, at).UTC()
+	}
+	return h
 }
 
 // linkUpAgain returns a channel closed the next time the link is up

@@ -38,7 +38,7 @@ type deliveryLine struct {
 	rtpPlay   uint64    // packets received in its current play, per its reports
 	rtpBefore uint64    // packets received in its earlier plays
 	rtpSince  time.Time // its first RTCP progress, not yet taken as evidence
-	missed    bool      // its missed line is written (offline at the start)
+	offStart  bool      // offline when the session started (its tune waits)
 }
 
 // track starts sess's report, before the engine tunes anyone. A resumed
@@ -150,14 +150,15 @@ func (s *Sessions) tuned(id, device string, err error) {
 }
 
 // offlineAtStart marks the receivers offline when the session started:
-// they wait, queued, and their missed line is written.
+// they wait, queued (the engine tunes one that comes back); one never
+// back gets its missed line when the report settles.
 func (s *Sessions) offlineAtStart(id string, devices []string) {
 	defer s.tell()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, dev := range devices {
 		if d, l := s.lineLocked(id, dev); l != nil && l.State == loa.DeliveryQueued {
-			l.Reason, l.missed = loa.ReasonOffline, true
+			l.Reason, l.offStart = loa.ReasonOffline, true
 			s.changedLocked(id, d, dev, false)
 		}
 	}
@@ -359,6 +360,10 @@ func (s *Sessions) closeDelivery(ctx context.Context, sess *loa.Session) {
 	s.settle(sess.ID, sess, false)
 }
 
+// offlineMissed is the missed line of receivers offline when a session
+// started and not back before its end.
+const offlineMissed = "offline when it started and not back before its end: not tuned"
+
 // settleDelivery settles every line of an ended session, writes them and
 // the failures' play log lines, and lets the report go from memory; sess
 // nil (it could not be read) only lets it go.
@@ -391,11 +396,15 @@ func (s *Sessions) settle(id string, sess *loa.Session, logFailures bool) {
 			}
 			s.changedLocked(id, d, dev, false)
 		}
-		if l.State != loa.DeliveryFailed || l.Reason == loa.ReasonPreempted || (l.Reason == loa.ReasonOffline && l.missed) {
+		if l.State != loa.DeliveryFailed || l.Reason == loa.ReasonPreempted {
 			continue
 		}
 		if l.StartedAt.IsZero() {
-			missed[l.Reason] = append(missed[l.Reason], dev)
+			why := "delivery: " + l.Reason
+			if l.Reason == loa.ReasonOffline && l.offStart {
+				why = offlineMissed
+			}
+			missed[why] = append(missed[why], dev)
 		} else {
 			failed[l.Reason] = append(failed[l.Reason], dev)
 		}
@@ -416,7 +425,7 @@ func (s *Sessions) settle(id string, sess *loa.Session, logFailures bool) {
 	}
 	var entries []loa.PlayLogEntry
 	for _, r := range slices.Sorted(maps.Keys(missed)) {
-		entries = append(entries, logEntry(sess, loa.PlayMissed, slices.Sorted(slices.Values(missed[r])), "delivery: "+r))
+		entries = append(entries, logEntry(sess, loa.PlayMissed, slices.Sorted(slices.Values(missed[r])), r))
 	}
 	for _, r := range slices.Sorted(maps.Keys(failed)) {
 		entries = append(entries, logEntry(sess, loa.PlayFailed, slices.Sorted(slices.Values(failed[r])), "delivery: "+r))

@@ -131,7 +131,7 @@ func TestSessionDelivery(t *testing.T) {
 		}
 		for key, want := range map[string][]string{
 			"missed delivery: no_stream": {"d3"}, "missed delivery: no_ack": {"d4"},
-			"missed offline when it started: not tuned": {"d5"}, "failed delivery: partial": {"d6"},
+			"missed offline when it started and not back before its end: not tuned": {"d5"}, "failed delivery: partial": {"d6"},
 		} {
 			if !slices.Equal(byEvent[key], want) {
 				t.Errorf("%q for %v, want %v (log %v)", key, byEvent[key], want, byEvent)

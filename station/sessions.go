@@ -58,6 +58,13 @@ type Sessions struct {
 	// start and a resume wait for their receivers, and the play log never
 	// lists a receiver offline at the start (never tuned) as playing.
 	Online func(id string) bool
+	// Presence tells a receiver's presence: loa.PresenceOnline, Offline or
+	// Unknown (nil: Online decides, and a receiver not online is offline).
+	// A receiver whose presence is unknown at a start (the controller's
+	// broker link is down or its statuses are still coming back) is not
+	// missed: its tune waits out the outage and it joins the programme
+	// when it is back; only receivers known offline get a missed line.
+	Presence func(id string) string
 	// Lead is the pre-roll: a start missed by no more than it (the
 	// controller was down) plays from its beginning, as nothing aired.
 	Lead time.Duration
@@ -190,19 +197,11 @@ func (s *Sessions) launch(ctx context.Context, sess *loa.Session, src source, fr
 
 // logStart writes sess's start line (event): what the controller did, for
 // the session, naming no receiver (only "aired" says a receiver heard
-// it); and a missed line for the receivers offline at the start, not tuned.
+// it). Receivers offline at the start are marked in the delivery report:
+// their tunes wait, and one back before the end joins; the others get
+// their missed line when the report settles.
 func (s *Sessions) logStart(ctx context.Context, sess *loa.Session, event, detail string) {
-	on, off := sess.Devices, []string(nil)
-	if s.Online != nil {
-		on = nil
-		for _, id := range sess.Devices {
-			if s.Online(id) {
-				on = append(on, id)
-			} else {
-				off = append(off, id)
-			}
-		}
-	}
+	on, off, later := s.presences(sess.Devices)
 	if len(off) > 0 {
 		s.mu.Lock()
 		if s.absent == nil {
@@ -211,16 +210,49 @@ func (s *Sessions) logStart(ctx context.Context, sess *loa.Session, event, detai
 		s.absent[sess.ID] = off
 		s.mu.Unlock()
 		s.offlineAtStart(sess.ID, off)
-		s.appendLog(ctx, logEntry(sess, loa.PlayMissed, off, "offline when it started: not tuned"))
-		if len(on) == 0 {
-			return
-		}
 	}
-	told := fmt.Sprintf("the controller streams to %d receivers; each one's evidence is its aired line", len(on))
+	told := fmt.Sprintf("the controller streams to %d receivers; each one's evidence is its aired line", len(on)+len(later))
+	if len(later) > 0 {
+		told += fmt.Sprintf("; %d of them out of reach for now (the controller's broker link is down or their presence not back yet): "+
+			"their tunes wait, and each joins when it is back", len(later))
+	}
+	if len(off) > 0 {
+		told += fmt.Sprintf("; %d offline: tuned if back before the end, else missed", len(off))
+	}
 	if detail != "" {
 		told = detail + "; " + told
 	}
 	s.appendLog(ctx, logEntry(sess, event, nil, told))
+}
+
+// presences sorts devs by what is known of them now: online, known
+// offline, and unknown (reachable later: the broker link is down or
+// settling).
+func (s *Sessions) presences(devs []string) (on, off, later []string) {
+	switch {
+	case s.Presence != nil:
+		for _, id := range devs {
+			switch s.Presence(id) {
+			case loa.PresenceOnline:
+				on = append(on, id)
+			case loa.PresenceUnknown:
+				later = append(later, id)
+			default:
+				off = append(off, id)
+			}
+		}
+	case s.Online != nil:
+		for _, id := range devs {
+			if s.Online(id) {
+				on = append(on, id)
+			} else {
+				off = append(off, id)
+			}
+		}
+	default:
+		on = devs
+	}
+	return on, off, later
 }
 
 // waitReceivers waits until every receiver of devs is online, at most
@@ -359,9 +391,7 @@ func (s *Sessions) ended(id, state, reason string) {
 	// The session's line names no receiver: their evidence (aired) and
 	// failures (missed, failed) are lines of their own.
 	played := slices.DeleteFunc(slices.Clone(sess.Devices), func(d string) bool { return slices.Contains(absent, d) })
-	if len(absent) == 0 || len(played) > 0 {
-		s.appendLog(ctx, logEntry(sess, event, nil, reason))
-	}
+	s.appendLog(ctx, logEntry(sess, event, nil, reason))
 	s.judge(id, sess, played, streamed)
 	s.logger.Info("session ended", "session", id, "state", state, "reason", reason)
 }
