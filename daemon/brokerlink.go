@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/devices"
 )
 
 // brokerLinkCheck is how often the broker link is looked at for its alarm.
@@ -14,8 +15,7 @@ const brokerLinkCheck = time.Second
 // watchBrokerLink raises the broker_link station alarm while the
 // controller's link to its MQTT broker is down (at start, or an outage)
 // and clears it when the link is back, until ctx ends.
-func (m *Main) watchBrokerLink(ctx context.Context) {
-	alarms, fleet := m.Alarms, m.Fleet // Close nils the fields while this may still run
+func watchBrokerLink(ctx context.Context, alarms *devices.Alarms, fleet *devices.Fleet) {
 	if alarms == nil || fleet == nil {
 		return
 	}

@@ -85,7 +85,7 @@ type Main struct {
 	AdminPasswordFile string
 
 	statfs      func(dir string) (free, total uint64, err error) // for tests; nil = syscall.Statfs
-	storageStop func()                                           // ends watchStorage and waits for it
+	watchStop   func()                                           // ends the alarm watches and waits for them
 	storeFaults *store.WriteFaults                               // for tests: injected write failures
 }
 
@@ -256,12 +256,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		m.Sessions.ResumeInterrupted(m.bg, online, 15*time.Second)
 	}()
 
-	m.startStorageWatch()
-	m.schedWG.Add(1)
-	go func() {
-		defer m.schedWG.Done()
-		m.watchBrokerLink(m.bg)
-	}()
+	m.startWatches()
 
 	if err := m.ensureAdminToken(ctx); err != nil {
 		return err
@@ -331,8 +326,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 // Close stops every component, the newest first.
 func (m *Main) Close() error {
 	var errs []error
-	m.stopStorageWatch() // before the alarms it raises
-	m.closeAlarms()      // first: ends the alarm event streams the HTTP shutdown would wait for
+	m.stopWatches() // before the alarms they raise
+	m.closeAlarms() // first: ends the alarm event streams the HTTP shutdown would wait for
 	if m.httpServer != nil {
 		m.httpCancel() // ends streams and long polls: Shutdown waits for no request that would not end
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

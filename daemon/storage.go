@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"syscall"
 	"time"
 
@@ -37,21 +38,22 @@ const (
 	DefaultDiskCheckEvery = 30 * time.Second
 )
 
-// startStorageWatch runs watchStorage until stopStorageWatch.
-func (m *Main) startStorageWatch() {
+// startWatches runs the watches that raise station alarms (watchStorage,
+// watchBrokerLink) until stopWatches, which Close calls before it closes
+// the alarms.
+func (m *Main) startWatches() {
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		m.watchStorage(ctx)
-	}()
-	m.storageStop = func() { cancel(); <-done }
+	var wg sync.WaitGroup
+	wg.Go(func() { m.watchStorage(ctx) })
+	alarms, fleet := m.Alarms, m.Fleet
+	wg.Go(func() { watchBrokerLink(ctx, alarms, fleet) })
+	m.watchStop = func() { cancel(); wg.Wait() }
 }
 
-func (m *Main) stopStorageWatch() {
-	if m.storageStop != nil {
-		m.storageStop()
-		m.storageStop = nil
+func (m *Main) stopWatches() {
+	if m.watchStop != nil {
+		m.watchStop()
+		m.watchStop = nil
 	}
 }
 
