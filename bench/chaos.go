@@ -660,12 +660,17 @@ func (run *chaosRun) check(ctx context.Context) (map[string]any, error) {
 				}
 			}
 		}
-		// A schedule occurrence, or an alert, played to its end in two
-		// sessions (a part cut short and then played whole is not a
-		// double play).
+		// A schedule occurrence, or an alert, played whole in two sessions
+		// (a part cut short and then played whole is not a double play).
 		byOrigin := map[loa.Origin][]string{}
 		for sid, parts := range rec {
-			if o := origin[sid]; (o.Kind == loa.OriginSchedule || o.Kind == loa.OriginAlert) && slices.ContainsFunc(parts, endedByItsEnd) {
+			o := origin[sid]
+			frames := run.programme.Frames
+			if o.Kind == loa.OriginAlert {
+				frames = run.bulletin.Frames
+			}
+			if (o.Kind == loa.OriginSchedule || o.Kind == loa.OriginAlert) &&
+				slices.ContainsFunc(parts, func(p firmwaresim.SessionStats) bool { return playedWhole(p, frames) }) {
 				byOrigin[o] = append(byOrigin[o], sid)
 			}
 		}
@@ -698,7 +703,7 @@ func (run *chaosRun) check(ctx context.Context) (map[string]any, error) {
 			}
 			var playedFrames uint64
 			for _, p := range parts {
-				playedFrames += p.Played
+				playedFrames += heard(p)
 			}
 			if slices.ContainsFunc(parts, endedByItsEnd) && playedFrames+10 >= uint64(run.bulletin.Frames) {
 				delivered[a.id]++
@@ -729,7 +734,7 @@ func (run *chaosRun) check(ctx context.Context) (map[string]any, error) {
 					if !p.FirstPlayed.IsZero() && (first.IsZero() || p.FirstPlayed.Before(first)) {
 						first, played = p.FirstPlayed, true
 					}
-					ended = ended || endedByItsEnd(p)
+					ended = ended || playedWhole(p, run.programme.Frames)
 				}
 			}
 			if played {
@@ -800,6 +805,17 @@ func (run *chaosRun) check(ctx context.Context) (map[string]any, error) {
 // or end_frame), not cut short.
 func endedByItsEnd(p firmwaresim.SessionStats) bool {
 	return p.EndReason == firmwaresim.EndBye || p.EndReason == firmwaresim.EndEndFrame
+}
+
+// heard is what a part played of the stream's audio: every frame but the
+// silence a receiver plays once a gap outlasts concealment (a stream that
+// died mid-way still "ends" at its end_frame, in silence).
+func heard(p firmwaresim.SessionStats) uint64 { return p.Played - min(p.Silence, p.Played) }
+
+// playedWhole reports whether a part ended at the stream's end with about
+// every one of its frames heard.
+func playedWhole(p firmwaresim.SessionStats, frames int) bool {
+	return endedByItsEnd(p) && heard(p)+uint64(max(5, frames/50)) >= uint64(frames)
 }
 
 // anyPlayed reports whether a part of a session played a frame.
