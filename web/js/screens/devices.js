@@ -39,7 +39,7 @@ export default {
           tl ? t("devices.temp") + " " + tl.temp_c.toFixed(1) + " °C" : "",
           tl ? loss(tl.stream) : "",
           // Sync quality (receivers with a timeline): how far out of step it may play, its drift.
-          tl && tl.sync ? t("devices.sync") + " ±" + tl.sync.sync_err_ms.toFixed(1) + " ms, " + tl.sync.drift_ppm.toFixed(1) + " ppm" : "",
+          tl && tl.sync && tl.sync.source !== "none" ? t("devices.sync") + " ±" + tl.sync.sync_err_ms.toFixed(1) + " ms, " + tl.sync.drift_ppm.toFixed(1) + " ppm" : "",
           tl && tl.session ? t("devices.playing") + " " + tl.session : ""].filter(Boolean).join(" · ");
         const p = (d.problems || []).map((k) => t("alarm." + k)).join(", ");
         li.querySelector(".problems").textContent = p;
