@@ -2,9 +2,6 @@ package daemon
 
 import (
 	"context"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -58,17 +55,7 @@ func TestSystemKillDuringAlert(t *testing.T) {
 	bin := buildLoa(t)
 	d := newDaemonProc(t, bin)
 	first := d.serve()
-	tok, err := os.ReadFile(filepath.Join(d.data, "admin-token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := api.NewClient("http://"+d.httpAddr, strings.TrimSpace(string(tok)))
-	fleet := provisionFleet(t, c, "tcp://"+d.mqttAddr, 2, false)
-	t.Cleanup(func() {
-		for _, r := range fleet.Receivers() {
-			r.Kill() // powered off: an orderly close can wait on its outbox after a reconnect
-		}
-	})
+	c, fleet := d.station(2)
 	s := &system{t: t, api: c}
 	bulletin := s.upload(testSignal(2*time.Second), 48000)
 	al, err := s.sendAlert(map[string]any{"level": loa.AlertEmergency, "content": map[string]any{"media_id": bulletin.ID},

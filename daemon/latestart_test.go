@@ -63,6 +63,26 @@ func (d *daemonProc) serve() *exec.Cmd {
 	return cmd
 }
 
+// station connects to the served controller with its admin token and
+// provisions n receivers on it, powered off (not closed) at the end: a
+// receiver's orderly close can wait seconds on its outbox after a
+// reconnect.
+func (d *daemonProc) station(n int) (*api.Client, *firmwaresim.Fleet) {
+	d.t.Helper()
+	tok, err := os.ReadFile(filepath.Join(d.data, "admin-token"))
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	c := api.NewClient("http://"+d.httpAddr, strings.TrimSpace(string(tok)))
+	fleet := provisionFleet(d.t, c, "tcp://"+d.mqttAddr, n, false)
+	d.t.Cleanup(func() {
+		for _, r := range fleet.Receivers() {
+			r.Kill()
+		}
+	})
+	return c, fleet
+}
+
 func (d *daemonProc) kill(cmd *exec.Cmd) {
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		d.t.Fatal(err)
@@ -88,19 +108,7 @@ func TestSystemKillBeforeScheduledStart(t *testing.T) {
 			t0 := time.Now()
 			d := newDaemonProc(t, bin)
 			first := d.serve()
-			tok, err := os.ReadFile(filepath.Join(d.data, "admin-token"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			c := api.NewClient("http://"+d.httpAddr, strings.TrimSpace(string(tok)))
-			fleet := provisionFleet(t, c, "tcp://"+d.mqttAddr, 2, false)
-			t.Cleanup(func() {
-				// Powered off, not closed: a receiver's orderly close can
-				// wait seconds on its outbox after a reconnect.
-				for _, r := range fleet.Receivers() {
-					r.Kill()
-				}
-			})
+			c, fleet := d.station(2)
 			s := &system{t: t, api: c, byArea: map[string][]*firmwaresim.Receiver{"a": fleet.Receivers()}}
 			med := s.upload(testSignal(2*time.Second), 48000)
 			at := time.Now().Add(before + 2*time.Second).Truncate(time.Second).Add(time.Second)
