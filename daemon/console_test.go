@@ -101,6 +101,8 @@ func TestConsole(t *testing.T) {
 		}
 	}()
 	c := &console{t: t, ctx: ctx, axe: string(axe), art: art, url: s.m.URL(), glossaryGap: glossaryGap(t)}
+	f := &consoleFixture{s: s, c: c, token: token, user: user, province: province, operator: operator,
+		technician: technician, admin: admin, provinceToken: provinceToken, news: news, audio: audio}
 
 	c.step("a wrong token is refused in words, next to the form",
 		chromedp.Navigate(c.url+"/#/login"),
@@ -589,7 +591,45 @@ func TestConsole(t *testing.T) {
 			t.Error("the approver is shown the users screen")
 		}
 	})
+
+	// The jobs in console_*_test.go, each a subtest on the same controller
+	// and browser, in file order.
+	for _, p := range consoleParts {
+		t.Run(p.name, func(t *testing.T) { p.run(t, f.with(t)) })
+	}
 }
+
+// consoleFixture is what TestConsole sets up for every job: the
+// controller (with the Quảng Ngãi topology of startCAPSystem), the
+// browser, and the people who sign in.
+type consoleFixture struct {
+	s     *capSystem
+	c     *console
+	token func(name, role, area string) string // a token's secret
+	user  func(username, name, role, area string) string
+	// province (qn), operator (bc), technician (qn), admin: usernames,
+	// each with consolePassword.
+	province, operator, technician, admin string
+	provinceToken                         string
+	news                                  *loa.Media // one minute of tone, "Bản tin sáng"
+	audio                                 string     // a one-second WAV file to upload
+}
+
+// with is the fixture whose console reports to t (a subtest).
+func (f *consoleFixture) with(t *testing.T) *consoleFixture {
+	g := *f
+	g.c = f.c.with(t)
+	return &g
+}
+
+// consolePart is one job of the console, added to consoleParts by its
+// file's init so each job lives in a file of its own.
+type consolePart struct {
+	name string
+	run  func(t *testing.T, f *consoleFixture)
+}
+
+var consoleParts []consolePart
 
 // console is the browser session TestConsole drives.
 type console struct {
