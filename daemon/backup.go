@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/loa-broadcast/loa/pki"
+	"github.com/loa-broadcast/loa/protocol"
 	"github.com/loa-broadcast/loa/store"
 )
 
@@ -51,6 +52,8 @@ func (m *Main) backupFiles() []store.ArchiveFile {
 		{Name: "tls/" + pki.ServerKeyFile, Path: filepath.Join(tlsDir, pki.ServerKeyFile)},
 		{Name: "admin-token", Path: filepath.Join(m.Config.DataDir, "admin-token")},
 		{Name: "admin-password", Path: filepath.Join(m.Config.DataDir, "admin-password")},
+		{Name: protocol.StationKeyFile, Path: filepath.Join(m.Config.DataDir, protocol.StationKeyFile)},
+		{Name: protocol.StationPubFile, Path: filepath.Join(m.Config.DataDir, protocol.StationPubFile)},
 	}
 	if m.Config.FirmwareKey != "" {
 		cands = append(cands, store.ArchiveFile{Name: "firmware.pub", Path: m.Config.FirmwareKey})

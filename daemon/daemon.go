@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -83,6 +84,9 @@ type Main struct {
 	// it is kept.
 	AdminPassword     string
 	AdminPasswordFile string
+	// StationKey signs stored alert messages and SMS triggers
+	// (<data>/station.key; receivers hold its public half).
+	StationKey ed25519.PrivateKey
 
 	statfs      func(dir string) (free, total uint64, err error) // for tests; nil = syscall.Statfs
 	watchStop   func()                                           // ends the alarm watches and waits for them
@@ -113,6 +117,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("data dir: %w", err)
 	}
 	if err := m.openTLS(); err != nil {
+		return err
+	}
+	if err := m.openStationKey(); err != nil {
 		return err
 	}
 	m.DB, err = store.Open(filepath.Join(cfg.DataDir, "loa.db"), store.Options{Logger: m.Logger, Faults: m.storeFaults})

@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"io"
@@ -12,7 +13,7 @@ import (
 
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/api"
-	"github.com/loa-broadcast/loa/firmware-sim"
+	firmwaresim "github.com/loa-broadcast/loa/firmware-sim"
 	"github.com/loa-broadcast/loa/protocol"
 )
 
@@ -43,6 +44,10 @@ func (s *system) enrolBox(code string) (firmwaresim.Enrolment, *firmwaresim.Rece
 	cfg, err := e.Config(firmwaresim.Config{Decode: true, Logger: testLogger(s.t).With("receiver", e.DeviceID)})
 	if err != nil {
 		s.t.Fatal(err)
+	}
+	// The box was told the station key, under the enrolment's mac.
+	if pub := s.m.StationKey.Public().(ed25519.PublicKey); !pub.Equal(cfg.StationKey) {
+		s.t.Errorf("the enrolled box holds station key %x, want %x", cfg.StationKey, pub)
 	}
 	r := firmwaresim.NewReceiver(cfg)
 	if err := r.Start(ctx); err != nil {

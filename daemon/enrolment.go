@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"crypto/ed25519"
+
 	"github.com/loa-broadcast/loa/api"
 	"github.com/loa-broadcast/loa/station"
 )
@@ -15,7 +17,7 @@ var (
 // broker.
 func (m *Main) enrolment() *station.Enrolment {
 	cfg := station.EnrolmentConfig{DB: m.DB, Endpoints: enrolEndpoints{m}, FirmwareURL: m.Config.FirmwareURL,
-		Logger: m.Logger.With("component", "enrolment")}
+		StationKey: m.StationKey.Public().(ed25519.PublicKey), Logger: m.Logger.With("component", "enrolment")}
 	if m.Broker != nil { // a nil *broker.Broker would be a non-nil interface
 		cfg.Broker = m.Broker
 	}

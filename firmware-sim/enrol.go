@@ -49,6 +49,7 @@ type Enrolment struct {
 	MQTTURL     string `json:"mqtt_url"`
 	CAPEM       string `json:"ca_pem,omitempty"`
 	FirmwareURL string `json:"firmware_url,omitempty"`
+	StationKey  string `json:"station_key,omitempty"` // base64 ed25519 public key
 }
 
 // Files in EnrolConfig.StateDir.
@@ -106,7 +107,7 @@ func Enrol(ctx context.Context, cfg EnrolConfig) (Enrolment, error) {
 				return Enrolment{}, err
 			}
 			e := Enrolment{DeviceID: ans.DeviceID, Password: ans.Password, MQTTURL: ans.MQTTURL,
-				CAPEM: ans.CAPEM, FirmwareURL: ans.FirmwareURL}
+				CAPEM: ans.CAPEM, FirmwareURL: ans.FirmwareURL, StationKey: ans.StationKey}
 			if err := e.save(cfg.StateDir); err != nil {
 				return Enrolment{}, err
 			}
@@ -244,5 +245,10 @@ func (e Enrolment) Config(base Config) (Config, error) {
 		return base, err
 	}
 	base.ID, base.Password, base.Broker, base.CA = e.DeviceID, e.Password, e.MQTTURL, pool
+	if e.StationKey != "" {
+		if base.StationKey, err = protocol.ParseStationPublicKey(e.StationKey); err != nil {
+			return base, err
+		}
+	}
 	return base, nil
 }

@@ -60,6 +60,10 @@ type Config struct {
 	// FirmwareKey is the operator's ed25519 public key the receiver was
 	// built with; without it every firmware command fails bad_signature.
 	FirmwareKey ed25519.PublicKey
+	// StationKey is the station's ed25519 public key (from enrolment or
+	// the provisioning profile): it verifies stored alert messages and
+	// SMS triggers. Without it they are refused.
+	StationKey ed25519.PublicKey
 	// V1 makes a contract version 1 receiver, for migration tests: it
 	// announces no caps, plays plain RTP with the token and refuses a play
 	// with keys. Otherwise it announces receiverCaps.

@@ -93,15 +93,23 @@ type EnrolResponse struct {
 	MQTTURL     string `json:"mqtt_url"`
 	CAPEM       string `json:"ca_pem"` // "" when the station has no CA (plain MQTT on a trusted network)
 	FirmwareURL string `json:"firmware_url,omitempty"`
-	MAC         string `json:"mac"` // 64 hex digits
+	// StationKey is the station's ed25519 public key (EncodeStationPublicKey),
+	// which signs stored alert messages and SMS triggers.
+	StationKey string `json:"station_key,omitempty"`
+	MAC        string `json:"mac"` // 64 hex digits
 }
 
 // EnrolMACInput returns the bytes the MAC covers: the label, then each
 // field in the order of the contract as a 4-byte big-endian length and
-// its bytes, so no two answers share an input.
+// its bytes, so no two answers share an input. station_key is appended
+// only when present, so answers without it keep the MAC they had.
 func (r *EnrolResponse) EnrolMACInput() []byte {
 	b := []byte(EnrolMACLabel)
-	for _, f := range []string{r.DeviceID, r.Password, r.MQTTURL, r.CAPEM, r.FirmwareURL} {
+	fields := []string{r.DeviceID, r.Password, r.MQTTURL, r.CAPEM, r.FirmwareURL}
+	if r.StationKey != "" {
+		fields = append(fields, r.StationKey)
+	}
+	for _, f := range fields {
 		b = binary.BigEndian.AppendUint32(b, uint32(len(f)))
 		b = append(b, f...)
 	}
@@ -157,6 +165,11 @@ func DecodeEnrolResponse(b []byte) (EnrolResponse, error) {
 		return EnrolResponse{}, fmt.Errorf("enrol: mqtt_url %q: want scheme://host:port", r.MQTTURL)
 	case r.MAC == "":
 		return EnrolResponse{}, errors.New("enrol: mac: required")
+	}
+	if r.StationKey != "" {
+		if _, err := ParseStationPublicKey(r.StationKey); err != nil {
+			return EnrolResponse{}, fmt.Errorf("enrol: station_key: %w", err)
+		}
 	}
 	return r, nil
 }

@@ -43,6 +43,44 @@ func TestEnrolMACGolden(t *testing.T) {
 	}
 }
 
+// goldenStationKey is the station key of the second example in
+// CONTRACT.md: an answer with station_key, which the MAC then covers.
+const (
+	goldenStationKey      = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
+	goldenEnrolStationMAC = "91ba0eb924d066f4503edfc3ac48d415309e26c238ad3157107d0409846abd90"
+)
+
+func TestEnrolMACGoldenWithStationKey(t *testing.T) {
+	r := goldenEnrol
+	r.StationKey = goldenStationKey
+	SignEnrolResponse(goldenClaimCode, &r)
+	if r.MAC != goldenEnrolStationMAC {
+		t.Fatalf("mac %s, want %s", r.MAC, goldenEnrolStationMAC)
+	}
+	b, _ := json.Marshal(r)
+	got, err := DecodeEnrolResponse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := VerifyEnrolResponse(goldenClaimCode, &got); err != nil {
+		t.Fatal(err)
+	}
+	// Dropped or swapped, the key no longer matches the mac: a man in the
+	// middle cannot hand a box his own key.
+	for name, key := range map[string]string{"dropped": "", "swapped": EncodeStationPublicKey(make([]byte, 32))} {
+		r := got
+		r.StationKey = key
+		if err := VerifyEnrolResponse(goldenClaimCode, &r); !errors.Is(err, ErrEnrolMAC) {
+			t.Errorf("station_key %s: %v, want ErrEnrolMAC", name, err)
+		}
+	}
+	r.StationKey = "AAAA"
+	b, _ = json.Marshal(r)
+	if _, err := DecodeEnrolResponse(b); err == nil || !strings.Contains(err.Error(), "station_key") {
+		t.Errorf("a 3-byte station key decoded: %v", err)
+	}
+}
+
 // Any change to any field, or another code, fails the check.
 func TestEnrolMACRefusesTampering(t *testing.T) {
 	code := NewClaimCode()

@@ -2,6 +2,7 @@ package station
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -29,6 +30,7 @@ type Enrolment struct {
 	db          *store.DB
 	endpoints   EnrolEndpoints
 	firmwareURL string
+	stationKey  string             // protocol.EncodeStationPublicKey, or ""
 	broker      ClientDisconnector // nil with an external broker
 	logger      *slog.Logger
 }
@@ -38,6 +40,7 @@ type EnrolmentConfig struct {
 	DB          *store.DB
 	Endpoints   EnrolEndpoints
 	FirmwareURL string             // told to receivers when set
+	StationKey  ed25519.PublicKey  // told to receivers when set
 	Broker      ClientDisconnector // nil with an external broker
 	Logger      *slog.Logger
 }
@@ -47,8 +50,12 @@ func NewEnrolment(cfg EnrolmentConfig) *Enrolment {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Enrolment{db: cfg.DB, endpoints: cfg.Endpoints, firmwareURL: strings.TrimSuffix(cfg.FirmwareURL, "/"),
+	e := &Enrolment{db: cfg.DB, endpoints: cfg.Endpoints, firmwareURL: strings.TrimSuffix(cfg.FirmwareURL, "/"),
 		broker: cfg.Broker, logger: cfg.Logger}
+	if len(cfg.StationKey) == ed25519.PublicKeySize {
+		e.stationKey = protocol.EncodeStationPublicKey(cfg.StationKey)
+	}
+	return e
 }
 
 // ClaimCode binds a box's claim code to a new device d (registered now,
@@ -141,7 +148,8 @@ func (e *Enrolment) Enrol(ctx context.Context, code string) (*protocol.EnrolResp
 	if err != nil {
 		return nil, err
 	}
-	r := &protocol.EnrolResponse{DeviceID: d.ID, Password: password, MQTTURL: mqttURL, CAPEM: string(ca), FirmwareURL: e.firmwareURL}
+	r := &protocol.EnrolResponse{DeviceID: d.ID, Password: password, MQTTURL: mqttURL, CAPEM: string(ca), FirmwareURL: e.firmwareURL,
+		StationKey: e.stationKey}
 	protocol.SignEnrolResponse(canonical, r)
 	e.logger.Info("receiver enrolled", "claim", c.ID, "device", d.ID, "area", d.AreaID, "replace", c.Replace)
 	detail := "enrolled with claim " + c.ID

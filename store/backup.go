@@ -63,6 +63,7 @@ type ArchiveFile struct {
 var extraNames = map[string]os.FileMode{
 	"tls/ca.crt": 0o644, "tls/ca.key": 0o600, "tls/server.crt": 0o644, "tls/server.key": 0o600,
 	"admin-token": 0o600, "admin-password": 0o600, "firmware.pub": 0o644,
+	"station.key": 0o600, "station.pub": 0o644,
 }
 
 var blobName = regexp.MustCompile(`^(media/[0-9a-f]{2,128}\.opus|firmware/[0-9a-f]{64}\.img)$`)
