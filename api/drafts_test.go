@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/api"
@@ -178,4 +179,41 @@ func mediaOf(t *testing.T, e *env, id string) loa.Media {
 		t.Fatal(err)
 	}
 	return *m
+}
+
+// TestDraftsEventTopic: the drafts topic brings an approver the drafts it
+// may decide as they come, and removes them once decided; another
+// commune's approver hears nothing of them.
+func TestDraftsEventTopic(t *testing.T) {
+	e := newEnv(t)
+	e.server.EventInterval = 10 * time.Millisecond
+	apA, apB := e.withDrafts()
+	want(t, e.do("PUT", "/api/v1/areas/xa-a/approval", e.admin, map[string]any{"needs_approval": true}), http.StatusOK)
+	readA, readB := openEvents(t, e, apA, "drafts"), openEvents(t, e, apB, "drafts")
+	for _, read := range []func() consoleEvent{readA, readB} {
+		if ev := read(); ev.topic != "drafts" || !ev.Reset || len(ev.Changed) != 0 {
+			t.Fatalf("first drafts event: %+v", ev)
+		}
+	}
+	r := e.do("POST", "/api/v1/schedules", e.opA, scheduleBody("sang", "a-1"))
+	want(t, r, http.StatusAccepted)
+	var d loa.Draft
+	r.json(t, &d)
+	if ev := readA(); !slices.Equal(ev.ids(t), []string{d.ID}) || ev.Reset {
+		t.Fatalf("drafts change: %+v, want %s", ev, d.ID)
+	}
+	want(t, e.do("POST", "/api/v1/drafts/"+d.ID+"/approve", apA, nil), http.StatusOK)
+	if ev := readA(); !slices.Equal(ev.Removed, []string{d.ID}) {
+		t.Fatalf("after approval: %+v, want %s removed", ev, d.ID)
+	}
+	// B's stream went on with nothing: a held change of B's own commune is
+	// the next thing it hears.
+	want(t, e.do("PUT", "/api/v1/areas/xa-b/approval", e.admin, map[string]any{"needs_approval": true}), http.StatusOK)
+	r = e.do("POST", "/api/v1/schedules", e.opB, scheduleBody("chieu", "b-1"))
+	want(t, r, http.StatusAccepted)
+	var db loa.Draft
+	r.json(t, &db)
+	if ev := readB(); !slices.Equal(ev.ids(t), []string{db.ID}) {
+		t.Fatalf("B's first change: %+v, want only %s", ev, db.ID)
+	}
 }
