@@ -12,6 +12,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/api"
 	"github.com/loa-broadcast/loa/firmware-sim"
 	"github.com/loa-broadcast/loa/loatest"
 )
@@ -81,21 +82,50 @@ func consoleApproval(t *testing.T, f *consoleFixture) {
 	}
 	c.check("drafts-operator")
 
+	// A machine of the commune proposes a weekly schedule: it waits too.
+	var held loa.Draft
+	sched := map[string]any{"id": "hop-dan-tuan", "name": "Họp dân hằng tuần", "content": map[string]string{"media_id": f.news.ID},
+		"rule": map[string]any{"kind": "weekly", "weekdays": []string{"mon", "fri"}, "time": "06:00"}, "targets": map[string][]string{"areas": {"tk"}}}
+	if err := api.NewClient(s.m.URL(), f.token("Văn thư Tịnh Kỳ (máy)", "operator", "tk")).JSON(bg, "POST", "/api/v1/schedules", sched, &held); err != nil {
+		t.Fatal(err)
+	}
+	if held.Kind != loa.DraftSchedule || held.State != loa.DraftPending {
+		t.Fatalf("the operator's schedule: %+v, want a pending draft", held)
+	}
+
 	c.signOut()
 	c.signInAs("the approver of Tịnh Kỳ", approver)
 	c.step("the count of waiting drafts in the navigation",
-		c.until(`document.querySelector("#nav a[href='#/drafts'] #drafts-badge") && !document.querySelector("#drafts-badge").hidden && document.querySelector("#drafts-badge").textContent === "2"`))
+		c.until(`document.querySelector("#nav a[href='#/drafts'] #drafts-badge") && !document.querySelector("#drafts-badge").hidden && document.querySelector("#drafts-badge").textContent === "3"`))
 	if c.evalBool(`document.querySelector("#nav a[href='#/play']") !== null || document.querySelector("#nav a[href='#/playlists']") !== null`) {
 		t.Error("the approver is offered to play or make playlists")
 	}
 	c.go_("drafts")
 	media := `[...document.querySelectorAll("#drafts-list li[data-id]")].find((li) => li.querySelector(".title").textContent.startsWith("Bản tin tải lên"))`
 	playlist := `[...document.querySelectorAll("#drafts-list li[data-id]")].find((li) => li.querySelector(".title").textContent.startsWith("Danh sách phát"))`
+	schedule := fmt.Sprintf(`document.querySelector("#drafts-list li[data-id='%s']")`, held.ID)
 	c.step("what waits: who sent it, when, and what it is",
-		c.until(`document.querySelectorAll("#drafts-list li[data-id]").length === 2`),
+		c.until(`document.querySelectorAll("#drafts-list li[data-id]").length === 3`),
+		c.until(schedule+`.querySelector(".rule").textContent === "Hằng tuần vào Thứ Hai, Thứ Sáu lúc 06:00"`),
+		c.until(schedule+`.textContent.includes("Nội dung: Bản tin sáng (1:00)") && `+schedule+`.textContent.includes("Phát tới: Phường Tịnh Kỳ")`),
 		c.until(`(`+media+`).textContent.includes("Gửi bởi vanthu-tinhky") && (`+media+`).textContent.includes("Thông báo họp dân · thời lượng 0:02")`),
 		c.until(`(`+playlist+`).textContent.includes("1 bản tin · 0:04")`))
 	c.check("drafts")
+	c.step("reject the schedule, saying why",
+		chromedp.SendKeys(chromedp.CSS(fmt.Sprintf(`#draft-%s-note`, held.ID)), "Trùng giờ họp"),
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`#drafts-list li[data-id=%q] button.reject`, held.ID))),
+		c.until(`document.querySelector("#msg").textContent.includes("Đã từ chối Họp dân hằng tuần")`),
+		c.until(`document.querySelectorAll("#drafts-list li[data-id]").length === 2 && document.querySelector("#drafts-badge").textContent === "2"`))
+	var rejected loa.Draft
+	if err := s.api.JSON(bg, "GET", "/api/v1/drafts/"+held.ID, nil, &rejected); err != nil {
+		t.Fatal(err)
+	}
+	if rejected.State != loa.DraftRejected || rejected.Note != "Trùng giờ họp" || rejected.DecidedBy != "user:"+approver {
+		t.Errorf("rejected schedule: %+v", rejected)
+	}
+	if err := s.api.JSON(bg, "GET", "/api/v1/schedules/hop-dan-tuan", nil, nil); err == nil {
+		t.Error("a rejected schedule was created")
+	}
 	c.step("the playlist first: its programme is not approved yet, said in words",
 		chromedp.Evaluate[chromedp.Void](`(`+playlist+`).querySelector("button.approve").click()`),
 		c.until(`!(`+playlist+`).querySelector(".action-error").hidden && (`+playlist+`).querySelector(".action-error").textContent.includes("đang chờ lãnh đạo duyệt")`))
