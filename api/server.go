@@ -97,7 +97,7 @@
 //	                                        repeats 1–10,gap:"5s",volume 1–100,expires_at RFC3339|expires_in:"1h",test} → 201 alert
 //	GET  /api/v1/alerts/{id}               alert with its delivery report and "totals": {all, areas: {area: counts}}
 //	POST /api/v1/alerts/{id}/cancel        {reason} (optional) → 200 alert: stops it everywhere
-//	GET  /api/v1/events?topics=sessions,devices,alarms,alerts,playlog  text/event-stream: one event per topic with
+//	GET  /api/v1/events?topics=sessions,devices,alarms,alerts,playlog,drafts  text/event-stream: one event per topic with
 //	                                        {reset,changed,removed,counts,entries}, only changes, in scope; also ?access_token=
 //	GET  /api/v1/alerts/{id}/events        text/event-stream: "report" events (alert + totals) on every change, until it ends; also ?access_token=
 //	POST /api/v1/alerts/cap                a CAP 1.2 message (application/cap+xml) → 201 alert (Alert, Update),
