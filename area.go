@@ -15,13 +15,16 @@ const (
 // Area is a node in the administrative tree province → commune → cluster.
 // Devices belong to an area; targets and token scopes name areas.
 type Area struct {
-	ID        string    `json:"id"`
-	ParentID  string    `json:"parent_id,omitempty"`
-	Name      string    `json:"name"`
-	Kind      string    `json:"kind"`
-	Code      string    `json:"code,omitempty"`  // administrative code (mã đơn vị hành chính)
-	Tests     bool      `json:"tests,omitempty"` // marked for tests: test and exercise alerts sound here (and in its descendants), nowhere else
-	CreatedAt time.Time `json:"created_at"`
+	ID       string `json:"id"`
+	ParentID string `json:"parent_id,omitempty"`
+	Name     string `json:"name"`
+	Kind     string `json:"kind"`
+	Code     string `json:"code,omitempty"`  // administrative code (mã đơn vị hành chính)
+	Tests    bool   `json:"tests,omitempty"` // marked for tests: test and exercise alerts sound here (and in its descendants), nowhere else
+	// NeedsApproval: an operator's new schedule, playlist or upload for
+	// this area (or its descendants) waits as a Draft for an approver.
+	NeedsApproval bool      `json:"needs_approval,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
 }
 
 // childKind is the kind an area's child must have.
@@ -84,6 +87,22 @@ func (t AreaTree) Within(id, scope string) bool {
 		a := t[id]
 		if a == nil {
 			return false
+		}
+		id = a.ParentID
+	}
+	return false
+}
+
+// NeedsApproval reports whether area id or one of its ancestors is
+// marked as needing approval.
+func (t AreaTree) NeedsApproval(id string) bool {
+	for depth := 0; id != "" && depth < 16; depth++ {
+		a := t[id]
+		if a == nil {
+			return false
+		}
+		if a.NeedsApproval {
+			return true
 		}
 		id = a.ParentID
 	}

@@ -22,6 +22,7 @@ const (
 	EGONE         = "gone"         // it existed and was used up (a consumed claim code)
 	ERATELIMIT    = "rate_limited" // too many requests of this kind; retry later
 	EINTERNAL     = "internal"     // a bug or an I/O failure
+	ENOTAPPROVED  = "not_approved" // it names content that waits for an approver (a draft upload)
 )
 
 // Error is a domain error: a machine code and a message meant for the user.

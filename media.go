@@ -19,7 +19,14 @@ type Media struct {
 	LoudnessDB float64       `json:"loudness_db"` // measured before normalising
 	CreatedAt  time.Time     `json:"created_at"`
 	CreatedBy  string        `json:"created_by,omitempty"`
+	// State is MediaDraft while an approver has not approved the upload
+	// (nothing may play or schedule it); "" once it may be used.
+	State      string `json:"state,omitempty"`
+	ApprovedBy string `json:"approved_by,omitempty"` // who approved it, when it was held
 }
+
+// MediaDraft is the State of a held upload.
+const MediaDraft = "draft"
 
 // MediaService imports and lists media.
 type MediaService interface {

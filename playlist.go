@@ -11,11 +11,12 @@ const MaxPlaylistItems = 500
 // Playlist is an ordered list of media items with optional silence after
 // each. It plays as one session: one RTP stream, continuous timestamps.
 type Playlist struct {
-	ID        string         `json:"id"`
-	Name      string         `json:"name"`
-	Items     []PlaylistItem `json:"items"`
-	CreatedAt time.Time      `json:"created_at"`
-	CreatedBy string         `json:"created_by,omitempty"`
+	ID         string         `json:"id"`
+	Name       string         `json:"name"`
+	Items      []PlaylistItem `json:"items"`
+	CreatedAt  time.Time      `json:"created_at"`
+	CreatedBy  string         `json:"created_by,omitempty"`
+	ApprovedBy string         `json:"approved_by,omitempty"` // who approved it, when it was held
 }
 
 // PlaylistItem is one entry of a playlist.

@@ -96,6 +96,7 @@ type Schedule struct {
 	MaxWait    time.Duration `json:"max_wait_ns,omitempty"` // bounds a wait
 	Enabled    bool          `json:"enabled"`
 	CreatedBy  string        `json:"created_by,omitempty"`
+	ApprovedBy string        `json:"approved_by,omitempty"` // who approved it, when it was held
 }
 
 // Occurrence is one firing of a schedule: everything needed to start it.

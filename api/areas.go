@@ -15,6 +15,8 @@ type areaRequest struct {
 	Kind     string `json:"kind"`
 	Code     string `json:"code"`
 	Tests    bool   `json:"tests"` // marked for tests: test alerts sound here
+	// NeedsApproval: operators' changes here wait for an approver (drafts.go).
+	NeedsApproval bool `json:"needs_approval"`
 }
 
 // listAreas answers the areas within the caller's scope (the scope area
@@ -59,7 +61,7 @@ func (s *Server) createArea(w http.ResponseWriter, r *http.Request, c *call) err
 	if err := decodeJSON(r.Body, &req); err != nil {
 		return err
 	}
-	a := &loa.Area{ID: req.ID, ParentID: req.ParentID, Name: req.Name, Kind: req.Kind, Code: req.Code, Tests: req.Tests}
+	a := &loa.Area{ID: req.ID, ParentID: req.ParentID, Name: req.Name, Kind: req.Kind, Code: req.Code, Tests: req.Tests, NeedsApproval: req.NeedsApproval}
 	if err := a.Validate(); err != nil {
 		return err
 	}

@@ -32,6 +32,7 @@ var statusOf = map[string]int{
 	loa.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	loa.ENOSPACE:      http.StatusInsufficientStorage,
 	loa.EINTERNAL:     http.StatusInternalServerError,
+	loa.ENOTAPPROVED:  http.StatusConflict,
 
 	loa.EUNAUTHENTICATED: http.StatusUnauthorized,
 	loa.ECSRF:            http.StatusForbidden,

@@ -24,9 +24,10 @@ const (
 	TopicAlarms   = "alarms"   // active alarms, raised and cleared
 	TopicAlerts   = "alerts"   // recent alerts' state and delivery totals
 	TopicPlayLog  = "playlog"  // new broadcast log entries
+	TopicDrafts   = "drafts"   // pending drafts the caller may decide, and its own
 )
 
-var eventTopics = []string{TopicSessions, TopicDevices, TopicAlarms, TopicAlerts, TopicPlayLog}
+var eventTopics = []string{TopicSessions, TopicDevices, TopicAlarms, TopicAlerts, TopicPlayLog, TopicDrafts}
 
 // DefaultEventInterval is how often a stream compares what its caller may
 // see with what it last sent, when Server.EventInterval is zero. The
@@ -258,6 +259,8 @@ func (es *eventState) round(ctx context.Context, c *call, sse *sseStream) error 
 			ch, err = es.alerts(ctx, c)
 		case TopicPlayLog:
 			ch, err = es.playLog(ctx, c)
+		case TopicDrafts:
+			ch, err = es.drafts(ctx, c)
 		default:
 			continue
 		}
@@ -447,4 +450,30 @@ func (es *eventState) playLog(ctx context.Context, c *call) (eventChange, error)
 	}
 	es.seenLog = seen
 	return ch, nil
+}
+
+// drafts: the pending drafts the caller may see (those it may decide,
+// and its own); a decided or withdrawn one is removed.
+func (es *eventState) drafts(ctx context.Context, c *call) (eventChange, error) {
+	if es.s.Drafts == nil {
+		return eventChange{}, errUnavailable("draft")
+	}
+	list, err := shared(es, TopicDrafts, func() ([]*loa.Draft, error) { return es.s.Drafts.Drafts(ctx) })
+	if err != nil {
+		return eventChange{}, err
+	}
+	var ids []string
+	items := map[string]any{}
+	for _, d := range list {
+		if d.State != loa.DraftPending {
+			continue
+		}
+		if ok, err := c.draftVisible(d); err != nil {
+			return eventChange{}, err
+		} else if ok {
+			ids = append(ids, d.ID)
+			items[d.ID] = d
+		}
+	}
+	return es.diff(TopicDrafts, ids, items)
 }

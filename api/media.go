@@ -50,6 +50,10 @@ func (s *Server) uploadMedia(w http.ResponseWriter, r *http.Request, c *call) er
 	if s.Media == nil {
 		return errUnavailable("media")
 	}
+	areas, held, err := s.heldUpload(c)
+	if err != nil {
+		return err
+	}
 	return readUpload(w, r, uploadForm{limit: s.maxUpload(), fields: []string{"name"}, maxField: maxMediaName, expect: `a "file" field`},
 		func(fields map[string]string, part *multipart.Part) error {
 			name := fields["name"]
@@ -61,6 +65,9 @@ func (s *Server) uploadMedia(w http.ResponseWriter, r *http.Request, c *call) er
 			}
 			if err := loa.ValidateName("name", name, true); err != nil {
 				return err
+			}
+			if held {
+				return s.proposeMedia(w, c, name, part, areas)
 			}
 			m, err := s.Media.ImportMedia(r.Context(), name, part, c.tok.ID)
 			if err != nil {

@@ -57,6 +57,9 @@ func (s *Server) createPlaylist(w http.ResponseWriter, r *http.Request, c *call)
 	if s.Playlists == nil {
 		return errUnavailable("playlist")
 	}
+	if held, err := s.holdChange(w, c, &loa.Draft{Kind: loa.DraftPlaylist, Playlist: p}, c.scopeTargets()); held || err != nil {
+		return err
+	}
 	if err := s.Playlists.CreatePlaylist(r.Context(), p); err != nil {
 		return err
 	}

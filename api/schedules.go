@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -184,6 +185,9 @@ func (s *Server) createSchedule(w http.ResponseWriter, r *http.Request, c *call)
 	}
 	sc.Enabled = enabled == nil || *enabled
 	sc.CreatedBy = c.tok.ID
+	if held, err := s.holdChange(w, c, &loa.Draft{Kind: loa.DraftSchedule, Op: "create", Schedule: sc}, sc.Targets); held || err != nil {
+		return err
+	}
 	if err := s.Schedules.CreateSchedule(r.Context(), sc); err != nil {
 		return err
 	}
@@ -220,6 +224,10 @@ func (s *Server) replaceSchedule(w http.ResponseWriter, r *http.Request, c *call
 		sc.Enabled = *enabled
 	}
 	sc.CreatedBy = old.CreatedBy
+	touched := loa.Targets{Areas: append(slices.Clone(old.Targets.Areas), sc.Targets.Areas...), Devices: append(slices.Clone(old.Targets.Devices), sc.Targets.Devices...)}
+	if held, err := s.holdChange(w, c, &loa.Draft{Kind: loa.DraftSchedule, Op: "replace", Schedule: sc}, touched); held || err != nil {
+		return err
+	}
 	if err := s.Schedules.UpdateSchedule(r.Context(), sc); err != nil {
 		return err
 	}

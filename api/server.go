@@ -22,10 +22,16 @@
 //	POST /api/v1/users/{username}/disable|enable  → 200 user (disable ends its sessions)
 //	POST /api/v1/users/{username}/password {password} → 204 (ends its sessions)
 //	GET  /api/v1/areas                     [area] in scope
-//	POST /api/v1/areas                     {id,parent_id,name,kind,code,tests} → 201 area
+//	POST /api/v1/areas                     {id,parent_id,name,kind,code,tests,needs_approval} → 201 area
 //	GET  /api/v1/areas/{id}                area
 //	DELETE /api/v1/areas/{id}              → 204; 409 while it has child areas, devices in service, scoped tokens, a fallback or schedules
 //	PUT  /api/v1/areas/{id}/tests          {tests: bool} → 200 area: test alerts sound only in marked areas (and below)
+//	PUT  /api/v1/areas/{id}/approval       {needs_approval: bool} → 200 area: operators' schedules, playlists and uploads
+//	                                        for it (and below) wait as drafts (202 {draft} instead of 201/200)
+//	GET  /api/v1/drafts?state=             [draft]: those the caller may approve (scope), and its own
+//	GET  /api/v1/drafts/{id}               draft
+//	POST /api/v1/drafts/{id}/approve|reject  {note} → 200 draft: approve applies the change as proposed (permission approve)
+//	POST /api/v1/drafts/{id}/withdraw      → 200 draft: its proposer takes it back
 //	GET  /api/v1/devices?area=&state=online|offline|unknown&problem=<alarm kind>|any  [device + "state" + "problems"] in scope
 //	POST /api/v1/devices                   {id,area_id,name,lat,lon} → 201 {device,password}
 //	GET  /api/v1/devices/{id}              device + "state" + "problems" (credentials: active|revoked, rotated_at, revoked_at)
@@ -91,7 +97,7 @@
 //	                                        repeats 1–10,gap:"5s",volume 1–100,expires_at RFC3339|expires_in:"1h",test} → 201 alert
 //	GET  /api/v1/alerts/{id}               alert with its delivery report and "totals": {all, areas: {area: counts}}
 //	POST /api/v1/alerts/{id}/cancel        {reason} (optional) → 200 alert: stops it everywhere
-//	GET  /api/v1/events?topics=sessions,devices,alarms,alerts,playlog  text/event-stream: one event per topic with
+//	GET  /api/v1/events?topics=sessions,devices,alarms,alerts,playlog,drafts  text/event-stream: one event per topic with
 //	                                        {reset,changed,removed,counts,entries}, only changes, in scope; also ?access_token=
 //	GET  /api/v1/alerts/{id}/events        text/event-stream: "report" events (alert + totals) on every change, until it ends; also ?access_token=
 //	POST /api/v1/alerts/cap                a CAP 1.2 message (application/cap+xml) → 201 alert (Alert, Update),
@@ -216,6 +222,9 @@ type Server struct {
 
 	// Deliveries reads sessions' delivery reports; nil: unavailable.
 	Deliveries loa.DeliveryService
+	// Drafts holds operators' changes in areas that need approval (drafts.go);
+	// nil: nothing is held and the drafts routes are unavailable.
+	Drafts loa.DraftService
 }
 
 // Handler returns the HTTP handler serving the API, /healthz, /metrics and
@@ -359,6 +368,12 @@ func (s *Server) routes() []apiRoute {
 	route("POST /api/v1/alerts/{id}/cancel", loa.ActionSession, s.cancelAlert)
 	add("GET /api/v1/alerts/{id}/events", loa.ActionRead, queryToken(s.auth(loa.ActionRead, s.alertEvents))) // EventSource: also ?access_token=
 	route("PUT /api/v1/areas/{id}/tests", loa.ActionArea, s.setAreaTests)
+	route("PUT /api/v1/areas/{id}/approval", loa.ActionArea, s.setAreaApproval)
+	route("GET /api/v1/drafts", loa.ActionRead, s.listDrafts)
+	route("GET /api/v1/drafts/{id}", loa.ActionRead, s.getDraft)
+	route("POST /api/v1/drafts/{id}/approve", loa.ActionApprove, s.decideDraft(true))
+	route("POST /api/v1/drafts/{id}/reject", loa.ActionApprove, s.decideDraft(false))
+	route("POST /api/v1/drafts/{id}/withdraw", loa.ActionRead, s.withdrawDraft)
 
 	add("POST /api/v1/login", "", s.login(newLoginBackoff(s.Now))) // a username and password, not a token
 	route("POST /api/v1/logout", loa.ActionRead, s.logout)

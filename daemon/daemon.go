@@ -307,6 +307,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Alarms: m.Alarms, Health: m.Health, Backup: m, Storage: m.DB, Broker: m.Fleet,
 		CAP:       station.NewCAP(m.DB, m.Alerts, m.Media.Urgent(), nil, m.Logger.With("component", "cap")),
 		CAPSender: cfg.CAPSender,
+		Drafts:    station.NewApprovals(m.DB, m.Media, m.Schedules, m.DB, m.Logger.With("component", "approvals")),
 		Delay:     delay,
 		Logger:    m.Logger.With("component", "api"),
 	}

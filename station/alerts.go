@@ -382,6 +382,9 @@ func (s *Alerts) content(ctx context.Context, a *loa.Alert) (*alertContent, erro
 		} else if err != nil {
 			return nil, err
 		}
+		if m.State == loa.MediaDraft {
+			return nil, notApproved("content.media_id", m.ID)
+		}
 		hash := m.Hash
 		body = alertItem{open: func() (io.ReadCloser, error) { return s.db.OpenBlob(store.MediaBlob, hash) }, frames: m.Frames}
 	} else {

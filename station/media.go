@@ -36,7 +36,7 @@ func NewMedia(db *store.DB, opts media.Options, limits TranscodeLimits, logger *
 // RetryAfter) when the pool's queue is full, else received in full, then
 // transcoded when a worker is free.
 func (s *Media) ImportMedia(ctx context.Context, name string, r io.Reader, createdBy string) (*loa.Media, error) {
-	return s.importMedia(ctx, name, r, createdBy, false)
+	return s.importMedia(ctx, name, r, createdBy, false, "")
 }
 
 // Urgent returns the import for alerts' embedded audio: it has a worker
@@ -47,7 +47,7 @@ func (s *Media) Urgent() loa.MediaService { return urgentMedia{s} }
 type urgentMedia struct{ m *Media }
 
 func (u urgentMedia) ImportMedia(ctx context.Context, name string, r io.Reader, createdBy string) (*loa.Media, error) {
-	return u.m.importMedia(ctx, name, r, createdBy, true)
+	return u.m.importMedia(ctx, name, r, createdBy, true, "")
 }
 
 func (u urgentMedia) Media(ctx context.Context, id string) (*loa.Media, error) {
@@ -56,7 +56,9 @@ func (u urgentMedia) Media(ctx context.Context, id string) (*loa.Media, error) {
 
 func (u urgentMedia) MediaList(ctx context.Context) ([]*loa.Media, error) { return u.m.MediaList(ctx) }
 
-func (s *Media) importMedia(ctx context.Context, name string, r io.Reader, createdBy string, urgent bool) (*loa.Media, error) {
+// importMedia imports an upload as a new item in state (loa.MediaDraft
+// for a held one); audio already in the library is answered as it is.
+func (s *Media) importMedia(ctx context.Context, name string, r io.Reader, createdBy string, urgent bool, state string) (*loa.Media, error) {
 	name = strings.TrimSpace(name)
 	if err := loa.ValidateName("name", name, true); err != nil {
 		return nil, err
@@ -101,7 +103,7 @@ func (s *Media) importMedia(ctx context.Context, name string, r io.Reader, creat
 	m := &loa.Media{
 		ID: hash[:16], Name: name, Hash: hash, Size: size,
 		Duration: info.Duration, Frames: info.Frames, Source: info.Format,
-		LoudnessDB: info.LoudnessLUFS, CreatedAt: time.Now(), CreatedBy: createdBy,
+		LoudnessDB: info.LoudnessLUFS, CreatedAt: time.Now(), CreatedBy: createdBy, State: state,
 	}
 	if err := s.db.PutMedia(ctx, m); err != nil {
 		s.db.RemoveBlob(store.MediaBlob, hash)

@@ -69,8 +69,10 @@ func (s *Schedules) check(ctx context.Context, sc *loa.Schedule) error {
 
 func (s *Schedules) contentExists(ctx context.Context, prefix string, c loa.Content) error {
 	if c.MediaID != "" {
-		if _, err := s.db.Media(ctx, c.MediaID); err != nil {
+		if m, err := s.db.Media(ctx, c.MediaID); err != nil {
 			return loa.Errorf(loa.ENOTFOUND, "%smedia_id: no media %q", prefix, c.MediaID)
+		} else if m.State == loa.MediaDraft {
+			return notApproved(prefix+"media_id", m.ID)
 		}
 	}
 	if c.PlaylistID != "" {

@@ -191,7 +191,7 @@ func (s *Sessions) launch(ctx context.Context, sess *loa.Session, src source, fr
 		s.ended(sess.ID, loa.SessionFailed, err.Error())
 		return err
 	}
-	s.logStart(ctx, sess, loa.PlayStarted, "")
+	s.logStart(ctx, sess, loa.PlayStarted, approvalNote(ctx, s.db, sess))
 	return nil
 }
 
@@ -297,6 +297,9 @@ func (s *Sessions) open(ctx context.Context, sess *loa.Session) (source, int, er
 		} else if err != nil {
 			return nil, 0, err
 		}
+		if m.State == loa.MediaDraft {
+			return nil, 0, notApproved("media_id", m.ID)
+		}
 		f, err := s.db.OpenBlob(store.MediaBlob, m.Hash)
 		if err != nil {
 			return nil, 0, fmt.Errorf("media %s: %w", m.ID, err)
@@ -321,6 +324,9 @@ func (s *Sessions) open(ctx context.Context, sess *loa.Session) (source, int, er
 		m, err := s.db.Media(ctx, it.MediaID)
 		if err != nil {
 			return nil, 0, loa.Errorf(loa.ENOTFOUND, "playlist %s: items[%d]: no media %q", p.ID, i, it.MediaID)
+		}
+		if m.State == loa.MediaDraft {
+			return nil, 0, notApproved(fmt.Sprintf("playlist %s: items[%d].media_id", p.ID, i), m.ID)
 		}
 		hash := m.Hash
 		items[i] = media.PlaylistItem{Open: func() (io.ReadCloser, error) { return s.db.OpenBlob(store.MediaBlob, hash) }, Gap: it.Gap}

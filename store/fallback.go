@@ -3,8 +3,9 @@ package store
 import (
 	"context"
 
-	"github.com/loa-broadcast/loa"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/loa-broadcast/loa"
 )
 
 // PutFallback sets an area's background programme; the area and content
@@ -17,8 +18,10 @@ func (db *DB) PutFallback(ctx context.Context, f *loa.Fallback) error {
 		if tx.Bucket(bucketAreas).Get([]byte(f.AreaID)) == nil {
 			return loa.Errorf(loa.ENOTFOUND, "area_id: no area %q", f.AreaID)
 		}
-		if id := f.Content.MediaID; id != "" && tx.Bucket(bucketMedia).Get([]byte(id)) == nil {
-			return loa.Errorf(loa.ENOTFOUND, "content.media_id: no media %q", id)
+		if id := f.Content.MediaID; id != "" {
+			if _, err := usableMedia(tx, "content.media_id", id); err != nil {
+				return err
+			}
 		}
 		if id := f.Content.PlaylistID; id != "" && tx.Bucket(bucketPlaylists).Get([]byte(id)) == nil {
 			return loa.Errorf(loa.ENOTFOUND, "content.playlist_id: no playlist %q", id)

@@ -2,15 +2,17 @@ package store
 
 import (
 	"context"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/loa-broadcast/loa"
-	bolt "go.etcd.io/bbolt"
 )
 
 var _ loa.PlaylistService = (*DB)(nil)
 
 // CreatePlaylist stores a new playlist whose media all exist (ENOTFOUND
-// names the item). ECONFLICT if the id is taken. Sets CreatedAt.
+// names the item) and are not drafts (ENOTAPPROVED). ECONFLICT if the id is taken. Sets CreatedAt.
 func (db *DB) CreatePlaylist(ctx context.Context, p *loa.Playlist) error {
 	if err := p.Validate(); err != nil {
 		return err
@@ -20,8 +22,8 @@ func (db *DB) CreatePlaylist(ctx context.Context, p *loa.Playlist) error {
 			return loa.Errorf(loa.ECONFLICT, "playlist %q already exists", p.ID)
 		}
 		for i, it := range p.Items {
-			if _, err := media(tx, it.MediaID); err != nil {
-				return loa.Errorf(loa.ENOTFOUND, "items[%d].media_id: no media %q", i, it.MediaID)
+			if _, err := usableMedia(tx, fmt.Sprintf("items[%d].media_id", i), it.MediaID); err != nil {
+				return err
 			}
 		}
 		p.CreatedAt = db.now().UTC()

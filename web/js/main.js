@@ -15,8 +15,9 @@ import devices from "./screens/devices.js";
 import log from "./screens/log.js";
 import users from "./screens/users.js";
 import playlists from "./screens/playlists.js";
+import drafts from "./screens/drafts.js";
 
-const SCREENS = [overview, play, media, playlists, alerts, devices, log, users];
+const SCREENS = [overview, play, media, playlists, alerts, devices, log, users, drafts];
 
 // What each role may do, as the API's loa.Token.Can says, for a /me that
 // does not list its permissions.
@@ -79,7 +80,7 @@ function renderShell() {
   const list = el("ul");
   for (const s of SCREENS) {
     if (!s.allowed(ctx)) continue;
-    list.append(el("li", {}, el("a", { href: "#/" + s.path, "data-path": s.path, text: t(s.nav) })));
+    list.append(el("li", {}, el("a", { href: "#/" + s.path, "data-path": s.path, text: t(s.nav) }, s.badge && s.badge(ctx))));
   }
   $("nav").replaceChildren(list);
   markCurrent();

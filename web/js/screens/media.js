@@ -31,6 +31,12 @@ export default {
         say(t("media.uploading", { name: f.name }));
         try {
           const m = await upload(body, progress);
+          if (m.kind === "media") { // held: it waits for an approver
+            say(t("drafts.sent", { name: m.name }));
+            form.reset();
+            ctx.reloadMedia().then((ms) => items.reset(ms)).catch(() => {});
+            return;
+          }
           say(t("media.uploaded", { name: m.name, d: duration(m.duration_ns) }));
           form.reset();
           ctx.media.push(m);
@@ -49,7 +55,7 @@ export default {
       () => el("li", { class: "card" }, el("p", { class: "title" }), el("p", { class: "meta" })),
       (li, m) => {
         li.querySelector(".title").textContent = m.name;
-        li.querySelector(".meta").textContent = [duration(m.duration_ns), m.source, dateTime(m.created_at)].filter(Boolean).join(" · ");
+        li.querySelector(".meta").textContent = [m.state === "draft" ? t("drafts.pending") : "", duration(m.duration_ns), m.source, dateTime(m.created_at)].filter(Boolean).join(" · ");
       },
       t("media.empty"), (a, b) => (b.created_at || "").localeCompare(a.created_at || ""));
     items.reset(ctx.media);

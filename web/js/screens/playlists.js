@@ -104,7 +104,8 @@ export default {
       return el("li", { class: "card" }, el("p", { class: "title" }), el("p", { class: "meta" }), b, e);
     }, (li, p) => {
       li.querySelector(".title").textContent = p.name;
-      li.querySelector(".meta").textContent = t("playlists.summary", { n: p.items.length, d: duration(lengthNs(p.items)) });
+      li.querySelector(".meta").textContent = (p.pending ? t("drafts.pending") + " · " : "") + t("playlists.summary", { n: p.items.length, d: duration(lengthNs(p.items)) });
+      li.querySelector("button.play").hidden = !!p.pending;
       li.querySelector("button.play").setAttribute("aria-label", t("playlists.play.named", { name: p.name, area: ctx.areaName(area.value) }));
     }, t("playlists.empty"), (a, b) => (b.created_at || "").localeCompare(a.created_at || ""));
     area.addEventListener("change", () => { for (const p of saved.items.values()) saved.put(p); });
@@ -129,6 +130,14 @@ export default {
       };
       try {
         const p = await api.post("/api/v1/playlists", body);
+        if (p.kind === "playlist") { // held: it waits for an approver
+          saved.put(Object.assign({}, p.playlist, { pending: true }));
+          say(t("drafts.sent", { name: p.name }));
+          items = [];
+          form.reset();
+          draw();
+          return;
+        }
         ctx.playlists.push(p);
         saved.put(p);
         say(t("playlists.saved.done", { name: p.name }));
@@ -144,7 +153,13 @@ export default {
     savePlay.addEventListener("click", () => { if (form.reportValidity()) submit(true); });
     draw();
     let live = true;
-    api.get("/api/v1/playlists").then((ps) => { ctx.playlists = ps; if (live) saved.reset(ps); }).catch((e) => say(errorText(e), true));
+    // The user's own playlists waiting for approval are listed as such.
+    const held = ctx.role === "operator" ? api.get("/api/v1/drafts?state=pending").catch(() => []) : Promise.resolve([]);
+    Promise.all([api.get("/api/v1/playlists"), held]).then(([ps, ds]) => {
+      ctx.playlists = ps;
+      const waiting = ds.filter((d) => d.kind === "playlist" && d.playlist).map((d) => Object.assign({}, d.playlist, { pending: true }));
+      if (live) saved.reset(ps.concat(waiting));
+    }).catch((e) => say(errorText(e), true));
     return () => { live = false; };
   },
 };
