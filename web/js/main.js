@@ -15,8 +15,9 @@ import devices from "./screens/devices.js";
 import log from "./screens/log.js";
 import users from "./screens/users.js";
 import playlists from "./screens/playlists.js";
+import calendar from "./screens/calendar.js";
 
-const SCREENS = [overview, play, media, playlists, alerts, devices, log, users];
+const SCREENS = [overview, play, media, playlists, calendar, alerts, devices, log, users];
 
 // What each role may do, as the API's loa.Token.Can says, for a /me that
 // does not list its permissions.
