@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -145,6 +146,30 @@ func consoleCalendar(t *testing.T, f *consoleFixture) {
 		occ("Thông báo tiêm chủng", 1), opened,
 		chromedp.Click(chromedp.ID("cal-delete")), closed,
 		c.until(occs("Thông báo tiêm chủng")+` === ""`))
+
+	if c.evalBool(`document.querySelector("#cal-hol-form") !== null || document.querySelector("#cal-holidays") !== null`) {
+		t.Error("the operator, who may not keep holiday calendars, is shown their editor")
+	}
+
+	// The province keeps the commune's holidays: next Friday is one too,
+	// and the morning news, which skips them, goes from it.
+	c.signOut()
+	c.signInAs("province", f.province)
+	c.go_("calendar")
+	hol := fmt.Sprintf(`#cal-holidays li[data-id=%q]`, calName)
+	c.step("add next Friday to the commune's holidays",
+		chromedp.Click(chromedp.ID("cal-next")),
+		c.until(fmt.Sprintf(`document.querySelector("#view").dataset.week === %q`, day(0))),
+		c.until(`document.querySelector(`+strconv.Quote(hol+" input[name=date]")+`) !== null`),
+		chromedp.SendKeys(chromedp.CSS(hol+" input[name=date]"), dmy(4)),
+		chromedp.Click(chromedp.CSS(hol+" button[type=submit]")),
+		c.until(fmt.Sprintf(`document.querySelector("#cal-grid thead th[data-date='%s'] .holiday") !== null`, day(4))),
+		c.until(occs("Bản tin sáng")+fmt.Sprintf(` === %q`, day(0)[5:]+" 06:00, "+day(1)[5:]+" 06:00, "+day(3)[5:]+" 07:00")))
+	c.check("calendar-holidays")
+	c.step("and remove it again",
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`%s li[data-date='%s'] button.remove`, hol, day(4)))),
+		c.until(fmt.Sprintf(`document.querySelector("#cal-grid thead th[data-date='%s'] .holiday") === null`, day(4))),
+		c.until(fmt.Sprintf(`document.querySelector(%s).textContent.includes(%q)`, strconv.Quote(hol), dmy(2))))
 
 	var list []loa.Schedule
 	if err := s.api.JSON(bg, "GET", "/api/v1/schedules", nil, &list); err != nil {

@@ -498,7 +498,7 @@ export default {
             el("ul", { class: "hol-dates" }, ...dates.map((d) => {
               const rm = el("button", { type: "button", class: "remove danger", text: "✕", "aria-label": t("calendar.hol.remove", { date: d.length === 5 ? d.slice(3) + "/" + d.slice(0, 2) : dmy(d), name: c.name }) });
               rm.addEventListener("click", () => put(c.name, dates.filter((x) => x !== d), addErr, f2));
-              return el("li", {}, el("span", { text: d.length === 5 ? d.slice(3) + "/" + d.slice(0, 2) + " " + t("calendar.hol.yearly") : dmy(d) }), rm);
+              return el("li", { "data-date": d }, el("span", { text: d.length === 5 ? d.slice(3) + "/" + d.slice(0, 2) + " " + t("calendar.hol.yearly") : dmy(d) }), rm);
             })), f2);
         }));
         if (keep && document.getElementById(keep)) document.getElementById(keep).focus();
