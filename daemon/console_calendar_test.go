@@ -134,7 +134,8 @@ func consoleCalendar(t *testing.T, f *consoleFixture) {
 		chromedp.Evaluate[chromedp.Void](`document.querySelector("#cal-time").value = ""`),
 		chromedp.SendKeys(chromedp.ID("cal-time"), "17:30"),
 		chromedp.Click(chromedp.ID("cal-save")), closed,
-		c.until(want("Bản tin chiều", "17:30", 0, 1, 3, 4)))
+		c.until(want("Bản tin chiều", "17:30", 0, 1, 3, 4)),
+		c.until(fmt.Sprintf(`document.activeElement.matches("#cal-grid button.occ[data-name='Bản tin chiều'][data-date='%s']")`, day(0)))) // focus back on what was opened
 	c.step("Thursday's morning news at 07:00, that day only",
 		occ("Bản tin sáng", 3), opened,
 		c.until(fmt.Sprintf(`document.querySelector("#cal-one-title").textContent === "Riêng buổi thứ Năm %s"`, dmy(3))),

@@ -178,6 +178,27 @@ export default {
       return r.kind + " " + at;
     };
 
+    // The week is drawn again after a change made in the dialog: focus
+    // goes back to what opened it (its new node), or to the add button.
+    let opener = [];
+    const openerOf = (n) => {
+      if (!n || !n.dataset) return [];
+      const d = n.dataset;
+      if (n.classList.contains("occ")) return [`button.occ[data-schedule="${d.schedule}"][data-date="${d.date}"]`, `button.slot[data-date="${d.date}"][data-time="${d.time.slice(0, 2)}:00"]`];
+      if (n.classList.contains("slot")) return [`button.slot[data-date="${d.date}"][data-time="${d.time}"]`];
+      if (n.classList.contains("day-add")) return [`li[data-date="${n.closest("li").dataset.date}"] button.day-add`];
+      if (n.classList.contains("edit")) return [`li[data-id="${n.closest("li").dataset.id}"] button.edit`];
+      return [];
+    };
+    const refocus = () => {
+      const want = opener;
+      if (!want.length || dialog.open) return;
+      opener = [];
+      if (document.activeElement && document.activeElement !== document.body) return;
+      const shown = (sel) => [...root.querySelectorAll(sel)].find((n) => n.getClientRects().length > 0);
+      (want.map(shown).find(Boolean) || add).focus();
+    };
+
     const load = async () => {
       const mine = ++loading;
       try {
@@ -189,6 +210,7 @@ export default {
         draw();
         drawList();
         drawHolidays();
+        refocus();
         root.dataset.week = week; // what the page shows, for whoever waits on it
       } catch (e) {
         if (live) say(errorText(e), true);
@@ -287,6 +309,7 @@ export default {
     // schedule s (opened from an occurrence on one date, or from the list).
     function openForm(s, slot, occ) {
       editing = s || null;
+      opener = openerOf(document.activeElement);
       newID = "lich-" + Date.now().toString(36) + Math.floor(Math.random() * 1296).toString(36);
       occurrence = s && occ ? occ : null;
       warned = "";
@@ -394,7 +417,7 @@ export default {
       const key = JSON.stringify(b);
       save.disabled = true;
       try {
-        if (warned !== key) {
+        if (warned !== key && b.enabled) { // a disabled one plays nothing to overlap
           const found = (await api.post("/api/v1/schedules/conflicts", b)).conflicts;
           if (found.length) {
             warned = key;
