@@ -211,7 +211,7 @@ export default {
         drawList();
         drawHolidays();
         refocus();
-        root.dataset.week = week; // what the page shows, for whoever waits on it
+        grid.dataset.week = week; // what the page shows, for whoever waits on it
       } catch (e) {
         if (live) say(errorText(e), true);
       }
