@@ -102,7 +102,7 @@ export default {
         "data-schedule": o.schedule_id, "data-name": name, "data-date": at.date, "data-time": at.time, "aria-label": label, title: label },
       el("span", { class: "occ-time", text: at.time + "–" + end }), " ", el("span", { class: "occ-name", text: name }),
       o.replaced ? el("span", { class: "occ-note", text: " · " + t("calendar.replaced") }) : null);
-      b.addEventListener("click", () => openForm(scheduleOf(o.schedule_id), null, { date: at.date, at: o.at, replaced: o.replaced }));
+      b.addEventListener("click", () => { const s = scheduleOf(o.schedule_id); if (s) openForm(s, null, { date: at.date, at: o.at, replaced: o.replaced }); });
       return b;
     };
 
@@ -221,9 +221,15 @@ export default {
     const f = {};
     const input = (id, attrs) => (f[id] = el("input", Object.assign({ id: "cal-" + id, name: id }, attrs || {})));
     input("name", { maxlength: "200", required: true });
-    f.content = el("select", { id: "cal-content", name: "content", required: true },
-      el("optgroup", { label: t("calendar.content.media") }, ...ctx.media.map((m) => el("option", { value: "m:" + m.id, text: m.name + " (" + duration(m.duration_ns) + ")" }))),
-      ctx.playlists.length ? el("optgroup", { label: t("calendar.content.playlists") }, ...ctx.playlists.map((p) => el("option", { value: "p:" + p.id, text: p.name }))) : null);
+    f.content = el("select", { id: "cal-content", name: "content", required: true });
+    // fillContent lists the library as it is now (an upload or a
+    // playlist may have come since sign-in).
+    const fillContent = () => {
+      f.content.replaceChildren(
+        el("optgroup", { label: t("calendar.content.media") }, ...ctx.media.map((m) => el("option", { value: "m:" + m.id, text: m.name + " (" + duration(m.duration_ns) + ")" }))),
+        ctx.playlists.length ? el("optgroup", { label: t("calendar.content.playlists") }, ...ctx.playlists.map((p) => el("option", { value: "p:" + p.id, text: p.name }))) : "");
+      options(oneContent, [["", t("calendar.one.same")]].concat(ctx.media.map((m) => ["m:" + m.id, m.name]), ctx.playlists.map((p) => ["p:" + p.id, "▶ " + p.name])));
+    };
     const areaBoxes = treeOrder(ctx.areas).map(([id, l, d]) => {
       const cb = el("input", { type: "checkbox", id: "cal-area-" + id, name: "areas", value: id });
       return el("label", { class: "depth-" + Math.min(d, 4), for: "cal-area-" + id }, cb, l);
@@ -259,8 +265,7 @@ export default {
     // One date of an existing schedule: skip it, or play something else
     // or at another time that day.
     const oneTitle = el("h3", { id: "cal-one-title" });
-    const oneContent = options(el("select", { id: "cal-one-content", name: "one_content" }), [["", t("calendar.one.same")]].concat(
-      ctx.media.map((m) => ["m:" + m.id, m.name]), ctx.playlists.map((p) => ["p:" + p.id, "▶ " + p.name])));
+    const oneContent = el("select", { id: "cal-one-content", name: "one_content" });
     const oneTime = el("input", { id: "cal-one-time", name: "one_time", inputmode: "numeric", placeholder: "06:00", autocomplete: "off" });
     const oneSkip = el("button", { type: "button", id: "cal-one-skip", class: "danger", text: t("calendar.one.skip") });
     const oneReplace = el("button", { type: "button", id: "cal-one-replace", text: t("calendar.one.replace") });
@@ -319,6 +324,7 @@ export default {
       const r = s ? s.rule : { kind: "weekdays", date: slot.date, time: slot.time };
       formTitle.textContent = s ? t("calendar.form.edit", { name: s.name }) : t("calendar.form.new", { day: dayOn(slot.date), date: dmy(slot.date), time: slot.time });
       f.name.value = s ? s.name : "";
+      fillContent();
       const c = s ? s.content : {};
       f.content.value = c.playlist_id ? "p:" + c.playlist_id : c.media_id ? "m:" + c.media_id : (ctx.media[0] ? "m:" + ctx.media[0].id : "");
       const areas = s ? s.targets.areas || [] : ctx.area ? [ctx.area] : [];
@@ -528,7 +534,8 @@ export default {
       };
     }
 
-    load();
+    // The library and playlists may have changed since sign-in.
+    Promise.all([ctx.reloadMedia(), api.get("/api/v1/playlists").then((p) => { ctx.playlists = p; })]).catch(() => {}).then(() => { if (live) load(); });
     return () => { live = false; if (dialog.open) dialog.close(); };
   },
 };
