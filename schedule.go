@@ -131,6 +131,24 @@ type ScheduleService interface {
 	Agenda(ctx context.Context, from, to time.Time) ([]Occurrence, error)
 	Calendars(ctx context.Context) (Calendars, error)
 	PutCalendar(ctx context.Context, c Calendar) error
+	// Conflicts validates s as CreateSchedule would and lists where its
+	// occurrences in [from, to) overlap another enabled schedule's on
+	// shared receivers or areas (s's own id is not another).
+	Conflicts(ctx context.Context, s *Schedule, from, to time.Time) ([]ScheduleConflict, error)
+}
+
+// ScheduleConflict is one occurrence of a proposed schedule that overlaps
+// one of another schedule on shared targets. An occurrence lasts until
+// its rule's end time, else its content's length (at least a minute).
+type ScheduleConflict struct {
+	At         time.Time `json:"at"` // the proposed occurrence
+	End        time.Time `json:"end"`
+	ScheduleID string    `json:"schedule_id,omitempty"` // the other schedule; empty when the caller may not see it
+	Name       string    `json:"name,omitempty"`
+	OtherAt    time.Time `json:"other_at"`
+	OtherEnd   time.Time `json:"other_end"`
+	Priority   Priority  `json:"priority"` // the other's: arbitration decides who plays
+	Targets    Targets   `json:"targets,omitzero"`
 }
 
 // Play log events.

@@ -355,3 +355,54 @@ func parseBound(param, raw string, end bool) (time.Time, error) {
 	}
 	return t, nil
 }
+
+// conflictWindow is how far ahead POST /api/v1/schedules/conflicts looks.
+const conflictWindow = 28 * 24 * time.Hour
+
+// conflictsView is the answer of POST /api/v1/schedules/conflicts.
+type conflictsView struct {
+	From      time.Time              `json:"from"`
+	To        time.Time              `json:"to"`
+	Conflicts []loa.ScheduleConflict `json:"conflicts"`
+}
+
+// scheduleConflicts answers where a proposed schedule (a body as for
+// POST /api/v1/schedules; with an existing id, that schedule's change)
+// would overlap other enabled schedules in the four weeks from now, or
+// from its first day if that is later. It changes nothing. Another
+// schedule the caller may not see is told by its times and priority only.
+func (s *Server) scheduleConflicts(w http.ResponseWriter, r *http.Request, c *call) error {
+	sc, _, err := parseScheduleRequest(r)
+	if err != nil {
+		return err
+	}
+	if err := c.mayUseBand(sc.Priority); err != nil {
+		return err
+	}
+	if err := c.targetsAllowed(sc.Targets); err != nil {
+		return err
+	}
+	if s.Schedules == nil {
+		return errUnavailable("schedule")
+	}
+	from := s.now()
+	if first, err := time.ParseInLocation(time.DateOnly, sc.Rule.Date, stationZone); err == nil && first.After(from) {
+		from = first
+	}
+	to := from.Add(conflictWindow)
+	found, err := s.Schedules.Conflicts(r.Context(), sc, from, to)
+	if err != nil {
+		return err
+	}
+	out := conflictsView{From: from, To: to, Conflicts: make([]loa.ScheduleConflict, 0, len(found))}
+	for _, cf := range found {
+		if ok, err := c.targetsVisible(cf.Targets); err != nil {
+			return err
+		} else if !ok {
+			cf.ScheduleID, cf.Name, cf.Targets = "", "", loa.Targets{}
+		}
+		out.Conflicts = append(out.Conflicts, cf)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}

@@ -385,3 +385,68 @@ func TestSchedulesUnavailable(t *testing.T) {
 		wantError(t, e.send(req), http.StatusServiceUnavailable, "unavailable")
 	}
 }
+
+// TestScheduleConflictsEndpoint: POST /api/v1/schedules/conflicts lists
+// the proposed schedule's overlaps in the next four weeks, names no
+// schedule the caller may not see, checks the body as a create does, and
+// stores nothing.
+func TestScheduleConflictsEndpoint(t *testing.T) {
+	e := newEnv(t)
+	_, r := e.createSchedule(e.opA, scheduleBody("sang", "a-1"))
+	want(t, r, http.StatusCreated)
+	_, r = e.createSchedule(e.province, scheduleBody("toan-tinh", "a-1", "b-1"))
+	want(t, r, http.StatusCreated)
+
+	type answer struct {
+		From, To  time.Time
+		Conflicts []loa.ScheduleConflict
+	}
+	conflicts := func(body map[string]any) answer {
+		t.Helper()
+		r := e.do("POST", "/api/v1/schedules/conflicts", e.opA, body)
+		want(t, r, http.StatusOK)
+		if strings.Contains(string(r.body), "toan-tinh") {
+			t.Errorf("the answer names a schedule of another scope: %s", r.body)
+		}
+		var a answer
+		r.json(t, &a)
+		return a
+	}
+	a := conflicts(scheduleBody("chieu", "xa-a"))
+	if !a.From.Equal(testNow) || a.To.Sub(a.From) != 28*24*time.Hour {
+		t.Errorf("window %v–%v, want four weeks from now", a.From, a.To)
+	}
+	// Now is 10:00 on 25 November: from the 26th, 28 days, two each.
+	if len(a.Conflicts) != 56 {
+		t.Fatalf("%d conflicts, want 56", len(a.Conflicts))
+	}
+	first := time.Date(2026, 11, 26, 6, 0, 0, 0, hcm)
+	seen, hidden := a.Conflicts[0], a.Conflicts[1]
+	if seen.ScheduleID == "" {
+		seen, hidden = hidden, seen
+	}
+	if !seen.At.Equal(first) || !seen.OtherAt.Equal(first) || seen.ScheduleID != "sang" || seen.Name != "Chương trình sáng" || !seen.End.After(seen.At) {
+		t.Errorf("the visible conflict: %+v", seen)
+	}
+	if !hidden.At.Equal(first) || hidden.ScheduleID != "" || hidden.Name != "" || !hidden.Targets.Empty() {
+		t.Errorf("the other scope's conflict: %+v, want its times only", hidden)
+	}
+	// Its own change is not a conflict with itself; another hour has none.
+	if got := conflicts(scheduleBody("sang", "a-1")).Conflicts; len(got) != 28 || got[0].ScheduleID != "" {
+		t.Errorf("sang's own change: %d conflicts, first %+v; want the hidden one's 28", len(got), got)
+	}
+	later := scheduleBody("chieu", "xa-a")
+	later["rule"] = map[string]any{"kind": "daily", "date": "2027-01-01", "time": "17:00"}
+	if a := conflicts(later); len(a.Conflicts) != 0 || !a.From.Equal(time.Date(2027, 1, 1, 0, 0, 0, 0, hcm)) {
+		t.Errorf("17:00 from January: %d conflicts from %v, want none from its first day", len(a.Conflicts), a.From)
+	}
+
+	wantError(t, e.do("POST", "/api/v1/schedules/conflicts", e.opA, scheduleBody("x", "b-1")), http.StatusForbidden, "forbidden")
+	bad := scheduleBody("x", "a-1")
+	bad["rule"] = map[string]any{"kind": "daily", "time": "25:00"}
+	wantError(t, e.do("POST", "/api/v1/schedules/conflicts", e.opA, bad), http.StatusBadRequest, "invalid", "rule.time")
+	wantError(t, e.do("POST", "/api/v1/schedules/conflicts", e.techA, scheduleBody("x", "a-1")), http.StatusForbidden, "forbidden")
+	if ids := e.scheduleIDs(e.admin); !slices.Equal(ids, []string{"sang", "toan-tinh"}) {
+		t.Errorf("schedules after asking: %v", ids)
+	}
+}

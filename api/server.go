@@ -75,6 +75,7 @@
 //	GET  /api/v1/playlists/{id}            playlist
 //	GET  /api/v1/schedules                 [schedule] in scope
 //	POST /api/v1/schedules                 {id,name,rule,exceptions,content,targets,priority,overrun,max_wait:"10m",enabled} → 201 schedule
+//	POST /api/v1/schedules/conflicts       the same body → {from,to,conflicts:[{at,end,schedule_id,name,other_at,other_end,priority,targets}]} in the next 4 weeks; changes nothing
 //	GET  /api/v1/schedules/{id}            schedule
 //	PUT  /api/v1/schedules/{id}            the same body (id empty or the path's) → 200 schedule
 //	DELETE /api/v1/schedules/{id}          → 204
@@ -341,6 +342,7 @@ func (s *Server) routes() []apiRoute {
 
 	route("GET /api/v1/schedules", loa.ActionRead, s.listSchedules)
 	route("POST /api/v1/schedules", loa.ActionSession, s.createSchedule)
+	route("POST /api/v1/schedules/conflicts", loa.ActionSession, s.scheduleConflicts)
 	route("GET /api/v1/schedules/{id}", loa.ActionRead, s.getSchedule)
 	route("PUT /api/v1/schedules/{id}", loa.ActionSession, s.replaceSchedule)
 	route("DELETE /api/v1/schedules/{id}", loa.ActionSession, s.deleteSchedule)

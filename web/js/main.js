@@ -16,8 +16,9 @@ import log from "./screens/log.js";
 import users from "./screens/users.js";
 import playlists from "./screens/playlists.js";
 import drafts from "./screens/drafts.js";
+import calendar from "./screens/calendar.js";
 
-const SCREENS = [overview, play, media, playlists, alerts, devices, log, users, drafts];
+const SCREENS = [overview, play, media, playlists, calendar, alerts, devices, log, users, drafts];
 
 // What each role may do, as the API's loa.Token.Can says, for a /me that
 // does not list its permissions.
