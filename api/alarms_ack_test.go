@@ -1,0 +1,51 @@
+package api_test
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/loa-broadcast/loa"
+)
+
+// A technician acknowledges an alarm of their commune with a note: who,
+// when and the note are on the alarm, which stays active, and in the
+// audit log. Another commune's alarm is not found, a cleared one is a
+// conflict, an operator may not, and a bad note changes nothing.
+func TestAlarmAcknowledge(t *testing.T) {
+	e := newEnv(t)
+	e.alarms.raise("al1", "dev-a1", "a-1", loa.AlarmAmpFault)
+	e.alarms.raise("al2", "dev-b1", "b-1", loa.AlarmTemperature)
+	e.alarms.raise("al3", "dev-a1", "a-1", loa.AlarmOffline)
+	e.alarms.clear("al3")
+
+	wantError(t, e.do("POST", "/api/v1/alarms/al1/ack", e.techA, map[string]string{"note": "hai\ndòng"}), http.StatusBadRequest, "invalid", "note")
+	wantError(t, e.do("POST", "/api/v1/alarms/al1/ack", e.techA, map[string]string{"note": strings.Repeat("x", 501)}), http.StatusBadRequest, "invalid", "note")
+	wantError(t, e.do("POST", "/api/v1/alarms/al1/ack", e.techA, map[string]any{"note": "x", "by": "someone"}), http.StatusBadRequest, "invalid", "by")
+	wantError(t, e.do("POST", "/api/v1/alarms/al1/ack", e.opA, map[string]string{"note": "x"}), http.StatusForbidden, "forbidden")
+	wantError(t, e.do("POST", "/api/v1/alarms/al2/ack", e.techA, map[string]string{"note": "x"}), http.StatusNotFound, "not_found")
+	wantError(t, e.do("POST", "/api/v1/alarms/nope/ack", e.techA, map[string]string{"note": "x"}), http.StatusNotFound, "not_found")
+	wantError(t, e.do("POST", "/api/v1/alarms/al3/ack", e.techA, map[string]string{"note": "x"}), http.StatusConflict, "conflict")
+	if got := e.auditActions(); len(got) != 0 {
+		t.Fatalf("refused acknowledgements were audited: %v", got)
+	}
+
+	r := e.do("POST", "/api/v1/alarms/al1/ack", e.techA, map[string]string{"note": " Đã cử người sửa bộ khuếch đại "})
+	want(t, r, http.StatusOK)
+	var al loa.Alarm
+	r.json(t, &al)
+	if al.Ack == nil || al.Ack.Note != "Đã cử người sửa bộ khuếch đại" || al.Ack.By == "" || al.Ack.At.IsZero() || !al.Active() {
+		t.Errorf("acknowledged alarm %s", r.body)
+	}
+	var list []loa.Alarm
+	lr := e.do("GET", "/api/v1/alarms?active=true&area=a-1", e.techA, nil)
+	want(t, lr, http.StatusOK)
+	lr.json(t, &list)
+	if len(list) != 1 || list[0].Ack == nil || list[0].Ack.Note != al.Ack.Note {
+		t.Errorf("the list does not show the acknowledgement: %s", lr.body)
+	}
+	if !slices.Contains(e.auditActions(), "alarm.ack al1") {
+		t.Errorf("audit %v lacks alarm.ack al1", e.auditActions())
+	}
+}
