@@ -49,3 +49,12 @@ func TestAlarmAcknowledge(t *testing.T) {
 		t.Errorf("audit %v lacks alarm.ack al1", e.auditActions())
 	}
 }
+
+// The health history takes a step; anything but 1h, 6h or 1d is refused.
+func TestDeviceHealthStep(t *testing.T) {
+	e := newEnv(t)
+	for _, step := range []string{"1h", "6h", "1d"} {
+		want(t, e.do("GET", "/api/v1/devices/dev-a1/health?from=2026-11-01&step="+step, e.techA, nil), http.StatusOK)
+	}
+	wantError(t, e.do("GET", "/api/v1/devices/dev-a1/health?step=2h", e.techA, nil), http.StatusBadRequest, "invalid", "step")
+}
