@@ -15,8 +15,11 @@ import devices from "./screens/devices.js";
 import log from "./screens/log.js";
 import users from "./screens/users.js";
 import playlists from "./screens/playlists.js";
+import device from "./screens/device.js";
+import alarms from "./screens/alarms.js";
+import firmware from "./screens/firmware.js";
 
-const SCREENS = [overview, play, media, playlists, alerts, devices, log, users];
+const SCREENS = [overview, play, media, playlists, alerts, devices, log, users, device, alarms, firmware];
 
 // What each role may do, as the API's loa.Token.Can says, for a /me that
 // does not list its permissions.
@@ -78,7 +81,7 @@ function renderShell() {
   $("who-name").textContent = (ctx.me.name || ctx.me.user || ctx.me.id) + " · " + t("role." + ctx.role) + area;
   const list = el("ul");
   for (const s of SCREENS) {
-    if (!s.allowed(ctx)) continue;
+    if (!s.allowed(ctx) || !s.nav) continue; // a screen without nav is opened from another (device/<id>)
     list.append(el("li", {}, el("a", { href: "#/" + s.path, "data-path": s.path, text: t(s.nav) })));
   }
   $("nav").replaceChildren(list);
@@ -103,7 +106,8 @@ function route() {
   view.replaceChildren();
   closeMenu();
   if (!ctx) { loginScreen(view); return; }
-  let s = SCREENS.find((x) => x.path === currentPath() && x.allowed(ctx));
+  const p = currentPath();
+  let s = SCREENS.find((x) => (x.path === p || p.startsWith(x.path + "/")) && x.allowed(ctx));
   if (!s) {
     if (currentPath() !== "overview") { location.hash = "#/overview"; return; }
     s = overview;
