@@ -109,7 +109,8 @@ export default {
           for (const ro of list) {
             const li = rollouts.nodes.get(ro.id);
             const open = li && li.querySelector("details.devices").open;
-            rollouts.put(open || ro.state === "running" ? await api.get("/api/v1/rollouts/" + encodeURIComponent(ro.id)) : ro);
+            // The per-device list (every target) only while its fold is open.
+            rollouts.put(open ? await api.get("/api/v1/rollouts/" + encodeURIComponent(ro.id)) : ro);
           }
           if (list.some((ro) => ro.state === "running" || ro.state === "paused")) poll();
         } catch (e) {
