@@ -112,7 +112,8 @@ export default {
           ["signal", "dBm", hours.filter((h) => h.samples > 0).map((h) => [at(h), h.rssi_avg])],
           ["loss", "%", hours.filter((h) => h.received + h.lost > 0).map((h) => [at(h), (100 * h.lost) / (h.received + h.lost)])],
           ["temp", "°C", hours.filter((h) => h.samples > 0).map((h) => [at(h), h.temp_max_c])],
-          ["online", "%", hours.map((h) => [at(h), Math.min(100, (100 * h.online_s) / secs)])],
+          // Of the step's time so far: the step in progress is not over.
+          ["online", "%", hours.map((h) => [at(h), Math.min(100, (100 * h.online_s) / Math.max(1, Math.min(secs, (to - at(h)) / 1000)))])],
         ];
         charts.replaceChildren(...series.map(([k, unit, pts]) => chart(k, t("device.chart." + k), unit, pts, from.getTime(), to.getTime(), days)));
       } catch (e) {
@@ -169,7 +170,7 @@ function chart(key, title, unit, pts, x0, x1, days) {
   if (hi - lo < 1e-9) { lo -= 1; hi += 1; }
   const x = (v) => L + ((v - x0) / Math.max(1, x1 - x0)) * (W - L - R);
   const y = (v) => T + (1 - (v - lo) / (hi - lo)) * (H - T - B);
-  const fmt = (v) => (Math.abs(v) >= 10 ? v.toFixed(0) : v.toFixed(1));
+  const fmt = (v) => (Number.isInteger(v) || Math.abs(v) >= 10 ? v.toFixed(0) : v.toFixed(1));
   const when = (ms) => { const d = dateTime(ms); return d.slice(0, 5) + (days === 1 ? " " + d.slice(11) : ""); }; // dd/MM (HH:mm)
   const last = pts[pts.length - 1];
   const desc = t("device.chart.desc", { n: pts.length, min: fmt(Math.min(...ys)), max: fmt(Math.max(...ys)), last: fmt(last[1]), unit });
