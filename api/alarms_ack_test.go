@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
@@ -31,12 +32,20 @@ func TestAlarmAcknowledge(t *testing.T) {
 		t.Fatalf("refused acknowledgements were audited: %v", got)
 	}
 
+	next := openEvents(t, e, e.techA, "alarms")
+	nextOf(t, next, "alarms", func(ev consoleEvent) bool { return ev.Reset })
 	r := e.do("POST", "/api/v1/alarms/al1/ack", e.techA, map[string]string{"note": " Đã cử người sửa bộ khuếch đại "})
 	want(t, r, http.StatusOK)
 	var al loa.Alarm
 	r.json(t, &al)
 	if al.Ack == nil || al.Ack.Note != "Đã cử người sửa bộ khuếch đại" || al.Ack.By == "" || al.Ack.At.IsZero() || !al.Active() {
 		t.Errorf("acknowledged alarm %s", r.body)
+	}
+	// The console's stream carries it as a change of the active alarm.
+	ev := nextOf(t, next, "alarms", func(ev consoleEvent) bool { return len(ev.Changed) > 0 })
+	var streamed loa.Alarm
+	if err := json.Unmarshal(ev.Changed[0], &streamed); err != nil || streamed.ID != "al1" || streamed.Ack == nil || streamed.Ack.Note != al.Ack.Note {
+		t.Errorf("the stream sent %s, %v", ev.Changed[0], err)
 	}
 	var list []loa.Alarm
 	lr := e.do("GET", "/api/v1/alarms?active=true&area=a-1", e.techA, nil)
