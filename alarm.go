@@ -76,7 +76,20 @@ type Alarm struct {
 	Msg       string    `json:"msg"`
 	RaisedAt  time.Time `json:"raised_at"`
 	ClearedAt time.Time `json:"cleared_at,omitzero"`
+	// Ack is the acknowledgement of someone who has seen the alarm; it
+	// stays active, marked so, until its condition clears.
+	Ack *AlarmAck `json:"ack,omitempty"`
 }
+
+// AlarmAck is who acknowledged an alarm, when, and their note.
+type AlarmAck struct {
+	By   string    `json:"by"` // the actor, as the audit log names it
+	At   time.Time `json:"at"`
+	Note string    `json:"note,omitempty"`
+}
+
+// MaxAlarmNote bounds an acknowledgement's note, in bytes.
+const MaxAlarmNote = 500
 
 // Active reports whether the alarm has not been cleared.
 func (a *Alarm) Active() bool { return a.ClearedAt.IsZero() }
@@ -111,6 +124,9 @@ func (t AlarmThresholds) Validate() error {
 const (
 	AlarmRaised  = "raised"
 	AlarmCleared = "cleared"
+	// AlarmAcknowledged goes to watchers (the event streams) only, not
+	// to the webhook, which carries raises and clears.
+	AlarmAcknowledged = "acknowledged"
 )
 
 // AlarmChange is an alarm raised or cleared.

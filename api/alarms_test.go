@@ -88,6 +88,23 @@ func (f *fakeAlarms) clear(id string) {
 	}
 }
 
+func (f *fakeAlarms) AcknowledgeAlarm(_ context.Context, id, by, note string) (loa.Alarm, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.list {
+		if f.list[i].ID != id {
+			continue
+		}
+		if !f.list[i].Active() {
+			return loa.Alarm{}, loa.Errorf(loa.ECONFLICT, "alarm %s cleared", id)
+		}
+		f.list[i].Ack = &loa.AlarmAck{By: by, At: testNow, Note: note}
+		f.publish(loa.AlarmAcknowledged, f.list[i])
+		return f.list[i], nil
+	}
+	return loa.Alarm{}, loa.Errorf(loa.ENOTFOUND, "alarm %q not found", id)
+}
+
 // fakeHealth answers a fixed history and remembers what it was asked.
 type fakeHealth struct {
 	mu       sync.Mutex

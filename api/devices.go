@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/loa-broadcast/loa"
@@ -44,13 +47,19 @@ func (s *Server) view(d *loa.Device) deviceView {
 }
 
 // listDevices answers the devices whose area is within the caller's
-// scope, filtered by ?area= (subtree), ?state=online|offline|unknown and
-// ?problem=<alarm kind>|any (devices with such an active alarm).
+// scope, in id order, filtered by ?area= (subtree),
+// ?state=online|offline|unknown, ?problem=<alarm kind>|any (devices with
+// such an active alarm) and ?q= (id or name), one page of ?limit= after
+// ?cursor= (device_page.go).
 func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, c *call) error {
 	if s.Devices == nil {
 		return errUnavailable("device")
 	}
 	f, err := parseDeviceFilter(r, c)
+	if err != nil {
+		return err
+	}
+	page, err := parseDevicePage(r)
 	if err != nil {
 		return err
 	}
@@ -67,8 +76,16 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, c *call) er
 	if err != nil {
 		return err
 	}
-	out := make([]deviceView, 0, len(list))
+	byID := func(a, b *loa.Device) int { return strings.Compare(a.ID, b.ID) }
+	if !slices.IsSortedFunc(list, byID) { // the list may be shared: sort a copy
+		list = slices.SortedFunc(slices.Values(list), byID)
+	}
+	out := make([]deviceView, 0, min(len(list), max(page.limit, 1)))
+	total, more := 0, false
 	for _, d := range list {
+		if !page.match(d) {
+			continue
+		}
 		ok, err := c.areaInScope(d.AreaID)
 		if err != nil {
 			return err
@@ -78,9 +95,21 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, c *call) er
 		}
 		v := s.view(d)
 		v.Problems = problems[d.ID]
-		if f.match(c, &v) {
-			out = append(out, v)
+		if !f.match(c, &v) {
+			continue
 		}
+		total++
+		switch {
+		case d.ID <= page.cursor:
+		case page.limit == 0 || len(out) < page.limit:
+			out = append(out, v)
+		default:
+			more = true
+		}
+	}
+	w.Header().Set("X-Total-Count", strconv.Itoa(total))
+	if more {
+		w.Header().Set("X-Next-Cursor", out[len(out)-1].ID)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

@@ -316,6 +316,7 @@ func (s *Server) routes() []apiRoute {
 	add("POST "+protocol.EnrolPath, "", s.enrol(newEnrolLimiter(s.Now))) // the claim code, not a token
 	route("GET /api/v1/devices/{id}/health", loa.ActionRead, s.deviceHealth)
 	route("GET /api/v1/alarms", loa.ActionRead, s.listAlarms)
+	route("POST /api/v1/alarms/{id}/ack", loa.ActionDevice, s.ackAlarm)
 	// EventSource cannot send headers: this stream also takes ?access_token=.
 	add("GET /api/v1/alarms/stream", loa.ActionRead, queryToken(s.auth(loa.ActionRead, s.alarmStream)))
 	route("POST /api/v1/areas/{id}/commands", loa.ActionDevice, s.startGroupCommand)

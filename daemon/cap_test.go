@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -26,6 +27,10 @@ type capSystem struct {
 	m   *Main
 	api *api.Client
 	rx  map[string]*firmwaresim.Receiver
+	// cfgs start a receiver again; fwKey is the operator's secret firmware
+	// key file, whose public half the controller and receivers hold.
+	cfgs  map[string]firmwaresim.Config
+	fwKey string
 }
 
 // The communes, their codes, and where their receivers stand.
@@ -44,7 +49,11 @@ func startCAPSystem(t *testing.T) *capSystem {
 	t.Helper()
 	loatest.Tool(t, "espeak-ng") // CAP alerts speak their headline
 	ctx := context.Background()
-	m := NewMain(testConfig(t), testLogger(t))
+	keys := filepath.Join(t.TempDir(), "keys", "operator")
+	pub := writeFirmwareKeys(t, keys)
+	cfg := testConfig(t)
+	cfg.FirmwareKey = keys + ".pub"
+	m := NewMain(cfg, testLogger(t))
 	if err := m.Open(ctx); err != nil {
 		t.Fatalf("open controller: %v", err)
 	}
@@ -53,7 +62,8 @@ func startCAPSystem(t *testing.T) *capSystem {
 			t.Errorf("close controller: %v", err)
 		}
 	})
-	s := &capSystem{t: t, m: m, api: api.NewClient(m.URL(), m.AdminToken), rx: map[string]*firmwaresim.Receiver{}}
+	s := &capSystem{t: t, m: m, api: api.NewClient(m.URL(), m.AdminToken), rx: map[string]*firmwaresim.Receiver{},
+		cfgs: map[string]firmwaresim.Config{}, fwKey: keys + ".key"}
 	if err := s.api.CreateArea(ctx, loa.Area{ID: "qn", Name: "Tỉnh Quảng Ngãi", Kind: loa.AreaProvince, Code: "51"}); err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +79,8 @@ func startCAPSystem(t *testing.T) *capSystem {
 				t.Fatal(err)
 			}
 			cfgs = append(cfgs, firmwaresim.Config{ID: id, Password: pw, Broker: m.MQTTURL(), Decode: true, KeepPCM: true,
-				Logger: testLogger(t).With("receiver", id)})
+				FirmwareKey: pub, Logger: testLogger(t).With("receiver", id)})
+			s.cfgs[id] = cfgs[len(cfgs)-1]
 		}
 	}
 	fleet, err := firmwaresim.StartFleet(ctx, cfgs)

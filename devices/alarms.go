@@ -573,7 +573,10 @@ func (a *Alarms) apply(ctx context.Context, ch []change) {
 	}
 	for _, c := range ch {
 		k := alarmKey{c.alarm.Device, c.alarm.Kind}
-		if c.event == loa.AlarmRaised {
+		if c.event == loa.AlarmAcknowledged {
+			a.active[k] = c.alarm
+			a.log.Info("alarm acknowledged", "device", c.alarm.Device, "kind", c.alarm.Kind, "by", c.alarm.Ack.By)
+		} else if c.event == loa.AlarmRaised {
 			a.active[k] = c.alarm
 			a.m.active.WithLabelValues(c.alarm.Kind).Inc()
 			a.m.raised.WithLabelValues(c.alarm.Kind).Inc()
@@ -592,10 +595,40 @@ func (a *Alarms) apply(ctx context.Context, ch []change) {
 				delete(a.watchers, w)
 			}
 		}
-		if a.cfg.OnChange != nil {
+		if a.cfg.OnChange != nil && c.event != loa.AlarmAcknowledged {
 			a.cfg.OnChange(ac)
 		}
 	}
+}
+
+// AcknowledgeAlarm marks active alarm id as seen by by, with a note: it
+// is stored and sent to watchers, and the alarm stays active until its
+// condition clears. Acknowledging again replaces the acknowledgement. A
+// cleared alarm is a conflict; an unknown one is not found.
+func (a *Alarms) AcknowledgeAlarm(ctx context.Context, id, by, note string) (loa.Alarm, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for k, al := range a.active {
+		if al.ID != id {
+			continue
+		}
+		al.Ack = &loa.AlarmAck{By: by, At: a.now().UTC(), Note: note}
+		a.apply(ctx, []change{{loa.AlarmAcknowledged, al}})
+		if got := a.active[k]; got.Ack == nil || *got.Ack != *al.Ack {
+			return loa.Alarm{}, loa.Errorf(loa.EUNAVAILABLE, "alarm %s: the acknowledgement was not stored; try again", id)
+		}
+		return al, nil
+	}
+	list, err := a.cfg.Store.Alarms(ctx, loa.AlarmFilter{})
+	if err != nil {
+		return loa.Alarm{}, err
+	}
+	for _, al := range list {
+		if al.ID == id {
+			return loa.Alarm{}, loa.Errorf(loa.ECONFLICT, "alarm %s cleared at %s: nothing to acknowledge", id, al.ClearedAt.Format(time.RFC3339))
+		}
+	}
+	return loa.Alarm{}, loa.Errorf(loa.ENOTFOUND, "alarm %q not found", id)
 }
 
 // Alarms returns stored alarms matching f, newest first (loa.AlarmService).

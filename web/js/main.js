@@ -17,8 +17,11 @@ import users from "./screens/users.js";
 import playlists from "./screens/playlists.js";
 import drafts from "./screens/drafts.js";
 import calendar from "./screens/calendar.js";
+import device from "./screens/device.js";
+import alarms from "./screens/alarms.js";
+import firmware from "./screens/firmware.js";
 
-const SCREENS = [overview, play, media, playlists, calendar, alerts, devices, log, users, drafts];
+const SCREENS = [overview, play, media, playlists, calendar, alerts, devices, device, alarms, firmware, log, users, drafts];
 
 // What each role may do, as the API's loa.Token.Can says, for a /me that
 // does not list its permissions.
@@ -80,7 +83,7 @@ function renderShell() {
   $("who-name").textContent = (ctx.me.name || ctx.me.user || ctx.me.id) + " · " + t("role." + ctx.role) + area;
   const list = el("ul");
   for (const s of SCREENS) {
-    if (!s.allowed(ctx)) continue;
+    if (!s.allowed(ctx) || !s.nav) continue; // a screen without nav is opened from another (device/<id>)
     list.append(el("li", {}, el("a", { href: "#/" + s.path, "data-path": s.path, text: t(s.nav) }, s.badge && s.badge(ctx))));
   }
   $("nav").replaceChildren(list);
@@ -105,7 +108,8 @@ function route() {
   view.replaceChildren();
   closeMenu();
   if (!ctx) { loginScreen(view); return; }
-  let s = SCREENS.find((x) => x.path === currentPath() && x.allowed(ctx));
+  const p = currentPath();
+  let s = SCREENS.find((x) => (x.path === p || p.startsWith(x.path + "/")) && x.allowed(ctx));
   if (!s) {
     if (currentPath() !== "overview") { location.hash = "#/overview"; return; }
     s = overview;
