@@ -199,20 +199,15 @@ func consoleApproval(t *testing.T, f *consoleFixture) {
 	_ = s.api.JSON(bg, "POST", "/api/v1/sessions/"+sess.ID+"/stop", nil, nil)
 }
 
-// reviveTK1 boots Tịnh Kỳ's receiver again (OverviewLive killed it) with
-// new credentials, until the job ends, when it is killed again and the
+// reviveTK1 boots Tịnh Kỳ's receiver again (OverviewLive killed it)
+// until the job ends, when it is killed again and the
 // station knows it offline, as the job found it.
 func reviveTK1(t *testing.T, s *capSystem) {
 	bg := context.Background()
 	if st, ok := s.m.Fleet.DeviceState("tk-1"); ok && st.Online {
 		return
 	}
-	var cr struct{ Password string }
-	if err := s.api.JSON(bg, "POST", "/api/v1/devices/tk-1/credentials", nil, &cr); err != nil {
-		t.Fatal(err)
-	}
-	r := firmwaresim.NewReceiver(firmwaresim.Config{ID: "tk-1", Password: cr.Password, Broker: s.m.MQTTURL(), Decode: true,
-		Logger: testLogger(t).With("receiver", "tk-1")})
+	r := firmwaresim.NewReceiver(s.cfgs["tk-1"]) // as it was set up: later jobs start it the same way
 	if err := r.Start(bg); err != nil {
 		t.Fatal(err)
 	}

@@ -110,12 +110,18 @@ export default {
       (li, d) => { li.querySelector(".title").textContent = d.device + " · " + ctx.areaName(d.area) + " · " + t("reason." + d.reason); },
       t("alerts.report.failed.empty"), (x, y) => x.id.localeCompare(y.id));
 
+    // Reads may overlap (a change arriving while the last read is under
+    // way): only the newest read renders, so an older answer never
+    // overwrites a newer one.
+    let reads = 0;
     const show = async (id, first) => {
       current = id;
+      const n = ++reads;
       try {
-        render(first || await api.get("/api/v1/alerts/" + encodeURIComponent(id)));
+        const a = first || await api.get("/api/v1/alerts/" + encodeURIComponent(id));
+        if (n === reads && current === id) render(a);
       } catch (e) {
-        say(errorText(e), true);
+        if (n === reads) say(errorText(e), true);
       }
     };
 
@@ -180,7 +186,8 @@ export default {
 
     return events.on("alerts", (ch) => {
       recent.apply(ch);
-      if (!ch.reset && current && (ch.changed || []).some((a) => a.id === current)) show(current);
+      // A reset (the stream reconnected) may hide a change: read again.
+      if (current && (ch.reset || (ch.changed || []).some((a) => a.id === current))) show(current);
     });
   },
 };
