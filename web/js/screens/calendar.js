@@ -432,7 +432,9 @@ export default {
           }
         }
         const saved = editing ? await api.request("PUT", "/api/v1/schedules/" + encodeURIComponent(b.id), b) : await api.post("/api/v1/schedules", b);
-        say(t(editing ? "calendar.saved.edit" : "calendar.saved.new", { name: saved.name }));
+        // 202: held as a draft until an approver of the area approves it.
+        if (saved.kind === "schedule" && saved.state) say(t("drafts.sent", { name: saved.name }));
+        else say(t(editing ? "calendar.saved.edit" : "calendar.saved.new", { name: saved.name }));
         dialog.close();
         load();
       } catch (e) {
