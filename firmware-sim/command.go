@@ -112,6 +112,12 @@ func (r *Receiver) handle(b []byte) {
 		r.reboot(cmd)
 	case protocol.OpFirmware:
 		r.firmwareCmd(cmd)
+	case protocol.OpCache:
+		if r.cfg.V1 || r.cfg.NoCache {
+			r.ack(cmd.ID, protocol.AckFailed, CodeUnsupported, "op "+cmd.Op+": this receiver announced no "+protocol.CapCache)
+			return
+		}
+		r.cacheCmd(cmd)
 	default:
 		r.ack(cmd.ID, protocol.AckFailed, CodeUnsupported, "op "+cmd.Op+" not supported by firmware "+r.Firmware())
 	}
