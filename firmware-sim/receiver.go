@@ -152,7 +152,8 @@ type Receiver struct {
 
 	fw *firmware // A/B slots and the update in progress; see ota.go
 
-	cache *cacheState // local storage of items; see cache.go
+	cache   *cacheState // local storage of items; see cache.go
+	localMu sync.Mutex  // one local play starts at a time; see localplay.go
 
 	clock   *Clock
 	sync    *SyncFilter
