@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"math"
 	"testing"
@@ -140,6 +141,78 @@ func TestSystemStoredAlertWithoutMediaPath(t *testing.T) {
 			if other.Local == "" && other.Received > 0 {
 				t.Errorf("%s received RTP though the media path is blocked: %+v", r.ID(), other)
 			}
+		}
+	}
+}
+
+// In a fleet where one receiver has no cache, a stored-message alert with
+// content of its own plays from storage where the message is held and is
+// streamed to the receiver without a cache; every one finishes, and the
+// report says which way each got it.
+func TestSystemStoredAlertMixedFleet(t *testing.T) {
+	s := startSystem(t, systemOpts{receivers: 2})
+	ctx := context.Background()
+	pw, err := s.api.CreateDevice(ctx, loa.Device{ID: "rx-plain", AreaID: "a1", Name: "rx-plain"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := firmwaresim.NewReceiver(firmwaresim.Config{ID: "rx-plain", Password: pw, Broker: s.m.MQTTURL(), Decode: true, KeepPCM: true,
+		NoCache: true, StationKey: s.m.StationKey.Public().(ed25519.PublicKey), Logger: testLogger(t)})
+	if err := plain.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { plain.Close() })
+	if err := s.api.WaitOnline(ctx, 3, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	stored := s.upload(media.Tone(700, 48000, time.Second, 0.5), 48000)
+	if err := s.api.JSON(ctx, "PUT", "/api/v1/stored-messages/7", map[string]any{"name": "Bão", "media_id": stored.ID, "area_id": "p"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range s.fleet.Receivers() {
+		loatest.Eventually(t, time.Minute, func() bool { return r.CacheHolding().Holds("stored:7") }, r.ID()+" holds stored message 7")
+	}
+	if h := plain.CacheHolding(); len(h.Held) != 0 {
+		t.Fatalf("the receiver without a cache holds %v", h.Held)
+	}
+	// The controller learns the holdings from the acks: wait until a
+	// receiver's telemetry shows it too, the later of the two.
+	for _, r := range s.fleet.Receivers() {
+		loatest.Eventually(t, time.Minute, func() bool {
+			var dev deviceCache
+			return s.api.JSON(ctx, "GET", "/api/v1/devices/"+r.ID(), nil, &dev) == nil && dev.State.Telemetry != nil &&
+				dev.State.Telemetry.Cache != nil && dev.State.Telemetry.Cache.Version == 1
+		}, r.ID()+"'s holding shown")
+	}
+	al, err := s.sendAlert(map[string]any{"title": "Bão", "level": loa.AlertEmergency, "stored_code": 7,
+		"targets": map[string][]string{"areas": {"p"}}, "expires_in": "10m"})
+	if err != nil {
+		t.Fatalf("send alert: %v", err)
+	}
+	end := s.waitAlert(al.ID, "ended", func(a *alertReply) bool { return a.State != loa.AlertActive })
+	if end.State != loa.AlertFinished {
+		t.Fatalf("alert ended %s: %+v", end.State, end.Report)
+	}
+	for _, d := range end.Report {
+		want := loa.ChannelStored
+		if d.Device == plain.ID() {
+			want = ""
+		}
+		if d.State != loa.DeliveryFinished || d.Channel != want {
+			t.Errorf("%s: %+v, want finished by channel %q", d.Device, d, want)
+		}
+	}
+	for _, r := range append(s.fleet.Receivers(), plain) {
+		var local, streamed int
+		for _, st := range r.Sessions() {
+			if st.Played > 0 && st.Local != "" {
+				local++
+			} else if st.Played > 0 {
+				streamed++
+			}
+		}
+		if r == plain && (local != 0 || streamed != 1) || r != plain && (local != 1 || streamed != 0) {
+			t.Errorf("%s played %d times from storage and %d streamed", r.ID(), local, streamed)
 		}
 	}
 }
