@@ -1,9 +1,9 @@
 package daemon
 
 import (
-	"crypto/ed25519"
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/x509"
 	"fmt"
 	"log/slog"
