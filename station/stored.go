@@ -36,10 +36,10 @@ type Stored struct {
 	logger *slog.Logger
 
 	mu      sync.Mutex
-	baseURL string                           // receivers fetch baseURL + "/cache/" + sha256
-	holding map[string]heldSet               // by device: the final ack of its last manifest
-	sending map[string]bool                  // devices with a manifest in flight
-	again   map[string]bool                  // devices to send again once it lands
+	baseURL string             // receivers fetch baseURL + "/cache/" + sha256
+	holding map[string]heldSet // by device: the final ack of its last manifest
+	sending map[string]bool    // devices with a manifest in flight
+	again   map[string]bool    // devices to send again once it lands
 	kick    chan struct{}
 	wg      sync.WaitGroup // manifests in flight
 }
