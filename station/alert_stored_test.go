@@ -139,3 +139,50 @@ func TestAlertStoredMessage(t *testing.T) {
 		}
 	})
 }
+
+// fakeSource adds one programme item to every receiver's set.
+type fakeSource struct{ item protocol.CacheItem }
+
+func (f fakeSource) CacheItems(ctx context.Context, id string) ([]protocol.CacheItem, error) {
+	return []protocol.CacheItem{f.item}, nil
+}
+
+func (f fakeSource) CacheFile(ctx context.Context, sha string) (bool, error) { return sha == f.item.SHA256, nil }
+
+// Another source's items (programmes) follow the stored messages in the
+// same signed manifest, their files are served, and Changed gives the
+// sets a new version.
+func TestStoredSources(t *testing.T) {
+	w := newWorld(t, "", newFleet("d1"), "d1")
+	ctx := context.Background()
+	pub, key, _ := ed25519.GenerateKey(nil)
+	stored := station.NewStored(w.db, cacheFleet{w.fleet}, &fakeCommander{}, key, "http://ctl", discard)
+	if err := stored.PutStoredMessage(ctx, &loa.StoredMessage{Code: 9, Name: "Cháy rừng", MediaID: w.media.ID, AreaID: "xa"}); err != nil {
+		t.Fatal(err)
+	}
+	prog := protocol.CacheItem{Kind: protocol.CacheKindProgramme, Key: "sched-1", SHA256: w.media.Hash, Size: w.media.Size, Meta: "start=2026-12-04T06:00:00+07:00"}
+	stored.AddSource(fakeSource{prog})
+	m, err := stored.Manifest(ctx, "d1")
+	if err != nil || len(m.Items) != 2 || m.Items[0].Ref() != "stored:9" || m.Items[1].Ref() != "programme:sched-1" || m.Version != 1 {
+		t.Fatalf("manifest %+v, %v", m, err)
+	}
+	for _, it := range m.Items {
+		if err := protocol.VerifyCacheItem(pub, it); err != nil {
+			t.Error(err)
+		}
+	}
+	if err := stored.Changed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := stored.Version(ctx); v != 2 {
+		t.Errorf("version %d after Changed, want 2", v)
+	}
+	f, err := stored.OpenCacheItem(ctx, w.media.Hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if _, err := stored.OpenCacheItem(ctx, "00"+w.media.Hash[2:]); loa.ErrorCode(err) != loa.ENOTFOUND {
+		t.Errorf("a file of no source: %v", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -42,6 +43,43 @@ type Stored struct {
 	again   map[string]bool    // devices to send again once it lands
 	kick    chan struct{}
 	wg      sync.WaitGroup // manifests in flight
+	sources []CacheSource  // more items of each receiver's set, after the stored messages
+}
+
+// CacheSource adds items of another kind (programmes) to receivers'
+// cache sets, through the same manifests, downloads and holdings. Its
+// items come unsigned: Stored signs them. A source calls Stored.Changed
+// when its items change.
+type CacheSource interface {
+	// CacheItems lists device's items, in order of importance; URL empty
+	// (served from /cache/{sha256}), Sig empty.
+	CacheItems(ctx context.Context, deviceID string) ([]protocol.CacheItem, error)
+	// CacheFile reports whether sha256 is one of its files (a media blob
+	// /cache/ may serve).
+	CacheFile(ctx context.Context, sha256 string) (bool, error)
+}
+
+// AddSource adds a source of items; call it before Run.
+func (s *Stored) AddSource(src CacheSource) {
+	s.mu.Lock()
+	s.sources = append(s.sources, src)
+	s.mu.Unlock()
+}
+
+// Changed tells the service a source's items changed: the sets get a new
+// version and are sent again.
+func (s *Stored) Changed(ctx context.Context) error {
+	if _, err := s.db.BumpStoredVersion(ctx); err != nil {
+		return err
+	}
+	s.poke()
+	return nil
+}
+
+func (s *Stored) sourceList() []CacheSource {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.sources)
 }
 
 var _ loa.StoredMessageService = (*Stored)(nil)
@@ -140,6 +178,13 @@ func (s *Stored) OpenCacheItem(ctx context.Context, sha string) (io.ReadSeekClos
 			return s.db.OpenBlob(store.MediaBlob, strings.ToLower(sha))
 		}
 	}
+	for _, src := range s.sourceList() {
+		if ok, err := src.CacheFile(ctx, strings.ToLower(sha)); err != nil {
+			return nil, err
+		} else if ok {
+			return s.db.OpenBlob(store.MediaBlob, strings.ToLower(sha))
+		}
+	}
 	return nil, loa.Errorf(loa.ENOTFOUND, "no cache item %q", truncate(sha, 64))
 }
 
@@ -170,6 +215,17 @@ func (s *Stored) Manifest(ctx context.Context, deviceID string) (protocol.CacheA
 		it := protocol.CacheItem{Kind: protocol.CacheKindStored, Key: protocol.StoredKey(m.Code), SHA256: strings.ToLower(m.SHA256), Size: m.Size}
 		it.Sig = protocol.SignCacheItem(s.key, it)
 		args.Items = append(args.Items, it)
+	}
+	for _, src := range s.sourceList() {
+		items, err := src.CacheItems(ctx, deviceID)
+		if err != nil {
+			return protocol.CacheArgs{}, err
+		}
+		for _, it := range items {
+			it.SHA256, it.Sig = strings.ToLower(it.SHA256), ""
+			it.Sig = protocol.SignCacheItem(s.key, it)
+			args.Items = append(args.Items, it)
+		}
 	}
 	return args, nil
 }
