@@ -147,7 +147,9 @@ func (f fakeSource) CacheItems(ctx context.Context, id string) ([]protocol.Cache
 	return []protocol.CacheItem{f.item}, nil
 }
 
-func (f fakeSource) CacheFile(ctx context.Context, sha string) (bool, error) { return sha == f.item.SHA256, nil }
+func (f fakeSource) CacheFile(ctx context.Context, sha string) (bool, error) {
+	return sha == f.item.SHA256, nil
+}
 
 // Another source's items (programmes) follow the stored messages in the
 // same signed manifest, their files are served, and Changed gives the
