@@ -62,8 +62,8 @@ func (c *fakeCommander) SendOp(ctx context.Context, id, op string, args any) (pr
 // message in a late session and finishes by the stream.
 func TestAlertStoredMessage(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fleet := newFleet("d1", "d2", "d3")
-		w := newWorld(t, "", fleet, "d1", "d2", "d3")
+		fleet := newFleet("d1", "d2", "d3", "d4")
+		w := newWorld(t, "", fleet, "d1", "d2", "d3", "d4")
 		pub, key, _ := ed25519.GenerateKey(nil)
 		cmd := &fakeCommander{manifests: map[string]protocol.CacheArgs{}, plays: map[string]protocol.PlayStoredArgs{},
 			refuse: map[string]string{"d2": protocol.StoredNotCached}}
@@ -77,7 +77,7 @@ func TestAlertStoredMessage(t *testing.T) {
 			t.Fatal(err)
 		}
 		synctest.Wait()
-		for _, id := range []string{"d1", "d2", "d3"} {
+		for _, id := range []string{"d1", "d2", "d3", "d4"} {
 			m := cmd.manifests[id]
 			if m.Version != 1 || len(m.Items) != 1 || m.Items[0].Key != "5" || m.Items[0].Location(m.BaseURL) != "https://ctl.example:8443/cache/"+w.media.Hash {
 				t.Fatalf("%s's manifest %+v", id, m)
@@ -90,6 +90,8 @@ func TestAlertStoredMessage(t *testing.T) {
 			}
 		}
 
+		fleet.notify("d4", false, 0) // offline when the alert goes out
+		synctest.Wait()
 		a := &loa.Alert{Title: "Bão", Level: loa.AlertEmergency, StoredCode: 5, Targets: loa.Targets{Areas: []string{"xa"}},
 			Repeats: 2, ExpiresAt: time.Now().Add(10 * time.Minute), CreatedBy: "tok"}
 		if err := w.alerts.SendAlert(context.Background(), a); err != nil {
@@ -117,7 +119,21 @@ func TestAlertStoredMessage(t *testing.T) {
 			t.Fatalf("late sessions of d2: %+v", late)
 		}
 
+		// d4 comes back (a new boot: its holding is asked again) and
+		// plays it from storage too, late.
+		fleet.notify("d4", true, 2)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		lateRun := cmd.plays["d4"].Session
+		if lateRun == "" || lateRun == run || cmd.plays["d4"].Code != 5 {
+			t.Fatalf("d4 back online: play_stored %+v", cmd.plays["d4"])
+		}
+		if d4 := w.alertSessions("d4"); len(d4) != 0 {
+			t.Errorf("d4 was streamed too: %+v", d4)
+		}
 		frames := uint64(2 * w.media.Frames)
+		fleet.send("d4", played(lateRun))
+		fleet.send("d4", finished(lateRun, frames))
 		fleet.send("d1", played(run))
 		fleet.send("d1", finished(run, frames))
 		fleet.send("d3", played(run))
@@ -131,6 +147,10 @@ func TestAlertStoredMessage(t *testing.T) {
 		wantDelivery(t, rep["d1"], loa.DeliveryFinished, "")
 		wantDelivery(t, rep["d2"], loa.DeliveryFinished, "")
 		wantDelivery(t, rep["d3"], loa.DeliveryFailed, loa.ReasonPartial)
+		wantDelivery(t, rep["d4"], loa.DeliveryFinished, "")
+		if !rep["d4"].Late || rep["d4"].Channel != loa.ChannelStored {
+			t.Errorf("d4: %+v, want late, channel stored", rep["d4"])
+		}
 		if rep["d1"].Channel != loa.ChannelStored || rep["d2"].Channel != "" || rep["d1"].Repeats != 2 || rep["d3"].Repeats != 1 {
 			t.Errorf("report %+v", rep)
 		}

@@ -257,7 +257,7 @@ func (s *Stored) Holds(deviceID string, code int, version int64) bool {
 func (s *Stored) Run(ctx context.Context) {
 	defer s.wg.Wait() // after the presence subscription ends, below
 	defer s.fleet.OnPresence(func(st loa.DeviceState) {
-		if st.Online && st.HasCap(protocol.CapCache) {
+		if st, ok := s.fleet.DeviceState(st.ID); ok && st.Online && st.HasCap(protocol.CapCache) {
 			s.maybeSend(ctx, st.ID, false)
 		}
 	})()
