@@ -48,6 +48,8 @@ type Alerts struct {
 
 	tone func() (alertItem, error) // the attention tone, encoded once
 
+	stored *Stored // stored messages: receivers holding one play it from storage; nil: always streamed
+
 	mu        sync.Mutex
 	live      map[string]*liveAlert // active alerts by id
 	bySession map[string]*liveAlert // their sessions, running or settling
@@ -105,15 +107,20 @@ type liveAlert struct {
 	expired  bool      // its expiry ended it
 	final    bool      // ended and settled; leaves live once written
 	presence time.Time // last check of pending devices against presence
+	// storedMsg is the stored message of an alert with a stored_code
+	// (nil: none, or recovered after a restart): receivers back online
+	// that hold it play it from storage too.
+	storedMsg *loa.StoredMessage
 }
 
 // alertRun is one session carrying an alert.
 type alertRun struct {
 	id      string
 	late    bool
-	endedAt time.Time // zero while it runs
-	state   string    // how it ended
-	heard   time.Time // the last played or finished event of its receivers
+	stored  *storedRun // receivers playing it from their own storage (play_stored); no stream
+	endedAt time.Time  // zero while it runs
+	state   string     // how it ended
+	heard   time.Time  // the last played or finished event of its receivers
 }
 
 // track is one receiver's part in an alert, beyond its report line.
@@ -128,6 +135,7 @@ type track struct {
 	boot      uint64    // the receiver's boot when its session took it (0: unknown)
 	offline   bool      // went offline (its own status or Will) during its session, before finishing
 	resends   int       // times it was sent the alert again after a lost play
+	noStored  bool      // refused play_stored: later parts come by the stream
 }
 
 // revisable reports whether a failure the clock decided may still be
@@ -172,6 +180,7 @@ func (l *liveAlert) fail(d *loa.Delivery, reason string, at time.Time) {
 // delivery reports, and through them the alerts' reports).
 func (s *Alerts) Run(ctx context.Context) {
 	defer s.fleet.OnEvent(s.sessions.HandleEvent)()
+	defer s.fleet.OnEvent(s.storedEvent)()
 	defer s.fleet.OnPresence(s.presenceChanged)()
 	t := time.NewTicker(s.tick)
 	defer t.Stop()
@@ -200,6 +209,10 @@ func (s *Alerts) SendAlert(ctx context.Context, a *loa.Alert) error {
 	if err := a.Validate(now); err != nil {
 		return err
 	}
+	msg, err := s.storedContent(ctx, a)
+	if err != nil {
+		return err
+	}
 	devs, areaOf, err := s.resolve(ctx, a)
 	if err != nil {
 		return err
@@ -212,7 +225,7 @@ func (s *Alerts) SendAlert(ctx context.Context, a *loa.Alert) error {
 	a.State, a.CreatedAt, a.EndedAt, a.Reason = loa.AlertActive, now.UTC(), time.Time{}, ""
 	a.Report = make([]loa.Delivery, len(devs))
 	l := &liveAlert{idx: make(map[string]int, len(devs)), dev: make(map[string]*track, len(devs)),
-		content: content, runs: map[string]*alertRun{}, changed: make(chan struct{}), savedAt: now, presence: now}
+		content: content, runs: map[string]*alertRun{}, changed: make(chan struct{}), savedAt: now, presence: now, storedMsg: msg}
 	var online []string
 	for i, id := range devs {
 		d := loa.Delivery{Device: id, Area: areaOf[id], State: loa.DeliveryQueued, QueuedAt: now.UTC()}
@@ -226,10 +239,19 @@ func (s *Alerts) SendAlert(ctx context.Context, a *loa.Alert) error {
 		a.Report[i] = d
 		l.idx[id], l.dev[id] = i, tr
 	}
+	var fromStore []string
+	online, fromStore = s.splitStored(a, msg, online)
 	var sess *loa.Session
 	if len(online) > 0 {
 		sess = s.newSession(a, content, online)
 		a.SessionID = sess.ID
+	}
+	var stored *alertRun
+	if len(fromStore) > 0 {
+		stored = s.newStoredRun(a, msg)
+		if a.SessionID == "" {
+			a.SessionID = stored.id
+		}
 	}
 	// Written before acting: a crash leaves a record of what was sent.
 	if err := s.db.CreateAlert(ctx, a); err != nil {
@@ -241,11 +263,17 @@ func (s *Alerts) SendAlert(ctx context.Context, a *loa.Alert) error {
 	if sess != nil {
 		s.attachLocked(l, sess, online, false)
 	}
+	if stored != nil {
+		s.attachStoredLocked(l, stored, fromStore)
+	}
 	s.mu.Unlock()
 	if sess != nil {
 		if err := s.startSession(ctx, l, sess); err != nil {
 			s.logger.Error("alert session not started", "alert", a.ID, "err", err)
 		}
+	}
+	if stored != nil {
+		s.playStored(l, stored, fromStore)
 	}
 	s.logger.Info("alert sent", "alert", a.ID, "level", a.Level, "devices", len(devs), "online", len(online),
 		"repeats", a.Repeats, "length", time.Duration(content.frames)*protocol.FrameDuration, "by", a.CreatedBy)
@@ -703,6 +731,12 @@ func (s *Alerts) step(ctx context.Context, now time.Time) {
 		sess *loa.Session
 	}
 	type stop struct{ session, by string }
+	type lateStored struct {
+		l    *liveAlert
+		run  *alertRun
+		devs []string
+	}
+	var storedLate []lateStored
 	var (
 		starts []late
 		stops  []stop
@@ -718,6 +752,10 @@ func (s *Alerts) step(ctx context.Context, now time.Time) {
 			stops = append(stops, stop{sid, loa.Origin{Kind: loa.OriginAlert, ID: l.a.ID}.String()})
 		}
 		s.settleLocked(l, now)
+		s.settleStoredLocked(l, now)
+		if run, devs := s.lateStoredLocked(l, now); run != nil {
+			storedLate = append(storedLate, lateStored{l, run, devs})
+		}
 		if sess := s.lateLocked(l, now); sess != nil {
 			starts = append(starts, late{l, sess})
 		}
@@ -735,6 +773,9 @@ func (s *Alerts) step(ctx context.Context, now time.Time) {
 		if err := s.sessions.StopSession(ctx, st.session, st.by, "alert expired"); err != nil && loa.ErrorCode(err) != loa.ECONFLICT {
 			s.logger.Warn("expired alert session not stopped", "session", st.session, "err", err)
 		}
+	}
+	for _, st := range storedLate {
+		s.playStored(st.l, st.run, st.devs)
 	}
 	for _, st := range starts {
 		if err := s.startSession(ctx, st.l, st.sess); err != nil {
@@ -778,7 +819,7 @@ func (s *Alerts) expireLocked(l *liveAlert, now time.Time) []string {
 		}
 	}
 	l.changedLocked()
-	return l.running()
+	return s.endStoredLocked(l, now)
 }
 
 // running lists l's sessions still streaming.
@@ -948,8 +989,10 @@ func (s *Alerts) CancelAlert(ctx context.Context, id, reason string) error {
 		}
 	}
 	l.changedLocked()
-	stops := l.running()
+	untune := l.storedPlaying()
+	stops := s.endStoredLocked(l, time.Now())
 	s.mu.Unlock()
+	s.untuneStored(untune, "alert cancelled")
 	var errs []error
 	for _, sid := range stops {
 		if err := s.sessions.StopSession(ctx, sid, loa.Origin{Kind: loa.OriginAlert, ID: id}.String(), "alert cancelled: "+reason); err != nil && loa.ErrorCode(err) != loa.ECONFLICT && loa.ErrorCode(err) != loa.ENOTFOUND {

@@ -446,6 +446,7 @@ var recordDecoders = map[string]func([]byte) error{
 	string(bucketUsers):         decodeAs[userRecord],
 	string(bucketUserSessions):  decodeAs[sessionRecord],
 	string(bucketDrafts):        decodeAs[loa.Draft],
+	string(bucketStored):        decodeAs[loa.StoredMessage],
 }
 
 // indexTargets are the index buckets whose values are ids of another
