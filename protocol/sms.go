@@ -26,9 +26,9 @@ import (
 //
 // Fields, big-endian:
 //
-//	code     2  stored message code (1..MaxStoredCode)
+//	code     2  stored message code (MinStoredCode..MaxStoredCode)
 //	area     4  administrative code as BCD: up to 8 digits, then 0xF nibbles; all 0xF is "*" (every area)
-//	repeats  1  1..10
+//	repeats  1  1..MaxStoredRepeats
 //	volume   1  0..100 (0: the receiver's own)
 //	priority 1  the session priority it plays at
 //	expires  4  unix seconds: refused from then on
@@ -47,8 +47,6 @@ const (
 	SMSMaxLen = 160
 	// SMSAllAreas is the area of a trigger for every receiver of the station.
 	SMSAllAreas = "*"
-	// MaxStoredCode is the largest stored message code.
-	MaxStoredCode = 999
 	// SMSReplyTagLen is the bytes of HMAC-SHA256 a reply keeps.
 	SMSReplyTagLen = 16
 )
@@ -61,9 +59,9 @@ const (
 
 // SMSTrigger is a signed SMS trigger's fields.
 type SMSTrigger struct {
-	Code     int       // stored message code, 1..MaxStoredCode
+	Code     int       // stored message code, MinStoredCode..MaxStoredCode
 	Area     string    // administrative code (1–8 digits) or SMSAllAreas
-	Repeats  int       // 1..10
+	Repeats  int       // 1..MaxStoredRepeats
 	Volume   int       // 0..100; 0 = the receiver's own
 	Priority uint8     // the priority it plays at
 	Expires  time.Time // refused from then on (whole seconds)
@@ -83,10 +81,10 @@ var (
 
 func (t *SMSTrigger) validate() error {
 	switch {
-	case t.Code < 1 || t.Code > MaxStoredCode:
-		return fmt.Errorf("code %d outside 1..%d", t.Code, MaxStoredCode)
-	case t.Repeats < 1 || t.Repeats > 10:
-		return fmt.Errorf("repeats %d outside 1..10", t.Repeats)
+	case t.Code < MinStoredCode || t.Code > MaxStoredCode:
+		return fmt.Errorf("code %d outside %d..%d", t.Code, MinStoredCode, MaxStoredCode)
+	case t.Repeats < 1 || t.Repeats > MaxStoredRepeats:
+		return fmt.Errorf("repeats %d outside 1..%d", t.Repeats, MaxStoredRepeats)
 	case t.Volume < 0 || t.Volume > 100:
 		return fmt.Errorf("volume %d outside 0..100", t.Volume)
 	case t.Seq == 0:

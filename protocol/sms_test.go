@@ -125,7 +125,7 @@ func TestSMSTriggerRefusedFields(t *testing.T) {
 		"code 0":       func(t *SMSTrigger) { t.Code = 0 },
 		"code 1000":    func(t *SMSTrigger) { t.Code = 1000 },
 		"repeats 0":    func(t *SMSTrigger) { t.Repeats = 0 },
-		"repeats 11":   func(t *SMSTrigger) { t.Repeats = 11 },
+		"repeats 21":   func(t *SMSTrigger) { t.Repeats = MaxStoredRepeats + 1 },
 		"volume 101":   func(t *SMSTrigger) { t.Volume = 101 },
 		"seq 0":        func(t *SMSTrigger) { t.Seq = 0 },
 		"no expiry":    func(t *SMSTrigger) { t.Expires = time.Time{} },
