@@ -19,6 +19,7 @@ import (
 	"math/rand"
 	"net"
 	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,6 +65,16 @@ type Config struct {
 	// the provisioning profile): it verifies stored alert messages and
 	// SMS triggers. Without it they are refused.
 	StationKey ed25519.PublicKey
+	// SMS is the mobile network of the receiver's modem, MSISDN its
+	// number there; without both it has no modem. AreaCodes are the
+	// administrative codes of its area and of those above it (from its
+	// provisioning profile): SMS triggers for other areas are refused.
+	// NoSMS makes firmware without the SMS trigger: it does not announce
+	// `sms` and ignores SMS.
+	SMS       *SMSNetwork
+	MSISDN    string
+	AreaCodes []string
+	NoSMS     bool
 	// V1 makes a contract version 1 receiver, for migration tests: it
 	// announces no caps, plays plain RTP with the token and refuses a play
 	// with keys. Otherwise it announces receiverCaps.
@@ -140,6 +151,8 @@ type Receiver struct {
 	rng       *rand.Rand
 
 	fw *firmware // A/B slots and the update in progress; see ota.go
+
+	modem modem // the SMS trigger; see sms.go
 
 	clock   *Clock
 	sync    *SyncFilter
@@ -251,6 +264,7 @@ func (r *Receiver) Start(ctx context.Context) error {
 		client.Disconnect(250)
 		return fmt.Errorf("start %s: connect %s: %w", r.cfg.ID, r.cfg.Broker, err)
 	}
+	r.startModem()
 	r.log.Debug("receiver started", "boot", r.boot.Load())
 	return nil
 }
@@ -498,7 +512,9 @@ func (r *Receiver) Close() error {
 	}
 	close(r.quit)
 	r.wg.Wait()
+	r.stopModem()
 	r.endCurrent(EndStop)
+	r.modem.plays.Wait() // a local play it started ended with the session
 	close(r.outbox)
 	<-r.outEnd
 	var err error
@@ -530,7 +546,9 @@ func (r *Receiver) Kill() {
 	r.connMu.Unlock()
 	close(r.quit)
 	r.wg.Wait()
+	r.stopModem()
 	r.endCurrent(EndStop)
+	r.modem.plays.Wait() // a local play it started ended with the session
 	close(r.outbox)
 	<-r.outEnd
 	// Stops paho's reconnect attempts; its DISCONNECT cannot reach the
@@ -556,6 +574,9 @@ func (r *Receiver) status(online bool) protocol.Status {
 	st := protocol.Status{Online: online, Boot: r.boot.Load(), Conn: r.connN.Load(), TS: time.Now().UnixMilli()}
 	if online && !r.cfg.V1 {
 		st.Caps = receiverCaps
+		if !r.cfg.NoSMS {
+			st.Caps = append(slices.Clip(st.Caps), protocol.CapSMS)
+		}
 	}
 	return st
 }
