@@ -31,6 +31,7 @@ const (
 	MaxAlertText    = 2000 // characters of speech text
 	MaxAlertTitle   = 200  // bytes
 	DefaultVolume   = 100  // an emergency alert's volume when none is given
+	MaxStoredCode   = 999  // stored alert message codes are 1..MaxStoredCode
 )
 
 // Alert states.
@@ -85,6 +86,9 @@ type Alert struct {
 	ExpiresAt time.Time     `json:"expires_at"`
 	Test      bool          `json:"test,omitempty"` // an exercise/test: sounds only in areas marked for tests
 	CAP       *AlertCAPInfo `json:"cap,omitempty"`  // set when the alert came from a CAP message
+	// StoredCode names the stored alert message (1–999) receivers hold
+	// for it: sent by SMS to those MQTT does not reach (contract v2, sms).
+	StoredCode int `json:"stored_code,omitempty"`
 
 	State     string    `json:"state"`
 	SessionID string    `json:"session_id,omitempty"` // the session carrying it
@@ -117,7 +121,15 @@ type Delivery struct {
 	AckedAt   time.Time `json:"acked_at,omitzero"`
 	StartedAt time.Time `json:"started_at,omitzero"` // first frame played, receiver clock
 	EndedAt   time.Time `json:"ended_at,omitzero"`
+	// Channel is how it reached the receiver when not by the stream:
+	// ChannelSMS (an SMS trigger, told by its SMS reply).
+	Channel string `json:"channel,omitempty"`
 }
+
+// Delivery channels (Delivery.Channel).
+const (
+	ChannelSMS = "sms"
+)
 
 // AlertService sends, cancels and reports alerts.
 type AlertService interface {
@@ -197,6 +209,9 @@ func (a *Alert) Validate(now time.Time) error {
 	}
 	if a.Volume == 0 && a.Level == AlertEmergency {
 		a.Volume = DefaultVolume
+	}
+	if a.StoredCode < 0 || a.StoredCode > MaxStoredCode {
+		return Errorf(EINVALID, "stored_code: must be within 1..%d (0: none), not %d", MaxStoredCode, a.StoredCode)
 	}
 	switch {
 	case a.ExpiresAt.IsZero():

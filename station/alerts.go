@@ -48,6 +48,8 @@ type Alerts struct {
 
 	tone func() (alertItem, error) // the attention tone, encoded once
 
+	sms *SMS // sends the SMS triggers of alerts naming a stored message; nil: none
+
 	mu        sync.Mutex
 	live      map[string]*liveAlert // active alerts by id
 	bySession map[string]*liveAlert // their sessions, running or settling
@@ -105,6 +107,9 @@ type liveAlert struct {
 	expired  bool      // its expiry ended it
 	final    bool      // ended and settled; leaves live once written
 	presence time.Time // last check of pending devices against presence
+	// smsSession is the session SMS triggers name for receivers no
+	// session carries it to (sms.go); "" until one is sent.
+	smsSession string
 }
 
 // alertRun is one session carrying an alert.
@@ -249,6 +254,9 @@ func (s *Alerts) SendAlert(ctx context.Context, a *loa.Alert) error {
 	}
 	s.logger.Info("alert sent", "alert", a.ID, "level", a.Level, "devices", len(devs), "online", len(online),
 		"repeats", a.Repeats, "length", time.Duration(content.frames)*protocol.FrameDuration, "by", a.CreatedBy)
+	if s.sms != nil && a.StoredCode != 0 {
+		s.sms.alertSent(a.ID)
+	}
 	s.poke()
 	return nil
 }
@@ -750,6 +758,9 @@ func (s *Alerts) step(ctx context.Context, now time.Time) {
 		delete(s.live, l.a.ID)
 		for id := range l.runs {
 			delete(s.bySession, id)
+		}
+		if l.smsSession != "" {
+			delete(s.bySession, l.smsSession)
 		}
 	}
 	s.mu.Unlock()
