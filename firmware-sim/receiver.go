@@ -40,8 +40,9 @@ type Impairment struct {
 	// receiver ends a stream whose goodbye never arrives.
 	ByeLoss float64
 	Seed    int64 // random seed; 0 picks one
-	// CutDownloadAt drops the connection of a firmware download once,
-	// after this many bytes of the image, so the receiver must resume.
+	// CutDownloadAt drops the connection of each download (a firmware
+	// image, a cache item) once, after this many bytes, so the receiver
+	// must resume.
 	CutDownloadAt int64
 	// FailInstall makes writing a verified image to the spare slot fail
 	// (a worn-out flash): the firmware command fails with code install.
@@ -91,6 +92,15 @@ type Config struct {
 	// OutputDelay is this receiver model's delay from handing a sample to
 	// its DAC to the sample leaving it.
 	OutputDelay time.Duration
+	// NoCache makes a v2 receiver without local storage: it does not
+	// announce protocol.CapCache and refuses cache and play_stored.
+	NoCache bool
+	// CacheBudget is the storage its cache may use, in bytes, announced
+	// in status.cache_budget; 0: DefaultCacheBudget.
+	CacheBudget int64
+	// CacheDir, if set, keeps the cache in files there, so it survives a
+	// restart of the process (a real receiver's flash); otherwise memory.
+	CacheDir string
 }
 
 // receiverCaps is what a version 2 receiver announces in its online status.
@@ -152,7 +162,9 @@ type Receiver struct {
 
 	fw *firmware // A/B slots and the update in progress; see ota.go
 
-	modem modem // the SMS trigger; see sms.go
+	cache   *cacheState // local storage of items; see cache.go
+	localMu sync.Mutex  // one local play starts at a time; see localplay.go
+	modem   modem       // the SMS trigger; see sms.go
 
 	clock   *Clock
 	sync    *SyncFilter
@@ -187,6 +199,7 @@ func NewReceiver(cfg Config) *Receiver {
 		outEnd:    make(chan struct{}),
 		rng:       rand.New(rand.NewSource(cfg.Impair.Seed ^ 0x5eed)),
 		fw:        newFirmware(cfg.Firmware),
+		cache:     newCacheState(cfg.CacheDir, cfg.CacheBudget),
 		clock:     NewClock(cfg.Clock, time.Now),
 		sync:      NewSyncFilter(syncSource(cfg.Clock)),
 	}
@@ -573,12 +586,30 @@ func (r *Receiver) Conn() uint64 { return r.connN.Load() }
 func (r *Receiver) status(online bool) protocol.Status {
 	st := protocol.Status{Online: online, Boot: r.boot.Load(), Conn: r.connN.Load(), TS: time.Now().UnixMilli()}
 	if online && !r.cfg.V1 {
-		st.Caps = receiverCaps
-		if !r.cfg.NoSMS {
-			st.Caps = append(slices.Clip(st.Caps), protocol.CapSMS)
+		st.Caps = r.caps()
+		if r.hasCap(protocol.CapCache) {
+			st.CacheBudget = r.cache.budget
 		}
 	}
 	return st
+}
+
+// caps is what this receiver announces: receiverCaps and the optional
+// features its Config leaves on.
+func (r *Receiver) caps() []string {
+	caps := slices.Clone(receiverCaps)
+	if !r.cfg.NoCache {
+		caps = append(caps, protocol.CapCache)
+	}
+	if !r.cfg.NoSMS {
+		caps = append(caps, protocol.CapSMS)
+	}
+	return caps
+}
+
+// hasCap reports whether the receiver announces c.
+func (r *Receiver) hasCap(c string) bool {
+	return !r.cfg.V1 && slices.Contains(r.caps(), c)
 }
 
 // endCurrent ends the playing session, if any, and waits for it.

@@ -22,7 +22,7 @@ const (
 	SMSExpired   = "expired"
 	SMSArea      = "area"
 	SMSReplayed  = "replayed"
-	SMSNotCached = protocol.StoredNotCached
+	SMSNotCached = protocol.StoredNotCached // the local player's refusals
 	SMSBusy      = protocol.StoredBusy
 )
 
@@ -145,9 +145,10 @@ func (r *Receiver) playSMS(from string, t protocol.SMSTrigger) {
 		if r.modem.stats.Refused == nil {
 			r.modem.stats.Refused = map[string]int{}
 		}
-		reason := SMSNotCached
-		if errors.Is(err, errLocalBusy) {
-			reason = SMSBusy
+		reason := CodeUnavailable
+		var le *LocalPlayError
+		if errors.As(err, &le) {
+			reason = le.Code // not_cached, busy, expired
 		}
 		r.modem.stats.Refused[reason]++
 		r.modem.mu.Unlock()
@@ -183,11 +184,26 @@ func (r *Receiver) replySMS(from string, t protocol.SMSTrigger, played int, star
 	r.log.Info("sms reply sent", "to", from, "session", t.Session, "played", played)
 }
 
-// errLocalBusy: a session of a higher priority holds the receiver.
-var errLocalBusy = errors.New("a session of a higher priority plays")
-
-// smsPlay plays stored message t.Code through the local player and
-// returns the repeats played in full and when its first frame played.
+// smsPlay plays stored message t.Code through the local player (as a
+// play_stored, but arbitrated by the receiver: a session of a higher
+// priority keeps it) and returns, once the play ended, the repeats that
+// played in full and when its first frame played.
 func (r *Receiver) smsPlay(t protocol.SMSTrigger) (played int, started time.Time, err error) {
-	return 0, time.Time{}, errors.New("no local player")
+	if r.ended.Load() {
+		return 0, time.Time{}, errors.New("receiver ended")
+	}
+	err = r.PlayLocal(LocalPlay{Session: t.Session, Kind: protocol.CacheKindStored, Key: protocol.StoredKey(t.Code),
+		Priority: t.Priority, Repeats: t.Repeats, Volume: t.Volume, Until: t.Expires})
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	s := r.find(t.Session)
+	if s == nil {
+		return 0, time.Time{}, errors.New("local play not found")
+	}
+	<-s.done
+	st := s.snapshot()
+	perRepeat := uint64(max(s.args.Frames/max(t.Repeats, 1), 1))
+	heard := st.Played - min(st.Played, st.Muted+st.Silence)
+	return int(min(heard/perRepeat, uint64(t.Repeats))), st.FirstPlayed, nil
 }

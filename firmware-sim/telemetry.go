@@ -57,6 +57,10 @@ func (r *Receiver) Telemetry() protocol.Telemetry {
 	if !r.cfg.V1 {
 		t.Sync = r.SyncReport()
 	}
+	if r.hasCap(protocol.CapCache) {
+		h := r.CacheHolding()
+		t.Cache = &h
+	}
 	return t
 }
 
