@@ -119,3 +119,75 @@ func TestModemWithoutKeyOrSMS(t *testing.T) {
 		t.Errorf("a v2 receiver announces %v, want sms", caps)
 	}
 }
+
+// A trigger plays the stored message through the local player, with its
+// events; the receiver replies by SMS only when its MQTT is down at the
+// end of the play. A code it does not hold plays nothing.
+func TestModemPlaysAndReplies(t *testing.T) {
+	t.Parallel()
+	b := loatest.StartBroker(t, "")
+	pub, priv := newKey(t)
+	f := &cacheFixture{broker: b.URL(), rec: newRecorder(t, b.URL(), "ctl"), srv: newImageServer(t), pub: pub, priv: priv}
+	n := NewSMSNetwork()
+	replies := make(chan string, 4)
+	defer n.Attach("+84900000000", func(from, text string) { replies <- text })()
+	r := f.receiver(t, Config{ID: "rx1", Decode: true, KeepPCM: true, SMS: n, MSISDN: "+84900000001", AreaCodes: []string{"20590"}})
+	const frames = 20
+	if a := f.apply(t, "rx1", 1, f.item(7, oggOpus(toneFrames(t, frames)))); a.State != protocol.AckDone {
+		t.Fatalf("cache: %+v", a)
+	}
+	send := func(seq uint32, code int, session string) {
+		t.Helper()
+		text, err := protocol.EncodeSMSTrigger(priv, protocol.SMSTrigger{Code: code, Area: "20590", Repeats: 2, Volume: 90,
+			Priority: 240, Expires: time.Now().Add(time.Hour), Seq: seq, Session: session})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Send(context.Background(), "+84900000000", "+84900000001", text); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	send(1, 7, "00000000000000a1")
+	f.rec.event(t, "rx1", protocol.EventPlayed, "00000000000000a1")
+	fin := f.rec.event(t, "rx1", protocol.EventFinished, "00000000000000a1")
+	if fin.Stream == nil || fin.Stream.Played != 2*frames {
+		t.Fatalf("finished %+v", fin.Stream)
+	}
+	loatest.Eventually(t, waitLimit, func() bool { return r.SMS().Played == 1 }, "the first trigger played")
+
+	b.Stop()
+	loatest.Eventually(t, waitLimit, func() bool { return !r.mqttClient().IsConnectionOpen() }, "the receiver's MQTT down")
+	send(2, 7, "00000000000000a2")
+	var text string
+	select {
+	case text = <-replies:
+	case <-time.After(waitLimit):
+		t.Fatalf("no SMS reply with MQTT down: %+v", r.SMS())
+	}
+	rep, err := protocol.VerifySMSReply(protocol.SMSReplyKeyFromPassword(otaPassword), text)
+	if err != nil || rep.Device != "rx1" || rep.Seq != 2 || rep.Session != "00000000000000a2" || rep.Played != 2 || rep.Started.IsZero() {
+		t.Fatalf("reply %+v, %v", rep, err)
+	}
+	if pcm := r.PCM("00000000000000a2"); len(pcm) != 2*frames*protocol.FrameSamples {
+		t.Errorf("%d samples played, want %d", len(pcm), 2*frames*protocol.FrameSamples)
+	}
+
+	send(3, 8, "00000000000000a3") // not held
+	send(3, 7, "00000000000000a4") // replayed
+	loatest.Eventually(t, waitLimit, func() bool {
+		st := r.SMS()
+		return st.Refused[SMSNotCached] == 1 && st.Refused[SMSReplayed] == 1
+	}, "a code not held and a replay refused")
+	if st := r.SMS(); st.Played != 2 || st.Replies != 1 || st.Accepted != 3 {
+		t.Errorf("modem %+v: want 2 played, 1 reply, 3 accepted", st)
+	}
+	if _, ok := r.Session("00000000000000a3"); ok {
+		t.Error("a code not held played")
+	}
+	select {
+	case text := <-replies:
+		t.Errorf("a second reply: %s", text)
+	default:
+	}
+}
