@@ -31,7 +31,6 @@ const (
 	MaxAlertText    = 2000 // characters of speech text
 	MaxAlertTitle   = 200  // bytes
 	DefaultVolume   = 100  // an emergency alert's volume when none is given
-	MaxStoredCode   = 999  // stored alert message codes are 1..MaxStoredCode
 )
 
 // Alert states.
