@@ -177,6 +177,7 @@ func (l *liveAlert) fail(d *loa.Delivery, reason string, at time.Time) {
 // delivery reports, and through them the alerts' reports).
 func (s *Alerts) Run(ctx context.Context) {
 	defer s.fleet.OnEvent(s.sessions.HandleEvent)()
+	defer s.fleet.OnEvent(s.smsEvent)() // plays an SMS trigger started (sms.go)
 	defer s.fleet.OnPresence(s.presenceChanged)()
 	t := time.NewTicker(s.tick)
 	defer t.Stop()

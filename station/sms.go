@@ -422,3 +422,31 @@ func (s *Alerts) smsPlayed(session, device string, played int, started time.Time
 	s.poke()
 	return true
 }
+
+// smsEvent takes a receiver's finished event for an alert's SMS session:
+// sent once its MQTT is back, it tells the play an SMS trigger started
+// when the SMS reply was lost or never sent. Its stats cover the whole
+// local play (received: every frame of every repeat).
+func (s *Alerts) smsEvent(device string, ev protocol.Event) {
+	if ev.Type != protocol.EventFinished || ev.Stream == nil || ev.Stream.Received == 0 {
+		return
+	}
+	s.mu.Lock()
+	l := s.bySession[ev.Session]
+	ok := l != nil && l.smsSession == ev.Session
+	repeats, alert := 0, ""
+	if ok {
+		repeats, alert = l.a.Repeats, l.a.ID
+	}
+	s.mu.Unlock()
+	if !ok {
+		return
+	}
+	st := ev.Stream
+	heard := st.Played - min(st.Played, st.Silence)
+	played := int(min(heard*uint64(repeats)/st.Received, uint64(repeats)))
+	started := time.UnixMilli(ev.TS).Add(-time.Duration(st.Played) * protocol.FrameDuration)
+	if s.smsPlayed(ev.Session, device, played, started) {
+		s.logger.Info("sms trigger's play told by its finished event", "alert", alert, "device", device, "played", played)
+	}
+}

@@ -58,16 +58,17 @@ func TestSMSTriggerAndReply(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
 		fleet := newFleet("d1", "d2")
-		w := newWorld(t, "", fleet, "d1", "d2", "d3", "d4", "d5")
+		w := newWorld(t, "", fleet, "d1", "d2", "d3", "d4", "d5", "d6")
 		fleet.answer("d2", func(context.Context) error { time.Sleep(90 * time.Second); return nil })
-		numbers := map[string]string{"d1": "+84900000001", "d2": "+84900000002", "d3": "+84900000003", "d5": "+84900000005"}
+		numbers := map[string]string{"d1": "+84900000001", "d2": "+84900000002", "d3": "+84900000003", "d5": "+84900000005",
+			"d6": "+84900000006"}
 		for id, n := range numbers {
 			if _, err := w.db.SetDeviceMSISDN(ctx, id, n); err != nil {
 				t.Fatal(err)
 			}
 		}
 		sms := []string{protocol.CapSMS}
-		caps := smsCaps{fleet, map[string][]string{"d1": sms, "d2": sms, "d3": sms, "d4": sms}}
+		caps := smsCaps{fleet, map[string][]string{"d1": sms, "d2": sms, "d3": sms, "d4": sms, "d6": sms}}
 		_, key, _ := ed25519.GenerateKey(nil)
 		gw := &smsSent{}
 		trig := station.NewSMS(station.SMSConfig{DB: w.db, Alerts: w.alerts, Fleet: caps, Key: key, Sender: gw,
@@ -78,16 +79,17 @@ func TestSMSTriggerAndReply(t *testing.T) {
 		t.Cleanup(func() { cancel(); <-done })
 
 		a := &loa.Alert{Title: "Lũ quét", Level: loa.AlertEmergency, Content: loa.AlertContent{MediaID: w.media.ID},
-			Targets: loa.Targets{Devices: []string{"d1", "d2", "d3", "d4", "d5"}}, Repeats: 2,
+			Targets: loa.Targets{Devices: []string{"d1", "d2", "d3", "d4", "d5", "d6"}}, Repeats: 2,
 			ExpiresAt: time.Now().Add(10 * time.Minute), StoredCode: 7, CreatedBy: "tok-prov"}
 		if err := w.alerts.SendAlert(ctx, a); err != nil {
 			t.Fatal(err)
 		}
+		time.Sleep(time.Second) // the sends are paced (10 ms apart)
 		synctest.Wait()
 		pub := key.Public().(ed25519.PublicKey)
 		first := gw.take()
-		if len(first) != 1 || first[numbers["d3"]] == "" {
-			t.Fatalf("at once: %v, want only d3 (offline; d4 has no number, d5 no sms, d1 and d2 online)", first)
+		if len(first) != 2 || first[numbers["d3"]] == "" || first[numbers["d6"]] != first[numbers["d3"]] {
+			t.Fatalf("at once: %v, want d3 and d6, the same text (offline; d4 has no number, d5 no sms, d1 and d2 online)", first)
 		}
 		t3, err := protocol.VerifySMSTrigger(pub, first[numbers["d3"]])
 		if err != nil {
@@ -98,7 +100,7 @@ func TestSMSTriggerAndReply(t *testing.T) {
 			t.Errorf("d3's trigger %+v (alert session %s)", t3, a.SessionID)
 		}
 
-		time.Sleep(6 * time.Second)
+		time.Sleep(5 * time.Second)
 		synctest.Wait()
 		second := gw.take()
 		if len(second) != 1 || second[numbers["d2"]] == "" {
@@ -147,6 +149,16 @@ func TestSMSTriggerAndReply(t *testing.T) {
 		// Sent again (the gateway retried): nothing changes.
 		if err := trig.HandleReply(ctx, numbers["d3"], reply(pw, "d3", 2)); err != nil {
 			t.Fatal(err)
+		}
+		// d6's reply was lost; its finished event, once its MQTT is back,
+		// tells the play: 1 repeat of 2 heard.
+		fleet.send("d6", protocol.Event{Type: protocol.EventFinished, TS: time.Now().UnixMilli(), Session: t3.Session,
+			Stream: &protocol.StreamStats{Received: 100, Played: 100, Silence: 50}})
+		synctest.Wait()
+		_, rep = w.report(a.ID)
+		wantDelivery(t, rep["d6"], loa.DeliveryFailed, loa.ReasonPartial)
+		if d := rep["d6"]; d.Channel != loa.ChannelSMS || d.Repeats != 1 {
+			t.Errorf("d6 %+v, want channel sms, 1 repeat", d)
 		}
 		// No late session for d3 when it comes back: it played.
 		fleet.mu.Lock()
