@@ -161,7 +161,8 @@ type Telemetry struct {
 	Firmware string       `json:"fw,omitempty"`
 	Session  string       `json:"session,omitempty"`
 	Stream   *StreamStats `json:"stream,omitempty"`
-	Sync     *SyncStats   `json:"sync,omitempty"` // receivers that announce timeline
+	Sync     *SyncStats   `json:"sync,omitempty"`  // receivers that announce timeline
+	Cache    *CacheStats  `json:"cache,omitempty"` // receivers that announce cache
 }
 
 // SyncStats is a receiver's clock synchronisation as it reports it

@@ -51,6 +51,17 @@ func (m *StoredMessage) Validate() error {
 	return ValidateID("area_id", m.AreaID)
 }
 
+// CacheStats is what a receiver's cache holds, as it reports it
+// (contract v2, tele.cache): the set version it holds, and how many items
+// of that set it lacks.
+type CacheStats struct {
+	Version int64    `json:"version"`
+	Held    []string `json:"held"` // kind:key, e.g. "stored:12"
+	Missing int      `json:"missing"`
+	Bytes   int64    `json:"bytes"`
+	Budget  int64    `json:"budget"`
+}
+
 // StoredMessageService keeps the library of stored alert messages and
 // the receivers' copies of it.
 type StoredMessageService interface {

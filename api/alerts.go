@@ -29,8 +29,9 @@ type alertRequest struct {
 	ExpiresAt string           `json:"expires_at"` // RFC 3339
 	ExpiresIn string           `json:"expires_in"` // or a Go duration from now; neither = DefaultAlertExpiry
 	Test      bool             `json:"test"`       // sounds only in areas marked for tests
-	// StoredCode: the stored message receivers hold for it, sent by SMS
-	// to those MQTT does not reach.
+	// StoredCode: receivers holding this stored message play it from
+	// their own storage; the others get content, or the message's media;
+	// those MQTT does not reach get it by SMS.
 	StoredCode int `json:"stored_code"`
 }
 

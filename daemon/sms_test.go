@@ -6,15 +6,11 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"sync"
 	"testing"
 	"time"
-
-	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/api"
@@ -22,7 +18,6 @@ import (
 	"github.com/loa-broadcast/loa/loatest"
 	"github.com/loa-broadcast/loa/media"
 	"github.com/loa-broadcast/loa/protocol"
-	"github.com/loa-broadcast/loa/store"
 )
 
 // smsGateway is the controller's gateway on the simulated network; it
@@ -132,7 +127,13 @@ func TestSystemSMSTriggerWithMQTTDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pushStored(t, m, mosq.URL, bulletin, 7, rs)
+	if err := c.JSON(ctx, "PUT", "/api/v1/stored-messages/7",
+		map[string]any{"name": "Lũ quét", "media_id": bulletin.ID, "category": "flood", "area_id": "p"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		loatest.Eventually(t, time.Minute, func() bool { return r.CacheHolding().Holds("stored:7") }, r.ID()+" holds stored message 7")
+	}
 
 	mosq.Kill()
 	loatest.Eventually(t, 30*time.Second, func() bool {
@@ -145,7 +146,7 @@ func TestSystemSMSTriggerWithMQTTDown(t *testing.T) {
 
 	var al alertReply
 	if err := c.JSON(ctx, "POST", "/api/v1/alerts", map[string]any{"title": "Lũ quét", "level": loa.AlertEmergency,
-		"content": map[string]any{"media_id": bulletin.ID}, "stored_code": 7, "targets": map[string][]string{"areas": {"p"}},
+		"stored_code": 7, "targets": map[string][]string{"areas": {"p"}},
 		"repeats": 1, "volume": 90, "expires_in": "10m"}, &al); err != nil {
 		t.Fatal(err)
 	}
@@ -229,45 +230,4 @@ func wavOf(t *testing.T, pcm []int16) []byte {
 		t.Fatal(err)
 	}
 	return b.Bytes()
-}
-
-// pushStored puts media item md as stored message code in the receivers'
-// caches, as the controller's cache manifest does: an item signed with
-// the station key, served over HTTP, named in a cache command.
-func pushStored(t *testing.T, m *Main, brokerURL string, md *loa.Media, code int, rs []*firmwaresim.Receiver) {
-	t.Helper()
-	f, err := m.DB.OpenBlob(store.MediaBlob, md.Hash)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := io.ReadAll(f)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.ServeContent(w, r, "item", time.Time{}, bytes.NewReader(data))
-	}))
-	t.Cleanup(srv.Close)
-	it := protocol.CacheItem{Kind: protocol.CacheKindStored, Key: protocol.StoredKey(code), SHA256: md.Hash,
-		Size: int64(len(data)), URL: srv.URL + "/cache/" + md.Hash}
-	it.Sig = protocol.SignCacheItem(m.StationKey, it)
-	args, _ := json.Marshal(protocol.CacheArgs{Version: 1, Items: []protocol.CacheItem{it}})
-	cl := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(brokerURL).SetClientID("test-cache"))
-	if tok := cl.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("connect: %v", tok.Error())
-	}
-	defer cl.Disconnect(100)
-	for _, r := range rs {
-		cmd, _ := json.Marshal(protocol.Command{ID: "cache-" + r.ID(), Op: protocol.OpCache,
-			Exp: time.Now().Add(time.Minute).UnixMilli(), Args: args})
-		if tok := cl.Publish(protocol.DeviceTopic(r.ID(), protocol.KindCmd), 1, false, cmd); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-			t.Fatalf("publish: %v", tok.Error())
-		}
-	}
-	want := protocol.CacheKindStored + ":" + protocol.StoredKey(code)
-	for _, r := range rs {
-		loatest.Eventually(t, 30*time.Second, func() bool { return slices.Contains(r.CacheHolding().Held, want) },
-			r.ID()+" holds "+want)
-	}
 }

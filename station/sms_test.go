@@ -78,6 +78,9 @@ func TestSMSTriggerAndReply(t *testing.T) {
 		go func() { defer close(done); trig.Run(runCtx) }()
 		t.Cleanup(func() { cancel(); <-done })
 
+		if _, err := w.db.PutStoredMessage(ctx, &loa.StoredMessage{Code: 7, Name: "Lũ quét", MediaID: w.media.ID, AreaID: "xa"}); err != nil {
+			t.Fatal(err)
+		}
 		a := &loa.Alert{Title: "Lũ quét", Level: loa.AlertEmergency, Content: loa.AlertContent{MediaID: w.media.ID},
 			Targets: loa.Targets{Devices: []string{"d1", "d2", "d3", "d4", "d5", "d6"}}, Repeats: 2,
 			ExpiresAt: time.Now().Add(10 * time.Minute), StoredCode: 7, CreatedBy: "tok-prov"}
