@@ -236,8 +236,8 @@ func (s *SMS) trigger(ctx context.Context, d smsDue) error {
 			continue
 		}
 		dev, err := s.cfg.DB.Device(ctx, id)
-		if err != nil || dev.MSISDN == "" || !known || !st.HasCap(protocol.CapSMS) {
-			skipped++ // no modem number, or no SMS trigger in its firmware
+		if err != nil || dev.MSISDN == "" || !known || !st.HasCap(protocol.CapSMS) || !s.cfg.Alerts.mayHold(st, a.StoredCode) {
+			skipped++ // no modem number, no SMS trigger in its firmware, or not the message
 			continue
 		}
 		g := group{sessions[id], areaCode(byID, dev.AreaID)}
@@ -449,4 +449,25 @@ func (s *Alerts) smsEvent(device string, ev protocol.Event) {
 	if s.smsPlayed(ev.Session, device, played, started) {
 		s.logger.Info("sms trigger's play told by its finished event", "alert", alert, "device", device, "played", played)
 	}
+}
+
+// mayHold reports whether receiver st.ID may hold stored message code:
+// false only when what it last reported holding (its last manifest's ack,
+// else its telemetry) lacks it, at whatever version: an SMS it would
+// refuse (not_cached) is not sent.
+func (s *Alerts) mayHold(st loa.DeviceState, code int) bool {
+	if s.stored == nil {
+		return true
+	}
+	ref := protocol.CacheKindStored + ":" + protocol.StoredKey(code)
+	s.stored.mu.Lock()
+	h, ok := s.stored.holding[st.ID]
+	s.stored.mu.Unlock()
+	if ok {
+		return h.Holds(ref)
+	}
+	if st.Telemetry != nil && st.Telemetry.Cache != nil {
+		return protocol.CacheHolding{Held: st.Telemetry.Cache.Held}.Holds(ref)
+	}
+	return true
 }
