@@ -3,6 +3,10 @@ package firmwaresim
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -44,8 +48,22 @@ type modem struct {
 	plays  sync.WaitGroup
 }
 
-// startModem attaches the receiver's modem to its network.
+// smsSeqFile keeps the highest sequence number accepted, in
+// Config.CacheDir: a trigger replayed after a power cut is still refused.
+const smsSeqFile = "sms-seq"
+
+// startModem reads the highest sequence number kept and attaches the
+// receiver's modem to its network.
 func (r *Receiver) startModem() {
+	if r.cfg.CacheDir != "" {
+		if b, err := os.ReadFile(filepath.Join(r.cfg.CacheDir, smsSeqFile)); err == nil {
+			if n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32); err == nil {
+				r.modem.mu.Lock()
+				r.modem.stats.Highest = max(r.modem.stats.Highest, uint32(n))
+				r.modem.mu.Unlock()
+			}
+		}
+	}
 	if r.cfg.NoSMS || r.cfg.SMS == nil || r.cfg.MSISDN == "" {
 		return
 	}
@@ -121,6 +139,12 @@ func (r *Receiver) ReceiveSMS(from, text string) {
 	}
 	r.modem.stats.Highest = t.Seq
 	r.modem.stats.Accepted++
+	if r.cfg.CacheDir != "" {
+		// Kept before it plays (under the lock: in order).
+		if err := writeAtomic(filepath.Join(r.cfg.CacheDir, smsSeqFile), []byte(strconv.FormatUint(uint64(t.Seq), 10))); err != nil {
+			r.log.Warn("sms sequence number not kept", "err", err)
+		}
+	}
 	r.modem.plays.Add(1)
 	r.modem.mu.Unlock()
 	r.log.Info("sms trigger accepted", "from", from, "seq", t.Seq, "code", t.Code, "session", t.Session, "area", t.Area)

@@ -191,3 +191,30 @@ func TestModemPlaysAndReplies(t *testing.T) {
 	default:
 	}
 }
+
+// The highest sequence number accepted survives a restart of the
+// receiver when it keeps its state (Config.CacheDir): the same trigger
+// after a power cut is a replay.
+func TestModemKeepsHighestSeq(t *testing.T) {
+	_, key, _ := ed25519.GenerateKey(nil)
+	dir := t.TempDir()
+	text, err := protocol.EncodeSMSTrigger(key, protocol.SMSTrigger{Code: 7, Area: "*", Repeats: 1, Priority: 240,
+		Expires: time.Now().Add(time.Hour), Seq: 5, Session: "0000000000000005"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{ID: "rx-1", StationKey: key.Public().(ed25519.PublicKey), CacheDir: dir}
+	r := NewReceiver(cfg)
+	r.startModem()
+	r.ReceiveSMS("+1", text)
+	r.modem.plays.Wait()
+	if st := r.SMS(); st.Accepted != 1 || st.Highest != 5 {
+		t.Fatalf("first boot: %+v", st)
+	}
+	again := NewReceiver(cfg)
+	again.startModem()
+	again.ReceiveSMS("+1", text)
+	if st := again.SMS(); st.Accepted != 0 || st.Refused[SMSReplayed] != 1 || st.Highest != 5 {
+		t.Fatalf("after a restart: %+v, want the trigger refused as replayed", st)
+	}
+}

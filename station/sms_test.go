@@ -3,6 +3,10 @@ package station_test
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -188,4 +192,39 @@ func TestSMSTriggerAndReply(t *testing.T) {
 		time.Sleep(90 * time.Second) // d2's ack comes at last
 		synctest.Wait()
 	})
+}
+
+// The HTTP gateway posts {to, text} with its token; a refusal is an error.
+func TestHTTPSMSGateway(t *testing.T) {
+	var got struct {
+		auth, ctype string
+		body        map[string]string
+	}
+	status := http.StatusAccepted
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.auth, got.ctype = r.Header.Get("Authorization"), r.Header.Get("Content-Type")
+		json.NewDecoder(r.Body).Decode(&got.body)
+		w.WriteHeader(status)
+		w.Write([]byte("quota exceeded"))
+	}))
+	defer srv.Close()
+	gw, err := station.NewHTTPSMSGateway(srv.URL+"/sms", "tok")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.SendSMS(context.Background(), "+84912345678", "LOA1 x"); err != nil {
+		t.Fatal(err)
+	}
+	if got.auth != "Bearer tok" || got.ctype != "application/json" || got.body["to"] != "+84912345678" || got.body["text"] != "LOA1 x" {
+		t.Errorf("gateway got %+v", got)
+	}
+	status = http.StatusTooManyRequests
+	if err := gw.SendSMS(context.Background(), "+84912345678", "LOA1 x"); err == nil || !strings.Contains(err.Error(), "quota exceeded") {
+		t.Errorf("a 429: %v", err)
+	}
+	for _, bad := range []string{"", "ftp://x", "http://"} {
+		if _, err := station.NewHTTPSMSGateway(bad, ""); err == nil {
+			t.Errorf("gateway URL %q accepted", bad)
+		}
+	}
 }
