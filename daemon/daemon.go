@@ -307,6 +307,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	for _, c := range m.healthCollectors() {
 		reg.MustRegister(c)
 	}
+	if m.SMS != nil {
+		reg.MustRegister(m.SMS.Collectors()...)
+	}
 	if m.Broker != nil {
 		for _, c := range m.Broker.Collectors() {
 			reg.MustRegister(c)

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/protocol"
 	"github.com/loa-broadcast/loa/store"
@@ -112,6 +114,14 @@ type SMS struct {
 	sent map[string]map[string]bool // alert → devices sent its trigger
 	wake chan struct{}
 	out  chan smsOut
+
+	sentN, failedN prometheus.Counter
+	replies        *prometheus.CounterVec // by result: merged, late, refused
+}
+
+// Collectors are the SMS trigger's metrics.
+func (s *SMS) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{s.sentN, s.failedN, s.replies}
 }
 
 type smsDue struct {
@@ -134,7 +144,15 @@ func NewSMS(cfg SMSConfig) *SMS {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &SMS{cfg: cfg, log: cfg.Logger, sent: map[string]map[string]bool{},
-		wake: make(chan struct{}, 1), out: make(chan smsOut, 4096)}
+		wake: make(chan struct{}, 1), out: make(chan smsOut, 4096),
+		sentN: prometheus.NewCounter(prometheus.CounterOpts{Name: "loa_sms_sent_total",
+			Help: "SMS triggers the gateway accepted."}),
+		failedN: prometheus.NewCounter(prometheus.CounterOpts{Name: "loa_sms_failed_total",
+			Help: "SMS triggers the gateway refused or did not answer, or that did not fit the queue."}),
+		replies: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "loa_sms_replies_total",
+			Help: "Receivers' SMS replies the gateway posted, by result: merged into a report, late (its alert ended), refused (not a reply, or not authenticated)."},
+			[]string{"result"}),
+	}
 	cfg.Alerts.sms = s
 	return s
 }
@@ -269,6 +287,7 @@ func (s *SMS) trigger(ctx context.Context, d smsDue) error {
 				s.mu.Unlock()
 				n++
 			default:
+				s.failedN.Inc()
 				s.log.Warn("sms queue full; trigger not sent", "alert", a.ID, "device", dev.ID)
 			}
 		}
@@ -301,9 +320,11 @@ func (s *SMS) send(ctx context.Context) {
 			err := s.cfg.Sender.SendSMS(sctx, m.to, m.text)
 			cancel()
 			if err != nil {
+				s.failedN.Inc()
 				s.log.Warn("sms trigger not sent", "alert", m.alert, "device", m.device, "to", m.to, "err", err)
 				continue
 			}
+			s.sentN.Inc()
 			s.log.Info("sms trigger sent", "alert", m.alert, "device", m.device, "to", m.to)
 		}
 	}
@@ -332,6 +353,7 @@ func areaCode(areas map[string]*loa.Area, id string) string {
 func (s *SMS) HandleReply(ctx context.Context, from, text string) error {
 	r, _, err := protocol.ParseSMSReply(text)
 	if err != nil {
+		s.replies.WithLabelValues("refused").Inc()
 		return loa.Errorf(loa.EINVALID, "text: not an SMS reply of a receiver (%v)", err)
 	}
 	sum, err := s.cfg.DB.DevicePasswordHash(ctx, r.Device)
@@ -342,6 +364,7 @@ func (s *SMS) HandleReply(ctx context.Context, from, text string) error {
 		_, err = protocol.VerifySMSReply(protocol.SMSReplyKey(sum), text)
 	}
 	if err != nil {
+		s.replies.WithLabelValues("refused").Inc()
 		s.log.Warn("sms reply refused", "from", from, "device", r.Device, "err", err)
 		return loa.Errorf(loa.EFORBIDDEN, "text: the reply does not authenticate")
 	}
@@ -350,6 +373,11 @@ func (s *SMS) HandleReply(ctx context.Context, from, text string) error {
 		s.log.Warn("sms reply from a number the device does not have", "device", r.Device, "from", from, "msisdn", dev.MSISDN)
 	}
 	merged := s.cfg.Alerts.smsPlayed(r.Session, r.Device, r.Played, r.Started)
+	result := "merged"
+	if !merged {
+		result = "late" // its alert ended, or the receiver's line was settled by its own events
+	}
+	s.replies.WithLabelValues(result).Inc()
 	s.log.Info("sms reply", "device", r.Device, "session", r.Session, "seq", r.Seq, "played", r.Played, "merged", merged)
 	return nil
 }

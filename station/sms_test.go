@@ -12,6 +12,9 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/protocol"
 	"github.com/loa-broadcast/loa/station"
@@ -157,6 +160,12 @@ func TestSMSTriggerAndReply(t *testing.T) {
 		if d := rep["d3"]; d.Channel != loa.ChannelSMS || d.Repeats != 2 || !d.StartedAt.Equal(started) {
 			t.Errorf("d3 %+v, want channel sms, 2 repeats, started %v", d, started)
 		}
+		if got := counterValue(t, trig.Collectors()[2].(*prometheus.CounterVec).WithLabelValues("refused")); got != 3 {
+			t.Errorf("loa_sms_replies_total{result=refused} %v, want 3", got)
+		}
+		if got := counterValue(t, trig.Collectors()[0].(prometheus.Counter)); got != 3 {
+			t.Errorf("loa_sms_sent_total %v, want 3", got)
+		}
 		// Sent again (the gateway retried): nothing changes.
 		if err := trig.HandleReply(ctx, numbers["d3"], reply(pw, "d3", 2)); err != nil {
 			t.Fatal(err)
@@ -227,4 +236,13 @@ func TestHTTPSMSGateway(t *testing.T) {
 			t.Errorf("gateway URL %q accepted", bad)
 		}
 	}
+}
+
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }
