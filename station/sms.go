@@ -217,11 +217,16 @@ func (s *SMS) Run(ctx context.Context) {
 // trigger sends alert d's trigger to its receivers still waiting for it
 // (all of them, or only those out of MQTT's reach).
 func (s *SMS) trigger(ctx context.Context, d smsDue) error {
+	if !d.offline {
+		// The alert's last check: forget whom it was sent to.
+		defer func() {
+			s.mu.Lock()
+			delete(s.sent, d.alert)
+			s.mu.Unlock()
+		}()
+	}
 	a, sessions, ok := s.cfg.Alerts.smsTargets(d.alert)
 	if !ok {
-		s.mu.Lock()
-		delete(s.sent, d.alert)
-		s.mu.Unlock()
 		return nil // ended, or every receiver heard
 	}
 	areas, err := s.cfg.DB.Areas(ctx)
