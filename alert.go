@@ -64,7 +64,10 @@ const (
 )
 
 // Delivery channels besides the stream (Delivery.Channel).
-const ChannelStored = "stored"
+const (
+	ChannelStored = "stored"
+	ChannelSMS    = "sms" // an SMS trigger played it: told by its SMS reply, or its finished event
+)
 
 // AlertContent is what an alert plays: a media item, or Text spoken in
 // Vietnamese by the controller's speech engine. Tone puts an attention
@@ -120,7 +123,7 @@ type Delivery struct {
 	Reason string `json:"reason,omitempty"`
 	Detail string `json:"detail,omitempty"` // a refusal's own words (the receiver's, or the controller's: -require-srtp)
 	// Channel is how it reached the receiver when not by the stream:
-	// ChannelStored (played from its own storage, play_stored).
+	// ChannelStored (played from its own storage, play_stored), ChannelSMS.
 	Channel   string    `json:"channel,omitempty"`
 	Repeats   int       `json:"repeats"` // repeats played so far
 	Late      bool      `json:"late"`    // got it after coming back online

@@ -3,6 +3,7 @@ package loa
 import (
 	"context"
 	"math"
+	"strings"
 	"time"
 )
 
@@ -36,6 +37,24 @@ type Device struct {
 	// delay towers. MinOffsetMs..MaxOffsetMs, and with the station's
 	// playout delay at least MinLeadMs.
 	OffsetMs int `json:"offset_ms,omitempty"`
+
+	// MSISDN is the number of the receiver's modem (E.164, "+84…"): the
+	// controller sends it SMS triggers there when MQTT is down (contract
+	// v2, sms). Empty: it gets no SMS.
+	MSISDN string `json:"msisdn,omitempty"`
+}
+
+// ValidateMSISDN checks a modem number: empty, or E.164 ('+' and 8–15
+// digits).
+func ValidateMSISDN(n string) error {
+	if n == "" {
+		return nil
+	}
+	digits, ok := strings.CutPrefix(n, "+")
+	if !ok || len(digits) < 8 || len(digits) > 15 || strings.Trim(digits, "0123456789") != "" {
+		return Errorf(EINVALID, "msisdn: %q is not an E.164 number ('+' and 8–15 digits, e.g. +84912345678)", n)
+	}
+	return nil
 }
 
 // Bounds of a receiver's delay offset (the contract's, protocol.MinOffsetMs
@@ -89,7 +108,7 @@ func (d *Device) Validate() error {
 	if d.OffsetMs < MinOffsetMs || d.OffsetMs > MaxOffsetMs {
 		return Errorf(EINVALID, "offset_ms: must be within %d..%d", MinOffsetMs, MaxOffsetMs)
 	}
-	return nil
+	return ValidateMSISDN(d.MSISDN)
 }
 
 // DeviceState is what the controller knows of a device right now: presence

@@ -30,7 +30,8 @@ type alertRequest struct {
 	ExpiresIn string           `json:"expires_in"` // or a Go duration from now; neither = DefaultAlertExpiry
 	Test      bool             `json:"test"`       // sounds only in areas marked for tests
 	// StoredCode: receivers holding this stored message play it from
-	// their own storage; the others get content, or the message's media.
+	// their own storage; the others get content, or the message's media;
+	// those MQTT does not reach get it by SMS.
 	StoredCode int `json:"stored_code"`
 }
 

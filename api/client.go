@@ -98,6 +98,9 @@ func (c *Client) CreateDevice(ctx context.Context, d loa.Device) (string, error)
 		Password string `json:"password"`
 	}
 	in := map[string]any{"id": d.ID, "area_id": d.AreaID, "name": d.Name, "lat": d.Lat, "lon": d.Lon}
+	if d.MSISDN != "" {
+		in["msisdn"] = d.MSISDN
+	}
 	if err := c.JSON(ctx, "POST", "/api/v1/devices", in, &out); err != nil {
 		return "", err
 	}

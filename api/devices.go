@@ -19,6 +19,7 @@ type deviceRequest struct {
 	Name   string  `json:"name"`
 	Lat    float64 `json:"lat"`
 	Lon    float64 `json:"lon"`
+	MSISDN string  `json:"msisdn"`
 }
 
 // deviceView is a device with its live state, null when the controller
@@ -147,7 +148,7 @@ func (s *Server) createDevice(w http.ResponseWriter, r *http.Request, c *call) e
 	if err := decodeJSON(r.Body, &req); err != nil {
 		return err
 	}
-	d := &loa.Device{ID: req.ID, AreaID: req.AreaID, Name: req.Name, Lat: req.Lat, Lon: req.Lon}
+	d := &loa.Device{ID: req.ID, AreaID: req.AreaID, Name: req.Name, Lat: req.Lat, Lon: req.Lon, MSISDN: req.MSISDN}
 	if err := d.Validate(); err != nil {
 		return err
 	}
@@ -180,7 +181,14 @@ type deviceOffsetter interface {
 // devicePatch is the body of PATCH /api/v1/devices/{id}: what a
 // technician may change of a device in place.
 type devicePatch struct {
-	OffsetMs *int `json:"offset_ms"`
+	OffsetMs *int    `json:"offset_ms"`
+	MSISDN   *string `json:"msisdn"` // its modem's number; "" removes it
+}
+
+// deviceMSISDNSetter is the store's capability to set a receiver's modem
+// number.
+type deviceMSISDNSetter interface {
+	SetDeviceMSISDN(ctx context.Context, id, msisdn string) (*loa.Device, error)
 }
 
 // patchDevice sets a device's delay offset (play.offset_ms of its next
@@ -192,29 +200,46 @@ func (s *Server) patchDevice(w http.ResponseWriter, r *http.Request, c *call) er
 	if err := decodeJSON(r.Body, &req); err != nil {
 		return err
 	}
-	if req.OffsetMs == nil {
-		return loa.Errorf(loa.EINVALID, "body: nothing to change (offset_ms)")
+	if req.OffsetMs == nil && req.MSISDN == nil {
+		return loa.Errorf(loa.EINVALID, "body: nothing to change (offset_ms, msisdn)")
 	}
 	delay := s.Delay
 	if delay == 0 {
 		delay = 200 * time.Millisecond
 	}
-	if err := loa.ValidateOffset(*req.OffsetMs, delay); err != nil {
-		return err
+	if req.OffsetMs != nil {
+		if err := loa.ValidateOffset(*req.OffsetMs, delay); err != nil {
+			return err
+		}
+	}
+	if req.MSISDN != nil {
+		if err := loa.ValidateMSISDN(*req.MSISDN); err != nil {
+			return err
+		}
 	}
 	d, err := s.deviceInScope(r, c, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
 	set, ok := s.Devices.(deviceOffsetter)
-	if !ok {
+	setN, okN := s.Devices.(deviceMSISDNSetter)
+	if !ok || (req.MSISDN != nil && !okN) {
 		return errUnavailable("device settings")
 	}
-	was := d.OffsetMs
-	if d, err = set.SetDeviceOffset(r.Context(), d.ID, *req.OffsetMs); err != nil {
-		return err
+	if req.OffsetMs != nil {
+		was := d.OffsetMs
+		if d, err = set.SetDeviceOffset(r.Context(), d.ID, *req.OffsetMs); err != nil {
+			return err
+		}
+		c.audit("device.update", d.ID, fmt.Sprintf("offset_ms %d → %d", was, d.OffsetMs))
 	}
-	c.audit("device.update", d.ID, fmt.Sprintf("offset_ms %d → %d", was, d.OffsetMs))
+	if req.MSISDN != nil {
+		was := d.MSISDN
+		if d, err = setN.SetDeviceMSISDN(r.Context(), d.ID, *req.MSISDN); err != nil {
+			return err
+		}
+		c.audit("device.update", d.ID, fmt.Sprintf("msisdn %q → %q", was, d.MSISDN))
+	}
 	v := s.view(d)
 	problems, err := s.problems(r, d.ID)
 	if err != nil {

@@ -46,6 +46,7 @@
 //	                                        enrolled: forgotten, so the code may be claimed again)
 //	POST /api/v1/devices/{id}/replace      {claim_code} → 201 {claim,device,broker}: a new box takes over the device when it
 //	                                        enrols; the old unit's credentials are revoked and its connection dropped now
+//	POST /api/v1/sms/inbound               {from,text}, the SMS gateway's secret → 204: a receiver's SMS reply merged
 //	POST /api/v1/enrol                     {claim_code}, no token → 200 {device_id,password,mqtt_url,ca_pem,firmware_url,mac} once;
 //	                                        404 + Retry-After until claimed (or for any unclaimed code), 410 once used,
 //	                                        429 + Retry-After past the per-code limit
@@ -233,6 +234,11 @@ type Server struct {
 
 	// Stored is the library of stored alert messages; nil: unavailable.
 	Stored StoredLibrary
+
+	// SMS takes the receivers' SMS replies the gateway posts with
+	// SMSSecret as its bearer token; either unset: unavailable.
+	SMS       SMSInbox
+	SMSSecret string
 }
 
 // Handler returns the HTTP handler serving the API, /healthz, /metrics and
@@ -321,6 +327,7 @@ func (s *Server) routes() []apiRoute {
 	route("POST /api/v1/devices/claims/{id}/cancel", loa.ActionDevice, s.cancelClaim)
 	route("POST /api/v1/devices/{id}/replace", loa.ActionDevice, s.replaceDevice)
 	add("POST "+protocol.EnrolPath, "", s.enrol(newEnrolLimiter(s.Now))) // the claim code, not a token
+	add("POST /api/v1/sms/inbound", "", http.HandlerFunc(s.smsInbound))  // the gateway's secret, not a token
 	route("GET /api/v1/devices/{id}/health", loa.ActionRead, s.deviceHealth)
 	route("GET /api/v1/alarms", loa.ActionRead, s.listAlarms)
 	route("POST /api/v1/alarms/{id}/ack", loa.ActionDevice, s.ackAlarm)

@@ -63,6 +63,16 @@ type Config struct {
 
 	CAPSender string // sender of the CAP messages alerts are exported as
 
+	// The SMS trigger (station/sms.go): SMSGateway is the HTTP gateway's
+	// URL (POST {to, text} with SMSGatewayToken as a bearer token), empty:
+	// no SMS; SMSInboundSecret the bearer token the gateway posts
+	// receivers' replies with (POST /api/v1/sms/inbound), empty: replies
+	// are refused; SMSWait how long an online receiver has to ack before
+	// it is sent the trigger; SMSRate the SMS sent per second at most.
+	SMSGateway, SMSGatewayToken, SMSInboundSecret string
+	SMSWait                                       time.Duration
+	SMSRate                                       float64
+
 	// HTTP limits (httpserver.go). HTTPMaxConns is lowered to a quarter of
 	// the process's file limit, so HTTP sockets cannot starve the broker.
 	HTTPMaxConns      int           // open HTTP connections; more are closed at once

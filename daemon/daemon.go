@@ -88,6 +88,11 @@ type Main struct {
 	// StationKey signs stored alert messages and SMS triggers
 	// (<data>/station.key; receivers hold its public half).
 	StationKey ed25519.PrivateKey
+	// SMSSender sends alerts' SMS triggers: set before Open (a test's
+	// simulated network), else the HTTP gateway of Config.SMSGateway;
+	// nil: no SMS. SMS is the trigger service (nil without a sender).
+	SMSSender station.SMSSender
+	SMS       *station.SMS
 
 	statfs      func(dir string) (free, total uint64, err error) // for tests; nil = syscall.Statfs
 	watchStop   func()                                           // ends the alarm watches and waits for them
@@ -236,6 +241,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.Alerts = station.NewAlerts(m.DB, m.Sessions, m.Fleet, media.EspeakNG{Voice: "vi"}, delay, m.Logger.With("component", "alerts"))
 	tuner.Alerts = m.Alerts
 	m.openStored()
+	if err := m.openSMS(); err != nil {
+		return err
+	}
 	// The sessions' record first, then the alerts that read it.
 	m.Engine.Subscribe(m.Sessions.HandleOutcome)
 	m.Engine.Subscribe(m.Alerts.HandleOutcome)
@@ -264,6 +272,13 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		defer m.schedWG.Done()
 		m.Sessions.ResumeInterrupted(m.bg, online, 15*time.Second)
 	}()
+	if m.SMS != nil {
+		m.schedWG.Add(1)
+		go func() {
+			defer m.schedWG.Done()
+			m.SMS.Run(m.bg)
+		}()
+	}
 
 	m.startWatches()
 
@@ -292,6 +307,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	for _, c := range m.healthCollectors() {
 		reg.MustRegister(c)
 	}
+	if m.SMS != nil {
+		reg.MustRegister(m.SMS.Collectors()...)
+	}
 	if m.Broker != nil {
 		for _, c := range m.Broker.Collectors() {
 			reg.MustRegister(c)
@@ -319,6 +337,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	srv.Firmware, srv.Receivers = m.Firmware, m.DB
 	srv.Stored = m.Stored
 	srv.Creds = m.credentials()
+	if m.SMS != nil {
+		srv.SMS, srv.SMSSecret = m.SMS, cfg.SMSInboundSecret
+	}
 	enrolment := m.enrolment()
 	srv.Claims, srv.Enrol = enrolment, enrolment
 	if err := m.serveHTTP(ctx, srv.Handler(), reg); err != nil {

@@ -66,6 +66,16 @@ type Config struct {
 	// the provisioning profile): it verifies stored alert messages and
 	// SMS triggers. Without it they are refused.
 	StationKey ed25519.PublicKey
+	// SMS is the mobile network of the receiver's modem, MSISDN its
+	// number there; without both it has no modem. AreaCodes are the
+	// administrative codes of its area and of those above it (from its
+	// provisioning profile): SMS triggers for other areas are refused.
+	// NoSMS makes firmware without the SMS trigger: it does not announce
+	// `sms` and ignores SMS.
+	SMS       *SMSNetwork
+	MSISDN    string
+	AreaCodes []string
+	NoSMS     bool
 	// V1 makes a contract version 1 receiver, for migration tests: it
 	// announces no caps, plays plain RTP with the token and refuses a play
 	// with keys. Otherwise it announces receiverCaps.
@@ -154,6 +164,7 @@ type Receiver struct {
 
 	cache   *cacheState // local storage of items; see cache.go
 	localMu sync.Mutex  // one local play starts at a time; see localplay.go
+	modem   modem       // the SMS trigger; see sms.go
 
 	clock   *Clock
 	sync    *SyncFilter
@@ -266,6 +277,7 @@ func (r *Receiver) Start(ctx context.Context) error {
 		client.Disconnect(250)
 		return fmt.Errorf("start %s: connect %s: %w", r.cfg.ID, r.cfg.Broker, err)
 	}
+	r.startModem()
 	r.log.Debug("receiver started", "boot", r.boot.Load())
 	return nil
 }
@@ -513,7 +525,9 @@ func (r *Receiver) Close() error {
 	}
 	close(r.quit)
 	r.wg.Wait()
+	r.stopModem()
 	r.endCurrent(EndStop)
+	r.modem.plays.Wait() // a local play it started ended with the session
 	close(r.outbox)
 	<-r.outEnd
 	var err error
@@ -545,7 +559,9 @@ func (r *Receiver) Kill() {
 	r.connMu.Unlock()
 	close(r.quit)
 	r.wg.Wait()
+	r.stopModem()
 	r.endCurrent(EndStop)
+	r.modem.plays.Wait() // a local play it started ended with the session
 	close(r.outbox)
 	<-r.outEnd
 	// Stops paho's reconnect attempts; its DISCONNECT cannot reach the
@@ -584,6 +600,9 @@ func (r *Receiver) caps() []string {
 	caps := slices.Clone(receiverCaps)
 	if !r.cfg.NoCache {
 		caps = append(caps, protocol.CapCache)
+	}
+	if !r.cfg.NoSMS {
+		caps = append(caps, protocol.CapSMS)
 	}
 	return caps
 }

@@ -49,6 +49,7 @@ type Alerts struct {
 	tone func() (alertItem, error) // the attention tone, encoded once
 
 	stored *Stored // stored messages: receivers holding one play it from storage; nil: always streamed
+	sms    *SMS    // sends the SMS triggers of alerts naming a stored message; nil: none
 
 	mu        sync.Mutex
 	live      map[string]*liveAlert // active alerts by id
@@ -111,6 +112,9 @@ type liveAlert struct {
 	// (nil: none, or recovered after a restart): receivers back online
 	// that hold it play it from storage too.
 	storedMsg *loa.StoredMessage
+	// smsSession is the session SMS triggers name for receivers no
+	// session carries it to (sms.go); "" until one is sent.
+	smsSession string
 }
 
 // alertRun is one session carrying an alert.
@@ -181,6 +185,7 @@ func (l *liveAlert) fail(d *loa.Delivery, reason string, at time.Time) {
 func (s *Alerts) Run(ctx context.Context) {
 	defer s.fleet.OnEvent(s.sessions.HandleEvent)()
 	defer s.fleet.OnEvent(s.storedEvent)()
+	defer s.fleet.OnEvent(s.smsEvent)() // plays an SMS trigger started (sms.go)
 	defer s.fleet.OnPresence(s.presenceChanged)()
 	t := time.NewTicker(s.tick)
 	defer t.Stop()
@@ -277,6 +282,9 @@ func (s *Alerts) SendAlert(ctx context.Context, a *loa.Alert) error {
 	}
 	s.logger.Info("alert sent", "alert", a.ID, "level", a.Level, "devices", len(devs), "online", len(online),
 		"repeats", a.Repeats, "length", time.Duration(content.frames)*protocol.FrameDuration, "by", a.CreatedBy)
+	if s.sms != nil && a.StoredCode != 0 {
+		s.sms.alertSent(a.ID)
+	}
 	s.poke()
 	return nil
 }
@@ -794,6 +802,9 @@ func (s *Alerts) step(ctx context.Context, now time.Time) {
 		delete(s.live, l.a.ID)
 		for id := range l.runs {
 			delete(s.bySession, id)
+		}
+		if l.smsSession != "" {
+			delete(s.bySession, l.smsSession)
 		}
 	}
 	s.mu.Unlock()

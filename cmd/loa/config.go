@@ -45,6 +45,11 @@ func bindConfig(c *daemon.Config, fs *flag.FlagSet) {
 	fs.IntVar(&c.BackupKeep, "backup-keep", c.BackupKeep, "scheduled backups kept; older ones are removed [LOA_BACKUP_KEEP]")
 	bindTLS(&c.TLS, fs)
 	fs.StringVar(&c.CAPSender, "cap-sender", c.CAPSender, "sender of exported CAP messages, unique to this controller, e.g. loa.quangngai.gov.vn [LOA_CAP_SENDER]")
+	fs.StringVar(&c.SMSGateway, "sms-gateway", c.SMSGateway, "URL of the HTTP SMS gateway alerts' SMS triggers are POSTed to as JSON {to, text} (empty: no SMS) [LOA_SMS_GATEWAY]")
+	fs.StringVar(&c.SMSGatewayToken, "sms-gateway-token", c.SMSGatewayToken, "bearer token sent to the SMS gateway [LOA_SMS_GATEWAY_TOKEN]")
+	fs.StringVar(&c.SMSInboundSecret, "sms-inbound-secret", c.SMSInboundSecret, "bearer token the SMS gateway posts receivers' replies to /api/v1/sms/inbound with (empty: replies refused) [LOA_SMS_INBOUND_SECRET]")
+	fs.DurationVar(&c.SMSWait, "sms-wait", c.SMSWait, "how long an online receiver has to ack an alert over MQTT before it is sent the SMS trigger [LOA_SMS_WAIT]")
+	fs.Float64Var(&c.SMSRate, "sms-rate", c.SMSRate, "SMS sent per second at most [LOA_SMS_RATE]")
 	fs.IntVar(&c.HTTPMaxConns, "http-max-conns", c.HTTPMaxConns, "open HTTP connections at most (more are closed at once); lowered to a quarter of the open file limit [LOA_HTTP_MAX_CONNS]")
 	fs.DurationVar(&c.MaxMediaDuration, "max-media-duration", c.MaxMediaDuration, "longest audio an upload may hold, decoded; longer is refused before it is transcoded [LOA_MAX_MEDIA_DURATION]")
 	fs.IntVar(&c.TranscodeWorkers, "transcode-workers", c.TranscodeWorkers, "uploads transcoded at once, each taking about one CPU core (default: half the CPUs) [LOA_TRANSCODE_WORKERS]")
@@ -90,6 +95,7 @@ func configFromEnv(c *daemon.Config, getenv func(string) string) error {
 		"LOA_TLS_CA_CERT": &c.TLS.CACert, "LOA_TLS_CA_KEY": &c.TLS.CAKey, "LOA_TLS_CERT": &c.TLS.Cert, "LOA_TLS_KEY": &c.TLS.Key,
 		"LOA_ACME_DOMAIN": &c.TLS.ACMEDomain, "LOA_ACME_DIRECTORY": &c.TLS.ACMEDirectory, "LOA_ACME_CA": &c.TLS.ACMERoots,
 		"LOA_DEVICE_MQTT_URL": &c.DeviceMQTTURL, "LOA_BACKUP_DIR": &c.BackupDir,
+		"LOA_SMS_GATEWAY": &c.SMSGateway, "LOA_SMS_GATEWAY_TOKEN": &c.SMSGatewayToken, "LOA_SMS_INBOUND_SECRET": &c.SMSInboundSecret,
 	}
 	for k, p := range str {
 		if v := getenv(k); v != "" {
@@ -107,7 +113,7 @@ func configFromEnv(c *daemon.Config, getenv func(string) string) error {
 		c.TLS.AllowPlain = b
 	}
 	for k, p := range map[string]*float64{"LOA_ALARM_LOSS": &c.Alarms.StreamLossPct, "LOA_ALARM_TEMP": &c.Alarms.TempC,
-		"LOA_ALARM_TEMP_CLEAR": &c.Alarms.TempClearC} {
+		"LOA_ALARM_TEMP_CLEAR": &c.Alarms.TempClearC, "LOA_SMS_RATE": &c.SMSRate} {
 		if v := getenv(k); v != "" {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil {
@@ -136,7 +142,7 @@ func configFromEnv(c *daemon.Config, getenv func(string) string) error {
 	}
 	for k, p := range map[string]*time.Duration{"LOA_DELAY": &c.Delay, "LOA_LEAD": &c.Lead, "LOA_GRACE": &c.Grace, "LOA_CLOCK_OFFSET": &c.ClockOffset,
 		"LOA_ALARM_OFFLINE": &c.Alarms.Offline, "LOA_MAX_MEDIA_DURATION": &c.MaxMediaDuration,
-		"LOA_BACKUP_EVERY": &c.BackupEvery} {
+		"LOA_BACKUP_EVERY": &c.BackupEvery, "LOA_SMS_WAIT": &c.SMSWait} {
 		if v := getenv(k); v != "" {
 			d, err := time.ParseDuration(v)
 			if err != nil {
