@@ -82,7 +82,7 @@
 //	GET  /api/v1/agenda?from=&to=|day=YYYY-MM-DD|week=YYYY-MM-DD  [occurrence] in scope; ≤ 31 days, default today
 //	GET  /api/v1/calendars                 {name: calendar}: the station's, and those of areas in scope or above it
 //	PUT  /api/v1/calendars/{name}          {dates:["2027-02-06","09-02"],area_id} → 200 calendar; station-wide ones only by station-wide admins
-//	GET  /api/v1/playlog?from=&to=&area=&device=&limit=  [play log entry]
+//	GET  /api/v1/playlog?from=&to=&area=&device=&event=&limit=&offset=  [play log entry]; &format=csv: a spreadsheet
 //	GET  /api/v1/sessions                  [session] in scope
 //	POST /api/v1/sessions                  {media_id|playlist_id,targets:{areas,devices},priority,max_duration} → 201 session
 //	GET  /api/v1/sessions/{id}             session
@@ -90,7 +90,7 @@
 //	GET  /api/v1/sessions/{id}/sdp?dest=IP:PORT&for=1h  application/sdp: streams to dest for ?for= (≤ 6h); dest is the
 //	                                        caller's own address or in SDPAllow; 8 listeners a session, 64 a station
 //	DELETE /api/v1/sessions/{id}/listeners/{dest}  → 204: the stream to dest stops
-//	GET  /api/v1/alerts                    [alert + "totals"] in scope, newest first
+//	GET  /api/v1/alerts?limit=&offset=&report=false  [alert + "totals"] in scope, newest first; &format=csv: the history
 //	POST /api/v1/alerts                    {title,level: khan_cap|uu_tien,content:{media_id|text,tone},targets:{areas,devices},
 //	                                        repeats 1–10,gap:"5s",volume 1–100,expires_at RFC3339|expires_in:"1h",test} → 201 alert
 //	GET  /api/v1/alerts/{id}               alert with its delivery report and "totals": {all, areas: {area: counts}}
