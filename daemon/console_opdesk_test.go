@@ -51,6 +51,19 @@ func opdesk(job func(*testing.T, *consoleFixture)) func(*testing.T, *consoleFixt
 		c.ctx = ctx
 		g := *f
 		g.c = &c
+		defer func() {
+			if !t.Failed() {
+				return
+			}
+			// What the page showed when the job failed, for the artefacts.
+			shot, cancel := context.WithTimeout(context.WithoutCancel(f.c.ctx), 20*time.Second)
+			defer cancel()
+			if png, err := chromedp.Run(shot, chromedp.FullScreenshot(100)); err == nil {
+				_ = os.WriteFile(filepath.Join(c.art, "console-failed-"+strings.ReplaceAll(t.Name(), "/", "-")+".png"), png, 0o644)
+			} else {
+				t.Logf("no screenshot of the failure: %v", err)
+			}
+		}()
 		job(t, &g)
 	}
 }
@@ -66,12 +79,13 @@ func consoleMediaLibrary(t *testing.T, f *consoleFixture) {
 		t.Fatal(err)
 	}
 	c.signOut()
-	c.signInAs("operator", f.operator)
+	// People of their own: earlier jobs may disable the fixture's.
+	c.signInAs("operator", f.user("cb-thuvien", "Cán bộ thư viện Bình Châu", loa.RoleOperator, "bc"))
 	c.go_("media")
 	c.step("upload a file",
 		chromedp.SendKeys(chromedp.ID("upload-name"), "Tin văn nghệ"),
 		chromedp.SetUploadFiles(chromedp.ID("upload-file"), []string{file}),
-		chromedp.Click(chromedp.CSS("#upload-form button[type=submit]")),
+		click("#upload-form button[type=submit]"),
 		c.until(`[...document.querySelectorAll("#media-list li[data-id] .title")].some((e) => e.textContent === "Tin văn nghệ")`))
 	id := c.evalString(`[...document.querySelectorAll("#media-list li[data-id]")].find((li) => li.querySelector(".title").textContent === "Tin văn nghệ").dataset.id`)
 	item := fmt.Sprintf(`#media-list li[data-id=%q]`, id)
@@ -80,7 +94,7 @@ func consoleMediaLibrary(t *testing.T, f *consoleFixture) {
 	}
 
 	c.step("listen to it in the browser",
-		chromedp.Click(chromedp.CSS(item+" button.listen")),
+		click(item+" button.listen"),
 		c.until(`(() => { const a = document.querySelector(`+quoteJS(item+" audio")+`); return a.readyState >= 2 || a.duration > 0; })()`))
 	if d := c.evalString(`String(document.querySelector(` + quoteJS(item+" audio") + `).duration)`); !strings.HasPrefix(d, "1.") {
 		t.Errorf("the player's duration: %s s, want about 1.5", d)
@@ -88,10 +102,10 @@ func consoleMediaLibrary(t *testing.T, f *consoleFixture) {
 
 	c.step("rename it",
 		centre(item),
-		chromedp.Click(chromedp.CSS(item+" details.edit summary")),
+		click(item+" details.edit summary"),
 		chromedp.Evaluate[chromedp.Void](`document.querySelector(`+quoteJS("#media-"+id+"-name")+`).value = ""`),
 		chromedp.SendKeys(chromedp.ID("media-"+id+"-name"), "Tin văn nghệ tối"),
-		chromedp.Click(chromedp.CSS(item+" button.rename")),
+		click(item+" button.rename"),
 		c.until(`document.querySelector(`+quoteJS(item+" .title")+`).textContent === "Tin văn nghệ tối"`))
 	var m loa.Media
 	if err := s.api.JSON(bg, "GET", "/api/v1/media/"+id, nil, &m); err != nil || m.Name != "Tin văn nghệ tối" {
@@ -102,8 +116,8 @@ func consoleMediaLibrary(t *testing.T, f *consoleFixture) {
 	news := fmt.Sprintf(`#media-list li[data-id=%q]`, f.news.ID)
 	c.step("try to delete an item the schedule uses",
 		centre(news),
-		chromedp.Click(chromedp.CSS(news+" details.edit summary")),
-		chromedp.Click(chromedp.CSS(news+" button.delete")),
+		click(news+" details.edit summary"),
+		click(news+" button.delete"),
 		c.until(`!document.querySelector(`+quoteJS("#media-"+f.news.ID+"-error")+`).hidden`))
 	if got := c.text("#media-" + f.news.ID + "-error"); !strings.Contains(got, "đang được dùng") || !strings.Contains(got, "lịch phát “Chương trình sáng”") {
 		t.Errorf("the refusal in words: %q", got)
@@ -116,7 +130,7 @@ func consoleMediaLibrary(t *testing.T, f *consoleFixture) {
 	c.step("upload the same audio again",
 		chromedp.SendKeys(chromedp.ID("upload-name"), "Bản sao"),
 		chromedp.SetUploadFiles(chromedp.ID("upload-file"), []string{file}),
-		chromedp.Click(chromedp.CSS("#upload-form button[type=submit]")),
+		click("#upload-form button[type=submit]"),
 		c.until(`!document.querySelector("#upload-note").hidden`))
 	if got := c.text("#upload-note"); !strings.Contains(got, "đã có trong thư viện với tên “Tin văn nghệ tối”") {
 		t.Errorf("the duplicate upload says %q", got)
@@ -126,7 +140,7 @@ func consoleMediaLibrary(t *testing.T, f *consoleFixture) {
 	}
 	c.step("delete the unused one",
 		centre(item),
-		chromedp.Click(chromedp.CSS(item+" button.delete")),
+		click(item+" button.delete"),
 		c.until(`document.querySelector(`+quoteJS(item)+`) === null`))
 	if err := s.api.JSON(bg, "GET", "/api/v1/media/"+id, nil, nil); err == nil || !strings.Contains(err.Error(), "not_found") {
 		t.Errorf("after deleting, the item is still there: %v", err)
@@ -167,11 +181,11 @@ func consoleLogExport(t *testing.T, f *consoleFixture) {
 	}, "bc-1 to have aired the programme")
 
 	c.signOut()
-	c.signInAs("operator", f.operator)
+	c.signInAs("operator", f.user("cb-nhatky", "Cán bộ nhật ký Bình Châu", loa.RoleOperator, "bc"))
 	c.go_("log")
 	c.step("a date the calendar does not have is refused next to its field",
 		chromedp.SendKeys(chromedp.ID("log-from"), "31/02/2026"),
-		chromedp.Click(chromedp.CSS(`#log-filters button[type=submit]`)),
+		click(`#log-filters button[type=submit]`),
 		c.until(`!document.querySelector("#log-from-error").hidden`))
 	if got := c.text("#log-from-error"); !strings.Contains(got, "ngày/tháng/năm") {
 		t.Errorf("the bad date's message: %q", got)
@@ -182,7 +196,7 @@ func consoleLogExport(t *testing.T, f *consoleFixture) {
 		chromedp.SendKeys(chromedp.ID("log-from"), d),
 		chromedp.SendKeys(chromedp.ID("log-to"), d),
 		chromedp.SendKeys(chromedp.ID("log-device"), "bc-1"),
-		chromedp.Click(chromedp.CSS(`#log-filters button[type=submit]`)),
+		click(`#log-filters button[type=submit]`),
 		c.until(`document.querySelector("#log-csv").getAttribute("href").includes("device=bc-1")`),
 		c.until(`document.querySelector("#log-list li[data-id]") !== null`))
 	if got := c.text("#log-list"); !strings.Contains(got, "Nhạc chờ nhật ký") || !strings.Contains(got, "đã phát (thiết bị xác nhận)") || !regexpDate.MatchString(got) {
@@ -269,7 +283,7 @@ func consoleAlertDesk(t *testing.T, f *consoleFixture) {
 	receivers := held[communes[0]] + held[communes[1]]
 
 	c.signOut()
-	c.signInAs("province", f.province)
+	c.signInAs("province", f.user("so-canhbao", "Trực ban cảnh báo tỉnh", loa.RoleProvince, "qn"))
 	c.go_("alerts")
 	c.step("each area shows its receivers",
 		c.until(fmt.Sprintf(`document.querySelector("label[for=alert-area-%s]").textContent.includes("%d thiết bị")`, communes[0], held[communes[0]])),
@@ -279,7 +293,7 @@ func consoleAlertDesk(t *testing.T, f *consoleFixture) {
 		chromedp.Evaluate[chromedp.Void](`document.querySelector("#alert-title").value = document.querySelector("#alert-text").value = ""`),
 		chromedp.SendKeys(chromedp.ID("alert-title"), "Tin bão số 3"),
 		chromedp.SendKeys(chromedp.ID("alert-text"), "Bà con chằng chống nhà cửa trước 17 giờ."),
-		chromedp.Click(chromedp.ID("alert-preview")),
+		click("#alert-preview"),
 		c.until(`(() => { const a = document.querySelector("#alert-preview-audio"); return !a.hidden && (a.readyState >= 2 || a.duration > 0); })()`))
 	if d := c.evalString(`String(document.querySelector("#alert-preview-audio").duration)`); d == "NaN" || d == "0" {
 		t.Errorf("the preview's duration: %s", d)
@@ -287,34 +301,34 @@ func consoleAlertDesk(t *testing.T, f *consoleFixture) {
 
 	c.step("no area: refused before any confirmation",
 		chromedp.Evaluate[chromedp.Void](`for (const i of document.querySelectorAll("#alert-areas input:checked")) i.click()`),
-		chromedp.Click(chromedp.CSS(`#alert-form button[type=submit]`)),
+		click(`#alert-form button[type=submit]`),
 		c.until(`!document.querySelector("#alert-areas-error").hidden && document.querySelector("#alert-confirm").hidden`))
 	c.step("eleven repeats: the server's check says so next to the field",
-		chromedp.Click(chromedp.ID("alert-area-"+communes[0])),
-		chromedp.Click(chromedp.ID("alert-area-"+communes[1])),
+		click("#alert-area-"+communes[0]),
+		click("#alert-area-"+communes[1]),
 		chromedp.Evaluate[chromedp.Void](`document.querySelector("#alert-repeats").value = ""`),
 		chromedp.SendKeys(chromedp.ID("alert-repeats"), "11"),
-		chromedp.Click(chromedp.CSS(`#alert-form button[type=submit]`)),
+		click(`#alert-form button[type=submit]`),
 		c.until(`!document.querySelector("#alert-repeats-error").hidden && document.querySelector("#alert-confirm").hidden`))
 	c.step("the confirmation says how many receivers will sound",
 		chromedp.Evaluate[chromedp.Void](`document.querySelector("#alert-repeats").value = document.querySelector("#alert-gap").value = ""`),
 		chromedp.SendKeys(chromedp.ID("alert-repeats"), "1"),
 		chromedp.SendKeys(chromedp.ID("alert-gap"), "0"),
-		chromedp.Click(chromedp.CSS(`#alert-form button[type=submit]`)),
+		click(`#alert-form button[type=submit]`),
 		c.until(`!document.querySelector("#alert-confirm").hidden`))
 	if got := c.text("#alert-confirm-count"); !strings.Contains(got, fmt.Sprintf("Sẽ phát trên %d thiết bị", receivers)) {
 		t.Errorf("the confirmation: %q, want %d receivers", got, receivers)
 	}
 	c.check("alert-confirm")
 	c.step("send it; the report reaches finished for every receiver",
-		chromedp.Click(chromedp.ID("alert-confirm-send")),
+		click("#alert-confirm-send"),
 		c.until(`document.querySelector("#alert-report-title").textContent.includes("Tin bão số 3")`),
 		c.until(fmt.Sprintf(`document.querySelector("#alert-report-all").textContent.includes("Tổng %d thiết bị: %d đã phát xong")`, receivers, receivers)),
 		c.until(`document.querySelector("#alert-report-state").textContent.includes("đã xong")`))
 	row := fmt.Sprintf(`#alert-areas-report li[data-id=%q]`, communes[0])
 	c.step("drill down to the first commune's receivers",
 		centre(row),
-		chromedp.Click(chromedp.CSS(row+" button.drill")),
+		click(row+" button.drill"),
 		c.until(fmt.Sprintf(`document.querySelectorAll(%q).length === %d`, row+" .drill-list li.device.finished", held[communes[0]])))
 	if got := c.text(row + " .drill-list"); !strings.Contains(got, "đã phát xong") {
 		t.Errorf("the drill-down: %q", got)
@@ -326,12 +340,12 @@ func consoleAlertDesk(t *testing.T, f *consoleFixture) {
 		chromedp.SendKeys(chromedp.ID("alert-title"), "Tin bão số 4"),
 		chromedp.SendKeys(chromedp.ID("alert-repeats"), "10"),
 		chromedp.SendKeys(chromedp.ID("alert-gap"), "60"),
-		chromedp.Click(chromedp.CSS(`#alert-form button[type=submit]`)),
+		click(`#alert-form button[type=submit]`),
 		c.until(`!document.querySelector("#alert-confirm").hidden`),
-		chromedp.Click(chromedp.ID("alert-confirm-send")),
+		click("#alert-confirm-send"),
 		c.until(`document.querySelector("#alert-report-title").textContent.includes("Tin bão số 4")`),
 		c.until(`!document.querySelector("#alert-cancel").hidden`),
-		chromedp.Click(chromedp.ID("alert-cancel")),
+		click("#alert-cancel"),
 		c.until(`document.querySelector("#alert-report-state").textContent.includes("đã hủy")`),
 		c.until(fmt.Sprintf(`document.querySelectorAll("#alert-cancelled li[data-id]").length === %d`, receivers)))
 	if got := c.text("#alert-report-all"); !strings.Contains(got, fmt.Sprintf("%d đã hủy", receivers)) || !strings.Contains(got, "0 lỗi") {
@@ -349,17 +363,17 @@ func consoleAlertDesk(t *testing.T, f *consoleFixture) {
 	}
 	c.step("the province's account may not take this sender's CAP: said in words",
 		chromedp.SetUploadFiles(chromedp.ID("cap-file"), []string{capFile}),
-		chromedp.Click(chromedp.CSS(`#cap-form button[type=submit]`)),
+		click(`#cap-form button[type=submit]`),
 		c.until(`!document.querySelector("#cap-error").hidden`))
 	if got := c.text("#cap-error"); !strings.Contains(got, "không được nhận tin CAP") {
 		t.Errorf("the CAP refusal: %q", got)
 	}
 	c.signOut()
-	c.signInAs("admin", f.admin)
+	c.signInAs("admin", f.user("qt-canhbao", "Quản trị cảnh báo", loa.RoleAdmin, ""))
 	c.go_("alerts")
 	c.step("the station's admin imports it",
 		chromedp.SetUploadFiles(chromedp.ID("cap-file"), []string{capFile}),
-		chromedp.Click(chromedp.CSS(`#cap-form button[type=submit]`)),
+		click(`#cap-form button[type=submit]`),
 		c.until(`!document.querySelector("#cap-note").hidden`),
 		c.until(`document.querySelector("#alert-report-title").textContent.includes("Diễn tập sơ tán")`),
 		c.until(`document.querySelector("#alert-report-state").textContent.includes("CAP `+msg.id+`")`))
@@ -393,6 +407,12 @@ func consoleAlertDesk(t *testing.T, f *consoleFixture) {
 	if found["Tin bão số 3"] != "đã xong" || found["Tin bão số 4"] != "đã hủy" || found["Diễn tập sơ tán"] == "" {
 		t.Errorf("the history's CSV: %q", rows)
 	}
+}
+
+// click clicks the element sel after scrolling it to the middle of the
+// window: the message box at the bottom may cover what is near it.
+func click(sel string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(centre(sel), chromedp.Click(chromedp.CSS(sel)))
 }
 
 // centre scrolls the element sel to the middle of the window, clear of

@@ -342,11 +342,32 @@ export default {
       report.querySelector("#alert-cancelled-title").hidden = gone.length === 0;
     };
 
+    // An active alert's report comes from its own stream
+    // (GET /alerts/{id}/events: the report on every change, until it
+    // ends); the page's one stream only says which alerts changed.
+    let watch = null;
+    const unwatch = () => { if (watch) watch.close(); watch = null; };
+    const follow = (a) => {
+      if (a.state !== "active") { unwatch(); return; }
+      if (watch && watch.alertID === a.id) return;
+      unwatch();
+      watch = new EventSource(api.eventURL("/api/v1/alerts/" + encodeURIComponent(a.id) + "/events"));
+      watch.alertID = a.id;
+      watch.addEventListener("report", (ev) => {
+        const r = JSON.parse(ev.data);
+        if (r.id !== current) return;
+        render(r);
+        if (r.state !== "active") unwatch();
+      });
+    };
     const show = async (id, first) => {
-      if (id !== current) { open.clear(); drills.clear(); areaRows.reset([]); }
+      if (id !== current) { open.clear(); drills.clear(); areaRows.reset([]); unwatch(); }
       current = id;
       try {
-        render(first || await api.get("/api/v1/alerts/" + encodeURIComponent(id)));
+        const a = first || await api.get("/api/v1/alerts/" + encodeURIComponent(id));
+        if (id !== current) return;
+        render(a);
+        follow(a);
       } catch (e) {
         say(errorText(e), true);
       }
@@ -358,7 +379,9 @@ export default {
       const cerr = report.querySelector("#alert-cancel-error");
       cerr.hidden = true;
       try {
-        render(await api.post("/api/v1/alerts/" + encodeURIComponent(id) + "/cancel", { reason: "hủy từ bàn cảnh báo" }));
+        const a = await api.post("/api/v1/alerts/" + encodeURIComponent(id) + "/cancel", { reason: "hủy từ bàn cảnh báo" });
+        render(a);
+        follow(a);
         say(t("alerts.cancelled"));
       } catch (e) {
         cerr.textContent = errorText(e);
@@ -437,10 +460,11 @@ export default {
 
     const off = events.on("alerts", (ch) => {
       if (page === 0) for (const a of ch.changed || []) history.put(a);
-      // A reset (the stream came back) may have missed changes: read the shown one again.
-      if (current && (ch.reset || (ch.changed || []).some((a) => a.id === current))) show(current);
+      // Without its own stream (it ended, or the stream came back after a
+      // gap), the shown alert is read again when it changed.
+      if (current && !watch && (ch.reset || (ch.changed || []).some((a) => a.id === current))) show(current);
     });
-    return () => { off(); if (previewURL) URL.revokeObjectURL(previewURL); };
+    return () => { off(); unwatch(); if (previewURL) URL.revokeObjectURL(previewURL); };
   },
 };
 
