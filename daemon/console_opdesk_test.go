@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/page"
+	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/loa-broadcast/loa"
@@ -47,6 +48,21 @@ func opdesk(job func(*testing.T, *consoleFixture)) func(*testing.T, *consoleFixt
 				chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
 			}
 		}()
+		// The page's uncaught errors, in the test's log.
+		go func() {
+			for ev, err := range chromedp.Events(ctx, cdpruntime.ExceptionThrown) {
+				if err != nil {
+					return
+				}
+				if d := ev.ExceptionDetails; d != nil {
+					msg := d.Text
+					if d.Exception != nil {
+						msg += " " + d.Exception.Description
+					}
+					t.Logf("page error: %s (%s:%d)", msg, d.URL, d.LineNumber)
+				}
+			}
+		}()
 		c := *f.c
 		c.ctx = ctx
 		g := *f
@@ -58,6 +74,9 @@ func opdesk(job func(*testing.T, *consoleFixture)) func(*testing.T, *consoleFixt
 			// What the page showed when the job failed, for the artefacts.
 			shot, cancel := context.WithTimeout(context.WithoutCancel(f.c.ctx), 20*time.Second)
 			defer cancel()
+			if state, err := chromedp.Run(shot, chromedp.Evaluate[string](`"live=" + document.querySelector("#live").className + " report=" + (document.querySelector("#alert-report-all") || {}).textContent`)); err == nil {
+				t.Logf("the page at the failure: %s", state)
+			}
 			if png, err := chromedp.Run(shot, chromedp.FullScreenshot(100)); err == nil {
 				_ = os.WriteFile(filepath.Join(c.art, "console-failed-"+strings.ReplaceAll(t.Name(), "/", "-")+".png"), png, 0o644)
 			} else {
