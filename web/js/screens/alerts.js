@@ -124,7 +124,7 @@ export default {
         const a = await api.get("/api/v1/alerts/audience" + (test.checked ? "?test=true" : ""));
         for (const [id, span] of Object.entries(areaCount)) {
           const n = (a.areas[id] || {}).receivers || 0;
-          span.textContent = " · " + t("alerts.area.receivers", { n });
+          span.textContent = t("alerts.area.receivers", { n });
         }
       } catch (e) { /* the counts are a help; the check says the truth */ }
     };
