@@ -188,4 +188,6 @@ type PlayLogFilter struct {
 	Area     string    // entries whose target areas or devices lie within this area
 	Device   string
 	Limit    int
+	Event    string // one event (PlayStarted, PlayAired…); "" for all
+	Offset   int    // matching entries to skip first, newest first: paging
 }

@@ -178,8 +178,15 @@ func (s *Server) sendAlert(w http.ResponseWriter, r *http.Request, c *call) erro
 	return nil
 }
 
-// listAlerts answers the alerts whose targets all lie in the caller's scope.
+// listAlerts answers the alerts whose targets all lie in the caller's
+// scope, newest first: ?offset= and ?limit= page them, ?report=false
+// leaves out the per-receiver reports (the totals stay), ?format=csv is
+// the history as a spreadsheet (alerts_history.go).
 func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request, c *call) error {
+	page, err := parseAlertPage(r)
+	if err != nil {
+		return err
+	}
 	if s.Alerts == nil {
 		return errUnavailable("alert")
 	}
@@ -187,18 +194,34 @@ func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request, c *call) err
 	if err != nil {
 		return err
 	}
-	out := make([]alertView, 0, len(list))
+	out := make([]alertView, 0, min(len(list), page.limit))
+	skip := page.offset
 	for _, a := range list {
+		if len(out) == page.limit {
+			break
+		}
 		if o, err := c.targetsInScope(a.Targets); err != nil {
 			return err
 		} else if o != "" {
+			continue
+		}
+		if skip > 0 {
+			skip--
 			continue
 		}
 		v, err := c.view(a)
 		if err != nil {
 			return err
 		}
+		if !page.report {
+			short := *a
+			short.Report = []loa.Delivery{}
+			v.Alert = &short
+		}
 		out = append(out, v)
+	}
+	if page.csv {
+		return writeAlertsCSV(w, c, out)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

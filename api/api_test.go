@@ -151,8 +151,14 @@ func (r response) apiError(t *testing.T) (msg, code string) {
 	t.Helper()
 	var m map[string]any
 	r.json(t, &m)
-	if _, field := m["field"]; len(m) != 2 && !(len(m) == 3 && field) {
-		t.Errorf("error body %s: want exactly error and code (and field)", r.body)
+	extra := 0
+	for _, k := range []string{"field", "used_by"} {
+		if _, ok := m[k]; ok {
+			extra++
+		}
+	}
+	if len(m) != 2+extra {
+		t.Errorf("error body %s: want exactly error and code (and field, used_by)", r.body)
 	}
 	msg, _ = m["error"].(string)
 	code, _ = m["code"].(string)

@@ -37,6 +37,8 @@ var statusOf = map[string]int{
 	loa.EUNAUTHENTICATED: http.StatusUnauthorized,
 	loa.ECSRF:            http.StatusForbidden,
 	loa.ELOGINBACKOFF:    http.StatusTooManyRequests,
+
+	loa.EINUSE: http.StatusConflict,
 }
 
 // errorBody is the JSON shape of every error response.
@@ -44,6 +46,8 @@ type errorBody struct {
 	Error string `json:"error"`
 	Code  string `json:"code"`
 	Field string `json:"field,omitempty"` // the request field at fault, when the message names one
+	// UsedBy names what keeps a thing from being deleted (in_use).
+	UsedBy []loa.MediaUse `json:"used_by,omitempty"`
 }
 
 // fieldOf returns the field a message names by its convention, "field:
@@ -83,7 +87,12 @@ func errorResponse(err error) (int, errorBody) {
 	if msg == "internal error" { // a context error, not a *loa.Error
 		msg = http.StatusText(status)
 	}
-	return status, errorBody{Error: msg, Code: code, Field: fieldOf(msg)}
+	body := errorBody{Error: msg, Code: code, Field: fieldOf(msg)}
+	var inUse *loa.InUseError
+	if errors.As(err, &inUse) {
+		body.UsedBy = inUse.Uses
+	}
+	return status, body
 }
 
 // writeError writes err as JSON, logging errors that are the server's

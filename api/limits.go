@@ -41,6 +41,7 @@ var routeLimits = map[string]routeLimit{
 	"GET /fw/{id}":                       {body: maxJSONBody},
 	"GET /cache/{sha256}":                {body: maxJSONBody},
 	"GET /api/v1/backup":                 {body: maxJSONBody},
+	"GET /api/v1/media/{id}/audio":       {body: maxJSONBody},
 	"POST /api/v1/devices/{id}/commands": {body: maxJSONBody, deadline: waitTimeout},
 	"POST /api/v1/areas/{id}/commands":   {body: maxJSONBody, deadline: waitTimeout},
 	"GET /api/v1/group-commands/{id}":    {body: maxJSONBody, deadline: waitTimeout},

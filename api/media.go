@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/loa-broadcast/loa"
 )
@@ -46,6 +47,8 @@ func (s *Server) getMedia(w http.ResponseWriter, r *http.Request, c *call) error
 // MediaService.ImportMedia, never holding the whole file in memory. An
 // optional "name" field names the media; it must come before "file"
 // (browsers send fields in form order). Without it the file name is used.
+// Audio already in the library (the same encoded content) answers 200
+// with the existing item and its name, 201 only for a new one.
 func (s *Server) uploadMedia(w http.ResponseWriter, r *http.Request, c *call) error {
 	if s.Media == nil {
 		return errUnavailable("media")
@@ -54,6 +57,7 @@ func (s *Server) uploadMedia(w http.ResponseWriter, r *http.Request, c *call) er
 	if err != nil {
 		return err
 	}
+	start := time.Now() // the importer's clock: an item created before this is not this upload's
 	return readUpload(w, r, uploadForm{limit: s.maxUpload(), fields: []string{"name"}, maxField: maxMediaName, expect: `a "file" field`},
 		func(fields map[string]string, part *multipart.Part) error {
 			name := fields["name"]
@@ -72,6 +76,12 @@ func (s *Server) uploadMedia(w http.ResponseWriter, r *http.Request, c *call) er
 			m, err := s.Media.ImportMedia(r.Context(), name, part, c.tok.ID)
 			if err != nil {
 				return err
+			}
+			if !m.CreatedAt.IsZero() && m.CreatedAt.Before(start) {
+				// The same audio was already in the library: the
+				// existing item, under its own name, not a new one.
+				writeJSON(w, http.StatusOK, m)
+				return nil
 			}
 			c.audit("media.upload", m.ID, m.Name)
 			writeJSON(w, http.StatusCreated, m)

@@ -3,7 +3,9 @@ package api
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/loa-broadcast/loa"
 )
@@ -17,10 +19,17 @@ type PlayLogReader interface {
 const (
 	defaultPlayLogLimit = 100
 	maxPlayLogLimit     = 1000
+	maxPlayLogCSV       = 10000  // lines of one CSV export (a month of a busy commune)
+	maxPlayLogOffset    = 100000 // how far back paging goes
 )
 
+// playLogEvents are the events ?event= may name.
+var playLogEvents = []string{loa.PlayStarted, loa.PlayEnded, loa.PlayStopped, loa.PlayFailed, loa.PlayPreempted,
+	loa.PlayMissed, loa.PlayResumed, loa.PlaySkipped, loa.PlayAired}
+
 // playLog answers play log entries by ?from=&to= (dates or RFC 3339 times, [from, to)),
-// ?area=, ?device= and ?limit=. A scoped caller's area is its scope when
+// ?area=, ?device=, ?event=, ?limit= and ?offset= (paging, newest first);
+// ?format=csv answers them as a spreadsheet (playlog_csv.go). A scoped caller's area is its scope when
 // it names none, and must lie within its scope when it does.
 func (s *Server) playLog(w http.ResponseWriter, r *http.Request, c *call) error {
 	q := r.URL.Query()
@@ -39,13 +48,35 @@ func (s *Server) playLog(w http.ResponseWriter, r *http.Request, c *call) error 
 	if !f.From.IsZero() && !f.To.IsZero() && !f.To.After(f.From) {
 		return loa.Errorf(loa.EINVALID, "to: must be after from")
 	}
+	csv := false
+	switch format := q.Get("format"); format {
+	case "", "json":
+	case "csv":
+		csv = true
+	default:
+		return loa.Errorf(loa.EINVALID, "format: %s is neither json nor csv", strconv.Quote(format))
+	}
 	f.Limit = defaultPlayLogLimit
+	maxLimit := maxPlayLogLimit
+	if csv {
+		f.Limit, maxLimit = maxPlayLogCSV, maxPlayLogCSV
+	}
 	if raw := q.Get("limit"); raw != "" {
 		n, err := strconv.Atoi(raw)
-		if err != nil || n < 1 || n > maxPlayLogLimit {
-			return loa.Errorf(loa.EINVALID, "limit: must be an integer within 1..%d", maxPlayLogLimit)
+		if err != nil || n < 1 || n > maxLimit {
+			return loa.Errorf(loa.EINVALID, "limit: must be an integer within 1..%d", maxLimit)
 		}
 		f.Limit = n
+	}
+	if raw := q.Get("offset"); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 0 || n > maxPlayLogOffset {
+			return loa.Errorf(loa.EINVALID, "offset: must be an integer within 0..%d", maxPlayLogOffset)
+		}
+		f.Offset = n
+	}
+	if f.Event = q.Get("event"); f.Event != "" && !slices.Contains(playLogEvents, f.Event) {
+		return loa.Errorf(loa.EINVALID, "event: %s is not one of %s", strconv.Quote(f.Event), strings.Join(playLogEvents, ", "))
 	}
 	f.Area, f.Device = q.Get("area"), q.Get("device")
 	if f.Area != "" {
@@ -90,6 +121,9 @@ func (s *Server) playLog(w http.ResponseWriter, r *http.Request, c *call) error 
 		if ok {
 			out = append(out, e)
 		}
+	}
+	if csv {
+		return s.writePlayLogCSV(w, r, c, out)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

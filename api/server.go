@@ -72,6 +72,10 @@
 //	GET  /api/v1/media                     [media]
 //	POST /api/v1/media                     multipart: "name" (optional, first), "file" → 201 media
 //	GET  /api/v1/media/{id}                media
+//	PATCH /api/v1/media/{id}               {name} → 200 media
+//	DELETE /api/v1/media/{id}              → 204; 409 in_use with used_by [{kind,id,name}] while a playlist, schedule,
+//	                                        active alert, fallback or playing session uses it
+//	GET  /api/v1/media/{id}/audio          audio/ogg: the stored Ogg Opus file, Range for seeking; also ?access_token=
 //	PUT  /api/v1/areas/{id}/fallback       {media_id|playlist_id, priority 0–31} → 200: the area's background programme
 //	DELETE /api/v1/areas/{id}/fallback     → 204
 //	GET  /api/v1/fallbacks                 [fallback] in scope
@@ -90,7 +94,7 @@
 //	GET  /api/v1/agenda?from=&to=|day=YYYY-MM-DD|week=YYYY-MM-DD  [occurrence] in scope; ≤ 31 days, default today
 //	GET  /api/v1/calendars                 {name: calendar}: the station's, and those of areas in scope or above it
 //	PUT  /api/v1/calendars/{name}          {dates:["2027-02-06","09-02"],area_id} → 200 calendar; station-wide ones only by station-wide admins
-//	GET  /api/v1/playlog?from=&to=&area=&device=&limit=  [play log entry]
+//	GET  /api/v1/playlog?from=&to=&area=&device=&event=&limit=&offset=  [play log entry]; &format=csv: a spreadsheet
 //	GET  /api/v1/sessions                  [session] in scope
 //	POST /api/v1/sessions                  {media_id|playlist_id,targets:{areas,devices},priority,max_duration} → 201 session
 //	GET  /api/v1/sessions/{id}             session
@@ -98,7 +102,7 @@
 //	GET  /api/v1/sessions/{id}/sdp?dest=IP:PORT&for=1h  application/sdp: streams to dest for ?for= (≤ 6h); dest is the
 //	                                        caller's own address or in SDPAllow; 8 listeners a session, 64 a station
 //	DELETE /api/v1/sessions/{id}/listeners/{dest}  → 204: the stream to dest stops
-//	GET  /api/v1/alerts                    [alert + "totals"] in scope, newest first
+//	GET  /api/v1/alerts?limit=&offset=&report=false  [alert + "totals"] in scope, newest first; &format=csv: the history
 //	POST /api/v1/alerts                    {title,level: khan_cap|uu_tien,content:{media_id|text,tone},targets:{areas,devices},
 //	                                        repeats 1–10,gap:"5s",volume 1–100,expires_at RFC3339|expires_in:"1h",test} → 201 alert
 //	GET  /api/v1/alerts/{id}               alert with its delivery report and "totals": {all, areas: {area: counts}}
@@ -106,6 +110,11 @@
 //	GET  /api/v1/events?topics=sessions,devices,alarms,alerts,playlog,drafts  text/event-stream: one event per topic with
 //	                                        {reset,changed,removed,counts,entries}, only changes, in scope; also ?access_token=
 //	GET  /api/v1/alerts/{id}/events        text/event-stream: "report" events (alert + totals) on every change, until it ends; also ?access_token=
+//	POST /api/v1/alerts/check              the body of POST /alerts → 200 {receivers,online,areas:{area:{receivers,online}}}:
+//	                                        a dry run (the same checks, nothing sent)
+//	POST /api/v1/alerts/preview            {text,language:"vi",tone} → audio/ogg: the text spoken as the alert would be;
+//	                                        6 a minute per caller (429 + Retry-After)
+//	GET  /api/v1/alerts/audience?test=     {receivers,online,areas:{area:{receivers,online}}}: receivers per area in scope
 //	POST /api/v1/alerts/cap                a CAP 1.2 message (application/cap+xml) → 201 alert (Alert, Update),
 //	                                        200 the cancelled alert (Cancel; 404 if no reference is known),
 //	                                        202 {sounded:false,reason} (System, Draft, Ack, Error); 409 a repeated identifier
@@ -354,6 +363,10 @@ func (s *Server) routes() []apiRoute {
 	route("GET /api/v1/media", loa.ActionRead, s.listMedia)
 	route("POST /api/v1/media", loa.ActionMedia, s.uploadMedia)
 	route("GET /api/v1/media/{id}", loa.ActionRead, s.getMedia)
+	route("PATCH /api/v1/media/{id}", loa.ActionMedia, s.renameMedia)
+	route("DELETE /api/v1/media/{id}", loa.ActionMedia, s.deleteMedia)
+	// <audio> cannot send headers either: also ?access_token=.
+	add("GET /api/v1/media/{id}/audio", loa.ActionRead, queryToken(s.auth(loa.ActionRead, s.mediaAudio)))
 
 	route("GET /api/v1/playlists", loa.ActionRead, s.listPlaylists)
 	route("POST /api/v1/playlists", loa.ActionMedia, s.createPlaylist)
@@ -385,6 +398,9 @@ func (s *Server) routes() []apiRoute {
 	route("POST /api/v1/alerts", loa.ActionSession, s.sendAlert)
 	route("GET /api/v1/alerts/{id}", loa.ActionRead, s.capFormat(s.getAlert))
 	route("POST /api/v1/alerts/cap", loa.ActionSession, s.postCAP)
+	route("POST /api/v1/alerts/check", loa.ActionSession, s.checkAlert)
+	route("POST /api/v1/alerts/preview", loa.ActionSession, s.previewAlert(newPreviewLimiter()))
+	route("GET /api/v1/alerts/audience", loa.ActionRead, s.alertAudienceAll)
 	route("GET /api/v1/alerts/{id}/cap", loa.ActionRead, s.getAlertCAP)
 	route("POST /api/v1/alerts/{id}/cancel", loa.ActionSession, s.cancelAlert)
 	add("GET /api/v1/alerts/{id}/events", loa.ActionRead, queryToken(s.auth(loa.ActionRead, s.alertEvents))) // EventSource: also ?access_token=

@@ -289,6 +289,8 @@ func TestConsole(t *testing.T) {
 			chromedp.SetValue(chromedp.ID("alert-repeats"), "1"),
 			chromedp.SetValue(chromedp.ID("alert-gap"), "0"),
 			chromedp.Click(chromedp.CSS(`#alert-form button[type=submit]`)),
+			c.until(`!document.querySelector("#alert-confirm").hidden`),
+			chromedp.Click(chromedp.ID("alert-confirm-send")),
 			c.until(`!document.querySelector("#alert-report").hidden`),
 			c.until(`document.querySelector("#alert-report-all").textContent.includes("Tổng 2 thiết bị")`))
 		c.step("the live report shows both receivers played it",
@@ -324,12 +326,18 @@ func TestConsole(t *testing.T) {
 			chromedp.SetValue(chromedp.ID("alert-repeats"), "10"),
 			chromedp.SetValue(chromedp.ID("alert-gap"), "60"),
 			chromedp.Click(chromedp.CSS(`#alert-form button[type=submit]`)),
+			c.until(`!document.querySelector("#alert-confirm").hidden`),
+			chromedp.Click(chromedp.ID("alert-confirm-send")),
 			c.until(`document.querySelector("#alert-report-title").textContent.includes("Cảnh báo dài")`),
 			c.until(`document.querySelector("#alert-report-all").textContent.includes("2 đang phát")`),
 			chromedp.Click(chromedp.ID("alert-cancel")),
 			c.until(`document.querySelector("#alert-report-state").textContent.includes("đã hủy")`),
-			c.until(`document.querySelectorAll("#alert-failed li[data-id]").length === 2`))
-		if failed := c.text("#alert-failed"); !strings.Contains(failed, "bc-1") || !strings.Contains(failed, "bc-2") || !strings.Contains(failed, "đã hủy") {
+			c.until(`document.querySelectorAll("#alert-cancelled li[data-id]").length === 2`))
+		// Cancelled, not failed.
+		if got := c.text("#alert-cancelled"); !strings.Contains(got, "bc-1") || !strings.Contains(got, "bc-2") || !strings.Contains(got, "đã hủy") {
+			t.Errorf("cancelled receivers of a cancelled alert: %q", got)
+		}
+		if failed := c.text("#alert-failed"); !strings.Contains(failed, "Không có thiết bị lỗi") {
 			t.Errorf("failed receivers of a cancelled alert: %q", failed)
 		}
 		if recent := c.text("#alerts-recent"); !strings.Contains(recent, "Cảnh báo dài") || !strings.Contains(recent, "Cảnh báo lũ quét") {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/loa-broadcast/loa"
@@ -22,6 +23,9 @@ type Media struct {
 	logger *slog.Logger
 	opts   media.Options
 	pool   *transcodePool
+	// blobs orders an import's commit of a file with a delete's removal
+	// of the same content's file (media_edit.go).
+	blobs sync.Mutex
 }
 
 var _ loa.MediaService = (*Media)(nil)
@@ -93,6 +97,8 @@ func (s *Media) importMedia(ctx context.Context, name string, r io.Reader, creat
 		return nil, err
 	}
 	sum, _ := w.Sum()
+	s.blobs.Lock()
+	defer s.blobs.Unlock()
 	if m, err := s.db.MediaByHash(ctx, sum); err == nil {
 		return m, nil // the same audio is already in the library
 	}

@@ -54,6 +54,8 @@ func (db *DB) AppendPlayLog(ctx context.Context, entries ...loa.PlayLogEntry) er
 //   - From, To: From <= At < To, each bound ignored if zero; To before From
 //     is EINVALID.
 //   - Device: the entry's Devices include it.
+//   - Event: the entry's Event is it.
+//   - Offset: that many matching entries (newest first) are skipped.
 //   - Area: one of the entry's Areas lies within f.Area (tree.Within), or
 //     one of its Devices does, by its area in deviceArea (device id → area id).
 //
@@ -70,6 +72,7 @@ func (db *DB) PlayLog(ctx context.Context, f loa.PlayLogFilter, tree loa.AreaTre
 	limit = min(limit, MaxPlayLogLimit)
 
 	var out []loa.PlayLogEntry
+	skip := max(0, f.Offset)
 	err := db.view(ctx, func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketPlayLog).Cursor()
 		for k, v := c.Last(); k != nil && len(out) < limit; k, v = c.Prev() {
@@ -77,9 +80,14 @@ func (db *DB) PlayLog(ctx context.Context, f loa.PlayLogFilter, tree loa.AreaTre
 			if err := json.Unmarshal(v, &e); err != nil {
 				return fmt.Errorf("decode %s/%x: %w", bucketPlayLog, k, err)
 			}
-			if playLogMatches(&e, &f, tree, deviceArea) {
-				out = append(out, e)
+			if !playLogMatches(&e, &f, tree, deviceArea) {
+				continue
 			}
+			if skip > 0 {
+				skip--
+				continue
+			}
+			out = append(out, e)
 		}
 		return nil
 	})
@@ -97,6 +105,9 @@ func playLogMatches(e *loa.PlayLogEntry, f *loa.PlayLogFilter, tree loa.AreaTree
 		return false
 	}
 	if f.Device != "" && !slices.Contains(e.Devices, f.Device) {
+		return false
+	}
+	if f.Event != "" && e.Event != f.Event {
 		return false
 	}
 	if f.Area == "" {

@@ -19,7 +19,9 @@ var FS embed.FS
 // contentSecurityPolicy lets the page load only its own files and talk
 // only to its own origin.
 const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
-	"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+	"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'" +
+	// The media library's player and the alert desk's spoken preview (an object URL).
+	"; media-src 'self' blob:"
 
 // Handler serves the console's files (index.html at the root) for GET and
 // HEAD. It needs no authentication: the files hold no data.

@@ -22,7 +22,15 @@ func Start(tb testing.TB, width, height int) context.Context {
 		chromedp.WindowSize(width, height))
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelBrowser := chromedp.NewContext(actx)
+	tb.Cleanup(func() { cancelBrowser(); cancelAlloc() })
+	// The browser lives as long as the context of chromedp's first Run:
+	// start it here, so it lives until the test ends and a job with a
+	// deadline of its own (context.WithoutCancel of the one returned)
+	// still has a browser after the deadline below.
+	if err := chromedp.Do(ctx); err != nil {
+		tb.Fatalf("start Chromium: %v", err)
+	}
 	ctx, cancelWait := context.WithTimeout(ctx, 2*time.Minute)
-	tb.Cleanup(func() { cancelWait(); cancelBrowser(); cancelAlloc() })
+	tb.Cleanup(cancelWait)
 	return ctx
 }

@@ -23,6 +23,7 @@ export class ApiError extends Error {
     this.code = (body && body.code) || (status === 0 ? "network" : "");
     this.field = ((body && body.field) || "").replace(/\[\d+\]/g, "");
     this.retryAfter = Number(retryAfter) || 0;
+    this.usedBy = (body && body.used_by) || []; // in_use: what keeps it
   }
 }
 
