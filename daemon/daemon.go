@@ -307,6 +307,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return err
 	}
 	srv.Firmware, srv.Receivers = m.Firmware, m.DB
+	srv.MapTiles, srv.MapAttribution = cfg.MapTiles, cfg.mapAttribution()
 	srv.Creds = m.credentials()
 	enrolment := m.enrolment()
 	srv.Claims, srv.Enrol = enrolment, enrolment

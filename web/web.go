@@ -115,7 +115,7 @@ func (o Options) Handler() http.Handler {
 		}
 		h.Add("Vary", "Accept-Encoding")
 		body, etag := f.raw, f.etag
-		if f.gz != nil && acceptsGzip(r) {
+		if f.gz != nil && AcceptsGzip(r) {
 			body, etag = f.gz, f.etag+"-gz"
 			h.Set("Content-Encoding", "gzip")
 		}
@@ -164,9 +164,9 @@ var files = sync.OnceValue(func() map[string]file {
 	return out
 })
 
-// acceptsGzip reports whether the request's Accept-Encoding takes gzip
+// AcceptsGzip reports whether the request's Accept-Encoding takes gzip
 // (and does not refuse it with q=0).
-func acceptsGzip(r *http.Request) bool {
+func AcceptsGzip(r *http.Request) bool {
 	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
 		name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
 		if strings.EqualFold(strings.TrimSpace(name), "gzip") || strings.TrimSpace(name) == "*" {
