@@ -8,6 +8,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/api"
 	"github.com/loa-broadcast/loa/firmware-sim"
 )
 
@@ -69,10 +70,31 @@ func consoleOverviewMap(t *testing.T, f *consoleFixture) {
 		c.until(`document.querySelector("#map-legend").textContent.includes("Trực tuyến") && document.querySelector("#map-legend").textContent.includes("Mất kết nối")`))
 	c.check("overview-map")
 
+	// A session to Bình Châu: its receivers play; an amplifier fault: an
+	// alarm. Each shows, and goes, with no reload.
+	c.eval(`window.loaMapNoReload = true`)
+	prov := api.NewClient(s.m.URL(), f.provinceToken)
+	sess, err := prov.StartSession(bg, api.SessionRequest{MediaID: f.news.ID, Targets: loa.Targets{Areas: []string{"bc"}}, MaxDuration: "5m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.step("Bình Châu plays", c.until(markerIs("bc-1", "playing")+" && "+markerIs("bc-2", "playing")), c.until(`document.querySelector("#map-count-playing").textContent === "2"`))
+	if err := prov.StopSession(bg, sess.ID); err != nil {
+		t.Fatal(err)
+	}
+	c.step("and stops", c.until(markerIs("bc-1", "online")+" && "+markerIs("bc-2", "online")))
+	if err := s.rx["na-2"].SetAmpFault(true); err != nil {
+		t.Fatal(err)
+	}
+	c.step("na-2 has an alarm", c.until(markerIs("na-2", "alarm")), c.until(`document.querySelector("#map-count-alarm").textContent === "1"`))
+	if err := s.rx["na-2"].SetAmpFault(false); err != nil {
+		t.Fatal(err)
+	}
+	c.step("and is well again", c.until(markerIs("na-2", "online")))
+
 	// tk-1 comes back (a new box on the same device: new credentials)
 	// if an earlier job left it off, then loses power: its marker
 	// follows, with no reload. It ends as it began.
-	c.eval(`window.loaMapNoReload = true`)
 	const id = "tk-1"
 	wasOnline := c.evalBool(markerIs(id, "online"))
 	if !wasOnline {

@@ -257,3 +257,22 @@ func TestMapTilesCSP(t *testing.T) {
 		}
 	}
 }
+
+// FuzzTileSource: whatever a tile URL holds, the source it gives the CSP
+// is one token of scheme and host: nothing that could end the directive
+// or add another.
+func FuzzTileSource(f *testing.F) {
+	for _, s := range []string{"https://tile.openstreetmap.org/{z}/{x}/{y}.png", "https://{s}.t.example/{z}/{x}/{y}{r}.png",
+		"http://[::1]:8080/{z}/{x}/{y}", "https://x.org;script-src/{z}/{x}/{y}", "https://x.org 'unsafe-inline'/{z}/{x}/{y}"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, tmpl string) {
+		src, err := web.TileSource(tmpl)
+		if err != nil {
+			return
+		}
+		if !strings.HasPrefix(src, "https://") && !strings.HasPrefix(src, "http://") || strings.ContainsAny(src, " \t\r\n;,'\"") {
+			t.Errorf("TileSource(%q) = %q", tmpl, src)
+		}
+	})
+}
