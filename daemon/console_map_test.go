@@ -92,6 +92,18 @@ func consoleOverviewMap(t *testing.T, f *consoleFixture) {
 	}
 	c.step("and is well again", c.until(markerIs("na-2", "online")))
 
+	// A receiver registered while the map is open appears on it (never
+	// heard from: offline); decommissioned, it leaves.
+	if _, err := s.api.CreateDevice(bg, loa.Device{ID: "bc-cho-moi", AreaID: "bc", Name: "Loa chợ mới", Lat: 15.240, Lon: 108.866}); err != nil {
+		t.Fatal(err)
+	}
+	c.step("the new receiver appears", c.until(markerIs("bc-cho-moi", "offline")), c.until(`document.querySelector("#overview-map").dataset.markers === "7"`))
+	if err := s.api.JSON(bg, "DELETE", "/api/v1/devices/bc-cho-moi", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	c.step("and leaves when decommissioned",
+		c.until(`document.querySelector('#overview-map path[data-id="bc-cho-moi"]') === null && document.querySelector("#overview-map").dataset.markers === "6"`))
+
 	// tk-1 comes back (a new box on the same device: new credentials)
 	// if an earlier job left it off, then loses power: its marker
 	// follows, with no reload. It ends as it began.

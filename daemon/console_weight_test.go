@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -268,6 +270,12 @@ func weighChange(t *testing.T, w weighing, rx *firmwaresim.Receiver) {
 		c.until(`document.querySelector("#overview-map").dataset.state === "ready"`))
 	if got := c.evalString(`document.querySelector("#overview-map").dataset.markers + " " + document.querySelector("#overview-map").dataset.renderer`); got != fmt.Sprint(weightCommunes*weightPerCommune, " canvas") {
 		t.Errorf("the province's map: %s markers, renderer", got)
+	}
+	// For the eye: the province's 5,000 receivers and 50 outlines.
+	if shot, err := chromedp.Run(c.ctx, chromedp.FullScreenshot(100)); err != nil {
+		t.Fatalf("screenshot: %v", err)
+	} else if err := os.WriteFile(filepath.Join(artefactDir(t), "console-weights-overview-1400.png"), shot, 0o644); err != nil {
+		t.Fatal(err)
 	}
 	mark := rec.messages()
 	rx.Kill()

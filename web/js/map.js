@@ -112,6 +112,7 @@ export function mountMap(root, ctx) {
   let map = null;
   let resize = null;
   let outlines = null;
+  let labels = []; // the outlines' names
   const rx = new Map(); // id → { marker, area, lat, lon, presence, state }
   const alarmOf = new Map(); // alarm id → device id
   const alarmed = new Map(); // device id → open alarms
@@ -171,6 +172,8 @@ export function mountMap(root, ctx) {
         rx.delete(id);
       }
       touch(ids);
+      // Receivers registered (or placed) since: read the positions again.
+      if (ch.counts && total >= 0 && ch.counts.total !== total) refresh();
     }),
     events.on("alarms", (ch) => {
       const ids = [];
@@ -208,16 +211,52 @@ export function mountMap(root, ctx) {
     }),
   ];
 
-  const tiles = ctx.me && ctx.me.station && ctx.me.station.map;
-  Promise.all([api.get("/api/v1/devices/positions"), loadLeaflet()]).then(([pos, L]) => {
-    if (gone) return;
+  let total = -1; // receivers in scope as the positions counted them
+  let L = null;
+  let group = null;
+  let canvas = false;
+  const place = (r) => {
+    r.marker = L.circleMarker([r.lat, r.lon], Object.assign({ className: "rx rx-" + r.state, rxId: r.id }, STYLE[r.state]));
+    group.addLayer(r.marker);
+    if (!canvas) r.marker.getElement().setAttribute("data-id", r.id);
+  };
+  const read = (pos) => {
     const rows = pos.devices || [];
+    const seen = new Set();
     for (const [id, area, lat, lon, presence] of rows) {
-      const r = { id, area, lat, lon, presence, state: "" };
+      seen.add(id);
+      let r = rx.get(id);
+      if (r && (r.lat !== lat || r.lon !== lon)) { r.marker.remove(); r.marker = null; }
+      if (!r) rx.set(id, r = { id, state: "" });
+      Object.assign(r, { area, lat, lon, presence });
       r.state = stateOf(r);
-      rx.set(id, r);
+      if (group && !r.marker) place(r);
+      else if (r.marker) { r.state = ""; restyle(r); }
     }
-    const canvas = rows.length > SVG_MAX;
+    for (const [id, r] of rx) if (!seen.has(id)) { if (r.marker) r.marker.remove(); rx.delete(id); }
+    total = rows.length + (pos.unplaced || 0);
+    note.textContent = [rx.size ? "" : t("map.none"), pos.unplaced ? t("map.unplaced", { n: pos.unplaced }) : ""].filter(Boolean).join(" ");
+    note.hidden = !note.textContent;
+    box.dataset.markers = String(rx.size);
+    return rows;
+  };
+  let refreshing = null;
+  const refresh = () => {
+    if (!group || refreshing) return;
+    refreshing = api.get("/api/v1/devices/positions").then((pos) => {
+      if (gone) return;
+      read(pos);
+      if (outlines) { outlines.remove(); drawOutlines(L); }
+      recount();
+    }).catch(() => {}).finally(() => { refreshing = null; });
+  };
+
+  const tiles = ctx.me && ctx.me.station && ctx.me.station.map;
+  Promise.all([api.get("/api/v1/devices/positions"), loadLeaflet()]).then(([pos, leafletL]) => {
+    if (gone) return;
+    L = leafletL;
+    const rows = read(pos);
+    canvas = rows.length > SVG_MAX;
     map = L.map(box, {
       preferCanvas: canvas, zoomSnap: 0.25, attributionControl: !!tiles, zoomControl: false,
       // Without tiles there is nothing to see beyond the outlines.
@@ -250,21 +289,14 @@ export function mountMap(root, ctx) {
       if (bounds && !moved) map.fitBounds(bounds, FIT_OPTS);
     });
     resize.observe(box);
-    const group = L.featureGroup();
-    for (const r of rx.values()) {
-      r.marker = L.circleMarker([r.lat, r.lon], Object.assign({ className: "rx rx-" + r.state, rxId: r.id }, STYLE[r.state]));
-      group.addLayer(r.marker);
-    }
-    group.addTo(map);
-    if (!canvas) for (const r of rx.values()) r.marker.getElement().setAttribute("data-id", r.id);
+    map.on("zoomend", () => { if (outlines) declutter(); });
+    group = L.featureGroup().addTo(map);
+    for (const r of rx.values()) place(r);
     group.on("click", (e) => {
       const r = rx.get(e.layer.options.rxId);
       if (r) L.popup().setLatLng([r.lat, r.lon]).setContent(el("p", { class: "map-popup" }, el("strong", { text: r.id }), " · " + ctx.areaName(r.area) + " · " + t("map.state." + r.state))).openOn(map);
     });
     recount();
-    note.textContent = [rx.size ? "" : t("map.none"), pos.unplaced ? t("map.unplaced", { n: pos.unplaced }) : ""].filter(Boolean).join(" ");
-    note.hidden = !note.textContent;
-    box.dataset.markers = String(rx.size);
     box.dataset.renderer = canvas ? "canvas" : "svg";
     box.dataset.tiles = tiles ? "yes" : "no";
     box.dataset.state = "ready";
@@ -277,6 +309,22 @@ export function mountMap(root, ctx) {
     console.warn("map", e);
   });
 
+  // declutter hides the names that would cover one already shown (the
+  // bigger communes' first), so a province's 50 outlines stay readable;
+  // zooming in shows them again.
+  function declutter() {
+    const shown = [];
+    for (const label of labels) {
+      const e = label.getElement();
+      if (!e) continue;
+      e.classList.remove("map-label-hidden");
+      const r = e.getBoundingClientRect();
+      const hit = shown.some((o) => r.left < o.right && o.left < r.right && r.top < o.bottom && o.top < r.bottom);
+      if (hit) e.classList.add("map-label-hidden");
+      else shown.push(r);
+    }
+  }
+
   // drawOutlines draws each commune's outline, labelled by its name.
   function drawOutlines(L) {
     const commune = communeOf(ctx);
@@ -287,16 +335,20 @@ export function mountMap(root, ctx) {
       by.get(c).push([r.lat, r.lon]);
     }
     outlines = L.layerGroup();
-    for (const [c, pts] of by) {
+    labels = [];
+    for (const [c, pts] of [...by].sort((a, b) => b[1].length - a[1].length)) {
       const ring = outline(pts);
       outlines.addLayer(L.polygon(ring, { className: "map-area", color: "#0a5fb4", weight: 2, fillColor: "#0a5fb4", fillOpacity: 0.06, interactive: false }));
       // The name above the outline, clear of the markers inside it.
       const north = Math.max(...ring.map((p) => p[0]));
       const lons = ring.map((p) => p[1]);
-      outlines.addLayer(L.tooltip({ permanent: true, direction: "top", className: "map-area-label", interactive: false })
-        .setLatLng([north, (Math.min(...lons) + Math.max(...lons)) / 2]).setContent(el("span", { text: ctx.areaName(c) })));
+      const label = L.tooltip({ permanent: true, direction: "top", className: "map-area-label", interactive: false })
+        .setLatLng([north, (Math.min(...lons) + Math.max(...lons)) / 2]).setContent(el("span", { text: ctx.areaName(c) }));
+      outlines.addLayer(label);
+      labels.push(label); // the communes with more receivers first
     }
     outlines.addTo(map);
+    declutter();
     outlines.eachLayer((p) => p.bringToBack && p.bringToBack()); // under the markers, when the tiles failed after them
     box.dataset.outlines = String(by.size);
   }
