@@ -15,7 +15,7 @@
 //	POST /api/v1/login                     {username,password}, no token → 200 {user,role,area,csrf} + cookie loa_session;
 //	                                        429 login_backoff + Retry-After after repeated failures of the account
 //	POST /api/v1/logout                    → 204: the session ends, the cookie is cleared
-//	GET  /api/v1/me                        {user,name,role,area,area_name,permissions,csrf,station:{name,zone}}
+//	GET  /api/v1/me                        {user,name,role,area,area_name,permissions,csrf,station:{name,zone,map:{tiles,attribution}}}
 //	GET  /api/v1/users                     [user] in scope (never a password)
 //	POST /api/v1/users                     {username,name,password,role,area_id} → 201 user
 //	GET|PUT /api/v1/users/{username}       user; PUT {name,role,area_id} (the fields sent) → 200 user
