@@ -74,7 +74,8 @@ export function hull(points) {
 
 // outline is a commune's outline: the hull of its receivers, each
 // widened to a small square (about 300 m) so one or two receivers still
-// make an area and none sits on the edge. Points are [lat, lon].
+// make an area and none sits on the edge. Points are [lat, lon]. Of all
+// the receivers, it bounds what the map frames.
 export function outline(latlons) {
   const d = 0.003;
   const pts = [];
@@ -264,7 +265,9 @@ export function mountMap(root, ctx) {
     });
     L.control.zoom({ zoomInTitle: t("map.zoom.in"), zoomOutTitle: t("map.zoom.out") }).addTo(map);
     // A view first: Leaflet adds layers (and their paths) once it has one.
-    if (rx.size) map.fitBounds(L.latLngBounds(rows.map((r) => [r[2], r[3]])), FIT_OPTS);
+    // The receivers with their outlines' margin.
+    const bounds = rx.size ? L.latLngBounds(outline(rows.map((r) => [r[2], r[3]]))) : null;
+    if (bounds) map.fitBounds(bounds, FIT_OPTS);
     else map.setView([16, 107.5], 5); // Việt Nam, until a receiver has a position
     if (tiles) {
       map.attributionControl.setPrefix("Leaflet");
@@ -282,7 +285,6 @@ export function mountMap(root, ctx) {
     map.on("dragstart", () => { moved = true; });
     for (const ev of ["wheel", "keydown"]) box.addEventListener(ev, () => { moved = true; }, { passive: true });
     box.addEventListener("click", (e) => { if (e.target.closest(".leaflet-control-zoom")) moved = true; });
-    const bounds = rx.size ? L.latLngBounds([...rx.values()].map((r) => [r.lat, r.lon])) : null;
     resize = new ResizeObserver(() => {
       if (!map) return;
       map.invalidateSize();
