@@ -157,8 +157,11 @@ export function mountMap(root, ctx) {
   };
   const count = (m, id, by) => { const v = (m.get(id) || 0) + by; if (v > 0) m.set(id, v); else m.delete(id); };
 
+  // A fault in the map must not keep a change from the screen's other
+  // listeners of the same topic.
+  const safe = (fn) => (ch) => { try { fn(ch); } catch (e) { console.warn("map", e); } };
   const offs = [
-    events.on("devices", (ch) => {
+    events.on("devices", safe((ch) => {
       const ids = [];
       for (const d of ch.changed || []) {
         const r = rx.get(d.id);
@@ -175,8 +178,8 @@ export function mountMap(root, ctx) {
       touch(ids);
       // Receivers registered (or placed) since: read the positions again.
       if (ch.counts && total >= 0 && ch.counts.total !== total) refresh();
-    }),
-    events.on("alarms", (ch) => {
+    })),
+    events.on("alarms", safe((ch) => {
       const ids = [];
       if (ch.reset) { ids.push(...alarmed.keys()); alarmOf.clear(); alarmed.clear(); }
       for (const a of ch.changed || []) {
@@ -193,8 +196,8 @@ export function mountMap(root, ctx) {
         ids.push(dev);
       }
       touch(ids);
-    }),
-    events.on("sessions", (ch) => {
+    })),
+    events.on("sessions", safe((ch) => {
       const ids = [];
       const drop = (sid) => {
         for (const d of playingIn.get(sid) || []) { count(playing, d, -1); ids.push(d); }
@@ -209,7 +212,7 @@ export function mountMap(root, ctx) {
       }
       for (const sid of ch.removed || []) drop(sid);
       touch(ids);
-    }),
+    })),
   ];
 
   let total = -1; // receivers in scope as the positions counted them

@@ -36,7 +36,6 @@ export default {
         el("section", { class: "panel", "aria-labelledby": "h-alarms" }, el("h2", { id: "h-alarms", text: t("overview.alarms") }), alarms)));
     const mapPanel = el("section", { class: "panel map-panel", "aria-labelledby": "h-map" }, el("h2", { id: "h-map", text: t("map.title") }));
     root.append(mapPanel);
-    const unmap = mountMap(mapPanel, ctx);
 
     const sessions = sessionList(now, ctx);
     const alarmList = new List(alarms,
@@ -82,6 +81,7 @@ export default {
       showNext();
     }).catch(() => {});
     const timer = setInterval(showNext, 60000); // drops programmes that started; no request
+    const unmap = mountMap(mapPanel, ctx); // after the counts' listeners: the map's come second
     return () => { offs.forEach((f) => f()); clearInterval(timer); unmap(); };
   },
 };
