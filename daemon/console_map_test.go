@@ -1,8 +1,16 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"image"
+	"image/color"
+	"image/draw"
+	"image/png"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -10,6 +18,7 @@ import (
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/api"
 	"github.com/loa-broadcast/loa/firmware-sim"
+	"github.com/loa-broadcast/loa/loatest/browser"
 )
 
 func init() { consoleParts = append(consoleParts, consolePart{"OverviewMap", consoleOverviewMap}) }
@@ -160,4 +169,79 @@ func reviveReceiver(t *testing.T, f *consoleFixture, id string) {
 	}
 	s.t.Cleanup(func() { fleet.Close() })
 	s.rx[id] = fleet.Receivers()[0]
+}
+
+// TestConsoleMapTiles: with a tile URL configured, the overview draws its
+// tiles (the CSP lets them come from that host only) and the provider's
+// credit as written; when the tiles do not come, the communes' outlines
+// are drawn instead.
+func TestConsoleMapTiles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	var failing atomic.Bool
+	var served atomic.Int64
+	tile := pngTile(t)
+	tiles := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		if failing.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		served.Add(1)
+		w.Header().Set("Content-Type", "image/png")
+		w.Write(tile)
+	}))
+	defer tiles.Close()
+	cfg := testConfig(t)
+	cfg.MapTiles, cfg.MapAttribution = tiles.URL+"/{z}/{x}/{y}.png", "© Bản đồ <thử>"
+	m := openMain(t, cfg)
+	defer m.Close()
+	bg := context.Background()
+	admin := api.NewClient(m.URL(), m.AdminToken)
+	if err := admin.CreateArea(bg, loa.Area{ID: "qn", Name: "Tỉnh Quảng Ngãi", Kind: loa.AreaProvince}); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.CreateArea(bg, loa.Area{ID: "bc", ParentID: "qn", Name: "Xã Bình Châu", Kind: loa.AreaCommune}); err != nil {
+		t.Fatal(err)
+	}
+	for id, p := range map[string][2]float64{"bc-1": {15.230, 108.870}, "bc-2": {15.236, 108.874}} {
+		if _, err := admin.CreateDevice(bg, loa.Device{ID: id, AreaID: "bc", Name: id, Lat: p[0], Lon: p[1]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req := map[string]string{"username": "so-tttt", "name": "Sở TT&TT", "role": loa.RoleProvince, "area_id": "qn", "password": consolePassword}
+	if err := admin.JSON(bg, "POST", "/api/v1/users", req, nil); err != nil {
+		t.Fatal(err)
+	}
+	c := &console{t: t, ctx: browser.Start(t, 1400, 900), url: m.URL()}
+	c.signInAs("province", "so-tttt")
+	c.step("the tiles are drawn, with the provider's credit as written",
+		c.until(`document.querySelector("#overview-map") && document.querySelector("#overview-map").dataset.state === "ready" && document.querySelector("#overview-map").dataset.tiles === "yes"`),
+		c.until(`[...document.querySelectorAll("#overview-map img.leaflet-tile")].some((i) => i.complete && i.naturalWidth === 256)`),
+		c.until(`document.querySelector("#overview-map .leaflet-control-attribution").textContent.includes("© Bản đồ <thử>")`),
+		c.until(`document.querySelectorAll("#overview-map path.rx[data-id]").length === 2`))
+	if served.Load() == 0 {
+		t.Error("no tile was asked for")
+	}
+	if c.evalBool(`document.querySelector("#overview-map path.map-area") !== null`) {
+		t.Error("outlines drawn over working tiles")
+	}
+
+	failing.Store(true)
+	c.step("tiles that do not come give way to the outlines",
+		chromedp.Reload(),
+		c.until(`document.querySelector("#overview-map") && document.querySelector("#overview-map").dataset.state === "ready"`),
+		c.until(`document.querySelector("#overview-map").dataset.outlines === "1" && document.querySelector("#overview-map .map-area-label").textContent === "Xã Bình Châu"`))
+}
+
+// pngTile is a 256×256 tile of one colour.
+func pngTile(t *testing.T) []byte {
+	img := image.NewRGBA(image.Rect(0, 0, 256, 256))
+	draw.Draw(img, img.Bounds(), &image.Uniform{color.RGBA{0xe8, 0xee, 0xe0, 0xff}}, image.Point{}, draw.Src)
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }
