@@ -78,6 +78,10 @@ func consoleOverviewMap(t *testing.T, f *consoleFixture) {
 	c.step("the legend counts in words",
 		c.until(`document.querySelector("#map-legend").textContent.includes("Trực tuyến") && document.querySelector("#map-legend").textContent.includes("Mất kết nối")`))
 	c.check("overview-map")
+	// The outline is the convex hull: an inner point is left out.
+	if got := c.evalAwait(`import("./js/map.js").then((m) => JSON.stringify(m.hull([[0, 0], [2, 0], [1, 1], [0, 2], [2, 2], [1, 0]])))`); got != "[[0,0],[2,0],[2,2],[0,2]]" {
+		t.Errorf("hull: %s", got)
+	}
 
 	// A session to Bình Châu: its receivers play; an amplifier fault: an
 	// alarm. Each shows, and goes, with no reload.
