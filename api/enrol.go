@@ -81,8 +81,9 @@ type claimAnswer struct {
 	Broker string     `json:"broker,omitempty"` // swaps: what happened to the old unit
 }
 
-// reservedDeviceIDs cannot name a device: the route of claims shadows it.
-var reservedDeviceIDs = map[string]bool{"claims": true}
+// reservedDeviceIDs cannot name a device: the routes of claims and
+// positions shadow them.
+var reservedDeviceIDs = map[string]bool{"claims": true, "positions": true}
 
 // claimDevice claims a box's code for a new device in an area in scope.
 func (s *Server) claimDevice(w http.ResponseWriter, r *http.Request, c *call) error {

@@ -51,8 +51,16 @@ type meAnswer struct {
 }
 
 type stationInfo struct {
-	Name string `json:"name"`
-	Zone string `json:"zone"`
+	Name string   `json:"name"`
+	Zone string   `json:"zone"`
+	Map  *mapInfo `json:"map,omitempty"` // tiles configured: the console draws them
+}
+
+// mapInfo is the console map's tile source: a URL template with {z},
+// {x}, {y} (and {s}, {r} as Leaflet takes them), and its credit.
+type mapInfo struct {
+	Tiles       string `json:"tiles"`
+	Attribution string `json:"attribution"`
 }
 
 // parseLogin reads a sign-in body: one JSON object with a username and a
@@ -162,6 +170,9 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request, c *call) error {
 	}
 	if a.Station.Name == "" {
 		a.Station.Name = DefaultStationName
+	}
+	if s.MapTiles != "" {
+		a.Station.Map = &mapInfo{Tiles: s.MapTiles, Attribution: s.MapAttribution}
 	}
 	if a.Area != "" && s.Areas != nil {
 		if area, err := s.Areas.Area(r.Context(), a.Area); err == nil {

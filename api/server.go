@@ -15,7 +15,7 @@
 //	POST /api/v1/login                     {username,password}, no token → 200 {user,role,area,csrf} + cookie loa_session;
 //	                                        429 login_backoff + Retry-After after repeated failures of the account
 //	POST /api/v1/logout                    → 204: the session ends, the cookie is cleared
-//	GET  /api/v1/me                        {user,name,role,area,area_name,permissions,csrf,station:{name,zone}}
+//	GET  /api/v1/me                        {user,name,role,area,area_name,permissions,csrf,station:{name,zone,map:{tiles,attribution}}}
 //	GET  /api/v1/users                     [user] in scope (never a password)
 //	POST /api/v1/users                     {username,name,password,role,area_id} → 201 user
 //	GET|PUT /api/v1/users/{username}       user; PUT {name,role,area_id} (the fields sent) → 200 user
@@ -34,6 +34,8 @@
 //	POST /api/v1/drafts/{id}/withdraw      → 200 draft: its proposer takes it back
 //	GET  /api/v1/devices?area=&state=online|offline|unknown&problem=<alarm kind>|any  [device + "state" + "problems"] in scope
 //	POST /api/v1/devices                   {id,area_id,name,lat,lon} → 201 {device,password}
+//	GET  /api/v1/devices/positions?area=   {fields,devices:[[id,area_id,lat,lon,presence]],unplaced} in scope: the map's
+//	                                        compact list (gzipped when accepted); changes follow on the events' devices topic
 //	GET  /api/v1/devices/{id}              device + "state" + "problems" (credentials: active|revoked, rotated_at, revoked_at)
 //	DELETE /api/v1/devices/{id}            → 200 {device,broker}: decommissioned: credentials revoked, out of the device list and
 //	                                        of target resolution; its record and history (play log, health, alarms, audit) stay
@@ -224,6 +226,11 @@ type Server struct {
 	Now           func() time.Time // the clock of default times; nil = time.Now
 	SDPAllow      []netip.Prefix   // where SDP listeners may be besides the caller's own address
 	StationName   string           // the station's name in /me; "" = DefaultStationName
+	// MapTiles is the console map's tile URL template ("" none: the
+	// communes' outlines instead) and MapAttribution the credit its
+	// provider asks for; both in /me's station, and the console's CSP
+	// lets images come from the tile host.
+	MapTiles, MapAttribution string
 	// Delay is the station's playout delay D, which a receiver's delay
 	// offset may not bring below loa.MinLeadMs; 0 = 200 ms.
 	Delay time.Duration
@@ -279,7 +286,7 @@ func (s *Server) Handler() http.Handler {
 		s.writeError(w, r, loa.Errorf(loa.ENOTFOUND, "no API route %s", r.URL.Path))
 	})
 
-	ui := web.Handler()
+	ui := web.Options{MapTiles: s.MapTiles}.Handler()
 	mux.Handle("/", ui)
 	mux.Handle("/ui/", http.StripPrefix("/ui", ui))
 
@@ -325,6 +332,7 @@ func (s *Server) routes() []apiRoute {
 	route("GET /api/v1/devices", loa.ActionRead, s.listDevices)
 	route("POST /api/v1/devices", loa.ActionDevice, s.createDevice)
 	route("GET /api/v1/devices/{id}", loa.ActionRead, s.getDevice)
+	route("GET /api/v1/devices/positions", loa.ActionRead, s.devicePositions)
 	route("DELETE /api/v1/devices/{id}", loa.ActionDevice, s.decommissionDevice)
 	route("PATCH /api/v1/devices/{id}", loa.ActionDevice, s.patchDevice)
 	route("POST /api/v1/devices/{id}/commands", loa.ActionDevice, s.sendCommand)

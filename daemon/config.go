@@ -13,6 +13,7 @@ import (
 	"github.com/loa-broadcast/loa/cap"
 	"github.com/loa-broadcast/loa/media"
 	"github.com/loa-broadcast/loa/station"
+	"github.com/loa-broadcast/loa/web"
 )
 
 // Config is the controller's whole configuration. Defaults come first,
@@ -72,6 +73,12 @@ type Config struct {
 	SMSGateway, SMSGatewayToken, SMSInboundSecret string
 	SMSWait                                       time.Duration
 	SMSRate                                       float64
+	// MapTiles is the console map's tile URL template, e.g.
+	// https://tile.openstreetmap.org/{z}/{x}/{y}.png; empty: no tiles (the
+	// communes' outlines), as an offline station needs. MapAttribution is
+	// the credit its provider asks for (OpenStreetMap's by default for its
+	// own tiles).
+	MapTiles, MapAttribution string
 
 	// HTTP limits (httpserver.go). HTTPMaxConns is lowered to a quarter of
 	// the process's file limit, so HTTP sockets cannot starve the broker.
@@ -207,10 +214,26 @@ func (c *Config) Validate() error {
 	if err := cap.CheckSender(c.CAPSender); err != nil {
 		return fmt.Errorf("cap-sender: %s", loa.ErrorMessage(err))
 	}
+	if c.MapTiles != "" {
+		if _, err := web.TileSource(c.MapTiles); err != nil {
+			return fmt.Errorf("map-tiles: %w", err)
+		}
+	}
 	if _, err := parsePrefixes(c.SDPAllow); err != nil {
 		return fmt.Errorf("sdp-allow: %w", err)
 	}
 	return c.validateTLS()
+}
+
+// mapAttribution is the map's credit: the configured one, or
+// OpenStreetMap's for its tiles.
+func (c *Config) mapAttribution() string {
+	if c.MapAttribution == "" && c.MapTiles != "" {
+		if src, err := web.TileSource(c.MapTiles); err == nil && (strings.HasSuffix(src, ".openstreetmap.org") || strings.HasSuffix(src, "/openstreetmap.org")) {
+			return "© OpenStreetMap contributors"
+		}
+	}
+	return c.MapAttribution
 }
 
 // parsePrefixes reads "10.0.0.0/8,192.0.2.7,…": CIDRs, or addresses that

@@ -336,6 +336,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	srv.Firmware, srv.Receivers = m.Firmware, m.DB
 	srv.Stored = m.Stored
+	srv.MapTiles, srv.MapAttribution = cfg.MapTiles, cfg.mapAttribution()
 	srv.Creds = m.credentials()
 	if m.SMS != nil {
 		srv.SMS, srv.SMSSecret = m.SMS, cfg.SMSInboundSecret

@@ -54,6 +54,8 @@ func bindConfig(c *daemon.Config, fs *flag.FlagSet) {
 	fs.DurationVar(&c.MaxMediaDuration, "max-media-duration", c.MaxMediaDuration, "longest audio an upload may hold, decoded; longer is refused before it is transcoded [LOA_MAX_MEDIA_DURATION]")
 	fs.IntVar(&c.TranscodeWorkers, "transcode-workers", c.TranscodeWorkers, "uploads transcoded at once, each taking about one CPU core (default: half the CPUs) [LOA_TRANSCODE_WORKERS]")
 	fs.IntVar(&c.TranscodeQueue, "transcode-queue", c.TranscodeQueue, "uploads waiting for a transcode worker; more are refused with 503 and Retry-After (0: 4 per worker) [LOA_TRANSCODE_QUEUE]")
+	fs.StringVar(&c.MapTiles, "map-tiles", c.MapTiles, "the console map's tile URL, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png (empty: no tiles, the communes' outlines; the console's CSP allows images from this host only) [LOA_MAP_TILES]")
+	fs.StringVar(&c.MapAttribution, "map-attribution", c.MapAttribution, "the credit the tile provider asks for, shown on the map (default for OpenStreetMap's tiles: © OpenStreetMap contributors) [LOA_MAP_ATTRIBUTION]")
 	fs.StringVar(&c.SDPAllow, "sdp-allow", c.SDPAllow, "CIDRs or addresses, comma-separated, the SDP route may stream to besides the caller's own address [LOA_SDP_ALLOW]")
 }
 
@@ -91,6 +93,7 @@ func configFromEnv(c *daemon.Config, getenv func(string) string) error {
 		"LOA_RTP": &c.RTPBind, "LOA_RTP_PUBLIC": &c.RTPPublic, "LOA_NTP_ADDR": &c.NTPAddr, "LOA_LOG": &c.LogLevel,
 		"LOA_FIRMWARE_KEY": &c.FirmwareKey, "LOA_FIRMWARE_URL": &c.FirmwareURL,
 		"LOA_ALARM_WEBHOOK": &c.AlarmWebhook, "LOA_CAP_SENDER": &c.CAPSender, "LOA_SDP_ALLOW": &c.SDPAllow,
+		"LOA_MAP_TILES": &c.MapTiles, "LOA_MAP_ATTRIBUTION": &c.MapAttribution,
 		"LOA_HTTPS": &c.TLS.HTTPSAddr, "LOA_MQTT_TLS_LISTEN": &c.TLS.MQTTListen,
 		"LOA_TLS_CA_CERT": &c.TLS.CACert, "LOA_TLS_CA_KEY": &c.TLS.CAKey, "LOA_TLS_CERT": &c.TLS.Cert, "LOA_TLS_KEY": &c.TLS.Key,
 		"LOA_ACME_DOMAIN": &c.TLS.ACMEDomain, "LOA_ACME_DIRECTORY": &c.TLS.ACMEDirectory, "LOA_ACME_CA": &c.TLS.ACMERoots,

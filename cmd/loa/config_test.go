@@ -51,3 +51,20 @@ func TestTLSConfigFromEnvAndFlags(t *testing.T) {
 		t.Error("LOA_ALLOW_PLAIN=maybe accepted")
 	}
 }
+
+// "loa serve" with a tile URL the console's CSP cannot name stops at once,
+// saying what a good one looks like.
+func TestServeRefusesABadTileURL(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	var stderr bytes.Buffer
+	args := []string{"serve", "-data", data, "-map-tiles", "https://tiles.example.vn/{z}/{x}.png"}
+	err := run(context.Background(), args, &stderr, &stderr, func(string) string { return "" })
+	if err == nil || !strings.Contains(err.Error(), "map-tiles") || !strings.Contains(err.Error(), "{y}") {
+		t.Errorf("%q: %v, want a refusal naming -map-tiles", args, err)
+	}
+	cfg := daemon.DefaultConfig()
+	env := map[string]string{"LOA_MAP_TILES": "https://tile.openstreetmap.org/{z}/{x}/{y}.png"}
+	if err := configFromEnv(&cfg, func(k string) string { return env[k] }); err != nil || cfg.MapTiles != env["LOA_MAP_TILES"] || cfg.Validate() != nil {
+		t.Errorf("LOA_MAP_TILES: %q, %v, %v", cfg.MapTiles, err, cfg.Validate())
+	}
+}

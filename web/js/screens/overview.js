@@ -1,10 +1,12 @@
 // Overview: what plays where now, the next programmes, receivers online
-// and offline, open alarms. Everything live comes from the event stream;
-// the agenda is read once (it changes when schedules do).
+// and offline, open alarms, and the map of receivers by state (map.js).
+// Everything live comes from the event stream; the agenda is read once
+// (it changes when schedules do).
 
 import * as api from "../api.js";
 import * as events from "../events.js";
 import { band, dateTime, t } from "../i18n.js";
+import { mountMap } from "../map.js";
 import { el, List } from "../ui.js";
 import { sessionList } from "./sessions.js";
 
@@ -32,6 +34,8 @@ export default {
             el("div", {}, el("dt", { text: t("overview.total") }), el("dd", {}, counts.total)))),
         el("section", { class: "panel", "aria-labelledby": "h-next" }, el("h2", { id: "h-next", text: t("overview.next") }), next),
         el("section", { class: "panel", "aria-labelledby": "h-alarms" }, el("h2", { id: "h-alarms", text: t("overview.alarms") }), alarms)));
+    const mapPanel = el("section", { class: "panel map-panel", "aria-labelledby": "h-map" }, el("h2", { id: "h-map", text: t("map.title") }));
+    root.append(mapPanel);
 
     const sessions = sessionList(now, ctx);
     const alarmList = new List(alarms,
@@ -77,6 +81,7 @@ export default {
       showNext();
     }).catch(() => {});
     const timer = setInterval(showNext, 60000); // drops programmes that started; no request
-    return () => { offs.forEach((f) => f()); clearInterval(timer); };
+    const unmap = mountMap(mapPanel, ctx); // after the counts' listeners: the map's come second
+    return () => { offs.forEach((f) => f()); clearInterval(timer); unmap(); };
   },
 };
