@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/loa-broadcast/loa/cap"
+	"github.com/loa-broadcast/loa/web"
 )
 
 // Request limits by route. An ordinary route's exchange — reading the
@@ -70,6 +71,11 @@ func (s *Server) limit(pattern string, h http.Handler) http.Handler {
 		}
 		if l.body > 0 {
 			r.Body = http.MaxBytesReader(w, r.Body, l.body)
+		}
+		if r.Method == http.MethodGet && web.AcceptsGzip(r) {
+			g := &gzipJSON{ResponseWriter: w}
+			defer g.close()
+			w = g
 		}
 		h.ServeHTTP(w, r)
 	})

@@ -117,8 +117,7 @@ func consoleOverviewMap(t *testing.T, f *consoleFixture) {
 	c.step("and leaves when decommissioned",
 		c.until(`document.querySelector('#overview-map path[data-id="bc-cho-moi"]') === null && document.querySelector("#overview-map").dataset.markers === "6"`))
 
-	// tk-1 comes back (a new box on the same device: new credentials)
-	// if an earlier job left it off, then loses power: its marker
+	// tk-1 comes back if an earlier job left it off, then loses power: its marker
 	// follows, with no reload. It ends as it began.
 	const id = "tk-1"
 	wasOnline := c.evalBool(markerIs(id, "online"))
@@ -156,18 +155,13 @@ func markerIs(id, state string) string {
 	return fmt.Sprintf(`(() => { const p = document.querySelector('#overview-map path[data-id=%q]'); return !!p && p.classList.contains("rx-%s"); })()`, id, state)
 }
 
-// reviveReceiver starts a new simulated box for device id with fresh
-// credentials (the old box is dead) and waits until it is online; it runs
+// reviveReceiver starts a new simulated box for device id as it was set
+// up (the old box is dead) and waits until it is online; it runs
 // until TestConsole ends and replaces the old one in s.rx.
 func reviveReceiver(t *testing.T, f *consoleFixture, id string) {
 	t.Helper()
 	s, bg := f.s, context.Background()
-	var creds struct{ Password string }
-	if err := s.api.JSON(bg, "POST", "/api/v1/devices/"+id+"/credentials", nil, &creds); err != nil {
-		t.Fatal(err)
-	}
-	fleet, err := firmwaresim.StartFleet(bg, []firmwaresim.Config{{ID: id, Password: creds.Password, Broker: s.m.MQTTURL(),
-		Decode: true, KeepPCM: true, Logger: testLogger(s.t).With("receiver", id)}})
+	fleet, err := firmwaresim.StartFleet(bg, []firmwaresim.Config{s.cfgs[id]}) // as set up: later jobs start it the same way
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -91,13 +91,15 @@ func TestConsole(t *testing.T) {
 	}
 
 	ctx := browser.Start(t, 1400, 900)
-	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
+	// Past ctx's deadline too: each job has a deadline of its own (with).
+	dctx := context.WithoutCancel(ctx)
+	dialogs := chromedp.Events(dctx, page.JavascriptDialogOpening)
 	go func() {
 		for _, err := range dialogs { // confirm() before stopping, sending, cancelling
 			if err != nil {
 				return
 			}
-			chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
+			chromedp.Call(dctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
 		}
 	}()
 	c := &console{t: t, ctx: ctx, axe: string(axe), art: art, url: s.m.URL(), glossaryGap: glossaryGap(t)}
@@ -651,10 +653,14 @@ type console struct {
 	glossaryGap string
 }
 
-// with is the console reporting to t (a subtest).
+// with is the console reporting to t (a subtest), with a deadline of
+// its own: the jobs together outlast any one deadline.
 func (c *console) with(t *testing.T) *console {
 	d := *c
 	d.t = t
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 2*time.Minute)
+	t.Cleanup(cancel)
+	d.ctx = ctx
 	return &d
 }
 
@@ -666,9 +672,11 @@ func (c *console) step(name string, actions ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
+// until waits for js to hold. An element not there yet (a screen still
+// mounting) is "not yet", not a failure: a throw counts as false.
 func (c *console) until(js string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
-		_, err := chromedp.Run(ctx, chromedp.Poll[bool](js))
+		_, err := chromedp.Run(ctx, chromedp.Poll[bool]("(() => { try { return !!("+js+"); } catch (e) { return false; } })()"))
 		if err != nil {
 			return fmt.Errorf("waiting for %s: %w", js, err)
 		}
