@@ -143,6 +143,8 @@ type Telemetry struct {
 	Session  string       `json:"session,omitempty"`
 	Stream   *StreamStats `json:"stream,omitempty"`
 	Sync     *SyncStats   `json:"sync,omitempty"` // receivers that announce timeline
+
+	Power *PowerStats `json:"power,omitempty"` // receivers with a battery (contract v2, tele.power)
 }
 
 // SyncStats is a receiver's clock synchronisation as it reports it

@@ -39,6 +39,7 @@ type systemOpts struct {
 	tls       bool                              // TLS listeners on loopback; receivers connect over TLS with the station CA
 	v1        int                               // the first v1 receivers are of contract v1: no caps, plain RTP with the token
 	clock     func(i int) firmwaresim.ClockSpec // optional: receiver i's clocks (default perfect)
+	receiver  func(int, *firmwaresim.Config)    // optional: adjust receiver i's config (battery, station key, ...)
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -131,6 +132,9 @@ func startSystem(t *testing.T, o systemOpts) *system {
 			Impair: imp, TeleInterval: o.tele, Logger: testLogger(t).With("receiver", id)}
 		if o.clock != nil {
 			cfgs[i].Clock = o.clock(i)
+		}
+		if o.receiver != nil {
+			o.receiver(i, &cfgs[i])
 		}
 		areaOf[id] = area[:1] // the commune: a or b
 	}

@@ -330,6 +330,9 @@ func (f *Fleet) applyTelemetry(id string, t *protocol.Telemetry, now time.Time) 
 		d.tele.Sync = &loa.SyncStats{Source: s.Source, OffsetMs: s.OffsetMs, ErrMs: s.ErrMs, RTTMs: s.RTTMs,
 			DriftPPM: s.DriftPPM, CorrMin: s.CorrMin, Resyncs: s.Resyncs}
 	}
+	if p := t.Power; p != nil {
+		d.tele.Power = &loa.PowerStats{Mains: p.Mains, BatteryPct: p.BatteryPct, RuntimeMin: p.RuntimeMin}
+	}
 	d.hasTele = true
 	d.hasStream = t.Stream != nil
 	if s := t.Stream; s != nil {

@@ -80,6 +80,9 @@ type Config struct {
 	// OutputDelay is this receiver model's delay from handing a sample to
 	// its DAC to the sample leaving it.
 	OutputDelay time.Duration
+	// Battery models its backup battery (tele.power); a V1 receiver has
+	// none. SetMains cuts and restores mains.
+	Battery BatterySpec
 }
 
 // receiverCaps is what a version 2 receiver announces in its online status.
@@ -144,6 +147,8 @@ type Receiver struct {
 	clock   *Clock
 	sync    *SyncFilter
 	resyncs atomic.Int64 // hard re-syncs of the play-outs of ended sessions
+
+	battery *Battery // nil without one; see battery.go
 }
 
 // NewReceiver returns a receiver for cfg, filling in defaults.
@@ -160,7 +165,12 @@ func NewReceiver(cfg Config) *Receiver {
 	if cfg.Impair.Seed == 0 {
 		cfg.Impair.Seed = rand.Int63()
 	}
+	var bat *Battery
+	if !cfg.Battery.None && !cfg.V1 {
+		bat = NewBattery(cfg.Battery, time.Now())
+	}
 	return &Receiver{
+		battery:   bat,
 		cfg:       cfg,
 		log:       cfg.Logger.With("device", cfg.ID),
 		volume:    DefaultVolume,

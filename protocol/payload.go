@@ -190,6 +190,9 @@ type Telemetry struct {
 	Stream  *StreamStats `json:"stream,omitempty"`
 	// Sync (contract v2, timeline) is the receiver's clock-sync state.
 	Sync *SyncReport `json:"sync,omitempty"`
+	// Power (contract v2) is the receiver's power supply; absent from
+	// receivers without a battery.
+	Power *PowerReport `json:"power,omitempty"`
 }
 
 // SyncReport is a receiver's clock synchronisation, in the spirit of
@@ -391,6 +394,11 @@ func DecodeTelemetry(b []byte) (Telemetry, error) {
 	}
 	if math.IsNaN(t.Temp) || math.IsInf(t.Temp, 0) || t.Temp < -100 || t.Temp > 250 {
 		return Telemetry{}, fmt.Errorf("tele: temp %v outside -100..250 °C", t.Temp)
+	}
+	if t.Power != nil {
+		if err := t.Power.check(); err != nil {
+			return Telemetry{}, err
+		}
 	}
 	return t, nil
 }

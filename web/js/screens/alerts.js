@@ -148,7 +148,10 @@ export default {
         repeats: Number(repeats.value) || 1, gap: (Number(gap.value) || 0) + "s", expires_in: expires.value, test: test.checked,
       };
       const what = t("alerts.level." + body.level).toUpperCase() + (body.test ? " (" + t("alerts.drill") + ")" : "");
-      if (!window.confirm(t("alerts.confirm", { level: what, areas: areas.map(ctx.areaName).join(", ") }))) return;
+      // How many targets run on battery, and for how long (best effort: the preview never blocks sending).
+      const pv = await api.post("/api/v1/alerts/preview-targets", { targets: body.targets }).catch(() => null);
+      const power = pv && pv.on_battery ? "\n" + t("alerts.confirm.battery", { n: pv.on_battery, online: pv.online, min: pv.min_runtime_min }) : "";
+      if (!window.confirm(t("alerts.confirm", { level: what, areas: areas.map(ctx.areaName).join(", ") }) + power)) return;
       send.disabled = true;
       say(t("alerts.sending"));
       try {
