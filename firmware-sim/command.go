@@ -112,6 +112,16 @@ func (r *Receiver) handle(b []byte) {
 		r.reboot(cmd)
 	case protocol.OpFirmware:
 		r.firmwareCmd(cmd)
+	case protocol.OpCache, protocol.OpPlayStored:
+		if r.cfg.V1 || r.cfg.NoCache {
+			r.ack(cmd.ID, protocol.AckFailed, CodeUnsupported, "op "+cmd.Op+": this receiver announced no "+protocol.CapCache)
+			return
+		}
+		if cmd.Op == protocol.OpCache {
+			r.cacheCmd(cmd)
+		} else {
+			r.playStoredCmd(cmd)
+		}
 	default:
 		r.ack(cmd.ID, protocol.AckFailed, CodeUnsupported, "op "+cmd.Op+" not supported by firmware "+r.Firmware())
 	}

@@ -427,12 +427,24 @@ func (r *Receiver) onlineSent() {
 	}
 }
 
-// fetched is a downloaded image: its size, SHA-256 and the start of it,
-// which holds the header.
+// fetched is a downloaded file: its size, SHA-256 and the start of it,
+// which holds a firmware image's header, or all of it when asked to keep
+// it (a cache item).
 type fetched struct {
 	size   int64
 	sum    [sha256.Size]byte
 	header []byte
+	data   []byte
+}
+
+// fetchReq is one download: firmware images and cache items come the
+// same way (Basic auth as the device, Range resume, https once the
+// receiver holds a station CA).
+type fetchReq struct {
+	url      string
+	size     int64
+	keep     bool            // keep the whole body in fetched.data
+	progress func(got int64) // called as each quarter arrives; nil: not reported
 }
 
 // headerKeep is how much of an image's start a slot keeps for the
@@ -442,10 +454,19 @@ const headerKeep = len(ImageMagic) + maxImageHeader + 1
 // errCut is the impairment's dropped connection.
 var errCut = errors.New("connection dropped (impairment)")
 
-// download fetches args.URL with the device's credentials, hashing as it
-// goes, resuming with Range after a dropped connection, and reading at
-// most one byte more than args.Size.
+// download fetches a firmware image, reporting progress.
 func (r *Receiver) download(ctx context.Context, id string, args protocol.FirmwareArgs) (fetched, error) {
+	r.fwProgress(id, protocol.FWPhaseDownloading, 0, args.Size)
+	return r.fetch(ctx, fetchReq{url: args.URL, size: args.Size, progress: func(got int64) {
+		r.fwProgress(id, protocol.FWPhaseDownloading, got, args.Size)
+	}})
+}
+
+// fetch downloads fr.url with the device's credentials, hashing as it
+// goes, resuming with Range after a dropped connection, and reading at
+// most one byte more than fr.size. Failures are fwErrors with the
+// firmware codes download and bad_checksum.
+func (r *Receiver) fetch(ctx context.Context, fr fetchReq) (fetched, error) {
 	var (
 		got     int64
 		h       = sha256.New()
@@ -455,14 +476,17 @@ func (r *Receiver) download(ctx context.Context, id string, args protocol.Firmwa
 		fails   int
 		backoff = downloadBackoff
 		etag    string // the image's strong ETag, if the server gave one
+		data    []byte // all of it, when fr.keep
 	)
-	r.fwProgress(id, protocol.FWPhaseDownloading, 0, args.Size)
+	if fr.keep {
+		data = make([]byte, 0, fr.size)
+	}
 	for {
 		before := got
 		done, err := func() (bool, error) {
 			actx, cancel := context.WithCancel(ctx)
 			defer cancel()
-			req, err := http.NewRequestWithContext(actx, http.MethodGet, args.URL, nil)
+			req, err := http.NewRequestWithContext(actx, http.MethodGet, fr.url, nil)
 			if err != nil {
 				return false, fwFail(protocol.FWDownload, "url: %v", err)
 			}
@@ -485,7 +509,7 @@ func (r *Receiver) download(ctx context.Context, id string, args protocol.Firmwa
 			switch {
 			case resp.StatusCode == http.StatusOK:
 				if got > 0 { // the server ignored the Range or the image changed: start over
-					got, header, quarter = 0, nil, 0
+					got, header, quarter, data = 0, nil, 0, data[:0]
 					h.Reset()
 				}
 				if etag = resp.Header.Get("ETag"); strings.HasPrefix(etag, "W/") {
@@ -494,7 +518,7 @@ func (r *Receiver) download(ctx context.Context, id string, args protocol.Firmwa
 			case resp.StatusCode == http.StatusPartialContent && got > 0:
 				if start, ok := rangeStart(resp.Header.Get("Content-Range")); !ok || start != got {
 					// Not the part asked for: start over without Range.
-					got, header, quarter = 0, nil, 0
+					got, header, quarter, data = 0, nil, 0, data[:0]
 					h.Reset()
 					return false, fmt.Errorf("HTTP 206 with Content-Range %q, want bytes %d-", resp.Header.Get("Content-Range"), before)
 				}
@@ -503,16 +527,16 @@ func (r *Receiver) download(ctx context.Context, id string, args protocol.Firmwa
 			case resp.StatusCode >= 500 || resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests:
 				return false, fmt.Errorf("HTTP %s", resp.Status)
 			default:
-				return false, fwFail(protocol.FWDownload, "GET %s: HTTP %s", args.URL, resp.Status)
+				return false, fwFail(protocol.FWDownload, "GET %s: HTTP %s", fr.url, resp.Status)
 			}
 
 			stall := time.AfterFunc(downloadStall, cancel)
 			defer stall.Stop()
 			buf := make([]byte, 32<<10)
 			for {
-				limit := args.Size + 1 - got // one byte more tells a longer image
+				limit := fr.size + 1 - got // one byte more tells a longer image
 				if limit <= 0 {
-					return false, fwFail(protocol.FWBadChecksum, "image is larger than %d bytes", args.Size)
+					return false, fwFail(protocol.FWBadChecksum, "image is larger than %d bytes", fr.size)
 				}
 				b := buf[:min(int64(len(buf)), limit)]
 				if cut > 0 && got < cut {
@@ -524,10 +548,15 @@ func (r *Receiver) download(ctx context.Context, id string, args protocol.Firmwa
 				if keep := min(n, headerKeep-len(header)); keep > 0 {
 					header = append(header, b[:keep]...)
 				}
+				if fr.keep && got+int64(n) <= fr.size {
+					data = append(data, b[:n]...)
+				}
 				got += int64(n)
-				if q := got * 4 / args.Size; q > quarter && q < 4 {
+				if q := got * 4 / fr.size; q > quarter && q < 4 {
 					quarter = q
-					r.fwProgress(id, protocol.FWPhaseDownloading, got, args.Size)
+					if fr.progress != nil {
+						fr.progress(got)
+					}
 				}
 				if cut > 0 && got == cut && rerr == nil {
 					cut = 0 // once
@@ -542,10 +571,10 @@ func (r *Receiver) download(ctx context.Context, id string, args protocol.Firmwa
 			}
 		}()
 		if done {
-			if got > args.Size {
-				return fetched{}, fwFail(protocol.FWBadChecksum, "image is larger than %d bytes", args.Size)
+			if got > fr.size {
+				return fetched{}, fwFail(protocol.FWBadChecksum, "image is larger than %d bytes", fr.size)
 			}
-			f := fetched{size: got, header: header}
+			f := fetched{size: got, header: header, data: data}
 			h.Sum(f.sum[:0])
 			return f, nil
 		}
@@ -554,20 +583,20 @@ func (r *Receiver) download(ctx context.Context, id string, args protocol.Firmwa
 			return fetched{}, fe
 		}
 		if ctx.Err() != nil {
-			return fetched{}, fwFail(protocol.FWDownload, "interrupted at byte %d of %d: the receiver is rebooting or shutting down", got, args.Size)
+			return fetched{}, fwFail(protocol.FWDownload, "interrupted at byte %d of %d: the receiver is rebooting or shutting down", got, fr.size)
 		}
 		if got > before {
 			fails, backoff = 0, downloadBackoff
 		}
 		fails++
 		if fails >= downloadTries {
-			return fetched{}, fwFail(protocol.FWDownload, "GET %s: %d tries without progress, at byte %d of %d: %v", args.URL, fails, got, args.Size, err)
+			return fetched{}, fwFail(protocol.FWDownload, "GET %s: %d tries without progress, at byte %d of %d: %v", fr.url, fails, got, fr.size, err)
 		}
-		r.log.Info("firmware download retry", "cmd", id, "at", got, "err", err, "backoff", backoff)
+		r.log.Info("download retry", "url", fr.url, "at", got, "err", err, "backoff", backoff)
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():
-			return fetched{}, fwFail(protocol.FWDownload, "interrupted at byte %d of %d: the receiver is rebooting or shutting down", got, args.Size)
+			return fetched{}, fwFail(protocol.FWDownload, "interrupted at byte %d of %d: the receiver is rebooting or shutting down", got, fr.size)
 		}
 		backoff *= 2
 	}

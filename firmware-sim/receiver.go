@@ -19,6 +19,7 @@ import (
 	"math/rand"
 	"net"
 	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,8 +40,9 @@ type Impairment struct {
 	// receiver ends a stream whose goodbye never arrives.
 	ByeLoss float64
 	Seed    int64 // random seed; 0 picks one
-	// CutDownloadAt drops the connection of a firmware download once,
-	// after this many bytes of the image, so the receiver must resume.
+	// CutDownloadAt drops the connection of each download (a firmware
+	// image, a cache item) once, after this many bytes, so the receiver
+	// must resume.
 	CutDownloadAt int64
 	// FailInstall makes writing a verified image to the spare slot fail
 	// (a worn-out flash): the firmware command fails with code install.
@@ -83,6 +85,15 @@ type Config struct {
 	// Battery models its backup battery (tele.power); a V1 receiver has
 	// none. SetMains cuts and restores mains.
 	Battery BatterySpec
+	// NoCache makes a v2 receiver without local storage: it does not
+	// announce protocol.CapCache and refuses cache and play_stored.
+	NoCache bool
+	// CacheBudget is the storage its cache may use, in bytes, announced
+	// in status.cache_budget; 0: DefaultCacheBudget.
+	CacheBudget int64
+	// CacheDir, if set, keeps the cache in files there, so it survives a
+	// restart of the process (a real receiver's flash); otherwise memory.
+	CacheDir string
 }
 
 // receiverCaps is what a version 2 receiver announces in its online status.
@@ -144,6 +155,9 @@ type Receiver struct {
 
 	fw *firmware // A/B slots and the update in progress; see ota.go
 
+	cache   *cacheState // local storage of items; see cache.go
+	localMu sync.Mutex  // one local play starts at a time; see localplay.go
+
 	clock   *Clock
 	sync    *SyncFilter
 	resyncs atomic.Int64 // hard re-syncs of the play-outs of ended sessions
@@ -184,6 +198,7 @@ func NewReceiver(cfg Config) *Receiver {
 		outEnd:    make(chan struct{}),
 		rng:       rand.New(rand.NewSource(cfg.Impair.Seed ^ 0x5eed)),
 		fw:        newFirmware(cfg.Firmware),
+		cache:     newCacheState(cfg.CacheDir, cfg.CacheBudget),
 		clock:     NewClock(cfg.Clock, time.Now),
 		sync:      NewSyncFilter(syncSource(cfg.Clock)),
 	}
@@ -565,9 +580,27 @@ func (r *Receiver) Conn() uint64 { return r.connN.Load() }
 func (r *Receiver) status(online bool) protocol.Status {
 	st := protocol.Status{Online: online, Boot: r.boot.Load(), Conn: r.connN.Load(), TS: time.Now().UnixMilli()}
 	if online && !r.cfg.V1 {
-		st.Caps = receiverCaps
+		st.Caps = r.caps()
+		if r.hasCap(protocol.CapCache) {
+			st.CacheBudget = r.cache.budget
+		}
 	}
 	return st
+}
+
+// caps is what this receiver announces: receiverCaps and the optional
+// features its Config leaves on.
+func (r *Receiver) caps() []string {
+	caps := slices.Clone(receiverCaps)
+	if !r.cfg.NoCache {
+		caps = append(caps, protocol.CapCache)
+	}
+	return caps
+}
+
+// hasCap reports whether the receiver announces c.
+func (r *Receiver) hasCap(c string) bool {
+	return !r.cfg.V1 && slices.Contains(r.caps(), c)
 }
 
 // endCurrent ends the playing session, if any, and waits for it.

@@ -198,6 +198,9 @@ func (s *session) sendReport(bye bool) error { return s.send(bye, nil) }
 // send sends the report compound; a non-nil nonce adds the answer to the
 // controller's address challenge (APP RTCPChallengeName, ResponseSubtype).
 func (s *session) send(bye bool, nonce []byte) error {
+	if s.conn == nil { // a local play: no stream to report on
+		return nil
+	}
 	recv := s.args.RecvSSRC
 	rr := &rtcp.ReceiverReport{SSRC: recv}
 	s.mu.Lock()

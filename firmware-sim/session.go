@@ -82,6 +82,10 @@ type session struct {
 	// endFrame is play.end_frame (0: unknown, or a v1 receiver, which
 	// does not know the field).
 	endFrame int
+	// local is the cache item (kind:key) a local play plays, with no
+	// socket; "" for a stream. expiry ends it at its Until.
+	local  string
+	expiry *time.Timer
 
 	stopc      chan struct{}
 	stopOnce   sync.Once
@@ -232,7 +236,9 @@ func fileSafe(name string) string {
 // begin starts the session's goroutines.
 func (s *session) begin() {
 	s.r.overrideVolume(s)
-	go s.read()
+	if s.local == "" {
+		go s.read()
+	}
 	go s.run()
 }
 
@@ -492,7 +498,10 @@ func (s *session) setLast(ts uint32) {
 // after the highest packet. s.mu is held.
 func (s *session) over() (string, bool) {
 	reason := EndEndFrame
-	if s.bye {
+	switch {
+	case s.local != "":
+		reason = EndPlayedOut
+	case s.bye:
 		reason = EndBye
 	}
 	if end, ok := s.endSlot(); ok && s.next > end {
@@ -726,12 +735,17 @@ func (s *session) finish(reason string) {
 	s.mu.Unlock()
 
 	silent := s.r.killed.Load()
+	if s.expiry != nil {
+		s.expiry.Stop()
+	}
 	if !silent {
 		if err := s.sendReport(true); err != nil {
 			s.log.Debug("rtcp bye", "err", err)
 		}
 	}
-	s.conn.Close()
+	if s.conn != nil {
+		s.conn.Close()
+	}
 	<-s.readerDone
 	if s.wav != nil {
 		if err := s.wav.close(played * protocol.FrameSamples); err != nil {

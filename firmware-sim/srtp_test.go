@@ -335,7 +335,7 @@ func TestV1Receiver(t *testing.T) {
 	rec := newRecorder(t, broker, "ctl")
 	r := startReceiver(t, Config{ID: "old", Broker: broker, Decode: true, KeepPCM: true, V1: true})
 	startReceiver(t, Config{ID: "new", Broker: broker})
-	for dev, want := range map[string][]string{"old": nil, "new": {protocol.CapSRTPGCM, protocol.CapFence, protocol.CapTimeline}} {
+	for dev, want := range map[string][]string{"old": nil, "new": {protocol.CapSRTPGCM, protocol.CapFence, protocol.CapTimeline, protocol.CapCache}} {
 		m := rec.wait(t, dev+" online", func(m mqttMsg) bool {
 			s, err := protocol.DecodeStatus(m.payload)
 			return m.topic == protocol.DeviceTopic(dev, protocol.KindStatus) && err == nil && s.Online

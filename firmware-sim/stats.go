@@ -68,6 +68,9 @@ type SessionStats struct {
 	FirstSampleTS uint32
 	EndReason     string
 	Done          bool
+	// Local is the cache item a local play played (kind:key, e.g.
+	// "stored:12"); "" for a stream.
+	Local string
 }
 
 // StreamStats returns the stats in their wire form.

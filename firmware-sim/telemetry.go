@@ -60,6 +60,10 @@ func (r *Receiver) Telemetry() protocol.Telemetry {
 	if p, ok := r.Power(); ok {
 		t.Power = &p
 	}
+	if r.hasCap(protocol.CapCache) {
+		h := r.CacheHolding()
+		t.Cache = &h
+	}
 	return t
 }
 

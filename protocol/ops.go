@@ -21,6 +21,9 @@ var opArgs = map[string]func([]byte) error{
 	OpReboot:   func(b []byte) error { _, err := DecodeRebootArgs(b); return err },
 	OpFirmware: func(b []byte) error { _, err := DecodeFirmwareArgs(b); return err },
 	OpConfig:   func(b []byte) error { _, err := DecodeConfigArgs(b); return err },
+	// Contract v2, receivers that announce CapCache.
+	OpCache:      func(b []byte) error { _, err := DecodeCacheArgs(b); return err },
+	OpPlayStored: func(b []byte) error { _, err := DecodePlayStoredArgs(b); return err },
 }
 
 // operatorOps are the ops an operator sends devices directly, one device

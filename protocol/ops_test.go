@@ -16,7 +16,7 @@ func TestOpsMatchTheContract(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile("(?m)^\\| `op` \\| string \\| yes \\| ([a-z, ]+) \\|$").FindSubmatch(doc)
+	m := regexp.MustCompile("(?m)^\\| `op` \\| string \\| yes \\| ([a-z_, ]+) \\|$").FindSubmatch(doc)
 	if m == nil {
 		t.Fatal("CONTRACT.md: no op row in the command table")
 	}

@@ -27,6 +27,9 @@ type Status struct {
 	// Caps is what the receiver supports (contract v2: CapSRTPGCM, ...);
 	// absent from v1 receivers, which get the v1 behaviour.
 	Caps []string `json:"caps,omitempty"`
+	// CacheBudget (contract v2, CapCache) is the storage, in bytes, the
+	// receiver gives its cache; the controller lists no more than fits.
+	CacheBudget int64 `json:"cache_budget,omitempty"`
 }
 
 // Has reports whether the status announces capability c.
@@ -193,6 +196,8 @@ type Telemetry struct {
 	// Power (contract v2) is the receiver's power supply; absent from
 	// receivers without a battery.
 	Power *PowerReport `json:"power,omitempty"`
+	// Cache (contract v2, CapCache) is what the receiver's cache holds.
+	Cache *CacheHolding `json:"cache,omitempty"`
 }
 
 // SyncReport is a receiver's clock synchronisation, in the spirit of
@@ -277,6 +282,9 @@ func DecodeStatus(b []byte) (Status, error) {
 		if c == "" || len(c) > 32 {
 			return Status{}, errors.New("status: each cap must be 1–32 bytes")
 		}
+	}
+	if s.CacheBudget < 0 {
+		return Status{}, fmt.Errorf("status: cache_budget %d is negative", s.CacheBudget)
 	}
 	return s, nil
 }
@@ -398,6 +406,11 @@ func DecodeTelemetry(b []byte) (Telemetry, error) {
 	if t.Power != nil {
 		if err := t.Power.check(); err != nil {
 			return Telemetry{}, err
+		}
+	}
+	if t.Cache != nil {
+		if err := t.Cache.check(); err != nil {
+			return Telemetry{}, fmt.Errorf("tele: %w", err)
 		}
 	}
 	return t, nil
