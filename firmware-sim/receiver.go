@@ -157,6 +157,7 @@ type Receiver struct {
 
 	cache   *cacheState // local storage of items; see cache.go
 	localMu sync.Mutex  // one local play starts at a time; see localplay.go
+	progs   programmes  // cached programmes aired; see offline.go
 
 	clock   *Clock
 	sync    *SyncFilter
@@ -234,6 +235,10 @@ func (r *Receiver) Start(ctx context.Context) error {
 	r.wg.Add(2)
 	go r.commandLoop()
 	go r.telemetryLoop()
+	if r.hasCap(protocol.CapCache) {
+		r.wg.Add(1)
+		go r.programmeLoop() // offline.go
+	}
 	go r.outboxLoop()
 
 	tok := client.Connect()
