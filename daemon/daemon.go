@@ -59,6 +59,10 @@ type Main struct {
 	Groups    *station.GroupService
 	rollouts  *devices.RolloutEngine // runs the Firmware service's rollouts
 
+	// Programmes lists receivers' programme cache items; nil unless
+	// Config.ProgrammeCache.
+	Programmes *station.Programmes
+
 	// bg lives from Open to Close: the scheduler and session resumption
 	// run under it, and Close waits for them (schedWG).
 	bg          context.Context
@@ -480,6 +484,10 @@ func (m *Main) startScheduler(ctx context.Context) error {
 	m.Schedules = station.NewSchedules(m.DB, logger)
 	st := station.NewStarter(m.DB, m.Sessions, 200*time.Millisecond, logger)
 	st.Now = m.Clock.Now
+	if m.Config.ProgrammeCache {
+		m.Programmes = &station.Programmes{Key: m.StationKey, Schedule: m.Schedules, DB: m.DB}
+		st.Programmes = m.Programmes
+	}
 	m.Scheduler = scheduler.New(scheduler.Config{
 		Starter: st, Source: m.Schedules.Source(), Grace: m.Config.Grace,
 		Lead:   m.Config.Lead, // fire early: receivers tune, then packet 0 leaves on time

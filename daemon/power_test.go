@@ -14,7 +14,7 @@ import (
 // the alert desk's preview say it runs on battery; its battery (drained
 // fast by config) falls to 20 % → low_battery; mains back → both clear.
 func TestPowerAlarms(t *testing.T) {
-	s := startSystem(t, systemOpts{receivers: 2, tele: 50 * time.Millisecond, receiver: func(i int, c *firmwaresim.Config) {
+	s := startSystem(t, systemOpts{receivers: 2, tele: 50 * time.Millisecond, receiver: func(_ *Main, _ int, c *firmwaresim.Config) {
 		// 100 % to 20 % in about 3 s with the amplifier on.
 		c.Battery = firmwaresim.BatterySpec{IdleRuntime: 4 * time.Second, AmpRuntime: 4 * time.Second, PlayRuntime: 4 * time.Second}
 	}})

@@ -39,7 +39,9 @@ type systemOpts struct {
 	tls       bool                              // TLS listeners on loopback; receivers connect over TLS with the station CA
 	v1        int                               // the first v1 receivers are of contract v1: no caps, plain RTP with the token
 	clock     func(i int) firmwaresim.ClockSpec // optional: receiver i's clocks (default perfect)
-	receiver  func(int, *firmwaresim.Config)    // optional: adjust receiver i's config (battery, station key, ...)
+
+	// receiver, optional, adjusts receiver i's config (battery, station key, ...).
+	receiver func(*Main, int, *firmwaresim.Config)
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -134,7 +136,7 @@ func startSystem(t *testing.T, o systemOpts) *system {
 			cfgs[i].Clock = o.clock(i)
 		}
 		if o.receiver != nil {
-			o.receiver(i, &cfgs[i])
+			o.receiver(m, i, &cfgs[i])
 		}
 		areaOf[id] = area[:1] // the commune: a or b
 	}

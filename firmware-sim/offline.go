@@ -101,12 +101,14 @@ func (r *Receiver) checkProgrammes(now time.Time) {
 // airFromCache plays the cached copy of occurrence m, unless its stream
 // came (or comes while it plays: the play replaces the copy).
 func (r *Receiver) airFromCache(key, sha string, m protocol.ProgrammeMeta, now time.Time) {
-	if s := r.find(m.Session); s != nil && s.local == "" {
+	if s := r.find(m.Session); s != nil && s.local == "" && s.snapshot().Received > 0 {
 		r.progs.mu.Lock()
 		r.progs.aired[m.Session] = true // the stream came: the copy is not needed
 		r.progs.mu.Unlock()
 		return
 	}
+	// A play of the session without a packet by now (a controller that
+	// tuned it in its pre-roll, then stopped) is replaced by the copy.
 	r.progs.mu.Lock()
 	r.progs.aired[m.Session] = true
 	r.progs.mu.Unlock()
