@@ -75,7 +75,8 @@ func programmeMeta(t *testing.T, items []protocol.CacheItem, id string) protocol
 
 // TestOfflineProgrammes: receivers hold their coming programmes. With the
 // controller up the stream plays, under the session id and timeline
-// announced, and the cached copy does not. With the controller stopped
+// announced, and the cached copy does not. With the media path blocked
+// the copies play and the delivery report reads them. With the controller stopped
 // the next programme plays from the cache on every receiver, on its
 // timeline, and a controller started again on the same data records
 // "aired from cache" for each one and streams nothing of it (no double play).
@@ -107,13 +108,16 @@ func TestOfflineProgrammes(t *testing.T) {
 		t.Fatal(err)
 	}
 	s1 := &system{t: t, m: m1, api: c, byArea: map[string][]*firmwaresim.Receiver{"a": fleet.Receivers()}}
-	med := s1.upload(testSignal(4*time.Second), 48000)
+	med := s1.upload(testSignal(3*time.Second), 48000)
 	up := time.Now().Add(4 * time.Second).Truncate(time.Second).Add(time.Second)
-	down := up.Add(med.Duration + 2*time.Second)
+	blocked := up.Add(med.Duration + 2*time.Second)
+	down := blocked.Add(med.Duration + 2*time.Second)
 	s1.createSchedule("up", med.ID, up, nil)
+	s1.createSchedule("blocked", med.ID, blocked, nil)
 	s1.createSchedule("down", med.ID, down, nil)
 	items := pushProgrammes(t, m1, fleet)
-	mUp, mDown := programmeMeta(t, items, "up"), programmeMeta(t, items, "down")
+	mUp, mBlocked, mDown := programmeMeta(t, items, "up"), programmeMeta(t, items, "blocked"), programmeMeta(t, items, "down")
+	grace := int(protocol.CacheGrace / protocol.FrameDuration)
 
 	// Controller up: the stream, under the announced id and timeline.
 	sess := s1.waitScheduled("up", 20*time.Second)
@@ -132,6 +136,36 @@ func TestOfflineProgrammes(t *testing.T) {
 		}
 	}
 
+	// The media path blocked (every RTP packet lost on the way): the
+	// receivers play their copies, and the delivery report, followed by
+	// the controller all along, says so (evidence cache).
+	for _, r := range fleet.Receivers() {
+		r.SetLoss(1)
+	}
+	sess = s1.waitScheduled("blocked", 30*time.Second)
+	loatest.Eventually(t, 30*time.Second, func() bool {
+		lines := s1.delivery(sess.ID, "").Receivers
+		n := 0
+		for _, l := range lines {
+			if l.Evidence == loa.EvidenceCache {
+				n++
+			}
+		}
+		return n == len(cfgs)
+	}, "the delivery report reads every receiver's cached copy")
+	for _, r := range fleet.Receivers() {
+		r.SetLoss(0)
+		got := r.AiredFromCache()
+		if len(got) != 1 || got[0].Session != mBlocked.Session || got[0].From < grace || got[0].Stats.Played == 0 {
+			t.Errorf("%s aired from cache %+v, want the blocked programme from frame %d on", r.ID(), got, grace)
+		}
+		for _, st := range r.Sessions() {
+			if st.Session == sess.ID && st.Local == "" && st.Played > 0 {
+				t.Errorf("%s played the blocked stream: %+v", r.ID(), st)
+			}
+		}
+	}
+
 	// Controller stopped before the next one: every receiver plays it
 	// from its cache.
 	if time.Until(down) < time.Second {
@@ -140,12 +174,11 @@ func TestOfflineProgrammes(t *testing.T) {
 	if err := m1.Close(); err != nil {
 		t.Fatal(err)
 	}
-	grace := int(protocol.CacheGrace / protocol.FrameDuration)
 	for _, r := range fleet.Receivers() {
 		var got []firmwaresim.AiredFromCache
-		loatest.Eventually(t, 30*time.Second, func() bool { got = r.AiredFromCache(); return len(got) > 0 }, r.ID()+" airs the programme from its cache")
-		a := got[0]
-		if len(got) != 1 || a.Session != mDown.Session || a.Occurrence != mDown.Occurrence {
+		loatest.Eventually(t, 30*time.Second, func() bool { got = r.AiredFromCache(); return len(got) > 1 }, r.ID()+" airs the programme from its cache")
+		a := got[1]
+		if len(got) != 2 || a.Session != mDown.Session || a.Occurrence != mDown.Occurrence {
 			t.Fatalf("%s aired from cache %+v, want the one programme %s", r.ID(), got, mDown.Session)
 		}
 		if a.From < grace || a.From >= med.Frames {

@@ -61,6 +61,7 @@ func (s *Sessions) HandleEvent(device string, ev protocol.Event) {
 		s.deliveryEvent(device, ev)
 	case protocol.EventFromCache:
 		s.airedFromCache(device, ev) // offline.go
+		s.deliveryFromCache(device, ev)
 		return
 	case protocol.EventFinished:
 		s.deliveryEvent(device, ev)

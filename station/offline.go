@@ -189,3 +189,21 @@ func (s *Sessions) airedFromCache(device string, ev protocol.Event) {
 		go s.flushAired()
 	}
 }
+
+// deliveryFromCache marks device's line of the session's delivery report,
+// while the report is followed, as evidenced by its cached copy.
+func (s *Sessions) deliveryFromCache(device string, ev protocol.Event) {
+	defer s.tell()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, l := s.lineLocked(ev.Session, device)
+	if l == nil {
+		return // not followed (the controller never started it, or its report settled): the play log line records it
+	}
+	l.Evidence = loa.EvidenceCache
+	if l.StartedAt.IsZero() {
+		l.StartedAt = time.UnixMilli(ev.TS).UTC()
+	}
+	s.changedLocked(ev.Session, d, device, true)
+	s.flushLocked()
+}
