@@ -63,6 +63,9 @@ const (
 	ReasonPartial     = "partial"     // played only part of it: joined late, or lost the stream
 )
 
+// Delivery channels besides the stream (Delivery.Channel).
+const ChannelStored = "stored"
+
 // AlertContent is what an alert plays: a media item, or Text spoken in
 // Vietnamese by the controller's speech engine. Tone puts an attention
 // tone before it.
@@ -74,17 +77,22 @@ type AlertContent struct {
 
 // Alert is an emergency or priority bulletin pushed to receivers now.
 type Alert struct {
-	ID        string        `json:"id"`
-	Title     string        `json:"title"`
-	Level     string        `json:"level"`   // AlertEmergency or AlertPriority
-	Content   AlertContent  `json:"content"` // exactly one of MediaID, Text
-	Targets   Targets       `json:"targets"` // areas and/or devices; the province's area for everyone
-	Repeats   int           `json:"repeats"` // times to play, 1–10 (0 means 1)
-	Gap       time.Duration `json:"gap_ns"`  // silence between repeats
-	Volume    int           `json:"volume"`  // emergency level: the receivers' volume while it plays (0 = 100)
-	ExpiresAt time.Time     `json:"expires_at"`
-	Test      bool          `json:"test,omitempty"` // an exercise/test: sounds only in areas marked for tests
-	CAP       *AlertCAPInfo `json:"cap,omitempty"`  // set when the alert came from a CAP message
+	ID      string       `json:"id"`
+	Title   string       `json:"title"`
+	Level   string       `json:"level"`   // AlertEmergency or AlertPriority
+	Content AlertContent `json:"content"` // exactly one of MediaID, Text (or neither, with StoredCode)
+	// StoredCode names a stored message (StoredMessage.Code): receivers
+	// that hold it play it from their own storage (play_stored), the
+	// others get it streamed; without Content the stored message's media
+	// is the content.
+	StoredCode int           `json:"stored_code,omitempty"`
+	Targets    Targets       `json:"targets"` // areas and/or devices; the province's area for everyone
+	Repeats    int           `json:"repeats"` // times to play, 1–10 (0 means 1)
+	Gap        time.Duration `json:"gap_ns"`  // silence between repeats
+	Volume     int           `json:"volume"`  // emergency level: the receivers' volume while it plays (0 = 100)
+	ExpiresAt  time.Time     `json:"expires_at"`
+	Test       bool          `json:"test,omitempty"` // an exercise/test: sounds only in areas marked for tests
+	CAP        *AlertCAPInfo `json:"cap,omitempty"`  // set when the alert came from a CAP message
 
 	State     string    `json:"state"`
 	SessionID string    `json:"session_id,omitempty"` // the session carrying it
@@ -106,13 +114,16 @@ type AlertCAPInfo struct {
 
 // Delivery is one receiver's line in an alert's delivery report.
 type Delivery struct {
-	Device    string    `json:"device"`
-	Area      string    `json:"area"`
-	State     string    `json:"state"`
-	Reason    string    `json:"reason,omitempty"`
-	Detail    string    `json:"detail,omitempty"` // a refusal's own words (the receiver's, or the controller's: -require-srtp)
-	Repeats   int       `json:"repeats"`          // repeats played so far
-	Late      bool      `json:"late"`             // got it after coming back online
+	Device string `json:"device"`
+	Area   string `json:"area"`
+	State  string `json:"state"`
+	Reason string `json:"reason,omitempty"`
+	Detail string `json:"detail,omitempty"` // a refusal's own words (the receiver's, or the controller's: -require-srtp)
+	// Channel is how it reached the receiver when not by the stream:
+	// ChannelStored (played from its own storage, play_stored).
+	Channel   string    `json:"channel,omitempty"`
+	Repeats   int       `json:"repeats"` // repeats played so far
+	Late      bool      `json:"late"`    // got it after coming back online
 	QueuedAt  time.Time `json:"queued_at"`
 	AckedAt   time.Time `json:"acked_at,omitzero"`
 	StartedAt time.Time `json:"started_at,omitzero"` // first frame played, receiver clock
@@ -156,8 +167,14 @@ func (a *Alert) Validate(now time.Time) error {
 		return err
 	}
 	c := a.Content
-	if (c.MediaID == "") == (strings.TrimSpace(c.Text) == "") {
+	if a.StoredCode != 0 && (a.StoredCode < MinStoredCode || a.StoredCode > MaxStoredCode) {
+		return Errorf(EINVALID, "stored_code: must be within %d..%d, not %d", MinStoredCode, MaxStoredCode, a.StoredCode)
+	}
+	switch {
+	case c.MediaID != "" && strings.TrimSpace(c.Text) != "":
 		return Errorf(EINVALID, "content: name exactly one of media_id and text")
+	case c.MediaID == "" && strings.TrimSpace(c.Text) == "" && a.StoredCode == 0:
+		return Errorf(EINVALID, "content: name exactly one of media_id and text, or a stored_code")
 	}
 	if c.MediaID != "" {
 		if err := ValidateID("content.media_id", c.MediaID); err != nil {

@@ -142,7 +142,8 @@ type Telemetry struct {
 	Firmware string       `json:"fw,omitempty"`
 	Session  string       `json:"session,omitempty"`
 	Stream   *StreamStats `json:"stream,omitempty"`
-	Sync     *SyncStats   `json:"sync,omitempty"` // receivers that announce timeline
+	Sync     *SyncStats   `json:"sync,omitempty"`  // receivers that announce timeline
+	Cache    *CacheStats  `json:"cache,omitempty"` // receivers that announce cache
 
 	Power *PowerStats `json:"power,omitempty"` // receivers with a battery (contract v2, tele.power)
 }

@@ -29,6 +29,9 @@ type alertRequest struct {
 	ExpiresAt string           `json:"expires_at"` // RFC 3339
 	ExpiresIn string           `json:"expires_in"` // or a Go duration from now; neither = DefaultAlertExpiry
 	Test      bool             `json:"test"`       // sounds only in areas marked for tests
+	// StoredCode: receivers holding this stored message play it from
+	// their own storage; the others get content, or the message's media.
+	StoredCode int `json:"stored_code"`
 }
 
 // parseAlertRequest decodes and validates an alert request at now. Every
@@ -39,7 +42,7 @@ func parseAlertRequest(body io.Reader, now time.Time) (*loa.Alert, error) {
 		return nil, err
 	}
 	a := &loa.Alert{Title: strings.TrimSpace(req.Title), Level: req.Level, Content: req.Content, Targets: req.Targets,
-		Repeats: req.Repeats, Volume: req.Volume, Test: req.Test}
+		Repeats: req.Repeats, Volume: req.Volume, Test: req.Test, StoredCode: req.StoredCode}
 	gap, _, err := durationIn("gap", "gap_ns", req.Gap, req.GapNs, "5s")
 	if err != nil {
 		return nil, err

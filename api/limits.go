@@ -39,6 +39,7 @@ var routeLimits = map[string]routeLimit{
 	"GET /api/v1/events":                 {body: maxJSONBody},
 	"GET /api/v1/alerts/{id}/events":     {body: maxJSONBody},
 	"GET /fw/{id}":                       {body: maxJSONBody},
+	"GET /cache/{sha256}":                {body: maxJSONBody},
 	"GET /api/v1/backup":                 {body: maxJSONBody},
 	"POST /api/v1/devices/{id}/commands": {body: maxJSONBody, deadline: waitTimeout},
 	"POST /api/v1/areas/{id}/commands":   {body: maxJSONBody, deadline: waitTimeout},

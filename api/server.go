@@ -58,6 +58,10 @@
 //	GET  /api/v1/rollouts/{id}             rollout + per-device states + per-wave totals
 //	POST /api/v1/rollouts/{id}/pause|resume|abort  optional {reason} → 200 rollout
 //	GET  /fw/{id}                          image bytes for receivers: HTTP Basic device id + MQTT password, Range for resume
+//	GET  /cache/{sha256}                   stored-message files for receivers' caches, authenticated as /fw/
+//	GET  /api/v1/stored-messages           {version, messages:[stored message]} of the caller's scope and above
+//	PUT  /api/v1/stored-messages/{code}    {name,media_id,category,area_id} → 200 stored message (area permission)
+//	DELETE /api/v1/stored-messages/{code}  → 204
 //	GET  /api/v1/media                     [media]
 //	POST /api/v1/media                     multipart: "name" (optional, first), "file" → 201 media
 //	GET  /api/v1/media/{id}                media
@@ -217,6 +221,9 @@ type Server struct {
 
 	// Deliveries reads sessions' delivery reports; nil: unavailable.
 	Deliveries loa.DeliveryService
+
+	// Stored is the library of stored alert messages; nil: unavailable.
+	Stored StoredLibrary
 }
 
 // Handler returns the HTTP handler serving the API, /healthz, /metrics and
@@ -321,7 +328,11 @@ func (s *Server) routes() []apiRoute {
 	route("POST /api/v1/rollouts/{id}/pause", loa.ActionFirmware, s.changeRollout("pause"))
 	route("POST /api/v1/rollouts/{id}/resume", loa.ActionFirmware, s.changeRollout("resume"))
 	route("POST /api/v1/rollouts/{id}/abort", loa.ActionFirmware, s.changeRollout("abort"))
-	add("GET /fw/{id}", "", http.HandlerFunc(s.downloadFirmware)) // device credentials, not a token
+	add("GET /fw/{id}", "", http.HandlerFunc(s.downloadFirmware))         // device credentials, not a token
+	add("GET /cache/{sha256}", "", http.HandlerFunc(s.downloadCacheItem)) // device credentials, not a token
+	route("GET /api/v1/stored-messages", loa.ActionRead, s.listStored)
+	route("PUT /api/v1/stored-messages/{code}", loa.ActionArea, s.putStored)
+	route("DELETE /api/v1/stored-messages/{code}", loa.ActionArea, s.deleteStored)
 
 	route("GET /api/v1/media", loa.ActionRead, s.listMedia)
 	route("POST /api/v1/media", loa.ActionMedia, s.uploadMedia)

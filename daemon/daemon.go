@@ -52,6 +52,7 @@ type Main struct {
 	Firmware  *station.FirmwareService
 	Fallbacks *station.Fallbacks
 	Alerts    *station.Alerts
+	Stored    *station.Stored       // stored alert messages and the receivers' caches
 	Health    *devices.Health       // hourly health aggregates
 	Alarms    *devices.Alarms       // the alarm evaluator
 	webhook   *station.AlarmWebhook // nil without -alarm-webhook
@@ -238,6 +239,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.Sessions.Alarms = m.Alarms
 	m.Alerts = station.NewAlerts(m.DB, m.Sessions, m.Fleet, media.EspeakNG{Voice: "vi"}, delay, m.Logger.With("component", "alerts"))
 	tuner.Alerts = m.Alerts
+	m.openStored()
 	// The sessions' record first, then the alerts that read it.
 	m.Engine.Subscribe(m.Sessions.HandleOutcome)
 	m.Engine.Subscribe(m.Alerts.HandleOutcome)
@@ -318,6 +320,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return err
 	}
 	srv.Firmware, srv.Receivers = m.Firmware, m.DB
+	srv.Stored = m.Stored
 	srv.Creds = m.credentials()
 	enrolment := m.enrolment()
 	srv.Claims, srv.Enrol = enrolment, enrolment
@@ -328,6 +331,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err := m.startFirmware(ctx); err != nil {
 		return err
 	}
+	m.startStored()
 
 	m.Logger.Info("controller started", "http", m.HTTPAddr(), "https", m.HTTPSAddr(), "mqtt", brokerURL, "mqtt_tls", m.MQTTTLSURL(),
 		"rtp", m.Engine.LocalAddr().String(), "rtp_public", m.Engine.PublicAddr(), "data", cfg.DataDir)

@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/x509"
 	"fmt"
 	"log/slog"
@@ -131,7 +132,8 @@ func startSystem(t *testing.T, o systemOpts) *system {
 		imp := o.impair
 		imp.Seed = int64(i + 1)
 		cfgs[i] = firmwaresim.Config{ID: id, Password: pw, Broker: broker, CA: ca, V1: i < o.v1, Decode: true, KeepPCM: true,
-			Impair: imp, TeleInterval: o.tele, Logger: testLogger(t).With("receiver", id)}
+			Impair: imp, TeleInterval: o.tele, Logger: testLogger(t).With("receiver", id),
+			StationKey: m.StationKey.Public().(ed25519.PublicKey)}
 		if o.clock != nil {
 			cfgs[i].Clock = o.clock(i)
 		}

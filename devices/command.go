@@ -297,6 +297,27 @@ func (f *Fleet) Tune(ctx context.Context, deviceID string, args protocol.PlayArg
 	return err
 }
 
+// SendOp sends op with args (encoded and checked as the receiver will
+// decode them) and returns the device's final ack, Result included; the
+// error is as Command's.
+func (f *Fleet) SendOp(ctx context.Context, deviceID, op string, args any) (protocol.Ack, error) {
+	b, err := json.Marshal(args)
+	if err != nil {
+		return protocol.Ack{}, fmt.Errorf("devices: encoding %s args: %w", op, err)
+	}
+	if err := protocol.CheckArgs(op, b); err != nil {
+		return protocol.Ack{}, loa.Errorf(loa.EINVALID, "%v", err)
+	}
+	var o cmdOpts
+	if op == protocol.OpCache {
+		o.timeout = cacheTimeout // downloads over a slow link
+	}
+	return f.command(ctx, deviceID, op, b, o)
+}
+
+// cacheTimeout bounds the wait for a cache manifest's final ack.
+const cacheTimeout = 10 * time.Minute
+
 // Untune tells the device to stop playing a session.
 func (f *Fleet) Untune(ctx context.Context, deviceID, sessionID string) error {
 	if sessionID == "" {

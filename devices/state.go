@@ -330,6 +330,9 @@ func (f *Fleet) applyTelemetry(id string, t *protocol.Telemetry, now time.Time) 
 		d.tele.Sync = &loa.SyncStats{Source: s.Source, OffsetMs: s.OffsetMs, ErrMs: s.ErrMs, RTTMs: s.RTTMs,
 			DriftPPM: s.DriftPPM, CorrMin: s.CorrMin, Resyncs: s.Resyncs}
 	}
+	if c := t.Cache; c != nil {
+		d.tele.Cache = &loa.CacheStats{Version: c.Version, Held: append([]string{}, c.Held...), Missing: c.Missing, Bytes: c.Bytes, Budget: c.Budget}
+	}
 	if p := t.Power; p != nil {
 		d.tele.Power = &loa.PowerStats{Mains: p.Mains, BatteryPct: p.BatteryPct, RuntimeMin: p.RuntimeMin}
 	}

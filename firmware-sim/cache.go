@@ -303,7 +303,6 @@ func (r *Receiver) applyCache(ctx context.Context, job *cacheJob, args protocol.
 	}
 
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.job == job {
 		c.job = nil
 	}
@@ -316,6 +315,7 @@ func (r *Receiver) applyCache(ctx context.Context, job *cacheJob, args protocol.
 	}
 	if ctx.Err() != nil {
 		c.save(r, added)
+		c.mu.Unlock()
 		select {
 		case <-r.quit: // closing: nothing more goes out
 		default:
@@ -326,12 +326,18 @@ func (r *Receiver) applyCache(ctx context.Context, job *cacheJob, args protocol.
 	c.version, c.missing = args.Version, missing
 	c.save(r, added)
 	h := c.holding()
+	c.mu.Unlock()
 	msg := ""
 	if len(why) > 0 {
 		msg = truncate(strings.Join(why, "; "), 1000)
 	}
 	r.log.Info("cache applied", "version", args.Version, "held", len(h.Held), "missing", len(missing), "bytes", h.Bytes)
 	r.ackResult(job.cmdID, protocol.AckDone, "", msg, h)
+	// The holding shows in the controller's fleet view at once, not at
+	// the next telemetry period.
+	if cl := r.mqttClient(); cl != nil && cl.IsConnectionOpen() {
+		r.send(protocol.KindTele, r.Telemetry())
+	}
 }
 
 func truncate(s string, n int) string {

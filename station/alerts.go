@@ -48,6 +48,8 @@ type Alerts struct {
 
 	tone func() (alertItem, error) // the attention tone, encoded once
 
+	stored *Stored // stored messages: receivers holding one play it from storage; nil: always streamed
+
 	mu        sync.Mutex
 	live      map[string]*liveAlert // active alerts by id
 	bySession map[string]*liveAlert // their sessions, running or settling
@@ -111,9 +113,10 @@ type liveAlert struct {
 type alertRun struct {
 	id      string
 	late    bool
-	endedAt time.Time // zero while it runs
-	state   string    // how it ended
-	heard   time.Time // the last played or finished event of its receivers
+	stored  *storedRun // receivers playing it from their own storage (play_stored); no stream
+	endedAt time.Time  // zero while it runs
+	state   string     // how it ended
+	heard   time.Time  // the last played or finished event of its receivers
 }
 
 // track is one receiver's part in an alert, beyond its report line.
@@ -172,6 +175,7 @@ func (l *liveAlert) fail(d *loa.Delivery, reason string, at time.Time) {
 // delivery reports, and through them the alerts' reports).
 func (s *Alerts) Run(ctx context.Context) {
 	defer s.fleet.OnEvent(s.sessions.HandleEvent)()
+	defer s.fleet.OnEvent(s.storedEvent)()
 	defer s.fleet.OnPresence(s.presenceChanged)()
 	t := time.NewTicker(s.tick)
 	defer t.Stop()
@@ -200,6 +204,10 @@ func (s *Alerts) SendAlert(ctx context.Context, a *loa.Alert) error {
 	if err := a.Validate(now); err != nil {
 		return err
 	}
+	msg, err := s.storedContent(ctx, a)
+	if err != nil {
+		return err
+	}
 	devs, areaOf, err := s.resolve(ctx, a)
 	if err != nil {
 		return err
@@ -226,10 +234,19 @@ func (s *Alerts) SendAlert(ctx context.Context, a *loa.Alert) error {
 		a.Report[i] = d
 		l.idx[id], l.dev[id] = i, tr
 	}
+	var fromStore []string
+	online, fromStore = s.splitStored(a, msg, online)
 	var sess *loa.Session
 	if len(online) > 0 {
 		sess = s.newSession(a, content, online)
 		a.SessionID = sess.ID
+	}
+	var stored *alertRun
+	if len(fromStore) > 0 {
+		stored = s.newStoredRun(a, msg)
+		if a.SessionID == "" {
+			a.SessionID = stored.id
+		}
 	}
 	// Written before acting: a crash leaves a record of what was sent.
 	if err := s.db.CreateAlert(ctx, a); err != nil {
@@ -241,11 +258,17 @@ func (s *Alerts) SendAlert(ctx context.Context, a *loa.Alert) error {
 	if sess != nil {
 		s.attachLocked(l, sess, online, false)
 	}
+	if stored != nil {
+		s.attachStoredLocked(l, stored, fromStore)
+	}
 	s.mu.Unlock()
 	if sess != nil {
 		if err := s.startSession(ctx, l, sess); err != nil {
 			s.logger.Error("alert session not started", "alert", a.ID, "err", err)
 		}
+	}
+	if stored != nil {
+		s.playStored(l, stored, fromStore)
 	}
 	s.logger.Info("alert sent", "alert", a.ID, "level", a.Level, "devices", len(devs), "online", len(online),
 		"repeats", a.Repeats, "length", time.Duration(content.frames)*protocol.FrameDuration, "by", a.CreatedBy)
@@ -715,6 +738,7 @@ func (s *Alerts) step(ctx context.Context, now time.Time) {
 			stops = append(stops, stop{sid, loa.Origin{Kind: loa.OriginAlert, ID: l.a.ID}.String()})
 		}
 		s.settleLocked(l, now)
+		s.settleStoredLocked(l, now)
 		if sess := s.lateLocked(l, now); sess != nil {
 			starts = append(starts, late{l, sess})
 		}
@@ -775,7 +799,7 @@ func (s *Alerts) expireLocked(l *liveAlert, now time.Time) []string {
 		}
 	}
 	l.changedLocked()
-	return l.running()
+	return s.endStoredLocked(l, now)
 }
 
 // running lists l's sessions still streaming.
@@ -945,8 +969,10 @@ func (s *Alerts) CancelAlert(ctx context.Context, id, reason string) error {
 		}
 	}
 	l.changedLocked()
-	stops := l.running()
+	untune := l.storedPlaying()
+	stops := s.endStoredLocked(l, time.Now())
 	s.mu.Unlock()
+	s.untuneStored(untune, "alert cancelled")
 	var errs []error
 	for _, sid := range stops {
 		if err := s.sessions.StopSession(ctx, sid, loa.Origin{Kind: loa.OriginAlert, ID: id}.String(), "alert cancelled: "+reason); err != nil && loa.ErrorCode(err) != loa.ECONFLICT && loa.ErrorCode(err) != loa.ENOTFOUND {

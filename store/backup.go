@@ -445,6 +445,7 @@ var recordDecoders = map[string]func([]byte) error{
 	string(bucketClaims):        decodeAs[claimRecord],
 	string(bucketUsers):         decodeAs[userRecord],
 	string(bucketUserSessions):  decodeAs[sessionRecord],
+	string(bucketStored):        decodeAs[loa.StoredMessage],
 }
 
 // indexTargets are the index buckets whose values are ids of another

@@ -50,28 +50,29 @@ func main() {
 }
 
 type options struct {
-	broker    string
-	ca        string
-	creds     string
-	saveCreds string
-	api       string
-	token     string
-	tokenFile string
-	area      string
-	n         int
-	prefix    string
-	decode    int
-	wavDir    string
-	loss      float64
-	jitter    time.Duration
-	reorder   float64
-	byeLoss   float64
-	seed      int64
-	tele      time.Duration
-	fwKey     string
-	fwVersion string
-	v1        int
-	verbose   bool
+	broker     string
+	ca         string
+	creds      string
+	saveCreds  string
+	api        string
+	token      string
+	tokenFile  string
+	area       string
+	n          int
+	prefix     string
+	decode     int
+	wavDir     string
+	loss       float64
+	jitter     time.Duration
+	reorder    float64
+	byeLoss    float64
+	seed       int64
+	tele       time.Duration
+	fwKey      string
+	stationKey string
+	fwVersion  string
+	v1         int
+	verbose    bool
 
 	claims    []string // claim codes (-claim, -claims)
 	enrolURL  string
@@ -103,6 +104,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.tele, "tele", 10*time.Second, "telemetry interval")
 	fs.StringVar(&o.fwKey, "firmware-key", "", "operator's firmware public key file (<name>.pub); without it every firmware command fails bad_signature")
 	fs.StringVar(&o.fwVersion, "firmware-version", "1.0.0", "firmware version the receivers run at start (dotted numeric)")
+	fs.StringVar(&o.stationKey, "station-key", "", "the station's public key file (the controller's <data>/station.pub): verifies stored alert messages; enrolled receivers get it at enrolment")
 	fs.IntVar(&o.v1, "v1", 0, "how many receivers (the first ones) speak contract v1 only: no caps, plain RTP; for migration tests")
 	fs.BoolVar(&o.verbose, "v", false, "debug logging")
 	claim := fs.String("claim", "", "enrol with this claim code (comma-separated codes: one receiver each)")
@@ -174,6 +176,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var fwKey ed25519.PublicKey
 	if o.fwKey != "" {
 		if fwKey, err = protocol.ReadFirmwarePublicKey(o.fwKey); err != nil {
+			return err
+		}
+	}
+	var stationKey ed25519.PublicKey
+	if o.stationKey != "" {
+		b, err := os.ReadFile(o.stationKey)
+		if err != nil {
+			return fmt.Errorf("station key: %w", err)
+		}
+		if stationKey, err = protocol.ParseStationPublicKey(string(b)); err != nil {
 			return err
 		}
 	}
@@ -255,7 +267,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cfgs[i] = firmwaresim.Config{
 			ID: d.ID, Password: d.Password, Broker: o.broker, CA: ca,
 			Decode: i < decode, WAVDir: o.wavDir, TeleInterval: o.tele, Logger: log,
-			Firmware: o.fwVersion, FirmwareKey: fwKey, V1: i < o.v1,
+			Firmware: o.fwVersion, FirmwareKey: fwKey, StationKey: stationKey, V1: i < o.v1,
 			Impair: firmwaresim.Impairment{Loss: o.loss, Jitter: o.jitter, Reorder: o.reorder, ByeLoss: o.byeLoss, Seed: seed},
 		}
 		if enrolled != nil {
