@@ -491,6 +491,8 @@ func (m *Main) startScheduler(ctx context.Context) error {
 	if m.Config.ProgrammeCache {
 		m.Programmes = &station.Programmes{Key: m.StationKey, Schedule: m.Schedules, DB: m.DB}
 		st.Programmes = m.Programmes
+		m.Stored.SetProgrammes(m.Programmes) // in the receivers' manifests
+		m.Schedules.OnChange = m.Programmes.Changed
 	}
 	m.Scheduler = scheduler.New(scheduler.Config{
 		Starter: st, Source: m.Schedules.Source(), Grace: m.Config.Grace,
@@ -499,6 +501,13 @@ func (m *Main) startScheduler(ctx context.Context) error {
 	})
 	m.Schedules.Attach(m.Scheduler)
 	m.bg, m.schedCancel = context.WithCancel(context.Background())
+	if m.Programmes != nil {
+		m.schedWG.Add(1)
+		go func() {
+			defer m.schedWG.Done()
+			m.Programmes.Run(m.bg, m.Stored.ProgrammesChanged)
+		}()
+	}
 	m.schedWG.Add(1)
 	go func() {
 		defer m.schedWG.Done()

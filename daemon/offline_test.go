@@ -3,11 +3,7 @@ package daemon
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
-	"path"
 	"testing"
 	"time"
 
@@ -16,41 +12,24 @@ import (
 	firmwaresim "github.com/loa-broadcast/loa/firmware-sim"
 	"github.com/loa-broadcast/loa/loatest"
 	"github.com/loa-broadcast/loa/protocol"
-	"github.com/loa-broadcast/loa/store"
 )
 
-// pushProgrammes sends each receiver the programme items the controller
-// lists for it (Main.Programmes), served by a file server of the media
-// blobs, and waits until every receiver holds them.
-//
-// TODO(stored): the controller's own cache manifest (stored messages,
-// its /cache/ download route) is to carry these items; until it does the
-// test delivers them through the fleet.
-func pushProgrammes(t *testing.T, m *Main, fleet *firmwaresim.Fleet) []protocol.CacheItem {
+// waitProgrammes waits until every receiver holds the programme items
+// the controller lists for it (its manifest sender sends them), and
+// returns them.
+func waitProgrammes(t *testing.T, m *Main, fleet *firmwaresim.Fleet, n int) []protocol.CacheItem {
 	t.Helper()
-	ctx := context.Background()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f, err := m.DB.OpenBlob(store.MediaBlob, path.Base(r.URL.Path))
-		if err != nil {
-			http.NotFound(w, r)
-			return
-		}
-		defer f.Close()
-		http.ServeContent(w, r, "programme.opus", time.Time{}, f)
-	}))
-	t.Cleanup(srv.Close)
 	var all []protocol.CacheItem
 	for _, r := range fleet.Receivers() {
-		items, err := m.Programmes.Items(ctx, r.ID(), time.Now(), protocol.MaxCacheItems)
+		items, err := m.Programmes.Items(context.Background(), r.ID(), time.Now(), protocol.MaxCacheItems)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, _ := json.Marshal(protocol.CacheArgs{Version: time.Now().UnixMilli(), Items: items, BaseURL: srv.URL + "/cache/"})
-		if _, err := m.Fleet.Command(ctx, r.ID(), protocol.OpCache, b); err != nil {
-			t.Fatalf("cache command to %s: %v", r.ID(), err)
+		if len(items) != n {
+			t.Fatalf("%d programme items for %s, want %d", len(items), r.ID(), n)
 		}
 		for _, it := range items {
-			loatest.Eventually(t, 20*time.Second, func() bool { return r.CacheHolding().Holds(it.Ref()) }, r.ID()+" holds "+it.Ref())
+			loatest.Eventually(t, 30*time.Second, func() bool { return r.CacheHolding().Holds(it.Ref()) }, r.ID()+" holds "+it.Ref())
 		}
 		all = items
 	}
@@ -115,7 +94,7 @@ func TestOfflineProgrammes(t *testing.T) {
 	s1.createSchedule("up", med.ID, up, nil)
 	s1.createSchedule("blocked", med.ID, blocked, nil)
 	s1.createSchedule("down", med.ID, down, nil)
-	items := pushProgrammes(t, m1, fleet)
+	items := waitProgrammes(t, m1, fleet, 3)
 	mUp, mBlocked, mDown := programmeMeta(t, items, "up"), programmeMeta(t, items, "blocked"), programmeMeta(t, items, "down")
 	grace := int(protocol.CacheGrace / protocol.FrameDuration)
 

@@ -3,10 +3,14 @@ package station
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/loa-broadcast/loa"
@@ -39,6 +43,133 @@ type Programmes struct {
 		Agenda(ctx context.Context, from, to time.Time) ([]loa.Occurrence, error)
 	}
 	DB *store.DB
+	// Every is how often Run looks for a change of the programmes
+	// receivers are to hold (a schedule edited, one ended, the window
+	// moved); default a minute. Changed asks for a look now.
+	Every time.Duration
+
+	mu     sync.Mutex
+	gen    int64  // generation of the set: unix seconds of its last change
+	digest string // of the set at gen
+	kick   chan struct{}
+}
+
+// Gen is the generation of the programme set, 0 before Run has looked.
+func (p *Programmes) Gen() int64 {
+	if !p.on() {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.gen
+}
+
+// Changed asks Run to look at the programmes now (a schedule changed).
+func (p *Programmes) Changed() {
+	if !p.on() {
+		return
+	}
+	p.mu.Lock()
+	if p.kick == nil {
+		p.kick = make(chan struct{}, 1)
+	}
+	k := p.kick
+	p.mu.Unlock()
+	select {
+	case k <- struct{}{}:
+	default:
+	}
+}
+
+// Run looks at the programme set every p.Every and when Changed, and
+// calls changed (the manifest sender's kick) whenever it differs from the
+// last look, until ctx ends.
+func (p *Programmes) Run(ctx context.Context, changed func()) {
+	if !p.on() {
+		return
+	}
+	p.Changed() // makes the kick channel, and looks at once
+	p.mu.Lock()
+	k := p.kick
+	p.mu.Unlock()
+	every := p.Every
+	if every <= 0 {
+		every = time.Minute
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-k:
+		}
+		d, err := p.digestNow(ctx, time.Now())
+		if err != nil {
+			continue
+		}
+		p.mu.Lock()
+		moved := d != p.digest
+		if moved {
+			// A new generation: later than any before, even within a second.
+			p.gen, p.digest = max(time.Now().Unix(), p.gen+1), d
+		}
+		p.mu.Unlock()
+		if moved {
+			changed()
+		}
+	}
+}
+
+// digestNow sums the programmes receivers are to hold at now: every
+// announced occurrence not yet over, its targets and media.
+func (p *Programmes) digestNow(ctx context.Context, now time.Time) (string, error) {
+	occs, err := p.Schedule.Agenda(ctx, now.Add(-4*time.Hour), now.Add(ProgrammeWindow))
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	for _, occ := range occs {
+		if _, _, ok := p.Session(occ); !ok {
+			continue
+		}
+		m, err := p.DB.Media(ctx, occ.Content.MediaID)
+		if err != nil {
+			continue
+		}
+		end := occ.At.Add(time.Duration(m.Frames) * protocol.FrameDuration)
+		if !occ.End.IsZero() && occ.End.Before(end) {
+			end = occ.End
+		}
+		if !now.Before(end) {
+			continue
+		}
+		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%d\x00%s\x00", occ.Key(), m.Hash, occ.Targets.String(), occ.Priority, occ.End)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Serves reports whether sha is the media of a programme receivers may
+// hold now (/cache/ serves it to them).
+func (p *Programmes) Serves(ctx context.Context, sha string) bool {
+	if !p.on() {
+		return false
+	}
+	now := time.Now()
+	occs, err := p.Schedule.Agenda(ctx, now.Add(-4*time.Hour), now.Add(ProgrammeWindow))
+	if err != nil {
+		return false
+	}
+	for _, occ := range occs {
+		if _, _, ok := p.Session(occ); !ok {
+			continue
+		}
+		if m, err := p.DB.Media(ctx, occ.Content.MediaID); err == nil && strings.EqualFold(m.Hash, sha) {
+			return true
+		}
+	}
+	return false
 }
 
 // on reports whether occurrences are announced to receivers' caches.
@@ -207,3 +338,27 @@ func (s *Sessions) deliveryFromCache(device string, ev protocol.Event) {
 	s.changedLocked(ev.Session, d, device, true)
 	s.flushLocked()
 }
+
+// addTo appends device's programme items to its manifest args, nearest
+// first, as many as the command's payload bound leaves room for.
+func (p *Programmes) addTo(ctx context.Context, args protocol.CacheArgs, device string) (protocol.CacheArgs, error) {
+	items, err := p.Items(ctx, device, time.Now(), protocol.MaxCacheItems-len(args.Items))
+	if err != nil {
+		return args, err
+	}
+	b, _ := json.Marshal(args)
+	size := len(b) + 256 // the command's envelope
+	for _, it := range items {
+		ib, _ := json.Marshal(it)
+		if size+len(ib)+1 > protocol.MaxPayload {
+			break // the farthest wait for a later manifest
+		}
+		size += len(ib) + 1
+		args.Items = append(args.Items, it)
+	}
+	return args, nil
+}
+
+// ProgrammesChanged sends every receiver with the cache its manifest
+// again: the programmes it is to hold changed (Programmes.Run).
+func (s *Stored) ProgrammesChanged() { s.poke() }

@@ -22,6 +22,10 @@ type Schedules struct {
 
 	mu  sync.Mutex
 	sch *scheduler.Scheduler // reloaded on every change; nil before Attach
+
+	// OnChange, if set, is called after every change of a schedule or
+	// calendar (the receivers' programmes, offline.go).
+	OnChange func()
 }
 
 var _ loa.ScheduleService = (*Schedules)(nil)
@@ -88,6 +92,9 @@ func (s *Schedules) changed() {
 	s.mu.Unlock()
 	if sch != nil {
 		sch.Reload()
+	}
+	if s.OnChange != nil {
+		s.OnChange()
 	}
 }
 

@@ -42,6 +42,8 @@ type Stored struct {
 	again   map[string]bool                  // devices to send again once it lands
 	kick    chan struct{}
 	wg      sync.WaitGroup // manifests in flight
+
+	programmes *Programmes // scheduled programmes in the manifests too; nil: none (offline.go)
 }
 
 var _ loa.StoredMessageService = (*Stored)(nil)
@@ -83,10 +85,33 @@ func (s *Stored) StoredMessages(ctx context.Context) ([]*loa.StoredMessage, erro
 }
 
 // Version is the library's version: the version of every manifest built
-// from it.
+// from it (with programmes, its high half; manifestVersion).
 func (s *Stored) Version(ctx context.Context) (int64, error) {
 	_, v, err := s.db.StoredMessages(ctx)
 	return v, err
+}
+
+// SetProgrammes adds receivers' scheduled programmes to their manifests
+// (offline.go); call before Run.
+func (s *Stored) SetProgrammes(p *Programmes) { s.programmes = p }
+
+// manifestVersion is the version of the manifests: the library's, or with
+// programmes the library's in the high 32 bits and the programme set's
+// generation in the low ones, so it grows when either changes.
+func (s *Stored) manifestVersion(ctx context.Context) (int64, error) {
+	v, err := s.Version(ctx)
+	if err != nil || !s.programmes.on() {
+		return v, err
+	}
+	return v<<32 | s.programmes.Gen()&0xffffffff, nil
+}
+
+// libraryVersion is the library's version in a manifest version.
+func (s *Stored) libraryVersion(v int64) int64 {
+	if s.programmes.on() {
+		return v >> 32
+	}
+	return v
 }
 
 // StoredMessage returns the message of code, or ENOTFOUND.
@@ -129,6 +154,9 @@ func (s *Stored) OpenCacheItem(ctx context.Context, sha string) (io.ReadSeekClos
 			return s.db.OpenBlob(store.MediaBlob, strings.ToLower(sha))
 		}
 	}
+	if s.programmes.Serves(ctx, sha) {
+		return s.db.OpenBlob(store.MediaBlob, strings.ToLower(sha))
+	}
 	return nil, loa.Errorf(loa.ENOTFOUND, "no cache item %q", truncate(sha, 64))
 }
 
@@ -151,6 +179,9 @@ func (s *Stored) Manifest(ctx context.Context, deviceID string) (protocol.CacheA
 	s.mu.Lock()
 	base := s.baseURL
 	s.mu.Unlock()
+	if s.programmes.on() {
+		version = version<<32 | s.programmes.Gen()&0xffffffff
+	}
 	args := protocol.CacheArgs{Version: max(version, 1), Items: []protocol.CacheItem{}, BaseURL: base + "/cache/"}
 	for _, m := range list {
 		if !tree.Within(dev.AreaID, m.AreaID) {
@@ -159,6 +190,9 @@ func (s *Stored) Manifest(ctx context.Context, deviceID string) (protocol.CacheA
 		it := protocol.CacheItem{Kind: protocol.CacheKindStored, Key: protocol.StoredKey(m.Code), SHA256: strings.ToLower(m.SHA256), Size: m.Size}
 		it.Sig = protocol.SignCacheItem(s.key, it)
 		args.Items = append(args.Items, it)
+	}
+	if s.programmes.on() {
+		return s.programmes.addTo(ctx, args, deviceID)
 	}
 	return args, nil
 }
@@ -171,7 +205,7 @@ func (s *Stored) Holds(deviceID string, code int, version int64) bool {
 	s.mu.Lock()
 	h, ok := s.holding[deviceID]
 	s.mu.Unlock()
-	if ok && h.Version == version {
+	if ok && s.libraryVersion(h.Version) == version {
 		return h.Holds(ref)
 	}
 	st, ok := s.fleet.DeviceState(deviceID)
@@ -179,7 +213,7 @@ func (s *Stored) Holds(deviceID string, code int, version int64) bool {
 		return false
 	}
 	c := st.Telemetry.Cache
-	return c.Version == version && protocol.CacheHolding{Held: c.Held}.Holds(ref)
+	return s.libraryVersion(c.Version) == version && protocol.CacheHolding{Held: c.Held}.Holds(ref)
 }
 
 // Run sends manifests until ctx ends: to every receiver with the cache
@@ -217,7 +251,7 @@ func (s *Stored) Run(ctx context.Context) {
 // version already (force: the set may have changed under one version
 // only when the library did, so force is for library changes).
 func (s *Stored) maybeSend(ctx context.Context, id string, force bool) {
-	version, err := s.Version(ctx)
+	version, err := s.manifestVersion(ctx)
 	if err != nil || version == 0 {
 		return // nothing stored yet: nothing to send
 	}
