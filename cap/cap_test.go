@@ -432,3 +432,29 @@ func TestTitleCutAtCharacter(t *testing.T) {
 		t.Errorf("event as title: %q", got)
 	}
 }
+
+// An info parameter LOA_STORED_CODE names a stored message the alert
+// plays from receivers' storage where it is held; a bad code is refused.
+func TestMapStoredCode(t *testing.T) {
+	raw := string(readFixture(t, "testdata/valid/geocode.xml"))
+	areas, devices := inventory()
+	for _, c := range []struct {
+		value string
+		code  int
+		ok    bool
+	}{{"12", 12, true}, {" 7 ", 7, true}, {"0", 0, false}, {"1000", 0, false}, {"bão", 0, false}} {
+		s := strings.Replace(raw, "    <area>", "    <parameter><valueName>LOA_STORED_CODE</valueName><value>"+c.value+"</value></parameter>\n    <area>", 1)
+		m, err := Parse([]byte(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Map(m, areas, devices, now, Options{})
+		if (err == nil) != c.ok {
+			t.Errorf("%q: %v", c.value, err)
+			continue
+		}
+		if c.ok && (got.Alert.StoredCode != c.code || got.Alert.Content.Text == "") {
+			t.Errorf("%q: stored code %d, content %+v", c.value, got.Alert.StoredCode, got.Alert.Content)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package cap
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -34,6 +35,11 @@ func (o Options) withDefaults() Options {
 	}
 	return o
 }
+
+// StoredCodeParameter names an info parameter whose value is a stored
+// message code: receivers that hold that message play it from their own
+// storage, the others the message's audio or speech.
+const StoredCodeParameter = "LOA_STORED_CODE"
 
 // Mapping is what a message asks of the controller. Exactly one of
 // Alert, Cancel and Silent applies:
@@ -112,6 +118,17 @@ func Map(m *Message, areas []*loa.Area, devices []*loa.Device, now time.Time, op
 		ExpiresAt: expires,
 		Test:      m.Status == "Exercise" || m.Status == "Test",
 		CAP:       &loa.AlertCAPInfo{Identifier: m.Identifier, Sender: m.Sender, Sent: m.Sent, XML: string(m.Raw)},
+	}
+	for j, p := range in.Parameter {
+		if p.ValueName != StoredCodeParameter {
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(p.Value))
+		if err != nil || n < loa.MinStoredCode || n > loa.MaxStoredCode {
+			return nil, loa.Errorf(loa.EINVALID, "%s.parameter[%d]: %s must be a stored message code %d–%d, not %q",
+				path, j, StoredCodeParameter, loa.MinStoredCode, loa.MaxStoredCode, p.Value)
+		}
+		a.StoredCode = n
 	}
 	out := &Mapping{Alert: a}
 	if m.MsgType == "Update" {

@@ -491,7 +491,7 @@ func (m *Main) startScheduler(ctx context.Context) error {
 	if m.Config.ProgrammeCache {
 		m.Programmes = &station.Programmes{Key: m.StationKey, Schedule: m.Schedules, DB: m.DB}
 		st.Programmes = m.Programmes
-		m.Stored.SetProgrammes(m.Programmes) // in the receivers' manifests
+		m.Stored.AddSource(m.Programmes) // in the receivers' manifests
 		m.Schedules.OnChange = m.Programmes.Changed
 	}
 	m.Scheduler = scheduler.New(scheduler.Config{
@@ -502,10 +502,17 @@ func (m *Main) startScheduler(ctx context.Context) error {
 	m.Schedules.Attach(m.Scheduler)
 	m.bg, m.schedCancel = context.WithCancel(context.Background())
 	if m.Programmes != nil {
+		if err := m.Programmes.Prime(ctx); err != nil {
+			return err
+		}
 		m.schedWG.Add(1)
 		go func() {
 			defer m.schedWG.Done()
-			m.Programmes.Run(m.bg, m.Stored.ProgrammesChanged)
+			m.Programmes.Run(m.bg, func() {
+				if err := m.Stored.Changed(m.bg); err != nil && m.bg.Err() == nil {
+					m.Logger.Warn("programmes changed, but the receivers' sets were not bumped", "err", err)
+				}
+			})
 		}()
 	}
 	m.schedWG.Add(1)

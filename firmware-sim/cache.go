@@ -35,6 +35,16 @@ type cacheState struct {
 	budget  int64                  // bytes
 }
 
+// cacheFiles shares the bytes of verified files between the receivers of
+// one process, by SHA-256: a fleet of thousands downloads the same
+// messages, each its own copy over the wire, but holds one in memory.
+var cacheFiles sync.Map // lowercase hex SHA-256 → []byte (never written to)
+
+func shareFile(sha string, data []byte) []byte {
+	v, _ := cacheFiles.LoadOrStore(strings.ToLower(sha), data)
+	return v.([]byte)
+}
+
 // cachedItem is one item held: verified, its bytes at hand.
 type cachedItem struct {
 	item protocol.CacheItem
@@ -91,7 +101,7 @@ func (c *cacheState) load(r *Receiver) {
 			c.missing = append(c.missing, it.Ref())
 			continue
 		}
-		c.items[it.Ref()] = &cachedItem{item: it, data: data}
+		c.items[it.Ref()] = &cachedItem{item: it, data: shareFile(it.SHA256, data)}
 		c.order = append(c.order, it.Ref())
 	}
 }
@@ -294,7 +304,7 @@ func (r *Receiver) applyCache(ctx context.Context, job *cacheJob, args protocol.
 			why = append(why, ref+": "+err.Error())
 			continue
 		}
-		ci := &cachedItem{item: it, data: f.data}
+		ci := &cachedItem{item: it, data: shareFile(it.SHA256, f.data)}
 		c.mu.Lock()
 		c.items[ref] = ci
 		c.mu.Unlock()

@@ -28,7 +28,8 @@ type Status struct {
 	// absent from v1 receivers, which get the v1 behaviour.
 	Caps []string `json:"caps,omitempty"`
 	// CacheBudget (contract v2, CapCache) is the storage, in bytes, the
-	// receiver gives its cache; the controller lists no more than fits.
+	// receiver gives its cache; it keeps its cache within it, reporting
+	// the items that do not fit as missing.
 	CacheBudget int64 `json:"cache_budget,omitempty"`
 }
 

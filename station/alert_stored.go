@@ -2,6 +2,7 @@ package station
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/loa-broadcast/loa"
@@ -106,6 +107,46 @@ func (s *Alerts) playStored(l *liveAlert, run *alertRun, devices []string) {
 	s.logger.Info("alert played from storage", "alert", a.ID, "session", run.id, "code", run.stored.code, "devices", len(devices))
 }
 
+// lateStoredLocked takes, once the late batch is due, the receivers back
+// online that hold l's stored message out of it: they get a stored run of
+// their own (late), to be played once s.mu is released; lateLocked
+// streams the rest.
+func (s *Alerts) lateStoredLocked(l *liveAlert, now time.Time) (*alertRun, []string) {
+	m := l.storedMsg
+	if m == nil || s.stored == nil || l.lateDue.IsZero() || now.Before(l.lateDue) || l.a.State != loa.AlertActive {
+		return nil, nil
+	}
+	version, err := s.stored.Version(context.Background())
+	if err != nil {
+		return nil, nil
+	}
+	var devs []string
+	for id, tr := range l.dev {
+		if !tr.back || tr.noStored {
+			continue
+		}
+		if r := l.runs[tr.blockedBy]; r != nil && r.endedAt.IsZero() {
+			continue // lateLocked waits for it
+		}
+		if s.stored.Holds(id, m.Code, version) {
+			devs = append(devs, id)
+		}
+	}
+	if len(devs) == 0 {
+		return nil, nil
+	}
+	slices.Sort(devs)
+	run := s.newStoredRun(l.a, m)
+	run.late = true
+	s.attachStoredLocked(l, run, devs)
+	for _, id := range devs {
+		d := &l.a.Report[l.idx[id]]
+		d.State, d.Reason, d.Late, d.AckedAt, d.StartedAt = loa.DeliveryQueued, "", true, time.Time{}, time.Time{}
+	}
+	l.changedLocked()
+	return run, devs
+}
+
 // storedAcked takes a play_stored's final ack: acked; or, refused for
 // want of the message, the device joins the stream in a late session;
 // out of reach, it waits to come back; otherwise it is refused.
@@ -130,7 +171,7 @@ func (s *Alerts) storedAcked(l *liveAlert, run *alertRun, id string, ack protoco
 	case ack.Code == protocol.StoredNotCached || ack.Code == "unsupported" || ack.Code == protocol.StoredBusy:
 		// Stream it instead.
 		d.State, d.Reason, d.Channel, d.Detail = loa.DeliveryQueued, "", "", ""
-		tr.session, tr.pending, tr.back = "", true, true
+		tr.session, tr.pending, tr.back, tr.noStored = "", true, true, true
 		if l.lateDue.IsZero() {
 			l.lateDue = now.Add(s.lateWait)
 		}

@@ -107,6 +107,10 @@ type liveAlert struct {
 	expired  bool      // its expiry ended it
 	final    bool      // ended and settled; leaves live once written
 	presence time.Time // last check of pending devices against presence
+	// storedMsg is the stored message of an alert with a stored_code
+	// (nil: none, or recovered after a restart): receivers back online
+	// that hold it play it from storage too.
+	storedMsg *loa.StoredMessage
 }
 
 // alertRun is one session carrying an alert.
@@ -131,6 +135,7 @@ type track struct {
 	boot      uint64    // the receiver's boot when its session took it (0: unknown)
 	offline   bool      // went offline (its own status or Will) during its session, before finishing
 	resends   int       // times it was sent the alert again after a lost play
+	noStored  bool      // refused play_stored: later parts come by the stream
 }
 
 // revisable reports whether a failure the clock decided may still be
@@ -220,7 +225,7 @@ func (s *Alerts) SendAlert(ctx context.Context, a *loa.Alert) error {
 	a.State, a.CreatedAt, a.EndedAt, a.Reason = loa.AlertActive, now.UTC(), time.Time{}, ""
 	a.Report = make([]loa.Delivery, len(devs))
 	l := &liveAlert{idx: make(map[string]int, len(devs)), dev: make(map[string]*track, len(devs)),
-		content: content, runs: map[string]*alertRun{}, changed: make(chan struct{}), savedAt: now, presence: now}
+		content: content, runs: map[string]*alertRun{}, changed: make(chan struct{}), savedAt: now, presence: now, storedMsg: msg}
 	var online []string
 	for i, id := range devs {
 		d := loa.Delivery{Device: id, Area: areaOf[id], State: loa.DeliveryQueued, QueuedAt: now.UTC()}
@@ -723,6 +728,12 @@ func (s *Alerts) step(ctx context.Context, now time.Time) {
 		sess *loa.Session
 	}
 	type stop struct{ session, by string }
+	type lateStored struct {
+		l    *liveAlert
+		run  *alertRun
+		devs []string
+	}
+	var storedLate []lateStored
 	var (
 		starts []late
 		stops  []stop
@@ -739,6 +750,9 @@ func (s *Alerts) step(ctx context.Context, now time.Time) {
 		}
 		s.settleLocked(l, now)
 		s.settleStoredLocked(l, now)
+		if run, devs := s.lateStoredLocked(l, now); run != nil {
+			storedLate = append(storedLate, lateStored{l, run, devs})
+		}
 		if sess := s.lateLocked(l, now); sess != nil {
 			starts = append(starts, late{l, sess})
 		}
@@ -756,6 +770,9 @@ func (s *Alerts) step(ctx context.Context, now time.Time) {
 		if err := s.sessions.StopSession(ctx, st.session, st.by, "alert expired"); err != nil && loa.ErrorCode(err) != loa.ECONFLICT {
 			s.logger.Warn("expired alert session not stopped", "session", st.session, "err", err)
 		}
+	}
+	for _, st := range storedLate {
+		s.playStored(st.l, st.run, st.devs)
 	}
 	for _, st := range starts {
 		if err := s.startSession(ctx, st.l, st.sess); err != nil {

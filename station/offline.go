@@ -49,19 +49,8 @@ type Programmes struct {
 	Every time.Duration
 
 	mu     sync.Mutex
-	gen    int64  // generation of the set: unix seconds of its last change
-	digest string // of the set at gen
+	digest string // of the set at the last look
 	kick   chan struct{}
-}
-
-// Gen is the generation of the programme set, 0 before Run has looked.
-func (p *Programmes) Gen() int64 {
-	if !p.on() {
-		return 0
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.gen
 }
 
 // Changed asks Run to look at the programmes now (a schedule changed).
@@ -81,9 +70,26 @@ func (p *Programmes) Changed() {
 	}
 }
 
+// Prime takes the programme set receivers were sent before a restart
+// (the sets' version is kept) as the last look; call it before the API
+// serves, so a schedule created at once is a change.
+func (p *Programmes) Prime(ctx context.Context) error {
+	if !p.on() {
+		return nil
+	}
+	d, err := p.digestNow(ctx, time.Now())
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.digest = d
+	p.mu.Unlock()
+	return nil
+}
+
 // Run looks at the programme set every p.Every and when Changed, and
-// calls changed (the manifest sender's kick) whenever it differs from the
-// last look, until ctx ends.
+// calls changed (Stored.Changed: a new version of the receivers' sets)
+// whenever it differs from the last look, until ctx ends.
 func (p *Programmes) Run(ctx context.Context, changed func()) {
 	if !p.on() {
 		return
@@ -110,11 +116,8 @@ func (p *Programmes) Run(ctx context.Context, changed func()) {
 			continue
 		}
 		p.mu.Lock()
-		moved := d != p.digest
-		if moved {
-			// A new generation: later than any before, even within a second.
-			p.gen, p.digest = max(time.Now().Unix(), p.gen+1), d
-		}
+		moved := d != p.digest && p.digest != "" // unprimed: the first look is the set as sent
+		p.digest = d
 		p.mu.Unlock()
 		if moved {
 			changed()
@@ -150,26 +153,52 @@ func (p *Programmes) digestNow(ctx context.Context, now time.Time) (string, erro
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// Serves reports whether sha is the media of a programme receivers may
-// hold now (/cache/ serves it to them).
-func (p *Programmes) Serves(ctx context.Context, sha string) bool {
+// CacheFile reports whether sha is the media of a programme receivers may
+// hold now (/cache/ serves it to them); Stored's CacheSource.
+func (p *Programmes) CacheFile(ctx context.Context, sha string) (bool, error) {
 	if !p.on() {
-		return false
+		return false, nil
 	}
 	now := time.Now()
 	occs, err := p.Schedule.Agenda(ctx, now.Add(-4*time.Hour), now.Add(ProgrammeWindow))
 	if err != nil {
-		return false
+		return false, err
 	}
 	for _, occ := range occs {
 		if _, _, ok := p.Session(occ); !ok {
 			continue
 		}
 		if m, err := p.DB.Media(ctx, occ.Content.MediaID); err == nil && strings.EqualFold(m.Hash, sha) {
-			return true
+			return true, nil
 		}
 	}
-	return false
+	return false, nil
+}
+
+// programmeBytes bounds the JSON of one receiver's programme items in a
+// manifest, leaving the rest of the command's payload to its stored
+// messages; programmeMax bounds their number likewise.
+const (
+	programmeBytes = protocol.MaxPayload - 4<<10
+	programmeMax   = protocol.MaxCacheItems - 64
+)
+
+// CacheItems lists device's programme items, nearest first, as many as fit
+// in a manifest beside its stored messages (the farthest wait for a later
+// one); Stored's CacheSource.
+func (p *Programmes) CacheItems(ctx context.Context, device string) ([]protocol.CacheItem, error) {
+	items, err := p.Items(ctx, device, time.Now(), programmeMax)
+	if err != nil {
+		return nil, err
+	}
+	size := 0
+	for i, it := range items {
+		b, _ := json.Marshal(it)
+		if size += len(b) + 1; size > programmeBytes {
+			return items[:i], nil
+		}
+	}
+	return items, nil
 }
 
 // on reports whether occurrences are announced to receivers' caches.
@@ -338,27 +367,3 @@ func (s *Sessions) deliveryFromCache(device string, ev protocol.Event) {
 	s.changedLocked(ev.Session, d, device, true)
 	s.flushLocked()
 }
-
-// addTo appends device's programme items to its manifest args, nearest
-// first, as many as the command's payload bound leaves room for.
-func (p *Programmes) addTo(ctx context.Context, args protocol.CacheArgs, device string) (protocol.CacheArgs, error) {
-	items, err := p.Items(ctx, device, time.Now(), protocol.MaxCacheItems-len(args.Items))
-	if err != nil {
-		return args, err
-	}
-	b, _ := json.Marshal(args)
-	size := len(b) + 256 // the command's envelope
-	for _, it := range items {
-		ib, _ := json.Marshal(it)
-		if size+len(ib)+1 > protocol.MaxPayload {
-			break // the farthest wait for a later manifest
-		}
-		size += len(ib) + 1
-		args.Items = append(args.Items, it)
-	}
-	return args, nil
-}
-
-// ProgrammesChanged sends every receiver with the cache its manifest
-// again: the programmes it is to hold changed (Programmes.Run).
-func (s *Stored) ProgrammesChanged() { s.poke() }

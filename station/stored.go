@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -36,14 +37,49 @@ type Stored struct {
 	logger *slog.Logger
 
 	mu      sync.Mutex
-	baseURL string                           // receivers fetch baseURL + "/cache/" + sha256
-	holding map[string]protocol.CacheHolding // by device: the final ack of its last manifest
-	sending map[string]bool                  // devices with a manifest in flight
-	again   map[string]bool                  // devices to send again once it lands
+	baseURL string             // receivers fetch baseURL + "/cache/" + sha256
+	holding map[string]heldSet // by device: the final ack of its last manifest
+	sending map[string]bool    // devices with a manifest in flight
+	again   map[string]bool    // devices to send again once it lands
 	kick    chan struct{}
 	wg      sync.WaitGroup // manifests in flight
+	sources []CacheSource  // more items of each receiver's set, after the stored messages
+}
 
-	programmes *Programmes // scheduled programmes in the manifests too; nil: none (offline.go)
+// CacheSource adds items of another kind (programmes) to receivers'
+// cache sets, through the same manifests, downloads and holdings. Its
+// items come unsigned: Stored signs them. A source calls Stored.Changed
+// when its items change.
+type CacheSource interface {
+	// CacheItems lists device's items, in order of importance; URL empty
+	// (served from /cache/{sha256}), Sig empty.
+	CacheItems(ctx context.Context, deviceID string) ([]protocol.CacheItem, error)
+	// CacheFile reports whether sha256 is one of its files (a media blob
+	// /cache/ may serve).
+	CacheFile(ctx context.Context, sha256 string) (bool, error)
+}
+
+// AddSource adds a source of items; call it before Run.
+func (s *Stored) AddSource(src CacheSource) {
+	s.mu.Lock()
+	s.sources = append(s.sources, src)
+	s.mu.Unlock()
+}
+
+// Changed tells the service a source's items changed: the sets get a new
+// version and are sent again.
+func (s *Stored) Changed(ctx context.Context) error {
+	if _, err := s.db.BumpStoredVersion(ctx); err != nil {
+		return err
+	}
+	s.poke()
+	return nil
+}
+
+func (s *Stored) sourceList() []CacheSource {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.sources)
 }
 
 var _ loa.StoredMessageService = (*Stored)(nil)
@@ -51,13 +87,24 @@ var _ loa.StoredMessageService = (*Stored)(nil)
 // storedSenders bounds the manifests in flight at once.
 const storedSenders = 16
 
+// storedResync is how often receivers behind the library (a manifest
+// that timed out, a receiver that lost its storage) are sent it again.
+const storedResync = time.Minute
+
+// heldSet is what a receiver's last manifest ack said it holds, in which
+// boot.
+type heldSet struct {
+	protocol.CacheHolding
+	boot uint64
+}
+
 // NewStored returns the service; baseURL may be empty until Serving.
 func NewStored(db *store.DB, fleet Fleet, cmd StoredCommander, key ed25519.PrivateKey, baseURL string, logger *slog.Logger) *Stored {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Stored{db: db, fleet: fleet, cmd: cmd, key: key, logger: logger, baseURL: strings.TrimSuffix(baseURL, "/"),
-		holding: map[string]protocol.CacheHolding{}, sending: map[string]bool{}, again: map[string]bool{}, kick: make(chan struct{}, 1)}
+		holding: map[string]heldSet{}, sending: map[string]bool{}, again: map[string]bool{}, kick: make(chan struct{}, 1)}
 }
 
 // Serving tells the service the API's URL, the default base of the items'
@@ -85,33 +132,10 @@ func (s *Stored) StoredMessages(ctx context.Context) ([]*loa.StoredMessage, erro
 }
 
 // Version is the library's version: the version of every manifest built
-// from it (with programmes, its high half; manifestVersion).
+// from it.
 func (s *Stored) Version(ctx context.Context) (int64, error) {
 	_, v, err := s.db.StoredMessages(ctx)
 	return v, err
-}
-
-// SetProgrammes adds receivers' scheduled programmes to their manifests
-// (offline.go); call before Run.
-func (s *Stored) SetProgrammes(p *Programmes) { s.programmes = p }
-
-// manifestVersion is the version of the manifests: the library's, or with
-// programmes the library's in the high 32 bits and the programme set's
-// generation in the low ones, so it grows when either changes.
-func (s *Stored) manifestVersion(ctx context.Context) (int64, error) {
-	v, err := s.Version(ctx)
-	if err != nil || !s.programmes.on() {
-		return v, err
-	}
-	return v<<32 | s.programmes.Gen()&0xffffffff, nil
-}
-
-// libraryVersion is the library's version in a manifest version.
-func (s *Stored) libraryVersion(v int64) int64 {
-	if s.programmes.on() {
-		return v >> 32
-	}
-	return v
 }
 
 // StoredMessage returns the message of code, or ENOTFOUND.
@@ -154,8 +178,12 @@ func (s *Stored) OpenCacheItem(ctx context.Context, sha string) (io.ReadSeekClos
 			return s.db.OpenBlob(store.MediaBlob, strings.ToLower(sha))
 		}
 	}
-	if s.programmes.Serves(ctx, sha) {
-		return s.db.OpenBlob(store.MediaBlob, strings.ToLower(sha))
+	for _, src := range s.sourceList() {
+		if ok, err := src.CacheFile(ctx, strings.ToLower(sha)); err != nil {
+			return nil, err
+		} else if ok {
+			return s.db.OpenBlob(store.MediaBlob, strings.ToLower(sha))
+		}
 	}
 	return nil, loa.Errorf(loa.ENOTFOUND, "no cache item %q", truncate(sha, 64))
 }
@@ -179,9 +207,6 @@ func (s *Stored) Manifest(ctx context.Context, deviceID string) (protocol.CacheA
 	s.mu.Lock()
 	base := s.baseURL
 	s.mu.Unlock()
-	if s.programmes.on() {
-		version = version<<32 | s.programmes.Gen()&0xffffffff
-	}
 	args := protocol.CacheArgs{Version: max(version, 1), Items: []protocol.CacheItem{}, BaseURL: base + "/cache/"}
 	for _, m := range list {
 		if !tree.Within(dev.AreaID, m.AreaID) {
@@ -191,8 +216,16 @@ func (s *Stored) Manifest(ctx context.Context, deviceID string) (protocol.CacheA
 		it.Sig = protocol.SignCacheItem(s.key, it)
 		args.Items = append(args.Items, it)
 	}
-	if s.programmes.on() {
-		return s.programmes.addTo(ctx, args, deviceID)
+	for _, src := range s.sourceList() {
+		items, err := src.CacheItems(ctx, deviceID)
+		if err != nil {
+			return protocol.CacheArgs{}, err
+		}
+		for _, it := range items {
+			it.SHA256, it.Sig = strings.ToLower(it.SHA256), ""
+			it.Sig = protocol.SignCacheItem(s.key, it)
+			args.Items = append(args.Items, it)
+		}
 	}
 	return args, nil
 }
@@ -205,15 +238,17 @@ func (s *Stored) Holds(deviceID string, code int, version int64) bool {
 	s.mu.Lock()
 	h, ok := s.holding[deviceID]
 	s.mu.Unlock()
-	if ok && s.libraryVersion(h.Version) == version {
-		return h.Holds(ref)
+	if ok && h.Version == version {
+		if st, known := s.fleet.DeviceState(deviceID); !known || st.Boot == h.boot {
+			return h.Holds(ref)
+		}
 	}
 	st, ok := s.fleet.DeviceState(deviceID)
 	if !ok || !st.HasCap(protocol.CapCache) || st.Telemetry == nil || st.Telemetry.Cache == nil {
 		return false
 	}
 	c := st.Telemetry.Cache
-	return s.libraryVersion(c.Version) == version && protocol.CacheHolding{Held: c.Held}.Holds(ref)
+	return c.Version == version && protocol.CacheHolding{Held: c.Held}.Holds(ref)
 }
 
 // Run sends manifests until ctx ends: to every receiver with the cache
@@ -222,15 +257,20 @@ func (s *Stored) Holds(deviceID string, code int, version int64) bool {
 func (s *Stored) Run(ctx context.Context) {
 	defer s.wg.Wait() // after the presence subscription ends, below
 	defer s.fleet.OnPresence(func(st loa.DeviceState) {
-		if st.Online && st.HasCap(protocol.CapCache) {
+		if st, ok := s.fleet.DeviceState(st.ID); ok && st.Online && st.HasCap(protocol.CapCache) {
 			s.maybeSend(ctx, st.ID, false)
 		}
 	})()
+	t := time.NewTicker(storedResync)
+	defer t.Stop()
 	for {
+		force := true
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.kick:
+		case <-t.C:
+			force = false
 		}
 		ids, err := s.db.Devices(ctx)
 		if err != nil {
@@ -241,23 +281,29 @@ func (s *Stored) Run(ctx context.Context) {
 		}
 		for _, d := range ids {
 			if st, ok := s.fleet.DeviceState(d.ID); ok && st.Online && st.HasCap(protocol.CapCache) {
-				s.maybeSend(ctx, d.ID, true)
+				s.maybeSend(ctx, d.ID, force)
 			}
 		}
 	}
 }
 
 // maybeSend sends device its manifest unless it holds the library's
-// version already (force: the set may have changed under one version
-// only when the library did, so force is for library changes).
+// version whole already, by its last ack in this boot or, failing that,
+// its telemetry (force, for a library change: send anyway).
 func (s *Stored) maybeSend(ctx context.Context, id string, force bool) {
-	version, err := s.manifestVersion(ctx)
+	version, err := s.Version(ctx)
 	if err != nil || version == 0 {
 		return // nothing stored yet: nothing to send
 	}
+	st, _ := s.fleet.DeviceState(id)
 	s.mu.Lock()
 	h, known := s.holding[id]
-	if !force && known && h.Version >= version && h.Missing == 0 {
+	upToDate := known && h.boot == st.Boot && h.Version >= version && h.Missing == 0
+	if !known && st.Telemetry != nil && st.Telemetry.Cache != nil {
+		c := st.Telemetry.Cache
+		upToDate = c.Version >= version && c.Missing == 0
+	}
+	if !force && upToDate {
 		s.mu.Unlock()
 		return
 	}
@@ -293,8 +339,9 @@ func (s *Stored) send(ctx context.Context, id string) {
 			var ack protocol.Ack
 			ack, err = s.cmd.SendOp(ctx, id, protocol.OpCache, args)
 			if h, herr := protocol.DecodeCacheHolding(ack.Result); herr == nil && len(ack.Result) > 0 {
+				st, _ := s.fleet.DeviceState(id)
 				s.mu.Lock()
-				s.holding[id] = h
+				s.holding[id] = heldSet{h, st.Boot}
 				s.mu.Unlock()
 				s.logger.Info("cache manifest applied", "device", id, "version", h.Version, "held", len(h.Held), "missing", h.Missing)
 			}

@@ -112,6 +112,19 @@ func (db *DB) StoredMessages(ctx context.Context) ([]*loa.StoredMessage, int64, 
 	return out, version, err
 }
 
+// BumpStoredVersion increases the version of the receivers' cache sets
+// without a library change (another source of items changed) and returns
+// it.
+func (db *DB) BumpStoredVersion(ctx context.Context) (int64, error) {
+	var version int64
+	err := db.update(ctx, func(tx *bolt.Tx) error {
+		var err error
+		version, err = bumpStoredVersion(tx)
+		return err
+	})
+	return version, err
+}
+
 func bumpStoredVersion(tx *bolt.Tx) (int64, error) {
 	meta := tx.Bucket(bucketMeta)
 	var v uint64

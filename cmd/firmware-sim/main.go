@@ -274,6 +274,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			if cfgs[i], err = enrolled[i].Config(cfgs[i]); err != nil {
 				return err
 			}
+			// Its cache lives beside its credentials, as in a box's flash.
+			canonical, _ := protocol.NormalizeClaimCode(o.claims[i])
+			cfgs[i].CacheDir = filepath.Join(o.stateDir, protocol.ClaimCodeHash(canonical)[:16], "cache")
 		}
 	}
 	start := time.Now()
