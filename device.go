@@ -163,6 +163,8 @@ type Telemetry struct {
 	Stream   *StreamStats `json:"stream,omitempty"`
 	Sync     *SyncStats   `json:"sync,omitempty"`  // receivers that announce timeline
 	Cache    *CacheStats  `json:"cache,omitempty"` // receivers that announce cache
+
+	Power *PowerStats `json:"power,omitempty"` // receivers with a battery (contract v2, tele.power)
 }
 
 // SyncStats is a receiver's clock synchronisation as it reports it

@@ -66,6 +66,13 @@ type Session struct {
 	CreatedBy   string        `json:"created_by,omitempty"` // the user (token) behind it, if any
 	StoppedBy   string        `json:"stopped_by,omitempty"` // who stopped it: a token, or the origin that did ("alert:al-1" cancelled)
 	Reason      string        `json:"reason,omitempty"`     // why it ended, when not by itself
+	// T0Ms and TS0, when T0Ms is set, are the session's timeline fixed in
+	// advance (a scheduled programme receivers hold in cache: frame n of
+	// the content is RTP timestamp TS0 + n·960, played at T0Ms + n·20 ms;
+	// station/offline.go). ScheduledAt is then the instant of its first
+	// packet's frame on it. 0: the engine fixes one when it starts.
+	T0Ms int64  `json:"t0_ms,omitempty"`
+	TS0  uint32 `json:"ts0,omitempty"`
 }
 
 // Validate checks a session request before anything is resolved.

@@ -109,6 +109,7 @@
 //	                                        repeats 1–10,gap:"5s",volume 1–100,expires_at RFC3339|expires_in:"1h",test} → 201 alert
 //	GET  /api/v1/alerts/{id}               alert with its delivery report and "totals": {all, areas: {area: counts}}
 //	POST /api/v1/alerts/{id}/cancel        {reason} (optional) → 200 alert: stops it everywhere
+//	POST /api/v1/alerts/preview-targets    {targets} → {receivers, online, on_battery, min_runtime_min}: before sending
 //	GET  /api/v1/events?topics=sessions,devices,alarms,alerts,playlog,drafts  text/event-stream: one event per topic with
 //	                                        {reset,changed,removed,counts,entries}, only changes, in scope; also ?access_token=
 //	GET  /api/v1/alerts/{id}/events        text/event-stream: "report" events (alert + totals) on every change, until it ends; also ?access_token=
@@ -411,6 +412,7 @@ func (s *Server) routes() []apiRoute {
 	route("GET /api/v1/alerts/audience", loa.ActionRead, s.alertAudienceAll)
 	route("GET /api/v1/alerts/{id}/cap", loa.ActionRead, s.getAlertCAP)
 	route("POST /api/v1/alerts/{id}/cancel", loa.ActionSession, s.cancelAlert)
+	route("POST /api/v1/alerts/preview-targets", loa.ActionSession, s.previewTargets)
 	add("GET /api/v1/alerts/{id}/events", loa.ActionRead, queryToken(s.auth(loa.ActionRead, s.alertEvents))) // EventSource: also ?access_token=
 	route("PUT /api/v1/areas/{id}/tests", loa.ActionArea, s.setAreaTests)
 	route("PUT /api/v1/areas/{id}/approval", loa.ActionArea, s.setAreaApproval)

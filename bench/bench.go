@@ -34,10 +34,12 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return benchChaos(ctx, args[1:], stdout, stderr)
 	case "sync":
 		return benchSync(ctx, args[1:], stdout, stderr)
+	case "outage":
+		return benchOutage(ctx, args[1:], stdout, stderr)
 	case "fleet-receivers": // the receivers' process of "fleet", not for users
 		return benchFleetReceivers(ctx, os.Stdin, stdout, stderr)
 	}
-	return fmt.Errorf("unknown benchmark %q (have: fanout, schedule, fleet, alert, chaos, sync)", args[0])
+	return fmt.Errorf("unknown benchmark %q (have: fanout, schedule, fleet, alert, chaos, sync, outage)", args[0])
 }
 
 // benchFanout streams one session to N loopback receivers as plain RTP and

@@ -275,10 +275,14 @@ func (e *Engine) Start(ctx context.Context, s *loa.Session, src Source, frames i
 		src:       src,
 		seq0:      uint16(mrand.Uint32()),
 		tl:        newTimeline(time.Now(), mrand.Uint32()),
+		fixed:     s.T0Ms > 0 && !s.ScheduledAt.IsZero(),
 		done:      make(chan struct{}),
 		ready:     make(chan struct{}),
 		notBefore: s.ScheduledAt,
 		targets:   make(map[string]*target, len(s.Devices)),
+	}
+	if ss.fixed { // announced in advance (receivers' cached programmes): kept
+		ss.tl = timeline{t0Ms: s.T0Ms, ts0: s.TS0}
 	}
 	ss.dests.Store(&destSet{})
 	// One secret per session; each SRTP receiver's keys are derived from

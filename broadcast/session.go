@@ -67,6 +67,11 @@ type session struct {
 	notBefore  time.Time     // a scheduled start: packet 0 leaves no earlier
 	ready      chan struct{} // closed once every device it holds can hear it
 	isReady    bool
+
+	// fixed (set by Start, read by run): tl was fixed in advance and
+	// packet 0 is the frame of notBefore on it, even if it leaves later
+	// (loa.Session.T0Ms).
+	fixed bool
 }
 
 // checkReady closes ready once every device the session holds has
@@ -167,6 +172,12 @@ func (s *session) run(ctx context.Context) {
 		t.Stop()
 	}
 	s.started = time.Now()
+	if s.fixed {
+		// Packet 0 carries the frame of notBefore on a timeline receivers
+		// know in advance: late, it is paced out to catch up, never
+		// shifted (a receiver playing its cached copy takes it over).
+		s.started = s.notBefore
+	}
 	// Packet 0 goes out on the session's timeline, however long the
 	// pre-roll held it: its timestamp counts the samples since t0.
 	s.lead.Store(s.tl.samplesAt(s.started))

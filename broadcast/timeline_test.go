@@ -449,3 +449,33 @@ func TestOffsetBoundsAreTheContracts(t *testing.T) {
 		t.Error("offset bounds differ between loa and protocol")
 	}
 }
+
+// TestTimelineFixedInAdvance: a session whose timeline was announced
+// before it started (loa.Session.T0Ms/TS0, a programme receivers hold in
+// cache) keeps it: the play carries it, and packet 0 is the frame of
+// ScheduledAt on it, even when it leaves after that instant.
+func TestTimelineFixedInAdvance(t *testing.T) {
+	h := newTimelineHarness(t, Config{Lead: guard}, "tl")
+	r := h.tuner.device("tl")
+	t0 := time.Now().Add(-time.Second).Truncate(time.Millisecond) // announced a second ago: a late start
+	const k = 40                                                  // it joins at frame 40
+	s := &loa.Session{ID: "p-1", SSRC: 0x7174, Priority: loa.PriorityNormal, Devices: []string{"tl"},
+		T0Ms: t0.UnixMilli(), TS0: 0xfffff000, ScheduledAt: t0.Add(k * protocol.FrameDuration)}
+	const frames = 20
+	if err := h.e.Start(context.Background(), s, &sliceSource{pkts: opusPackets(t, frames)}, frames); err != nil {
+		t.Fatal(err)
+	}
+	got := r.untilBye(t, s.SSRC)
+	c, _ := h.tuner.last("tune", "tl", "p-1")
+	if c.args.T0Ms != s.T0Ms || c.args.TS0 != s.TS0 {
+		t.Fatalf("play on (%d, %d), want the announced (%d, %d)", c.args.T0Ms, c.args.TS0, s.T0Ms, s.TS0)
+	}
+	if len(got.rtp) != frames {
+		t.Fatalf("got %d packets, want %d", len(got.rtp), frames)
+	}
+	for i, p := range got.rtp {
+		if want := s.TS0 + uint32(k+i)*protocol.FrameSamples; p.Timestamp != want {
+			t.Fatalf("packet %d: timestamp %d, want frame %d of the timeline (%d)", i, p.Timestamp, k+i, want)
+		}
+	}
+}

@@ -104,6 +104,13 @@ type Config struct {
 	TestHooks bool
 
 	TLS TLSConfig
+
+	// ProgrammeCache announces the coming week of scheduled programmes to
+	// the caches of receivers that announce `cache`, and streams each one
+	// on the timeline it announced: a late start joins it at the wall
+	// clock's frame instead of playing from the beginning
+	// (station/offline.go).
+	ProgrammeCache bool
 }
 
 // TLSConfig is how the controller speaks TLS beyond loopback (see tls.go).

@@ -60,6 +60,10 @@ type Main struct {
 	Groups    *station.GroupService
 	rollouts  *devices.RolloutEngine // runs the Firmware service's rollouts
 
+	// Programmes lists receivers' programme cache items; nil unless
+	// Config.ProgrammeCache.
+	Programmes *station.Programmes
+
 	// bg lives from Open to Close: the scheduler and session resumption
 	// run under it, and Close waits for them (schedWG).
 	bg          context.Context
@@ -507,6 +511,12 @@ func (m *Main) startScheduler(ctx context.Context) error {
 	m.Schedules = station.NewSchedules(m.DB, logger)
 	st := station.NewStarter(m.DB, m.Sessions, 200*time.Millisecond, logger)
 	st.Now = m.Clock.Now
+	if m.Config.ProgrammeCache {
+		m.Programmes = &station.Programmes{Key: m.StationKey, Schedule: m.Schedules, DB: m.DB}
+		st.Programmes = m.Programmes
+		m.Stored.AddSource(m.Programmes) // in the receivers' manifests
+		m.Schedules.OnChange = m.Programmes.Changed
+	}
 	m.Scheduler = scheduler.New(scheduler.Config{
 		Starter: st, Source: m.Schedules.Source(), Grace: m.Config.Grace,
 		Lead:   m.Config.Lead, // fire early: receivers tune, then packet 0 leaves on time
@@ -514,6 +524,20 @@ func (m *Main) startScheduler(ctx context.Context) error {
 	})
 	m.Schedules.Attach(m.Scheduler)
 	m.bg, m.schedCancel = context.WithCancel(context.Background())
+	if m.Programmes != nil {
+		if err := m.Programmes.Prime(ctx); err != nil {
+			return err
+		}
+		m.schedWG.Add(1)
+		go func() {
+			defer m.schedWG.Done()
+			m.Programmes.Run(m.bg, func() {
+				if err := m.Stored.Changed(m.bg); err != nil && m.bg.Err() == nil {
+					m.Logger.Warn("programmes changed, but the receivers' sets were not bumped", "err", err)
+				}
+			})
+		}()
+	}
 	m.schedWG.Add(1)
 	go func() {
 		defer m.schedWG.Done()

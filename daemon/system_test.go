@@ -40,6 +40,9 @@ type systemOpts struct {
 	tls       bool                              // TLS listeners on loopback; receivers connect over TLS with the station CA
 	v1        int                               // the first v1 receivers are of contract v1: no caps, plain RTP with the token
 	clock     func(i int) firmwaresim.ClockSpec // optional: receiver i's clocks (default perfect)
+
+	// receiver, optional, adjusts receiver i's config (battery, station key, ...).
+	receiver func(*Main, int, *firmwaresim.Config)
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -133,6 +136,9 @@ func startSystem(t *testing.T, o systemOpts) *system {
 			StationKey: m.StationKey.Public().(ed25519.PublicKey)}
 		if o.clock != nil {
 			cfgs[i].Clock = o.clock(i)
+		}
+		if o.receiver != nil {
+			o.receiver(m, i, &cfgs[i])
 		}
 		areaOf[id] = area[:1] // the commune: a or b
 	}

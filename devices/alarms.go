@@ -362,7 +362,7 @@ func (a *Alarms) plainChange(id string, plain bool, now time.Time) (change, bool
 	return change{}, false
 }
 
-// ObserveTelemetry checks temperature and stream loss.
+// ObserveTelemetry checks temperature, sync, power and stream loss.
 func (a *Alarms) ObserveTelemetry(id string, t loa.Telemetry) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -379,6 +379,7 @@ func (a *Alarms) ObserveTelemetry(id string, t loa.Telemetry) {
 	if c, ok := a.syncChange(id, t.Sync, now); ok {
 		ch = append(ch, c)
 	}
+	ch = append(ch, a.powerChanges(id, t.Power, now)...)
 
 	lk := alarmKey{id, loa.AlarmStreamLoss}
 	al, on := a.active[lk]

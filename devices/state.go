@@ -333,6 +333,9 @@ func (f *Fleet) applyTelemetry(id string, t *protocol.Telemetry, now time.Time) 
 	if c := t.Cache; c != nil {
 		d.tele.Cache = &loa.CacheStats{Version: c.Version, Held: append([]string{}, c.Held...), Missing: c.Missing, Bytes: c.Bytes, Budget: c.Budget}
 	}
+	if p := t.Power; p != nil {
+		d.tele.Power = &loa.PowerStats{Mains: p.Mains, BatteryPct: p.BatteryPct, RuntimeMin: p.RuntimeMin}
+	}
 	d.hasTele = true
 	d.hasStream = t.Stream != nil
 	if s := t.Stream; s != nil {

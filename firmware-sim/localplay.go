@@ -35,6 +35,13 @@ type LocalPlay struct {
 	// keeps playing and the local play is refused busy; an emergency
 	// local play preempts any stream below the emergency band.
 	Force bool
+	// From is the first frame of the item to play and At when it plays
+	// (zero: now): a programme aired from cache joins its timeline at the
+	// frame of the wall clock (offline.go). OnEnd, if set, is called with
+	// the play's stats once it has ended.
+	From  int
+	At    time.Time
+	OnEnd func(SessionStats)
 }
 
 // LocalPlayError is why a local play was refused; Code is the ack code.
@@ -63,6 +70,12 @@ func (r *Receiver) PlayLocal(p LocalPlay) error {
 	frames, err := oggOpusFrames(data)
 	if err != nil {
 		return &LocalPlayError{CodeInvalid, ref + ": " + err.Error()}
+	}
+	if p.From > 0 {
+		if p.From >= len(frames) {
+			return &LocalPlayError{protocol.StoredExpired, fmt.Sprintf("%s: frame %d is past its end", ref, p.From)}
+		}
+		frames = frames[p.From:]
 	}
 	p.Repeats = max(p.Repeats, 1)
 
@@ -129,6 +142,10 @@ func newLocalSession(r *Receiver, p LocalPlay, ref string, frames [][]byte) (*se
 		}
 	}
 	now := time.Now()
+	if !p.At.IsZero() {
+		now = p.At
+	}
+	s.onEnd = p.OnEnd
 	s.started = true
 	s.ext0 = extOffset
 	s.next, s.maxExt = s.ext0, s.ext0+int64(total)-1

@@ -92,6 +92,9 @@ type Config struct {
 	// OutputDelay is this receiver model's delay from handing a sample to
 	// its DAC to the sample leaving it.
 	OutputDelay time.Duration
+	// Battery models its backup battery (tele.power); a V1 receiver has
+	// none. SetMains cuts and restores mains.
+	Battery BatterySpec
 	// NoCache makes a v2 receiver without local storage: it does not
 	// announce protocol.CapCache and refuses cache and play_stored.
 	NoCache bool
@@ -165,10 +168,13 @@ type Receiver struct {
 	cache   *cacheState // local storage of items; see cache.go
 	localMu sync.Mutex  // one local play starts at a time; see localplay.go
 	modem   modem       // the SMS trigger; see sms.go
+	progs   programmes  // cached programmes aired; see offline.go
 
 	clock   *Clock
 	sync    *SyncFilter
 	resyncs atomic.Int64 // hard re-syncs of the play-outs of ended sessions
+
+	battery *Battery // nil without one; see battery.go
 }
 
 // NewReceiver returns a receiver for cfg, filling in defaults.
@@ -185,7 +191,12 @@ func NewReceiver(cfg Config) *Receiver {
 	if cfg.Impair.Seed == 0 {
 		cfg.Impair.Seed = rand.Int63()
 	}
+	var bat *Battery
+	if !cfg.Battery.None && !cfg.V1 {
+		bat = NewBattery(cfg.Battery, time.Now())
+	}
 	return &Receiver{
+		battery:   bat,
 		cfg:       cfg,
 		log:       cfg.Logger.With("device", cfg.ID),
 		volume:    DefaultVolume,
@@ -235,6 +246,10 @@ func (r *Receiver) Start(ctx context.Context) error {
 	r.wg.Add(2)
 	go r.commandLoop()
 	go r.telemetryLoop()
+	if r.hasCap(protocol.CapCache) {
+		r.wg.Add(1)
+		go r.programmeLoop() // offline.go
+	}
 	go r.outboxLoop()
 
 	tok := client.Connect()

@@ -86,6 +86,7 @@ type session struct {
 	// socket; "" for a stream. expiry ends it at its Until.
 	local  string
 	expiry *time.Timer
+	onEnd  func(SessionStats) // LocalPlay.OnEnd
 
 	stopc      chan struct{}
 	stopOnce   sync.Once
@@ -766,6 +767,9 @@ func (s *session) finish(reason string) {
 		"concealed", st.Concealed, "fec", st.FECRecovered)
 	s.r.restoreVolume(s)
 	s.r.sessionEnded(s)
+	if s.onEnd != nil {
+		s.onEnd(s.snapshot())
+	}
 }
 
 // snapshot returns the stats with the derived fields filled in.

@@ -57,6 +57,9 @@ func (r *Receiver) Telemetry() protocol.Telemetry {
 	if !r.cfg.V1 {
 		t.Sync = r.SyncReport()
 	}
+	if p, ok := r.Power(); ok {
+		t.Power = &p
+	}
 	if r.hasCap(protocol.CapCache) {
 		h := r.CacheHolding()
 		t.Cache = &h

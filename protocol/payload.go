@@ -194,6 +194,9 @@ type Telemetry struct {
 	Stream  *StreamStats `json:"stream,omitempty"`
 	// Sync (contract v2, timeline) is the receiver's clock-sync state.
 	Sync *SyncReport `json:"sync,omitempty"`
+	// Power (contract v2) is the receiver's power supply; absent from
+	// receivers without a battery.
+	Power *PowerReport `json:"power,omitempty"`
 	// Cache (contract v2, CapCache) is what the receiver's cache holds.
 	Cache *CacheHolding `json:"cache,omitempty"`
 }
@@ -400,6 +403,11 @@ func DecodeTelemetry(b []byte) (Telemetry, error) {
 	}
 	if math.IsNaN(t.Temp) || math.IsInf(t.Temp, 0) || t.Temp < -100 || t.Temp > 250 {
 		return Telemetry{}, fmt.Errorf("tele: temp %v outside -100..250 °C", t.Temp)
+	}
+	if t.Power != nil {
+		if err := t.Power.check(); err != nil {
+			return Telemetry{}, err
+		}
 	}
 	if t.Cache != nil {
 		if err := t.Cache.check(); err != nil {

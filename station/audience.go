@@ -59,6 +59,10 @@ func (s *Sessions) HandleEvent(device string, ev protocol.Event) {
 	switch ev.Type {
 	case protocol.EventPlayed:
 		s.deliveryEvent(device, ev)
+	case protocol.EventFromCache:
+		s.airedFromCache(device, ev) // offline.go
+		s.deliveryFromCache(device, ev)
+		return
 	case protocol.EventFinished:
 		s.deliveryEvent(device, ev)
 		if ev.Stream == nil || ev.Stream.Played <= ev.Stream.Silence {

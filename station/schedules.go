@@ -2,6 +2,7 @@ package station
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -21,6 +22,10 @@ type Schedules struct {
 
 	mu  sync.Mutex
 	sch *scheduler.Scheduler // reloaded on every change; nil before Attach
+
+	// OnChange, if set, is called after every change of a schedule or
+	// calendar (the receivers' programmes, offline.go).
+	OnChange func()
 }
 
 var _ loa.ScheduleService = (*Schedules)(nil)
@@ -89,6 +94,9 @@ func (s *Schedules) changed() {
 	s.mu.Unlock()
 	if sch != nil {
 		sch.Reload()
+	}
+	if s.OnChange != nil {
+		s.OnChange()
 	}
 }
 
@@ -226,6 +234,9 @@ type Starter struct {
 	// Now is the wall clock the schedules are compared with (the
 	// scheduler's, so a -clock-offset shifts both); default time.Now.
 	Now func() time.Time
+	// Programmes, if on, streams each recorded programme under the session
+	// id and timeline announced to receivers' caches (offline.go).
+	Programmes *Programmes
 
 	db       *store.DB
 	sessions *Sessions
@@ -285,7 +296,14 @@ func (st *Starter) StartScheduled(ctx context.Context, occ loa.Occurrence, late 
 		}
 		sess.MaxDuration = left
 	}
-	if err := st.sessions.StartSession(ctx, sess); err != nil {
+	if id, ts0, ok := st.Programmes.Session(occ); ok {
+		sess.ID, sess.T0Ms, sess.TS0 = id, occ.At.UnixMilli(), ts0
+	}
+	if err := st.sessions.StartSession(ctx, sess); errors.Is(err, errProgrammeOver) {
+		entry.Event, entry.Detail = loa.PlayMissed, err.Error()+"; receivers holding it in cache aired it (their aired-from-cache lines)"
+		st.log(ctx, entry)
+		return nil
+	} else if err != nil {
 		entry.Event, entry.Detail = loa.PlayFailed, err.Error()
 		st.log(ctx, entry)
 		return err

@@ -37,6 +37,8 @@ type Sessions struct {
 	airedQ    []loa.PlayLogEntry   // aired lines not yet written
 	flushing  bool                 // a flushAired runs
 
+	fromCache map[string]bool // session/device of every aired-from-cache line written (offline.go)
+
 	deliveries       map[string]*delivery // per session, running or settling: its delivery report
 	flushingDelivery bool                 // a flushDeliveries runs
 	lateQ            []lateFinish         // finished events of settled reports, to add to their stored lines
@@ -140,9 +142,16 @@ func (s *Sessions) start(ctx context.Context, sess *loa.Session, looping bool) e
 		src = &loop{open: func() (source, int, error) { return s.open(context.Background(), sess) }, cur: src}
 		frames = 0
 	}
+	if sess.T0Ms > 0 { // a programme announced to receivers' caches (offline.go): its id and timeline are set
+		if frames, err = alignToTimeline(sess, src, frames, time.Now()); err != nil {
+			src.Close()
+			return err
+		}
+	} else {
+		sess.ID = newID()
+	}
 	length := time.Duration(frames) * protocol.FrameDuration
 
-	sess.ID = newID()
 	sess.SSRC = randomSSRC()
 	sess.Devices = devs
 	sess.State = loa.SessionPlaying
@@ -677,6 +686,11 @@ func (s *Sessions) resume(ctx context.Context, sess *loa.Session, fromStart bool
 		return err
 	}
 	now := time.Now()
+	if sess.T0Ms > 0 {
+		// On a timeline announced to receivers' caches (offline.go): it
+		// rejoins it at the wall clock's frame, never from its start.
+		fromStart, sess.StartedAt = false, time.UnixMilli(sess.T0Ms)
+	}
 	if fromStart && sess.StartedAt.Before(now) {
 		sess.StartedAt = now // packet 0 is due now: the pre-roll was lost, not the programme
 	}
@@ -725,6 +739,9 @@ func (s *Sessions) resume(ctx context.Context, sess *loa.Session, fromStart bool
 	run := *sess // the engine counts the max duration from now
 	if run.MaxDuration > 0 {
 		run.MaxDuration -= elapsed
+	}
+	if sess.T0Ms > 0 {
+		run.ScheduledAt = sess.StartedAt.Add(time.Duration(skip) * protocol.FrameDuration) // its first packet's frame
 	}
 	s.mu.Lock()
 	if s.content == nil {

@@ -30,6 +30,7 @@ func bindConfig(c *daemon.Config, fs *flag.FlagSet) {
 	fs.BoolVar(&c.RequireSRTP, "require-srtp", c.RequireSRTP, "refuse plain receivers (those announcing no srtp-gcm): they are not tuned; see the plain_receivers alarm first [LOA_REQUIRE_SRTP]")
 	fs.DurationVar(&c.Grace, "grace", c.Grace, "a scheduled start missed while the controller was down plays late within this window, else is logged as missed [LOA_GRACE]")
 	fs.DurationVar(&c.ClockOffset, "clock-offset", c.ClockOffset, "for tests and loa bench chaos: shift the scheduler's wall clock by this (Go ignores libfaketime) [LOA_CLOCK_OFFSET]")
+	fs.BoolVar(&c.ProgrammeCache, "programme-cache", c.ProgrammeCache, "announce the coming week's scheduled programmes to receivers' caches, which play them when the stream does not come; late starts join at the wall clock's frame [LOA_PROGRAMME_CACHE]")
 	fs.BoolVar(&c.TestHooks, "test-hooks", c.TestHooks, "for loa bench chaos only: SIGUSR1 steps the scheduler clock to the offset written in <data>/"+daemon.ClockHookFile+"; never in production")
 	fs.StringVar(&c.LogLevel, "log", c.LogLevel, "log level: debug, info, warn, error [LOA_LOG]")
 	fs.StringVar(&c.FirmwareKey, "firmware-key", c.FirmwareKey, "the operator's firmware public key file (name.pub from loa firmware keygen); firmware uploads need it [LOA_FIRMWARE_KEY]")
@@ -135,6 +136,13 @@ func configFromEnv(c *daemon.Config, getenv func(string) string) error {
 			}
 			*p = n
 		}
+	}
+	if v := getenv("LOA_PROGRAMME_CACHE"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("LOA_PROGRAMME_CACHE: %w", err)
+		}
+		c.ProgrammeCache = b
 	}
 	if v := getenv("LOA_REQUIRE_SRTP"); v != "" {
 		b, err := strconv.ParseBool(v)

@@ -4,7 +4,7 @@
 //
 //	loa serve   run the controller
 //	loa demo    controller + simulated receivers playing one programme
-//	loa bench   measurements (fanout, schedule, fleet, alert, chaos, sync)
+//	loa bench   measurements (fanout, schedule, fleet, alert, chaos, sync, outage)
 //	loa firmware keygen|sign   firmware signing keys and image signatures
 //	loa backup  fetch a backup archive from a running controller
 //	loa restore write a backup archive into a new data dir, checking it

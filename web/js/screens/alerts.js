@@ -213,7 +213,9 @@ export default {
         confirmBox.querySelector("#alert-confirm-what").textContent = t("alerts.confirm.what", {
           level: what, title: b.title, areas: b.targets.areas.map(ctx.areaName).join(", "),
         });
-        confirmExtras(confirmBox.querySelector("#alert-confirm-extra"), check);
+        // How many targets run on battery, and for how long (a help: it never blocks sending).
+        const power = await api.post("/api/v1/alerts/preview-targets", { targets: b.targets }).catch(() => null);
+        confirmExtras(confirmBox.querySelector("#alert-confirm-extra"), power);
         confirmBox.querySelector("#alert-confirm-error").hidden = true;
         confirmBox.hidden = false;
         confirmBox.focus();
@@ -470,9 +472,11 @@ export default {
 
 // confirmExtras adds lines the dry run's answer carries beyond the
 // receiver counts (issue 17 adds the receivers on battery here).
-function confirmExtras(box, check) {
+function confirmExtras(box, power) {
   box.replaceChildren();
-  void check;
+  if (power && power.on_battery) {
+    box.append(el("p", { class: "battery", text: t("alerts.confirm.battery", { n: power.on_battery, online: power.online, min: power.min_runtime_min }) }));
+  }
 }
 
 function tally() { return { receivers: 0, waiting: 0, started: 0, finished: 0, failed: 0, cancelled: 0 }; }

@@ -9,7 +9,7 @@ import * as events from "../events.js";
 import { errorText, t } from "../i18n.js";
 import { el, field, List, options } from "../ui.js";
 
-const PROBLEMS = ["offline", "stream_loss", "amp_fault", "temperature", "test_failed", "plain_receivers", "out_of_sync"];
+const PROBLEMS = ["offline", "stream_loss", "amp_fault", "temperature", "test_failed", "plain_receivers", "out_of_sync", "mains_lost", "low_battery"];
 const PAGE = 50;
 
 export default {
@@ -126,6 +126,7 @@ export function deviceRow(li, d, ctx) {
     tl ? loss(tl.stream) : "",
     // Sync quality (receivers with a timeline): how far out of step it may play, its drift.
     tl && tl.sync && tl.sync.source !== "none" ? t("devices.sync") + " ±" + tl.sync.sync_err_ms.toFixed(1) + " ms, " + tl.sync.drift_ppm.toFixed(1) + " ppm" : "",
+    tl && tl.power ? t(tl.power.mains ? "devices.power.mains" : "devices.power.battery", { pct: tl.power.battery_pct, min: tl.power.runtime_min }) : "",
     tl && tl.session ? t("devices.playing") + " " + tl.session : ""].filter(Boolean).join(" · ");
   const p = (d.problems || []).map((k) => t("alarm." + k)).join(", ");
   li.querySelector(".problems").textContent = p;
