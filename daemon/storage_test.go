@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -39,7 +40,10 @@ func TestSystemDamagedDatabaseRefused(t *testing.T) {
 	}{
 		{"empty", nil},
 		{"one page", good[:4096]},
-		{"half", good[:len(good)/2]},
+		// Short of the last page its meta pages count (bbolt's file is
+		// grown ahead of its pages: cutting its tail alone may leave a
+		// whole database).
+		{"short of its last page", good[:lastPageEnd(t, good)-4096]},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(t)
@@ -258,4 +262,18 @@ func TestSystemWriteFaultInjected(t *testing.T) {
 	if after, err := m.DB.AuditLog(ctx, 0); err != nil || len(after) != len(auditBefore) {
 		t.Fatalf("audit records %d after the refused change, %d before (%v)", len(after), len(auditBefore), err)
 	}
+}
+
+// lastPageEnd is where the pages in use of a bbolt file end: its meta
+// pages' high-water mark (the higher of the two) times the page size.
+func lastPageEnd(t *testing.T, db []byte) int {
+	t.Helper()
+	const pgidOff = 16 + 4 + 4 + 4 + 4 + 16 + 8 // page header, magic, version, page size, flags, root, freelist
+	pageSize := int(binary.LittleEndian.Uint32(db[16+8:]))
+	hwm := max(binary.LittleEndian.Uint64(db[pgidOff:]), binary.LittleEndian.Uint64(db[pageSize+pgidOff:]))
+	end := int(hwm) * pageSize
+	if pageSize != 4096 || end <= 2*pageSize || end > len(db) {
+		t.Fatalf("page size %d, pages end at %d of %d bytes: not a bbolt file this test knows", pageSize, end, len(db))
+	}
+	return end
 }
