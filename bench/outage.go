@@ -18,6 +18,7 @@ import (
 	"github.com/loa-broadcast/loa/firmware-sim"
 	"github.com/loa-broadcast/loa/media"
 	"github.com/loa-broadcast/loa/protocol"
+	"github.com/loa-broadcast/loa/store"
 )
 
 // benchOutage makes the receivers' data paths fail in turn while an alert
@@ -277,7 +278,9 @@ func benchOutage(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	var reported int
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
-		log, err := m.DB.PlayLog(ctx, loa.PlayLogFilter{From: at.Add(-time.Minute)}, nil, nil) // in-process: more lines than the API's page
+		// In-process, one event, the store's largest page: a line per
+		// receiver, and more lines (newer ones first) may follow them.
+		log, err := m.DB.PlayLog(ctx, loa.PlayLogFilter{From: at.Add(-time.Minute), Event: loa.PlayAiredFromCache, Limit: store.MaxPlayLogLimit}, nil, nil)
 		if err != nil {
 			return err
 		}

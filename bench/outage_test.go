@@ -23,7 +23,7 @@ func TestBenchOutage(t *testing.T) {
 	const n = 4
 	var out bytes.Buffer
 	var errs lockedBuffer
-	err := benchOutage(ctx, []string{"-receivers", "4", "-decode", "1", "-setup", "12s", "-programme", "4s", "-sms-rate", "20"}, &out, &errs)
+	err := benchOutage(ctx, []string{"-receivers", "4", "-decode", "1", "-setup", "20s", "-programme", "4s", "-sms-rate", "20"}, &out, &errs)
 	if err != nil {
 		t.Fatalf("%v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errs.String())
 	}
