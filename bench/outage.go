@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/loa-broadcast/loa"
@@ -19,13 +18,16 @@ import (
 	"github.com/loa-broadcast/loa/firmware-sim"
 	"github.com/loa-broadcast/loa/media"
 	"github.com/loa-broadcast/loa/protocol"
+	"github.com/loa-broadcast/loa/store"
 )
 
 // benchOutage makes the receivers' data paths fail in turn while an alert
 // and a scheduled programme are due (issue 17): the media path (every
 // receiver drops every RTP packet; a stored-message alert must play from
-// their own storage), MQTT (an SMS trigger; not built on this branch: its
-// figures are null), then the controller itself (stopped before a
+// their own storage), MQTT too (the receivers' links to the broker cut: an
+// SMS trigger through a simulated gateway, paced by -sms-rate, must play
+// it; a replayed and a forged SMS must not), then the controller itself
+// (stopped before a
 // scheduled programme, which must play from the receivers' caches on
 // time, and be reported once a controller is back). Per phase: receivers
 // that sounded, time from the trigger to the first sound, programmes aired
@@ -35,14 +37,15 @@ func benchOutage(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.SetOutput(stderr)
 	nRecv := fs.Int("receivers", 1000, "simulated receivers, spread over 20 communes")
 	decode := fs.Int("decode", 10, "receivers that fully decode with libopus (the rest verify packets and play out)")
-	setup := fs.Duration("setup", time.Minute, "time to fill the receivers' caches before the scheduled programme starts")
+	setup := fs.Duration("setup", 2*time.Minute, "time to fill the receivers' caches and run the alert phases before the scheduled programme starts")
+	smsRate := fs.Float64("sms-rate", 100, "SMS the controller's gateway sends per second at most (the controller's -sms-rate)")
 	length := fs.Duration("programme", 10*time.Second, "scheduled programme length")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	const communes = 20
-	if *nRecv < 1 || *length < 4*time.Second || *setup < 5*time.Second {
-		return fmt.Errorf("need ≥ 1 receiver, -programme ≥ 4s, -setup ≥ 5s")
+	if *nRecv < 1 || *length < 4*time.Second || *setup < 5*time.Second || *smsRate <= 0 {
+		return fmt.Errorf("need ≥ 1 receiver, -programme ≥ 4s, -setup ≥ 5s, -sms-rate > 0")
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	say := func(format string, a ...any) { fmt.Fprintf(stdout, format+"\n", a...) }
@@ -62,7 +65,20 @@ func benchOutage(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	cfg.DataDir, cfg.HTTPAddr, cfg.MQTTListen, cfg.RTPBind = dir, "127.0.0.1:0", mqttAddr, "127.0.0.1:0"
 	cfg.TLS.MQTTListen, cfg.TLS.HTTPSAddr = "", ""
 	cfg.ProgrammeCache = true
+	// The SMS trigger: a gateway on a simulated mobile network; the
+	// receivers' replies come back through the station's number.
+	const station, smsSecret = "+84900000000", "bench-sms-inbound"
+	cfg.SMSRate, cfg.SMSInboundSecret = *smsRate, smsSecret
+	smsNet := firmwaresim.NewSMSNetwork()
+	gw := &smsRecorder{gw: smsNet.Gateway(station), sent: map[string]smsSent{}}
+	// The receivers reach the broker through a link the MQTT phase cuts.
+	link, err := newMQTTLink(mqttAddr)
+	if err != nil {
+		return err
+	}
+	defer link.Close()
 	m := daemon.NewMain(cfg, logger)
+	m.SMSSender = gw
 	if err := m.Open(ctx); err != nil {
 		return err
 	}
@@ -73,23 +89,27 @@ func benchOutage(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 	}()
 	c := api.NewClient(m.URL(), m.AdminToken)
-	if err := c.CreateArea(ctx, loa.Area{ID: "bench", Name: "Bench", Kind: loa.AreaProvince}); err != nil {
+	if err := c.CreateArea(ctx, loa.Area{ID: "bench", Name: "Bench", Kind: loa.AreaProvince, Code: "01"}); err != nil {
 		return err
 	}
 	for i := range communes {
-		if err := c.CreateArea(ctx, loa.Area{ID: fmt.Sprintf("c%02d", i), ParentID: "bench", Name: fmt.Sprintf("Xã %d", i), Kind: loa.AreaCommune}); err != nil {
+		if err := c.CreateArea(ctx, loa.Area{ID: fmt.Sprintf("c%02d", i), ParentID: "bench", Name: fmt.Sprintf("Xã %d", i),
+			Kind: loa.AreaCommune, Code: communeCode(i)}); err != nil {
 			return err
 		}
 	}
 	cfgs := make([]firmwaresim.Config, *nRecv)
+	msisdn := make(map[string]string, *nRecv)
 	for i := range cfgs {
-		id := fmt.Sprintf("rx-%04d", i)
-		pw, err := c.CreateDevice(ctx, loa.Device{ID: id, AreaID: fmt.Sprintf("c%02d", i%communes)})
+		id, number := fmt.Sprintf("rx-%04d", i), fmt.Sprintf("+8491%07d", i)
+		pw, err := c.CreateDevice(ctx, loa.Device{ID: id, AreaID: fmt.Sprintf("c%02d", i%communes), MSISDN: number})
 		if err != nil {
 			return err
 		}
-		cfgs[i] = firmwaresim.Config{ID: id, Password: pw, Broker: m.MQTTURL(), Decode: i < *decode, Logger: logger,
-			StationKey: m.StationKey.Public().(ed25519.PublicKey)}
+		msisdn[id] = number
+		cfgs[i] = firmwaresim.Config{ID: id, Password: pw, Broker: link.URL(), Decode: i < *decode, Logger: logger,
+			StationKey: m.StationKey.Public().(ed25519.PublicKey),
+			SMS:        smsNet, MSISDN: number, AreaCodes: []string{"01", communeCode(i % communes)}}
 	}
 	fleet, err := firmwaresim.StartFleet(ctx, cfgs)
 	if err != nil {
@@ -189,8 +209,32 @@ func benchOutage(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	say("media path down: the stored-message alert sounded on %d of %d receivers; first sound after the API call p50 %.1f ms, p99 %.1f ms",
 		len(first), *nRecv, pct(first, 50), pct(first, 99))
 
-	// Phase 2, MQTT down: the SMS trigger is not on this branch.
-	say("MQTT down: not measured (the SMS trigger is not built on this branch)")
+	// Phase 2: MQTT down too: the SMS trigger.
+	say("MQTT down: the receivers' MQTT cut, the media path still down; SMS rate %g/s (%d SMS take %.1f s)",
+		*smsRate, *nRecv, float64(*nRecv) / *smsRate)
+	sms, err := outageSMS(ctx, m, c, fleet.Receivers(), msisdn, link, smsNet, gw, station, smsSecret, 1, at.Add(-3*time.Second))
+	if err != nil {
+		return err
+	}
+	doubles += sms.Doubles
+	say("MQTT down: %d SMS triggers sent; the alert sounded on %d of %d receivers (their own records), %d reported by SMS reply; alert over in %v",
+		sms.Sent, sms.Sounded, *nRecv, sms.Reported, sms.Took.Round(time.Millisecond))
+	say("MQTT down: first sound after the gateway's send p50 %.1f ms, p99 %.1f ms; after the alert's creation p50 %.1f ms, p99 %.1f ms",
+		pct(sms.FromSend, 50), pct(sms.FromSend, 99), pct(sms.FromAlert, 50), pct(sms.FromAlert, 99))
+	say("MQTT down, negative control: each receiver sent its trigger again and one signed by another key: %d accepted, %d replays and %d forgeries sounded; refused %v",
+		sms.Accepted, sms.ReplaySounded, sms.ForgedSounded, sms.Refused)
+	back := time.Now()
+	online := 0
+	for _, r := range fleet.Receivers() {
+		for time.Now().Before(at.Add(-2 * time.Second)) {
+			if st, ok := m.Fleet.DeviceState(r.ID()); ok && st.Online {
+				online++
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	say("MQTT back: %d of %d receivers online again in %v", online, *nRecv, time.Since(back).Round(time.Millisecond))
 
 	// Phase 3: the controller stopped before the scheduled programme.
 	if wait := time.Until(at.Add(-2 * time.Second)); wait > 0 {
@@ -234,7 +278,9 @@ func benchOutage(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	var reported int
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
-		log, err := m.DB.PlayLog(ctx, loa.PlayLogFilter{From: at.Add(-time.Minute)}, nil, nil) // in-process: more lines than the API's page
+		// In-process, one event, the store's largest page: a line per
+		// receiver, and more lines (newer ones first) may follow them.
+		log, err := m.DB.PlayLog(ctx, loa.PlayLogFilter{From: at.Add(-time.Minute), Event: loa.PlayAiredFromCache, Limit: store.MaxPlayLogLimit}, nil, nil)
 		if err != nil {
 			return err
 		}
@@ -268,9 +314,16 @@ func benchOutage(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	say("double plays: %d", doubles)
 	printJSONLine(stdout, map[string]any{
 		"receivers": *nRecv, "alert_sounded_media_down": len(first), "alert_first_sound_ms_p99_media_down": pct(first, 99),
-		"alert_sounded_mqtt_down": nil, "sms_trigger_ms_p99": nil,
+		"alert_sounded_mqtt_down": sms.Sounded, "sms_trigger_ms_p50": pct(sms.FromSend, 50), "sms_trigger_ms_p99": pct(sms.FromSend, 99),
+		"sms_alert_first_sound_ms_p99": pct(sms.FromAlert, 99), "sms_rate_per_s": *smsRate, "sms_sent": sms.Sent,
+		"sms_reported": sms.Reported, "sms_negative_accepted": sms.Accepted, "sms_replay_sounded": sms.ReplaySounded,
+		"sms_forged_sounded": sms.ForgedSounded, "sms_refused_signature": sms.Refused[firmwaresim.SMSForged],
+		"sms_refused_replayed":  sms.Refused[firmwaresim.SMSReplayed],
 		"programmes_from_cache": fromCache, "programmes_from_cache_on_time": onTime, "aired_from_cache_reported": reported,
-		"double_plays": doubles, "missing_phases": strings.Split("mqtt (sms trigger not on this branch)", ","),
+		"double_plays": doubles,
 	})
 	return nil
 }
+
+// communeCode is commune i's administrative code (the SMS trigger's area).
+func communeCode(i int) string { return fmt.Sprintf("%05d", 20000+i) }
