@@ -895,6 +895,7 @@ func (s *session) timelineFrame() string {
 		ext := tl.ext0 + k
 		for e := s.next; e < ext; e++ {
 			delete(s.buf, e) // dropped to catch up
+			s.st.Skipped++
 		}
 		s.next = max(s.next, ext)
 		if !tl.first {

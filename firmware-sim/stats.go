@@ -58,6 +58,9 @@ type SessionStats struct {
 	Silence                                  uint64 // of Played, missing frames played silent after MaxConcealFrames
 	Muted                                    uint64 // of Played, frames played as silence while muted
 	AuthFailures                             uint64
+	// Skipped are slots passed over unplayed to keep to the session
+	// timeline (a late start, a re-sync after the clock estimate moved).
+	Skipped uint64
 
 	JitterMs           float64
 	FirstPlayed, Ended time.Time
