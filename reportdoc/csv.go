@@ -12,31 +12,41 @@ import (
 // a byte order mark (Excel then reads Vietnamese right), CRLF lines, the
 // header lines, then each section under its title, a blank line between.
 // Numbers keep a decimal point, so other systems read them as numbers.
+// Every line has as many fields as the widest section (strict CSV readers
+// want a rectangle).
 func WriteCSV(w io.Writer, r *loa.BroadcastReport, loc *time.Location) error {
 	if _, err := io.WriteString(w, "\uFEFF"); err != nil {
 		return err
 	}
+	sections := Sections(r, loc)
+	width := 2
+	for _, s := range sections {
+		width = max(width, len(s.Columns))
+	}
 	out := csv.NewWriter(w)
 	out.UseCRLF = true
-	_ = out.Write([]string{Title})
-	for _, h := range Header(r, loc) {
-		_ = out.Write(h[:])
+	line := func(cells ...string) {
+		_ = out.Write(append(cells, make([]string, width-len(cells))...))
 	}
-	for _, s := range Sections(r, loc) {
-		_ = out.Write([]string{})
-		_ = out.Write([]string{s.Title})
-		_ = out.Write(s.Columns)
+	line(Title)
+	for _, h := range Header(r, loc) {
+		line(h[:]...)
+	}
+	for _, s := range sections {
+		line()
+		line(s.Title)
+		line(s.Columns...)
 		for _, row := range s.Rows {
-			line := make([]string, len(row))
+			cells := make([]string, len(row))
 			for i, v := range row {
-				line[i] = text(v)
+				cells[i] = text(v)
 			}
-			_ = out.Write(line)
+			line(cells...)
 		}
 	}
-	_ = out.Write([]string{})
+	line()
 	for _, n := range Notes {
-		_ = out.Write([]string{n})
+		line(n)
 	}
 	out.Flush()
 	return out.Error()

@@ -70,7 +70,6 @@ func (r *Reports) BroadcastReport(ctx context.Context, areaID string, start, end
 	rep := h.report(area)
 	rep.GeneratedAt = h.now.UTC()
 	if area.Kind == loa.AreaProvince {
-		rep.Communes = []loa.ReportAreaSummary{}
 		for _, a := range areas { // sorted by id
 			if a.ParentID != area.ID || a.Kind != loa.AreaCommune {
 				continue
@@ -232,7 +231,7 @@ func (h *history) report(area *loa.Area) *loa.BroadcastReport {
 	rep := &loa.BroadcastReport{
 		Area: loa.ReportRef{ID: area.ID, Name: area.Name}, Kind: area.Kind, Start: h.start.UTC(), End: h.end.UTC(),
 		Missed:  loa.ReportMissed{List: []loa.ReportProgramme{}},
-		CutList: []loa.ReportProgramme{},
+		CutList: []loa.ReportProgramme{}, Communes: []loa.ReportAreaSummary{},
 	}
 	in := map[string]*loa.Device{}
 	var devices []*loa.Device
