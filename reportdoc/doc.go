@@ -93,13 +93,15 @@ func Header(r *loa.BroadcastReport, loc *time.Location) [][2]string {
 }
 
 // unit is the area's name with its kind ("Xã Bình Châu"), unless the name
-// already says it.
+// already starts with an administrative word (Xã, Phường, Thị trấn, Tỉnh…).
 func unit(r *loa.BroadcastReport) string {
-	kind := word(kindWords, r.Kind)
-	if strings.HasPrefix(strings.ToLower(r.Area.Name), strings.ToLower(strings.SplitN(kind, "/", 2)[0])) {
-		return r.Area.Name
+	name := strings.ToLower(r.Area.Name)
+	for _, w := range []string{"xã", "phường", "thị trấn", "tỉnh", "thành phố", "thôn", "cụm", "bản", "ấp", "tổ"} {
+		if strings.HasPrefix(name, w+" ") {
+			return r.Area.Name
+		}
 	}
-	return kind + " " + r.Area.Name
+	return word(kindWords, r.Kind) + " " + r.Area.Name
 }
 
 // day turns YYYY-MM-DD into dd/MM/yyyy.

@@ -186,17 +186,23 @@ func (h *history) inService(d *loa.Device) bool {
 	return d.CreatedAt.Before(h.end) && (!d.Decommissioned() || d.DecommissionedAt.After(h.start))
 }
 
-// serviceHours is the part of [since, min(end, now)) d was in service.
+// until is where the hours a report counts end: the period's end, or the
+// start of the hour in progress, whose health record is not stored yet.
+func (h *history) until() time.Time {
+	if cur := h.now.Truncate(time.Hour); cur.Before(h.end) {
+		return cur
+	}
+	return h.end
+}
+
+// serviceHours is the part of [since, until) d was in service.
 func (h *history) serviceHours(d *loa.Device) float64 {
-	from, to := h.since, h.end
+	from, to := h.since, h.until()
 	if d.CreatedAt.After(from) {
 		from = d.CreatedAt
 	}
 	if d.Decommissioned() && d.DecommissionedAt.Before(to) {
 		to = d.DecommissionedAt
-	}
-	if h.now.Before(to) {
-		to = h.now
 	}
 	if !to.After(from) {
 		return 0
@@ -412,7 +418,7 @@ func (h *history) availability(rep *loa.BroadcastReport, devices []*loa.Device) 
 	for _, d := range devices {
 		var secs float64
 		for _, hh := range h.health[d.ID] {
-			if !hh.Hour.Before(h.since) && hh.Hour.Before(h.end) {
+			if !hh.Hour.Before(h.since) && hh.Hour.Before(h.until()) {
 				secs += hh.OnlineSeconds
 			}
 		}
