@@ -36,6 +36,7 @@ type history struct {
 	now        time.Time
 	tree       loa.AreaTree
 	devices    []*loa.Device
+	deviceArea map[string]string // every device's area, decommissioned ones too
 	srtp       map[string]bool
 	sessions   []*loa.Session
 	lines      map[string][]loa.ReceiverDelivery // session → its delivery lines
@@ -107,6 +108,7 @@ func (r *Reports) load(ctx context.Context, tree loa.AreaTree, area *loa.Area, s
 		return nil, err
 	}
 	deviceArea := make(map[string]string, len(all))
+	h.deviceArea = deviceArea
 	in := map[string]bool{}
 	for _, d := range all {
 		deviceArea[d.ID] = d.AreaID
@@ -372,12 +374,8 @@ func (h *history) missedOccurrences(rep *loa.BroadcastReport, area *loa.Area) {
 }
 
 func (h *history) deviceWithin(id, area string) bool {
-	for _, d := range h.devices {
-		if d.ID == id {
-			return h.tree.Within(d.AreaID, area)
-		}
-	}
-	return false
+	a, ok := h.deviceArea[id]
+	return ok && h.tree.Within(a, area)
 }
 
 // alertDelivery counts the alerts' delivery lines of the area's receivers
