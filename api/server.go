@@ -32,6 +32,14 @@
 //	GET  /api/v1/drafts/{id}               draft
 //	POST /api/v1/drafts/{id}/approve|reject  {note} → 200 draft: approve applies the change as proposed (permission approve)
 //	POST /api/v1/drafts/{id}/withdraw      → 200 draft: its proposer takes it back
+//	GET  /api/v1/bulletins                 [bulletin + totals] the caller's communes see (their entries only), newest first
+//	POST /api/v1/bulletins                 {title,category,level: normal|priority,media_id|text,valid_from,valid_until,
+//	                                        must_air_by (priority),areas} → 201 bulletin: admin and province, areas in scope
+//	GET  /api/v1/bulletins/inbox?state=    [bulletin] with a commune of the caller's in state (default received)
+//	GET  /api/v1/bulletins/{id}            bulletin + totals
+//	GET  /api/v1/bulletins/{id}/tracking   {id,title,level,must_air_by,totals,communes:[entry + area_name]}; ?format=csv
+//	POST /api/v1/bulletins/{id}/accept     {area_id,how: play_now|schedule|playlist,at,playlist_id,position} → 200 bulletin
+//	POST /api/v1/bulletins/{id}/decline    {area_id,reason} → 200 bulletin
 //	GET  /api/v1/devices?area=&state=online|offline|unknown&problem=<alarm kind>|any  [device + "state" + "problems"] in scope
 //	POST /api/v1/devices                   {id,area_id,name,lat,lon} → 201 {device,password}
 //	GET  /api/v1/devices/positions?area=   {fields,devices:[[id,area_id,lat,lon,presence]],unplaced} in scope: the map's
@@ -256,6 +264,10 @@ type Server struct {
 	// SMSSecret as its bearer token; either unset: unavailable.
 	SMS       SMSInbox
 	SMSSecret string
+
+	// Bulletins are the province's bulletins to its communes (bulletins.go);
+	// nil: their routes are unavailable.
+	Bulletins loa.BulletinService
 }
 
 // Handler returns the HTTP handler serving the API, /healthz, /metrics and
@@ -421,6 +433,13 @@ func (s *Server) routes() []apiRoute {
 	route("POST /api/v1/drafts/{id}/approve", loa.ActionApprove, s.decideDraft(true))
 	route("POST /api/v1/drafts/{id}/reject", loa.ActionApprove, s.decideDraft(false))
 	route("POST /api/v1/drafts/{id}/withdraw", loa.ActionRead, s.withdrawDraft)
+	route("GET /api/v1/bulletins", loa.ActionRead, s.listBulletins)
+	route("POST /api/v1/bulletins", loa.ActionSession, s.publishBulletin)
+	route("GET /api/v1/bulletins/inbox", loa.ActionRead, s.bulletinInbox)
+	route("GET /api/v1/bulletins/{id}", loa.ActionRead, s.getBulletin)
+	route("GET /api/v1/bulletins/{id}/tracking", loa.ActionRead, s.bulletinTracking)
+	route("POST /api/v1/bulletins/{id}/accept", loa.ActionSession, s.acceptBulletin)
+	route("POST /api/v1/bulletins/{id}/decline", loa.ActionSession, s.declineBulletin)
 
 	add("POST /api/v1/login", "", s.login(newLoginBackoff(s.Now))) // a username and password, not a token
 	route("POST /api/v1/logout", loa.ActionRead, s.logout)

@@ -111,6 +111,11 @@ type Config struct {
 	// clock's frame instead of playing from the beginning
 	// (station/offline.go).
 	ProgrammeCache bool
+
+	// BulletinCheckEvery is how often bulletins' tracking follows the
+	// receivers' evidence, validity and ưu tiên deadlines (bulletins.go);
+	// 0 = DefaultBulletinCheckEvery.
+	BulletinCheckEvery time.Duration
 }
 
 // TLSConfig is how the controller speaks TLS beyond loopback (see tls.go).

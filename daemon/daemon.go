@@ -64,6 +64,9 @@ type Main struct {
 	// Config.ProgrammeCache.
 	Programmes *station.Programmes
 
+	// Bulletins are the province's bulletins to communes (bulletins.go).
+	Bulletins *station.Bulletins
+
 	// bg lives from Open to Close: the scheduler and session resumption
 	// run under it, and Close waits for them (schedWG).
 	bg          context.Context
@@ -271,6 +274,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		defer m.schedWG.Done()
 		m.Alerts.Run(m.bg)
 	}()
+	m.openBulletins()
 	m.schedWG.Add(1)
 	go func() {
 		defer m.schedWG.Done()
@@ -347,6 +351,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	enrolment := m.enrolment()
 	srv.Claims, srv.Enrol = enrolment, enrolment
+	srv.Bulletins = m.Bulletins
 	if err := m.serveHTTP(ctx, srv.Handler(), reg); err != nil {
 		return err
 	}
