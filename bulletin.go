@@ -61,8 +61,10 @@ type Bulletin struct {
 	CreatedAt  time.Time `json:"created_at"`
 	// Source is where an imported bulletin came from: the publisher's
 	// feed URL ("" for one published here) and its id there.
-	Source   string `json:"source,omitempty"`
-	SourceID string `json:"source_id,omitempty"`
+	Source     string `json:"source,omitempty"`
+	SourceID   string `json:"source_id,omitempty"`
+	SourceArea string `json:"source_area,omitempty"` // the commune it was for there
+
 	// Communes is the tracking: one entry per target commune.
 	Communes []BulletinCommune `json:"communes"`
 }
@@ -90,6 +92,9 @@ type BulletinCommune struct {
 	// Missed: an ưu tiên bulletin not scheduled by its must_air_by.
 	Missed    bool      `json:"missed,omitempty"`
 	ExpiredAt time.Time `json:"expired_at,omitzero"`
+	// Reported is what was last reported to the publisher of an imported
+	// bulletin ("state receivers"), so each change goes back once.
+	Reported string `json:"reported,omitempty"`
 }
 
 // Commune returns the entry of area, nil if the bulletin does not target it.
@@ -140,7 +145,7 @@ func (b *Bulletin) Validate() error {
 type BulletinAcceptance struct {
 	AreaID     string    `json:"area_id"`
 	How        string    `json:"how"`
-	At         time.Time `json:"at,omitzero"`          // schedule: when it plays
+	At         time.Time `json:"at,omitzero"`           // schedule: when it plays
 	PlaylistID string    `json:"playlist_id,omitempty"` // playlist: which one
 	Position   int       `json:"position,omitempty"`    // playlist: the slot (0 first; past the end: last)
 	By         string    `json:"-"`
@@ -156,5 +161,7 @@ type BulletinService interface {
 	Bulletins(ctx context.Context) ([]*Bulletin, error) // newest first
 	Accept(ctx context.Context, id string, a BulletinAcceptance) (*Bulletin, error)
 	Decline(ctx context.Context, id, area, by, reason string) (*Bulletin, error)
+	// Report takes a subscribing controller's report of one of its
+	// communes (the feed): forward only; the same state again is no change.
+	Report(ctx context.Context, id string, r FeedReport) (*Bulletin, error)
 }
-

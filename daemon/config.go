@@ -116,6 +116,11 @@ type Config struct {
 	// receivers' evidence, validity and ưu tiên deadlines (bulletins.go);
 	// 0 = DefaultBulletinCheckEvery.
 	BulletinCheckEvery time.Duration
+	// FeedSubscribe is a JSON file of the publishers this station takes
+	// bulletins from: [{url, token, public_key, area_id, every}]
+	// (docs/bulletin-feed.md); FeedSubscriptions adds more, as they are.
+	FeedSubscribe     string
+	FeedSubscriptions []station.FeedSubscription
 }
 
 // TLSConfig is how the controller speaks TLS beyond loopback (see tls.go).

@@ -274,7 +274,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		defer m.schedWG.Done()
 		m.Alerts.Run(m.bg)
 	}()
-	m.openBulletins()
+	if err := m.openBulletins(); err != nil {
+		return err
+	}
 	m.schedWG.Add(1)
 	go func() {
 		defer m.schedWG.Done()
@@ -351,7 +353,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	enrolment := m.enrolment()
 	srv.Claims, srv.Enrol = enrolment, enrolment
-	srv.Bulletins = m.Bulletins
+	srv.Bulletins, srv.FeedKey = m.Bulletins, m.StationKey
 	if err := m.serveHTTP(ctx, srv.Handler(), reg); err != nil {
 		return err
 	}

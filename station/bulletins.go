@@ -284,6 +284,43 @@ func (s *Bulletins) Decline(ctx context.Context, id, area, by, reason string) (*
 	})
 }
 
+// Report moves a commune's entry as its own controller reports it
+// (the feed): scheduled, declined, or aired with its receivers' count.
+func (s *Bulletins) Report(ctx context.Context, id string, r loa.FeedReport) (*loa.Bulletin, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, err := s.db.Bulletin(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	c := b.Commune(r.AreaID)
+	if c == nil {
+		return nil, loa.Errorf(loa.ENOTFOUND, "area_id: bulletin %q is not for %q", id, r.AreaID)
+	}
+	if c.State == r.State && r.State != loa.BulletinAired {
+		return b, nil
+	}
+	if err := loa.FeedReportAllowed(c.State, r.State); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	return s.setCommune(ctx, id, r.AreaID, func(c *loa.BulletinCommune) {
+		if c.State == loa.BulletinReceived && r.State != loa.BulletinDeclined {
+			c.How, c.AcceptedAt, c.At = r.How, now, r.At
+		}
+		c.State, c.By = r.State, r.By
+		switch r.State {
+		case loa.BulletinDeclined:
+			c.DeclinedAt, c.Reason = now, r.Reason
+		case loa.BulletinAired:
+			c.AiredAt, c.Receivers = r.AiredAt, r.Receivers
+			if c.AiredAt.IsZero() {
+				c.AiredAt = now
+			}
+		}
+	})
+}
+
 // setCommune changes area's entry of bulletin id, then checks the
 // deadline alarm and tells Reported. The caller holds mu.
 func (s *Bulletins) setCommune(ctx context.Context, id, area string, fn func(c *loa.BulletinCommune)) (*loa.Bulletin, error) {
