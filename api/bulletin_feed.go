@@ -109,6 +109,9 @@ func (s *Server) feedReport(w http.ResponseWriter, r *http.Request, c *call) err
 	if err := c.communeAllowed(req.AreaID); err != nil {
 		return err
 	}
+	if req.State != loa.BulletinScheduled && req.State != loa.BulletinAired && req.State != loa.BulletinDeclined {
+		return loa.Errorf(loa.EINVALID, "state: scheduled, aired or declined, not %q", req.State)
+	}
 	if len(req.Reason) > loa.MaxBulletinReason || len(req.By) > 200 {
 		return loa.Errorf(loa.EINVALID, "reason: at most %d bytes", loa.MaxBulletinReason)
 	}

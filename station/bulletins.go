@@ -170,6 +170,7 @@ func (s *Bulletins) Accept(ctx context.Context, id string, a loa.BulletinAccepta
 		}
 		made.SessionID, made.At = sess.ID, sess.StartedAt
 	case loa.AcceptSchedule:
+		a.At = a.At.Truncate(time.Second) // a rule's time has whole seconds
 		if a.At.IsZero() || a.At.Before(b.ValidFrom) || !a.At.Before(b.ValidUntil) || !a.At.After(now) {
 			return nil, loa.Errorf(loa.EINVALID, "at: a time to come within the bulletin's validity")
 		}
