@@ -134,8 +134,33 @@ func TestBulletins(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// An operator of x1 finds it in the inbox and schedules it; x2 declines.
+	// Bad input and roles: refused, nothing published.
 	op1, _ := prov.token(t, loa.RoleOperator, "x1")
+	feedClient := api.NewClient(prov.m.URL(), feedSecret)
+	for _, tc := range []struct {
+		c      *api.Client
+		body   map[string]any
+		status int
+	}{
+		{op1, map[string]any{"title": "x", "level": "normal", "media_id": med.ID, "valid_until": now.Add(time.Hour), "areas": []string{"x1"}}, 403},
+		{feedClient, map[string]any{"title": "x", "level": "normal", "media_id": med.ID, "valid_until": now.Add(time.Hour), "areas": []string{"xr"}}, 403},
+		{province, map[string]any{"title": "x", "level": "urgent", "media_id": med.ID, "valid_until": now.Add(time.Hour), "areas": []string{"x1"}}, 400},
+		{province, map[string]any{"title": "x", "level": "priority", "media_id": med.ID, "valid_until": now.Add(time.Hour), "areas": []string{"x1"}}, 400},
+		{province, map[string]any{"title": "x", "level": "normal", "media_id": "nope", "valid_until": now.Add(time.Hour), "areas": []string{"x1"}}, 404},
+	} {
+		if err := tc.c.JSON(ctx, "POST", "/api/v1/bulletins", tc.body, nil); !isStatus(err, tc.status) {
+			t.Errorf("publish %v: %v, want %d", tc.body, err, tc.status)
+		}
+	}
+	if err := feedClient.JSON(ctx, "GET", "/api/v1/devices", nil, nil); !isStatus(err, 403) {
+		t.Errorf("the feed token reads devices: %v", err)
+	}
+	var all []loa.Bulletin
+	if err := prov.api.JSON(ctx, "GET", "/api/v1/bulletins", nil, &all); err != nil || len(all) != 1 {
+		t.Errorf("bulletins after the refused ones: %d, %v", len(all), err)
+	}
+
+	// An operator of x1 finds it in the inbox and schedules it; x2 declines.
 	var inbox []loa.Bulletin
 	if err := op1.JSON(ctx, "GET", "/api/v1/bulletins/inbox", nil, &inbox); err != nil {
 		t.Fatal(err)

@@ -192,7 +192,18 @@ function mountInbox(root, ctx) {
   const box = el("ul", { id: "bulletins-inbox", class: "cards" });
   root.append(el("h1", { tabindex: "-1", text: t("bulletins.inbox") }), el("p", { class: "hint", text: t("bulletins.hint.operator") }), box);
   const zone = (ctx.me.station && ctx.me.station.zone) || "Asia/Ho_Chi_Minh";
-  const today = new Intl.DateTimeFormat("en-CA", { timeZone: zone }).format(new Date());
+  // defaultAt proposes a time to schedule b: in half an hour (five
+  // minutes when its deadline is nearer), within its validity, in the
+  // station's zone.
+  const defaultAt = (b) => {
+    const step = 5 * 60e3;
+    let at = Math.ceil((Date.now() + 30 * 60e3) / step) * step;
+    if (b.must_air_by && Date.parse(b.must_air_by) < at) at = Math.ceil((Date.now() + step) / step) * step;
+    if (b.valid_until) at = Math.min(at, Date.parse(b.valid_until) - 60e3);
+    const d = new Date(at);
+    const hm = new Intl.DateTimeFormat("en-GB", { timeZone: zone, hourCycle: "h23", hour: "2-digit", minute: "2-digit" }).format(d);
+    return { date: new Intl.DateTimeFormat("en-CA", { timeZone: zone }).format(d), time: hm };
+  };
 
   const decide = async (b, c, verb, body, errBox) => {
     clearErrors(errBox.closest("form"));
@@ -214,8 +225,9 @@ function mountInbox(root, ctx) {
   const decision = (b, c) => {
     const key = "bl-" + b.id + "-" + c.area_id;
     const how = options(el("select", { id: key + "-how", name: "how" }), ["schedule", "play_now", "playlist"].map((h) => [h, t("bulletins.how." + h)]));
-    const date = el("input", { id: key + "-date", name: "date", type: "date", value: today });
-    const time = el("input", { id: key + "-time", name: "time", type: "time", value: "17:00" });
+    const at = defaultAt(b);
+    const date = el("input", { id: key + "-date", name: "date", type: "date", value: at.date });
+    const time = el("input", { id: key + "-time", name: "time", type: "time", value: at.time });
     const playlist = options(el("select", { id: key + "-playlist", name: "playlist_id" }), ctx.playlists.map((p) => [p.id, p.name]));
     const position = el("input", { id: key + "-position", name: "position", type: "number", min: "1", value: "1", inputmode: "numeric" });
     const when = el("div", { class: "when" }, field(t("bulletins.date"), date), field(t("bulletins.time"), time));
