@@ -1,6 +1,7 @@
 package station_test
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"sync"
@@ -150,5 +151,88 @@ func TestBulletinTracking(t *testing.T) {
 	}
 	if _, err := bl.Accept(ctx, b.ID, loa.BulletinAcceptance{AreaID: "c3", How: loa.AcceptPlayNow}); loa.ErrorCode(err) != loa.ECONFLICT {
 		t.Errorf("accepting an expired bulletin: %v", err)
+	}
+}
+
+// TestBulletinIntoPlaylist: a commune takes a bulletin into a slot of
+// the playlist its morning schedule plays: a copy with the bulletin at
+// the slot, which the commune's schedule (and not another commune's)
+// plays from now on; and a one-off schedule at a whole second.
+func TestBulletinIntoPlaylist(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, "", newFleet())
+	for _, a := range []*loa.Area{
+		{ID: "c1", ParentID: "xa", Name: "Xã Một", Kind: loa.AreaCommune},
+		{ID: "c2", ParentID: "xa", Name: "Xã Hai", Kind: loa.AreaCommune},
+		{ID: "c1-t1", ParentID: "c1", Name: "Thôn 1", Kind: loa.AreaCluster},
+	} {
+		if err := w.db.CreateArea(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sch := station.NewSchedules(w.db, discard)
+	m := station.NewMedia(w.db, media.Options{}, station.TranscodeLimits{}, discard)
+	bl := station.NewBulletins(w.db, m, toneSpeech{}, w.sessions, sch, nil, discard)
+	other, err := m.ImportMedia(ctx, "nhạc", bytes.NewReader(wavOf(t, 0.5, 3)), "tok")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.db.CreatePlaylist(ctx, &loa.Playlist{ID: "sang", Name: "Chương trình sáng",
+		Items: []loa.PlaylistItem{{MediaID: w.media.ID}, {MediaID: other.ID}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, sc := range []*loa.Schedule{
+		{ID: "sang-c1", Name: "Sáng", Rule: loa.Rule{Kind: loa.RuleDaily, Time: "06:00"}, Content: loa.Content{PlaylistID: "sang"},
+			Targets: loa.Targets{Areas: []string{"c1-t1"}}, Priority: loa.PriorityNormal, Enabled: true},
+		{ID: "sang-c2", Name: "Sáng", Rule: loa.Rule{Kind: loa.RuleDaily, Time: "06:00"}, Content: loa.Content{PlaylistID: "sang"},
+			Targets: loa.Targets{Areas: []string{"c2"}}, Priority: loa.PriorityNormal, Enabled: true},
+	} {
+		if err := sch.CreateSchedule(ctx, sc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now()
+	b := &loa.Bulletin{Title: "Thông báo", Level: loa.BulletinNormal, MediaID: w.media.ID, ValidFrom: now,
+		ValidUntil: now.Add(48 * time.Hour), Areas: []string{"c1", "c2"}}
+	if err := bl.Publish(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bl.Accept(ctx, b.ID, loa.BulletinAcceptance{AreaID: "c1", How: loa.AcceptPlaylist, PlaylistID: "none"}); loa.ErrorCode(err) != loa.ENOTFOUND {
+		t.Errorf("a playlist that does not exist: %v", err)
+	}
+	got, err := bl.Accept(ctx, b.ID, loa.BulletinAcceptance{AreaID: "c1", How: loa.AcceptPlaylist, PlaylistID: "sang", Position: 1, By: "op"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := got.Commune("c1").PlaylistID
+	p, err := w.db.Playlist(ctx, pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Items) != 3 || p.Items[0].MediaID != w.media.ID || p.Items[1].MediaID != b.MediaID || p.Items[2].MediaID != other.ID {
+		t.Errorf("the copy's items %+v", p.Items)
+	}
+	if sc, _ := sch.Schedule(ctx, "sang-c1"); sc.Content.PlaylistID != pid {
+		t.Errorf("c1's schedule plays %q, want the copy %q", sc.Content.PlaylistID, pid)
+	}
+	if sc, _ := sch.Schedule(ctx, "sang-c2"); sc.Content.PlaylistID != "sang" {
+		t.Errorf("c2's schedule plays %q: another commune's programme changed", sc.Content.PlaylistID)
+	}
+
+	at := now.Add(3*time.Hour + 700*time.Millisecond)
+	if _, err := bl.Accept(ctx, b.ID, loa.BulletinAcceptance{AreaID: "c2", How: loa.AcceptSchedule, At: now.Add(72 * time.Hour)}); loa.ErrorCode(err) != loa.EINVALID {
+		t.Errorf("a time past the validity: %v", err)
+	}
+	got, err = bl.Accept(ctx, b.ID, loa.BulletinAcceptance{AreaID: "c2", How: loa.AcceptSchedule, At: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2 := got.Commune("c2")
+	next, err := sch.NextOccurrences(ctx, c2.ScheduleID, now, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(next) != 1 || !next[0].At.Equal(at.Truncate(time.Second)) || next[0].Content.MediaID != b.MediaID || next[0].Priority != loa.PriorityNormal {
+		t.Errorf("the one-off schedule's occurrences %+v, want one at %v", next, at.Truncate(time.Second))
 	}
 }
