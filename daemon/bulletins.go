@@ -1,8 +1,11 @@
 package daemon
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"time"
 
@@ -50,7 +53,8 @@ type feedFile struct {
 	Token     string `json:"token"`
 	PublicKey string `json:"public_key"` // base64, or a station.pub file's contents
 	AreaID    string `json:"area_id"`
-	Every     string `json:"every,omitempty"` // a Go duration; default 30s
+	Every     string `json:"every,omitempty"`   // a Go duration; default 30s
+	CAFile    string `json:"ca_file,omitempty"` // PEM roots the publisher's HTTPS certificate chains to (its station CA); default: the system's
 }
 
 // feedSubscriptions reads Config.FeedSubscribe and adds
@@ -77,7 +81,19 @@ func (m *Main) feedSubscriptions() ([]station.FeedSubscription, error) {
 					return nil, fmt.Errorf("feed-subscribe %s [%d]: every: %w", m.Config.FeedSubscribe, i, err)
 				}
 			}
-			subs = append(subs, station.FeedSubscription{URL: f.URL, Token: f.Token, PublicKey: pub, AreaID: f.AreaID, Every: every})
+			sub := station.FeedSubscription{URL: f.URL, Token: f.Token, PublicKey: pub, AreaID: f.AreaID, Every: every}
+			if f.CAFile != "" {
+				pem, err := os.ReadFile(f.CAFile)
+				if err != nil {
+					return nil, fmt.Errorf("feed-subscribe %s [%d]: ca_file: %w", m.Config.FeedSubscribe, i, err)
+				}
+				roots := x509.NewCertPool()
+				if !roots.AppendCertsFromPEM(pem) {
+					return nil, fmt.Errorf("feed-subscribe %s [%d]: ca_file %s holds no PEM certificate", m.Config.FeedSubscribe, i, f.CAFile)
+				}
+				sub.Client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}}
+			}
+			subs = append(subs, sub)
 		}
 	}
 	for i := range subs {

@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/csv"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	firmwaresim "github.com/loa-broadcast/loa/firmware-sim"
 	"github.com/loa-broadcast/loa/loatest"
 	"github.com/loa-broadcast/loa/media"
+	"github.com/loa-broadcast/loa/protocol"
 	"github.com/loa-broadcast/loa/station"
 )
 
@@ -270,4 +273,42 @@ func TestBulletins(t *testing.T) {
 		}
 		return len(active) == 0
 	}, "the deadline alarm clears once x3 has decided")
+}
+
+// TestFeedSubscribeFile: the -feed-subscribe file is read and checked at
+// start; what cannot work is refused, naming the entry and its field.
+func TestFeedSubscribeFile(t *testing.T) {
+	pub, _, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := protocol.EncodeStationPublicKey(pub)
+	write := func(body string) string {
+		p := filepath.Join(t.TempDir(), "feeds.json")
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	m := &Main{Config: Config{FeedSubscribe: write(`[{"url":"https://tinh.example","token":"loa_x","public_key":"` + key + `","area_id":"cm","every":"1m"}]`)}}
+	subs, err := m.feedSubscriptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(subs) != 1 || subs[0].AreaID != "cm" || subs[0].Every != time.Minute || !subs[0].PublicKey.Equal(pub) {
+		t.Errorf("subscriptions %+v", subs)
+	}
+	for body, want := range map[string]string{
+		`[{"url":"https://tinh.example","token":"loa_x","public_key":"AAAA","area_id":"cm"}]`:                          "public_key",
+		`[{"url":"ftp://tinh.example","token":"loa_x","public_key":"` + key + `","area_id":"cm"}]`:                     "url",
+		`[{"url":"https://tinh.example","token":"","public_key":"` + key + `","area_id":"cm"}]`:                        "token",
+		`[{"url":"https://tinh.example","token":"loa_x","public_key":"` + key + `","area_id":"Xã"}]`:                   "area_id",
+		`[{"url":"https://tinh.example","token":"loa_x","public_key":"` + key + `","area_id":"cm","ca_file":"/nope"}]`: "ca_file",
+		`{`: "feed-subscribe",
+	} {
+		m := &Main{Config: Config{FeedSubscribe: write(body)}}
+		if _, err := m.feedSubscriptions(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want an error naming %s", body, err, want)
+		}
+	}
 }

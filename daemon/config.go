@@ -117,7 +117,7 @@ type Config struct {
 	// 0 = DefaultBulletinCheckEvery.
 	BulletinCheckEvery time.Duration
 	// FeedSubscribe is a JSON file of the publishers this station takes
-	// bulletins from: [{url, token, public_key, area_id, every}]
+	// bulletins from: [{url, token, public_key, area_id, every, ca_file}]
 	// (docs/bulletin-feed.md); FeedSubscriptions adds more, as they are.
 	FeedSubscribe     string
 	FeedSubscriptions []station.FeedSubscription

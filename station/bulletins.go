@@ -32,9 +32,6 @@ type Bulletins struct {
 	logger    *slog.Logger
 	// Now is the clock of deadlines and validity; nil: time.Now.
 	Now func() time.Time
-	// Reported is told of every commune's state change (the feed reports
-	// an imported bulletin's back to its publisher); nil: nobody.
-	Reported func(b *loa.Bulletin, c loa.BulletinCommune)
 
 	mu       sync.Mutex // one change of a bulletin's tracking at a time
 	alarmMsg string     // the deadline alarm's message as raised ("" none)
@@ -323,7 +320,7 @@ func (s *Bulletins) Report(ctx context.Context, id string, r loa.FeedReport) (*l
 }
 
 // setCommune changes area's entry of bulletin id, then checks the
-// deadline alarm and tells Reported. The caller holds mu.
+// deadline alarm. The caller holds mu.
 func (s *Bulletins) setCommune(ctx context.Context, id, area string, fn func(c *loa.BulletinCommune)) (*loa.Bulletin, error) {
 	var after loa.BulletinCommune
 	b, err := s.db.UpdateBulletin(ctx, id, func(b *loa.Bulletin) error {
@@ -339,9 +336,6 @@ func (s *Bulletins) setCommune(ctx context.Context, id, area string, fn func(c *
 		return nil, err
 	}
 	s.logger.Info("bulletin tracking", "bulletin", id, "area", area, "state", after.State, "how", after.How, "by", after.By)
-	if s.Reported != nil {
-		s.Reported(b, after)
-	}
 	if err := s.alarm(ctx); err != nil {
 		s.logger.Warn("bulletin deadline alarm not checked", "err", err)
 	}
@@ -411,8 +405,8 @@ func (s *Bulletins) Check(ctx context.Context) error {
 	return s.alarm(ctx)
 }
 
-// setCommuneQuiet stores next as area's entry and tells Reported; the
-// caller checks the alarm.
+// setCommuneQuiet stores next as area's entry; the caller checks the
+// alarm.
 func (s *Bulletins) setCommuneQuiet(ctx context.Context, id, area string, next loa.BulletinCommune) (*loa.Bulletin, error) {
 	b, err := s.db.UpdateBulletin(ctx, id, func(b *loa.Bulletin) error {
 		if c := b.Commune(area); c != nil {
@@ -424,9 +418,6 @@ func (s *Bulletins) setCommuneQuiet(ctx context.Context, id, area string, next l
 		return nil, err
 	}
 	s.logger.Info("bulletin tracking", "bulletin", id, "area", area, "state", next.State, "missed", next.Missed, "receivers", next.Receivers)
-	if s.Reported != nil {
-		s.Reported(b, next)
-	}
 	return b, nil
 }
 

@@ -57,7 +57,7 @@ func bindConfig(c *daemon.Config, fs *flag.FlagSet) {
 	fs.IntVar(&c.TranscodeQueue, "transcode-queue", c.TranscodeQueue, "uploads waiting for a transcode worker; more are refused with 503 and Retry-After (0: 4 per worker) [LOA_TRANSCODE_QUEUE]")
 	fs.StringVar(&c.MapTiles, "map-tiles", c.MapTiles, "the console map's tile URL, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png (empty: no tiles, the communes' outlines; the console's CSP allows images from this host only) [LOA_MAP_TILES]")
 	fs.StringVar(&c.MapAttribution, "map-attribution", c.MapAttribution, "the credit the tile provider asks for, shown on the map (default for OpenStreetMap's tiles: © OpenStreetMap contributors) [LOA_MAP_ATTRIBUTION]")
-	fs.StringVar(&c.FeedSubscribe, "feed-subscribe", c.FeedSubscribe, "JSON file of the provincial controllers to take bulletins from: [{url, token, public_key, area_id, every}] (docs/bulletin-feed.md) [LOA_FEED_SUBSCRIBE]")
+	fs.StringVar(&c.FeedSubscribe, "feed-subscribe", c.FeedSubscribe, "JSON file of the provincial controllers to take bulletins from: [{url, token, public_key, area_id, every, ca_file}] (docs/bulletin-feed.md) [LOA_FEED_SUBSCRIBE]")
 	fs.StringVar(&c.SDPAllow, "sdp-allow", c.SDPAllow, "CIDRs or addresses, comma-separated, the SDP route may stream to besides the caller's own address [LOA_SDP_ALLOW]")
 }
 
