@@ -64,7 +64,7 @@ func (t *Token) Can(action string) bool {
 	case RoleAdmin:
 		return true
 	case RoleProvince:
-		return action != ActionManageTokens && action != ActionFirmware && action != ActionManageUsers && action != ActionApprove
+		return action != ActionManageTokens && action != ActionFirmware && action != ActionManageUsers && action != ActionApprove && action != ActionFeed
 	case RoleOperator:
 		return action == ActionRead || action == ActionMedia || action == ActionSession
 	case RoleTechnician:
