@@ -64,13 +64,15 @@ func (t *Token) Can(action string) bool {
 	case RoleAdmin:
 		return true
 	case RoleProvince:
-		return action != ActionManageTokens && action != ActionFirmware && action != ActionManageUsers && action != ActionApprove
+		return action != ActionManageTokens && action != ActionFirmware && action != ActionManageUsers && action != ActionApprove && action != ActionFeed
 	case RoleOperator:
 		return action == ActionRead || action == ActionMedia || action == ActionSession
 	case RoleTechnician:
 		return action == ActionRead || action == ActionDevice || action == ActionFirmware
 	case RoleApprover:
 		return action == ActionRead || action == ActionApprove
+	case RoleFeed:
+		return action == ActionFeed
 	}
 	return false
 }
@@ -90,7 +92,7 @@ const (
 
 // Actions lists every action, for the permissions a caller is told it has.
 var Actions = []string{ActionRead, ActionMedia, ActionSession, ActionDevice, ActionArea,
-	ActionFirmware, ActionManageTokens, ActionManageUsers, ActionApprove}
+	ActionFirmware, ActionManageTokens, ActionManageUsers, ActionApprove, ActionFeed}
 
 // Permissions returns the actions the role may perform, in Actions order.
 func (t *Token) Permissions() []string {

@@ -19,15 +19,16 @@ import (
 // the topics its screens show: browsers allow six HTTP/1.1 connections
 // per origin, so one stream per topic would starve the rest of the page.
 const (
-	TopicSessions = "sessions" // sessions playing now
-	TopicDevices  = "devices"  // receivers' presence and the online/offline counts
-	TopicAlarms   = "alarms"   // active alarms, raised and cleared
-	TopicAlerts   = "alerts"   // recent alerts' state and delivery totals
-	TopicPlayLog  = "playlog"  // new broadcast log entries
-	TopicDrafts   = "drafts"   // pending drafts the caller may decide, and its own
+	TopicSessions  = "sessions"  // sessions playing now
+	TopicDevices   = "devices"   // receivers' presence and the online/offline counts
+	TopicAlarms    = "alarms"    // active alarms, raised and cleared
+	TopicAlerts    = "alerts"    // recent alerts' state and delivery totals
+	TopicPlayLog   = "playlog"   // new broadcast log entries
+	TopicDrafts    = "drafts"    // pending drafts the caller may decide, and its own
+	TopicBulletins = "bulletins" // bulletins of the caller's communes, with their tracking
 )
 
-var eventTopics = []string{TopicSessions, TopicDevices, TopicAlarms, TopicAlerts, TopicPlayLog, TopicDrafts}
+var eventTopics = []string{TopicSessions, TopicDevices, TopicAlarms, TopicAlerts, TopicPlayLog, TopicDrafts, TopicBulletins}
 
 // DefaultEventInterval is how often a stream compares what its caller may
 // see with what it last sent, when Server.EventInterval is zero. The
@@ -261,6 +262,8 @@ func (es *eventState) round(ctx context.Context, c *call, sse *sseStream) error 
 			ch, err = es.playLog(ctx, c)
 		case TopicDrafts:
 			ch, err = es.drafts(ctx, c)
+		case TopicBulletins:
+			ch, err = es.bulletins(ctx, c)
 		default:
 			continue
 		}
@@ -476,4 +479,34 @@ func (es *eventState) drafts(ctx context.Context, c *call) (eventChange, error) 
 		}
 	}
 	return es.diff(TopicDrafts, ids, items)
+}
+
+// eventBulletins bounds the bulletins the topic follows: the newest.
+const eventBulletins = 50
+
+// bulletins: the newest bulletins of the caller's communes, each as the
+// caller sees it (its entries, totals); a tracking change is a change.
+func (es *eventState) bulletins(ctx context.Context, c *call) (eventChange, error) {
+	if es.s.Bulletins == nil {
+		return eventChange{}, errUnavailable("bulletin")
+	}
+	list, err := shared(es, TopicBulletins, func() ([]*loa.Bulletin, error) { return es.s.Bulletins.Bulletins(ctx) })
+	if err != nil {
+		return eventChange{}, err
+	}
+	var ids []string
+	items := map[string]any{}
+	for _, b := range list {
+		if len(ids) == eventBulletins {
+			break
+		}
+		v, ok, err := c.bulletinView(b)
+		if err != nil {
+			return eventChange{}, err
+		} else if ok {
+			ids = append(ids, b.ID)
+			items[b.ID] = v
+		}
+	}
+	return es.diff(TopicBulletins, ids, items)
 }

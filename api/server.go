@@ -32,6 +32,18 @@
 //	GET  /api/v1/drafts/{id}               draft
 //	POST /api/v1/drafts/{id}/approve|reject  {note} → 200 draft: approve applies the change as proposed (permission approve)
 //	POST /api/v1/drafts/{id}/withdraw      → 200 draft: its proposer takes it back
+//	GET  /api/v1/bulletins                 [bulletin + totals] the caller's communes see (their entries only), newest first
+//	POST /api/v1/bulletins                 {title,category,level: normal|priority,media_id|text,valid_from,valid_until,
+//	                                        must_air_by (priority),areas} → 201 bulletin: admin and province, areas in scope
+//	GET  /api/v1/bulletins/inbox?state=    [bulletin] with a commune of the caller's in state (default received)
+//	GET  /api/v1/bulletins/{id}            bulletin + totals
+//	GET  /api/v1/bulletins/{id}/tracking   {id,title,level,must_air_by,totals,communes:[entry + area_name]}; ?format=csv
+//	POST /api/v1/bulletins/{id}/accept     {area_id,how: play_now|schedule|playlist,at,playlist_id,position} → 200 bulletin
+//	POST /api/v1/bulletins/{id}/decline    {area_id,reason} → 200 bulletin
+//	GET  /api/v1/feed/bulletins            {format,payload,signature}: the bulletins of the caller's communes signed with the
+//	                                        station key (role feed; docs/bulletin-feed.md)
+//	GET  /api/v1/feed/media/{sha256}       audio/ogg of a bulletin in the caller's feed
+//	POST /api/v1/feed/bulletins/{id}/report {area_id,state: scheduled|aired|declined,how,at,aired_at,receivers,reason,by} → 200 bulletin
 //	GET  /api/v1/devices?area=&state=online|offline|unknown&problem=<alarm kind>|any  [device + "state" + "problems"] in scope
 //	POST /api/v1/devices                   {id,area_id,name,lat,lon} → 201 {device,password}
 //	GET  /api/v1/devices/positions?area=   {fields,devices:[[id,area_id,lat,lon,presence]],unplaced} in scope: the map's
@@ -170,6 +182,7 @@
 package api
 
 import (
+	"crypto/ed25519"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -260,6 +273,12 @@ type Server struct {
 
 	// Reports computes broadcast reports (reports.go); nil: unavailable.
 	Reports loa.ReportService
+	// Bulletins are the province's bulletins to its communes (bulletins.go);
+	// nil: their routes are unavailable.
+	Bulletins loa.BulletinService
+	// FeedKey signs the bulletin feed (the station key); unset: the feed
+	// is unavailable.
+	FeedKey ed25519.PrivateKey
 }
 
 // Handler returns the HTTP handler serving the API, /healthz, /metrics and
@@ -426,6 +445,16 @@ func (s *Server) routes() []apiRoute {
 	route("POST /api/v1/drafts/{id}/approve", loa.ActionApprove, s.decideDraft(true))
 	route("POST /api/v1/drafts/{id}/reject", loa.ActionApprove, s.decideDraft(false))
 	route("POST /api/v1/drafts/{id}/withdraw", loa.ActionRead, s.withdrawDraft)
+	route("GET /api/v1/bulletins", loa.ActionRead, s.listBulletins)
+	route("POST /api/v1/bulletins", loa.ActionSession, s.publishBulletin)
+	route("GET /api/v1/bulletins/inbox", loa.ActionRead, s.bulletinInbox)
+	route("GET /api/v1/bulletins/{id}", loa.ActionRead, s.getBulletin)
+	route("GET /api/v1/bulletins/{id}/tracking", loa.ActionRead, s.bulletinTracking)
+	route("POST /api/v1/bulletins/{id}/accept", loa.ActionSession, s.acceptBulletin)
+	route("POST /api/v1/bulletins/{id}/decline", loa.ActionSession, s.declineBulletin)
+	route("GET /api/v1/feed/bulletins", loa.ActionFeed, s.feedBulletins)
+	route("GET /api/v1/feed/media/{sha256}", loa.ActionFeed, s.feedMedia)
+	route("POST /api/v1/feed/bulletins/{id}/report", loa.ActionFeed, s.feedReport)
 
 	add("POST /api/v1/login", "", s.login(newLoginBackoff(s.Now))) // a username and password, not a token
 	route("POST /api/v1/logout", loa.ActionRead, s.logout)

@@ -43,8 +43,8 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c *call) er
 	if err := loa.ValidateName("name", name, true); err != nil {
 		return err
 	}
-	if !loa.ValidRole(req.Role) {
-		return loa.Errorf(loa.EINVALID, "role: must be one of %s, not %s", loa.RoleList(), strconv.Quote(req.Role))
+	if !loa.ValidTokenRole(req.Role) {
+		return loa.Errorf(loa.EINVALID, "role: must be one of %s, not %s", loa.RoleList()+", "+loa.RoleFeed, strconv.Quote(req.Role))
 	}
 	if req.AreaID != "" {
 		if err := loa.ValidateID("area_id", req.AreaID); err != nil {

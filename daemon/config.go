@@ -111,6 +111,16 @@ type Config struct {
 	// clock's frame instead of playing from the beginning
 	// (station/offline.go).
 	ProgrammeCache bool
+
+	// BulletinCheckEvery is how often bulletins' tracking follows the
+	// receivers' evidence, validity and ưu tiên deadlines (bulletins.go);
+	// 0 = DefaultBulletinCheckEvery.
+	BulletinCheckEvery time.Duration
+	// FeedSubscribe is a JSON file of the publishers this station takes
+	// bulletins from: [{url, token, public_key, area_id, every, ca_file}]
+	// (docs/bulletin-feed.md); FeedSubscriptions adds more, as they are.
+	FeedSubscribe     string
+	FeedSubscriptions []station.FeedSubscription
 }
 
 // TLSConfig is how the controller speaks TLS beyond loopback (see tls.go).

@@ -64,6 +64,9 @@ type Main struct {
 	// Config.ProgrammeCache.
 	Programmes *station.Programmes
 
+	// Bulletins are the province's bulletins to communes (bulletins.go).
+	Bulletins *station.Bulletins
+
 	// bg lives from Open to Close: the scheduler and session resumption
 	// run under it, and Close waits for them (schedWG).
 	bg          context.Context
@@ -271,6 +274,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		defer m.schedWG.Done()
 		m.Alerts.Run(m.bg)
 	}()
+	if err := m.openBulletins(); err != nil {
+		return err
+	}
 	m.schedWG.Add(1)
 	go func() {
 		defer m.schedWG.Done()
@@ -348,6 +354,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	enrolment := m.enrolment()
 	srv.Claims, srv.Enrol = enrolment, enrolment
+	srv.Bulletins, srv.FeedKey = m.Bulletins, m.StationKey
 	if err := m.serveHTTP(ctx, srv.Handler(), reg); err != nil {
 		return err
 	}

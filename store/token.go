@@ -40,7 +40,7 @@ func (db *DB) CreateToken(ctx context.Context, t *loa.Token) (secret string, err
 	if err := loa.ValidateName("name", t.Name, false); err != nil {
 		return "", err
 	}
-	if !loa.ValidRole(t.Role) {
+	if !loa.ValidTokenRole(t.Role) {
 		return "", loa.Errorf(loa.EINVALID, "role: must be one of %s, not %q", loa.RoleList(), t.Role)
 	}
 	secret = TokenPrefix + strings.ToLower(secretEncoding.EncodeToString(randomBytes(32)))

@@ -57,6 +57,7 @@ func bindConfig(c *daemon.Config, fs *flag.FlagSet) {
 	fs.IntVar(&c.TranscodeQueue, "transcode-queue", c.TranscodeQueue, "uploads waiting for a transcode worker; more are refused with 503 and Retry-After (0: 4 per worker) [LOA_TRANSCODE_QUEUE]")
 	fs.StringVar(&c.MapTiles, "map-tiles", c.MapTiles, "the console map's tile URL, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png (empty: no tiles, the communes' outlines; the console's CSP allows images from this host only) [LOA_MAP_TILES]")
 	fs.StringVar(&c.MapAttribution, "map-attribution", c.MapAttribution, "the credit the tile provider asks for, shown on the map (default for OpenStreetMap's tiles: © OpenStreetMap contributors) [LOA_MAP_ATTRIBUTION]")
+	fs.StringVar(&c.FeedSubscribe, "feed-subscribe", c.FeedSubscribe, "JSON file of the provincial controllers to take bulletins from: [{url, token, public_key, area_id, every, ca_file}] (docs/bulletin-feed.md) [LOA_FEED_SUBSCRIBE]")
 	fs.StringVar(&c.SDPAllow, "sdp-allow", c.SDPAllow, "CIDRs or addresses, comma-separated, the SDP route may stream to besides the caller's own address [LOA_SDP_ALLOW]")
 }
 
@@ -98,7 +99,7 @@ func configFromEnv(c *daemon.Config, getenv func(string) string) error {
 		"LOA_HTTPS": &c.TLS.HTTPSAddr, "LOA_MQTT_TLS_LISTEN": &c.TLS.MQTTListen,
 		"LOA_TLS_CA_CERT": &c.TLS.CACert, "LOA_TLS_CA_KEY": &c.TLS.CAKey, "LOA_TLS_CERT": &c.TLS.Cert, "LOA_TLS_KEY": &c.TLS.Key,
 		"LOA_ACME_DOMAIN": &c.TLS.ACMEDomain, "LOA_ACME_DIRECTORY": &c.TLS.ACMEDirectory, "LOA_ACME_CA": &c.TLS.ACMERoots,
-		"LOA_DEVICE_MQTT_URL": &c.DeviceMQTTURL, "LOA_BACKUP_DIR": &c.BackupDir,
+		"LOA_DEVICE_MQTT_URL": &c.DeviceMQTTURL, "LOA_BACKUP_DIR": &c.BackupDir, "LOA_FEED_SUBSCRIBE": &c.FeedSubscribe,
 		"LOA_SMS_GATEWAY": &c.SMSGateway, "LOA_SMS_GATEWAY_TOKEN": &c.SMSGatewayToken, "LOA_SMS_INBOUND_SECRET": &c.SMSInboundSecret,
 	}
 	for k, p := range str {

@@ -21,8 +21,9 @@ import device from "./screens/device.js";
 import alarms from "./screens/alarms.js";
 import firmware from "./screens/firmware.js";
 import reports from "./screens/reports.js";
+import bulletins from "./screens/bulletins.js";
 
-const SCREENS = [overview, play, media, playlists, calendar, alerts, devices, device, alarms, firmware, log, users, drafts, reports];
+const SCREENS = [overview, play, media, playlists, calendar, alerts, devices, device, alarms, firmware, log, users, drafts, reports, bulletins];
 
 // What each role may do, as the API's loa.Token.Can says, for a /me that
 // does not list its permissions.
