@@ -8,6 +8,7 @@ import "github.com/loa-broadcast/loa"
 const (
 	DefaultDepth = 3  // 60 ms: the uplink's jitter and reordering it absorbs
 	driftWindow  = 50 // 1 s of pulls
+	burst        = 10 // frames beyond depth all the window long that go at once
 	slots        = 256
 	// maxAhead is how far past the next frame a packet may be before the
 	// uplink is taken to have jumped (a new sequence, a long stall): the
@@ -111,12 +112,25 @@ func (b *buffer) pull() ([]byte, error) {
 			return nil, loa.ErrGap
 		}
 		b.playing = true
+		// Whatever piled up before the first pull (the session's
+		// pre-roll) would be latency for good: keep depth frames.
+		for b.level() > b.depth {
+			b.take()
+			b.stats.Dropped++
+		}
+		lvl = b.level()
 	}
 	b.minLevel, b.maxLvl = min(b.minLevel, lvl), max(b.maxLvl, lvl)
 	if b.pulls++; b.pulls >= driftWindow {
 		lo, hi := b.minLevel, b.maxLvl
 		b.pulls, b.minLevel, b.maxLvl = 0, 1<<30, -1
 		switch {
+		case lo > b.depth+burst:
+			// A burst after a stall: everything beyond depth goes at once.
+			for b.level() > b.depth {
+				b.take()
+				b.stats.Dropped++
+			}
 		case lo > b.depth+1:
 			// Ahead by more than a frame all the window long: the
 			// uplink's clock is fast. One whole frame goes.

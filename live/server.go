@@ -7,6 +7,7 @@ package live
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -123,8 +124,11 @@ func (s *Server) Close() error {
 	for _, u := range ups {
 		u.Close()
 	}
-	s.mux.Close()
-	return s.conn.Close()
+	err := s.mux.Close() // closes the port too
+	if cerr := s.conn.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) {
+		err = errors.Join(err, cerr)
+	}
+	return err
 }
 
 // Options are what an uplink needs from its session.
