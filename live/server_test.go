@@ -224,3 +224,91 @@ func TestUplinkLostWhenSilent(t *testing.T) {
 		t.Errorf("reason %q, want %q", r, ReasonLost)
 	}
 }
+
+// TestUplinkTranscodesWhatCannotBeForwarded: a client sending 60 ms
+// packets (not the receivers' 20 ms) is decoded and encoded again as 20 ms
+// mono frames that still carry its tone, and the uplink says so.
+func TestUplinkTranscodesWhatCannotBeForwarded(t *testing.T) {
+	_, h, hs := newTestServer(t, Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), guard)
+	defer cancel()
+	c, err := Dial(ctx, hs.Client(), hs.URL+"/whip", "", "minptime=60;useinbandfec=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Hangup()
+	if err := c.Connected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	u := h.uplink()
+	enc, err := opus.NewEncoder(protocol.ClockRate, 1, opus.AppAudio)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc.SetBitrate(32000)
+	const hz = 880
+	pcm := make([]int16, 3*protocol.FrameSamples)
+	dec, err := opus.NewDecoder(protocol.ClockRate, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int16
+	tick := time.NewTicker(protocol.FrameDuration)
+	defer tick.Stop()
+	for f := 0; ctx.Err() == nil && len(out) < 50*protocol.FrameSamples; f++ {
+		<-tick.C
+		if f%3 == 0 {
+			for i := range pcm {
+				pcm[i] = int16(9000 * math.Sin(2*math.Pi*hz*float64(f*protocol.FrameSamples+i)/protocol.ClockRate))
+			}
+			b := make([]byte, 4000)
+			k, err := enc.Encode(pcm, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d, _ := packetDuration(b[:k]); d != 3*protocol.FrameSamples {
+				t.Fatalf("the client's packet lasts %d samples", d)
+			}
+			c.Send(b[:k], false)
+		}
+		p, err := u.Next()
+		if err != nil {
+			continue
+		}
+		if !forwardable(p) {
+			t.Fatalf("a frame of %d bytes given is not 20 ms mono", len(p))
+		}
+		buf := make([]int16, protocol.FrameSamples)
+		n, err := dec.Decode(p, buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, buf[:n]...)
+	}
+	if !u.Transcoded() {
+		t.Error("the uplink does not say it transcodes")
+	}
+	// The tone is still the client's.
+	tail := out[len(out)-20*protocol.FrameSamples:]
+	if f := strongest(tail, []float64{440, 880, 1760}); f != hz {
+		t.Errorf("transcoded audio's tone is %v Hz, want %v", f, hz)
+	}
+}
+
+// strongest is the one of freqs with the most power in pcm (Goertzel).
+func strongest(pcm []int16, freqs []float64) float64 {
+	best, bestP := 0.0, -1.0
+	for _, f := range freqs {
+		w := 2 * math.Pi * f / protocol.ClockRate
+		coeff := 2 * math.Cos(w)
+		var s1, s2 float64
+		for _, v := range pcm {
+			s := float64(v) + coeff*s1 - s2
+			s2, s1 = s1, s
+		}
+		if p := s1*s1 + s2*s2 - coeff*s1*s2; p > bestP {
+			best, bestP = f, p
+		}
+	}
+	return best
+}
