@@ -22,7 +22,7 @@ import (
 	"github.com/loa-broadcast/loa/station"
 )
 
-// liveTones are the tone sequence a live speaker sends, 400 ms each,
+// liveTones are the tone sequence a live speaker sends, 600 ms each,
 // between a lead-in and a lead-out tone.
 var liveTones = []float64{500, 1000, 1500, 2000}
 
@@ -192,12 +192,19 @@ func TestLive(t *testing.T) {
 		send(liveLeadHz)
 	}
 	for _, hz := range liveTones {
-		for range 20 {
+		for range 30 {
 			send(hz)
 		}
 	}
-	for range 25 {
+	// The lead-out until the last tone has left the controller and half a
+	// second more (a loaded machine delays the uplink), then DELETE.
+	last := sent[len(sent)-1]
+	for ctx.Err() == nil {
 		send(liveLeadHz)
+		got := tap.payloads()
+		if i := slices.IndexFunc(got, func(p []byte) bool { return bytes.Equal(p, last) }); i >= 0 && len(got)-i > 25 {
+			break
+		}
 	}
 	if err := c.Close(ctx); err != nil {
 		t.Fatalf("DELETE: %v", err)
@@ -219,7 +226,8 @@ func TestLive(t *testing.T) {
 				}
 			}
 			if !slices.Equal(seq, liveTones) {
-				t.Errorf("%s played the tones %v, want %v", r.ID(), seq, liveTones)
+				st, _ := r.Session(id)
+				t.Errorf("%s played the tones %v, want %v (%+v)", r.ID(), seq, liveTones, st)
 			}
 		}
 	}

@@ -8,7 +8,6 @@ import "github.com/loa-broadcast/loa"
 const (
 	DefaultDepth = 3  // 60 ms: the uplink's jitter and reordering it absorbs
 	driftWindow  = 50 // 1 s of pulls
-	burst        = 10 // frames beyond depth all the window long that go at once
 	slots        = 256
 	// maxAhead is how far past the next frame a packet may be before the
 	// uplink is taken to have jumped (a new sequence, a long stall): the
@@ -125,17 +124,14 @@ func (b *buffer) pull() ([]byte, error) {
 		lo, hi := b.minLevel, b.maxLvl
 		b.pulls, b.minLevel, b.maxLvl = 0, 1<<30, -1
 		switch {
-		case lo > b.depth+burst:
-			// A burst after a stall: everything beyond depth goes at once.
-			for b.level() > b.depth {
+		case lo > b.depth+1:
+			// Ahead by more than a frame all the window long: the
+			// uplink's clock is fast (one frame), or a stall's burst came
+			// in (many). Whole frames go, down to depth.
+			for range lo - b.depth {
 				b.take()
 				b.stats.Dropped++
 			}
-		case lo > b.depth+1:
-			// Ahead by more than a frame all the window long: the
-			// uplink's clock is fast. One whole frame goes.
-			b.take()
-			b.stats.Dropped++
 		case hi < b.depth-1:
 			// Behind by more than a frame all the window long: a frame
 			// of silence (receivers conceal it) lets it catch up.

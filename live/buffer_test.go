@@ -189,3 +189,39 @@ func equalInts(a, b []int) bool {
 	}
 	return true
 }
+
+// TestStallBurstIsCaughtUp: an uplink that stalls for half a second and
+// then delivers the backlog at once gets gaps while it is silent, and the
+// backlog is dropped within two windows: the latency it added does not
+// stay.
+func TestStallBurstIsCaughtUp(t *testing.T) {
+	b := newBuffer(DefaultDepth)
+	seq := uint16(0)
+	push := func() { b.push(seq, []byte{byte(seq)}); seq++ }
+	for range DefaultDepth {
+		push()
+	}
+	for range 100 { // steady
+		push()
+		b.pull()
+	}
+	for range 25 { // the stall: nothing comes
+		b.pull()
+	}
+	for range 25 { // the backlog at once
+		push()
+	}
+	if b.level() < 20 {
+		t.Fatalf("level %d after the burst", b.level())
+	}
+	for range 2 * driftWindow {
+		push()
+		b.pull()
+	}
+	if lvl := b.level(); lvl > DefaultDepth+1 {
+		t.Errorf("level %d two windows after the burst, want back to about %d", lvl, DefaultDepth)
+	}
+	if b.stats.Inserted < 20 || b.stats.Dropped < 20 {
+		t.Errorf("stats %+v: want the stall's gaps inserted and its backlog dropped", b.stats)
+	}
+}
