@@ -4,15 +4,18 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/hraban/opus"
+	"github.com/pion/webrtc/v4"
 
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/protocol"
@@ -311,4 +314,50 @@ func strongest(pcm []int16, freqs []float64) float64 {
 		}
 	}
 	return best
+}
+
+// TestAnswerPinsTheProfileAndNamesThePublicAddress: behind a 1:1 NAT the
+// answer's candidates carry the public address on the one port, and the
+// answer pins the receivers' Opus profile.
+func TestAnswerPinsTheProfileAndNamesThePublicAddress(t *testing.T) {
+	s, err := New(Config{Bind: "127.0.0.1:0", Public: []string{"203.0.113.7"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), guard)
+	defer cancel()
+	u, answer, err := s.Accept(ctx, offer.SDP, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	port := fmt.Sprint(s.LocalAddr().Port())
+	for _, want := range []string{"203.0.113.7 " + port + " typ host", "useinbandfec=1", "usedtx=0", "stereo=0", "maxaveragebitrate=32000", "a=ptime:20", "opus/48000/2"} {
+		if !strings.Contains(answer, want) {
+			t.Errorf("answer lacks %q:\n%s", want, answer)
+		}
+	}
+	if strings.Contains(answer, "127.0.0.1 "+port) {
+		t.Errorf("answer names the private address:\n%s", answer)
+	}
+	// Not Opus, not SDP: refused with a clear code.
+	if _, _, err := s.Accept(ctx, "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=rtpmap:0 PCMU/8000\r\n", Options{}); loa.ErrorCode(err) != loa.EUNSUPPORTED {
+		t.Errorf("a PCMU-only offer: %v, want EUNSUPPORTED", err)
+	}
+	if _, _, err := s.Accept(ctx, "hello", Options{}); loa.ErrorCode(err) != loa.EINVALID {
+		t.Errorf("not SDP: %v, want EINVALID", err)
+	}
 }
