@@ -125,7 +125,9 @@ func (u *Uplink) end(reason string) {
 		close(u.done)
 		u.s.forget(u)
 		go u.pc.Close() // not from pion's own callbacks' goroutine
-		u.s.log.Info("live uplink ended", "reason", reason)
+		st := u.Stats()
+		u.s.log.Info("live uplink ended", "reason", reason, "received", st.Received, "lost", st.Lost, "late", st.Late,
+			"dropped", st.Dropped, "inserted", st.Inserted, "transcoded", u.Transcoded())
 	})
 }
 
