@@ -9,9 +9,9 @@ const (
 	DefaultDepth = 3  // 60 ms: the uplink's jitter and reordering it absorbs
 	driftWindow  = 50 // 1 s of pulls
 	slots        = 256
-	// maxAhead is how far past the next frame a packet may be before the
-	// uplink is taken to have jumped (a new sequence, a long stall): the
-	// buffer then starts over from it.
+	// maxAhead is how far from the next frame a packet may be, ahead or
+	// behind, before the uplink is taken to have jumped (a new sequence, a
+	// long stall): the buffer then starts over from it.
 	maxAhead = 200
 )
 
@@ -69,14 +69,16 @@ func (b *buffer) push(seq uint16, payload []byte) {
 	if !b.started {
 		b.started, b.next, b.highest = true, seq, seq
 	}
-	d := int16(seq - b.next)
+	d := int(int16(seq - b.next))
+	if d <= -maxAhead || d >= maxAhead {
+		// Far from anything expected, ahead or behind: the uplink's
+		// sequence jumped (a new track, a long stall).
+		b.reset(seq)
+		d = 0
+	}
 	if d < 0 {
 		b.stats.Late++
 		return
-	}
-	if int(d) >= maxAhead {
-		b.reset(seq)
-		d = 0
 	}
 	i := seq % slots
 	if b.have[i] {
