@@ -64,7 +64,6 @@ func NewLive(db *store.DB, sessions *Sessions, uplinks Uplinks, logger *slog.Log
 type liveRun struct {
 	up   Uplink
 	sess *loa.Session
-	by   string
 }
 
 // StartLive answers a WHIP offer and puts the uplink on air: it returns the
@@ -111,7 +110,7 @@ func (l *Live) StartLive(ctx context.Context, req loa.LiveRequest) (*loa.Session
 	idMu.Lock()
 	id = sess.ID
 	idMu.Unlock()
-	r := &liveRun{up: up, sess: sess, by: req.CreatedBy}
+	r := &liveRun{up: up, sess: sess}
 	if src.started(sess.ID) { // else it ended already: nothing to follow
 		l.mu.Lock()
 		l.run[sess.ID] = r
