@@ -52,6 +52,8 @@ type Server struct {
 	conn net.PacketConn
 	mux  ice.UDPMux
 
+	metrics *metrics
+
 	mu      sync.Mutex
 	uplinks map[*Uplink]struct{}
 	closed  bool
@@ -101,7 +103,7 @@ func New(cfg Config) (*Server, error) {
 	// Reports of their own, with the uplink's loss alone, contradicting
 	// ours (and NACKs, whose retransmissions would come too late).
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(&me), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(&interceptor.Registry{}))
-	return &Server{cfg: cfg, log: cfg.Logger, api: api, conn: conn, mux: mux, uplinks: map[*Uplink]struct{}{}}, nil
+	return &Server{cfg: cfg, log: cfg.Logger, api: api, conn: conn, mux: mux, metrics: newMetrics(), uplinks: map[*Uplink]struct{}{}}, nil
 }
 
 // LocalAddr is the UDP address every peer connection uses.
@@ -187,14 +189,30 @@ func (s *Server) Accept(ctx context.Context, offer string, opts Options) (*Uplin
 	}
 	s.uplinks[u] = struct{}{}
 	s.mu.Unlock()
+	s.metrics.uplinks.Inc()
 	go u.watch()
 	return u, pinProfile(local.SDP), nil
 }
 
-func (s *Server) forget(u *Uplink) {
+// forget drops an ended uplink and counts what it did.
+func (s *Server) forget(u *Uplink, st Stats, reason string) {
 	s.mu.Lock()
+	_, had := s.uplinks[u]
 	delete(s.uplinks, u)
 	s.mu.Unlock()
+	if !had {
+		return // never accepted
+	}
+	m := s.metrics
+	m.uplinks.Dec()
+	m.received.Add(float64(st.Received))
+	m.lost.Add(float64(st.Lost))
+	m.dropped.Add(float64(st.Dropped))
+	m.inserted.Add(float64(st.Inserted))
+	if u.Transcoded() {
+		m.transcoded.Inc()
+	}
+	m.ended.WithLabelValues(reason).Inc()
 }
 
 // checkOffer parses an offer and requires an audio section offering Opus.

@@ -16,6 +16,8 @@ import (
 
 	"github.com/hraban/opus"
 	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/protocol"
@@ -226,6 +228,13 @@ func TestUplinkLostWhenSilent(t *testing.T) {
 	if r := h.uplink().Reason(); r != ReasonLost {
 		t.Errorf("reason %q, want %q", r, ReasonLost)
 	}
+	m := h.s.metrics
+	if got := value(m.ended.WithLabelValues(ReasonLost)); got != 1 {
+		t.Errorf("uplinks ended lost: %v, want 1", got)
+	}
+	if got, rx := value(m.uplinks), value(m.received); got != 0 || rx != 5 {
+		t.Errorf("uplinks %v (want 0), packets received %v (want 5)", got, rx)
+	}
 }
 
 // TestUplinkTranscodesWhatCannotBeForwarded: a client sending 60 ms
@@ -360,4 +369,18 @@ func TestAnswerPinsTheProfileAndNamesThePublicAddress(t *testing.T) {
 	if _, _, err := s.Accept(ctx, "hello", Options{}); loa.ErrorCode(err) != loa.EINVALID {
 		t.Errorf("not SDP: %v, want EINVALID", err)
 	}
+}
+
+// value reads a counter's or a gauge's value.
+func value(c prometheus.Collector) float64 {
+	ch := make(chan prometheus.Metric, 1)
+	c.Collect(ch)
+	var m dto.Metric
+	if err := (<-ch).Write(&m); err != nil {
+		return -1
+	}
+	if m.Counter != nil {
+		return m.Counter.GetValue()
+	}
+	return m.Gauge.GetValue()
 }
