@@ -16,6 +16,7 @@ const supportedFormats = "WAV, MP3, Ogg Opus, or (decoded by ffmpeg) M4A/AAC, AM
 type format struct {
 	name    string // Info.Format: "wav", "mp3", "opus", "mp4", "flac", "ogg", …
 	demuxer string // ffmpeg's demuxer (-f); "" for Loa's own decoders
+	what    string // for people, in errors: "MP4/M4A", "Ogg (not Opus)"
 }
 
 func (f format) ffmpeg() bool { return f.demuxer != "" }
@@ -32,7 +33,7 @@ func detect(b []byte) (format, error) {
 			return format{name: "wav"}, nil // short ones fail in the parser, saying where
 		}
 		if has(8, "AVI ") {
-			return format{name: "avi", demuxer: "avi"}, nil
+			return format{name: "avi", demuxer: "avi", what: "AVI"}, nil
 		}
 		return format{}, unsupported(fmt.Sprintf("a RIFF %q file", b[8:12]))
 	case has(0, "ID3"):
@@ -48,7 +49,7 @@ func detect(b []byte) (format, error) {
 			return format{name: "opus"}, nil
 		}
 		// Vorbis, FLAC, Speex, Theora with sound…: ffmpeg tells.
-		return format{name: "ogg", demuxer: "ogg"}, nil
+		return format{name: "ogg", demuxer: "ogg", what: "Ogg (not Opus)"}, nil
 	}
 	for _, c := range ffmpegFormats {
 		if c.match(b) {
@@ -63,26 +64,26 @@ var ffmpegFormats = []struct {
 	format
 	match func(b []byte) bool
 }{
-	{format{"flac", "flac"}, prefix(0, "fLaC")},
-	{format{"mp4", "mov"}, func(b []byte) bool { // M4A, MP4, 3GP, MOV
+	{format{"flac", "flac", "FLAC"}, prefix(0, "fLaC")},
+	{format{"mp4", "mov", "MP4/M4A"}, func(b []byte) bool { // M4A, MP4, 3GP, MOV
 		return prefix(4, "ftyp")(b) || prefix(4, "moov")(b) || prefix(4, "mdat")(b) || prefix(4, "wide")(b) || prefix(4, "free")(b)
 	}},
-	{format{"aac", "aac"}, func(b []byte) bool { return len(b) >= 2 && b[0] == 0xff && b[1]&0xf6 == 0xf0 }}, // ADTS
-	{format{"mp2", "mp3"}, func(b []byte) bool { // MPEG audio layer I or II
+	{format{"aac", "aac", "AAC"}, func(b []byte) bool { return len(b) >= 2 && b[0] == 0xff && b[1]&0xf6 == 0xf0 }}, // ADTS
+	{format{"mp2", "mp3", "MPEG audio layer I/II"}, func(b []byte) bool { // MPEG audio layer I or II
 		return len(b) >= 4 && b[0] == 0xff && b[1]&0xe0 == 0xe0 && (b[1]>>3)&3 != 1 && (b[1]>>1)&3 >= 2
 	}},
-	{format{"amr", "amr"}, prefix(0, "#!AMR")},
-	{format{"wma", "asf"}, prefix(0, "0&\xb2\x75\x8e\x66\xcf\x11")}, // ASF: WMA, WMV
-	{format{"matroska", "matroska"}, prefix(0, "\x1a\x45\xdf\xa3")}, // MKV, WebM
-	{format{"aiff", "aiff"}, func(b []byte) bool { return prefix(0, "FORM")(b) && (prefix(8, "AIFF")(b) || prefix(8, "AIFC")(b)) }},
-	{format{"au", "au"}, prefix(0, ".snd")},
-	{format{"caf", "caf"}, prefix(0, "caff")},
-	{format{"flv", "flv"}, prefix(0, "FLV\x01")},
-	{format{"mpegts", "mpegts"}, func(b []byte) bool { return len(b) > 188 && b[0] == 0x47 && b[188] == 0x47 }},
-	{format{"mpeg", "mpeg"}, prefix(0, "\x00\x00\x01\xba")}, // MPEG program stream (VOB)
-	{format{"wavpack", "wv"}, prefix(0, "wvpk")},
-	{format{"ape", "ape"}, prefix(0, "MAC ")},
-	{format{"ac3", "ac3"}, prefix(0, "\x0b\x77")},
+	{format{"amr", "amr", "AMR"}, prefix(0, "#!AMR")},
+	{format{"wma", "asf", "WMA/ASF"}, prefix(0, "0&\xb2\x75\x8e\x66\xcf\x11")},       // ASF: WMA, WMV
+	{format{"matroska", "matroska", "Matroska/WebM"}, prefix(0, "\x1a\x45\xdf\xa3")}, // MKV, WebM
+	{format{"aiff", "aiff", "AIFF"}, func(b []byte) bool { return prefix(0, "FORM")(b) && (prefix(8, "AIFF")(b) || prefix(8, "AIFC")(b)) }},
+	{format{"au", "au", "Sun AU"}, prefix(0, ".snd")},
+	{format{"caf", "caf", "Core Audio (CAF)"}, prefix(0, "caff")},
+	{format{"flv", "flv", "Flash video (FLV)"}, prefix(0, "FLV\x01")},
+	{format{"mpegts", "mpegts", "MPEG transport stream"}, func(b []byte) bool { return len(b) > 188 && b[0] == 0x47 && b[188] == 0x47 }},
+	{format{"mpeg", "mpeg", "MPEG program stream"}, prefix(0, "\x00\x00\x01\xba")}, // MPEG program stream (VOB)
+	{format{"wavpack", "wv", "WavPack"}, prefix(0, "wvpk")},
+	{format{"ape", "ape", "Monkey's Audio (APE)"}, prefix(0, "MAC ")},
+	{format{"ac3", "ac3", "AC-3"}, prefix(0, "\x0b\x77")},
 }
 
 func prefix(off int, s string) func([]byte) bool {

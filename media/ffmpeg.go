@@ -98,7 +98,7 @@ func startFFmpeg(ctx context.Context, bin string, f format, in *os.File, maxDur 
 	}
 	path, err := exec.LookPath(bin)
 	if err != nil {
-		return nil, loa.Errorf(loa.EUNSUPPORTED, "the file looks like %s, which this station decodes with ffmpeg, and ffmpeg is not installed: upload WAV, MP3 or Ogg Opus", f.name)
+		return nil, loa.Errorf(loa.EUNSUPPORTED, "the file looks like %s, which this station decodes with ffmpeg, and ffmpeg is not installed: upload WAV, MP3 or Ogg Opus", f.what)
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	limit := maxDur + protocol.FrameDuration
@@ -185,12 +185,12 @@ func (s *ffmpegSource) failure(err error) error {
 	why := lastError(log)
 	switch {
 	case strings.Contains(log, "matches no streams"):
-		return loa.Errorf(loa.EUNSUPPORTED, "the file (%s) has no sound track", s.f.name)
+		return loa.Errorf(loa.EUNSUPPORTED, "the file (%s) has no sound track", s.f.what)
 	case strings.Contains(log, "Decoder (codec") && strings.Contains(log, "not found"),
 		strings.Contains(log, "decoding for stream") && strings.Contains(log, "not supported"):
-		return loa.Errorf(loa.EUNSUPPORTED, "the file (%s) holds sound in an encoding ffmpeg cannot decode: %s", s.f.name, why)
+		return loa.Errorf(loa.EUNSUPPORTED, "the file (%s) holds sound in an encoding ffmpeg cannot decode: %s", s.f.what, why)
 	}
-	return loa.Errorf(loa.EINVALID, "the file looks like %s but ffmpeg cannot decode it: %s", s.f.name, why)
+	return loa.Errorf(loa.EINVALID, "the file looks like %s but ffmpeg cannot decode it: %s", s.f.what, why)
 }
 
 // decoder names the codec ffmpeg decoded, from its "Stream mapping" lines:

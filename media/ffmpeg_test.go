@@ -76,7 +76,7 @@ func TestTranscodeFFmpegErrors(t *testing.T) {
 		code string
 		msg  string
 	}{
-		{"damaged", garbage, Options{}, loa.EINVALID, "looks like flac but ffmpeg cannot decode it"},
+		{"damaged", garbage, Options{}, loa.EINVALID, "looks like FLAC but ffmpeg cannot decode it"},
 		{"no sound", video, Options{}, loa.EUNSUPPORTED, "has no sound track"},
 		{"over MaxDuration", flac, Options{MaxDuration: time.Second}, loa.ETOOLARGE, "longer than the 1s limit"},
 		{"no ffmpeg", flac, Options{FFmpeg: filepath.Join(t.TempDir(), "ffmpeg")}, loa.EUNSUPPORTED, "ffmpeg is not installed"},
@@ -164,4 +164,23 @@ func ffmpegMake(t testing.TB, ext string, args ...string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// detect names a format or refuses with EUNSUPPORTED, whatever the bytes;
+// what goes to ffmpeg has its demuxer named.
+func FuzzDetect(f *testing.F) {
+	for _, s := range []string{"fLaC", "\x00\x00\x00\x20ftypM4A ", "#!AMR\n", "OggS", "RIFF\x00\x00\x00\x00AVI ", "\xff\xf1\x50\x80", "\xff\xfd\x90\x00", "%PDF", "hello"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fm, err := detect(b)
+		switch {
+		case err != nil && loa.ErrorCode(err) != loa.EUNSUPPORTED:
+			t.Fatalf("%q: %v", b, err)
+		case err == nil && fm.name == "":
+			t.Fatalf("%q: no format", b)
+		case fm.ffmpeg() && fm.what == "":
+			t.Fatalf("%q: %+v unnamed", b, fm)
+		}
+	})
 }
