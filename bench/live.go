@@ -73,12 +73,17 @@ func clickFrame(k int) int {
 	return int((time.Duration(k+1)*clickEvery + clickEvery/2) / protocol.FrameDuration)
 }
 
+// clickTail is the silence after the last click: it plays out before the
+// session ends.
+const clickTail = 2 * time.Second
+
 // clickSignal is n frames of silence with the clicks, but skipClick.
 func clickSignal(frames int) (pcm []int16, clicks int) {
 	pcm = make([]int16, frames*protocol.FrameSamples)
+	end := len(pcm) - int(clickTail.Seconds()*protocol.ClockRate)
 	for k := 0; ; k++ {
 		start := clickFrame(k) * protocol.FrameSamples
-		if start+clickLen > len(pcm) {
+		if start+clickLen > end {
 			return pcm, k
 		}
 		if k == skipClick {
@@ -363,8 +368,13 @@ func benchLiveRun(ctx context.Context, b liveBench, stdout, stderr io.Writer) (m
 	if err != nil {
 		return nil, err
 	}
-	recCPU, err := measureSession(ctx, m, c, recSess.ID, b.For, b.Receivers)
+	recCPU, err := measureStreaming(ctx, m, recSess.ID, b.For-time.Second, b.Receivers)
 	if err != nil {
+		return nil, fmt.Errorf("recorded: %w", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if _, err := c.WaitSession(wctx, recSess.ID); err != nil {
 		return nil, fmt.Errorf("recorded: %w", err)
 	}
 	say("recorded media fan-out: %.3f controller CPU-s per receiver-hour", recCPU)
@@ -434,9 +444,10 @@ func startLiveChild(ctx context.Context, b liveBench, cfg liveChildConfig, stder
 	return c, nil
 }
 
-// measureSession returns the controller's CPU seconds per receiver-hour
-// while session id streams: from its first packet for d less a second.
-func measureSession(ctx context.Context, m *daemon.Main, c *api.Client, id string, d time.Duration, receivers int) (float64, error) {
+// measureStreaming returns the controller's CPU seconds per
+// receiver-hour while session id streams: from its first packet, for
+// window.
+func measureStreaming(ctx context.Context, m *daemon.Main, id string, window time.Duration, receivers int) (float64, error) {
 	deadline := time.Now().Add(time.Minute)
 	for {
 		if _, ok := m.Sessions.FirstSent(id); ok {
@@ -451,14 +462,9 @@ func measureSession(ctx context.Context, m *daemon.Main, c *api.Client, id strin
 	select {
 	case <-ctx.Done():
 		return 0, ctx.Err()
-	case <-time.After(d - time.Second):
+	case <-time.After(window):
 	}
 	cpu, wall := selfCPU()-cpu0, time.Since(t0)
-	wctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	if _, err := c.WaitSession(wctx, id); err != nil {
-		return 0, err
-	}
 	return cpu.Seconds() / (float64(receivers) * wall.Hours()), nil
 }
 

@@ -1,6 +1,12 @@
 package bench
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,5 +69,74 @@ func TestLiveClicksThroughOpus(t *testing.T) {
 		if l < 50 || l > 60 {
 			t.Errorf("latency %.1f ms, want 50 ms + the codec's delay", l)
 		}
+	}
+}
+
+// TestBenchLive runs "loa bench live" end to end at a tiny scale — the
+// controller and a pion WHIP client here, a few receivers in a child
+// process — so the benchmark cannot rot. It checks the figures are there
+// and consistent, never how fast anything was.
+func TestBenchLive(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a child process of receivers")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	const n = 4
+	b := liveBench{
+		Receivers: n, Decode: 2, For: 6 * time.Second, Seed: 1, Online: time.Minute,
+		UpBase: 30 * time.Millisecond, JitterMedian: 10 * time.Millisecond, JitterP99: 80 * time.Millisecond,
+		Child: func(ctx context.Context) (*exec.Cmd, error) {
+			cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestBenchLiveReceiversChild$")
+			cmd.Env = append(os.Environ(), "LOA_BENCH_LIVE_CHILD=1")
+			return cmd, nil
+		},
+	}
+	var out bytes.Buffer
+	var errs lockedBuffer
+	res, err := benchLiveRun(ctx, b, &out, &errs)
+	if err != nil {
+		t.Fatalf("%v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errs.String())
+	}
+	t.Logf("\n%s", out.String())
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	var last map[string]any
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil {
+		t.Fatalf("last line is not JSON: %v\n%s", err, out.String())
+	}
+	for _, k := range []string{"receivers", "reported", "latency_ms_p50", "latency_ms_p99", "playout_delay_ms", "transcoded", "cpu_s_per_receiver_hour", "cpu_s_per_receiver_hour_recorded"} {
+		if _, ok := last[k]; !ok {
+			t.Errorf("JSON line lacks %q: %s", k, lines[len(lines)-1])
+		}
+	}
+	num := func(k string) float64 { f, _ := last[k].(float64); return f }
+	_, clicks := clickSignal(int(b.For / protocol.FrameDuration))
+	if num("receivers") != n || num("reported") < 1 || num("reported") > n {
+		t.Errorf("receivers %v, reported %v: want %d, and 1..%d", last["receivers"], last["reported"], n, n)
+	}
+	// The uplink may lose a late click on a loaded machine; the control
+	// click, never sent, is never found.
+	if found := num("clicks_found"); found < float64(clicks-1)/2 || found > float64(clicks-1) || num("control_found") != 0 {
+		t.Errorf("%v of %d clicks found, control found by %v: want most, and none", found, clicks-1, last["control_found"])
+	}
+	if p50, p99 := num("latency_ms_p50"), num("latency_ms_p99"); p50 <= 0 || p50 > p99 {
+		t.Errorf("latency p50 %v, p99 %v: want 0 < p50 ≤ p99", p50, p99)
+	}
+	if last["transcoded"] != false || num("cpu_s_per_receiver_hour") <= 0 || num("cpu_s_per_receiver_hour_recorded") <= 0 {
+		t.Errorf("transcoded %v, CPU live %v, recorded %v: want false and both > 0", last["transcoded"], last["cpu_s_per_receiver_hour"], last["cpu_s_per_receiver_hour_recorded"])
+	}
+	if res["receivers"] != n {
+		t.Errorf("returned figures %v differ from the printed line", res)
+	}
+}
+
+// TestBenchLiveReceiversChild is the receivers' process of TestBenchLive
+// (the test binary re-executed), not a test of its own.
+func TestBenchLiveReceiversChild(t *testing.T) {
+	if os.Getenv("LOA_BENCH_LIVE_CHILD") != "1" {
+		t.Skip("runs only as TestBenchLive's child process")
+	}
+	if err := benchLiveReceivers(context.Background(), os.Stdin, os.Stdout, os.Stderr); err != nil {
+		t.Fatal(err)
 	}
 }
