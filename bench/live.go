@@ -77,7 +77,8 @@ func clickFrame(k int) int {
 // session ends.
 const clickTail = 2 * time.Second
 
-// clickSignal is n frames of silence with the clicks, but skipClick.
+// clickSignal is n frames of silence with the clicks, but skipClick;
+// clicks counts the click slots, the control's among them.
 func clickSignal(frames int) (pcm []int16, clicks int) {
 	pcm = make([]int16, frames*protocol.FrameSamples)
 	end := len(pcm) - int(clickTail.Seconds()*protocol.ClockRate)
@@ -95,6 +96,14 @@ func clickSignal(frames int) (pcm []int16, clicks int) {
 			pcm[start+i] = int16(clickAmp * 32767 * env * math.Sin(2*math.Pi*clickFreq(k)*float64(i)/protocol.ClockRate))
 		}
 	}
+}
+
+// sentClicks is how many of clicks slots hold a click.
+func sentClicks(clicks int) int {
+	if skipClick < clicks {
+		return clicks - 1
+	}
+	return clicks
 }
 
 // benchLive is "loa bench live".
@@ -396,9 +405,9 @@ func benchLiveRun(ctx context.Context, b liveBench, stdout, stderr io.Writer) (m
 	res := liveLatency(rxs, lr, clicks)
 	delay := ms(cfg.Delay)
 	say("live session %s: transcoded %v; uplink delay of the clicks p50 %.1f ms, p99 %.1f ms", lr.session, lr.transcoded, pct(lr.uplink, 50), pct(lr.uplink, 99))
-	say("click timestamps agreed by %d of %d decoding receivers; %d of %d clicks found", res.agreed, b.Decode, res.found, clicks-1)
-	say("latency, played − the client's send time, over %d receivers × clicks: p50 %.1f ms, p99 %.1f ms, max %.1f ms; of which the playout delay %.0f ms (goal: p99 ≤ playout delay + 150 ms)",
-		len(res.reported), pct(res.lat, 50), pct(res.lat, 99), pct(res.lat, 100), delay)
+	say("click timestamps agreed by %d of %d decoding receivers; %d of %d clicks found", res.agreed, b.Decode, res.found, sentClicks(clicks))
+	say("latency, played − the client's send time, %d clicks played on receivers: p50 %.1f ms, p99 %.1f ms, max %.1f ms; of which the playout delay %.0f ms (goal: p99 ≤ playout delay + 150 ms)",
+		len(res.lat), pct(res.lat, 50), pct(res.lat, 99), pct(res.lat, 100), delay)
 	say("reported every click: %d of %d receivers; control (click %d, never sent) found by %d receivers (want 0)", len(res.reported), b.Receivers, skipClick, res.control)
 	say("controller CPU per receiver-hour: live %.3f s, recorded %.3f s, ratio %.2f (goal ≤ 1.10)", lr.cpu, recCPU, lr.cpu/recCPU)
 	simCPU := child.close()
@@ -406,7 +415,7 @@ func benchLiveRun(ctx context.Context, b liveBench, stdout, stderr io.Writer) (m
 		"receivers": b.Receivers, "reported": len(res.reported), "latency_ms_p50": round3(pct(res.lat, 50)),
 		"latency_ms_p99": round3(pct(res.lat, 99)), "latency_ms_max": round3(pct(res.lat, 100)), "playout_delay_ms": delay,
 		"transcoded": lr.transcoded, "cpu_s_per_receiver_hour": round3(lr.cpu), "cpu_s_per_receiver_hour_recorded": round3(recCPU),
-		"clicks": clicks - 1, "clicks_found": res.found, "control_found": res.control,
+		"clicks": sentClicks(clicks), "clicks_found": res.found, "control_found": res.control,
 		"uplink_ms_p50": round3(pct(lr.uplink, 50)), "uplink_ms_p99": round3(pct(lr.uplink, 99)), "receivers_cpu_s": round3(simCPU),
 	}
 	printJSONLine(stdout, out)

@@ -38,8 +38,8 @@ func TestLiveClicksThroughOpus(t *testing.T) {
 		out = append(out, frame[:n]...)
 	}
 	onsets := findClicks(out)
-	if len(onsets) != clicks-1 {
-		t.Fatalf("found %d clicks, want %d: %+v", len(onsets), clicks-1, onsets)
+	if len(onsets) != sentClicks(clicks) || sentClicks(clicks) != clicks-1 {
+		t.Fatalf("found %d clicks, want %d: %+v", len(onsets), sentClicks(clicks), onsets)
 	}
 	prev, prevIdx := -1, 0
 	for _, o := range onsets {
@@ -62,7 +62,7 @@ func TestLiveClicksThroughOpus(t *testing.T) {
 	}
 	rx := liveRx{ID: "rx", FirstAtNs: t0.UnixNano(), FirstTS: 1000, Played: uint64(len(packets)), Onsets: onsets}
 	res := liveLatency([]liveRx{rx}, lr, clicks)
-	if len(res.reported) != 1 || res.found != clicks-1 || res.control != 0 || res.agreed != 1 {
+	if len(res.reported) != 1 || res.found != sentClicks(clicks) || res.control != 0 || res.agreed != 1 {
 		t.Fatalf("reported %v, found %d, control %d, agreed %d", res.reported, res.found, res.control, res.agreed)
 	}
 	for _, l := range res.lat {
@@ -84,7 +84,7 @@ func TestBenchLive(t *testing.T) {
 	defer cancel()
 	const n = 4
 	b := liveBench{
-		Receivers: n, Decode: 2, For: 6 * time.Second, Seed: 1, Online: time.Minute,
+		Receivers: n, Decode: 2, For: 8 * time.Second, Seed: 1, Online: time.Minute,
 		UpBase: 30 * time.Millisecond, JitterMedian: 10 * time.Millisecond, JitterP99: 80 * time.Millisecond,
 		Child: func(ctx context.Context) (*exec.Cmd, error) {
 			cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestBenchLiveReceiversChild$")
@@ -116,8 +116,9 @@ func TestBenchLive(t *testing.T) {
 	}
 	// The uplink may lose a late click on a loaded machine; the control
 	// click, never sent, is never found.
-	if found := num("clicks_found"); found < float64(clicks-1)/2 || found > float64(clicks-1) || num("control_found") != 0 {
-		t.Errorf("%v of %d clicks found, control found by %v: want most, and none", found, clicks-1, last["control_found"])
+	sent := float64(sentClicks(clicks))
+	if found := num("clicks_found"); num("clicks") != sent || found < sent/2 || found > sent || num("control_found") != 0 {
+		t.Errorf("%v of %v clicks found (want %v), control found by %v: want most, and none", found, last["clicks"], sent, last["control_found"])
 	}
 	if p50, p99 := num("latency_ms_p50"), num("latency_ms_p99"); p50 <= 0 || p50 > p99 {
 		t.Errorf("latency p50 %v, p99 %v: want 0 < p50 ≤ p99", p50, p99)
