@@ -403,12 +403,22 @@ func benchLiveRun(ctx context.Context, b liveBench, stdout, stderr io.Writer) (m
 		return nil, err
 	}
 	res := liveLatency(rxs, lr, clicks)
+	playing, decoded := 0, 0
+	for _, rx := range rxs {
+		if rx.Played > 0 {
+			playing++
+		}
+		if len(rx.Onsets) > 0 {
+			decoded++
+		}
+	}
+	say("live session played by %d of %d receivers (%d decoders found clicks)", playing, len(rxs), decoded)
 	delay := ms(cfg.Delay)
-	say("live session %s: transcoded %v; uplink delay of the clicks p50 %.1f ms, p99 %.1f ms", lr.session, lr.transcoded, pct(lr.uplink, 50), pct(lr.uplink, 99))
+	say("live session %s (%s): transcoded %v; uplink delay of the clicks p50 %.1f ms, p99 %.1f ms", lr.session, lr.ended, lr.transcoded, pct(lr.uplink, 50), pct(lr.uplink, 99))
 	say("click timestamps agreed by %d of %d decoding receivers; %d of %d clicks found", res.agreed, b.Decode, res.found, sentClicks(clicks))
 	say("latency, played − the client's send time, %d clicks played on receivers: p50 %.1f ms, p99 %.1f ms, max %.1f ms; of which the playout delay %.0f ms (goal: p99 ≤ playout delay + 150 ms)",
 		len(res.lat), pct(res.lat, 50), pct(res.lat, 99), pct(res.lat, 100), delay)
-	say("reported every click: %d of %d receivers; control (click %d, never sent) found by %d receivers (want 0)", len(res.reported), b.Receivers, skipClick, res.control)
+	say("reported (played through every click found): %d of %d receivers; control (click %d, never sent) found by %d receivers (want 0)", len(res.reported), b.Receivers, skipClick, res.control)
 	say("controller CPU per receiver-hour: live %.3f s, recorded %.3f s, ratio %.2f (goal ≤ 1.10)", lr.cpu, recCPU, lr.cpu/recCPU)
 	simCPU := child.close()
 	out := map[string]any{
@@ -506,6 +516,7 @@ func encodeClicks(pcm []int16) ([][]byte, error) {
 type liveRun struct {
 	session    string
 	transcoded bool
+	ended      string      // the session's state and reason at its end
 	sent       []time.Time // per frame: when the client sent it (before the uplink's delay)
 	uplink     []float64   // ms: the uplink delay of each click
 	cpu        float64     // controller CPU-s per receiver-hour

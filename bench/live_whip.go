@@ -61,6 +61,9 @@ func runLive(ctx context.Context, m *daemon.Main, c *api.Client, b liveBench, pa
 	if err != nil {
 		return lr, err
 	}
-	lr.transcoded = end.Transcoded
+	lr.transcoded, lr.ended = end.Transcoded, end.State
+	if end.Reason != "" {
+		lr.ended += ": " + end.Reason
+	}
 	return lr, nil
 }
