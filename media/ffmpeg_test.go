@@ -3,6 +3,7 @@ package media
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -183,4 +184,30 @@ func FuzzDetect(f *testing.F) {
 			t.Fatalf("%q: %+v unnamed", b, fm)
 		}
 	})
+}
+
+// An upload past the in-memory spool reaches ffmpeg as the spool's own
+// temporary file (no copy), and decodes the same.
+func TestTranscodeFFmpegSpooledFile(t *testing.T) {
+	const secs = 25.0
+	aiff := ffmpegFile(t, wavFile(t, tone(48000, 2, secs, 1000, 0.3), 48000, 2, 16), "aiff")
+	if len(aiff) <= spoolMemory {
+		t.Fatalf("input %d bytes does not exceed the %d in-memory spool", len(aiff), spoolMemory)
+	}
+	up, err := Spool(context.Background(), struct{ io.Reader }{bytes.NewReader(aiff)}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	if fileOf(io.NewSectionReader(up, 0, up.Size()), 0, up.Size()) == nil {
+		t.Fatal("the spooled upload is not seen as a file")
+	}
+	var out bytes.Buffer
+	info, err := Transcode(context.Background(), up, &out, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Format != "aiff" || info.Decoder != "ffmpeg:pcm_s16be" || info.Duration != secs*time.Second {
+		t.Errorf("Format %q, Decoder %q, Duration %v", info.Format, info.Decoder, info.Duration)
+	}
 }
