@@ -153,6 +153,9 @@ type liveRx struct {
 	FirstTS   uint32      `json:"first_ts"`    // that sample's RTP timestamp
 	Played    uint64      `json:"played"`
 	Skipped   uint64      `json:"skipped"`
+	Received  uint64      `json:"received"`
+	Lost      uint64      `json:"lost"` // of the stream's packets, never received or too late
+	Late      uint64      `json:"late"`
 	Onsets    []liveOnset `json:"onsets,omitempty"` // decoding receivers: the clicks they played
 }
 
@@ -207,7 +210,8 @@ func benchLiveReceivers(ctx context.Context, stdin io.Reader, stdout, stderr io.
 		var rep liveChildReply
 		for _, r := range fleet.Receivers() {
 			st, _ := r.Session(req.Session)
-			rx := liveRx{ID: r.ID(), FirstTS: st.FirstSampleTS, Played: st.Played, Skipped: st.Skipped}
+			rx := liveRx{ID: r.ID(), FirstTS: st.FirstSampleTS, Played: st.Played, Skipped: st.Skipped,
+				Received: st.Received, Lost: st.Lost, Late: st.Late}
 			if !st.FirstSampleAt.IsZero() {
 				rx.FirstAtNs = st.FirstSampleAt.UnixNano()
 			}
@@ -386,6 +390,11 @@ func benchLiveRun(ctx context.Context, b liveBench, stdout, stderr io.Writer) (m
 	if _, err := c.WaitSession(wctx, recSess.ID); err != nil {
 		return nil, fmt.Errorf("recorded: %w", err)
 	}
+	recRx, err := child.session(recSess.ID)
+	if err != nil {
+		return nil, err
+	}
+	say("recorded session: receivers' stream loss (lost and late) p50 %.1f %%, p99 %.1f %%", pct(streamLoss(recRx), 50), pct(streamLoss(recRx), 99))
 	say("recorded media fan-out: %.3f controller CPU-s per receiver-hour", recCPU)
 
 	// Live: the packets are encoded before, so that encoding is not
@@ -412,7 +421,8 @@ func benchLiveRun(ctx context.Context, b liveBench, stdout, stderr io.Writer) (m
 			decoded++
 		}
 	}
-	say("live session played by %d of %d receivers (%d decoders found clicks)", playing, len(rxs), decoded)
+	say("live session played by %d of %d receivers (%d decoders found clicks); receivers' stream loss (lost and late) p50 %.1f %%, p99 %.1f %%",
+		playing, len(rxs), decoded, pct(streamLoss(rxs), 50), pct(streamLoss(rxs), 99))
 	delay := ms(cfg.Delay)
 	say("live session %s (%s): transcoded %v; uplink delay of the clicks p50 %.1f ms, p99 %.1f ms", lr.session, lr.ended, lr.transcoded, pct(lr.uplink, 50), pct(lr.uplink, 99))
 	say("click timestamps agreed by %d of %d decoding receivers; %d of %d clicks found", res.agreed, b.Decode, res.found, sentClicks(clicks))
@@ -461,6 +471,18 @@ func startLiveChild(ctx context.Context, b liveBench, cfg liveChildConfig, stder
 		return nil, err
 	}
 	return c, nil
+}
+
+// streamLoss is each receiver's share of the stream's packets lost or
+// late, in %: a loaded host's receivers (or controller) falling behind.
+func streamLoss(rxs []liveRx) []float64 {
+	var out []float64
+	for _, rx := range rxs {
+		if n := rx.Received + rx.Lost; n > 0 {
+			out = append(out, 100*float64(rx.Lost+rx.Late)/float64(n))
+		}
+	}
+	return out
 }
 
 // measureStreaming returns the controller's CPU seconds per
