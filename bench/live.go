@@ -425,7 +425,8 @@ func benchLiveRun(ctx context.Context, b liveBench, stdout, stderr io.Writer) (m
 		playing, len(rxs), decoded, pct(streamLoss(rxs), 50), pct(streamLoss(rxs), 99))
 	delay := ms(cfg.Delay)
 	say("live session %s (%s): transcoded %v; uplink delay of the clicks p50 %.1f ms, p99 %.1f ms", lr.session, lr.ended, lr.transcoded, pct(lr.uplink, 50), pct(lr.uplink, 99))
-	say("click timestamps agreed by %d of %d decoding receivers; %d of %d clicks found", res.agreed, b.Decode, res.found, sentClicks(clicks))
+	say("click timestamps from %d decoding receivers (%d left out: they skipped slots), agreed by %d; %d of %d clicks found",
+		res.decoders, res.skipping, res.agreed, res.found, sentClicks(clicks))
 	say("latency, played − the client's send time, %d clicks played on receivers: p50 %.1f ms, p99 %.1f ms, max %.1f ms; of which the playout delay %.0f ms (goal: p99 ≤ playout delay + 150 ms)",
 		len(res.lat), pct(res.lat, 50), pct(res.lat, 99), pct(res.lat, 100), delay)
 	say("reported (played through every click found): %d of %d receivers; control (click %d, never sent) found by %d receivers (want 0)", len(res.reported), b.Receivers, skipClick, res.control)
@@ -585,6 +586,8 @@ type liveResult struct {
 	lat      []float64 // ms
 	reported []string  // receivers that played every click found
 	found    int       // clicks the decoding receivers found
+	decoders int       // decoding receivers that found clicks and skipped no slot
+	skipping int       // decoding receivers left out: they skipped slots
 	agreed   int       // decoding receivers agreeing with the clicks' timestamps
 	control  int       // receivers on which the unsent click was found
 }
@@ -596,9 +599,16 @@ func liveLatency(rxs []liveRx, lr liveRun, clicks int) liveResult {
 	// Per click, the timestamps decoders found it at.
 	at := map[int][]uint32{}
 	for _, rx := range rxs {
-		if len(rx.Onsets) == 0 && rx.FirstAtNs == 0 {
+		if len(rx.Onsets) == 0 {
 			continue
 		}
+		if rx.Skipped > 0 {
+			// Slots passed over are not in what it played: its sample
+			// indices are not timestamps.
+			res.skipping++
+			continue
+		}
+		res.decoders++
 		prev := -1
 		var prevIdx int
 		controlSeen := false
@@ -674,14 +684,18 @@ func clickIndex(o liveOnset, prev, prevIdx int) int {
 	if r < 0 || r >= clickFreqs {
 		return -1
 	}
-	est := r
-	if prev >= 0 {
-		est = prev + int(math.Round(float64(o.Idx-prevIdx)/(clickEvery.Seconds()*protocol.ClockRate)))
+	if prev < 0 {
+		return r // the first click found: runs of clickFreqs seconds or less are unambiguous
 	}
-	// The k ≡ r (mod clickFreqs) nearest est.
+	est := prev + int(math.Round(float64(o.Idx-prevIdx)/(clickEvery.Seconds()*protocol.ClockRate)))
+	// The k ≡ r (mod clickFreqs) nearest est; a pitch that does not fit
+	// the spacing is a burst mangled by loss, not a click.
 	k := est - ((est-r)%clickFreqs+clickFreqs)%clickFreqs
 	if est-k > clickFreqs/2 {
 		k += clickFreqs
+	}
+	if k-est > 1 || est-k > 1 {
+		return -1
 	}
 	return k
 }
