@@ -425,7 +425,7 @@ func benchLiveRun(ctx context.Context, b liveBench, stdout, stderr io.Writer) (m
 		playing, len(rxs), decoded, pct(streamLoss(rxs), 50), pct(streamLoss(rxs), 99))
 	delay := ms(cfg.Delay)
 	say("live session %s (%s): transcoded %v; uplink delay of the clicks p50 %.1f ms, p99 %.1f ms", lr.session, lr.ended, lr.transcoded, pct(lr.uplink, 50), pct(lr.uplink, 99))
-	say("click timestamps from %d decoding receivers (%d left out: they skipped slots), agreed by %d; %d of %d clicks found",
+	say("click timestamps from %d decoding receivers (%d skipped slots, so their later indices fall short), agreed by %d; %d of %d clicks found",
 		res.decoders, res.skipping, res.agreed, res.found, sentClicks(clicks))
 	say("latency, played − the client's send time, %d clicks played on receivers: p50 %.1f ms, p99 %.1f ms, max %.1f ms; of which the playout delay %.0f ms (goal: p99 ≤ playout delay + 150 ms)",
 		len(res.lat), pct(res.lat, 50), pct(res.lat, 99), pct(res.lat, 100), delay)
@@ -586,8 +586,8 @@ type liveResult struct {
 	lat      []float64 // ms
 	reported []string  // receivers that played every click found
 	found    int       // clicks the decoding receivers found
-	decoders int       // decoding receivers that found clicks and skipped no slot
-	skipping int       // decoding receivers left out: they skipped slots
+	decoders int       // decoding receivers that found clicks
+	skipping int       // of them, those that skipped slots
 	agreed   int       // decoding receivers agreeing with the clicks' timestamps
 	control  int       // receivers on which the unsent click was found
 }
@@ -602,13 +602,10 @@ func liveLatency(rxs []liveRx, lr liveRun, clicks int) liveResult {
 		if len(rx.Onsets) == 0 {
 			continue
 		}
-		if rx.Skipped > 0 {
-			// Slots passed over are not in what it played: its sample
-			// indices are not timestamps.
-			res.skipping++
-			continue
-		}
 		res.decoders++
+		if rx.Skipped > 0 {
+			res.skipping++
+		}
 		prev := -1
 		var prevIdx int
 		controlSeen := false
@@ -630,12 +627,15 @@ func liveLatency(rxs []liveRx, lr liveRun, clicks int) liveResult {
 	}
 	ts := map[int]uint32{}
 	agree := map[int]int{}
+	// A decoder that passed over slots to keep to the timeline (Skipped)
+	// did not play them: past such a slot its sample indices fall short of
+	// the timestamps, never beyond. The latest timestamp found is the
+	// click's, if one decoder played up to it without a skip.
 	for k, list := range at {
-		slices.Sort(list)
-		med := list[len(list)/2]
-		ts[k] = med
+		top := slices.MaxFunc(list, func(a, b uint32) int { return int(int32(a - b)) })
+		ts[k] = top
 		for _, v := range list {
-			if d := int32(v - med); d >= -protocol.FrameSamples && d <= protocol.FrameSamples {
+			if d := int32(top - v); d <= protocol.FrameSamples {
 				agree[k]++
 			}
 		}
