@@ -381,6 +381,12 @@ func benchLiveRun(ctx context.Context, b liveBench, stdout, stderr io.Writer) (m
 	if err != nil {
 		return nil, err
 	}
+	// Tapped too, as the live session is: the same streams in both.
+	recTap, err := startTap(ctx, c, recSess.ID)
+	if err != nil {
+		return nil, fmt.Errorf("tap: %w", err)
+	}
+	defer recTap.stop()
 	recCPU, err := measureStreaming(ctx, m, recSess.ID, b.For-time.Second, b.Receivers)
 	if err != nil {
 		return nil, fmt.Errorf("recorded: %w", err)
@@ -407,6 +413,9 @@ func benchLiveRun(ctx context.Context, b liveBench, stdout, stderr io.Writer) (m
 	if err != nil {
 		return nil, err
 	}
+	if lr.clickTS, lr.tapControl, err = tapClicks(lr.tap, clicks); err != nil {
+		return nil, err
+	}
 	rxs, err := child.session(lr.session)
 	if err != nil {
 		return nil, err
@@ -425,8 +434,8 @@ func benchLiveRun(ctx context.Context, b liveBench, stdout, stderr io.Writer) (m
 		playing, len(rxs), decoded, pct(streamLoss(rxs), 50), pct(streamLoss(rxs), 99))
 	delay := ms(cfg.Delay)
 	say("live session %s (%s): transcoded %v; uplink delay of the clicks p50 %.1f ms, p99 %.1f ms", lr.session, lr.ended, lr.transcoded, pct(lr.uplink, 50), pct(lr.uplink, 99))
-	say("click timestamps from %d decoding receivers (%d skipped slots, so their later indices fall short), agreed by %d; %d of %d clicks found",
-		res.decoders, res.skipping, res.agreed, res.found, sentClicks(clicks))
+	say("%d of %d clicks found in the stream (a plain-RTP tap of the session, what every receiver is sent); %d decoding receivers found %d, %d of them at the tap's timestamp within a frame (one that skipped slots falls short)",
+		res.found, sentClicks(clicks), res.decoders, res.pairs, res.agreed)
 	say("latency, played − the client's send time, %d clicks played on receivers: p50 %.1f ms, p99 %.1f ms, max %.1f ms; of which the playout delay %.0f ms (goal: p99 ≤ playout delay + 150 ms)",
 		len(res.lat), pct(res.lat, 50), pct(res.lat, 99), pct(res.lat, 100), delay)
 	say("reported (played through every click found): %d of %d receivers; control (click %d, never sent) found by %d receivers (want 0)", len(res.reported), b.Receivers, skipClick, res.control)
@@ -437,6 +446,7 @@ func benchLiveRun(ctx context.Context, b liveBench, stdout, stderr io.Writer) (m
 		"latency_ms_p99": round3(pct(res.lat, 99)), "latency_ms_max": round3(pct(res.lat, 100)), "playout_delay_ms": delay,
 		"transcoded": lr.transcoded, "cpu_s_per_receiver_hour": round3(lr.cpu), "cpu_s_per_receiver_hour_recorded": round3(recCPU),
 		"clicks": sentClicks(clicks), "clicks_found": res.found, "control_found": res.control,
+		"decoder_clicks": res.pairs, "decoder_clicks_at_tap": res.agreed,
 		"uplink_ms_p50": round3(pct(lr.uplink, 50)), "uplink_ms_p99": round3(pct(lr.uplink, 99)), "receivers_cpu_s": round3(simCPU),
 	}
 	printJSONLine(stdout, out)
@@ -539,10 +549,13 @@ func encodeClicks(pcm []int16) ([][]byte, error) {
 type liveRun struct {
 	session    string
 	transcoded bool
-	ended      string      // the session's state and reason at its end
-	sent       []time.Time // per frame: when the client sent it (before the uplink's delay)
-	uplink     []float64   // ms: the uplink delay of each click
-	cpu        float64     // controller CPU-s per receiver-hour
+	ended      string         // the session's state and reason at its end
+	clickTS    map[int]uint32 // click → the stream's timestamp of its first sample, from the tap
+	tapControl bool           // the tap found the unsent click
+	tap        []tapPacket    // the stream as the tap received it
+	sent       []time.Time    // per frame: when the client sent it (before the uplink's delay)
+	uplink     []float64      // ms: the uplink delay of each click
+	cpu        float64        // controller CPU-s per receiver-hour
 }
 
 // sendUplink sends packets in real time over a modelled 4G uplink: each
@@ -584,72 +597,63 @@ func sendUplink(ctx context.Context, send func(payload []byte, lose bool) error,
 // liveResult is the latency over receivers and clicks.
 type liveResult struct {
 	lat      []float64 // ms
-	reported []string  // receivers that played every click found
-	found    int       // clicks the decoding receivers found
+	reported []string  // receivers that played through every click found
+	found    int       // clicks found in the stream
+	control  int       // receivers on which the unsent click was found (the stream's tap counts as one)
 	decoders int       // decoding receivers that found clicks
-	skipping int       // of them, those that skipped slots
-	agreed   int       // decoding receivers agreeing with the clicks' timestamps
-	control  int       // receivers on which the unsent click was found
+	pairs    int       // clicks they found
+	agreed   int       // of those, found within a frame of the stream's timestamp
 }
 
-// liveLatency places each click on the stream's timestamps (the decoding
-// receivers' consensus) and then on each receiver's own play-out.
+// nameClicks names the onsets found in order: click index → onset.
+func nameClicks(onsets []liveOnset, clicks int) (named map[int]liveOnset, control bool) {
+	named = map[int]liveOnset{}
+	prev, prevIdx := -1, 0
+	for _, o := range onsets {
+		k := clickIndex(o, prev, prevIdx)
+		if k < 0 || k >= clicks {
+			continue
+		}
+		if k == skipClick {
+			control = true
+			continue
+		}
+		named[k] = o
+		prev, prevIdx = k, o.Idx
+	}
+	return named, control
+}
+
+// liveLatency places each click on the stream's timestamps (lr.clickTS,
+// from the tap) and then on each receiver's own play-out. The decoding
+// receivers' clicks are checked against the tap: one that passed over
+// slots to keep to the timeline (Skipped) did not play them, so past
+// such a slot its sample indices fall short of the timestamps.
 func liveLatency(rxs []liveRx, lr liveRun, clicks int) liveResult {
-	var res liveResult
-	// Per click, the timestamps decoders found it at.
-	at := map[int][]uint32{}
+	res := liveResult{found: len(lr.clickTS)}
+	if lr.tapControl {
+		res.control++
+	}
 	for _, rx := range rxs {
 		if len(rx.Onsets) == 0 {
 			continue
 		}
 		res.decoders++
-		if rx.Skipped > 0 {
-			res.skipping++
-		}
-		prev := -1
-		var prevIdx int
-		controlSeen := false
-		for _, o := range rx.Onsets {
-			k := clickIndex(o, prev, prevIdx)
-			if k < 0 || k >= clicks {
-				continue
-			}
-			if k == skipClick {
-				controlSeen = true
-				continue
-			}
-			at[k] = append(at[k], rx.FirstTS+uint32(o.Idx))
-			prev, prevIdx = k, o.Idx
-		}
-		if controlSeen {
+		named, control := nameClicks(rx.Onsets, clicks)
+		if control {
 			res.control++
 		}
-	}
-	ts := map[int]uint32{}
-	agree := map[int]int{}
-	// A decoder that passed over slots to keep to the timeline (Skipped)
-	// did not play them: past such a slot its sample indices fall short of
-	// the timestamps, never beyond. The latest timestamp found is the
-	// click's, if one decoder played up to it without a skip.
-	for k, list := range at {
-		top := slices.MaxFunc(list, func(a, b uint32) int { return int(int32(a - b)) })
-		ts[k] = top
-		for _, v := range list {
-			if d := int32(top - v); d <= protocol.FrameSamples {
-				agree[k]++
+		for k, o := range named {
+			res.pairs++
+			if want, ok := lr.clickTS[k]; ok {
+				if d := int32(rx.FirstTS + uint32(o.Idx) - want); d >= -protocol.FrameSamples && d <= protocol.FrameSamples {
+					res.agreed++
+				}
 			}
 		}
 	}
-	res.found = len(ts)
-	res.agreed = len(rxs)
-	for k := range ts {
-		res.agreed = min(res.agreed, agree[k])
-	}
-	if res.found == 0 {
-		res.agreed = 0
-	}
-	keys := make([]int, 0, len(ts))
-	for k := range ts {
+	keys := make([]int, 0, len(lr.clickTS))
+	for k := range lr.clickTS {
 		keys = append(keys, k)
 	}
 	sort.Ints(keys)
@@ -659,22 +663,61 @@ func liveLatency(rxs []liveRx, lr liveRun, clicks int) liveResult {
 		}
 		first := time.Unix(0, rx.FirstAtNs)
 		all := len(keys) > 0
-		var lat []float64
 		for _, k := range keys {
-			off := int64(int32(ts[k] - rx.FirstTS))
+			off := int64(int32(lr.clickTS[k] - rx.FirstTS))
 			if off < 0 || off >= int64(rx.Played)*protocol.FrameSamples {
 				all = false
 				continue
 			}
 			played := first.Add(time.Duration(off) * time.Second / protocol.ClockRate)
-			lat = append(lat, ms(played.Sub(lr.sent[clickFrame(k)])))
+			res.lat = append(res.lat, ms(played.Sub(lr.sent[clickFrame(k)])))
 		}
-		res.lat = append(res.lat, lat...)
 		if all {
 			res.reported = append(res.reported, rx.ID)
 		}
 	}
 	return res
+}
+
+// tapPacket is a packet of the stream as the tap received it.
+type tapPacket struct {
+	seq     uint16
+	ts      uint32
+	payload []byte
+}
+
+// tapClicks decodes the tapped stream, each packet at its timestamp
+// (silence where none came: gaps the controller carried), and finds the
+// clicks on the stream's timestamps; control says whether the unsent
+// click was found.
+func tapClicks(pkts []tapPacket, clicks int) (clickTS map[int]uint32, control bool, err error) {
+	if len(pkts) == 0 {
+		return nil, false, errors.New("the tap received no packet")
+	}
+	slices.SortFunc(pkts, func(a, b tapPacket) int { return int(int16(a.seq - b.seq)) })
+	dec, err := opus.NewDecoder(protocol.ClockRate, 1)
+	if err != nil {
+		return nil, false, err
+	}
+	ts0 := pkts[0].ts
+	last := pkts[len(pkts)-1]
+	n := int(last.ts-ts0) + protocol.FrameSamples
+	if n > 4*3600*protocol.ClockRate {
+		return nil, false, fmt.Errorf("the tapped stream spans %d samples", n)
+	}
+	pcm := make([]int16, n)
+	for _, p := range pkts {
+		off := int(p.ts - ts0)
+		if _, err := dec.Decode(p.payload, pcm[off:off+protocol.FrameSamples]); err != nil {
+			return nil, false, fmt.Errorf("decode the tapped stream: %w", err)
+		}
+	}
+	named, control := nameClicks(findClicks(pcm), clicks)
+	clickTS = map[int]uint32{}
+	for k, o := range named {
+		clickTS[k] = ts0 + uint32(o.Idx)
+	}
+	return clickTS, control, nil
 }
 
 // clickIndex names the click an onset is: its pitch gives k modulo

@@ -53,33 +53,52 @@ func TestLiveClicksThroughOpus(t *testing.T) {
 		}
 		prev, prevIdx = k, o.Idx
 	}
+	// The tap: the packets from ts 1000 on, two dropped as gaps (not
+	// the clicks'), sent in a shuffled order.
+	var pkts []tapPacket
+	for i, p := range packets {
+		if i == 10 || i == 11 {
+			continue
+		}
+		pkts = append(pkts, tapPacket{seq: uint16(65000 + i), ts: uint32(1000 + i*protocol.FrameSamples), payload: p})
+	}
+	pkts[3], pkts[40] = pkts[40], pkts[3]
+	clickTS, control, err := tapClicks(pkts, clicks)
+	if err != nil || control || len(clickTS) != sentClicks(clicks) {
+		t.Fatalf("tap: %d clicks, control %v, %v", len(clickTS), control, err)
+	}
 	// A receiver that played them all, its first sample at ts 1000 at t0:
 	// the latency of each is its place in the stream less its send time.
 	t0 := time.Unix(1000, 0)
-	lr := liveRun{sent: make([]time.Time, len(packets))}
+	lr := liveRun{sent: make([]time.Time, len(packets)), clickTS: clickTS}
 	for i := range lr.sent {
 		lr.sent[i] = t0.Add(time.Duration(i)*protocol.FrameDuration - 50*time.Millisecond)
 	}
 	rx := liveRx{ID: "rx", FirstAtNs: t0.UnixNano(), FirstTS: 1000, Played: uint64(len(packets)), Onsets: onsets}
-	// A decoder that skipped slots (its indices fall short by them) does
-	// not move the clicks' timestamps, and its play-out counts.
+	// A decoder that skipped slots: its indices fall short past them.
 	skipper := rx
 	skipper.ID, skipper.Skipped, skipper.Onsets = "skipper", 50, nil
 	for _, o := range onsets {
 		skipper.Onsets = append(skipper.Onsets, liveOnset{Idx: o.Idx - 50*protocol.FrameSamples, Freq: o.Freq})
 	}
-	res := liveLatency([]liveRx{rx, skipper}, lr, clicks)
-	if len(res.reported) != 2 || res.found != sentClicks(clicks) || res.control != 0 || res.agreed != 1 || res.decoders != 2 || res.skipping != 1 {
-		t.Fatalf("reported %v, found %d, control %d, agreed %d, decoders %d, skipping %d", res.reported, res.found, res.control, res.agreed, res.decoders, res.skipping)
+	// One that joined late plays only the later clicks.
+	late := liveRx{ID: "late", FirstAtNs: t0.Add(5 * time.Second).UnixNano(), FirstTS: 1000 + 5*protocol.ClockRate, Played: uint64(len(packets) - 250)}
+	res := liveLatency([]liveRx{rx, skipper, late}, lr, clicks)
+	n := sentClicks(clicks)
+	if len(res.reported) != 2 || res.found != n || res.control != 0 || res.decoders != 2 || res.pairs != 2*n || res.agreed != n {
+		t.Fatalf("reported %v, found %d, control %d, decoders %d, pairs %d, agreed %d", res.reported, res.found, res.control, res.decoders, res.pairs, res.agreed)
 	}
-	// A burst whose pitch does not fit its place is no click.
-	if k := clickIndex(liveOnset{Idx: onsets[1].Idx, Freq: clickFreq(7)}, 0, onsets[0].Idx); k != -1 {
-		t.Errorf("a 1 s later burst at click 7's pitch was taken for click %d", k)
+	if len(res.lat) <= 2*n {
+		t.Errorf("%d latencies, want the late receiver's too", len(res.lat))
 	}
 	for _, l := range res.lat {
 		if l < 50 || l > 60 {
 			t.Errorf("latency %.1f ms, want 50 ms + the codec's delay", l)
 		}
+	}
+	// A burst whose pitch does not fit its place is no click.
+	if k := clickIndex(liveOnset{Idx: onsets[1].Idx, Freq: clickFreq(7)}, 0, onsets[0].Idx); k != -1 {
+		t.Errorf("a 1 s later burst at click 7's pitch was taken for click %d", k)
 	}
 }
 
