@@ -33,12 +33,13 @@ import (
 // names it, over an uplink with 4G-like delay (in order, as LTE's RLC
 // delivers); the receivers, in a child process so that this process's CPU
 // is the controller's (and the client's), play the session on its
-// timeline. A few receivers decode and find each click's first sample in
-// what they played, which gives its stream timestamp; every receiver's own
-// ground truth (the instant its first sample left its virtual DAC, and
-// that sample's timestamp) then gives the instant it played each click.
-// The same receivers play a recorded item of the same length first: the
-// controller's CPU per receiver-hour of both, in the same run.
+// timeline. A plain-RTP tap of the session (what every receiver is sent)
+// is decoded after the run and gives each click's stream timestamp; every
+// receiver's own ground truth (the instant its first sample left its
+// virtual DAC, and that sample's timestamp) then gives the instant it
+// played each click. The same receivers play a recorded item of the same
+// length first, tapped alike: the controller's CPU per receiver-hour of
+// both, in the same run.
 
 // liveBench configures benchLiveRun; the flags of "loa bench live" set it,
 // the smoke test sets it directly with a child that is the test binary.
@@ -434,8 +435,9 @@ func benchLiveRun(ctx context.Context, b liveBench, stdout, stderr io.Writer) (m
 		playing, len(rxs), decoded, pct(streamLoss(rxs), 50), pct(streamLoss(rxs), 99))
 	delay := ms(cfg.Delay)
 	say("live session %s (%s): transcoded %v; uplink delay of the clicks p50 %.1f ms, p99 %.1f ms", lr.session, lr.ended, lr.transcoded, pct(lr.uplink, 50), pct(lr.uplink, 99))
-	say("%d of %d clicks found in the stream (a plain-RTP tap of the session, what every receiver is sent); %d decoding receivers found %d, %d of them at the tap's timestamp within a frame (one that skipped slots falls short)",
+	say("%d of %d clicks found in the stream (a plain-RTP tap of the session, what every receiver is sent); %d decoding receivers found %d, %d of them at the tap's timestamp within a frame (a cross-check only: what a receiver played is not indexed by timestamp once it skips slots or re-syncs)",
 		res.found, sentClicks(clicks), res.decoders, res.pairs, res.agreed)
+	say("decoders' clicks less the tap's timestamps: min %.1f ms, p50 %.1f ms, max %.1f ms", pct(res.offsets, 0), pct(res.offsets, 50), pct(res.offsets, 100))
 	say("latency, played − the client's send time, %d clicks played on receivers: p50 %.1f ms, p99 %.1f ms, max %.1f ms; of which the playout delay %.0f ms (goal: p99 ≤ playout delay + 150 ms)",
 		len(res.lat), pct(res.lat, 50), pct(res.lat, 99), pct(res.lat, 100), delay)
 	say("reported (their play-out went past every click found): %d of %d receivers; control (click %d, never sent) found by %d receivers (want 0)", len(res.reported), b.Receivers, skipClick, res.control)
@@ -603,6 +605,7 @@ type liveResult struct {
 	decoders int       // decoding receivers that found clicks
 	pairs    int       // clicks they found
 	agreed   int       // of those, found within a frame of the stream's timestamp
+	offsets  []float64 // ms: where they found them less the tap's timestamps
 }
 
 // nameClicks names the onsets found in order: click index → onset.
@@ -646,7 +649,9 @@ func liveLatency(rxs []liveRx, lr liveRun, clicks int) liveResult {
 		for k, o := range named {
 			res.pairs++
 			if want, ok := lr.clickTS[k]; ok {
-				if d := int32(rx.FirstTS + uint32(o.Idx) - want); d >= -protocol.FrameSamples && d <= protocol.FrameSamples {
+				d := int32(rx.FirstTS + uint32(o.Idx) - want)
+				res.offsets = append(res.offsets, float64(d)*1000/protocol.ClockRate)
+				if d >= -protocol.FrameSamples && d <= protocol.FrameSamples {
 					res.agreed++
 				}
 			}
