@@ -9,7 +9,7 @@ COPY . .
 RUN go build -trimpath -o /out/loa ./cmd/loa && go build -trimpath -o /out/firmware-sim ./cmd/firmware-sim
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends libopus0 libopusfile0 espeak-ng ca-certificates \
+RUN apt-get update && apt-get install -y --no-install-recommends libopus0 libopusfile0 espeak-ng ffmpeg ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/loa /out/firmware-sim /usr/local/bin/
 VOLUME /data

@@ -23,6 +23,11 @@ type Media struct {
 	// (nothing may play or schedule it); "" once it may be used.
 	State      string `json:"state,omitempty"`
 	ApprovedBy string `json:"approved_by,omitempty"` // who approved it, when it was held
+	// Decoder is what decoded the upload: "builtin:wav", "builtin:mp3",
+	// "builtin:opus", or ffmpeg's decoder ("ffmpeg:aac", "ffmpeg:vorbis",
+	// …) for the formats Source names beyond those. Empty on items
+	// imported before it was recorded.
+	Decoder string `json:"decoder,omitempty"`
 }
 
 // MediaDraft is the State of a held upload.

@@ -70,3 +70,10 @@ func downmix(dst, in []float32, ch int) {
 		dst[i] = s * scale
 	}
 }
+
+// closeSource stops a source that runs something (an ffmpeg child).
+func closeSource(src source) {
+	if c, ok := src.(io.Closer); ok {
+		c.Close()
+	}
+}

@@ -27,6 +27,7 @@ type Options struct {
 	MaxDuration time.Duration // default 2h; over it -> loa.ETOOLARGE, decoding no further
 	TargetLUFS  float64       // default -16 (integrated loudness, ITU-R BS.1770 K-weighted, gated); peaks limited to -1 dBFS
 	Bitrate     int           // default 32000
+	FFmpeg      string        // the ffmpeg that decodes formats other than WAV, MP3 and Ogg Opus; default "ffmpeg" on PATH
 }
 
 // Defaults and fixed levels.
@@ -45,7 +46,8 @@ const (
 
 // Info describes what Transcode did.
 type Info struct {
-	Format       string        // "wav", "mp3", "opus"
+	Format       string        // "wav", "mp3", "opus", or one ffmpeg decodes: "mp4", "flac", "ogg", "wma", …
+	Decoder      string        // what decoded it: "builtin:wav", "builtin:mp3", "builtin:opus", "ffmpeg:aac", "ffmpeg:flac", …
 	Frames       int           // 20 ms Opus packets written
 	Duration     time.Duration // of the audio, without the encoder's pre-skip and padding
 	LoudnessLUFS float64       // measured on the input (as 48 kHz mono) before gain
@@ -106,7 +108,7 @@ func Transcode(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Info
 	if size == 0 {
 		return Info{}, loa.Errorf(loa.EINVALID, "file is empty")
 	}
-	head := make([]byte, 64)
+	head := make([]byte, 256)
 	n, err := in.ReadAt(head, 0)
 	if err != nil && err != io.EOF {
 		return Info{}, fmt.Errorf("media: read upload: %w", err)
@@ -115,15 +117,43 @@ func Transcode(ctx context.Context, r io.Reader, w io.Writer, opt Options) (Info
 	if err != nil {
 		return Info{}, err
 	}
-	info := Info{Format: format}
-	if err := checkLength(format, in, size, opt.MaxDuration); err != nil {
+	if format.name == "mp3" && string(head[:3]) == "ID3" {
+		// An ID3 tag may head an AAC or FLAC file too.
+		if format, err = pastID3(in, size); err != nil {
+			return Info{}, err
+		}
+	}
+	info := Info{Format: format.name, Decoder: "builtin:" + format.name}
+	if err := checkLength(format.name, in, size, opt.MaxDuration); err != nil {
 		return info, err
 	}
-	open := func() (source, error) { return openSource(format, in, size, opt.MaxDuration) }
+	open := func() (source, error) { return openSource(format.name, in, size, opt.MaxDuration) }
+	var ff *ffmpegSource // the last ffmpeg run
+	if format.ffmpeg() {
+		// Decoded twice, like the others, rather than kept: ffmpeg's
+		// decoders cost little next to the Opus encoder, and the
+		// decoded audio of a long file would not fit in memory.
+		file, err := newFFmpegInput(ctx, in, size)
+		if err != nil {
+			return info, err
+		}
+		defer file.cleanup()
+		open = func() (source, error) {
+			s, err := startFFmpeg(ctx, opt.FFmpeg, format, file.f, opt.MaxDuration)
+			if err != nil {
+				return nil, err
+			}
+			ff = s
+			return s, nil
+		}
+	}
 
 	meter, err := measure(ctx, open, opt.MaxDuration)
 	if err != nil {
 		return info, err
+	}
+	if ff != nil {
+		info.Decoder = ff.decoder()
 	}
 	samples := meter.n
 	if samples < protocol.FrameSamples {
@@ -145,6 +175,7 @@ func measure(ctx context.Context, open func() (source, error), maxDur time.Durat
 	if err != nil {
 		return nil, err
 	}
+	defer closeSource(src)
 	meter := newLoudnessMeter()
 	limit := int64(maxDur.Seconds() * protocol.ClockRate)
 	err = pump(ctx, src, func(pcm []float32) error {
@@ -213,6 +244,7 @@ func encode(ctx context.Context, open func() (source, error), w io.Writer, sampl
 	if err != nil {
 		return 0, err
 	}
+	defer closeSource(src)
 	var fed int64
 	var scaled, limited []float32
 	err = pump(ctx, src, func(pcm []float32) error {

@@ -108,14 +108,14 @@ func (s *Media) importMedia(ctx context.Context, name string, r io.Reader, creat
 	}
 	m := &loa.Media{
 		ID: hash[:16], Name: name, Hash: hash, Size: size,
-		Duration: info.Duration, Frames: info.Frames, Source: info.Format,
+		Duration: info.Duration, Frames: info.Frames, Source: info.Format, Decoder: info.Decoder,
 		LoudnessDB: info.LoudnessLUFS, CreatedAt: time.Now(), CreatedBy: createdBy, State: state,
 	}
 	if err := s.db.PutMedia(ctx, m); err != nil {
 		s.db.RemoveBlob(store.MediaBlob, hash)
 		return nil, err
 	}
-	s.logger.Info("media imported", "media", m.ID, "name", name, "format", info.Format,
+	s.logger.Info("media imported", "media", m.ID, "name", name, "format", info.Format, "decoder", info.Decoder,
 		"duration", info.Duration, "gain_db", info.GainDB, "took", time.Since(start).Round(time.Millisecond))
 	return m, nil
 }

@@ -28,7 +28,9 @@ export default {
 
 function uploadForm(ctx, added) {
   const name = el("input", { id: "upload-name", name: "name", maxlength: "200" });
-  const file = el("input", { id: "upload-file", name: "file", type: "file", accept: "audio/*", required: true });
+  // What phones and studios record: ffmpeg decodes what Loa does not itself (media/detect.go).
+  const file = el("input", { id: "upload-file", name: "file", type: "file", required: true,
+    accept: "audio/*,video/*,.wav,.mp3,.ogg,.oga,.opus,.m4a,.aac,.amr,.3gp,.flac,.wma,.aif,.aiff,.caf,.mp4,.mov,.mkv,.webm,.avi" });
   const progress = el("progress", { id: "upload-progress", max: "100", value: "0", hidden: true, "aria-label": t("media.upload") });
   const err = el("p", { class: "action-error", id: "upload-error", role: "alert", hidden: true });
   const note = el("p", { class: "note", id: "upload-note", role: "status", hidden: true });
@@ -130,7 +132,8 @@ function update(li, m) {
   li.querySelector(".title").textContent = m.name;
   const loud = typeof m.loudness_db === "number" && isFinite(m.loudness_db)
     ? t("media.loudness", { db: m.loudness_db.toLocaleString("vi-VN", { maximumFractionDigits: 1 }) }) : "";
-  li.querySelector(".meta").textContent = [duration(m.duration_ns), loud, m.source, dateTime(m.created_at)].filter(Boolean).join(" · ");
+  const source = m.decoder ? t("media.decoded", { source: m.source, decoder: m.decoder }) : m.source;
+  li.querySelector(".meta").textContent = [duration(m.duration_ns), loud, source, dateTime(m.created_at)].filter(Boolean).join(" · ");
   const badges = li.querySelector(".badges");
   badges.replaceChildren(...(m.state === "draft" ? [el("span", { class: "badge pending", text: t("drafts.pending") })] : []));
   const name = li.querySelector("input[name=name]");
