@@ -17,14 +17,17 @@ type Option func(*[]chromedp.ExecAllocatorOption)
 
 // FakeMicrophone makes getUserMedia grant at once (no prompt) a
 // microphone that plays the WAV file at path, over and over (Chromium
-// reads it again from the start each time a capture opens). The flags
-// count only at Chromium's start, so a test that speaks into the
-// console starts a browser of its own with this option.
+// reads it again from the start each time a capture opens), and lets
+// WebRTC use the loopback interface, where a test's controller listens
+// (a machine with no other interface gathers no candidate otherwise).
+// The flags count only at Chromium's start, so a test that speaks into
+// the console starts a browser of its own with this option.
 func FakeMicrophone(path string) Option {
 	return func(o *[]chromedp.ExecAllocatorOption) {
 		*o = append(*o, chromedp.Flag("use-fake-ui-for-media-stream", true),
 			chromedp.Flag("use-fake-device-for-media-stream", true),
-			chromedp.Flag("use-file-for-fake-audio-capture", path))
+			chromedp.Flag("use-file-for-fake-audio-capture", path),
+			chromedp.Flag("allow-loopback-in-peer-connection", true))
 	}
 }
 
