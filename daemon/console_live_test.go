@@ -3,16 +3,21 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/pion/rtp"
 
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/loatest/browser"
@@ -110,6 +115,7 @@ func TestConsoleLive(t *testing.T) {
 		c.until(`document.querySelector("#live-receivers").textContent.startsWith("10/10 ")`),
 		c.until(`document.querySelector("#live-elapsed").textContent !== "0:00"`))
 	sess := liveSession(t, s)
+	tap := tapSession(t, s, sess.ID)
 	if len(sess.Devices) != 10 || sess.Priority != 160 || sess.Transcoded {
 		t.Errorf("the live session: %d receivers, priority %d, transcoded %v; want 10, 160, false", len(sess.Devices), sess.Priority, sess.Transcoded)
 	}
@@ -138,8 +144,8 @@ func TestConsoleLive(t *testing.T) {
 		}
 	}
 	// The controller forwarded the browser's own payloads.
-	sent := c.evalString(`window.loaSent.join(",")`)
-	checkForwarded(t, s, sess.ID, strings.Split(sent, ","))
+	forwarded := tap.stop()
+	checkForwarded(t, forwarded, strings.Split(c.evalString(`window.loaSent.join(",")`), ","))
 
 	c.step("stop",
 		chromedp.Click(chromedp.ID("live-stop")),
@@ -214,15 +220,73 @@ func liveSession(t *testing.T, s *system) *loa.Session {
 	return nil
 }
 
-// checkForwarded: the payloads the controller forwarded are the
-// browser's (sent: their hashes), unchanged.
-func checkForwarded(t *testing.T, s *system, sessionID string, sent []string) {
+// rtpTap is a plain-RTP third-party listener of a session (the admin's
+// ?plain=1 SDP): it hashes each payload the controller sends as the page's
+// tap does.
+type rtpTap struct {
+	conn   *net.UDPConn
+	done   chan struct{}
+	mu     sync.Mutex
+	hashes []string
+}
+
+func tapSession(t *testing.T, s *system, sessionID string) *rtpTap {
 	t.Helper()
-	// TODO(livecon): the live helper's forwarded-payload record.
-	_ = s
-	_ = sessionID
-	if len(sent) < 100 {
-		t.Errorf("the page's encoder made %d payloads, want at least 100", len(sent))
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	path := "/api/v1/sessions/" + sessionID + "/sdp?plain=1&dest=" + conn.LocalAddr().String()
+	if err := s.api.Do(context.Background(), "GET", path, "", nil, new(string)); err != nil {
+		t.Fatal(err)
+	}
+	r := &rtpTap{conn: conn, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		buf := make([]byte, 1500)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			var p rtp.Packet
+			if p.Unmarshal(buf[:n]) != nil || len(p.Payload) == 0 {
+				continue
+			}
+			h := sha256.Sum256(p.Payload)
+			r.mu.Lock()
+			r.hashes = append(r.hashes, hex.EncodeToString(h[:8]))
+			r.mu.Unlock()
+		}
+	}()
+	return r
+}
+
+// stop ends the listening and returns the payloads' hashes, in order.
+func (r *rtpTap) stop() []string {
+	r.conn.Close()
+	<-r.done
+	return r.hashes
+}
+
+// checkForwarded: every payload the controller forwarded is one the
+// page's encoder made, byte for byte (sent: their hashes).
+func checkForwarded(t *testing.T, forwarded, sent []string) {
+	t.Helper()
+	made := make(map[string]bool, len(sent))
+	for _, h := range sent {
+		made[h] = true
+	}
+	foreign := 0
+	for _, h := range forwarded {
+		if !made[h] {
+			foreign++
+		}
+	}
+	if len(forwarded) < 100 || foreign > 0 {
+		t.Errorf("the controller forwarded %d payloads, %d of them not the browser's own (it made %d); want 100 or more, all the browser's",
+			len(forwarded), foreign, len(sent))
 	}
 }
 

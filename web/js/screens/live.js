@@ -66,14 +66,16 @@ export default {
 
     // The on-air panel.
     const state = el("p", { id: "live-state", class: "live-state", role: "status" });
-    const elapsed = el("p", { id: "live-elapsed", class: "live-elapsed", "aria-label": t("live.elapsed"), text: "0:00" });
+    const elapsed = el("span", { id: "live-elapsed", text: "0:00" });
     const playing = el("p", { id: "live-receivers", class: "live-receivers", "aria-live": "polite" });
     const where = el("p", { id: "live-where", class: "meta" });
     const airMeter = el("meter", { id: "live-air-level", min: "0", max: "1", low: "0.15", high: "0.9", optimum: "0.5", value: "0", "aria-label": t("live.level") });
     const stop = el("button", { type: "button", id: "live-stop", class: "stop live-stop", text: t("live.stop") });
     const airErr = el("p", { class: "action-error", id: "live-air-error", role: "alert", hidden: true });
     const air = el("section", { id: "live-air", class: "panel live-air", hidden: true, "aria-labelledby": "live-air-title" },
-      el("h2", { id: "live-air-title", text: t("live.air.title") }), state, elapsed, playing, where, airMeter, stop, airErr);
+      el("h2", { id: "live-air-title", text: t("live.air.title") }), state,
+      el("p", { class: "live-elapsed" }, el("span", { class: "meta", text: t("live.elapsed") }), " ", elapsed),
+      playing, where, airMeter, stop, airErr);
     const done = el("p", { id: "live-done", class: "panel", role: "status", hidden: true });
     root.append(el("h1", { tabindex: "-1", text: t("live.title") }), air, done, form);
 
@@ -108,7 +110,7 @@ export default {
         const db = 10 * Math.log10(sum / buf.length + 1e-12);
         const level = Math.max(0, Math.min(1, (db + 60) / 60)); // −60 dBFS … 0 dBFS
         meter.value = airMeter.value = level;
-        meterText.textContent = db < -59 ? t("live.level.quiet") : t("live.level.db", { db: Math.round(db) });
+        meterText.textContent = db < -59 ? t("live.level.quiet") : t("live.level.db", { db: String(Math.round(db)).replace("-", "\u2212") });
       }, 100);
       mic = { stream, track: stream.getAudioTracks()[0], audio, timer };
       if (audio.state === "suspended") audio.resume().catch(() => {});
