@@ -11,7 +11,7 @@ import * as api from "../api.js";
 import * as events from "../events.js";
 import { band, duration, t } from "../i18n.js";
 import { treeOrder } from "../areas.js";
-import { clearErrors, el, field, options, say, showError } from "../ui.js";
+import { clearErrors, el, field, options, showError } from "../ui.js";
 
 // WHIP is the controller's WHIP endpoint: POST an SDP offer (the session's
 // targets and band in the query), 201 with the answer and the resource's
@@ -189,9 +189,13 @@ export default {
       if (req.record) q.set("record", "true");
       sent = true;
       const res = await fetchSDP(WHIP + "?" + q, "POST", "application/sdp", pc.localDescription.sdp);
-      if (!run || run.pc !== pc) return; // ended meanwhile
-      run.resource = new URL(res.headers.get("Location") || "", location.origin + WHIP).pathname;
-      run.id = res.headers.get("Loa-Session") || run.resource.split("/").pop();
+      const resource = new URL(res.headers.get("Location") || "", location.origin + WHIP).pathname;
+      if (!run || run.pc !== pc) { // left or stopped while the offer went: end what it started
+        fetchSDP(resource, "DELETE").catch(() => {});
+        return;
+      }
+      run.resource = resource;
+      run.id = res.headers.get("Loa-Session") || resource.split("/").pop();
       await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
       if (late.length) patch(run, late).catch(() => {});
       showAir(req);
@@ -269,7 +273,7 @@ export default {
       if (failure) showError(form, failure, {}, err);
       go.focus();
     };
-    stop.addEventListener("click", () => end(t("live.ended")).then(() => say(t("live.ended"))));
+    stop.addEventListener("click", () => end(t("live.ended")));
 
     // The session ended on the controller (another user stopped it, its
     // maximum duration, a higher band took its receivers for good).
