@@ -74,7 +74,7 @@ func internal(list []string) []string {
 // simulator sees only the wire contract, and the test kit stays in tests.
 // Only what the non-test build pulls in counts: tests may reach further.
 func TestDependencyRules(t *testing.T) {
-	adapters := []string{"store", "media", "broadcast", "scheduler", "devices", "broker", "api", "pki"}
+	adapters := []string{"store", "media", "broadcast", "scheduler", "devices", "broker", "api", "pki", "live"}
 	// station composes the other adapters through interfaces it declares.
 	stationMay := []string{"", "station", "store", "media", "scheduler", "cap", "protocol"}
 	usedByTests := false

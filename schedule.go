@@ -180,6 +180,9 @@ type PlayLogEntry struct {
 	Areas      []string  `json:"areas,omitempty"` // the session's target areas
 	By         string    `json:"by,omitempty"`    // token id, or "schedule:<id>"
 	Detail     string    `json:"detail,omitempty"`
+	// RecordingID is the media item that keeps what the session aired (a
+	// recorded live session's end line).
+	RecordingID string `json:"recording_id,omitempty"`
 }
 
 // PlayLogFilter selects play log entries; zero fields match everything.

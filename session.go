@@ -76,6 +76,9 @@ type Session struct {
 	// Transcoded: the controller decodes and re-encodes its source (a live
 	// uplink that offered no Opus it could forward as it is).
 	Transcoded bool `json:"transcoded,omitempty"`
+	// RecordingID is the media item that keeps what a live session aired
+	// (asked with record), once it ended.
+	RecordingID string `json:"recording_id,omitempty"`
 }
 
 // Validate checks a session request before anything is resolved.

@@ -104,6 +104,10 @@
 //	GET  /api/v1/sessions/{id}/sdp?dest=IP:PORT&for=1h  application/sdp: streams to dest for ?for= (≤ 6h); dest is the
 //	                                        caller's own address or in SDPAllow; 8 listeners a session, 64 a station
 //	DELETE /api/v1/sessions/{id}/listeners/{dest}  → 204: the stream to dest stops
+//	POST /api/v1/live?areas=&devices=&priority=&max_duration=&record=  application/sdp offer (WHIP, RFC 9725) → 201
+//	                                        the SDP answer, Location /api/v1/live/{session id}; priority default 128
+//	PATCH /api/v1/live/{id}                application/trickle-ice-sdpfrag → 204: the client's candidates
+//	DELETE /api/v1/live/{id}               → 200 session: ended by the speaker (the authority of stopping it)
 //	GET  /api/v1/alerts?limit=&offset=&report=false  [alert + "totals"] in scope, newest first; &format=csv: the history
 //	POST /api/v1/alerts                    {title,level: khan_cap|uu_tien,content:{media_id|text,tone},targets:{areas,devices},
 //	                                        repeats 1–10,gap:"5s",volume 1–100,expires_at RFC3339|expires_in:"1h",test} → 201 alert
@@ -256,6 +260,9 @@ type Server struct {
 	// SMSSecret as its bearer token; either unset: unavailable.
 	SMS       SMSInbox
 	SMSSecret string
+
+	// Live runs live microphone sessions (WHIP); nil: unavailable.
+	Live loa.LiveService
 }
 
 // Handler returns the HTTP handler serving the API, /healthz, /metrics and
@@ -402,6 +409,9 @@ func (s *Server) routes() []apiRoute {
 	route("POST /api/v1/sessions/{id}/stop", loa.ActionSession, s.stopSession)
 	route("GET /api/v1/sessions/{id}/sdp", loa.ActionSession, s.sessionSDP)
 	route("DELETE /api/v1/sessions/{id}/listeners/{dest}", loa.ActionSession, s.removeListener)
+	route("POST /api/v1/live", loa.ActionSession, s.startLive)
+	route("PATCH /api/v1/live/{id}", loa.ActionSession, s.trickleLive)
+	route("DELETE /api/v1/live/{id}", loa.ActionSession, s.endLive)
 
 	route("GET /api/v1/alerts", loa.ActionRead, s.listAlerts)
 	route("POST /api/v1/alerts", loa.ActionSession, s.sendAlert)

@@ -570,3 +570,26 @@ func (e *Engine) playArgs(t *target) protocol.PlayArgs {
 	}
 	return a
 }
+
+// ReceiverLoss is the loss a session's receivers report now, as an RTCP
+// fraction lost (/256): the 90th percentile of the last report of each
+// receiver it holds, so an encoder that adds FEC for it covers nearly all
+// of them, not the worst one alone. 0 when none has reported.
+func (e *Engine) ReceiverLoss(sessionID string) uint8 {
+	e.mu.Lock()
+	s := e.sessions[sessionID]
+	var losses []uint8
+	if s != nil {
+		for _, t := range s.order {
+			if t.holds && t.addr.IsValid() {
+				losses = append(losses, t.loss)
+			}
+		}
+	}
+	e.mu.Unlock()
+	if len(losses) == 0 {
+		return 0
+	}
+	slices.Sort(losses)
+	return losses[(len(losses)*9+9)/10-1]
+}

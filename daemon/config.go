@@ -92,6 +92,15 @@ type Config struct {
 	TranscodeQueue   int           // uploads waiting for a worker; more are refused (503); 0: 4 per worker
 	SDPAllow         string        // CIDRs (or addresses), comma-separated, SDP listeners may be at besides the caller's own address
 
+	// Live microphones (WHIP, package live): the one UDP address of every
+	// WebRTC client (empty: no live ingest), the public IPs its candidates
+	// name behind a 1:1 NAT (comma-separated), an optional TURN server
+	// (comma-separated URLs, with its user and password), and how long an
+	// uplink may send nothing before its session ends (0: 5 s).
+	LiveBind, LivePublic                 string
+	LiveTURN, LiveTURNUser, LiveTURNPass string
+	LiveUplinkTimeout                    time.Duration
+
 	// Scheduled backups (backup.go): one archive into BackupDir every
 	// BackupEvery, the newest BackupKeep kept; no BackupDir: none.
 	BackupDir   string

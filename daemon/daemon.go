@@ -24,6 +24,7 @@ import (
 	"github.com/loa-broadcast/loa/broadcast"
 	"github.com/loa-broadcast/loa/broker"
 	"github.com/loa-broadcast/loa/devices"
+	"github.com/loa-broadcast/loa/live"
 	"github.com/loa-broadcast/loa/media"
 	"github.com/loa-broadcast/loa/pki"
 	"github.com/loa-broadcast/loa/protocol"
@@ -63,6 +64,10 @@ type Main struct {
 	// Programmes lists receivers' programme cache items; nil unless
 	// Config.ProgrammeCache.
 	Programmes *station.Programmes
+
+	// Live runs live microphones (WHIP); nil without Config.LiveBind.
+	Live       *station.Live
+	liveServer *live.Server
 
 	// bg lives from Open to Close: the scheduler and session resumption
 	// run under it, and Close waits for them (schedWG).
@@ -255,6 +260,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err := m.Alerts.Recover(ctx); err != nil {
 		return fmt.Errorf("alerts: %w", err)
 	}
+	if err := m.openLive(cfg); err != nil {
+		return err
+	}
 	m.Media = station.NewMedia(m.DB, media.Options{MaxDuration: cfg.MaxMediaDuration},
 		station.TranscodeLimits{Workers: cfg.TranscodeWorkers, Queue: cfg.TranscodeQueue}, m.Logger.With("component", "media"))
 	if err := m.startScheduler(ctx); err != nil {
@@ -340,6 +348,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	srv.Firmware, srv.Receivers = m.Firmware, m.DB
 	srv.Stored = m.Stored
+	if m.Live != nil {
+		srv.Live = m.Live
+	}
 	srv.MapTiles, srv.MapAttribution = cfg.MapTiles, cfg.mapAttribution()
 	srv.Creds = m.credentials()
 	if m.SMS != nil {
@@ -397,6 +408,7 @@ func (m *Main) Close() error {
 		errs = append(errs, m.Engine.Close())
 		m.Engine = nil
 	}
+	errs = append(errs, m.closeLive()) // after the engine: its sessions ended first, as interrupted
 	if m.NTP != nil {
 		errs = append(errs, m.NTP.Close())
 		m.NTP = nil

@@ -60,6 +60,7 @@ func testConfig(t *testing.T) Config {
 	cfg := DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.HTTPAddr, cfg.MQTTListen, cfg.RTPBind = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.LiveBind = "127.0.0.1:0"
 	// Plain on loopback; tls_test.go turns the TLS listeners on.
 	cfg.TLS.MQTTListen, cfg.TLS.HTTPSAddr = "", ""
 	return cfg

@@ -58,6 +58,12 @@ func bindConfig(c *daemon.Config, fs *flag.FlagSet) {
 	fs.StringVar(&c.MapTiles, "map-tiles", c.MapTiles, "the console map's tile URL, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png (empty: no tiles, the communes' outlines; the console's CSP allows images from this host only) [LOA_MAP_TILES]")
 	fs.StringVar(&c.MapAttribution, "map-attribution", c.MapAttribution, "the credit the tile provider asks for, shown on the map (default for OpenStreetMap's tiles: © OpenStreetMap contributors) [LOA_MAP_ATTRIBUTION]")
 	fs.StringVar(&c.SDPAllow, "sdp-allow", c.SDPAllow, "CIDRs or addresses, comma-separated, the SDP route may stream to besides the caller's own address [LOA_SDP_ALLOW]")
+	fs.StringVar(&c.LiveBind, "live-bind", c.LiveBind, "the one UDP address of every WebRTC (WHIP) live microphone, e.g. :5006; empty: no live ingest [LOA_LIVE_BIND]")
+	fs.StringVar(&c.LivePublic, "live-public", c.LivePublic, "public IPs, comma-separated, the live ingest's candidates name behind a 1:1 NAT [LOA_LIVE_PUBLIC]")
+	fs.StringVar(&c.LiveTURN, "live-turn", c.LiveTURN, "TURN server URLs, comma-separated, for live clients that reach no UDP port (turn:host:3478) [LOA_LIVE_TURN]")
+	fs.StringVar(&c.LiveTURNUser, "live-turn-user", c.LiveTURNUser, "the TURN server's user [LOA_LIVE_TURN_USER]")
+	fs.StringVar(&c.LiveTURNPass, "live-turn-pass", c.LiveTURNPass, "the TURN server's password [LOA_LIVE_TURN_PASS]")
+	fs.DurationVar(&c.LiveUplinkTimeout, "live-uplink-timeout", c.LiveUplinkTimeout, "a live microphone that sends nothing this long ends its session (uplink lost) [LOA_LIVE_UPLINK_TIMEOUT]")
 }
 
 // bindTLS binds the TLS settings (README: "TLS and the station CA").
@@ -100,6 +106,8 @@ func configFromEnv(c *daemon.Config, getenv func(string) string) error {
 		"LOA_ACME_DOMAIN": &c.TLS.ACMEDomain, "LOA_ACME_DIRECTORY": &c.TLS.ACMEDirectory, "LOA_ACME_CA": &c.TLS.ACMERoots,
 		"LOA_DEVICE_MQTT_URL": &c.DeviceMQTTURL, "LOA_BACKUP_DIR": &c.BackupDir,
 		"LOA_SMS_GATEWAY": &c.SMSGateway, "LOA_SMS_GATEWAY_TOKEN": &c.SMSGatewayToken, "LOA_SMS_INBOUND_SECRET": &c.SMSInboundSecret,
+		"LOA_LIVE_BIND": &c.LiveBind, "LOA_LIVE_PUBLIC": &c.LivePublic, "LOA_LIVE_TURN": &c.LiveTURN,
+		"LOA_LIVE_TURN_USER": &c.LiveTURNUser, "LOA_LIVE_TURN_PASS": &c.LiveTURNPass,
 	}
 	for k, p := range str {
 		if v := getenv(k); v != "" {
@@ -153,7 +161,7 @@ func configFromEnv(c *daemon.Config, getenv func(string) string) error {
 	}
 	for k, p := range map[string]*time.Duration{"LOA_DELAY": &c.Delay, "LOA_LEAD": &c.Lead, "LOA_GRACE": &c.Grace, "LOA_CLOCK_OFFSET": &c.ClockOffset,
 		"LOA_ALARM_OFFLINE": &c.Alarms.Offline, "LOA_MAX_MEDIA_DURATION": &c.MaxMediaDuration,
-		"LOA_BACKUP_EVERY": &c.BackupEvery, "LOA_SMS_WAIT": &c.SMSWait} {
+		"LOA_BACKUP_EVERY": &c.BackupEvery, "LOA_SMS_WAIT": &c.SMSWait, "LOA_LIVE_UPLINK_TIMEOUT": &c.LiveUplinkTimeout} {
 		if v := getenv(k); v != "" {
 			d, err := time.ParseDuration(v)
 			if err != nil {
