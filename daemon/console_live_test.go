@@ -7,28 +7,26 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
-	"github.com/pion/rtp"
 
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/loatest/browser"
 	"github.com/loa-broadcast/loa/media"
+	"github.com/loa-broadcast/loa/station"
 )
 
-// liveTones is the fake microphone's tone sequence, each liveToneLen
+// micTones is the fake microphone's tone sequence, each micToneLen
 // long, over and over: frequencies no two of which are harmonics.
-var liveTones = []float64{500, 750, 1100, 1600, 2300}
+var micTones = []float64{500, 750, 1100, 1600, 2300}
 
-const liveToneLen = 600 * time.Millisecond
+const micToneLen = 600 * time.Millisecond
 
 // TestConsoleLive: a commune operator speaks live from the console in
 // headless Chromium, whose microphone is a WAV file of a known tone
@@ -52,13 +50,13 @@ func TestConsoleLive(t *testing.T) {
 	bg := context.Background()
 	wav := filepath.Join(t.TempDir(), "tones.wav")
 	var buf bytes.Buffer
-	if err := media.EncodeWAV(&buf, liveTonePCM(len(liveTones)), 48000, 1); err != nil {
+	if err := media.EncodeWAV(&buf, micTonePCM(len(micTones)), 48000, 1); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(wav, buf.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if got := toneRuns(liveTonePCM(3 * len(liveTones))); !toneCycle(got, 2) {
+	if got := toneRuns(micTonePCM(3 * len(micTones))); !toneCycle(got, 2) {
 		t.Fatalf("the tone detector misreads the source itself: %v", got)
 	}
 
@@ -104,6 +102,7 @@ func TestConsoleLive(t *testing.T) {
 		chromedp.Click(chromedp.ID("live-echo")),
 		chromedp.Click(chromedp.ID("live-noise")),
 		chromedp.Click(chromedp.ID("live-gain")),
+		chromedp.Click(chromedp.ID("live-record")),
 		chromedp.Click(chromedp.ID("live-test")),
 		c.until(`document.querySelector("#live-level").value > 0.5`))
 	c.check("live")
@@ -111,11 +110,14 @@ func TestConsoleLive(t *testing.T) {
 	c.step("go on air",
 		chromedp.Click(chromedp.ID("live-go")),
 		c.until(`!document.querySelector("#live-air").hidden`),
-		c.until(`document.querySelector("#live-air").classList.contains("on")`),
+		c.until(`document.querySelector("#live-air").classList.contains("airing")`),
 		c.until(`document.querySelector("#live-receivers").textContent.startsWith("10/10 ")`),
 		c.until(`document.querySelector("#live-elapsed").textContent !== "0:00"`))
 	sess := liveSession(t, s)
-	tap := tapSession(t, s, sess.ID)
+	tap := newTap(t) // live_test.go's: the payloads the controller sends, as they leave
+	if err := s.api.Do(bg, "GET", fmt.Sprintf("/api/v1/sessions/%s/sdp?dest=%s&plain=1", sess.ID, tap.conn.LocalAddr()), "", nil, nil); err != nil {
+		t.Fatalf("listener: %v", err)
+	}
 	if len(sess.Devices) != 10 || sess.Priority != 160 || sess.Transcoded {
 		t.Errorf("the live session: %d receivers, priority %d, transcoded %v; want 10, 160, false", len(sess.Devices), sess.Priority, sess.Transcoded)
 	}
@@ -144,16 +146,15 @@ func TestConsoleLive(t *testing.T) {
 		}
 	}
 	// The controller forwarded the browser's own payloads.
-	forwarded := tap.stop()
-	checkForwarded(t, forwarded, strings.Split(c.evalString(`window.loaSent.join(",")`), ","))
+	checkForwarded(t, tap.payloads(), strings.Split(c.evalString(`window.loaSent.join(",")`), ","))
 
 	c.step("stop",
 		chromedp.Click(chromedp.ID("live-stop")),
 		c.until(`document.querySelector("#live-air").hidden && !document.querySelector("#live-done").hidden`),
 		c.until(`document.querySelector("#live-done").textContent.includes("Đã kết thúc phát trực tiếp")`))
 	got, err := s.api.Session(bg, sess.ID)
-	if err != nil || got.State != loa.SessionStopped {
-		t.Errorf("after the stop button the session is %+v, %v; want stopped", got, err)
+	if err != nil || got.State != loa.SessionStopped || got.Reason != station.LiveEndedBySpeaker || got.RecordingID == "" {
+		t.Errorf("after the stop button the session is %+v, %v; want stopped by the speaker, recorded", got, err)
 	}
 	var log []loa.PlayLogEntry
 	if err := s.api.JSON(bg, "GET", "/api/v1/playlog?limit=100", nil, &log); err != nil {
@@ -170,12 +171,13 @@ func TestConsoleLive(t *testing.T) {
 	}
 	c.go_("log")
 	c.step("the broadcast log shows the live session",
-		c.until(`document.querySelector("#log-list").textContent.includes("Phát trực tiếp")`))
+		c.until(`[...document.querySelectorAll("#log-list li")].some((li) => li.textContent.includes("Phát trực tiếp") && li.textContent.includes("Bản ghi: Trực tiếp "))`))
+	c.check("log-live")
 	t.Logf("TestConsoleLive took %v", time.Since(start).Round(time.Millisecond))
 }
 
 // liveWHIP is the controller's WHIP endpoint.
-const liveWHIP = "/api/v1/live/whip"
+const liveWHIP = "/api/v1/live"
 
 // liveTap wraps RTCPeerConnection so that every Opus payload the page's
 // sender makes is hashed into window.loaSent (the first 8 bytes of its
@@ -220,67 +222,18 @@ func liveSession(t *testing.T, s *system) *loa.Session {
 	return nil
 }
 
-// rtpTap is a plain-RTP third-party listener of a session (the admin's
-// ?plain=1 SDP): it hashes each payload the controller sends as the page's
-// tap does.
-type rtpTap struct {
-	conn   *net.UDPConn
-	done   chan struct{}
-	mu     sync.Mutex
-	hashes []string
-}
-
-func tapSession(t *testing.T, s *system, sessionID string) *rtpTap {
-	t.Helper()
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	path := "/api/v1/sessions/" + sessionID + "/sdp?plain=1&dest=" + conn.LocalAddr().String()
-	if err := s.api.Do(context.Background(), "GET", path, "", nil, new(string)); err != nil {
-		t.Fatal(err)
-	}
-	r := &rtpTap{conn: conn, done: make(chan struct{})}
-	go func() {
-		defer close(r.done)
-		buf := make([]byte, 1500)
-		for {
-			n, err := conn.Read(buf)
-			if err != nil {
-				return
-			}
-			var p rtp.Packet
-			if p.Unmarshal(buf[:n]) != nil || len(p.Payload) == 0 {
-				continue
-			}
-			h := sha256.Sum256(p.Payload)
-			r.mu.Lock()
-			r.hashes = append(r.hashes, hex.EncodeToString(h[:8]))
-			r.mu.Unlock()
-		}
-	}()
-	return r
-}
-
-// stop ends the listening and returns the payloads' hashes, in order.
-func (r *rtpTap) stop() []string {
-	r.conn.Close()
-	<-r.done
-	return r.hashes
-}
-
 // checkForwarded: every payload the controller forwarded is one the
 // page's encoder made, byte for byte (sent: their hashes).
-func checkForwarded(t *testing.T, forwarded, sent []string) {
+func checkForwarded(t *testing.T, forwarded [][]byte, sent []string) {
 	t.Helper()
 	made := make(map[string]bool, len(sent))
 	for _, h := range sent {
 		made[h] = true
 	}
 	foreign := 0
-	for _, h := range forwarded {
-		if !made[h] {
+	for _, p := range forwarded {
+		h := sha256.Sum256(p)
+		if !made[hex.EncodeToString(h[:8])] {
 			foreign++
 		}
 	}
@@ -290,12 +243,12 @@ func checkForwarded(t *testing.T, forwarded, sent []string) {
 	}
 }
 
-// liveTonePCM is n tones of liveTones in turn, each liveToneLen, at 48 kHz.
-func liveTonePCM(n int) []int16 {
-	per := int(liveToneLen.Seconds() * 48000)
+// micTonePCM is n tones of micTones in turn, each micToneLen, at 48 kHz.
+func micTonePCM(n int) []int16 {
+	per := int(micToneLen.Seconds() * 48000)
 	out := make([]int16, 0, n*per)
 	for k := range n {
-		f := liveTones[k%len(liveTones)]
+		f := micTones[k%len(micTones)]
 		for i := range per {
 			out = append(out, int16(0.4*32767*math.Sin(2*math.Pi*f*float64(i)/48000)))
 		}
@@ -304,7 +257,7 @@ func liveTonePCM(n int) []int16 {
 }
 
 // toneRuns reads pcm in 100 ms windows, names each by the tone of
-// liveTones that holds most of its energy (or none: silence, concealment,
+// micTones that holds most of its energy (or none: silence, concealment,
 // a change of tone), and returns the tones of the runs at least 300 ms
 // long, in order.
 func toneRuns(pcm []int16) []int {
@@ -324,7 +277,7 @@ func toneRuns(pcm []int16) []int {
 		}
 		tone := -1
 		if total/win > 100*100 { // above about −50 dBFS
-			for i, f := range liveTones {
+			for i, f := range micTones {
 				// Goertzel power over the window is (N/2)²·A² for a tone of
 				// amplitude A; the window's energy is N·A²/2.
 				if p := goertzelPower(w, f); p/(win/2) > 0.6*total {
@@ -342,13 +295,13 @@ func toneRuns(pcm []int16) []int {
 	return runs
 }
 
-// toneCycle reports whether runs holds cycles whole cycles of liveTones
+// toneCycle reports whether runs holds cycles whole cycles of micTones
 // in order (from any tone of the sequence).
 func toneCycle(runs []int, cycles int) bool {
-	need := cycles * len(liveTones)
+	need := cycles * len(micTones)
 	k := 1
 	for i := 1; i < len(runs); i++ {
-		if runs[i] == (runs[i-1]+1)%len(liveTones) {
+		if runs[i] == (runs[i-1]+1)%len(micTones) {
 			k++
 		} else {
 			k = 1

@@ -16,7 +16,7 @@ import { clearErrors, el, field, options, showError } from "../ui.js";
 // WHIP is the controller's WHIP endpoint: POST an SDP offer (the session's
 // targets and band in the query), 201 with the answer and the resource's
 // Location, DELETE that to end, PATCH it with late ICE candidates.
-export const WHIP = "/api/v1/live/whip";
+export const WHIP = "/api/v1/live";
 
 const GATHER_MS = 2000; // the longest wait for ICE candidates before the offer goes
 const POLL_MS = 2000; // how often the receivers playing are counted
@@ -183,7 +183,7 @@ export default {
       await pc.setLocalDescription(await pc.createOffer());
       await gathered(pc, GATHER_MS);
       const q = new URLSearchParams();
-      for (const a of req.areas) q.append("areas", a);
+      q.set("areas", req.areas.join(","));
       q.set("priority", String(req.priority));
       q.set("max_duration", req.max_duration);
       if (req.record) q.set("record", "true");
@@ -195,7 +195,7 @@ export default {
         return;
       }
       run.resource = resource;
-      run.id = res.headers.get("Loa-Session") || resource.split("/").pop();
+      run.id = resource.split("/").pop(); // /api/v1/live/{session id}
       await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
       if (late.length) patch(run, late).catch(() => {});
       showAir(req);
@@ -204,7 +204,7 @@ export default {
         if (pc.connectionState === "connected" && !run.since) {
           run.since = Date.now();
           state.textContent = t("live.state.on");
-          air.classList.add("on");
+          air.classList.add("airing");
         } else if (pc.connectionState === "failed") {
           end(t("live.ended.lost"), true);
         }
@@ -221,7 +221,7 @@ export default {
       playing.textContent = "";
       where.textContent = [band(req.priority), req.areas.map(ctx.areaName).join(", ")].join(" · ");
       airErr.hidden = true;
-      air.classList.remove("on");
+      air.classList.remove("airing");
       air.classList.toggle("emergency", req.priority >= 224);
       form.hidden = true;
       air.hidden = false;
