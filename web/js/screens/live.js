@@ -230,14 +230,18 @@ export default {
     const tick = () => {
       if (run && run.since) elapsed.textContent = duration((Date.now() - run.since) * 1e6);
     };
-    // count reads the session's delivery report: how many of its
-    // receivers play it now.
+    // count reads the session's delivery report (how many of its
+    // receivers play it now) and the session itself: one that ended
+    // between two rounds of the event stream never shows there.
     const count = async () => {
       const r = run;
       if (!r || !r.id) return;
+      const path = "/api/v1/sessions/" + encodeURIComponent(r.id);
       try {
-        const d = await api.get("/api/v1/sessions/" + encodeURIComponent(r.id) + "/delivery?limit=1");
-        if (run === r) playing.textContent = t("live.receivers", { n: d.totals.started, total: d.totals.receivers });
+        const [d, sess] = await Promise.all([api.get(path + "/delivery?limit=1"), api.get(path)]);
+        if (run !== r) return;
+        playing.textContent = t("live.receivers", { n: d.totals.started, total: d.totals.receivers });
+        if (sess.state !== "playing") end(t("live.ended.server"), true);
       } catch (e) { /* the next round tries again */ }
     };
 
@@ -262,6 +266,7 @@ export default {
       closeMic();
       test.textContent = t("live.test");
       air.hidden = true;
+      air.classList.remove("airing");
       form.hidden = false;
       if (r.since) {
         done.textContent = (note || t("live.ended")) + " " + t("live.ended.duration", { d: duration((Date.now() - r.since) * 1e6) });
