@@ -48,7 +48,7 @@ func loadSpec(t testing.TB) (*openapi3.T, routers.Router) {
 			return
 		}
 		spec.doc = doc
-		for _, ct := range []string{"text/event-stream", "application/sdp", "application/cap+xml", "application/xml", "text/xml"} {
+		for _, ct := range []string{"text/event-stream", "application/sdp", "application/cap+xml", "application/xml", "text/xml", "application/trickle-ice-sdpfrag"} {
 			openapi3filter.RegisterBodyDecoder(ct, rawBody)
 		}
 	})

@@ -546,3 +546,21 @@ func TestGapAdvancesSequenceAndTimestampAndSendsNothing(t *testing.T) {
 		t.Errorf("last SR packet count %d, want %d", last.PacketCount, frames)
 	}
 }
+
+// TestReceiverLoss: the loss a session's receivers report, for the live
+// uplink's reports: every test receiver reports a quarter lost.
+func TestReceiverLoss(t *testing.T) {
+	h := newHarness(t, "127.0.0.1:0")
+	devs := []string{"d1", "d2", "d3"}
+	for _, d := range devs {
+		h.tuner.device(d)
+	}
+	h.start(t, "s1", loa.PriorityNormal, 0x77, &loopSource{pkts: opusPackets(t, 10)}, 0, devs...)
+	waitFor(t, "receivers authenticated", func() bool { return h.authenticated("s1") == len(devs) })
+	if got := h.e.ReceiverLoss("s1"); got != 64 {
+		t.Errorf("receivers' loss %d/256, want the 64 they report", got)
+	}
+	if got := h.e.ReceiverLoss("nope"); got != 0 {
+		t.Errorf("loss of no session: %d", got)
+	}
+}

@@ -66,8 +66,9 @@ type Main struct {
 	Programmes *station.Programmes
 
 	// Live runs live microphones (WHIP); nil without Config.LiveBind.
-	Live       *station.Live
-	liveServer *live.Server
+	Live           *station.Live
+	liveServer     *live.Server
+	liveCollectors []prometheus.Collector // its metrics, registered with the others
 
 	// bg lives from Open to Close: the scheduler and session resumption
 	// run under it, and Close waits for them (schedWG).
@@ -319,6 +320,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	for _, c := range m.healthCollectors() {
 		reg.MustRegister(c)
 	}
+	reg.MustRegister(m.liveCollectors...)
 	if m.SMS != nil {
 		reg.MustRegister(m.SMS.Collectors()...)
 	}

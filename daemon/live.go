@@ -27,6 +27,7 @@ func (m *Main) openLive(cfg Config) error {
 		return fmt.Errorf("live: %w", err)
 	}
 	m.liveServer = s
+	m.liveCollectors = s.Collectors()
 	m.Live = station.NewLive(m.DB, m.Sessions, liveUplinks{s}, m.Logger.With("component", "live"))
 	m.Live.Loss = m.Engine.ReceiverLoss
 	return nil

@@ -17,12 +17,14 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/api"
 	"github.com/loa-broadcast/loa/live"
+	"github.com/loa-broadcast/loa/media"
 	"github.com/loa-broadcast/loa/protocol"
 	"github.com/loa-broadcast/loa/station"
 )
 
-// liveTones are the tone sequence a live speaker sends, 400 ms each,
+// liveTones are the tone sequence a live speaker sends, 600 ms each,
 // between a lead-in and a lead-out tone.
 var liveTones = []float64{500, 1000, 1500, 2000}
 
@@ -192,12 +194,19 @@ func TestLive(t *testing.T) {
 		send(liveLeadHz)
 	}
 	for _, hz := range liveTones {
-		for range 20 {
+		for range 30 {
 			send(hz)
 		}
 	}
-	for range 25 {
+	// The lead-out until the last tone has left the controller and half a
+	// second more (a loaded machine delays the uplink), then DELETE.
+	last := sent[len(sent)-1]
+	for ctx.Err() == nil {
 		send(liveLeadHz)
+		got := tap.payloads()
+		if i := slices.IndexFunc(got, func(p []byte) bool { return bytes.Equal(p, last) }); i >= 0 && len(got)-i > 25 {
+			break
+		}
 	}
 	if err := c.Close(ctx); err != nil {
 		t.Fatalf("DELETE: %v", err)
@@ -212,14 +221,23 @@ func TestLive(t *testing.T) {
 	for _, area := range []string{"a", "b"} {
 		for _, r := range s.byArea[area] {
 			pcm := r.PCM(id)
+			// 100 ms windows; a tone counts when it holds for 300 ms (each
+			// lasts 600 ms), so a window of concealment at a boundary does
+			// not make one.
 			var seq []float64
+			run, cur := 0, 0.0
 			for i := 0; i+4800 <= len(pcm); i += 4800 {
-				if f := toneOf(pcm[i:i+4800], freqs); f != 0 && f != liveLeadHz && (len(seq) == 0 || seq[len(seq)-1] != f) {
+				f := toneOf(pcm[i:i+4800], freqs)
+				if f != cur {
+					run, cur = 0, f
+				}
+				if run++; run == 3 && f != 0 && f != liveLeadHz && (len(seq) == 0 || seq[len(seq)-1] != f) {
 					seq = append(seq, f)
 				}
 			}
 			if !slices.Equal(seq, liveTones) {
-				t.Errorf("%s played the tones %v, want %v", r.ID(), seq, liveTones)
+				st, _ := r.Session(id)
+				t.Errorf("%s played the tones %v, want %v (%+v)", r.ID(), seq, liveTones, st)
 			}
 		}
 	}
@@ -261,7 +279,10 @@ func TestLive(t *testing.T) {
 		t.Errorf("the play log's end line of %s does not link its recording %s", id, end.RecordingID)
 	}
 
-	// A client that hangs up without DELETE: the session ends, uplink lost.
+	// A second speaker, in commune a: preempted by a higher session, its
+	// receivers rejoin it when that ends; then it hangs up without DELETE,
+	// and the session ends, uplink lost.
+	bulletin := s.upload(media.Tone(700, 48000, time.Second, 0.5), 48000)
 	c2, err := live.Dial(ctx, hc, s.m.URL()+"/api/v1/live?areas=a", s.m.AdminToken, "")
 	if err != nil {
 		t.Fatal(err)
@@ -269,11 +290,48 @@ func TestLive(t *testing.T) {
 	if err := c2.Connected(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for range 5 {
-		c2.Send(enc.frame(t, 440), false)
+	id2 := c2.Resource[strings.LastIndexByte(c2.Resource, '/')+1:]
+	speakUntil := func(what string, done func() bool) {
+		t.Helper()
+		for ctx.Err() == nil && !done() {
+			<-tick.C
+			c2.Send(enc.frame(t, 440), false)
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("waiting for %s: %v", what, ctx.Err())
+		}
+	}
+	decoded := func() (least uint64) {
+		least = math.MaxUint64
+		for _, r := range s.byArea["a"] {
+			st, _ := r.Session(id2)
+			least = min(least, st.Decoded)
+		}
+		return least
+	}
+	speakUntil("commune a hearing the speaker", func() bool { return decoded() > 10 })
+	high, err := s.api.StartSession(ctx, api.SessionRequest{MediaID: bulletin.ID, Targets: loa.Targets{Areas: []string{"a"}}, Priority: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	speakUntil("the bulletin to end", func() bool {
+		cur, err := s.api.Session(ctx, high.ID)
+		return err == nil && cur.State != loa.SessionPlaying
+	})
+	before := decoded()
+	speakUntil("commune a hearing the speaker again", func() bool { return decoded() > before+10 })
+	preempted := false
+	lines, err = station.NewPlayLog(s.m.DB).PlayLog(ctx, loa.PlayLogFilter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range lines {
+		preempted = preempted || (e.SessionID == id2 && e.Event == loa.PlayPreempted)
+	}
+	if !preempted {
+		t.Error("the play log has no preempted line for the live session")
 	}
 	c2.Hangup()
-	id2 := c2.Resource[strings.LastIndexByte(c2.Resource, '/')+1:]
 	end2, err := s.api.WaitSession(ctx, id2)
 	if err != nil {
 		t.Fatal(err)

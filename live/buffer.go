@@ -8,11 +8,10 @@ import "github.com/loa-broadcast/loa"
 const (
 	DefaultDepth = 3  // 60 ms: the uplink's jitter and reordering it absorbs
 	driftWindow  = 50 // 1 s of pulls
-	burst        = 10 // frames beyond depth all the window long that go at once
 	slots        = 256
-	// maxAhead is how far past the next frame a packet may be before the
-	// uplink is taken to have jumped (a new sequence, a long stall): the
-	// buffer then starts over from it.
+	// maxAhead is how far from the next frame a packet may be, ahead or
+	// behind, before the uplink is taken to have jumped (a new sequence, a
+	// long stall): the buffer then starts over from it.
 	maxAhead = 200
 )
 
@@ -70,14 +69,16 @@ func (b *buffer) push(seq uint16, payload []byte) {
 	if !b.started {
 		b.started, b.next, b.highest = true, seq, seq
 	}
-	d := int16(seq - b.next)
+	d := int(int16(seq - b.next))
+	if d <= -maxAhead || d >= maxAhead {
+		// Far from anything expected, ahead or behind: the uplink's
+		// sequence jumped (a new track, a long stall).
+		b.reset(seq)
+		d = 0
+	}
 	if d < 0 {
 		b.stats.Late++
 		return
-	}
-	if int(d) >= maxAhead {
-		b.reset(seq)
-		d = 0
 	}
 	i := seq % slots
 	if b.have[i] {
@@ -125,17 +126,14 @@ func (b *buffer) pull() ([]byte, error) {
 		lo, hi := b.minLevel, b.maxLvl
 		b.pulls, b.minLevel, b.maxLvl = 0, 1<<30, -1
 		switch {
-		case lo > b.depth+burst:
-			// A burst after a stall: everything beyond depth goes at once.
-			for b.level() > b.depth {
+		case lo > b.depth+1:
+			// Ahead by more than a frame all the window long: the
+			// uplink's clock is fast (one frame), or a stall's burst came
+			// in (many). Whole frames go, down to depth.
+			for range lo - b.depth {
 				b.take()
 				b.stats.Dropped++
 			}
-		case lo > b.depth+1:
-			// Ahead by more than a frame all the window long: the
-			// uplink's clock is fast. One whole frame goes.
-			b.take()
-			b.stats.Dropped++
 		case hi < b.depth-1:
 			// Behind by more than a frame all the window long: a frame
 			// of silence (receivers conceal it) lets it catch up.

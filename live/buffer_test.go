@@ -176,6 +176,10 @@ func TestBufferReordersAndResyncs(t *testing.T) {
 	if b.stats.Resyncs != 1 || b.next != 5000 {
 		t.Errorf("after a jump: resyncs %d, next %d", b.stats.Resyncs, b.next)
 	}
+	b.push(100, []byte{1}) // far behind: a new sequence too
+	if b.stats.Resyncs != 2 || b.next != 100 {
+		t.Errorf("after a jump back: resyncs %d, next %d", b.stats.Resyncs, b.next)
+	}
 }
 
 func equalInts(a, b []int) bool {
@@ -188,4 +192,70 @@ func equalInts(a, b []int) bool {
 		}
 	}
 	return true
+}
+
+// TestStallBurstIsCaughtUp: an uplink that stalls for half a second and
+// then delivers the backlog at once gets gaps while it is silent, and the
+// backlog is dropped within two windows: the latency it added does not
+// stay.
+func TestStallBurstIsCaughtUp(t *testing.T) {
+	b := newBuffer(DefaultDepth)
+	seq := uint16(0)
+	push := func() { b.push(seq, []byte{byte(seq)}); seq++ }
+	for range DefaultDepth {
+		push()
+	}
+	for range 100 { // steady
+		push()
+		b.pull()
+	}
+	for range 25 { // the stall: nothing comes
+		b.pull()
+	}
+	for range 25 { // the backlog at once
+		push()
+	}
+	if b.level() < 20 {
+		t.Fatalf("level %d after the burst", b.level())
+	}
+	for range 2 * driftWindow {
+		push()
+		b.pull()
+	}
+	if lvl := b.level(); lvl > DefaultDepth+1 {
+		t.Errorf("level %d two windows after the burst, want back to about %d", lvl, DefaultDepth)
+	}
+	if b.stats.Inserted < 20 || b.stats.Dropped < 20 {
+		t.Errorf("stats %+v: want the stall's gaps inserted and its backlog dropped", b.stats)
+	}
+}
+
+// FuzzBuffer: any order of pushes (sequence numbers from the input) and
+// pulls keeps the buffer's count true and its level bounded.
+func FuzzBuffer(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 255, 3, 255, 9, 255, 255})
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		b := newBuffer(DefaultDepth)
+		seq := uint16(0)
+		for _, op := range ops {
+			switch {
+			case op == 255:
+				b.pull()
+			case op >= 128:
+				b.push(seq-uint16(op-128), []byte{op}) // late or a duplicate
+			default:
+				seq += uint16(op)
+				b.push(seq, []byte{op})
+			}
+			n := 0
+			for _, h := range b.have {
+				if h {
+					n++
+				}
+			}
+			if n != b.count || b.level() > maxAhead || b.level() < 0 {
+				t.Fatalf("count %d, %d slots held, level %d", b.count, n, b.level())
+			}
+		}
+	})
 }

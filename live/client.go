@@ -191,12 +191,17 @@ func (c *Client) Connected(ctx context.Context) error {
 	return nil
 }
 
-// Send sends the next 20 ms Opus packet; lose drops it as the uplink
-// would (its sequence number and timestamp go by).
+// Send sends the next Opus packet (20 ms, as a browser's, or any length
+// Opus allows); lose drops it as the uplink would (its sequence number and
+// timestamp go by).
 func (c *Client) Send(payload []byte, lose bool) error {
 	p := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: c.seq, Timestamp: c.ts}, Payload: payload}
 	c.seq++
-	c.ts += protocol.FrameSamples
+	d, ok := packetDuration(payload)
+	if !ok {
+		d = protocol.FrameSamples
+	}
+	c.ts += uint32(d)
 	if lose {
 		return nil
 	}

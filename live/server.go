@@ -52,6 +52,8 @@ type Server struct {
 	conn net.PacketConn
 	mux  ice.UDPMux
 
+	metrics *metrics
+
 	mu      sync.Mutex
 	uplinks map[*Uplink]struct{}
 	closed  bool
@@ -101,7 +103,7 @@ func New(cfg Config) (*Server, error) {
 	// Reports of their own, with the uplink's loss alone, contradicting
 	// ours (and NACKs, whose retransmissions would come too late).
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(&me), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(&interceptor.Registry{}))
-	return &Server{cfg: cfg, log: cfg.Logger, api: api, conn: conn, mux: mux, uplinks: map[*Uplink]struct{}{}}, nil
+	return &Server{cfg: cfg, log: cfg.Logger, api: api, conn: conn, mux: mux, metrics: newMetrics(), uplinks: map[*Uplink]struct{}{}}, nil
 }
 
 // LocalAddr is the UDP address every peer connection uses.
@@ -187,14 +189,30 @@ func (s *Server) Accept(ctx context.Context, offer string, opts Options) (*Uplin
 	}
 	s.uplinks[u] = struct{}{}
 	s.mu.Unlock()
+	s.metrics.uplinks.Inc()
 	go u.watch()
-	return u, pinPtime(local.SDP), nil
+	return u, pinProfile(local.SDP), nil
 }
 
-func (s *Server) forget(u *Uplink) {
+// forget drops an ended uplink and counts what it did.
+func (s *Server) forget(u *Uplink, st Stats, reason string) {
 	s.mu.Lock()
+	_, had := s.uplinks[u]
 	delete(s.uplinks, u)
 	s.mu.Unlock()
+	if !had {
+		return // never accepted
+	}
+	m := s.metrics
+	m.uplinks.Dec()
+	m.received.Add(float64(st.Received))
+	m.lost.Add(float64(st.Lost))
+	m.dropped.Add(float64(st.Dropped))
+	m.inserted.Add(float64(st.Inserted))
+	if u.Transcoded() {
+		m.transcoded.Inc()
+	}
+	m.ended.WithLabelValues(reason).Inc()
 }
 
 // checkOffer parses an offer and requires an audio section offering Opus.
@@ -237,27 +255,37 @@ func hasOpus(answer string) bool {
 	return false
 }
 
-// pinPtime adds a=ptime:20 to each audio section of an answer that has
-// none: the receivers' 20 ms frames.
-func pinPtime(answer string) string {
+// pinProfile makes each audio section of an answer ask for the receivers'
+// profile: its Opus fmtp is OpusFmtp (pion's answer echoes the offer's),
+// and a=ptime:20. Only the text the client gets changes: what it says is
+// what the client's encoder is to send.
+func pinProfile(answer string) string {
 	lines := strings.SplitAfter(answer, "\n")
-	var b strings.Builder
-	inAudio, has := false, false
-	flush := func() {
-		if inAudio && !has {
-			b.WriteString("a=ptime:20\r\n")
+	var out []string
+	inAudio, hasPtime := false, false
+	opusPT := ""
+	end := func() {
+		if inAudio && !hasPtime {
+			out = append(out, "a=ptime:20\r\n")
 		}
 	}
 	for _, l := range lines {
-		if strings.HasPrefix(l, "m=") {
-			flush()
-			inAudio, has = strings.HasPrefix(l, "m=audio"), false
+		t := strings.TrimRight(l, "\r\n")
+		switch {
+		case strings.HasPrefix(t, "m="):
+			end()
+			inAudio, hasPtime, opusPT = strings.HasPrefix(t, "m=audio"), false, ""
+		case inAudio && strings.HasPrefix(t, "a=rtpmap:") && strings.Contains(strings.ToLower(t), " opus/48000"):
+			opusPT = strings.Fields(strings.TrimPrefix(t, "a=rtpmap:"))[0]
+			out = append(out, l, "a=fmtp:"+opusPT+" "+OpusFmtp+"\r\n")
+			continue
+		case inAudio && opusPT != "" && strings.HasPrefix(t, "a=fmtp:"+opusPT+" "):
+			continue // replaced after its rtpmap
+		case inAudio && strings.HasPrefix(t, "a=ptime:"):
+			hasPtime = true
 		}
-		if strings.HasPrefix(l, "a=ptime:") {
-			has = true
-		}
-		b.WriteString(l)
+		out = append(out, l)
 	}
-	flush()
-	return b.String()
+	end()
+	return strings.Join(out, "")
 }

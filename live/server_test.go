@@ -4,15 +4,20 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/hraban/opus"
+	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/protocol"
@@ -223,4 +228,159 @@ func TestUplinkLostWhenSilent(t *testing.T) {
 	if r := h.uplink().Reason(); r != ReasonLost {
 		t.Errorf("reason %q, want %q", r, ReasonLost)
 	}
+	m := h.s.metrics
+	if got := value(m.ended.WithLabelValues(ReasonLost)); got != 1 {
+		t.Errorf("uplinks ended lost: %v, want 1", got)
+	}
+	if got, rx := value(m.uplinks), value(m.received); got != 0 || rx != 5 {
+		t.Errorf("uplinks %v (want 0), packets received %v (want 5)", got, rx)
+	}
+}
+
+// TestUplinkTranscodesWhatCannotBeForwarded: a client sending 60 ms
+// packets (not the receivers' 20 ms) is decoded and encoded again as 20 ms
+// mono frames that still carry its tone, and the uplink says so.
+func TestUplinkTranscodesWhatCannotBeForwarded(t *testing.T) {
+	_, h, hs := newTestServer(t, Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), guard)
+	defer cancel()
+	c, err := Dial(ctx, hs.Client(), hs.URL+"/whip", "", "minptime=60;useinbandfec=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Hangup()
+	if err := c.Connected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	u := h.uplink()
+	enc, err := opus.NewEncoder(protocol.ClockRate, 1, opus.AppAudio)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc.SetBitrate(32000)
+	const hz = 880
+	pcm := make([]int16, 3*protocol.FrameSamples)
+	dec, err := opus.NewDecoder(protocol.ClockRate, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int16
+	tick := time.NewTicker(protocol.FrameDuration)
+	defer tick.Stop()
+	for f := 0; ctx.Err() == nil && len(out) < 50*protocol.FrameSamples; f++ {
+		<-tick.C
+		if f%3 == 0 {
+			for i := range pcm {
+				pcm[i] = int16(9000 * math.Sin(2*math.Pi*hz*float64(f*protocol.FrameSamples+i)/protocol.ClockRate))
+			}
+			b := make([]byte, 4000)
+			k, err := enc.Encode(pcm, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d, _ := packetDuration(b[:k]); d != 3*protocol.FrameSamples {
+				t.Fatalf("the client's packet lasts %d samples", d)
+			}
+			c.Send(b[:k], false)
+		}
+		p, err := u.Next()
+		if err != nil {
+			continue
+		}
+		if !forwardable(p) {
+			t.Fatalf("a frame of %d bytes given is not 20 ms mono", len(p))
+		}
+		buf := make([]int16, protocol.FrameSamples)
+		n, err := dec.Decode(p, buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, buf[:n]...)
+	}
+	if !u.Transcoded() {
+		t.Error("the uplink does not say it transcodes")
+	}
+	// The tone is still the client's.
+	tail := out[len(out)-20*protocol.FrameSamples:]
+	if f := strongest(tail, []float64{440, 880, 1760}); f != hz {
+		t.Errorf("transcoded audio's tone is %v Hz, want %v", f, hz)
+	}
+}
+
+// strongest is the one of freqs with the most power in pcm (Goertzel).
+func strongest(pcm []int16, freqs []float64) float64 {
+	best, bestP := 0.0, -1.0
+	for _, f := range freqs {
+		w := 2 * math.Pi * f / protocol.ClockRate
+		coeff := 2 * math.Cos(w)
+		var s1, s2 float64
+		for _, v := range pcm {
+			s := float64(v) + coeff*s1 - s2
+			s2, s1 = s1, s
+		}
+		if p := s1*s1 + s2*s2 - coeff*s1*s2; p > bestP {
+			best, bestP = f, p
+		}
+	}
+	return best
+}
+
+// TestAnswerPinsTheProfileAndNamesThePublicAddress: behind a 1:1 NAT the
+// answer's candidates carry the public address on the one port, and the
+// answer pins the receivers' Opus profile.
+func TestAnswerPinsTheProfileAndNamesThePublicAddress(t *testing.T) {
+	s, err := New(Config{Bind: "127.0.0.1:0", Public: []string{"203.0.113.7"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), guard)
+	defer cancel()
+	u, answer, err := s.Accept(ctx, offer.SDP, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	port := fmt.Sprint(s.LocalAddr().Port())
+	for _, want := range []string{"203.0.113.7 " + port + " typ host", "useinbandfec=1", "usedtx=0", "stereo=0", "maxaveragebitrate=32000", "a=ptime:20", "opus/48000/2"} {
+		if !strings.Contains(answer, want) {
+			t.Errorf("answer lacks %q:\n%s", want, answer)
+		}
+	}
+	if strings.Contains(answer, "127.0.0.1 "+port) {
+		t.Errorf("answer names the private address:\n%s", answer)
+	}
+	// Not Opus, not SDP: refused with a clear code.
+	if _, _, err := s.Accept(ctx, "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=rtpmap:0 PCMU/8000\r\n", Options{}); loa.ErrorCode(err) != loa.EUNSUPPORTED {
+		t.Errorf("a PCMU-only offer: %v, want EUNSUPPORTED", err)
+	}
+	if _, _, err := s.Accept(ctx, "hello", Options{}); loa.ErrorCode(err) != loa.EINVALID {
+		t.Errorf("not SDP: %v, want EINVALID", err)
+	}
+}
+
+// value reads a counter's or a gauge's value.
+func value(c prometheus.Collector) float64 {
+	ch := make(chan prometheus.Metric, 1)
+	c.Collect(ch)
+	var m dto.Metric
+	if err := (<-ch).Write(&m); err != nil {
+		return -1
+	}
+	if m.Counter != nil {
+		return m.Counter.GetValue()
+	}
+	return m.Gauge.GetValue()
 }

@@ -123,9 +123,11 @@ func (u *Uplink) end(reason string) {
 	u.endOnce.Do(func() {
 		u.reason = reason
 		close(u.done)
-		u.s.forget(u)
+		st := u.Stats()
+		u.s.forget(u, st, reason)
 		go u.pc.Close() // not from pion's own callbacks' goroutine
-		u.s.log.Info("live uplink ended", "reason", reason)
+		u.s.log.Info("live uplink ended", "reason", reason, "received", st.Received, "lost", st.Lost, "late", st.Late,
+			"dropped", st.Dropped, "inserted", st.Inserted, "transcoded", u.Transcoded())
 	})
 }
 

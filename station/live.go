@@ -64,7 +64,6 @@ func NewLive(db *store.DB, sessions *Sessions, uplinks Uplinks, logger *slog.Log
 type liveRun struct {
 	up   Uplink
 	sess *loa.Session
-	by   string
 }
 
 // StartLive answers a WHIP offer and puts the uplink on air: it returns the
@@ -97,7 +96,7 @@ func (l *Live) StartLive(ctx context.Context, req loa.LiveRequest) (*loa.Session
 	if err != nil {
 		return nil, "", err
 	}
-	src := &liveSource{up: up, l: l}
+	src := &liveSource{up: up, l: l, by: req.CreatedBy}
 	if req.Record {
 		if src.rec, err = l.newRecording(); err != nil {
 			up.Close()
@@ -111,12 +110,13 @@ func (l *Live) StartLive(ctx context.Context, req loa.LiveRequest) (*loa.Session
 	idMu.Lock()
 	id = sess.ID
 	idMu.Unlock()
-	src.id = sess.ID
-	r := &liveRun{up: up, sess: sess, by: req.CreatedBy}
-	l.mu.Lock()
-	l.run[sess.ID] = r
-	l.mu.Unlock()
-	go l.watch(r)
+	r := &liveRun{up: up, sess: sess}
+	if src.started(sess.ID) { // else it ended already: nothing to follow
+		l.mu.Lock()
+		l.run[sess.ID] = r
+		l.mu.Unlock()
+		go l.watch(r)
+	}
 	return sess, answer, nil
 }
 
@@ -201,8 +201,20 @@ func (l *Live) markTranscoded(id string) {
 type liveSource struct {
 	l   *Live
 	up  Uplink
-	id  string
+	by  string
 	rec *recording
+
+	mu     sync.Mutex
+	id     string // set once StartWith returned
+	closed bool
+}
+
+// started records the session's id; false if it ended already.
+func (s *liveSource) started(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.id = id
+	return !s.closed
 }
 
 func (s *liveSource) Next() ([]byte, error) {
@@ -214,25 +226,36 @@ func (s *liveSource) Next() ([]byte, error) {
 }
 
 func (s *liveSource) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	sid := s.id
+	s.mu.Unlock()
 	s.l.mu.Lock()
-	delete(s.l.run, s.id)
+	delete(s.l.run, sid)
 	s.l.mu.Unlock()
 	s.up.Close()
-	if s.rec == nil {
-		if s.up.Transcoded() {
-			s.l.update(s.id, "", true)
+	if sid == "" { // it ended as it started (the engine refused it)
+		if s.rec != nil {
+			s.rec.w.Abort()
 		}
 		return nil
 	}
-	m, err := s.rec.file(s.l, s.id)
+	if s.rec == nil {
+		if s.up.Transcoded() {
+			s.l.update(sid, "", true)
+		}
+		return nil
+	}
+	m, err := s.rec.file(s.l, s.by)
 	if err != nil {
-		s.l.logger.Error("live recording not kept", "session", s.id, "err", err)
+		s.l.logger.Error("live recording not kept", "session", sid, "err", err)
 	}
 	id := ""
 	if m != nil {
 		id = m.ID
+		s.l.logger.Info("live session recorded", "session", sid, "media", m.ID, "duration", m.Duration)
 	}
-	s.l.update(s.id, id, s.up.Transcoded())
+	s.l.update(sid, id, s.up.Transcoded())
 	return nil
 }
 
@@ -295,8 +318,9 @@ func (r *recording) add(p []byte, gap bool) {
 	r.frames++
 }
 
-// file adds the recording to the media library (nothing if nothing aired).
-func (r *recording) file(l *Live, sessionID string) (*loa.Media, error) {
+// file adds the recording to the media library (nothing if nothing
+// aired), as by the speaker.
+func (r *recording) file(l *Live, by string) (*loa.Media, error) {
 	if r.frames == 0 || r.err != nil {
 		r.w.Abort()
 		return nil, r.err
@@ -315,11 +339,10 @@ func (r *recording) file(l *Live, sessionID string) (*loa.Media, error) {
 	}
 	d := time.Duration(r.frames) * protocol.FrameDuration
 	m := &loa.Media{ID: hash[:16], Name: "Trực tiếp " + time.Now().Add(-d).Format("2006-01-02 15:04:05"), Hash: hash, Size: size,
-		Duration: d, Frames: r.frames, Source: "live", CreatedAt: time.Now(), CreatedBy: sessionID}
+		Duration: d, Frames: r.frames, Source: "live", CreatedAt: time.Now(), CreatedBy: by}
 	if err := l.db.PutMedia(ctx, m); err != nil {
 		l.db.RemoveBlob(store.MediaBlob, hash)
 		return nil, err
 	}
-	l.logger.Info("live session recorded", "session", sessionID, "media", m.ID, "duration", d)
 	return m, nil
 }
