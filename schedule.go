@@ -183,6 +183,9 @@ type PlayLogEntry struct {
 	// RecordingID is the media item that keeps what the session aired (a
 	// recorded live session's end line).
 	RecordingID string `json:"recording_id,omitempty"`
+	// Origin names what a session with no content of its own came from
+	// (live, relay), so the log can say what played.
+	Origin string `json:"origin,omitempty"`
 }
 
 // PlayLogFilter selects play log entries; zero fields match everything.

@@ -477,6 +477,9 @@ func logEntry(sess *loa.Session, event string, devices []string, detail string) 
 	if sess.Origin.Kind == loa.OriginSchedule {
 		e.ScheduleID = sess.Origin.ID
 	}
+	if k := sess.Origin.Kind; k == loa.OriginLive || k == loa.OriginRelay {
+		e.Origin = k
+	}
 	return e
 }
 

@@ -22,8 +22,9 @@ import alarms from "./screens/alarms.js";
 import firmware from "./screens/firmware.js";
 import reports from "./screens/reports.js";
 import bulletins from "./screens/bulletins.js";
+import liveMic from "./screens/live.js";
 
-const SCREENS = [overview, play, media, playlists, calendar, alerts, devices, device, alarms, firmware, log, users, drafts, reports, bulletins];
+const SCREENS = [overview, play, liveMic, media, playlists, calendar, alerts, devices, device, alarms, firmware, log, users, drafts, reports, bulletins];
 
 // What each role may do, as the API's loa.Token.Can says, for a /me that
 // does not list its permissions.

@@ -38,18 +38,27 @@ export default {
     root.append(el("h1", { tabindex: "-1", text: t("log.title") }), form, box,
       el("div", { class: "pager", role: "group", "aria-label": t("log.pages") }, prev, status, next));
 
+    const asked = new Set(); // recordings newer than ctx.media: the library is read again once for each
+    const recording = (e) => {
+      if (!e.recording_id) return "";
+      if (!ctx.media.some((m) => m.id === e.recording_id) && !asked.has(e.recording_id)) {
+        asked.add(e.recording_id);
+        ctx.reloadMedia().then(() => { if (list.items.has(e.id)) list.put(list.items.get(e.id)); }).catch(() => {});
+      }
+      return t("live.recording", { name: ctx.mediaName(e.recording_id) });
+    };
     const key = (e) => e.at + "|" + e.event + "|" + (e.session_id || "") + "|" + (e.devices || []).join(",");
     const list = new List(box,
       () => el("li", { class: "card" }, el("p", { class: "title" }), el("p", { class: "meta" })),
       (li, e) => {
         const c = e.content || {};
         const what = c.playlist_id ? "▶ " + ctx.playlistName(c.playlist_id) : c.media_id ? ctx.mediaName(c.media_id) :
-          (e.by || "").startsWith("alert:") ? t("log.alert") : "";
+          (e.by || "").startsWith("alert:") ? t("log.alert") : e.origin === "live" ? t("live.session") : "";
         li.querySelector(".title").textContent = [dateTime(e.at), t("log.event." + e.event), what].filter(Boolean).join(" · ");
         const devs = e.devices || [];
         li.querySelector(".meta").textContent = [(e.areas || []).map(ctx.areaName).join(", "),
           devs.length ? t("log.devices", { n: devs.length, list: devs.slice(0, 5).join(", ") + (devs.length > 5 ? "…" : "") }) : "",
-          e.by, e.detail].filter(Boolean).join(" · ");
+          e.by, e.detail, recording(e)].filter(Boolean).join(" · ");
       },
       t("log.empty"), (a, b) => b.at.localeCompare(a.at) || (a.n - b.n));
 

@@ -6,7 +6,8 @@ import { band, dateTime, errorText, t } from "../i18n.js";
 import { el, List, say } from "../ui.js";
 
 export function sessionList(box, ctx) {
-  const content = (s) => (s.playlist_id ? "▶ " + ctx.playlistName(s.playlist_id) : ctx.mediaName(s.media_id));
+  const content = (s) => (s.playlist_id ? "▶ " + ctx.playlistName(s.playlist_id) :
+    s.media_id ? ctx.mediaName(s.media_id) : s.origin && s.origin.kind === "live" ? t("live.session") : "");
   const render = (s) => {
     const li = el("li", { class: "card session" },
       el("p", { class: "title" }), el("p", { class: "meta" }), el("p", { class: "action-error", role: "alert", hidden: true }));
