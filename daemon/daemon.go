@@ -97,6 +97,8 @@ type Main struct {
 	// nil: no SMS. SMS is the trigger service (nil without a sender).
 	SMSSender station.SMSSender
 	SMS       *station.SMS
+	// Notifier tells people about alarms along its rules' chains.
+	Notifier *station.Notifier
 
 	statfs      func(dir string) (free, total uint64, err error) // for tests; nil = syscall.Statfs
 	watchStop   func()                                           // ends the alarm watches and waits for them
@@ -285,6 +287,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 
 	m.startWatches()
+	if err := m.openNotify(); err != nil {
+		return err
+	}
 
 	if err := m.ensureAdminToken(ctx); err != nil {
 		return err
@@ -345,6 +350,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if m.SMS != nil {
 		srv.SMS, srv.SMSSecret = m.SMS, cfg.SMSInboundSecret
 	}
+	srv.Notify = m.Notifier
 	enrolment := m.enrolment()
 	srv.Claims, srv.Enrol = enrolment, enrolment
 	if err := m.serveHTTP(ctx, srv.Handler(), reg); err != nil {
