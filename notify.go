@@ -192,10 +192,13 @@ type NotifyService interface {
 	DeleteRule(ctx context.Context, id string) error
 	// NotifyLog returns up to limit entries, newest first, keep decides.
 	NotifyLog(ctx context.Context, limit int, keep func(*NotifyLogEntry) bool) ([]NotifyLogEntry, error)
-	// AckLink resolves an e-mail link's token to the alarm it
-	// acknowledges; EINVALID if it is forged, ENOTFOUND if its escalation
-	// ended (acknowledged or cleared already).
-	AckLink(ctx context.Context, token string) (alarmID string, err error)
+	// AckLink resolves a link's token to its escalation; EINVALID if it
+	// is forged, ENOTFOUND if the escalation ended (acknowledged or
+	// cleared already). An alarm's is acknowledged on the alarm (which
+	// ends it); an alert's with AckEscalation.
+	AckLink(ctx context.Context, token string) (*NotifyEscalation, error)
+	// AckEscalation ends escalation id as acknowledged by by.
+	AckEscalation(ctx context.Context, id, by, note string) error
 }
 
 // NotifyEscalation is one event (an alarm or an alert) going along one
@@ -211,4 +214,9 @@ type NotifyEscalation struct {
 	Since   time.Time `json:"since"`   // the event: the alarm raised, the alert settled
 	Next    int       `json:"next"`    // the chain's next step; len(chain): all sent
 	LastAt  time.Time `json:"last_at"` // the last step's send (zero before the first)
+	// An alert's delivery when it ended: its title, receivers reached
+	// (played it through) of all.
+	Title     string `json:"title,omitempty"`
+	Reached   int    `json:"reached,omitempty"`
+	Receivers int    `json:"receivers,omitempty"`
 }

@@ -242,7 +242,8 @@ func (s *Server) notifyLog(w http.ResponseWriter, r *http.Request, c *call) erro
 // page an e-mail's or SMS's link opens calls it once the person signed
 // in. The token names the escalation (signed by the station); the alarm
 // it is about is acknowledged as the caller, who must see the alarm,
-// which stops the escalation. Audited.
+// which stops the escalation; an alert's escalation is acknowledged
+// itself. Audited.
 func (s *Server) notifyAck(w http.ResponseWriter, r *http.Request, c *call) error {
 	var req struct {
 		Token string `json:"token"`
@@ -262,10 +263,31 @@ func (s *Server) notifyAck(w http.ResponseWriter, r *http.Request, c *call) erro
 	if len(note) > loa.MaxAlarmNote-40 || strings.ContainsAny(note, "\x00\r\n") {
 		return loa.Errorf(loa.EINVALID, "note: at most %d bytes on one line", loa.MaxAlarmNote-40)
 	}
-	alarmID, err := ns.AckLink(r.Context(), req.Token)
+	e, err := ns.AckLink(r.Context(), req.Token)
 	if err != nil {
 		return err
 	}
+	full := "qua liên kết thông báo"
+	if note != "" {
+		full += ": " + note
+	}
+	if e.AlarmID == "" { // an alert's delivery: the escalation itself is acknowledged
+		if c.scoped() {
+			if _, err := c.areaList(); err != nil {
+				return err
+			}
+			if e.AreaID == "" || !c.tree.Within(e.AreaID, c.tok.AreaID) {
+				return loa.Errorf(loa.ENOTFOUND, "token: not in your scope")
+			}
+		}
+		if err := ns.AckEscalation(r.Context(), e.ID, c.tok.ID, full); err != nil {
+			return err
+		}
+		c.audit("notify.ack", e.AlertID, "alert delivery: "+full)
+		writeJSON(w, http.StatusOK, notifyAckAnswer{Escalation: e.ID, AlertID: e.AlertID})
+		return nil
+	}
+	alarmID := e.AlarmID
 	if s.Alarms == nil {
 		return errUnavailable("alarm")
 	}
@@ -287,17 +309,22 @@ func (s *Server) notifyAck(w http.ResponseWriter, r *http.Request, c *call) erro
 	if found == nil {
 		return loa.Errorf(loa.ENOTFOUND, "token: the alarm is cleared, or not in your scope")
 	}
-	full := "qua liên kết thông báo"
-	if note != "" {
-		full += ": " + note
-	}
 	al, err := acker.AcknowledgeAlarm(r.Context(), alarmID, c.tok.ID, full)
 	if err != nil {
 		return err
 	}
 	c.audit("notify.ack", alarmID, al.Kind+" "+al.Device+": "+full)
-	writeJSON(w, http.StatusOK, al)
+	writeJSON(w, http.StatusOK, notifyAckAnswer{Escalation: e.ID, AlarmID: alarmID, Alarm: &al})
 	return nil
+}
+
+// notifyAckAnswer is what a link acknowledged: an alarm (marked), or an
+// alert's delivery notification.
+type notifyAckAnswer struct {
+	Escalation string     `json:"escalation"`
+	AlarmID    string     `json:"alarm_id,omitempty"`
+	AlertID    string     `json:"alert_id,omitempty"`
+	Alarm      *loa.Alarm `json:"alarm,omitempty"`
 }
 
 // putMyContact answers PUT /api/v1/me/contact {email, phone}: a signed-in

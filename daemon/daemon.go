@@ -246,6 +246,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.Sessions.Alarms = m.Alarms
 	m.Alerts = station.NewAlerts(m.DB, m.Sessions, m.Fleet, media.EspeakNG{Voice: "vi"}, delay, m.Logger.With("component", "alerts"))
 	tuner.Alerts = m.Alerts
+	if err := m.openNotify(); err != nil {
+		return err
+	}
 	m.openStored()
 	if err := m.openSMS(); err != nil {
 		return err
@@ -287,9 +290,11 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 
 	m.startWatches()
-	if err := m.openNotify(); err != nil {
-		return err
-	}
+	m.schedWG.Add(1)
+	go func() {
+		defer m.schedWG.Done()
+		m.Notifier.Run(m.bg)
+	}()
 
 	if err := m.ensureAdminToken(ctx); err != nil {
 		return err

@@ -11,7 +11,8 @@ import (
 	"github.com/loa-broadcast/loa/station"
 )
 
-// openNotify makes the notifier with the channels configured: e-mail
+// openNotify makes the notifier (before the alerts run, which tell it
+// of every alert that ends) with the channels configured: e-mail
 // with -smtp-addr, SMS with -sms-gateway-url (or the trigger gateway of
 // -sms-gateway), the webhook with -alarm-webhook. Rules naming a channel
 // the station lacks log a failure and go on along their chain.
@@ -62,10 +63,8 @@ func (m *Main) openNotify() error {
 	h.Write([]byte("loa-notify-ack-v1"))
 	m.Notifier = station.NewNotifier(station.NotifierConfig{DB: m.DB, Alarms: m.Alarms, Channels: channels, Key: h.Sum(nil),
 		PublicURL: public, Minute: cfg.NotifyMinute, Tick: cfg.NotifyTick, Logger: m.Logger.With("component", "notify")})
-	m.schedWG.Add(1)
-	go func() {
-		defer m.schedWG.Done()
-		m.Notifier.Run(m.bg)
-	}()
+	// Alerts that end reaching too few receivers are weighed against the
+	// alert_delivery rules; Open starts the notifier's rounds.
+	m.Alerts.OnEnd = m.Notifier.AlertEnded
 	return nil
 }

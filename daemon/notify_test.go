@@ -260,9 +260,9 @@ func TestNotifyEscalation(t *testing.T) {
 		t.Errorf("a forged link: %v", err)
 	}
 	tech := scopedToken(t, c, "technician", "bl")
-	var al loa.Alarm
-	must(api.NewClient(m.URL(), tech).JSON(ctx, "POST", "/api/v1/notify/ack", map[string]string{"token": token, "note": "đang đi sửa"}, &al))
-	if al.Ack == nil || al.Kind != loa.AlarmOffline || !strings.Contains(al.Ack.Note, "đang đi sửa") {
+	var acked struct{ Alarm loa.Alarm }
+	must(api.NewClient(m.URL(), tech).JSON(ctx, "POST", "/api/v1/notify/ack", map[string]string{"token": token, "note": "đang đi sửa"}, &acked))
+	if al := acked.Alarm; al.Ack == nil || al.Kind != loa.AlarmOffline || !strings.Contains(al.Ack.Note, "đang đi sửa") {
 		t.Errorf("acknowledged %+v", al)
 	}
 	var log []loa.NotifyLogEntry

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -51,6 +52,41 @@ type Notifier struct {
 	db  *store.DB
 	log *slog.Logger
 	mu  sync.Mutex // one round at a time
+
+	endedMu sync.Mutex
+	ended   []endedAlert // alerts that ended since the last round
+}
+
+// endedAlert is what a round needs of an alert that ended.
+type endedAlert struct {
+	ID, Title          string
+	At                 time.Time
+	Reached, Receivers int
+	Areas              []string // of its receivers
+}
+
+// AlertEnded takes an alert as it ends (Alerts.OnEnd): its delivery is
+// weighed against the alert_delivery rules at the next round. A cancelled
+// alert was stopped on purpose: nobody is told.
+func (n *Notifier) AlertEnded(a *loa.Alert) {
+	if a.State == loa.AlertCancelled || len(a.Report) == 0 {
+		return
+	}
+	e := endedAlert{ID: a.ID, Title: a.Title, At: a.EndedAt, Receivers: len(a.Report)}
+	seen := map[string]bool{}
+	for i := range a.Report {
+		d := &a.Report[i]
+		if d.State == loa.DeliveryFinished {
+			e.Reached++
+		}
+		if d.Area != "" && !seen[d.Area] {
+			seen[d.Area] = true
+			e.Areas = append(e.Areas, d.Area)
+		}
+	}
+	n.endedMu.Lock()
+	n.ended = append(n.ended, e)
+	n.endedMu.Unlock()
 }
 
 // NewNotifier returns a Notifier; Run evaluates its rules.
@@ -139,17 +175,28 @@ func (n *Notifier) Round(ctx context.Context) error {
 	}
 	now := n.cfg.Now()
 	var tree loa.AreaTree
+	areaTree := func() (loa.AreaTree, error) {
+		if tree == nil {
+			areas, err := n.db.Areas(ctx)
+			if err != nil {
+				return nil, err
+			}
+			tree = loa.NewAreaTree(areas)
+		}
+		return tree, nil
+	}
+	if err := n.startAlertEscalations(ctx, rules, open, areaTree); err != nil {
+		return err
+	}
 	for _, al := range alarms {
 		if al.Ack != nil {
 			continue
 		}
 		for _, r := range rules {
-			if tree == nil && r.AreaID != "" {
-				areas, err := n.db.Areas(ctx)
-				if err != nil {
+			if r.AreaID != "" {
+				if _, err := areaTree(); err != nil {
 					return err
 				}
-				tree = loa.NewAreaTree(areas)
 			}
 			if !r.MatchesAlarm(&al, tree) {
 				continue
@@ -168,7 +215,10 @@ func (n *Notifier) Round(ctx context.Context) error {
 	for _, e := range open {
 		r := byID[e.RuleID]
 		if e.Next >= len(r.Chain) {
-			continue // everyone was told; it ends with the alarm
+			if e.AlertID != "" { // nothing to wait for: an alert has ended already
+				n.end(ctx, e, loa.NotifyStopped, "", "everyone in the chain was told")
+			}
+			continue // an alarm's ends with the alarm
 		}
 		if now.Before(n.due(e, r)) {
 			continue
@@ -177,6 +227,49 @@ func (n *Notifier) Round(ctx context.Context) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// startAlertEscalations starts an escalation for each alert that ended
+// since the last round reaching fewer receivers than an enabled
+// alert_delivery rule of its areas wants.
+func (n *Notifier) startAlertEscalations(ctx context.Context, rules []*loa.NotifyRule, open map[string]*loa.NotifyEscalation, areaTree func() (loa.AreaTree, error)) error {
+	n.endedMu.Lock()
+	ended := n.ended
+	n.endedMu.Unlock()
+	if len(ended) == 0 {
+		return nil
+	}
+	for _, a := range ended {
+		for _, r := range rules {
+			if !r.Enabled || r.Event != loa.NotifyAlertDelivery || float64(a.Reached)*100 >= r.BelowPercent*float64(a.Receivers) {
+				continue
+			}
+			area := r.AreaID
+			if area == "" && len(a.Areas) > 0 {
+				area = a.Areas[0]
+			} else if area != "" {
+				tree, err := areaTree()
+				if err != nil {
+					return err
+				}
+				if !slices.ContainsFunc(a.Areas, func(x string) bool { return tree.Within(x, r.AreaID) }) {
+					continue
+				}
+			}
+			e := &loa.NotifyEscalation{ID: escalationID(r.ID, "alert\x00"+a.ID), RuleID: r.ID, AlertID: a.ID, AreaID: area,
+				Since: a.At, Title: a.Title, Reached: a.Reached, Receivers: a.Receivers}
+			if _, err := n.db.StartNotifyEscalation(ctx, e); err != nil {
+				return err
+			}
+			if open[e.ID] == nil {
+				open[e.ID] = e
+			}
+		}
+	}
+	n.endedMu.Lock()
+	n.ended = n.ended[len(ended):]
+	n.endedMu.Unlock()
 	return nil
 }
 
@@ -203,7 +296,7 @@ func (n *Notifier) step(ctx context.Context, e *loa.NotifyEscalation, r *loa.Not
 	}
 	e.Next, e.LastAt = i+1, now
 	s := r.Chain[i]
-	entry := &loa.NotifyLogEntry{At: now.UTC(), RuleID: r.ID, Escalate: e.ID, AlarmID: e.AlarmID, AreaID: e.AreaID,
+	entry := &loa.NotifyLogEntry{At: now.UTC(), RuleID: r.ID, Escalate: e.ID, AlarmID: e.AlarmID, AlertID: e.AlertID, AreaID: e.AreaID,
 		Step: i, Username: s.Username, Channel: s.Channel}
 	m, err := n.message(ctx, e, s, al)
 	entry.To, entry.Text = m.To, m.Text
@@ -252,6 +345,16 @@ func (n *Notifier) message(ctx context.Context, e *loa.NotifyEscalation, s loa.N
 	if m.To == "" {
 		return m, fmt.Errorf("user %s has no %s address", s.Username, s.Channel)
 	}
+	if e.AlertID != "" {
+		area := ""
+		if e.AreaID != "" {
+			if a, err := n.db.Area(ctx, e.AreaID); err == nil {
+				area = a.Name
+			}
+		}
+		m.Subject, m.Body, m.Text = renderAlertDelivery(e, area, m.Link, n.cfg.PublicURL, n.cfg.Zone)
+		return m, nil
+	}
 	if al == nil {
 		return m, fmt.Errorf("alarm %s is gone", e.AlarmID)
 	}
@@ -277,7 +380,7 @@ func (n *Notifier) end(ctx context.Context, e *loa.NotifyEscalation, status, by,
 	if err != nil || !found {
 		return
 	}
-	entry := &loa.NotifyLogEntry{At: n.cfg.Now().UTC(), RuleID: e.RuleID, Escalate: e.ID, AlarmID: e.AlarmID,
+	entry := &loa.NotifyLogEntry{At: n.cfg.Now().UTC(), RuleID: e.RuleID, Escalate: e.ID, AlarmID: e.AlarmID, AlertID: e.AlertID,
 		AreaID: e.AreaID, Step: e.Next, Status: status, By: by, Text: why}
 	detail := why
 	if by != "" {
@@ -327,20 +430,33 @@ func (n *Notifier) AckLinkURL(id string) string {
 	return n.cfg.PublicURL + "/#/ack/" + n.AckToken(id)
 }
 
-// AckLink checks a link's token and returns the alarm it acknowledges
+// AckLink checks a link's token and returns its escalation
 // (loa.NotifyService): EINVALID if it is forged, ENOTFOUND once the
-// escalation ended (the alarm acknowledged or cleared): a link lasts as
-// long as its escalation.
-func (n *Notifier) AckLink(ctx context.Context, token string) (string, error) {
+// escalation ended (acknowledged or cleared): a link lasts as long as its
+// escalation.
+func (n *Notifier) AckLink(ctx context.Context, token string) (*loa.NotifyEscalation, error) {
 	id, mac, ok := strings.Cut(token, ".")
 	if !ok || !hmac.Equal([]byte(mac), []byte(n.ackMAC(id))) {
-		return "", loa.Errorf(loa.EINVALID, "token: not a link this station made")
+		return nil, loa.Errorf(loa.EINVALID, "token: not a link this station made")
 	}
 	e, err := n.db.NotifyEscalation(ctx, id)
 	if err != nil {
-		return "", loa.Errorf(loa.ENOTFOUND, "token: this notification has ended (acknowledged or cleared)")
+		return nil, loa.Errorf(loa.ENOTFOUND, "token: this notification has ended (acknowledged or cleared)")
 	}
-	return e.AlarmID, nil
+	return e, nil
+}
+
+// AckEscalation ends escalation id as acknowledged by by (an alert's:
+// an alarm's ends when the alarm is acknowledged).
+func (n *Notifier) AckEscalation(ctx context.Context, id, by, note string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	e, err := n.db.NotifyEscalation(ctx, id)
+	if err != nil {
+		return loa.Errorf(loa.ENOTFOUND, "token: this notification has ended (acknowledged or cleared)")
+	}
+	n.end(ctx, e, loa.NotifyAcked, by, note)
+	return nil
 }
 
 // Rules returns every rule (loa.NotifyService).

@@ -98,6 +98,30 @@ func renderAlarm(al *loa.Alarm, subj alarmSubject, link, consoleURL string, zone
 	return subject, b.String(), sms
 }
 
+// renderAlertDelivery writes the e-mail and the SMS about an alert that
+// reached too few receivers.
+func renderAlertDelivery(e *loa.NotifyEscalation, area, link, consoleURL string, zone *time.Location) (subject, body, sms string) {
+	pct := 0
+	if e.Receivers > 0 {
+		pct = e.Reached * 100 / e.Receivers
+	}
+	at := e.Since.In(zone)
+	subject = fmt.Sprintf("[Loa] Cảnh báo khẩn chỉ tới %d%% loa: %s", pct, e.Title)
+	var b strings.Builder
+	fmt.Fprintf(&b, "Cảnh báo khẩn \"%s\" đã kết thúc lúc %s.\n", e.Title, at.Format("15:04 02/01/2006"))
+	fmt.Fprintf(&b, "Loa phát trọn: %d/%d (%d%%).\n", e.Reached, e.Receivers, pct)
+	if area != "" {
+		fmt.Fprintf(&b, "Khu vực: %s\n", area)
+	}
+	fmt.Fprintf(&b, "\nXác nhận đã biết (dừng báo tiếp cho người khác):\n%s\n", link)
+	if consoleURL != "" {
+		fmt.Fprintf(&b, "\nXem báo cáo phát: %s/#/alerts\n", consoleURL)
+	}
+	b.WriteString("\n-- \nThư tự động của Loa; không cần trả lời.\n")
+	sms = fitSMS(fmt.Sprintf("Loa: Cảnh báo khẩn chỉ tới %d/%d loa: %s", e.Reached, e.Receivers, e.Title), "lúc "+at.Format("15:04 02/01"), link)
+	return subject, b.String(), sms
+}
+
 // Lengths of one SMS.
 const (
 	smsGSM7Max = 160 // characters of the GSM 7-bit alphabet (an extension character counts 2)

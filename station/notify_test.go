@@ -3,6 +3,7 @@ package station
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -196,8 +197,8 @@ func TestNotifierEscalation(t *testing.T) {
 		t.Errorf("e-mail %+v", m)
 	}
 	token := strings.TrimPrefix(m.Link, "https://loa.example.vn/#/ack/")
-	if id, err := n.AckLink(ctx, token); err != nil || id != "al1" {
-		t.Errorf("AckLink = %q, %v", id, err)
+	if e, err := n.AckLink(ctx, token); err != nil || e.AlarmID != "al1" {
+		t.Errorf("AckLink = %+v, %v", e, err)
 	}
 	if _, err := n.AckLink(ctx, token[:len(token)-1]+"x"); loa.ErrorCode(err) != loa.EINVALID {
 		t.Errorf("a forged token: %v", err)
@@ -272,5 +273,89 @@ func TestNotifierFailureMovesOn(t *testing.T) {
 	if len(log) != 2 || log[1].Status != loa.NotifyFailed || !strings.Contains(log[1].Error, "no email address") ||
 		log[0].Status != loa.NotifyFailed || !strings.Contains(log[0].Error, "gateway down") {
 		t.Errorf("log %+v", log)
+	}
+}
+
+// TestNotifierAlertDelivery: an alert that ends reaching fewer receivers
+// than a rule's percentage tells its chain (a cancelled one, or one that
+// reached enough, nobody); the escalation ends once everyone was told, or
+// when someone acknowledges its link.
+func TestNotifierAlertDelivery(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.Open(filepath.Join(t.TempDir(), "loa.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, a := range []*loa.Area{{ID: "qn", Name: "Quảng Ninh", Kind: loa.AreaProvince}, {ID: "bc", ParentID: "qn", Name: "Bình Châu", Kind: loa.AreaCommune},
+		{ID: "hn", Name: "Hà Nội", Kind: loa.AreaProvince}} {
+		if err := db.CreateArea(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.CreateUser(ctx, &loa.User{Username: "boss", Role: loa.RoleProvince, Phone: "+84900000002"}, "a long password"); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 3, 13, 0, 0, 0, time.UTC)
+	sms := &recordingChannel{}
+	n := NewNotifier(NotifierConfig{DB: db, Key: []byte("k"), Now: func() time.Time { return now }, Alarms: &fixedAlarms{},
+		Channels: map[string]NotifyChannel{loa.ChannelSMS: sms}})
+	if err := n.PutRule(ctx, &loa.NotifyRule{AreaID: "qn", Event: loa.NotifyAlertDelivery, BelowPercent: 80, Enabled: true,
+		Chain: []loa.NotifyStep{{Username: "boss", Channel: loa.ChannelSMS}}}); err != nil {
+		t.Fatal(err)
+	}
+	alert := func(id, state, area string, reached, of int) *loa.Alert {
+		a := &loa.Alert{ID: id, Title: "Bão số 3 đổ bộ", State: state, EndedAt: now}
+		for i := range of {
+			d := loa.Delivery{Device: fmt.Sprint("rx", i), Area: area, State: loa.DeliveryFailed}
+			if i < reached {
+				d.State = loa.DeliveryFinished
+			}
+			a.Report = append(a.Report, d)
+		}
+		return a
+	}
+	n.AlertEnded(alert("enough", loa.AlertFinished, "bc", 8, 10))
+	n.AlertEnded(alert("cancelled", loa.AlertCancelled, "bc", 0, 10))
+	n.AlertEnded(alert("elsewhere", loa.AlertExpired, "hn", 0, 10))
+	n.AlertEnded(alert("few", loa.AlertExpired, "bc", 5, 10))
+	for range 2 {
+		if err := n.Round(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sms.count() != 1 {
+		t.Fatalf("%d SMS, want 1 (the alert that reached 5 of 10 in the rule's province)", sms.count())
+	}
+	if m := sms.sent[0]; !FitsOneSMS(m.Text) || !strings.Contains(m.Text, "5/10") || !strings.Contains(m.Subject, "50%") {
+		t.Errorf("message %+v", m)
+	}
+	log, _ := n.NotifyLog(ctx, 10, nil)
+	if len(log) != 2 || log[0].Status != loa.NotifyStopped || log[1].Status != loa.NotifySent || log[1].AlertID != "few" || log[1].AreaID != "qn" {
+		t.Errorf("log %+v", log)
+	}
+
+	// A second such alert, acknowledged from its link before anyone is told.
+	if err := n.PutRule(ctx, &loa.NotifyRule{Event: loa.NotifyAlertDelivery, BelowPercent: 100, AfterMinutes: 30, Enabled: true,
+		Chain: []loa.NotifyStep{{Username: "boss", Channel: loa.ChannelSMS}}}); err != nil {
+		t.Fatal(err)
+	}
+	n.AlertEnded(alert("later", loa.AlertFinished, "hn", 9, 10))
+	n.Round(ctx)
+	escs, _ := db.NotifyEscalations(ctx)
+	if len(escs) != 1 || escs[0].AlertID != "later" {
+		t.Fatalf("escalations %+v", escs)
+	}
+	e, err := n.AckLink(ctx, n.AckToken(escs[0].ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.AckEscalation(ctx, e.ID, "user:boss", "đã biết"); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Hour)
+	n.Round(ctx)
+	if sms.count() != 1 {
+		t.Errorf("told after the acknowledgement: %d SMS", sms.count())
 	}
 }

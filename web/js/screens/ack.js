@@ -1,10 +1,11 @@
 // The page an e-mail's or SMS's link opens (#/ack/<token>): once the
 // person has signed in (the shell asks first and keeps the address), one
 // press acknowledges the alarm the notification was about, which stops
-// it going on to the next person (POST /api/v1/notify/ack).
+// it going on to the next person (POST /api/v1/notify/ack); an alert's
+// delivery notification is acknowledged itself.
 
 import * as api from "../api.js";
-import { dateTime, t } from "../i18n.js";
+import { t } from "../i18n.js";
 import { clearErrors, el, field, say, showError } from "../ui.js";
 
 export default {
@@ -29,12 +30,13 @@ export default {
       clearErrors(form);
       button.disabled = true;
       try {
-        const a = await api.post("/api/v1/notify/ack", { token, note: note.value.trim() });
-        const what = t("alarm." + a.kind) + " — " + (a.device || t("alarm.station"));
-        done.textContent = "✓ " + t("ack.done", { what, t: dateTime(a.ack && a.ack.at) });
+        const res = await api.post("/api/v1/notify/ack", { token, note: note.value.trim() });
+        const a = res.alarm;
+        const what = a ? t("alarm." + a.kind) + " — " + (a.device || t("alarm.station")) : t("ack.alert");
+        done.textContent = "✓ " + t("ack.done", { what });
         done.hidden = false;
         form.hidden = true;
-        say(t("ack.done", { what, t: dateTime(a.ack && a.ack.at) }));
+        say(t("ack.done", { what }));
       } catch (e) {
         showError(form, e, { note: "ack-note" }, err);
         button.disabled = false;
