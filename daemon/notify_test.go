@@ -175,8 +175,9 @@ func (g *smsStub) messages() []url.Values {
 // offline alarm; nobody acknowledges it, so the technician is e-mailed
 // (through STARTTLS, in Vietnamese, with the link), then the next person
 // gets one SMS through the gateway's template; the link acknowledges the
-// alarm, which ends the escalation before its third step. Rule minutes
-// are seconds here.
+// alarm, which ends the escalation before its third step. An alert that
+// then expires without reaching the receiver tells the province staff by
+// SMS. Rule minutes are seconds here.
 func TestNotifyEscalation(t *testing.T) {
 	smtpd, trust := startSMTP(t)
 	gw := &smsStub{}
@@ -282,6 +283,15 @@ func TestNotifyEscalation(t *testing.T) {
 	}
 	if n := len(smtpd.messages()); n != 1 {
 		t.Errorf("%d e-mails, want 1", n)
+	}
+	// An alert that ends reaching none of its receivers tells province staff.
+	must(c.JSON(ctx, "POST", "/api/v1/notify/rules", map[string]any{"area_id": "qn", "event": "alert_delivery", "below_percent": 90,
+		"chain": []map[string]any{{"username": "truongdai", "channel": "sms", "after_minutes": 0}}}, nil))
+	must(c.JSON(ctx, "POST", "/api/v1/alerts", map[string]any{"title": "Lũ quét", "level": loa.AlertEmergency,
+		"content": map[string]any{"text": "Lũ quét"}, "targets": map[string][]string{"devices": {"rx-bl-1"}}, "expires_in": "2s"}, nil))
+	loatest.Eventually(t, 30*time.Second, func() bool { return len(gw.messages()) > 1 }, "province staff told of the alert's delivery")
+	if sms := gw.messages()[1]; sms.Get("to") != "+84912345678" || !strings.Contains(sms.Get("text"), "0/1") || !station.FitsOneSMS(sms.Get("text")) {
+		t.Errorf("SMS %v", sms)
 	}
 	var audit []loa.AuditRecord
 	must(c.JSON(ctx, "GET", "/api/v1/audit", nil, &audit))
