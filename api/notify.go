@@ -116,14 +116,30 @@ func (c *call) checkNotifyRule(r *http.Request, rule *loa.NotifyRule) error {
 			return loa.Errorf(loa.EINVALID, "area_id: %q is not an area you manage", rule.AreaID)
 		}
 	}
-	if c.s.Users == nil {
+	if c.s.Users == nil || c.s.Areas == nil {
 		return errUnavailable("user")
 	}
+	var tree loa.AreaTree
 	for _, step := range rule.Chain {
-		if _, err := c.s.Users.User(r.Context(), step.Username); loa.ErrorCode(err) == loa.ENOTFOUND {
+		u, err := c.s.Users.User(r.Context(), step.Username)
+		if loa.ErrorCode(err) == loa.ENOTFOUND {
 			return loa.Errorf(loa.EINVALID, "chain.username: no user %q", step.Username)
 		} else if err != nil {
 			return err
+		}
+		// The people told must see all the rule covers.
+		if u.AreaID == "" {
+			continue
+		}
+		if tree == nil {
+			areas, err := c.s.Areas.Areas(r.Context())
+			if err != nil {
+				return err
+			}
+			tree = loa.NewAreaTree(areas)
+		}
+		if rule.AreaID == "" || !tree.Within(rule.AreaID, u.AreaID) {
+			return loa.Errorf(loa.EINVALID, "chain.username: %s's scope (%s) does not cover the rule's area", u.Username, u.AreaID)
 		}
 	}
 	return nil

@@ -28,15 +28,22 @@ func newTestNotifier(db *store.DB, alarms *fakeAlarms) *station.Notifier {
 // rules change nothing. Every change is audited.
 func TestNotifyRules(t *testing.T) {
 	e := newEnv(t)
-	for _, u := range []string{"tech", "boss"} {
-		want(t, e.do("POST", "/api/v1/users", e.admin, map[string]string{"username": u, "name": u, "role": "technician",
-			"area_id": "xa-a", "password": "a long enough one", "email": u + "@example.vn"}), http.StatusCreated)
+	for _, u := range [][2]string{{"tech", "xa-a"}, {"boss", "hn"}, {"root", ""}} {
+		want(t, e.do("POST", "/api/v1/users", e.admin, map[string]string{"username": u[0], "name": u[0], "role": "technician",
+			"area_id": u[1], "password": "a long enough one", "email": u[0] + "@example.vn"}), http.StatusCreated)
 	}
 	rule := func(area string) map[string]any {
+		chain := []map[string]any{{"username": "tech", "channel": "email", "after_minutes": 0},
+			{"username": "boss", "channel": "sms", "after_minutes": 15}}
+		if area == "" {
+			chain = []map[string]any{{"username": "root", "channel": "email", "after_minutes": 0}}
+		}
 		return map[string]any{"name": "Mất kết nối", "area_id": area, "event": "alarm", "alarm_kinds": []string{"offline"},
-			"after_minutes": 10, "chain": []map[string]any{{"username": "tech", "channel": "email", "after_minutes": 0},
-				{"username": "boss", "channel": "sms", "after_minutes": 15}}}
+			"after_minutes": 10, "chain": chain}
 	}
+	// The commune's technician may not be told of the whole province.
+	wide := rule("hn")
+	wantError(t, e.do("POST", "/api/v1/notify/rules", e.admin, wide), http.StatusBadRequest, "invalid", "chain.username")
 	wantError(t, e.do("POST", "/api/v1/notify/rules", e.opA, rule("xa-a")), http.StatusForbidden, "forbidden")
 	wantError(t, e.do("POST", "/api/v1/notify/rules", e.provA, rule("")), http.StatusForbidden, "forbidden", "area_id")
 	wantError(t, e.do("POST", "/api/v1/notify/rules", e.provA, rule("xa-b")), http.StatusBadRequest, "invalid", "area_id")

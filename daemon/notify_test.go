@@ -217,7 +217,7 @@ func TestNotifyEscalation(t *testing.T) {
 	}
 	var rule loa.NotifyRule
 	must(c.JSON(ctx, "POST", "/api/v1/notify/rules", map[string]any{
-		"name": "Loa mất kết nối", "area_id": "qn", "event": "alarm", "alarm_kinds": []string{"offline"}, "after_minutes": 1,
+		"name": "Loa mất kết nối", "area_id": "bl", "event": "alarm", "alarm_kinds": []string{"offline"}, "after_minutes": 1,
 		"chain": []map[string]any{
 			{"username": "kythuat", "channel": "email", "after_minutes": 0},
 			{"username": "truongdai", "channel": "sms", "after_minutes": 1},

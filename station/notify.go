@@ -334,6 +334,17 @@ func (n *Notifier) message(ctx context.Context, e *loa.NotifyEscalation, s loa.N
 	if u.Disabled {
 		return m, fmt.Errorf("user %s is disabled", s.Username)
 	}
+	// Nobody is told of what their scope does not show them (a user
+	// moved to another commune after the rule was made).
+	if area := firstNonEmpty(e.AreaID, alarmArea(al)); u.AreaID != "" {
+		areas, err := n.db.Areas(ctx)
+		if err != nil {
+			return m, err
+		}
+		if area == "" || !loa.NewAreaTree(areas).Within(area, u.AreaID) {
+			return m, fmt.Errorf("user %s's scope (%s) does not cover this event", s.Username, u.AreaID)
+		}
+	}
 	switch s.Channel {
 	case loa.ChannelEmail:
 		m.To = u.Email
@@ -404,6 +415,13 @@ func (n *Notifier) record(ctx context.Context, entry *loa.NotifyLogEntry, action
 	}
 }
 
+func alarmArea(al *loa.Alarm) string {
+	if al == nil {
+		return ""
+	}
+	return al.Area
+}
+
 func firstNonEmpty(s ...string) string {
 	for _, v := range s {
 		if v != "" {
@@ -448,9 +466,8 @@ func (n *Notifier) AckLink(ctx context.Context, token string) (*loa.NotifyEscala
 
 // AckEscalation ends escalation id as acknowledged by by (an alert's:
 // an alarm's ends when the alarm is acknowledged).
+// It does not wait for a round: a step being sent goes, none after it.
 func (n *Notifier) AckEscalation(ctx context.Context, id, by, note string) error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
 	e, err := n.db.NotifyEscalation(ctx, id)
 	if err != nil {
 		return loa.Errorf(loa.ENOTFOUND, "token: this notification has ended (acknowledged or cleared)")

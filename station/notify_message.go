@@ -19,7 +19,7 @@ type NotifyMessage struct {
 	Body     string // e-mail body (plain text)
 	Text     string // the one-SMS text (also the webhook's)
 	Link     string // acknowledges and stops the escalation (a console page)
-	AlarmID  string `json:",omitempty"`
+	AlarmID  string
 	RuleID   string
 }
 
