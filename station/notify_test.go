@@ -359,3 +359,31 @@ func TestNotifierAlertDelivery(t *testing.T) {
 		t.Errorf("told after the acknowledgement: %d SMS", sms.count())
 	}
 }
+
+// FuzzAckLink: a link's token is outside input; nothing but a token the
+// station signed for an escalation it keeps resolves.
+func FuzzAckLink(f *testing.F) {
+	db, err := store.Open(filepath.Join(f.TempDir(), "loa.db"), store.Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer db.Close()
+	n := NewNotifier(NotifierConfig{DB: db, Key: []byte("k"), Alarms: &fixedAlarms{}})
+	ctx := context.Background()
+	if _, err := db.StartNotifyEscalation(ctx, &loa.NotifyEscalation{ID: "0123456789ab", RuleID: "r", AlarmID: "a"}); err != nil {
+		f.Fatal(err)
+	}
+	good := n.AckToken("0123456789ab")
+	for _, s := range []string{good, "", ".", "0123456789ab.", good + "x", "a.b.c", strings.Repeat("é", 40)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, token string) {
+		e, err := n.AckLink(ctx, token)
+		if (err == nil) != (token == good) {
+			t.Fatalf("AckLink(%q) = %+v, %v", token, e, err)
+		}
+		if err != nil && loa.ErrorCode(err) != loa.EINVALID && loa.ErrorCode(err) != loa.ENOTFOUND {
+			t.Fatalf("AckLink(%q): %v", token, err)
+		}
+	})
+}
