@@ -175,7 +175,8 @@ func (g *smsStub) messages() []url.Values {
 // offline alarm; nobody acknowledges it, so the technician is e-mailed
 // (through STARTTLS, in Vietnamese, with the link), then the next person
 // gets one SMS through the gateway's template; the link acknowledges the
-// alarm, which ends the escalation before its third step. An alert that
+// alarm, which ends the escalation before its third step; a restart
+// between the steps sends nothing twice. An alert that
 // then expires without reaching the receiver tells the province staff by
 // SMS. Rule minutes are seconds here.
 func TestNotifyEscalation(t *testing.T) {
@@ -191,7 +192,7 @@ func TestNotifyEscalation(t *testing.T) {
 	cfg.SMSGatewayURL, cfg.SMSGatewayToken = gwSrv.URL, "gw-secret"
 	cfg.SMSGatewayTemplate = `to={{urlquery .To}}&text={{urlquery .Text}}`
 	m := openMain(t, cfg)
-	defer m.Close()
+	defer func() { m.Close() }()
 	ctx := context.Background()
 	c := api.NewClient(m.URL(), m.AdminToken)
 	must := func(err error) {
@@ -244,6 +245,14 @@ func TestNotifyEscalation(t *testing.T) {
 	link := strings.Fields(text[i:])[0]
 	token := strings.TrimPrefix(link, cfg.PublicURL+"/#/ack/")
 
+	// A restart between the steps: the escalation resumes from the store,
+	// the e-mail is not sent again.
+	admin := m.AdminToken
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m = openMain(t, cfg)
+	c = api.NewClient(m.URL(), admin)
 	loatest.Eventually(t, 20*time.Second, func() bool { return len(gw.messages()) > 0 }, "the next person sent an SMS")
 	sms := gw.messages()[0]
 	if sms.Get("to") != "+84912345678" || !station.FitsOneSMS(sms.Get("text")) || !strings.HasSuffix(sms.Get("text"), link) {

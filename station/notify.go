@@ -308,7 +308,9 @@ func (n *Notifier) step(ctx context.Context, e *loa.NotifyEscalation, r *loa.Not
 		if ch == nil {
 			err = fmt.Errorf("channel %s is not configured on this station", s.Channel)
 		} else {
-			sctx, cancel := context.WithTimeout(ctx, 45*time.Second)
+			// A claimed step is never sent again: a shutdown waits for
+			// its send rather than dropping it.
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			err = ch.Send(sctx, m)
 			cancel()
 		}
@@ -402,6 +404,7 @@ func (n *Notifier) end(ctx context.Context, e *loa.NotifyEscalation, status, by,
 
 // record writes entry to the notification log and the audit log.
 func (n *Notifier) record(ctx context.Context, entry *loa.NotifyLogEntry, action, detail string) {
+	ctx = context.WithoutCancel(ctx) // a send that happened is logged, shutting down or not
 	if err := n.db.AppendNotifyLog(ctx, entry); err != nil {
 		n.log.Error("notification log", "err", err)
 	}
