@@ -8,7 +8,7 @@ export PATH := $(PATH):/usr/local/go/bin
 # What building, the demo and the test suite need from Debian.
 BUILD_PKGS := libopus-dev libopusfile-dev pkg-config gcc
 DEMO_PKGS  := $(BUILD_PKGS) espeak-ng
-TEST_PKGS  := $(DEMO_PKGS) ffmpeg mosquitto docker-compose chromium curl jq
+TEST_PKGS  := $(DEMO_PKGS) ffmpeg mosquitto docker-compose chromium curl jq poppler-utils
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -5,8 +5,10 @@ import (
 	"time"
 )
 
-// HealthRetention is how long hourly health aggregates are kept.
-const HealthRetention = 30 * 24 * time.Hour
+// HealthRetention is how long hourly health aggregates (and cleared
+// alarms) are kept: two months, so last month's report (docs/reports.md)
+// can be made in full all through this month.
+const HealthRetention = 62 * 24 * time.Hour
 
 // HealthHour aggregates one device's telemetry over one clock hour (UTC).
 // Raw samples are not kept. Stream counts are summed over the hour from

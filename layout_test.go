@@ -93,6 +93,13 @@ func TestDependencyRules(t *testing.T) {
 					t.Errorf("%s may import only the loa root, but depends on %s", pkg, d)
 				}
 			}
+		case self == "reportdoc":
+			// Renders the root's report types as documents: a leaf beside cap.
+			for _, d := range deps {
+				if d != mod {
+					t.Errorf("%s may import only the loa root, but depends on %s", pkg, d)
+				}
+			}
 		case self == "firmware-sim":
 			for _, d := range deps {
 				if d != mod+"/protocol" {

@@ -97,6 +97,7 @@
 //	GET  /api/v1/calendars                 {name: calendar}: the station's, and those of areas in scope or above it
 //	PUT  /api/v1/calendars/{name}          {dates:["2027-02-06","09-02"],area_id} → 200 calendar; station-wide ones only by station-wide admins
 //	GET  /api/v1/playlog?from=&to=&area=&device=&event=&limit=&offset=  [play log entry]; &format=csv: a spreadsheet
+//	GET  /api/v1/reports/broadcast?area=&from=&to=|month=&format=json|csv|xlsx|pdf  the broadcast report (docs/reports.md)
 //	GET  /api/v1/sessions                  [session] in scope
 //	POST /api/v1/sessions                  {media_id|playlist_id,targets:{areas,devices},priority,max_duration} → 201 session
 //	GET  /api/v1/sessions/{id}             session
@@ -260,6 +261,8 @@ type Server struct {
 	// Notify keeps notification rules and their log (people told);
 	// nil: its routes are unavailable.
 	Notify loa.NotifyService
+	// Reports computes broadcast reports (reports.go); nil: unavailable.
+	Reports loa.ReportService
 }
 
 // Handler returns the HTTP handler serving the API, /healthz, /metrics and
@@ -398,6 +401,7 @@ func (s *Server) routes() []apiRoute {
 	route("GET /api/v1/calendars", loa.ActionRead, s.listCalendars)
 	route("PUT /api/v1/calendars/{name}", loa.ActionArea, s.putCalendar)
 	route("GET /api/v1/playlog", loa.ActionRead, s.playLog)
+	route("GET /api/v1/reports/broadcast", loa.ActionRead, s.broadcastReport)
 
 	route("GET /api/v1/sessions", loa.ActionRead, s.listSessions)
 	route("POST /api/v1/sessions", loa.ActionSession, s.startSession)

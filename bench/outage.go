@@ -160,6 +160,21 @@ func benchOutage(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+	// The controller chooses play_stored by what it last heard of each
+	// receiver's holding (its acks and telemetry), which lags the
+	// receiver's own: wait for that too, or the alert streams to all.
+	version, err := m.Stored.Version(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range fleet.Receivers() {
+		for !m.Stored.Holds(r.ID(), 1, version) {
+			if time.Now().After(at.Add(-3 * time.Second)) {
+				return fmt.Errorf("the controller does not know %s holds the stored message 3 s before the programme: raise -setup", r.ID())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	say("bench outage: %d receivers in %d communes; caches filled (stored message 1, the programme at %s) in %v",
 		*nRecv, communes, at.UTC().Format(time.TimeOnly), time.Since(filled).Round(time.Millisecond))
 

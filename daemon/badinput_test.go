@@ -81,7 +81,7 @@ func TestSystemDeviceBadInput(t *testing.T) {
 	sess := s.play(med.ID, "a")
 	s.finish(sess, med.Duration, "a")
 	for _, r := range s.byArea["a"] {
-		if st, _ := r.Session(sess.ID); float64(st.Decoded+min(st.Skipped, maxSkipped)) < 0.99*float64(med.Frames) {
+		if st, _ := r.Session(sess.ID); float64(st.Decoded+st.Stalled+min(st.Skipped-st.Stalled, maxSkipped)) < 0.99*float64(med.Frames) {
 			t.Errorf("%s decoded %d of %d after the bad input", r.ID(), st.Decoded, med.Frames)
 		}
 	}

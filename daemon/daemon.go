@@ -350,6 +350,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	srv.Firmware, srv.Receivers = m.Firmware, m.DB
 	srv.Stored = m.Stored
+	srv.Reports = station.NewReports(m.DB)
 	srv.MapTiles, srv.MapAttribution = cfg.MapTiles, cfg.mapAttribution()
 	srv.Creds = m.credentials()
 	if m.SMS != nil {

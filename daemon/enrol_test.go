@@ -62,7 +62,7 @@ func (s *system) playsIn(med *loa.Media, r *firmwaresim.Receiver, a string) {
 	s.t.Helper()
 	sess := s.play(med.ID, a)
 	s.finish(sess, med.Duration, a)
-	if st, _ := r.Session(sess.ID); float64(st.Decoded+min(st.Skipped, maxSkipped)) < 0.99*float64(med.Frames) {
+	if st, _ := r.Session(sess.ID); float64(st.Decoded+st.Stalled+min(st.Skipped-st.Stalled, maxSkipped)) < 0.99*float64(med.Frames) {
 		s.t.Errorf("%s decoded %d of %d frames: %+v", r.ID(), st.Decoded, med.Frames, st)
 	}
 }

@@ -80,7 +80,7 @@ func TestSystemScheduleFires(t *testing.T) {
 	}
 	s.finish(sess, med.Duration, "a")
 	for _, r := range s.byArea["a"] {
-		if st, _ := r.Session(sess.ID); float64(st.Decoded+min(st.Skipped, maxSkipped)) < 0.99*float64(med.Frames) {
+		if st, _ := r.Session(sess.ID); float64(st.Decoded+st.Stalled+min(st.Skipped-st.Stalled, maxSkipped)) < 0.99*float64(med.Frames) {
 			t.Errorf("%s decoded %d of %d frames of the scheduled programme", r.ID(), st.Decoded, med.Frames)
 		}
 	}
@@ -258,7 +258,7 @@ func TestSystemScheduleOverrun(t *testing.T) {
 		if _, ok := r.Session(urgent.ID); ok {
 			t.Errorf("%s outside the priority programme's targets was preempted", r.ID())
 		}
-		if st, _ := r.Session(normal.ID); float64(st.Decoded+min(st.Skipped, maxSkipped)) < 0.99*float64(long.Frames) {
+		if st, _ := r.Session(normal.ID); float64(st.Decoded+st.Stalled+min(st.Skipped-st.Stalled, maxSkipped)) < 0.99*float64(long.Frames) {
 			t.Errorf("%s (not preempted) decoded %d of %d frames", r.ID(), st.Decoded, long.Frames)
 		}
 	}

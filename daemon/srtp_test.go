@@ -85,7 +85,7 @@ func TestSystemMixedFleetSRTPAndPlain(t *testing.T) {
 		srtp bool
 	}{{plain, false}, {secure, true}} {
 		st, _ := c.r.Session(sess.ID)
-		if st.SRTP != c.srtp || float64(st.Decoded+min(st.Skipped, maxSkipped)) < 0.99*float64(med.Frames) || st.AuthFailures != 0 {
+		if st.SRTP != c.srtp || float64(st.Decoded+st.Stalled+min(st.Skipped-st.Stalled, maxSkipped)) < 0.99*float64(med.Frames) || st.AuthFailures != 0 {
 			t.Errorf("%s: %+v, want srtp %v, %d frames decoded, no auth failures", c.r.ID(), st, c.srtp, med.Frames)
 		}
 		if f := dominantFrequency(c.r.PCM(sess.ID)); f < 650 || f > 750 {

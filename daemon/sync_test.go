@@ -28,7 +28,7 @@ func TestSystemReceiversInStep(t *testing.T) {
 	var at []time.Time
 	for _, r := range s.byArea["a"] {
 		st, _ := r.Session(sess.ID)
-		if float64(st.Decoded+min(st.Skipped, maxSkipped)) < 0.99*float64(med.Frames) || st.FirstSampleAt.IsZero() {
+		if float64(st.Decoded+st.Stalled+min(st.Skipped-st.Stalled, maxSkipped)) < 0.99*float64(med.Frames) || st.FirstSampleAt.IsZero() {
 			t.Fatalf("%s: decoded %d of %d frames, first sample at %v: %+v", r.ID(), st.Decoded, med.Frames, st.FirstSampleAt, st)
 		}
 		// Bring each to the instant of the same sample, its timestamp's.

@@ -203,10 +203,10 @@ func TestHealthPruneUsesRetention(t *testing.T) {
 	now := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 	store := newMemHealth()
 	store.PutHealthHours(context.Background(), []loa.HealthHour{
-		{Device: "rx-1", Hour: now.Add(-31 * 24 * time.Hour)}, {Device: "rx-1", Hour: now.Add(-29 * 24 * time.Hour)}})
+		{Device: "rx-1", Hour: now.Add(-loa.HealthRetention - 24*time.Hour)}, {Device: "rx-1", Hour: now.Add(-loa.HealthRetention + 24*time.Hour)}})
 	h := NewHealth(HealthConfig{Store: store, Now: func() time.Time { return now }})
 	if n, err := h.Prune(context.Background()); err != nil || n != 1 {
-		t.Errorf("prune = %d %v, want the one hour older than 30 days", n, err)
+		t.Errorf("prune = %d %v, want the one hour older than the retention", n, err)
 	}
 }
 

@@ -845,8 +845,9 @@ func (s *session) timelineFrame() string {
 	// The DAC runs on its own clock: the request is due at tl.due, however
 	// late this process serves it (past a stall, it resumes from now).
 	now := tl.due
+	stalled := false
 	if late := time.Since(now); late > stallSlack {
-		now = now.Add(late)
+		now, stalled = now.Add(late), true
 	}
 	s.mu.Unlock()
 	disc, ok := r.sync.Controller(r.clock.SystemAt(now))
@@ -896,6 +897,9 @@ func (s *session) timelineFrame() string {
 		for e := s.next; e < ext; e++ {
 			delete(s.buf, e) // dropped to catch up
 			s.st.Skipped++
+			if stalled {
+				s.st.Stalled++
+			}
 		}
 		s.next = max(s.next, ext)
 		if !tl.first {

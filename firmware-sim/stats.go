@@ -61,6 +61,10 @@ type SessionStats struct {
 	// Skipped are slots passed over unplayed to keep to the session
 	// timeline (a late start, a re-sync after the clock estimate moved).
 	Skipped uint64
+	// Stalled are the Skipped slots passed over because this process
+	// served the virtual DAC late (a loaded host stalled it by more than
+	// 50 ms): the simulation's, not the stream's or the clock's, doing.
+	Stalled uint64
 
 	JitterMs           float64
 	FirstPlayed, Ended time.Time

@@ -21,8 +21,8 @@ func TestHealthHoursSurviveRestartMergeAndPrune(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
-	old := now.Add(-31 * 24 * time.Hour)
-	recent := now.Add(-29 * 24 * time.Hour)
+	old := now.Add(-loa.HealthRetention - 24*time.Hour)
+	recent := now.Add(-loa.HealthRetention + 24*time.Hour)
 	hours := []loa.HealthHour{
 		{Device: "rx-1", Hour: old, Samples: 3, RSSIMin: -90, RSSIAvg: -85, RSSIMax: -80, TempMaxC: 40, VolumeLast: 70},
 		{Device: "rx-1", Hour: recent, Samples: 2, RSSIMin: -80, RSSIAvg: -75, RSSIMax: -70, TempMaxC: 41, VolumeLast: 60, Received: 100, Lost: 5, JitterMaxMs: 9, OnlineSeconds: 1200},
@@ -37,7 +37,7 @@ func TestHealthHoursSurviveRestartMergeAndPrune(t *testing.T) {
 	}
 
 	db = mustOpenPath(t, path)
-	got, err := db.HealthHours(ctx, "rx-1", now.Add(-40*24*time.Hour), now)
+	got, err := db.HealthHours(ctx, "rx-1", now.Add(-loa.HealthRetention-10*24*time.Hour), now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestHealthHoursSurviveRestartMergeAndPrune(t *testing.T) {
 
 	n, err := db.PruneHealth(ctx, now.Add(-loa.HealthRetention))
 	if err != nil || n != 1 {
-		t.Fatalf("prune deleted %d (%v), want the one hour older than 30 days", n, err)
+		t.Fatalf("prune deleted %d (%v), want the one hour older than the retention", n, err)
 	}
 	got, _ = db.HealthHours(ctx, "rx-1", time.Time{}, now)
 	if len(got) != 2 || got[0].Hour.Before(now.Add(-loa.HealthRetention)) {

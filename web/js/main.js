@@ -23,8 +23,9 @@ import firmware from "./screens/firmware.js";
 import notify from "./screens/notify.js";
 import contact from "./screens/contact.js";
 import ack from "./screens/ack.js";
+import reports from "./screens/reports.js";
 
-const SCREENS = [overview, play, media, playlists, calendar, alerts, devices, device, alarms, firmware, log, users, drafts, notify, contact, ack];
+const SCREENS = [overview, play, media, playlists, calendar, alerts, devices, device, alarms, firmware, log, users, drafts, reports, notify, contact, ack];
 
 // What each role may do, as the API's loa.Token.Can says, for a /me that
 // does not list its permissions.
