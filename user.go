@@ -163,11 +163,15 @@ type Caller interface {
 // password. Only the password's argon2id hash is stored (by the store);
 // it is never logged or answered.
 type User struct {
-	Username  string    `json:"username"`
-	Name      string    `json:"name"` // display name
-	Role      string    `json:"role"`
-	AreaID    string    `json:"area_id,omitempty"` // scope; empty = everything
-	Disabled  bool      `json:"disabled"`
+	Username string `json:"username"`
+	Name     string `json:"name"` // display name
+	Role     string `json:"role"`
+	AreaID   string `json:"area_id,omitempty"` // scope; empty = everything
+	Disabled bool   `json:"disabled"`
+	// Email and Phone (E.164) are where notifications reach the person
+	// (notify.go); both optional.
+	Email     string    `json:"email,omitempty"`
+	Phone     string    `json:"phone,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 	CreatedBy string    `json:"created_by,omitempty"` // the actor that made it

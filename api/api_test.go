@@ -122,6 +122,7 @@ func newEnvWith(t *testing.T, opt store.Options) *env {
 	}
 	enrolment := station.NewEnrolment(station.EnrolmentConfig{DB: db, Endpoints: enrolEndpoints{}})
 	s.Claims, s.Enrol = enrolment, enrolment
+	s.Notify = newTestNotifier(db, e.alarms)
 	e.server = s
 	e.srv = httptest.NewServer(api.ValidateWithSpec(t, s.Handler()))
 	t.Cleanup(e.srv.Close)

@@ -46,7 +46,9 @@ type meAnswer struct {
 	Area        string      `json:"area,omitempty"`
 	AreaName    string      `json:"area_name,omitempty"`
 	Permissions []string    `json:"permissions"`
-	CSRF        string      `json:"csrf,omitempty"` // a cookie session's only
+	CSRF        string      `json:"csrf,omitempty"`  // a cookie session's only
+	Email       string      `json:"email,omitempty"` // a signed-in person's contact details
+	Phone       string      `json:"phone,omitempty"`
 	Station     stationInfo `json:"station"`
 }
 
@@ -166,7 +168,7 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request, c *call) error {
 	a := meAnswer{User: c.tok.ID, Name: c.tok.Name, Role: c.tok.Role, Area: c.tok.AreaID,
 		Permissions: c.tok.Permissions(), CSRF: c.csrf, Station: stationInfo{Name: s.StationName, Zone: loa.DefaultZone}}
 	if c.user != nil {
-		a.User = c.user.Username
+		a.User, a.Email, a.Phone = c.user.Username, c.user.Email, c.user.Phone
 	}
 	if a.Station.Name == "" {
 		a.Station.Name = DefaultStationName

@@ -275,6 +275,9 @@ type Server struct {
 	SMS       SMSInbox
 	SMSSecret string
 
+	// Notify keeps notification rules and their log (people told);
+	// nil: its routes are unavailable.
+	Notify loa.NotifyService
 	// Reports computes broadcast reports (reports.go); nil: unavailable.
 	Reports loa.ReportService
 	// Bulletins are the province's bulletins to its communes (bulletins.go);
@@ -481,6 +484,14 @@ func (s *Server) routes() []apiRoute {
 	route("POST /api/v1/tokens", loa.ActionManageTokens, s.createToken)
 	route("DELETE /api/v1/tokens/{id}", loa.ActionManageTokens, s.revokeToken)
 	route("GET /api/v1/audit", loa.ActionManageTokens, s.auditLog)
+	route("GET /api/v1/notify/rules", loa.ActionArea, s.listNotifyRules)
+	route("POST /api/v1/notify/rules", loa.ActionArea, s.createNotifyRule)
+	route("GET /api/v1/notify/rules/{id}", loa.ActionArea, s.getNotifyRule)
+	route("PUT /api/v1/notify/rules/{id}", loa.ActionArea, s.replaceNotifyRule)
+	route("DELETE /api/v1/notify/rules/{id}", loa.ActionArea, s.deleteNotifyRule)
+	route("GET /api/v1/notify/log", loa.ActionArea, s.notifyLog)
+	route("POST /api/v1/notify/ack", loa.ActionRead, s.notifyAck) // the link of an e-mail or SMS, once signed in
+	route("PUT /api/v1/me/contact", loa.ActionRead, s.putMyContact)
 	route("GET /api/v1/backup", loa.ActionManageTokens, s.backup)
 	return routes
 }

@@ -15,6 +15,8 @@ type userRequest struct {
 	Password string `json:"password"`
 	Role     string `json:"role"`
 	AreaID   string `json:"area_id"`
+	Email    string `json:"email"`
+	Phone    string `json:"phone"`
 }
 
 // userChange is the body of PUT /api/v1/users/{username}: the fields sent
@@ -23,6 +25,8 @@ type userChange struct {
 	Name   *string `json:"name"`
 	Role   *string `json:"role"`
 	AreaID *string `json:"area_id"`
+	Email  *string `json:"email"`
+	Phone  *string `json:"phone"`
 }
 
 // passwordRequest is the body of POST /api/v1/users/{username}/password.
@@ -139,10 +143,18 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, c *call) err
 	if err := c.checkUserScope(req.AreaID); err != nil {
 		return err
 	}
+	req.Email, req.Phone = strings.TrimSpace(req.Email), strings.TrimSpace(req.Phone)
+	if err := loa.ValidateEmail("email", req.Email); err != nil {
+		return err
+	}
+	if err := loa.ValidatePhone("phone", req.Phone); err != nil {
+		return err
+	}
 	if s.Users == nil {
 		return errUnavailable("user")
 	}
-	u := &loa.User{Username: req.Username, Name: name, Role: req.Role, AreaID: req.AreaID, CreatedBy: c.tok.ID}
+	u := &loa.User{Username: req.Username, Name: name, Role: req.Role, AreaID: req.AreaID, CreatedBy: c.tok.ID,
+		Email: req.Email, Phone: req.Phone}
 	if err := s.Users.CreateUser(r.Context(), u, req.Password); err != nil {
 		if loa.ErrorCode(err) == loa.ENOTFOUND { // the scope's area
 			return loa.Errorf(loa.EINVALID, "%s", loa.ErrorMessage(err))
@@ -169,11 +181,30 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request, c *call) err
 			return err
 		}
 	}
+	for _, f := range []struct {
+		v     *string
+		check func(field, s string) error
+		field string
+	}{{req.Email, loa.ValidateEmail, "email"}, {req.Phone, loa.ValidatePhone, "phone"}} {
+		if f.v == nil {
+			continue
+		}
+		*f.v = strings.TrimSpace(*f.v)
+		if err := f.check(f.field, *f.v); err != nil {
+			return err
+		}
+	}
 	u, err := c.visibleUser(r)
 	if err != nil {
 		return err
 	}
 	u, err = s.Users.UpdateUser(r.Context(), u.Username, func(u *loa.User) error {
+		if req.Email != nil {
+			u.Email = *req.Email
+		}
+		if req.Phone != nil {
+			u.Phone = *req.Phone
+		}
 		if req.Name != nil {
 			u.Name = strings.TrimSpace(*req.Name)
 		}

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net/netip"
 	"os"
@@ -73,6 +74,20 @@ type Config struct {
 	SMSGateway, SMSGatewayToken, SMSInboundSecret string
 	SMSWait                                       time.Duration
 	SMSRate                                       float64
+	// People told (station/notify.go): PublicURL is the console's address
+	// in messages' links; SMTP* the mail server (STARTTLS required; no
+	// SMTPAddr: no e-mail); SMSGatewayURL the gateway people's SMS are
+	// POSTed to (empty: SMSGateway's), SMSGatewayTemplate its request body
+	// (a text/template, or @file; empty: JSON {to, text}). The alarm
+	// webhook is the third channel.
+	PublicURL                              string
+	SMTPAddr, SMTPUser, SMTPPass, SMTPFrom string
+	SMSGatewayURL, SMSGatewayTemplate      string
+	// SMTPTLS verifies the mail server (tests: their own CA); nil: the
+	// system roots. NotifyMinute is a rule's minute and NotifyTick how
+	// often rules are evaluated (tests shorten both); 0: a minute, 5 s.
+	SMTPTLS                  *tls.Config
+	NotifyMinute, NotifyTick time.Duration
 	// MapTiles is the console map's tile URL template, e.g.
 	// https://tile.openstreetmap.org/{z}/{x}/{y}.png; empty: no tiles (the
 	// communes' outlines), as an offline station needs. MapAttribution is

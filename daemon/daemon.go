@@ -105,6 +105,8 @@ type Main struct {
 	// nil: no SMS. SMS is the trigger service (nil without a sender).
 	SMSSender station.SMSSender
 	SMS       *station.SMS
+	// Notifier tells people about alarms along its rules' chains.
+	Notifier *station.Notifier
 
 	statfs      func(dir string) (free, total uint64, err error) // for tests; nil = syscall.Statfs
 	watchStop   func()                                           // ends the alarm watches and waits for them
@@ -252,6 +254,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.Sessions.Alarms = m.Alarms
 	m.Alerts = station.NewAlerts(m.DB, m.Sessions, m.Fleet, media.EspeakNG{Voice: "vi"}, delay, m.Logger.With("component", "alerts"))
 	tuner.Alerts = m.Alerts
+	if err := m.openNotify(); err != nil {
+		return err
+	}
 	m.openStored()
 	if err := m.openSMS(); err != nil {
 		return err
@@ -299,6 +304,11 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 
 	m.startWatches()
+	m.schedWG.Add(1)
+	go func() {
+		defer m.schedWG.Done()
+		m.Notifier.Run(m.bg)
+	}()
 
 	if err := m.ensureAdminToken(ctx); err != nil {
 		return err
@@ -364,6 +374,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if m.SMS != nil {
 		srv.SMS, srv.SMSSecret = m.SMS, cfg.SMSInboundSecret
 	}
+	srv.Notify = m.Notifier
 	enrolment := m.enrolment()
 	srv.Claims, srv.Enrol = enrolment, enrolment
 	srv.Bulletins, srv.FeedKey = m.Bulletins, m.StationKey

@@ -51,6 +51,10 @@ type Alerts struct {
 	stored *Stored // stored messages: receivers holding one play it from storage; nil: always streamed
 	sms    *SMS    // sends the SMS triggers of alerts naming a stored message; nil: none
 
+	// OnEnd, set before Run, is told of every alert as it ends (its report
+	// settled), under the service's lock: it must not block nor keep a.
+	OnEnd func(a *loa.Alert)
+
 	mu        sync.Mutex
 	live      map[string]*liveAlert // active alerts by id
 	bySession map[string]*liveAlert // their sessions, running or settling
@@ -971,6 +975,9 @@ func (s *Alerts) finishLocked(l *liveAlert, now time.Time) bool {
 	}
 	l.final = true
 	l.changedLocked()
+	if s.OnEnd != nil {
+		s.OnEnd(l.a)
+	}
 	s.logger.Info("alert ended", "alert", l.a.ID, "state", l.a.State, "receivers", len(l.a.Report))
 	return true
 }

@@ -51,6 +51,13 @@ func bindConfig(c *daemon.Config, fs *flag.FlagSet) {
 	fs.StringVar(&c.SMSInboundSecret, "sms-inbound-secret", c.SMSInboundSecret, "bearer token the SMS gateway posts receivers' replies to /api/v1/sms/inbound with (empty: replies refused) [LOA_SMS_INBOUND_SECRET]")
 	fs.DurationVar(&c.SMSWait, "sms-wait", c.SMSWait, "how long an online receiver has to ack an alert over MQTT before it is sent the SMS trigger [LOA_SMS_WAIT]")
 	fs.Float64Var(&c.SMSRate, "sms-rate", c.SMSRate, "SMS sent per second at most [LOA_SMS_RATE]")
+	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "the console's address as people reach it, for the links in notifications, e.g. https://loa.binhlieu.gov.vn [LOA_PUBLIC_URL]")
+	fs.StringVar(&c.SMTPAddr, "smtp-addr", c.SMTPAddr, "mail server host:port notifications are e-mailed through, with STARTTLS (empty: no e-mail) [LOA_SMTP_ADDR]")
+	fs.StringVar(&c.SMTPUser, "smtp-user", c.SMTPUser, "mail server username (PLAIN auth after STARTTLS) [LOA_SMTP_USER]")
+	fs.StringVar(&c.SMTPPass, "smtp-pass", c.SMTPPass, "mail server password [LOA_SMTP_PASS]")
+	fs.StringVar(&c.SMTPFrom, "smtp-from", c.SMTPFrom, "sender address of notification e-mails [LOA_SMTP_FROM]")
+	fs.StringVar(&c.SMSGatewayURL, "sms-gateway-url", c.SMSGatewayURL, "URL of the HTTP SMS gateway notifications are POSTed to (empty: the -sms-gateway) [LOA_SMS_GATEWAY_URL]")
+	fs.StringVar(&c.SMSGatewayTemplate, "sms-gateway-template", c.SMSGatewayTemplate, "the gateway's request body, a Go text/template of .To, .Text, .Username (json and urlquery quote), or @file (default: JSON {to, text}) [LOA_SMS_GATEWAY_TEMPLATE]")
 	fs.IntVar(&c.HTTPMaxConns, "http-max-conns", c.HTTPMaxConns, "open HTTP connections at most (more are closed at once); lowered to a quarter of the open file limit [LOA_HTTP_MAX_CONNS]")
 	fs.DurationVar(&c.MaxMediaDuration, "max-media-duration", c.MaxMediaDuration, "longest audio an upload may hold, decoded; longer is refused before it is transcoded [LOA_MAX_MEDIA_DURATION]")
 	fs.IntVar(&c.TranscodeWorkers, "transcode-workers", c.TranscodeWorkers, "uploads transcoded at once, each taking about one CPU core (default: half the CPUs) [LOA_TRANSCODE_WORKERS]")
@@ -106,6 +113,8 @@ func configFromEnv(c *daemon.Config, getenv func(string) string) error {
 		"LOA_TLS_CA_CERT": &c.TLS.CACert, "LOA_TLS_CA_KEY": &c.TLS.CAKey, "LOA_TLS_CERT": &c.TLS.Cert, "LOA_TLS_KEY": &c.TLS.Key,
 		"LOA_ACME_DOMAIN": &c.TLS.ACMEDomain, "LOA_ACME_DIRECTORY": &c.TLS.ACMEDirectory, "LOA_ACME_CA": &c.TLS.ACMERoots,
 		"LOA_DEVICE_MQTT_URL": &c.DeviceMQTTURL, "LOA_BACKUP_DIR": &c.BackupDir, "LOA_FEED_SUBSCRIBE": &c.FeedSubscribe,
+		"LOA_PUBLIC_URL": &c.PublicURL, "LOA_SMTP_ADDR": &c.SMTPAddr, "LOA_SMTP_USER": &c.SMTPUser, "LOA_SMTP_PASS": &c.SMTPPass,
+		"LOA_SMTP_FROM": &c.SMTPFrom, "LOA_SMS_GATEWAY_URL": &c.SMSGatewayURL, "LOA_SMS_GATEWAY_TEMPLATE": &c.SMSGatewayTemplate,
 		"LOA_SMS_GATEWAY": &c.SMSGateway, "LOA_SMS_GATEWAY_TOKEN": &c.SMSGatewayToken, "LOA_SMS_INBOUND_SECRET": &c.SMSInboundSecret,
 		"LOA_LIVE_BIND": &c.LiveBind, "LOA_LIVE_PUBLIC": &c.LivePublic, "LOA_LIVE_TURN": &c.LiveTURN,
 		"LOA_LIVE_TURN_USER": &c.LiveTURNUser, "LOA_LIVE_TURN_PASS": &c.LiveTURNPass,

@@ -20,11 +20,14 @@ import calendar from "./screens/calendar.js";
 import device from "./screens/device.js";
 import alarms from "./screens/alarms.js";
 import firmware from "./screens/firmware.js";
+import notify from "./screens/notify.js";
+import contact from "./screens/contact.js";
+import ack from "./screens/ack.js";
 import reports from "./screens/reports.js";
 import bulletins from "./screens/bulletins.js";
 import liveMic from "./screens/live.js";
 
-const SCREENS = [overview, play, liveMic, media, playlists, calendar, alerts, devices, device, alarms, firmware, log, users, drafts, reports, bulletins];
+const SCREENS = [overview, play, liveMic, media, playlists, calendar, alerts, devices, device, alarms, firmware, log, users, drafts, reports, bulletins, notify, contact, ack];
 
 // What each role may do, as the API's loa.Token.Can says, for a /me that
 // does not list its permissions.

@@ -36,19 +36,25 @@ function mountUsers(root, ctx, areaPairs, rolePairs, live) {
   const role = options(el("select", { id: "user-role", name: "role" }), rolePairs);
   role.value = "operator";
   const area = options(el("select", { id: "user-area", name: "area_id" }), areaPairs());
+  const email = el("input", { id: "user-email", name: "email", type: "email", autocomplete: "off", maxlength: "254" });
+  const phone = el("input", { id: "user-phone", name: "phone", type: "tel", autocomplete: "off", maxlength: "16", placeholder: "+84912345678" });
   const err = el("p", { class: "action-error", id: "user-form-error", role: "alert", hidden: true });
   const button = el("button", { type: "submit", text: t("users.submit") });
   const form = el("form", { id: "user-form", class: "card", "aria-labelledby": "h-user-new" },
     el("h2", { id: "h-user-new", text: t("users.create") }),
     field(t("users.username"), username), field(t("users.name"), name), field(t("users.password"), password),
-    field(t("users.role"), role), field(t("users.area"), area), button, err);
+    field(t("users.role"), role), field(t("users.area"), area), field(t("users.email"), email), field(t("users.phone"), phone), button, err);
   const box = el("ul", { id: "users-list", class: "cards" });
   root.append(form, el("section", { class: "panel", "aria-labelledby": "h-users" }, el("h2", { id: "h-users", text: t("users.list") }), box));
 
   const areaLabel = (id) => (id ? ctx.areaName(id) : t("users.area.all"));
   const list = new List(box, (u) => userCard(u, ctx, areaPairs, rolePairs, (v) => list.put(v)), (li, u) => {
     li.querySelector(".title").textContent = (u.name || u.username) + " (" + u.username + ")";
-    li.querySelector(".meta").textContent = [t("role." + u.role), areaLabel(u.area_id)].join(" · ");
+    li.querySelector(".meta").textContent = [t("role." + u.role), areaLabel(u.area_id), u.email, u.phone].filter(Boolean).join(" · ");
+    for (const k of ["email", "phone"]) {
+      const c = li.querySelector("input.contact-" + k);
+      if (document.activeElement !== c) c.value = u[k] || "";
+    }
     const st = li.querySelector(".state");
     st.textContent = u.disabled ? t("users.disabled") : t("users.active");
     st.className = "state " + (u.disabled ? "off" : "on");
@@ -65,7 +71,8 @@ function mountUsers(root, ctx, areaPairs, rolePairs, live) {
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     clearErrors(form);
-    const body = { username: username.value.trim().toLowerCase(), name: name.value.trim(), password: password.value, role: role.value, area_id: area.value };
+    const body = { username: username.value.trim().toLowerCase(), name: name.value.trim(), password: password.value, role: role.value, area_id: area.value,
+      email: email.value.trim(), phone: phone.value.trim() };
     button.disabled = true;
     try {
       const u = await api.post("/api/v1/users", body);
@@ -75,7 +82,8 @@ function mountUsers(root, ctx, areaPairs, rolePairs, live) {
       role.value = "operator";
     } catch (e) {
       if (e.code === "conflict" && !e.field) e.field = "username"; // the one thing that can already exist
-      showError(form, e, { username: "user-username", name: "user-name", password: "user-password", role: "user-role", area_id: "user-area" }, err);
+      showError(form, e, { username: "user-username", name: "user-name", password: "user-password", role: "user-role", area_id: "user-area",
+        email: "user-email", phone: "user-phone" }, err);
     } finally {
       button.disabled = false;
     }
@@ -108,6 +116,11 @@ function userCard(u, ctx, areaPairs, rolePairs, put) {
   const save = el("button", { type: "button", class: "save", text: t("users.save") });
   save.addEventListener("click", () => call(() => api.request("PUT", "/api/v1/users/" + u.username, { role: role.value, area_id: area.value }),
     (v) => t("users.saved", { name: v.name || v.username }), { role: id + "-role", area_id: id + "-area" }));
+  const email = el("input", { id: id + "-email", class: "contact-email", name: "email", type: "email", autocomplete: "off", maxlength: "254" });
+  const phone = el("input", { id: id + "-phone", class: "contact-phone", name: "phone", type: "tel", autocomplete: "off", maxlength: "16" });
+  const saveContact = el("button", { type: "button", class: "save-contact", text: t("users.contact.save") });
+  saveContact.addEventListener("click", () => call(() => api.request("PUT", "/api/v1/users/" + u.username, { email: email.value.trim(), phone: phone.value.trim() }),
+    (v) => t("users.saved", { name: v.name || v.username }), { email: id + "-email", phone: id + "-phone" }));
   const reset = el("button", { type: "button", class: "reset", text: t("users.reset") });
   reset.addEventListener("click", () => call(async () => {
     await api.post("/api/v1/users/" + u.username + "/password", { password: pass.value });
@@ -126,6 +139,7 @@ function userCard(u, ctx, areaPairs, rolePairs, put) {
     el("details", { class: "edit" }, el("summary", { text: t("users.edit") }),
       el("div", { class: "edit-body" },
         field(t("users.role"), role), field(t("users.area"), area), save,
+        field(t("users.email"), email), field(t("users.phone"), phone), saveContact,
         field(t("users.newpass"), pass), reset)),
     err);
   return li;
