@@ -1,6 +1,9 @@
 package loa
 
-import "time"
+import (
+	"errors"
+	"time"
+)
 
 // PacketSource yields pre-encoded 20 ms Opus packets and io.EOF at the
 // end: the content of a session, as the audio engine consumes it. The
@@ -9,6 +12,12 @@ import "time"
 type PacketSource interface {
 	Next() ([]byte, error)
 }
+
+// ErrGap, returned by a PacketSource's Next, is a frame with no packet (a
+// live uplink lost it, or its drift control inserts one): the engine
+// advances the sequence number and timestamp by one frame and sends
+// nothing, so receivers conceal it.
+var ErrGap = errors.New("no packet for this frame")
 
 // Outcome kinds: what the audio engine tells about a session it streams.
 const (

@@ -73,6 +73,9 @@ type Session struct {
 	// packet's frame on it. 0: the engine fixes one when it starts.
 	T0Ms int64  `json:"t0_ms,omitempty"`
 	TS0  uint32 `json:"ts0,omitempty"`
+	// Transcoded: the controller decodes and re-encodes its source (a live
+	// uplink that offered no Opus it could forward as it is).
+	Transcoded bool `json:"transcoded,omitempty"`
 }
 
 // Validate checks a session request before anything is resolved.
@@ -80,6 +83,18 @@ func (s *Session) Validate() error {
 	if (s.MediaID == "") == (s.PlaylistID == "") {
 		return Errorf(EINVALID, "media_id, playlist_id: name exactly one")
 	}
+	return s.ValidateStream()
+}
+
+// DefaultStreamMaxDuration bounds a session of unknown length started with
+// no maximum duration (a live microphone): a forgotten one cannot hold a
+// province.
+const DefaultStreamMaxDuration = time.Hour
+
+// ValidateStream checks what a session asks of its receivers (targets,
+// volume, maximum duration) whatever its content: a session whose packets
+// its caller produces (a live microphone, a relay) names no media.
+func (s *Session) ValidateStream() error {
 	if s.Targets.Empty() {
 		return Errorf(EINVALID, "targets: name at least one area or device")
 	}

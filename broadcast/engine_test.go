@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"testing"
@@ -483,5 +484,65 @@ func TestScheduledStartWaitsForItsTime(t *testing.T) {
 	}
 	if sent := <-first; sent.Before(at) {
 		t.Errorf("the first packet left %v before its scheduled time", at.Sub(sent))
+	}
+}
+
+// gapSource gives pkts, returning loa.ErrGap at the indices in gaps.
+type gapSource struct {
+	pkts [][]byte
+	gaps map[int]bool
+	i    int
+}
+
+func (s *gapSource) Next() ([]byte, error) {
+	if s.i >= len(s.pkts) {
+		return nil, io.EOF
+	}
+	s.i++
+	if s.gaps[s.i-1] {
+		return nil, loa.ErrGap
+	}
+	return s.pkts[s.i-1], nil
+}
+
+func TestGapAdvancesSequenceAndTimestampAndSendsNothing(t *testing.T) {
+	h := newHarness(t, "127.0.0.1:0")
+	const frames = 30
+	src := opusPackets(t, frames)
+	gaps := map[int]bool{0: true, 7: true, 8: true, 20: true}
+	r := h.tuner.device("d1")
+	const ssrc = 0x6a9
+	gate := newGate(&gapSource{pkts: src, gaps: gaps})
+	h.start(t, "s1", loa.PriorityNormal, ssrc, gate, frames, "d1")
+	waitFor(t, "receiver authenticated", func() bool { return h.authenticated("s1") == 1 })
+	gate.open()
+	st := r.untilBye(t, ssrc)
+	if e := h.ended(t, "s1"); e.state != loa.SessionEnded {
+		t.Errorf("ended = %+v, want ended", e)
+	}
+	if want := frames - len(gaps); len(st.rtp) != want {
+		t.Fatalf("got %d packets, want %d (%d frames, %d gaps)", len(st.rtp), want, frames, len(gaps))
+	}
+	// Packet 1 is the first sent; every later one sits at its frame's place.
+	first := st.rtp[0]
+	k := 0
+	for i := range frames {
+		if gaps[i] {
+			continue
+		}
+		p := st.rtp[k]
+		k++
+		d := i - 1
+		if p.SequenceNumber != first.SequenceNumber+uint16(d) || p.Timestamp != first.Timestamp+uint32(d*protocol.FrameSamples) {
+			t.Fatalf("frame %d: seq/ts %d/%d, want %d/%d", i, p.SequenceNumber, p.Timestamp,
+				first.SequenceNumber+uint16(d), first.Timestamp+uint32(d*protocol.FrameSamples))
+		}
+		if !bytes.Equal(p.Payload, src[i]) {
+			t.Fatalf("frame %d: payload is not the source's", i)
+		}
+	}
+	// The BYE's Sender Report counts frames, gaps included (play.end_frame).
+	if last := st.srs[len(st.srs)-1]; last.PacketCount != frames {
+		t.Errorf("last SR packet count %d, want %d", last.PacketCount, frames)
 	}
 }

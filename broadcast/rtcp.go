@@ -306,7 +306,7 @@ func (e *Engine) leave(t *target) {
 // sends it without the lock.
 func (e *Engine) challengeLocked(t *target, addr netip.AddrPort) ([]byte, *srtpTx) {
 	c := t.challengeTo(addr, time.Now())
-	pkts := t.s.srPackets(int(t.s.sent.Load()))
+	pkts := t.s.srPackets(int(t.s.sent.Load() + t.s.gaps.Load()))
 	pkts = append(pkts, &rtcp.ApplicationDefined{
 		SubType: protocol.ChallengeSubtype, SSRC: t.s.ssrc, Name: protocol.RTCPChallengeName,
 		Data: c.nonce[:],

@@ -47,6 +47,9 @@ type session struct {
 	dests  atomic.Pointer[destSet]
 	sent   atomic.Uint64
 	octets atomic.Uint64
+	// gaps counts the frames its source had no packet for (loa.ErrGap):
+	// their sequence numbers and timestamps went by unsent.
+	gaps atomic.Uint64
 	// wall0 is started on the wall clock (unix ns; 0 before packet 0 is
 	// due).
 	wall0 atomic.Int64
@@ -214,6 +217,10 @@ func (s *session) stream(ctx context.Context, fo *fanout) (state, reason string,
 		}
 		asked := time.Now()
 		payload, err := s.src.Next()
+		gap := errors.Is(err, loa.ErrGap)
+		if gap {
+			err = nil // the frame's place on the timeline goes by unsent: receivers conceal it
+		}
 		if errors.Is(err, io.EOF) {
 			return loa.SessionEnded, "", n
 		}
@@ -244,6 +251,13 @@ func (s *session) stream(ctx context.Context, fo *fanout) (state, reason string,
 			st, r := s.stopped()
 			return st, r, n
 		}
+		if gap {
+			s.gaps.Add(1)
+			if n%reportEvery == 0 || s.reportNow.Swap(false) {
+				s.report(fo, n, s.dests.Load())
+			}
+			continue
+		}
 		h.SequenceNumber = s.seq0 + uint16(n)
 		h.Timestamp = s.tl.tsOf(s.lead.Load() + int64(n)*protocol.FrameSamples)
 		if _, err := h.MarshalTo(hdr[:]); err != nil {
@@ -271,11 +285,10 @@ func (s *session) stream(ctx context.Context, fo *fanout) (state, reason string,
 				s.e.log.Warn("send failed", "session", s.id, "sent", k, "of", dests.len(), "err", err)
 			}
 		}
-		s.sent.Add(1)
-		s.octets.Add(uint64(len(payload)))
-		if n == 0 {
+		if s.sent.Add(1) == 1 {
 			s.e.deliver(loa.SessionOutcome{Kind: loa.OutcomeStreaming, Session: s.id, At: time.Now()})
 		}
+		s.octets.Add(uint64(len(payload)))
 		if n%reportEvery == 0 || s.reportNow.Swap(false) {
 			s.report(fo, n, dests)
 		}

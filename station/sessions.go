@@ -170,6 +170,56 @@ func (s *Sessions) start(ctx context.Context, sess *loa.Session, looping bool) e
 	return nil
 }
 
+// StartWith starts sess streaming src, content its caller produces (a live
+// microphone, a relay): sess names no media nor playlist. frames is its
+// length in packets, 0 when unknown: it then runs until src ends (io.EOF),
+// is stopped or its maximum duration passes (0: DefaultStreamMaxDuration).
+// src may return loa.ErrGap for a frame it has no packet for; if it is an
+// io.Closer it is closed when the session ends. As StartSession, it
+// resolves the targets, writes the session before acting and fills ID,
+// SSRC, Devices, State and StartedAt; the origin defaults to manual.
+func (s *Sessions) StartWith(ctx context.Context, sess *loa.Session, src loa.PacketSource, frames int) error {
+	if src == nil {
+		return loa.Errorf(loa.EINVALID, "session: no source")
+	}
+	if sess.MediaID != "" || sess.PlaylistID != "" {
+		return loa.Errorf(loa.EINVALID, "media_id, playlist_id: a session with its own source names neither")
+	}
+	if err := sess.ValidateStream(); err != nil {
+		return err
+	}
+	if sess.Origin.Kind == "" {
+		sess.Origin.Kind = loa.OriginManual
+	}
+	devs, err := s.Resolve(ctx, sess.Targets)
+	if err != nil {
+		return err
+	}
+	if sess.MaxDuration == 0 {
+		sess.MaxDuration = loa.DefaultStreamMaxDuration
+		if frames > 0 {
+			sess.MaxDuration = time.Duration(frames)*protocol.FrameDuration + 30*time.Second
+		}
+	}
+	sess.ID, sess.SSRC, sess.Devices = newID(), randomSSRC(), devs
+	if err := s.startSource(ctx, sess, closingSource{src}, frames); err != nil {
+		return err
+	}
+	s.logger.Info("session started", "session", sess.ID, "origin", sess.Origin.String(), "devices", len(devs),
+		"priority", sess.Priority, "transcoded", sess.Transcoded)
+	return nil
+}
+
+// closingSource closes its source if it can be closed.
+type closingSource struct{ loa.PacketSource }
+
+func (c closingSource) Close() error {
+	if cl, ok := c.PacketSource.(io.Closer); ok {
+		return cl.Close()
+	}
+	return nil
+}
+
 // startSource starts sess streaming src, content built by the caller (an
 // alert's tone, speech and repeats), which the service closes when the
 // session ends. The caller sets ID, SSRC, Devices, Priority, MaxDuration,
@@ -635,11 +685,15 @@ func (s *Sessions) ResumeInterrupted(ctx context.Context, online func(id string)
 		if sess.State != loa.SessionPlaying {
 			continue
 		}
-		if sess.Origin.Kind == loa.OriginFallback {
-			// Its supervisor starts it afresh; a loop has no position.
+		if sess.Origin.Kind == loa.OriginFallback || (sess.MediaID == "" && sess.PlaylistID == "") {
+			// Its supervisor starts it afresh; a loop has no position. A
+			// session of its caller's source (StartWith: a live microphone,
+			// a relay) lost it with the controller.
 			sess.State, sess.Reason, sess.EndedAt = loa.SessionStopped, "controller restarted", time.Now()
 			if err := s.db.PutSession(ctx, sess); err != nil {
-				s.logger.Error("fallback session not closed", "session", sess.ID, "err", err)
+				s.logger.Error("session not closed", "session", sess.ID, "err", err)
+			} else if sess.Origin.Kind != loa.OriginFallback {
+				s.appendLog(ctx, logEntry(sess, loa.PlayStopped, nil, sess.Reason))
 			}
 			s.closeDelivery(ctx, sess)
 			continue
