@@ -36,6 +36,10 @@ const (
 	// (an external one down at start, or an outage); a station alarm,
 	// cleared when the link is back.
 	AlarmBrokerLink = "broker_link"
+	// AlarmRelayFailover: a relay has played other than its primary URL
+	// (a backup, its fallback) for longer than a threshold; a station
+	// alarm, cleared when the primary plays again or the relay ends.
+	AlarmRelayFailover = "relay_failover"
 )
 
 // The out_of_sync alarm's threshold and how long it must hold.

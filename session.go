@@ -76,6 +76,8 @@ type Session struct {
 	// Transcoded: the controller decodes and re-encodes its source (a live
 	// uplink that offered no Opus it could forward as it is).
 	Transcoded bool `json:"transcoded,omitempty"`
+	// RelayID is the relay a session relays (StartWith: it names no media).
+	RelayID string `json:"relay_id,omitempty"`
 }
 
 // Validate checks a session request before anything is resolved.
