@@ -25,9 +25,10 @@ const (
 	TopicAlerts   = "alerts"   // recent alerts' state and delivery totals
 	TopicPlayLog  = "playlog"  // new broadcast log entries
 	TopicDrafts   = "drafts"   // pending drafts the caller may decide, and its own
+	TopicRelays   = "relays"   // relays with their live state (source, level, URL, failovers)
 )
 
-var eventTopics = []string{TopicSessions, TopicDevices, TopicAlarms, TopicAlerts, TopicPlayLog, TopicDrafts}
+var eventTopics = []string{TopicSessions, TopicDevices, TopicAlarms, TopicAlerts, TopicPlayLog, TopicDrafts, TopicRelays}
 
 // DefaultEventInterval is how often a stream compares what its caller may
 // see with what it last sent, when Server.EventInterval is zero. The
@@ -261,6 +262,12 @@ func (es *eventState) round(ctx context.Context, c *call, sse *sseStream) error 
 			ch, err = es.playLog(ctx, c)
 		case TopicDrafts:
 			ch, err = es.drafts(ctx, c)
+		case TopicRelays:
+			var ids []string
+			var items map[string]any
+			if ids, items, err = es.s.relayViews(c); err == nil {
+				ch, err = es.diff(TopicRelays, ids, items)
+			}
 		default:
 			continue
 		}
