@@ -49,7 +49,7 @@ const (
 )
 
 // AlarmKinds lists every alarm kind.
-var AlarmKinds = []string{AlarmOffline, AlarmStreamLoss, AlarmAmpFault, AlarmTemperature, AlarmTestFailed, AlarmPlainReceiver, AlarmClockStep, AlarmDiskSpace, AlarmNoAudience, AlarmOutOfSync, AlarmBrokerLink, AlarmMainsLost, AlarmLowBattery}
+var AlarmKinds = []string{AlarmOffline, AlarmStreamLoss, AlarmAmpFault, AlarmTemperature, AlarmTestFailed, AlarmPlainReceiver, AlarmClockStep, AlarmDiskSpace, AlarmNoAudience, AlarmOutOfSync, AlarmBrokerLink, AlarmMainsLost, AlarmLowBattery, AlarmRelayFailover}
 
 // ValidAlarmKind reports whether kind is one of AlarmKinds.
 func ValidAlarmKind(kind string) bool {

@@ -51,6 +51,7 @@ const (
 	stderrBurst = 10               // stderr lines logged per stderrEvery
 	stderrEvery = time.Minute
 	ioTimeout   = 10 * time.Second // ffmpeg gives up on a silent connection
+	startGrace  = 8 * time.Second  // at least this for a source's first audio
 )
 
 func startRelayInput(url, ffmpeg string, silenceDB float64, logger *slog.Logger, onPCM func([]float32)) *relayInput {
@@ -228,13 +229,13 @@ func (in *relayInput) health() inputHealth {
 		loudSince: in.loudSince, levelDB: in.levelDB, codec: in.codec, kbps: in.kbps}
 }
 
-// failed reports whether the input stalled (no data for stall, or for
-// twice that from its start when it never gave any) or was silent for
-// silence.
+// failed reports whether the input stalled (no data for stall, or, from
+// its start when it never gave any, for twice that and at least
+// startGrace) or was silent for silence.
 func (h inputHealth) failed(now time.Time, stall, silence time.Duration) (bool, string) {
 	last, bound := h.lastData, stall
 	if last.IsZero() {
-		last, bound = h.started, 2*stall // connecting, starting the child and its decoder take a while
+		last, bound = h.started, max(2*stall, startGrace) // connecting, starting the child and its decoder take a while
 	}
 	if now.Sub(last) > bound {
 		return true, "stalled"
