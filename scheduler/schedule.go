@@ -6,7 +6,9 @@ import (
 	"github.com/loa-broadcast/loa"
 )
 
-func emptyContent(c loa.Content) bool { return c.MediaID == "" && c.PlaylistID == "" && c.RelayID == "" }
+func emptyContent(c loa.Content) bool {
+	return c.MediaID == "" && c.PlaylistID == "" && c.RelayID == ""
+}
 
 func validateContent(c loa.Content, prefix string) error {
 	named := 0

@@ -72,7 +72,9 @@ func (s *Relays) DeleteRelay(ctx context.Context, id string) error {
 	return s.db.DeleteRelay(ctx, id)
 }
 
-func (s *Relays) Relay(ctx context.Context, id string) (*loa.Relay, error) { return s.db.Relay(ctx, id) }
+func (s *Relays) Relay(ctx context.Context, id string) (*loa.Relay, error) {
+	return s.db.Relay(ctx, id)
+}
 
 func (s *Relays) Relays(ctx context.Context) ([]*loa.Relay, error) { return s.db.Relays(ctx) }
 
@@ -243,6 +245,8 @@ func (s *Relays) RelayStates() []loa.RelayState {
 		out = append(out, loa.RelayState{RelayID: p.relay.ID, SessionID: p.session, URL: st.URL, Fallback: st.Current == media.RelayFallback,
 			Source: st.Codec, KbitS: st.KbitS, LevelDB: st.LevelDB, Failovers: st.Failovers, Since: st.Since})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].RelayID < out[j].RelayID || out[i].RelayID == out[j].RelayID && out[i].SessionID < out[j].SessionID })
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].RelayID < out[j].RelayID || out[i].RelayID == out[j].RelayID && out[i].SessionID < out[j].SessionID
+	})
 	return out
 }
