@@ -20,8 +20,9 @@ import calendar from "./screens/calendar.js";
 import device from "./screens/device.js";
 import alarms from "./screens/alarms.js";
 import firmware from "./screens/firmware.js";
+import relays from "./screens/relays.js";
 
-const SCREENS = [overview, play, media, playlists, calendar, alerts, devices, device, alarms, firmware, log, users, drafts];
+const SCREENS = [overview, play, media, playlists, calendar, alerts, devices, device, alarms, firmware, log, users, drafts, relays];
 
 // What each role may do, as the API's loa.Token.Can says, for a /me that
 // does not list its permissions.
