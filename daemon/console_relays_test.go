@@ -8,6 +8,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/loa-broadcast/loa"
+	"github.com/loa-broadcast/loa/api"
 	"github.com/loa-broadcast/loa/loatest"
 )
 
@@ -16,7 +17,7 @@ func init() { consoleParts = append(consoleParts, consolePart{"Relays", consoleR
 // consoleRelays: the commune operator adds a relay on "Tiếp sóng" (a bad
 // URL is refused next to the field), plays it now to the commune, sees its
 // live state (the URL playing, the source's codec, its level) on the card,
-// and deletes it once it has stopped.
+// and deletes it once it has stopped; the technician may do none of it.
 func consoleRelays(t *testing.T, f *consoleFixture) {
 	c, s := f.c, f.s
 	bg := context.Background()
@@ -69,5 +70,16 @@ func consoleRelays(t *testing.T, f *consoleFixture) {
 		c.until(`!`+card+` || !`+card+`.querySelector(".action-error").hidden`))
 	if msg := c.evalString(`(` + card + ` || {textContent: ""}).textContent`); msg != "" {
 		t.Errorf("the relay's card after deleting: %s", msg)
+	}
+
+	// The technician neither sees the screen nor may add a relay.
+	c.signOut()
+	c.signInAs("technician", f.technician)
+	if !c.evalBool(`document.querySelector("#nav a[href='#/firmware']") !== null && document.querySelector("#nav a[href='#/relays']") === null`) {
+		t.Error("the technician is shown the relays screen")
+	}
+	tech := api.NewClient(s.m.URL(), f.token("Kỹ thuật (máy)", "technician", "qn"))
+	if err := tech.JSON(bg, "POST", "/api/v1/relays", map[string]any{"id": "x", "name": "x", "urls": []string{src.URL()}}, nil); !isStatus(err, 403) {
+		t.Errorf("a technician added a relay: %v", err)
 	}
 }
