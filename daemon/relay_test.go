@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"maps"
 	"math"
 	"strings"
 	"testing"
@@ -52,6 +53,16 @@ func TestSystemRelay(t *testing.T) {
 	sched := map[string]any{"id": "vov-morning", "name": "VOV sáng", "enabled": true,
 		"rule":    map[string]any{"kind": "once", "date": at.Format("2006-01-02"), "time": at.Format("15:04:05"), "end": at.Add(2 * time.Minute).Format("15:04:05"), "zone": "UTC"},
 		"content": map[string]any{"relay_id": "vov1"}, "targets": map[string]any{"areas": []string{"a"}}}
+	for content, field := range map[string]map[string]any{
+		"content.relay_id": {"relay_id": "nope"},
+		"content.media_id": {"relay_id": "vov1", "media_id": fallback.ID},
+	} {
+		bad := maps.Clone(sched)
+		bad["content"] = field
+		if err := s.api.JSON(ctx, "POST", "/api/v1/schedules", bad, nil); err == nil || !strings.Contains(err.Error(), content) {
+			t.Errorf("schedule content %v: %v, want an error naming %s", field, err, content)
+		}
+	}
 	if err := s.api.JSON(ctx, "POST", "/api/v1/schedules", sched, nil); err != nil {
 		t.Fatalf("a schedule of the relay: %v", err)
 	}
