@@ -50,8 +50,12 @@ func TestSystemRelay(t *testing.T) {
 	}
 	// Scheduled: once, a few seconds from now, until its end time.
 	at := time.Now().UTC().Add(3 * time.Second)
+	end := at.Add(2 * time.Minute)
+	if end.Day() != at.Day() {
+		end = time.Date(at.Year(), at.Month(), at.Day(), 23, 59, 59, 0, time.UTC)
+	}
 	sched := map[string]any{"id": "vov-morning", "name": "VOV sáng", "enabled": true,
-		"rule":    map[string]any{"kind": "once", "date": at.Format("2006-01-02"), "time": at.Format("15:04:05"), "end": at.Add(2 * time.Minute).Format("15:04:05"), "zone": "UTC"},
+		"rule":    map[string]any{"kind": "once", "date": at.Format("2006-01-02"), "time": at.Format("15:04:05"), "end": end.Format("15:04:05"), "zone": "UTC"},
 		"content": map[string]any{"relay_id": "vov1"}, "targets": map[string]any{"areas": []string{"a"}}}
 	for content, field := range map[string]map[string]any{
 		"content.relay_id": {"relay_id": "nope"},
@@ -80,7 +84,7 @@ func TestSystemRelay(t *testing.T) {
 		}
 		return false
 	}, "the scheduled relay starts")
-	if sess.Origin.Kind != loa.OriginSchedule || sess.MaxDuration > 2*time.Minute || sess.MaxDuration < time.Minute {
+	if sess.Origin.Kind != loa.OriginSchedule || sess.MaxDuration > 2*time.Minute || sess.MaxDuration <= 0 {
 		t.Errorf("scheduled relay session: origin %v, max duration %v (the schedule's end)", sess.Origin, sess.MaxDuration)
 	}
 	hears := func(what string, freq float64) {
@@ -116,18 +120,21 @@ func TestSystemRelay(t *testing.T) {
 	}
 
 	hears("the source's tone", 440)
-	if st := state(); st.URL != primary.URL() || st.Source != "mp3" || st.SessionID != sess.ID {
-		t.Errorf("state on the source: %+v", st)
+	st0 := state()
+	if st0.URL != primary.URL() || st0.Source != "mp3" || st0.SessionID != sess.ID {
+		t.Errorf("state on the source: %+v", st0)
 	}
+	// A loaded machine may have been slow enough to start the source that
+	// it failed over and back already: count from here.
 	primary.Kill()
 	hears("the backup's tone", 1000)
-	if st := state(); st.URL != backup.URL() || st.Failovers != 1 {
+	if st := state(); st.URL != backup.URL() || st.Failovers != st0.Failovers+1 {
 		t.Errorf("state on the backup: %+v", st)
 	}
 	loatest.Eventually(t, 10*time.Second, alarmed, "relay_failover raised")
 	backup.Kill()
 	hears("the fallback media", 2500)
-	if st := state(); !st.Fallback || st.Failovers != 2 {
+	if st := state(); !st.Fallback || st.Failovers != st0.Failovers+2 {
 		t.Errorf("state on the fallback: %+v", st)
 	}
 	primary.Revive()
@@ -144,7 +151,9 @@ func TestSystemRelay(t *testing.T) {
 			details = append(details, e.Detail)
 		}
 	}
-	if len(details) != 3 || !strings.Contains(details[0], "sounds again") || !strings.Contains(details[2], "(stalled)") {
+	// Newest first: back to the source, to the fallback, to the backup.
+	if len(details) < 3 || !strings.Contains(details[0], "sounds again") || !strings.Contains(details[1], "→ the fallback media") ||
+		!strings.Contains(details[2], "→ backup URL 1") || !strings.Contains(details[2], "(stalled)") {
 		t.Errorf("relay switches in the play log: %q", details)
 	}
 

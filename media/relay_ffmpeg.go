@@ -51,7 +51,7 @@ const (
 	stderrBurst = 10               // stderr lines logged per stderrEvery
 	stderrEvery = time.Minute
 	ioTimeout   = 10 * time.Second // ffmpeg gives up on a silent connection
-	startGrace  = 8 * time.Second  // at least this for a source's first audio
+	startGrace  = 10 * time.Second // at least this for a source's first audio
 )
 
 func startRelayInput(url, ffmpeg string, silenceDB float64, logger *slog.Logger, onPCM func([]float32)) *relayInput {

@@ -43,6 +43,7 @@ type playingRelay struct {
 	session string
 	src     *media.Relay
 	alarm   *time.Timer
+	early   []string // switches before the session had an id
 }
 
 var _ loa.RelayService = (*Relays)(nil)
@@ -123,8 +124,21 @@ func (s *Relays) PlayRelay(ctx context.Context, id string, sess *loa.Session) er
 	s.mu.Lock()
 	p.session = sess.ID
 	s.playing[sess.ID] = p
+	early := p.early
+	p.early = nil
 	s.mu.Unlock()
+	for _, d := range early {
+		s.logSwitch(sess.ID, d)
+	}
 	return nil
+}
+
+// logSwitch writes a relay_switch line of the session.
+func (s *Relays) logSwitch(sessID, detail string) {
+	ctx := context.Background()
+	if sess, err := s.db.Session(ctx, sessID); err == nil {
+		s.sessions.appendLog(ctx, logEntry(sess, loa.PlayRelaySwitch, nil, detail))
+	}
 }
 
 // relaySource is a playing relay as its session holds it: closing it (the
@@ -194,12 +208,12 @@ func (s *Relays) switched(p *playingRelay, sw media.RelaySwitch) {
 	}
 	s.mu.Lock()
 	sessID := p.session
+	if sessID == "" { // a switch while the session starts: logged once it has an id
+		p.early = append(p.early, detail)
+	}
 	s.mu.Unlock()
-	ctx := context.Background()
 	if sessID != "" {
-		if sess, err := s.db.Session(ctx, sessID); err == nil {
-			s.sessions.appendLog(ctx, logEntry(sess, loa.PlayRelaySwitch, nil, detail))
-		}
+		s.logSwitch(sessID, detail)
 	}
 	s.logger.Info("relay switched", "relay", p.relay.ID, "session", sessID, "detail", detail)
 
