@@ -36,6 +36,10 @@ const (
 	// (an external one down at start, or an outage); a station alarm,
 	// cleared when the link is back.
 	AlarmBrokerLink = "broker_link"
+	// AlarmRelayFailover: a relay has played other than its primary URL
+	// (a backup, its fallback) for longer than a threshold; a station
+	// alarm, cleared when the primary plays again or the relay ends.
+	AlarmRelayFailover = "relay_failover"
 )
 
 // The out_of_sync alarm's threshold and how long it must hold.
@@ -45,7 +49,7 @@ const (
 )
 
 // AlarmKinds lists every alarm kind.
-var AlarmKinds = []string{AlarmOffline, AlarmStreamLoss, AlarmAmpFault, AlarmTemperature, AlarmTestFailed, AlarmPlainReceiver, AlarmClockStep, AlarmDiskSpace, AlarmNoAudience, AlarmOutOfSync, AlarmBrokerLink, AlarmMainsLost, AlarmLowBattery, AlarmBulletinDeadline}
+var AlarmKinds = []string{AlarmOffline, AlarmStreamLoss, AlarmAmpFault, AlarmTemperature, AlarmTestFailed, AlarmPlainReceiver, AlarmClockStep, AlarmDiskSpace, AlarmNoAudience, AlarmOutOfSync, AlarmBrokerLink, AlarmMainsLost, AlarmLowBattery, AlarmBulletinDeadline, AlarmRelayFailover}
 
 // ValidAlarmKind reports whether kind is one of AlarmKinds.
 func ValidAlarmKind(kind string) bool {

@@ -17,6 +17,7 @@ const (
 	UseAlert    = "alert"
 	UseFallback = "fallback"
 	UseSession  = "session"
+	UseRelay    = "relay" // its fallback media
 )
 
 // MediaUse is one thing that plays a media item: a playlist, a schedule

@@ -50,10 +50,11 @@ type Rule struct {
 	Zone     string `json:"zone,omitempty"`
 }
 
-// Content is what a schedule plays: one media item or one playlist.
+// Content is what a schedule plays: one media item, one playlist or one relay.
 type Content struct {
 	MediaID    string `json:"media_id,omitempty"`
 	PlaylistID string `json:"playlist_id,omitempty"`
+	RelayID    string `json:"relay_id,omitempty"` // a relay of an external stream, until the schedule's end
 }
 
 // Exceptions change what a rule yields on particular local dates.
@@ -165,6 +166,9 @@ const (
 	// played event, or a finished one with frames played): the only line
 	// that says a receiver heard it.
 	PlayAired = "aired"
+	// PlayRelaySwitch: a relay switched source (a backup URL, its
+	// fallback, back to its primary); Detail says from what to what, and why.
+	PlayRelaySwitch = "relay_switch"
 )
 
 // PlayLogEntry is one line of the station's broadcast log (nhật ký phát

@@ -79,6 +79,8 @@ type Session struct {
 	// RecordingID is the media item that keeps what a live session aired
 	// (asked with record), once it ended.
 	RecordingID string `json:"recording_id,omitempty"`
+	// RelayID is the relay a session relays (StartWith: it names no media).
+	RelayID string `json:"relay_id,omitempty"`
 }
 
 // Validate checks a session request before anything is resolved.

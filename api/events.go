@@ -26,9 +26,10 @@ const (
 	TopicPlayLog   = "playlog"   // new broadcast log entries
 	TopicDrafts    = "drafts"    // pending drafts the caller may decide, and its own
 	TopicBulletins = "bulletins" // bulletins of the caller's communes, with their tracking
+	TopicRelays    = "relays"    // relays with their live state (source, level, URL, failovers)
 )
 
-var eventTopics = []string{TopicSessions, TopicDevices, TopicAlarms, TopicAlerts, TopicPlayLog, TopicDrafts, TopicBulletins}
+var eventTopics = []string{TopicSessions, TopicDevices, TopicAlarms, TopicAlerts, TopicPlayLog, TopicDrafts, TopicBulletins, TopicRelays}
 
 // DefaultEventInterval is how often a stream compares what its caller may
 // see with what it last sent, when Server.EventInterval is zero. The
@@ -264,6 +265,12 @@ func (es *eventState) round(ctx context.Context, c *call, sse *sseStream) error 
 			ch, err = es.drafts(ctx, c)
 		case TopicBulletins:
 			ch, err = es.bulletins(ctx, c)
+		case TopicRelays:
+			var ids []string
+			var items map[string]any
+			if ids, items, err = es.s.relayViews(c); err == nil {
+				ch, err = es.diff(TopicRelays, ids, items)
+			}
 		default:
 			continue
 		}

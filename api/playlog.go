@@ -25,7 +25,7 @@ const (
 
 // playLogEvents are the events ?event= may name.
 var playLogEvents = []string{loa.PlayStarted, loa.PlayEnded, loa.PlayStopped, loa.PlayFailed, loa.PlayPreempted,
-	loa.PlayMissed, loa.PlayResumed, loa.PlaySkipped, loa.PlayAired}
+	loa.PlayMissed, loa.PlayResumed, loa.PlaySkipped, loa.PlayAired, loa.PlayRelaySwitch}
 
 // playLog answers play log entries by ?from=&to= (dates or RFC 3339 times, [from, to)),
 // ?area=, ?device=, ?event=, ?limit= and ?offset= (paging, newest first);

@@ -93,6 +93,9 @@
 //	PUT  /api/v1/areas/{id}/fallback       {media_id|playlist_id, priority 0–31} → 200: the area's background programme
 //	DELETE /api/v1/areas/{id}/fallback     → 204
 //	GET  /api/v1/fallbacks                 [fallback] in scope
+//	GET  /api/v1/relays                    [relay + playing: its live state per session]; POST {id,name,urls,fallback_media_id,
+//	                                        silence_db,silence_s,duration_s} → 201; GET/PUT/DELETE /api/v1/relays/{id}
+//	POST /api/v1/relays/{id}/play          {targets,priority,duration_s} → 201 session: relays it now
 //	GET  /api/v1/playlists                 [playlist]
 //	POST /api/v1/playlists                 {id,name,items:[{media_id,gap:"2s"}]} → 201 playlist
 //	GET  /api/v1/playlists/{id}            playlist
@@ -221,6 +224,7 @@ type Server struct {
 	Creds     CredentialService // rotates and revokes device credentials
 	Playlists loa.PlaylistService
 	Fallbacks loa.FallbackService
+	Relays    loa.RelayService // nil: the relay routes are unavailable
 	Schedules loa.ScheduleService
 	Alerts    loa.AlertService
 	CAP       CAPIngester // takes CAP messages; nil: POST /alerts/cap is unavailable
@@ -361,6 +365,12 @@ func (s *Server) routes() []apiRoute {
 	route("PUT /api/v1/areas/{id}/fallback", loa.ActionSession, s.putFallback)
 	route("DELETE /api/v1/areas/{id}/fallback", loa.ActionSession, s.deleteFallback)
 	route("GET /api/v1/fallbacks", loa.ActionRead, s.listFallbacks)
+	route("GET /api/v1/relays", loa.ActionRead, s.listRelays)
+	route("POST /api/v1/relays", loa.ActionMedia, s.createRelay)
+	route("GET /api/v1/relays/{id}", loa.ActionRead, s.getRelay)
+	route("PUT /api/v1/relays/{id}", loa.ActionMedia, s.updateRelay)
+	route("DELETE /api/v1/relays/{id}", loa.ActionMedia, s.deleteRelay)
+	route("POST /api/v1/relays/{id}/play", loa.ActionSession, s.playRelay)
 
 	route("GET /api/v1/devices", loa.ActionRead, s.listDevices)
 	route("POST /api/v1/devices", loa.ActionDevice, s.createDevice)

@@ -52,6 +52,7 @@ type Main struct {
 	Clock     *scheduler.SystemClock // the scheduler's wall clock, shifted by Config.ClockOffset
 	Firmware  *station.FirmwareService
 	Fallbacks *station.Fallbacks
+	Relays    *station.Relays // relays of external streams (ffmpeg children)
 	Alerts    *station.Alerts
 	Stored    *station.Stored       // stored alert messages and the receivers' caches
 	Health    *devices.Health       // hourly health aggregates
@@ -273,6 +274,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	m.Media = station.NewMedia(m.DB, media.Options{MaxDuration: cfg.MaxMediaDuration},
 		station.TranscodeLimits{Workers: cfg.TranscodeWorkers, Queue: cfg.TranscodeQueue}, m.Logger.With("component", "media"))
+	m.Relays = station.NewRelays(m.DB, m.Sessions, m.Logger.With("component", "relay"))
+	m.Relays.Alarms = m.Alarms
 	if err := m.startScheduler(ctx); err != nil {
 		return err
 	}
@@ -352,7 +355,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		SDPAllow: sdpAllow,
 		Areas:    m.DB, Devices: m.DB, Presence: m.Fleet, Media: m.Media,
 		Sessions: m.Sessions, Deliveries: m.Sessions, Tokens: m.DB, Users: m.DB, Audit: m.DB, Commands: m.Fleet, Groups: m.Groups,
-		Playlists: m.DB, Fallbacks: m.Fallbacks, Schedules: m.Schedules, Alerts: m.Alerts, PlayLog: station.NewPlayLog(m.DB), Gatherer: reg,
+		Playlists: m.DB, Fallbacks: m.Fallbacks, Relays: m.Relays, Schedules: m.Schedules, Alerts: m.Alerts, PlayLog: station.NewPlayLog(m.DB), Gatherer: reg,
 		Alarms: m.Alarms, Health: m.Health, Backup: m, Storage: m.DB, Broker: m.Fleet,
 		CAP:       station.NewCAP(m.DB, m.Alerts, m.Media.Urgent(), nil, m.Logger.With("component", "cap")),
 		CAPSender: cfg.CAPSender,
@@ -543,6 +546,7 @@ func (m *Main) startScheduler(ctx context.Context) error {
 	m.Schedules = station.NewSchedules(m.DB, logger)
 	st := station.NewStarter(m.DB, m.Sessions, 200*time.Millisecond, logger)
 	st.Now = m.Clock.Now
+	st.Relays = m.Relays
 	if m.Config.ProgrammeCache {
 		m.Programmes = &station.Programmes{Key: m.StationKey, Schedule: m.Schedules, DB: m.DB}
 		st.Programmes = m.Programmes

@@ -6,18 +6,28 @@ import (
 	"github.com/loa-broadcast/loa"
 )
 
-func emptyContent(c loa.Content) bool { return c.MediaID == "" && c.PlaylistID == "" }
+func emptyContent(c loa.Content) bool {
+	return c.MediaID == "" && c.PlaylistID == "" && c.RelayID == ""
+}
 
 func validateContent(c loa.Content, prefix string) error {
+	named := 0
+	for _, id := range []string{c.MediaID, c.PlaylistID, c.RelayID} {
+		if id != "" {
+			named++
+		}
+	}
 	switch {
-	case c.MediaID != "" && c.PlaylistID != "":
-		return loa.Errorf(loa.EINVALID, "%smedia_id: name a media_id or a playlist_id, not both", prefix)
+	case named > 1:
+		return loa.Errorf(loa.EINVALID, "%smedia_id: name one of media_id, playlist_id or relay_id, not several", prefix)
 	case c.MediaID != "":
 		return loa.ValidateID(prefix+"media_id", c.MediaID)
 	case c.PlaylistID != "":
 		return loa.ValidateID(prefix+"playlist_id", c.PlaylistID)
+	case c.RelayID != "":
+		return loa.ValidateID(prefix+"relay_id", c.RelayID)
 	}
-	return loa.Errorf(loa.EINVALID, "%smedia_id: name a media_id or a playlist_id", prefix)
+	return loa.Errorf(loa.EINVALID, "%smedia_id: name a media_id, a playlist_id or a relay_id", prefix)
 }
 
 // Validate checks the schedule's own fields: id, name, rule (see

@@ -136,6 +136,12 @@ func (l contentLengths) length(c loa.Content) time.Duration {
 		}
 		return 0
 	}
+	if c.RelayID != "" {
+		if r, err := l.s.db.Relay(l.ctx, c.RelayID); err == nil && r.DurationS > 0 {
+			return time.Duration(r.DurationS) * time.Second
+		}
+		return loa.DefaultStreamMaxDuration
+	}
 	p, err := l.s.db.Playlist(l.ctx, c.PlaylistID)
 	if err != nil {
 		return 0

@@ -47,7 +47,7 @@ func (s *Schedules) check(ctx context.Context, sc *loa.Schedule) error {
 		return err
 	}
 	for date, r := range sc.Exceptions.Replace {
-		if r.MediaID != "" || r.PlaylistID != "" {
+		if r.MediaID != "" || r.PlaylistID != "" || r.RelayID != "" {
 			if err := s.contentExists(ctx, "exceptions.replace."+date+".", r.Content); err != nil {
 				return err
 			}
@@ -83,6 +83,11 @@ func (s *Schedules) contentExists(ctx context.Context, prefix string, c loa.Cont
 	if c.PlaylistID != "" {
 		if _, err := s.db.Playlist(ctx, c.PlaylistID); err != nil {
 			return loa.Errorf(loa.ENOTFOUND, "%splaylist_id: no playlist %q", prefix, c.PlaylistID)
+		}
+	}
+	if c.RelayID != "" {
+		if _, err := s.db.Relay(ctx, c.RelayID); err != nil {
+			return loa.Errorf(loa.ENOTFOUND, "%srelay_id: no relay %q", prefix, c.RelayID)
 		}
 	}
 	return nil
@@ -237,6 +242,8 @@ type Starter struct {
 	// Programmes, if on, streams each recorded programme under the session
 	// id and timeline announced to receivers' caches (offline.go).
 	Programmes *Programmes
+	// Relays plays occurrences of a relay (nil: they fail).
+	Relays *Relays
 
 	db       *store.DB
 	sessions *Sessions
@@ -296,10 +303,18 @@ func (st *Starter) StartScheduled(ctx context.Context, occ loa.Occurrence, late 
 		}
 		sess.MaxDuration = left
 	}
-	if id, ts0, ok := st.Programmes.Session(occ); ok {
-		sess.ID, sess.T0Ms, sess.TS0 = id, occ.At.UnixMilli(), ts0
+	if occ.Content.RelayID != "" {
+		err = loa.Errorf(loa.EUNAVAILABLE, "relay_id: relays are not configured")
+		if st.Relays != nil {
+			err = st.Relays.PlayRelay(ctx, occ.Content.RelayID, sess)
+		}
+	} else {
+		if id, ts0, ok := st.Programmes.Session(occ); ok {
+			sess.ID, sess.T0Ms, sess.TS0 = id, occ.At.UnixMilli(), ts0
+		}
+		err = st.sessions.StartSession(ctx, sess)
 	}
-	if err := st.sessions.StartSession(ctx, sess); errors.Is(err, errProgrammeOver) {
+	if errors.Is(err, errProgrammeOver) {
 		entry.Event, entry.Detail = loa.PlayMissed, err.Error()+"; receivers holding it in cache aired it (their aired-from-cache lines)"
 		st.log(ctx, entry)
 		return nil

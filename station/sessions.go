@@ -468,7 +468,7 @@ func (s *Sessions) playLog(ctx context.Context, sess *loa.Session, event, detail
 
 // logEntry is sess's play log line for devices.
 func logEntry(sess *loa.Session, event string, devices []string, detail string) loa.PlayLogEntry {
-	e := loa.PlayLogEntry{Event: event, SessionID: sess.ID, Content: loa.Content{MediaID: sess.MediaID, PlaylistID: sess.PlaylistID},
+	e := loa.PlayLogEntry{Event: event, SessionID: sess.ID, Content: loa.Content{MediaID: sess.MediaID, PlaylistID: sess.PlaylistID, RelayID: sess.RelayID},
 		Devices: devices, Areas: sess.Targets.Areas, By: sess.CreatedBy, Detail: detail, RecordingID: sess.RecordingID}
 	switch sess.Origin.Kind {
 	case loa.OriginSchedule, loa.OriginAlert, loa.OriginFallback:

@@ -447,6 +447,7 @@ var recordDecoders = map[string]func([]byte) error{
 	string(bucketUserSessions):  decodeAs[sessionRecord],
 	string(bucketDrafts):        decodeAs[loa.Draft],
 	string(bucketStored):        decodeAs[loa.StoredMessage],
+	string(bucketRelays):        decodeAs[loa.Relay],
 }
 
 // indexTargets are the index buckets whose values are ids of another

@@ -57,7 +57,8 @@ func (db *DB) DeleteMedia(ctx context.Context, id string) (*loa.Media, error) {
 }
 
 // MediaUses lists what plays media id: playlists, schedules (content or
-// a date's replacement), active alerts, fallbacks and playing sessions.
+// a date's replacement), active alerts, fallbacks, relays (their fallback)
+// and playing sessions.
 func (db *DB) MediaUses(ctx context.Context, id string) (uses []loa.MediaUse, err error) {
 	err = db.view(ctx, func(tx *bolt.Tx) error {
 		uses, err = mediaUses(tx, id)
@@ -106,6 +107,17 @@ func mediaUses(tx *bolt.Tx, id string) ([]loa.MediaUse, error) {
 	for _, f := range fallbacks {
 		if f.Content.MediaID == id {
 			uses = append(uses, loa.MediaUse{Kind: loa.UseFallback, ID: f.AreaID})
+		}
+	}
+	if tx.Bucket(bucketRelays) != nil {
+		relays, err := list[loa.Relay](tx, bucketRelays)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range relays {
+			if r.FallbackMediaID == id {
+				uses = append(uses, loa.MediaUse{Kind: loa.UseRelay, ID: r.ID, Name: r.Name})
+			}
 		}
 	}
 	sessions, err := list[loa.Session](tx, bucketSessions)

@@ -6,7 +6,7 @@
 
 import { eventURL } from "./api.js";
 
-const TOPICS = ["sessions", "devices", "alarms", "alerts", "playlog", "drafts", "bulletins"];
+const TOPICS = ["sessions", "devices", "alarms", "alerts", "playlog", "drafts", "bulletins", "relays"];
 const listeners = new Map(); // topic → Set of fn(change)
 const last = new Map(); // topic → state kept for screens that open later
 let source = null;

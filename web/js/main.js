@@ -26,8 +26,9 @@ import ack from "./screens/ack.js";
 import reports from "./screens/reports.js";
 import bulletins from "./screens/bulletins.js";
 import liveMic from "./screens/live.js";
+import relays from "./screens/relays.js";
 
-const SCREENS = [overview, play, liveMic, media, playlists, calendar, alerts, devices, device, alarms, firmware, log, users, drafts, reports, bulletins, notify, contact, ack];
+const SCREENS = [overview, play, liveMic, media, playlists, calendar, alerts, devices, device, alarms, firmware, log, users, drafts, reports, bulletins, notify, contact, ack, relays];
 
 // What each role may do, as the API's loa.Token.Can says, for a /me that
 // does not list its permissions.
