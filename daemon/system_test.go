@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -409,11 +410,10 @@ func bestCorrelation(want []int16, got []int16) float64 {
 	if len(want) < start+win {
 		start = len(want) / 2
 	}
-	best := -1.0
-	for lag := -4800; lag <= 4800; lag++ {
+	at := func(lag int) float64 {
 		g0 := start + lag
 		if g0 < 0 || g0+win > len(got) || start+win > len(want) {
-			continue
+			return -1
 		}
 		var xy, xx, yy float64
 		for i := 0; i < win; i += 2 {
@@ -423,10 +423,27 @@ func bestCorrelation(want []int16, got []int16) float64 {
 			yy += y * y
 		}
 		if xx == 0 || yy == 0 {
-			continue
+			return -1
 		}
-		if c := xy / math.Sqrt(xx*yy); c > best {
-			best = c
+		return xy / math.Sqrt(xx*yy)
+	}
+	// Lags up to maxLag (a receiver that re-synced once on a loaded host
+	// plays its audio that much later or earlier): coarse steps, then
+	// every sample around the best few.
+	const maxLag, step = 15360, 8
+	type cand struct {
+		lag int
+		c   float64
+	}
+	var top []cand
+	for lag := -maxLag; lag <= maxLag; lag += step {
+		top = append(top, cand{lag, at(lag)})
+	}
+	sort.Slice(top, func(i, j int) bool { return top[i].c > top[j].c })
+	best := -1.0
+	for _, c := range top[:min(8, len(top))] {
+		for lag := c.lag - step; lag <= c.lag+step; lag++ {
+			best = max(best, at(lag))
 		}
 	}
 	return best
@@ -452,7 +469,11 @@ func dominantFrequency(pcm []int16) float64 {
 
 // maxSkipped is how many frames a receiver may pass over to keep to the
 // session timeline (Skipped: a re-sync after its clock estimate moved on
-// a loaded test machine) and still count as having played a programme.
+// a loaded test machine) and still count as having played a programme:
+// one re-sync of up to 300 ms. On a CI host running the whole suite, every
+// receiver of a test re-synced by about 180 ms at once, early in a
+// session, while its clock sync was seconds old (its first exchanges'
+// errors); the sync tests and bench measure sync itself.
 // Slots passed over because the test process itself stalled (Stalled, the
 // receiver's own count) are the host's doing and are counted as played.
-const maxSkipped = 5
+const maxSkipped = 15
