@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -62,6 +63,38 @@ func consoleRelays(t *testing.T, f *consoleFixture) {
 			}
 		}
 	}
+	// The operator schedules it from the calendar (a year ahead, so it
+	// never fires here), then the schedule goes.
+	c.go_("calendar")
+	c.step("schedule the relay from the calendar",
+		chromedp.Click(chromedp.ID("cal-add")),
+		c.until(`document.querySelector("#cal-dialog").open && [...document.querySelectorAll("#cal-content option")].some((o) => o.value === "r:`+id+`")`),
+		chromedp.SendKeys(chromedp.ID("cal-name"), "Tiếp sóng đài tỉnh"),
+		chromedp.SetValue(chromedp.ID("cal-content"), "r:"+id),
+		chromedp.SetValue(chromedp.ID("cal-from"), time.Now().AddDate(1, 0, 0).Format("02/01/2006")),
+		chromedp.Click(chromedp.ID("cal-save")),
+		c.until(`!document.querySelector("#cal-dialog").open || !document.querySelector("#cal-conflicts").hidden`))
+	if c.evalBool(`document.querySelector("#cal-dialog").open`) { // an overlap shown first: save anyway
+		c.step("save despite the overlap", chromedp.Click(chromedp.ID("cal-save")), c.until(`!document.querySelector("#cal-dialog").open`))
+	}
+	c.step("listed as a relay", c.until(`document.querySelector("#cal-schedules").textContent.includes("Tiếp sóng: Đài tỉnh")`))
+	var scheds []loa.Schedule
+	if err := s.api.JSON(bg, "GET", "/api/v1/schedules", nil, &scheds); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, sc := range scheds {
+		if sc.Name == "Tiếp sóng đài tỉnh" {
+			found = sc.Content.RelayID == id && sc.Content.MediaID == "" && sc.Content.PlaylistID == ""
+			if err := s.api.JSON(bg, "DELETE", "/api/v1/schedules/"+sc.ID, nil, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no schedule of the relay %s from the calendar: %+v", id, scheds)
+	}
+	c.go_("relays")
 	c.step("delete it once stopped",
 		c.until(`!`+card+`.classList.contains("on-air")`),
 		// By the keyboard: the note of the play may still cover the button.

@@ -68,7 +68,11 @@ export default {
       const p = ctx.playlists.find((x) => x.id === c.playlist_id);
       return p ? p.items.reduce((s, it) => s + mediaLen(it.media_id) + (it.gap_ns || 0), 0) : 0;
     };
-    const contentName = (c) => c.playlist_id ? "▶ " + ctx.playlistName(c.playlist_id) : ctx.mediaName(c.media_id);
+    // Relays (Tiếp sóng) a schedule may play; read with the library.
+    let relays = [];
+    const relayName = (id) => (relays.find((r) => r.id === id) || { name: id }).name;
+    const contentName = (c) => c.relay_id ? t("calendar.content.relay", { name: relayName(c.relay_id) })
+      : c.playlist_id ? "▶ " + ctx.playlistName(c.playlist_id) : ctx.mediaName(c.media_id);
     const holidays = (ymd) => Object.values(calendars).filter((c) => (c.dates || []).some((d) => d === ymd || d === ymd.slice(5))).map((c) => c.name);
 
     // The toolbar: the week, previous, today, next, a new schedule.
@@ -227,7 +231,8 @@ export default {
     const fillContent = () => {
       f.content.replaceChildren(
         el("optgroup", { label: t("calendar.content.media") }, ...ctx.media.map((m) => el("option", { value: "m:" + m.id, text: m.name + " (" + duration(m.duration_ns) + ")" }))),
-        ctx.playlists.length ? el("optgroup", { label: t("calendar.content.playlists") }, ...ctx.playlists.map((p) => el("option", { value: "p:" + p.id, text: p.name }))) : "");
+        ctx.playlists.length ? el("optgroup", { label: t("calendar.content.playlists") }, ...ctx.playlists.map((p) => el("option", { value: "p:" + p.id, text: p.name }))) : "",
+        relays.length ? el("optgroup", { label: t("calendar.content.relays") }, ...relays.map((r) => el("option", { value: "r:" + r.id, text: r.name }))) : "");
       options(oneContent, [["", t("calendar.one.same")]].concat(ctx.media.map((m) => ["m:" + m.id, m.name]), ctx.playlists.map((p) => ["p:" + p.id, "▶ " + p.name])));
     };
     const areaBoxes = treeOrder(ctx.areas).map(([id, l, d]) => {
@@ -326,7 +331,7 @@ export default {
       f.name.value = s ? s.name : "";
       fillContent();
       const c = s ? s.content : {};
-      f.content.value = c.playlist_id ? "p:" + c.playlist_id : c.media_id ? "m:" + c.media_id : (ctx.media[0] ? "m:" + ctx.media[0].id : "");
+      f.content.value = c.relay_id ? "r:" + c.relay_id : c.playlist_id ? "p:" + c.playlist_id : c.media_id ? "m:" + c.media_id : (ctx.media[0] ? "m:" + ctx.media[0].id : "");
       const areas = s ? s.targets.areas || [] : ctx.area ? [ctx.area] : [];
       for (const lb of areaBoxes) { const cb = lb.querySelector("input"); cb.checked = areas.includes(cb.value); }
       let kind = r.kind;
@@ -368,7 +373,7 @@ export default {
       f.name.focus();
     }
 
-    const contentOf = (v) => v.startsWith("p:") ? { playlist_id: v.slice(2) } : v.startsWith("m:") ? { media_id: v.slice(2) } : {};
+    const contentOf = (v) => v.startsWith("r:") ? { relay_id: v.slice(2) } : v.startsWith("p:") ? { playlist_id: v.slice(2) } : v.startsWith("m:") ? { media_id: v.slice(2) } : {};
 
     // body is the schedule the form describes, as the API takes it.
     const body = () => {
@@ -397,7 +402,7 @@ export default {
       return b;
     };
     const fields = {
-      name: "cal-name", content: "cal-content", "content.media_id": "cal-content", "content.playlist_id": "cal-content", targets: "cal-areas",
+      name: "cal-name", content: "cal-content", "content.media_id": "cal-content", "content.playlist_id": "cal-content", "content.relay_id": "cal-content", targets: "cal-areas",
       "rule.kind": "cal-kind", "rule.time": "cal-time", "rule.end": "cal-end", "rule.date": "cal-from", "rule.until": "cal-until",
       "rule.weekdays": "cal-weekdays", "rule.interval": "cal-interval", "rule.month_day": "cal-monthday", "exceptions.calendars": "cal-skip",
       priority: "cal-priority", overrun: "cal-overrun", max_wait: "cal-maxwait",
@@ -537,7 +542,8 @@ export default {
     }
 
     // The library and playlists may have changed since sign-in.
-    Promise.all([ctx.reloadMedia(), api.get("/api/v1/playlists").then((p) => { ctx.playlists = p; })]).catch(() => {}).then(() => { if (live) load(); });
+    Promise.all([ctx.reloadMedia(), api.get("/api/v1/playlists").then((p) => { ctx.playlists = p; }),
+      api.get("/api/v1/relays").then((r) => { relays = r || []; }).catch(() => {})]).catch(() => {}).then(() => { if (live) load(); });
     return () => { live = false; if (dialog.open) dialog.close(); };
   },
 };
