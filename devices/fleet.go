@@ -225,6 +225,7 @@ func Open(ctx context.Context, cfg Config) (*Fleet, error) {
 		SetPassword(cfg.Password).
 		SetTLSConfig(cfg.TLS).
 		SetCleanSession(true).
+		SetStore(newCopyingStore()).
 		SetAutoReconnect(true).
 		SetConnectRetry(false). // a first connect that fails is Open's error
 		SetMaxReconnectInterval(10 * time.Second).
