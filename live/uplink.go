@@ -122,9 +122,11 @@ func (u *Uplink) Close() error {
 func (u *Uplink) end(reason string) {
 	u.endOnce.Do(func() {
 		u.reason = reason
-		close(u.done)
 		st := u.Stats()
+		// Counted before Done says so: whoever waits on Done reads the
+		// metrics and the server's list as they are after the end.
 		u.s.forget(u, st, reason)
+		close(u.done)
 		go u.pc.Close() // not from pion's own callbacks' goroutine
 		u.s.log.Info("live uplink ended", "reason", reason, "received", st.Received, "lost", st.Lost, "late", st.Late,
 			"dropped", st.Dropped, "inserted", st.Inserted, "transcoded", u.Transcoded())
