@@ -217,6 +217,7 @@ func consoleLogExport(t *testing.T, f *consoleFixture) {
 		chromedp.SendKeys(chromedp.ID("log-device"), "bc-1"),
 		click(`#log-filters button[type=submit]`),
 		c.until(`document.querySelector("#log-csv").getAttribute("href").includes("device=bc-1")`),
+		c.until(`(document.querySelector("#log-list").dataset.query || "").includes("device=bc-1") && !document.querySelector("#log-list").hasAttribute("aria-busy")`),
 		c.until(`document.querySelector("#log-list li[data-id]") !== null`))
 	if got := c.text("#log-list"); !strings.Contains(got, "Nhạc chờ nhật ký") || !strings.Contains(got, "đã phát (thiết bị xác nhận)") || !regexpDate.MatchString(got) {
 		t.Errorf("the filtered log: %q", got)

@@ -91,11 +91,15 @@ export default {
         const got = await api.get("/api/v1/playlog?" + q);
         if (my !== seq) return;
         list.reset(got.slice(0, PAGE).map((e, n) => Object.assign({ id: key(e), n }, e)));
+        box.dataset.query = query; // what the lines shown answer, until the next filter
+        box.removeAttribute("aria-busy");
         prev.disabled = page === 0;
         next.disabled = got.length <= PAGE;
         status.textContent = t("log.page", { n: page + 1 });
       } catch (e) {
-        if (my === seq) showError(form, e, { from: "log-from", to: "log-to", area: "log-area", device: "log-device", event: "log-event" }, err);
+        if (my !== seq) return;
+        box.removeAttribute("aria-busy");
+        showError(form, e, { from: "log-from", to: "log-to", area: "log-area", device: "log-device", event: "log-event" }, err);
       }
     };
     const apply = (ev) => {
@@ -109,6 +113,8 @@ export default {
       }
       csv.href = "/api/v1/playlog?" + (query ? query + "&" : "") + "format=csv";
       page = 0;
+      // The lines of the old filters must not pass for the new ones.
+      box.setAttribute("aria-busy", "true");
       load();
     };
     form.addEventListener("submit", apply);
