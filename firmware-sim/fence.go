@@ -69,6 +69,25 @@ func (r *Receiver) admitFence(args protocol.PlayArgs) error {
 	return nil
 }
 
+// admitCommandFence checks a command envelope's fence (absent: nothing
+// to check) against the station fence and, when it is not lower, raises
+// the station fence to it: a deposed controller's stop, mute or config is
+// refused like its plays.
+func (r *Receiver) admitCommandFence(cmd protocol.Command) error {
+	if r.cfg.V1 || cmd.Fence == nil {
+		return nil
+	}
+	f := *cmd.Fence
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if f.Less(r.fences.station) {
+		return fmt.Errorf("command fence {%d %d} is lower than {%d %d}, already seen from a controller",
+			f.Gen, f.Term, r.fences.station.Gen, r.fences.station.Term)
+	}
+	r.fences.station = f
+	return nil
+}
+
 // Fence returns the highest fence the receiver has accepted a play of.
 func (r *Receiver) Fence() protocol.Fence {
 	r.mu.Lock()
