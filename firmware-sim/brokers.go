@@ -151,8 +151,16 @@ func (r *Receiver) jitter(n int64) int64 {
 func (r *Receiver) beforeReconnect(self mqtt.Client, o *mqtt.ClientOptions) {
 	order, wait := r.brokers.nextRound(r.jitter)
 	o.Servers = order
-	if r.mqttClient() != self {
+	select {
+	case <-r.quit:
+		// Ending: the dial refuses; pause a little so paho's loop does not
+		// spin until Close or Kill disconnects it.
+		time.Sleep(min(wait, 10*time.Millisecond))
 		return
+	default:
+		if r.mqttClient() != self {
+			return // replaced by a reboot's client, which disconnected this one
+		}
 	}
 	t := time.NewTimer(wait)
 	defer t.Stop()
