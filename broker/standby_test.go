@@ -98,3 +98,38 @@ func TestStandbyRefusesDevices(t *testing.T) {
 	}
 	loatest.Eventually(t, wait, func() bool { return b.Stats().Clients == 1 }, "only the controller connected")
 }
+
+// A device whose credentials were being checked when the broker went on
+// standby (so the sweep could not see it yet) is dropped as soon as it is
+// established.
+func TestStandbyDuringCredentialCheck(t *testing.T) {
+	g := gatedAuth{checking: make(chan struct{}), release: make(chan struct{})}
+	b := startBroker(t, func(c *Config) { c.Auth = g })
+	ctl := mustConnect(t, clientOptions(b, ctlUser, ctlUser, ctlPass))
+	lost := make(chan struct{})
+	type result struct {
+		c   paho.Client
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		c, err := connectWith(clientOptions(b, "d1", "d1", "p1").
+			SetConnectionLostHandler(func(paho.Client, error) { close(lost) }))
+		done <- result{c, err}
+	}()
+	<-g.checking          // past the standby check, its password being checked...
+	b.SetAccepting(false) // ...when the node stops leading
+	close(g.release)
+	if r := <-done; r.err == nil {
+		defer r.c.Disconnect(0)
+		select {
+		case <-lost:
+		case <-time.After(wait):
+			t.Fatal("a device let in as the broker went on standby stayed connected")
+		}
+	}
+	loatest.Eventually(t, wait, func() bool { return b.Stats().Clients == 1 }, "only the controller connected")
+	if !ctl.IsConnectionOpen() {
+		t.Error("the controller's connection was dropped")
+	}
+}
