@@ -180,7 +180,7 @@ func applyOps(tx *bolt.Tx, ops []wsOp) error {
 			}
 		}
 		if err != nil {
-			return fmt.Errorf("write set: op %d (%d) on %q: %w", i, o.op, o.bucket, err)
+			return fmt.Errorf("%w (%w)", loa.Errorf(loa.EINVALID, "write set: op %d (%d) on bucket %q: %v", i, o.op, o.bucket, err), err)
 		}
 	}
 	return nil
