@@ -1,0 +1,77 @@
+package cluster
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Status is a node's view of the cluster, for `loa cluster status`, the
+// console and alarms.
+type Status struct {
+	ID      string `json:"id"`
+	Addr    string `json:"addr"`
+	State   string `json:"state"`   // Leader, Follower, Candidate, Shutdown
+	Leading bool   `json:"leading"` // leads and has applied the log: serves writes
+	Witness bool   `json:"witness,omitempty"`
+
+	LeaderID   string `json:"leader_id,omitempty"`
+	LeaderAddr string `json:"leader_addr,omitempty"`
+	Term       uint64 `json:"term"`
+
+	LastLogIndex      uint64 `json:"last_log_index"`
+	CommitIndex       uint64 `json:"commit_index"`
+	AppliedIndex      uint64 `json:"applied_index"`
+	CommitLag         uint64 `json:"commit_lag"` // committed entries not yet applied here
+	LastSnapshotIndex uint64 `json:"last_snapshot_index"`
+	// LastContact is how long ago a follower last heard from the leader.
+	LastContact time.Duration `json:"last_contact_ns,omitempty"`
+	// SnapshotsInstalled counts snapshots this node's store was restored
+	// from since Open (sent by a leader because it was too far behind).
+	SnapshotsInstalled uint64 `json:"snapshots_installed"`
+
+	Members []Member `json:"members"`
+}
+
+// A Member is one server of the cluster's configuration. hashicorp/raft
+// does not expose a follower's match index, so the leader reports only
+// whether it reaches each peer; a follower's own Status shows its lag.
+type Member struct {
+	Peer
+	Voter bool `json:"voter"`
+	// Unreachable: this node leads and its heartbeats to the member fail;
+	// LastContact is when it last answered.
+	Unreachable bool      `json:"unreachable,omitempty"`
+	LastContact time.Time `json:"last_contact,omitzero"`
+}
+
+// Status returns the node's view of the cluster now.
+func (n *Node) Status() Status {
+	s := Status{
+		ID: n.cfg.NodeID, Addr: n.Addr(), State: n.raft.State().String(),
+		Leading: n.ready.Load(), Witness: n.cfg.Witness,
+		Term: n.raft.CurrentTerm(), LastLogIndex: n.raft.LastIndex(),
+		CommitIndex: n.raft.CommitIndex(), AppliedIndex: n.raft.AppliedIndex(),
+		SnapshotsInstalled: n.fsm.restores.Load(),
+	}
+	s.LeaderID, s.LeaderAddr = n.Leader()
+	if s.CommitIndex > s.AppliedIndex {
+		s.CommitLag = s.CommitIndex - s.AppliedIndex
+	}
+	stats := n.raft.Stats()
+	s.LastSnapshotIndex, _ = strconv.ParseUint(stats["last_snapshot_index"], 10, 64)
+	if d, err := time.ParseDuration(stats["last_contact"]); err == nil {
+		s.LastContact = d
+	}
+	leader := n.raft.State() == raft.Leader
+	for _, sv := range n.servers() {
+		m := Member{Peer: Peer{ID: string(sv.ID), Addr: string(sv.Address), Witness: n.witnesses[string(sv.ID)]},
+			Voter: sv.Suffrage == raft.Voter}
+		if v, ok := n.failing.Load(m.ID); ok && leader {
+			m.Unreachable, m.LastContact = true, v.(time.Time)
+		}
+		s.Members = append(s.Members, m)
+	}
+	return s
+}
