@@ -56,7 +56,11 @@ type Config struct {
 	// leadership away as soon as it wins an election, and never reports
 	// Leading.
 	Witness bool
-	Logger  *slog.Logger
+	// Witnesses are the ids of the cluster's witness members (besides
+	// Peers marked Witness): a witness never hands leadership to one, and
+	// Status marks them.
+	Witnesses []string
+	Logger    *slog.Logger
 
 	HeartbeatTimeout time.Duration // default 500ms
 	ElectionTimeout  time.Duration // default 1s
@@ -112,6 +116,9 @@ func Open(ctx context.Context, cfg Config, db *store.DB) (*Node, error) {
 		if p.Witness {
 			n.witnesses[p.ID] = true
 		}
+	}
+	for _, id := range cfg.Witnesses {
+		n.witnesses[id] = true
 	}
 	if cfg.Witness {
 		n.witnesses[cfg.NodeID] = true
