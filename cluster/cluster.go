@@ -359,11 +359,40 @@ func (n *Node) watchLeadership(notify <-chan bool) {
 			if n.raft.State() != raft.Leader {
 				continue
 			}
+			if err := n.seed(); err != nil {
+				n.log.Error("cluster: could not seed the log with this station's records; not serving writes", "err", err)
+				continue
+			}
 			n.ready.Store(true)
 			n.log.Info("cluster: leading", "id", n.cfg.NodeID, "term", n.Term())
 			n.signal(true)
 		}
 	}
+}
+
+// seed makes the first leader of a cluster whose log has never carried a
+// change propose its store's records as the first entry, so that a
+// station that already had records when it became a cluster gives them to
+// every node. Only one node may bring records into a new cluster: the
+// others must start with empty stores.
+func (n *Node) seed() error {
+	applied, err := n.db.AppliedIndex()
+	if err != nil || applied != 0 {
+		return err
+	}
+	ws, err := n.db.SeedWriteSet(context.Background())
+	if err != nil || ws == nil {
+		return err
+	}
+	n.log.Info("cluster: seeding the log with this station's records", "bytes", len(ws))
+	f := n.raft.Apply(ws, n.cfg.ApplyTimeout)
+	if err := f.Error(); err != nil {
+		return err
+	}
+	if e, ok := f.Response().(error); ok {
+		return e
+	}
+	return nil
 }
 
 // handOff transfers a witness's leadership to the most up-to-date

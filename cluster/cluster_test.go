@@ -422,3 +422,34 @@ func (tn *tnode) dbApplied(t testing.TB) (uint64, error) {
 	defer db.Close()
 	return db.AppliedIndex()
 }
+
+// A station that had records before it became a cluster gives them to a
+// node that joins it: the first leader seeds the log with its store.
+func TestSeedFromExistingStation(t *testing.T) {
+	c := &tcluster{t: t, nodes: []*tnode{{id: "c1", dir: t.TempDir()}, {id: "c2", dir: t.TempDir()}}}
+	t.Cleanup(func() {
+		for _, tn := range c.nodes {
+			tn.stop(t)
+		}
+	})
+	single, err := store.Open(filepath.Join(c.nodes[0].dir, "loa.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := single.CreateArea(context.Background(), &loa.Area{ID: "hn", Name: "Hà Nội", Kind: loa.AreaProvince}); err != nil {
+		t.Fatal(err)
+	}
+	if err := single.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.nodes[0].start(t, []Peer{{ID: "c1"}})
+	l := c.leader(t)
+	c.nodes[1].start(t, nil)
+	if err := l.n.AddVoter(context.Background(), "c2", c.nodes[1].addr); err != nil {
+		t.Fatal(err)
+	}
+	c.converged(t, l)
+	if _, err := c.nodes[1].db.Area(context.Background(), "hn"); err != nil {
+		t.Fatalf("the joined node lacks the station's area: %v", err)
+	}
+}

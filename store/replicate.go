@@ -293,8 +293,8 @@ func (db *DB) EachRecord(ctx context.Context, fn func(bucket, key, value []byte)
 	})
 }
 
-// notLeader is the error a follower's store gives for a change: exported
-// for the cluster package through NotLeaderError.
+// NotLeaderError is the error a follower gives for a change: it names
+// the leader the change should go to.
 func NotLeaderError(leaderID, leaderAddr string) error {
 	if leaderID == "" {
 		return loa.Errorf(loa.EUNAVAILABLE,
@@ -303,4 +303,39 @@ func NotLeaderError(leaderID, leaderAddr string) error {
 	return loa.Errorf(loa.EUNAVAILABLE,
 		"this node is not the cluster's leader: send changes to the leader, node %s at %s; the change was not made",
 		leaderID, leaderAddr)
+}
+
+// SeedWriteSet returns a write set that recreates every replicated record
+// of the store (buckets, sequences, keys), or nil if it holds none: the
+// first entry of a cluster bootstrapped from a station that already has
+// records, so that nodes replaying the log from its start get them too.
+func (db *DB) SeedWriteSet(ctx context.Context) ([]byte, error) {
+	ws := new(writeSet)
+	records := 0
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			if localOnly(name, nil) {
+				return nil
+			}
+			ws.op(opCreateBucket, name, nil, nil)
+			if s := b.Sequence(); s != 0 {
+				ws.seq(name, s)
+			}
+			return b.ForEach(func(k, v []byte) error {
+				if v == nil {
+					return fmt.Errorf("seed: bucket %s: nested bucket %q not supported", name, k)
+				}
+				if localOnly(name, k) || (bytes.Equal(name, bucketMeta) && bytes.Equal(k, keyApplied)) {
+					return nil
+				}
+				records++
+				ws.op(opPut, name, k, v)
+				return nil
+			})
+		})
+	})
+	if err != nil || records == 0 {
+		return nil, err
+	}
+	return ws.bytes(), nil
 }
