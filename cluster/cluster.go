@@ -126,6 +126,7 @@ func Open(ctx context.Context, cfg Config, db *store.DB) (*Node, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
+	removeSnapshotTemps(cfg.Dir)
 	ok := false
 	defer func() {
 		if !ok {

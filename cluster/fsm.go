@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 
 	"github.com/hashicorp/raft"
@@ -38,7 +39,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 // Snapshot copies the store as it is now (Apply is not running: raft calls
 // this on the FSM's goroutine) to a temporary file that Persist streams.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
-	tmp, err := os.CreateTemp(f.dir, ".fsm-snapshot-*")
+	tmp, err := os.CreateTemp(f.dir, fsmSnapshotPrefix+"*")
 	if err != nil {
 		return nil, fmt.Errorf("cluster: snapshot: %w", err)
 	}
@@ -62,6 +63,17 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	f.restores.Add(1)
 	return nil
+}
+
+// fsmSnapshotPrefix names a snapshot's copy of the store while raft
+// persists it; Open removes any a crash left.
+const fsmSnapshotPrefix = ".fsm-snapshot-"
+
+func removeSnapshotTemps(dir string) {
+	leftovers, _ := filepath.Glob(filepath.Join(dir, fsmSnapshotPrefix+"*"))
+	for _, f := range leftovers {
+		_ = os.Remove(f)
+	}
 }
 
 type fsmSnapshot struct{ f *os.File }

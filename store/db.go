@@ -114,6 +114,7 @@ func Open(path string, opt Options) (*DB, error) {
 		return nil, err
 	}
 	db.removeBlobTemps()
+	db.removeSnapshotTemps(path)
 	return db, nil
 }
 
@@ -281,7 +282,11 @@ func listAll[T any](ctx context.Context, db *DB, bucket []byte) (out []*T, err e
 // deleteWhere deletes, in one transaction, the values of bucket that drop
 // picks, and returns how many it deleted.
 func (db *DB) deleteWhere(ctx context.Context, bucket []byte, drop func(k, v []byte) (bool, error)) (n int, err error) {
-	err = db.update(ctx, func(tx *wtx) error {
+	update := db.update
+	if localOnly(bucket, nil) {
+		update = db.updateLocal
+	}
+	err = update(ctx, func(tx *wtx) error {
 		b := tx.Bucket(bucket)
 		var old [][]byte
 		err := b.ForEach(func(k, v []byte) error {

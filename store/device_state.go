@@ -22,7 +22,7 @@ func (db *DB) PutDeviceStates(ctx context.Context, states []loa.DeviceState) err
 	if len(states) == 0 {
 		return ctx.Err()
 	}
-	return db.update(ctx, func(tx *wtx) error {
+	return db.updateLocal(ctx, func(tx *wtx) error {
 		for i := range states {
 			data, err := json.Marshal(&states[i])
 			if err != nil {

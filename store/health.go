@@ -45,7 +45,7 @@ func (db *DB) PutHealthHours(ctx context.Context, hours []loa.HealthHour) error 
 	if len(hours) == 0 {
 		return ctx.Err()
 	}
-	return db.update(ctx, func(tx *wtx) error {
+	return db.updateLocal(ctx, func(tx *wtx) error {
 		for _, h := range hours {
 			h.Hour = h.Hour.UTC().Truncate(time.Hour)
 			key := healthKey(h.Device, h.Hour)

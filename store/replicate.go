@@ -83,6 +83,24 @@ var (
 	keyApplied = []byte("raft_applied")
 )
 
+// updateLocal runs fn, which writes only local-only buckets and keys, in a
+// write transaction of this node's own: on a follower too, and on a
+// leader without waiting for its proposals. A write to a replicated bucket
+// fails (a bug: it would fork the node from the cluster).
+func (db *DB) updateLocal(ctx context.Context, fn func(tx *wtx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	db.writeTxs.Add(1)
+	err := storageError(db.bolt.Update(func(tx *bolt.Tx) error {
+		return fn(&wtx{Tx: tx, refuse: errNotLocal})
+	}))
+	db.health.observe(err, db.now)
+	return err
+}
+
+var errNotLocal = errors.New("store: a local-only write touched a replicated bucket")
+
 // errProposed rolls back a leader's transaction whose write set is then
 // proposed: the store changes when the entry is applied.
 var errProposed = errors.New("store: write set proposed")
@@ -133,11 +151,12 @@ func (db *DB) updateReplicated(ctx context.Context, rep Replicator, fn func(tx *
 // log after a crash applies nothing twice. Index 0 applies without
 // recording. A malformed write set is refused (EINVALID) and nothing of
 // it is applied.
-func (db *DB) ApplyWriteSet(index uint64, ws []byte) error {
+func (db *DB) ApplyWriteSet(index uint64, ws []byte) (err error) {
 	ops, err := decodeWriteSet(ws)
 	if err != nil {
 		return err
 	}
+	defer func() { db.health.observe(err, db.now) }()
 	return storageError(db.bolt.Update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if index != 0 && appliedIndex(meta) >= index {
@@ -182,12 +201,25 @@ func appliedIndex(meta *bolt.Bucket) uint64 {
 	return 0
 }
 
+// snapshotTempPrefix names a snapshot being restored beside the db; Open
+// removes any a crash left.
+const snapshotTempPrefix = ".snapshot-"
+
+func (db *DB) removeSnapshotTemps(path string) {
+	leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(path), snapshotTempPrefix+"*"))
+	for _, f := range leftovers {
+		if err := os.Remove(f); err != nil {
+			db.log.Warn("cannot remove a leftover snapshot", "file", f, "err", err)
+		}
+	}
+}
+
 // RestoreSnapshot replaces the replicated contents of the store with those
 // of snap, a whole database as Backup writes it, in one transaction:
 // readers see the old or the new state, never a mix. Local-only buckets
 // and keys keep this node's values.
 func (db *DB) RestoreSnapshot(snap io.Reader) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(db.Path()), ".snapshot-*")
+	f, err := os.CreateTemp(filepath.Dir(db.Path()), snapshotTempPrefix+"*")
 	if err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}

@@ -100,6 +100,18 @@ func TestReplicatedWritesReplay(t *testing.T) {
 	if len(rep.log) < 6 {
 		t.Fatalf("%d entries proposed, want one per write", len(rep.log))
 	}
+	// Local-only state is written here and not proposed.
+	proposed := len(rep.log)
+	ctx := context.Background()
+	if err := leader.PutDeviceStates(ctx, []loa.DeviceState{{ID: "rx-1", Online: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := leader.ProbeWrite(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.log) != proposed {
+		t.Fatalf("local-only writes proposed %d entries", len(rep.log)-proposed)
+	}
 	applied, err := leader.AppliedIndex()
 	if err != nil || applied != uint64(len(rep.log)) {
 		t.Fatalf("applied index %d (%v), want %d", applied, err, len(rep.log))
@@ -122,7 +134,7 @@ func TestReplicatedWritesReplay(t *testing.T) {
 	want := dump(t, leader)
 	sameRecords(t, want, dump(t, a))
 	sameRecords(t, want, dump(t, b))
-	if d, _ := a.Device(context.Background(), "rx-1"); d == nil || d.Name != "Loa chợ" {
+	if d, _ := a.Device(ctx, "rx-1"); d == nil || d.Name != "Loa chợ" {
 		t.Fatalf("replayed device: %+v", d)
 	}
 }
@@ -145,6 +157,9 @@ func TestReplicatedFollowerRefuses(t *testing.T) {
 	}
 	if err := db.PutDeviceStates(ctx, []loa.DeviceState{{ID: "rx-1", Online: true}}); err != nil {
 		t.Fatalf("local-only write on a follower: %v", err)
+	}
+	if err := db.ProbeWrite(ctx); err != nil {
+		t.Fatalf("write probe on a follower: %v", err)
 	}
 	if s, err := db.DeviceStates(ctx); err != nil || len(s) != 1 {
 		t.Fatalf("device states %v, %v", s, err)

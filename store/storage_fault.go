@@ -80,7 +80,7 @@ func (db *DB) blobFault(err error) error {
 // failed write finds out, without waiting for a client's change, that
 // the disk takes writes again.
 func (db *DB) ProbeWrite(ctx context.Context) error {
-	return db.update(ctx, func(tx *wtx) error {
+	return db.updateLocal(ctx, func(tx *wtx) error {
 		return tx.put(bucketMeta, []byte("write-probe"), []byte(db.now().UTC().Format(time.RFC3339Nano)))
 	})
 }

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"context"
+	"errors"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -66,5 +68,26 @@ func TestWritesGoThroughTheWriteSet(t *testing.T) {
 				return true
 			})
 		}
+	}
+}
+
+// A local-only transaction cannot write a replicated bucket: that change
+// would stay on one node.
+func TestLocalWriteRefusesReplicatedBucket(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "loa.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.updateLocal(context.Background(), func(tx *wtx) error {
+		return tx.put(bucketAreas, []byte("a"), []byte("{}"))
+	})
+	if !errors.Is(err, errNotLocal) {
+		t.Fatalf("err %v, want errNotLocal", err)
+	}
+	if err := db.updateLocal(context.Background(), func(tx *wtx) error {
+		return tx.put(bucketDeviceStates, []byte("a"), []byte("{}"))
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
