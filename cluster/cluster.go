@@ -194,7 +194,7 @@ func Open(ctx context.Context, cfg Config, db *store.DB) (*Node, error) {
 		}
 	}
 
-	n.fsm = &fsm{db: db, dir: cfg.Dir, log: n.log}
+	n.fsm = &fsm{db: db, dir: cfg.Dir, log: n.log, closing: make(chan struct{})}
 	if n.raft, err = raft.NewRaft(rc, n.fsm, n.logs, n.logs, n.snaps, n.transport); err != nil {
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
@@ -541,6 +541,7 @@ func (n *Node) Close() error {
 	n.closing.Do(func() {
 		n.db.SetReplicator(closed{})
 		n.ready.Store(false)
+		close(n.fsm.closing)
 		err = n.raft.Shutdown().Error()
 		close(n.stop)
 		n.wg.Wait()

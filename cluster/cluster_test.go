@@ -25,6 +25,7 @@ type tnode struct {
 	id, dir string
 	addr    string // once started: a restart binds it again, as members are known by address
 	witness bool
+	faults  *store.WriteFaults // set before start: the store's writes can be made to fail
 	db      *store.DB
 	n       *Node
 }
@@ -41,7 +42,7 @@ func testLogger(t testing.TB) *slog.Logger {
 // only for the node that bootstraps the cluster.
 func (tn *tnode) start(t testing.TB, peers []Peer) {
 	t.Helper()
-	db, err := store.Open(filepath.Join(tn.dir, "loa.db"), store.Options{})
+	db, err := store.Open(filepath.Join(tn.dir, "loa.db"), store.Options{Faults: tn.faults})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -451,5 +452,41 @@ func TestSeedFromExistingStation(t *testing.T) {
 	c.converged(t, l)
 	if _, err := c.nodes[1].db.Area(context.Background(), "hn"); err != nil {
 		t.Fatalf("the joined node lacks the station's area: %v", err)
+	}
+}
+
+// A follower whose disk refuses an entry does not skip it (its store would
+// fork): it retries, shows it is stuck, and catches up once the disk takes
+// writes again.
+func TestFollowerDiskFullCatchesUp(t *testing.T) {
+	c := &tcluster{t: t, nodes: []*tnode{{id: "c1", dir: t.TempDir()}, {id: "c2", dir: t.TempDir(), faults: new(store.WriteFaults)}}}
+	t.Cleanup(func() {
+		for _, tn := range c.nodes {
+			tn.stop(t)
+		}
+	})
+	c.nodes[0].start(t, []Peer{{ID: "c1"}})
+	l := c.leader(t)
+	f := c.nodes[1]
+	f.start(t, nil)
+	if err := l.n.AddVoter(context.Background(), "c2", f.addr); err != nil {
+		t.Fatal(err)
+	}
+	c.converged(t, l)
+	if err := f.faults.Arm(); err != nil {
+		t.Fatal(err)
+	}
+	// Two voters: the entry commits once the follower's raft log (its own
+	// file, not the full one) has it, whatever its store does.
+	c.onLeader(t, func(ctx context.Context, db *store.DB) error {
+		return db.CreateArea(ctx, &loa.Area{ID: "full", Name: "Full", Kind: loa.AreaProvince})
+	})
+	loatest.Eventually(t, wait, func() bool { return f.n.Status().ApplyStuck }, "the follower never reported being stuck")
+	if err := f.faults.Disarm(); err != nil {
+		t.Fatal(err)
+	}
+	c.converged(t, l)
+	if f.n.Status().ApplyStuck {
+		t.Fatal("still stuck after catching up")
 	}
 }

@@ -7,9 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/raft"
 
+	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/store"
 )
 
@@ -22,18 +24,42 @@ type fsm struct {
 	dir      string // for snapshot temporaries
 	log      *slog.Logger
 	restores atomic.Uint64
+	stuck    atomic.Bool   // an entry is waiting for the disk
+	closing  chan struct{} // closed before raft shuts down
 }
 
+// Apply applies one committed entry. An entry the store refuses as
+// invalid is refused alike on every node, and skipped. Any other failure
+// (a full or failing disk) is this node's: skipping the entry would fork
+// its store from the others', so Apply retries until the store takes it,
+// and the node falls behind meanwhile (Status.CommitLag, alarms).
 func (f *fsm) Apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return nil
 	}
-	if err := f.db.ApplyWriteSet(l.Index, l.Data); err != nil {
-		// Deterministic: every node refuses the same entry the same way.
-		f.log.Error("cluster: apply log entry", "index", l.Index, "err", err)
-		return err
+	backoff := 100 * time.Millisecond
+	for {
+		err := f.db.ApplyWriteSet(l.Index, l.Data)
+		if err == nil {
+			if f.stuck.Swap(false) {
+				f.log.Info("cluster: the store takes log entries again", "index", l.Index)
+			}
+			return nil
+		}
+		if loa.ErrorCode(err) == loa.EINVALID {
+			f.log.Error("cluster: log entry refused by the store (on every node alike)", "index", l.Index, "err", err)
+			return err
+		}
+		if !f.stuck.Swap(true) {
+			f.log.Error("cluster: cannot apply a log entry; retrying, this node stays behind until it can", "index", l.Index, "err", err)
+		}
+		select {
+		case <-f.closing:
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
 	}
-	return nil
 }
 
 // Snapshot copies the store as it is now (Apply is not running: raft calls

@@ -30,6 +30,9 @@ type Status struct {
 	// SnapshotsInstalled counts snapshots this node's store was restored
 	// from since Open (sent by a leader because it was too far behind).
 	SnapshotsInstalled uint64 `json:"snapshots_installed"`
+	// ApplyStuck: this node's store refuses a committed entry (a full or
+	// failing disk); it retries and stays behind until it takes it.
+	ApplyStuck bool `json:"apply_stuck,omitempty"`
 
 	Members []Member `json:"members"`
 }
@@ -53,7 +56,7 @@ func (n *Node) Status() Status {
 		Leading: n.ready.Load(), Witness: n.cfg.Witness,
 		Term: n.raft.CurrentTerm(), LastLogIndex: n.raft.LastIndex(),
 		CommitIndex: n.raft.CommitIndex(), AppliedIndex: n.raft.AppliedIndex(),
-		SnapshotsInstalled: n.fsm.restores.Load(),
+		SnapshotsInstalled: n.fsm.restores.Load(), ApplyStuck: n.fsm.stuck.Load(),
 	}
 	s.LeaderID, s.LeaderAddr = n.Leader()
 	if s.CommitIndex > s.AppliedIndex {
