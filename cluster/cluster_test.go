@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/loatest"
@@ -256,6 +258,9 @@ func TestCluster(t *testing.T) {
 	if l.id != "c1" {
 		t.Fatalf("leader %s, want c1 (the bootstrapper)", l.id)
 	}
+	if v := <-l.n.Leading(); !v {
+		t.Fatal("the leader's Leading gave false")
+	}
 
 	t.Run("WritesReachEveryNode", func(t *testing.T) {
 		c.writeRecords(t, "1")
@@ -402,6 +407,25 @@ func TestCluster(t *testing.T) {
 		st := l.n.Status()
 		if st.State != "Leader" || !st.Leading || st.LeaderID != l.id || len(st.Members) != 3 {
 			t.Fatalf("status %+v", st)
+		}
+		for _, tn := range c.nodes {
+			want := 0.0
+			if tn == l {
+				want = 1
+			}
+			ms := tn.n.Collectors()
+			if got := testutil.ToFloat64(ms[0]); got != want {
+				t.Fatalf("%s: loa_cluster_leader %v, want %v", tn.id, got, want)
+			}
+			if got := testutil.ToFloat64(ms[1]); got != float64(st.Term) && tn == l {
+				t.Fatalf("%s: loa_cluster_term %v, want %d", tn.id, got, st.Term)
+			}
+			reg := prometheus.NewPedanticRegistry()
+			for _, m := range ms {
+				if err := reg.Register(m); err != nil {
+					t.Fatal(err)
+				}
+			}
 		}
 		var buf bytes.Buffer
 		for _, m := range st.Members {
