@@ -323,52 +323,63 @@ func (n *Node) Replicate(ctx context.Context, ws []byte) error {
 // witness hands leadership away instead.
 func (n *Node) watchLeadership(notify <-chan bool) {
 	defer n.wg.Done()
-	var handoff *time.Timer
+	var again *time.Timer // retries taking up (or, on a witness, handing off) leadership
+	stopAgain := func() {
+		if again != nil {
+			again.Stop()
+			again = nil
+		}
+	}
 	for {
 		var retry <-chan time.Time
-		if handoff != nil {
-			retry = handoff.C
+		if again != nil {
+			retry = again.C
 		}
 		select {
 		case <-n.stop:
+			stopAgain()
 			return
 		case <-retry:
-			handoff = nil
+			again = nil
 			if n.raft.State() == raft.Leader {
-				handoff = n.handOff()
+				again = n.takeLead()
 			}
 		case leader := <-notify:
-			if !leader {
-				if handoff != nil {
-					handoff.Stop()
-					handoff = nil
-				}
-				if n.ready.Swap(false) {
-					n.signal(false)
-				}
-				n.log.Info("cluster: no longer the leader", "id", n.cfg.NodeID)
+			stopAgain()
+			if leader {
+				again = n.takeLead()
 				continue
 			}
-			if n.cfg.Witness {
-				handoff = n.handOff()
-				continue
+			if n.ready.Swap(false) {
+				n.signal(false)
 			}
-			if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
-				n.log.Warn("cluster: elected, but could not apply the log", "err", err)
-				continue // a lost leadership follows
-			}
-			if n.raft.State() != raft.Leader {
-				continue
-			}
-			if err := n.seed(); err != nil {
-				n.log.Error("cluster: could not seed the log with this station's records; not serving writes", "err", err)
-				continue
-			}
-			n.ready.Store(true)
-			n.log.Info("cluster: leading", "id", n.cfg.NodeID, "term", n.Term())
-			n.signal(true)
+			n.log.Info("cluster: no longer the leader", "id", n.cfg.NodeID)
 		}
 	}
+}
+
+// takeLead makes an elected controller serve writes once it has applied
+// the log, or a witness hand leadership away. It returns a timer to try
+// again if that failed while this node still leads.
+func (n *Node) takeLead() *time.Timer {
+	var err error
+	if n.cfg.Witness {
+		err = n.handOff()
+	} else if err = n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err == nil && n.raft.State() == raft.Leader {
+		err = n.seed()
+	}
+	if n.raft.State() != raft.Leader {
+		return nil // a lost leadership is notified next
+	}
+	if err != nil {
+		n.log.Warn("cluster: elected, but not ready to lead; retrying", "witness", n.cfg.Witness, "err", err)
+		return time.NewTimer(n.cfg.ElectionTimeout)
+	}
+	if !n.cfg.Witness && !n.ready.Swap(true) {
+		n.log.Info("cluster: leading", "id", n.cfg.NodeID, "term", n.Term())
+		n.signal(true)
+	}
+	return nil
 }
 
 // seed makes the first leader of a cluster whose log has never carried a
@@ -397,9 +408,8 @@ func (n *Node) seed() error {
 }
 
 // handOff transfers a witness's leadership to the most up-to-date
-// controller, and returns a timer to try again if that failed (no
-// controller reachable yet).
-func (n *Node) handOff() *time.Timer {
+// controller.
+func (n *Node) handOff() error {
 	var err error
 	if n.otherWitnesses() {
 		err = errors.New("no controller took leadership")
@@ -418,10 +428,8 @@ func (n *Node) handOff() *time.Timer {
 	}
 	if err == nil {
 		n.log.Info("cluster: witness handed leadership away", "id", n.cfg.NodeID)
-		return nil
 	}
-	n.log.Warn("cluster: witness could not hand leadership away; retrying", "err", err)
-	return time.NewTimer(n.cfg.ElectionTimeout)
+	return err
 }
 
 func (n *Node) otherWitnesses() bool {
