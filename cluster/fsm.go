@@ -30,9 +30,10 @@ type fsm struct {
 
 // Apply applies one committed entry. An entry the store refuses as
 // invalid is refused alike on every node, and skipped. Any other failure
-// (a full or failing disk) is this node's: skipping the entry would fork
-// its store from the others', so Apply retries until the store takes it,
-// and the node falls behind meanwhile (Status.CommitLag, alarms).
+// (a full or failing disk, a bucket an older build lacks) is this node's:
+// skipping the entry would fork its store from the others', so Apply
+// retries until the store takes it, and the node falls behind meanwhile
+// (Status.ApplyStuck, CommitLag).
 func (f *fsm) Apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return nil

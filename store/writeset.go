@@ -154,7 +154,9 @@ func decodeWriteSet(data []byte) ([]wsOp, error) {
 }
 
 // applyOps runs decoded ops in tx. A put or delete in a bucket that does
-// not exist is an error: the leader's transaction created it first.
+// not exist is EUNSUPPORTED: the leader's transaction created it first or
+// found it, so this node's schema lacks it (an older build than the
+// leader's); the cluster retries the entry rather than skip it.
 func applyOps(tx *bolt.Tx, ops []wsOp) error {
 	for i, o := range ops {
 		var err error
@@ -168,7 +170,8 @@ func applyOps(tx *bolt.Tx, ops []wsOp) error {
 		default:
 			b := tx.Bucket(o.bucket)
 			if b == nil {
-				return loa.Errorf(loa.EINVALID, "write set: op %d: no bucket %q", i, o.bucket)
+				return loa.Errorf(loa.EUNSUPPORTED,
+					"write set: op %d: this node has no bucket %q (does it run an older loa than the leader? upgrade it)", i, o.bucket)
 			}
 			switch o.op {
 			case opPut:
