@@ -80,7 +80,7 @@ type Node struct {
 	db        *store.DB
 	log       *slog.Logger
 	raft      *raft.Raft
-	transport *raft.NetworkTransport
+	transport *progressTransport
 	logs      *raftboltdb.BoltStore
 	snaps     *raft.FileSnapshotStore
 	fsm       *fsm
@@ -143,10 +143,11 @@ func Open(ctx context.Context, cfg Config, db *store.DB) (*Node, error) {
 		}
 		advertise = a
 	}
-	var err error
-	if n.transport, err = raft.NewTCPTransportWithLogger(cfg.Bind, advertise, 3, 10*time.Second, hl); err != nil {
+	tcp, err := raft.NewTCPTransportWithLogger(cfg.Bind, advertise, 3, 10*time.Second, hl)
+	if err != nil {
 		return nil, fmt.Errorf("cluster: listen on %s: %w", cfg.Bind, err)
 	}
+	n.transport = newProgressTransport(tcp)
 	if n.logs, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db"),
 		BoltOptions: boltOptions()}); err != nil {
 		return nil, fmt.Errorf("cluster: open raft log: %w", err)

@@ -392,11 +392,16 @@ func TestCluster(t *testing.T) {
 		if first <= applied+1 {
 			t.Fatalf("log still starts at %d, the follower has %d: no snapshot needed", first, applied)
 		}
+		if m := member(l.n.Status(), f.id); m.Lag == 0 {
+			t.Fatalf("the stopped follower shows no lag: %+v", m)
+		}
 		f.start(t, nil)
 		c.converged(t, l)
 		if n := f.n.Status().SnapshotsInstalled; n == 0 {
 			t.Fatal("the follower caught up without a snapshot")
 		}
+		loatest.Eventually(t, wait, func() bool { return member(l.n.Status(), f.id).Lag == 0 },
+			"the leader still sees the follower behind")
 		if _, err := f.db.Device(ctx, "rx4"); err != nil {
 			t.Fatal(err)
 		}
@@ -513,4 +518,13 @@ func TestFollowerDiskFullCatchesUp(t *testing.T) {
 	if f.n.Status().ApplyStuck {
 		t.Fatal("still stuck after catching up")
 	}
+}
+
+func member(s Status, id string) Member {
+	for _, m := range s.Members {
+		if m.ID == id {
+			return m
+		}
+	}
+	return Member{}
 }

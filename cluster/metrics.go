@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -25,6 +26,15 @@ func (n *Node) Collectors() []prometheus.Collector {
 				return float64(c - a)
 			}
 			return 0
+		}),
+		g("follower_lag_max", "On the leader, how many log entries the furthest-behind member lacks.", func() float64 {
+			var most uint64
+			if n.raft.State() == raft.Leader {
+				for _, m := range n.Status().Members {
+					most = max(most, m.Lag)
+				}
+			}
+			return float64(most)
 		}),
 		g("applied_index", "Index of the last log entry applied to this node's store.", func() float64 {
 			return float64(n.raft.AppliedIndex())

@@ -37,16 +37,19 @@ type Status struct {
 	Members []Member `json:"members"`
 }
 
-// A Member is one server of the cluster's configuration. hashicorp/raft
-// does not expose a follower's match index, so the leader reports only
-// whether it reaches each peer; a follower's own Status shows its lag.
+// A Member is one server of the cluster's configuration. Its progress is
+// known on the leader only (from the followers' answers).
 type Member struct {
 	Peer
 	Voter bool `json:"voter"`
-	// Unreachable: this node leads and its heartbeats to the member fail;
-	// LastContact is when it last answered.
-	Unreachable bool      `json:"unreachable,omitempty"`
+	// LastLogIndex is the member's last log index as it last told the
+	// leader, and Lag how many entries it is behind the leader's log.
+	LastLogIndex uint64 `json:"last_log_index,omitempty"`
+	Lag          uint64 `json:"lag"`
+	// LastContact is when the member last answered the leader.
 	LastContact time.Time `json:"last_contact,omitzero"`
+	// Unreachable: the leader's heartbeats to the member fail.
+	Unreachable bool `json:"unreachable,omitempty"`
 }
 
 // Status returns the node's view of the cluster now.
@@ -71,8 +74,20 @@ func (n *Node) Status() Status {
 	for _, sv := range n.servers() {
 		m := Member{Peer: Peer{ID: string(sv.ID), Addr: string(sv.Address), Witness: n.witnesses[string(sv.ID)]},
 			Voter: sv.Suffrage == raft.Voter}
-		if v, ok := n.failing.Load(m.ID); ok && leader {
-			m.Unreachable, m.LastContact = true, v.(time.Time)
+		switch {
+		case !leader:
+		case m.ID == s.ID:
+			m.LastLogIndex, m.LastContact = s.LastLogIndex, time.Now()
+		default:
+			if p, ok := n.transport.progress(sv.ID); ok {
+				m.LastLogIndex, m.LastContact = p.lastLog, p.at
+			}
+			if s.LastLogIndex > m.LastLogIndex {
+				m.Lag = s.LastLogIndex - m.LastLogIndex
+			}
+			if v, ok := n.failing.Load(m.ID); ok {
+				m.Unreachable, m.LastContact = true, v.(time.Time)
+			}
 		}
 		s.Members = append(s.Members, m)
 	}
