@@ -32,11 +32,11 @@ type tnode struct {
 	n       *Node
 }
 
-func testLogger(t testing.TB) *slog.Logger {
+// testLogger shows raft's log with LOA_TEST_LOG=1.
+func testLogger() *slog.Logger {
 	if os.Getenv("LOA_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	_ = t
 	return slog.New(slog.DiscardHandler)
 }
 
@@ -54,7 +54,7 @@ func (tn *tnode) start(t testing.TB, peers []Peer) {
 	}
 	n, err := Open(context.Background(), Config{
 		NodeID: tn.id, Bind: bind, Dir: filepath.Join(tn.dir, "raft"),
-		Peers: peers, Witness: tn.witness, Witnesses: []string{"w"}, Logger: testLogger(t),
+		Peers: peers, Witness: tn.witness, Witnesses: []string{"w"}, Logger: testLogger(),
 		TrailingLogs: 2, // a follower a few entries behind a snapshot is sent it
 	}, db)
 	if err != nil {
