@@ -392,14 +392,14 @@ func TestCluster(t *testing.T) {
 		if first <= applied+1 {
 			t.Fatalf("log still starts at %d, the follower has %d: no snapshot needed", first, applied)
 		}
-		if m := member(l.n.Status(), f.id); m.Lag == 0 {
+		if m := member(c.leader(t).n.Status(), f.id); m.Lag == 0 {
 			t.Fatalf("the stopped follower shows no lag: %+v", m)
 		}
 		f.start(t, nil)
 		c.converged(t, l)
-		if n := f.n.Status().SnapshotsInstalled; n == 0 {
-			t.Fatal("the follower caught up without a snapshot")
-		}
+		// Counted just after the store took the snapshot.
+		loatest.Eventually(t, wait, func() bool { return f.n.Status().SnapshotsInstalled > 0 },
+			"the follower caught up without a snapshot")
 		loatest.Eventually(t, wait, func() bool { return member(l.n.Status(), f.id).Lag == 0 },
 			"the leader still sees the follower behind")
 		if _, err := f.db.Device(ctx, "rx4"); err != nil {
