@@ -287,6 +287,9 @@ func TestCluster(t *testing.T) {
 
 	t.Run("FollowerRefuses", func(t *testing.T) {
 		f := c.node("c2")
+		if f == c.leader(t) {
+			f = c.node("c1")
+		}
 		before := dump(t, f.db)
 		err := f.db.CreateArea(ctx, &loa.Area{ID: "x", Name: "X", Kind: loa.AreaProvince})
 		if loa.ErrorCode(err) != loa.EUNAVAILABLE {
