@@ -23,21 +23,22 @@ var Roles = []string{RoleAdmin, RoleProvince, RoleOperator, RoleTechnician, Role
 // Token is an API bearer token. Only its SHA-256 is stored; the secret is
 // shown once, when it is created.
 type Token struct {
-	ID         string   `json:"id"`
-	Name       string   `json:"name"`
-	Role       string   `json:"role"`
-	AreaID     string   `json:"area_id,omitempty"`     // scope; empty = everything
-	CAPSenders []string `json:"cap_senders,omitempty"` // the CAP senders it may send as (see MaySendCAPAs)
+	ID         string    `json:"id"`
+	Name       string    `json:"name"`
+	Role       string    `json:"role"`
+	AreaID     string    `json:"area_id,omitempty"`     // scope; empty = everything
+	CAPSenders []string  `json:"cap_senders,omitempty"` // the CAP senders it may send as (see MaySendCAPAs)
+	Hash       string    `json:"-"`
+	CreatedAt  time.Time `json:"created_at"`
+	CreatedBy  string    `json:"created_by,omitempty"` // the token that made it
+	ExpiresAt  time.Time `json:"expires_at,omitzero"`  // refused from then on; zero = never
+	RevokedAt  time.Time `json:"revoked_at,omitzero"`  // refused from then on
+
 	// ClientCertSHA256 binds the token to a TLS client certificate (its
 	// CertSHA256): a caller presenting that certificate over HTTPS is this
 	// token without a secret (a national controller), and the secret alone
 	// is refused without it.
-	ClientCertSHA256 string    `json:"client_cert_sha256,omitempty"`
-	Hash             string    `json:"-"`
-	CreatedAt        time.Time `json:"created_at"`
-	CreatedBy        string    `json:"created_by,omitempty"` // the token that made it
-	ExpiresAt        time.Time `json:"expires_at,omitzero"`  // refused from then on; zero = never
-	RevokedAt        time.Time `json:"revoked_at,omitzero"`  // refused from then on
+	ClientCertSHA256 string `json:"client_cert_sha256,omitempty"`
 }
 
 // Usable reports why the token may not be used at now: revoked or
