@@ -148,7 +148,7 @@ func (n *National) SendNational(ctx context.Context, req loa.NationalRequest, by
 // the provinces whose code its geocodes name get it, re-sent under the
 // national sender with each province's own area. A message that sounds
 // nowhere (System, Draft, Ack, Error) answers silent and is not pushed.
-func (n *National) IngestNationalCAP(ctx context.Context, msg *cap.Message, by string) (*loa.NationalAlert, string, error) {
+func (n *National) IngestNationalCAP(ctx context.Context, msg *cap.Message, by string, may func(*loa.NationalAlert) error) (*loa.NationalAlert, string, error) {
 	switch {
 	case msg.Status == "System" || msg.Status == "Draft":
 		return nil, "status " + msg.Status + " is not acted on; nothing is pushed to the provinces", nil
@@ -211,6 +211,11 @@ func (n *National) IngestNationalCAP(ctx context.Context, msg *cap.Message, by s
 		Text:   truncate(strings.TrimSpace(in.Description), loa.MaxAlertText),
 		Test:   msg.Status == "Exercise" || msg.Status == "Test",
 		Source: msg.Sender + "," + msg.Identifier, SourceXML: string(msg.Raw), ExpiresAt: expires.UTC()}
+	if may != nil {
+		if err := may(na); err != nil {
+			return nil, "", err
+		}
+	}
 	a, err := n.start(ctx, na, provs, by)
 	return a, "", err
 }
