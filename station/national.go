@@ -130,11 +130,14 @@ func (n *National) SendNational(ctx context.Context, req loa.NationalRequest, by
 	now := n.cfg.Now()
 	a := &loa.Alert{Title: req.Title, Level: req.Level, Content: loa.AlertContent{Text: req.Text, Tone: true},
 		Targets: loa.Targets{Areas: []string{"national"}}, ExpiresAt: req.ExpiresAt, Test: req.Test}
-	if err := a.Validate(now); err != nil {
-		return nil, err
+	if req.Title == "" {
+		return nil, loa.Errorf(loa.EINVALID, "title: required")
 	}
 	if req.Text == "" {
 		return nil, loa.Errorf(loa.EINVALID, "text: required: what the provinces' speech engines read out")
+	}
+	if err := a.Validate(now); err != nil {
+		return nil, err
 	}
 	provs, err := n.pick(ctx, req.Provinces)
 	if err != nil {
@@ -156,6 +159,9 @@ func (n *National) IngestNationalCAP(ctx context.Context, msg *cap.Message, by s
 		return nil, "msgType " + msg.MsgType + " answers a message; nothing is pushed to the provinces", nil
 	case msg.MsgType == "Cancel":
 		return nil, "", loa.Errorf(loa.EUNSUPPORTED, "msgType: Cancel is not relayed to provinces yet; cancel in each province")
+	}
+	if len(msg.Info) == 0 {
+		return nil, "", loa.Errorf(loa.EINVALID, "info: none: nothing to push")
 	}
 	now := n.cfg.Now()
 	in := &msg.Info[0]
