@@ -39,7 +39,7 @@ func (p *Province) Validate() error {
 	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 		return Errorf(EINVALID, "url: %q: the province controller's https:// base URL, like https://loa.quangngai.gov.vn", p.URL)
 	}
-	p.URL = strings.TrimSuffix(p.URL, "/")
+	p.URL = strings.TrimRight(p.URL, "/")
 	if len(p.CAPEM) > 64<<10 {
 		return Errorf(EINVALID, "ca_pem: at most 64 KiB")
 	}

@@ -326,6 +326,13 @@ func TestNationalAlertsReachProvinces(t *testing.T) {
 			"name": "Trung ương", "role": "province", "area_id": p.id,
 			"cap_senders": []string{id.Sender}, "client_cert_sha256": id.CertSHA256})
 		want(t, r, http.StatusCreated)
+		var created struct{ Secret string }
+		r.json(t, &created)
+		// Its secret alone, without the certificate, is refused.
+		wantError(t, exchange(t, p.client(nil), "GET", p.url+"/api/v1/alerts", created.Secret, nil),
+			http.StatusUnauthorized, loa.EUNAUTHORIZED, "bound to a client certificate")
+		wantError(t, exchange(t, p.client(nil), "POST", p.url+"/api/v1/tokens", p.admin, map[string]any{
+			"name": "x", "role": "province", "client_cert_sha256": "abc"}), http.StatusBadRequest, loa.EINVALID, "client_cert_sha256")
 		r = nat.do(t, "POST", "/api/v1/national/provinces", map[string]any{
 			"id": p.id, "name": "Tỉnh " + p.id, "code": p.code, "url": p.url, "ca_pem": string(p.pki.CACertPEM())})
 		want(t, r, http.StatusCreated)
@@ -457,4 +464,3 @@ func capXMLFrom(sender, id, code string) []byte {
 <area><areaDesc>Tỉnh</areaDesc><geocode><valueName>MaDVHC</valueName><value>%s</value></geocode></area></info></alert>`,
 		id, sender, cap.FormatTime(now.In(ict)), cap.FormatTime(now.Add(time.Hour).In(ict)), code)
 }
-

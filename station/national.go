@@ -265,7 +265,7 @@ func (n *National) start(ctx context.Context, na *loa.NationalAlert, provs []*lo
 	// Each push is built now, so a message no province could take is
 	// refused before anything is stored.
 	for _, p := range provs {
-		if _, err := n.message(na, p); err != nil {
+		if _, err := NationalMessage(na, p); err != nil {
 			return nil, err
 		}
 	}
@@ -481,7 +481,7 @@ var takenAs = regexp.MustCompile(`\(alert ([A-Za-z0-9_.-]+)\)`)
 
 // push sends the CAP message to prov once and records what came of it.
 func (n *National) push(ctx context.Context, na *loa.NationalAlert, prov *loa.Province, p *loa.ProvincePush, now time.Time) {
-	body, err := n.message(na, prov)
+	body, err := NationalMessage(na, prov)
 	if err != nil {
 		p.State, p.Reason = loa.PushRefused, "building the CAP message: "+loa.ErrorMessage(err)
 		return
@@ -608,11 +608,11 @@ func (n *National) do(ctx context.Context, prov *loa.Province, method, path stri
 // ict is the zone CAP times are written in (Việt Nam, UTC+7).
 var ict = time.FixedZone("ICT", 7*3600)
 
-// message is the CAP 1.2 message pushed to prov: the national alert under
+// NationalMessage is the CAP 1.2 message pushed to prov: the national alert under
 // the national sender, its area the province's own code, so the province
 // sounds it across its area. A message from the national source keeps its
 // info (text, audio, parameters) with the areas replaced.
-func (n *National) message(na *loa.NationalAlert, prov *loa.Province) ([]byte, error) {
+func NationalMessage(na *loa.NationalAlert, prov *loa.Province) ([]byte, error) {
 	area := cap.Area{AreaDesc: prov.Name, Geocode: []cap.NameValue{{ValueName: cap.GeocodeName, Value: prov.Code}}}
 	var m cap.Message
 	if na.SourceXML != "" {
