@@ -69,6 +69,10 @@ type Config struct {
 
 	CAPSender string // sender of the CAP messages alerts are exported as
 
+	// National makes this a national controller (station.National): the
+	// provinces it pushes alerts to, as CAPSender with its client certificate.
+	National bool
+
 	// The SMS trigger (station/sms.go): SMSGateway is the HTTP gateway's
 	// URL (POST {to, text} with SMSGatewayToken as a bearer token), empty:
 	// no SMS; SMSInboundSecret the bearer token the gateway posts

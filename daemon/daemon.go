@@ -384,6 +384,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	enrolment := m.enrolment()
 	srv.Claims, srv.Enrol = enrolment, enrolment
 	srv.Bulletins, srv.FeedKey = m.Bulletins, m.StationKey
+	if err := m.startNational(srv); err != nil {
+		return err
+	}
 	if err := m.serveHTTP(ctx, srv.Handler(), reg); err != nil {
 		return err
 	}
