@@ -113,18 +113,25 @@ type NationalAlert struct {
 
 // ProvincePush is one province's side of a national alert.
 type ProvincePush struct {
-	Province    string                 `json:"province"`
-	Name        string                 `json:"name"`
-	State       string                 `json:"state"`
-	Reason      string                 `json:"reason,omitempty"`
-	Attempts    int                    `json:"attempts"`
-	NextAttempt time.Time              `json:"next_attempt,omitzero"`
-	DeliveredAt time.Time              `json:"delivered_at,omitzero"`
-	AlertID     string                 `json:"alert_id,omitempty"` // the province's own alert
-	AlertState  string                 `json:"alert_state,omitempty"`
-	Totals      AlertTotals            `json:"totals"`
-	Areas       map[string]AlertTotals `json:"areas,omitempty"` // the province's areas (communes, clusters) by id, as its report counts them
-	PolledAt    time.Time              `json:"polled_at,omitzero"`
+	Province    string          `json:"province"`
+	Name        string          `json:"name"`
+	State       string          `json:"state"`
+	Reason      string          `json:"reason,omitempty"`
+	Attempts    int             `json:"attempts"`
+	NextAttempt time.Time       `json:"next_attempt,omitzero"`
+	DeliveredAt time.Time       `json:"delivered_at,omitzero"`
+	AlertID     string          `json:"alert_id,omitempty"` // the province's own alert
+	AlertState  string          `json:"alert_state,omitempty"`
+	Totals      AlertTotals     `json:"totals"`
+	Communes    []CommuneTotals `json:"communes,omitempty"` // the province's report per commune
+	PolledAt    time.Time       `json:"polled_at,omitzero"`
+}
+
+// CommuneTotals is one commune's line of a province's report.
+type CommuneTotals struct {
+	ID     string      `json:"id"`
+	Name   string      `json:"name"`
+	Totals AlertTotals `json:"totals"`
 }
 
 // Final reports whether the push will change no more (its report may).

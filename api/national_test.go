@@ -396,8 +396,9 @@ func TestNationalAlertsReachProvinces(t *testing.T) {
 		q = push(a, "qn")
 		return q.Totals.Finished == 3 && q.AlertState == loa.AlertFinished
 	}, "qn's report (3 finished) in the national alert")
-	if q.Areas["bc"].Finished != 2 || q.Areas["tk"].Finished != 1 {
-		t.Errorf("qn per commune %+v", q.Areas)
+	if len(q.Communes) != 2 || q.Communes[0].ID != "bc" || q.Communes[0].Name != "Xã bc" || q.Communes[0].Totals.Finished != 2 ||
+		q.Communes[1].ID != "tk" || q.Communes[1].Totals.Finished != 1 {
+		t.Errorf("qn per commune %+v", q.Communes)
 	}
 
 	// Hà Nội comes back before expiry: delivered, its own report in.

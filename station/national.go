@@ -499,8 +499,8 @@ func (n *National) push(ctx context.Context, na *loa.NationalAlert, prov *loa.Pr
 			p.State, p.Reason = loa.PushDelivered, "the province took it; its answer named no alert"
 		} else {
 			p.State, p.Reason, p.AlertID, p.AlertState = loa.PushDelivered, "", a.ID, a.State
-			p.Totals, p.Areas = a.Totals.All, a.Totals.Areas
 			p.PolledAt = now.UTC()
+			n.report(ctx, prov, p, a)
 		}
 		p.DeliveredAt = now.UTC()
 	case status == http.StatusAccepted:
@@ -540,7 +540,31 @@ func (n *National) poll(ctx context.Context, prov *loa.Province, p *loa.Province
 	if err := json.Unmarshal(data, &a); err != nil {
 		return
 	}
-	p.AlertState, p.Totals, p.Areas = a.State, a.Totals.All, a.Totals.Areas
+	n.report(ctx, prov, p, a)
+}
+
+// report keeps what a province's alert answer says: its state, its
+// totals, and per commune. The communes' names are read from the
+// province once (its areas within the national token's scope).
+func (n *National) report(ctx context.Context, prov *loa.Province, p *loa.ProvincePush, a alertAnswer) {
+	p.AlertState, p.Totals = a.State, a.Totals.All
+	if p.Communes == nil {
+		status, data, err := n.do(ctx, prov, http.MethodGet, "/api/v1/areas", nil)
+		var areas []loa.Area
+		if err != nil || status != http.StatusOK || json.Unmarshal(data, &areas) != nil {
+			return // named on a later poll
+		}
+		p.Communes = []loa.CommuneTotals{}
+		for _, ar := range areas {
+			if ar.Kind == loa.AreaCommune {
+				p.Communes = append(p.Communes, loa.CommuneTotals{ID: ar.ID, Name: ar.Name})
+			}
+		}
+		slices.SortFunc(p.Communes, func(x, y loa.CommuneTotals) int { return strings.Compare(x.Name, y.Name) })
+	}
+	for i := range p.Communes {
+		p.Communes[i].Totals = a.Totals.Areas[p.Communes[i].ID]
+	}
 }
 
 func decodeError(data []byte) errorAnswer {

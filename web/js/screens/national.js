@@ -114,7 +114,8 @@ export default {
       for (const p of a.provinces) {
         let row = ul.querySelector(`li[data-province="${CSS.escape(p.province)}"]`);
         if (!row) {
-          row = el("li", { class: "push" }, el("span", { class: "name" }), el("span", { class: "state" }), el("span", { class: "reason" }));
+          row = el("li", { class: "push" }, el("span", { class: "name" }), el("span", { class: "state" }), el("span", { class: "reason" }),
+            el("ul", { class: "communes" }));
           row.dataset.province = p.province;
           ul.append(row);
         }
@@ -123,6 +124,17 @@ export default {
         const st = stateText(p);
         if (row.querySelector(".state").textContent !== st) row.querySelector(".state").textContent = st;
         row.querySelector(".reason").textContent = p.reason || "";
+        const cl = row.querySelector(".communes");
+        for (const cm of p.communes || []) {
+          let line = cl.querySelector(`li[data-id="${CSS.escape(cm.id)}"]`);
+          if (!line) {
+            line = el("li");
+            line.dataset.id = cm.id;
+            cl.append(line);
+          }
+          const txt = t("national.commune", { name: cm.name, finished: cm.totals.finished, receivers: cm.totals.receivers });
+          if (line.textContent !== txt) line.textContent = txt;
+        }
       }
     }, t("national.sent.empty"), (a, b) => b.id.localeCompare(a.id));
 
