@@ -33,6 +33,31 @@ func consoleNational(t *testing.T, f *consoleFixture) {
 		t.Fatal(err)
 	}
 
+	// A province of its own over HTTPS, which binds the national
+	// certificate (the shared controller serves no HTTPS).
+	pcfg := testConfig(t)
+	pcfg.TLS.HTTPSAddr = "127.0.0.1:0"
+	prov := openMain(t, pcfg)
+	defer prov.Close()
+	pc := api.NewClient(prov.URL(), prov.AdminToken)
+	if err := pc.CreateArea(bg, loa.Area{ID: "hn", Name: "Hà Nội", Kind: loa.AreaProvince, Code: "01"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.CreateArea(bg, loa.Area{ID: "ba", ParentID: "hn", Name: "Xã Ba Vì", Kind: loa.AreaCommune}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pc.CreateDevice(bg, loa.Device{ID: "ba-1", AreaID: "ba", Name: "ba-1"}); err != nil {
+		t.Fatal(err)
+	}
+	var id loa.NationalIdentity
+	if err := api.NewClient(nat.URL(), nat.AdminToken).JSON(bg, "GET", "/api/v1/national/identity", nil, &id); err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.JSON(bg, "POST", "/api/v1/tokens", map[string]any{"name": "Trung ương", "role": "province", "area_id": "hn",
+		"cap_senders": []string{id.Sender}, "client_cert_sha256": id.CertSHA256}, nil); err != nil {
+		t.Fatal(err)
+	}
+
 	// The shared controller is a province: no national screen.
 	c.signOut()
 	c.signInAs("admin", f.admin)
@@ -70,15 +95,38 @@ func consoleNational(t *testing.T, f *consoleFixture) {
 		chromedp.SetValue(chromedp.ID("province-url"), dead),
 		chromedp.Click(chromedp.ID("province-save")),
 		n.until(`[...document.querySelectorAll("#provinces-list li.province .title")].some((e) => e.textContent === "Quảng Ngãi") && document.querySelector("#national-target-qn") !== null`))
-	n.step("an alert to it",
+	n.step("and one that answers",
+		chromedp.SendKeys(chromedp.ID("province-id"), "hn"),
+		chromedp.SendKeys(chromedp.ID("province-code"), "01"),
+		chromedp.SendKeys(chromedp.ID("province-name"), "Hà Nội"),
+		chromedp.SendKeys(chromedp.ID("province-url"), prov.HTTPSURL()),
+		chromedp.SetValue(chromedp.ID("province-ca"), string(prov.CACertPEM())),
+		chromedp.Click(chromedp.ID("province-save")),
+		n.until(`document.querySelector("#national-target-hn") !== null`))
+	n.step("an alert to both",
 		chromedp.SendKeys(chromedp.ID("national-title"), "Bão số 9"),
-		chromedp.SetValue(chromedp.ID("national-level"), loa.AlertEmergency),
+		chromedp.SetValue(chromedp.ID("national-level"), loa.AlertPriority),
 		chromedp.SendKeys(chromedp.ID("national-text"), "Bão số 9 đổ bộ, người dân ở trong nhà."),
 		chromedp.Click(chromedp.ID("national-target-qn")),
+		chromedp.Click(chromedp.ID("national-target-hn")),
 		chromedp.Click(chromedp.ID("national-send")),
-		n.until(`(() => { const r = document.querySelector("#national-alerts li.national-alert .push[data-province='qn']");
-			return r && r.classList.contains("unreachable") && r.querySelector(".reason").textContent !== "" && /\d/.test(r.querySelector(".state").textContent); })()`))
+		n.until(`(() => { const card = document.querySelector("#national-alerts li.national-alert");
+			const q = card && card.querySelector(".push[data-province='qn']"), h = card && card.querySelector(".push[data-province='hn']");
+			return q && q.classList.contains("unreachable") && q.querySelector(".reason").textContent !== "" && /\d/.test(q.querySelector(".state").textContent) &&
+				h && h.classList.contains("delivered") && h.querySelector(".communes li[data-id='ba']") !== null &&
+				h.querySelector(".communes li[data-id='ba']").textContent.includes("Xã Ba Vì"); })()`))
 	n.check("national")
+	var alerts []loa.NationalAlert
+	if err := api.NewClient(nat.URL(), nat.AdminToken).JSON(bg, "GET", "/api/v1/national/alerts", nil, &alerts); err != nil || len(alerts) != 1 {
+		t.Fatalf("national alerts %+v %v", alerts, err)
+	}
+	for _, p := range alerts[0].Provinces {
+		if p.AlertID != "" {
+			if err := pc.JSON(bg, "POST", "/api/v1/alerts/"+p.AlertID+"/cancel", map[string]any{"reason": "test"}, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	n.signOut()
 	c.signInAs("admin", f.admin) // the next job signs out of the shared controller
 }
