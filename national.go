@@ -89,6 +89,7 @@ const (
 	PushUnreachable = "unreachable" // the last try did not reach it; retried with back-off until expiry
 	PushRefused     = "refused"     // the province answered no (4xx): Reason has its words; not retried
 	PushExpired     = "expired"     // the alert expired before the province took it
+	PushCancelled   = "cancelled"   // the national alert was cancelled before the province took it
 )
 
 // NationalAlert is an alert a national controller pushes to provinces:
@@ -109,6 +110,12 @@ type NationalAlert struct {
 	Provinces  []ProvincePush `json:"provinces"`
 	Totals     AlertTotals    `json:"totals"` // over every province that reported
 	RecordedAt time.Time      `json:"recorded_at,omitzero"`
+
+	// A cancelled national alert sends each province that took it (or may
+	// have) a CAP Cancel, retried like the alert (ProvincePush.Cancel).
+	CancelledAt  time.Time `json:"cancelled_at,omitzero"`
+	CancelledBy  string    `json:"cancelled_by,omitempty"`
+	CancelReason string    `json:"cancel_reason,omitempty"`
 }
 
 // ProvincePush is one province's side of a national alert.
@@ -125,6 +132,14 @@ type ProvincePush struct {
 	Totals      AlertTotals     `json:"totals"`
 	Communes    []CommuneTotals `json:"communes,omitempty"` // the province's report per commune
 	PolledAt    time.Time       `json:"polled_at,omitzero"`
+
+	// The CAP Cancel to this province once the national alert is cancelled:
+	// CancelState pending, delivered (the province cancelled it, or had
+	// none), unreachable (retried until expiry), refused or expired.
+	CancelState    string    `json:"cancel_state,omitempty"`
+	CancelReason   string    `json:"cancel_reason,omitempty"`
+	CancelAttempts int       `json:"cancel_attempts,omitempty"`
+	CancelNext     time.Time `json:"cancel_next,omitzero"`
 }
 
 // CommuneTotals is one commune's line of a province's report.
@@ -136,7 +151,12 @@ type CommuneTotals struct {
 
 // Final reports whether the push will change no more (its report may).
 func (p *ProvincePush) Final() bool {
-	return p.State == PushDelivered || p.State == PushRefused || p.State == PushExpired
+	return p.State == PushDelivered || p.State == PushRefused || p.State == PushExpired || p.State == PushCancelled
+}
+
+// CancelDue reports whether a Cancel to the province is still to be sent.
+func (p *ProvincePush) CancelDue() bool {
+	return p.CancelState == PushPending || p.CancelState == PushUnreachable
 }
 
 // NationalIdentity is who a national controller is to the provinces: the

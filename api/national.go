@@ -21,6 +21,8 @@ type NationalService interface {
 	SendNational(ctx context.Context, req loa.NationalRequest, by string) (*loa.NationalAlert, error)
 	// IngestNationalCAP maps msg and, if may allows the alert, pushes it.
 	IngestNationalCAP(ctx context.Context, msg *cap.Message, by string, may func(*loa.NationalAlert) error) (a *loa.NationalAlert, silent string, err error)
+	// CancelNational cancels a national alert, if may allows it.
+	CancelNational(ctx context.Context, id, reason, by string, may func(*loa.NationalAlert) error) (*loa.NationalAlert, error)
 	NationalAlerts(ctx context.Context) ([]*loa.NationalAlert, error)
 	NationalAlert(ctx context.Context, id string) (*loa.NationalAlert, error)
 }
@@ -191,8 +193,44 @@ func (s *Server) postNationalCAP(w http.ResponseWriter, msg *cap.Message, c *cal
 			Status: msg.Status, MsgType: msg.MsgType, Reason: silent})
 		return nil
 	}
+	if msg.MsgType == "Cancel" {
+		c.audit("national.cancel", a.ID, a.CancelReason)
+		writeJSON(w, http.StatusOK, a)
+		return nil
+	}
 	c.audit("national.send", a.ID, "CAP "+a.Source+": "+a.Level+" "+a.Title+" to "+provinceList(a))
 	writeJSON(w, http.StatusCreated, a)
+	return nil
+}
+
+// cancelNational cancels a national alert: each province that took it is
+// sent a CAP Cancel.
+func (s *Server) cancelNational(w http.ResponseWriter, r *http.Request, c *call) error {
+	n, err := s.national()
+	if err != nil {
+		return err
+	}
+	var req cancelRequest // as for an alert: an optional reason
+	if r.ContentLength != 0 {
+		if err := decodeJSON(r.Body, &req); err != nil {
+			return err
+		}
+	}
+	if c.scoped() {
+		return loa.Errorf(loa.EFORBIDDEN, "a national alert needs a station-wide token; yours is scoped to %s", c.tok.AreaID)
+	}
+	reason := strings.TrimSpace(req.Reason)
+	if reason == "" {
+		reason = "cancelled by " + c.tok.ID
+	}
+	a, err := n.CancelNational(c.ctx, r.PathValue("id"), reason, c.tok.ID, func(a *loa.NationalAlert) error {
+		return c.canSendLevel(a.Level)
+	})
+	if err != nil {
+		return err
+	}
+	c.audit("national.cancel", a.ID, a.CancelReason)
+	writeJSON(w, http.StatusOK, a)
 	return nil
 }
 

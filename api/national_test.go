@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -65,7 +66,12 @@ func (p *provinceAlerts) SendAlert(ctx context.Context, a *loa.Alert) error {
 }
 
 func (p *provinceAlerts) CancelAlert(ctx context.Context, id, reason string) error {
-	return loa.Errorf(loa.EUNSUPPORTED, "not here")
+	a, err := p.db.Alert(ctx, id)
+	if err != nil {
+		return err
+	}
+	a.State, a.Reason, a.EndedAt = loa.AlertCancelled, reason, time.Now().UTC()
+	return p.db.PutAlert(ctx, a)
 }
 func (p *provinceAlerts) Alert(ctx context.Context, id string) (*loa.Alert, error) {
 	return p.db.Alert(ctx, id)
@@ -412,6 +418,19 @@ func TestNationalAlertsReachProvinces(t *testing.T) {
 		t.Errorf("qn sounded %d alerts, want 1 (retries must not repeat a delivered push)", n)
 	}
 
+	// Cancelled: each province is sent a CAP Cancel; Hà Nội's alert, still
+	// running, is cancelled there (Quảng Ngãi's had finished).
+	r = nat.do(t, "POST", "/api/v1/national/alerts/"+a.ID+"/cancel", map[string]any{"reason": "báo nhầm"})
+	want(t, r, http.StatusOK)
+	loatest.Eventually(t, 10*time.Second, func() bool {
+		a = nat.alert(t, a.ID)
+		return push(a, "qn").CancelState == loa.PushDelivered && push(a, "hn").CancelState == loa.PushDelivered
+	}, "the cancel delivered to both provinces")
+	if ha, err := hn.db.Alert(context.Background(), push(a, "hn").AlertID); err != nil || ha.State != loa.AlertCancelled || !strings.Contains(ha.Reason, "báo nhầm") {
+		t.Errorf("hn's alert after the cancel: %+v %v", ha, err)
+	}
+	wantError(t, nat.do(t, "POST", "/api/v1/national/alerts/"+a.ID+"/cancel", nil), http.StatusConflict, loa.ECONFLICT)
+
 	// A restart: pushes stored pending go out from the new process.
 	stop()
 	hn.gate.down.Store(true)
@@ -447,6 +466,16 @@ func TestNationalAlertsReachProvinces(t *testing.T) {
 		t.Fatalf("from CAP: %+v", b)
 	}
 	loatest.Eventually(t, 10*time.Second, func() bool { return push(nat.alert(t, b.ID), "hn").State == loa.PushDelivered }, "CAP pushed to hn")
+	// The source's Cancel of that message cancels it in the province.
+	cancel := fmt.Appendf(nil, `<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>src-1c</identifier>
+<sender>nchmf.gov.vn</sender><sent>%s</sent><status>Actual</status><msgType>Cancel</msgType><scope>Public</scope>
+<note>hết bão</note><references>nchmf.gov.vn,src-1,%s</references></alert>`, cap.FormatTime(time.Now().In(ict)), cap.FormatTime(time.Now().In(ict)))
+	r = exchange(t, nat.srv.Client(), "POST", nat.srv.URL+"/api/v1/alerts/cap", nat.source, cancel)
+	want(t, r, http.StatusOK)
+	loatest.Eventually(t, 10*time.Second, func() bool { return push(nat.alert(t, b.ID), "hn").CancelState == loa.PushDelivered }, "the source's cancel relayed to hn")
+	if ha, err := hn.db.Alert(context.Background(), push(nat.alert(t, b.ID), "hn").AlertID); err != nil || ha.State != loa.AlertCancelled {
+		t.Errorf("hn's alert after the source's cancel: %+v %v", ha, err)
+	}
 	wantError(t, exchange(t, nat.srv.Client(), "POST", nat.srv.URL+"/api/v1/alerts/cap", nat.source, capXMLFrom("nchmf.gov.vn", "src-2", "77")),
 		http.StatusBadRequest, loa.EINVALID, "no geocode names a registered province")
 	wantError(t, exchange(t, nat.srv.Client(), "POST", nat.srv.URL+"/api/v1/alerts/cap", nat.source, capXMLFrom("other.source", "src-3", "01")),

@@ -470,6 +470,7 @@ func (s *Server) routes() []apiRoute {
 	route("GET /api/v1/national/alerts", loa.ActionRead, s.listNational)
 	route("POST /api/v1/national/alerts", loa.ActionSession, s.sendNational)
 	route("GET /api/v1/national/alerts/{id}", loa.ActionRead, s.getNational)
+	route("POST /api/v1/national/alerts/{id}/cancel", loa.ActionSession, s.cancelNational)
 	add("GET /api/v1/alerts/{id}/events", loa.ActionRead, queryToken(s.auth(loa.ActionRead, s.alertEvents))) // EventSource: also ?access_token=
 	route("PUT /api/v1/areas/{id}/tests", loa.ActionArea, s.setAreaTests)
 	route("PUT /api/v1/areas/{id}/approval", loa.ActionArea, s.setAreaApproval)

@@ -158,7 +158,8 @@ func (n *National) IngestNationalCAP(ctx context.Context, msg *cap.Message, by s
 	case msg.MsgType == "Ack" || msg.MsgType == "Error":
 		return nil, "msgType " + msg.MsgType + " answers a message; nothing is pushed to the provinces", nil
 	case msg.MsgType == "Cancel":
-		return nil, "", loa.Errorf(loa.EUNSUPPORTED, "msgType: Cancel is not relayed to provinces yet; cancel in each province")
+		a, err := n.cancelFromSource(ctx, msg, by, may)
+		return a, "", err
 	}
 	if len(msg.Info) == 0 {
 		return nil, "", loa.Errorf(loa.EINVALID, "info: none: nothing to push")
@@ -224,6 +225,77 @@ func (n *National) IngestNationalCAP(ctx context.Context, msg *cap.Message, by s
 	}
 	a, err := n.start(ctx, na, provs, by)
 	return a, "", err
+}
+
+// CancelNational cancels national alert id: a province that took it (or
+// may have: a try went out) is sent a CAP Cancel, retried until expiry;
+// one never tried is not. ECONFLICT if already cancelled; may checks the
+// caller's authority over the alert first.
+func (n *National) CancelNational(ctx context.Context, id, reason, by string, may func(*loa.NationalAlert) error) (*loa.NationalAlert, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	a, err := n.cfg.DB.NationalAlert(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if may != nil {
+		if err := may(a); err != nil {
+			return nil, err
+		}
+	}
+	if !a.CancelledAt.IsZero() {
+		return nil, loa.Errorf(loa.ECONFLICT, "national alert %s was cancelled at %s", id, a.CancelledAt.Format(time.RFC3339))
+	}
+	now := n.cfg.Now().UTC()
+	a.CancelledAt, a.CancelledBy, a.CancelReason = now, by, truncate(loa.OneLine(reason), 300)
+	for i := range a.Provinces {
+		p := &a.Provinces[i]
+		tried := p.State == loa.PushDelivered || p.Attempts > 0 && p.State != loa.PushRefused
+		if !p.Final() {
+			p.State, p.NextAttempt = loa.PushCancelled, time.Time{}
+		}
+		if tried && now.Before(a.ExpiresAt) {
+			p.CancelState, p.CancelNext = loa.PushPending, now
+		}
+	}
+	if err := n.cfg.DB.PutNationalAlert(ctx, a); err != nil {
+		return nil, err
+	}
+	n.log.Info("national alert cancelled", "id", id, "by", by, "reason", a.CancelReason)
+	n.kick()
+	return a, nil
+}
+
+// cancelFromSource cancels the national alerts the source's Cancel
+// references (made from those messages); ENOTFOUND if none.
+func (n *National) cancelFromSource(ctx context.Context, msg *cap.Message, by string, may func(*loa.NationalAlert) error) (*loa.NationalAlert, error) {
+	all, err := n.cfg.DB.NationalAlerts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	reason := "CAP Cancel " + msg.Sender + "," + msg.Identifier
+	if msg.Note != "" {
+		reason += ": " + msg.Note
+	}
+	var first *loa.NationalAlert
+	for _, ref := range msg.Refs {
+		for _, a := range all {
+			if a.Source != ref.Sender+","+ref.Identifier || !a.CancelledAt.IsZero() {
+				continue
+			}
+			c, err := n.CancelNational(ctx, a.ID, reason, by, may)
+			if err != nil {
+				return nil, err
+			}
+			if first == nil {
+				first = c
+			}
+		}
+	}
+	if first == nil {
+		return nil, loa.Errorf(loa.ENOTFOUND, "references: no national alert came from %s", msg.References)
+	}
+	return first, nil
 }
 
 // pick returns the provinces of ids, or every province.
@@ -349,6 +421,10 @@ func (n *National) stepAlert(ctx context.Context, na *loa.NationalAlert) time.Ti
 	for i := range na.Provinces {
 		p := &na.Provinces[i]
 		switch {
+		case p.CancelDue() && (!now.Before(p.CancelNext) || !now.Before(na.ExpiresAt)):
+		case p.CancelDue():
+			soon(p.CancelNext)
+			continue
 		case !p.Final() && !now.Before(na.ExpiresAt):
 		case !p.Final() && !now.Before(p.NextAttempt):
 		case !p.Final():
@@ -386,9 +462,22 @@ func (n *National) stepAlert(ctx context.Context, na *loa.NationalAlert) time.Ti
 		return now.Add(n.cfg.RetryMin)
 	}
 	for k, j := range jobs {
-		if j.i < len(cur.Provinces) && cur.Provinces[j.i].Province == results[k].Province {
-			cur.Provinces[j.i] = results[k]
+		if j.i >= len(cur.Provinces) || cur.Provinces[j.i].Province != results[k].Province {
+			continue
 		}
+		res := results[k]
+		if !cur.CancelledAt.IsZero() && na.CancelledAt.IsZero() {
+			// Cancelled while this try was out: stop trying, and cancel
+			// in the province if the try may have reached it.
+			tried := res.State == loa.PushDelivered || res.Attempts > 0 && res.State != loa.PushRefused
+			if !res.Final() {
+				res.State, res.NextAttempt = loa.PushCancelled, time.Time{}
+			}
+			if tried && res.CancelState == "" && now.Before(cur.ExpiresAt) {
+				res.CancelState, res.CancelNext = loa.PushPending, now.UTC()
+			}
+		}
+		cur.Provinces[j.i] = res
 	}
 	cur.Totals = loa.AlertTotals{}
 	for _, p := range cur.Provinces {
@@ -400,6 +489,8 @@ func (n *National) stepAlert(ctx context.Context, na *loa.NationalAlert) time.Ti
 	}
 	for _, p := range cur.Provinces {
 		switch {
+		case p.CancelDue():
+			soon(p.CancelNext)
 		case !p.Final():
 			soon(p.NextAttempt)
 		case p.State == loa.PushDelivered && p.AlertID != "" && !alertEnded(p.AlertState) && now.Before(cur.ExpiresAt.Add(pollGrace)):
@@ -429,6 +520,13 @@ func (n *National) work(ctx context.Context, na *loa.NationalAlert, p loa.Provin
 		if !p.Final() {
 			p.State, p.Reason, p.NextAttempt = loa.PushRefused, "the province was removed from the national list", time.Time{}
 		}
+		if p.CancelDue() {
+			p.CancelState, p.CancelReason = loa.PushRefused, "the province was removed from the national list"
+		}
+		return p
+	}
+	if p.CancelDue() {
+		n.cancel(ctx, na, prov, &p, now)
 		return p
 	}
 	if p.Final() {
@@ -457,6 +555,75 @@ func (n *National) work(ctx context.Context, na *loa.NationalAlert, p loa.Provin
 		n.poll(ctx, prov, &p, now)
 	}
 	return p
+}
+
+// cancel sends prov the CAP Cancel of na once and records what came of it.
+func (n *National) cancel(ctx context.Context, na *loa.NationalAlert, prov *loa.Province, p *loa.ProvincePush, now time.Time) {
+	if !now.Before(na.ExpiresAt) {
+		p.CancelState, p.CancelNext = loa.PushExpired, time.Time{}
+		p.CancelReason = strings.TrimSpace("the alert expired (in the province too) before the cancel got there; " + p.CancelReason)
+		return
+	}
+	p.CancelAttempts++
+	body, err := NationalCancelMessage(na)
+	if err != nil {
+		p.CancelState, p.CancelReason = loa.PushRefused, "building the CAP Cancel: "+loa.ErrorMessage(err)
+		return
+	}
+	status, data, err := n.do(ctx, prov, http.MethodPost, "/api/v1/alerts/cap", body)
+	switch {
+	case err != nil:
+		p.CancelState, p.CancelReason = loa.PushUnreachable, err.Error()
+	case status == http.StatusOK:
+		p.CancelState, p.CancelReason = loa.PushDelivered, ""
+	case status == http.StatusNotFound:
+		p.CancelState, p.CancelReason = loa.PushDelivered, "the province had no alert of it"
+	case status >= 400 && status < 500 && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests:
+		e := decodeError(data)
+		p.CancelState, p.CancelReason = loa.PushRefused, fmt.Sprintf("%d %s: %s", status, e.Code, e.Error)
+	default:
+		e := decodeError(data)
+		p.CancelState, p.CancelReason = loa.PushUnreachable, fmt.Sprintf("%d %s: %s", status, e.Code, e.Error)
+	}
+	if p.CancelState == loa.PushUnreachable {
+		d := n.cfg.RetryMin << min(p.CancelAttempts-1, 16)
+		if d > n.cfg.RetryMax || d <= 0 {
+			d = n.cfg.RetryMax
+		}
+		p.CancelNext = min64(now.Add(d), na.ExpiresAt).UTC()
+	} else {
+		p.CancelNext = time.Time{}
+		n.log.Info("national alert: cancel", "id", na.ID, "province", prov.ID, "state", p.CancelState, "reason", p.CancelReason)
+	}
+}
+
+func min64(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// NationalCancelMessage is the CAP Cancel of a cancelled national alert:
+// it references the message every province was sent.
+func NationalCancelMessage(na *loa.NationalAlert) ([]byte, error) {
+	sent := cap.FormatTime(na.CreatedAt.In(ict))
+	m := cap.Message{XMLName: xml.Name{Space: cap.Namespace, Local: "alert"},
+		Identifier: na.ID + ".cancel", Sender: na.Sender, Sent: cap.FormatTime(na.CancelledAt.In(ict)),
+		Status: "Actual", MsgType: "Cancel", Scope: "Public", Note: na.CancelReason,
+		References: na.Sender + "," + na.ID + "," + sent}
+	if na.Test {
+		m.Status = "Exercise"
+	}
+	var buf bytes.Buffer
+	buf.WriteString(xml.Header)
+	if err := xml.NewEncoder(&buf).Encode(m); err != nil {
+		return nil, fmt.Errorf("national alert %s: CAP Cancel: %w", na.ID, err)
+	}
+	if _, err := cap.Parse(buf.Bytes()); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // alertAnswer is what a province answers about its alert (its API's view).

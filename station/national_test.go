@@ -87,7 +87,7 @@ func FuzzNationalCAP(f *testing.F) {
 		a, silent, err := n.IngestNationalCAP(context.Background(), msg, "tok-1", nil)
 		switch {
 		case err != nil:
-			if c := loa.ErrorCode(err); c != loa.EINVALID && c != loa.EUNSUPPORTED && c != loa.ETOOLARGE {
+			if c := loa.ErrorCode(err); c != loa.EINVALID && c != loa.ENOTFOUND && c != loa.ETOOLARGE {
 				t.Fatalf("error code %s: %v", c, err)
 			}
 		case silent != "":
@@ -108,6 +108,14 @@ func FuzzNationalCAP(f *testing.F) {
 				if err != nil || m.Sender != "canhbao.gov.vn" || m.Identifier != a.ID || !strings.Contains(string(b), "<value>"+prov.Code+"</value>") {
 					t.Fatalf("push to %s: %v\n%s", p.Province, err, b)
 				}
+			}
+			a.CancelledAt, a.CancelReason = now, msg.Note
+			b, err := station.NationalCancelMessage(a)
+			if err != nil {
+				t.Fatalf("cancel: %v", err)
+			}
+			if m, err := cap.Parse(b); err != nil || m.MsgType != "Cancel" || len(m.Refs) != 1 || m.Refs[0].Identifier != a.ID {
+				t.Fatalf("cancel: %v\n%s", err, b)
 			}
 		}
 	})
