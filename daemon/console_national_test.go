@@ -116,15 +116,24 @@ func consoleNational(t *testing.T, f *consoleFixture) {
 				h && h.classList.contains("delivered") && h.querySelector(".communes li[data-id='ba']") !== null &&
 				h.querySelector(".communes li[data-id='ba']").textContent.includes("Xã Ba Vì"); })()`))
 	n.check("national")
+	// Cancelled from the card: Hà Nội is told and cancels its alert.
+	n.step("cancel it",
+		chromedp.Click(chromedp.CSS("#national-alerts li.national-alert button.cancel")),
+		n.until(`(() => { const card = document.querySelector("#national-alerts li.national-alert");
+			const h = card.querySelector(".push[data-province='hn']");
+			return !card.querySelector(".cancelled").hidden && card.querySelector("button.cancel").hidden && h.classList.contains("delivered") &&
+				h.querySelector(".state").textContent.includes("tỉnh đã huỷ"); })()`))
 	var alerts []loa.NationalAlert
 	if err := api.NewClient(nat.URL(), nat.AdminToken).JSON(bg, "GET", "/api/v1/national/alerts", nil, &alerts); err != nil || len(alerts) != 1 {
 		t.Fatalf("national alerts %+v %v", alerts, err)
 	}
 	for _, p := range alerts[0].Provinces {
-		if p.AlertID != "" {
-			if err := pc.JSON(bg, "POST", "/api/v1/alerts/"+p.AlertID+"/cancel", map[string]any{"reason": "test"}, nil); err != nil {
-				t.Fatal(err)
-			}
+		if p.AlertID == "" {
+			continue
+		}
+		var pa loa.Alert
+		if err := pc.JSON(bg, "GET", "/api/v1/alerts/"+p.AlertID, nil, &pa); err != nil || pa.State != loa.AlertCancelled {
+			t.Errorf("the province's alert after the national cancel: %s %v", pa.State, err)
 		}
 	}
 	n.signOut()

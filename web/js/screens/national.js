@@ -97,9 +97,14 @@ export default {
       if (p.state === "unreachable") return s + " · " + t("national.attempts", { n: p.attempts });
       return s;
     };
-    const alerts = new List(alertBox, () => el("li", { class: "card national-alert" },
-      el("p", { class: "title" }), el("p", { class: "meta when" }), el("p", { class: "total", "aria-live": "polite" }),
-      el("ul", { class: "pushes" })),
+    const alerts = new List(alertBox, (a) => {
+      const e = el("p", { class: "action-error", role: "alert", hidden: true });
+      const stop = el("button", { type: "button", class: "cancel danger", text: t("national.cancel"), hidden: true });
+      stop.addEventListener("click", () => cancelAlert(alerts.items.get(a.id), e));
+      return el("li", { class: "card national-alert" },
+        el("p", { class: "title" }), el("p", { class: "meta when" }), el("p", { class: "total", "aria-live": "polite" }),
+        el("p", { class: "cancelled", hidden: true }), el("ul", { class: "pushes" }), el("div", { class: "buttons" }, stop), e);
+    },
     (li, a) => {
       li.querySelector(".title").textContent = t("alerts.level." + a.level) + ": " + a.title;
       li.querySelector(".when").textContent = t("national.when", { at: dateTime(a.created_at), until: dateTime(a.expires_at) }) +
@@ -110,6 +115,13 @@ export default {
       const tl = li.querySelector(".total");
       if (tl.textContent !== total) tl.textContent = total;
       li.classList.toggle("emergency", a.level === "khan_cap");
+      const cancelled = Boolean(a.cancelled_at);
+      const cl = li.querySelector(".cancelled");
+      cl.hidden = !cancelled;
+      cl.textContent = cancelled ? t("national.cancelled", { at: dateTime(a.cancelled_at), reason: a.cancel_reason || "" }) : "";
+      const stop = li.querySelector("button.cancel");
+      stop.hidden = !canSend || cancelled || new Date(a.expires_at) <= new Date();
+      stop.setAttribute("aria-label", t("national.cancel.named", { title: a.title }));
       const ul = li.querySelector(".pushes");
       for (const p of a.provinces) {
         let row = ul.querySelector(`li[data-province="${CSS.escape(p.province)}"]`);
@@ -121,9 +133,10 @@ export default {
         }
         row.className = "push " + p.state;
         row.querySelector(".name").textContent = p.name;
-        const st = stateText(p);
+        let st = stateText(p);
+        if (p.cancel_state) st += " · " + t("national.cancel." + p.cancel_state);
         if (row.querySelector(".state").textContent !== st) row.querySelector(".state").textContent = st;
-        row.querySelector(".reason").textContent = p.reason || "";
+        row.querySelector(".reason").textContent = [p.reason, p.cancel_reason].filter(Boolean).join(" · ");
         const cl = row.querySelector(".communes");
         for (const cm of p.communes || []) {
           let line = cl.querySelector(`li[data-id="${CSS.escape(cm.id)}"]`);
@@ -138,6 +151,17 @@ export default {
       }
     }, t("national.sent.empty"), (a, b) => b.id.localeCompare(a.id));
 
+    const cancelAlert = async (a, errBox) => {
+      clearErrors(errBox.parentElement);
+      if (!window.confirm(t("national.cancel.confirm", { title: a.title }))) return;
+      try {
+        alerts.put(await api.post("/api/v1/national/alerts/" + encodeURIComponent(a.id) + "/cancel", {}));
+        say(t("national.cancel.done", { title: a.title }));
+      } catch (e) {
+        errBox.replaceChildren(errorText(e));
+        errBox.hidden = false;
+      }
+    };
     const removeProvince = async (p, errBox) => {
       clearErrors(errBox.parentElement);
       try {
