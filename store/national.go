@@ -25,7 +25,7 @@ func (db *DB) PutProvince(ctx context.Context, p *loa.Province, create bool) err
 	if err := p.Validate(); err != nil {
 		return err
 	}
-	return db.update(ctx, func(tx *bolt.Tx) error {
+	return db.update(ctx, func(tx *wtx) error {
 		if _, err := tx.CreateBucketIfNotExists(bucketProvinces); err != nil {
 			return fmt.Errorf("create bucket %s: %w", bucketProvinces, err)
 		}
@@ -61,12 +61,12 @@ func (db *DB) Provinces(ctx context.Context) ([]*loa.Province, error) {
 // DeleteProvince removes province id, ENOTFOUND if missing. Pushes already
 // made to it keep their record.
 func (db *DB) DeleteProvince(ctx context.Context, id string) error {
-	return db.update(ctx, func(tx *bolt.Tx) error {
+	return db.update(ctx, func(tx *wtx) error {
 		b := tx.Bucket(bucketProvinces)
 		if b == nil || b.Get([]byte(id)) == nil {
 			return loa.Errorf(loa.ENOTFOUND, "no province %q", id)
 		}
-		return b.Delete([]byte(id))
+		return tx.del(bucketProvinces, []byte(id))
 	})
 }
 
@@ -75,7 +75,7 @@ func (db *DB) PutNationalAlert(ctx context.Context, a *loa.NationalAlert) error 
 	if a.ID == "" {
 		return fmt.Errorf("national alert without id")
 	}
-	return db.update(ctx, func(tx *bolt.Tx) error {
+	return db.update(ctx, func(tx *wtx) error {
 		if _, err := tx.CreateBucketIfNotExists(bucketNationalAlerts); err != nil {
 			return fmt.Errorf("create bucket %s: %w", bucketNationalAlerts, err)
 		}
