@@ -6,6 +6,7 @@ import (
 	"net"
 	"syscall"
 
+	"github.com/pion/rtp"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 )
@@ -38,8 +39,9 @@ type fanout struct {
 	w    batchWriter
 	conn *net.UDPConn
 	msgs []ipv4.Message
-	vecs [][]byte // two per message: the shared header, then the shared payload
-	bufs [][]byte // one datagram per message, for sealed sends
+	vecs [][]byte   // two per message: the shared header, then the shared payload
+	bufs [][]byte   // one datagram per message, for sealed sends
+	hdr  rtp.Header // what the SRTP sealer parses a packet's header into
 }
 
 func newFanout(c *net.UDPConn, w batchWriter) *fanout {

@@ -199,18 +199,18 @@ type sealedDest struct {
 	tx *srtpTx
 }
 
-// destSet is who gets a session's packets now: plain receivers share one
-// datagram, sealed ones get theirs each.
+// destSet is who gets a session's packets now, one part per shard.
 type destSet struct {
-	plain  []*net.UDPAddr
-	sealed []sealedDest
+	parts []destPart
+	n     int // receivers in every part
 }
 
-func (d *destSet) len() int { return len(d.plain) + len(d.sealed) }
+func (d *destSet) len() int { return d.n }
 
 // listener is a static third-party receiver added through SDP.
 type listener struct {
-	addr netip.AddrPort
-	ua   *net.UDPAddr
-	tx   *srtpTx // SDES key; nil: plain RTP (an admin asked)
+	shard int
+	addr  netip.AddrPort
+	ua    *net.UDPAddr
+	tx    *srtpTx // SDES key; nil: plain RTP (an admin asked)
 }
