@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/loa-broadcast/loa/firmware-sim"
+	firmwaresim "github.com/loa-broadcast/loa/firmware-sim"
 	"github.com/loa-broadcast/loa/protocol"
 )
 

@@ -82,9 +82,9 @@ type Config struct {
 	Shards int
 	Logger *slog.Logger
 
-	// oneDescriptor makes every shard send through the one descriptor
-	// (and its write lock): the bench's comparison, never the product.
-	oneDescriptor bool
+	// sendMode is how shards reach the media port; only the bench
+	// changes it, to compare.
+	sendMode sendMode
 }
 
 // Offsets tells a receiver's delay offset in ms (devices.Fleet implements
@@ -130,8 +130,11 @@ type Engine struct {
 	shardMin int
 	// shardSent counts the datagrams each shard sent in parallel sends.
 	shardSent []atomic.Uint64
-	public    string
-	is4       bool
+	// rtpSent counts RTP datagrams sent, every session together (the
+	// bench reads it; the metrics are for Prometheus).
+	rtpSent atomic.Uint64
+	public  string
+	is4     bool
 
 	ctx    context.Context // cancelled by Close; bounds device commands
 	cancel context.CancelFunc
@@ -169,7 +172,16 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	var lc net.ListenConfig
+	lc := net.ListenConfig{Control: reusePort}
+	if reusePort != nil && cfg.sendMode == sendSockets {
+		// The shards' send sockets join the port's SO_REUSEPORT group. A
+		// port some other socket holds is still refused, as without it.
+		if err := probePort(ctx, cfg.Bind); err != nil {
+			return nil, err
+		}
+	} else {
+		lc.Control = nil
+	}
 	pc, err := lc.ListenPacket(ctx, "udp", cfg.Bind)
 	if err != nil {
 		return nil, fmt.Errorf("broadcast: listen %q: %w", cfg.Bind, err)
@@ -190,7 +202,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		public = netip.AddrPortFrom(a, local.Port()).String()
 	}
 	bw := newBatchWriter(conn)
-	senders, err := openSenders(conn, bw, shardCount(cfg.Shards), cfg.oneDescriptor)
+	senders, mode, err := openSenders(conn, bw, shardCount(cfg.Shards), cfg.sendMode)
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -221,8 +233,22 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	e.subs.Store(&[]*subscriber{})
 	e.wg.Add(1)
 	go e.readLoop()
-	e.log.Info("media socket open", "addr", local.String(), "public", public, "shards", len(senders))
+	e.log.Info("media socket open", "addr", local.String(), "public", public, "shards", len(senders), "send", mode.String())
 	return e, nil
+}
+
+// probePort fails when bind's port is taken, binding it without
+// SO_REUSEPORT for a moment; port 0 is never taken.
+func probePort(ctx context.Context, bind string) error {
+	if _, port, err := net.SplitHostPort(bind); err == nil && (port == "0" || port == "") {
+		return nil
+	}
+	var lc net.ListenConfig
+	pc, err := lc.ListenPacket(ctx, "udp", bind)
+	if err != nil {
+		return fmt.Errorf("broadcast: listen %q: %w", bind, err)
+	}
+	return pc.Close()
 }
 
 // Close stops every session (BYE, ended stopped "shutdown", no device

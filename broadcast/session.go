@@ -274,6 +274,7 @@ func (s *session) stream(ctx context.Context, fo *crew) (state, reason string, s
 		k, err := out.sent, out.err
 		s.e.metrics.packets.Add(float64(k))
 		s.e.metrics.bytes.Add(float64(out.octets))
+		s.e.rtpSent.Add(uint64(k))
 		if err != nil {
 			s.e.metrics.sendErrors.Add(float64(dests.len() - k))
 			if n-warned >= reportEvery { // a persistent fault logs once a second, not 50 times

@@ -10,14 +10,14 @@ import (
 // A session's receivers are split into shards, one sending goroutine per
 // core (Config.Shards). A receiver stays in the shard Start (or
 // AddListener) put it in, so its SRTP sealing state is only ever touched by
-// that shard's goroutine on the hot path (its lock is uncontended). Each
-// shard sends through its own descriptor of the one media socket (dup(2)):
-// a Go socket has one write lock, which would serialise every shard's
-// sendmmsg; the kernel takes no socket lock to send an uncorked UDP
-// datagram, so the dups send in parallel. RTCP is still read from the one
-// original descriptor, by one goroutine: receivers' reports are a few
-// thousand a second at most, and their authentication state stays as it
-// was (docs/architecture.md, "Every core").
+// that shard's goroutine on the hot path (its lock is uncontended). On
+// Linux each shard sends through a send-only socket of its own, bound to
+// the media port beside the engine's socket (SO_REUSEPORT, every incoming
+// datagram steered to the engine's socket by a BPF program): RTCP is still
+// read from that one socket by one goroutine, and its authentication state
+// stays as it was. Elsewhere each shard sends through a dup of the media
+// socket. docs/architecture.md, "Every core", says why and what was
+// measured.
 
 // maxShards bounds Config.Shards.
 const maxShards = 64
@@ -27,36 +27,56 @@ const maxShards = 64
 // goroutine sends every shard's part in turn.
 const minShardDests = 512
 
-// sender is one shard's descriptor of the media socket.
-type sender struct {
-	conn *net.UDPConn
-	bw   batchWriter
+// sendMode is how shards reach the media port.
+type sendMode int
+
+const (
+	sendSockets sendMode = iota // send-only sockets on the port (Linux); dups elsewhere
+	sendDups                    // dups of the media socket: each its own write lock, one wait queue
+	sendOne                     // the media socket itself for every shard: one write lock
+)
+
+func (m sendMode) String() string {
+	return [...]string{"send-only sockets", "dup'ed descriptors", "one descriptor"}[m]
 }
 
-// openSenders returns k senders for conn: conn itself, then k-1 dups of
-// it (all conn when one is set: the comparison the bench draws).
-func openSenders(conn *net.UDPConn, bw batchWriter, k int, one bool) ([]sender, error) {
+// sender is one shard's way to the media port.
+type sender struct {
+	conn  *net.UDPConn // the media socket, or a dup of it; fanout's fallback sends through it
+	bw    batchWriter
+	close func() error // nil: nothing of its own to close
+}
+
+// openSenders returns k senders for the media socket conn.
+func openSenders(conn *net.UDPConn, bw batchWriter, k int, mode sendMode) ([]sender, sendMode, error) {
+	if mode == sendSockets {
+		out, err := openSendSockets(conn, k)
+		if err == nil {
+			return out, mode, nil
+		}
+		mode = sendDups
+	}
 	out := []sender{{conn: conn, bw: bw}}
 	for len(out) < k {
-		if one {
+		if mode == sendOne {
 			out = append(out, out[0])
 			continue
 		}
 		c, err := dupConn(conn)
 		if err != nil {
 			closeSenders(out)
-			return nil, err
+			return nil, mode, err
 		}
-		out = append(out, sender{conn: c, bw: newBatchWriter(c)})
+		out = append(out, sender{conn: c, bw: newBatchWriter(c), close: c.Close})
 	}
-	return out, nil
+	return out, mode, nil
 }
 
-// closeSenders closes the dups (never out[0], the engine's own socket).
+// closeSenders closes what the senders opened (never the media socket).
 func closeSenders(out []sender) {
-	for _, s := range out[1:] {
-		if s.conn != out[0].conn {
-			s.conn.Close()
+	for _, s := range out {
+		if s.close != nil {
+			s.close()
 		}
 	}
 }

@@ -2,6 +2,7 @@ package broadcast
 
 import (
 	"context"
+	"net"
 	"testing"
 
 	"github.com/loa-broadcast/loa"
@@ -10,8 +11,10 @@ import (
 
 // TestShardedFanout streams a session to SRTP receivers on real sockets
 // with its fan-out split across two shards, each on its own goroutine and
-// descriptor: every receiver gets every packet, from the media socket's
-// address, authenticated under its own key, and both shards sent.
+// socket: every receiver gets every packet, from the media socket's
+// address, authenticated under its own key, and both shards sent. The
+// receivers' first reports reach the engine's reader through the port the
+// send sockets share (the lead waits for them).
 func TestShardedFanout(t *testing.T) {
 	const n, frames = 24, 40
 	rx, err := openBenchReceivers(n, true)
@@ -29,8 +32,13 @@ func TestShardedFanout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	if len(e.senders) != 2 || e.senders[0].conn == e.senders[1].conn {
-		t.Fatalf("%d senders, want 2 descriptors", len(e.senders))
+	if len(e.senders) != 2 {
+		t.Fatalf("%d senders, want 2", len(e.senders))
+	}
+	for i, s := range e.senders {
+		if s.close == nil {
+			t.Errorf("shard %d sends through the media socket itself, not a socket or descriptor of its own", i)
+		}
 	}
 	e.shardMin = 1 // a small session takes the parallel path too
 
@@ -66,5 +74,30 @@ func TestShardsBounded(t *testing.T) {
 		if _, err := Open(context.Background(), Config{Bind: "127.0.0.1:0", Shards: k}); loa.ErrorCode(err) != loa.EINVALID {
 			t.Errorf("shards %d: %v, want EINVALID", k, err)
 		}
+	}
+}
+
+// TestMediaPortTaken: the send sockets share the media port through
+// SO_REUSEPORT, yet a port another socket, or another engine, holds is
+// refused as before.
+func TestMediaPortTaken(t *testing.T) {
+	ctx := context.Background()
+	e, err := Open(ctx, Config{Bind: "127.0.0.1:0", Shards: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if e2, err := Open(ctx, Config{Bind: e.LocalAddr().String(), Shards: 2}); err == nil {
+		e2.Close()
+		t.Errorf("a second engine opened %s", e.LocalAddr())
+	}
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if e3, err := Open(ctx, Config{Bind: c.LocalAddr().String(), Shards: 2}); err == nil {
+		e3.Close()
+		t.Errorf("an engine opened %s, which a socket holds", c.LocalAddr())
 	}
 }
