@@ -23,7 +23,7 @@ import (
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/api"
 	"github.com/loa-broadcast/loa/daemon"
-	firmwaresim "github.com/loa-broadcast/loa/firmware-sim"
+	"github.com/loa-broadcast/loa/firmware-sim"
 	"github.com/loa-broadcast/loa/media"
 	"github.com/loa-broadcast/loa/protocol"
 )

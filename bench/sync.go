@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	firmwaresim "github.com/loa-broadcast/loa/firmware-sim"
+	"github.com/loa-broadcast/loa/firmware-sim"
 	"github.com/loa-broadcast/loa/protocol"
 )
 
