@@ -62,13 +62,16 @@ func openSendSockets(conn *net.UDPConn, k int) ([]sender, error) {
 			closeSenders(append([]sender{{conn: conn}}, out...))
 			return nil, err
 		}
-		out = append(out, sender{conn: conn, bw: w, close: w.close})
+		out = append(out, sender{conn: conn, close: w.close,
+			// Its scratch is the caller's: sessions running at once each
+			// have their own, over the one socket.
+			writer: func() batchWriter { return &rawWriter{fd: w.fd, v6: w.v6} }})
 	}
 	return out, nil
 }
 
 // rawWriter is a send-only UDP socket written with sendmmsg(2) directly:
-// a batchWriter for one shard.
+// a batchWriter for one shard of one session (its scratch is not shared).
 type rawWriter struct {
 	fd   int
 	v6   bool

@@ -42,9 +42,19 @@ func (m sendMode) String() string {
 
 // sender is one shard's way to the media port.
 type sender struct {
-	conn  *net.UDPConn // the media socket, or a dup of it; fanout's fallback sends through it
-	bw    batchWriter
-	close func() error // nil: nothing of its own to close
+	conn *net.UDPConn // the media socket, or a dup of it; fanout's fallback sends through it
+	bw   batchWriter  // safe for concurrent use (x/net's); or nil and writer set
+	// writer, if set, makes a batchWriter for one goroutine.
+	writer func() batchWriter
+	close  func() error // nil: nothing of its own to close
+}
+
+// batchWriter for one goroutine.
+func (s sender) batchWriter() batchWriter {
+	if s.writer != nil {
+		return s.writer()
+	}
+	return s.bw
 }
 
 // openSenders returns k senders for the media socket conn.
@@ -156,7 +166,7 @@ type crew struct {
 func newCrew(e *Engine) *crew {
 	c := &crew{e: e, outs: make([]sendOut, len(e.senders))}
 	for i, s := range e.senders {
-		c.fos = append(c.fos, newFanout(s.conn, s.bw))
+		c.fos = append(c.fos, newFanout(s.conn, s.batchWriter()))
 		if i == 0 {
 			continue
 		}
