@@ -349,7 +349,11 @@ func (e *Engine) Start(ctx context.Context, s *loa.Session, src Source, frames i
 		if _, dup := ss.targets[id]; dup || id == "" {
 			continue
 		}
-		t := &target{s: ss, device: id, shard: len(ss.order) % len(e.senders)}
+		// Shards take runs of receivers, not every K-th one: receivers
+		// started one after the other have their SRTP state side by side
+		// in memory, and two shards sealing for neighbours would share
+		// its cache lines.
+		t := &target{s: ss, device: id, shard: len(ss.order) * len(e.senders) / len(s.Devices)}
 		switch {
 		case e.cfg.Caps != nil && e.cfg.Caps.HasCap(id, protocol.CapSRTPGCM):
 			sec, err := newTargetSRTP(ss.secret[:], id, e.cfg.Fence, s.SSRC)
