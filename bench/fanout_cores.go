@@ -58,7 +58,7 @@ func benchFanoutCores(ctx context.Context, n, cores int, d time.Duration, gst st
 		"pps_1_core": r.One.PPS, "pps_cores": r.Many.PPS,
 		"saturated_1_core": r.One.Saturated, "saturated_cores": r.Many.Saturated,
 		"scaling_efficiency": r.ScalingEfficiency, "scaling_basis": r.ScalingBasis,
-		"cpu_efficiency":         r.CPUEfficiency, "scaling_efficiency_throughput": r.ThroughputEfficiency,
+		"cpu_efficiency": r.CPUEfficiency, "scaling_efficiency_throughput": r.ThroughputEfficiency,
 		"us_per_datagram":        r.Many.USPerDatagram,
 		"us_per_datagram_1_core": r.One.USPerDatagram,
 		"pps_one_descriptor":     r.OneDescriptor.PPS, "speedup_one_descriptor": r.OneDescriptorSpeedup,

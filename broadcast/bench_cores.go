@@ -77,7 +77,7 @@ type CoresResult struct {
 	ScalingEfficiency    float64
 	ScalingBasis         string
 	ThroughputEfficiency float64 // Many.PPS / (Cores × One.PPS), whatever the cores obtained
-	CPUEfficiency     float64 // One.USPerDatagram / Many.USPerDatagram
+	CPUEfficiency        float64 // One.USPerDatagram / Many.USPerDatagram
 	// PinnedSpeedup is Pinned.PPS / One.PPS: ≈ 1 when the shards cannot
 	// run in parallel (no scaling where there is no second core).
 	PinnedSpeedup        float64
