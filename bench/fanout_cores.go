@@ -67,7 +67,7 @@ func benchFanoutCores(ctx context.Context, n, cores int, d time.Duration, gst st
 		"pps_pinned_control":              r.Pinned.PPS, "speedup_pinned_control": r.PinnedSpeedup,
 		"cores_busy_1_core": r.One.CoresBusy, "cores_busy_cores": r.Many.CoresBusy, "cores_busy_pinned_control": r.Pinned.CoresBusy,
 		"us_per_datagram_one_descriptor": r.OneDescriptor.USPerDatagram, "us_per_datagram_pinned_control": r.Pinned.USPerDatagram,
-		"verified": r.Verified, "verify_failed": r.VerifyFailed,
+		"verified": r.Verified, "verify_failed": r.VerifyFailed, "foreign_datagrams": r.Foreign,
 		"us_per_datagram_gstreamer": nil, "pps_gstreamer": nil, "loa_over_gstreamer": nil,
 		"extrapolated_cores_20000": r.Many.USPerDatagram, // 1,000,000 datagrams/s × µs each
 		"load_before":              r.LoadBefore, "load_after": r.LoadAfter,

@@ -12,8 +12,9 @@ import (
 // verifyQueued reads, without waiting, what sits in each receiver's socket
 // queue (the sinks nobody reads keep the first few datagrams of a run) and
 // checks each came from the engine and authenticates under the receiver's
-// keys. It leaves the queues empty.
-func (rx *benchReceivers) verifyQueued() (ok, bad int) {
+// keys (bad); what came from elsewhere (another process's traffic to a
+// port a sink reuses) is counted apart. It leaves the queues empty.
+func (rx *benchReceivers) verifyQueued() (ok, bad, foreign int) {
 	buf := make([]byte, 2048)
 	out := make([]byte, 0, 2048)
 	var h rtp.Header
@@ -37,7 +38,7 @@ func (rx *benchReceivers) verifyQueued() (ok, bad int) {
 				b := buf[:n]
 				switch {
 				case want == nil || from != *want:
-					bad++
+					foreign++
 				case sc == nil:
 					ok++
 				case isRTCP(b):
@@ -56,5 +57,5 @@ func (rx *benchReceivers) verifyQueued() (ok, bad int) {
 			}
 		})
 	}
-	return ok, bad
+	return ok, bad, foreign
 }
