@@ -9,10 +9,13 @@ export PATH := $(PATH):/usr/local/go/bin
 BUILD_PKGS := libopus-dev libopusfile-dev pkg-config gcc
 DEMO_PKGS  := $(BUILD_PKGS) espeak-ng ffmpeg
 TEST_PKGS  := $(DEMO_PKGS) mosquitto docker-compose chromium curl jq poppler-utils
+# `loa bench fanout -cores` sets GStreamer's multiudpsink beside the engine
+# (gst-launch-1.0; oggdemux is in -base, rtpopuspay and multiudpsink in -good).
+BENCH_PKGS := $(DEMO_PKGS) gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test build deps-demo deps-test vet bench clean
+.PHONY: demo test build deps-demo deps-test deps-bench vet bench clean
 
 define install
 	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
@@ -29,6 +32,9 @@ deps-demo:
 
 deps-test:
 	$(call install,$(TEST_PKGS))
+
+deps-bench:
+	$(call install,$(BENCH_PKGS))
 
 build: deps-demo
 	$(GO) build -o bin/loa ./cmd/loa
@@ -47,7 +53,7 @@ vet:
 test: deps-test vet
 	$(GO) test -race -timeout 25m ./...
 
-bench: deps-demo
+bench: deps-bench
 	$(GO) run ./cmd/loa bench fanout
 
 clean:

@@ -53,7 +53,9 @@ func benchFanout(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := flag.NewFlagSet("loa bench fanout", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	sizes := fs.String("receivers", "1000,5000", "comma-separated receiver counts")
-	dur := fs.Duration("for", 10*time.Second, "streaming time per size")
+	dur := fs.Duration("for", 10*time.Second, "streaming time per size (with -cores: per run)")
+	cores := fs.Int("cores", 0, "compare 1 sending core with this many (≥ 2), the sender's CPU only, and GStreamer's multiudpsink on the same sockets")
+	gst := fs.String("gstreamer", "gst-launch-1.0", "with -cores: the gst-launch to compare with; empty: none")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -64,6 +66,15 @@ func benchFanout(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			return fmt.Errorf("-receivers: %q is not a count within 1..20000", s)
 		}
 		ns = append(ns, n)
+	}
+	if *cores != 0 {
+		if *cores < 2 || *cores > 64 {
+			return fmt.Errorf("-cores: %d; compare one sending core with 2..64", *cores)
+		}
+		if len(ns) != 1 {
+			return fmt.Errorf("-cores takes one receiver count, not %q", *sizes)
+		}
+		return benchFanoutCores(ctx, ns[0], *cores, *dur, *gst, stdout)
 	}
 	var last broadcast.FanoutResult
 	for _, n := range ns {

@@ -204,6 +204,9 @@ type benchReceivers struct {
 
 	srtp     atomic.Bool
 	wrongKey int // this receiver decrypts under a wrong key (negative control); -1: none
+	// from is the engine's address, once a play named it: a datagram from
+	// anywhere else is a failure, as a receiver drops it (play.addr).
+	from atomic.Pointer[netip.AddrPort]
 
 	mu   sync.Mutex
 	auth map[string]func() error // resends a device's report
@@ -246,11 +249,15 @@ func (rx *benchReceivers) drain(i int, c *net.UDPConn) {
 	out := make([]byte, 0, 2048)
 	var h rtp.Header
 	for {
-		k, err := c.Read(buf)
+		k, from, err := c.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			return
 		}
 		if k < 12 || isRTCP(buf[:k]) {
+			continue
+		}
+		if want := rx.from.Load(); want != nil && from != *want {
+			rx.fail[i].Add(1)
 			continue
 		}
 		if sc := rx.keys[i].Load(); sc != nil {
@@ -318,6 +325,7 @@ func (rx *benchReceivers) Tune(ctx context.Context, id string, args protocol.Pla
 	if err != nil {
 		return err
 	}
+	rx.from.Store(&to)
 	report := []rtcp.Packet{
 		&rtcp.ReceiverReport{SSRC: args.RecvSSRC},
 		rtcp.NewCNAMESourceDescription(args.RecvSSRC, id),

@@ -1,8 +1,11 @@
 package broadcast
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -161,4 +164,35 @@ func BenchmarkFanoutSRTP1000(b *testing.B) {
 		sent += k
 	}
 	b.ReportMetric(float64(sent)/b.Elapsed().Seconds(), "pkt/s")
+}
+
+// TestBenchCoresRuns checks the plumbing of BenchCores on a small fleet:
+// every run sends, what waits in the sinks authenticates, and the peer is
+// handed the same sockets.
+func TestBenchCoresRuns(t *testing.T) {
+	const n = 8
+	var log bytes.Buffer
+	var got []netip.AddrPort
+	res, err := BenchCores(context.Background(), CoresConfig{Receivers: n, Cores: 2, For: 100 * time.Millisecond, Log: &log,
+		Peer: func(_ context.Context, sinks []netip.AddrPort, _ io.Writer) (PeerRun, error) {
+			got = sinks
+			return PeerRun{Name: "peer", Datagrams: 1, USPerDatagram: 1}, nil
+		}})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	for _, r := range []CoresRun{res.One, res.Many, res.Dups, res.OneDescriptor, res.Pinned} {
+		if r.Datagrams == 0 || r.CPU <= 0 {
+			t.Errorf("%s: %d datagrams, %v CPU", r.Name, r.Datagrams, r.CPU)
+		}
+	}
+	if res.Verified < 5*n || res.VerifyFailed != 0 {
+		t.Errorf("%d queued datagrams authenticated, %d not; want ≥ %d and 0", res.Verified, res.VerifyFailed, 5*n)
+	}
+	if len(got) != n || res.Peer == nil {
+		t.Errorf("the peer was given %d sinks, want %d", len(got), n)
+	}
+	if !strings.Contains(log.String(), "negative control") {
+		t.Errorf("no negative control in the log:\n%s", log.String())
+	}
 }

@@ -75,7 +75,16 @@ type Config struct {
 	// packets arrived: delivery evidence for receivers that send no
 	// events. It must not block.
 	Reception func(sessionID, deviceID string, received uint64)
-	Logger    *slog.Logger
+	// Shards is the number of goroutines a session's fan-out is split
+	// across, each sending through its own descriptor of the media socket
+	// (shard.go). 0: one per core (GOMAXPROCS); 1: one goroutine, the
+	// session's own.
+	Shards int
+	Logger *slog.Logger
+
+	// sendMode is how shards reach the media port; only the bench
+	// changes it, to compare.
+	sendMode sendMode
 }
 
 // Offsets tells a receiver's delay offset in ms (devices.Fleet implements
@@ -108,13 +117,24 @@ const socketBuffer = 4 << 20
 
 // Engine owns the media socket and every running session.
 type Engine struct {
-	cfg    Config
-	log    *slog.Logger
-	conn   *net.UDPConn
-	bw     batchWriter
-	local  netip.AddrPort
-	public string
-	is4    bool
+	cfg   Config
+	log   *slog.Logger
+	conn  *net.UDPConn
+	bw    batchWriter
+	local netip.AddrPort
+	// senders are the shards' descriptors of the media socket, [0] being
+	// conn itself; fixed at Open.
+	senders []sender
+	// shardMin is the fan-out from which a send runs on every shard's
+	// goroutine (minShardDests; tests lower it).
+	shardMin int
+	// shardSent counts the datagrams each shard sent in parallel sends.
+	shardSent []atomic.Uint64
+	// rtpSent counts RTP datagrams sent, every session together (the
+	// bench reads it; the metrics are for Prometheus).
+	rtpSent atomic.Uint64
+	public  string
+	is4     bool
 
 	ctx    context.Context // cancelled by Close; bounds device commands
 	cancel context.CancelFunc
@@ -145,11 +165,23 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.Delay < 0 || cfg.Lead < 0 {
 		return nil, loa.Errorf(loa.EINVALID, "broadcast: negative delay or lead")
 	}
+	if cfg.Shards < 0 || cfg.Shards > maxShards {
+		return nil, loa.Errorf(loa.EINVALID, "broadcast: shards must be within 0..%d", maxShards)
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	var lc net.ListenConfig
+	lc := net.ListenConfig{Control: reusePort}
+	if reusePort != nil && cfg.sendMode == sendSockets {
+		// The shards' send sockets join the port's SO_REUSEPORT group. A
+		// port some other socket holds is still refused, as without it.
+		if err := probePort(ctx, cfg.Bind); err != nil {
+			return nil, err
+		}
+	} else {
+		lc.Control = nil
+	}
 	pc, err := lc.ListenPacket(ctx, "udp", cfg.Bind)
 	if err != nil {
 		return nil, fmt.Errorf("broadcast: listen %q: %w", cfg.Bind, err)
@@ -169,31 +201,54 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		}
 		public = netip.AddrPortFrom(a, local.Port()).String()
 	}
+	bw := newBatchWriter(conn)
+	senders, mode, err := openSenders(conn, bw, shardCount(cfg.Shards), cfg.sendMode)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
 	ectx, cancel := context.WithCancel(context.Background())
 	e := &Engine{
-		cfg:      cfg,
-		log:      log,
-		conn:     conn,
-		bw:       newBatchWriter(conn),
-		local:    local,
-		public:   public,
-		is4:      conn.LocalAddr().(*net.UDPAddr).IP.To4() != nil,
-		ctx:      ectx,
-		cancel:   cancel,
-		sem:      make(chan struct{}, tuneConcurrency),
-		emSem:    make(chan struct{}, emergencyTuneConcurrency),
-		metrics:  newMetrics(),
-		sessions: make(map[string]*session),
-		devices:  make(map[string]*device),
-		byRecv:   make(map[uint32]*target),
+		cfg:       cfg,
+		log:       log,
+		conn:      conn,
+		bw:        bw,
+		senders:   senders,
+		shardMin:  minShardDests,
+		shardSent: make([]atomic.Uint64, len(senders)),
+		local:     local,
+		public:    public,
+		is4:       conn.LocalAddr().(*net.UDPAddr).IP.To4() != nil,
+		ctx:       ectx,
+		cancel:    cancel,
+		sem:       make(chan struct{}, tuneConcurrency),
+		emSem:     make(chan struct{}, emergencyTuneConcurrency),
+		metrics:   newMetrics(),
+		sessions:  make(map[string]*session),
+		devices:   make(map[string]*device),
+		byRecv:    make(map[uint32]*target),
 
 		closeDone: make(chan struct{}),
 	}
 	e.subs.Store(&[]*subscriber{})
 	e.wg.Add(1)
 	go e.readLoop()
-	e.log.Info("media socket open", "addr", local.String(), "public", public)
+	e.log.Info("media socket open", "addr", local.String(), "public", public, "shards", len(senders), "send", mode.String())
 	return e, nil
+}
+
+// probePort fails when bind's port is taken, binding it without
+// SO_REUSEPORT for a moment; port 0 is never taken.
+func probePort(ctx context.Context, bind string) error {
+	if _, port, err := net.SplitHostPort(bind); err == nil && (port == "0" || port == "") {
+		return nil
+	}
+	var lc net.ListenConfig
+	pc, err := lc.ListenPacket(ctx, "udp", bind)
+	if err != nil {
+		return fmt.Errorf("broadcast: listen %q: %w", bind, err)
+	}
+	return pc.Close()
 }
 
 // Close stops every session (BYE, ended stopped "shutdown", no device
@@ -223,6 +278,7 @@ func (e *Engine) Close() error {
 		<-s.done
 	}
 	e.cancel()
+	closeSenders(e.senders)
 	err := e.conn.Close()
 	e.wg.Wait()
 	if err != nil {
@@ -293,7 +349,11 @@ func (e *Engine) Start(ctx context.Context, s *loa.Session, src Source, frames i
 		if _, dup := ss.targets[id]; dup || id == "" {
 			continue
 		}
-		t := &target{s: ss, device: id}
+		// Shards take runs of receivers, not every K-th one: receivers
+		// started one after the other have their SRTP state side by side
+		// in memory, and two shards sealing for neighbours would share
+		// its cache lines.
+		t := &target{s: ss, device: id, shard: len(ss.order) * len(e.senders) / len(s.Devices)}
 		switch {
 		case e.cfg.Caps != nil && e.cfg.Caps.HasCap(id, protocol.CapSRTPGCM):
 			sec, err := newTargetSRTP(ss.secret[:], id, e.cfg.Fence, s.SSRC)
@@ -427,10 +487,12 @@ func (e *Engine) AddListener(sessionID string, dest netip.AddrPort, sdes []byte)
 	if tx != nil {
 		tx.ssrc = s.ssrc
 	}
-	l := &listener{addr: dest, ua: net.UDPAddrFromAddrPort(dest), tx: tx}
+	l := &listener{addr: dest, ua: net.UDPAddrFromAddrPort(dest), tx: tx,
+		shard: (len(s.order) + len(s.listeners)) % len(e.senders)}
 	replaced := false
 	for i, old := range s.listeners {
 		if old.addr == dest {
+			l.shard = old.shard // its key changes, not who seals for it
 			s.listeners[i], replaced = l, true
 		}
 	}

@@ -6,13 +6,15 @@ import (
 	"net"
 	"syscall"
 
+	"github.com/pion/rtp"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 )
 
-// batchSize bounds the messages handed to one sendmmsg call; the kernel
-// caps a call at UIO_MAXIOV (1024) anyway.
-const batchSize = 256
+// batchSize bounds the messages handed to one sendmmsg call, at the
+// kernel's own cap (UIO_MAXIOV): at 10,000 receivers, 1024 a call cost a
+// quarter less CPU per datagram than 256 (bench fanout -cores).
+const batchSize = 1024
 
 // batchWriter is what ipv4.PacketConn and ipv6.PacketConn share: WriteBatch
 // is sendmmsg on Linux and one sendmsg per call elsewhere.
@@ -38,8 +40,9 @@ type fanout struct {
 	w    batchWriter
 	conn *net.UDPConn
 	msgs []ipv4.Message
-	vecs [][]byte // two per message: the shared header, then the shared payload
-	bufs [][]byte // one datagram per message, for sealed sends
+	vecs [][]byte   // two per message: the shared header, then the shared payload
+	bufs [][]byte   // one datagram per message, for sealed sends
+	hdr  rtp.Header // what the SRTP sealer parses a packet's header into
 }
 
 func newFanout(c *net.UDPConn, w batchWriter) *fanout {

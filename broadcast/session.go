@@ -101,6 +101,7 @@ type target struct {
 	s        *session
 	device   string
 	recvSSRC uint32
+	shard    int                     // the shard that sends to it (Start), for good
 	token    [protocol.TokenLen]byte // v1 receivers (sec == nil)
 	refused  bool                    // a plain receiver under RequireSRTP: never claimed nor tuned
 
@@ -126,23 +127,27 @@ type target struct {
 // publish rebuilds dests; e.mu must be held. A new set each time, so run
 // can keep using the one it loaded.
 func (s *session) publish() {
-	d := &destSet{}
+	d := &destSet{parts: make([]destPart, len(s.e.senders))}
 	for _, t := range s.order {
 		if !t.holds || t.ua == nil {
 			continue
 		}
+		p := &d.parts[t.shard]
 		if t.sec != nil {
-			d.sealed = append(d.sealed, sealedDest{ua: t.ua, tx: t.sec.tx})
+			p.sealed = append(p.sealed, sealedDest{ua: t.ua, tx: t.sec.tx})
 		} else {
-			d.plain = append(d.plain, t.ua)
+			p.plain = append(p.plain, t.ua)
 		}
+		d.n++
 	}
 	for _, l := range s.listeners {
+		p := &d.parts[l.shard]
 		if l.tx != nil {
-			d.sealed = append(d.sealed, sealedDest{ua: l.ua, tx: l.tx})
+			p.sealed = append(p.sealed, sealedDest{ua: l.ua, tx: l.tx})
 		} else {
-			d.plain = append(d.plain, l.ua)
+			p.plain = append(p.plain, l.ua)
 		}
+		d.n++
 	}
 	s.dests.Store(d)
 	s.checkReady() // after the store: run must see the new receivers
@@ -153,7 +158,8 @@ func (s *session) publish() {
 func (s *session) run(ctx context.Context) {
 	defer s.e.wg.Done()
 	defer close(s.done)
-	fo := newFanout(s.e.conn, s.e.bw)
+	fo := newCrew(s.e)
+	defer fo.close()
 	if lead := s.e.cfg.Lead; lead > 0 {
 		t := time.NewTimer(lead)
 		select {
@@ -201,10 +207,9 @@ func (s *session) endFrame() int {
 
 // stream sends packets until it must stop and returns why, with the number
 // of packets sent.
-func (s *session) stream(ctx context.Context, fo *fanout) (state, reason string, sent int) {
+func (s *session) stream(ctx context.Context, fo *crew) (state, reason string, sent int) {
 	h := rtp.Header{Version: 2, PayloadType: protocol.PayloadType, SSRC: s.ssrc}
 	var hdr [12]byte
-	var sh rtp.Header // parsed by the sealer
 	pkt := make([]byte, 0, maxDatagram)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -264,20 +269,12 @@ func (s *session) stream(ctx context.Context, fo *fanout) (state, reason string,
 			return loa.SessionFailed, "rtp header: " + err.Error(), n
 		}
 		dests := s.dests.Load()
-		k, err := fo.send(hdr[:], payload, dests.plain)
+		pkt = append(append(pkt[:0], hdr[:]...), payload...)
+		out := fo.each(dests, sealRTP(hdr[:], payload, pkt, uint64(s.seq0)+uint64(n)))
+		k, err := out.sent, out.err
 		s.e.metrics.packets.Add(float64(k))
-		s.e.metrics.bytes.Add(float64(k * (len(hdr) + len(payload))))
-		if len(dests.sealed) > 0 {
-			pkt = append(append(pkt[:0], hdr[:]...), payload...)
-			index := uint64(s.seq0) + uint64(n)
-			ks, nb, serr := fo.sendSealed(dests.sealed, func(d *sealedDest, dst []byte) ([]byte, error) {
-				return d.tx.rtp(dst, pkt, &sh, index)
-			})
-			s.e.metrics.packets.Add(float64(ks))
-			s.e.metrics.bytes.Add(float64(nb))
-			k += ks
-			err = errors.Join(err, serr)
-		}
+		s.e.metrics.bytes.Add(float64(out.octets))
+		s.e.rtpSent.Add(uint64(k))
 		if err != nil {
 			s.e.metrics.sendErrors.Add(float64(dests.len() - k))
 			if n-warned >= reportEvery { // a persistent fault logs once a second, not 50 times
@@ -321,7 +318,7 @@ func (s *session) stopped() (state, reason string) {
 }
 
 // report sends a Sender Report for packet n to every current receiver.
-func (s *session) report(fo *fanout, n int, dests *destSet) {
+func (s *session) report(fo *crew, n int, dests *destSet) {
 	if dests.len() == 0 {
 		return
 	}
@@ -341,7 +338,7 @@ func (s *session) report(fo *fanout, n int, dests *destSet) {
 // play.end_frame when it was known, and otherwise waits out its stream
 // timeout in silence. Each copy is sealed anew for SRTP receivers (a new
 // SRTCP index), so none is taken for a replay.
-func (s *session) bye(fo *fanout, n int, reason string) {
+func (s *session) bye(fo *crew, n int, reason string) {
 	dests := s.dests.Load()
 	if dests.len() == 0 {
 		return
@@ -364,17 +361,10 @@ func (s *session) bye(fo *fanout, n int, reason string) {
 
 // sendRTCP sends the compound b to every destination: as it is to plain
 // ones, as SRTCP under its own key to each sealed one.
-func (s *session) sendRTCP(fo *fanout, b []byte, dests *destSet) (int, error) {
-	k, err := fo.send(b, nil, dests.plain)
-	if len(dests.sealed) > 0 {
-		ks, _, serr := fo.sendSealed(dests.sealed, func(d *sealedDest, dst []byte) ([]byte, error) {
-			return d.tx.rtcp(dst, b)
-		})
-		k += ks
-		err = errors.Join(err, serr)
-	}
-	s.e.metrics.rtcpSent.Add(float64(k))
-	return k, err
+func (s *session) sendRTCP(fo *crew, b []byte, dests *destSet) (int, error) {
+	out := fo.each(dests, sealRTCP(b))
+	s.e.metrics.rtcpSent.Add(float64(out.sent))
+	return out.sent, out.err
 }
 
 // emptyDests is what a finished session publishes; never appended to.

@@ -28,6 +28,7 @@ type Caps interface {
 type srtpTx struct {
 	mu      sync.Mutex
 	c       *srtp.Context
+	gcm     *gcmSealer // AEAD_AES_128_GCM: RTP sealed without c (srtp_gcm.go); nil for other profiles
 	ssrc    uint32
 	started bool
 	base    uint32 // the stream's rollover count at the first packet sealed
@@ -38,7 +39,13 @@ func newSRTPTx(profile srtp.ProtectionProfile, key, salt []byte, ssrc uint32) (*
 	if err != nil {
 		return nil, fmt.Errorf("srtp: %w", err)
 	}
-	return &srtpTx{c: c, ssrc: ssrc}, nil
+	x := &srtpTx{c: c, ssrc: ssrc}
+	if profile == srtp.ProtectionProfileAeadAes128Gcm {
+		if x.gcm, err = newGCMSealer(key, salt); err != nil {
+			return nil, err
+		}
+	}
+	return x, nil
 }
 
 // rtp seals the RTP packet pkt (header and payload) into dst. index is
@@ -49,11 +56,16 @@ func newSRTPTx(profile srtp.ProtectionProfile, key, salt []byte, ssrc uint32) (*
 // (RFC 3711 §3.3.1), so the count starts at 0 with each key.
 func (x *srtpTx) rtp(dst, pkt []byte, h *rtp.Header, index uint64) ([]byte, error) {
 	x.mu.Lock()
-	defer x.mu.Unlock()
 	roc := uint32(index >> 16)
 	if !x.started {
 		x.started, x.base = true, roc
 	}
+	if x.gcm != nil && fixedHeader(pkt) {
+		b := x.gcm.seal(dst, pkt, roc-x.base)
+		x.mu.Unlock()
+		return b, nil
+	}
+	defer x.mu.Unlock()
 	x.c.SetROC(x.ssrc, roc-x.base)
 	return x.c.EncryptRTP(dst, pkt, h)
 }
@@ -199,18 +211,18 @@ type sealedDest struct {
 	tx *srtpTx
 }
 
-// destSet is who gets a session's packets now: plain receivers share one
-// datagram, sealed ones get theirs each.
+// destSet is who gets a session's packets now, one part per shard.
 type destSet struct {
-	plain  []*net.UDPAddr
-	sealed []sealedDest
+	parts []destPart
+	n     int // receivers in every part
 }
 
-func (d *destSet) len() int { return len(d.plain) + len(d.sealed) }
+func (d *destSet) len() int { return d.n }
 
 // listener is a static third-party receiver added through SDP.
 type listener struct {
-	addr netip.AddrPort
-	ua   *net.UDPAddr
-	tx   *srtpTx // SDES key; nil: plain RTP (an admin asked)
+	shard int
+	addr  netip.AddrPort
+	ua    *net.UDPAddr
+	tx    *srtpTx // SDES key; nil: plain RTP (an admin asked)
 }
