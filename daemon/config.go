@@ -65,6 +65,10 @@ type Config struct {
 
 	CAPSender string // sender of the CAP messages alerts are exported as
 
+	// Cluster makes this controller a node of a Raft group (cluster.go);
+	// the zero value is one controller.
+	Cluster ClusterConfig
+
 	// The SMS trigger (station/sms.go): SMSGateway is the HTTP gateway's
 	// URL (POST {to, text} with SMSGatewayToken as a bearer token), empty:
 	// no SMS; SMSInboundSecret the bearer token the gateway posts
@@ -209,6 +213,10 @@ func defaultCAPSender() string {
 func (c *Config) Validate() error {
 	if strings.TrimSpace(c.DataDir) == "" {
 		return fmt.Errorf("data: a directory is required")
+	}
+	c.Cluster.NodeID = c.NodeID
+	if err := c.Cluster.validate(); err != nil {
+		return err
 	}
 	if c.MQTTURL != "" && !strings.Contains(c.MQTTURL, "://") {
 		return fmt.Errorf("mqtt-url %q: want scheme://host:port, e.g. tcp://127.0.0.1:1883", c.MQTTURL)

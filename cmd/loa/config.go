@@ -71,6 +71,16 @@ func bindConfig(c *daemon.Config, fs *flag.FlagSet) {
 	fs.StringVar(&c.LiveTURN, "live-turn", c.LiveTURN, "TURN server URLs, comma-separated, for live clients that reach no UDP port (turn:host:3478) [LOA_LIVE_TURN]")
 	fs.StringVar(&c.LiveTURNUser, "live-turn-user", c.LiveTURNUser, "the TURN server's user [LOA_LIVE_TURN_USER]")
 	fs.StringVar(&c.LiveTURNPass, "live-turn-pass", c.LiveTURNPass, "the TURN server's password [LOA_LIVE_TURN_PASS]")
+	fs.StringVar(&c.Cluster.RaftBind, "raft-bind", c.Cluster.RaftBind, "cluster: host:port Raft listens on [LOA_RAFT_BIND]")
+	fs.StringVar(&c.Cluster.RaftAdvertise, "raft-advertise", c.Cluster.RaftAdvertise, "cluster: host:port the other nodes reach Raft at (default: this node's raft= in -cluster-peer) [LOA_RAFT_ADVERTISE]")
+	fs.Func("cluster-peer", "a node of a controller cluster (docs/cluster.md), this one (-node-id) included, as id=n1,raft=host:port,api=URL,mqtt=URL[,witness]; repeat for each node; none: one controller, no Raft",
+		func(s string) error {
+			p, err := daemon.ParseClusterPeer(s)
+			if err == nil {
+				c.Cluster.Peers = append(c.Cluster.Peers, p)
+			}
+			return err
+		})
 	fs.DurationVar(&c.LiveUplinkTimeout, "live-uplink-timeout", c.LiveUplinkTimeout, "a live microphone that sends nothing this long ends its session (uplink lost) [LOA_LIVE_UPLINK_TIMEOUT]")
 }
 
