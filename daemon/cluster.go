@@ -155,6 +155,7 @@ func OpenNode(ctx context.Context, cfg Config, logger *slog.Logger) (*Node, erro
 		return nil, err
 	}
 	n.DB = db
+	db.SetBlobReplicator(n)
 	peers := make([]cluster.Peer, 0, len(cfg.Cluster.Peers))
 	for _, p := range cfg.Cluster.Peers {
 		peers = append(peers, cluster.Peer{ID: p.ID, Addr: p.Raft, Witness: p.Witness})
@@ -180,6 +181,7 @@ func OpenNode(ctx context.Context, cfg Config, logger *slog.Logger) (*Node, erro
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	n.cancel = cancel
 	go n.run(rctx)
+	go n.catchUpBlobs(rctx)
 	return n, nil
 }
 
@@ -218,6 +220,11 @@ func (n *Node) lead(ctx context.Context) error {
 	m.DB, m.sharedDB = n.DB, true
 	m.fenceTerm = n.Raft.Term()
 	m.Cluster = n
+	m.wrapHTTP = n.blobRoutes
+	if err := n.DB.EnsureClusterSecret(ctx, randomHex(32)); err != nil {
+		_ = n.serveFollower()
+		return fmt.Errorf("cluster secret: %w", err)
+	}
 	if err := m.Open(ctx); err != nil {
 		if serr := n.serveFollower(); serr != nil {
 			n.log.Error("follower endpoint", "err", serr)
@@ -286,7 +293,7 @@ func (n *Node) serveFollower() error {
 	if err != nil {
 		return fmt.Errorf("http (follower): %w", err)
 	}
-	srv := &http.Server{Handler: n.followerHandler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: n.blobRoutes(n.followerHandler()), ReadHeaderTimeout: 10 * time.Second}
 	n.mu.Lock()
 	n.follower = srv
 	n.mu.Unlock()
@@ -319,7 +326,7 @@ func (n *Node) followerHandler() http.Handler {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_ = json.NewEncoder(w).Encode(map[string]any{
-				"status": "follower", "node": n.cfg.Cluster.NodeID, "leader": id, "leader_api": leader.API,
+				"ok": false, "role": "follower", "node": n.cfg.Cluster.NodeID, "leader": id, "leader_api": leader.API,
 				"term": n.Raft.Term(),
 			})
 			return

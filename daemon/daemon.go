@@ -115,6 +115,7 @@ type Main struct {
 	fenceTerm uint64
 	fence     protocol.Fence // what this start's plays and streams carry
 	Cluster   api.ClusterAdmin
+	wrapHTTP  func(http.Handler) http.Handler // the node's routes for its peers (blobs)
 
 	statfs      func(dir string) (free, total uint64, err error) // for tests; nil = syscall.Statfs
 	watchStop   func()                                           // ends the alarm watches and waits for them
@@ -397,7 +398,11 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	enrolment := m.enrolment()
 	srv.Claims, srv.Enrol = enrolment, enrolment
 	srv.Bulletins, srv.FeedKey = m.Bulletins, m.StationKey
-	if err := m.serveHTTP(ctx, srv.Handler(), reg); err != nil {
+	h := srv.Handler()
+	if m.wrapHTTP != nil {
+		h = m.wrapHTTP(h)
+	}
+	if err := m.serveHTTP(ctx, h, reg); err != nil {
 		return err
 	}
 	// Continued rollouts send download URLs: only once the server is up.
