@@ -48,6 +48,10 @@ type Config struct {
 	MaxConnections int           // open connections; DefaultMaxConnections
 	MaxPending     int           // of those, not yet authenticated; DefaultMaxPending
 	ConnectTimeout time.Duration // for a new connection to send its CONNECT; DefaultConnectTimeout
+
+	// Standby starts the broker refusing devices (CONNACK 3) until
+	// SetAccepting(true): a cluster node that is not the leader (standby.go).
+	Standby bool
 }
 
 // Limit defaults. A province has up to ~20,000 receivers, each with one
@@ -71,6 +75,7 @@ type Stats struct {
 	AuthFailures uint64 // connections refused for bad, missing or uncheckable credentials
 	Dropped      uint64 // connections closed before authenticating to make room, or refused at the cap
 	Oversize     uint64 // clients disconnected for a packet over MaxPacket
+	Standby      uint64 // device connections refused (CONNACK 3) or dropped while not accepting
 	Clients      int    // clients connected now
 	Pending      int    // connections not yet authenticated
 }
@@ -101,6 +106,10 @@ type Broker struct {
 	oversize     atomic.Uint64
 	authFailures atomic.Uint64
 	connections  atomic.Uint64
+
+	standby         atomic.Bool // not accepting devices (standby.go)
+	standbyRefusals atomic.Uint64
+	standbyDrops    atomic.Uint64
 }
 
 // New validates cfg and builds a broker; Start makes it listen.
@@ -163,6 +172,7 @@ func New(cfg Config) (*Broker, error) {
 		gate:       newGate(cfg.MaxConnections, cfg.MaxPending, cfg.ConnectTimeout, log),
 		backoff:    newBackoff(time.Now),
 	}
+	b.standby.Store(cfg.Standby)
 	b.srv = mqtt.New(&mqtt.Options{
 		Capabilities:           caps,
 		Logger:                 quietLogger(log),
@@ -340,6 +350,7 @@ func (b *Broker) Stats() Stats {
 		AuthFailures: b.authFailures.Load(),
 		Dropped:      b.gate.dropped.Load(),
 		Oversize:     b.oversize.Load(),
+		Standby:      b.standbyRefusals.Load() + b.standbyDrops.Load(),
 		Clients:      int(atomic.LoadInt64(&b.srv.Info.ClientsConnected)),
 		Pending:      pending,
 	}

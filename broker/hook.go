@@ -27,7 +27,7 @@ type hook struct {
 func (h *hook) ID() string { return "loa-auth" }
 
 func (h *hook) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck,
+	return bytes.Contains([]byte{mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck,
 		mqtt.OnSessionEstablished, mqtt.OnWillSent, mqtt.OnDisconnect}, []byte{b})
 }
 

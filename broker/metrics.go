@@ -19,6 +19,8 @@ func (b *Broker) Collectors() []prometheus.Collector {
 		counter("auth_failures_total", "MQTT connections refused for bad, missing or uncheckable credentials.", &b.authFailures),
 		counter("acl_denials_total", "MQTT publishes, subscriptions, Last Wills and client ids refused by the ACL.", &b.refused),
 		counter("connections_dropped_total", "MQTT connections closed before authenticating to make room, or refused at the connection cap.", &b.gate.dropped),
+		counter("standby_refusals_total", "MQTT device connections refused with CONNACK 3 (server unavailable) while this node is not the leader.", &b.standbyRefusals),
+		counter("standby_drops_total", "MQTT device connections dropped when this node stopped being the leader.", &b.standbyDrops),
 		counter("oversize_total", "MQTT clients disconnected for a packet over the size limit.", &b.oversize),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "loa", Subsystem: "broker", Name: "clients",

@@ -116,7 +116,8 @@ func (b *Broker) kick(cl *mqtt.Client) {
 }
 
 // OnSessionEstablished drops a device whose credentials were rotated or
-// revoked while it was being let in.
+// revoked while it was being let in, or let in as the broker went on
+// standby.
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	b := h.b
 	user := string(cl.Properties.Username)
@@ -126,6 +127,11 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	if b.revoked.stale(cl, user) {
 		b.kick(cl)
 		b.log.Info("device disconnected: credentials changed while it connected", "device", user, "client", cl.ID)
+		return
+	}
+	// Let in just before SetAccepting(false) swept the table: drop it now.
+	if b.standby.Load() && b.dropOnStandby(cl) {
+		b.log.Info("device disconnected: the broker went on standby while it connected", "device", user, "client", cl.ID)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/api"
+	"github.com/loa-broadcast/loa/broker"
 	"github.com/loa-broadcast/loa/cluster"
 	"github.com/loa-broadcast/loa/store"
 )
@@ -133,6 +134,7 @@ type Node struct {
 	mu       sync.Mutex
 	main     *Main
 	follower *http.Server
+	standby  *broker.Broker // while following: answers devices CONNACK 3
 	changed  chan struct{} // closed and replaced when the node's role changes
 }
 
@@ -277,8 +279,12 @@ func (n *Node) leaderID() string {
 	return id
 }
 
-// serveFollower answers on the API address while another node leads.
+// serveFollower answers on the API and broker addresses while another
+// node leads.
 func (n *Node) serveFollower() error {
+	if err := n.startStandbyBroker(); err != nil {
+		return err
+	}
 	if n.cfg.HTTPAddr == "" {
 		return nil
 	}
@@ -301,11 +307,49 @@ func (n *Node) serveFollower() error {
 	return nil
 }
 
+// startStandbyBroker listens on the embedded broker's plain address and
+// refuses every device with CONNACK 3 (server unavailable), so receivers
+// move on to the next controller's broker at once instead of waiting on
+// a connection timeout. (Its TLS address stays closed while following:
+// a refused TCP connection sends them on as well.)
+func (n *Node) startStandbyBroker() error {
+	if n.cfg.MQTTURL != "" || n.cfg.MQTTListen == "" {
+		return nil
+	}
+	b, err := broker.New(broker.Config{
+		Addr: n.cfg.MQTTListen, Standby: true,
+		ControllerUser: n.cfg.MQTTUser, ControllerPassword: randomHex(16),
+		Auth: n.DB, Logger: n.log.With("component", "broker", "standby", true),
+	})
+	if err != nil {
+		return fmt.Errorf("standby broker: %w", err)
+	}
+	var serr error
+	for i := 0; i < 50; i++ { // the station's broker may still be letting go of the port
+		if serr = b.Start(context.Background()); serr == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if serr != nil {
+		return fmt.Errorf("standby broker: %w", serr)
+	}
+	n.mu.Lock()
+	n.standby = b
+	n.mu.Unlock()
+	return nil
+}
+
 func (n *Node) stopFollower() {
 	n.mu.Lock()
-	srv := n.follower
-	n.follower = nil
+	srv, b := n.follower, n.standby
+	n.follower, n.standby = nil, nil
 	n.mu.Unlock()
+	if b != nil {
+		if err := b.Close(); err != nil {
+			n.log.Warn("closing the standby broker", "err", err)
+		}
+	}
 	if srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()

@@ -20,17 +20,21 @@ import (
 // Config is the controller's whole configuration. Defaults come first,
 // then LOA_* environment variables, then flags.
 type Config struct {
-	DataDir    string        // bbolt db, media files, admin token, tls/ (the station CA)
-	HTTPAddr   string        // plain HTTP API and web UI: loopback unless AllowPlain; empty: none
-	MQTTListen string        // embedded broker's plain listener: loopback unless AllowPlain; empty: none
-	MQTTURL    string        // external MQTT 3.1.1 broker, e.g. tcp://mosquitto:1883
-	MQTTUser   string        // controller's account on the broker
-	MQTTPass   string        // empty with the embedded broker: a random one per start
-	RTPBind    string        // UDP address for RTP and RTCP
-	RTPPublic  string        // host:port receivers are told; differs behind NAT or a load balancer
-	Delay      time.Duration // playout delay told to receivers
-	Lead       time.Duration // longest wait for receivers to tune before packet 0
-	Grace      time.Duration // a scheduled start missed by less (controller down) plays late
+	DataDir    string // bbolt db, media files, admin token, tls/ (the station CA)
+	HTTPAddr   string // plain HTTP API and web UI: loopback unless AllowPlain; empty: none
+	MQTTListen string // embedded broker's plain listener: loopback unless AllowPlain; empty: none
+	MQTTURL    string // external MQTT 3.1.1 broker, e.g. tcp://mosquitto:1883
+	MQTTUser   string // controller's account on the broker
+	MQTTPass   string // empty with the embedded broker: a random one per start
+	// NodeID names this controller node: its MQTT client id is
+	// <MQTTUser>-<NodeID>, one per node on a broker the nodes share.
+	// Default: the host name (sanitised), else "loa".
+	NodeID    string
+	RTPBind   string        // UDP address for RTP and RTCP
+	RTPPublic string        // host:port receivers are told; differs behind NAT or a load balancer
+	Delay     time.Duration // playout delay told to receivers
+	Lead      time.Duration // longest wait for receivers to tune before packet 0
+	Grace     time.Duration // a scheduled start missed by less (controller down) plays late
 	// NTPAddr, if set, is where the controller answers SNTP (RFC 4330) on
 	// the clock its sessions' timelines are on, for receivers that
 	// discipline their clock with chrony; NTPStratum is the stratum it
@@ -177,6 +181,7 @@ func DefaultConfig() Config {
 		HTTPAddr:   "127.0.0.1:8080",
 		MQTTListen: "127.0.0.1:1883",
 		MQTTUser:   "loa-controller",
+		NodeID:     DefaultNodeID(),
 		RTPBind:    ":5004",
 		Delay:      200 * time.Millisecond,
 		Lead:       2 * time.Second,
@@ -200,6 +205,34 @@ func DefaultConfig() Config {
 	}
 }
 
+// DefaultNodeID is the host name with anything but letters, digits, '.',
+// '_' and '-' dropped (at most 64 characters), or "loa".
+func DefaultNodeID() string {
+	h, _ := os.Hostname()
+	id := strings.Map(func(r rune) rune {
+		if r < 0x80 && (r == '.' || r == '_' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return r
+		}
+		return -1
+	}, h)
+	if len(id) > 64 {
+		id = id[:64]
+	}
+	if id == "" {
+		return "loa"
+	}
+	return id
+}
+
+// checkNodeID reports whether id can be a node id: 1–64 letters, digits,
+// '.', '_' or '-' (it ends up in an MQTT client id and in log lines).
+func checkNodeID(id string) error {
+	if id == "" || len(id) > 64 || strings.Trim(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != "" {
+		return fmt.Errorf("node-id %q: want 1–64 letters, digits, '.', '_' or '-'", id)
+	}
+	return nil
+}
+
 // defaultCAPSender is loa@host: CAP asks senders to be unique, and the
 // host name is what a single-machine install has that is.
 func defaultCAPSender() string {
@@ -213,6 +246,11 @@ func defaultCAPSender() string {
 func (c *Config) Validate() error {
 	if strings.TrimSpace(c.DataDir) == "" {
 		return fmt.Errorf("data: a directory is required")
+	}
+	if c.NodeID != "" {
+		if err := checkNodeID(c.NodeID); err != nil {
+			return err
+		}
 	}
 	c.Cluster.NodeID = c.NodeID
 	if err := c.Cluster.validate(); err != nil {

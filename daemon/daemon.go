@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -188,7 +189,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	dcfg := devices.Config{
 		Broker: brokerURL, Username: cfg.MQTTUser, Password: mqttPass,
-		ClientID: cfg.MQTTUser + "-" + randomHex(4), TLS: m.brokerTLS(),
+		// One client id per node: nodes sharing a broker do not take
+		// each other's connection over; a restarted node takes its own.
+		ClientID: cfg.MQTTUser + "-" + cmp.Or(cfg.NodeID, DefaultNodeID()), TLS: m.brokerTLS(),
 		States: m.DB, Initial: initial,
 		Logger: m.Logger.With("component", "devices"),
 	}
@@ -231,6 +234,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return err
 	}
 	m.fence = protocol.Fence{Gen: gen, Term: m.fenceTerm}
+	// Commands carry it too: a deposed leader's stop or mute is refused.
+	m.Fleet.SetFence(m.fence)
 	// Alerts follow every play command's outcome: the tuner tells them.
 	tuner := &station.AlertTuner{Tuner: m.Fleet}
 	refclk, err := m.openNTP(ctx)

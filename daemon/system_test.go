@@ -316,7 +316,9 @@ func TestSystemImpairedLink(t *testing.T) {
 	var concealed, fec, lost uint64
 	for _, r := range s.fleet.Receivers() {
 		st, _ := r.Session(sess.ID)
-		if float64(st.Played+st.Stalled) < 0.99*float64(med.Frames) {
+		// Frames skipped at a late start on a loaded host (maxSkipped)
+		// are not the link's loss, which is what this counts.
+		if float64(st.Played+st.Stalled+min(st.Skipped-st.Stalled, maxSkipped)) < 0.99*float64(med.Frames) {
 			t.Errorf("%s played %d of %d frames on a 5%% loss link: %+v", r.ID(), st.Played, med.Frames, st)
 		}
 		concealed += st.Concealed

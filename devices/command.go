@@ -87,7 +87,8 @@ func (f *Fleet) command(ctx context.Context, deviceID, op string, raw json.RawMe
 	if f.knownOffline(deviceID) {
 		return f.refuse(res, "device offline", unreachable(loa.Errorf(loa.EUNAVAILABLE, "device %s is offline", deviceID)))
 	}
-	payload, err := json.Marshal(protocol.Command{ID: id, Op: op, Exp: sent.Add(f.cfg.CommandTTL).UnixMilli(), Args: raw})
+	payload, err := json.Marshal(protocol.Command{ID: id, Op: op, Exp: sent.Add(f.cfg.CommandTTL).UnixMilli(), Args: raw,
+		Fence: f.fenceFor(deviceID)})
 	if err != nil { // raw is not JSON: the callers checked it
 		return protocol.Ack{}, fmt.Errorf("%w: %w", loa.Errorf(loa.EINVALID, "%s args: %v", op, err), err)
 	}

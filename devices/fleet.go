@@ -121,6 +121,10 @@ type Fleet struct {
 	commands    atomic.Uint64
 	timeouts    atomic.Uint64
 
+	// fence, when set, rides in every command to devices that announce
+	// protocol.CapFence (SetFence).
+	fence atomic.Pointer[protocol.Fence]
+
 	cmdMu   sync.Mutex // guards pending and results
 	pending map[string]*pending
 	results results

@@ -157,7 +157,8 @@ func (g *GroupRun) Run(ctx context.Context) []loa.GroupResult {
 	payloads := make([][]byte, n)
 	for k, i := range g.send {
 		topics[k] = protocol.DeviceTopic(g.results[i].Device, protocol.KindCmd)
-		payload, err := json.Marshal(protocol.Command{ID: ids[k], Op: g.op, Exp: exp, Args: g.args})
+		payload, err := json.Marshal(protocol.Command{ID: ids[k], Op: g.op, Exp: exp, Args: g.args,
+			Fence: f.fenceFor(g.results[i].Device)})
 		if err != nil { // args were checked valid JSON
 			refusals <- refused{ids[k], err}
 			continue

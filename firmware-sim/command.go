@@ -51,6 +51,10 @@ func (r *Receiver) handle(b []byte) {
 		r.ack(cmd.ID, protocol.AckExpired, "", "")
 		return
 	}
+	if err := r.admitCommandFence(cmd); err != nil {
+		r.ack(cmd.ID, protocol.AckFailed, CodeFence, err.Error())
+		return
+	}
 	switch cmd.Op {
 	case protocol.OpPlay:
 		r.play(cmd)

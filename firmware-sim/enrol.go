@@ -50,6 +50,9 @@ type Enrolment struct {
 	CAPEM       string `json:"ca_pem,omitempty"`
 	FirmwareURL string `json:"firmware_url,omitempty"`
 	StationKey  string `json:"station_key,omitempty"` // base64 ed25519 public key
+	// MQTTURLs is every controller's broker of a cluster (absent: MQTTURL
+	// alone); the receiver rotates through them.
+	MQTTURLs []string `json:"mqtt_urls,omitempty"`
 }
 
 // Files in EnrolConfig.StateDir.
@@ -107,11 +110,11 @@ func Enrol(ctx context.Context, cfg EnrolConfig) (Enrolment, error) {
 				return Enrolment{}, err
 			}
 			e := Enrolment{DeviceID: ans.DeviceID, Password: ans.Password, MQTTURL: ans.MQTTURL,
-				CAPEM: ans.CAPEM, FirmwareURL: ans.FirmwareURL, StationKey: ans.StationKey}
+				CAPEM: ans.CAPEM, FirmwareURL: ans.FirmwareURL, StationKey: ans.StationKey, MQTTURLs: ans.MQTTURLs}
 			if err := e.save(cfg.StateDir); err != nil {
 				return Enrolment{}, err
 			}
-			cfg.Logger.Info("enrolled", "device", e.DeviceID, "broker", e.MQTTURL, "ca", e.CAPEM != "")
+			cfg.Logger.Info("enrolled", "device", e.DeviceID, "broker", e.MQTTURL, "brokers", len(e.MQTTURLs), "ca", e.CAPEM != "")
 			return e, nil
 		case errors.Is(err, errPermanent):
 			return Enrolment{}, err
@@ -238,13 +241,14 @@ func (e Enrolment) CAPool() (*x509.CertPool, error) {
 }
 
 // Config returns base with the enrolment's identity, credentials and
-// broker (and the station CA for a TLS broker).
+// brokers (and the station CA for a TLS broker).
 func (e Enrolment) Config(base Config) (Config, error) {
 	pool, err := e.CAPool()
 	if err != nil {
 		return base, err
 	}
 	base.ID, base.Password, base.Broker, base.CA = e.DeviceID, e.Password, e.MQTTURL, pool
+	base.Brokers = e.MQTTURLs
 	if e.StationKey != "" {
 		if base.StationKey, err = protocol.ParseStationPublicKey(e.StationKey); err != nil {
 			return base, err

@@ -15,6 +15,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -59,7 +61,7 @@ func (s *enrolServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func newEnrolServer(t *testing.T, notYet int32) (*enrolServer, *httptest.Server) {
 	s := &enrolServer{code: protocol.NewClaimCode(), notYet: notYet, ans: protocol.EnrolResponse{
 		DeviceID: "rx-9", Password: "0123456789abcdef0123456789abcdef", MQTTURL: "tcp://127.0.0.1:1883",
-		CAPEM: testCAPEM(t)}}
+		MQTTURLs: []string{"tcp://127.0.0.1:1883", "tcp://127.0.0.1:1884"}, CAPEM: testCAPEM(t)}}
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
 	return s, srv
@@ -87,13 +89,14 @@ func TestEnrolPollsThenKeeps(t *testing.T) {
 		t.Errorf("state file %v, %v: want mode 0600", fi, err)
 	}
 	rc, err := e.Config(Config{Decode: true})
-	if err != nil || rc.ID != "rx-9" || rc.Password != e.Password || rc.CA == nil || !rc.Decode {
+	if err != nil || rc.ID != "rx-9" || rc.Password != e.Password || rc.CA == nil || !rc.Decode ||
+		!slices.Equal(rc.Brokers, s.ans.MQTTURLs) {
 		t.Errorf("receiver config %+v, %v", rc, err)
 	}
 
 	// A restart: the kept enrolment, no request.
 	again, err := Enrol(ctx, cfg)
-	if err != nil || again != e || s.polls.Load() != 3 {
+	if err != nil || !reflect.DeepEqual(again, e) || s.polls.Load() != 3 {
 		t.Errorf("restart enrolled again: %+v, %v, %d polls", again, err, s.polls.Load())
 	}
 	// Another box with the same (used) code: told so, stops.
@@ -106,7 +109,8 @@ func TestEnrolPollsThenKeeps(t *testing.T) {
 // An answer whose mac does not match the code is refused; nothing is kept.
 func TestEnrolRefusesTamperedAnswer(t *testing.T) {
 	for name, tamper := range map[string]func(*protocol.EnrolResponse){
-		"broker": func(a *protocol.EnrolResponse) { a.MQTTURL = "tcp://evil.example:1883" },
+		"broker":  func(a *protocol.EnrolResponse) { a.MQTTURL = "tcp://evil.example:1883" },
+		"brokers": func(a *protocol.EnrolResponse) { a.MQTTURLs = append(a.MQTTURLs, "tcp://evil.example:1883") },
 		"ca": func(a *protocol.EnrolResponse) {
 			a.CAPEM = "-----BEGIN CERTIFICATE-----\nEVIL\n-----END CERTIFICATE-----\n"
 		},

@@ -54,8 +54,15 @@ type recorder struct {
 
 func newRecorder(t *testing.T, broker, clientID string) *recorder {
 	t.Helper()
+	return newRecorderAs(t, broker, clientID, "", "")
+}
+
+// newRecorderAs is newRecorder with the controller's broker account.
+func newRecorderAs(t *testing.T, broker, clientID, user, pass string) *recorder {
+	t.Helper()
 	rec := &recorder{notify: make(chan struct{})}
-	opts := mqtt.NewClientOptions().AddBroker(broker).SetClientID(clientID).SetAutoReconnect(false)
+	opts := mqtt.NewClientOptions().AddBroker(broker).SetClientID(clientID).SetAutoReconnect(false).
+		SetUsername(user).SetPassword(pass)
 	rec.c = mqtt.NewClient(opts)
 	if err := waitToken(rec.c.Connect()); err != nil {
 		t.Fatal(err)

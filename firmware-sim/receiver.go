@@ -53,6 +53,10 @@ type Impairment struct {
 type Config struct {
 	ID, Password string // device id and MQTT password; the username and client id are the ID
 	Broker       string // e.g. tls://ctl.example:8883 (or ssl://), or tcp://127.0.0.1:1883
+	// Brokers are further addresses, one per controller of a cluster
+	// (enrolment's mqtt_urls): the receiver rotates through Broker and
+	// these, staying on the one that accepts it (brokers.go).
+	Brokers      []string
 	Decode       bool   // decode with libopus; false verifies packets and plays out without decoding
 	KeepPCM      bool   // keep the decoded 48 kHz mono PCM of each session in memory
 	WAVDir       string // if set, write <ID>-<session>.wav of what was played (needs Decode)
@@ -175,6 +179,11 @@ type Receiver struct {
 	resyncs atomic.Int64 // hard re-syncs of the play-outs of ended sessions
 
 	battery *Battery // nil without one; see battery.go
+
+	brokers      *brokerList // Broker and Brokers; see brokers.go
+	brokersErr   error
+	rngMu        sync.Mutex
+	reconnectRng *rand.Rand
 }
 
 // NewReceiver returns a receiver for cfg, filling in defaults.
@@ -195,24 +204,28 @@ func NewReceiver(cfg Config) *Receiver {
 	if !cfg.Battery.None && !cfg.V1 {
 		bat = NewBattery(cfg.Battery, time.Now())
 	}
+	brokers, brokersErr := newBrokerList(append([]string{cfg.Broker}, cfg.Brokers...))
 	return &Receiver{
-		battery:   bat,
-		cfg:       cfg,
-		log:       cfg.Logger.With("device", cfg.ID),
-		volume:    DefaultVolume,
-		amp:       true,
-		delay:     protocol.DefaultDelay,
-		teleEvery: make(chan time.Duration, 1),
-		ready:     make(chan error, 1),
-		cmds:      make(chan mqtt.Message, 64),
-		quit:      make(chan struct{}),
-		outbox:    make(chan outMsg, 256),
-		outEnd:    make(chan struct{}),
-		rng:       rand.New(rand.NewSource(cfg.Impair.Seed ^ 0x5eed)),
-		fw:        newFirmware(cfg.Firmware),
-		cache:     newCacheState(cfg.CacheDir, cfg.CacheBudget),
-		clock:     NewClock(cfg.Clock, time.Now),
-		sync:      NewSyncFilter(syncSource(cfg.Clock)),
+		brokers:      brokers,
+		brokersErr:   brokersErr,
+		reconnectRng: newReconnectRng(cfg.Impair.Seed),
+		battery:      bat,
+		cfg:          cfg,
+		log:          cfg.Logger.With("device", cfg.ID),
+		volume:       DefaultVolume,
+		amp:          true,
+		delay:        protocol.DefaultDelay,
+		teleEvery:    make(chan time.Duration, 1),
+		ready:        make(chan error, 1),
+		cmds:         make(chan mqtt.Message, 64),
+		quit:         make(chan struct{}),
+		outbox:       make(chan outMsg, 256),
+		outEnd:       make(chan struct{}),
+		rng:          rand.New(rand.NewSource(cfg.Impair.Seed ^ 0x5eed)),
+		fw:           newFirmware(cfg.Firmware),
+		cache:        newCacheState(cfg.CacheDir, cfg.CacheBudget),
+		clock:        NewClock(cfg.Clock, time.Now),
+		sync:         NewSyncFilter(syncSource(cfg.Clock)),
 	}
 }
 
@@ -226,6 +239,9 @@ func (r *Receiver) ID() string { return r.cfg.ID }
 func (r *Receiver) Start(ctx context.Context) error {
 	if err := r.cfg.checkFirmwareConfig(); err != nil {
 		return fmt.Errorf("start %s: %w", r.cfg.ID, err)
+	}
+	if r.brokersErr != nil {
+		return fmt.Errorf("start %s: %w", r.cfg.ID, r.brokersErr)
 	}
 	r.mu.Lock()
 	if !r.started.IsZero() || r.ended.Load() {
@@ -306,26 +322,35 @@ func (r *Receiver) newClient(boot, conn uint64) (mqtt.Client, error) {
 		return nil, err
 	}
 	held := newHeldStore()
+	var self mqtt.Client // this client, for its dial and reconnect handler
 	opts := mqtt.NewClientOptions().
-		AddBroker(r.cfg.Broker).
 		SetClientID(r.cfg.ID).
 		SetUsername(r.cfg.ID).
 		SetPassword(r.cfg.Password).
 		SetTLSConfig(r.cfg.tlsConfig()).
 		SetCleanSession(true).
 		SetAutoReconnect(true).
-		SetMaxReconnectInterval(30*time.Second).
+		// The receiver paces reconnects itself (beforeReconnect); paho's
+		// own sleeps between attempts are capped to nothing.
+		SetMaxReconnectInterval(time.Millisecond).
+		// A refused CONNACK moves on to the next address, instead of being
+		// tried again as MQTT 3.1 (which no Loa broker speaks).
+		SetProtocolVersion(4).
 		SetKeepAlive(30*time.Second).
 		SetConnectTimeout(10*time.Second).
 		SetWriteTimeout(5*time.Second).
 		SetOrderMatters(true). // commands run in the order sent
 		SetBinaryWill(protocol.DeviceTopic(r.cfg.ID, protocol.KindStatus), will, protocol.QoS[protocol.KindStatus], true).
-		SetCustomOpenConnectionFn(r.dial).
+		SetCustomOpenConnectionFn(func(u *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
+			return r.dial(self, u, o)
+		}).
 		SetStore(held). // what the broker has not acknowledged goes again on the next connection
 		SetOnConnectHandler(r.onConnect).
 		SetReconnectingHandler(func(_ mqtt.Client, o *mqtt.ClientOptions) {
-			// Runs before every reconnect attempt: a new connection, a new
-			// conn and a Will that carries it.
+			// Runs before every reconnect attempt: the next broker first,
+			// after a back-off; a new connection, a new conn and a Will
+			// that carries it.
+			r.beforeReconnect(self, o)
 			will, _ := json.Marshal(protocol.Status{Online: false, Boot: boot, Conn: r.connN.Add(1)})
 			o.SetBinaryWill(protocol.DeviceTopic(r.cfg.ID, protocol.KindStatus), will, protocol.QoS[protocol.KindStatus], true)
 		}).
@@ -334,7 +359,11 @@ func (r *Receiver) newClient(boot, conn uint64) (mqtt.Client, error) {
 				r.log.Warn("broker connection lost", "err", err)
 			}
 		})
+	for _, u := range r.brokers.fromHeld() {
+		opts.Servers = append(opts.Servers, u)
+	}
 	c := mqtt.NewClient(opts)
+	self = c
 	r.clientMu.Lock()
 	r.client, r.held = c, held
 	r.clientMu.Unlock()
@@ -347,14 +376,16 @@ func (c Config) tlsConfig() *tls.Config {
 	return &tls.Config{RootCAs: c.CA, MinVersion: tls.VersionTLS12}
 }
 
-// dial opens the broker connection itself so that Kill can drop it without
-// an MQTT DISCONNECT.
-func (r *Receiver) dial(u *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
-	if r.killed.Load() || r.rebooting.Load() || r.ended.Load() {
-		// Also once closed: paho's reconnect attempt in progress outlives
-		// Disconnect, and would bring a closed receiver back online.
+// dial opens the broker connection of client self itself so that Kill can
+// drop it without an MQTT DISCONNECT.
+func (r *Receiver) dial(self mqtt.Client, u *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
+	if r.killed.Load() || r.rebooting.Load() || r.ended.Load() || r.mqttClient() != self {
+		// Also once closed or replaced by a reboot's client: paho's
+		// reconnect attempt in progress outlives Disconnect, and would
+		// bring a closed receiver back online.
 		return nil, errors.New("receiver ended or rebooting")
 	}
+	r.brokers.dialing(u)
 	d := &net.Dialer{Timeout: o.ConnectTimeout}
 	var c net.Conn
 	var err error
@@ -382,6 +413,7 @@ func (r *Receiver) dial(u *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
 // onConnect runs (in its own goroutine) on every connection: subscribe
 // first, so no command sent on seeing "online" is missed.
 func (r *Receiver) onConnect(c mqtt.Client) {
+	r.brokers.accepted()
 	err := waitToken(c.Subscribe(protocol.DeviceTopic(r.cfg.ID, protocol.KindCmd), protocol.QoS[protocol.KindCmd], r.onCommand))
 	if err == nil {
 		err = waitToken(r.publish(protocol.KindStatus, r.status(true)))

@@ -364,8 +364,9 @@ func TestV1Receiver(t *testing.T) {
 	}
 }
 
-// A play of a lower fence than the highest seen for its session (a
-// deposed controller) is refused with code fence and changes nothing.
+// A play of a lower fence than the highest seen for its session, or for
+// any session (a deposed controller), is refused with code fence and
+// changes nothing.
 func TestFenceRefusesLowerPlay(t *testing.T) {
 	broker := loatest.StartBroker(t, "").URL()
 	rec := newRecorder(t, broker, "ctl")
@@ -396,14 +397,24 @@ func TestFenceRefusesLowerPlay(t *testing.T) {
 	if ss := r.Sessions(); len(ss) != 1 || ss[0].Done {
 		t.Fatalf("sessions after refused plays: %+v", ss)
 	}
-	// Another session is not fenced by this one; a higher fence takes over.
+	// Another session of a lower fence is refused too (a deposed leader
+	// starting something new); of the same fence it plays, and a higher
+	// fence takes a session over.
 	other := newStreamer(t, "s2", 10)
 	other.fence = protocol.Fence{Gen: 1}
+	id = rec.send(t, "rx1", protocol.OpPlay, other.playArgs("rx1", 8), later)
+	if a := rec.finalAck(t, "rx1", id); a.State != protocol.AckFailed || a.Code != CodeFence {
+		t.Errorf("play of another session at a lower fence acked %+v, want failed %s", a, CodeFence)
+	}
+	other.fence = st.fence
 	playSession(t, rec, other, "rx1", 8)
 	st.fence = protocol.Fence{Gen: 4}
 	playSession(t, rec, st, "rx1", 7)
 	if ss := r.Sessions(); len(ss) != 3 || ss[2].Session != "s1" || ss[2].Done {
 		t.Fatalf("sessions: %+v", ss)
+	}
+	if f := r.Fence(); f != (protocol.Fence{Gen: 4}) {
+		t.Errorf("receiver's fence %+v, want {4 0}", f)
 	}
 	st.fence = protocol.Fence{Gen: 3, Term: 1} // was enough before {4 0}
 	id = rec.send(t, "rx1", protocol.OpPlay, st.playArgs("rx1", 7), later)

@@ -96,22 +96,38 @@ type EnrolResponse struct {
 	// StationKey is the station's ed25519 public key (EncodeStationPublicKey),
 	// which signs stored alert messages and SMS triggers.
 	StationKey string `json:"station_key,omitempty"`
-	MAC        string `json:"mac"` // 64 hex digits
+	// MQTTURLs is every controller's broker of a cluster, mqtt_url among
+	// them; the receiver rotates through them (CONTRACT.md, "Brokers").
+	// Absent: mqtt_url alone.
+	MQTTURLs []string `json:"mqtt_urls,omitempty"`
+	MAC      string   `json:"mac"` // 64 hex digits
 }
+
+// MaxMQTTURLs bounds mqtt_urls: a station has a few controllers.
+const MaxMQTTURLs = 8
 
 // EnrolMACInput returns the bytes the MAC covers: the label, then each
 // field in the order of the contract as a 4-byte big-endian length and
 // its bytes, so no two answers share an input. station_key is appended
-// only when present, so answers without it keep the MAC they had.
+// only when present or mqtt_urls is, and mqtt_urls (its count, then each
+// URL so) only when present, so answers without them keep the MAC they
+// had.
 func (r *EnrolResponse) EnrolMACInput() []byte {
 	b := []byte(EnrolMACLabel)
 	fields := []string{r.DeviceID, r.Password, r.MQTTURL, r.CAPEM, r.FirmwareURL}
-	if r.StationKey != "" {
+	if r.StationKey != "" || len(r.MQTTURLs) > 0 {
 		fields = append(fields, r.StationKey)
 	}
 	for _, f := range fields {
 		b = binary.BigEndian.AppendUint32(b, uint32(len(f)))
 		b = append(b, f...)
+	}
+	if len(r.MQTTURLs) > 0 {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(r.MQTTURLs)))
+		for _, u := range r.MQTTURLs {
+			b = binary.BigEndian.AppendUint32(b, uint32(len(u)))
+			b = append(b, u...)
+		}
 	}
 	return b
 }
@@ -165,6 +181,14 @@ func DecodeEnrolResponse(b []byte) (EnrolResponse, error) {
 		return EnrolResponse{}, fmt.Errorf("enrol: mqtt_url %q: want scheme://host:port", r.MQTTURL)
 	case r.MAC == "":
 		return EnrolResponse{}, errors.New("enrol: mac: required")
+	}
+	if len(r.MQTTURLs) > MaxMQTTURLs {
+		return EnrolResponse{}, fmt.Errorf("enrol: mqtt_urls: %d, at most %d", len(r.MQTTURLs), MaxMQTTURLs)
+	}
+	for _, u := range r.MQTTURLs {
+		if !strings.Contains(u, "://") {
+			return EnrolResponse{}, fmt.Errorf("enrol: mqtt_urls: %q: want scheme://host:port", u)
+		}
 	}
 	if r.StationKey != "" {
 		if _, err := ParseStationPublicKey(r.StationKey); err != nil {

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -38,7 +40,7 @@ func TestEnrolMACGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if file != r {
+	if !reflect.DeepEqual(file, r) {
 		t.Errorf("testdata/enrol.response.json is\n%+v\nwant\n%+v", file, r)
 	}
 }
@@ -78,6 +80,52 @@ func TestEnrolMACGoldenWithStationKey(t *testing.T) {
 	b, _ = json.Marshal(r)
 	if _, err := DecodeEnrolResponse(b); err == nil || !strings.Contains(err.Error(), "station_key") {
 		t.Errorf("a 3-byte station key decoded: %v", err)
+	}
+}
+
+// goldenMQTTURLs are the brokers of the third example in CONTRACT.md: a
+// cluster's answer, whose MAC covers them (and an empty station_key).
+var goldenMQTTURLs = []string{"mqtts://ctl.example.vn:8883", "mqtts://ctl2.example.vn:8883"}
+
+const goldenEnrolClusterMAC = "0d4b8d332bb76fafe0ae1bded7a569b6aebe05d37ae81f03bbd1d7b9e3bbb292"
+
+func TestEnrolMACGoldenWithMQTTURLs(t *testing.T) {
+	r := goldenEnrol
+	r.MQTTURLs = goldenMQTTURLs
+	SignEnrolResponse(goldenClaimCode, &r)
+	if r.MAC != goldenEnrolClusterMAC {
+		t.Fatalf("mac %s, want %s", r.MAC, goldenEnrolClusterMAC)
+	}
+	b, _ := json.Marshal(r)
+	got, err := DecodeEnrolResponse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := VerifyEnrolResponse(goldenClaimCode, &got); err != nil {
+		t.Fatal(err)
+	}
+	// Dropped, reordered or added to, the brokers no longer match: nobody
+	// on the path can send a box to a broker of theirs.
+	for name, urls := range map[string][]string{"dropped": nil, "one": goldenMQTTURLs[:1],
+		"reordered": {goldenMQTTURLs[1], goldenMQTTURLs[0]}, "added": append(slices.Clone(goldenMQTTURLs), "mqtts://evil:8883")} {
+		r := got
+		r.MQTTURLs = urls
+		if err := VerifyEnrolResponse(goldenClaimCode, &r); !errors.Is(err, ErrEnrolMAC) {
+			t.Errorf("mqtt_urls %s: %v, want ErrEnrolMAC", name, err)
+		}
+	}
+	// Without mqtt_urls, an answer with a station key keeps its MAC.
+	r.MQTTURLs, r.StationKey = nil, goldenStationKey
+	if SignEnrolResponse(goldenClaimCode, &r); r.MAC != goldenEnrolStationMAC {
+		t.Errorf("mac with a station key and no mqtt_urls %s, want %s", r.MAC, goldenEnrolStationMAC)
+	}
+	for _, bad := range [][]string{{"ctl.example.vn:8883"}, slices.Repeat([]string{"tcp://a:1"}, MaxMQTTURLs+1)} {
+		r := got
+		r.MQTTURLs = bad
+		b, _ := json.Marshal(r)
+		if _, err := DecodeEnrolResponse(b); err == nil || !strings.Contains(err.Error(), "mqtt_urls") {
+			t.Errorf("mqtt_urls %v decoded: %v", bad, err)
+		}
 	}
 }
 

@@ -70,6 +70,10 @@ type Command struct {
 	Op   string          `json:"op"`
 	Exp  int64           `json:"exp"` // unix milliseconds
 	Args json.RawMessage `json:"args,omitempty"`
+	// Fence (contract v2, to receivers announcing CapFence) is the sending
+	// controller's fence: a receiver refuses a command of a lower fence
+	// than the highest it has seen.
+	Fence *Fence `json:"fence,omitempty"`
 }
 
 // Expired reports whether the command is stale at now.

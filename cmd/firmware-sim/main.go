@@ -84,7 +84,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("firmware-sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.broker, "broker", "tcp://127.0.0.1:1883", "MQTT broker URL: tls://host:8883 (or ssl://) with -ca, or tcp:// on loopback")
+	fs.StringVar(&o.broker, "broker", "tcp://127.0.0.1:1883", "MQTT broker URL: tls://host:8883 (or ssl://) with -ca, or tcp:// on loopback; a cluster's brokers comma-separated, rotated through (CONNACK 3 moves on)")
 	fs.StringVar(&o.ca, "ca", "", "the station CA (PEM, the controller's <data>/tls/ca.crt): verifies the broker, the API and firmware downloads (default: the system roots)")
 	fs.StringVar(&o.creds, "creds", "", `credentials file, lines "id password"`)
 	fs.StringVar(&o.saveCreds, "save-creds", "", "write provisioned credentials to this file, for -creds next time")
@@ -264,8 +264,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if o.seed != 0 {
 			seed = o.seed + int64(i)
 		}
+		brokers := strings.Split(o.broker, ",")
 		cfgs[i] = firmwaresim.Config{
-			ID: d.ID, Password: d.Password, Broker: o.broker, CA: ca,
+			ID: d.ID, Password: d.Password, Broker: strings.TrimSpace(brokers[0]), Brokers: trimAll(brokers[1:]), CA: ca,
 			Decode: i < decode, WAVDir: o.wavDir, TeleInterval: o.tele, Logger: log,
 			Firmware: o.fwVersion, FirmwareKey: fwKey, StationKey: stationKey, V1: i < o.v1,
 			Impair: firmwaresim.Impairment{Loss: o.loss, Jitter: o.jitter, Reorder: o.reorder, ByeLoss: o.byeLoss, Seed: seed},
@@ -569,4 +570,15 @@ func writeImage(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "%s: simulated receiver image %s (healthy: %v); sign it with: loa firmware sign -key op.key -version %s %s\n",
 		*out, *version, !*unhealthy, *version, *out)
 	return nil
+}
+
+// trimAll returns ss with spaces trimmed, empty ones dropped.
+func trimAll(ss []string) []string {
+	var out []string
+	for _, s := range ss {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -19,7 +20,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/loa-broadcast/loa/firmware-sim"
+	firmwaresim "github.com/loa-broadcast/loa/firmware-sim"
 	"github.com/loa-broadcast/loa/loatest"
 	"github.com/loa-broadcast/loa/protocol"
 )
@@ -72,8 +73,11 @@ func TestRunWithCredsFile(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errOut syncBuffer
 	done := make(chan error, 1)
+	// A cluster's list: the first address has nobody listening, the
+	// receivers move on to the second.
+	dead := fmt.Sprintf("tcp://127.0.0.1:%d", loatest.FreePort(t, "tcp"))
 	go func() {
-		done <- run(ctx, []string{"-broker", broker, "-creds", creds, "-loss", "0.1", "-seed", "5", "-v1", "2"}, &out, &errOut)
+		done <- run(ctx, []string{"-broker", dead + ", " + broker, "-creds", creds, "-loss", "0.1", "-seed", "5", "-v1", "2"}, &out, &errOut)
 	}()
 	seen := map[string]bool{}
 	for len(seen) < 3 {

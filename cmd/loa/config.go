@@ -17,6 +17,7 @@ func bindConfig(c *daemon.Config, fs *flag.FlagSet) {
 	fs.StringVar(&c.MQTTListen, "mqtt-listen", c.MQTTListen, "embedded MQTT broker's plain listen address, loopback unless -allow-plain; empty: none [LOA_MQTT_LISTEN]")
 	fs.StringVar(&c.MQTTURL, "mqtt-url", c.MQTTURL, "external MQTT broker URL, e.g. tcp://host:1883; disables the embedded broker [LOA_MQTT_URL]")
 	fs.StringVar(&c.MQTTUser, "mqtt-user", c.MQTTUser, "controller's MQTT username [LOA_MQTT_USER]")
+	fs.StringVar(&c.NodeID, "node-id", c.NodeID, "this controller node's id: its MQTT client id is <mqtt-user>-<node-id> (default: the host name) [LOA_NODE_ID]")
 	fs.StringVar(&c.MQTTPass, "mqtt-pass", c.MQTTPass, "controller's MQTT password (embedded broker: random when empty) [LOA_MQTT_PASS]")
 	fs.IntVar(&c.MQTTMaxPacket, "mqtt-max-packet", c.MQTTMaxPacket, "embedded broker: largest MQTT packet in bytes; a client sending a larger one is disconnected [LOA_MQTT_MAX_PACKET]")
 	fs.IntVar(&c.MQTTMaxConns, "mqtt-max-conns", c.MQTTMaxConns, "embedded broker: most open MQTT connections, one per receiver plus margin [LOA_MQTT_MAX_CONNS]")
@@ -114,7 +115,7 @@ func splitList(s string) []string {
 func configFromEnv(c *daemon.Config, getenv func(string) string) error {
 	str := map[string]*string{
 		"LOA_DATA": &c.DataDir, "LOA_HTTP": &c.HTTPAddr, "LOA_MQTT_LISTEN": &c.MQTTListen,
-		"LOA_MQTT_URL": &c.MQTTURL, "LOA_MQTT_USER": &c.MQTTUser, "LOA_MQTT_PASS": &c.MQTTPass,
+		"LOA_MQTT_URL": &c.MQTTURL, "LOA_MQTT_USER": &c.MQTTUser, "LOA_MQTT_PASS": &c.MQTTPass, "LOA_NODE_ID": &c.NodeID,
 		"LOA_RTP": &c.RTPBind, "LOA_RTP_PUBLIC": &c.RTPPublic, "LOA_NTP_ADDR": &c.NTPAddr, "LOA_LOG": &c.LogLevel,
 		"LOA_FIRMWARE_KEY": &c.FirmwareKey, "LOA_FIRMWARE_URL": &c.FirmwareURL,
 		"LOA_ALARM_WEBHOOK": &c.AlarmWebhook, "LOA_CAP_SENDER": &c.CAPSender, "LOA_SDP_ALLOW": &c.SDPAllow,

@@ -68,3 +68,26 @@ func TestServeRefusesABadTileURL(t *testing.T) {
 		t.Errorf("LOA_MAP_TILES: %q, %v, %v", cfg.MapTiles, err, cfg.Validate())
 	}
 }
+
+// The node id comes from LOA_NODE_ID or -node-id (the flag wins), and one
+// that cannot be part of an MQTT client id is refused.
+func TestNodeIDFromEnvAndFlags(t *testing.T) {
+	cfg := daemon.DefaultConfig()
+	if cfg.NodeID == "" {
+		t.Fatal("no default node id")
+	}
+	if err := configFromEnv(&cfg, func(k string) string { return map[string]string{"LOA_NODE_ID": "ctl-a"}[k] }); err != nil || cfg.NodeID != "ctl-a" {
+		t.Fatalf("LOA_NODE_ID: %q, %v", cfg.NodeID, err)
+	}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	bindConfig(&cfg, fs)
+	if err := fs.Parse([]string{"-node-id", "ctl-b"}); err != nil || cfg.NodeID != "ctl-b" {
+		t.Fatalf("-node-id: %q, %v", cfg.NodeID, err)
+	}
+	for _, bad := range []string{"a/b", "node 1", "đài", strings.Repeat("n", 65)} {
+		cfg.NodeID = bad
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "node-id") {
+			t.Errorf("node id %q: %v, want a refusal naming node-id", bad, err)
+		}
+	}
+}
