@@ -100,6 +100,13 @@ func TestDependencyRules(t *testing.T) {
 					t.Errorf("%s may import only the loa root, but depends on %s", pkg, d)
 				}
 			}
+		case self == "cluster":
+			// The store's replicator: it sees the store and the root only.
+			for _, d := range deps {
+				if d != mod && top(d) != "store" {
+					t.Errorf("%s may import only the loa root and store, but depends on %s", pkg, d)
+				}
+			}
 		case self == "firmware-sim":
 			for _, d := range deps {
 				if d != mod+"/protocol" {

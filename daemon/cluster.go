@@ -404,15 +404,15 @@ func (n *Node) Close() error {
 func (n *Node) ClusterStatus(ctx context.Context) (*api.ClusterStatus, error) {
 	st := n.Raft.Status()
 	out := &api.ClusterStatus{
-		Node: st.ID, State: st.State, Leader: st.Leader, Term: st.Term,
+		Node: st.ID, State: st.State, Leader: st.LeaderID, Term: st.Term,
 		CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex,
 	}
 	if m := n.Main(); m != nil && m.fence.Gen != 0 {
 		out.Fence = &api.ClusterFence{Gen: m.fence.Gen, Term: m.fence.Term}
 	}
-	for _, s := range st.Servers {
+	for _, s := range st.Members {
 		p, _ := n.cfg.Cluster.peer(s.ID)
-		out.Servers = append(out.Servers, api.ClusterServer{ID: s.ID, Raft: s.Addr, Voter: s.Voter, Witness: p.Witness, API: p.API, MQTT: p.MQTT})
+		out.Servers = append(out.Servers, api.ClusterServer{ID: s.ID, Raft: s.Addr, Voter: s.Voter, Witness: s.Witness || p.Witness, API: p.API, MQTT: p.MQTT})
 	}
 	return out, nil
 }

@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/loa-broadcast/loa"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/loa-broadcast/loa"
 )
 
 // PutAlarms writes alarms (new or updated) in one transaction. Alarm ids
@@ -24,7 +25,7 @@ func (db *DB) PutAlarms(ctx context.Context, alarms []loa.Alarm) error {
 	if len(alarms) == 0 {
 		return ctx.Err()
 	}
-	return db.update(ctx, func(tx *bolt.Tx) error {
+	return db.update(ctx, func(tx *wtx) error {
 		for i := range alarms {
 			if err := put(tx, bucketAlarms, []byte(alarms[i].ID), &alarms[i]); err != nil {
 				return err

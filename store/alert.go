@@ -6,8 +6,9 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/loa-broadcast/loa"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/loa-broadcast/loa"
 )
 
 // capKey is the alerts_by_cap key of a CAP message: sender ‖ 0 ‖ identifier.
@@ -35,7 +36,7 @@ func (db *DB) CreateAlert(ctx context.Context, a *loa.Alert) error {
 		}
 		key = k
 	}
-	return db.update(ctx, func(tx *bolt.Tx) error {
+	return db.update(ctx, func(tx *wtx) error {
 		if tx.Bucket(bucketAlerts).Get([]byte(a.ID)) != nil {
 			return loa.Errorf(loa.ECONFLICT, "alert %q already exists", a.ID)
 		}
@@ -45,7 +46,7 @@ func (db *DB) CreateAlert(ctx context.Context, a *loa.Alert) error {
 				// No alert id: the caller may not be one who may see it.
 				return loa.Errorf(loa.ECONFLICT, "cap: sender %q already sent identifier %q; a CAP message is taken once", a.CAP.Sender, a.CAP.Identifier)
 			}
-			if err := idx.Put(key, []byte(a.ID)); err != nil {
+			if err := tx.put(bucketAlertsByCAP, key, []byte(a.ID)); err != nil {
 				return err
 			}
 		}
@@ -56,7 +57,7 @@ func (db *DB) CreateAlert(ctx context.Context, a *loa.Alert) error {
 // PutAlert updates an existing alert (its state and report); ENOTFOUND if
 // there is none. Its CAP reservation does not change.
 func (db *DB) PutAlert(ctx context.Context, a *loa.Alert) error {
-	return db.update(ctx, func(tx *bolt.Tx) error {
+	return db.update(ctx, func(tx *wtx) error {
 		if tx.Bucket(bucketAlerts).Get([]byte(a.ID)) == nil {
 			return loa.Errorf(loa.ENOTFOUND, "alert %q not found", a.ID)
 		}

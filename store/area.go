@@ -30,7 +30,7 @@ func (db *DB) CreateAreas(ctx context.Context, areas []*loa.Area) error {
 			return err
 		}
 	}
-	return db.update(ctx, func(tx *bolt.Tx) error {
+	return db.update(ctx, func(tx *wtx) error {
 		for _, a := range areas {
 			if err := createArea(tx, a, db.now().UTC()); err != nil {
 				return err
@@ -41,7 +41,7 @@ func (db *DB) CreateAreas(ctx context.Context, areas []*loa.Area) error {
 }
 
 // createArea stores a new area a under its parent, indexed.
-func createArea(tx *bolt.Tx, a *loa.Area, now time.Time) error {
+func createArea(tx *wtx, a *loa.Area, now time.Time) error {
 	if tx.Bucket(bucketAreas).Get([]byte(a.ID)) != nil {
 		return loa.Errorf(loa.ECONFLICT, "id: area %q already exists", a.ID)
 	}
@@ -57,7 +57,7 @@ func createArea(tx *bolt.Tx, a *loa.Area, now time.Time) error {
 		}
 	}
 	a.CreatedAt = now
-	if err := tx.Bucket(bucketAreaChildren).Put(childKey(a.ParentID, a.ID), nil); err != nil {
+	if err := tx.put(bucketAreaChildren, childKey(a.ParentID, a.ID), nil); err != nil {
 		return err
 	}
 	return put(tx, bucketAreas, []byte(a.ID), a)
@@ -78,7 +78,7 @@ func (db *DB) Areas(ctx context.Context) ([]*loa.Area, error) {
 	return listAll[loa.Area](ctx, db, bucketAreas)
 }
 
-func area(tx *bolt.Tx, id string) (*loa.Area, error) {
+func area(tx rtx, id string) (*loa.Area, error) {
 	a := new(loa.Area)
 	if found, err := get(tx, bucketAreas, []byte(id), a); err != nil {
 		return nil, err
@@ -90,7 +90,7 @@ func area(tx *bolt.Tx, id string) (*loa.Area, error) {
 
 // areaExists reports whether id names an area; field names the caller's
 // input in the ENOTFOUND error.
-func areaExists(tx *bolt.Tx, field, id string) error {
+func areaExists(tx rtx, field, id string) error {
 	if tx.Bucket(bucketAreas).Get([]byte(id)) == nil {
 		return loa.Errorf(loa.ENOTFOUND, "%s: area %q not found", field, id)
 	}
@@ -101,7 +101,7 @@ func areaExists(tx *bolt.Tx, field, id string) error {
 // it; ENOTFOUND if there is no such area.
 func (db *DB) SetAreaTests(ctx context.Context, id string, tests bool) (*loa.Area, error) {
 	var a *loa.Area
-	err := db.update(ctx, func(tx *bolt.Tx) (err error) {
+	err := db.update(ctx, func(tx *wtx) (err error) {
 		if a, err = area(tx, id); err != nil {
 			return err
 		}
@@ -117,7 +117,7 @@ func (db *DB) SetAreaTests(ctx context.Context, id string, tests bool) (*loa.Are
 // schedules targeting it. Decommissioned devices do not hold it: their
 // records (and history) keep the id of the area they were in.
 func (db *DB) DeleteArea(ctx context.Context, id string) error {
-	return db.update(ctx, func(tx *bolt.Tx) error {
+	return db.update(ctx, func(tx *wtx) error {
 		a, err := area(tx, id)
 		if err != nil {
 			return err
@@ -181,10 +181,10 @@ func (db *DB) DeleteArea(ctx context.Context, id string) error {
 		if targeting > 0 {
 			return loa.Errorf(loa.ECONFLICT, "area %q is a target of %d schedules; change or delete them first", id, targeting)
 		}
-		if err := tx.Bucket(bucketAreaChildren).Delete(childKey(a.ParentID, id)); err != nil {
+		if err := tx.del(bucketAreaChildren, childKey(a.ParentID, id)); err != nil {
 			return err
 		}
-		return tx.Bucket(bucketAreas).Delete([]byte(id))
+		return tx.del(bucketAreas, []byte(id))
 	})
 }
 

@@ -44,7 +44,7 @@ func indexAreaChildren(tx *bolt.Tx) error {
 }
 
 // childIDs returns the ids of parent's children, in id order.
-func childIDs(tx *bolt.Tx, parent string) []string {
+func childIDs(tx rtx, parent string) []string {
 	var ids []string
 	prefix := childKey(parent, "")
 	c := tx.Bucket(bucketAreaChildren).Cursor()

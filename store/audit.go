@@ -7,8 +7,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/loa-broadcast/loa"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/loa-broadcast/loa"
 )
 
 // Audit appends r to the audit log, stamping At if it is zero. Keys are a
@@ -27,7 +28,7 @@ func (db *DB) Audit(ctx context.Context, r loa.AuditRecord) error {
 	if j != nil {
 		key = j.Pending()
 	}
-	err := db.updateAudited(ctx, func(tx *bolt.Tx) error {
+	err := db.updateAudited(ctx, func(tx *wtx) error {
 		if key != nil {
 			return put(tx, bucketAudit, key, &r)
 		}
@@ -41,12 +42,11 @@ func (db *DB) Audit(ctx context.Context, r loa.AuditRecord) error {
 }
 
 // appendAudit writes r under the next sequence key and returns the key.
-func appendAudit(tx *bolt.Tx, r loa.AuditRecord, now func() time.Time) ([]byte, error) {
+func appendAudit(tx *wtx, r loa.AuditRecord, now func() time.Time) ([]byte, error) {
 	if r.At.IsZero() {
 		r.At = now().UTC()
 	}
-	b := tx.Bucket(bucketAudit)
-	seq, err := b.NextSequence()
+	seq, err := tx.nextSeq(bucketAudit)
 	if err != nil {
 		return nil, err
 	}

@@ -22,7 +22,7 @@ func (db *DB) PutBulletin(ctx context.Context, b *loa.Bulletin) error {
 	if err := validKey("id", b.ID); err != nil {
 		return err
 	}
-	return db.update(ctx, func(tx *bolt.Tx) error {
+	return db.update(ctx, func(tx *wtx) error {
 		if _, err := tx.CreateBucketIfNotExists(bucketBulletins); err != nil {
 			return fmt.Errorf("create bucket %s: %w", bucketBulletins, err)
 		}
@@ -34,7 +34,7 @@ func (db *DB) PutBulletin(ctx context.Context, b *loa.Bulletin) error {
 // the result, unless fn fails; ENOTFOUND if there is none.
 func (db *DB) UpdateBulletin(ctx context.Context, id string, fn func(b *loa.Bulletin) error) (*loa.Bulletin, error) {
 	b := new(loa.Bulletin)
-	err := db.update(ctx, func(tx *bolt.Tx) error {
+	err := db.update(ctx, func(tx *wtx) error {
 		if tx.Bucket(bucketBulletins) == nil {
 			return loa.Errorf(loa.ENOTFOUND, "bulletin %q not found", id)
 		}

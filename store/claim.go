@@ -7,8 +7,6 @@ import (
 	"slices"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/loa-broadcast/loa"
 )
 
@@ -46,7 +44,7 @@ func (db *DB) CreateClaim(ctx context.Context, c *loa.Claim, d *loa.Device) erro
 		}
 		c.DeviceID, c.AreaID = d.ID, d.AreaID
 	}
-	return db.update(ctx, func(tx *bolt.Tx) error {
+	return db.update(ctx, func(tx *wtx) error {
 		if tx.Bucket(bucketClaimsByHash).Get([]byte(c.Hash)) != nil {
 			return loa.Errorf(loa.ECONFLICT, "claim_code: this code is already claimed; cancel that claim first")
 		}
@@ -74,7 +72,7 @@ func (db *DB) CreateClaim(ctx context.Context, c *loa.Claim, d *loa.Device) erro
 			if err := put(tx, bucketDevices, []byte(old.ID), old); err != nil {
 				return err
 			}
-			if err := tx.Bucket(bucketDeviceCreds).Delete([]byte(old.ID)); err != nil {
+			if err := tx.del(bucketDeviceCreds, []byte(old.ID)); err != nil {
 				return err
 			}
 		} else {
@@ -94,10 +92,10 @@ func (db *DB) CreateClaim(ctx context.Context, c *loa.Claim, d *loa.Device) erro
 		if err := put(tx, bucketClaims, []byte(c.ID), &claimRecord{Claim: *c, Hash: c.Hash}); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketClaimsByHash).Put([]byte(c.Hash), []byte(c.ID)); err != nil {
+		if err := tx.put(bucketClaimsByHash, []byte(c.Hash), []byte(c.ID)); err != nil {
 			return err
 		}
-		return tx.Bucket(bucketClaimsPendingBy).Put([]byte(c.DeviceID), []byte(c.ID))
+		return tx.put(bucketClaimsPendingBy, []byte(c.DeviceID), []byte(c.ID))
 	})
 }
 
@@ -134,14 +132,14 @@ func (db *DB) Claims(ctx context.Context) ([]*loa.Claim, error) {
 // factory state); the device keeps its credentials. ENOTFOUND if none.
 func (db *DB) DeleteClaim(ctx context.Context, id string) (*loa.Claim, error) {
 	rec := new(claimRecord)
-	err := db.update(ctx, func(tx *bolt.Tx) error {
+	err := db.update(ctx, func(tx *wtx) error {
 		if found, err := get(tx, bucketClaims, []byte(id), rec); err != nil {
 			return err
 		} else if !found {
 			return loa.Errorf(loa.ENOTFOUND, "claim %q not found", id)
 		}
 		if !rec.Enrolled() {
-			if err := tx.Bucket(bucketClaimsPendingBy).Delete([]byte(rec.DeviceID)); err != nil {
+			if err := tx.del(bucketClaimsPendingBy, []byte(rec.DeviceID)); err != nil {
 				return err
 			}
 			d := new(loa.Device)
@@ -151,16 +149,16 @@ func (db *DB) DeleteClaim(ctx context.Context, id string) (*loa.Claim, error) {
 			}
 			if found && !rec.Replace && d.Credentials == loa.CredentialsPending {
 				for _, b := range [][]byte{bucketDevices, bucketDeviceStates, bucketDeviceCreds} {
-					if err := tx.Bucket(b).Delete([]byte(rec.DeviceID)); err != nil {
+					if err := tx.del(b, []byte(rec.DeviceID)); err != nil {
 						return err
 					}
 				}
 			}
 		}
-		if err := tx.Bucket(bucketClaimsByHash).Delete([]byte(rec.Hash)); err != nil {
+		if err := tx.del(bucketClaimsByHash, []byte(rec.Hash)); err != nil {
 			return err
 		}
-		return tx.Bucket(bucketClaims).Delete([]byte(id))
+		return tx.del(bucketClaims, []byte(id))
 	})
 	if err != nil {
 		return nil, err
@@ -177,7 +175,7 @@ func (db *DB) DeleteClaim(ctx context.Context, id string) (*loa.Claim, error) {
 // the device as stored.
 func (db *DB) EnrolClaim(ctx context.Context, hash, password string) (*loa.Claim, *loa.Device, error) {
 	rec, d := new(claimRecord), new(loa.Device)
-	err := db.update(ctx, func(tx *bolt.Tx) error {
+	err := db.update(ctx, func(tx *wtx) error {
 		id := tx.Bucket(bucketClaimsByHash).Get([]byte(hash))
 		if id == nil {
 			return loa.Errorf(loa.ENOTFOUND, "not claimed yet")
@@ -204,14 +202,14 @@ func (db *DB) EnrolClaim(ctx context.Context, hash, password string) (*loa.Claim
 			return err
 		}
 		sum := sha256.Sum256([]byte(password))
-		if err := tx.Bucket(bucketDeviceCreds).Put([]byte(d.ID), sum[:]); err != nil {
+		if err := tx.put(bucketDeviceCreds, []byte(d.ID), sum[:]); err != nil {
 			return err
 		}
 		rec.EnrolledAt = now
 		if err := put(tx, bucketClaims, id, rec); err != nil {
 			return err
 		}
-		return tx.Bucket(bucketClaimsPendingBy).Delete([]byte(d.ID))
+		return tx.del(bucketClaimsPendingBy, []byte(d.ID))
 	})
 	if err != nil {
 		return nil, nil, err

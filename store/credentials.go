@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/loa-broadcast/loa"
-	bolt "go.etcd.io/bbolt"
 )
 
 // RevokeDeviceCredentials deletes device id's password, so no password
@@ -13,7 +12,7 @@ import (
 // such device. It returns the device as stored.
 func (db *DB) RevokeDeviceCredentials(ctx context.Context, id string) (*loa.Device, error) {
 	d := new(loa.Device)
-	err := db.update(ctx, func(tx *bolt.Tx) error {
+	err := db.update(ctx, func(tx *wtx) error {
 		if found, err := get(tx, bucketDevices, []byte(id), d); err != nil {
 			return err
 		} else if !found {
@@ -26,7 +25,7 @@ func (db *DB) RevokeDeviceCredentials(ctx context.Context, id string) (*loa.Devi
 		if err := put(tx, bucketDevices, []byte(id), d); err != nil {
 			return err
 		}
-		return tx.Bucket(bucketDeviceCreds).Delete([]byte(id))
+		return tx.del(bucketDeviceCreds, []byte(id))
 	})
 	if err != nil {
 		return nil, err

@@ -54,6 +54,7 @@ type DB struct {
 	health   writeHealth
 	faults   *WriteFaults
 	blobRepl atomic.Pointer[BlobReplicator] // nil: blobs stay on this node
+	rep      replication
 }
 
 // Open opens or creates the database at path, creating its directory and
@@ -114,6 +115,7 @@ func Open(path string, opt Options) (*DB, error) {
 		return nil, err
 	}
 	db.removeBlobTemps()
+	db.removeSnapshotTemps(path)
 	return db, nil
 }
 
@@ -170,7 +172,7 @@ func (db *DB) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	return db.bolt.View(fn)
 }
 
-func (db *DB) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+func (db *DB) update(ctx context.Context, fn func(tx *wtx) error) error {
 	return db.updateAudited(ctx, fn, false)
 }
 
@@ -179,15 +181,16 @@ func (db *DB) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 // audit journal writes the journal's provisional record in the same
 // transaction (see loa.AuditJournal). A write the disk refuses becomes
 // ENOSPACE or EUNAVAILABLE and makes the store unhealthy until a write
-// succeeds.
-func (db *DB) updateAudited(ctx context.Context, fn func(tx *bolt.Tx) error, audited bool) error {
+// succeeds. With a replicator set, the change goes through it
+// (updateReplicated).
+func (db *DB) updateAudited(ctx context.Context, fn func(tx *wtx) error, audited bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	db.writeTxs.Add(1)
 	j := loa.AuditJournalFrom(ctx)
 	var provisional []byte
-	err := storageError(db.bolt.Update(func(tx *bolt.Tx) error {
+	run := func(tx *wtx) error {
 		if err := fn(tx); err != nil {
 			return err
 		}
@@ -202,8 +205,16 @@ func (db *DB) updateAudited(ctx context.Context, fn func(tx *bolt.Tx) error, aud
 		// the same request sees it and writes no second record.
 		j.SetPending(provisional)
 		return nil
-	}))
-	db.health.observe(err, db.now)
+	}
+	var err error
+	if rep := db.replicator(); rep != nil {
+		err = db.updateReplicated(ctx, rep, run)
+	} else {
+		err = storageError(db.bolt.Update(func(tx *bolt.Tx) error {
+			return run(&wtx{Tx: tx})
+		}))
+		db.health.observe(err, db.now)
+	}
 	if err != nil && provisional != nil {
 		j.SetPending(nil) // not committed
 	}
@@ -217,7 +228,7 @@ func (db *DB) WriteTxs() uint64 { return db.writeTxs.Load() }
 
 // get decodes the value at key in bucket into v; found is false if absent.
 // Decoding copies, so nothing returned aliases bbolt's memory.
-func get(tx *bolt.Tx, bucket, key []byte, v any) (found bool, err error) {
+func get(tx rtx, bucket, key []byte, v any) (found bool, err error) {
 	data := tx.Bucket(bucket).Get(key)
 	if data == nil {
 		return false, nil
@@ -229,10 +240,15 @@ func get(tx *bolt.Tx, bucket, key []byte, v any) (found bool, err error) {
 }
 
 // put encodes v as JSON and stores it at key in bucket.
-func put(tx *bolt.Tx, bucket, key []byte, v any) error {
+// Given a bare *bolt.Tx (a migration, local on every node) it writes
+// directly; store code that changes records holds a *wtx.
+func put(tx rtx, bucket, key []byte, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode %s/%s: %w", bucket, key, err)
+	}
+	if w, ok := tx.(*wtx); ok {
+		return w.put(bucket, key, data)
 	}
 	return tx.Bucket(bucket).Put(key, data)
 }
@@ -267,7 +283,11 @@ func listAll[T any](ctx context.Context, db *DB, bucket []byte) (out []*T, err e
 // deleteWhere deletes, in one transaction, the values of bucket that drop
 // picks, and returns how many it deleted.
 func (db *DB) deleteWhere(ctx context.Context, bucket []byte, drop func(k, v []byte) (bool, error)) (n int, err error) {
-	err = db.update(ctx, func(tx *bolt.Tx) error {
+	update := db.update
+	if localOnly(bucket, nil) {
+		update = db.updateLocal
+	}
+	err = update(ctx, func(tx *wtx) error {
 		b := tx.Bucket(bucket)
 		var old [][]byte
 		err := b.ForEach(func(k, v []byte) error {
@@ -281,7 +301,7 @@ func (db *DB) deleteWhere(ctx context.Context, bucket []byte, drop func(k, v []b
 			return err
 		}
 		for _, k := range old {
-			if err := b.Delete(k); err != nil {
+			if err := tx.del(bucket, k); err != nil {
 				return err
 			}
 		}
@@ -292,7 +312,7 @@ func (db *DB) deleteWhere(ctx context.Context, bucket []byte, drop func(k, v []b
 }
 
 // list decodes every value in bucket, in key order.
-func list[T any](tx *bolt.Tx, bucket []byte) ([]*T, error) {
+func list[T any](tx rtx, bucket []byte) ([]*T, error) {
 	var out []*T
 	err := tx.Bucket(bucket).ForEach(func(k, v []byte) error {
 		t := new(T)

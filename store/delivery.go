@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/loa-broadcast/loa"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/loa-broadcast/loa"
 )
 
 // bucketDeliveries holds sessions' delivery reports: session id ‖ 0 ‖
@@ -45,7 +46,7 @@ func (db *DB) PutDeliveries(ctx context.Context, lines map[string][]loa.Receiver
 	if len(recs) == 0 {
 		return nil
 	}
-	return db.update(ctx, func(tx *bolt.Tx) error {
+	return db.update(ctx, func(tx *wtx) error {
 		if _, err := tx.CreateBucketIfNotExists(bucketDeliveries); err != nil {
 			return fmt.Errorf("create bucket %s: %w", bucketDeliveries, err)
 		}

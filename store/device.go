@@ -20,7 +20,7 @@ func (db *DB) CreateDevice(ctx context.Context, d *loa.Device) (password string,
 		return "", err
 	}
 	password = newDevicePassword()
-	err = db.update(ctx, func(tx *bolt.Tx) error {
+	err = db.update(ctx, func(tx *wtx) error {
 		if tx.Bucket(bucketDevices).Get([]byte(d.ID)) != nil {
 			return loa.Errorf(loa.ECONFLICT, "id: device %q already exists", d.ID)
 		}
@@ -33,7 +33,7 @@ func (db *DB) CreateDevice(ctx context.Context, d *loa.Device) (password string,
 			return err
 		}
 		sum := sha256.Sum256([]byte(password))
-		return tx.Bucket(bucketDeviceCreds).Put([]byte(d.ID), sum[:])
+		return tx.put(bucketDeviceCreds, []byte(d.ID), sum[:])
 	})
 	if err != nil {
 		return "", err
@@ -85,7 +85,7 @@ func (db *DB) Devices(ctx context.Context) ([]*loa.Device, error) {
 // decommissioned. It returns the device as stored.
 func (db *DB) DecommissionDevice(ctx context.Context, id string) (*loa.Device, error) {
 	d := new(loa.Device)
-	err := db.update(ctx, func(tx *bolt.Tx) error {
+	err := db.update(ctx, func(tx *wtx) error {
 		if found, err := get(tx, bucketDevices, []byte(id), d); err != nil {
 			return err
 		} else if !found {
@@ -102,7 +102,7 @@ func (db *DB) DecommissionDevice(ctx context.Context, id string) (*loa.Device, e
 		if err := put(tx, bucketDevices, []byte(id), d); err != nil {
 			return err
 		}
-		return tx.Bucket(bucketDeviceCreds).Delete([]byte(id))
+		return tx.del(bucketDeviceCreds, []byte(id))
 	})
 	if err != nil {
 		return nil, err
@@ -115,7 +115,7 @@ func (db *DB) DecommissionDevice(ctx context.Context, id string) (*loa.Device, e
 // device, ECONFLICT if it is decommissioned, EINVALID outside the bounds.
 func (db *DB) SetDeviceOffset(ctx context.Context, id string, offsetMs int) (*loa.Device, error) {
 	d := new(loa.Device)
-	err := db.update(ctx, func(tx *bolt.Tx) error {
+	err := db.update(ctx, func(tx *wtx) error {
 		if found, err := get(tx, bucketDevices, []byte(id), d); err != nil {
 			return err
 		} else if !found {
@@ -165,7 +165,7 @@ func (db *DB) CheckDeviceCredentials(ctx context.Context, id, password string) (
 // ECONFLICT if it is decommissioned.
 func (db *DB) ResetDeviceCredentials(ctx context.Context, id string) (password string, err error) {
 	password = newDevicePassword()
-	err = db.update(ctx, func(tx *bolt.Tx) error {
+	err = db.update(ctx, func(tx *wtx) error {
 		d := new(loa.Device)
 		if found, err := get(tx, bucketDevices, []byte(id), d); err != nil {
 			return err
@@ -180,7 +180,7 @@ func (db *DB) ResetDeviceCredentials(ctx context.Context, id string) (password s
 			return err
 		}
 		sum := sha256.Sum256([]byte(password))
-		return tx.Bucket(bucketDeviceCreds).Put([]byte(id), sum[:])
+		return tx.put(bucketDeviceCreds, []byte(id), sum[:])
 	})
 	if err != nil {
 		return "", err

@@ -5,8 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/loa-broadcast/loa"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/loa-broadcast/loa"
 )
 
 // PutDeviceStates writes a batch of hot device states in one transaction:
@@ -21,14 +22,13 @@ func (db *DB) PutDeviceStates(ctx context.Context, states []loa.DeviceState) err
 	if len(states) == 0 {
 		return ctx.Err()
 	}
-	return db.update(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketDeviceStates)
+	return db.updateLocal(ctx, func(tx *wtx) error {
 		for i := range states {
 			data, err := json.Marshal(&states[i])
 			if err != nil {
 				return fmt.Errorf("encode device state %s: %w", states[i].ID, err)
 			}
-			if err := b.Put([]byte(states[i].ID), data); err != nil {
+			if err := tx.put(bucketDeviceStates, []byte(states[i].ID), data); err != nil {
 				return err
 			}
 		}

@@ -22,7 +22,7 @@ func (db *DB) PutDraft(ctx context.Context, d *loa.Draft) error {
 	if err := validKey("id", d.ID); err != nil {
 		return err
 	}
-	return db.update(ctx, func(tx *bolt.Tx) error {
+	return db.update(ctx, func(tx *wtx) error {
 		if _, err := tx.CreateBucketIfNotExists(bucketDrafts); err != nil {
 			return fmt.Errorf("create bucket %s: %w", bucketDrafts, err)
 		}
@@ -67,7 +67,7 @@ func (db *DB) Drafts(ctx context.Context) ([]*loa.Draft, error) {
 // approval for operators' changes, or clears the mark, and returns it.
 func (db *DB) SetAreaApproval(ctx context.Context, id string, needs bool) (*loa.Area, error) {
 	var a *loa.Area
-	err := db.update(ctx, func(tx *bolt.Tx) (err error) {
+	err := db.update(ctx, func(tx *wtx) (err error) {
 		if a, err = area(tx, id); err != nil {
 			return err
 		}
@@ -82,7 +82,7 @@ func (db *DB) SetAreaApproval(ctx context.Context, id string, needs bool) (*loa.
 // returned unchanged.
 func (db *DB) ApproveMedia(ctx context.Context, id, by string) (*loa.Media, error) {
 	var m *loa.Media
-	err := db.update(ctx, func(tx *bolt.Tx) (err error) {
+	err := db.update(ctx, func(tx *wtx) (err error) {
 		if m, err = media(tx, id); err != nil {
 			return err
 		}
@@ -97,7 +97,7 @@ func (db *DB) ApproveMedia(ctx context.Context, id, by string) (*loa.Media, erro
 
 // usableMedia returns media id unless it is missing (ENOTFOUND naming
 // field) or a draft waiting for approval (ENOTAPPROVED naming field).
-func usableMedia(tx *bolt.Tx, field, id string) (*loa.Media, error) {
+func usableMedia(tx rtx, field, id string) (*loa.Media, error) {
 	m, err := media(tx, id)
 	if loa.ErrorCode(err) == loa.ENOTFOUND {
 		return nil, loa.Errorf(loa.ENOTFOUND, "%s: no media %q", field, id)

@@ -3,8 +3,6 @@ package store
 import (
 	"context"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/loa-broadcast/loa"
 )
 
@@ -14,7 +12,7 @@ func (db *DB) PutFallback(ctx context.Context, f *loa.Fallback) error {
 	if err := f.Validate(); err != nil {
 		return err
 	}
-	return db.update(ctx, func(tx *bolt.Tx) error {
+	return db.update(ctx, func(tx *wtx) error {
 		if tx.Bucket(bucketAreas).Get([]byte(f.AreaID)) == nil {
 			return loa.Errorf(loa.ENOTFOUND, "area_id: no area %q", f.AreaID)
 		}
@@ -32,12 +30,12 @@ func (db *DB) PutFallback(ctx context.Context, f *loa.Fallback) error {
 
 // DeleteFallback clears an area's background programme; ENOTFOUND if none.
 func (db *DB) DeleteFallback(ctx context.Context, areaID string) error {
-	return db.update(ctx, func(tx *bolt.Tx) error {
+	return db.update(ctx, func(tx *wtx) error {
 		b := tx.Bucket(bucketFallbacks)
 		if b.Get([]byte(areaID)) == nil {
 			return loa.Errorf(loa.ENOTFOUND, "area %q has no fallback", areaID)
 		}
-		return b.Delete([]byte(areaID))
+		return tx.del(bucketFallbacks, []byte(areaID))
 	})
 }
 

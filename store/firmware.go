@@ -8,8 +8,6 @@ import (
 	"slices"
 	"strings"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/loa-broadcast/loa"
 )
 
@@ -53,7 +51,7 @@ func (db *DB) PutFirmwareImage(ctx context.Context, img *loa.FirmwareImage) erro
 	if img.Sig == "" || len(img.Name) > 200 {
 		return loa.Errorf(loa.EINVALID, "sig: required; name: at most 200 bytes")
 	}
-	return db.update(ctx, func(tx *bolt.Tx) error {
+	return db.update(ctx, func(tx *wtx) error {
 		all, err := list[loa.FirmwareImage](tx, bucketFirmware)
 		if err != nil {
 			return err
@@ -98,7 +96,7 @@ func (db *DB) PutRollout(ctx context.Context, r *loa.Rollout) error {
 	if err := validKey("id", r.ID); err != nil {
 		return err
 	}
-	return db.update(ctx, func(tx *bolt.Tx) error {
+	return db.update(ctx, func(tx *wtx) error {
 		return put(tx, bucketRollouts, []byte(r.ID), r)
 	})
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 var keyGeneration = []byte("generation")
@@ -16,7 +14,7 @@ var keyGeneration = []byte("generation")
 // derived with, so two starts never encrypt under the same key.
 func (db *DB) NextGeneration(ctx context.Context) (uint64, error) {
 	var gen uint64
-	err := db.update(ctx, func(tx *bolt.Tx) error {
+	err := db.update(ctx, func(tx *wtx) error {
 		meta := tx.Bucket(bucketMeta)
 		if v := meta.Get(keyGeneration); v != nil {
 			if len(v) != 8 {
@@ -25,7 +23,7 @@ func (db *DB) NextGeneration(ctx context.Context) (uint64, error) {
 			gen = binary.BigEndian.Uint64(v)
 		}
 		gen++
-		return meta.Put(keyGeneration, binary.BigEndian.AppendUint64(nil, gen))
+		return tx.put(bucketMeta, keyGeneration, binary.BigEndian.AppendUint64(nil, gen))
 	})
 	if err != nil {
 		return 0, fmt.Errorf("store: next generation: %w", err)

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/loa-broadcast/loa"
-	bolt "go.etcd.io/bbolt"
 )
 
 // PutGroupCommand inserts or updates a group command with all its results.
@@ -17,7 +16,7 @@ func (db *DB) PutGroupCommand(ctx context.Context, g *loa.GroupCommand) error {
 	if err := validKey("id", g.ID); err != nil {
 		return err
 	}
-	return db.update(ctx, func(tx *bolt.Tx) error {
+	return db.update(ctx, func(tx *wtx) error {
 		return put(tx, bucketGroupCommands, []byte(g.ID), g)
 	})
 }
@@ -33,7 +32,7 @@ func (db *DB) GroupCommand(ctx context.Context, id string) (*loa.GroupCommand, e
 // settled.
 func (db *DB) SettleInterruptedGroupCommands(ctx context.Context, at time.Time, msg string) (int, error) {
 	n := 0
-	err := db.update(ctx, func(tx *bolt.Tx) error {
+	err := db.update(ctx, func(tx *wtx) error {
 		b := tx.Bucket(bucketGroupCommands)
 		var running [][]byte
 		err := b.ForEach(func(k, v []byte) error {

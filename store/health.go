@@ -8,8 +8,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/loa-broadcast/loa"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/loa-broadcast/loa"
 )
 
 // healthKey is device id ‖ 0 ‖ big-endian unix hour: a device's hours are
@@ -44,7 +45,7 @@ func (db *DB) PutHealthHours(ctx context.Context, hours []loa.HealthHour) error 
 	if len(hours) == 0 {
 		return ctx.Err()
 	}
-	return db.update(ctx, func(tx *bolt.Tx) error {
+	return db.updateLocal(ctx, func(tx *wtx) error {
 		for _, h := range hours {
 			h.Hour = h.Hour.UTC().Truncate(time.Hour)
 			key := healthKey(h.Device, h.Hour)

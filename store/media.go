@@ -6,8 +6,9 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/loa-broadcast/loa"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/loa-broadcast/loa"
 )
 
 // PutMedia inserts or updates the metadata of a media item and indexes it
@@ -26,7 +27,7 @@ func (db *DB) PutMedia(ctx context.Context, m *loa.Media) error {
 	if m.Size < 0 || m.Duration < 0 || m.Frames < 0 {
 		return loa.Errorf(loa.EINVALID, "size, duration, frames: must not be negative")
 	}
-	return db.update(ctx, func(tx *bolt.Tx) error {
+	return db.update(ctx, func(tx *wtx) error {
 		idx := tx.Bucket(bucketMediaByHash)
 		if owner := idx.Get([]byte(m.Hash)); owner != nil && string(owner) != m.ID {
 			return loa.Errorf(loa.ECONFLICT, "hash: media %q already has this content", owner)
@@ -37,7 +38,7 @@ func (db *DB) PutMedia(ctx context.Context, m *loa.Media) error {
 			return err
 		}
 		if found && old.Hash != m.Hash {
-			if err := idx.Delete([]byte(old.Hash)); err != nil {
+			if err := tx.del(bucketMediaByHash, []byte(old.Hash)); err != nil {
 				return err
 			}
 		}
@@ -51,7 +52,7 @@ func (db *DB) PutMedia(ctx context.Context, m *loa.Media) error {
 		if err := put(tx, bucketMedia, []byte(m.ID), m); err != nil {
 			return err
 		}
-		return idx.Put([]byte(m.Hash), []byte(m.ID))
+		return tx.put(bucketMediaByHash, []byte(m.Hash), []byte(m.ID))
 	})
 }
 
@@ -89,7 +90,7 @@ func (db *DB) MediaList(ctx context.Context) ([]*loa.Media, error) {
 	return ms, err
 }
 
-func media(tx *bolt.Tx, id string) (*loa.Media, error) {
+func media(tx rtx, id string) (*loa.Media, error) {
 	m := new(loa.Media)
 	if found, err := get(tx, bucketMedia, []byte(id), m); err != nil {
 		return nil, err

@@ -4,8 +4,9 @@ import (
 	"context"
 	"slices"
 
-	"github.com/loa-broadcast/loa"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/loa-broadcast/loa"
 )
 
 // RenameMedia gives media id a new name (validated by the caller) and
@@ -15,7 +16,7 @@ func (db *DB) RenameMedia(ctx context.Context, id, name string) (*loa.Media, err
 		return nil, loa.Errorf(loa.EINVALID, "name: at most 200 bytes")
 	}
 	var m *loa.Media
-	err := db.update(ctx, func(tx *bolt.Tx) (err error) {
+	err := db.update(ctx, func(tx *wtx) (err error) {
 		if m, err = media(tx, id); err != nil {
 			return err
 		}
@@ -34,7 +35,7 @@ func (db *DB) RenameMedia(ctx context.Context, id, name string) (*loa.Media, err
 // its blob is the caller's to remove.
 func (db *DB) DeleteMedia(ctx context.Context, id string) (*loa.Media, error) {
 	var m *loa.Media
-	err := db.update(ctx, func(tx *bolt.Tx) (err error) {
+	err := db.update(ctx, func(tx *wtx) (err error) {
 		if m, err = media(tx, id); err != nil {
 			return err
 		}
@@ -45,10 +46,10 @@ func (db *DB) DeleteMedia(ctx context.Context, id string) (*loa.Media, error) {
 		if len(uses) > 0 {
 			return loa.NewInUseError(id, uses)
 		}
-		if err := tx.Bucket(bucketMedia).Delete([]byte(id)); err != nil {
+		if err := tx.del(bucketMedia, []byte(id)); err != nil {
 			return err
 		}
-		return tx.Bucket(bucketMediaByHash).Delete([]byte(m.Hash))
+		return tx.del(bucketMediaByHash, []byte(m.Hash))
 	})
 	if err != nil {
 		return nil, err
@@ -67,7 +68,7 @@ func (db *DB) MediaUses(ctx context.Context, id string) (uses []loa.MediaUse, er
 	return uses, err
 }
 
-func mediaUses(tx *bolt.Tx, id string) ([]loa.MediaUse, error) {
+func mediaUses(tx rtx, id string) ([]loa.MediaUse, error) {
 	var uses []loa.MediaUse
 	playlists, err := list[loa.Playlist](tx, bucketPlaylists)
 	if err != nil {

@@ -26,7 +26,7 @@ var (
 // MaxNotifyLog is how many log entries are kept; older ones are dropped.
 const MaxNotifyLog = 10000
 
-func ensureBucket(tx *bolt.Tx, name []byte) error {
+func ensureBucket(tx *wtx, name []byte) error {
 	if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 		return fmt.Errorf("create bucket %s: %w", name, err)
 	}
@@ -38,7 +38,7 @@ func (db *DB) PutNotifyRule(ctx context.Context, r *loa.NotifyRule) error {
 	if err := validKey("id", r.ID); err != nil {
 		return err
 	}
-	return db.update(ctx, func(tx *bolt.Tx) error {
+	return db.update(ctx, func(tx *wtx) error {
 		if err := ensureBucket(tx, bucketNotifyRules); err != nil {
 			return err
 		}
@@ -79,12 +79,12 @@ func (db *DB) NotifyRules(ctx context.Context) ([]*loa.NotifyRule, error) {
 // DeleteNotifyRule removes rule id; ENOTFOUND if there is none. Its
 // escalations end at the notifier's next round.
 func (db *DB) DeleteNotifyRule(ctx context.Context, id string) error {
-	return db.update(ctx, func(tx *bolt.Tx) error {
+	return db.update(ctx, func(tx *wtx) error {
 		b := tx.Bucket(bucketNotifyRules)
 		if b == nil || b.Get([]byte(id)) == nil {
 			return loa.Errorf(loa.ENOTFOUND, "rule %q not found", id)
 		}
-		return b.Delete([]byte(id))
+		return tx.del(bucketNotifyRules, []byte(id))
 	})
 }
 
@@ -124,7 +124,7 @@ func (db *DB) StartNotifyEscalation(ctx context.Context, e *loa.NotifyEscalation
 	if err := validKey("id", e.ID); err != nil {
 		return false, err
 	}
-	err = db.update(ctx, func(tx *bolt.Tx) error {
+	err = db.update(ctx, func(tx *wtx) error {
 		if err := ensureBucket(tx, bucketNotifyEscalations); err != nil {
 			return err
 		}
@@ -142,7 +142,7 @@ func (db *DB) StartNotifyEscalation(ctx context.Context, e *loa.NotifyEscalation
 // ended or is past step already, so no step is ever sent twice, even
 // across a restart between the claim and the send.
 func (db *DB) ClaimNotifyStep(ctx context.Context, id string, step int, at time.Time) (ok bool, err error) {
-	err = db.update(ctx, func(tx *bolt.Tx) error {
+	err = db.update(ctx, func(tx *wtx) error {
 		if tx.Bucket(bucketNotifyEscalations) == nil {
 			return nil
 		}
@@ -162,13 +162,13 @@ func (db *DB) ClaimNotifyStep(ctx context.Context, id string, step int, at time.
 
 // EndNotifyEscalation deletes escalation id; found says whether it was there.
 func (db *DB) EndNotifyEscalation(ctx context.Context, id string) (found bool, err error) {
-	err = db.update(ctx, func(tx *bolt.Tx) error {
+	err = db.update(ctx, func(tx *wtx) error {
 		b := tx.Bucket(bucketNotifyEscalations)
 		if b == nil || b.Get([]byte(id)) == nil {
 			return nil
 		}
 		found = true
-		return b.Delete([]byte(id))
+		return tx.del(bucketNotifyEscalations, []byte(id))
 	})
 	return found, err
 }
@@ -176,12 +176,12 @@ func (db *DB) EndNotifyEscalation(ctx context.Context, id string) (found bool, e
 // AppendNotifyLog adds e to the log (its ID is set from the sequence),
 // dropping the oldest beyond MaxNotifyLog.
 func (db *DB) AppendNotifyLog(ctx context.Context, e *loa.NotifyLogEntry) error {
-	return db.update(ctx, func(tx *bolt.Tx) error {
+	return db.update(ctx, func(tx *wtx) error {
 		if err := ensureBucket(tx, bucketNotifyLog); err != nil {
 			return err
 		}
 		b := tx.Bucket(bucketNotifyLog)
-		seq, err := b.NextSequence()
+		seq, err := tx.nextSeq(bucketNotifyLog)
 		if err != nil {
 			return err
 		}
@@ -193,7 +193,7 @@ func (db *DB) AppendNotifyLog(ctx context.Context, e *loa.NotifyLogEntry) error 
 			c := b.Cursor()
 			limit := binary.BigEndian.AppendUint64(nil, seq-MaxNotifyLog)
 			for k, _ := c.First(); k != nil && bytes.Compare(k, limit) <= 0; k, _ = c.First() {
-				if err := b.Delete(k); err != nil {
+				if err := tx.del(bucketNotifyLog, k); err != nil {
 					return err
 				}
 			}

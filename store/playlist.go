@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/loa-broadcast/loa"
 )
 
@@ -17,7 +15,7 @@ func (db *DB) CreatePlaylist(ctx context.Context, p *loa.Playlist) error {
 	if err := p.Validate(); err != nil {
 		return err
 	}
-	return db.update(ctx, func(tx *bolt.Tx) error {
+	return db.update(ctx, func(tx *wtx) error {
 		if tx.Bucket(bucketPlaylists).Get([]byte(p.ID)) != nil {
 			return loa.Errorf(loa.ECONFLICT, "playlist %q already exists", p.ID)
 		}

@@ -7,8 +7,9 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/loa-broadcast/loa"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/loa-broadcast/loa"
 )
 
 // Play log limits.
@@ -31,13 +32,12 @@ func (db *DB) AppendPlayLog(ctx context.Context, entries ...loa.PlayLogEntry) er
 		}
 	}
 	now := db.now().UTC()
-	return db.update(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketPlayLog)
+	return db.update(ctx, func(tx *wtx) error {
 		for _, e := range entries { // e is a copy: the caller's slice is not stamped
 			if e.At.IsZero() {
 				e.At = now
 			}
-			seq, err := b.NextSequence()
+			seq, err := tx.nextSeq(bucketPlayLog)
 			if err != nil {
 				return err
 			}

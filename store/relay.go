@@ -20,7 +20,7 @@ func (db *DB) PutRelay(ctx context.Context, r *loa.Relay, create bool) error {
 	if err := r.Validate(); err != nil {
 		return err
 	}
-	return db.update(ctx, func(tx *bolt.Tx) error {
+	return db.update(ctx, func(tx *wtx) error {
 		if _, err := tx.CreateBucketIfNotExists(bucketRelays); err != nil {
 			return fmt.Errorf("create bucket %s: %w", bucketRelays, err)
 		}
@@ -80,7 +80,7 @@ func (db *DB) Relays(ctx context.Context) ([]*loa.Relay, error) {
 // DeleteRelay removes a relay: ENOTFOUND if missing, ECONFLICT while a
 // schedule plays it.
 func (db *DB) DeleteRelay(ctx context.Context, id string) error {
-	return db.update(ctx, func(tx *bolt.Tx) error {
+	return db.update(ctx, func(tx *wtx) error {
 		b := tx.Bucket(bucketRelays)
 		if b == nil || b.Get([]byte(id)) == nil {
 			return loa.Errorf(loa.ENOTFOUND, "no relay %q", id)
@@ -94,6 +94,6 @@ func (db *DB) DeleteRelay(ctx context.Context, id string) error {
 				return loa.Errorf(loa.ECONFLICT, "relay %q is played by schedule %q", id, s.ID)
 			}
 		}
-		return b.Delete([]byte(id))
+		return tx.del(bucketRelays, []byte(id))
 	})
 }

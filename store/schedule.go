@@ -19,7 +19,7 @@ func (db *DB) PutSchedule(ctx context.Context, s *loa.Schedule) error {
 	if err := checkSchedule(s); err != nil {
 		return err
 	}
-	return db.update(ctx, func(tx *bolt.Tx) error {
+	return db.update(ctx, func(tx *wtx) error {
 		return put(tx, bucketSchedules, []byte(s.ID), s)
 	})
 }
@@ -29,7 +29,7 @@ func (db *DB) CreateSchedule(ctx context.Context, s *loa.Schedule) error {
 	if err := checkSchedule(s); err != nil {
 		return err
 	}
-	return db.update(ctx, func(tx *bolt.Tx) error {
+	return db.update(ctx, func(tx *wtx) error {
 		if tx.Bucket(bucketSchedules).Get([]byte(s.ID)) != nil {
 			return loa.Errorf(loa.ECONFLICT, "schedule %q already exists", s.ID)
 		}
@@ -46,12 +46,12 @@ func checkSchedule(s *loa.Schedule) error {
 
 // DeleteSchedule removes the schedule with id; ENOTFOUND if there is none.
 func (db *DB) DeleteSchedule(ctx context.Context, id string) error {
-	return db.update(ctx, func(tx *bolt.Tx) error {
+	return db.update(ctx, func(tx *wtx) error {
 		b := tx.Bucket(bucketSchedules)
 		if id == "" || b.Get([]byte(id)) == nil {
 			return loa.Errorf(loa.ENOTFOUND, "schedule %q not found", id)
 		}
-		return b.Delete([]byte(id))
+		return tx.del(bucketSchedules, []byte(id))
 	})
 }
 
@@ -92,7 +92,7 @@ func (db *DB) PutCalendar(ctx context.Context, c loa.Calendar) error {
 	if len(c.Name) > MaxCalendarName {
 		return loa.Errorf(loa.EINVALID, "name: at most %d bytes", MaxCalendarName)
 	}
-	return db.update(ctx, func(tx *bolt.Tx) error {
+	return db.update(ctx, func(tx *wtx) error {
 		if c.AreaID != "" {
 			if err := areaExists(tx, "area_id", c.AreaID); err != nil {
 				return err

@@ -7,8 +7,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/loa-broadcast/loa"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/loa-broadcast/loa"
 )
 
 // The scheduler's restart safety: how far it has handled fire times, and
@@ -55,8 +56,8 @@ func (db *DB) PutSchedulerHandled(ctx context.Context, t time.Time) error {
 	if err != nil {
 		return loa.Errorf(loa.EINVALID, "handled time: %v", err)
 	}
-	return db.update(ctx, func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketSchedulerState).Put(keySchedulerHandled, text)
+	return db.update(ctx, func(tx *wtx) error {
+		return tx.put(bucketSchedulerState, keySchedulerHandled, text)
 	})
 }
 
@@ -78,17 +79,17 @@ func (db *DB) MarkStarted(ctx context.Context, key string, at time.Time) (alread
 	if at.IsZero() {
 		at = db.now()
 	}
-	err = db.update(ctx, func(tx *bolt.Tx) error {
+	err = db.update(ctx, func(tx *wtx) error {
 		started := tx.Bucket(bucketStarted)
 		if started.Get([]byte(key)) != nil {
 			already = true
 		} else {
 			stamp := startedStamp(at)
-			if err := started.Put([]byte(key), stamp); err != nil {
+			if err := tx.put(bucketStarted, []byte(key), stamp); err != nil {
 				return err
 			}
 			index := append(append(make([]byte, 0, len(stamp)+len(key)), stamp...), key...)
-			if err := tx.Bucket(bucketStartedByTime).Put(index, nil); err != nil {
+			if err := tx.put(bucketStartedByTime, index, nil); err != nil {
 				return err
 			}
 		}
@@ -113,7 +114,7 @@ func startedStamp(t time.Time) []byte {
 }
 
 // pruneStarted deletes at most max keys recorded before cutoff.
-func pruneStarted(tx *bolt.Tx, cutoff []byte, max int) error {
+func pruneStarted(tx *wtx, cutoff []byte, max int) error {
 	byTime := tx.Bucket(bucketStartedByTime)
 	var old [][]byte
 	c := byTime.Cursor()
@@ -122,12 +123,12 @@ func pruneStarted(tx *bolt.Tx, cutoff []byte, max int) error {
 	}
 	started := tx.Bucket(bucketStarted)
 	for _, k := range old {
-		if err := byTime.Delete(k); err != nil {
+		if err := tx.del(bucketStartedByTime, k); err != nil {
 			return err
 		}
 		// Delete the key only if this index entry is its record.
 		if v := started.Get(k[8:]); v != nil && bytes.Equal(v, k[:8]) {
-			if err := started.Delete(k[8:]); err != nil {
+			if err := tx.del(bucketStarted, k[8:]); err != nil {
 				return err
 			}
 		}

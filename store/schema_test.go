@@ -9,9 +9,10 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/store"
-	bolt "go.etcd.io/bbolt"
 )
 
 // writeSchemaVersion makes a bare bbolt file whose meta bucket says version v.

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/loa-broadcast/loa"
-	bolt "go.etcd.io/bbolt"
 )
 
 // PutSession inserts or updates a session. It is written before the session
@@ -17,7 +16,7 @@ func (db *DB) PutSession(ctx context.Context, s *loa.Session) error {
 	if err := validKey("id", s.ID); err != nil {
 		return err
 	}
-	return db.update(ctx, func(tx *bolt.Tx) error {
+	return db.update(ctx, func(tx *wtx) error {
 		return put(tx, bucketSessions, []byte(s.ID), s)
 	})
 }
@@ -43,7 +42,7 @@ func (db *DB) MarkSessionSent(ctx context.Context, id string, at time.Time) erro
 	if err := validKey("id", id); err != nil {
 		return err
 	}
-	return db.update(ctx, func(tx *bolt.Tx) error {
+	return db.update(ctx, func(tx *wtx) error {
 		var s loa.Session
 		found, err := get(tx, bucketSessions, []byte(id), &s)
 		if err != nil || !found || !s.FirstSentAt.IsZero() {

@@ -22,7 +22,7 @@ var keySMSSeq = []byte("sms_seq")
 // number is not above the highest they accepted.
 func (db *DB) NextSMSSeq(ctx context.Context) (uint32, error) {
 	var seq uint32
-	err := db.update(ctx, func(tx *bolt.Tx) error {
+	err := db.update(ctx, func(tx *wtx) error {
 		meta := tx.Bucket(bucketMeta)
 		if v := meta.Get(keySMSSeq); v != nil {
 			if len(v) != 4 {
@@ -34,7 +34,7 @@ func (db *DB) NextSMSSeq(ctx context.Context) (uint32, error) {
 			return loa.Errorf(loa.ECONFLICT, "the SMS sequence numbers are spent")
 		}
 		seq++
-		return meta.Put(keySMSSeq, binary.BigEndian.AppendUint32(nil, seq))
+		return tx.put(bucketMeta, keySMSSeq, binary.BigEndian.AppendUint32(nil, seq))
 	})
 	if err != nil {
 		return 0, fmt.Errorf("store: next sms seq: %w", err)
@@ -47,7 +47,7 @@ func (db *DB) NextSMSSeq(ctx context.Context) (uint32, error) {
 // if it is decommissioned, EINVALID if the number is not E.164.
 func (db *DB) SetDeviceMSISDN(ctx context.Context, id, msisdn string) (*loa.Device, error) {
 	d := new(loa.Device)
-	err := db.update(ctx, func(tx *bolt.Tx) error {
+	err := db.update(ctx, func(tx *wtx) error {
 		if found, err := get(tx, bucketDevices, []byte(id), d); err != nil {
 			return err
 		} else if !found {

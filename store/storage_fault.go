@@ -9,8 +9,6 @@ import (
 	"syscall"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/loa-broadcast/loa"
 )
 
@@ -82,7 +80,7 @@ func (db *DB) blobFault(err error) error {
 // failed write finds out, without waiting for a client's change, that
 // the disk takes writes again.
 func (db *DB) ProbeWrite(ctx context.Context) error {
-	return db.update(ctx, func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketMeta).Put([]byte("write-probe"), []byte(db.now().UTC().Format(time.RFC3339Nano)))
+	return db.updateLocal(ctx, func(tx *wtx) error {
+		return tx.put(bucketMeta, []byte("write-probe"), []byte(db.now().UTC().Format(time.RFC3339Nano)))
 	})
 }

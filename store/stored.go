@@ -29,7 +29,7 @@ func (db *DB) PutStoredMessage(ctx context.Context, m *loa.StoredMessage) (int64
 		return 0, err
 	}
 	var version int64
-	err := db.update(ctx, func(tx *bolt.Tx) error {
+	err := db.update(ctx, func(tx *wtx) error {
 		if _, err := tx.CreateBucketIfNotExists(bucketStored); err != nil {
 			return fmt.Errorf("create bucket %s: %w", bucketStored, err)
 		}
@@ -57,12 +57,12 @@ func (db *DB) PutStoredMessage(ctx context.Context, m *loa.StoredMessage) (int64
 // the library's new version.
 func (db *DB) DeleteStoredMessage(ctx context.Context, code int) (int64, error) {
 	var version int64
-	err := db.update(ctx, func(tx *bolt.Tx) error {
+	err := db.update(ctx, func(tx *wtx) error {
 		b := tx.Bucket(bucketStored)
 		if b == nil || b.Get(storedKey(code)) == nil {
 			return loa.Errorf(loa.ENOTFOUND, "no stored message %d", code)
 		}
-		if err := b.Delete(storedKey(code)); err != nil {
+		if err := tx.del(bucketStored, storedKey(code)); err != nil {
 			return err
 		}
 		var err error
@@ -117,7 +117,7 @@ func (db *DB) StoredMessages(ctx context.Context) ([]*loa.StoredMessage, int64, 
 // it.
 func (db *DB) BumpStoredVersion(ctx context.Context) (int64, error) {
 	var version int64
-	err := db.update(ctx, func(tx *bolt.Tx) error {
+	err := db.update(ctx, func(tx *wtx) error {
 		var err error
 		version, err = bumpStoredVersion(tx)
 		return err
@@ -125,12 +125,12 @@ func (db *DB) BumpStoredVersion(ctx context.Context) (int64, error) {
 	return version, err
 }
 
-func bumpStoredVersion(tx *bolt.Tx) (int64, error) {
+func bumpStoredVersion(tx *wtx) (int64, error) {
 	meta := tx.Bucket(bucketMeta)
 	var v uint64
 	if b := meta.Get(keyStoredVersion); len(b) == 8 {
 		v = binary.BigEndian.Uint64(b)
 	}
 	v++
-	return int64(v), meta.Put(keyStoredVersion, binary.BigEndian.AppendUint64(nil, v))
+	return int64(v), tx.put(bucketMeta, keyStoredVersion, binary.BigEndian.AppendUint64(nil, v))
 }

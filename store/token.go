@@ -45,7 +45,7 @@ func (db *DB) CreateToken(ctx context.Context, t *loa.Token) (secret string, err
 	}
 	secret = TokenPrefix + strings.ToLower(secretEncoding.EncodeToString(randomBytes(32)))
 	hash := hashSecret(secret)
-	err = db.update(ctx, func(tx *bolt.Tx) error {
+	err = db.update(ctx, func(tx *wtx) error {
 		if tx.Bucket(bucketTokens).Get([]byte(id)) != nil {
 			return loa.Errorf(loa.ECONFLICT, "id: token %q already exists", id)
 		}
@@ -59,7 +59,7 @@ func (db *DB) CreateToken(ctx context.Context, t *loa.Token) (secret string, err
 		if err := put(tx, bucketTokens, []byte(id), &rec); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketTokensByHash).Put([]byte(hash), []byte(id)); err != nil {
+		if err := tx.put(bucketTokensByHash, []byte(hash), []byte(id)); err != nil {
 			return err
 		}
 		t.ID, t.CreatedAt, t.Hash = id, rec.CreatedAt, hash
@@ -116,7 +116,7 @@ func (db *DB) Token(ctx context.Context, id string) (*loa.Token, error) {
 // refused. The record stays, for the audit log's sake.
 func (db *DB) RevokeToken(ctx context.Context, id string) (*loa.Token, error) {
 	var t *loa.Token
-	err := db.update(ctx, func(tx *bolt.Tx) error {
+	err := db.update(ctx, func(tx *wtx) error {
 		var rec tokenRecord
 		if found, err := get(tx, bucketTokens, []byte(id), &rec); err != nil {
 			return err
@@ -127,7 +127,7 @@ func (db *DB) RevokeToken(ctx context.Context, id string) (*loa.Token, error) {
 			return loa.Errorf(loa.ECONFLICT, "token %q was already revoked at %s", id, rec.RevokedAt.Format(time.RFC3339))
 		}
 		rec.RevokedAt = db.now().UTC()
-		if err := tx.Bucket(bucketTokensByHash).Delete([]byte(rec.Hash)); err != nil {
+		if err := tx.del(bucketTokensByHash, []byte(rec.Hash)); err != nil {
 			return err
 		}
 		if err := put(tx, bucketTokens, []byte(id), &rec); err != nil {

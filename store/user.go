@@ -110,7 +110,7 @@ func (db *DB) CreateUser(ctx context.Context, u *loa.User, password string) erro
 		return err
 	}
 	hash := hashPassword(password)
-	return db.update(ctx, func(tx *bolt.Tx) error {
+	return db.update(ctx, func(tx *wtx) error {
 		if tx.Bucket(bucketUsers).Get([]byte(u.Username)) != nil {
 			return loa.Errorf(loa.ECONFLICT, "username: %q already exists", u.Username)
 		}
@@ -162,7 +162,7 @@ func (db *DB) HasUsers(ctx context.Context) (bool, error) {
 // it loses its sessions in the same transaction.
 func (db *DB) UpdateUser(ctx context.Context, username string, change func(*loa.User) error) (*loa.User, error) {
 	var out *loa.User
-	err := db.update(ctx, func(tx *bolt.Tx) error {
+	err := db.update(ctx, func(tx *wtx) error {
 		var rec userRecord
 		if found, err := get(tx, bucketUsers, []byte(username), &rec); err != nil {
 			return err
@@ -207,7 +207,7 @@ func (db *DB) UpdateUser(ctx context.Context, username string, change func(*loa.
 
 // anotherStationAdmin is nil if an enabled station-wide admin other than
 // username exists, ECONFLICT otherwise: the last one cannot be locked out.
-func anotherStationAdmin(tx *bolt.Tx, username string) error {
+func anotherStationAdmin(tx rtx, username string) error {
 	recs, err := list[userRecord](tx, bucketUsers)
 	if err != nil {
 		return err
@@ -227,7 +227,7 @@ func (db *DB) SetPassword(ctx context.Context, username, password string) error 
 		return err
 	}
 	hash := hashPassword(password)
-	return db.update(ctx, func(tx *bolt.Tx) error {
+	return db.update(ctx, func(tx *wtx) error {
 		var rec userRecord
 		if found, err := get(tx, bucketUsers, []byte(username), &rec); err != nil {
 			return err
@@ -279,7 +279,7 @@ func (db *DB) CheckPassword(ctx context.Context, username, password string) (*lo
 func (db *DB) StartSession(ctx context.Context, username string, now time.Time) (id, csrf string, err error) {
 	id = base64.RawURLEncoding.EncodeToString(randomBytes(loa.SessionIDBytes))
 	csrf = base64.RawURLEncoding.EncodeToString(randomBytes(32))
-	err = db.update(ctx, func(tx *bolt.Tx) error {
+	err = db.update(ctx, func(tx *wtx) error {
 		if tx.Bucket(bucketUsers).Get([]byte(username)) == nil {
 			return loa.Errorf(loa.ENOTFOUND, "user %q not found", username)
 		}
@@ -296,7 +296,7 @@ func (db *DB) StartSession(ctx context.Context, username string, now time.Time) 
 			return err
 		}
 		for _, k := range ended {
-			if err := b.Delete(k); err != nil {
+			if err := tx.del(bucketUserSessions, k); err != nil {
 				return err
 			}
 		}
@@ -342,7 +342,7 @@ func (db *DB) SessionUser(ctx context.Context, id string, now time.Time) (*loa.U
 	if now.Sub(s.LastSeen) >= sessionTouchEvery {
 		// Best effort: a disk that refuses writes must not refuse reads;
 		// the next request tries again.
-		err := db.update(ctx, func(tx *bolt.Tx) error {
+		err := db.update(ctx, func(tx *wtx) error {
 			var cur sessionRecord
 			if found, err := get(tx, bucketUserSessions, key, &cur); err != nil || !found {
 				return err
@@ -359,8 +359,8 @@ func (db *DB) SessionUser(ctx context.Context, id string, now time.Time) (*loa.U
 
 // EndSession ends session id; an unknown one is no error.
 func (db *DB) EndSession(ctx context.Context, id string) error {
-	return db.update(ctx, func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketUserSessions).Delete(sessionKey(id))
+	return db.update(ctx, func(tx *wtx) error {
+		return tx.del(bucketUserSessions, sessionKey(id))
 	})
 }
 
@@ -370,7 +370,7 @@ func sessionEnded(s *sessionRecord, now time.Time) bool {
 }
 
 // endSessionsOf deletes every session of username.
-func endSessionsOf(tx *bolt.Tx, username string) error {
+func endSessionsOf(tx *wtx, username string) error {
 	b := tx.Bucket(bucketUserSessions)
 	var keys [][]byte
 	err := b.ForEach(func(k, v []byte) error {
@@ -384,7 +384,7 @@ func endSessionsOf(tx *bolt.Tx, username string) error {
 		return err
 	}
 	for _, k := range keys {
-		if err := b.Delete(k); err != nil {
+		if err := tx.del(bucketUserSessions, k); err != nil {
 			return err
 		}
 	}
