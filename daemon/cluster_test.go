@@ -41,13 +41,22 @@ func (p *clusterProc) start(t *testing.T, bin string, peers []string) {
 		"-mqtt-pass", "test-controller", "-rtp", "127.0.0.1:0", "-log", "warn",
 		"-node-id", p.id, "-raft-bind", p.raft}, peers...)
 	cmd := exec.Command(bin, args...)
-	log, _ := os.Create(filepath.Join(p.data, fmt.Sprintf("serve-%d.log", time.Now().UnixNano())))
+	logPath := filepath.Join(p.data, fmt.Sprintf("serve-%d.log", time.Now().UnixNano()))
+	log, _ := os.Create(logPath)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	p.cmd = cmd
-	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGCONT); cmd.Process.Kill(); cmd.Wait() })
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGCONT)
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() { // what the node said, for the failure's cause
+			b, _ := os.ReadFile(logPath)
+			t.Logf("node %s's log:\n%s", p.id, b)
+		}
+	})
 }
 
 // role asks the node's /healthz: "leader" (the station's own answer),
@@ -190,8 +199,10 @@ func TestClusterFailover(t *testing.T) {
 	if err := lead.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
+	killed := time.Now()
 	lead.cmd.Wait()
 	next := waitLeader(t, nodes, lead)
+	t.Logf("%s leads %v after %s was killed", next.id, time.Since(killed).Round(time.Millisecond), lead.id)
 	if next != follower {
 		t.Fatalf("node %s leads after %s died, want %s", next.id, lead.id, follower.id)
 	}
@@ -221,6 +232,16 @@ func TestClusterFailover(t *testing.T) {
 		if r.Broker() != "tcp://"+follower.mqtt {
 			t.Errorf("%s is on broker %s, want the new leader's", r.ID(), r.Broker())
 		}
-		t.Logf("%s heard %d of %d frames in %d parts", r.ID(), heard, med.Frames, parts)
+		var gap time.Duration
+		var prevEnd, lastFirst time.Time
+		for _, st := range r.Sessions() {
+			if st.Session == sess.ID {
+				if !prevEnd.IsZero() {
+					gap = st.FirstPlayed.Sub(prevEnd)
+				}
+				prevEnd, lastFirst = st.Ended, st.FirstPlayed
+			}
+		}
+		t.Logf("%s heard %d of %d frames in %d parts; the gap %v (first played %v after the kill)", r.ID(), heard, med.Frames, parts, gap.Round(time.Millisecond), lastFirst.Sub(killed).Round(time.Millisecond))
 	}
 }
