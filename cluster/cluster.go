@@ -64,7 +64,7 @@ type Config struct {
 
 	HeartbeatTimeout time.Duration // default 500ms
 	ElectionTimeout  time.Duration // default 1s
-	LeaderLease      time.Duration // default HeartbeatTimeout/2
+	LeaderLease      time.Duration // a leader out of touch with a quorum this long steps down; default (and at most) HeartbeatTimeout
 	ApplyTimeout     time.Duration // how long Replicate waits for a commit without a ctx deadline; default 10s
 	// SnapshotThreshold is how many entries since the last snapshot make
 	// the next one; TrailingLogs how many are kept behind it (a follower
@@ -109,6 +109,9 @@ func Open(ctx context.Context, cfg Config, db *store.DB) (*Node, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	// Until raft runs, and if Open fails, the store refuses changes: made
+	// locally they would fork it from the cluster's.
+	db.SetReplicator(closed{})
 	defaults(&cfg)
 	n := &Node{cfg: cfg, db: db, log: cfg.Logger, leading: make(chan bool, 1), stop: make(chan struct{}),
 		witnesses: map[string]bool{}}
@@ -226,8 +229,8 @@ func defaults(c *Config) {
 	if c.ElectionTimeout <= 0 {
 		c.ElectionTimeout = time.Second
 	}
-	if c.LeaderLease <= 0 {
-		c.LeaderLease = c.HeartbeatTimeout / 2
+	if c.LeaderLease <= 0 || c.LeaderLease > c.HeartbeatTimeout {
+		c.LeaderLease = c.HeartbeatTimeout
 	}
 	if c.ApplyTimeout <= 0 {
 		c.ApplyTimeout = 10 * time.Second
@@ -568,12 +571,12 @@ func (n *Node) closeStores() {
 	}
 }
 
-// closed is the replicator of a store whose node has stopped: writing
-// locally would fork it from the cluster.
+// closed is the replicator of a store whose node has stopped (or not
+// started): writing locally would fork it from the cluster.
 type closed struct{}
 
 func (closed) Writable() error {
-	return loa.Errorf(loa.EUNAVAILABLE, "this cluster node is stopped: the change was not made")
+	return loa.Errorf(loa.EUNAVAILABLE, "this cluster node is not running (starting or stopped): the change was not made")
 }
 
 func (c closed) Replicate(context.Context, []byte) error { return c.Writable() }
