@@ -135,7 +135,7 @@ type Node struct {
 	main     *Main
 	follower *http.Server
 	standby  *broker.Broker // while following: answers devices CONNACK 3
-	changed  chan struct{} // closed and replaced when the node's role changes
+	changed  chan struct{}  // closed and replaced when the node's role changes
 }
 
 // OpenNode opens the replicated store and joins the Raft group; Run then

@@ -38,7 +38,7 @@ func (p *clusterProc) spec() string {
 func (p *clusterProc) start(t *testing.T, bin string, peers []string) {
 	t.Helper()
 	args := append([]string{"serve", "-data", p.data, "-http", p.http, "-mqtt-listen", p.mqtt,
-		"-mqtt-pass", "test-controller", "-rtp", "127.0.0.1:0", "-log", "warn",
+		"-mqtt-pass", "test-controller", "-rtp", "127.0.0.1:0", "-log", "warn", "-https", "", "-mqtt-tls-listen", "",
 		"-node-id", p.id, "-raft-bind", p.raft}, peers...)
 	cmd := exec.Command(bin, args...)
 	logPath := filepath.Join(p.data, fmt.Sprintf("serve-%d.log", time.Now().UnixNano()))
@@ -85,14 +85,13 @@ func startCluster(t *testing.T) ([]*clusterProc, *clusterProc) {
 	t.Helper()
 	bin := buildLoa(t)
 	nodes := []*clusterProc{{id: "n1"}, {id: "n2"}, {id: "w", witness: true}}
-	var peers []string
 	for _, p := range nodes {
 		p.data = t.TempDir()
 		p.http = fmt.Sprintf("127.0.0.1:%d", loatest.FreePort(t, "tcp"))
 		p.mqtt = fmt.Sprintf("127.0.0.1:%d", loatest.FreePort(t, "tcp"))
 		p.raft = fmt.Sprintf("127.0.0.1:%d", loatest.FreePort(t, "tcp"))
-		peers = append(peers, "-cluster-peer", p.spec())
 	}
+	peers := peerArgs(nodes)
 	for _, p := range nodes {
 		p.start(t, bin, peers)
 	}
@@ -132,11 +131,15 @@ func clusterFence(t *testing.T, c *api.Client) api.ClusterFence {
 }
 
 // TestClusterFailover runs two controllers and a witness as real
-// processes (Raft over loopback TCP), plays a programme and kills the
-// leader with SIGKILL in the middle of it: the other controller leads
-// within the election timeout, every receiver moves to its broker and
-// continues the programme at its timeline position, nothing is played
-// twice (the receivers' own records), and the session ends normally.
+// processes (Raft over loopback TCP) and takes the leader down twice in
+// the middle of one programme: first with SIGKILL (the kernel resets its
+// connections), then, once the killed node is back as a follower, the new
+// leader is frozen with SIGSTOP (no reset: receivers notice by keep-alive)
+// and thawed after the other controller took over. Each time the other
+// controller leads, every receiver moves to its broker and continues the
+// programme at its timeline position; nothing is played twice (the
+// receivers' own records), so the thawed old leader made no receiver play;
+// and the session ends normally.
 func TestClusterFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: builds and runs three controller processes")
@@ -156,7 +159,7 @@ func TestClusterFailover(t *testing.T) {
 		}
 	}
 	c := api.NewClient("http://"+follower.http, token)
-	fence1 := clusterFence(t, c)
+	fence := clusterFence(t, c)
 
 	c.CreateArea(ctx, loa.Area{ID: "p", Name: "P", Kind: loa.AreaProvince})
 	c.CreateArea(ctx, loa.Area{ID: "a", ParentID: "p", Name: "A", Kind: loa.AreaCommune})
@@ -170,7 +173,7 @@ func TestClusterFailover(t *testing.T) {
 		// Every receiver is given both controllers' brokers, the
 		// follower's first: it refuses them (CONNACK 3) while it follows.
 		cfgs = append(cfgs, firmwaresim.Config{ID: id, Password: pw, Broker: "tcp://" + follower.mqtt,
-			Brokers: []string{"tcp://" + lead.mqtt}, Decode: true, Logger: testLogger(t)})
+			Brokers: []string{"tcp://" + lead.mqtt}, KeepAlive: 2 * time.Second, Decode: true, Logger: testLogger(t)})
 	}
 	fleet, err := firmwaresim.StartFleet(ctx, cfgs)
 	if err != nil {
@@ -181,7 +184,7 @@ func TestClusterFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := &system{t: t, api: c, byArea: map[string][]*firmwaresim.Receiver{"a": fleet.Receivers()}}
-	med := s.upload(testSignal(10*time.Second), 48000)
+	med := s.upload(testSignal(24*time.Second), 48000)
 	// The upload returned once a quorum held its bytes: the leader and at
 	// least one other node (the witness keeps a full store too).
 	copies := 0
@@ -194,8 +197,9 @@ func TestClusterFailover(t *testing.T) {
 		t.Errorf("the media file is on %d nodes after its upload, want a quorum (2 of 3)", copies)
 	}
 	sess := s.play(med.ID, "a")
-	waitPlaying(t, fleet, sess.ID, 100)
+	waitParts(t, fleet, sess.ID, 1, 100)
 
+	// SIGKILL: the follower leads, with a higher fence.
 	if err := lead.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -206,42 +210,93 @@ func TestClusterFailover(t *testing.T) {
 	if next != follower {
 		t.Fatalf("node %s leads after %s died, want %s", next.id, lead.id, follower.id)
 	}
-	if fence2 := clusterFence(t, c); fence2.Gen <= fence1.Gen || fence2.Term < fence1.Term {
-		t.Errorf("the new leader's fence %+v is not above the old one's %+v", fence2, fence1)
+	fence = higherFence(t, c, fence)
+	waitParts(t, fleet, sess.ID, 2, 50)
+
+	// The killed node comes back as a follower and catches up; then the
+	// leader freezes.
+	lead.start(t, buildLoa(t), peerArgs(nodes))
+	loatest.Eventually(t, 30*time.Second, func() bool { r, l := lead.role(); return r == "follower" && l == next.id }, "the restarted node to follow")
+	if err := next.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
 	}
+	frozen := time.Now()
+	third := waitLeader(t, nodes, next)
+	t.Logf("%s leads %v after %s froze", third.id, time.Since(frozen).Round(time.Millisecond), next.id)
+	c3 := api.NewClient("http://"+third.http, token)
+	s.api = c3
+	fence = higherFence(t, c3, fence)
+	waitParts(t, fleet, sess.ID, 3, 25)
+	// Thawed, the old leader learns it was deposed; until then its
+	// streams and plays carry a lower fence, which receivers refuse.
+	if err := next.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	loatest.Eventually(t, 30*time.Second, func() bool { r, _ := next.role(); return r == "follower" }, "the thawed node to follow")
 
 	end := s.finish(sess, med.Duration, "a")
 	if end.State != loa.SessionEnded {
-		t.Errorf("after the leader died the session is %s (%s), want ended", end.State, end.Reason)
+		t.Errorf("after two failovers the session is %s (%s), want ended", end.State, end.Reason)
 	}
 	for _, r := range fleet.Receivers() {
 		var heard uint64
-		parts := 0
+		var parts []firmwaresim.SessionStats
 		for _, st := range r.Sessions() {
 			if st.Session == sess.ID {
 				heard += st.FromPacket()
-				parts++
+				parts = append(parts, st)
 			}
 		}
-		if parts < 2 {
-			t.Errorf("%s did not continue the programme under the new leader (%d parts)", r.ID(), parts)
+		if len(parts) < 3 {
+			t.Errorf("%s did not continue the programme under each new leader (%d parts)", r.ID(), len(parts))
 		}
 		if heard > uint64(med.Frames) {
 			t.Errorf("%s heard %d frames of a %d-frame programme: played twice", r.ID(), heard, med.Frames)
 		}
-		if r.Broker() != "tcp://"+follower.mqtt {
-			t.Errorf("%s is on broker %s, want the new leader's", r.ID(), r.Broker())
+		if r.Broker() != "tcp://"+third.mqtt {
+			t.Errorf("%s is on broker %s, want the last leader's %s", r.ID(), r.Broker(), third.mqtt)
 		}
-		var gap time.Duration
-		var prevEnd, lastFirst time.Time
-		for _, st := range r.Sessions() {
-			if st.Session == sess.ID {
-				if !prevEnd.IsZero() {
-					gap = st.FirstPlayed.Sub(prevEnd)
+		var gaps []time.Duration
+		for i := 1; i < len(parts); i++ {
+			gaps = append(gaps, parts[i].FirstPlayed.Sub(parts[i-1].Ended).Round(time.Millisecond))
+		}
+		t.Logf("%s heard %d of %d frames in %d parts (%v of audio missing in all); gaps %v (killed, frozen) from a part's end to the next's start; %d packets refused",
+			r.ID(), heard, med.Frames, len(parts), time.Duration(uint64(med.Frames)-min(heard, uint64(med.Frames)))*20*time.Millisecond, gaps, parts[len(parts)-1].AuthFailures)
+	}
+}
+
+// peerArgs is every node's -cluster-peer flag.
+func peerArgs(nodes []*clusterProc) []string {
+	var out []string
+	for _, p := range nodes {
+		out = append(out, "-cluster-peer", p.spec())
+	}
+	return out
+}
+
+// higherFence waits for the leader's fence and checks it is above old.
+func higherFence(t *testing.T, c *api.Client, old api.ClusterFence) api.ClusterFence {
+	t.Helper()
+	f := clusterFence(t, c)
+	if f.Gen <= old.Gen || f.Term < old.Term {
+		t.Errorf("the new leader's fence %+v is not above the old one's %+v", f, old)
+	}
+	return f
+}
+
+// waitParts waits until every receiver plays the session in its n-th part
+// (one per controller that streamed it) and has played frames of it.
+func waitParts(t *testing.T, fleet *firmwaresim.Fleet, session string, n int, frames uint64) {
+	t.Helper()
+	for _, r := range fleet.Receivers() {
+		loatest.Eventually(t, 60*time.Second, func() bool {
+			var parts []firmwaresim.SessionStats
+			for _, st := range r.Sessions() {
+				if st.Session == session {
+					parts = append(parts, st)
 				}
-				prevEnd, lastFirst = st.Ended, st.FirstPlayed
 			}
-		}
-		t.Logf("%s heard %d of %d frames in %d parts; the gap %v (first played %v after the kill)", r.ID(), heard, med.Frames, parts, gap.Round(time.Millisecond), lastFirst.Sub(killed).Round(time.Millisecond))
+			return len(parts) >= n && parts[n-1].Played >= frames
+		}, fmt.Sprintf("%s plays part %d of %s", r.ID(), n, session))
 	}
 }
