@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/loa-broadcast/loa"
@@ -134,8 +135,10 @@ type Node struct {
 	mu       sync.Mutex
 	main     *Main
 	follower *http.Server
-	standby  *broker.Broker // while following: answers devices CONNACK 3
-	changed  chan struct{}  // closed and replaced when the node's role changes
+	standby  *broker.Broker            // while following: answers devices CONNACK 3
+	watch    context.CancelFunc        // ends the leader's cluster watch
+	missing  atomic.Pointer[[]blobRef] // blobs the last catch-up could not pull
+	changed  chan struct{}             // closed and replaced when the node's role changes
 }
 
 // OpenNode opens the replicated store and joins the Raft group; Run then
@@ -223,6 +226,7 @@ func (n *Node) lead(ctx context.Context) error {
 	m.fenceTerm = n.Raft.Term()
 	m.Cluster = n
 	m.wrapHTTP = n.blobRoutes
+	m.clusterCollectors = n.Raft.Collectors()
 	if err := n.DB.EnsureClusterSecret(ctx, randomHex(32)); err != nil {
 		_ = n.serveFollower()
 		return fmt.Errorf("cluster secret: %w", err)
@@ -234,6 +238,11 @@ func (n *Node) lead(ctx context.Context) error {
 		return err
 	}
 	n.setMain(m)
+	wctx, cancel := context.WithCancel(ctx)
+	n.mu.Lock()
+	n.watch = cancel
+	n.mu.Unlock()
+	go n.watchCluster(wctx, m)
 	n.log.Warn("this node leads: the station is on air here", "term", m.fenceTerm, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
@@ -242,6 +251,12 @@ func (n *Node) lead(ctx context.Context) error {
 // would be refused anyway; the receivers ignore its lower fence.
 func (n *Node) follow() {
 	m := n.Main()
+	n.mu.Lock()
+	if n.watch != nil {
+		n.watch()
+		n.watch = nil
+	}
+	n.mu.Unlock()
 	n.setMain(nil)
 	if err := m.Close(); err != nil {
 		n.log.Warn("closing the station after losing leadership", "err", err)
@@ -435,4 +450,53 @@ func (n *Node) AddVoter(ctx context.Context, id, addr string) error {
 // RemoveServer removes a node from the group.
 func (n *Node) RemoveServer(ctx context.Context, id string) error {
 	return n.Raft.RemoveServer(ctx, id)
+}
+
+// lagAlarm is how far behind the leader's log a node may fall before the
+// cluster_node alarm names it.
+const lagAlarm = 1000
+
+// watchCluster raises, on the leader, cluster_node while a node does not
+// answer or lags far behind, and blob_missing while a node lacks a file
+// its records reference (each node's own catch-up says which).
+func (n *Node) watchCluster(ctx context.Context, m *Main) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if m.Alarms == nil {
+			continue
+		}
+		var down []string
+		for _, mem := range n.Raft.Status().Members {
+			switch {
+			case mem.ID == n.self.ID:
+			case mem.Unreachable:
+				down = append(down, mem.ID+" does not answer")
+			case mem.Lag > lagAlarm:
+				down = append(down, fmt.Sprintf("%s lags %d entries behind", mem.ID, mem.Lag))
+			}
+		}
+		m.Alarms.Station(loa.AlarmClusterNode, len(down) > 0, loa.SeverityCritical, float64(len(down)), 0,
+			"controller cluster: "+strings.Join(down, "; ")+" (the station stays on air while a quorum answers; see loa cluster status)")
+		secret, err := n.DB.ClusterSecret(ctx)
+		if err != nil || secret == "" {
+			continue
+		}
+		var missing []string
+		for _, p := range n.cfg.Cluster.Peers {
+			if p.ID == n.self.ID || p.API == "" {
+				continue
+			}
+			if l, err := n.peerMissing(ctx, p, secret); err == nil && len(l) > 0 {
+				missing = append(missing, fmt.Sprintf("%s lacks %d file(s), e.g. %s", p.ID, len(l), l[0]))
+			}
+		}
+		m.Alarms.Station(loa.AlarmBlobMissing, len(missing) > 0, loa.SeverityWarning, float64(len(missing)), 0,
+			"controller cluster: "+strings.Join(missing, "; ")+" (it pulls them from the leader; a failover to it would lack that audio)")
+	}
 }

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -111,8 +112,7 @@ func (n *Node) pull(ctx context.Context, from ClusterPeer, kind store.BlobKind, 
 // copy from the node named by ?from=. Anything else goes to next.
 func (n *Node) blobRoutes(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rest, ok := strings.CutPrefix(r.URL.Path, "/cluster/v1/blobs/")
-		if !ok {
+		if !strings.HasPrefix(r.URL.Path, "/cluster/v1/") {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -120,6 +120,24 @@ func (n *Node) blobRoutes(next http.Handler) http.Handler {
 		got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if err != nil || secret == "" || subtle.ConstantTimeCompare([]byte(got), []byte(secret)) != 1 {
 			api.WriteError(w, r, loa.Errorf(loa.EUNAUTHENTICATED, "cluster requests carry the cluster's secret"))
+			return
+		}
+		if r.URL.Path == "/cluster/v1/missing" && r.Method == http.MethodGet {
+			// What this node's last catch-up found missing, for the
+			// leader's blob_missing alarm.
+			var out []string
+			if p := n.missing.Load(); p != nil {
+				for _, b := range *p {
+					out = append(out, string(b.kind)+"/"+b.hash)
+				}
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(out)
+			return
+		}
+		rest, ok := strings.CutPrefix(r.URL.Path, "/cluster/v1/blobs/")
+		if !ok {
+			api.WriteError(w, r, loa.Errorf(loa.ENOTFOUND, "no such cluster resource"))
 			return
 		}
 		parts := strings.Split(rest, "/")
@@ -181,16 +199,19 @@ func (n *Node) catchUpBlobs(ctx context.Context) {
 		if err != nil || secret == "" {
 			continue
 		}
+		var missing []blobRef
 		for _, b := range n.referencedBlobs(ctx) {
 			if n.DB.HasBlob(b.kind, b.hash) {
 				continue
 			}
 			if err := n.pull(ctx, leader, b.kind, b.hash, secret); err != nil {
+				missing = append(missing, b)
 				n.log.Warn("a blob this node's records reference is missing here and could not be pulled yet", "kind", b.kind, "hash", b.hash, "err", err)
 			} else {
 				n.log.Info("pulled a missing blob from the leader", "kind", b.kind, "hash", b.hash)
 			}
 		}
+		n.missing.Store(&missing)
 	}
 }
 
@@ -214,4 +235,23 @@ func (n *Node) referencedBlobs(ctx context.Context) []blobRef {
 		}
 	}
 	return out
+}
+
+// peerMissing asks peer p which blobs it lacks.
+func (n *Node) peerMissing(ctx context.Context, p ClusterPeer, secret string) ([]string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.API+"/cluster/v1/missing", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+secret)
+	res, err := n.blobClient().Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("HTTP %d", res.StatusCode)
+	}
+	var out []string
+	return out, json.NewDecoder(io.LimitReader(res.Body, 1<<20)).Decode(&out)
 }

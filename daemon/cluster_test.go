@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -232,7 +233,15 @@ func TestClusterFailover(t *testing.T) {
 	if err := next.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
-	loatest.Eventually(t, 30*time.Second, func() bool { r, _ := next.role(); return r == "follower" }, "the thawed node to follow")
+	loatest.Eventually(t, 60*time.Second, func() bool { r, _ := next.role(); return r == "follower" }, "the thawed node to follow")
+
+	var st api.ClusterStatus
+	if err := c3.JSON(ctx, "GET", "/api/v1/cluster", nil, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Leader != third.id || len(st.Servers) != 3 || !slices.ContainsFunc(st.Servers, func(s api.ClusterServer) bool { return s.ID == "w" && s.Witness }) {
+		t.Errorf("cluster status %+v: want %s leading three nodes, w the witness", st, third.id)
+	}
 
 	end := s.finish(sess, med.Duration, "a")
 	if end.State != loa.SessionEnded {

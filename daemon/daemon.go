@@ -117,6 +117,8 @@ type Main struct {
 	fence     protocol.Fence // what this start's plays and streams carry
 	Cluster   api.ClusterAdmin
 	wrapHTTP  func(http.Handler) http.Handler // the node's routes for its peers (blobs)
+	// clusterCollectors are Raft's metrics (leader, term, commit lag).
+	clusterCollectors []prometheus.Collector
 
 	statfs      func(dir string) (free, total uint64, err error) // for tests; nil = syscall.Statfs
 	watchStop   func()                                           // ends the alarm watches and waits for them
@@ -358,6 +360,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		reg.MustRegister(c)
 	}
 	reg.MustRegister(m.liveCollectors...)
+	reg.MustRegister(m.clusterCollectors...)
 	if m.SMS != nil {
 		reg.MustRegister(m.SMS.Collectors()...)
 	}

@@ -342,7 +342,9 @@ func (r *Receiver) newClient(boot, conn uint64) (mqtt.Client, error) {
 		SetProtocolVersion(4).
 		SetKeepAlive(r.keepAlive()).
 		SetPingTimeout(min(10*time.Second, r.keepAlive())).
-		SetConnectTimeout(10*time.Second).
+		// A frozen broker accepts TCP (the kernel's backlog) but never
+		// answers CONNECT: give up on it as soon as on a silent one.
+		SetConnectTimeout(min(10*time.Second, r.keepAlive())).
 		SetWriteTimeout(5*time.Second).
 		SetOrderMatters(true). // commands run in the order sent
 		SetBinaryWill(protocol.DeviceTopic(r.cfg.ID, protocol.KindStatus), will, protocol.QoS[protocol.KindStatus], true).
