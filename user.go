@@ -33,6 +33,12 @@ type Token struct {
 	CreatedBy  string    `json:"created_by,omitempty"` // the token that made it
 	ExpiresAt  time.Time `json:"expires_at,omitzero"`  // refused from then on; zero = never
 	RevokedAt  time.Time `json:"revoked_at,omitzero"`  // refused from then on
+
+	// ClientCertSHA256 binds the token to a TLS client certificate (its
+	// CertSHA256): a caller presenting that certificate over HTTPS is this
+	// token without a secret (a national controller), and the secret alone
+	// is refused without it.
+	ClientCertSHA256 string `json:"client_cert_sha256,omitempty"`
 }
 
 // Usable reports why the token may not be used at now: revoked or

@@ -92,6 +92,9 @@ func (s *Server) authenticate(r *http.Request) (*call, error) {
 		if ck, err := r.Cookie(SessionCookie); err == nil && ck.Value != "" {
 			return s.sessionCall(r, ck.Value)
 		}
+		if fp := clientCert(r); fp != "" {
+			return s.certCall(r, fp)
+		}
 		return nil, loa.Errorf(loa.EUNAUTHENTICATED, "missing credentials: sign in, or send Authorization: Bearer <token>")
 	}
 	scheme, secret, ok := strings.Cut(authz, " ")
@@ -114,6 +117,38 @@ func (s *Server) authenticate(r *http.Request) (*call, error) {
 	}
 	if tok == nil {
 		return nil, loa.Errorf(loa.EUNAUTHORIZED, "unknown token")
+	}
+	if tok.ClientCertSHA256 != "" && clientCert(r) != tok.ClientCertSHA256 {
+		return nil, loa.Errorf(loa.EUNAUTHORIZED, "token %s is bound to a client certificate: present it over HTTPS", tok.ID)
+	}
+	return &call{s: s, ctx: r.Context(), tok: tok}, nil
+}
+
+// ClientCertTokens finds the token bound to a TLS client certificate
+// (store.DB); without it on Server.Tokens no certificate authenticates.
+type ClientCertTokens interface {
+	TokenByClientCert(ctx context.Context, sha256hex string) (*loa.Token, error)
+}
+
+// clientCert is the fingerprint (loa.CertSHA256) of the client
+// certificate of an HTTPS request, "" without one. The handshake proved
+// the client holds its key; whom it stands for is the token bound to it.
+func clientCert(r *http.Request) string {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return ""
+	}
+	return loa.CertSHA256(r.TLS.PeerCertificates[0].Raw)
+}
+
+// certCall is the call of the token bound to client certificate fp.
+func (s *Server) certCall(r *http.Request, fp string) (*call, error) {
+	ct, ok := s.Tokens.(ClientCertTokens)
+	if !ok {
+		return nil, loa.Errorf(loa.EUNAUTHORIZED, "client certificates do not authenticate here: send Authorization: Bearer <token>")
+	}
+	tok, err := ct.TokenByClientCert(r.Context(), fp)
+	if err != nil {
+		return nil, err
 	}
 	return &call{s: s, ctx: r.Context(), tok: tok}, nil
 }

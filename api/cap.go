@@ -54,6 +54,9 @@ func (s *Server) postCAP(w http.ResponseWriter, r *http.Request, c *call) error 
 	if err != nil {
 		return err
 	}
+	if s.National != nil {
+		return s.postNationalCAP(w, msg, c)
+	}
 	if s.CAP == nil {
 		return errUnavailable("CAP")
 	}

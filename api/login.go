@@ -56,6 +56,8 @@ type stationInfo struct {
 	Name string   `json:"name"`
 	Zone string   `json:"zone"`
 	Map  *mapInfo `json:"map,omitempty"` // tiles configured: the console draws them
+	// National: a national controller (-national); the console shows its screen.
+	National bool `json:"national,omitempty"`
 }
 
 // mapInfo is the console map's tile source: a URL template with {z},
@@ -166,7 +168,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request, c *call) error {
 // a bearer token (user is its id).
 func (s *Server) me(w http.ResponseWriter, r *http.Request, c *call) error {
 	a := meAnswer{User: c.tok.ID, Name: c.tok.Name, Role: c.tok.Role, Area: c.tok.AreaID,
-		Permissions: c.tok.Permissions(), CSRF: c.csrf, Station: stationInfo{Name: s.StationName, Zone: loa.DefaultZone}}
+		Permissions: c.tok.Permissions(), CSRF: c.csrf, Station: stationInfo{Name: s.StationName, Zone: loa.DefaultZone, National: s.National != nil}}
 	if c.user != nil {
 		a.User, a.Email, a.Phone = c.user.Username, c.user.Email, c.user.Phone
 	}

@@ -83,6 +83,11 @@ var specOptions = &openapi3filter.Options{
 				return nil
 			}
 			return errors.New("no session cookie")
+		case "clientCert":
+			if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+				return nil
+			}
+			return errors.New("no client certificate")
 		case "accessToken":
 			if r.URL.Query().Get("access_token") != "" {
 				return nil

@@ -294,6 +294,9 @@ type Server struct {
 	FeedKey ed25519.PrivateKey
 	// Live runs live microphone sessions (WHIP); nil: unavailable.
 	Live loa.LiveService
+	// National makes this a national controller: the /national routes,
+	// and CAP messages pushed to the provinces instead of sounding here.
+	National NationalService
 }
 
 // Handler returns the HTTP handler serving the API, /healthz, /metrics and
@@ -461,6 +464,15 @@ func (s *Server) routes() []apiRoute {
 	route("GET /api/v1/alerts/{id}/cap", loa.ActionRead, s.getAlertCAP)
 	route("POST /api/v1/alerts/{id}/cancel", loa.ActionSession, s.cancelAlert)
 	route("POST /api/v1/alerts/preview-targets", loa.ActionSession, s.previewTargets)
+	route("GET /api/v1/national/identity", loa.ActionRead, s.nationalIdentity)
+	route("GET /api/v1/national/provinces", loa.ActionRead, s.listProvinces)
+	route("POST /api/v1/national/provinces", loa.ActionArea, s.putProvince(true))
+	route("PUT /api/v1/national/provinces/{id}", loa.ActionArea, s.putProvince(false))
+	route("DELETE /api/v1/national/provinces/{id}", loa.ActionArea, s.deleteProvince)
+	route("GET /api/v1/national/alerts", loa.ActionRead, s.listNational)
+	route("POST /api/v1/national/alerts", loa.ActionSession, s.sendNational)
+	route("GET /api/v1/national/alerts/{id}", loa.ActionRead, s.getNational)
+	route("POST /api/v1/national/alerts/{id}/cancel", loa.ActionSession, s.cancelNational)
 	add("GET /api/v1/alerts/{id}/events", loa.ActionRead, queryToken(s.auth(loa.ActionRead, s.alertEvents))) // EventSource: also ?access_token=
 	route("PUT /api/v1/areas/{id}/tests", loa.ActionArea, s.setAreaTests)
 	route("PUT /api/v1/areas/{id}/approval", loa.ActionArea, s.setAreaApproval)

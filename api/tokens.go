@@ -22,6 +22,8 @@ type tokenRequest struct {
 	AreaID     string   `json:"area_id"`
 	CAPSenders []string `json:"cap_senders"`
 	ExpiresAt  string   `json:"expires_at"` // RFC 3339; "" = never
+	// ClientCertSHA256 binds the token to a TLS client certificate.
+	ClientCertSHA256 string `json:"client_cert_sha256"`
 }
 
 // tokenCreated is the answer to POST /api/v1/tokens. The secret is shown
@@ -62,6 +64,10 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c *call) er
 			return loa.Errorf(loa.EFORBIDDEN, "cap_senders[%d]: %q is not among your own CAP senders", i, snd)
 		}
 	}
+	fp := strings.ToLower(strings.ReplaceAll(strings.TrimSpace(req.ClientCertSHA256), ":", ""))
+	if fp != "" && !isSHA256Hex(fp) {
+		return loa.Errorf(loa.EINVALID, "client_cert_sha256: the SHA-256 of the client certificate's DER, 64 hex digits (GET /api/v1/national/identity of the national controller shows it)")
+	}
 	var expires time.Time
 	if req.ExpiresAt != "" {
 		t, err := time.Parse(time.RFC3339, req.ExpiresAt)
@@ -101,7 +107,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c *call) er
 		return errUnavailable("token")
 	}
 	t := &loa.Token{Name: name, Role: req.Role, AreaID: req.AreaID, CAPSenders: slices.Compact(slices.Sorted(slices.Values(req.CAPSenders))),
-		CreatedBy: c.tok.ID, ExpiresAt: expires}
+		CreatedBy: c.tok.ID, ExpiresAt: expires, ClientCertSHA256: fp}
 	secret, err := s.Tokens.CreateToken(r.Context(), t)
 	if err != nil {
 		return err
@@ -109,6 +115,9 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c *call) er
 	detail := t.Role + " " + t.AreaID
 	if len(t.CAPSenders) > 0 {
 		detail += ", CAP senders " + strings.Join(t.CAPSenders, " ")
+	}
+	if t.ClientCertSHA256 != "" {
+		detail += ", client certificate " + t.ClientCertSHA256
 	}
 	if !t.ExpiresAt.IsZero() {
 		detail += ", expires " + t.ExpiresAt.Format(time.RFC3339)
@@ -179,4 +188,17 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, c *call) er
 	c.audit("token.revoke", t.ID, fmt.Sprintf("%s %q %s", t.Role, t.Name, t.AreaID))
 	writeJSON(w, http.StatusOK, t)
 	return nil
+}
+
+// isSHA256Hex reports whether s is 64 lower-case hex digits.
+func isSHA256Hex(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }

@@ -73,6 +73,10 @@ type Config struct {
 	// the zero value is one controller.
 	Cluster ClusterConfig
 
+	// National makes this a national controller (station.National): the
+	// provinces it pushes alerts to, as CAPSender with its client certificate.
+	National bool
+
 	// The SMS trigger (station/sms.go): SMSGateway is the HTTP gateway's
 	// URL (POST {to, text} with SMSGatewayToken as a bearer token), empty:
 	// no SMS; SMSInboundSecret the bearer token the gateway posts

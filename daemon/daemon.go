@@ -406,6 +406,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	enrolment := m.enrolment()
 	srv.Claims, srv.Enrol = enrolment, enrolment
 	srv.Bulletins, srv.FeedKey = m.Bulletins, m.StationKey
+	if err := m.startNational(srv); err != nil {
+		return err
+	}
 	h := srv.Handler()
 	if m.wrapHTTP != nil {
 		h = m.wrapHTTP(h)

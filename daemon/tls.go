@@ -253,6 +253,10 @@ func (m *Main) serveHTTPS(ctx context.Context, conns *connCap) error {
 	if len(cfg.NextProtos) == 0 {
 		cfg.NextProtos = []string{"h2", "http/1.1"}
 	}
+	// A national controller authenticates by its client certificate (a
+	// token bound to it); asked for, never required, so browsers and
+	// bearer tokens go on as before.
+	cfg.ClientAuth = tls.RequestClientCert
 	m.httpServer.TLSConfig = cfg
 	if m.httpServer.ErrorLog == nil {
 		// Failed handshakes (scanners, a receiver with another CA) as

@@ -47,6 +47,7 @@ func bindConfig(c *daemon.Config, fs *flag.FlagSet) {
 	fs.IntVar(&c.BackupKeep, "backup-keep", c.BackupKeep, "scheduled backups kept; older ones are removed [LOA_BACKUP_KEEP]")
 	bindTLS(&c.TLS, fs)
 	fs.StringVar(&c.CAPSender, "cap-sender", c.CAPSender, "sender of exported CAP messages, unique to this controller, e.g. loa.quangngai.gov.vn [LOA_CAP_SENDER]")
+	fs.BoolVar(&c.National, "national", c.National, "a national controller: pushes alerts (and CAP messages it takes) to the province controllers it lists, under -cap-sender and its national client certificate [LOA_NATIONAL]")
 	fs.StringVar(&c.SMSGateway, "sms-gateway", c.SMSGateway, "URL of the HTTP SMS gateway alerts' SMS triggers are POSTed to as JSON {to, text} (empty: no SMS) [LOA_SMS_GATEWAY]")
 	fs.StringVar(&c.SMSGatewayToken, "sms-gateway-token", c.SMSGatewayToken, "bearer token sent to the SMS gateway [LOA_SMS_GATEWAY_TOKEN]")
 	fs.StringVar(&c.SMSInboundSecret, "sms-inbound-secret", c.SMSInboundSecret, "bearer token the SMS gateway posts receivers' replies to /api/v1/sms/inbound with (empty: replies refused) [LOA_SMS_INBOUND_SECRET]")

@@ -27,8 +27,9 @@ import reports from "./screens/reports.js";
 import bulletins from "./screens/bulletins.js";
 import liveMic from "./screens/live.js";
 import relays from "./screens/relays.js";
+import national from "./screens/national.js";
 
-const SCREENS = [overview, play, liveMic, media, playlists, calendar, alerts, devices, device, alarms, firmware, log, users, drafts, reports, bulletins, notify, contact, ack, relays];
+const SCREENS = [overview, play, liveMic, media, playlists, calendar, alerts, devices, device, alarms, firmware, log, users, drafts, reports, bulletins, notify, contact, ack, relays, national];
 
 // What each role may do, as the API's loa.Token.Can says, for a /me that
 // does not list its permissions.
