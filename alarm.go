@@ -40,6 +40,12 @@ const (
 	// (a backup, its fallback) for longer than a threshold; a station
 	// alarm, cleared when the primary plays again or the relay ends.
 	AlarmRelayFailover = "relay_failover"
+	// AlarmClusterNode: a node of the controller cluster does not answer
+	// the leader, or lags far behind its log (station alarm).
+	AlarmClusterNode = "cluster_node"
+	// AlarmBlobMissing: a cluster node lacks a media or firmware file its
+	// records reference and could not pull it yet (station alarm).
+	AlarmBlobMissing = "blob_missing"
 )
 
 // The out_of_sync alarm's threshold and how long it must hold.
@@ -49,7 +55,7 @@ const (
 )
 
 // AlarmKinds lists every alarm kind.
-var AlarmKinds = []string{AlarmOffline, AlarmStreamLoss, AlarmAmpFault, AlarmTemperature, AlarmTestFailed, AlarmPlainReceiver, AlarmClockStep, AlarmDiskSpace, AlarmNoAudience, AlarmOutOfSync, AlarmBrokerLink, AlarmMainsLost, AlarmLowBattery, AlarmBulletinDeadline, AlarmRelayFailover}
+var AlarmKinds = []string{AlarmOffline, AlarmStreamLoss, AlarmAmpFault, AlarmTemperature, AlarmTestFailed, AlarmPlainReceiver, AlarmClockStep, AlarmDiskSpace, AlarmNoAudience, AlarmOutOfSync, AlarmBrokerLink, AlarmMainsLost, AlarmLowBattery, AlarmBulletinDeadline, AlarmRelayFailover, AlarmClusterNode, AlarmBlobMissing}
 
 // ValidAlarmKind reports whether kind is one of AlarmKinds.
 func ValidAlarmKind(kind string) bool {

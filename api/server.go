@@ -146,6 +146,7 @@
 //	POST /api/v1/tokens                    {name,role,area_id,cap_senders,expires_at} → 201 {token,secret}
 //	DELETE /api/v1/tokens/{id}             → 200 token: revoked, refused from the next request on
 //	GET  /api/v1/audit?limit=N             [audit record] in scope, newest first
+//	GET  /api/v1/cluster                   the Raft group (station-wide admins); POST …/transfer {to}, POST …/servers {id, raft}, DELETE …/servers/{id}
 //	GET  /api/v1/backup                    application/gzip: a backup archive (station-wide admins; store.WriteBackup)
 //
 // Sessions: stopping one needs the authority of its origin (mayStop): an
@@ -233,6 +234,7 @@ type Server struct {
 	Alarms    loa.AlarmService
 	Health    loa.HealthService
 	Backup    Backuper            // GET /api/v1/backup; nil: unavailable
+	Cluster   ClusterAdmin        // /api/v1/cluster; nil: a single controller
 	Storage   StorageHealth       // nil: /healthz does not report the store
 	Broker    BrokerHealth        // nil: /healthz does not report the broker link
 	Gatherer  prometheus.Gatherer // for /metrics; nil = prometheus.DefaultGatherer
@@ -515,6 +517,10 @@ func (s *Server) routes() []apiRoute {
 	route("POST /api/v1/notify/ack", loa.ActionRead, s.notifyAck) // the link of an e-mail or SMS, once signed in
 	route("PUT /api/v1/me/contact", loa.ActionRead, s.putMyContact)
 	route("GET /api/v1/backup", loa.ActionManageTokens, s.backup)
+	route("GET /api/v1/cluster", loa.ActionManageTokens, s.clusterStatus)
+	route("POST /api/v1/cluster/transfer", loa.ActionManageTokens, s.clusterTransfer)
+	route("POST /api/v1/cluster/servers", loa.ActionManageTokens, s.clusterAdd)
+	route("DELETE /api/v1/cluster/servers/{id}", loa.ActionManageTokens, s.clusterRemove)
 	return routes
 }
 

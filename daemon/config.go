@@ -69,6 +69,10 @@ type Config struct {
 
 	CAPSender string // sender of the CAP messages alerts are exported as
 
+	// Cluster makes this controller a node of a Raft group (cluster.go);
+	// the zero value is one controller.
+	Cluster ClusterConfig
+
 	// National makes this a national controller (station.National): the
 	// provinces it pushes alerts to, as CAPSender with its client certificate.
 	National bool
@@ -251,6 +255,10 @@ func (c *Config) Validate() error {
 		if err := checkNodeID(c.NodeID); err != nil {
 			return err
 		}
+	}
+	c.Cluster.NodeID = c.NodeID
+	if err := c.Cluster.validate(); err != nil {
+		return err
 	}
 	if c.MQTTURL != "" && !strings.Contains(c.MQTTURL, "://") {
 		return fmt.Errorf("mqtt-url %q: want scheme://host:port, e.g. tcp://127.0.0.1:1883", c.MQTTURL)

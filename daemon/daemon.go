@@ -110,6 +110,16 @@ type Main struct {
 	// Notifier tells people about alarms along its rules' chains.
 	Notifier *station.Notifier
 
+	// A cluster node's station (cluster.go): the replicated store is the
+	// node's (Close leaves it open), fenceTerm the Raft term it leads in.
+	sharedDB  bool
+	fenceTerm uint64
+	fence     protocol.Fence // what this start's plays and streams carry
+	Cluster   api.ClusterAdmin
+	wrapHTTP  func(http.Handler) http.Handler // the node's routes for its peers (blobs)
+	// clusterCollectors are Raft's metrics (leader, term, commit lag).
+	clusterCollectors []prometheus.Collector
+
 	statfs      func(dir string) (free, total uint64, err error) // for tests; nil = syscall.Statfs
 	watchStop   func()                                           // ends the alarm watches and waits for them
 	storeFaults *store.WriteFaults                               // for tests: injected write failures
@@ -144,9 +154,11 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err := m.openStationKey(); err != nil {
 		return err
 	}
-	m.DB, err = store.Open(filepath.Join(cfg.DataDir, "loa.db"), store.Options{Logger: m.Logger, Faults: m.storeFaults})
-	if err != nil {
-		return err
+	if m.DB == nil { // a cluster node hands its replicated store in (cluster.go)
+		m.DB, err = store.Open(filepath.Join(cfg.DataDir, "loa.db"), store.Options{Logger: m.Logger, Faults: m.storeFaults})
+		if err != nil {
+			return err
+		}
 	}
 
 	brokerURL := cfg.MQTTURL
@@ -215,11 +227,17 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		delay = protocol.DefaultDelay
 	}
 	// Every start is a new generation: SRTP keys are derived with it, so
-	// no two starts encrypt under the same key.
+	// no two starts encrypt under the same key. In a cluster the
+	// generation is replicated: a new leader's is above every earlier
+	// one's, and the Raft term goes with it (the fence receivers order
+	// controllers by).
 	gen, err := m.DB.NextGeneration(ctx)
 	if err != nil {
 		return err
 	}
+	m.fence = protocol.Fence{Gen: gen, Term: m.fenceTerm}
+	// Commands carry it too: a deposed leader's stop or mute is refused.
+	m.Fleet.SetFence(m.fence)
 	// Alerts follow every play command's outcome: the tuner tells them.
 	tuner := &station.AlertTuner{Tuner: m.Fleet}
 	refclk, err := m.openNTP(ctx)
@@ -229,7 +247,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.Engine, err = broadcast.Open(ctx, broadcast.Config{
 		Bind: cfg.RTPBind, Public: cfg.RTPPublic, Delay: cfg.Delay, Lead: cfg.Lead, Tuner: tuner,
 		Caps: m.Fleet, Offsets: deviceOffsets{m.DB}, RefClock: refclk,
-		Fence: protocol.Fence{Gen: gen}, RequireSRTP: cfg.RequireSRTP, Refused: tuner.Refused,
+		Fence: m.fence, RequireSRTP: cfg.RequireSRTP, Refused: tuner.Refused,
 		// Receivers' RTCP progress: delivery evidence of those that send no events.
 		Reception: tuner.Reception,
 		Logger:    m.Logger.With("component", "broadcast"),
@@ -342,6 +360,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		reg.MustRegister(c)
 	}
 	reg.MustRegister(m.liveCollectors...)
+	reg.MustRegister(m.clusterCollectors...)
 	if m.SMS != nil {
 		reg.MustRegister(m.SMS.Collectors()...)
 	}
@@ -381,13 +400,20 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		srv.SMS, srv.SMSSecret = m.SMS, cfg.SMSInboundSecret
 	}
 	srv.Notify = m.Notifier
+	if m.Cluster != nil {
+		srv.Cluster = m.Cluster
+	}
 	enrolment := m.enrolment()
 	srv.Claims, srv.Enrol = enrolment, enrolment
 	srv.Bulletins, srv.FeedKey = m.Bulletins, m.StationKey
 	if err := m.startNational(srv); err != nil {
 		return err
 	}
-	if err := m.serveHTTP(ctx, srv.Handler(), reg); err != nil {
+	h := srv.Handler()
+	if m.wrapHTTP != nil {
+		h = m.wrapHTTP(h)
+	}
+	if err := m.serveHTTP(ctx, h, reg); err != nil {
 		return err
 	}
 	// Continued rollouts send download URLs: only once the server is up.
@@ -457,7 +483,9 @@ func (m *Main) Close() error {
 		m.Broker = nil
 	}
 	if m.DB != nil {
-		errs = append(errs, m.DB.Close())
+		if !m.sharedDB {
+			errs = append(errs, m.DB.Close())
+		}
 		m.DB = nil
 	}
 	return errors.Join(errs...)

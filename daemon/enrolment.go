@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 
 	"github.com/loa-broadcast/loa/api"
+	"github.com/loa-broadcast/loa/protocol"
 	"github.com/loa-broadcast/loa/station"
 )
 
@@ -37,6 +38,22 @@ func (e enrolEndpoints) DeviceMQTTURL() string {
 		return u
 	}
 	return e.m.MQTTURL()
+}
+
+// DeviceMQTTURLs is every controller node's device broker, this one's
+// first; nil on a single controller.
+func (e enrolEndpoints) DeviceMQTTURLs() []string {
+	cl := e.m.Config.Cluster
+	if !cl.Enabled() {
+		return nil
+	}
+	out := []string{e.DeviceMQTTURL()}
+	for _, p := range cl.Peers {
+		if p.ID != cl.NodeID && !p.Witness && p.MQTT != "" && len(out) < protocol.MaxMQTTURLs {
+			out = append(out, p.MQTT)
+		}
+	}
+	return out
 }
 
 func (e enrolEndpoints) CACertPEM() ([]byte, error) {

@@ -53,6 +53,10 @@ type Impairment struct {
 type Config struct {
 	ID, Password string // device id and MQTT password; the username and client id are the ID
 	Broker       string // e.g. tls://ctl.example:8883 (or ssl://), or tcp://127.0.0.1:1883
+	// KeepAlive is the MQTT keep-alive (default 30 s): a broker that goes
+	// silent without closing the connection (a frozen controller, a cut
+	// link) is noticed after it and a ping timeout as long (10 s at most).
+	KeepAlive time.Duration
 	// Brokers are further addresses, one per controller of a cluster
 	// (enrolment's mqtt_urls): the receiver rotates through Broker and
 	// these, staying on the one that accepts it (brokers.go).
@@ -336,8 +340,11 @@ func (r *Receiver) newClient(boot, conn uint64) (mqtt.Client, error) {
 		// A refused CONNACK moves on to the next address, instead of being
 		// tried again as MQTT 3.1 (which no Loa broker speaks).
 		SetProtocolVersion(4).
-		SetKeepAlive(30*time.Second).
-		SetConnectTimeout(10*time.Second).
+		SetKeepAlive(r.keepAlive()).
+		SetPingTimeout(min(10*time.Second, r.keepAlive())).
+		// A frozen broker accepts TCP (the kernel's backlog) but never
+		// answers CONNECT: give up on it as soon as on a silent one.
+		SetConnectTimeout(min(10*time.Second, r.keepAlive())).
 		SetWriteTimeout(5*time.Second).
 		SetOrderMatters(true). // commands run in the order sent
 		SetBinaryWill(protocol.DeviceTopic(r.cfg.ID, protocol.KindStatus), will, protocol.QoS[protocol.KindStatus], true).
@@ -765,4 +772,11 @@ func (r *Receiver) Malformed() uint64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.malformed
+}
+
+func (r *Receiver) keepAlive() time.Duration {
+	if r.cfg.KeepAlive > 0 {
+		return r.cfg.KeepAlive
+	}
+	return 30 * time.Second
 }

@@ -150,6 +150,11 @@ func (e *Enrolment) Enrol(ctx context.Context, code string) (*protocol.EnrolResp
 	}
 	r := &protocol.EnrolResponse{DeviceID: d.ID, Password: password, MQTTURL: mqttURL, CAPEM: string(ca), FirmwareURL: e.firmwareURL,
 		StationKey: e.stationKey}
+	// A cluster's receivers are given every controller's broker: they
+	// rotate through them and stay on the leader's.
+	if l, ok := e.endpoints.(interface{ DeviceMQTTURLs() []string }); ok {
+		r.MQTTURLs = l.DeviceMQTTURLs()
+	}
 	protocol.SignEnrolResponse(canonical, r)
 	e.logger.Info("receiver enrolled", "claim", c.ID, "device", d.ID, "area", d.AreaID, "replace", c.Replace)
 	detail := "enrolled with claim " + c.ID

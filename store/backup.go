@@ -409,6 +409,9 @@ func Restore(ctx context.Context, r io.Reader, dir string) (rep *RestoreReport, 
 	if err := verifyRestored(ctx, dir, rep); err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
+	if err := raiseRestoredGeneration(ctx, dir, time.Now()); err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
 	return rep, nil
 }
 

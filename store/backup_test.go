@@ -146,6 +146,9 @@ func TestBackupUnderWriteLoad(t *testing.T) {
 	}
 	restoredDB := mustOpenPath(t, filepath.Join(dir, "loa.db"))
 	restored, live := records(t, restoredDB), records(t, db)
+	// A restore raises the generation (TestRestoreRaisesGeneration).
+	delete(restored["meta"], "generation")
+	delete(live["meta"], "generation")
 
 	for b, kv := range restored {
 		for k, v := range kv {
@@ -420,5 +423,44 @@ func TestRestoreRefusesDamagedDatabase(t *testing.T) {
 				t.Fatalf("a failed restore left %s behind", dir)
 			}
 		})
+	}
+}
+
+// TestRestoreRaisesGeneration: a restored station starts above every
+// generation its receivers may have seen since the backup (they refuse a
+// lower fence).
+func TestRestoreRaisesGeneration(t *testing.T) {
+	ctx := context.Background()
+	db := mustOpen(t)
+	if _, err := db.NextGeneration(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var archive bytes.Buffer
+	if _, err := db.WriteBackup(ctx, &archive, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The station goes on starting after the backup.
+	var last uint64
+	for range 5 {
+		var err error
+		if last, err = db.NextGeneration(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := filepath.Join(t.TempDir(), "restored")
+	if _, err := store.Restore(ctx, bytes.NewReader(archive.Bytes()), dir); err != nil {
+		t.Fatal(err)
+	}
+	r, err := store.Open(filepath.Join(dir, store.DBFileName), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	gen, err := r.NextGeneration(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gen <= last {
+		t.Fatalf("the restored station starts at generation %d, not above %d, which its receivers have seen", gen, last)
 	}
 }

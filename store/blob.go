@@ -70,6 +70,8 @@ type BlobWriter struct {
 	h    hash.Hash
 	n    int64
 	err  error // why the writer is finished, once it is
+	// local: a copy pulled from another node, not replicated again.
+	local bool
 }
 
 var errBlobFinished = errors.New("blob already committed or aborted")
@@ -153,6 +155,13 @@ func (w *BlobWriter) Commit() (hash string, size int64, err error) {
 			os.Remove(path)
 		}
 		return "", 0, fmt.Errorf("%s blob %s: %w", w.kind, hash, err)
+	}
+	if !w.local {
+		// Kept here even if the cluster cannot take it: the same bytes
+		// uploaded again are then only sent to the other nodes.
+		if err := w.db.replicateBlob(w.kind, hash); err != nil {
+			return "", 0, err
+		}
 	}
 	return hash, size, nil
 }

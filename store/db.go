@@ -53,6 +53,7 @@ type DB struct {
 	writeTxs atomic.Uint64 // write transactions run by update, for benchmarks
 	health   writeHealth
 	faults   *WriteFaults
+	blobRepl atomic.Pointer[BlobReplicator] // nil: blobs stay on this node
 	rep      replication
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"path/filepath"
+	"time"
 )
 
 var keyGeneration = []byte("generation")
@@ -29,4 +31,24 @@ func (db *DB) NextGeneration(ctx context.Context) (uint64, error) {
 		return 0, fmt.Errorf("store: next generation: %w", err)
 	}
 	return gen, nil
+}
+
+// raiseRestoredGeneration lifts a restored station's generation above any
+// its receivers can have seen since the backup was taken: receivers
+// refuse a lower fence, and the station kept counting after the backup.
+// Starts count up by one from a small number, so the clock's seconds are
+// above any count, and a later restore's are above this one's.
+func raiseRestoredGeneration(ctx context.Context, dir string, now time.Time) error {
+	db, err := Open(filepath.Join(dir, DBFileName), Options{})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	floor := uint64(max(now.Unix(), 1))
+	return db.update(ctx, func(tx *wtx) error {
+		if v := tx.Bucket(bucketMeta).Get(keyGeneration); len(v) == 8 && binary.BigEndian.Uint64(v) >= floor {
+			return nil
+		}
+		return tx.put(bucketMeta, keyGeneration, binary.BigEndian.AppendUint64(nil, floor))
+	})
 }

@@ -73,6 +73,16 @@ func bindConfig(c *daemon.Config, fs *flag.FlagSet) {
 	fs.StringVar(&c.LiveTURN, "live-turn", c.LiveTURN, "TURN server URLs, comma-separated, for live clients that reach no UDP port (turn:host:3478) [LOA_LIVE_TURN]")
 	fs.StringVar(&c.LiveTURNUser, "live-turn-user", c.LiveTURNUser, "the TURN server's user [LOA_LIVE_TURN_USER]")
 	fs.StringVar(&c.LiveTURNPass, "live-turn-pass", c.LiveTURNPass, "the TURN server's password [LOA_LIVE_TURN_PASS]")
+	fs.StringVar(&c.Cluster.RaftBind, "raft-bind", c.Cluster.RaftBind, "cluster: host:port Raft listens on [LOA_RAFT_BIND]")
+	fs.StringVar(&c.Cluster.RaftAdvertise, "raft-advertise", c.Cluster.RaftAdvertise, "cluster: host:port the other nodes reach Raft at (default: this node's raft= in -cluster-peer) [LOA_RAFT_ADVERTISE]")
+	fs.Func("cluster-peer", "a node of a controller cluster (docs/cluster.md), this one (-node-id) included, as id=n1,raft=host:port,api=URL,mqtt=URL[,witness]; repeat for each node; none: one controller, no Raft",
+		func(s string) error {
+			p, err := daemon.ParseClusterPeer(s)
+			if err == nil {
+				c.Cluster.Peers = append(c.Cluster.Peers, p)
+			}
+			return err
+		})
 	fs.DurationVar(&c.LiveUplinkTimeout, "live-uplink-timeout", c.LiveUplinkTimeout, "a live microphone that sends nothing this long ends its session (uplink lost) [LOA_LIVE_UPLINK_TIMEOUT]")
 }
 
@@ -111,6 +121,7 @@ func configFromEnv(c *daemon.Config, getenv func(string) string) error {
 		"LOA_FIRMWARE_KEY": &c.FirmwareKey, "LOA_FIRMWARE_URL": &c.FirmwareURL,
 		"LOA_ALARM_WEBHOOK": &c.AlarmWebhook, "LOA_CAP_SENDER": &c.CAPSender, "LOA_SDP_ALLOW": &c.SDPAllow,
 		"LOA_MAP_TILES": &c.MapTiles, "LOA_MAP_ATTRIBUTION": &c.MapAttribution,
+		"LOA_RAFT_BIND": &c.Cluster.RaftBind, "LOA_RAFT_ADVERTISE": &c.Cluster.RaftAdvertise,
 		"LOA_HTTPS": &c.TLS.HTTPSAddr, "LOA_MQTT_TLS_LISTEN": &c.TLS.MQTTListen,
 		"LOA_TLS_CA_CERT": &c.TLS.CACert, "LOA_TLS_CA_KEY": &c.TLS.CAKey, "LOA_TLS_CERT": &c.TLS.Cert, "LOA_TLS_KEY": &c.TLS.Key,
 		"LOA_ACME_DOMAIN": &c.TLS.ACMEDomain, "LOA_ACME_DIRECTORY": &c.TLS.ACMEDirectory, "LOA_ACME_CA": &c.TLS.ACMERoots,

@@ -45,6 +45,7 @@ commands:
   firmware  "loa firmware keygen" makes a signing key pair, "loa firmware sign" signs an image
   backup  "loa backup -url URL -token-file F -o FILE" fetches a backup from a running controller
   restore "loa restore -data DIR FILE" writes a backup into a new data dir and checks it
+  cluster "loa cluster status|add|remove|transfer-leadership -url URL -token-file F" runs a controller cluster
   user    "loa user add|passwd -token-file F -username U -password-file P|-" adds a user or sets a password
 
 "loa <command> -h" lists a command's flags.
@@ -70,6 +71,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return runRestore(ctx, args[1:], stdout, stderr)
 	case "user":
 		return runUser(ctx, args[1:], stdout, stderr)
+	case "cluster":
+		return runCluster(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -100,6 +103,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	logger, err := newLogger(stderr, cfg.LogLevel)
 	if err != nil {
 		return err
+	}
+	if cfg.Cluster.Enabled() {
+		return serveNode(ctx, cfg, logger, stderr)
 	}
 	m := daemon.NewMain(cfg, logger)
 	if err := m.Open(ctx); err != nil {
