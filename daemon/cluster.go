@@ -239,10 +239,14 @@ func (n *Node) lead(ctx context.Context) error {
 	}
 	n.setMain(m)
 	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
 	n.mu.Lock()
-	n.watch = cancel
+	n.watch = func() { cancel(); <-done } // the watch uses m's alarms: ended before m closes
 	n.mu.Unlock()
-	go n.watchCluster(wctx, m)
+	go func() {
+		defer close(done)
+		n.watchCluster(wctx, m)
+	}()
 	n.log.Warn("this node leads: the station is on air here", "term", m.fenceTerm, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
@@ -251,12 +255,7 @@ func (n *Node) lead(ctx context.Context) error {
 // would be refused anyway; the receivers ignore its lower fence.
 func (n *Node) follow() {
 	m := n.Main()
-	n.mu.Lock()
-	if n.watch != nil {
-		n.watch()
-		n.watch = nil
-	}
-	n.mu.Unlock()
+	n.stopWatch()
 	n.setMain(nil)
 	if err := m.Close(); err != nil {
 		n.log.Warn("closing the station after losing leadership", "err", err)
@@ -406,6 +405,7 @@ func (n *Node) Close() error {
 	<-n.done
 	var errs []error
 	if m := n.Main(); m != nil {
+		n.stopWatch()
 		n.setMain(nil)
 		errs = append(errs, m.Close())
 	}
@@ -450,6 +450,17 @@ func (n *Node) AddVoter(ctx context.Context, id, addr string) error {
 // RemoveServer removes a node from the group.
 func (n *Node) RemoveServer(ctx context.Context, id string) error {
 	return n.Raft.RemoveServer(ctx, id)
+}
+
+// stopWatch ends the leader's cluster watch and waits for it.
+func (n *Node) stopWatch() {
+	n.mu.Lock()
+	stop := n.watch
+	n.watch = nil
+	n.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
 }
 
 // lagAlarm is how far behind the leader's log a node may fall before the

@@ -26,7 +26,10 @@ import (
 
 // Back-off between reconnect rounds: before round k (0 right after a loss)
 // the receiver waits a uniform time in [0, ReconnectMin) for k = 0, else
-// in [d/2, d] with d = min(ReconnectMin·2^(k−1), ReconnectMax).
+// in [d/2, d] with d = min(ReconnectMin·2^⌊(k−1)/2⌋, ReconnectMax): d
+// doubles every second round, so a broker back after a few seconds (a
+// restart, a failover) is found about as soon as without jitter, while a
+// long outage still spreads a fleet's reconnects over 15–30 s.
 const (
 	ReconnectMin = time.Second
 	ReconnectMax = 30 * time.Second
@@ -114,7 +117,7 @@ func roundWait(k int, rng func(int64) int64) time.Duration {
 		return time.Duration(rng(int64(ReconnectMin)))
 	}
 	d := ReconnectMin
-	for i := 1; i < k && d < ReconnectMax; i++ {
+	for i := 1; i < (k+1)/2 && d < ReconnectMax; i++ {
 		d *= 2
 	}
 	d = min(d, ReconnectMax)

@@ -87,9 +87,9 @@ func TestReceiverFollowsTheAcceptingBroker(t *testing.T) {
 func TestReconnectRounds(t *testing.T) {
 	lo := func(int64) int64 { return 0 }
 	hi := func(n int64) int64 { return n - 1 }
-	for k, want := range [][2]time.Duration{{0, ReconnectMin}, {ReconnectMin / 2, ReconnectMin}, {ReconnectMin, 2 * ReconnectMin},
-		{2 * ReconnectMin, 4 * ReconnectMin}, {ReconnectMax / 2, ReconnectMax}} {
-		if k == 4 {
+	for k, want := range [][2]time.Duration{{0, ReconnectMin}, {ReconnectMin / 2, ReconnectMin}, {ReconnectMin / 2, ReconnectMin},
+		{ReconnectMin, 2 * ReconnectMin}, {ReconnectMin, 2 * ReconnectMin}, {2 * ReconnectMin, 4 * ReconnectMin}, {ReconnectMax / 2, ReconnectMax}} {
+		if k == 6 {
 			k = 40
 		}
 		if got := roundWait(k, lo); got != want[0] {
