@@ -197,6 +197,7 @@ type failoverRecord struct {
 	leaderAfter time.Duration
 	from, to    string
 	gaps        []float64 // ms, one per programme receiver that continued
+	noticed     []float64 // ms from the takedown to a receiver dialing the other broker
 	continued   int
 	noGap       int // negative control: receivers with no measurable gap
 	doubles     int
@@ -457,6 +458,28 @@ func (run *failoverRun) failover(ctx context.Context, k int, kind string, rng *r
 	sleepCtx(ctx, time.Until(down))
 
 	old := run.lead
+	// When each receiver dials away from the old leader's broker: it
+	// noticed the loss (at once after a reset, by keep-alive when frozen).
+	noticed := make([]time.Time, len(prog))
+	stopWatch := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		oldURL := "tcp://" + old.mqtt
+		for left := len(prog); left > 0; {
+			for i, r := range prog {
+				if noticed[i].IsZero() && r.Broker() != oldURL {
+					noticed[i] = time.Now()
+					left--
+				}
+			}
+			select {
+			case <-stopWatch:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
 	rec.down = time.Now()
 	if kind == "killed" {
 		old.kill()
@@ -474,6 +497,13 @@ func (run *failoverRun) failover(ctx context.Context, k int, kind string, rng *r
 	// within a generous bound: those that do not are counted, not waited for.
 	for _, r := range prog {
 		waitUntil(ctx, o.KeepAlive+time.Minute, nil, func() bool { return playing(r, rec.down, 25) }, r.ID()+" continuing")
+	}
+	close(stopWatch)
+	<-watched
+	for _, t := range noticed {
+		if !t.IsZero() {
+			rec.noticed = append(rec.noticed, ms(t.Sub(rec.down)))
+		}
 	}
 	// The old leader back, as a follower.
 	if kind == "killed" {
@@ -555,8 +585,8 @@ func (run *failoverRun) failover(ctx context.Context, k int, kind string, rng *r
 			}
 		}
 	}
-	run.say("failover %2d %-6s %s→%s: new leader after %v; %d of %d receivers continued, gap p50 %.0f ms p99 %.0f ms; %d without a gap; %d double plays; schedule %s due %.1f s after the takedown: %s",
-		k+1, kind, rec.from, rec.to, rec.leaderAfter.Round(time.Millisecond), rec.continued, len(prog), pct(rec.gaps, 50), pct(rec.gaps, 99),
+	run.say("failover %2d %-6s %s→%s: new leader after %v; receivers left the old broker after p50 %.0f ms, max %.0f ms; %d of %d receivers continued, gap p50 %.0f ms p99 %.0f ms; %d without a gap; %d double plays; schedule %s due %.1f s after the takedown: %s",
+		k+1, kind, rec.from, rec.to, rec.leaderAfter.Round(time.Millisecond), pct(rec.noticed, 50), pct(rec.noticed, 100), rec.continued, len(prog), pct(rec.gaps, 50), pct(rec.gaps, 99),
 		rec.noGap, rec.doubles, sc.id, sc.at.Sub(rec.down).Seconds(), sc.describe(len(sched)))
 	return rec, nil
 }
@@ -578,7 +608,7 @@ func (sc failoverSchedule) describe(rx int) string {
 func (run *failoverRun) report(records []*failoverRecord, o failoverOpts, alertHeard, alertDoubles int, alertID string) map[string]any {
 	type agg struct {
 		n, continued, noGap, doubles, schedules, missed int
-		gaps, leader                                    []float64
+		gaps, leader, noticed                           []float64
 	}
 	by := map[string]*agg{"killed": {}, "frozen": {}}
 	everyContinued := make([]int, 0)
@@ -590,6 +620,7 @@ func (run *failoverRun) report(records []*failoverRecord, o failoverOpts, alertH
 		a.noGap += r.noGap
 		a.doubles += r.doubles
 		a.gaps = append(a.gaps, r.gaps...)
+		a.noticed = append(a.noticed, r.noticed...)
 		a.leader = append(a.leader, ms(r.leaderAfter))
 		if r.schedule.at.After(r.down) { // due during the failover
 			a.schedules++
@@ -619,6 +650,12 @@ func (run *failoverRun) report(records []*failoverRecord, o failoverOpts, alertH
 		run.say("%-7s %9d %14.0f %14.0f %12.0f %12.0f %11s %9d %9s", kind, a.n, pct(a.leader, 50), pct(a.leader, 99), pct(a.gaps, 50), pct(a.gaps, 99),
 			fmt.Sprintf("%d/%d", a.continued, a.n*o.Receivers), a.doubles, fmt.Sprintf("%d/%d", a.missed, a.schedules))
 	}
+	for _, kind := range []string{"killed", "frozen"} {
+		if a := by[kind]; a.n > 0 {
+			run.say("%s: receivers left the old leader's broker (noticed the loss) after p50 %.0f ms, p99 %.0f ms, max %.0f ms; the new leader resumes a session once all its receivers are back (or after 15 s)",
+				kind, pct(a.noticed, 50), pct(a.noticed, 99), pct(a.noticed, 100))
+		}
+	}
 	goal := func(ok bool) string {
 		if ok {
 			return "met"
@@ -647,6 +684,7 @@ func (run *failoverRun) report(records []*failoverRecord, o failoverOpts, alertH
 		"leader_ms_p50_frozen": pct(frozen.leader, 50), "leader_ms_p99_frozen": pct(frozen.leader, 99),
 		"receivers": o.Receivers, "receivers_continued": continued,
 		"schedules_due_during_failover": schedules, "missed": missed, "double_plays": doubles,
+		"noticed_ms_p99": pct(killed.noticed, 99), "noticed_ms_p99_frozen": pct(frozen.noticed, 99),
 		"no_gap_killed": killed.noGap, "no_gap_frozen": frozen.noGap,
 		"schedule_receivers": schedRx, "schedule_receivers_heard": schedHeard, "load1_start": run.load1, "load1_end": loadAverage(),
 		"alert_heard": alertHeard, "alert_receivers": failoverAlertRx,
