@@ -19,7 +19,7 @@ import (
 // Run runs the benchmark args[0] with the flags in args[1:].
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: loa bench fanout|schedule|fleet|alert|chaos|sync|outage|live [flags]")
+		return fmt.Errorf("usage: loa bench fanout|schedule|fleet|alert|chaos|sync|outage|live|failover [flags]")
 	}
 	switch args[0] {
 	case "fanout":
@@ -40,10 +40,12 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return benchFleetReceivers(ctx, os.Stdin, stdout, stderr)
 	case "live":
 		return benchLive(ctx, args[1:], stdout, stderr)
+	case "failover":
+		return benchFailover(ctx, args[1:], stdout, stderr)
 	case "live-receivers": // the receivers' process of "live", not for users
 		return benchLiveReceivers(ctx, os.Stdin, stdout, stderr)
 	}
-	return fmt.Errorf("unknown benchmark %q (have: fanout, schedule, fleet, alert, chaos, sync, outage, live)", args[0])
+	return fmt.Errorf("unknown benchmark %q (have: fanout, schedule, fleet, alert, chaos, sync, outage, live, failover)", args[0])
 }
 
 // benchFanout streams one session to N loopback receivers as plain RTP and

@@ -4,7 +4,7 @@
 //
 //	loa serve   run the controller
 //	loa demo    controller + simulated receivers playing one programme
-//	loa bench   measurements (fanout, schedule, fleet, alert, chaos, sync, outage, live)
+//	loa bench   measurements (fanout, schedule, fleet, alert, chaos, sync, outage, live, failover)
 //	loa firmware keygen|sign   firmware signing keys and image signatures
 //	loa backup  fetch a backup archive from a running controller
 //	loa restore write a backup archive into a new data dir, checking it
@@ -41,7 +41,7 @@ const usage = `usage: loa <command> [flags]
 commands:
   serve   run the controller (API, embedded MQTT broker, RTP engine)
   demo    run the controller with simulated receivers and play one programme
-  bench   measure: "loa bench fanout|schedule|fleet|alert|chaos|sync|outage|live"
+  bench   measure: "loa bench fanout|schedule|fleet|alert|chaos|sync|outage|live|failover"
   firmware  "loa firmware keygen" makes a signing key pair, "loa firmware sign" signs an image
   backup  "loa backup -url URL -token-file F -o FILE" fetches a backup from a running controller
   restore "loa restore -data DIR FILE" writes a backup into a new data dir and checks it
