@@ -463,6 +463,10 @@ func (n *Node) stopWatch() {
 	}
 }
 
+// clusterPresenceSettle is how long a leader's receivers not heard yet
+// count as of unknown presence: two 30 s keep-alives and a reconnect round.
+const clusterPresenceSettle = 75 * time.Second
+
 // lagAlarm is how far behind the leader's log a node may fall before the
 // cluster_node alarm names it.
 const lagAlarm = 1000

@@ -197,6 +197,12 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		States: m.DB, Initial: initial,
 		Logger: m.Logger.With("component", "devices"),
 	}
+	if cfg.Cluster.Enabled() {
+		// A new leader's receivers come back from the old one's broker by
+		// their keep-alive (a frozen leader resets nothing): until then
+		// they are of unknown presence, so their tunes wait for them.
+		dcfg.PresenceSettle = clusterPresenceSettle
+	}
 	if m.Broker != nil {
 		// In-process: no loopback TCP hop per device message.
 		dcfg.NewClient = m.Broker.NewInlineClient

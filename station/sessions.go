@@ -672,7 +672,10 @@ func (s *Sessions) dropListenersLocked(id string) {
 // ResumeInterrupted picks up the sessions that were playing when the
 // controller stopped (shut down or killed): each resumes at the position
 // the wall clock says it should be at, so nothing is played twice, once its
-// receivers are back online (at most wait). One that had not aired yet
+// receivers are back online (at most wait) or, joined mid-way, of unknown
+// presence (the broker link is new: their tunes wait, and each joins as
+// soon as it is back, so one slow receiver does not hold the others'
+// audio after a failover). One that had not aired yet
 // (launched in its pre-roll) and is late by no more than Lead plays from
 // its beginning. Sessions whose programme ended meanwhile are recorded as
 // ended.
@@ -708,13 +711,20 @@ func (s *Sessions) ResumeInterrupted(ctx context.Context, online func(id string)
 	}
 	deadline := time.Now().Add(wait)
 	for _, sess := range pending {
-		for time.Now().Before(deadline) && ctx.Err() == nil && !allOnline(sess.Devices, online) {
+		fromStart := sess.FirstSentAt.IsZero() && restarted.Sub(sess.StartedAt) <= s.Lead
+		// One played from its beginning waits for its receivers to be
+		// online, as a start does; one joined mid-way waits only for
+		// those known offline, so each comes back to it on its own.
+		ready := func() bool { return s.allReachable(sess.Devices, online) }
+		if fromStart {
+			ready = func() bool { return allOnline(sess.Devices, online) }
+		}
+		for time.Now().Before(deadline) && ctx.Err() == nil && !ready() {
 			time.Sleep(100 * time.Millisecond)
 		}
 		if ctx.Err() != nil {
 			return
 		}
-		fromStart := sess.FirstSentAt.IsZero() && restarted.Sub(sess.StartedAt) <= s.Lead
 		if err := s.resume(ctx, sess, fromStart); err != nil {
 			s.logger.Error("session not resumed", "session", sess.ID, "err", err)
 			sess.State, sess.Reason, sess.EndedAt = loa.SessionFailed, "not resumed after restart: "+err.Error(), time.Now()
@@ -724,6 +734,20 @@ func (s *Sessions) ResumeInterrupted(ctx context.Context, online func(id string)
 			s.closeDelivery(ctx, sess)
 		}
 	}
+}
+
+// allReachable: every device is online, or (with Presence) of unknown
+// presence, whose tune waits until it is back.
+func (s *Sessions) allReachable(ids []string, online func(string) bool) bool {
+	if s.Presence == nil {
+		return allOnline(ids, online)
+	}
+	for _, id := range ids {
+		if p := s.Presence(id); p != loa.PresenceOnline && p != loa.PresenceUnknown {
+			return false
+		}
+	}
+	return true
 }
 
 func allOnline(ids []string, online func(string) bool) bool {
