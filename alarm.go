@@ -46,6 +46,9 @@ const (
 	// AlarmBlobMissing: a cluster node lacks a media or firmware file its
 	// records reference and could not pull it yet (station alarm).
 	AlarmBlobMissing = "blob_missing"
+	// AlarmBackupFailed: the last scheduled backup (-backup-dir) could not
+	// be written (station alarm); cleared by the next one written.
+	AlarmBackupFailed = "backup_failed"
 )
 
 // The out_of_sync alarm's threshold and how long it must hold.
@@ -55,7 +58,7 @@ const (
 )
 
 // AlarmKinds lists every alarm kind.
-var AlarmKinds = []string{AlarmOffline, AlarmStreamLoss, AlarmAmpFault, AlarmTemperature, AlarmTestFailed, AlarmPlainReceiver, AlarmClockStep, AlarmDiskSpace, AlarmNoAudience, AlarmOutOfSync, AlarmBrokerLink, AlarmMainsLost, AlarmLowBattery, AlarmBulletinDeadline, AlarmRelayFailover, AlarmClusterNode, AlarmBlobMissing}
+var AlarmKinds = []string{AlarmOffline, AlarmStreamLoss, AlarmAmpFault, AlarmTemperature, AlarmTestFailed, AlarmPlainReceiver, AlarmClockStep, AlarmDiskSpace, AlarmNoAudience, AlarmOutOfSync, AlarmBrokerLink, AlarmMainsLost, AlarmLowBattery, AlarmBulletinDeadline, AlarmRelayFailover, AlarmClusterNode, AlarmBlobMissing, AlarmBackupFailed}
 
 // ValidAlarmKind reports whether kind is one of AlarmKinds.
 func ValidAlarmKind(kind string) bool {
@@ -137,6 +140,9 @@ const (
 	// AlarmAcknowledged goes to watchers (the event streams) only, not
 	// to the webhook, which carries raises and clears.
 	AlarmAcknowledged = "acknowledged"
+	// AlarmUpdated: an active alarm described anew (its value and message)
+	// without a new raise; to watchers only, as acknowledged.
+	AlarmUpdated = "updated"
 )
 
 // AlarmChange is an alarm raised or cleared.

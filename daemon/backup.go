@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/pki"
 	"github.com/loa-broadcast/loa/protocol"
 	"github.com/loa-broadcast/loa/store"
@@ -91,6 +92,13 @@ func (m *Main) runBackups(ctx context.Context) {
 			m.Logger.Error("scheduled backup failed", "dir", dir, "err", err)
 		} else {
 			m.Logger.Info("scheduled backup written", "file", path)
+		}
+		if m.Alarms != nil && ctx.Err() == nil {
+			msg := "backup written: " + filepath.Base(path)
+			if err != nil {
+				msg = fmt.Sprintf("the scheduled backup into %s failed: %v", dir, err)
+			}
+			m.Alarms.Station(loa.AlarmBackupFailed, err != nil, loa.SeverityCritical, 0, 0, msg)
 		}
 		next = time.Now().Add(every)
 	}

@@ -262,6 +262,36 @@ func TestScheduledBackups(t *testing.T) {
 		}
 		return len(seen) >= 3
 	}, "three scheduled backups")
+
+	// A backup that cannot be written raises backup_failed (people are
+	// told by the notification rules); the next one written clears it.
+	active := func() bool {
+		for _, al := range m.Alarms.Active() {
+			if al.Kind == loa.AlarmBackupFailed {
+				return true
+			}
+		}
+		return false
+	}
+	if active() {
+		t.Fatal("backup_failed raised while backups are written")
+	}
+	aside := cfg.BackupDir + ".aside"
+	if err := os.Rename(cfg.BackupDir, aside); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg.BackupDir, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	loatest.Eventually(t, time.Minute, active, "backup_failed raised when the backup dir is a file")
+	if err := os.Remove(cfg.BackupDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(aside, cfg.BackupDir); err != nil {
+		t.Fatal(err)
+	}
+	loatest.Eventually(t, time.Minute, func() bool { return !active() }, "backup_failed cleared by the next backup")
+
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}

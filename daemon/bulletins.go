@@ -26,7 +26,7 @@ func (m *Main) openBulletins() error {
 	if err != nil {
 		return err
 	}
-	m.Bulletins = station.NewBulletins(m.DB, m.Media, media.EspeakNG{Voice: "vi"}, m.Sessions, m.Schedules, m.stationAlarms(),
+	m.Bulletins = station.NewBulletins(m.DB, m.Media, media.EspeakNG{Voice: "vi"}, m.Sessions, m.Schedules, m.bulletinAlarms(),
 		m.Logger.With("component", "bulletins"))
 	every := m.Config.BulletinCheckEvery
 	if every <= 0 {
@@ -102,6 +102,14 @@ func (m *Main) feedSubscriptions() ([]station.FeedSubscription, error) {
 		}
 	}
 	return subs, nil
+}
+
+// bulletinAlarms is stationAlarms for the bulletins' deadline alarm.
+func (m *Main) bulletinAlarms() station.BulletinAlarms {
+	if m.Alarms == nil {
+		return nil
+	}
+	return m.Alarms
 }
 
 // stationAlarms is the alarm evaluator as the station's services take

@@ -577,6 +577,9 @@ func (a *Alarms) apply(ctx context.Context, ch []change) {
 		if c.event == loa.AlarmAcknowledged {
 			a.active[k] = c.alarm
 			a.log.Info("alarm acknowledged", "device", c.alarm.Device, "kind", c.alarm.Kind, "by", c.alarm.Ack.By)
+		} else if c.event == loa.AlarmUpdated {
+			a.active[k] = c.alarm
+			a.log.Info("alarm updated", "device", c.alarm.Device, "kind", c.alarm.Kind, "msg", c.alarm.Msg)
 		} else if c.event == loa.AlarmRaised {
 			a.active[k] = c.alarm
 			a.m.active.WithLabelValues(c.alarm.Kind).Inc()
@@ -596,7 +599,7 @@ func (a *Alarms) apply(ctx context.Context, ch []change) {
 				delete(a.watchers, w)
 			}
 		}
-		if a.cfg.OnChange != nil && c.event != loa.AlarmAcknowledged {
+		if a.cfg.OnChange != nil && c.event != loa.AlarmAcknowledged && c.event != loa.AlarmUpdated {
 			a.cfg.OnChange(ac)
 		}
 	}

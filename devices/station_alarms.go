@@ -1,6 +1,10 @@
 package devices
 
-import "context"
+import (
+	"context"
+
+	"github.com/loa-broadcast/loa"
+)
 
 // Station alarms are about the controller itself, not a receiver: their
 // Device is empty. The evaluator's checks never touch them; their owner
@@ -42,4 +46,32 @@ func (a *Alarms) Station(kind string, active bool, severity string, value, thres
 	case !active && raised:
 		a.applyOne(a.clearing(al, a.now(), msg))
 	}
+}
+
+// AmendStation describes the active station alarm of kind anew (a new
+// value and message) keeping its id, raise time and acknowledgement: the
+// same condition, smaller or restated after a restart, is no new alarm to
+// notify or acknowledge again. Watchers get an "updated" change; the
+// webhook and notifications do not. With none active it raises one.
+func (a *Alarms) AmendStation(kind, severity string, value, threshold float64, msg string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	al, ok := a.active[alarmKey{"", kind}]
+	if !ok {
+		a.applyOne(a.raising("", kind, severity, value, threshold, a.now(), msg))
+		return
+	}
+	if al.Msg == msg && al.Value == value && al.Severity == severity {
+		return
+	}
+	al.Severity, al.Value, al.Threshold, al.Msg = severity, value, threshold, msg
+	a.applyOne(change{loa.AlarmUpdated, al})
+}
+
+// ActiveStation returns the active station alarm of kind, if any.
+func (a *Alarms) ActiveStation(kind string) (loa.Alarm, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	al, ok := a.active[alarmKey{"", kind}]
+	return al, ok
 }

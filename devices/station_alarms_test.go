@@ -36,3 +36,40 @@ func TestStationAlarm(t *testing.T) {
 	r.a.ClearStation(loa.AlarmClockStep, "again") // nothing active: nothing happens
 	r.expectNone()
 }
+
+// An amended station alarm keeps its id and acknowledgement, reaches
+// watchers as updated and is no new raise for the webhook.
+func TestStationAlarmAmend(t *testing.T) {
+	r := newAlarmRig(t, loa.AlarmThresholds{})
+	ctx := context.Background()
+	_, watch, err := r.a.WatchAlarms(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.a.AmendStation(loa.AlarmBulletinDeadline, loa.SeverityWarning, 2, 0, "late in A, B") // none active: a raise
+	al := r.expect(loa.AlarmRaised, "", loa.AlarmBulletinDeadline)
+	<-watch
+	if _, err := r.a.AcknowledgeAlarm(ctx, al.ID, "user:ts", ""); err != nil {
+		t.Fatal(err)
+	}
+	<-watch
+	r.a.AmendStation(loa.AlarmBulletinDeadline, loa.SeverityWarning, 1, 0, "late in B")
+	r.expectNone()
+	c := <-watch
+	if c.Event != loa.AlarmUpdated || c.Alarm.ID != al.ID || c.Alarm.Msg != "late in B" || c.Alarm.Ack == nil {
+		t.Errorf("watchers got %+v, want %s updated with its acknowledgement", c, al.ID)
+	}
+	got, ok := r.a.ActiveStation(loa.AlarmBulletinDeadline)
+	if !ok || got.ID != al.ID || got.Value != 1 || got.Ack == nil {
+		t.Errorf("active %+v %v", got, ok)
+	}
+	if stored, _ := r.store.Alarms(ctx, loa.AlarmFilter{Active: true}); len(stored) != 1 || stored[0].Msg != "late in B" || stored[0].Ack == nil {
+		t.Errorf("store holds %+v", stored)
+	}
+	r.a.AmendStation(loa.AlarmBulletinDeadline, loa.SeverityWarning, 1, 0, "late in B") // the same: nothing
+	select {
+	case c := <-watch:
+		t.Errorf("an unchanged amend sent %+v", c)
+	default:
+	}
+}

@@ -28,13 +28,23 @@ type Bulletins struct {
 	speech    media.Synthesizer // nil: text bulletins are EUNAVAILABLE
 	sessions  loa.SessionService
 	schedules loa.ScheduleService
-	alarms    StationAlarms // nil: no alarm
+	alarms    BulletinAlarms // nil: no alarm
 	logger    *slog.Logger
 	// Now is the clock of deadlines and validity; nil: time.Now.
 	Now func() time.Time
 
-	mu       sync.Mutex // one change of a bulletin's tracking at a time
-	alarmMsg string     // the deadline alarm's message as raised ("" none)
+	mu       sync.Mutex      // one change of a bulletin's tracking at a time
+	alarmMsg string          // the deadline alarm's message as raised ("" none)
+	late     map[string]bool // the communes it names; nil: not read since start
+}
+
+// BulletinAlarms raises the deadline alarm. While no commune is newly
+// late it is amended, not raised again, so an acknowledgement holds and
+// nobody is told twice (fewer communes late, a restart).
+type BulletinAlarms interface {
+	StationAlarms
+	AmendStation(kind, severity string, value, threshold float64, msg string)
+	ActiveStation(kind string) (loa.Alarm, bool)
 }
 
 var _ loa.BulletinService = (*Bulletins)(nil)
@@ -42,7 +52,7 @@ var _ loa.BulletinService = (*Bulletins)(nil)
 // NewBulletins returns the bulletin service of db: text is spoken by
 // speech into media items, acceptance starts sessions and schedules
 // through sessions and schedules, the deadline alarm goes to alarms.
-func NewBulletins(db *store.DB, m *Media, speech media.Synthesizer, sessions loa.SessionService, schedules loa.ScheduleService, alarms StationAlarms, logger *slog.Logger) *Bulletins {
+func NewBulletins(db *store.DB, m *Media, speech media.Synthesizer, sessions loa.SessionService, schedules loa.ScheduleService, alarms BulletinAlarms, logger *slog.Logger) *Bulletins {
 	return &Bulletins{db: db, media: m, speech: speech, sessions: sessions, schedules: schedules, alarms: alarms, logger: logger}
 }
 
@@ -447,15 +457,40 @@ func (s *Bulletins) alarm(ctx context.Context) error {
 	}
 	slices.Sort(parts)
 	msg := strings.Join(parts, "; ")
+	if msg != "" {
+		msg = "priority bulletin not scheduled by its deadline in " + msg
+	}
+	if s.late == nil { // first look since start: the alarm a previous run raised
+		s.late = map[string]bool{}
+		if al, ok := s.alarms.ActiveStation(loa.AlarmBulletinDeadline); ok {
+			s.alarmMsg = al.Msg
+			for _, n := range names {
+				if strings.Contains(al.Msg, n) {
+					s.late[n] = true
+				}
+			}
+		}
+	}
+	if msg == s.alarmMsg {
+		return nil
+	}
+	fresh := false
+	for _, n := range names {
+		fresh = fresh || !s.late[n]
+	}
 	switch {
-	case msg == s.alarmMsg:
 	case msg == "":
 		s.alarms.ClearStation(loa.AlarmBulletinDeadline, "every priority bulletin is scheduled, declined or expired")
+	case fresh:
+		s.alarms.RaiseStation(loa.AlarmBulletinDeadline, loa.SeverityWarning, float64(len(names)), 0, msg)
 	default:
-		s.alarms.RaiseStation(loa.AlarmBulletinDeadline, loa.SeverityWarning, float64(len(names)), 0,
-			"priority bulletin not scheduled by its deadline in "+msg)
+		s.alarms.AmendStation(loa.AlarmBulletinDeadline, loa.SeverityWarning, float64(len(names)), 0, msg)
 	}
 	s.alarmMsg = msg
+	s.late = map[string]bool{}
+	for _, n := range names {
+		s.late[n] = true
+	}
 	return nil
 }
 

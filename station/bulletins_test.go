@@ -16,9 +16,10 @@ import (
 
 // bulletinAlarms records the station alarms raised and cleared.
 type bulletinAlarms struct {
-	mu     sync.Mutex
-	active map[string]string // kind → message
-	raised int
+	mu      sync.Mutex
+	active  map[string]string // kind → message
+	raised  int
+	amended int
 }
 
 func (a *bulletinAlarms) RaiseStation(kind, severity string, value, threshold float64, msg string) {
@@ -26,6 +27,23 @@ func (a *bulletinAlarms) RaiseStation(kind, severity string, value, threshold fl
 	defer a.mu.Unlock()
 	a.active[kind] = msg
 	a.raised++
+}
+
+func (a *bulletinAlarms) AmendStation(kind, severity string, value, threshold float64, msg string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.active[kind]; !ok {
+		a.raised++
+	}
+	a.active[kind] = msg
+	a.amended++
+}
+
+func (a *bulletinAlarms) ActiveStation(kind string) (loa.Alarm, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	m, ok := a.active[kind]
+	return loa.Alarm{Kind: kind, Msg: m}, ok
 }
 
 func (a *bulletinAlarms) ClearStation(kind, why string) {
@@ -130,11 +148,21 @@ func TestBulletinTracking(t *testing.T) {
 	if err := bl.Check(ctx); err != nil || alarms.raised != raised {
 		t.Errorf("the same missed communes raise again: %v", err)
 	}
+	// A restarted controller finds the alarm it raised: no new raise
+	// (which would lose its acknowledgement and notify everyone again).
+	restarted := station.NewBulletins(w.db, m, toneSpeech{}, w.sessions, nil, alarms, discard)
+	restarted.Now = bl.Now
+	if err := restarted.Check(ctx); err != nil || alarms.raised != raised || alarms.amended != 0 {
+		t.Errorf("after a restart: raised %d (was %d), amended %d: %v", alarms.raised, raised, alarms.amended, err)
+	}
 	if _, err := bl.Decline(ctx, b.ID, "c2", "op", "Mất điện"); err != nil {
 		t.Fatal(err)
 	}
 	if msg, _ := alarms.msg(loa.AlarmBulletinDeadline); strings.Contains(msg, "(c2)") || !strings.Contains(msg, "(c3)") {
 		t.Errorf("after c2 declined the alarm says %q", msg)
+	}
+	if alarms.raised != raised || alarms.amended != 1 {
+		t.Errorf("one commune fewer late: raised %d (was %d), amended %d; want the alarm amended", alarms.raised, raised, alarms.amended)
 	}
 
 	advance(24 * time.Hour)
