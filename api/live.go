@@ -60,7 +60,7 @@ func (s *Server) startLive(w http.ResponseWriter, r *http.Request, c *call) erro
 		return err
 	}
 	if s.Live == nil {
-		return errUnavailable("live")
+		return loa.Errorf(loa.EUNAVAILABLE, "live microphones are off on this controller: start it with -live-bind (the one UDP port of every live connection, e.g. :5006)")
 	}
 	offer, err := readSDP(r)
 	if err != nil {

@@ -303,6 +303,14 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		station.TranscodeLimits{Workers: cfg.TranscodeWorkers, Queue: cfg.TranscodeQueue}, m.Logger.With("component", "media"))
 	m.Relays = station.NewRelays(m.DB, m.Sessions, m.Logger.With("component", "relay"))
 	m.Relays.Alarms = m.Alarms
+	m.Sessions.Restarted = func(ctx context.Context, stopped *loa.Session) {
+		// Beside the resumes, which it must not hold up.
+		m.schedWG.Add(1) // inside ResumeInterrupted's own count: never at zero
+		go func() {
+			defer m.schedWG.Done()
+			m.Relays.Restart(ctx, stopped)
+		}()
+	}
 	if err := m.startScheduler(ctx); err != nil {
 		return err
 	}

@@ -84,6 +84,37 @@ func (s *Relays) Relays(ctx context.Context) ([]*loa.Relay, error) { return s.db
 // scheduled relay's otherwise is its schedule's end), else the caller's,
 // else loa.DefaultStreamMaxDuration.
 func (s *Relays) PlayRelay(ctx context.Context, id string, sess *loa.Session) error {
+	return s.play(ctx, id, sess, false)
+}
+
+// relayRestartMin: a relay with less than this left is not started again
+// after a restart.
+const relayRestartMin = 10 * time.Second
+
+// Restart starts again a relay that stopped with the controller
+// (Sessions.Restarted): its source was an ffmpeg child, gone with the
+// process (or with a failed-over leader). It plays on as a new session with
+// the same targets, priority and origin until the end the stopped one had;
+// a stream has no position, so what aired in the gap is not replayed.
+func (s *Relays) Restart(ctx context.Context, stopped *loa.Session) {
+	if stopped.RelayID == "" || stopped.MaxDuration <= 0 {
+		return
+	}
+	left := time.Until(stopped.StartedAt.Add(stopped.MaxDuration))
+	if left < relayRestartMin {
+		return
+	}
+	sess := &loa.Session{Targets: stopped.Targets, Priority: stopped.Priority, Origin: stopped.Origin,
+		ScheduledAt: stopped.ScheduledAt, CreatedBy: stopped.CreatedBy, MaxDuration: left.Round(time.Second)}
+	if err := s.play(ctx, stopped.RelayID, sess, true); err != nil {
+		s.logger.Error("relay not started again after a restart", "relay", stopped.RelayID, "session", stopped.ID, "err", err)
+		return
+	}
+	s.logger.Info("relay started again after a restart", "relay", stopped.RelayID, "stopped", stopped.ID, "session", sess.ID, "left", sess.MaxDuration)
+}
+
+// play starts sess relaying id; keep: sess.MaxDuration stands (a restart).
+func (s *Relays) play(ctx context.Context, id string, sess *loa.Session, keep bool) error {
 	r, err := s.db.Relay(ctx, id)
 	if loa.ErrorCode(err) == loa.ENOTFOUND {
 		return loa.Errorf(loa.ENOTFOUND, "relay_id: no relay %q", id)
@@ -93,7 +124,7 @@ func (s *Relays) PlayRelay(ctx context.Context, id string, sess *loa.Session) er
 	if err := sess.ValidateStream(); err != nil {
 		return err // before any ffmpeg starts
 	}
-	if r.DurationS > 0 && (sess.MaxDuration == 0 || sess.Origin.Kind == loa.OriginSchedule) {
+	if r.DurationS > 0 && !keep && (sess.MaxDuration == 0 || sess.Origin.Kind == loa.OriginSchedule) {
 		sess.MaxDuration = time.Duration(r.DurationS) * time.Second
 	}
 	if sess.Origin.Kind == "" {

@@ -73,6 +73,10 @@ type Sessions struct {
 	// ReceiverWait bounds a late start's or a resume's wait for its
 	// receivers; zero: Lead + 5 s.
 	ReceiverWait time.Duration
+	// Restarted is told of each session of a caller's source (StartWith)
+	// that ResumeInterrupted stopped "controller restarted": a relay can
+	// start its source again (Relays.Restart); a live microphone cannot.
+	Restarted func(ctx context.Context, stopped *loa.Session)
 }
 
 // NewSessions returns the session service of db streaming through engine;
@@ -702,6 +706,9 @@ func (s *Sessions) ResumeInterrupted(ctx context.Context, online func(id string)
 				s.appendLog(ctx, logEntry(sess, loa.PlayStopped, nil, sess.Reason))
 			}
 			s.closeDelivery(ctx, sess)
+			if s.Restarted != nil && sess.Origin.Kind != loa.OriginFallback {
+				s.Restarted(ctx, sess)
+			}
 			continue
 		}
 		pending = append(pending, sess)

@@ -101,6 +101,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	cfg.DataDir, cfg.HTTPAddr, cfg.MQTTListen, cfg.RTPBind = dir, *httpAddr, "127.0.0.1:0", "127.0.0.1:0"
 	// The receivers connect over TLS with the station CA, as in the field.
 	cfg.TLS.MQTTListen, cfg.TLS.HTTPSAddr = "127.0.0.1:0", ""
+	// Live microphones from the console (a browser on this machine: a
+	// page on localhost may use the microphone without HTTPS).
+	cfg.LiveBind = "127.0.0.1:0"
 	m := daemon.NewMain(cfg, logger)
 	if err := m.Open(ctx); err != nil {
 		return err
