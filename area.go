@@ -93,6 +93,25 @@ func (t AreaTree) Within(id, scope string) bool {
 	return false
 }
 
+// Common returns the deepest area that holds every one of ids ("" when
+// only the whole station does, or ids is empty).
+func (t AreaTree) Common(ids ...string) string {
+	if len(ids) == 0 {
+		return ""
+	}
+	common := ids[0]
+	for _, id := range ids[1:] {
+		for common != "" && !t.Within(id, common) {
+			a := t[common]
+			if a == nil {
+				return ""
+			}
+			common = a.ParentID
+		}
+	}
+	return common
+}
+
 // NeedsApproval reports whether area id or one of its ancestors is
 // marked as needing approval.
 func (t AreaTree) NeedsApproval(id string) bool {

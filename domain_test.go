@@ -50,6 +50,17 @@ func TestAreaTreeWithin(t *testing.T) {
 			t.Errorf("Within(%q, %q) = %v, want %v", c.id, c.scope, got, c.want)
 		}
 	}
+	for _, c := range []struct {
+		ids  []string
+		want string
+	}{
+		{nil, ""}, {[]string{"a1"}, "a1"}, {[]string{"a1", "a"}, "a"}, {[]string{"a", "a1"}, "a"},
+		{[]string{"a1", "b"}, "p"}, {[]string{"b", "a1", "a"}, "p"}, {[]string{"a1", "zz"}, ""},
+	} {
+		if got := tree.Common(c.ids...); got != c.want {
+			t.Errorf("Common(%q) = %q, want %q", c.ids, got, c.want)
+		}
+	}
 }
 
 func TestValidation(t *testing.T) {

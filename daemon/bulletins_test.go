@@ -230,6 +230,9 @@ func TestBulletins(t *testing.T) {
 			t.Errorf("the alarm %q names %s", alarm.Msg, other)
 		}
 	}
+	if alarm.Area != "x3" {
+		t.Errorf("the deadline alarm is in area %q, want x3 (those scoped above it see it and are told)", alarm.Area)
+	}
 
 	tr := prov.tracking(t, province, b.ID)
 	want := map[string]string{"x1": loa.BulletinAired, "x2": loa.BulletinDeclined, "x3": loa.BulletinReceived, "xr": loa.BulletinAired}

@@ -13,6 +13,13 @@ import (
 // RaiseStation raises the controller's alarm of kind, or replaces the
 // active one (a new value and message, raised now).
 func (a *Alarms) RaiseStation(kind, severity string, value, threshold float64, msg string) {
+	a.RaiseStationIn("", kind, severity, value, threshold, msg)
+}
+
+// RaiseStationIn is RaiseStation for a condition of area's (a bulletin's
+// communes): those scoped to it see the alarm and their notification
+// rules match it; "" is the whole station's.
+func (a *Alarms) RaiseStationIn(area, kind, severity string, value, threshold float64, msg string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	now := a.now()
@@ -20,7 +27,9 @@ func (a *Alarms) RaiseStation(kind, severity string, value, threshold float64, m
 	if al, ok := a.active[alarmKey{"", kind}]; ok {
 		ch = append(ch, a.clearing(al, now, "superseded"))
 	}
-	ch = append(ch, a.raising("", kind, severity, value, threshold, now, msg))
+	raise := a.raising("", kind, severity, value, threshold, now, msg)
+	raise.alarm.Area = area
+	ch = append(ch, raise)
 	a.apply(context.Background(), ch)
 }
 
@@ -53,18 +62,20 @@ func (a *Alarms) Station(kind string, active bool, severity string, value, thres
 // same condition, smaller or restated after a restart, is no new alarm to
 // notify or acknowledge again. Watchers get an "updated" change; the
 // webhook and notifications do not. With none active it raises one.
-func (a *Alarms) AmendStation(kind, severity string, value, threshold float64, msg string) {
+func (a *Alarms) AmendStation(area, kind, severity string, value, threshold float64, msg string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	al, ok := a.active[alarmKey{"", kind}]
 	if !ok {
-		a.applyOne(a.raising("", kind, severity, value, threshold, a.now(), msg))
+		raise := a.raising("", kind, severity, value, threshold, a.now(), msg)
+		raise.alarm.Area = area
+		a.applyOne(raise)
 		return
 	}
-	if al.Msg == msg && al.Value == value && al.Severity == severity {
+	if al.Msg == msg && al.Value == value && al.Severity == severity && al.Area == area {
 		return
 	}
-	al.Severity, al.Value, al.Threshold, al.Msg = severity, value, threshold, msg
+	al.Area, al.Severity, al.Value, al.Threshold, al.Msg = area, severity, value, threshold, msg
 	a.applyOne(change{loa.AlarmUpdated, al})
 }
 

@@ -46,17 +46,20 @@ func TestStationAlarmAmend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.a.AmendStation(loa.AlarmBulletinDeadline, loa.SeverityWarning, 2, 0, "late in A, B") // none active: a raise
+	r.a.AmendStation("p", loa.AlarmBulletinDeadline, loa.SeverityWarning, 2, 0, "late in A, B") // none active: a raise
 	al := r.expect(loa.AlarmRaised, "", loa.AlarmBulletinDeadline)
+	if al.Area != "p" {
+		t.Errorf("raised in area %q, want p", al.Area)
+	}
 	<-watch
 	if _, err := r.a.AcknowledgeAlarm(ctx, al.ID, "user:ts", ""); err != nil {
 		t.Fatal(err)
 	}
 	<-watch
-	r.a.AmendStation(loa.AlarmBulletinDeadline, loa.SeverityWarning, 1, 0, "late in B")
+	r.a.AmendStation("b", loa.AlarmBulletinDeadline, loa.SeverityWarning, 1, 0, "late in B")
 	r.expectNone()
 	c := <-watch
-	if c.Event != loa.AlarmUpdated || c.Alarm.ID != al.ID || c.Alarm.Msg != "late in B" || c.Alarm.Ack == nil {
+	if c.Event != loa.AlarmUpdated || c.Alarm.ID != al.ID || c.Alarm.Msg != "late in B" || c.Alarm.Area != "b" || c.Alarm.Ack == nil {
 		t.Errorf("watchers got %+v, want %s updated with its acknowledgement", c, al.ID)
 	}
 	got, ok := r.a.ActiveStation(loa.AlarmBulletinDeadline)
@@ -66,7 +69,7 @@ func TestStationAlarmAmend(t *testing.T) {
 	if stored, _ := r.store.Alarms(ctx, loa.AlarmFilter{Active: true}); len(stored) != 1 || stored[0].Msg != "late in B" || stored[0].Ack == nil {
 		t.Errorf("store holds %+v", stored)
 	}
-	r.a.AmendStation(loa.AlarmBulletinDeadline, loa.SeverityWarning, 1, 0, "late in B") // the same: nothing
+	r.a.AmendStation("b", loa.AlarmBulletinDeadline, loa.SeverityWarning, 1, 0, "late in B") // the same: nothing
 	select {
 	case c := <-watch:
 		t.Errorf("an unchanged amend sent %+v", c)

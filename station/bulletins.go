@@ -42,8 +42,9 @@ type Bulletins struct {
 // late it is amended, not raised again, so an acknowledgement holds and
 // nobody is told twice (fewer communes late, a restart).
 type BulletinAlarms interface {
-	StationAlarms
-	AmendStation(kind, severity string, value, threshold float64, msg string)
+	ClearStation(kind, why string)
+	RaiseStationIn(area, kind, severity string, value, threshold float64, msg string)
+	AmendStation(area, kind, severity string, value, threshold float64, msg string)
 	ActiveStation(kind string) (loa.Alarm, bool)
 }
 
@@ -442,12 +443,13 @@ func (s *Bulletins) alarm(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var names, parts []string
+	var names, parts, ids []string
 	for _, b := range list {
 		var late []string
 		for _, c := range b.Communes {
 			if c.State == loa.BulletinReceived && c.Missed {
 				late = append(late, s.areaName(ctx, c.AreaID))
+				ids = append(ids, c.AreaID)
 			}
 		}
 		if len(late) > 0 {
@@ -482,9 +484,9 @@ func (s *Bulletins) alarm(ctx context.Context) error {
 	case msg == "":
 		s.alarms.ClearStation(loa.AlarmBulletinDeadline, "every priority bulletin is scheduled, declined or expired")
 	case fresh:
-		s.alarms.RaiseStation(loa.AlarmBulletinDeadline, loa.SeverityWarning, float64(len(names)), 0, msg)
+		s.alarms.RaiseStationIn(s.commonArea(ctx, ids), loa.AlarmBulletinDeadline, loa.SeverityWarning, float64(len(names)), 0, msg)
 	default:
-		s.alarms.AmendStation(loa.AlarmBulletinDeadline, loa.SeverityWarning, float64(len(names)), 0, msg)
+		s.alarms.AmendStation(s.commonArea(ctx, ids), loa.AlarmBulletinDeadline, loa.SeverityWarning, float64(len(names)), 0, msg)
 	}
 	s.alarmMsg = msg
 	s.late = map[string]bool{}
@@ -492,6 +494,17 @@ func (s *Bulletins) alarm(ctx context.Context) error {
 		s.late[n] = true
 	}
 	return nil
+}
+
+// commonArea is the deepest area holding every late commune: the alarm's
+// area, so province staff scoped to it see it and are told of it.
+func (s *Bulletins) commonArea(ctx context.Context, ids []string) string {
+	areas, err := s.db.Areas(ctx)
+	if err != nil {
+		s.logger.Warn("bulletin alarm: reading areas; raised station-wide", "err", err)
+		return ""
+	}
+	return loa.NewAreaTree(areas).Common(ids...)
 }
 
 func (s *Bulletins) areaName(ctx context.Context, id string) string {

@@ -20,18 +20,21 @@ type bulletinAlarms struct {
 	active  map[string]string // kind → message
 	raised  int
 	amended int
+	area    string // of the newest raise or amend
 }
 
-func (a *bulletinAlarms) RaiseStation(kind, severity string, value, threshold float64, msg string) {
+func (a *bulletinAlarms) RaiseStationIn(area, kind, severity string, value, threshold float64, msg string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.active[kind] = msg
+	a.area = area
 	a.raised++
 }
 
-func (a *bulletinAlarms) AmendStation(kind, severity string, value, threshold float64, msg string) {
+func (a *bulletinAlarms) AmendStation(area, kind, severity string, value, threshold float64, msg string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.area = area
 	if _, ok := a.active[kind]; !ok {
 		a.raised++
 	}
@@ -144,6 +147,9 @@ func TestBulletinTracking(t *testing.T) {
 	if !ok || !strings.Contains(msg, "Xã Hai (c2)") || !strings.Contains(msg, "Xã Ba (c3)") || strings.Contains(msg, "(c1)") {
 		t.Fatalf("deadline alarm %q (active %v), want c2 and c3 named", msg, ok)
 	}
+	if alarms.area != "xa" {
+		t.Errorf("deadline alarm in area %q, want xa (holding c2 and c3: its staff are told)", alarms.area)
+	}
 	raised := alarms.raised
 	if err := bl.Check(ctx); err != nil || alarms.raised != raised {
 		t.Errorf("the same missed communes raise again: %v", err)
@@ -163,6 +169,9 @@ func TestBulletinTracking(t *testing.T) {
 	}
 	if alarms.raised != raised || alarms.amended != 1 {
 		t.Errorf("one commune fewer late: raised %d (was %d), amended %d; want the alarm amended", alarms.raised, raised, alarms.amended)
+	}
+	if alarms.area != "c3" {
+		t.Errorf("deadline alarm in area %q once c3 alone is late", alarms.area)
 	}
 
 	advance(24 * time.Hour)
