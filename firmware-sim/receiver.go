@@ -152,6 +152,10 @@ type Receiver struct {
 	killed atomic.Bool
 	ended  atomic.Bool
 
+	lastProbe atomic.Int64  // unix ns of the last broker link probe; see linkprobe.go
+	probes    atomic.Uint64 // link probes over a stalled stream
+	linkDrops atomic.Uint64 // of them, unanswered: the connection was dropped
+
 	burstLoss atomic.Uint64 // float64 bits: SetLoss's drop probability
 
 	mu        sync.Mutex

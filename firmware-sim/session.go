@@ -699,14 +699,19 @@ func (s *session) playSlot() string {
 		s.st.Muted++
 	}
 	reason, over := s.over()
+	stalled := false
 	switch {
 	case over:
 	case s.next > s.maxExt && now.Sub(s.lastArrival) > StreamTimeout:
 		reason = EndTimeout
 	default:
 		reason = ""
+		stalled = s.next > s.maxExt && !s.lastArrival.IsZero() && now.Sub(s.lastArrival) > linkProbeAfter
 	}
 	s.mu.Unlock()
+	if stalled {
+		s.r.probeLink()
+	}
 
 	if s.wav != nil {
 		if silent {
