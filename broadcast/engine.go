@@ -64,6 +64,11 @@ type Config struct {
 	// Fence is the controller's fence the SRTP keys are derived with
 	// (contract v2): Gen increases on every start.
 	Fence protocol.Fence
+	// Gate, if set, is asked before each packet: false holds it back (the
+	// frame goes by as a gap). A cluster leader that cannot show it still
+	// leads (frozen and thawed, cut off) must not send: receivers that
+	// have not heard from its successor would play it. Nil: always send.
+	Gate func() bool
 	// RequireSRTP refuses plain receivers: they are not tuned, and
 	// Refused is told why.
 	RequireSRTP bool

@@ -256,7 +256,7 @@ func (s *session) stream(ctx context.Context, fo *crew) (state, reason string, s
 			st, r := s.stopped()
 			return st, r, n
 		}
-		if gap {
+		if gap || (s.e.cfg.Gate != nil && !s.e.cfg.Gate()) {
 			s.gaps.Add(1)
 			if n%reportEvery == 0 || s.reportNow.Swap(false) {
 				s.report(fo, n, s.dests.Load())

@@ -548,6 +548,9 @@ func (n *Node) Snapshot() error {
 // Close leaves the cluster's work to the other nodes: it stops raft (a
 // leader does not hand over first; use TransferLeadership for a planned
 // stop) and leaves db refusing changes. Close the store after it.
+// VerifyLeader confirms with a quorum that this node still leads.
+func (n *Node) VerifyLeader() error { return n.raft.VerifyLeader().Error() }
+
 func (n *Node) Close() error {
 	var err error
 	n.closing.Do(func() {

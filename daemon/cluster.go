@@ -231,7 +231,12 @@ func (n *Node) lead(ctx context.Context) error {
 		_ = n.serveFollower()
 		return fmt.Errorf("cluster secret: %w", err)
 	}
+	lease := newLeaderLease(n.Raft.VerifyLeader)
+	m.sendGate = lease.valid
+	lctx, endLease := context.WithCancel(ctx)
+	go lease.run(lctx)
 	if err := m.Open(ctx); err != nil {
+		endLease()
 		if serr := n.serveFollower(); serr != nil {
 			n.log.Error("follower endpoint", "err", serr)
 		}
@@ -241,7 +246,7 @@ func (n *Node) lead(ctx context.Context) error {
 	wctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	n.mu.Lock()
-	n.watch = func() { cancel(); <-done } // the watch uses m's alarms: ended before m closes
+	n.watch = func() { cancel(); <-done; endLease() } // the watch uses m's alarms: ended before m closes
 	n.mu.Unlock()
 	go func() {
 		defer close(done)

@@ -117,6 +117,7 @@ type Main struct {
 	fence     protocol.Fence // what this start's plays and streams carry
 	Cluster   api.ClusterAdmin
 	wrapHTTP  func(http.Handler) http.Handler // the node's routes for its peers (blobs)
+	sendGate  func() bool                     // a cluster leader's: packets only while its lead is confirmed
 	// clusterCollectors are Raft's metrics (leader, term, commit lag).
 	clusterCollectors []prometheus.Collector
 
@@ -253,7 +254,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.Engine, err = broadcast.Open(ctx, broadcast.Config{
 		Bind: cfg.RTPBind, Public: cfg.RTPPublic, Delay: cfg.Delay, Lead: cfg.Lead, Tuner: tuner,
 		Caps: m.Fleet, Offsets: deviceOffsets{m.DB}, RefClock: refclk,
-		Fence: m.fence, RequireSRTP: cfg.RequireSRTP, Refused: tuner.Refused,
+		Fence: m.fence, Gate: m.sendGate, RequireSRTP: cfg.RequireSRTP, Refused: tuner.Refused,
 		// Receivers' RTCP progress: delivery evidence of those that send no events.
 		Reception: tuner.Reception,
 		Logger:    m.Logger.With("component", "broadcast"),

@@ -717,29 +717,44 @@ func (s *Sessions) ResumeInterrupted(ctx context.Context, online func(id string)
 		return
 	}
 	deadline := time.Now().Add(wait)
+	// Each session waits for its own receivers, beside the others: one
+	// whose receivers are slow to come back (idle ones notice a frozen
+	// leader only by keep-alive) must not hold up the rest.
+	var wg sync.WaitGroup
 	for _, sess := range pending {
-		fromStart := sess.FirstSentAt.IsZero() && restarted.Sub(sess.StartedAt) <= s.Lead
-		// One played from its beginning waits for its receivers to be
-		// online, as a start does; one joined mid-way waits only for
-		// those known offline, so each comes back to it on its own.
-		ready := func() bool { return s.allReachable(sess.Devices, online) }
-		if fromStart {
-			ready = func() bool { return allOnline(sess.Devices, online) }
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.resumeWhenReady(ctx, sess, restarted, deadline, online)
+		}()
+	}
+	wg.Wait()
+}
+
+// resumeWhenReady resumes one interrupted session once its receivers are
+// ready (or at deadline).
+func (s *Sessions) resumeWhenReady(ctx context.Context, sess *loa.Session, restarted, deadline time.Time, online func(string) bool) {
+	fromStart := sess.FirstSentAt.IsZero() && restarted.Sub(sess.StartedAt) <= s.Lead
+	// One played from its beginning waits for its receivers to be
+	// online, as a start does; one joined mid-way waits only for
+	// those known offline, so each comes back to it on its own.
+	ready := func() bool { return s.allReachable(sess.Devices, online) }
+	if fromStart {
+		ready = func() bool { return allOnline(sess.Devices, online) }
+	}
+	for time.Now().Before(deadline) && ctx.Err() == nil && !ready() {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	if err := s.resume(ctx, sess, fromStart); err != nil {
+		s.logger.Error("session not resumed", "session", sess.ID, "err", err)
+		sess.State, sess.Reason, sess.EndedAt = loa.SessionFailed, "not resumed after restart: "+err.Error(), time.Now()
+		if err := s.db.PutSession(ctx, sess); err == nil {
+			s.playLog(ctx, sess, loa.PlayFailed, sess.Reason)
 		}
-		for time.Now().Before(deadline) && ctx.Err() == nil && !ready() {
-			time.Sleep(100 * time.Millisecond)
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		if err := s.resume(ctx, sess, fromStart); err != nil {
-			s.logger.Error("session not resumed", "session", sess.ID, "err", err)
-			sess.State, sess.Reason, sess.EndedAt = loa.SessionFailed, "not resumed after restart: "+err.Error(), time.Now()
-			if err := s.db.PutSession(ctx, sess); err == nil {
-				s.playLog(ctx, sess, loa.PlayFailed, sess.Reason)
-			}
-			s.closeDelivery(ctx, sess)
-		}
+		s.closeDelivery(ctx, sess)
 	}
 }
 
