@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -24,7 +23,7 @@ type Client struct {
 }
 
 func NewClient(base, token string) *Client {
-	return &Client{BaseURL: base, Token: token, http: &http.Client{Timeout: 2 * time.Minute, CheckRedirect: keepAuthorization}}
+	return &Client{BaseURL: base, Token: token, http: &http.Client{Timeout: 2 * time.Minute}}
 }
 
 // ClientError is an API error response.
@@ -277,16 +276,4 @@ func (c *Client) DecommissionDevice(ctx context.Context, id string) (*loa.Device
 		return nil, err
 	}
 	return &out.Device, nil
-}
-
-// keepAuthorization follows a cluster follower's 307 to the leader with
-// the token: net/http drops it on a redirect to another host.
-func keepAuthorization(req *http.Request, via []*http.Request) error {
-	if len(via) >= 10 {
-		return errors.New("stopped after 10 redirects")
-	}
-	if a := via[0].Header.Get("Authorization"); a != "" && req.Header.Get("Authorization") == "" {
-		req.Header.Set("Authorization", a)
-	}
-	return nil
 }

@@ -8,13 +8,29 @@ import (
 )
 
 // ClusterAdmin is the Raft group this controller leads (daemon.Node); nil
-// on a single controller. Only the leader serves the API: followers send
-// requests to it.
+// on a single controller. Only the leader changes anything: a follower
+// answers reads from its own copy of the store and sends changes to it.
 type ClusterAdmin interface {
 	ClusterStatus(ctx context.Context) (*ClusterStatus, error)
 	TransferLeadership(ctx context.Context, id string) error
 	AddVoter(ctx context.Context, id, addr string) error
 	RemoveServer(ctx context.Context, id string) error
+}
+
+// ClusterRoler tells /api/v1/me which node answers and who leads (a
+// ClusterAdmin may implement it).
+type ClusterRoler interface {
+	ClusterRole() ClusterRole
+}
+
+// ClusterRole is the answering node's place in the group: role leader,
+// follower or witness; the leader's id and API URL ("" while none is
+// known, during an election).
+type ClusterRole struct {
+	Node      string `json:"node"`
+	Role      string `json:"role"`
+	Leader    string `json:"leader"`
+	LeaderAPI string `json:"leader_api,omitempty"`
 }
 
 // ClusterStatus is GET /api/v1/cluster: the group as its leader sees it.

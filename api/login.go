@@ -58,6 +58,10 @@ type stationInfo struct {
 	Map  *mapInfo `json:"map,omitempty"` // tiles configured: the console draws them
 	// National: a national controller (-national); the console shows its screen.
 	National bool `json:"national,omitempty"`
+	// Cluster: this node's place in the Raft group; absent on a single
+	// controller. On a follower the console says it is read-only and
+	// names the leader its changes go to.
+	Cluster *ClusterRole `json:"cluster,omitempty"`
 }
 
 // mapInfo is the console map's tile source: a URL template with {z},
@@ -177,6 +181,10 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request, c *call) error {
 	}
 	if s.MapTiles != "" {
 		a.Station.Map = &mapInfo{Tiles: s.MapTiles, Attribution: s.MapAttribution}
+	}
+	if cr, ok := s.Cluster.(ClusterRoler); ok {
+		role := cr.ClusterRole()
+		a.Station.Cluster = &role
 	}
 	if a.Area != "" && s.Areas != nil {
 		if area, err := s.Areas.Area(r.Context(), a.Area); err == nil {

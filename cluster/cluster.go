@@ -267,6 +267,10 @@ func (n *Node) Leader() (id, addr string) {
 	return string(i), string(a)
 }
 
+// AppliedIndex returns the index of the last entry applied to this
+// node's store.
+func (n *Node) AppliedIndex() uint64 { return n.raft.AppliedIndex() }
+
 // Term returns the current Raft term.
 func (n *Node) Term() uint64 { return n.raft.CurrentTerm() }
 

@@ -2,7 +2,7 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -121,8 +121,9 @@ func ParseClusterPeer(s string) (ClusterPeer, error) {
 
 // Node is a controller in a Raft group. Every node keeps the replicated
 // store; only the leader opens the station (a Main on the shared store:
-// scheduler, streams, broker, API). A follower answers /healthz and sends
-// everything else to the leader; the witness never leads for long.
+// scheduler, streams, broker, API). A follower serves the console
+// read-only from its store and sends changes to the leader
+// (cluster_console.go); the witness never leads for long.
 type Node struct {
 	cfg    Config
 	log    *slog.Logger
@@ -135,10 +136,13 @@ type Node struct {
 	mu       sync.Mutex
 	main     *Main
 	follower *http.Server
-	standby  *broker.Broker            // while following: answers devices CONNACK 3
-	watch    context.CancelFunc        // ends the leader's cluster watch
-	missing  atomic.Pointer[[]blobRef] // blobs the last catch-up could not pull
-	changed  chan struct{}             // closed and replaced when the node's role changes
+	// followerCancel ends the follower server's reads and streams.
+	followerCancel context.CancelFunc
+	tls            *followerTLS              // the TLS ports' configuration, made once
+	standby        *broker.Broker            // while following: answers devices CONNACK 3
+	watch          context.CancelFunc        // ends the leader's cluster watch
+	missing        atomic.Pointer[[]blobRef] // blobs the last catch-up could not pull
+	changed        chan struct{}             // closed and replaced when the node's role changes
 }
 
 // OpenNode opens the replicated store and joins the Raft group; Run then
@@ -225,7 +229,7 @@ func (n *Node) lead(ctx context.Context) error {
 	m.DB, m.sharedDB = n.DB, true
 	m.fenceTerm = n.Raft.Term()
 	m.Cluster = n
-	m.wrapHTTP = n.blobRoutes
+	m.wrapHTTP = func(h http.Handler) http.Handler { return n.blobRoutes(n.markApplied(h)) }
 	m.clusterCollectors = n.Raft.Collectors()
 	if err := n.DB.EnsureClusterSecret(ctx, randomHex(32)); err != nil {
 		_ = n.serveFollower()
@@ -299,47 +303,117 @@ func (n *Node) leaderID() string {
 }
 
 // serveFollower answers on the API and broker addresses while another
-// node leads.
+// node leads: the console read-only, changes sent to the leader
+// (cluster_console.go), devices refused.
 func (n *Node) serveFollower() error {
-	if err := n.startStandbyBroker(); err != nil {
+	tlsCfg, err := n.followerTLS()
+	if err != nil {
 		return err
 	}
-	if n.cfg.HTTPAddr == "" {
-		return nil
+	if err := n.startStandbyBroker(tlsCfg.broker); err != nil {
+		return err
 	}
-	var ln net.Listener
-	var err error
-	for i := 0; ; i++ { // the station's server may still be letting go of the port
-		if ln, err = net.Listen("tcp", n.cfg.HTTPAddr); err == nil || i == 50 {
-			break
+	var lns []net.Listener
+	for _, addr := range []string{n.cfg.HTTPAddr, n.cfg.TLS.HTTPSAddr} {
+		if addr == "" {
+			lns = append(lns, nil)
+			continue
 		}
-		time.Sleep(100 * time.Millisecond)
+		var ln net.Listener
+		for i := 0; ; i++ { // the station's server may still be letting go of the port
+			if ln, err = net.Listen("tcp", addr); err == nil || i == 50 {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if err != nil {
+			for _, l := range lns {
+				if l != nil {
+					l.Close()
+				}
+			}
+			return fmt.Errorf("http (follower): %w", err)
+		}
+		lns = append(lns, ln)
 	}
-	if err != nil {
-		return fmt.Errorf("http (follower): %w", err)
+	// Reads and streams end as soon as this node leads (stopFollower);
+	// proxied changes run to their end.
+	base, cancel := context.WithCancel(context.Background())
+	srv := &http.Server{
+		Handler:           n.blobRoutes(n.followerHandler(base)),
+		BaseContext:       func(net.Listener) context.Context { return base },
+		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: maxHeaderBytes,
+		TLSConfig: tlsCfg.https,
+		ErrorLog:  slog.NewLogLogger(n.log.With("component", "http", "role", "follower").Handler(), slog.LevelDebug),
 	}
-	srv := &http.Server{Handler: n.blobRoutes(n.followerHandler()), ReadHeaderTimeout: 10 * time.Second}
 	n.mu.Lock()
-	n.follower = srv
+	n.follower, n.followerCancel = srv, cancel
 	n.mu.Unlock()
-	go func() { _ = srv.Serve(ln) }()
+	if lns[0] != nil {
+		go func() { _ = srv.Serve(lns[0]) }()
+	}
+	if lns[1] != nil {
+		go func() { _ = srv.ServeTLS(lns[1], "", "") }()
+	}
 	return nil
 }
 
-// startStandbyBroker listens on the embedded broker's plain address and
+type followerTLS struct {
+	https, broker *tls.Config
+	peers         http.RoundTripper // to the other nodes' APIs: the system roots and the station CA
+}
+
+// followerTLS is the HTTPS and MQTT-over-TLS configuration the station
+// would use on this node (its data directory's CA, -tls-cert or ACME),
+// so a follower's TLS ports answer too.
+func (n *Node) followerTLS() (followerTLS, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.tls != nil {
+		return *n.tls, nil
+	}
+	m := NewMain(n.cfg, n.log)
+	if err := m.openTLS(); err != nil {
+		return followerTLS{}, err
+	}
+	var out followerTLS
+	if n.cfg.TLS.HTTPSAddr != "" {
+		cfg, err := m.httpsConfig()
+		if err != nil {
+			return followerTLS{}, err
+		}
+		if len(cfg.NextProtos) == 0 {
+			cfg.NextProtos = []string{"h2", "http/1.1"}
+		}
+		out.https = cfg
+	}
+	if n.cfg.TLS.MQTTListen != "" {
+		out.broker = m.PKI.ServerConfig()
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = m.brokerTLS()
+	out.peers = tr
+	n.tls = &out
+	return out, nil
+}
+
+// startStandbyBroker listens on the embedded broker's addresses and
 // refuses every device with CONNACK 3 (server unavailable), so receivers
 // move on to the next controller's broker at once instead of waiting on
-// a connection timeout. (Its TLS address stays closed while following:
-// a refused TCP connection sends them on as well.)
-func (n *Node) startStandbyBroker() error {
-	if n.cfg.MQTTURL != "" || n.cfg.MQTTListen == "" {
+// a connection timeout.
+func (n *Node) startStandbyBroker(tlsCfg *tls.Config) error {
+	if n.cfg.MQTTURL != "" || (n.cfg.MQTTListen == "" && tlsCfg == nil) {
 		return nil
 	}
-	b, err := broker.New(broker.Config{
+	bc := broker.Config{
 		Addr: n.cfg.MQTTListen, Standby: true,
 		ControllerUser: n.cfg.MQTTUser, ControllerPassword: randomHex(16),
 		Auth: n.DB, Logger: n.log.With("component", "broker", "standby", true),
-	})
+	}
+	if tlsCfg != nil {
+		bc.TLSAddr, bc.TLS = n.cfg.TLS.MQTTListen, tlsCfg
+	}
+	b, err := broker.New(bc)
 	if err != nil {
 		return fmt.Errorf("standby broker: %w", err)
 	}
@@ -361,9 +435,12 @@ func (n *Node) startStandbyBroker() error {
 
 func (n *Node) stopFollower() {
 	n.mu.Lock()
-	srv, b := n.follower, n.standby
-	n.follower, n.standby = nil, nil
+	srv, b, cancel := n.follower, n.standby, n.followerCancel
+	n.follower, n.standby, n.followerCancel = nil, nil, nil
 	n.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
 	if b != nil {
 		if err := b.Close(); err != nil {
 			n.log.Warn("closing the standby broker", "err", err)
@@ -376,31 +453,6 @@ func (n *Node) stopFollower() {
 			srv.Close()
 		}
 	}
-}
-
-// followerHandler: /healthz says who leads (503: this node does not act,
-// so a load balancer sends users elsewhere); every other request is sent
-// to the leader's API with 307, which keeps method and body.
-func (n *Node) followerHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, _ := n.Raft.Leader()
-		leader, known := n.cfg.Cluster.peer(id)
-		if r.URL.Path == "/healthz" {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_ = json.NewEncoder(w).Encode(map[string]any{
-				"ok": false, "role": "follower", "node": n.cfg.Cluster.NodeID, "leader": id, "leader_api": leader.API,
-				"term": n.Raft.Term(),
-			})
-			return
-		}
-		if !known || leader.API == "" || id == n.cfg.Cluster.NodeID {
-			w.Header().Set("Retry-After", "2")
-			api.WriteError(w, r, loa.Errorf(loa.EUNAVAILABLE, "node %s does not lead the cluster and no leader is known yet (an election may be under way); try again shortly", n.cfg.Cluster.NodeID))
-			return
-		}
-		http.Redirect(w, r, leader.API+r.URL.RequestURI(), http.StatusTemporaryRedirect)
-	})
 }
 
 // Close stops the station if it runs here, then leaves Raft and closes

@@ -83,8 +83,14 @@ func (n *Node) askPull(ctx context.Context, p ClusterPeer, kind store.BlobKind, 
 }
 
 func (n *Node) blobClient() *http.Client {
-	// No redirects: a follower's 307 to the leader is not a copy.
-	return &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	// No redirects: an answer from elsewhere is not this node's copy.
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	n.mu.Lock()
+	if n.tls != nil {
+		c.Transport = n.tls.peers
+	}
+	n.mu.Unlock()
+	return c
 }
 
 // pull copies the blob from peer from into this node's store.
@@ -120,6 +126,10 @@ func (n *Node) blobRoutes(next http.Handler) http.Handler {
 		got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if err != nil || secret == "" || subtle.ConstantTimeCompare([]byte(got), []byte(secret)) != 1 {
 			api.WriteError(w, r, loa.Errorf(loa.EUNAUTHENTICATED, "cluster requests carry the cluster's secret"))
+			return
+		}
+		if r.URL.Path == "/cluster/v1/presence" && r.Method == http.MethodGet {
+			n.servePresence(w, r)
 			return
 		}
 		if r.URL.Path == "/cluster/v1/missing" && r.Method == http.MethodGet {

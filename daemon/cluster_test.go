@@ -152,7 +152,8 @@ func TestClusterFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	token := strings.TrimSpace(string(tok))
-	// A follower sends the client to the leader (307), token and all.
+	// A follower answers reads itself and sends changes to the leader:
+	// the set-up below goes through it.
 	var follower *clusterProc
 	for _, p := range nodes {
 		if p != lead && !p.witness {
@@ -160,7 +161,8 @@ func TestClusterFailover(t *testing.T) {
 		}
 	}
 	c := api.NewClient("http://"+follower.http, token)
-	fence := clusterFence(t, c)
+	fence := clusterFence(t, api.NewClient("http://"+lead.http, token)) // only the leader has one
+	checkFollowerConsole(t, follower, lead, token)
 
 	c.CreateArea(ctx, loa.Area{ID: "p", Name: "P", Kind: loa.AreaProvince})
 	c.CreateArea(ctx, loa.Area{ID: "a", ParentID: "p", Name: "A", Kind: loa.AreaCommune})

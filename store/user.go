@@ -350,7 +350,12 @@ func (db *DB) SessionUser(ctx context.Context, id string, now time.Time) (*loa.U
 			cur.LastSeen = now.UTC()
 			return put(tx, bucketUserSessions, key, &cur)
 		})
-		if err != nil {
+		switch {
+		case loa.ErrorCode(err) == loa.EUNAVAILABLE:
+			// A cluster follower: the leader notes use of the requests
+			// it answers (every change), the follower's reads are not.
+			db.log.Debug("a sign-in session's last use was not recorded", "user", s.Username, "err", err)
+		case err != nil:
 			db.log.Warn("a sign-in session's last use was not recorded", "user", s.Username, "err", err)
 		}
 	}

@@ -29,7 +29,8 @@ func serveNode(ctx context.Context, cfg daemon.Config, logger *slog.Logger, stde
 }
 
 // runCluster is "loa cluster status|add|remove|transfer-leadership": a
-// client of /api/v1/cluster on any node (followers send it to the leader).
+// client of /api/v1/cluster on any node (a follower answers status as it
+// sees the group and sends changes to the leader).
 func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	const usage = "usage: loa cluster status|add|remove|transfer-leadership -url URL -token-file F [-id N -raft host:port | -to N]"
 	if len(args) == 0 {
@@ -64,7 +65,7 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err := c.JSON(ctx, "GET", "/api/v1/cluster", nil, &st); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "leader %s, term %d, commit %d, applied %d", st.Leader, st.Term, st.CommitIndex, st.AppliedIndex)
+		fmt.Fprintf(stdout, "node %s (%s): leader %s, term %d, commit %d, applied %d", st.Node, st.State, st.Leader, st.Term, st.CommitIndex, st.AppliedIndex)
 		if st.Fence != nil {
 			fmt.Fprintf(stdout, ", fence %d.%d", st.Fence.Gen, st.Fence.Term)
 		}

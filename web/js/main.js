@@ -83,6 +83,7 @@ function renderShell() {
   $("nav").setAttribute("aria-label", t("nav.label"));
   $("logout").textContent = t("user.logout");
   const signedIn = !!ctx;
+  renderCluster();
   $("menu").hidden = !signedIn;
   $("nav").hidden = !signedIn;
   $("who").hidden = !signedIn;
@@ -96,6 +97,19 @@ function renderShell() {
   }
   $("nav").replaceChildren(list);
   markCurrent();
+}
+
+// renderCluster: on a cluster's follower the console is a read-only copy
+// of the station's records; the banner names the node that runs the
+// station, which every change is sent to, and says presence is known there.
+function renderCluster() {
+  const box = $("cluster");
+  const c = ctx && ctx.me.station && ctx.me.station.cluster;
+  if (!c || c.role === "leader") { box.hidden = true; box.replaceChildren(); return; }
+  const text = c.leader ? t("cluster.follower", { node: c.node, leader: c.leader }) : t("cluster.noleader", { node: c.node });
+  box.replaceChildren(text);
+  if (c.leader && c.leader_api) box.append(" ", el("a", { href: c.leader_api + "/", text: t("cluster.open", { leader: c.leader }) }));
+  box.hidden = false;
 }
 
 function markCurrent() {
@@ -199,8 +213,12 @@ function streamClosed() {
   retry = setTimeout(async () => {
     if (!ctx) return;
     try {
-      await api.get("/api/v1/me");
-      if (ctx) events.start(live, streamClosed);
+      const me = await api.get("/api/v1/me");
+      if (ctx) {
+        ctx.me.station = me.station; // a failover may have changed who leads
+        renderCluster();
+        events.start(live, streamClosed);
+      }
     } catch (e) {
       if (ctx && e.status !== 401) streamClosed();
     }
