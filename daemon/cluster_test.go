@@ -274,6 +274,40 @@ func TestClusterFailover(t *testing.T) {
 		t.Logf("%s heard %d of %d frames in %d parts (%v of audio missing in all); gaps %v (killed, frozen) from a part's end to the next's start; %d packets refused",
 			r.ID(), heard, med.Frames, len(parts), time.Duration(uint64(med.Frames)-min(heard, uint64(med.Frames)))*20*time.Millisecond, gaps, parts[len(parts)-1].AuthFailures)
 	}
+	checkReadsWithoutLeader(t, nodes, token)
+}
+
+// checkReadsWithoutLeader freezes both controllers: the witness alone has
+// no quorum and no leader, yet still shows the station's records, and
+// refuses a change in words.
+func checkReadsWithoutLeader(t *testing.T, nodes []*clusterProc, token string) {
+	t.Helper()
+	var witness *clusterProc
+	for _, p := range nodes {
+		if p.witness {
+			witness = p
+			continue
+		}
+		if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := api.NewClient("http://"+witness.http, token)
+	ctx := context.Background()
+	var me struct {
+		Station struct{ Cluster api.ClusterRole } `json:"station"`
+	}
+	loatest.Eventually(t, 30*time.Second, func() bool {
+		return w.JSON(ctx, "GET", "/api/v1/me", nil, &me) == nil && me.Station.Cluster.Leader == ""
+	}, "the witness to know no leader")
+	var areas []loa.Area
+	if err := w.JSON(ctx, "GET", "/api/v1/areas", nil, &areas); err != nil || len(areas) == 0 {
+		t.Errorf("without a leader the witness lists %d areas (%v), want the station's", len(areas), err)
+	}
+	err := w.CreateArea(ctx, loa.Area{ID: "x", Name: "X", Kind: loa.AreaProvince})
+	if ce, ok := err.(*api.ClientError); !ok || ce.Status != http.StatusServiceUnavailable || !strings.Contains(ce.Message, "no leader") {
+		t.Errorf("a change without a leader: %v, want 503 saying no leader is known", err)
+	}
 }
 
 // peerArgs is every node's -cluster-peer flag.
