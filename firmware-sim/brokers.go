@@ -17,7 +17,9 @@ import (
 // (a connection lost or refused moves it on), and stays on one that
 // accepts. A round tries each address once; between rounds it backs off,
 // jittered and capped, so a province's receivers dropped at once by a
-// failover do not all come back in the same instant.
+// failover do not all come back in the same instant. A broker that left a
+// stalled stream's link check unanswered is left out of the rounds for a
+// few seconds (setAsideFor).
 //
 // paho tries its server list in order on every (re)connect attempt and
 // moves on at a refused CONNACK; the receiver reorders that list before
@@ -35,19 +37,29 @@ const (
 	ReconnectMax = 30 * time.Second
 )
 
+// setAsideFor is how long a broker whose link check went unanswered is
+// left out of the rounds while another address is there to try: a frozen
+// controller accepts TCP but never answers CONNECT, so each round would
+// spend its connect timeout on it while the cluster elects a leader among
+// the others. Short, so a controller that only paused (and still leads)
+// costs little.
+const setAsideFor = 6 * time.Second
+
 // brokerList is a receiver's broker addresses and where it is among them.
 type brokerList struct {
 	urls []*url.URL // in the order given
 
-	mu     sync.Mutex
-	dialed int // index of the address last dialed
-	held   int // index of the address of the last connection accepted
-	rounds int // reconnect rounds since the last accepted connection
+	mu       sync.Mutex
+	dialed   int       // index of the address last dialed
+	held     int       // index of the address of the last connection accepted
+	rounds   int       // reconnect rounds since the last accepted connection
+	aside    int       // index of the address set aside, -1 none
+	asideTil time.Time // until when
 }
 
 // newBrokerList parses addrs (duplicates dropped, order kept).
 func newBrokerList(addrs []string) (*brokerList, error) {
-	l := &brokerList{}
+	l := &brokerList{aside: -1}
 	for _, a := range addrs {
 		if a == "" {
 			continue
@@ -101,14 +113,30 @@ func (l *brokerList) accepted() {
 	l.held, l.rounds = l.dialed, 0
 }
 
+// setAside leaves the address held out of the next rounds for
+// setAsideFor: its link check went unanswered.
+func (l *brokerList) setAside(now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.urls) > 1 {
+		l.aside, l.asideTil = l.held, now.Add(setAsideFor)
+	}
+}
+
 // nextRound returns the order of the next reconnect round (after the
-// address last held) and how long to wait before it.
-func (l *brokerList) nextRound(rng func(int64) int64) ([]*url.URL, time.Duration) {
+// address last held, without one set aside) and how long to wait before
+// it.
+func (l *brokerList) nextRound(rng func(int64) int64, now time.Time) ([]*url.URL, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	k := l.rounds
 	l.rounds++
-	return l.order(l.held + 1), roundWait(k, rng)
+	order := l.order(l.held + 1)
+	if l.aside >= 0 && now.Before(l.asideTil) {
+		aside := l.urls[l.aside]
+		order = slices.DeleteFunc(order, func(u *url.URL) bool { return u == aside })
+	}
+	return order, roundWait(k, rng)
 }
 
 // roundWait is the jittered, capped wait before reconnect round k.
@@ -152,7 +180,7 @@ func (r *Receiver) jitter(n int64) int64 {
 // puts the next address first and waits out the back-off, or less if the
 // receiver ends or this client was replaced meanwhile.
 func (r *Receiver) beforeReconnect(self mqtt.Client, o *mqtt.ClientOptions) {
-	order, wait := r.brokers.nextRound(r.jitter)
+	order, wait := r.brokers.nextRound(r.jitter, time.Now())
 	o.Servers = order
 	select {
 	case <-r.quit:

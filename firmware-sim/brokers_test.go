@@ -111,8 +111,22 @@ func TestReconnectRounds(t *testing.T) {
 	}
 	l.dialing(l.urls[1])
 	l.accepted()
-	if got, _ := l.nextRound(lo); !slices.Equal(names(got), []string{"c:2", "a:1", "b:1"}) {
+	now := time.Now()
+	if got, _ := l.nextRound(lo, now); !slices.Equal(names(got), []string{"c:2", "a:1", "b:1"}) {
 		t.Errorf("round after holding b: %v", names(got))
+	}
+	// b left its link check unanswered: out of the rounds for a while.
+	l.setAside(now)
+	if got, _ := l.nextRound(lo, now.Add(setAsideFor-time.Millisecond)); !slices.Equal(names(got), []string{"c:2", "a:1"}) {
+		t.Errorf("round with b set aside: %v", names(got))
+	}
+	if got, _ := l.nextRound(lo, now.Add(setAsideFor)); !slices.Equal(names(got), []string{"c:2", "a:1", "b:1"}) {
+		t.Errorf("round once b's time aside is over: %v", names(got))
+	}
+	one, _ := newBrokerList([]string{"tcp://a:1"})
+	one.setAside(now)
+	if got, _ := one.nextRound(lo, now); !slices.Equal(names(got), []string{"a:1"}) {
+		t.Errorf("a single broker set aside: %v, want it tried all the same", names(got))
 	}
 	if got := names(l.fromHeld()); !slices.Equal(got, []string{"b:1", "c:2", "a:1"}) {
 		t.Errorf("a new client's order: %v", got)

@@ -43,6 +43,7 @@ func (r *Receiver) probeLink() {
 		}
 		r.log.Warn("broker link unanswered while the stream stalled: trying the next broker", "timeout", linkProbeTimeout)
 		r.linkDrops.Add(1)
+		r.brokers.setAside(time.Now())
 		r.connMu.Lock()
 		if r.conn != nil {
 			// A deadline, not Close: paho takes a read on a connection
