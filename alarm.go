@@ -46,6 +46,13 @@ const (
 	// AlarmBlobMissing: a cluster node lacks a media or firmware file its
 	// records reference and could not pull it yet (station alarm).
 	AlarmBlobMissing = "blob_missing"
+	// AlarmNoQuorum: the controller cluster had no leader for longer than
+	// an election (a quorum of nodes did not answer each other): nothing
+	// was broadcast, scheduled or changed meanwhile. No node can write an
+	// alarm then, so the next leader raises it as it opens the station,
+	// with when the period began and ended, and clears it at once: a
+	// record that notifies, not an alarm to fix.
+	AlarmNoQuorum = "no_quorum"
 	// AlarmBackupFailed: the last scheduled backup (-backup-dir) could not
 	// be written (station alarm); cleared by the next one written.
 	AlarmBackupFailed = "backup_failed"
@@ -58,7 +65,7 @@ const (
 )
 
 // AlarmKinds lists every alarm kind.
-var AlarmKinds = []string{AlarmOffline, AlarmStreamLoss, AlarmAmpFault, AlarmTemperature, AlarmTestFailed, AlarmPlainReceiver, AlarmClockStep, AlarmDiskSpace, AlarmNoAudience, AlarmOutOfSync, AlarmBrokerLink, AlarmMainsLost, AlarmLowBattery, AlarmBulletinDeadline, AlarmRelayFailover, AlarmClusterNode, AlarmBlobMissing, AlarmBackupFailed}
+var AlarmKinds = []string{AlarmOffline, AlarmStreamLoss, AlarmAmpFault, AlarmTemperature, AlarmTestFailed, AlarmPlainReceiver, AlarmClockStep, AlarmDiskSpace, AlarmNoAudience, AlarmOutOfSync, AlarmBrokerLink, AlarmMainsLost, AlarmLowBattery, AlarmBulletinDeadline, AlarmRelayFailover, AlarmClusterNode, AlarmBlobMissing, AlarmBackupFailed, AlarmNoQuorum}
 
 // ValidAlarmKind reports whether kind is one of AlarmKinds.
 func ValidAlarmKind(kind string) bool {

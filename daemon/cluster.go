@@ -143,6 +143,10 @@ type Node struct {
 	watch          context.CancelFunc        // ends the leader's cluster watch
 	missing        atomic.Pointer[[]blobRef] // blobs the last catch-up could not pull
 	changed        chan struct{}             // closed and replaced when the node's role changes
+	noLeader       leaderless                // when this node last saw no leader
+	// noQuorumTo is the end of the last period without a leader the
+	// no_quorum alarm told of (guarded by noLeader.mu).
+	noQuorumTo time.Time
 }
 
 // OpenNode opens the replicated store and joins the Raft group; Run then
@@ -191,6 +195,7 @@ func OpenNode(ctx context.Context, cfg Config, logger *slog.Logger) (*Node, erro
 	n.cancel = cancel
 	go n.run(rctx)
 	go n.catchUpBlobs(rctx)
+	go n.watchLeaderless(rctx)
 	return n, nil
 }
 

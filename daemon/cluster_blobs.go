@@ -128,6 +128,10 @@ func (n *Node) blobRoutes(next http.Handler) http.Handler {
 			api.WriteError(w, r, loa.Errorf(loa.EUNAUTHENTICATED, "cluster requests carry the cluster's secret"))
 			return
 		}
+		if r.URL.Path == "/cluster/v1/leaderless" && r.Method == http.MethodPost {
+			n.serveLeaderless(w, r)
+			return
+		}
 		if r.URL.Path == "/cluster/v1/presence" && r.Method == http.MethodGet {
 			n.servePresence(w, r)
 			return

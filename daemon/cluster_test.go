@@ -279,10 +279,13 @@ func TestClusterFailover(t *testing.T) {
 
 // checkReadsWithoutLeader freezes both controllers: the witness alone has
 // no quorum and no leader, yet still shows the station's records, and
-// refuses a change in words.
+// refuses a change in words. Thawed after longer than an election, the
+// controllers elect a leader again, which records the period without one
+// (no_quorum, raised and cleared) from the witness's account.
 func checkReadsWithoutLeader(t *testing.T, nodes []*clusterProc, token string) {
 	t.Helper()
 	var witness *clusterProc
+	frozen := time.Now()
 	for _, p := range nodes {
 		if p.witness {
 			witness = p
@@ -307,6 +310,22 @@ func checkReadsWithoutLeader(t *testing.T, nodes []*clusterProc, token string) {
 	err := w.CreateArea(ctx, loa.Area{ID: "x", Name: "X", Kind: loa.AreaProvince})
 	if ce, ok := err.(*api.ClientError); !ok || ce.Status != http.StatusServiceUnavailable || !strings.Contains(ce.Message, "no leader") {
 		t.Errorf("a change without a leader: %v, want 503 saying no leader is known", err)
+	}
+
+	time.Sleep(time.Until(frozen.Add(noQuorumAfter + 2*time.Second)))
+	for _, p := range nodes {
+		if !p.witness {
+			p.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	}
+	lead := waitLeader(t, nodes, nil)
+	var alarms []loa.Alarm
+	loatest.Eventually(t, 30*time.Second, func() bool {
+		err := api.NewClient("http://"+lead.http, token).JSON(ctx, "GET", "/api/v1/alarms?kind="+loa.AlarmNoQuorum, nil, &alarms)
+		return err == nil && len(alarms) > 0
+	}, "the new leader to record the period without a leader (no_quorum)")
+	if a := alarms[0]; a.ClearedAt.IsZero() || a.Value < noQuorumAfter.Seconds() || !strings.Contains(a.Msg, "seen by node "+witness.id) {
+		t.Errorf("no_quorum %+v: want it cleared, over %v, seen by the witness", a, noQuorumAfter)
 	}
 }
 

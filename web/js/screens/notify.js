@@ -11,7 +11,7 @@ import { clearErrors, el, field, List, options, say, showError } from "../ui.js"
 
 const KINDS = ["offline", "stream_loss", "amp_fault", "temperature", "test_failed", "mains_lost", "low_battery",
   "out_of_sync", "no_audience", "disk_space", "broker_link", "clock_step", "plain_receivers", "bulletin_deadline_missed",
-  "backup_failed", "relay_failover", "cluster_node", "blob_missing"];
+  "backup_failed", "relay_failover", "cluster_node", "blob_missing", "no_quorum"];
 const CHANNELS = ["email", "sms", "webhook"];
 const LOG_EVERY = 15000; // ms: the log has no event topic; read again while the screen is open
 
