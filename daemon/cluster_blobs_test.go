@@ -124,7 +124,7 @@ func TestClusterUploadWhileANodeIsDown(t *testing.T) {
 	}
 	loatest.Eventually(t, 10*time.Second, func() bool {
 		l := newestLog(t, down)
-		return strings.Contains(l, "pulled a missing blob from the leader") && strings.Contains(l, med.Hash)
+		return strings.Contains(l, "pulled a missing blob") && strings.Contains(l, "from="+lead.id) && strings.Contains(l, med.Hash)
 	}, "the restarted node to log its pull of "+med.Hash)
 	// The leader's watch asks each node what its last catch-up lacked:
 	// nothing, once the file is pulled.
@@ -251,4 +251,75 @@ func newestLog(t *testing.T, p *clusterProc) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestClusterLeaderPullsWhatItLacks: n2 is down while a file is uploaded
+// (n1 and the witness hold it), then n1 fails before n2 is back. n2,
+// restarted, leads with the witness: it must pull the file it lacks from
+// the node that holds it — the witness, as no other node does — and play
+// it; a leader lacking a file would fail every play of it.
+func TestClusterLeaderPullsWhatItLacks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: builds and runs three controller processes")
+	}
+	began := time.Now()
+	ctx := context.Background()
+	nodes, lead := startCluster(t)
+	tok, err := os.ReadFile(filepath.Join(lead.data, "admin-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := strings.TrimSpace(string(tok))
+	var down *clusterProc
+	for _, p := range nodes {
+		if !p.witness && p != lead {
+			down = p
+		}
+	}
+	clusterFence(t, api.NewClient("http://"+lead.http, token))
+	if err := down.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	down.cmd.Wait()
+	waitLeader(t, nodes, down)
+	var wav bytes.Buffer
+	if err := media.EncodeWAV(&wav, testSignal(2*time.Second), 48000, 1); err != nil {
+		t.Fatal(err)
+	}
+	status, med := postMedia(t, "http://"+lead.http, token, "before-the-failure.wav", wav.Bytes())
+	if status != http.StatusCreated {
+		t.Fatalf("upload with %s down: HTTP %d, want 201", down.id, status)
+	}
+	want, err := os.ReadFile(filepath.Join(lead.data, "media", med.Hash+".opus"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// n1 fails; n2 comes back and leads with the witness.
+	if err := lead.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	lead.cmd.Wait()
+	down.start(t, buildLoa(t), append(peerArgs(nodes), "-log", "info"))
+	if l := waitLeader(t, nodes, lead); l != down {
+		t.Fatalf("%s leads, want %s", l.id, down.id)
+	}
+	c := api.NewClient("http://"+down.http, token)
+	clusterFence(t, c)
+	loatest.Eventually(t, 60*time.Second, func() bool {
+		_, err := os.Stat(filepath.Join(down.data, "media", med.Hash+".opus"))
+		return err == nil
+	}, "the new leader to pull the file it lacks")
+	loatest.Eventually(t, 10*time.Second, func() bool {
+		l := newestLog(t, down)
+		return strings.Contains(l, "pulled a missing blob") && strings.Contains(l, "from=w") && strings.Contains(l, med.Hash)
+	}, "the new leader to log its pull of "+med.Hash+" from the witness")
+	var audio string
+	if err := c.Do(ctx, "GET", "/api/v1/media/"+med.ID+"/audio", "", nil, &audio); err != nil {
+		t.Fatal(err)
+	}
+	if audio != string(want) {
+		t.Fatalf("%s serves %d bytes of audio, want the uploaded %d", down.id, len(audio), len(want))
+	}
+	t.Logf("test took %v", time.Since(began).Round(time.Millisecond))
 }
