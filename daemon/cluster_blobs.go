@@ -189,9 +189,13 @@ func (n *Node) blobRoutes(next http.Handler) http.Handler {
 	})
 }
 
-// catchUpBlobs pulls, from the leader, the blobs this node's records
-// reference but its disk lacks (it was down, or joined late). It runs on
-// every node that does not lead; missing blobs are logged until held.
+// catchUpBlobs pulls the blobs this node's records reference but its
+// disk lacks (it was down, or joined late), from the leader first (it
+// committed them), else from any other node that holds one. It runs on
+// every node, the leader too: a node back from an outage may lead before
+// it caught up (its peer failed meanwhile, or leadership was handed to
+// it), and a leader lacking a file fails every play of it. Missing blobs
+// are logged until held.
 func (n *Node) catchUpBlobs(ctx context.Context) {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
@@ -200,14 +204,6 @@ func (n *Node) catchUpBlobs(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		}
-		if n.Main() != nil {
-			continue
-		}
-		id, _ := n.Raft.Leader()
-		leader, ok := n.cfg.Cluster.peer(id)
-		if !ok || id == n.self.ID || leader.API == "" {
-			continue
 		}
 		secret, err := n.DB.ClusterSecret(ctx)
 		if err != nil || secret == "" {
@@ -218,15 +214,50 @@ func (n *Node) catchUpBlobs(ctx context.Context) {
 			if n.DB.HasBlob(b.kind, b.hash) {
 				continue
 			}
-			if err := n.pull(ctx, leader, b.kind, b.hash, secret); err != nil {
+			if from, err := n.pullFromAny(ctx, b, secret); err != nil {
 				missing = append(missing, b)
 				n.log.Warn("a blob this node's records reference is missing here and could not be pulled yet", "kind", b.kind, "hash", b.hash, "err", err)
 			} else {
-				n.log.Info("pulled a missing blob from the leader", "kind", b.kind, "hash", b.hash)
+				n.log.Info("pulled a missing blob", "from", from, "kind", b.kind, "hash", b.hash)
 			}
 		}
 		n.missing.Store(&missing)
 	}
+}
+
+// pullFromAny pulls b from the leader, else from the first other node
+// that has it, and returns the node it came from. Each try is bounded by
+// blobTimeout: a frozen peer accepts the connection but never answers.
+func (n *Node) pullFromAny(ctx context.Context, b blobRef, secret string) (string, error) {
+	var errs []error
+	for _, p := range n.blobSources() {
+		pctx, cancel := context.WithTimeout(ctx, blobTimeout)
+		err := n.pull(pctx, p, b.kind, b.hash, secret)
+		cancel()
+		if err == nil {
+			return p.ID, nil
+		}
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		return "", errors.New("no other cluster node with an API address to pull from")
+	}
+	return "", errors.Join(errs...)
+}
+
+// blobSources lists the other nodes with an API address, the leader first.
+func (n *Node) blobSources() []ClusterPeer {
+	id, _ := n.Raft.Leader()
+	var out []ClusterPeer
+	if l, ok := n.cfg.Cluster.peer(id); ok && id != n.self.ID && l.API != "" {
+		out = append(out, l)
+	}
+	for _, p := range n.cfg.Cluster.Peers {
+		if p.ID != n.self.ID && p.ID != id && p.API != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 type blobRef struct {

@@ -17,21 +17,23 @@ const (
 	leaseCheckEvery = 250 * time.Millisecond
 )
 
+// Times are on the monotonic clock (offsets from start, which keeps its
+// monotonic reading): a step of the wall clock, as a thawed VM's time
+// resync makes, must neither keep a stale lease valid nor end a fresh one.
 type leaderLease struct {
 	verify    func() error
-	confirmed atomic.Int64 // unix ns of the last confirmation
+	start     time.Time
+	confirmed atomic.Int64 // the last confirmation, as ns since start
 }
 
 // newLeaderLease starts confirmed: the node was just elected.
 func newLeaderLease(verify func() error) *leaderLease {
-	l := &leaderLease{verify: verify}
-	l.confirmed.Store(time.Now().UnixNano())
-	return l
+	return &leaderLease{verify: verify, start: time.Now()}
 }
 
 // valid reports whether the lead was confirmed within leaseFor.
 func (l *leaderLease) valid() bool {
-	return time.Since(time.Unix(0, l.confirmed.Load())) < leaseFor
+	return time.Since(l.start)-time.Duration(l.confirmed.Load()) < leaseFor
 }
 
 // run confirms the lead until ctx ends.
@@ -44,9 +46,9 @@ func (l *leaderLease) run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		asked := time.Now()
+		asked := time.Since(l.start)
 		if l.verify() == nil {
-			l.confirmed.Store(asked.UnixNano())
+			l.confirmed.Store(int64(asked))
 		}
 	}
 }
