@@ -565,6 +565,9 @@ func (n *Node) watchCluster(ctx context.Context, m *Main) {
 			continue
 		}
 		var missing []string
+		if p := n.missing.Load(); p != nil && len(*p) > 0 { // this node's own catch-up
+			missing = append(missing, fmt.Sprintf("%s lacks %d file(s), e.g. %s/%s", n.self.ID, len(*p), (*p)[0].kind, (*p)[0].hash))
+		}
 		for _, p := range n.cfg.Cluster.Peers {
 			if p.ID == n.self.ID || p.API == "" {
 				continue
@@ -574,6 +577,6 @@ func (n *Node) watchCluster(ctx context.Context, m *Main) {
 			}
 		}
 		m.Alarms.Station(loa.AlarmBlobMissing, len(missing) > 0, loa.SeverityWarning, float64(len(missing)), 0,
-			"controller cluster: "+strings.Join(missing, "; ")+" (it pulls them from the leader; a failover to it would lack that audio)")
+			"controller cluster: "+strings.Join(missing, "; ")+" (it pulls them from the other nodes; until then that audio cannot play there)")
 	}
 }
