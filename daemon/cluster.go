@@ -19,6 +19,7 @@ import (
 	"github.com/loa-broadcast/loa/api"
 	"github.com/loa-broadcast/loa/broker"
 	"github.com/loa-broadcast/loa/cluster"
+	"github.com/loa-broadcast/loa/pki"
 	"github.com/loa-broadcast/loa/store"
 )
 
@@ -186,6 +187,12 @@ func OpenNode(ctx context.Context, cfg Config, logger *slog.Logger) (*Node, erro
 		db.Close()
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
+	// A restarted node has the cluster's station files in its store.
+	if _, err := n.restoreStationFiles(ctx); err != nil {
+		n.Raft.Close()
+		db.Close()
+		return nil, err
+	}
 	if err := n.serveFollower(); err != nil {
 		n.Raft.Close()
 		db.Close()
@@ -196,6 +203,7 @@ func OpenNode(ctx context.Context, cfg Config, logger *slog.Logger) (*Node, erro
 	go n.run(rctx)
 	go n.catchUpBlobs(rctx)
 	go n.watchLeaderless(rctx)
+	go n.watchStationFiles(rctx)
 	return n, nil
 }
 
@@ -230,6 +238,11 @@ func (n *Node) run(ctx context.Context) {
 func (n *Node) lead(ctx context.Context) error {
 	start := time.Now()
 	n.stopFollower()
+	// The cluster's CA and station key, so receivers trust this node.
+	if _, err := n.restoreStationFiles(ctx); err != nil {
+		_ = n.serveFollower()
+		return err
+	}
 	m := NewMain(n.cfg, n.log)
 	m.DB, m.sharedDB = n.DB, true
 	m.fenceTerm = n.Raft.Term()
@@ -252,6 +265,9 @@ func (n *Node) lead(ctx context.Context) error {
 		return err
 	}
 	n.setMain(m)
+	if err := n.saveStationFiles(ctx); err != nil { // the first leader's are the station's
+		n.log.Error("the station files were not stored for the cluster: copy this node's CA and station key to the others", "err", err)
+	}
 	wctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	n.mu.Lock()
@@ -311,14 +327,22 @@ func (n *Node) leaderID() string {
 // node leads: the console read-only, changes sent to the leader
 // (cluster_console.go), devices refused.
 func (n *Node) serveFollower() error {
-	tlsCfg, err := n.followerTLS()
-	if err != nil {
+	if _, err := n.followerTLS(); err != nil {
 		return err
 	}
-	if err := n.startStandbyBroker(tlsCfg.broker); err != nil {
+	var brokerTLS, httpsTLS *tls.Config
+	if n.cfg.TLS.MQTTListen != "" {
+		brokerTLS = n.currentTLS(func(f followerTLS) *tls.Config { return f.broker })
+	}
+	if n.cfg.TLS.HTTPSAddr != "" {
+		httpsTLS = n.currentTLS(func(f followerTLS) *tls.Config { return f.https })
+		httpsTLS.NextProtos = []string{"h2", "http/1.1"}
+	}
+	if err := n.startStandbyBroker(brokerTLS); err != nil {
 		return err
 	}
 	var lns []net.Listener
+	var err error
 	for _, addr := range []string{n.cfg.HTTPAddr, n.cfg.TLS.HTTPSAddr} {
 		if addr == "" {
 			lns = append(lns, nil)
@@ -348,7 +372,7 @@ func (n *Node) serveFollower() error {
 		Handler:           n.blobRoutes(n.followerHandler(base)),
 		BaseContext:       func(net.Listener) context.Context { return base },
 		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: maxHeaderBytes,
-		TLSConfig: tlsCfg.https,
+		TLSConfig: httpsTLS,
 		ErrorLog:  slog.NewLogLogger(n.log.With("component", "http", "role", "follower").Handler(), slog.LevelDebug),
 	}
 	n.mu.Lock()
@@ -361,6 +385,23 @@ func (n *Node) serveFollower() error {
 		go func() { _ = srv.ServeTLS(lns[1], "", "") }()
 	}
 	return nil
+}
+
+// currentTLS is a TLS configuration that takes, at each handshake, the
+// one pick chooses from this node's current station files: a new node's
+// CA arrives with the first leader's station files (cluster_keys.go), and
+// its ports then answer with it without being reopened.
+func (n *Node) currentTLS(pick func(followerTLS) *tls.Config) *tls.Config {
+	return &tls.Config{MinVersion: tls.VersionTLS12, GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		cur, err := n.followerTLS()
+		if err != nil {
+			return nil, err
+		}
+		if c := pick(cur); c != nil {
+			return c, nil
+		}
+		return nil, errors.New("this cluster node has no station certificate yet: the first leader's CA has not reached it")
+	}}
 }
 
 type followerTLS struct {
@@ -377,11 +418,20 @@ func (n *Node) followerTLS() (followerTLS, error) {
 	if n.tls != nil {
 		return *n.tls, nil
 	}
+	var out followerTLS
+	if n.cfg.TLS.CACert == "" {
+		if _, err := os.Stat(filepath.Join(n.cfg.DataDir, "tls", pki.CACertFile)); err != nil {
+			// A new node: the CA comes with the first leader's station
+			// files (cluster_keys.go); until then its TLS ports stay
+			// closed rather than show a CA no receiver trusts.
+			n.tls = &out
+			return out, nil
+		}
+	}
 	m := NewMain(n.cfg, n.log)
 	if err := m.openTLS(); err != nil {
 		return followerTLS{}, err
 	}
-	var out followerTLS
 	if n.cfg.TLS.HTTPSAddr != "" {
 		cfg, err := m.httpsConfig()
 		if err != nil {

@@ -162,6 +162,20 @@ func TestClusterFailover(t *testing.T) {
 	}
 	c := api.NewClient("http://"+follower.http, token)
 	fence := clusterFence(t, api.NewClient("http://"+lead.http, token)) // only the leader has one
+	// Every node holds the first leader's CA and station key, so
+	// receivers trust whichever leads.
+	for _, name := range []string{"station.key", "tls/ca.crt", "tls/ca.key"} {
+		want, err := os.ReadFile(filepath.Join(lead.data, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range nodes {
+			loatest.Eventually(t, 30*time.Second, func() bool {
+				got, err := os.ReadFile(filepath.Join(p.data, name))
+				return err == nil && string(got) == string(want)
+			}, fmt.Sprintf("node %s to hold the leader's %s", p.id, name))
+		}
+	}
 	checkFollowerConsole(t, follower, lead, token)
 
 	c.CreateArea(ctx, loa.Area{ID: "p", Name: "P", Kind: loa.AreaProvince})
