@@ -247,7 +247,7 @@ func (n *Node) lead(ctx context.Context) error {
 	m.DB, m.sharedDB = n.DB, true
 	m.fenceTerm = n.Raft.Term()
 	m.Cluster = n
-	m.wrapHTTP = func(h http.Handler) http.Handler { return n.blobRoutes(n.markApplied(h)) }
+	m.wrapHTTP = func(h http.Handler) http.Handler { return n.blobRoutes(n.acceptForwardedCert(n.markApplied(h))) }
 	m.clusterCollectors = n.Raft.Collectors()
 	if err := n.DB.EnsureClusterSecret(ctx, randomHex(32)); err != nil {
 		_ = n.serveFollower()
@@ -440,6 +440,9 @@ func (n *Node) followerTLS() (followerTLS, error) {
 		if len(cfg.NextProtos) == 0 {
 			cfg.NextProtos = []string{"h2", "http/1.1"}
 		}
+		// Asked for, never required, as on the leader: a national
+		// controller's push is passed on with its certificate.
+		cfg.ClientAuth = tls.RequestClientCert
 		out.https = cfg
 	}
 	if n.cfg.TLS.MQTTListen != "" {

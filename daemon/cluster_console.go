@@ -2,6 +2,10 @@ package daemon
 
 import (
 	"context"
+	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -325,6 +329,8 @@ func (n *Node) leaderProxy() http.Handler {
 			u, _ := url.Parse(t.api)
 			pr.SetURL(u)
 			pr.SetXForwarded()
+			secret, _ := n.DB.ClusterSecret(pr.In.Context())
+			forwardClientCert(pr.Out, pr.In, secret)
 		},
 		Transport:     n.blobClient().Transport, // nil: the default
 		FlushInterval: -1,                       // event streams pass through as they come
@@ -613,4 +619,51 @@ func (n *Node) raiseNoQuorum(m *Main, rep leaderlessReport) {
 		"controller cluster: no leader for %s, from %s to %s (seen by node %s): a quorum of nodes did not answer each other; nothing was broadcast, scheduled or changed meanwhile",
 		d, rep.From.In(zone).Format("02/01/2006 15:04:05"), rep.To.In(zone).Format("15:04:05"), rep.Node))
 	m.Alarms.ClearStation(loa.AlarmNoQuorum, "node "+n.self.ID+" leads again")
+}
+
+// A national controller authenticates to a province by its TLS client
+// certificate (docs/national.md); a follower that passes its push on
+// ends that TLS session, so it hands the certificate to the leader in a
+// header, vouched for by the cluster secret. The handshake on the
+// follower proved the client holds the certificate's key.
+const (
+	forwardedCertHeader = "X-Loa-Client-Cert"  // base64 DER
+	clusterAuthHeader   = "X-Loa-Cluster-Auth" // the cluster secret
+)
+
+// forwardClientCert sets the headers on out for in's client certificate,
+// and drops any a client sent itself.
+func forwardClientCert(out, in *http.Request, secret string) {
+	out.Header.Del(forwardedCertHeader)
+	out.Header.Del(clusterAuthHeader)
+	if secret == "" || in.TLS == nil || len(in.TLS.PeerCertificates) == 0 {
+		return
+	}
+	out.Header.Set(forwardedCertHeader, base64.StdEncoding.EncodeToString(in.TLS.PeerCertificates[0].Raw))
+	out.Header.Set(clusterAuthHeader, secret)
+}
+
+// acceptForwardedCert, on the leader, takes a follower's forwarded client
+// certificate as the request's own when the cluster secret vouches for
+// it; otherwise the headers are dropped and count for nothing.
+func (n *Node) acceptForwardedCert(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, auth := r.Header.Get(forwardedCertHeader), r.Header.Get(clusterAuthHeader)
+		if raw == "" && auth == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		r = r.Clone(r.Context())
+		r.Header.Del(forwardedCertHeader)
+		r.Header.Del(clusterAuthHeader)
+		secret, err := n.DB.ClusterSecret(r.Context())
+		if err == nil && secret != "" && subtle.ConstantTimeCompare([]byte(auth), []byte(secret)) == 1 {
+			if der, err := base64.StdEncoding.DecodeString(raw); err == nil {
+				if cert, err := x509.ParseCertificate(der); err == nil {
+					r.TLS = &tls.ConnectionState{HandshakeComplete: true, PeerCertificates: []*x509.Certificate{cert}}
+				}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }

@@ -3,10 +3,18 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math/big"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +26,7 @@ import (
 	"github.com/loa-broadcast/loa"
 	"github.com/loa-broadcast/loa/api"
 	"github.com/loa-broadcast/loa/loatest/browser"
+	"github.com/loa-broadcast/loa/store"
 )
 
 // checkFollowerConsole: a follower answers reads from its own store
@@ -130,5 +139,70 @@ func checkFollowerConsole(t *testing.T, follower, lead *clusterProc, token strin
 	}
 	if !strings.Contains(banner, lead.id) || !strings.Contains(banner, follower.id) {
 		t.Errorf("the follower's banner says %q: want it to name this node %s and the leader %s", banner, follower.id, lead.id)
+	}
+}
+
+// TestForwardedClientCert: a follower passes a national controller's
+// client certificate on to the leader, which takes it only when the
+// cluster secret vouches for it; a client's own such headers count for
+// nothing.
+func TestForwardedClientCert(t *testing.T) {
+	db, err := store.Open(filepath.Join(t.TempDir(), "loa.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.EnsureClusterSecret(context.Background(), "cluster-secret"); err != nil {
+		t.Fatal(err)
+	}
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "canhbao.gov.vn"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+
+	n := &Node{DB: db}
+	var seen *tls.ConnectionState
+	var leaked bool
+	leader := n.acceptForwardedCert(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = r.TLS
+		leaked = r.Header.Get(forwardedCertHeader) != "" || r.Header.Get(clusterAuthHeader) != ""
+	}))
+	send := func(out *http.Request) {
+		seen, leaked = nil, false
+		leader.ServeHTTP(httptest.NewRecorder(), out)
+		if leaked {
+			t.Error("the leader's handler sees the forwarding headers")
+		}
+	}
+
+	// Through a follower, from a client with a certificate.
+	in := httptest.NewRequest("POST", "/api/v1/alerts/cap", nil)
+	in.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert}}
+	out := httptest.NewRequest("POST", "/api/v1/alerts/cap", nil)
+	forwardClientCert(out, in, "cluster-secret")
+	send(out)
+	if seen == nil || len(seen.PeerCertificates) != 1 || !bytes.Equal(seen.PeerCertificates[0].Raw, der) {
+		t.Errorf("the leader sees %+v, want the client's certificate forwarded by the follower", seen)
+	}
+
+	// A client that sends the headers itself, through a follower: dropped.
+	in = httptest.NewRequest("POST", "/api/v1/alerts/cap", nil)
+	out = httptest.NewRequest("POST", "/api/v1/alerts/cap", nil)
+	out.Header.Set(forwardedCertHeader, base64.StdEncoding.EncodeToString(der))
+	out.Header.Set(clusterAuthHeader, "guess")
+	forwardClientCert(out, in, "cluster-secret")
+	if out.Header.Get(forwardedCertHeader) != "" || out.Header.Get(clusterAuthHeader) != "" {
+		t.Error("the follower passes on forwarding headers a client sent")
+	}
+	// Straight to the leader with a wrong secret: ignored.
+	out.Header.Set(forwardedCertHeader, base64.StdEncoding.EncodeToString(der))
+	out.Header.Set(clusterAuthHeader, "guess")
+	send(out)
+	if seen != nil {
+		t.Errorf("a forwarded certificate without the cluster secret was taken: %+v", seen)
 	}
 }
