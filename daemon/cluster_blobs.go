@@ -225,6 +225,22 @@ func (n *Node) catchUpBlobs(ctx context.Context) {
 	}
 }
 
+// FetchBlob pulls a blob this node lacks from any other node, at once: a
+// node that has just come to lead may resume a session whose audio its
+// catch-up has not pulled yet (store.BlobFetcher).
+func (n *Node) FetchBlob(ctx context.Context, kind store.BlobKind, hash string) error {
+	secret, err := n.DB.ClusterSecret(ctx)
+	if err != nil || secret == "" {
+		return fmt.Errorf("no cluster secret yet: %w", err)
+	}
+	from, err := n.pullFromAny(ctx, blobRef{kind, hash}, secret)
+	if err != nil {
+		return err
+	}
+	n.log.Info("pulled a missing blob on demand", "from", from, "kind", kind, "hash", hash)
+	return nil
+}
+
 // pullFromAny pulls b from the leader, else from the first other node
 // that has it, and returns the node it came from. Each try is bounded by
 // blobTimeout: a frozen peer accepts the connection but never answers.

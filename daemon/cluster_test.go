@@ -263,6 +263,21 @@ func TestClusterFailover(t *testing.T) {
 	if end.State != loa.SessionEnded {
 		t.Errorf("after two failovers the session is %s (%s), want ended", end.State, end.Reason)
 	}
+	// The delivery report completes across both failovers: every receiver
+	// finished, with what it played; read from a follower's copy.
+	var report struct {
+		Totals    loa.DeliveryTotals     `json:"totals"`
+		Receivers []loa.ReceiverDelivery `json:"receivers"`
+	}
+	loatest.Eventually(t, 30*time.Second, func() bool {
+		return api.NewClient("http://"+next.http, token).JSON(ctx, "GET", "/api/v1/sessions/"+sess.ID+"/delivery", nil, &report) == nil &&
+			report.Totals.Finished == len(cfgs)
+	}, "the delivery report, on a follower, to show every receiver finished")
+	for _, d := range report.Receivers {
+		if d.Played == 0 || d.StartedAt.IsZero() {
+			t.Errorf("delivery of %s: %+v, want its frames played and when it started", d.Device, d)
+		}
+	}
 	for _, r := range fleet.Receivers() {
 		var heard uint64
 		var parts []firmwaresim.SessionStats

@@ -192,6 +192,11 @@ func (db *DB) OpenBlob(kind BlobKind, h string) (io.ReadSeekCloser, error) {
 	}
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
+		if ferr := db.fetchBlob(kind, h); ferr == nil {
+			f, err = os.Open(path)
+		}
+	}
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w (%w)", loa.Errorf(loa.ENOTFOUND, "%s blob %s: no such file", kind, h), err)
 	} else if err != nil {
 		return nil, fmt.Errorf("%s blob %s: %w", kind, h, err)

@@ -2,9 +2,11 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"time"
 )
 
 // BlobReplicator makes a committed blob durable beyond this node (a
@@ -13,6 +15,31 @@ import (
 // committed while only one disk has its bytes.
 type BlobReplicator interface {
 	Held(ctx context.Context, kind BlobKind, hash string) error
+}
+
+// BlobFetcher is a BlobReplicator that can also fetch a blob this node's
+// records name but its disk lacks (a cluster node that has just come to
+// lead before its catch-up pulled it): OpenBlob asks it before failing.
+type BlobFetcher interface {
+	FetchBlob(ctx context.Context, kind BlobKind, hash string) error
+}
+
+// fetchTimeout bounds an on-demand fetch in OpenBlob.
+const fetchTimeout = 30 * time.Second
+
+// fetchBlob fetches a missing blob through the replicator, if it can.
+func (db *DB) fetchBlob(kind BlobKind, hash string) error {
+	p := db.blobRepl.Load()
+	if p == nil || *p == nil {
+		return errors.New("no replicator")
+	}
+	f, ok := (*p).(BlobFetcher)
+	if !ok {
+		return errors.New("the replicator cannot fetch")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), fetchTimeout)
+	defer cancel()
+	return f.FetchBlob(ctx, kind, hash)
 }
 
 // SetBlobReplicator makes every blob commit wait for r (nil: local only).

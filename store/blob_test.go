@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -291,5 +292,49 @@ func TestOpenWithoutBlobDirs(t *testing.T) {
 	defer db.Close()
 	if strings.Contains(logs.String(), "level=WARN") || strings.Contains(logs.String(), "interrupted") {
 		t.Errorf("a fresh Open complained:\n%s", logs.String())
+	}
+}
+
+// blobSource is a replicator that holds every blob and can fetch one
+// from elsewhere (another cluster node's copy).
+type blobSource struct {
+	db      *store.DB
+	bytes   []byte
+	fetched int
+}
+
+func (b *blobSource) Held(context.Context, store.BlobKind, string) error { return nil }
+
+func (b *blobSource) FetchBlob(_ context.Context, kind store.BlobKind, hash string) error {
+	b.fetched++
+	return b.db.PutBlob(kind, hash, bytes.NewReader(b.bytes))
+}
+
+// TestOpenBlobFetchesWhatIsMissing: a blob a node lacks is fetched
+// through the replicator when opened (a new cluster leader resuming a
+// session before its catch-up pulled the audio), and a single controller
+// answers not found as before.
+func TestOpenBlobFetchesWhatIsMissing(t *testing.T) {
+	db, err := store.Open(filepath.Join(t.TempDir(), "loa.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	data := []byte("OggS: not really, but bytes")
+	sum := sha256.Sum256(data)
+	hash := hex.EncodeToString(sum[:])
+	if _, err := db.OpenBlob(store.MediaBlob, hash); loa.ErrorCode(err) != loa.ENOTFOUND {
+		t.Fatalf("a missing blob without a replicator: %v, want not found", err)
+	}
+	src := &blobSource{db: db, bytes: data}
+	db.SetBlobReplicator(src)
+	f, err := db.OpenBlob(store.MediaBlob, hash)
+	if err != nil {
+		t.Fatalf("a missing blob with a replicator that can fetch it: %v", err)
+	}
+	got, _ := io.ReadAll(f)
+	f.Close()
+	if !bytes.Equal(got, data) || src.fetched != 1 {
+		t.Errorf("read %q after %d fetches, want the fetched bytes after one", got, src.fetched)
 	}
 }
