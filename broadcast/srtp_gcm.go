@@ -21,7 +21,7 @@ type gcmSealer struct {
 	salt [12]byte
 	iv   [12]byte // scratch: one on the stack escapes through the interface call
 	// mem and size are the object behind aead (its key schedule and
-	// GHASH table), for fanout.warm to prefetch; nil if aead is not a
+	// GHASH table), for warm (fanout.go) to prefetch; nil if aead is not a
 	// pointer.
 	mem  unsafe.Pointer
 	size uintptr
