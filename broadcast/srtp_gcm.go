@@ -5,6 +5,8 @@ import (
 	"crypto/cipher"
 	"encoding/binary"
 	"fmt"
+	"reflect"
+	"unsafe"
 )
 
 // gcmSealer seals RTP under AEAD_AES_128_GCM (RFC 7714) as pion/srtp does,
@@ -18,6 +20,11 @@ type gcmSealer struct {
 	aead cipher.AEAD
 	salt [12]byte
 	iv   [12]byte // scratch: one on the stack escapes through the interface call
+	// mem and size are the object behind aead (its key schedule and
+	// GHASH table), for warm (fanout.go) to prefetch; nil if aead is not a
+	// pointer.
+	mem  unsafe.Pointer
+	size uintptr
 }
 
 // SRTP key derivation labels (RFC 3711 §4.3.1).
@@ -47,6 +54,9 @@ func newGCMSealer(masterKey, masterSalt []byte) (*gcmSealer, error) {
 		return nil, fmt.Errorf("srtp: %w", err)
 	}
 	g := &gcmSealer{aead: aead}
+	if v := reflect.ValueOf(aead); v.Kind() == reflect.Pointer {
+		g.mem, g.size = v.UnsafePointer(), v.Type().Elem().Size()
+	}
 	copy(g.salt[:], salt)
 	return g, nil
 }
