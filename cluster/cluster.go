@@ -416,8 +416,16 @@ func (n *Node) seed() error {
 }
 
 // handOff transfers a witness's leadership to the most up-to-date
-// controller.
+// controller that answers it: a controller that froze (the old leader)
+// may be as up to date as the live one, and a transfer to it only times
+// out, an election timeout lost.
 func (n *Node) handOff() error {
+	if s, ok := n.answeringController(time.Now(), n.cfg.HeartbeatTimeout); ok {
+		if err := n.raft.LeadershipTransferToServer(s.ID, s.Address).Error(); err == nil {
+			n.log.Info("cluster: witness handed leadership away", "id", n.cfg.NodeID, "to", s.ID)
+			return nil
+		}
+	}
 	var err error
 	if n.otherWitnesses() {
 		err = errors.New("no controller took leadership")
@@ -438,6 +446,30 @@ func (n *Node) handOff() error {
 		n.log.Info("cluster: witness handed leadership away", "id", n.cfg.NodeID)
 	}
 	return err
+}
+
+// answeringController waits up to wait for a controller to answer this
+// leader's appends after since, and returns the most up-to-date of those
+// that did.
+func (n *Node) answeringController(since time.Time, wait time.Duration) (raft.Server, bool) {
+	deadline := time.Now().Add(wait)
+	for {
+		var best raft.Server
+		var bestLog uint64
+		found := false
+		for _, s := range n.servers() {
+			if s.Suffrage != raft.Voter || n.witnesses[string(s.ID)] || string(s.ID) == n.cfg.NodeID {
+				continue
+			}
+			if p, ok := n.transport.progress(s.ID); ok && p.at.After(since) && (!found || p.lastLog > bestLog) {
+				best, bestLog, found = s, p.lastLog, true
+			}
+		}
+		if found || !time.Now().Before(deadline) || n.raft.State() != raft.Leader {
+			return best, found
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func (n *Node) otherWitnesses() bool {
