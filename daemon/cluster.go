@@ -31,6 +31,10 @@ type ClusterConfig struct {
 	RaftBind      string        // host:port of Raft's TCP transport
 	RaftAdvertise string        // the address peers reach RaftBind at; default RaftBind
 	Peers         []ClusterPeer // every node, this one included
+	// NoQuorumAfter is how long a node must see no leader before the
+	// period is recorded as no_quorum (longer than an election);
+	// 0 = DefaultNoQuorumAfter.
+	NoQuorumAfter time.Duration
 }
 
 // ClusterPeer is one node as the others know it.
@@ -613,10 +617,6 @@ func (n *Node) watchCluster(ctx context.Context, m *Main) {
 		}
 		m.Alarms.Station(loa.AlarmClusterNode, len(down) > 0, loa.SeverityCritical, float64(len(down)), 0,
 			"controller cluster: "+strings.Join(down, "; ")+" (the station stays on air while a quorum answers; see loa cluster status)")
-		secret, err := n.DB.ClusterSecret(ctx)
-		if err != nil || secret == "" {
-			continue
-		}
 		var missing []string
 		if p := n.missing.Load(); p != nil && len(*p) > 0 { // this node's own catch-up
 			missing = append(missing, fmt.Sprintf("%s lacks %d file(s), e.g. %s/%s", n.self.ID, len(*p), (*p)[0].kind, (*p)[0].hash))
@@ -625,7 +625,7 @@ func (n *Node) watchCluster(ctx context.Context, m *Main) {
 			if p.ID == n.self.ID || p.API == "" {
 				continue
 			}
-			if l, err := n.peerMissing(ctx, p, secret); err == nil && len(l) > 0 {
+			if l, err := n.peerMissing(ctx, p); err == nil && len(l) > 0 {
 				missing = append(missing, fmt.Sprintf("%s lacks %d file(s), e.g. %s", p.ID, len(l), l[0]))
 			}
 		}

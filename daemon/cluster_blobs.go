@@ -299,20 +299,11 @@ func (n *Node) referencedBlobs(ctx context.Context) []blobRef {
 }
 
 // peerMissing asks peer p which blobs it lacks.
-func (n *Node) peerMissing(ctx context.Context, p ClusterPeer, secret string) ([]string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.API+"/cluster/v1/missing", nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+secret)
-	res, err := n.blobClient().Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("HTTP %d", res.StatusCode)
-	}
+// A frozen peer accepts the connection but never answers: bounded, so
+// the leader's watch goes on.
+func (n *Node) peerMissing(ctx context.Context, p ClusterPeer) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
 	var out []string
-	return out, json.NewDecoder(io.LimitReader(res.Body, 1<<20)).Decode(&out)
+	return out, n.clusterCall(ctx, p, http.MethodGet, "/cluster/v1/missing", nil, &out)
 }

@@ -35,6 +35,7 @@ func TestClusterUploadWhileANodeIsDown(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: builds and runs three controller processes")
 	}
+	t.Parallel() // its own nodes, data dirs and ports; mostly waiting
 	began := time.Now()
 	ctx := context.Background()
 	nodes, lead := startCluster(t)
@@ -262,6 +263,7 @@ func TestClusterLeaderPullsWhatItLacks(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: builds and runs three controller processes")
 	}
+	t.Parallel() // its own nodes, data dirs and ports; mostly waiting
 	began := time.Now()
 	ctx := context.Background()
 	nodes, lead := startCluster(t)

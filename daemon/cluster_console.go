@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"crypto/tls"
@@ -9,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
@@ -145,9 +147,8 @@ func (s *sessionTouches) due(id string) bool {
 }
 
 func (n *Node) touchSession(ck *http.Cookie) {
-	id, _ := n.Raft.Leader()
-	leader, ok := n.cfg.Cluster.peer(id)
-	if !ok || leader.API == "" || id == n.self.ID {
+	leader, ok := n.otherLeader()
+	if !ok {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -266,33 +267,15 @@ type presenceWire struct {
 }
 
 func (n *Node) leaderStates(ctx context.Context) ([]loa.DeviceState, error) {
-	id, _ := n.Raft.Leader()
-	leader, ok := n.cfg.Cluster.peer(id)
-	if !ok || leader.API == "" || id == n.self.ID {
+	leader, ok := n.otherLeader()
+	if !ok {
 		return nil, errors.New("no leader known")
-	}
-	secret, err := n.DB.ClusterSecret(ctx)
-	if err != nil || secret == "" {
-		return nil, fmt.Errorf("no cluster secret yet: %w", err)
 	}
 	rctx, cancel := context.WithTimeout(ctx, presenceEvery)
 	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodGet, leader.API+"/cluster/v1/presence", nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+secret)
-	res, err := n.blobClient().Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: HTTP %d", id, res.StatusCode)
-	}
 	var wire []presenceWire
-	if err := json.NewDecoder(res.Body).Decode(&wire); err != nil {
-		return nil, fmt.Errorf("%s: %w", id, err)
+	if err := n.clusterCall(rctx, leader, http.MethodGet, "/cluster/v1/presence", nil, &wire); err != nil {
+		return nil, err
 	}
 	out := make([]loa.DeviceState, len(wire))
 	for i, w := range wire {
@@ -355,9 +338,8 @@ func (n *Node) leaderProxy() http.Handler {
 		ErrorLog: slog.NewLogLogger(n.log.With("component", "proxy").Handler(), slog.LevelDebug),
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, _ := n.Raft.Leader()
-		leader, known := n.cfg.Cluster.peer(id)
-		if !known || leader.API == "" || id == n.cfg.Cluster.NodeID {
+		leader, known := n.otherLeader()
+		if !known {
 			w.Header().Set("Retry-After", "2")
 			api.WriteError(w, r, loa.Errorf(loa.EUNAVAILABLE, "node %s does not lead the cluster and no leader is known yet (an election may be under way); try again shortly", n.cfg.Cluster.NodeID))
 			return
@@ -369,7 +351,7 @@ func (n *Node) leaderProxy() http.Handler {
 			// then, which ends streams and reads at once).
 			ctx = context.WithoutCancel(ctx)
 		}
-		rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, targetKey{}, target{id, leader.API})))
+		rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, targetKey{}, target{leader.ID, leader.API})))
 	})
 }
 
@@ -496,10 +478,17 @@ func sameAlarm(a, b loa.Alarm) bool {
 // A cluster without a quorum has no leader: nothing is broadcast,
 // scheduled or changed, and no node can write an alarm. Each node notes
 // how long it saw no leader; when it sees one again after longer than an
-// election (noQuorumAfter), it tells the leader, which raises no_quorum
+// election (ClusterConfig.NoQuorumAfter), it tells the leader, which raises no_quorum
 // with the period and clears it at once: the notification rules tell
 // staff that the station was off air.
-const noQuorumAfter = 10 * time.Second
+const DefaultNoQuorumAfter = 10 * time.Second
+
+func (n *Node) noQuorumAfter() time.Duration {
+	if d := n.cfg.Cluster.NoQuorumAfter; d > 0 {
+		return d
+	}
+	return DefaultNoQuorumAfter
+}
 
 type leaderless struct {
 	mu    sync.Mutex
@@ -527,7 +516,7 @@ func (n *Node) watchLeaderless(ctx context.Context) {
 			n.noLeader.since = time.Time{}
 		}
 		n.noLeader.mu.Unlock()
-		if id != "" && !since.IsZero() && now.Sub(since) >= noQuorumAfter {
+		if id != "" && !since.IsZero() && now.Sub(since) >= n.noQuorumAfter() {
 			go n.reportLeaderless(ctx, since, now)
 		}
 	}
@@ -556,25 +545,11 @@ func (n *Node) reportLeaderless(ctx context.Context, from, to time.Time) {
 			n.raiseNoQuorum(m, rep)
 			return
 		}
-		id, _ := n.Raft.Leader()
-		leader, ok := n.cfg.Cluster.peer(id)
-		secret, err := n.DB.ClusterSecret(ctx)
-		if !ok || leader.API == "" || id == n.self.ID || err != nil || secret == "" {
+		leader, ok := n.otherLeader()
+		if !ok {
 			continue
 		}
-		body, _ := json.Marshal(rep)
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, leader.API+"/cluster/v1/leaderless", strings.NewReader(string(body)))
-		if err != nil {
-			return
-		}
-		req.Header.Set("Authorization", "Bearer "+secret)
-		req.Header.Set("Content-Type", "application/json")
-		res, err := n.blobClient().Do(req)
-		if err != nil {
-			continue
-		}
-		res.Body.Close()
-		if res.StatusCode == http.StatusNoContent {
+		if n.clusterCall(ctx, leader, http.MethodPost, "/cluster/v1/leaderless", rep, nil) == nil {
 			return
 		}
 	}
@@ -615,7 +590,7 @@ func (n *Node) raiseNoQuorum(m *Main, rep leaderlessReport) {
 	if err != nil {
 		zone = time.UTC
 	}
-	m.Alarms.RaiseStation(loa.AlarmNoQuorum, loa.SeverityCritical, d.Seconds(), noQuorumAfter.Seconds(), fmt.Sprintf(
+	m.Alarms.RaiseStation(loa.AlarmNoQuorum, loa.SeverityCritical, d.Seconds(), n.noQuorumAfter().Seconds(), fmt.Sprintf(
 		"controller cluster: no leader for %s, from %s to %s (seen by node %s): a quorum of nodes did not answer each other; nothing was broadcast, scheduled or changed meanwhile",
 		d, rep.From.In(zone).Format("02/01/2006 15:04:05"), rep.To.In(zone).Format("15:04:05"), rep.Node))
 	m.Alarms.ClearStation(loa.AlarmNoQuorum, "node "+n.self.ID+" leads again")
@@ -666,4 +641,52 @@ func (n *Node) acceptForwardedCert(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// otherLeader is the leader when it is another node with an API address.
+func (n *Node) otherLeader() (ClusterPeer, bool) {
+	id, _ := n.Raft.Leader()
+	p, ok := n.cfg.Cluster.peer(id)
+	return p, ok && p.API != "" && id != n.self.ID
+}
+
+// clusterCall sends a node-to-node request (the cluster secret as its
+// bearer) to peer p: body as JSON when not nil, a 2xx answer decoded
+// into out when not nil.
+func (n *Node) clusterCall(ctx context.Context, p ClusterPeer, method, path string, body, out any) error {
+	secret, err := n.DB.ClusterSecret(ctx)
+	if err != nil || secret == "" {
+		return fmt.Errorf("no cluster secret yet: %w", err)
+	}
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, p.API+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+secret)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := n.blobClient().Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode/100 != 2 {
+		return fmt.Errorf("%s %s: HTTP %d", p.ID, path, res.StatusCode)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(io.LimitReader(res.Body, 64<<20)).Decode(out); err != nil {
+		return fmt.Errorf("%s %s: %w", p.ID, path, err)
+	}
+	return nil
 }

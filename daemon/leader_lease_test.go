@@ -91,6 +91,7 @@ func runLease(t *testing.T, f *fakeVerify) *leaderLease {
 // A new lease is valid (the node was just elected) and, never confirmed,
 // lapses after leaseFor.
 func TestLeaderLeaseValidWhenCreated(t *testing.T) {
+	t.Parallel() // waits on the lease's clock only
 	created := time.Now()
 	l := newLeaderLease(func() error { t.Error("verify called without run"); return nil })
 	if !l.valid() {
@@ -105,6 +106,7 @@ func TestLeaderLeaseValidWhenCreated(t *testing.T) {
 // Confirmations keep the lease valid past leaseFor; verifies that fail
 // let it lapse; a later successful one makes it valid again.
 func TestLeaderLeaseLapsesWhileVerifyFails(t *testing.T) {
+	t.Parallel() // waits on the lease's clock only
 	f := newFakeVerify()
 	created := time.Now()
 	l := runLease(t, f)
@@ -121,6 +123,7 @@ func TestLeaderLeaseLapsesWhileVerifyFails(t *testing.T) {
 // asked: a confirmation asked more than leaseFor ago does not revive the
 // lease; the next, prompt one does.
 func TestLeaderLeaseLapsesWhileVerifyBlocks(t *testing.T) {
+	t.Parallel() // waits on the lease's clock only
 	f := newFakeVerify()
 	created := time.Now()
 	l := runLease(t, f)

@@ -74,6 +74,7 @@ func bindConfig(c *daemon.Config, fs *flag.FlagSet) {
 	fs.StringVar(&c.LiveTURNUser, "live-turn-user", c.LiveTURNUser, "the TURN server's user [LOA_LIVE_TURN_USER]")
 	fs.StringVar(&c.LiveTURNPass, "live-turn-pass", c.LiveTURNPass, "the TURN server's password [LOA_LIVE_TURN_PASS]")
 	fs.StringVar(&c.Cluster.RaftBind, "raft-bind", c.Cluster.RaftBind, "cluster: host:port Raft listens on [LOA_RAFT_BIND]")
+	fs.DurationVar(&c.Cluster.NoQuorumAfter, "cluster-no-quorum-after", daemon.DefaultNoQuorumAfter, "cluster: how long a node sees no leader before the period is recorded as the no_quorum alarm (longer than an election)")
 	fs.StringVar(&c.Cluster.RaftAdvertise, "raft-advertise", c.Cluster.RaftAdvertise, "cluster: host:port the other nodes reach Raft at (default: this node's raft= in -cluster-peer) [LOA_RAFT_ADVERTISE]")
 	fs.Func("cluster-peer", "a node of a controller cluster (docs/cluster.md), this one (-node-id) included, as id=n1,raft=host:port,api=URL,mqtt=URL[,witness]; repeat for each node; none: one controller, no Raft",
 		func(s string) error {
