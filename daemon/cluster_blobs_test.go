@@ -39,11 +39,7 @@ func TestClusterUploadWhileANodeIsDown(t *testing.T) {
 	began := time.Now()
 	ctx := context.Background()
 	nodes, lead := startCluster(t)
-	tok, err := os.ReadFile(filepath.Join(lead.data, "admin-token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	token := strings.TrimSpace(string(tok))
+	token := lead.adminToken(t)
 	var down, witness *clusterProc
 	for _, p := range nodes {
 		switch {
@@ -267,11 +263,7 @@ func TestClusterLeaderPullsWhatItLacks(t *testing.T) {
 	began := time.Now()
 	ctx := context.Background()
 	nodes, lead := startCluster(t)
-	tok, err := os.ReadFile(filepath.Join(lead.data, "admin-token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	token := strings.TrimSpace(string(tok))
+	token := lead.adminToken(t)
 	var down *clusterProc
 	for _, p := range nodes {
 		if !p.witness && p != lead {

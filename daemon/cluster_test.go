@@ -64,6 +64,16 @@ func (p *clusterProc) start(t *testing.T, bin string, peers []string) {
 	})
 }
 
+// adminToken is the admin token the node wrote when it first led.
+func (p *clusterProc) adminToken(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(p.data, "admin-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
 // role asks the node's /healthz: "leader" (the station's own answer),
 // "follower", or "" when it does not answer.
 func (p *clusterProc) role() (role, leader string) {
@@ -151,11 +161,7 @@ func TestClusterFailover(t *testing.T) {
 	}
 	ctx := context.Background()
 	nodes, lead := startCluster(t)
-	tok, err := os.ReadFile(filepath.Join(lead.data, "admin-token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	token := strings.TrimSpace(string(tok))
+	token := lead.adminToken(t)
 	// A follower answers reads itself and sends changes to the leader:
 	// the set-up below goes through it.
 	var follower *clusterProc
